@@ -1,0 +1,37 @@
+//! Raft replication for Alcor: openraft 0.9 wired to RocksDB storage, the
+//! pure `alcor_state_machine::State`, and a tonic gRPC peer transport.
+//!
+//! # Layout
+//! - [`types`]: the openraft type config (`Request`, `EntryResponse`, `Node`).
+//! - [`storage`]: RocksDB log store (group-committed fsyncs) and the
+//!   state-machine adapter (snapshots, applied-entry events).
+//! - [`network`] / [`server`]: the `alcor.raft.v1.RaftService` client and
+//!   server; [`convert`] is the only place protobuf types are touched.
+//! - [`node`]: [`RaftNode`], the facade the node binary, API gateway and
+//!   host-push build on.
+//! - [`codec`]: the versioned encoding of everything persisted or sent.
+//! - [`limits`]: every bound, named `*_max`.
+//!
+//! # Invariants
+//! - No business rules: openraft trait impls only delegate to
+//!   `State::apply`/`snapshot`/`restore`.
+//! - Durability: vote, truncate and purge are fsynced before returning; an
+//!   append is acknowledged to openraft only after a WAL fsync.
+//! - The applied state reaches disk only inside snapshots; restart loads
+//!   the latest snapshot and replays committed entries after it.
+//! - This is the only crate that depends on RocksDB or openraft.
+
+pub mod codec;
+pub mod convert;
+pub mod error;
+pub mod limits;
+pub mod network;
+pub mod node;
+pub mod server;
+pub mod storage;
+pub mod types;
+
+pub use error::{AdminError, ReadError, ShutdownError, StartError, WriteError};
+pub use node::{NodeMetrics, RaftListen, RaftNode, RaftNodeConfig};
+pub use storage::{AppliedEvent, StateView};
+pub use types::{EntryResponse, Node, NodeId, Request, Response, TypeConfig};

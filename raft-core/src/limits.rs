@@ -1,0 +1,26 @@
+//! Every bound raft-core enforces, in one place.
+
+/// Largest gRPC message a Raft peer sends or accepts. An AppendEntries batch
+/// (at most `max_payload_entries` entries) or a snapshot chunk must fit.
+pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Snapshot chunk size for InstallSnapshot; well below the message limit so
+/// the envelope and encoding overhead always fit.
+pub const SNAPSHOT_CHUNK_BYTES_MAX: u64 = 4 * 1024 * 1024;
+
+/// Appends waiting for the WAL flusher. When full, `append` waits: that is
+/// the backpressure from a slow disk to openraft.
+pub const APPEND_QUEUE_MAX: usize = 1024;
+
+/// Appends acknowledged by a single WAL fsync (group commit).
+pub const FLUSH_BATCH_MAX: usize = 256;
+
+/// Applied-entry events buffered for subscribers; a subscriber that falls
+/// further behind gets `RecvError::Lagged` and must resync.
+pub const APPLIED_EVENTS_MAX: usize = 4096;
+
+/// Attempts `client_write` makes when leadership moves under it.
+pub const WRITE_ATTEMPTS_MAX: u32 = 3;
+
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX * 2 <= GRPC_MESSAGE_BYTES_MAX as u64);
+const _: () = assert!(FLUSH_BATCH_MAX <= APPEND_QUEUE_MAX);

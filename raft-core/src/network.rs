@@ -1,0 +1,264 @@
+//! The client side of the Raft transport: one lazily connected tonic
+//! channel per peer, shared by openraft's replication and by the node's
+//! write forwarding and read-index requests.
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alcor_proto::raft::v1::raft_service_client::RaftServiceClient;
+use alcor_proto::raft::v1::RaftMessage;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::AnyError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::convert;
+use crate::limits::GRPC_MESSAGE_BYTES_MAX;
+use crate::types::{Node, NodeId, TypeConfig};
+
+/// Why a peer RPC failed before the peer could answer it.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The address is not a valid URI.
+    #[error("bad peer address {addr:?}: {reason}")]
+    BadAddress {
+        /// The address that was given.
+        addr: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The request could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] crate::codec::EncodeError),
+    /// Transport failure or an error status from the peer.
+    #[error("peer rpc failed: {0}")]
+    Status(#[from] Status),
+    /// No answer within the deadline.
+    #[error("peer rpc timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+impl PeerError {
+    /// True when the peer could not be reached at all (so retrying
+    /// elsewhere, or later, is reasonable).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            PeerError::Status(status) => status.code() == Code::Unavailable,
+            PeerError::BadAddress { .. } => true,
+            PeerError::Encode(_) | PeerError::Timeout(_) => false,
+        }
+    }
+}
+
+/// The channel cache: one lazily connected channel per peer address.
+#[derive(Debug, Default)]
+pub struct Peers {
+    channels: Mutex<BTreeMap<NodeId, (String, Channel)>>,
+}
+
+/// Which RaftService method to call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Method {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+    Forward,
+    ReadIndex,
+}
+
+impl Peers {
+    /// A client for `target` at `raft_addr`, reusing the cached channel
+    /// unless the address changed. Connecting happens on first use.
+    fn client(
+        &self,
+        target: NodeId,
+        raft_addr: &str,
+    ) -> Result<RaftServiceClient<Channel>, PeerError> {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let channel = match channels.get(&target) {
+            Some((addr, channel)) if addr == raft_addr => channel.clone(),
+            _ => {
+                let endpoint = Endpoint::from_shared(format!("http://{raft_addr}"))
+                    .map_err(|e| PeerError::BadAddress {
+                        addr: raft_addr.to_string(),
+                        reason: e.to_string(),
+                    })?
+                    .tcp_nodelay(true)
+                    .connect_timeout(Duration::from_secs(1));
+                let channel = endpoint.connect_lazy();
+                channels.insert(target, (raft_addr.to_string(), channel.clone()));
+                channel
+            }
+        };
+        Ok(RaftServiceClient::new(channel)
+            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
+    }
+
+    /// Sends `request` to `target` and decodes the reply's payload as `T`.
+    pub(crate) async fn call<Req: Serialize, T: DeserializeOwned>(
+        &self,
+        target: NodeId,
+        raft_addr: &str,
+        method: Method,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<T, PeerError> {
+        let mut client = self.client(target, raft_addr)?;
+        let mut grpc_request = tonic::Request::new(convert::to_message(request)?);
+        grpc_request.set_timeout(timeout);
+        let call = async {
+            match method {
+                Method::AppendEntries => client.append_entries(grpc_request).await,
+                Method::Vote => client.vote(grpc_request).await,
+                Method::InstallSnapshot => client.install_snapshot(grpc_request).await,
+                Method::Forward => client.forward(grpc_request).await,
+                Method::ReadIndex => client.read_index(grpc_request).await,
+            }
+        };
+        let reply: RaftMessage = tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| PeerError::Timeout(timeout))??
+            .into_inner();
+        Ok(convert::from_message(&reply)?)
+    }
+}
+
+/// openraft's network factory: hands out connections backed by [`Peers`].
+#[derive(Debug, Clone)]
+pub struct NetworkFactory {
+    id: NodeId,
+    peers: Arc<Peers>,
+}
+
+impl NetworkFactory {
+    /// A factory for node `id` sharing `peers`' channels.
+    pub fn new(id: NodeId, peers: Arc<Peers>) -> NetworkFactory {
+        NetworkFactory { id, peers }
+    }
+}
+
+/// A connection to one peer, as openraft sees it.
+#[derive(Debug)]
+pub struct Connection {
+    id: NodeId,
+    target: NodeId,
+    raft_addr: String,
+    peers: Arc<Peers>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, node: &Node) -> Connection {
+        Connection {
+            id: self.id,
+            target,
+            raft_addr: node.raft_addr.clone(),
+            peers: Arc::clone(&self.peers),
+        }
+    }
+}
+
+impl Connection {
+    /// One Raft RPC whose reply payload is `Result<T, RaftError<E>>`.
+    async fn raft_call<Req, T, E>(
+        &self,
+        method: Method,
+        action: RPCTypes,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<T, RPCError<NodeId, Node, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        T: DeserializeOwned,
+        E: Error + DeserializeOwned,
+    {
+        let timeout = option.hard_ttl();
+        let reply: Result<T, RaftError<NodeId, E>> = self
+            .peers
+            .call(self.target, &self.raft_addr, method, request, timeout)
+            .await
+            .map_err(|e| self.to_rpc_error(e, action, timeout))?;
+        reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
+    fn to_rpc_error<E: Error>(
+        &self,
+        error: PeerError,
+        action: RPCTypes,
+        timeout: Duration,
+    ) -> RPCError<NodeId, Node, E> {
+        match error {
+            PeerError::Timeout(_) => RPCError::Timeout(Timeout {
+                action,
+                id: self.id,
+                target: self.target,
+                timeout,
+            }),
+            PeerError::Status(status) if status.code() == Code::DeadlineExceeded => {
+                RPCError::Timeout(Timeout {
+                    action,
+                    id: self.id,
+                    target: self.target,
+                    timeout,
+                })
+            }
+            e if e.is_unreachable() => RPCError::Unreachable(Unreachable::new(&e)),
+            e => RPCError::Network(NetworkError::new(&AnyError::new(&e))),
+        }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Connection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        self.raft_call(
+            Method::AppendEntries,
+            RPCTypes::AppendEntries,
+            &rpc,
+            &option,
+        )
+        .await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.raft_call(
+            Method::InstallSnapshot,
+            RPCTypes::InstallSnapshot,
+            &rpc,
+            &option,
+        )
+        .await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        self.raft_call(Method::Vote, RPCTypes::Vote, &rpc, &option)
+            .await
+    }
+}

@@ -1,0 +1,601 @@
+//! `RaftNode`: one cluster member, ready to serve. It owns the openraft
+//! instance, its storage and the Raft gRPC server, and offers what the rest
+//! of Alcor needs: writes (forwarded to the leader), linearizable and stale
+//! reads, applied-entry events, membership changes and metrics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alcor_state_machine::{Proposal, State};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::raft::ClientWriteResponse;
+use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::error::{AdminError, ReadError, ShutdownError, StartError, WriteError};
+use crate::limits::{SNAPSHOT_CHUNK_BYTES_MAX, WRITE_ATTEMPTS_MAX};
+use crate::network::{Method, NetworkFactory, PeerError, Peers};
+use crate::server::RaftGrpc;
+use crate::storage::{self, AppliedEvent, DbClosed, LogStore, StateMachineStore, StateView};
+use crate::types::{EntryResponse, LogId, Node, NodeId, Raft, Request, Response, TypeConfig};
+
+/// How long `shutdown` waits for the gRPC server to drain.
+const SERVER_DRAIN_MS_MAX: u64 = 2_000;
+/// How long `shutdown` waits for the database to be closed.
+const DB_CLOSE_WAIT_MS_MAX: u64 = 5_000;
+/// Timeout of one snapshot chunk RPC (openraft's 200 ms default is too
+/// small for a loaded machine).
+const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 5_000;
+
+/// Where the Raft gRPC server listens.
+#[derive(Debug)]
+pub enum RaftListen {
+    /// Bind this address at start.
+    Addr(SocketAddr),
+    /// Use an already bound listener (tests bind port 0).
+    Listener(TcpListener),
+}
+
+/// Everything `RaftNode::start` needs.
+#[derive(Debug)]
+pub struct RaftNodeConfig {
+    /// This node's id; must be a key of `initial_members`.
+    pub node_id: NodeId,
+    /// Directory of this node's RocksDB (created if missing).
+    pub data_dir: PathBuf,
+    /// Where to serve `alcor.raft.v1.RaftService`.
+    pub raft_listen: RaftListen,
+    /// The static initial cluster (etcd `--initial-cluster` style): every
+    /// node gets the same map. Only the lowest id initializes, and only
+    /// when its log is empty.
+    pub initial_members: BTreeMap<NodeId, Node>,
+    /// Leader heartbeat period.
+    pub heartbeat_interval_ms: u64,
+    /// Lower bound of the randomized election timeout.
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout.
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many entries since the last one.
+    pub snapshot_logs_since_last: u64,
+    /// Entries kept in the log behind the latest snapshot (lets slightly
+    /// lagging followers catch up without a snapshot).
+    pub snapshot_logs_to_keep: u64,
+    /// Upper bound on one `client_write`/`read_linearizable`, forwarding
+    /// and waiting for a leader included.
+    pub request_timeout_ms: u64,
+}
+
+impl RaftNodeConfig {
+    /// A config with the defaults tuned for a loaded 2-core machine:
+    /// heartbeat 100 ms, elections 400–800 ms, a snapshot every 5000
+    /// entries keeping 1000 behind it, 5 s request timeout.
+    pub fn new(
+        node_id: NodeId,
+        data_dir: PathBuf,
+        raft_listen: RaftListen,
+        initial_members: BTreeMap<NodeId, Node>,
+    ) -> RaftNodeConfig {
+        RaftNodeConfig {
+            node_id,
+            data_dir,
+            raft_listen,
+            initial_members,
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+            snapshot_logs_since_last: 5_000,
+            snapshot_logs_to_keep: 1_000,
+            request_timeout_ms: 5_000,
+        }
+    }
+
+    fn raft_config(&self) -> Result<openraft::Config, StartError> {
+        let config = openraft::Config {
+            cluster_name: "alcor".to_string(),
+            heartbeat_interval: self.heartbeat_interval_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last),
+            snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES_MAX,
+            max_in_snapshot_log_to_keep: self.snapshot_logs_to_keep,
+            ..Default::default()
+        };
+        config
+            .validate()
+            .map_err(|e| StartError::Config(e.to_string()))
+    }
+}
+
+/// A point-in-time view of this node's Raft metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeMetrics {
+    /// This node.
+    pub id: NodeId,
+    /// Leader, follower, candidate, learner or shutdown.
+    pub state: ServerState,
+    /// The leader this node knows of.
+    pub leader: Option<NodeId>,
+    /// The current term.
+    pub term: u64,
+    /// Index of the last log entry.
+    pub last_log_index: Option<u64>,
+    /// Index of the last entry known committed.
+    pub committed_index: Option<u64>,
+    /// Index of the last entry applied to the state machine.
+    pub applied_index: Option<u64>,
+    /// Last index covered by the latest snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Last index purged from the log.
+    pub purged_index: Option<u64>,
+    /// Voting members (of the last config, joint configs flattened).
+    pub voters: BTreeSet<NodeId>,
+    /// Every member, learners included, with their addresses.
+    pub nodes: BTreeMap<NodeId, Node>,
+}
+
+/// A running cluster member.
+pub struct RaftNode {
+    id: NodeId,
+    raft: Raft,
+    view: StateView,
+    events: broadcast::Sender<AppliedEvent>,
+    committed: watch::Receiver<Option<LogId>>,
+    peers: Arc<Peers>,
+    request_timeout: Duration,
+    raft_addr: SocketAddr,
+    /// Lets `shutdown` wait until RocksDB is really closed.
+    db_closed: Option<DbClosed>,
+    server_stop: Option<oneshot::Sender<()>>,
+    server_task: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+impl std::fmt::Debug for RaftNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftNode")
+            .field("id", &self.id)
+            .field("raft_addr", &self.raft_addr)
+            .finish()
+    }
+}
+
+impl RaftNode {
+    /// Opens storage, starts Raft and its gRPC server, and bootstraps the
+    /// cluster if this is the lowest id of `initial_members` and its log is
+    /// empty (so a restart never re-initializes).
+    pub async fn start(config: RaftNodeConfig) -> Result<RaftNode, StartError> {
+        if !config.initial_members.contains_key(&config.node_id) {
+            return Err(StartError::Config(format!(
+                "node {} is not in initial_members",
+                config.node_id
+            )));
+        }
+        let raft_config = Arc::new(config.raft_config()?);
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StartError::DataDir(format!("{}: {e}", config.data_dir.display())))?;
+        let (db, db_closed) =
+            storage::open_db(&config.data_dir).map_err(|e| StartError::DataDir(e.to_string()))?;
+        let log_store =
+            LogStore::new(Arc::clone(&db)).map_err(|e| StartError::Storage(e.to_string()))?;
+        let committed = log_store.committed();
+        let state_machine =
+            StateMachineStore::open(db).map_err(|e| StartError::Storage(e.to_string()))?;
+        let view = state_machine.view();
+        let events = state_machine.events();
+
+        let peers = Arc::new(Peers::default());
+        let network = NetworkFactory::new(config.node_id, Arc::clone(&peers));
+        let raft = Raft::new(
+            config.node_id,
+            raft_config,
+            network,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+
+        let listener = match config.raft_listen {
+            RaftListen::Addr(addr) => TcpListener::bind(addr).await?,
+            RaftListen::Listener(listener) => listener,
+        };
+        let raft_addr = listener.local_addr()?;
+        let (server_stop, stop_rx) = oneshot::channel();
+        let service = RaftGrpc::service(raft.clone());
+        let server_task = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                )
+                .await
+        });
+
+        let node = RaftNode {
+            id: config.node_id,
+            raft,
+            view,
+            events,
+            committed,
+            peers,
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            raft_addr,
+            db_closed: Some(db_closed),
+            server_stop: Some(server_stop),
+            server_task: Some(server_task),
+        };
+        node.bootstrap(config.initial_members).await?;
+        Ok(node)
+    }
+
+    async fn bootstrap(&self, members: BTreeMap<NodeId, Node>) -> Result<(), StartError> {
+        let lowest = members.keys().next().copied();
+        if lowest != Some(self.id) {
+            return Ok(());
+        }
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        if initialized {
+            return Ok(());
+        }
+        tracing::info!(node_id = self.id, ?members, "initializing cluster");
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            // Someone else initialized it already: that is the goal.
+            Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(StartError::Raft(e.to_string())),
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The address the Raft gRPC server is bound to.
+    pub fn raft_addr(&self) -> SocketAddr {
+        self.raft_addr
+    }
+
+    /// The underlying openraft handle, for waiting on metrics in tests and
+    /// tools. Writes and reads should go through `RaftNode`.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// The leader this node currently knows of, with its addresses.
+    pub fn leader(&self) -> Option<(NodeId, Node)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader_id = metrics.current_leader?;
+        let node = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader_id)?
+            .clone();
+        Some((leader_id, node))
+    }
+
+    /// Commits `proposal` and returns the state machine's verdict. On a
+    /// follower the proposal is forwarded to the leader's Raft port.
+    /// Rejections are in `Response::result`, not errors.
+    pub async fn client_write(&self, proposal: Proposal) -> Result<Response, WriteError> {
+        let request = Request::Apply(proposal);
+        let deadline = Instant::now() + self.request_timeout;
+        tokio::time::timeout_at(deadline, self.write_with_retries(&request, deadline))
+            .await
+            .map_err(|_| WriteError::Timeout)?
+    }
+
+    async fn write_with_retries(
+        &self,
+        request: &Request,
+        deadline: Instant,
+    ) -> Result<Response, WriteError> {
+        for _ in 0..WRITE_ATTEMPTS_MAX {
+            let result = match self.wait_for_leader(deadline).await {
+                None => return Err(WriteError::NoLeader),
+                Some((leader_id, _)) if leader_id == self.id => {
+                    self.raft.client_write(request.clone()).await
+                }
+                Some((leader_id, leader)) => {
+                    let timeout = deadline.saturating_duration_since(Instant::now());
+                    self.peers
+                        .call(
+                            leader_id,
+                            &leader.raft_addr,
+                            Method::Forward,
+                            request,
+                            timeout,
+                        )
+                        .await
+                        .map_err(|e| peer_write_error(leader_id, e))?
+                }
+            };
+            match result {
+                Ok(response) => return into_response(response),
+                // Not appended anywhere: leadership moved; ask again.
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => continue,
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                    return Err(WriteError::Fatal(format!(
+                        "unexpected membership error: {e}"
+                    )));
+                }
+                Err(RaftError::Fatal(e)) => return Err(WriteError::Fatal(e.to_string())),
+            }
+        }
+        Err(WriteError::NoLeader)
+    }
+
+    /// Waits until some leader is known or `deadline` passes.
+    async fn wait_for_leader(&self, deadline: Instant) -> Option<(NodeId, Node)> {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Some(leader) = self.leader() {
+                return Some(leader);
+            }
+            match tokio::time::timeout_at(deadline, metrics.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// Runs `read` on a state that reflects every write acknowledged before
+    /// this call (ReadIndex). The leader confirms its leadership with a
+    /// quorum and waits for its own apply; a follower asks the leader for
+    /// the read index over the Raft port, waits for its local apply to
+    /// reach it, then reads locally.
+    pub async fn read_linearizable<R>(
+        &self,
+        read: impl FnOnce(&State) -> R,
+    ) -> Result<R, ReadError> {
+        let deadline = Instant::now() + self.request_timeout;
+        let read_index = tokio::time::timeout_at(deadline, self.read_index(deadline))
+            .await
+            .map_err(|_| ReadError::Timeout)??;
+        if let Some(index) = read_index {
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            self.raft
+                .wait(Some(timeout))
+                .applied_index_at_least(Some(index), "read index")
+                .await
+                .map_err(|e| match e {
+                    openraft::metrics::WaitError::Timeout(..) => ReadError::Timeout,
+                    openraft::metrics::WaitError::ShuttingDown => {
+                        ReadError::Fatal("shutting down".to_string())
+                    }
+                })?;
+        }
+        self.view
+            .read(read)
+            .map_err(|e| ReadError::Fatal(e.to_string()))
+    }
+
+    /// The log index a linearizable read must wait for.
+    async fn read_index(&self, deadline: Instant) -> Result<Option<u64>, ReadError> {
+        let Some((leader_id, leader)) = self.wait_for_leader(deadline).await else {
+            return Err(ReadError::NoLeader);
+        };
+        let result: Result<Option<LogId>, RaftError<NodeId, CheckIsLeaderError<NodeId, Node>>> =
+            if leader_id == self.id {
+                self.raft
+                    .get_read_log_id()
+                    .await
+                    .map(|(read_log_id, _)| read_log_id)
+            } else {
+                let timeout = deadline.saturating_duration_since(Instant::now());
+                self.peers
+                    .call(
+                        leader_id,
+                        &leader.raft_addr,
+                        Method::ReadIndex,
+                        &(),
+                        timeout,
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        PeerError::Timeout(_) => ReadError::Timeout,
+                        e => ReadError::LeaderUnreachable {
+                            leader_id,
+                            reason: e.to_string(),
+                        },
+                    })?
+            };
+        match result {
+            Ok(read_log_id) => Ok(read_log_id.map(|id| id.index)),
+            // Leadership moved between our lookup and the check.
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+                Err(ReadError::NoLeader)
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+                Err(ReadError::NoQuorum(e.to_string()))
+            }
+            Err(RaftError::Fatal(e)) => Err(ReadError::Fatal(e.to_string())),
+        }
+    }
+
+    /// Runs `read` on this node's state as applied so far, which may lag
+    /// the leader (and, on a partitioned node, lag arbitrarily).
+    pub fn read_stale<R>(&self, read: impl FnOnce(&State) -> R) -> Result<R, ReadError> {
+        self.view
+            .read(read)
+            .map_err(|e| ReadError::Fatal(e.to_string()))
+    }
+
+    /// Subscribes to applied-entry events from now on. A receiver that
+    /// falls `APPLIED_EVENTS_MAX` behind gets `RecvError::Lagged` and must
+    /// resync from the state (`read_stale`/`read_linearizable`).
+    pub fn subscribe_applied(&self) -> broadcast::Receiver<AppliedEvent> {
+        self.events.subscribe()
+    }
+
+    /// Adds (or updates) a non-voting member and waits until it has caught
+    /// up with the leader's log. Leader only.
+    pub async fn add_learner(&self, id: NodeId, node: Node) -> Result<u64, AdminError> {
+        let response = self
+            .raft
+            .add_learner(id, node, true)
+            .await
+            .map_err(admin_error)?;
+        Ok(response.log_id.index)
+    }
+
+    /// Changes the voter set to exactly `voters` (each must already be a
+    /// member). Removed voters stay learners if `retain`. Leader only.
+    pub async fn change_membership(
+        &self,
+        voters: BTreeSet<NodeId>,
+        retain: bool,
+    ) -> Result<u64, AdminError> {
+        let changes = ChangeMembers::ReplaceAllVoters(voters);
+        let response = self
+            .raft
+            .change_membership(changes, retain)
+            .await
+            .map_err(admin_error)?;
+        Ok(response.log_id.index)
+    }
+
+    /// Removes `id` from the cluster entirely (voter and node). Leader only.
+    pub async fn remove_member(&self, id: NodeId) -> Result<u64, AdminError> {
+        let ids = BTreeSet::from([id]);
+        let is_voter = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            metrics
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|v| v == id)
+        };
+        if is_voter {
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters(ids.clone()), false)
+                .await
+                .map_err(admin_error)?;
+        }
+        let response = self
+            .raft
+            .change_membership(ChangeMembers::RemoveNodes(ids), false)
+            .await
+            .map_err(admin_error)?;
+        Ok(response.log_id.index)
+    }
+
+    /// Asks openraft to build a snapshot now (it also purges the log behind
+    /// it per `snapshot_logs_to_keep`). Returns once the request is queued.
+    pub async fn trigger_snapshot(&self) -> Result<(), AdminError> {
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| AdminError::Fatal(e.to_string()))
+    }
+
+    /// A snapshot of this node's Raft metrics.
+    pub fn metrics(&self) -> NodeMetrics {
+        let committed_index = self.committed.borrow().map(|id| id.index);
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        NodeMetrics {
+            id: m.id,
+            state: m.state,
+            leader: m.current_leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            committed_index,
+            applied_index: m.last_applied.map(|id| id.index),
+            snapshot_index: m.snapshot.map(|id| id.index),
+            purged_index: m.purged.map(|id| id.index),
+            voters: membership.voter_ids().collect(),
+            nodes: membership
+                .nodes()
+                .map(|(id, node)| (*id, node.clone()))
+                .collect(),
+        }
+    }
+
+    /// Stops Raft and the gRPC server, then waits until the database is
+    /// closed so the same data dir can be reopened (e.g. a restart test).
+    pub async fn shutdown(mut self) -> Result<(), ShutdownError> {
+        let raft_result = self.raft.shutdown().await;
+        if let Some(stop) = self.server_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.server_task.take() {
+            let drain = Duration::from_millis(SERVER_DRAIN_MS_MAX);
+            if tokio::time::timeout(drain, &mut task).await.is_err() {
+                task.abort();
+            }
+        }
+        let db_closed = self.db_closed.take();
+        drop(self);
+        raft_result.map_err(|e| ShutdownError::Raft(e.to_string()))?;
+        if let Some(db_closed) = db_closed {
+            let wait = Duration::from_millis(DB_CLOSE_WAIT_MS_MAX);
+            tokio::time::timeout(wait, db_closed.wait())
+                .await
+                .map_err(|_| ShutdownError::DbStillOpen(DB_CLOSE_WAIT_MS_MAX))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RaftNode {
+    fn drop(&mut self) {
+        if let Some(stop) = self.server_stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn into_response(response: ClientWriteResponse<TypeConfig>) -> Result<Response, WriteError> {
+    match response.data {
+        EntryResponse::Applied(result) => Ok(Response {
+            log_index: response.log_id.index,
+            result,
+        }),
+        other => Err(WriteError::Fatal(format!(
+            "proposal at log index {} produced {other:?}",
+            response.log_id.index
+        ))),
+    }
+}
+
+fn peer_write_error(leader_id: NodeId, error: PeerError) -> WriteError {
+    match error {
+        PeerError::Timeout(_) => WriteError::Timeout,
+        e => WriteError::LeaderUnreachable {
+            leader_id,
+            reason: e.to_string(),
+        },
+    }
+}
+
+fn admin_error(error: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> AdminError {
+    match error {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => AdminError::NotLeader {
+            leader_id: f.leader_id,
+            leader_node: f.leader_node,
+        },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            AdminError::Rejected(e.to_string())
+        }
+        RaftError::Fatal(e) => AdminError::Fatal(e.to_string()),
+    }
+}

@@ -1,0 +1,280 @@
+//! The Raft log on RocksDB, with group-committed fsyncs.
+//!
+//! Durability contract (openraft storage v2):
+//! - `save_vote`, `truncate` and `purge` are synced writes: on disk before
+//!   they return;
+//! - `append` writes unsynced (entries are readable at once) and hands the
+//!   completion callback to one flusher thread, which drains every queued
+//!   callback, issues a single `flush_wal(true)` for all of them, then fires
+//!   them in order. Many appends therefore share one fsync;
+//! - `save_committed` is unsynced: the commit index is a hint that lets a
+//!   restarted node replay up to it, and any later synced write or WAL flush
+//!   persists it.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{AnyError, OptionalSend, RaftLogReader, StorageIOError};
+use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
+use tokio::sync::{mpsc, watch};
+
+use super::{cf, synced, Db, CF_LOGS, CF_META};
+use crate::codec;
+use crate::limits::{APPEND_QUEUE_MAX, FLUSH_BATCH_MAX};
+use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_COMMITTED: &[u8] = b"committed";
+const KEY_LAST_PURGED: &[u8] = b"last_purged";
+
+/// The log store handed to openraft.
+pub struct LogStore {
+    db: Arc<Db>,
+    /// Append callbacks waiting for the flusher's fsync (bounded).
+    flush_tx: mpsc::Sender<LogFlushed<TypeConfig>>,
+    /// The last commit index openraft reported, for metrics.
+    committed_tx: watch::Sender<Option<LogId>>,
+}
+
+/// A read-only view of the log, used by openraft's replication tasks.
+#[derive(Clone)]
+pub struct LogReader {
+    db: Arc<Db>,
+}
+
+impl LogStore {
+    /// Wraps an open database and starts its WAL flusher thread. The
+    /// thread exits once the store is dropped.
+    pub fn new(db: Arc<Db>) -> Result<LogStore, StorageError> {
+        let (flush_tx, flush_rx) = mpsc::channel(APPEND_QUEUE_MAX);
+        let flusher_db = Arc::clone(&db);
+        std::thread::Builder::new()
+            .name("raft-wal-flusher".to_string())
+            .spawn(move || run_flusher(&flusher_db, flush_rx))
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        let committed = read_meta::<LogId>(&db, KEY_COMMITTED)?;
+        let (committed_tx, _) = watch::channel(committed);
+        Ok(LogStore {
+            db,
+            flush_tx,
+            committed_tx,
+        })
+    }
+
+    /// Follows the commit index openraft persists through this store.
+    pub fn committed(&self) -> watch::Receiver<Option<LogId>> {
+        self.committed_tx.subscribe()
+    }
+}
+
+/// Fsyncs the WAL once per batch of queued appends, then acknowledges them
+/// in the order they were queued.
+fn run_flusher(db: &DB, mut rx: mpsc::Receiver<LogFlushed<TypeConfig>>) {
+    let mut batch = Vec::with_capacity(FLUSH_BATCH_MAX);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < FLUSH_BATCH_MAX {
+            match rx.try_recv() {
+                Ok(callback) => batch.push(callback),
+                Err(_) => break,
+            }
+        }
+        let result = db.flush_wal(true).map_err(|e| e.into_string());
+        for callback in batch.drain(..) {
+            let result = result.clone().map_err(io::Error::other);
+            callback.log_io_completed(result);
+        }
+    }
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn index_from_key(key: &[u8]) -> Result<u64, StorageError> {
+    let bytes: [u8; 8] = key.try_into().map_err(|_| {
+        let msg = format!("log key has {} bytes, want 8", key.len());
+        StorageIOError::read_logs(AnyError::error(msg))
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn read_meta<T: serde::de::DeserializeOwned>(
+    db: &DB,
+    key: &[u8],
+) -> Result<Option<T>, StorageError> {
+    let bytes = db
+        .get_cf(cf(db, CF_META)?, key)
+        .map_err(|e| StorageIOError::read(&e))?;
+    match bytes {
+        None => Ok(None),
+        Some(bytes) => {
+            let value = codec::decode_record(&bytes).map_err(|e| StorageIOError::read(&e))?;
+            Ok(Some(value))
+        }
+    }
+}
+
+fn read_entries<RB: RangeBounds<u64>>(db: &DB, range: RB) -> Result<Vec<Entry>, StorageError> {
+    let start = match range.start_bound() {
+        Bound::Included(&i) => i,
+        Bound::Excluded(&i) => match i.checked_add(1) {
+            Some(i) => i,
+            None => return Ok(Vec::new()),
+        },
+        Bound::Unbounded => 0,
+    };
+    let key = index_key(start);
+    let iter = db.iterator_cf(
+        cf(db, CF_LOGS)?,
+        IteratorMode::From(&key, Direction::Forward),
+    );
+    let mut entries = Vec::new();
+    for item in iter {
+        let (key, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
+        let index = index_from_key(&key)?;
+        if !range.contains(&index) {
+            break;
+        }
+        let entry: Entry = codec::decode_record(&value)
+            .map_err(|e| StorageIOError::read_log_at_index(index, &e))?;
+        if entry.log_id.index != index {
+            let msg = format!("entry at key {index} has index {}", entry.log_id.index);
+            return Err(StorageIOError::read_log_at_index(index, AnyError::error(msg)).into());
+        }
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+impl RaftLogReader<TypeConfig> for LogReader {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        read_entries(&self.db, range)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        read_entries(&self.db, range)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogReader;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged_log_id = read_meta::<LogId>(&self.db, KEY_LAST_PURGED)?;
+        let mut iter = self
+            .db
+            .iterator_cf(cf(&self.db, CF_LOGS)?, IteratorMode::End);
+        let last_log_id = match iter.next() {
+            None => last_purged_log_id,
+            Some(item) => {
+                let (key, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
+                let index = index_from_key(&key)?;
+                let entry: Entry = codec::decode_record(&value)
+                    .map_err(|e| StorageIOError::read_log_at_index(index, &e))?;
+                Some(entry.log_id)
+            }
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> LogReader {
+        LogReader {
+            db: Arc::clone(&self.db),
+        }
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        let bytes = codec::encode_record(vote).map_err(|e| StorageIOError::write_vote(&e))?;
+        let meta = cf(&self.db, CF_META)?;
+        self.db
+            .put_cf_opt(meta, KEY_VOTE, bytes, &synced())
+            .map_err(|e| StorageIOError::write_vote(&e))?;
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        read_meta(&self.db, KEY_VOTE)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let meta = cf(&self.db, CF_META)?;
+        match &committed {
+            Some(log_id) => {
+                let bytes = codec::encode_record(log_id).map_err(|e| StorageIOError::write(&e))?;
+                self.db.put_cf(meta, KEY_COMMITTED, bytes)
+            }
+            None => self.db.delete_cf(meta, KEY_COMMITTED),
+        }
+        .map_err(|e| StorageIOError::write(&e))?;
+        self.committed_tx.send_replace(committed);
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        read_meta(&self.db, KEY_COMMITTED)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let logs = cf(&self.db, CF_LOGS)?;
+        let mut batch = WriteBatch::default();
+        for entry in entries {
+            let bytes = codec::encode_record(&entry)
+                .map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
+            batch.put_cf(logs, index_key(entry.log_id.index), bytes);
+        }
+        self.db
+            .write(batch)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        // Readable now; durable once the flusher has fsynced the WAL.
+        self.flush_tx.send(callback).await.map_err(|_| {
+            StorageIOError::write_logs(AnyError::error("WAL flusher thread has stopped"))
+        })?;
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let logs = cf(&self.db, CF_LOGS)?;
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(logs, index_key(log_id.index), index_key(u64::MAX));
+        batch.delete_cf(logs, index_key(u64::MAX));
+        self.db
+            .write_opt(batch, &synced())
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let bytes = codec::encode_record(&log_id).map_err(|e| StorageIOError::write_logs(&e))?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf(&self.db, CF_META)?, KEY_LAST_PURGED, bytes);
+        let end = log_id.index.saturating_add(1);
+        batch.delete_range_cf(cf(&self.db, CF_LOGS)?, index_key(0), index_key(end));
+        self.db
+            .write_opt(batch, &synced())
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+}

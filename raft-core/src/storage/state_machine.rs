@@ -1,0 +1,320 @@
+//! The openraft state-machine adapter around `alcor_state_machine::State`.
+//!
+//! Architecture Invariant: no business rules here. `apply` hands each
+//! proposal to `State::apply` and reports what it returned; snapshots are
+//! `State::snapshot`/`State::restore` bytes plus openraft's bookkeeping.
+//!
+//! The applied state lives in memory behind a std `RwLock` (never held
+//! across an `.await`) and reaches disk only as snapshots in the `sm`
+//! column family.
+
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use alcor_state_machine::{HostDiff, State};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
+use rocksdb::DB;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::{cf, synced, Db, CF_SM};
+use crate::codec;
+use crate::limits::APPLIED_EVENTS_MAX;
+use crate::types::{
+    Entry, EntryResponse, LogId, Request, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
+
+const KEY_SNAPSHOT: &[u8] = b"snapshot";
+
+/// Published for every applied log entry, in log order.
+#[derive(Debug, Clone)]
+pub enum AppliedEvent {
+    /// An entry was applied. `diffs` is empty for blank and membership
+    /// entries and for proposals that changed no host's goal state.
+    Entry {
+        /// The applied entry's log index.
+        log_index: u64,
+        /// Per-host changes the state machine reported.
+        diffs: Arc<[HostDiff]>,
+    },
+    /// The state was replaced by a snapshot from the leader: per-entry
+    /// diffs up to `log_index` will never be published, so every
+    /// subscriber must resync from the state itself.
+    SnapshotInstalled {
+        /// The last log index the snapshot covers.
+        log_index: u64,
+    },
+}
+
+/// The state plus the openraft bookkeeping that must change with it.
+struct Applied {
+    state: State,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+/// A snapshot as persisted in the `sm` column family.
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta,
+    /// `State::snapshot()` bytes.
+    data: Vec<u8>,
+}
+
+/// The state was poisoned by a panic while it was being mutated; it can no
+/// longer be trusted and the node must restart from its snapshot and log.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("state machine poisoned by an earlier panic")]
+pub struct StatePoisoned;
+
+/// Read access to the applied state, shared with the state machine.
+#[derive(Clone)]
+pub struct StateView {
+    applied: Arc<RwLock<Applied>>,
+}
+
+impl StateView {
+    /// Runs `read` against the current state. The lock is held only for the
+    /// duration of the call, so `read` must be quick and must not block.
+    pub fn read<R>(&self, read: impl FnOnce(&State) -> R) -> Result<R, StatePoisoned> {
+        let applied = self.applied.read().map_err(|_| StatePoisoned)?;
+        Ok(read(&applied.state))
+    }
+
+    /// The last log index applied (including blank/membership entries).
+    pub fn applied_index(&self) -> Result<Option<u64>, StatePoisoned> {
+        let applied = self.applied.read().map_err(|_| StatePoisoned)?;
+        Ok(applied.last_applied.map(|id| id.index))
+    }
+}
+
+/// The state machine handed to openraft.
+pub struct StateMachineStore {
+    db: Arc<Db>,
+    applied: Arc<RwLock<Applied>>,
+    events: broadcast::Sender<AppliedEvent>,
+    /// Serializes snapshot persistence so an older snapshot never
+    /// overwrites a newer one.
+    persist_lock: Arc<Mutex<()>>,
+    /// Makes snapshot ids unique within this process.
+    snapshot_seq: Arc<AtomicU64>,
+}
+
+/// Builds a snapshot of the current state; runs beside `apply`.
+pub struct SnapshotBuilder {
+    db: Arc<Db>,
+    applied: Arc<RwLock<Applied>>,
+    persist_lock: Arc<Mutex<()>>,
+    snapshot_seq: Arc<AtomicU64>,
+}
+
+fn poisoned() -> StorageError {
+    StorageIOError::read_state_machine(AnyError::new(&StatePoisoned)).into()
+}
+
+impl StateMachineStore {
+    /// Loads the latest snapshot from `db` (or starts empty). openraft then
+    /// replays the committed log entries after it.
+    pub fn open(db: Arc<Db>) -> Result<StateMachineStore, StorageError> {
+        let applied = match read_snapshot(&db)? {
+            None => Applied {
+                state: State::new(),
+                last_applied: None,
+                membership: StoredMembership::default(),
+            },
+            Some(stored) => restore(&stored)?,
+        };
+        let (events, _) = broadcast::channel(APPLIED_EVENTS_MAX);
+        Ok(StateMachineStore {
+            db,
+            applied: Arc::new(RwLock::new(applied)),
+            events,
+            persist_lock: Arc::new(Mutex::new(())),
+            snapshot_seq: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// A shared read handle on the applied state.
+    pub fn view(&self) -> StateView {
+        StateView {
+            applied: Arc::clone(&self.applied),
+        }
+    }
+
+    /// A sender to subscribe to applied-entry events from.
+    pub fn events(&self) -> broadcast::Sender<AppliedEvent> {
+        self.events.clone()
+    }
+}
+
+fn read_snapshot(db: &DB) -> Result<Option<StoredSnapshot>, StorageError> {
+    let bytes = db
+        .get_cf(cf(db, CF_SM)?, KEY_SNAPSHOT)
+        .map_err(|e| StorageIOError::read(&e))?;
+    match bytes {
+        None => Ok(None),
+        Some(bytes) => {
+            let stored = codec::decode_record(&bytes)
+                .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+            Ok(Some(stored))
+        }
+    }
+}
+
+/// Rebuilds the applied state from a snapshot.
+fn restore(stored: &StoredSnapshot) -> Result<Applied, StorageError> {
+    let signature = Some(stored.meta.signature());
+    let state = State::restore(&stored.data)
+        .map_err(|e| StorageIOError::read_snapshot(signature.clone(), AnyError::error(e)))?;
+    // The state only sees proposal entries, so it may lag the snapshot's
+    // last log id (blank/membership entries) but never lead it.
+    let snapshot_index = stored.meta.last_log_id.map_or(0, |id| id.index);
+    if state.applied_index() > snapshot_index {
+        let msg = format!(
+            "snapshot state applied index {} > snapshot last log index {snapshot_index}",
+            state.applied_index()
+        );
+        return Err(StorageIOError::read_snapshot(signature, AnyError::error(msg)).into());
+    }
+    Ok(Applied {
+        state,
+        last_applied: stored.meta.last_log_id,
+        membership: stored.meta.last_membership.clone(),
+    })
+}
+
+/// Persists `stored` (synced) unless a snapshot at least as new is there.
+fn persist_snapshot(
+    db: &DB,
+    persist_lock: &Mutex<()>,
+    stored: &StoredSnapshot,
+) -> Result<(), StorageError> {
+    let signature = Some(stored.meta.signature());
+    let _guard = persist_lock.lock().map_err(|_| poisoned())?;
+    if let Some(current) = read_snapshot(db)? {
+        if current.meta.last_log_id >= stored.meta.last_log_id {
+            return Ok(());
+        }
+    }
+    let bytes = codec::encode_record(stored)
+        .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
+    db.put_cf_opt(cf(db, CF_SM)?, KEY_SNAPSHOT, bytes, &synced())
+        .map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
+    Ok(())
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let (data, last_log_id, last_membership) = {
+            let applied = self.applied.read().map_err(|_| poisoned())?;
+            (
+                applied.state.snapshot(),
+                applied.last_applied,
+                applied.membership.clone(),
+            )
+        };
+        let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let snapshot_id = match last_log_id {
+            Some(id) => format!("{}-{}-{seq}", id.leader_id, id.index),
+            None => format!("none-{seq}"),
+        };
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
+        let stored = StoredSnapshot { meta, data };
+        persist_snapshot(&self.db, &self.persist_lock, &stored)?;
+        Ok(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let applied = self.applied.read().map_err(|_| poisoned())?;
+        Ok((applied.last_applied, applied.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<EntryResponse>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut responses = Vec::new();
+        let mut events = Vec::new();
+        {
+            let mut applied = self.applied.write().map_err(|_| poisoned())?;
+            for entry in entries {
+                let log_index = entry.log_id.index;
+                applied.last_applied = Some(entry.log_id);
+                let (response, diffs) = match entry.payload {
+                    EntryPayload::Blank => (EntryResponse::Blank, Vec::new()),
+                    EntryPayload::Normal(Request::Apply(proposal)) => {
+                        let outcome = applied.state.apply(log_index, &proposal);
+                        (EntryResponse::Applied(outcome.result), outcome.diffs)
+                    }
+                    EntryPayload::Membership(membership) => {
+                        applied.membership = StoredMembership::new(Some(entry.log_id), membership);
+                        (EntryResponse::Membership, Vec::new())
+                    }
+                };
+                responses.push(response);
+                events.push(AppliedEvent::Entry {
+                    log_index,
+                    diffs: diffs.into(),
+                });
+            }
+        }
+        for event in events {
+            // No subscribers is fine; lagging subscribers detect it themselves.
+            let _ = self.events.send(event);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder {
+            db: Arc::clone(&self.db),
+            applied: Arc::clone(&self.applied),
+            persist_lock: Arc::clone(&self.persist_lock),
+            snapshot_seq: Arc::clone(&self.snapshot_seq),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: snapshot.into_inner(),
+        };
+        let restored = restore(&stored)?;
+        persist_snapshot(&self.db, &self.persist_lock, &stored)?;
+        *self.applied.write().map_err(|_| poisoned())? = restored;
+        let log_index = meta.last_log_id.map_or(0, |id| id.index);
+        let _ = self
+            .events
+            .send(AppliedEvent::SnapshotInstalled { log_index });
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        Ok(read_snapshot(&self.db)?.map(|stored| Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        }))
+    }
+}

@@ -1,0 +1,474 @@
+//! Commands (what the log carries), their replies, and the typed rejections.
+//!
+//! A [`Proposal`] is what the leader appends: the command plus the leader's clock
+//! reading. Updates and deletes may carry `expected_revision` for compare-and-set.
+
+use crate::ids::{HostId, Id, ProjectId};
+use crate::model::{
+    AddressPair, AllocationPool, Direction, EtherType, HostStatus, Mac, PortStatus, Quota,
+    ResourceKind, Route,
+};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// One log entry's payload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// Leader-stamped wall-clock time, ms since the epoch.
+    pub time_ms: u64,
+    /// What to do.
+    pub command: Command,
+}
+
+/// Gateway choice for a new subnet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum GatewaySpec {
+    /// The first host address of the CIDR.
+    #[default]
+    Default,
+    /// No gateway.
+    Disabled,
+    /// This address.
+    Ip(IpAddr),
+}
+
+/// One requested fixed IP of a new port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixedIpRequest {
+    /// Subnet to allocate from; `None` means any subnet of the network holding `ip_address`.
+    pub subnet_id: Option<Id>,
+    /// Address wanted; `None` means allocate one.
+    pub ip_address: Option<IpAddr>,
+}
+
+/// Everything needed to create one port.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PortSpec {
+    /// ID of the new port.
+    pub id: Id,
+    /// Owning project.
+    pub project_id: ProjectId,
+    /// The VPC.
+    pub network_id: Id,
+    /// Display name.
+    pub name: String,
+    /// Requested addresses; empty means one address from the first subnet with room.
+    pub fixed_ips: Vec<FixedIpRequest>,
+    /// Requested MAC; `None` means allocate one with the `fa:16:3e` prefix.
+    pub mac_address: Option<Mac>,
+    /// Binding host.
+    pub binding_host: Option<HostId>,
+    /// Device ID.
+    pub device_id: String,
+    /// Device owner.
+    pub device_owner: String,
+    /// Security groups; `None` means the project's default group, `Some(vec![])` none.
+    pub security_groups: Option<Vec<Id>>,
+    /// Allowed address pairs.
+    pub allowed_address_pairs: Vec<AddressPair>,
+    /// Administrative state.
+    pub admin_state_up: bool,
+}
+
+/// Fields a port update may change; `None` leaves a field alone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct PortUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New binding host (`Some(None)` unbinds).
+    pub binding_host: Option<Option<HostId>>,
+    /// New device ID.
+    pub device_id: Option<String>,
+    /// New device owner.
+    pub device_owner: Option<String>,
+    /// New security groups.
+    pub security_groups: Option<Vec<Id>>,
+    /// New allowed address pairs.
+    pub allowed_address_pairs: Option<Vec<AddressPair>>,
+    /// New administrative state.
+    pub admin_state_up: Option<bool>,
+}
+
+/// Fields a subnet update may change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct SubnetUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New gateway (`Some(None)` removes it).
+    pub gateway_ip: Option<Option<IpAddr>>,
+    /// New pools.
+    pub allocation_pools: Option<Vec<AllocationPool>>,
+    /// New DHCP flag.
+    pub enable_dhcp: Option<bool>,
+    /// New DNS servers.
+    pub dns_nameservers: Option<Vec<IpAddr>>,
+    /// New host routes.
+    pub host_routes: Option<Vec<Route>>,
+}
+
+/// A state-machine command. IDs of new resources are chosen before proposing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs, reason = "field names are the documentation; see the resource types")]
+pub enum Command {
+    /// Register a hypervisor.
+    CreateHost { id: HostId, project_id: ProjectId, underlay_ip: IpAddr },
+    /// Change a host's underlay address or status.
+    UpdateHost {
+        id: HostId,
+        underlay_ip: Option<IpAddr>,
+        status: Option<HostStatus>,
+        expected_revision: Option<u64>,
+    },
+    /// Forget a host that has no ports bound.
+    DeleteHost { id: HostId, expected_revision: Option<u64> },
+
+    /// Create a VPC.
+    CreateVpc {
+        id: Id,
+        project_id: ProjectId,
+        name: String,
+        cidr: Option<IpNet>,
+        vni: Option<u32>,
+        mtu: Option<u32>,
+        admin_state_up: bool,
+    },
+    /// Update a VPC.
+    UpdateVpc {
+        id: Id,
+        name: Option<String>,
+        mtu: Option<u32>,
+        admin_state_up: Option<bool>,
+        expected_revision: Option<u64>,
+    },
+    /// Delete a VPC with no subnets.
+    DeleteVpc { id: Id, expected_revision: Option<u64> },
+
+    /// Create a subnet.
+    CreateSubnet {
+        id: Id,
+        project_id: ProjectId,
+        network_id: Id,
+        name: String,
+        cidr: IpNet,
+        gateway: GatewaySpec,
+        allocation_pools: Option<Vec<AllocationPool>>,
+        enable_dhcp: bool,
+        dns_nameservers: Vec<IpAddr>,
+        host_routes: Vec<Route>,
+    },
+    /// Update a subnet.
+    UpdateSubnet { id: Id, update: SubnetUpdate, expected_revision: Option<u64> },
+    /// Delete a subnet with no addresses in use.
+    DeleteSubnet { id: Id, expected_revision: Option<u64> },
+
+    /// Create one port.
+    CreatePort(PortSpec),
+    /// Create many ports atomically: all or none.
+    CreatePorts(Vec<PortSpec>),
+    /// Update a port.
+    UpdatePort { id: Id, update: PortUpdate, expected_revision: Option<u64> },
+    /// Set a port's status (from host-agent acks).
+    SetPortStatus { id: Id, status: PortStatus },
+    /// Delete a port.
+    DeletePort { id: Id, expected_revision: Option<u64> },
+
+    /// Create a security group (with Neutron's two egress rules).
+    CreateSecurityGroup { id: Id, project_id: ProjectId, name: String, description: String },
+    /// Rename a security group.
+    UpdateSecurityGroup {
+        id: Id,
+        name: Option<String>,
+        description: Option<String>,
+        expected_revision: Option<u64>,
+    },
+    /// Delete a security group no port uses and no other rule names.
+    DeleteSecurityGroup { id: Id, expected_revision: Option<u64> },
+    /// Add a rule to a group.
+    CreateSecurityGroupRule {
+        id: Id,
+        project_id: ProjectId,
+        security_group_id: Id,
+        direction: Direction,
+        ethertype: EtherType,
+        protocol: Option<u8>,
+        port_range_min: Option<u16>,
+        port_range_max: Option<u16>,
+        remote_ip_prefix: Option<IpNet>,
+        remote_group_id: Option<Id>,
+    },
+    /// Remove a rule.
+    DeleteSecurityGroupRule { id: Id, expected_revision: Option<u64> },
+
+    /// Create a router.
+    CreateRouter { id: Id, project_id: ProjectId, name: String, routes: Vec<Route> },
+    /// Update a router.
+    UpdateRouter {
+        id: Id,
+        name: Option<String>,
+        routes: Option<Vec<Route>>,
+        admin_state_up: Option<bool>,
+        expected_revision: Option<u64>,
+    },
+    /// Delete a router with no interfaces.
+    DeleteRouter { id: Id, expected_revision: Option<u64> },
+    /// Attach a subnet to a router on the subnet's gateway address.
+    AddRouterInterface { router_id: Id, subnet_id: Id },
+    /// Detach a subnet from a router.
+    RemoveRouterInterface { router_id: Id, subnet_id: Id },
+
+    /// Set a project's quota.
+    SetQuota { project_id: ProjectId, quota: Quota },
+    /// Reset a project's quota to the defaults.
+    ResetQuota { project_id: ProjectId },
+}
+
+impl Command {
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CreateHost { .. } => "create_host",
+            Command::UpdateHost { .. } => "update_host",
+            Command::DeleteHost { .. } => "delete_host",
+            Command::CreateVpc { .. } => "create_vpc",
+            Command::UpdateVpc { .. } => "update_vpc",
+            Command::DeleteVpc { .. } => "delete_vpc",
+            Command::CreateSubnet { .. } => "create_subnet",
+            Command::UpdateSubnet { .. } => "update_subnet",
+            Command::DeleteSubnet { .. } => "delete_subnet",
+            Command::CreatePort(_) => "create_port",
+            Command::CreatePorts(_) => "create_ports",
+            Command::UpdatePort { .. } => "update_port",
+            Command::SetPortStatus { .. } => "set_port_status",
+            Command::DeletePort { .. } => "delete_port",
+            Command::CreateSecurityGroup { .. } => "create_security_group",
+            Command::UpdateSecurityGroup { .. } => "update_security_group",
+            Command::DeleteSecurityGroup { .. } => "delete_security_group",
+            Command::CreateSecurityGroupRule { .. } => "create_security_group_rule",
+            Command::DeleteSecurityGroupRule { .. } => "delete_security_group_rule",
+            Command::CreateRouter { .. } => "create_router",
+            Command::UpdateRouter { .. } => "update_router",
+            Command::DeleteRouter { .. } => "delete_router",
+            Command::AddRouterInterface { .. } => "add_router_interface",
+            Command::RemoveRouterInterface { .. } => "remove_router_interface",
+            Command::SetQuota { .. } => "set_quota",
+            Command::ResetQuota { .. } => "reset_quota",
+        }
+    }
+}
+
+/// What a successful command returns: the revision it committed at and the
+/// resources it created or changed, so the caller need not read again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// The resource as stored after the change.
+    Host(crate::model::Host),
+    /// The VPC after the change.
+    Vpc(crate::model::Vpc),
+    /// The subnet after the change.
+    Subnet(crate::model::Subnet),
+    /// The port after the change.
+    Port(Box<crate::model::Port>),
+    /// The ports a batch created, in request order.
+    Ports(Vec<crate::model::Port>),
+    /// The group after the change.
+    SecurityGroup(crate::model::SecurityGroup),
+    /// The rule after the change.
+    SecurityGroupRule(crate::model::SecurityGroupRule),
+    /// The router after the change.
+    Router(crate::model::Router),
+    /// The quota after the change.
+    Quota(Quota),
+    /// The resource is gone.
+    Deleted,
+}
+
+/// Kinds of resources named in rejections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// Host.
+    Host,
+    /// VPC.
+    Vpc,
+    /// Subnet.
+    Subnet,
+    /// Port.
+    Port,
+    /// Security group.
+    SecurityGroup,
+    /// Security-group rule.
+    SecurityGroupRule,
+    /// Router.
+    Router,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Kind::Host => "host",
+            Kind::Vpc => "network",
+            Kind::Subnet => "subnet",
+            Kind::Port => "port",
+            Kind::SecurityGroup => "security group",
+            Kind::SecurityGroupRule => "security group rule",
+            Kind::Router => "router",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Why a command was rejected. The state is unchanged after any rejection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    /// No resource with that ID.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// What was looked for.
+        kind: Kind,
+        /// The ID given.
+        id: String,
+    },
+    /// A resource with that ID already exists.
+    #[error("{kind} {id} already exists")]
+    AlreadyExists {
+        /// What was created.
+        kind: Kind,
+        /// The ID given.
+        id: String,
+    },
+    /// A CIDR was malformed or not canonical.
+    #[error("invalid CIDR {cidr}: {reason}")]
+    InvalidCidr {
+        /// The CIDR given.
+        cidr: String,
+        /// Why.
+        reason: String,
+    },
+    /// A field had an unacceptable value.
+    #[error("invalid {field}: {reason}")]
+    InvalidField {
+        /// Field name.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// The subnet overlaps another subnet of the VPC.
+    #[error("subnet {cidr} overlaps subnet {existing_id} ({existing_cidr})")]
+    OverlappingSubnet {
+        /// The new CIDR.
+        cidr: String,
+        /// The subnet it overlaps.
+        existing_id: Id,
+        /// Its CIDR.
+        existing_cidr: String,
+    },
+    /// A requested address is not in the subnet.
+    #[error("address {ip} is not in subnet {subnet_id}")]
+    IpOutsideSubnet {
+        /// The address.
+        ip: IpAddr,
+        /// The subnet.
+        subnet_id: Id,
+    },
+    /// A requested address is already used.
+    #[error("address {ip} in subnet {subnet_id} is in use")]
+    IpInUse {
+        /// The address.
+        ip: IpAddr,
+        /// The subnet.
+        subnet_id: Id,
+    },
+    /// A requested MAC is already used in the VPC.
+    #[error("MAC address {mac} is in use in network {network_id}")]
+    MacInUse {
+        /// The MAC.
+        mac: String,
+        /// The VPC.
+        network_id: Id,
+    },
+    /// No free address left.
+    #[error("no free address in {scope}")]
+    PoolExhausted {
+        /// The subnet, network, VNI or MAC range that ran out.
+        scope: String,
+    },
+    /// The resource is still used by others.
+    #[error("{kind} {id} is in use: {reason}")]
+    InUse {
+        /// What was to be deleted or changed.
+        kind: Kind,
+        /// Its ID.
+        id: String,
+        /// By what.
+        reason: String,
+    },
+    /// The project's quota would be exceeded.
+    #[error("quota exceeded for resources: ['{}']", resource.as_str())]
+    QuotaExceeded {
+        /// Which kind.
+        resource: ResourceKind,
+        /// The limit.
+        limit: i64,
+    },
+    /// Compare-and-set failed: the resource moved since the caller read it.
+    #[error("revision mismatch: expected {expected}, current {actual}")]
+    StaleRevision {
+        /// Revision the caller expected.
+        expected: u64,
+        /// Revision the resource has.
+        actual: u64,
+    },
+    /// A duplicate security-group rule.
+    #[error("security group rule already exists as {existing_id}")]
+    RuleExists {
+        /// The existing rule.
+        existing_id: Id,
+    },
+    /// The batch is larger than the limit.
+    #[error("batch of {len} exceeds the limit of {max}")]
+    BatchTooLarge {
+        /// Entries given.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// One entry of a batch was rejected, so the whole batch was.
+    #[error("batch entry {index} rejected: {cause}")]
+    BatchEntry {
+        /// Position in the batch.
+        index: usize,
+        /// Why.
+        cause: Box<Rejection>,
+    },
+}
+
+impl Rejection {
+    /// A stable, machine-readable code for the rejection.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::NotFound { .. } => "NOT_FOUND",
+            Rejection::AlreadyExists { .. } => "ALREADY_EXISTS",
+            Rejection::InvalidCidr { .. } => "INVALID_CIDR",
+            Rejection::InvalidField { .. } => "INVALID_FIELD",
+            Rejection::OverlappingSubnet { .. } => "OVERLAPPING_SUBNET",
+            Rejection::IpOutsideSubnet { .. } => "IP_OUTSIDE_SUBNET",
+            Rejection::IpInUse { .. } => "IP_IN_USE",
+            Rejection::MacInUse { .. } => "MAC_IN_USE",
+            Rejection::PoolExhausted { .. } => "POOL_EXHAUSTED",
+            Rejection::InUse { .. } => "IN_USE",
+            Rejection::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
+            Rejection::StaleRevision { .. } => "STALE_REVISION",
+            Rejection::RuleExists { .. } => "RULE_EXISTS",
+            Rejection::BatchTooLarge { .. } => "BATCH_TOO_LARGE",
+            Rejection::BatchEntry { .. } => "BATCH_ENTRY",
+        }
+    }
+
+    pub(crate) fn not_found(kind: Kind, id: impl ToString) -> Rejection {
+        Rejection::NotFound { kind, id: id.to_string() }
+    }
+
+    pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> Rejection {
+        Rejection::InvalidField { field: field.to_string(), reason: reason.into() }
+    }
+}

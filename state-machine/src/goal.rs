@@ -1,0 +1,374 @@
+//! Per-host goal state: what each host agent must know, and the diffs that move it.
+//!
+//! The goal state of a host is a function of the state: its own ports, the VPCs,
+//! subnets and routers of those ports, the neighbor entries of every other bound
+//! port in those VPCs, the rules of the security groups its ports use, and the
+//! members of the groups those rules name as remote groups. [`crate::State::goal_value`]
+//! evaluates one key for one host from the indexes in O(log n);
+//! [`crate::State::goal_state`] enumerates a whole host. Commands compute diffs by
+//! evaluating a candidate set of (host, key) pairs before and after the change
+//! ([`DiffCollector`]), so the cost is proportional to what changed and to the hosts
+//! that must learn it.
+
+use crate::ids::{HostId, Id, ProjectId};
+use crate::model::{AddressPair, Direction, EtherType, FixedIp, Mac, Route, RouterInterface};
+use crate::model::{Port, Router, SecurityGroupRule, Subnet, Vpc};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// The key of one object in a host's goal state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum GoalKey {
+    /// A VPC the host has ports in.
+    Vpc(Id),
+    /// A subnet of such a VPC.
+    Subnet(Id),
+    /// A router attached to such a VPC.
+    Router(Id),
+    /// A rule of a group the host's ports use.
+    SgRule(Id),
+    /// A member port of a group named as remote group by such a rule.
+    SgMember {
+        /// The remote group.
+        group_id: Id,
+        /// The member port.
+        port_id: Id,
+    },
+    /// A port bound to the host.
+    Port(Id),
+    /// A port bound to another host in one of the host's VPCs.
+    Neighbor(Id),
+}
+
+/// What an agent needs of a VPC.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpcConfig {
+    /// ID.
+    pub id: Id,
+    /// VXLAN identifier.
+    pub vni: u32,
+    /// MTU.
+    pub mtu: u32,
+    /// Address space.
+    pub cidr: Option<IpNet>,
+    /// Administrative state.
+    pub admin_state_up: bool,
+}
+
+/// What an agent needs of a subnet (DHCP and routing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubnetConfig {
+    /// ID.
+    pub id: Id,
+    /// VPC.
+    pub network_id: Id,
+    /// Range.
+    pub cidr: IpNet,
+    /// Gateway.
+    pub gateway_ip: Option<IpAddr>,
+    /// DHCP served locally.
+    pub enable_dhcp: bool,
+    /// DNS servers for DHCP.
+    pub dns_nameservers: Vec<IpAddr>,
+    /// Host routes for DHCP.
+    pub host_routes: Vec<Route>,
+}
+
+/// What an agent needs of a router.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterConfig {
+    /// ID.
+    pub id: Id,
+    /// Administrative state.
+    pub admin_state_up: bool,
+    /// Attached subnets.
+    pub interfaces: Vec<RouterInterface>,
+    /// Static routes.
+    pub routes: Vec<Route>,
+}
+
+/// What an agent needs of one of its own ports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortConfig {
+    /// ID.
+    pub id: Id,
+    /// Project.
+    pub project_id: ProjectId,
+    /// VPC.
+    pub network_id: Id,
+    /// Addresses.
+    pub fixed_ips: Vec<FixedIp>,
+    /// MAC.
+    pub mac_address: Mac,
+    /// Device using it.
+    pub device_id: String,
+    /// Kind of device.
+    pub device_owner: String,
+    /// Groups whose rules apply.
+    pub security_groups: Vec<Id>,
+    /// Extra addresses.
+    pub allowed_address_pairs: Vec<AddressPair>,
+    /// Administrative state.
+    pub admin_state_up: bool,
+}
+
+/// A remote port as a neighbor: where to tunnel to reach its addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Neighbor {
+    /// The remote port.
+    pub port_id: Id,
+    /// Its VPC.
+    pub network_id: Id,
+    /// Its MAC.
+    pub mac_address: Mac,
+    /// Its fixed addresses.
+    pub ips: Vec<IpAddr>,
+    /// Its allowed address pairs (VIPs).
+    pub allowed_address_pairs: Vec<AddressPair>,
+    /// The host it is bound to.
+    pub host_id: HostId,
+    /// That host's underlay address.
+    pub host_ip: IpAddr,
+}
+
+/// What an agent needs of a rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleConfig {
+    /// ID.
+    pub id: Id,
+    /// Owning group.
+    pub security_group_id: Id,
+    /// Direction.
+    pub direction: Direction,
+    /// IP version.
+    pub ethertype: EtherType,
+    /// Protocol.
+    pub protocol: Option<u8>,
+    /// Lowest port.
+    pub port_range_min: Option<u16>,
+    /// Highest port.
+    pub port_range_max: Option<u16>,
+    /// Remote prefix.
+    pub remote_ip_prefix: Option<IpNet>,
+    /// Remote group.
+    pub remote_group_id: Option<Id>,
+}
+
+/// One member of a remote group, as address-set entries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SgMember {
+    /// The group.
+    pub group_id: Id,
+    /// The member port.
+    pub port_id: Id,
+    /// Its addresses.
+    pub ips: Vec<IpAddr>,
+}
+
+/// One object of a host's goal state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GoalObject {
+    /// See [`GoalKey::Vpc`].
+    Vpc(VpcConfig),
+    /// See [`GoalKey::Subnet`].
+    Subnet(SubnetConfig),
+    /// See [`GoalKey::Router`].
+    Router(RouterConfig),
+    /// See [`GoalKey::SgRule`].
+    SgRule(RuleConfig),
+    /// See [`GoalKey::SgMember`].
+    SgMember(SgMember),
+    /// See [`GoalKey::Port`].
+    Port(PortConfig),
+    /// See [`GoalKey::Neighbor`].
+    Neighbor(Neighbor),
+}
+
+impl GoalObject {
+    /// The key this object is stored under.
+    pub fn key(&self) -> GoalKey {
+        match self {
+            GoalObject::Vpc(v) => GoalKey::Vpc(v.id),
+            GoalObject::Subnet(s) => GoalKey::Subnet(s.id),
+            GoalObject::Router(r) => GoalKey::Router(r.id),
+            GoalObject::SgRule(r) => GoalKey::SgRule(r.id),
+            GoalObject::SgMember(m) => GoalKey::SgMember { group_id: m.group_id, port_id: m.port_id },
+            GoalObject::Port(p) => GoalKey::Port(p.id),
+            GoalObject::Neighbor(n) => GoalKey::Neighbor(n.port_id),
+        }
+    }
+}
+
+/// One change to a host's goal state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GoalChange {
+    /// Add or replace the object under its key.
+    Upsert(GoalObject),
+    /// Remove the object under the key.
+    Remove(GoalKey),
+}
+
+impl GoalChange {
+    /// The key the change touches.
+    pub fn key(&self) -> GoalKey {
+        match self {
+            GoalChange::Upsert(o) => o.key(),
+            GoalChange::Remove(k) => *k,
+        }
+    }
+}
+
+/// The changes one command makes to one host's goal state, in key order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostDiff {
+    /// The host.
+    pub host: HostId,
+    /// The changes, at most one per key.
+    pub changes: Vec<GoalChange>,
+}
+
+/// A host's whole goal state.
+pub type GoalState = BTreeMap<GoalKey, GoalObject>;
+
+/// Applies changes to a goal-state table, as an agent would.
+pub fn apply_changes(table: &mut GoalState, changes: &[GoalChange]) {
+    for change in changes {
+        match change {
+            GoalChange::Upsert(object) => {
+                table.insert(object.key(), object.clone());
+            }
+            GoalChange::Remove(key) => {
+                table.remove(key);
+            }
+        }
+    }
+}
+
+/// A digest of a goal-state table, equal on every replica and agent holding it.
+pub fn goal_digest(table: &GoalState) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    for object in table.values() {
+        // Encoding a plain data enum cannot fail; an empty slice would only weaken
+        // the digest, never make two different tables equal by construction.
+        let bytes = bincode::serde::encode_to_vec(object, bincode::config::standard())
+            .unwrap_or_default();
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    *hasher.finalize().as_bytes()
+}
+
+impl VpcConfig {
+    pub(crate) fn of(v: &Vpc) -> VpcConfig {
+        VpcConfig { id: v.id, vni: v.vni, mtu: v.mtu, cidr: v.cidr, admin_state_up: v.admin_state_up }
+    }
+}
+
+impl SubnetConfig {
+    pub(crate) fn of(s: &Subnet) -> SubnetConfig {
+        SubnetConfig {
+            id: s.id,
+            network_id: s.network_id,
+            cidr: s.cidr,
+            gateway_ip: s.gateway_ip,
+            enable_dhcp: s.enable_dhcp,
+            dns_nameservers: s.dns_nameservers.clone(),
+            host_routes: s.host_routes.clone(),
+        }
+    }
+}
+
+impl RouterConfig {
+    pub(crate) fn of(r: &Router) -> RouterConfig {
+        RouterConfig {
+            id: r.id,
+            admin_state_up: r.admin_state_up,
+            interfaces: r.interfaces.clone(),
+            routes: r.routes.clone(),
+        }
+    }
+}
+
+impl PortConfig {
+    pub(crate) fn of(p: &Port) -> PortConfig {
+        PortConfig {
+            id: p.id,
+            project_id: p.meta.project_id.clone(),
+            network_id: p.network_id,
+            fixed_ips: p.fixed_ips.clone(),
+            mac_address: p.mac_address,
+            device_id: p.device_id.clone(),
+            device_owner: p.device_owner.clone(),
+            security_groups: p.security_groups.clone(),
+            allowed_address_pairs: p.allowed_address_pairs.clone(),
+            admin_state_up: p.admin_state_up,
+        }
+    }
+}
+
+impl RuleConfig {
+    pub(crate) fn of(r: &SecurityGroupRule) -> RuleConfig {
+        RuleConfig {
+            id: r.id,
+            security_group_id: r.security_group_id,
+            direction: r.direction,
+            ethertype: r.ethertype,
+            protocol: r.protocol,
+            port_range_min: r.port_range_min,
+            port_range_max: r.port_range_max,
+            remote_ip_prefix: r.remote_ip_prefix,
+            remote_group_id: r.remote_group_id,
+        }
+    }
+}
+
+
+/// Collects the first "before" and last "after" value of every touched
+/// (host, key) pair during one command, then emits the net changes.
+#[derive(Default)]
+pub(crate) struct DiffCollector {
+    entries: BTreeMap<(HostId, GoalKey), (Option<GoalObject>, Option<GoalObject>)>,
+}
+
+impl DiffCollector {
+    /// Records the current value of each candidate not seen yet in this command.
+    pub(crate) fn before(&mut self, state: &crate::State, candidates: &[(HostId, GoalKey)]) {
+        for (host, key) in candidates {
+            if !self.entries.contains_key(&(host.clone(), *key)) {
+                let value = state.goal_value(host, key);
+                self.entries.insert((host.clone(), *key), (value.clone(), value));
+            }
+        }
+    }
+
+    /// Records the current value of each candidate as its latest value.
+    pub(crate) fn after(&mut self, state: &crate::State, candidates: &[(HostId, GoalKey)]) {
+        for (host, key) in candidates {
+            let value = state.goal_value(host, key);
+            if let Some(entry) = self.entries.get_mut(&(host.clone(), *key)) {
+                entry.1 = value;
+            }
+        }
+    }
+
+    /// The net changes, grouped by host in host order, keys in key order.
+    pub(crate) fn finish(self) -> Vec<HostDiff> {
+        let mut out: Vec<HostDiff> = Vec::new();
+        for ((host, key), (before, after)) in self.entries {
+            if before == after {
+                continue;
+            }
+            let change = match after {
+                Some(object) => GoalChange::Upsert(object),
+                None => GoalChange::Remove(key),
+            };
+            match out.last_mut() {
+                Some(last) if last.host == host => last.changes.push(change),
+                _ => out.push(HostDiff { host, changes: vec![change] }),
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,44 @@
+//! The deterministic network state machine of Alcor-RS.
+//!
+//! Every controller node applies the same committed log through [`State::apply`]
+//! and reaches byte-identical state ([`State::snapshot`] bytes are equal). Each
+//! applied command also yields, per affected host, the goal-state changes that
+//! host's agent must learn ([`HostDiff`]); [`State::goal_state`] gives a host's
+//! whole goal state for first syncs and resyncs.
+//!
+//! # Invariants
+//! - Pure: no async, no I/O, no clock, no randomness; time and IDs arrive inside
+//!   the [`Proposal`] or derive from the log index. Only `BTreeMap`/`BTreeSet` are
+//!   used, so every iteration that reaches an output is in key order.
+//! - A rejected command ([`Rejection`]) changes nothing but the applied index;
+//!   a batch is all or nothing.
+//! - The diffs of all commands up to revision N, applied in order to an empty
+//!   table, equal the host's goal state at N.
+//!
+//! # Must not depend on
+//! tokio, tonic, prost, rocksdb, openraft, any clock or random-number crate. A test
+//! (`tests/purity.rs`) checks the dependency tree.
+//!
+//! # Layout
+//! - [`ids`], [`model`]: identifiers and resources.
+//! - [`command`]: commands, replies, rejections.
+//! - `apply`, `ports`: handlers (validate, then mutate with diff tracking).
+//! - [`goal`]: per-host goal-state objects, diffs and digests.
+//! - `state`: tables, indexes, goal evaluation, snapshots.
+//! - [`limits`]: every bound, named.
+
+mod apply;
+pub mod command;
+pub mod goal;
+pub mod ids;
+pub mod limits;
+pub mod model;
+mod ports;
+mod state;
+mod validate;
+
+pub use apply::Outcome;
+pub use command::{Command, FixedIpRequest, GatewaySpec, Kind, PortSpec, PortUpdate, Proposal, Reply, Rejection, SubnetUpdate};
+pub use goal::{apply_changes, goal_digest, GoalChange, GoalKey, GoalObject, GoalState, HostDiff};
+pub use ids::{HostId, Id, ProjectId};
+pub use state::{SnapshotError, State, SNAPSHOT_VERSION};

@@ -1,0 +1,47 @@
+//! Named limits of the state machine. Every list a command carries is bounded here,
+//! so no single log entry can make apply unboundedly slow or large.
+
+/// Ports in one batch create.
+pub const BATCH_PORTS_MAX: usize = 10_000;
+/// Fixed IPs on one port.
+pub const PORT_FIXED_IPS_MAX: usize = 16;
+/// Security groups on one port.
+pub const PORT_SECURITY_GROUPS_MAX: usize = 16;
+/// Allowed address pairs on one port.
+pub const PORT_ADDRESS_PAIRS_MAX: usize = 32;
+/// DNS servers on one subnet.
+pub const SUBNET_DNS_MAX: usize = 8;
+/// Host routes on one subnet.
+pub const SUBNET_HOST_ROUTES_MAX: usize = 32;
+/// Allocation pools on one subnet.
+pub const SUBNET_POOLS_MAX: usize = 16;
+/// Static routes on one router.
+pub const ROUTER_ROUTES_MAX: usize = 64;
+/// Interfaces on one router.
+pub const ROUTER_INTERFACES_MAX: usize = 64;
+/// Bytes in a name, description, device id or device owner.
+pub const NAME_BYTES_MAX: usize = 255;
+/// Bytes in a host or project ID.
+pub const ID_BYTES_MAX: usize = 64;
+/// Lowest allocatable VXLAN ID.
+pub const VNI_MIN: u32 = 1;
+/// Highest VXLAN ID (24 bits).
+pub const VNI_MAX: u32 = (1 << 24) - 1;
+/// Lowest MTU accepted.
+pub const MTU_MIN: u32 = 68;
+/// Highest MTU accepted.
+pub const MTU_MAX: u32 = 9_000;
+/// MTU of a VPC when none is given (1500 minus VXLAN overhead).
+pub const MTU_DEFAULT: u32 = 1_450;
+/// Smallest IPv4 subnet prefix length that leaves room for hosts.
+pub const IPV4_PREFIX_LEN_MAX: u8 = 30;
+/// Smallest IPv6 subnet prefix length accepted.
+pub const IPV6_PREFIX_LEN_MAX: u8 = 126;
+/// Locally administered MAC prefix, as OpenStack uses.
+pub const MAC_PREFIX: [u8; 3] = [0xfa, 0x16, 0x3e];
+/// Number of MAC suffixes under the prefix.
+pub const MAC_SUFFIXES_MAX: u32 = 1 << 24;
+
+const _: () = assert!(VNI_MIN <= VNI_MAX);
+const _: () = assert!(MTU_MIN <= MTU_DEFAULT && MTU_DEFAULT <= MTU_MAX);
+const _: () = assert!(BATCH_PORTS_MAX <= 100_000);

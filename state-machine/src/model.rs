@@ -1,0 +1,393 @@
+//! The network resources, shaped after Neutron's fields, as stored in the state.
+//!
+//! Every resource carries `project_id`, `revision` (the log index of its last
+//! change) and `created_at`/`updated_at` (milliseconds since the Unix epoch, taken
+//! from the leader stamp of the command that changed it).
+
+use crate::ids::{HostId, Id, ProjectId};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// Bookkeeping fields every resource carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Meta {
+    /// Owning project.
+    pub project_id: ProjectId,
+    /// Log index of the last change.
+    pub revision: u64,
+    /// Leader-stamped creation time, ms since the epoch.
+    pub created_at: u64,
+    /// Leader-stamped time of the last change, ms since the epoch.
+    pub updated_at: u64,
+}
+
+/// A hypervisor that runs a host agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    /// Operator-chosen identifier (hostname).
+    pub id: HostId,
+    /// Underlay (tunnel endpoint) address.
+    pub underlay_ip: IpAddr,
+    /// Administrative status.
+    pub status: HostStatus,
+    /// Bookkeeping; hosts belong to the operator's project.
+    pub meta: Meta,
+}
+
+/// Administrative status of a host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostStatus {
+    /// Accepts ports.
+    Up,
+    /// Drained by the operator: keeps its ports, accepts no new bindings.
+    Maintenance,
+}
+
+/// A VPC (Neutron network).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vpc {
+    /// ID.
+    pub id: Id,
+    /// Display name.
+    pub name: String,
+    /// Address space every subnet must lie in; `None` means any.
+    pub cidr: Option<IpNet>,
+    /// VXLAN network identifier, unique in the region.
+    pub vni: u32,
+    /// MTU offered to instances.
+    pub mtu: u32,
+    /// Administrative state.
+    pub admin_state_up: bool,
+    /// Bookkeeping.
+    pub meta: Meta,
+}
+
+/// An inclusive range of addresses handed out by IPAM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AllocationPool {
+    /// First address.
+    pub start: IpAddr,
+    /// Last address (inclusive).
+    pub end: IpAddr,
+}
+
+/// A static route.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Route {
+    /// Destination prefix.
+    pub destination: IpNet,
+    /// Next hop.
+    pub nexthop: IpAddr,
+}
+
+/// A subnet of a VPC.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    /// ID.
+    pub id: Id,
+    /// Display name.
+    pub name: String,
+    /// The VPC it belongs to.
+    pub network_id: Id,
+    /// Address range.
+    pub cidr: IpNet,
+    /// Gateway address; `None` means no gateway.
+    pub gateway_ip: Option<IpAddr>,
+    /// Ranges IPAM allocates from, sorted and disjoint.
+    pub allocation_pools: Vec<AllocationPool>,
+    /// Whether the host agent answers DHCP for it.
+    pub enable_dhcp: bool,
+    /// DNS servers offered by DHCP.
+    pub dns_nameservers: Vec<IpAddr>,
+    /// Host routes offered by DHCP.
+    pub host_routes: Vec<Route>,
+    /// Bookkeeping.
+    pub meta: Meta,
+}
+
+/// One fixed IP of a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FixedIp {
+    /// Subnet the address comes from.
+    pub subnet_id: Id,
+    /// The address.
+    pub ip_address: IpAddr,
+}
+
+/// An extra address a port may use (VIPs, pods).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AddressPair {
+    /// Address or prefix.
+    pub ip_address: IpNet,
+    /// MAC; `None` means the port's own.
+    pub mac_address: Option<Mac>,
+}
+
+/// A MAC address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Mac(pub [u8; 6]);
+
+impl std::fmt::Display for Mac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+    }
+}
+
+impl std::str::FromStr for Mac {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mac, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.len() != 6 {
+            return Err(format!("not a MAC address: {s:?}"));
+        }
+        let mut out = [0u8; 6];
+        for (slot, part) in out.iter_mut().zip(parts) {
+            if part.len() != 2 {
+                return Err(format!("not a MAC address: {s:?}"));
+            }
+            *slot = u8::from_str_radix(part, 16).map_err(|_| format!("not a MAC address: {s:?}"))?;
+        }
+        Ok(Mac(out))
+    }
+}
+
+/// Operational status of a port, driven by host-agent acks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PortStatus {
+    /// Not (yet) programmed on its host.
+    Down,
+    /// Programmed by the agent of its binding host.
+    Active,
+    /// The agent failed to program it; the reason it gave.
+    Error(String),
+}
+
+/// A port: a virtual NIC in a VPC.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    /// ID.
+    pub id: Id,
+    /// Display name.
+    pub name: String,
+    /// The VPC.
+    pub network_id: Id,
+    /// Addresses, in the order they were requested.
+    pub fixed_ips: Vec<FixedIp>,
+    /// MAC address, unique within the VPC.
+    pub mac_address: Mac,
+    /// The host whose agent programs it (`binding:host_id`).
+    pub binding_host: Option<HostId>,
+    /// The instance or device using it.
+    pub device_id: String,
+    /// What kind of device owns it, e.g. `compute:nova`.
+    pub device_owner: String,
+    /// Security groups applied to it, sorted.
+    pub security_groups: Vec<Id>,
+    /// Extra addresses it may use.
+    pub allowed_address_pairs: Vec<AddressPair>,
+    /// Administrative state.
+    pub admin_state_up: bool,
+    /// Operational status.
+    pub status: PortStatus,
+    /// Bookkeeping.
+    pub meta: Meta,
+}
+
+/// A security group: a named set of allow rules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroup {
+    /// ID.
+    pub id: Id,
+    /// Display name; `default` for the project's default group.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Whether this is the project's default group.
+    pub is_default: bool,
+    /// Bookkeeping.
+    pub meta: Meta,
+}
+
+/// Traffic direction of a rule, seen from the port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Direction {
+    /// Towards the port.
+    Ingress,
+    /// From the port.
+    Egress,
+}
+
+/// IP version a rule applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EtherType {
+    /// IPv4.
+    Ipv4,
+    /// IPv6.
+    Ipv6,
+}
+
+/// An allow rule of a security group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroupRule {
+    /// ID.
+    pub id: Id,
+    /// Owning group.
+    pub security_group_id: Id,
+    /// Direction.
+    pub direction: Direction,
+    /// IP version.
+    pub ethertype: EtherType,
+    /// IP protocol number; `None` means any.
+    pub protocol: Option<u8>,
+    /// Lowest port (or ICMP type).
+    pub port_range_min: Option<u16>,
+    /// Highest port (or ICMP code).
+    pub port_range_max: Option<u16>,
+    /// Remote prefix (exclusive with `remote_group_id`).
+    pub remote_ip_prefix: Option<IpNet>,
+    /// Remote group whose members' addresses match (exclusive with the prefix).
+    pub remote_group_id: Option<Id>,
+    /// Bookkeeping.
+    pub meta: Meta,
+}
+
+impl SecurityGroupRule {
+    /// The fields that make two rules duplicates of each other.
+    pub fn match_key(&self) -> RuleMatch {
+        RuleMatch {
+            security_group_id: self.security_group_id,
+            direction: self.direction,
+            ethertype: self.ethertype,
+            protocol: self.protocol,
+            port_range_min: self.port_range_min,
+            port_range_max: self.port_range_max,
+            remote_ip_prefix: self.remote_ip_prefix,
+            remote_group_id: self.remote_group_id,
+        }
+    }
+}
+
+/// What a rule matches: equal keys in one group are duplicates.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RuleMatch {
+    /// Owning group.
+    pub security_group_id: Id,
+    /// Direction.
+    pub direction: Direction,
+    /// IP version.
+    pub ethertype: EtherType,
+    /// Protocol.
+    pub protocol: Option<u8>,
+    /// Lowest port.
+    pub port_range_min: Option<u16>,
+    /// Highest port.
+    pub port_range_max: Option<u16>,
+    /// Remote prefix.
+    pub remote_ip_prefix: Option<IpNet>,
+    /// Remote group.
+    pub remote_group_id: Option<Id>,
+}
+
+/// A router interface on a subnet; it takes the subnet's gateway address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RouterInterface {
+    /// Subnet attached.
+    pub subnet_id: Id,
+    /// Address the router answers on (the subnet's gateway).
+    pub ip_address: IpAddr,
+}
+
+/// A distributed router between subnets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Router {
+    /// ID.
+    pub id: Id,
+    /// Display name.
+    pub name: String,
+    /// Administrative state.
+    pub admin_state_up: bool,
+    /// Attached subnets, sorted by subnet ID.
+    pub interfaces: Vec<RouterInterface>,
+    /// Static routes, sorted.
+    pub routes: Vec<Route>,
+    /// Bookkeeping.
+    pub meta: Meta,
+}
+
+/// Per-project limits; `-1` means unlimited (Neutron's convention).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    /// VPCs.
+    pub network: i64,
+    /// Subnets.
+    pub subnet: i64,
+    /// Ports.
+    pub port: i64,
+    /// Routers.
+    pub router: i64,
+    /// Security groups.
+    pub security_group: i64,
+    /// Security-group rules.
+    pub security_group_rule: i64,
+}
+
+impl Default for Quota {
+    /// Neutron's defaults.
+    fn default() -> Quota {
+        Quota {
+            network: 100,
+            subnet: 100,
+            port: 500,
+            router: 10,
+            security_group: 10,
+            security_group_rule: 100,
+        }
+    }
+}
+
+/// A kind of quota-limited resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ResourceKind {
+    /// VPC.
+    Network,
+    /// Subnet.
+    Subnet,
+    /// Port.
+    Port,
+    /// Router.
+    Router,
+    /// Security group.
+    SecurityGroup,
+    /// Security-group rule.
+    SecurityGroupRule,
+}
+
+impl ResourceKind {
+    /// The Neutron name of the kind, as used in quota errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Network => "network",
+            ResourceKind::Subnet => "subnet",
+            ResourceKind::Port => "port",
+            ResourceKind::Router => "router",
+            ResourceKind::SecurityGroup => "security_group",
+            ResourceKind::SecurityGroupRule => "security_group_rule",
+        }
+    }
+}
+
+impl Quota {
+    /// The limit for one kind.
+    pub fn limit(&self, kind: ResourceKind) -> i64 {
+        match kind {
+            ResourceKind::Network => self.network,
+            ResourceKind::Subnet => self.subnet,
+            ResourceKind::Port => self.port,
+            ResourceKind::Router => self.router,
+            ResourceKind::SecurityGroup => self.security_group,
+            ResourceKind::SecurityGroupRule => self.security_group_rule,
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! Port commands: IPAM and MAC allocation, batch create (all or nothing), update,
+//! status and delete, and the candidate (host, key) sets their diffs are computed on.
+//!
+//! A batch is planned first against the state plus an overlay of what earlier
+//! entries of the same batch took; only a fully valid plan is committed.
+
+use crate::apply::Ctx;
+use crate::command::{FixedIpRequest, Kind, PortSpec, PortUpdate, Reply, Rejection};
+use crate::goal::{DiffCollector, GoalKey};
+use crate::ids::{HostId, Id, ProjectId};
+use crate::limits::{
+    BATCH_PORTS_MAX, MAC_PREFIX, MAC_SUFFIXES_MAX, PORT_ADDRESS_PAIRS_MAX, PORT_FIXED_IPS_MAX,
+    PORT_SECURITY_GROUPS_MAX,
+};
+use crate::model::{
+    AddressPair, FixedIp, HostStatus, Mac, Port, PortStatus, ResourceKind, SecurityGroup, Subnet,
+};
+use crate::state::{int_to_ip, ip_to_int, State};
+use crate::validate;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What earlier entries of a batch have claimed, on top of the state.
+#[derive(Default)]
+struct Overlay {
+    ids: BTreeSet<Id>,
+    ips: BTreeSet<(Id, u128)>,
+    macs: BTreeSet<(Id, Mac)>,
+    ip_cursors: BTreeMap<Id, u128>,
+    mac_cursor: Option<u32>,
+    ports_per_project: BTreeMap<ProjectId, u64>,
+    /// Default groups to create first: project -> group ID.
+    default_sgs: BTreeMap<ProjectId, Id>,
+}
+
+impl State {
+    pub(crate) fn create_ports(&mut self, ctx: Ctx, specs: &[PortSpec], d: &mut DiffCollector) -> Result<Vec<Port>, Rejection> {
+        if specs.len() > BATCH_PORTS_MAX {
+            return Err(Rejection::BatchTooLarge { len: specs.len(), max: BATCH_PORTS_MAX });
+        }
+        let mut overlay = Overlay::default();
+        let mut planned = Vec::with_capacity(specs.len());
+        for (index, spec) in specs.iter().enumerate() {
+            let port = self
+                .plan_port(ctx, spec, &mut overlay)
+                .map_err(|cause| Rejection::BatchEntry { index, cause: Box::new(cause) })?;
+            planned.push(port);
+        }
+        // Commit: nothing below can fail.
+        let mut seq = 0u32;
+        for (project, sg_id) in std::mem::take(&mut overlay.default_sgs) {
+            let mut rule_ids = [Id(0); 4];
+            for slot in &mut rule_ids {
+                seq += 1;
+                *slot = Id::derived(ctx.index, seq);
+            }
+            let sg = SecurityGroup {
+                id: sg_id,
+                name: "default".to_string(),
+                description: "Default security group".to_string(),
+                is_default: true,
+                meta: ctx.meta(&project),
+            };
+            self.insert_security_group(ctx, sg, rule_ids);
+        }
+        for (subnet, cursor) in overlay.ip_cursors {
+            self.t.ip_cursors.insert(subnet, cursor);
+        }
+        if let Some(cursor) = overlay.mac_cursor {
+            self.t.mac_cursor = cursor;
+        }
+        for port in &planned {
+            self.commit_port(None, Some(port.clone()), d);
+        }
+        Ok(planned)
+    }
+
+    fn plan_port(&self, ctx: Ctx, spec: &PortSpec, ov: &mut Overlay) -> Result<Port, Rejection> {
+        validate::ident("project_id", &spec.project_id)?;
+        validate::name("name", &spec.name)?;
+        validate::name("device_id", &spec.device_id)?;
+        validate::name("device_owner", &spec.device_owner)?;
+        if self.t.ports.contains_key(&spec.id) || ov.ids.contains(&spec.id) {
+            return Err(Rejection::AlreadyExists { kind: Kind::Port, id: spec.id.to_string() });
+        }
+        let net = spec.network_id;
+        if !self.t.vpcs.contains_key(&net) {
+            return Err(Rejection::not_found(Kind::Vpc, net));
+        }
+        let pending = ov.ports_per_project.get(&spec.project_id).copied().unwrap_or(0);
+        self.check_quota(&spec.project_id, ResourceKind::Port, pending + 1)?;
+        if let Some(host) = &spec.binding_host {
+            self.check_binding(host)?;
+        }
+        let security_groups = match &spec.security_groups {
+            Some(groups) => self.check_groups(&spec.project_id, groups)?,
+            None => vec![self.default_group(ctx, &spec.project_id, ov)],
+        };
+        let allowed_address_pairs = check_pairs(&spec.allowed_address_pairs)?;
+        let mac_address = match spec.mac_address {
+            Some(mac) => {
+                check_mac(&mac)?;
+                if self.ix.mac_used.contains_key(&(net, mac)) || ov.macs.contains(&(net, mac)) {
+                    return Err(Rejection::MacInUse { mac: mac.to_string(), network_id: net });
+                }
+                mac
+            }
+            None => self.allocate_mac(net, ov)?,
+        };
+        let fixed_ips = self.plan_fixed_ips(net, &spec.fixed_ips, ov)?;
+        // Claim everything in the overlay only once the entry is fully valid.
+        ov.ids.insert(spec.id);
+        ov.macs.insert((net, mac_address));
+        for ip in &fixed_ips {
+            ov.ips.insert((ip.subnet_id, ip_to_int(ip.ip_address)));
+        }
+        *ov.ports_per_project.entry(spec.project_id.clone()).or_insert(0) += 1;
+        Ok(Port {
+            id: spec.id,
+            name: spec.name.clone(),
+            network_id: net,
+            fixed_ips,
+            mac_address,
+            binding_host: spec.binding_host.clone(),
+            device_id: spec.device_id.clone(),
+            device_owner: spec.device_owner.clone(),
+            security_groups,
+            allowed_address_pairs,
+            admin_state_up: spec.admin_state_up,
+            status: PortStatus::Down,
+            meta: ctx.meta(&spec.project_id),
+        })
+    }
+
+    fn check_binding(&self, host: &HostId) -> Result<(), Rejection> {
+        let h = self.t.hosts.get(host).ok_or_else(|| Rejection::not_found(Kind::Host, host))?;
+        if h.status == HostStatus::Maintenance {
+            return Err(Rejection::invalid("binding_host", format!("host {host} is in maintenance")));
+        }
+        Ok(())
+    }
+
+    fn check_groups(&self, project: &str, groups: &[Id]) -> Result<Vec<Id>, Rejection> {
+        if groups.len() > PORT_SECURITY_GROUPS_MAX {
+            return Err(Rejection::invalid("security_groups", format!("more than {PORT_SECURITY_GROUPS_MAX} groups")));
+        }
+        for g in groups {
+            let sg = self.t.security_groups.get(g).ok_or_else(|| Rejection::not_found(Kind::SecurityGroup, g))?;
+            if sg.meta.project_id != project {
+                return Err(Rejection::invalid("security_groups", format!("group {g} belongs to another project")));
+            }
+        }
+        let mut sorted = groups.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        Ok(sorted)
+    }
+
+    /// The project's default group, planning its creation if it does not exist.
+    fn default_group(&self, ctx: Ctx, project: &ProjectId, ov: &mut Overlay) -> Id {
+        if let Some(id) = self.ix.default_sg.get(project) {
+            return *id;
+        }
+        let n_planned = ov.default_sgs.len() as u32;
+        *ov.default_sgs
+            .entry(project.clone())
+            // Sequence numbers from 1_000_000 up never meet the rule IDs (1..=4 per group).
+            .or_insert_with(|| Id::derived(ctx.index, 1_000_000 + n_planned))
+    }
+
+    fn allocate_mac(&self, net: Id, ov: &mut Overlay) -> Result<Mac, Rejection> {
+        let mut cursor = ov.mac_cursor.unwrap_or(self.t.mac_cursor) % MAC_SUFFIXES_MAX;
+        for _ in 0..MAC_SUFFIXES_MAX {
+            let b = cursor.to_be_bytes();
+            let mac = Mac([MAC_PREFIX[0], MAC_PREFIX[1], MAC_PREFIX[2], b[1], b[2], b[3]]);
+            cursor = (cursor + 1) % MAC_SUFFIXES_MAX;
+            if !self.ix.mac_used.contains_key(&(net, mac)) && !ov.macs.contains(&(net, mac)) {
+                ov.mac_cursor = Some(cursor);
+                return Ok(mac);
+            }
+        }
+        Err(Rejection::PoolExhausted { scope: format!("MAC addresses of network {net}") })
+    }
+
+    fn plan_fixed_ips(&self, net: Id, requests: &[FixedIpRequest], ov: &mut Overlay) -> Result<Vec<FixedIp>, Rejection> {
+        if requests.len() > PORT_FIXED_IPS_MAX {
+            return Err(Rejection::invalid("fixed_ips", format!("more than {PORT_FIXED_IPS_MAX} addresses")));
+        }
+        let mut out: Vec<FixedIp> = Vec::new();
+        let mut taken: BTreeSet<(Id, u128)> = BTreeSet::new();
+        if requests.is_empty() {
+            let mut any_subnet = false;
+            for subnet in self.subnets_of(net) {
+                any_subnet = true;
+                if let Some(n) = self.allocate_ip(subnet, ov, &taken) {
+                    out.push(FixedIp { subnet_id: subnet.id, ip_address: int_to_ip(subnet.cidr.network().is_ipv4(), n) });
+                    break;
+                }
+            }
+            if any_subnet && out.is_empty() {
+                return Err(Rejection::PoolExhausted { scope: format!("network {net}") });
+            }
+            return Ok(out);
+        }
+        for req in requests {
+            let subnet = match (req.subnet_id, req.ip_address) {
+                (Some(id), _) => {
+                    let s = self.t.subnets.get(&id).ok_or_else(|| Rejection::not_found(Kind::Subnet, id))?;
+                    if s.network_id != net {
+                        return Err(Rejection::invalid("fixed_ips", format!("subnet {id} is not in network {net}")));
+                    }
+                    s
+                }
+                (None, Some(ip)) => self
+                    .subnets_of(net)
+                    .find(|s| s.cidr.contains(&ip))
+                    .ok_or_else(|| Rejection::invalid("fixed_ips", format!("no subnet of network {net} contains {ip}")))?,
+                (None, None) => return Err(Rejection::invalid("fixed_ips", "each entry needs a subnet_id or an ip_address")),
+            };
+            let n = match req.ip_address {
+                Some(ip) => {
+                    if !validate::same_family(&ip, &subnet.cidr) || !subnet.cidr.contains(&ip) {
+                        return Err(Rejection::IpOutsideSubnet { ip, subnet_id: subnet.id });
+                    }
+                    if validate::is_reserved(&subnet.cidr, &ip) {
+                        return Err(Rejection::invalid("fixed_ips", format!("{ip} is the network or broadcast address")));
+                    }
+                    let n = ip_to_int(ip);
+                    let key = (subnet.id, n);
+                    if subnet.gateway_ip == Some(ip) || self.ix.ip_used.contains_key(&key) || ov.ips.contains(&key) || taken.contains(&key) {
+                        return Err(Rejection::IpInUse { ip, subnet_id: subnet.id });
+                    }
+                    n
+                }
+                None => self
+                    .allocate_ip(subnet, ov, &taken)
+                    .ok_or_else(|| Rejection::PoolExhausted { scope: format!("subnet {}", subnet.id) })?,
+            };
+            taken.insert((subnet.id, n));
+            out.push(FixedIp { subnet_id: subnet.id, ip_address: int_to_ip(subnet.cidr.network().is_ipv4(), n) });
+        }
+        Ok(out)
+    }
+
+    /// The first free pool address at or after the subnet's cursor, wrapping once.
+    fn allocate_ip(&self, subnet: &Subnet, ov: &mut Overlay, taken: &BTreeSet<(Id, u128)>) -> Option<u128> {
+        let id = subnet.id;
+        let ranges: Vec<(u128, u128)> =
+            subnet.allocation_pools.iter().map(|p| (ip_to_int(p.start), ip_to_int(p.end))).collect();
+        let first = ranges.first()?.0;
+        let cursor = ov.ip_cursors.get(&id).or_else(|| self.t.ip_cursors.get(&id)).copied().unwrap_or(first);
+        let is_free = |n: u128| !ov.ips.contains(&(id, n)) && !taken.contains(&(id, n));
+        let found = ranges
+            .iter()
+            .filter(|(_, hi)| *hi >= cursor)
+            .find_map(|(lo, hi)| self.first_free(id, (*lo).max(cursor), *hi, &is_free))
+            .or_else(|| {
+                ranges
+                    .iter()
+                    .filter(|(lo, _)| *lo < cursor)
+                    .find_map(|(lo, hi)| self.first_free(id, *lo, (*hi).min(cursor.saturating_sub(1)), &is_free))
+            })?;
+        ov.ip_cursors.insert(id, found.saturating_add(1));
+        Some(found)
+    }
+
+    /// Skips runs of used addresses through the index; each address at most once.
+    fn first_free(&self, subnet: Id, lo: u128, hi: u128, is_free: &dyn Fn(u128) -> bool) -> Option<u128> {
+        let mut cand = lo;
+        while cand <= hi {
+            for ((_, used), _) in self.ix.ip_used.range((subnet, cand)..=(subnet, hi)) {
+                if *used != cand {
+                    break;
+                }
+                cand = cand.checked_add(1)?;
+            }
+            if cand > hi {
+                return None;
+            }
+            if is_free(cand) {
+                return Some(cand);
+            }
+            cand = cand.checked_add(1)?;
+        }
+        None
+    }
+
+    /// Replaces `old` by `new` (either may be absent) with diff tracking.
+    pub(crate) fn commit_port(&mut self, old: Option<Port>, new: Option<Port>, d: &mut DiffCollector) {
+        let candidates = self.port_candidates(old.as_ref(), new.as_ref());
+        d.before(self, &candidates);
+        if let Some(old) = &old {
+            self.index_port(old, false);
+            self.t.ports.remove(&old.id);
+        }
+        if let Some(new) = new {
+            self.index_port(&new, true);
+            self.t.ports.insert(new.id, new);
+        }
+        d.after(self, &candidates);
+    }
+
+    /// Every (host, key) whose goal value may differ between the state with `old`
+    /// and the state with `new` in its place. Evaluated on the state before.
+    fn port_candidates(&self, old: Option<&Port>, new: Option<&Port>) -> Vec<(HostId, GoalKey)> {
+        let mut out = Vec::new();
+        let Some(id) = old.or(new).map(|p| p.id) else { return out };
+        let sides = [old, new];
+        let nets: BTreeSet<Id> = sides.iter().flatten().map(|p| p.network_id).collect();
+        let hosts: BTreeSet<&HostId> = sides.iter().flatten().filter_map(|p| p.binding_host.as_ref()).collect();
+        for host in &hosts {
+            out.push(((*host).clone(), GoalKey::Port(id)));
+        }
+        for net in &nets {
+            for host in self.vpc_hosts(*net) {
+                out.push((host, GoalKey::Neighbor(id)));
+            }
+        }
+        for host in &hosts {
+            out.push(((*host).clone(), GoalKey::Neighbor(id)));
+        }
+        // A host entering or leaving a VPC learns or forgets all of its context.
+        let on = |p: Option<&Port>, net: Id, host: &HostId| {
+            p.is_some_and(|p| p.network_id == net && p.binding_host.as_ref() == Some(host))
+        };
+        for host in &hosts {
+            for net in &nets {
+                let before = self.ix.vpc_hosts.get(&(*net, (*host).clone())).copied().unwrap_or(0);
+                let after = before + u32::from(on(new, *net, host)) - u32::from(on(old, *net, host));
+                if (before == 0) != (after == 0) {
+                    self.vpc_context_candidates(host, *net, &mut out);
+                }
+            }
+        }
+        // Group membership and rules.
+        let groups: BTreeSet<Id> = sides.iter().flatten().flat_map(|p| p.security_groups.iter().copied()).collect();
+        let uses = |p: Option<&Port>, sg: Id, host: &HostId| {
+            p.is_some_and(|p| p.binding_host.as_ref() == Some(host) && p.security_groups.contains(&sg))
+        };
+        for sg in &groups {
+            for host in self.hosts_needing_members(*sg) {
+                out.push((host, GoalKey::SgMember { group_id: *sg, port_id: id }));
+            }
+            for host in &hosts {
+                let before = self.ix.sg_hosts.get(&(*sg, (*host).clone())).copied().unwrap_or(0);
+                let after = before + u32::from(uses(new, *sg, host)) - u32::from(uses(old, *sg, host));
+                if (before == 0) != (after == 0) {
+                    self.sg_context_candidates(host, *sg, id, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    fn vpc_context_candidates(&self, host: &HostId, net: Id, out: &mut Vec<(HostId, GoalKey)>) {
+        out.push((host.clone(), GoalKey::Vpc(net)));
+        for subnet in self.subnets_of(net) {
+            out.push((host.clone(), GoalKey::Subnet(subnet.id)));
+        }
+        for ((_, router), _) in self.ix.net_routers.range((net, Id(0))..=(net, Id(u128::MAX))) {
+            out.push((host.clone(), GoalKey::Router(*router)));
+        }
+        for (_, port) in self.ix.net_ports.range((net, Id(0))..=(net, Id(u128::MAX))) {
+            out.push((host.clone(), GoalKey::Neighbor(*port)));
+        }
+    }
+
+    fn sg_context_candidates(&self, host: &HostId, sg: Id, port_id: Id, out: &mut Vec<(HostId, GoalKey)>) {
+        for (_, rule_id) in self.ix.sg_rules.range((sg, Id(0))..=(sg, Id(u128::MAX))) {
+            out.push((host.clone(), GoalKey::SgRule(*rule_id)));
+            let Some(group_id) = self.t.rules.get(rule_id).and_then(|r| r.remote_group_id) else { continue };
+            out.push((host.clone(), GoalKey::SgMember { group_id, port_id }));
+            for (_, member) in self.ix.sg_ports.range((group_id, Id(0))..=(group_id, Id(u128::MAX))) {
+                out.push((host.clone(), GoalKey::SgMember { group_id, port_id: *member }));
+            }
+        }
+    }
+
+    /// Hosts that use some group with a rule naming `group` as remote group.
+    fn hosts_needing_members(&self, group: Id) -> BTreeSet<HostId> {
+        let mut out = BTreeSet::new();
+        for (_, rule_id) in self.ix.remote_refs.range((group, Id(0))..=(group, Id(u128::MAX))) {
+            if let Some(rule) = self.t.rules.get(rule_id) {
+                out.extend(self.sg_hosts(rule.security_group_id));
+            }
+        }
+        out
+    }
+
+    pub(crate) fn update_port(&mut self, ctx: Ctx, id: Id, u: &PortUpdate, expected: Option<u64>, d: &mut DiffCollector) -> Result<Reply, Rejection> {
+        let old = self.t.ports.get(&id).ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
+        validate::revision(expected, old.meta.revision)?;
+        let mut new = old.clone();
+        if let Some(name) = &u.name {
+            validate::name("name", name)?;
+            new.name = name.clone();
+        }
+        if let Some(device_id) = &u.device_id {
+            validate::name("device_id", device_id)?;
+            new.device_id = device_id.clone();
+        }
+        if let Some(owner) = &u.device_owner {
+            validate::name("device_owner", owner)?;
+            new.device_owner = owner.clone();
+        }
+        if let Some(host) = &u.binding_host {
+            if let Some(h) = host {
+                if Some(h) != old.binding_host.as_ref() {
+                    self.check_binding(h)?;
+                }
+            }
+            if *host != old.binding_host {
+                // A moved port must be programmed again on its new host.
+                new.status = PortStatus::Down;
+            }
+            new.binding_host = host.clone();
+        }
+        if let Some(groups) = &u.security_groups {
+            new.security_groups = self.check_groups(&old.meta.project_id, groups)?;
+        }
+        if let Some(pairs) = &u.allowed_address_pairs {
+            new.allowed_address_pairs = check_pairs(pairs)?;
+        }
+        if let Some(up) = u.admin_state_up {
+            new.admin_state_up = up;
+        }
+        ctx.touch(&mut new.meta);
+        let old = old.clone();
+        self.commit_port(Some(old), Some(new.clone()), d);
+        Ok(Reply::Port(Box::new(new)))
+    }
+
+    pub(crate) fn set_port_status(&mut self, ctx: Ctx, id: Id, status: &PortStatus, d: &mut DiffCollector) -> Result<Reply, Rejection> {
+        let old = self.t.ports.get(&id).ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
+        if let PortStatus::Error(reason) = status {
+            validate::name("status", reason)?;
+        }
+        if old.status == *status {
+            return Ok(Reply::Port(Box::new(old.clone())));
+        }
+        let mut new = old.clone();
+        new.status = status.clone();
+        ctx.touch(&mut new.meta);
+        let old = old.clone();
+        self.commit_port(Some(old), Some(new.clone()), d);
+        Ok(Reply::Port(Box::new(new)))
+    }
+
+    pub(crate) fn delete_port(&mut self, id: Id, expected: Option<u64>, d: &mut DiffCollector) -> Result<Reply, Rejection> {
+        let old = self.t.ports.get(&id).ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
+        validate::revision(expected, old.meta.revision)?;
+        let old = old.clone();
+        self.commit_port(Some(old), None, d);
+        Ok(Reply::Deleted)
+    }
+}
+
+fn check_mac(mac: &Mac) -> Result<(), Rejection> {
+    if mac.0 == [0; 6] || mac.0[0] & 1 == 1 {
+        return Err(Rejection::invalid("mac_address", format!("{mac} is not a unicast address")));
+    }
+    Ok(())
+}
+
+fn check_pairs(pairs: &[AddressPair]) -> Result<Vec<AddressPair>, Rejection> {
+    if pairs.len() > PORT_ADDRESS_PAIRS_MAX {
+        return Err(Rejection::invalid("allowed_address_pairs", format!("more than {PORT_ADDRESS_PAIRS_MAX} pairs")));
+    }
+    for pair in pairs {
+        validate::canonical_cidr(&pair.ip_address)?;
+        if let Some(mac) = &pair.mac_address {
+            check_mac(mac)?;
+        }
+    }
+    let mut sorted = pairs.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    Ok(sorted)
+}
+

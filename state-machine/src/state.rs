@@ -1,0 +1,550 @@
+//! The replicated state: resources, allocation cursors and the indexes derived
+//! from them, plus goal-state evaluation and snapshots.
+//!
+//! Only the primary tables ([`Tables`]) are written into snapshots; the indexes are
+//! rebuilt on restore, so a snapshot cannot carry an index that disagrees with its
+//! data. Every map is a `BTreeMap`/`BTreeSet`, so every iteration is in key order.
+
+use crate::goal::{
+    GoalKey, GoalObject, GoalState, Neighbor, PortConfig, RouterConfig, RuleConfig, SgMember,
+    SubnetConfig, VpcConfig,
+};
+use crate::ids::{HostId, Id, ProjectId};
+use crate::model::{
+    Host, Mac, Port, Quota, ResourceKind, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
+};
+use crate::model::RuleMatch;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+/// Snapshot format version written in the header.
+pub const SNAPSHOT_VERSION: u32 = 1;
+/// Magic bytes at the start of every snapshot.
+pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"ALCORSM\0";
+
+/// The primary data: everything a snapshot holds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Tables {
+    pub(crate) applied_index: u64,
+    pub(crate) hosts: BTreeMap<HostId, Host>,
+    pub(crate) vpcs: BTreeMap<Id, Vpc>,
+    pub(crate) subnets: BTreeMap<Id, Subnet>,
+    pub(crate) ports: BTreeMap<Id, Port>,
+    pub(crate) security_groups: BTreeMap<Id, SecurityGroup>,
+    pub(crate) rules: BTreeMap<Id, SecurityGroupRule>,
+    pub(crate) routers: BTreeMap<Id, Router>,
+    pub(crate) quotas: BTreeMap<ProjectId, Quota>,
+    /// Next MAC suffix (low 24 bits) to try.
+    pub(crate) mac_cursor: u32,
+    /// Next VNI to try.
+    pub(crate) vni_cursor: u32,
+    /// Next address (as an integer) to try, per subnet.
+    pub(crate) ip_cursors: BTreeMap<Id, u128>,
+}
+
+/// Secondary indexes, derived from [`Tables`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Indexes {
+    pub(crate) vni_used: BTreeMap<u32, Id>,
+    pub(crate) net_subnets: BTreeSet<(Id, Id)>,
+    pub(crate) net_ports: BTreeSet<(Id, Id)>,
+    pub(crate) ip_used: BTreeMap<(Id, u128), Id>,
+    pub(crate) mac_used: BTreeMap<(Id, Mac), Id>,
+    pub(crate) host_ports: BTreeSet<(HostId, Id)>,
+    pub(crate) vpc_hosts: BTreeMap<(Id, HostId), u32>,
+    pub(crate) sg_ports: BTreeSet<(Id, Id)>,
+    pub(crate) sg_hosts: BTreeMap<(Id, HostId), u32>,
+    pub(crate) sg_rules: BTreeSet<(Id, Id)>,
+    pub(crate) rule_match: BTreeMap<RuleMatch, Id>,
+    /// (remote group, rule) for every rule naming a remote group.
+    pub(crate) remote_refs: BTreeSet<(Id, Id)>,
+    pub(crate) usage: BTreeMap<(ProjectId, ResourceKind), u64>,
+    pub(crate) default_sg: BTreeMap<ProjectId, Id>,
+    pub(crate) subnet_router: BTreeMap<Id, Id>,
+    /// (network, router) -> number of the router's interfaces in that network.
+    pub(crate) net_routers: BTreeMap<(Id, Id), u32>,
+}
+
+/// The whole replicated network state.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    pub(crate) t: Tables,
+    pub(crate) ix: Indexes,
+}
+
+/// A snapshot could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// The bytes do not start with the snapshot magic.
+    #[error("not an Alcor state snapshot")]
+    BadMagic,
+    /// Written by a format this build does not know.
+    #[error("unsupported snapshot version {0}")]
+    UnsupportedVersion(u32),
+    /// The body did not decode.
+    #[error("corrupt snapshot: {0}")]
+    Corrupt(String),
+}
+
+pub(crate) fn ip_to_int(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+pub(crate) fn int_to_ip(v4: bool, n: u128) -> IpAddr {
+    if v4 {
+        // Callers only pass values that came from IPv4 ranges.
+        IpAddr::V4(std::net::Ipv4Addr::from(n as u32))
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::from(n))
+    }
+}
+
+impl State {
+    /// An empty state at log index 0.
+    pub fn new() -> State {
+        State::default()
+    }
+
+    /// The log index of the last applied command.
+    pub fn applied_index(&self) -> u64 {
+        self.t.applied_index
+    }
+
+    /// The state in the versioned binary snapshot format.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+        // Encoding plain data into a Vec has no failure mode other than OOM.
+        if let Ok(body) = bincode::serde::encode_to_vec(&self.t, bincode::config::standard()) {
+            out.extend_from_slice(&body);
+        }
+        out
+    }
+
+    /// Rebuilds a state from [`State::snapshot`] bytes.
+    pub fn restore(bytes: &[u8]) -> Result<State, SnapshotError> {
+        let header_len = SNAPSHOT_MAGIC.len() + 4;
+        if bytes.len() < header_len || &bytes[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
+            return Err(SnapshotError::BadMagic);
+        }
+        let mut version = [0u8; 4];
+        version.copy_from_slice(&bytes[SNAPSHOT_MAGIC.len()..header_len]);
+        let version = u32::from_le_bytes(version);
+        if version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::UnsupportedVersion(version));
+        }
+        let (t, used): (Tables, usize) =
+            bincode::serde::decode_from_slice(&bytes[header_len..], bincode::config::standard())
+                .map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
+        if used != bytes.len() - header_len {
+            return Err(SnapshotError::Corrupt("trailing bytes".to_string()));
+        }
+        let mut state = State { t, ix: Indexes::default() };
+        state.rebuild_indexes();
+        Ok(state)
+    }
+
+    /// Whether two states hold the same resources, cursors and quotas, ignoring
+    /// the applied index (which every command, even a rejected one, advances).
+    pub fn same_content(&self, other: &State) -> bool {
+        let mut a = self.t.clone();
+        a.applied_index = other.t.applied_index;
+        a == other.t
+    }
+
+    /// A digest of the whole state: equal on replicas that applied the same log.
+    pub fn digest(&self) -> [u8; 32] {
+        *blake3::hash(&self.snapshot()).as_bytes()
+    }
+
+    fn rebuild_indexes(&mut self) {
+        let t = std::mem::take(&mut self.t);
+        for vpc in t.vpcs.values() {
+            self.ix.vni_used.insert(vpc.vni, vpc.id);
+            self.usage_add(&vpc.meta.project_id, ResourceKind::Network, 1);
+        }
+        for subnet in t.subnets.values() {
+            self.ix.net_subnets.insert((subnet.network_id, subnet.id));
+            self.usage_add(&subnet.meta.project_id, ResourceKind::Subnet, 1);
+        }
+        for sg in t.security_groups.values() {
+            if sg.is_default {
+                self.ix.default_sg.insert(sg.meta.project_id.clone(), sg.id);
+            }
+            self.usage_add(&sg.meta.project_id, ResourceKind::SecurityGroup, 1);
+        }
+        for rule in t.rules.values() {
+            self.index_rule(rule, true);
+        }
+        for router in t.routers.values() {
+            self.usage_add(&router.meta.project_id, ResourceKind::Router, 1);
+        }
+        self.t = t;
+        let routers: Vec<Router> = self.t.routers.values().cloned().collect();
+        for router in &routers {
+            self.index_router(router, true);
+        }
+        let ports: Vec<Port> = self.t.ports.values().cloned().collect();
+        for port in &ports {
+            self.index_port(port, true);
+        }
+    }
+
+    pub(crate) fn usage_add(&mut self, project: &ProjectId, kind: ResourceKind, n: u64) {
+        *self.ix.usage.entry((project.clone(), kind)).or_insert(0) += n;
+    }
+
+    pub(crate) fn usage_sub(&mut self, project: &ProjectId, kind: ResourceKind, n: u64) {
+        let key = (project.clone(), kind);
+        if let Some(count) = self.ix.usage.get_mut(&key) {
+            *count = count.saturating_sub(n);
+            if *count == 0 {
+                self.ix.usage.remove(&key);
+            }
+        }
+    }
+
+    /// How many resources of a kind a project has.
+    pub fn usage(&self, project: &str, kind: ResourceKind) -> u64 {
+        self.ix.usage.get(&(project.to_string(), kind)).copied().unwrap_or(0)
+    }
+
+    /// Adds (`insert`) or removes a rule from the indexes.
+    pub(crate) fn index_rule(&mut self, rule: &SecurityGroupRule, insert: bool) {
+        let project = rule.meta.project_id.clone();
+        if insert {
+            self.ix.sg_rules.insert((rule.security_group_id, rule.id));
+            self.ix.rule_match.insert(rule.match_key(), rule.id);
+            if let Some(g) = rule.remote_group_id {
+                self.ix.remote_refs.insert((g, rule.id));
+            }
+            self.usage_add(&project, ResourceKind::SecurityGroupRule, 1);
+        } else {
+            self.ix.sg_rules.remove(&(rule.security_group_id, rule.id));
+            self.ix.rule_match.remove(&rule.match_key());
+            if let Some(g) = rule.remote_group_id {
+                self.ix.remote_refs.remove(&(g, rule.id));
+            }
+            self.usage_sub(&project, ResourceKind::SecurityGroupRule, 1);
+        }
+    }
+
+    /// Adds or removes a router's interfaces from the indexes.
+    pub(crate) fn index_router(&mut self, router: &Router, insert: bool) {
+        for iface in &router.interfaces {
+            let Some(net) = self.t.subnets.get(&iface.subnet_id).map(|s| s.network_id) else {
+                continue;
+            };
+            let key = (net, router.id);
+            if insert {
+                self.ix.subnet_router.insert(iface.subnet_id, router.id);
+                *self.ix.net_routers.entry(key).or_insert(0) += 1;
+            } else {
+                self.ix.subnet_router.remove(&iface.subnet_id);
+                if let Some(n) = self.ix.net_routers.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.ix.net_routers.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds or removes a port from every index (not from the table).
+    pub(crate) fn index_port(&mut self, port: &Port, insert: bool) {
+        let project = port.meta.project_id.clone();
+        let net = port.network_id;
+        if insert {
+            self.ix.net_ports.insert((net, port.id));
+            for ip in &port.fixed_ips {
+                self.ix.ip_used.insert((ip.subnet_id, ip_to_int(ip.ip_address)), port.id);
+            }
+            self.ix.mac_used.insert((net, port.mac_address), port.id);
+            for sg in &port.security_groups {
+                self.ix.sg_ports.insert((*sg, port.id));
+            }
+            if let Some(host) = &port.binding_host {
+                self.ix.host_ports.insert((host.clone(), port.id));
+                *self.ix.vpc_hosts.entry((net, host.clone())).or_insert(0) += 1;
+                for sg in &port.security_groups {
+                    *self.ix.sg_hosts.entry((*sg, host.clone())).or_insert(0) += 1;
+                }
+            }
+            self.usage_add(&project, ResourceKind::Port, 1);
+        } else {
+            self.ix.net_ports.remove(&(net, port.id));
+            for ip in &port.fixed_ips {
+                self.ix.ip_used.remove(&(ip.subnet_id, ip_to_int(ip.ip_address)));
+            }
+            self.ix.mac_used.remove(&(net, port.mac_address));
+            for sg in &port.security_groups {
+                self.ix.sg_ports.remove(&(*sg, port.id));
+            }
+            if let Some(host) = &port.binding_host {
+                self.ix.host_ports.remove(&(host.clone(), port.id));
+                decrement(&mut self.ix.vpc_hosts, (net, host.clone()));
+                for sg in &port.security_groups {
+                    decrement(&mut self.ix.sg_hosts, (*sg, host.clone()));
+                }
+            }
+            self.usage_sub(&project, ResourceKind::Port, 1);
+        }
+    }
+
+    // ---- read accessors -------------------------------------------------------
+
+    /// A host by ID.
+    pub fn host(&self, id: &str) -> Option<&Host> {
+        self.t.hosts.get(id)
+    }
+    /// All hosts in ID order.
+    pub fn hosts(&self) -> impl Iterator<Item = &Host> {
+        self.t.hosts.values()
+    }
+    /// A VPC by ID.
+    pub fn vpc(&self, id: &Id) -> Option<&Vpc> {
+        self.t.vpcs.get(id)
+    }
+    /// All VPCs in ID order.
+    pub fn vpcs(&self) -> impl Iterator<Item = &Vpc> {
+        self.t.vpcs.values()
+    }
+    /// A subnet by ID.
+    pub fn subnet(&self, id: &Id) -> Option<&Subnet> {
+        self.t.subnets.get(id)
+    }
+    /// All subnets in ID order.
+    pub fn subnets(&self) -> impl Iterator<Item = &Subnet> {
+        self.t.subnets.values()
+    }
+    /// Subnets of one VPC in ID order (from the index).
+    pub fn subnets_of(&self, network_id: Id) -> impl Iterator<Item = &Subnet> {
+        self.ix
+            .net_subnets
+            .range((network_id, Id(0))..=(network_id, Id(u128::MAX)))
+            .filter_map(|(_, s)| self.t.subnets.get(s))
+    }
+    /// A port by ID.
+    pub fn port(&self, id: &Id) -> Option<&Port> {
+        self.t.ports.get(id)
+    }
+    /// All ports in ID order.
+    pub fn ports(&self) -> impl Iterator<Item = &Port> {
+        self.t.ports.values()
+    }
+    /// Number of ports.
+    pub fn port_count(&self) -> usize {
+        self.t.ports.len()
+    }
+    /// Ports of one VPC in ID order (from the index).
+    pub fn ports_of_network(&self, network_id: Id) -> impl Iterator<Item = &Port> {
+        self.ix
+            .net_ports
+            .range((network_id, Id(0))..=(network_id, Id(u128::MAX)))
+            .filter_map(|(_, p)| self.t.ports.get(p))
+    }
+    /// Ports bound to one host in ID order (from the index).
+    pub fn ports_of_host<'a>(&'a self, host: &str) -> impl Iterator<Item = &'a Port> + 'a {
+        self.ix
+            .host_ports
+            .range((host.to_string(), Id(0))..=(host.to_string(), Id(u128::MAX)))
+            .filter_map(|(_, p)| self.t.ports.get(p))
+    }
+    /// A security group by ID.
+    pub fn security_group(&self, id: &Id) -> Option<&SecurityGroup> {
+        self.t.security_groups.get(id)
+    }
+    /// All security groups in ID order.
+    pub fn security_groups(&self) -> impl Iterator<Item = &SecurityGroup> {
+        self.t.security_groups.values()
+    }
+    /// A rule by ID.
+    pub fn security_group_rule(&self, id: &Id) -> Option<&SecurityGroupRule> {
+        self.t.rules.get(id)
+    }
+    /// All rules in ID order.
+    pub fn security_group_rules(&self) -> impl Iterator<Item = &SecurityGroupRule> {
+        self.t.rules.values()
+    }
+    /// The project's default security group, if created yet.
+    pub fn default_security_group(&self, project: &str) -> Option<Id> {
+        self.ix.default_sg.get(project).copied()
+    }
+    /// A router by ID.
+    pub fn router(&self, id: &Id) -> Option<&Router> {
+        self.t.routers.get(id)
+    }
+    /// All routers in ID order.
+    pub fn routers(&self) -> impl Iterator<Item = &Router> {
+        self.t.routers.values()
+    }
+    /// A project's quota (the defaults unless set).
+    pub fn quota(&self, project: &str) -> Quota {
+        self.t.quotas.get(project).copied().unwrap_or_default()
+    }
+
+    // ---- goal state ------------------------------------------------------------
+
+    fn host_in_vpc(&self, net: Id, host: &str) -> bool {
+        self.ix.vpc_hosts.contains_key(&(net, host.to_string()))
+    }
+
+    /// Whether some group used by the host's ports has a rule naming `group` as remote.
+    pub(crate) fn host_needs_members(&self, host: &str, group: Id) -> bool {
+        self.ix
+            .remote_refs
+            .range((group, Id(0))..=(group, Id(u128::MAX)))
+            .filter_map(|(_, rule)| self.t.rules.get(rule))
+            .any(|rule| self.ix.sg_hosts.contains_key(&(rule.security_group_id, host.to_string())))
+    }
+
+    /// The value of one goal-state key for one host, from the indexes.
+    pub fn goal_value(&self, host: &str, key: &GoalKey) -> Option<GoalObject> {
+        match *key {
+            GoalKey::Vpc(id) => {
+                let vpc = self.t.vpcs.get(&id)?;
+                self.host_in_vpc(id, host).then(|| GoalObject::Vpc(VpcConfig::of(vpc)))
+            }
+            GoalKey::Subnet(id) => {
+                let subnet = self.t.subnets.get(&id)?;
+                self.host_in_vpc(subnet.network_id, host)
+                    .then(|| GoalObject::Subnet(SubnetConfig::of(subnet)))
+            }
+            GoalKey::Router(id) => {
+                let router = self.t.routers.get(&id)?;
+                let attached = router.interfaces.iter().any(|iface| {
+                    self.t
+                        .subnets
+                        .get(&iface.subnet_id)
+                        .is_some_and(|s| self.host_in_vpc(s.network_id, host))
+                });
+                attached.then(|| GoalObject::Router(RouterConfig::of(router)))
+            }
+            GoalKey::SgRule(id) => {
+                let rule = self.t.rules.get(&id)?;
+                self.ix
+                    .sg_hosts
+                    .contains_key(&(rule.security_group_id, host.to_string()))
+                    .then(|| GoalObject::SgRule(RuleConfig::of(rule)))
+            }
+            GoalKey::SgMember { group_id, port_id } => {
+                let port = self.t.ports.get(&port_id)?;
+                let member = self.ix.sg_ports.contains(&(group_id, port_id));
+                (member && self.host_needs_members(host, group_id)).then(|| {
+                    GoalObject::SgMember(SgMember {
+                        group_id,
+                        port_id,
+                        ips: port.fixed_ips.iter().map(|f| f.ip_address).collect(),
+                    })
+                })
+            }
+            GoalKey::Port(id) => {
+                let port = self.t.ports.get(&id)?;
+                (port.binding_host.as_deref() == Some(host))
+                    .then(|| GoalObject::Port(PortConfig::of(port)))
+            }
+            GoalKey::Neighbor(id) => {
+                let port = self.t.ports.get(&id)?;
+                let bound = port.binding_host.as_deref()?;
+                if bound == host || !self.host_in_vpc(port.network_id, host) {
+                    return None;
+                }
+                self.neighbor_of(port).map(GoalObject::Neighbor)
+            }
+        }
+    }
+
+    fn neighbor_of(&self, port: &Port) -> Option<Neighbor> {
+        let host_id = port.binding_host.as_ref()?;
+        let host = self.t.hosts.get(host_id)?;
+        Some(Neighbor {
+            port_id: port.id,
+            network_id: port.network_id,
+            mac_address: port.mac_address,
+            ips: port.fixed_ips.iter().map(|f| f.ip_address).collect(),
+            allowed_address_pairs: port.allowed_address_pairs.clone(),
+            host_id: host_id.clone(),
+            host_ip: host.underlay_ip,
+        })
+    }
+
+    /// The whole goal state of one host at the current revision.
+    pub fn goal_state(&self, host: &str) -> GoalState {
+        let mut out = GoalState::new();
+        let mut vpcs = BTreeSet::new();
+        let mut groups = BTreeSet::new();
+        for port in self.ports_of_host(host) {
+            out.insert(GoalKey::Port(port.id), GoalObject::Port(PortConfig::of(port)));
+            vpcs.insert(port.network_id);
+            groups.extend(port.security_groups.iter().copied());
+        }
+        for net in &vpcs {
+            if let Some(vpc) = self.t.vpcs.get(net) {
+                out.insert(GoalKey::Vpc(*net), GoalObject::Vpc(VpcConfig::of(vpc)));
+            }
+            for subnet in self.subnets_of(*net) {
+                out.insert(GoalKey::Subnet(subnet.id), GoalObject::Subnet(SubnetConfig::of(subnet)));
+            }
+            let routers = self.ix.net_routers.range((*net, Id(0))..=(*net, Id(u128::MAX)));
+            for ((_, router_id), _) in routers {
+                if let Some(router) = self.t.routers.get(router_id) {
+                    out.insert(GoalKey::Router(*router_id), GoalObject::Router(RouterConfig::of(router)));
+                }
+            }
+            for port in self.ports_of_network(*net) {
+                if port.binding_host.as_deref().is_some_and(|h| h != host) {
+                    if let Some(n) = self.neighbor_of(port) {
+                        out.insert(GoalKey::Neighbor(port.id), GoalObject::Neighbor(n));
+                    }
+                }
+            }
+        }
+        let mut remote_groups = BTreeSet::new();
+        for group in &groups {
+            for (_, rule_id) in self.ix.sg_rules.range((*group, Id(0))..=(*group, Id(u128::MAX))) {
+                if let Some(rule) = self.t.rules.get(rule_id) {
+                    out.insert(GoalKey::SgRule(rule.id), GoalObject::SgRule(RuleConfig::of(rule)));
+                    remote_groups.extend(rule.remote_group_id);
+                }
+            }
+        }
+        for group_id in remote_groups {
+            for (_, port_id) in self.ix.sg_ports.range((group_id, Id(0))..=(group_id, Id(u128::MAX))) {
+                if let Some(port) = self.t.ports.get(port_id) {
+                    let ips = port.fixed_ips.iter().map(|f| f.ip_address).collect();
+                    out.insert(
+                        GoalKey::SgMember { group_id, port_id: *port_id },
+                        GoalObject::SgMember(SgMember { group_id, port_id: *port_id, ips }),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// Every host that has a non-empty goal state, in ID order.
+    pub fn hosts_with_ports(&self) -> Vec<HostId> {
+        let mut out: Vec<HostId> = Vec::new();
+        for (host, _) in &self.ix.host_ports {
+            if out.last() != Some(host) {
+                out.push(host.clone());
+            }
+        }
+        out
+    }
+}
+
+fn decrement<K: Ord>(map: &mut BTreeMap<K, u32>, key: K) {
+    if let Some(n) = map.get_mut(&key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(&key);
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Per-host diffs: who learns what, and that diffs add up to the goal state.
+
+use crate::support::*;
+use alcor_state_machine::model::{Direction, EtherType};
+use alcor_state_machine::{Command, GoalChange, GoalKey, Id, PortUpdate};
+
+fn three_hosts() -> World {
+    let mut w = World::new();
+    w.ok(unlimited());
+    for (h, ip) in [("h1", "10.0.0.1"), ("h2", "10.0.0.2"), ("h3", "10.0.0.3")] {
+        w.ok(host(h, ip));
+    }
+    w.ok(vpc(1, None));
+    w.ok(subnet(10, 1, "192.168.1.0/24"));
+    w
+}
+
+fn keys_for(outcome: &alcor_state_machine::Outcome, host: &str) -> Vec<GoalKey> {
+    outcome.diffs.iter().filter(|d| d.host == host).flat_map(|d| d.changes.iter().map(GoalChange::key)).collect()
+}
+
+#[test]
+fn port_create_reaches_its_host_and_the_vpcs_other_hosts_only() {
+    let mut w = three_hosts();
+    w.ok(port(100, 1, Some("h1")));
+    w.ok(port(101, 1, Some("h2")));
+    let out = w.apply(port(102, 1, Some("h1")));
+    assert!(out.result.is_ok());
+    let h1 = keys_for(&out, "h1");
+    assert!(h1.contains(&GoalKey::Port(Id(102))));
+    assert!(!h1.contains(&GoalKey::Neighbor(Id(102))));
+    assert_eq!(keys_for(&out, "h2"), vec![GoalKey::SgMember { group_id: w.state.default_security_group(PROJECT).unwrap(), port_id: Id(102) }, GoalKey::Neighbor(Id(102))]);
+    assert!(keys_for(&out, "h3").is_empty(), "h3 has no port in the VPC");
+    w.assert_tables_match(&["h1", "h2", "h3"]);
+}
+
+#[test]
+fn host_joining_a_vpc_gets_its_context_in_one_diff() {
+    let mut w = three_hosts();
+    w.ok(Command::CreatePorts((0..20u128).map(|n| port_spec(100 + n, 1, Some("h1"))).collect()));
+    let out = w.apply(port(200, 1, Some("h3")));
+    let h3: Vec<GoalKey> = keys_for(&out, "h3");
+    assert!(h3.contains(&GoalKey::Vpc(Id(1))));
+    assert!(h3.contains(&GoalKey::Subnet(Id(10))));
+    assert_eq!(h3.iter().filter(|k| matches!(k, GoalKey::Neighbor(_))).count(), 20);
+    assert_eq!(out.diffs.iter().filter(|d| d.host == "h3").count(), 1);
+    w.assert_tables_match(&["h1", "h2", "h3"]);
+}
+
+#[test]
+fn moving_a_port_removes_it_from_the_old_host_and_adds_it_to_the_new() {
+    let mut w = three_hosts();
+    w.ok(port(100, 1, Some("h1")));
+    w.ok(port(101, 1, Some("h1")));
+    w.ok(port(102, 1, Some("h2")));
+    let upd = PortUpdate { binding_host: Some(Some("h3".into())), ..PortUpdate::default() };
+    let out = w.apply(Command::UpdatePort { id: Id(100), update: upd, expected_revision: None });
+    let h1 = out.diffs.iter().find(|d| d.host == "h1").unwrap();
+    assert!(h1.changes.contains(&GoalChange::Remove(GoalKey::Port(Id(100)))));
+    assert!(h1.changes.iter().any(|c| matches!(c, GoalChange::Upsert(o) if o.key() == GoalKey::Neighbor(Id(100)))));
+    assert!(keys_for(&out, "h3").contains(&GoalKey::Port(Id(100))));
+    w.assert_tables_match(&["h1", "h2", "h3"]);
+    assert_eq!(w.state.port(&Id(100)).unwrap().status, alcor_state_machine::model::PortStatus::Down);
+}
+
+#[test]
+fn renaming_a_port_pushes_nothing() {
+    let mut w = three_hosts();
+    w.ok(port(100, 1, Some("h1")));
+    let upd = PortUpdate { name: Some("new-name".into()), ..PortUpdate::default() };
+    let out = w.apply(Command::UpdatePort { id: Id(100), update: upd, expected_revision: None });
+    assert!(out.result.is_ok());
+    assert!(out.diffs.is_empty(), "{:?}", out.diffs);
+}
+
+#[test]
+fn rule_change_reaches_each_host_using_the_group_once_as_a_rule_delta() {
+    let mut w = three_hosts();
+    w.ok(Command::CreateSecurityGroup { id: Id(50), project_id: PROJECT.into(), name: "web".into(), description: String::new() });
+    let mut specs = Vec::new();
+    for n in 0..30u128 {
+        let mut spec = port_spec(100 + n, 1, Some(["h1", "h2"][(n % 2) as usize]));
+        spec.security_groups = Some(vec![Id(50)]);
+        specs.push(spec);
+    }
+    w.ok(Command::CreatePorts(specs));
+    w.ok(port(300, 1, Some("h3"))); // default group, not "web"
+    let out = w.apply(Command::CreateSecurityGroupRule {
+        id: Id(60), project_id: PROJECT.into(), security_group_id: Id(50), direction: Direction::Ingress,
+        ethertype: EtherType::Ipv4, protocol: Some(6), port_range_min: Some(22), port_range_max: Some(22),
+        remote_ip_prefix: Some("10.0.0.0/8".parse().unwrap()), remote_group_id: None,
+    });
+    let hosts: Vec<&str> = out.diffs.iter().map(|d| d.host.as_str()).collect();
+    assert_eq!(hosts, vec!["h1", "h2"]);
+    for d in &out.diffs {
+        assert_eq!(d.changes.iter().map(GoalChange::key).collect::<Vec<_>>(), vec![GoalKey::SgRule(Id(60))]);
+    }
+    w.assert_tables_match(&["h1", "h2", "h3"]);
+}
+
+#[test]
+fn joining_a_remote_group_updates_hosts_whose_rules_name_it() {
+    let mut w = three_hosts();
+    w.ok(Command::CreateSecurityGroup { id: Id(50), project_id: PROJECT.into(), name: "web".into(), description: String::new() });
+    w.ok(Command::CreateSecurityGroup { id: Id(51), project_id: PROJECT.into(), name: "db".into(), description: String::new() });
+    w.ok(Command::CreateSecurityGroupRule {
+        id: Id(60), project_id: PROJECT.into(), security_group_id: Id(51), direction: Direction::Ingress,
+        ethertype: EtherType::Ipv4, protocol: Some(6), port_range_min: Some(5432), port_range_max: Some(5432),
+        remote_ip_prefix: None, remote_group_id: Some(Id(50)),
+    });
+    let mut db = port_spec(100, 1, Some("h1"));
+    db.security_groups = Some(vec![Id(51)]);
+    w.ok(Command::CreatePort(db));
+    // A web port on h2 joins group 50: h1 (db rules name 50) learns its address.
+    let mut web = port_spec(101, 1, Some("h2"));
+    web.security_groups = Some(vec![Id(50)]);
+    let out = w.apply(Command::CreatePort(web));
+    assert!(keys_for(&out, "h1").contains(&GoalKey::SgMember { group_id: Id(50), port_id: Id(101) }));
+    w.assert_tables_match(&["h1", "h2", "h3"]);
+    // Leaving the group removes it again.
+    let upd = PortUpdate { security_groups: Some(vec![]), ..PortUpdate::default() };
+    let out = w.apply(Command::UpdatePort { id: Id(101), update: upd, expected_revision: None });
+    let h1 = out.diffs.iter().find(|d| d.host == "h1").unwrap();
+    assert!(h1.changes.contains(&GoalChange::Remove(GoalKey::SgMember { group_id: Id(50), port_id: Id(101) })));
+    w.assert_tables_match(&["h1", "h2", "h3"]);
+}
+
+#[test]
+fn host_underlay_change_updates_neighbors_everywhere() {
+    let mut w = three_hosts();
+    w.ok(port(100, 1, Some("h1")));
+    w.ok(port(101, 1, Some("h2")));
+    w.ok(port(102, 1, Some("h3")));
+    let out = w.apply(Command::UpdateHost { id: "h1".into(), underlay_ip: Some("10.9.9.9".parse().unwrap()), status: None, expected_revision: None });
+    assert_eq!(out.diffs.iter().map(|d| d.host.as_str()).collect::<Vec<_>>(), vec!["h2", "h3"]);
+    w.assert_tables_match(&["h1", "h2", "h3"]);
+}
