@@ -1,1 +1,113 @@
-//! placeholder
+//! Shared fixtures for the benchmarks: states pre-loaded with hosts, VPCs and ports.
+//!
+//! The criterion benches (`benches/`) and the measurement binaries (`src/bin/`)
+//! build their inputs here, so every figure in `benches/README.md` can be traced
+//! to one fixture.
+
+use alcor_state_machine::model::Quota;
+use alcor_state_machine::{Command, GatewaySpec, Id, PortSpec, Proposal, State};
+
+/// Project used by every fixture.
+pub const PROJECT: &str = "bench";
+
+/// Applies commands with increasing log indexes.
+#[derive(Debug, Default)]
+pub struct Driver {
+    /// The state.
+    pub state: State,
+    /// Last log index used.
+    pub index: u64,
+}
+
+impl Driver {
+    /// Applies one command; panics if it is rejected (fixtures must be valid).
+    pub fn must(&mut self, command: Command) {
+        self.index += 1;
+        let name = command.name();
+        let outcome = self.state.apply(self.index, &Proposal { time_ms: self.index, command });
+        if let Err(e) = outcome.result {
+            panic!("fixture command {name} rejected: {e}");
+        }
+    }
+}
+
+/// A port spec in VPC `net`, bound to `host`, in the default group.
+pub fn port_spec(n: u128, net: u128, host: &str) -> PortSpec {
+    PortSpec {
+        id: Id(n),
+        project_id: PROJECT.to_string(),
+        network_id: Id(net),
+        name: String::new(),
+        fixed_ips: Vec::new(),
+        mac_address: None,
+        binding_host: Some(host.to_string()),
+        device_id: format!("vm-{n}"),
+        device_owner: "compute:nova".to_string(),
+        security_groups: None,
+        allowed_address_pairs: Vec::new(),
+        admin_state_up: true,
+    }
+}
+
+/// A driver with `n_hosts` hosts, one VPC (ID 1) with a /8 subnet (ID 2), and an
+/// unlimited quota; ports then go in with [`fill_ports`].
+pub fn vpc_fixture(n_hosts: usize) -> Driver {
+    let mut d = Driver::default();
+    d.must(Command::SetQuota {
+        project_id: PROJECT.to_string(),
+        quota: Quota { network: -1, subnet: -1, port: -1, router: -1, security_group: -1, security_group_rule: -1 },
+    });
+    for h in 0..n_hosts {
+        d.must(Command::CreateHost {
+            id: host_name(h),
+            project_id: "admin".to_string(),
+            underlay_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000u32 + h as u32 + 1)),
+        });
+    }
+    d.must(Command::CreateVpc {
+        id: Id(1),
+        project_id: PROJECT.to_string(),
+        name: "bench".to_string(),
+        cidr: None,
+        vni: None,
+        mtu: None,
+        admin_state_up: true,
+    });
+    d.must(Command::CreateSubnet {
+        id: Id(2),
+        project_id: PROJECT.to_string(),
+        network_id: Id(1),
+        name: "bench".to_string(),
+        cidr: "10.0.0.0/8".parse().expect("literal CIDR"),
+        gateway: GatewaySpec::Default,
+        allocation_pools: None,
+        enable_dhcp: true,
+        dns_nameservers: Vec::new(),
+        host_routes: Vec::new(),
+    });
+    d
+}
+
+/// The name of host number `h`.
+pub fn host_name(h: usize) -> String {
+    format!("host-{h:05}")
+}
+
+/// Adds `n_ports` ports to VPC 1 in batches of `batch`, spread round-robin over
+/// `n_hosts` hosts, with IDs starting at `first_id`.
+pub fn fill_ports(d: &mut Driver, n_ports: usize, n_hosts: usize, batch: usize, first_id: u128) {
+    let mut next = first_id;
+    let mut left = n_ports;
+    while left > 0 {
+        let take = left.min(batch);
+        let specs = (0..take)
+            .map(|i| {
+                let n = next + i as u128;
+                port_spec(n, 1, &host_name((n as usize) % n_hosts))
+            })
+            .collect();
+        d.must(Command::CreatePorts(specs));
+        next += take as u128;
+        left -= take;
+    }
+}

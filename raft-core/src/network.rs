@@ -10,14 +10,13 @@ use std::time::Duration;
 use alcor_proto::raft::v1::raft_service_client::RaftServiceClient;
 use alcor_proto::raft::v1::RaftMessage;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+    InstallSnapshotError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
 };
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::AnyError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
@@ -47,18 +46,6 @@ pub enum PeerError {
     /// No answer within the deadline.
     #[error("peer rpc timed out after {0:?}")]
     Timeout(Duration),
-}
-
-impl PeerError {
-    /// True when the peer could not be reached at all (so retrying
-    /// elsewhere, or later, is reasonable).
-    pub fn is_unreachable(&self) -> bool {
-        match self {
-            PeerError::Status(status) => status.code() == Code::Unavailable,
-            PeerError::BadAddress { .. } => true,
-            PeerError::Encode(_) | PeerError::Timeout(_) => false,
-        }
-    }
 }
 
 /// The channel cache: one lazily connected channel per peer address.
@@ -194,6 +181,7 @@ impl Connection {
         reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 
+    /// Maps a transport failure to what openraft should do about it.
     fn to_rpc_error<E: Error>(
         &self,
         error: PeerError,
@@ -215,8 +203,11 @@ impl Connection {
                     timeout,
                 })
             }
-            e if e.is_unreachable() => RPCError::Unreachable(Unreachable::new(&e)),
-            e => RPCError::Network(NetworkError::new(&AnyError::new(&e))),
+            // Everything else, refused connections and peers that reject
+            // the envelope (e.g. a version mismatch during an upgrade)
+            // included, is Unreachable so openraft backs off instead of
+            // retrying immediately.
+            e => RPCError::Unreachable(Unreachable::new(&e)),
         }
     }
 }

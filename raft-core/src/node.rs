@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alcor_state_machine::{Proposal, State};
@@ -150,10 +150,16 @@ pub struct RaftNode {
     peers: Arc<Peers>,
     request_timeout: Duration,
     raft_addr: SocketAddr,
+    /// What `shutdown` stops; `None` once it has run.
+    running: Mutex<Option<Running>>,
+}
+
+/// The parts of a node that `shutdown` stops and waits for.
+struct Running {
+    server_stop: oneshot::Sender<()>,
+    server_task: JoinHandle<Result<(), tonic::transport::Error>>,
     /// Lets `shutdown` wait until RocksDB is really closed.
-    db_closed: Option<DbClosed>,
-    server_stop: Option<oneshot::Sender<()>>,
-    server_task: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+    db_closed: DbClosed,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -230,9 +236,11 @@ impl RaftNode {
             peers,
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             raft_addr,
-            db_closed: Some(db_closed),
-            server_stop: Some(server_stop),
-            server_task: Some(server_task),
+            running: Mutex::new(Some(Running {
+                server_stop,
+                server_task,
+                db_closed,
+            })),
         };
         node.bootstrap(config.initial_members).await?;
         Ok(node)
@@ -268,6 +276,12 @@ impl RaftNode {
     /// The address the Raft gRPC server is bound to.
     pub fn raft_addr(&self) -> SocketAddr {
         self.raft_addr
+    }
+
+    /// A cloneable, `'static` read handle on this node's applied state
+    /// (stale reads; see `read_linearizable` for fresh ones).
+    pub fn state_view(&self) -> StateView {
+        self.view.clone()
     }
 
     /// The underlying openraft handle, for waiting on metrics in tests and
@@ -532,34 +546,42 @@ impl RaftNode {
 
     /// Stops Raft and the gRPC server, then waits until the database is
     /// closed so the same data dir can be reopened (e.g. a restart test).
-    pub async fn shutdown(mut self) -> Result<(), ShutdownError> {
+    /// Later calls do nothing; every other method fails once this ran.
+    pub async fn shutdown(&self) -> Result<(), ShutdownError> {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(running) = running else {
+            return Ok(());
+        };
         let raft_result = self.raft.shutdown().await;
-        if let Some(stop) = self.server_stop.take() {
-            let _ = stop.send(());
+        let _ = running.server_stop.send(());
+        let mut server_task = running.server_task;
+        let drain = Duration::from_millis(SERVER_DRAIN_MS_MAX);
+        if tokio::time::timeout(drain, &mut server_task).await.is_err() {
+            server_task.abort();
         }
-        if let Some(mut task) = self.server_task.take() {
-            let drain = Duration::from_millis(SERVER_DRAIN_MS_MAX);
-            if tokio::time::timeout(drain, &mut task).await.is_err() {
-                task.abort();
-            }
-        }
-        let db_closed = self.db_closed.take();
-        drop(self);
         raft_result.map_err(|e| ShutdownError::Raft(e.to_string()))?;
-        if let Some(db_closed) = db_closed {
-            let wait = Duration::from_millis(DB_CLOSE_WAIT_MS_MAX);
-            tokio::time::timeout(wait, db_closed.wait())
-                .await
-                .map_err(|_| ShutdownError::DbStillOpen(DB_CLOSE_WAIT_MS_MAX))?;
-        }
-        Ok(())
+        let wait = Duration::from_millis(DB_CLOSE_WAIT_MS_MAX);
+        tokio::time::timeout(wait, running.db_closed.wait())
+            .await
+            .map_err(|_| ShutdownError::DbStillOpen(DB_CLOSE_WAIT_MS_MAX))
     }
 }
 
 impl Drop for RaftNode {
+    /// Without `shutdown`, at least stop serving peers; openraft's tasks
+    /// stop once every handle is gone.
     fn drop(&mut self) {
-        if let Some(stop) = self.server_stop.take() {
-            let _ = stop.send(());
+        let running = self
+            .running
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(running) = running {
+            let _ = running.server_stop.send(());
         }
     }
 }

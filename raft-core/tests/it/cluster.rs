@@ -99,6 +99,23 @@ impl TestCluster {
         self.launch(id, RaftListen::Addr(addr)).await;
     }
 
+    /// Starts a new, empty node `id` that is not a member yet. Its static
+    /// member list is the cluster's plus itself; it does not bootstrap
+    /// because it is not the lowest id.
+    pub(crate) async fn add_node(&mut self, id: NodeId) -> Node {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let node = Node {
+            raft_addr: addr.to_string(),
+            api_addr: format!("api-{id}:0"),
+        };
+        self.members.insert(id, node.clone());
+        self.addrs.insert(id, addr);
+        self.dirs.insert(id, TempDir::new().unwrap());
+        self.launch(id, RaftListen::Listener(listener)).await;
+        node
+    }
+
     /// Waits until every running node agrees on one leader; returns it.
     pub(crate) async fn wait_leader(&self) -> NodeId {
         let deadline = tokio::time::Instant::now() + WAIT_MAX;
@@ -301,5 +318,52 @@ async fn only_the_lowest_id_bootstraps() {
     assert!(cluster.node(2).raft().is_initialized().await.unwrap());
     let metrics = cluster.node(leader).metrics();
     assert_eq!(metrics.voters.into_iter().collect::<Vec<_>>(), vec![1, 2]);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learner_is_promoted_to_voter_and_removed_again() {
+    let mut cluster = TestCluster::start(3, |_| {}).await;
+    let leader = cluster.wait_leader().await;
+    cluster
+        .node(leader)
+        .client_write(create_host(1))
+        .await
+        .unwrap();
+    let follower = cluster.follower().await;
+    let node4 = cluster.add_node(4).await;
+    let refused = cluster
+        .node(follower)
+        .add_learner(4, node4.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, alcor_raft_core::AdminError::NotLeader { leader_id: Some(l), .. } if l == leader),
+        "{refused:?}"
+    );
+
+    cluster.node(leader).add_learner(4, node4).await.unwrap();
+    let voters = [1, 2, 3, 4].into_iter().collect();
+    cluster
+        .node(leader)
+        .change_membership(voters, false)
+        .await
+        .unwrap();
+    assert_eq!(cluster.node(leader).metrics().voters.len(), 4);
+    assert!(cluster
+        .node(4)
+        .read_linearizable(host_exists(1))
+        .await
+        .unwrap());
+    let response = cluster.node(4).client_write(create_host(2)).await.unwrap();
+    assert!(response.result.is_ok());
+
+    cluster.node(leader).remove_member(4).await.unwrap();
+    let metrics = cluster.node(leader).metrics();
+    assert_eq!(
+        metrics.voters.into_iter().collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(!metrics.nodes.contains_key(&4));
     cluster.shutdown().await;
 }
