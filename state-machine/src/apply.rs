@@ -3,7 +3,7 @@
 //! candidate (host, key) pairs before and after each step.
 
 use crate::command::{Command, GatewaySpec, Kind, Proposal, Reply, Rejection, SubnetUpdate};
-use crate::goal::{DiffCollector, GoalKey, HostDiff};
+use crate::goal::{DiffCollector, Diffs, GoalKey, Scope, Touch};
 use crate::ids::{HostId, Id, ProjectId};
 use crate::limits::{
     MTU_DEFAULT, MTU_MAX, MTU_MIN, ROUTER_INTERFACES_MAX, ROUTER_ROUTES_MAX, SUBNET_DNS_MAX,
@@ -25,8 +25,8 @@ use std::net::IpAddr;
 pub struct Outcome {
     /// What the command returned.
     pub result: Result<Reply, Rejection>,
-    /// The goal-state changes per affected host, in host order; empty on rejection.
-    pub diffs: Vec<HostDiff>,
+    /// The goal-state changes of the affected hosts; empty on rejection.
+    pub diffs: Diffs,
 }
 
 /// Per-command context: the log index and the leader's clock.
@@ -60,7 +60,7 @@ impl State {
         let mut diffs = DiffCollector::default();
         let result = self.dispatch(ctx, &proposal.command, &mut diffs);
         self.t.applied_index = log_index;
-        let diffs = if result.is_ok() { diffs.finish() } else { Vec::new() };
+        let diffs = if result.is_ok() { diffs.finish(self) } else { Diffs::default() };
         Outcome { result, diffs }
     }
 
@@ -252,12 +252,10 @@ impl State {
             return Err(Rejection::invalid("underlay_ip", "must be a unicast address"));
         }
         // Every neighbor entry of every port on the host carries its underlay IP.
-        let mut candidates = Vec::new();
+        let mut candidates = Touch::default();
         if ip.is_some_and(|ip| ip != host.underlay_ip) {
             for port in self.ports_of_host(id) {
-                for h in self.vpc_hosts(port.network_id) {
-                    candidates.push((h, GoalKey::Neighbor(port.id)));
-                }
+                candidates.objects.push((Scope::Vpc(port.network_id), GoalKey::Neighbor(port.id)));
             }
         }
         d.before(self, &candidates);
@@ -367,7 +365,7 @@ impl State {
         if mtu.is_some_and(|m| !(MTU_MIN..=MTU_MAX).contains(&m)) {
             return Err(Rejection::invalid("mtu", format!("must be in {MTU_MIN}..={MTU_MAX}")));
         }
-        let candidates: Vec<_> = self.vpc_hosts(id).into_iter().map(|h| (h, GoalKey::Vpc(id))).collect();
+        let candidates = Touch { objects: vec![(Scope::Vpc(id), GoalKey::Vpc(id))], subs: Vec::new() };
         d.before(self, &candidates);
         if let Some(vpc) = self.t.vpcs.get_mut(&id) {
             if let Some(name) = name {
@@ -458,8 +456,7 @@ impl State {
             host_routes: routes,
             meta: ctx.meta(s.project_id),
         };
-        let candidates: Vec<_> =
-            self.vpc_hosts(s.network_id).into_iter().map(|h| (h, GoalKey::Subnet(s.id))).collect();
+        let candidates = Touch { objects: vec![(Scope::Vpc(s.network_id), GoalKey::Subnet(s.id))], subs: Vec::new() };
         d.before(self, &candidates);
         self.ix.net_subnets.insert((s.network_id, s.id));
         self.usage_add(s.project_id, ResourceKind::Subnet, 1);
@@ -521,8 +518,7 @@ impl State {
         new.dns_nameservers = dns;
         new.host_routes = routes;
         ctx.touch(&mut new.meta);
-        let candidates: Vec<_> =
-            self.vpc_hosts(new.network_id).into_iter().map(|h| (h, GoalKey::Subnet(id))).collect();
+        let candidates = Touch { objects: vec![(Scope::Vpc(new.network_id), GoalKey::Subnet(id))], subs: Vec::new() };
         d.before(self, &candidates);
         self.t.subnets.insert(id, new.clone());
         d.after(self, &candidates);
@@ -539,7 +535,7 @@ impl State {
             return Err(Rejection::InUse { kind: Kind::Subnet, id: id.to_string(), reason: format!("router {router} has an interface on it") });
         }
         let (net, project) = (subnet.network_id, subnet.meta.project_id.clone());
-        let candidates: Vec<_> = self.vpc_hosts(net).into_iter().map(|h| (h, GoalKey::Subnet(id))).collect();
+        let candidates = Touch { objects: vec![(Scope::Vpc(net), GoalKey::Subnet(id))], subs: Vec::new() };
         d.before(self, &candidates);
         self.t.subnets.remove(&id);
         self.t.ip_cursors.remove(&id);
@@ -681,14 +677,12 @@ impl State {
         Ok(Reply::Deleted)
     }
 
-    fn rule_candidates(&self, rule: &SecurityGroupRule) -> Vec<(HostId, GoalKey)> {
-        let mut out = Vec::new();
-        for host in self.sg_hosts(rule.security_group_id) {
-            out.push((host.clone(), GoalKey::SgRule(rule.id)));
-            if let Some(group_id) = rule.remote_group_id {
-                for (_, port_id) in self.ix.sg_ports.range((group_id, Id(0))..=(group_id, Id(u128::MAX))) {
-                    out.push((host.clone(), GoalKey::SgMember { group_id, port_id: *port_id }));
-                }
+    fn rule_candidates(&self, rule: &SecurityGroupRule) -> Touch {
+        let mut out = Touch::default();
+        out.objects.push((Scope::Rules(rule.security_group_id), GoalKey::SgRule(rule.id)));
+        if let Some(group_id) = rule.remote_group_id {
+            for host in self.sg_hosts(rule.security_group_id) {
+                out.subs.push((host, Scope::Members(group_id)));
             }
         }
         out
@@ -747,14 +741,13 @@ impl State {
         Ok(Reply::Router(router))
     }
 
-    fn router_candidates(&self, router: &Router) -> Vec<(HostId, GoalKey)> {
-        let mut hosts = BTreeSet::new();
+    fn router_candidates(&self, router: &Router, out: &mut Touch) {
         for iface in &router.interfaces {
             if let Some(subnet) = self.t.subnets.get(&iface.subnet_id) {
-                hosts.extend(self.vpc_hosts(subnet.network_id));
+                let key = GoalKey::Router { network_id: subnet.network_id, router_id: router.id };
+                out.objects.push((Scope::Vpc(subnet.network_id), key));
             }
         }
-        hosts.into_iter().map(|h| (h, GoalKey::Router(router.id))).collect()
     }
 
     #[allow(clippy::too_many_arguments, reason = "mirrors the command's fields one to one")]
@@ -782,7 +775,8 @@ impl State {
             new.admin_state_up = up;
         }
         ctx.touch(&mut new.meta);
-        let candidates = self.router_candidates(&new);
+        let mut candidates = Touch::default();
+        self.router_candidates(&new, &mut candidates);
         d.before(self, &candidates);
         self.t.routers.insert(id, new.clone());
         d.after(self, &candidates);
@@ -832,8 +826,9 @@ impl State {
         }
         ctx.touch(&mut new.meta);
         let old = router.clone();
-        let mut candidates = self.router_candidates(&old);
-        candidates.extend(self.router_candidates(&new));
+        let mut candidates = Touch::default();
+        self.router_candidates(&old, &mut candidates);
+        self.router_candidates(&new, &mut candidates);
         d.before(self, &candidates);
         self.index_router(&old, false);
         self.index_router(&new, true);

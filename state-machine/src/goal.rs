@@ -25,8 +25,13 @@ pub enum GoalKey {
     Vpc(Id),
     /// A subnet of such a VPC.
     Subnet(Id),
-    /// A router attached to such a VPC.
-    Router(Id),
+    /// A router attached to such a VPC, once per attached VPC.
+    Router {
+        /// The VPC it is attached to.
+        network_id: Id,
+        /// The router.
+        router_id: Id,
+    },
     /// A rule of a group the host's ports use.
     SgRule(Id),
     /// A member port of a group named as remote group by such a rule.
@@ -38,7 +43,8 @@ pub enum GoalKey {
     },
     /// A port bound to the host.
     Port(Id),
-    /// A port bound to another host in one of the host's VPCs.
+    /// A bound port in one of the host's VPCs (the host's own ones included:
+    /// every host of a VPC receives the same neighbor set).
     Neighbor(Id),
 }
 
@@ -81,6 +87,8 @@ pub struct SubnetConfig {
 pub struct RouterConfig {
     /// ID.
     pub id: Id,
+    /// The VPC this copy is delivered for.
+    pub network_id: Id,
     /// Administrative state.
     pub admin_state_up: bool,
     /// Attached subnets.
@@ -192,7 +200,7 @@ impl GoalObject {
         match self {
             GoalObject::Vpc(v) => GoalKey::Vpc(v.id),
             GoalObject::Subnet(s) => GoalKey::Subnet(s.id),
-            GoalObject::Router(r) => GoalKey::Router(r.id),
+            GoalObject::Router(r) => GoalKey::Router { network_id: r.network_id, router_id: r.id },
             GoalObject::SgRule(r) => GoalKey::SgRule(r.id),
             GoalObject::SgMember(m) => GoalKey::SgMember { group_id: m.group_id, port_id: m.port_id },
             GoalObject::Port(p) => GoalKey::Port(p.id),
@@ -227,6 +235,206 @@ pub struct HostDiff {
     pub host: HostId,
     /// The changes, at most one per key.
     pub changes: Vec<GoalChange>,
+}
+
+/// Who an object of the goal state is for. Objects of a shared scope are the
+/// same for every host subscribed to it, so a change is computed once per scope,
+/// not once per host; the push layer fans it out to the scope's audience.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    /// Objects of one host only: its own ports.
+    Host(HostId),
+    /// A VPC, its subnets, attached routers and neighbor entries: for every host
+    /// with a port in the VPC.
+    Vpc(Id),
+    /// The rules of a group: for every host with a port in the group.
+    Rules(Id),
+    /// The members of a group: for every host using a group whose rules name it.
+    Members(Id),
+}
+
+/// Changes to one shared scope, for the hosts subscribed to it both before and
+/// after the command (hosts that joined or left got their own [`HostDiff`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopedDiff {
+    /// The scope.
+    pub scope: Scope,
+    /// Hosts that must apply the changes, sorted.
+    pub audience: Vec<HostId>,
+    /// The changes, in key order.
+    pub changes: Vec<GoalChange>,
+}
+
+/// All goal-state changes of one command.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diffs {
+    /// Changes for single hosts (own ports, and the whole content of scopes they
+    /// joined or left), in host order.
+    pub host: Vec<HostDiff>,
+    /// Changes to shared scopes, in scope order.
+    pub scoped: Vec<ScopedDiff>,
+}
+
+impl Diffs {
+    /// Whether no host must learn anything.
+    pub fn is_empty(&self) -> bool {
+        self.host.is_empty() && self.scoped.is_empty()
+    }
+
+    /// Every host with at least one change, sorted.
+    pub fn hosts(&self) -> Vec<HostId> {
+        let mut out: Vec<HostId> = self.host.iter().map(|d| d.host.clone()).collect();
+        for scoped in &self.scoped {
+            out.extend(scoped.audience.iter().cloned());
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// One host's changes, in key order (keys of different parts are disjoint).
+    pub fn changes_for(&self, host: &str) -> Vec<GoalChange> {
+        let mut out = Vec::new();
+        if let Ok(i) = self.host.binary_search_by(|d| d.host.as_str().cmp(host)) {
+            out.extend(self.host[i].changes.iter().cloned());
+        }
+        for scoped in &self.scoped {
+            if scoped.audience.binary_search_by(|h| h.as_str().cmp(host)).is_ok() {
+                out.extend(scoped.changes.iter().cloned());
+            }
+        }
+        out.sort_by_key(GoalChange::key);
+        out
+    }
+
+    /// The changes expanded per host (what each agent receives).
+    pub fn per_host(&self) -> Vec<HostDiff> {
+        self.hosts().into_iter().map(|host| {
+            let changes = self.changes_for(&host);
+            HostDiff { host, changes }
+        }).collect()
+    }
+}
+
+/// What a command may touch: shared objects, and host subscriptions to scopes.
+#[derive(Default)]
+pub(crate) struct Touch {
+    pub(crate) objects: Vec<(Scope, GoalKey)>,
+    pub(crate) subs: Vec<(HostId, Scope)>,
+}
+
+/// Collects, for every touched object and subscription, its value before the
+/// command and after it, then emits the net changes.
+#[derive(Default)]
+pub(crate) struct DiffCollector {
+    objects: BTreeMap<(Scope, GoalKey), (Option<GoalObject>, Option<GoalObject>)>,
+    subs: BTreeMap<(HostId, Scope), (bool, bool)>,
+}
+
+impl DiffCollector {
+    /// Records the current values of what the command may touch, unless already
+    /// recorded earlier in this command.
+    pub(crate) fn before(&mut self, state: &crate::State, touch: &Touch) {
+        for (scope, key) in &touch.objects {
+            if !self.objects.contains_key(&(scope.clone(), *key)) {
+                let value = state.scope_value(scope, key);
+                self.objects.insert((scope.clone(), *key), (value.clone(), value));
+            }
+        }
+        for (host, scope) in &touch.subs {
+            if !self.subs.contains_key(&(host.clone(), scope.clone())) {
+                let on = state.subscribed(host, scope);
+                self.subs.insert((host.clone(), scope.clone()), (on, on));
+            }
+        }
+    }
+
+    /// Records the current values as the latest ones.
+    pub(crate) fn after(&mut self, state: &crate::State, touch: &Touch) {
+        for (scope, key) in &touch.objects {
+            if let Some(entry) = self.objects.get_mut(&(scope.clone(), *key)) {
+                entry.1 = state.scope_value(scope, key);
+            }
+        }
+        for (host, scope) in &touch.subs {
+            if let Some(entry) = self.subs.get_mut(&(host.clone(), scope.clone())) {
+                entry.1 = state.subscribed(host, scope);
+            }
+        }
+    }
+
+    /// The net changes, evaluated against the state after the command.
+    pub(crate) fn finish(self, state: &crate::State) -> Diffs {
+        let mut host_changes: BTreeMap<HostId, BTreeMap<GoalKey, GoalChange>> = BTreeMap::new();
+        let mut joined: BTreeMap<Scope, Vec<HostId>> = BTreeMap::new();
+        for ((host, scope), (before, after)) in &self.subs {
+            if before == after {
+                continue;
+            }
+            let table = host_changes.entry(host.clone()).or_default();
+            if *after {
+                for object in state.scope_content(scope) {
+                    table.insert(object.key(), GoalChange::Upsert(object));
+                }
+                joined.entry(scope.clone()).or_default().push(host.clone());
+            } else {
+                for key in self.keys_before(state, scope) {
+                    table.insert(key, GoalChange::Remove(key));
+                }
+            }
+        }
+        let mut scoped_changes: BTreeMap<Scope, Vec<GoalChange>> = BTreeMap::new();
+        for ((scope, key), (before, after)) in self.objects {
+            if before == after {
+                continue;
+            }
+            let change = match after {
+                Some(object) => GoalChange::Upsert(object),
+                None => GoalChange::Remove(key),
+            };
+            match &scope {
+                Scope::Host(host) => {
+                    host_changes.entry(host.clone()).or_default().insert(key, change);
+                }
+                _ => scoped_changes.entry(scope).or_default().push(change),
+            }
+        }
+        let mut scoped = Vec::new();
+        for (scope, changes) in scoped_changes {
+            let joiners = joined.get(&scope);
+            let audience: Vec<HostId> = state
+                .subscribers(&scope)
+                .into_iter()
+                .filter(|h| joiners.is_none_or(|j| !j.contains(h)))
+                .collect();
+            if !audience.is_empty() {
+                scoped.push(ScopedDiff { scope, audience, changes });
+            }
+        }
+        let host = host_changes
+            .into_iter()
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(host, table)| HostDiff { host, changes: table.into_values().collect() })
+            .collect();
+        Diffs { host, scoped }
+    }
+
+    /// Keys of a scope's content before the command: its content now, minus what
+    /// the command added, plus what it removed.
+    fn keys_before(&self, state: &crate::State, scope: &Scope) -> Vec<GoalKey> {
+        let mut keys: std::collections::BTreeSet<GoalKey> =
+            state.scope_content(scope).iter().map(GoalObject::key).collect();
+        for ((s, key), (before, _)) in &self.objects {
+            if s == scope {
+                if before.is_some() {
+                    keys.insert(*key);
+                } else {
+                    keys.remove(key);
+                }
+            }
+        }
+        keys.into_iter().collect()
+    }
 }
 
 /// A host's whole goal state.
@@ -281,9 +489,10 @@ impl SubnetConfig {
 }
 
 impl RouterConfig {
-    pub(crate) fn of(r: &Router) -> RouterConfig {
+    pub(crate) fn of(r: &Router, network_id: Id) -> RouterConfig {
         RouterConfig {
             id: r.id,
+            network_id,
             admin_state_up: r.admin_state_up,
             interfaces: r.interfaces.clone(),
             routes: r.routes.clone(),
@@ -325,50 +534,3 @@ impl RuleConfig {
 }
 
 
-/// Collects the first "before" and last "after" value of every touched
-/// (host, key) pair during one command, then emits the net changes.
-#[derive(Default)]
-pub(crate) struct DiffCollector {
-    entries: BTreeMap<(HostId, GoalKey), (Option<GoalObject>, Option<GoalObject>)>,
-}
-
-impl DiffCollector {
-    /// Records the current value of each candidate not seen yet in this command.
-    pub(crate) fn before(&mut self, state: &crate::State, candidates: &[(HostId, GoalKey)]) {
-        for (host, key) in candidates {
-            if !self.entries.contains_key(&(host.clone(), *key)) {
-                let value = state.goal_value(host, key);
-                self.entries.insert((host.clone(), *key), (value.clone(), value));
-            }
-        }
-    }
-
-    /// Records the current value of each candidate as its latest value.
-    pub(crate) fn after(&mut self, state: &crate::State, candidates: &[(HostId, GoalKey)]) {
-        for (host, key) in candidates {
-            let value = state.goal_value(host, key);
-            if let Some(entry) = self.entries.get_mut(&(host.clone(), *key)) {
-                entry.1 = value;
-            }
-        }
-    }
-
-    /// The net changes, grouped by host in host order, keys in key order.
-    pub(crate) fn finish(self) -> Vec<HostDiff> {
-        let mut out: Vec<HostDiff> = Vec::new();
-        for ((host, key), (before, after)) in self.entries {
-            if before == after {
-                continue;
-            }
-            let change = match after {
-                Some(object) => GoalChange::Upsert(object),
-                None => GoalChange::Remove(key),
-            };
-            match out.last_mut() {
-                Some(last) if last.host == host => last.changes.push(change),
-                _ => out.push(HostDiff { host, changes: vec![change] }),
-            }
-        }
-        out
-    }
-}

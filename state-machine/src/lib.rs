@@ -39,6 +39,6 @@ mod validate;
 
 pub use apply::Outcome;
 pub use command::{Command, FixedIpRequest, GatewaySpec, Kind, PortSpec, PortUpdate, Proposal, Reply, Rejection, SubnetUpdate};
-pub use goal::{apply_changes, goal_digest, GoalChange, GoalKey, GoalObject, GoalState, HostDiff};
+pub use goal::{apply_changes, goal_digest, Diffs, GoalChange, GoalKey, GoalObject, GoalState, HostDiff, Scope, ScopedDiff};
 pub use ids::{HostId, Id, ProjectId};
 pub use state::{SnapshotError, State, SNAPSHOT_VERSION};

@@ -6,7 +6,7 @@
 
 use crate::apply::Ctx;
 use crate::command::{FixedIpRequest, Kind, PortSpec, PortUpdate, Reply, Rejection};
-use crate::goal::{DiffCollector, GoalKey};
+use crate::goal::{DiffCollector, GoalKey, Scope, Touch};
 use crate::ids::{HostId, Id, ProjectId};
 use crate::limits::{
     BATCH_PORTS_MAX, MAC_PREFIX, MAC_SUFFIXES_MAX, PORT_ADDRESS_PAIRS_MAX, PORT_FIXED_IPS_MAX,
@@ -299,92 +299,39 @@ impl State {
         d.after(self, &candidates);
     }
 
-    /// Every (host, key) whose goal value may differ between the state with `old`
-    /// and the state with `new` in its place. Evaluated on the state before.
-    fn port_candidates(&self, old: Option<&Port>, new: Option<&Port>) -> Vec<(HostId, GoalKey)> {
-        let mut out = Vec::new();
+    /// Every object and subscription that may differ between the state with
+    /// `old` and the state with `new` in its place. Evaluated on the state before.
+    /// Its size is independent of how many hosts share the port's VPC or groups.
+    fn port_candidates(&self, old: Option<&Port>, new: Option<&Port>) -> Touch {
+        let mut out = Touch::default();
         let Some(id) = old.or(new).map(|p| p.id) else { return out };
         let sides = [old, new];
         let nets: BTreeSet<Id> = sides.iter().flatten().map(|p| p.network_id).collect();
         let hosts: BTreeSet<&HostId> = sides.iter().flatten().filter_map(|p| p.binding_host.as_ref()).collect();
+        let groups: BTreeSet<Id> = sides.iter().flatten().flat_map(|p| p.security_groups.iter().copied()).collect();
         for host in &hosts {
-            out.push(((*host).clone(), GoalKey::Port(id)));
+            out.objects.push((Scope::Host((*host).clone()), GoalKey::Port(id)));
         }
         for net in &nets {
-            for host in self.vpc_hosts(*net) {
-                out.push((host, GoalKey::Neighbor(id)));
-            }
-        }
-        for host in &hosts {
-            out.push(((*host).clone(), GoalKey::Neighbor(id)));
-        }
-        // A host entering or leaving a VPC learns or forgets all of its context.
-        let on = |p: Option<&Port>, net: Id, host: &HostId| {
-            p.is_some_and(|p| p.network_id == net && p.binding_host.as_ref() == Some(host))
-        };
-        for host in &hosts {
-            for net in &nets {
-                let before = self.ix.vpc_hosts.get(&(*net, (*host).clone())).copied().unwrap_or(0);
-                let after = before + u32::from(on(new, *net, host)) - u32::from(on(old, *net, host));
-                if (before == 0) != (after == 0) {
-                    self.vpc_context_candidates(host, *net, &mut out);
-                }
-            }
-        }
-        // Group membership and rules.
-        let groups: BTreeSet<Id> = sides.iter().flatten().flat_map(|p| p.security_groups.iter().copied()).collect();
-        let uses = |p: Option<&Port>, sg: Id, host: &HostId| {
-            p.is_some_and(|p| p.binding_host.as_ref() == Some(host) && p.security_groups.contains(&sg))
-        };
-        for sg in &groups {
-            for host in self.hosts_needing_members(*sg) {
-                out.push((host, GoalKey::SgMember { group_id: *sg, port_id: id }));
-            }
+            out.objects.push((Scope::Vpc(*net), GoalKey::Neighbor(id)));
             for host in &hosts {
-                let before = self.ix.sg_hosts.get(&(*sg, (*host).clone())).copied().unwrap_or(0);
-                let after = before + u32::from(uses(new, *sg, host)) - u32::from(uses(old, *sg, host));
-                if (before == 0) != (after == 0) {
-                    self.sg_context_candidates(host, *sg, id, &mut out);
+                out.subs.push(((*host).clone(), Scope::Vpc(*net)));
+            }
+        }
+        for sg in &groups {
+            out.objects.push((Scope::Members(*sg), GoalKey::SgMember { group_id: *sg, port_id: id }));
+            for host in &hosts {
+                out.subs.push(((*host).clone(), Scope::Rules(*sg)));
+                for (_, rule_id) in self.ix.sg_rules.range((*sg, Id(0))..=(*sg, Id(u128::MAX))) {
+                    if let Some(remote) = self.t.rules.get(rule_id).and_then(|r| r.remote_group_id) {
+                        out.subs.push(((*host).clone(), Scope::Members(remote)));
+                    }
                 }
             }
         }
         out
     }
 
-    fn vpc_context_candidates(&self, host: &HostId, net: Id, out: &mut Vec<(HostId, GoalKey)>) {
-        out.push((host.clone(), GoalKey::Vpc(net)));
-        for subnet in self.subnets_of(net) {
-            out.push((host.clone(), GoalKey::Subnet(subnet.id)));
-        }
-        for ((_, router), _) in self.ix.net_routers.range((net, Id(0))..=(net, Id(u128::MAX))) {
-            out.push((host.clone(), GoalKey::Router(*router)));
-        }
-        for (_, port) in self.ix.net_ports.range((net, Id(0))..=(net, Id(u128::MAX))) {
-            out.push((host.clone(), GoalKey::Neighbor(*port)));
-        }
-    }
-
-    fn sg_context_candidates(&self, host: &HostId, sg: Id, port_id: Id, out: &mut Vec<(HostId, GoalKey)>) {
-        for (_, rule_id) in self.ix.sg_rules.range((sg, Id(0))..=(sg, Id(u128::MAX))) {
-            out.push((host.clone(), GoalKey::SgRule(*rule_id)));
-            let Some(group_id) = self.t.rules.get(rule_id).and_then(|r| r.remote_group_id) else { continue };
-            out.push((host.clone(), GoalKey::SgMember { group_id, port_id }));
-            for (_, member) in self.ix.sg_ports.range((group_id, Id(0))..=(group_id, Id(u128::MAX))) {
-                out.push((host.clone(), GoalKey::SgMember { group_id, port_id: *member }));
-            }
-        }
-    }
-
-    /// Hosts that use some group with a rule naming `group` as remote group.
-    fn hosts_needing_members(&self, group: Id) -> BTreeSet<HostId> {
-        let mut out = BTreeSet::new();
-        for (_, rule_id) in self.ix.remote_refs.range((group, Id(0))..=(group, Id(u128::MAX))) {
-            if let Some(rule) = self.t.rules.get(rule_id) {
-                out.extend(self.sg_hosts(rule.security_group_id));
-            }
-        }
-        out
-    }
 
     pub(crate) fn update_port(&mut self, ctx: Ctx, id: Id, u: &PortUpdate, expected: Option<u64>, d: &mut DiffCollector) -> Result<Reply, Rejection> {
         let old = self.t.ports.get(&id).ok_or_else(|| Rejection::not_found(Kind::Port, id))?;

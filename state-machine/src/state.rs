@@ -6,8 +6,8 @@
 //! data. Every map is a `BTreeMap`/`BTreeSet`, so every iteration is in key order.
 
 use crate::goal::{
-    GoalKey, GoalObject, GoalState, Neighbor, PortConfig, RouterConfig, RuleConfig, SgMember,
-    SubnetConfig, VpcConfig,
+    GoalKey, GoalObject, GoalState, Neighbor, PortConfig, RouterConfig, RuleConfig, Scope,
+    SgMember, SubnetConfig, VpcConfig,
 };
 use crate::ids::{HostId, Id, ProjectId};
 use crate::model::{
@@ -404,39 +404,92 @@ impl State {
             .any(|rule| self.ix.sg_hosts.contains_key(&(rule.security_group_id, host.to_string())))
     }
 
+    /// The scope an object key belongs to, if the object exists.
+    pub fn scope_of(&self, key: &GoalKey) -> Option<Scope> {
+        Some(match *key {
+            GoalKey::Vpc(id) => Scope::Vpc(id),
+            GoalKey::Subnet(id) => Scope::Vpc(self.t.subnets.get(&id)?.network_id),
+            GoalKey::Router { network_id, .. } => Scope::Vpc(network_id),
+            GoalKey::Neighbor(id) => Scope::Vpc(self.t.ports.get(&id)?.network_id),
+            GoalKey::SgRule(id) => Scope::Rules(self.t.rules.get(&id)?.security_group_id),
+            GoalKey::SgMember { group_id, .. } => Scope::Members(group_id),
+            GoalKey::Port(id) => Scope::Host(self.t.ports.get(&id)?.binding_host.clone()?),
+        })
+    }
+
     /// The value of one goal-state key for one host, from the indexes.
     pub fn goal_value(&self, host: &str, key: &GoalKey) -> Option<GoalObject> {
-        match *key {
-            GoalKey::Vpc(id) => {
-                let vpc = self.t.vpcs.get(&id)?;
-                self.host_in_vpc(id, host).then(|| GoalObject::Vpc(VpcConfig::of(vpc)))
+        let scope = self.scope_of(key)?;
+        if self.subscribed(host, &scope) {
+            self.scope_value(&scope, key)
+        } else {
+            None
+        }
+    }
+
+    /// Whether a host receives the objects of a scope.
+    pub fn subscribed(&self, host: &str, scope: &Scope) -> bool {
+        match scope {
+            Scope::Host(h) => h == host,
+            Scope::Vpc(net) => self.host_in_vpc(*net, host),
+            Scope::Rules(sg) => self.ix.sg_hosts.contains_key(&(*sg, host.to_string())),
+            Scope::Members(group) => self.host_needs_members(host, *group),
+        }
+    }
+
+    /// The hosts subscribed to a scope, sorted.
+    pub fn subscribers(&self, scope: &Scope) -> Vec<HostId> {
+        match scope {
+            Scope::Host(h) => vec![h.clone()],
+            Scope::Vpc(net) => self.vpc_hosts(*net),
+            Scope::Rules(sg) => self.sg_hosts(*sg),
+            Scope::Members(group) => {
+                let mut out = BTreeSet::new();
+                for (_, rule_id) in self.ix.remote_refs.range((*group, Id(0))..=(*group, Id(u128::MAX))) {
+                    if let Some(rule) = self.t.rules.get(rule_id) {
+                        out.extend(self.sg_hosts(rule.security_group_id));
+                    }
+                }
+                out.into_iter().collect()
             }
-            GoalKey::Subnet(id) => {
+        }
+    }
+
+    /// The value of an object within its scope, regardless of who subscribes.
+    pub fn scope_value(&self, scope: &Scope, key: &GoalKey) -> Option<GoalObject> {
+        match (scope, *key) {
+            (Scope::Host(host), GoalKey::Port(id)) => {
+                let port = self.t.ports.get(&id)?;
+                (port.binding_host.as_ref() == Some(host)).then(|| GoalObject::Port(PortConfig::of(port)))
+            }
+            (Scope::Vpc(net), GoalKey::Vpc(id)) if *net == id => {
+                self.t.vpcs.get(&id).map(|v| GoalObject::Vpc(VpcConfig::of(v)))
+            }
+            (Scope::Vpc(net), GoalKey::Subnet(id)) => {
                 let subnet = self.t.subnets.get(&id)?;
-                self.host_in_vpc(subnet.network_id, host)
-                    .then(|| GoalObject::Subnet(SubnetConfig::of(subnet)))
+                (subnet.network_id == *net).then(|| GoalObject::Subnet(SubnetConfig::of(subnet)))
             }
-            GoalKey::Router(id) => {
-                let router = self.t.routers.get(&id)?;
-                let attached = router.interfaces.iter().any(|iface| {
-                    self.t
-                        .subnets
-                        .get(&iface.subnet_id)
-                        .is_some_and(|s| self.host_in_vpc(s.network_id, host))
-                });
-                attached.then(|| GoalObject::Router(RouterConfig::of(router)))
-            }
-            GoalKey::SgRule(id) => {
-                let rule = self.t.rules.get(&id)?;
+            (Scope::Vpc(net), GoalKey::Router { network_id, router_id }) if *net == network_id => {
+                let router = self.t.routers.get(&router_id)?;
                 self.ix
-                    .sg_hosts
-                    .contains_key(&(rule.security_group_id, host.to_string()))
-                    .then(|| GoalObject::SgRule(RuleConfig::of(rule)))
+                    .net_routers
+                    .contains_key(&(network_id, router_id))
+                    .then(|| GoalObject::Router(RouterConfig::of(router, network_id)))
             }
-            GoalKey::SgMember { group_id, port_id } => {
+            (Scope::Vpc(net), GoalKey::Neighbor(id)) => {
+                let port = self.t.ports.get(&id)?;
+                if port.network_id != *net {
+                    return None;
+                }
+                self.neighbor_of(port).map(GoalObject::Neighbor)
+            }
+            (Scope::Rules(sg), GoalKey::SgRule(id)) => {
+                let rule = self.t.rules.get(&id)?;
+                (rule.security_group_id == *sg).then(|| GoalObject::SgRule(RuleConfig::of(rule)))
+            }
+            (Scope::Members(group), GoalKey::SgMember { group_id, port_id }) if *group == group_id => {
                 let port = self.t.ports.get(&port_id)?;
-                let member = self.ix.sg_ports.contains(&(group_id, port_id));
-                (member && self.host_needs_members(host, group_id)).then(|| {
+                self.ix.sg_ports.contains(&(group_id, port_id)).then(|| {
                     GoalObject::SgMember(SgMember {
                         group_id,
                         port_id,
@@ -444,20 +497,69 @@ impl State {
                     })
                 })
             }
-            GoalKey::Port(id) => {
-                let port = self.t.ports.get(&id)?;
-                (port.binding_host.as_deref() == Some(host))
-                    .then(|| GoalObject::Port(PortConfig::of(port)))
+            _ => None,
+        }
+    }
+
+    /// Every object of a scope, in key order.
+    pub fn scope_content(&self, scope: &Scope) -> Vec<GoalObject> {
+        let mut out = Vec::new();
+        match scope {
+            Scope::Host(host) => {
+                out.extend(self.ports_of_host(host).map(|p| GoalObject::Port(PortConfig::of(p))));
             }
-            GoalKey::Neighbor(id) => {
-                let port = self.t.ports.get(&id)?;
-                let bound = port.binding_host.as_deref()?;
-                if bound == host || !self.host_in_vpc(port.network_id, host) {
-                    return None;
+            Scope::Vpc(net) => {
+                if let Some(vpc) = self.t.vpcs.get(net) {
+                    out.push(GoalObject::Vpc(VpcConfig::of(vpc)));
                 }
-                self.neighbor_of(port).map(GoalObject::Neighbor)
+                out.extend(self.subnets_of(*net).map(|s| GoalObject::Subnet(SubnetConfig::of(s))));
+                for ((_, router_id), _) in self.ix.net_routers.range((*net, Id(0))..=(*net, Id(u128::MAX))) {
+                    if let Some(router) = self.t.routers.get(router_id) {
+                        out.push(GoalObject::Router(RouterConfig::of(router, *net)));
+                    }
+                }
+                out.extend(self.ports_of_network(*net).filter_map(|p| self.neighbor_of(p)).map(GoalObject::Neighbor));
+            }
+            Scope::Rules(sg) => {
+                for (_, rule_id) in self.ix.sg_rules.range((*sg, Id(0))..=(*sg, Id(u128::MAX))) {
+                    if let Some(rule) = self.t.rules.get(rule_id) {
+                        out.push(GoalObject::SgRule(RuleConfig::of(rule)));
+                    }
+                }
+            }
+            Scope::Members(group) => {
+                for (_, port_id) in self.ix.sg_ports.range((*group, Id(0))..=(*group, Id(u128::MAX))) {
+                    if let Some(port) = self.t.ports.get(port_id) {
+                        let ips = port.fixed_ips.iter().map(|f| f.ip_address).collect();
+                        out.push(GoalObject::SgMember(SgMember { group_id: *group, port_id: *port_id, ips }));
+                    }
+                }
             }
         }
+        out
+    }
+
+    /// The scopes a host subscribes to, in scope order.
+    pub fn host_scopes(&self, host: &str) -> Vec<Scope> {
+        let mut vpcs = BTreeSet::new();
+        let mut groups = BTreeSet::new();
+        for port in self.ports_of_host(host) {
+            vpcs.insert(port.network_id);
+            groups.extend(port.security_groups.iter().copied());
+        }
+        let mut remote = BTreeSet::new();
+        for group in &groups {
+            for (_, rule_id) in self.ix.sg_rules.range((*group, Id(0))..=(*group, Id(u128::MAX))) {
+                if let Some(g) = self.t.rules.get(rule_id).and_then(|r| r.remote_group_id) {
+                    remote.insert(g);
+                }
+            }
+        }
+        let mut out = vec![Scope::Host(host.to_string())];
+        out.extend(vpcs.into_iter().map(Scope::Vpc));
+        out.extend(groups.into_iter().map(Scope::Rules));
+        out.extend(remote.into_iter().map(Scope::Members));
+        out
     }
 
     fn neighbor_of(&self, port: &Port) -> Option<Neighbor> {
@@ -474,55 +576,13 @@ impl State {
         })
     }
 
-    /// The whole goal state of one host at the current revision.
+    /// The whole goal state of one host at the current revision: the union of
+    /// the contents of the scopes it subscribes to.
     pub fn goal_state(&self, host: &str) -> GoalState {
         let mut out = GoalState::new();
-        let mut vpcs = BTreeSet::new();
-        let mut groups = BTreeSet::new();
-        for port in self.ports_of_host(host) {
-            out.insert(GoalKey::Port(port.id), GoalObject::Port(PortConfig::of(port)));
-            vpcs.insert(port.network_id);
-            groups.extend(port.security_groups.iter().copied());
-        }
-        for net in &vpcs {
-            if let Some(vpc) = self.t.vpcs.get(net) {
-                out.insert(GoalKey::Vpc(*net), GoalObject::Vpc(VpcConfig::of(vpc)));
-            }
-            for subnet in self.subnets_of(*net) {
-                out.insert(GoalKey::Subnet(subnet.id), GoalObject::Subnet(SubnetConfig::of(subnet)));
-            }
-            let routers = self.ix.net_routers.range((*net, Id(0))..=(*net, Id(u128::MAX)));
-            for ((_, router_id), _) in routers {
-                if let Some(router) = self.t.routers.get(router_id) {
-                    out.insert(GoalKey::Router(*router_id), GoalObject::Router(RouterConfig::of(router)));
-                }
-            }
-            for port in self.ports_of_network(*net) {
-                if port.binding_host.as_deref().is_some_and(|h| h != host) {
-                    if let Some(n) = self.neighbor_of(port) {
-                        out.insert(GoalKey::Neighbor(port.id), GoalObject::Neighbor(n));
-                    }
-                }
-            }
-        }
-        let mut remote_groups = BTreeSet::new();
-        for group in &groups {
-            for (_, rule_id) in self.ix.sg_rules.range((*group, Id(0))..=(*group, Id(u128::MAX))) {
-                if let Some(rule) = self.t.rules.get(rule_id) {
-                    out.insert(GoalKey::SgRule(rule.id), GoalObject::SgRule(RuleConfig::of(rule)));
-                    remote_groups.extend(rule.remote_group_id);
-                }
-            }
-        }
-        for group_id in remote_groups {
-            for (_, port_id) in self.ix.sg_ports.range((group_id, Id(0))..=(group_id, Id(u128::MAX))) {
-                if let Some(port) = self.t.ports.get(port_id) {
-                    let ips = port.fixed_ips.iter().map(|f| f.ip_address).collect();
-                    out.insert(
-                        GoalKey::SgMember { group_id, port_id: *port_id },
-                        GoalObject::SgMember(SgMember { group_id, port_id: *port_id, ips }),
-                    );
-                }
+        for scope in self.host_scopes(host) {
+            for object in self.scope_content(&scope) {
+                out.insert(object.key(), object);
             }
         }
         out

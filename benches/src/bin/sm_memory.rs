@@ -1,7 +1,7 @@
 //! Loads N ports (default 1,000,000) into one state machine and reports resident
 //! memory per port, indexes included, plus the apply rate of 1,000-port batches.
 //!
-//! Usage: `cargo run --release -p alcor-benches --bin sm_memory -- [n_ports]`
+//! Usage: `cargo run --release -p alcor-benches --bin sm_memory -- [n_ports] [n_hosts]`
 
 use alcor_benches::{fill_ports, vpc_fixture};
 use std::time::Instant;
@@ -17,7 +17,7 @@ fn rss_kib() -> u64 {
 
 fn main() {
     let n_ports: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let n_hosts = 1_000;
+    let n_hosts: usize = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(1_000);
     let mut d = vpc_fixture(n_hosts);
     let before = rss_kib();
     let started = Instant::now();

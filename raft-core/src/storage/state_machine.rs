@@ -12,7 +12,7 @@ use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use alcor_state_machine::{HostDiff, State};
+use alcor_state_machine::{Diffs, State};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
 use rocksdb::DB;
@@ -37,7 +37,7 @@ pub enum AppliedEvent {
         /// The applied entry's log index.
         log_index: u64,
         /// Per-host changes the state machine reported.
-        diffs: Arc<[HostDiff]>,
+        diffs: Arc<Diffs>,
     },
     /// The state was replaced by a snapshot from the leader: per-entry
     /// diffs up to `log_index` will never be published, so every
@@ -255,20 +255,20 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 let log_index = entry.log_id.index;
                 applied.last_applied = Some(entry.log_id);
                 let (response, diffs) = match entry.payload {
-                    EntryPayload::Blank => (EntryResponse::Blank, Vec::new()),
+                    EntryPayload::Blank => (EntryResponse::Blank, Diffs::default()),
                     EntryPayload::Normal(Request::Apply(proposal)) => {
                         let outcome = applied.state.apply(log_index, &proposal);
                         (EntryResponse::Applied(outcome.result), outcome.diffs)
                     }
                     EntryPayload::Membership(membership) => {
                         applied.membership = StoredMembership::new(Some(entry.log_id), membership);
-                        (EntryResponse::Membership, Vec::new())
+                        (EntryResponse::Membership, Diffs::default())
                     }
                 };
                 responses.push(response);
                 events.push(AppliedEvent::Entry {
                     log_index,
-                    diffs: diffs.into(),
+                    diffs: Arc::new(diffs),
                 });
             }
         }

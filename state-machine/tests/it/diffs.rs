@@ -16,7 +16,11 @@ fn three_hosts() -> World {
 }
 
 fn keys_for(outcome: &alcor_state_machine::Outcome, host: &str) -> Vec<GoalKey> {
-    outcome.diffs.iter().filter(|d| d.host == host).flat_map(|d| d.changes.iter().map(GoalChange::key)).collect()
+    outcome.diffs.changes_for(host).iter().map(GoalChange::key).collect()
+}
+
+fn hosts_of(outcome: &alcor_state_machine::Outcome) -> Vec<String> {
+    outcome.diffs.hosts()
 }
 
 #[test]
@@ -28,8 +32,11 @@ fn port_create_reaches_its_host_and_the_vpcs_other_hosts_only() {
     assert!(out.result.is_ok());
     let h1 = keys_for(&out, "h1");
     assert!(h1.contains(&GoalKey::Port(Id(102))));
-    assert!(!h1.contains(&GoalKey::Neighbor(Id(102))));
     assert_eq!(keys_for(&out, "h2"), vec![GoalKey::SgMember { group_id: w.state.default_security_group(PROJECT).unwrap(), port_id: Id(102) }, GoalKey::Neighbor(Id(102))]);
+    // One shared change for the VPC, not one per host.
+    let vpc_diffs: Vec<_> = out.diffs.scoped.iter().filter(|s| s.scope == alcor_state_machine::Scope::Vpc(Id(1))).collect();
+    assert_eq!(vpc_diffs.len(), 1);
+    assert_eq!(vpc_diffs[0].audience, vec!["h1".to_string(), "h2".to_string()]);
     assert!(keys_for(&out, "h3").is_empty(), "h3 has no port in the VPC");
     w.assert_tables_match(&["h1", "h2", "h3"]);
 }
@@ -42,8 +49,9 @@ fn host_joining_a_vpc_gets_its_context_in_one_diff() {
     let h3: Vec<GoalKey> = keys_for(&out, "h3");
     assert!(h3.contains(&GoalKey::Vpc(Id(1))));
     assert!(h3.contains(&GoalKey::Subnet(Id(10))));
-    assert_eq!(h3.iter().filter(|k| matches!(k, GoalKey::Neighbor(_))).count(), 20);
-    assert_eq!(out.diffs.iter().filter(|d| d.host == "h3").count(), 1);
+    // 20 remote neighbors plus the new port itself (neighbor sets are per VPC).
+    assert_eq!(h3.iter().filter(|k| matches!(k, GoalKey::Neighbor(_))).count(), 21);
+    assert_eq!(out.diffs.host.iter().filter(|d| d.host == "h3").count(), 1);
     w.assert_tables_match(&["h1", "h2", "h3"]);
 }
 
@@ -55,9 +63,9 @@ fn moving_a_port_removes_it_from_the_old_host_and_adds_it_to_the_new() {
     w.ok(port(102, 1, Some("h2")));
     let upd = PortUpdate { binding_host: Some(Some("h3".into())), ..PortUpdate::default() };
     let out = w.apply(Command::UpdatePort { id: Id(100), update: upd, expected_revision: None });
-    let h1 = out.diffs.iter().find(|d| d.host == "h1").unwrap();
-    assert!(h1.changes.contains(&GoalChange::Remove(GoalKey::Port(Id(100)))));
-    assert!(h1.changes.iter().any(|c| matches!(c, GoalChange::Upsert(o) if o.key() == GoalKey::Neighbor(Id(100)))));
+    let h1 = out.diffs.changes_for("h1");
+    assert!(h1.contains(&GoalChange::Remove(GoalKey::Port(Id(100)))));
+    assert!(h1.iter().any(|c| matches!(c, GoalChange::Upsert(o) if o.key() == GoalKey::Neighbor(Id(100)))));
     assert!(keys_for(&out, "h3").contains(&GoalKey::Port(Id(100))));
     w.assert_tables_match(&["h1", "h2", "h3"]);
     assert_eq!(w.state.port(&Id(100)).unwrap().status, alcor_state_machine::model::PortStatus::Down);
@@ -90,11 +98,11 @@ fn rule_change_reaches_each_host_using_the_group_once_as_a_rule_delta() {
         ethertype: EtherType::Ipv4, protocol: Some(6), port_range_min: Some(22), port_range_max: Some(22),
         remote_ip_prefix: Some("10.0.0.0/8".parse().unwrap()), remote_group_id: None,
     });
-    let hosts: Vec<&str> = out.diffs.iter().map(|d| d.host.as_str()).collect();
-    assert_eq!(hosts, vec!["h1", "h2"]);
-    for d in &out.diffs {
-        assert_eq!(d.changes.iter().map(GoalChange::key).collect::<Vec<_>>(), vec![GoalKey::SgRule(Id(60))]);
+    assert_eq!(hosts_of(&out), vec!["h1", "h2"]);
+    for host in ["h1", "h2"] {
+        assert_eq!(keys_for(&out, host), vec![GoalKey::SgRule(Id(60))]);
     }
+    assert_eq!(out.diffs.scoped.len(), 1, "one rule delta shared by both hosts");
     w.assert_tables_match(&["h1", "h2", "h3"]);
 }
 
@@ -120,8 +128,8 @@ fn joining_a_remote_group_updates_hosts_whose_rules_name_it() {
     // Leaving the group removes it again.
     let upd = PortUpdate { security_groups: Some(vec![]), ..PortUpdate::default() };
     let out = w.apply(Command::UpdatePort { id: Id(101), update: upd, expected_revision: None });
-    let h1 = out.diffs.iter().find(|d| d.host == "h1").unwrap();
-    assert!(h1.changes.contains(&GoalChange::Remove(GoalKey::SgMember { group_id: Id(50), port_id: Id(101) })));
+    let h1 = out.diffs.changes_for("h1");
+    assert!(h1.contains(&GoalChange::Remove(GoalKey::SgMember { group_id: Id(50), port_id: Id(101) })));
     w.assert_tables_match(&["h1", "h2", "h3"]);
 }
 
@@ -132,6 +140,6 @@ fn host_underlay_change_updates_neighbors_everywhere() {
     w.ok(port(101, 1, Some("h2")));
     w.ok(port(102, 1, Some("h3")));
     let out = w.apply(Command::UpdateHost { id: "h1".into(), underlay_ip: Some("10.9.9.9".parse().unwrap()), status: None, expected_revision: None });
-    assert_eq!(out.diffs.iter().map(|d| d.host.as_str()).collect::<Vec<_>>(), vec!["h2", "h3"]);
+    assert_eq!(hosts_of(&out), vec!["h1", "h2", "h3"], "every host of the VPC, h1 included, holds h1's neighbor entries");
     w.assert_tables_match(&["h1", "h2", "h3"]);
 }

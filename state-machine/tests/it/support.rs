@@ -24,7 +24,7 @@ impl World {
         self.index += 1;
         let proposal = Proposal { time_ms: 1_700_000_000_000 + self.index, command };
         let outcome = self.state.apply(self.index, &proposal);
-        for diff in &outcome.diffs {
+        for diff in outcome.diffs.per_host() {
             apply_changes(self.tables.entry(diff.host.clone()).or_default(), &diff.changes);
         }
         outcome
