@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine with only Rust needs to build and test
+# Alcor-RS: libclang (bindgen for librocksdb-sys) and Debian's RocksDB, which the
+# build links instead of compiling the bundled C++ (see .cargo/config.toml).
+# protoc is vendored through the protoc-bin-vendored crate: nothing to install.
+set -euo pipefail
+need=()
+dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+dpkg -s librocksdb-dev >/dev/null 2>&1 || need+=(librocksdb-dev)
+dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing ${need[*]}" >&2
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+fi
