@@ -1,1 +1,41 @@
-//! placeholder
+//! The client-facing gRPC API of an Alcor node (`alcor.api.v1`).
+//!
+//! [`OrchestratorService`] turns each write into one leader-stamped
+//! `Proposal` (wall-clock time and new resource IDs are chosen here, never
+//! in the state machine) and commits it with `RaftNode::client_write`, from
+//! any node: followers forward to the leader. Reads are linearizable
+//! (`read_linearizable`) unless the request sets `stale`.
+//! [`ClusterService`] reports the answering node's Raft metrics.
+//!
+//! # Layout
+//! - [`orchestrator`], [`cluster`]: the two tonic services.
+//! - [`convert`]: the only place protobuf messages meet domain types;
+//!   input is parsed and validated there (INVALID_ARGUMENT) before any
+//!   proposal. The state machine validates again when applying.
+//! - [`error`]: [`ApiError`] and the one mapping to gRPC statuses, with
+//!   the `x-alcor-reason` header.
+//! - [`deadline`]: honours the client's `grpc-timeout`.
+//! - [`limits`]: every bound, named `*_MAX`.
+//!
+//! # Invariants
+//! - A rejected request changes nothing: rejections come from the
+//!   gateway's parsing (nothing proposed) or from `apply` (state unchanged).
+//! - Every request holds one of `CONCURRENT_REQUESTS_MAX` permits; lists
+//!   return at most `LIST_PAGE_MAX` items; batches at most
+//!   `PORTS_BATCH_MAX` ports; messages at most `REQUEST_BYTES_MAX`.
+//!
+//! # Must not depend on
+//! openraft or RocksDB (only `alcor-raft-core`'s facade), nor on
+//! `host-push`.
+
+pub mod cluster;
+pub mod convert;
+pub mod deadline;
+pub mod error;
+mod ids;
+pub mod limits;
+pub mod orchestrator;
+
+pub use cluster::ClusterService;
+pub use error::{to_status, ApiError, BATCH_INDEX_HEADER, INDETERMINATE_HEADER, REASON_HEADER};
+pub use orchestrator::OrchestratorService;

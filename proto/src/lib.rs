@@ -2,11 +2,22 @@
 //!
 //! Every `.proto` under `proto/` is compiled by `build.rs`; this file only
 //! exposes the generated packages as modules mirroring the proto package
-//! names (`alcor.raft.v1` → [`raft::v1`]).
+//! names (`alcor.raft.v1` → [`raft::v1`], `alcor.api.v1` → [`api::v1`]).
 //!
 //! This crate holds no logic and no conversions: each consumer converts
 //! between these types and its domain types in one `convert` module.
 //! It must not depend on any other Alcor crate.
+
+/// Controller-to-host-agent goal-state push (`alcor.push.v1`).
+pub mod push {
+    /// Version 1 of the push protocol.
+    pub mod v1 {
+        // Generated code: prost/tonic do not document every item nor scope
+        // visibility; the lints cannot be satisfied without editing output.
+        #![allow(missing_docs, unreachable_pub)]
+        tonic::include_proto!("alcor.push.v1");
+    }
+}
 
 /// Raft peer-to-peer transport (`alcor.raft.v1`).
 pub mod raft {
@@ -16,5 +27,16 @@ pub mod raft {
         // visibility; the lints cannot be satisfied without editing output.
         #![allow(missing_docs, unreachable_pub)]
         tonic::include_proto!("alcor.raft.v1");
+    }
+}
+
+/// The client API: resources and cluster status (`alcor.api.v1`).
+pub mod api {
+    /// Version 1 of the client API.
+    pub mod v1 {
+        // Generated code: prost/tonic do not document every item nor scope
+        // visibility; the lints cannot be satisfied without editing output.
+        #![allow(missing_docs, unreachable_pub)]
+        tonic::include_proto!("alcor.api.v1");
     }
 }

@@ -1,0 +1,157 @@
+//! The gateway's error type and the one place where every failure becomes a
+//! gRPC status ([`to_status`]). Each status carries a stable reason code in
+//! the `x-alcor-reason` header (and at the start of its message).
+
+use alcor_raft_core::{ReadError, WriteError};
+use alcor_state_machine::Rejection;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Status};
+
+/// Header carrying the machine-readable reason of a failed call.
+pub const REASON_HEADER: &str = "x-alcor-reason";
+/// Header set to `true` when a failed write may still commit.
+pub const INDETERMINATE_HEADER: &str = "x-alcor-indeterminate";
+/// Header naming the rejected entry of a batch create.
+pub const BATCH_INDEX_HEADER: &str = "x-alcor-batch-index";
+
+/// Why a gateway call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The input (checked by the gateway) or the command (checked by the
+    /// state machine) was refused; nothing changed.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// The write was not acknowledged.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The read could not be served.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// `CONCURRENT_REQUESTS_MAX` requests are already in flight.
+    #[error("too many concurrent requests")]
+    Overloaded,
+    /// The state machine answered with an unexpected reply (a bug).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Status {
+        to_status(&error)
+    }
+}
+
+/// Maps every gateway failure to a status code, reason and headers.
+///
+/// Choices: a value that must be unique and is taken (ID, IP, MAC,
+/// overlapping CIDR, identical rule) is ALREADY_EXISTS, like Neutron's 409s;
+/// a compare-and-set mismatch (STALE_REVISION, Neutron's 412) and a delete
+/// of something still referenced (IN_USE) are FAILED_PRECONDITION: the
+/// caller must re-read before retrying. Leader trouble is UNAVAILABLE so
+/// clients move to another node; a write timeout is DEADLINE_EXCEEDED and
+/// flagged indeterminate.
+pub fn to_status(error: &ApiError) -> Status {
+    let mut metadata = MetadataMap::new();
+    let (code, reason) = match error {
+        ApiError::Rejected(rejection) => {
+            let mut rejection = rejection;
+            if let Rejection::BatchEntry { index, cause } = rejection {
+                metadata.insert(BATCH_INDEX_HEADER, MetadataValue::from(*index as u64));
+                rejection = cause;
+            }
+            (rejection_code(rejection), rejection.code())
+        }
+        ApiError::Write(write) => {
+            let (code, reason) = match write {
+                WriteError::NoLeader => (Code::Unavailable, "NO_LEADER"),
+                WriteError::Timeout => (Code::DeadlineExceeded, "TIMEOUT"),
+                WriteError::LeaderUnreachable { .. } => (Code::Unavailable, "LEADER_UNREACHABLE"),
+                WriteError::Fatal(_) => (Code::Unavailable, "RAFT_STOPPED"),
+            };
+            // Only NoLeader guarantees the proposal was never appended.
+            if !matches!(write, WriteError::NoLeader) {
+                metadata.insert(INDETERMINATE_HEADER, MetadataValue::from_static("true"));
+            }
+            (code, reason)
+        }
+        ApiError::Read(read) => match read {
+            ReadError::NoLeader => (Code::Unavailable, "NO_LEADER"),
+            ReadError::NoQuorum(_) => (Code::Unavailable, "NO_QUORUM"),
+            ReadError::Timeout => (Code::DeadlineExceeded, "TIMEOUT"),
+            ReadError::LeaderUnreachable { .. } => (Code::Unavailable, "LEADER_UNREACHABLE"),
+            ReadError::Fatal(_) => (Code::Unavailable, "RAFT_STOPPED"),
+        },
+        ApiError::Overloaded => (Code::ResourceExhausted, "OVERLOADED"),
+        ApiError::Internal(_) => (Code::Internal, "INTERNAL"),
+    };
+    metadata.insert(REASON_HEADER, MetadataValue::from_static(reason));
+    Status::with_metadata(code, format!("{reason}: {error}"), metadata)
+}
+
+/// The status code of one (non-batch) rejection.
+fn rejection_code(rejection: &Rejection) -> Code {
+    match rejection {
+        Rejection::NotFound { .. } => Code::NotFound,
+        Rejection::AlreadyExists { .. }
+        | Rejection::IpInUse { .. }
+        | Rejection::MacInUse { .. }
+        | Rejection::OverlappingSubnet { .. }
+        | Rejection::RuleExists { .. } => Code::AlreadyExists,
+        Rejection::InvalidCidr { .. }
+        | Rejection::InvalidField { .. }
+        | Rejection::IpOutsideSubnet { .. }
+        | Rejection::BatchTooLarge { .. } => Code::InvalidArgument,
+        Rejection::StaleRevision { .. } | Rejection::InUse { .. } => Code::FailedPrecondition,
+        Rejection::PoolExhausted { .. } | Rejection::QuotaExceeded { .. } => {
+            Code::ResourceExhausted
+        }
+        // Nested batches do not exist; treat one like its own entry.
+        Rejection::BatchEntry { cause, .. } => rejection_code(cause),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alcor_state_machine::Kind;
+
+    fn reason(status: &Status) -> Option<&str> {
+        status.metadata().get(REASON_HEADER)?.to_str().ok()
+    }
+
+    #[test]
+    fn rejection_carries_its_code_in_the_reason_header() {
+        let status = to_status(&ApiError::Rejected(Rejection::NotFound {
+            kind: Kind::Port,
+            id: "x".to_string(),
+        }));
+        assert_eq!(status.code(), Code::NotFound);
+        assert_eq!(reason(&status), Some("NOT_FOUND"));
+        assert!(status.message().starts_with("NOT_FOUND: "));
+    }
+
+    #[test]
+    fn batch_entry_rejection_reports_the_entry_cause_and_index() {
+        let status = to_status(&ApiError::Rejected(Rejection::BatchEntry {
+            index: 3,
+            cause: Box::new(Rejection::StaleRevision {
+                expected: 1,
+                actual: 2,
+            }),
+        }));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(reason(&status), Some("STALE_REVISION"));
+        let index = status.metadata().get(BATCH_INDEX_HEADER);
+        assert_eq!(index.and_then(|v| v.to_str().ok()), Some("3"));
+    }
+
+    #[test]
+    fn write_timeout_is_flagged_indeterminate_but_no_leader_is_not() {
+        let timeout = to_status(&ApiError::Write(WriteError::Timeout));
+        assert_eq!(timeout.code(), Code::DeadlineExceeded);
+        assert!(timeout.metadata().get(INDETERMINATE_HEADER).is_some());
+        let no_leader = to_status(&ApiError::Write(WriteError::NoLeader));
+        assert_eq!(no_leader.code(), Code::Unavailable);
+        assert!(no_leader.metadata().get(INDETERMINATE_HEADER).is_none());
+    }
+}

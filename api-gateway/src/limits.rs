@@ -1,0 +1,36 @@
+//! Every bound the API gateway enforces, in one place.
+
+use alcor_state_machine::limits::BATCH_PORTS_MAX;
+
+/// Largest request message accepted (tonic's `max_decoding_message_size`):
+/// a full `CreatePorts` batch with every optional field fits comfortably.
+pub const REQUEST_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Largest response message sent: a full batch reply or a full list page.
+pub const RESPONSE_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Ports in one `CreatePorts` request. Below the state machine's own limit
+/// so one log entry stays small enough to replicate quickly.
+pub const PORTS_BATCH_MAX: usize = 2_000;
+
+/// Items in one list page; larger `limit`s are clamped to it.
+pub const LIST_PAGE_MAX: usize = 1_000;
+
+/// Page size when a list request gives `limit` 0.
+pub const LIST_PAGE_DEFAULT: usize = 100;
+
+/// Requests the gateway serves at once; beyond that it answers
+/// RESOURCE_EXHAUSTED (reason `OVERLOADED`) instead of queueing unboundedly.
+pub const CONCURRENT_REQUESTS_MAX: usize = 1_024;
+
+/// Longest deadline honoured from `grpc-timeout`; Raft's own request
+/// timeout applies below it anyway.
+pub const REQUEST_TIMEOUT_MS_MAX: u64 = 60_000;
+
+/// Subtracted from the client's deadline so that the gateway answers
+/// DEADLINE_EXCEEDED itself before tonic's transport cancels the call.
+pub const DEADLINE_MARGIN_MS: u64 = 5;
+
+const _: () = assert!(PORTS_BATCH_MAX <= BATCH_PORTS_MAX);
+const _: () = assert!(LIST_PAGE_DEFAULT <= LIST_PAGE_MAX);
+const _: () = assert!(REQUEST_BYTES_MAX <= RESPONSE_BYTES_MAX);

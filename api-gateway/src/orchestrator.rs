@@ -1,0 +1,590 @@
+//! `alcor.api.v1.Orchestrator`: every write becomes one leader-stamped
+//! `Proposal` through `RaftNode::client_write`; every read runs against the
+//! state through `read_linearizable` (default) or `read_stale`.
+
+use std::fmt::Display;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alcor_proto::api::v1 as pb;
+use alcor_proto::api::v1::orchestrator_server::{Orchestrator, OrchestratorServer};
+use alcor_raft_core::{RaftNode, ReadError, WriteError};
+use alcor_state_machine::model::Port;
+use alcor_state_machine::{Command, Kind, Proposal, Rejection, Reply, State};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::{Request, Response, Status};
+
+use crate::convert;
+use crate::deadline;
+use crate::error::ApiError;
+use crate::limits::{
+    CONCURRENT_REQUESTS_MAX, LIST_PAGE_DEFAULT, LIST_PAGE_MAX, REQUEST_BYTES_MAX,
+    RESPONSE_BYTES_MAX,
+};
+
+/// Serves the resource API of one node.
+#[derive(Debug, Clone)]
+pub struct OrchestratorService {
+    node: Arc<RaftNode>,
+    /// Caps requests in flight at `CONCURRENT_REQUESTS_MAX`.
+    permits: Arc<Semaphore>,
+}
+
+impl OrchestratorService {
+    /// A service proposing to and reading from `node`.
+    pub fn new(node: Arc<RaftNode>) -> OrchestratorService {
+        OrchestratorService {
+            node,
+            permits: Arc::new(Semaphore::new(CONCURRENT_REQUESTS_MAX)),
+        }
+    }
+
+    /// The tonic server for this service, with the gateway's message limits.
+    pub fn server(node: Arc<RaftNode>) -> OrchestratorServer<OrchestratorService> {
+        OrchestratorServer::new(OrchestratorService::new(node))
+            .max_decoding_message_size(REQUEST_BYTES_MAX)
+            .max_encoding_message_size(RESPONSE_BYTES_MAX)
+    }
+
+    fn permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        Arc::clone(&self.permits)
+            .try_acquire_owned()
+            .map_err(|_| ApiError::Overloaded)
+    }
+
+    /// Proposes `command` stamped with this gateway's wall clock and returns
+    /// the commit index and the state machine's reply.
+    async fn write(
+        &self,
+        budget: Option<Duration>,
+        command: Command,
+    ) -> Result<(u64, Reply), ApiError> {
+        let _permit = self.permit()?;
+        let name = command.name();
+        let proposal = Proposal {
+            time_ms: now_ms(),
+            command,
+        };
+        let write = self.node.client_write(proposal);
+        let response = match budget {
+            Some(budget) => tokio::time::timeout(budget, write)
+                .await
+                .map_err(|_| WriteError::Timeout)??,
+            None => write.await?,
+        };
+        tracing::debug!(
+            command = name,
+            log_index = response.log_index,
+            ok = response.result.is_ok(),
+            "write"
+        );
+        let reply = response.result?;
+        Ok((response.log_index, reply))
+    }
+
+    /// Runs `read` on the state: linearizable unless `stale`.
+    async fn read<R: Send>(
+        &self,
+        budget: Option<Duration>,
+        stale: bool,
+        read: impl FnOnce(&State) -> R + Send,
+    ) -> Result<R, ApiError> {
+        let _permit = self.permit()?;
+        if stale {
+            return Ok(self.node.read_stale(read)?);
+        }
+        let linearizable = self.node.read_linearizable(read);
+        let result = match budget {
+            Some(budget) => tokio::time::timeout(budget, linearizable)
+                .await
+                .map_err(|_| ReadError::Timeout)?,
+            None => linearizable.await,
+        };
+        Ok(result?)
+    }
+
+    async fn delete(
+        &self,
+        budget: Option<Duration>,
+        command: Command,
+    ) -> Result<pb::DeleteResponse, ApiError> {
+        match self.write(budget, command).await? {
+            (revision, Reply::Deleted) => Ok(pb::DeleteResponse { revision }),
+            (_, other) => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn unexpected(reply: &Reply) -> ApiError {
+    ApiError::Internal(format!("unexpected reply {reply:?}"))
+}
+
+fn not_found(kind: Kind, id: impl ToString) -> ApiError {
+    ApiError::Rejected(Rejection::NotFound {
+        kind,
+        id: id.to_string(),
+    })
+}
+
+fn respond<T>(result: Result<T, ApiError>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(Status::from)
+}
+
+/// The page size a list request asks for, clamped to `LIST_PAGE_MAX`.
+fn page_limit(limit: u32) -> usize {
+    match usize::try_from(limit) {
+        Ok(0) => LIST_PAGE_DEFAULT,
+        Ok(limit) => limit.min(LIST_PAGE_MAX),
+        Err(_) => LIST_PAGE_MAX,
+    }
+}
+
+/// One page of `items` (sorted by `key`): those after `marker` that pass
+/// `keep`, at most `limit`, rendered; plus the next marker ("" at the end).
+fn page<'a, R: 'a, K: Ord + Display, T>(
+    items: impl Iterator<Item = &'a R>,
+    key: impl Fn(&R) -> K,
+    marker: Option<K>,
+    keep: impl Fn(&R) -> bool,
+    limit: usize,
+    render: impl Fn(&R) -> T,
+) -> (Vec<T>, String) {
+    let mut out = Vec::with_capacity(limit.min(LIST_PAGE_DEFAULT));
+    let mut last = None;
+    let after_marker = items.skip_while(|r| marker.as_ref().is_some_and(|m| key(r) <= *m));
+    for item in after_marker.filter(|r| keep(r)) {
+        if out.len() == limit {
+            let next = last.map(|k: K| k.to_string()).unwrap_or_default();
+            return (out, next);
+        }
+        last = Some(key(item));
+        out.push(render(item));
+    }
+    (out, String::new())
+}
+
+fn project_matches(filter: &str, project_id: &str) -> bool {
+    filter.is_empty() || filter == project_id
+}
+
+#[tonic::async_trait]
+impl Orchestrator for OrchestratorService {
+    async fn create_host(
+        &self,
+        request: Request<pb::CreateHostRequest>,
+    ) -> Result<Response<pb::Host>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::create_host(request.get_ref())?;
+                match self.write(budget, command).await? {
+                    (_, Reply::Host(host)) => Ok(convert::host(&host)),
+                    (_, other) => Err(unexpected(&other)),
+                }
+            }
+            .await,
+        )
+    }
+
+    async fn get_host(
+        &self,
+        request: Request<pb::GetHostRequest>,
+    ) -> Result<Response<pb::Host>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.into_inner();
+        respond(
+            async {
+                let id = req.id;
+                let lookup = id.clone();
+                let found = self
+                    .read(budget, req.stale, move |s| {
+                        s.host(&lookup).map(convert::host)
+                    })
+                    .await?;
+                found.ok_or_else(|| not_found(Kind::Host, id))
+            }
+            .await,
+        )
+    }
+
+    async fn list_hosts(
+        &self,
+        request: Request<pb::ListHostsRequest>,
+    ) -> Result<Response<pb::ListHostsResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.into_inner();
+        let limit = page_limit(req.limit);
+        let marker = (!req.marker.is_empty()).then_some(req.marker);
+        let project = req.project_id;
+        respond(
+            async {
+                let (hosts, next_marker) = self
+                    .read(budget, req.stale, move |s| {
+                        page(
+                            s.hosts(),
+                            |h| h.id.clone(),
+                            marker,
+                            |h| project_matches(&project, &h.meta.project_id),
+                            limit,
+                            convert::host,
+                        )
+                    })
+                    .await?;
+                Ok(pb::ListHostsResponse { hosts, next_marker })
+            }
+            .await,
+        )
+    }
+
+    async fn delete_host(
+        &self,
+        request: Request<pb::DeleteHostRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.into_inner();
+        let command = Command::DeleteHost {
+            id: req.id,
+            expected_revision: req.expected_revision,
+        };
+        respond(self.delete(budget, command).await)
+    }
+
+    async fn create_vpc(
+        &self,
+        request: Request<pb::CreateVpcRequest>,
+    ) -> Result<Response<pb::Vpc>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::create_vpc(request.get_ref())?;
+                match self.write(budget, command).await? {
+                    (_, Reply::Vpc(vpc)) => Ok(convert::vpc(&vpc)),
+                    (_, other) => Err(unexpected(&other)),
+                }
+            }
+            .await,
+        )
+    }
+
+    async fn get_vpc(
+        &self,
+        request: Request<pb::GetVpcRequest>,
+    ) -> Result<Response<pb::Vpc>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let id = convert::parse_id("id", &req.id)?;
+                let found = self
+                    .read(budget, req.stale, move |s| s.vpc(&id).map(convert::vpc))
+                    .await?;
+                found.ok_or_else(|| not_found(Kind::Vpc, id))
+            }
+            .await,
+        )
+    }
+
+    async fn list_vpcs(
+        &self,
+        request: Request<pb::ListVpcsRequest>,
+    ) -> Result<Response<pb::ListVpcsResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.into_inner();
+        let limit = page_limit(req.limit);
+        let project = req.project_id;
+        respond(
+            async {
+                let marker = convert::parse_marker(&req.marker)?;
+                let (vpcs, next_marker) = self
+                    .read(budget, req.stale, move |s| {
+                        page(
+                            s.vpcs(),
+                            |v| v.id,
+                            marker,
+                            |v| project_matches(&project, &v.meta.project_id),
+                            limit,
+                            convert::vpc,
+                        )
+                    })
+                    .await?;
+                Ok(pb::ListVpcsResponse { vpcs, next_marker })
+            }
+            .await,
+        )
+    }
+
+    async fn delete_vpc(
+        &self,
+        request: Request<pb::DeleteVpcRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let command = Command::DeleteVpc {
+                    id: convert::parse_id("id", &req.id)?,
+                    expected_revision: req.expected_revision,
+                };
+                self.delete(budget, command).await
+            }
+            .await,
+        )
+    }
+
+    async fn create_subnet(
+        &self,
+        request: Request<pb::CreateSubnetRequest>,
+    ) -> Result<Response<pb::Subnet>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::create_subnet(request.get_ref())?;
+                match self.write(budget, command).await? {
+                    (_, Reply::Subnet(subnet)) => Ok(convert::subnet(&subnet)),
+                    (_, other) => Err(unexpected(&other)),
+                }
+            }
+            .await,
+        )
+    }
+
+    async fn get_subnet(
+        &self,
+        request: Request<pb::GetSubnetRequest>,
+    ) -> Result<Response<pb::Subnet>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let id = convert::parse_id("id", &req.id)?;
+                let found = self
+                    .read(budget, req.stale, move |s| {
+                        s.subnet(&id).map(convert::subnet)
+                    })
+                    .await?;
+                found.ok_or_else(|| not_found(Kind::Subnet, id))
+            }
+            .await,
+        )
+    }
+
+    async fn list_subnets(
+        &self,
+        request: Request<pb::ListSubnetsRequest>,
+    ) -> Result<Response<pb::ListSubnetsResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.into_inner();
+        let limit = page_limit(req.limit);
+        let project = req.project_id;
+        respond(
+            async {
+                let marker = convert::parse_marker(&req.marker)?;
+                let network = convert::parse_marker(&req.network_id)?;
+                let (subnets, next_marker) = self
+                    .read(budget, req.stale, move |s| {
+                        let keep = |x: &alcor_state_machine::model::Subnet| {
+                            project_matches(&project, &x.meta.project_id)
+                        };
+                        match network {
+                            Some(network) => page(
+                                s.subnets_of(network),
+                                |x| x.id,
+                                marker,
+                                keep,
+                                limit,
+                                convert::subnet,
+                            ),
+                            None => {
+                                page(s.subnets(), |x| x.id, marker, keep, limit, convert::subnet)
+                            }
+                        }
+                    })
+                    .await?;
+                Ok(pb::ListSubnetsResponse {
+                    subnets,
+                    next_marker,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn delete_subnet(
+        &self,
+        request: Request<pb::DeleteSubnetRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let command = Command::DeleteSubnet {
+                    id: convert::parse_id("id", &req.id)?,
+                    expected_revision: req.expected_revision,
+                };
+                self.delete(budget, command).await
+            }
+            .await,
+        )
+    }
+
+    async fn create_port(
+        &self,
+        request: Request<pb::CreatePortRequest>,
+    ) -> Result<Response<pb::Port>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let spec = convert::port_spec(request.get_ref())?;
+                match self.write(budget, Command::CreatePort(spec)).await? {
+                    (_, Reply::Port(port)) => Ok(convert::port(&port)),
+                    (_, other) => Err(unexpected(&other)),
+                }
+            }
+            .await,
+        )
+    }
+
+    async fn create_ports(
+        &self,
+        request: Request<pb::CreatePortsRequest>,
+    ) -> Result<Response<pb::CreatePortsResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::create_ports(request.get_ref())?;
+                match self.write(budget, command).await? {
+                    (_, Reply::Ports(ports)) => Ok(pb::CreatePortsResponse {
+                        ports: ports.iter().map(convert::port).collect(),
+                    }),
+                    (_, other) => Err(unexpected(&other)),
+                }
+            }
+            .await,
+        )
+    }
+
+    async fn get_port(
+        &self,
+        request: Request<pb::GetPortRequest>,
+    ) -> Result<Response<pb::Port>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let id = convert::parse_id("id", &req.id)?;
+                let found = self
+                    .read(budget, req.stale, move |s| s.port(&id).map(convert::port))
+                    .await?;
+                found.ok_or_else(|| not_found(Kind::Port, id))
+            }
+            .await,
+        )
+    }
+
+    async fn list_ports(
+        &self,
+        request: Request<pb::ListPortsRequest>,
+    ) -> Result<Response<pb::ListPortsResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.into_inner();
+        let limit = page_limit(req.limit);
+        let project = req.project_id;
+        let host = req.host;
+        respond(
+            async {
+                let marker = convert::parse_marker(&req.marker)?;
+                let network = convert::parse_marker(&req.network_id)?;
+                let (ports, next_marker) = self
+                    .read(budget, req.stale, move |s| {
+                        // Pick the narrowest index; the other filters are checks.
+                        let items: Box<dyn Iterator<Item = &Port> + '_> =
+                            match (network, host.as_str()) {
+                                (Some(network), _) => Box::new(s.ports_of_network(network)),
+                                (None, "") => Box::new(s.ports()),
+                                (None, host) => Box::new(s.ports_of_host(host)),
+                            };
+                        let keep = |p: &Port| {
+                            project_matches(&project, &p.meta.project_id)
+                                && (host.is_empty()
+                                    || p.binding_host.as_deref() == Some(host.as_str()))
+                        };
+                        page(items, |p| p.id, marker, keep, limit, convert::port)
+                    })
+                    .await?;
+                Ok(pb::ListPortsResponse { ports, next_marker })
+            }
+            .await,
+        )
+    }
+
+    async fn update_port(
+        &self,
+        request: Request<pb::UpdatePortRequest>,
+    ) -> Result<Response<pb::Port>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::update_port(request.get_ref())?;
+                match self.write(budget, command).await? {
+                    (_, Reply::Port(port)) => Ok(convert::port(&port)),
+                    (_, other) => Err(unexpected(&other)),
+                }
+            }
+            .await,
+        )
+    }
+
+    async fn delete_port(
+        &self,
+        request: Request<pb::DeletePortRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let command = Command::DeletePort {
+                    id: convert::parse_id("id", &req.id)?,
+                    expected_revision: req.expected_revision,
+                };
+                self.delete(budget, command).await
+            }
+            .await,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_resumes_after_the_marker_and_reports_the_next_one() {
+        let items: Vec<u32> = (1..=10).collect();
+        let (first, next) = page(items.iter(), |x| *x, None, |x| x % 2 == 0, 2, |x| *x);
+        assert_eq!((first, next.as_str()), (vec![2, 4], "4"));
+        let (second, next) = page(items.iter(), |x| *x, Some(4), |x| x % 2 == 0, 2, |x| *x);
+        assert_eq!((second, next.as_str()), (vec![6, 8], "8"));
+        let (last, next) = page(items.iter(), |x| *x, Some(8), |x| x % 2 == 0, 2, |x| *x);
+        assert_eq!((last, next.as_str()), (vec![10], ""));
+    }
+
+    #[test]
+    fn page_limit_is_clamped_and_zero_means_default() {
+        assert_eq!(page_limit(0), LIST_PAGE_DEFAULT);
+        assert_eq!(page_limit(u32::MAX), LIST_PAGE_MAX);
+        assert_eq!(page_limit(7), 7);
+    }
+
+    #[test]
+    fn ids_are_never_the_derived_kind() {
+        let id: Option<alcor_state_machine::Id> = crate::ids::random_id().ok();
+        assert!(id.is_some_and(|id| id.to_string().as_bytes()[14] == b'4'));
+    }
+}

@@ -1,0 +1,288 @@
+//! `SimAgent`: a host agent that keeps its goal state in memory instead of
+//! programming a data plane. It is the reference client of the push
+//! protocol, the load generator's agent, and what `alcor agent` runs.
+//!
+//! Per stream: send Hello (with the table's revision if it has one), then
+//! replace the table on FullSync, apply each DiffBatch that starts exactly
+//! at its revision, and ack every revision reached. On any stream error it
+//! moves on to the next endpoint and resumes from its revision; a DiffBatch
+//! from another revision (a gap or a duplicate) makes it drop its trust in
+//! the table and reconnect asking for a FullSync.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use alcor_proto::push::v1::host_push_client::HostPushClient;
+use alcor_state_machine::{apply_changes, goal_digest, GoalState, HostId};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::convert;
+use crate::error::AgentError;
+use crate::limits;
+use crate::message::{Ack, AgentMessage, ControllerMessage, Hello, PROTOCOL_VERSION};
+
+/// What a [`SimAgent`] needs.
+#[derive(Debug, Clone)]
+pub struct SimAgentConfig {
+    /// The host this agent serves.
+    pub host_id: HostId,
+    /// Push API addresses of the controller nodes (`host:port` or a URI),
+    /// tried in order, wrapping around.
+    pub endpoints: Vec<String>,
+    /// Wait before the first reconnect; doubles on every failure in a row.
+    pub reconnect_backoff_min: Duration,
+    /// Upper bound of that wait.
+    pub reconnect_backoff_max: Duration,
+}
+
+impl SimAgentConfig {
+    /// A config with a 50 ms initial backoff capped at
+    /// `RECONNECT_BACKOFF_MS_MAX`.
+    pub fn new(host_id: impl Into<HostId>, endpoints: Vec<String>) -> SimAgentConfig {
+        SimAgentConfig {
+            host_id: host_id.into(),
+            endpoints,
+            reconnect_backoff_min: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_millis(limits::RECONNECT_BACKOFF_MS_MAX),
+        }
+    }
+}
+
+/// Counters of what an agent went through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentCounters {
+    /// FullSyncs applied.
+    pub full_syncs: u64,
+    /// DiffBatches applied (empty ones included).
+    pub diff_batches: u64,
+    /// Streams that ended or failed to open (each is followed by a
+    /// reconnect attempt).
+    pub reconnects: u64,
+    /// DiffBatches refused because they did not start at the agent's
+    /// revision (each forces a FullSync).
+    pub gaps: u64,
+}
+
+/// A simulated agent. Cheap to clone: clones observe the same agent.
+#[derive(Debug, Clone)]
+pub struct SimAgent {
+    config: Arc<SimAgentConfig>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    table: Mutex<Table>,
+    revision: watch::Sender<u64>,
+    full_syncs: AtomicU64,
+    diff_batches: AtomicU64,
+    reconnects: AtomicU64,
+    gaps: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    goal: GoalState,
+    /// `None` until the first FullSync, and after a gap.
+    revision: Option<u64>,
+}
+
+impl SimAgent {
+    /// Checks `config`; nothing connects until [`SimAgent::run`].
+    pub fn new(config: SimAgentConfig) -> Result<SimAgent, AgentError> {
+        if config.endpoints.is_empty() {
+            return Err(AgentError::NoEndpoints);
+        }
+        if config.host_id.is_empty() {
+            return Err(AgentError::EmptyHostId);
+        }
+        for endpoint in &config.endpoints {
+            endpoint_of(endpoint)?;
+        }
+        Ok(SimAgent {
+            config: Arc::new(config),
+            shared: Arc::new(Shared {
+                table: Mutex::new(Table::default()),
+                revision: watch::Sender::new(0),
+                full_syncs: AtomicU64::new(0),
+                diff_batches: AtomicU64::new(0),
+                reconnects: AtomicU64::new(0),
+                gaps: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The host this agent serves.
+    pub fn host_id(&self) -> &str {
+        &self.config.host_id
+    }
+
+    /// The revision of the table (0 before the first FullSync).
+    pub fn revision(&self) -> u64 {
+        *self.shared.revision.borrow()
+    }
+
+    /// The revision, observable: it changes after each applied message.
+    pub fn watch_revision(&self) -> watch::Receiver<u64> {
+        self.shared.revision.subscribe()
+    }
+
+    /// Waits until the revision is at least `revision`.
+    pub async fn wait_for_revision(&self, revision: u64) {
+        let mut watch = self.watch_revision();
+        // The sender lives in `self`, so this cannot fail.
+        let _ = watch.wait_for(|r| *r >= revision).await;
+    }
+
+    /// A copy of the goal table.
+    pub fn table(&self) -> GoalState {
+        self.shared.table().goal.clone()
+    }
+
+    /// `goal_digest` of the table.
+    pub fn digest(&self) -> [u8; 32] {
+        goal_digest(&self.shared.table().goal)
+    }
+
+    /// The revision and digest of the table, read together.
+    pub fn revision_and_digest(&self) -> (u64, [u8; 32]) {
+        let table = self.shared.table();
+        (table.revision.unwrap_or(0), goal_digest(&table.goal))
+    }
+
+    /// What happened so far.
+    pub fn counters(&self) -> AgentCounters {
+        AgentCounters {
+            full_syncs: self.shared.full_syncs.load(Ordering::Relaxed),
+            diff_batches: self.shared.diff_batches.load(Ordering::Relaxed),
+            reconnects: self.shared.reconnects.load(Ordering::Relaxed),
+            gaps: self.shared.gaps.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Streams from the endpoints in turn until `shutdown` completes.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut endpoint_idx = 0;
+        let mut backoff = self.config.reconnect_backoff_min;
+        loop {
+            let address = &self.config.endpoints[endpoint_idx % self.config.endpoints.len()];
+            let mut progressed = false;
+            tokio::select! {
+                _ = &mut shutdown => return,
+                result = self.stream(address, &mut progressed) => {
+                    tracing::info!(host = self.config.host_id, address, "push stream ended: {result:?}");
+                }
+            }
+            self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+            endpoint_idx = (endpoint_idx + 1) % self.config.endpoints.len();
+            if progressed {
+                backoff = self.config.reconnect_backoff_min;
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(self.config.reconnect_backoff_max);
+        }
+    }
+
+    /// One stream; returns why it ended. Sets `progressed` once a message
+    /// was applied.
+    async fn stream(&self, address: &str, progressed: &mut bool) -> Result<(), AgentError> {
+        let channel: Channel = endpoint_of(address)?
+            .connect_timeout(Duration::from_millis(limits::CONNECT_TIMEOUT_MS_MAX))
+            .tcp_nodelay(true)
+            .connect()
+            .await?;
+        let mut client = HostPushClient::new(channel)
+            .max_decoding_message_size(limits::PUSH_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(limits::PUSH_MESSAGE_BYTES_MAX);
+        let (tx, rx) = mpsc::channel(limits::AGENT_OUTBOUND_MAX);
+        let hello = AgentMessage::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            host_id: self.config.host_id.clone(),
+            revision: self.shared.table().revision,
+        });
+        // The queue is empty: this cannot be full.
+        tx.try_send(convert::agent_to_pb(&hello)?)
+            .map_err(|_| AgentError::Protocol("outbound queue closed".to_string()))?;
+        let mut inbound = client.sync(ReceiverStream::new(rx)).await?.into_inner();
+        loop {
+            let Some(message) = inbound.message().await? else {
+                return Err(AgentError::Ended);
+            };
+            let message = convert::controller_from_pb(&message)?;
+            let revision = self.apply(message)?;
+            *progressed = true;
+            let ack = AgentMessage::Ack(Ack {
+                revision,
+                statuses: Vec::new(),
+            });
+            // Acks are cumulative: when the queue is full, skip this one.
+            let _ = tx.try_send(convert::agent_to_pb(&ack)?);
+        }
+    }
+
+    /// Applies one message to the table; returns the new revision.
+    fn apply(&self, message: ControllerMessage) -> Result<u64, AgentError> {
+        let mut table = self.shared.table();
+        let revision = match message {
+            ControllerMessage::FullSync { revision, objects } => {
+                table.goal = objects.into_iter().map(|o| (o.key(), o)).collect();
+                self.shared.full_syncs.fetch_add(1, Ordering::Relaxed);
+                revision
+            }
+            ControllerMessage::DiffBatch {
+                from_revision,
+                to_revision,
+                changes,
+            } => {
+                if table.revision != Some(from_revision) || to_revision < from_revision {
+                    let revision = table.revision.unwrap_or(0);
+                    // Our table is fine, but the stream is not: resync.
+                    table.revision = None;
+                    self.shared.gaps.fetch_add(1, Ordering::Relaxed);
+                    return Err(AgentError::Gap {
+                        from_revision,
+                        revision,
+                    });
+                }
+                apply_changes(&mut table.goal, &changes);
+                self.shared.diff_batches.fetch_add(1, Ordering::Relaxed);
+                to_revision
+            }
+            ControllerMessage::Error { code, message } => {
+                return Err(AgentError::Controller { code, message });
+            }
+        };
+        table.revision = Some(revision);
+        self.shared.revision.send_replace(revision);
+        Ok(revision)
+    }
+}
+
+impl Shared {
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // Every update of the table is a single assignment or
+        // `apply_changes` on a plain map: ignore poisoning.
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Parses an endpoint, defaulting to plain HTTP/2.
+fn endpoint_of(address: &str) -> Result<Endpoint, AgentError> {
+    let uri = if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("http://{address}")
+    };
+    Endpoint::from_shared(uri).map_err(|e| AgentError::InvalidEndpoint {
+        endpoint: address.to_string(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,247 @@
+//! The only place protobuf (`alcor.push.v1`) meets domain types.
+//!
+//! Goal objects and keys travel as `bincode_v1` bytes: bincode 2 with serde
+//! and `config::standard()`, rejecting trailing bytes (see push.proto).
+
+use alcor_proto::push::v1 as pb;
+use alcor_state_machine::{GoalChange, GoalKey, GoalObject};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::ConvertError;
+use crate::message::{Ack, AgentMessage, ControllerMessage, ErrorCode, Hello, ResourceStatus};
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ConvertError> {
+    Ok(bincode::serde::encode_to_vec(
+        value,
+        bincode::config::standard(),
+    )?)
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, ConvertError> {
+    let (value, n_read) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map_err(|source| ConvertError::Decode { what, source })?;
+    if n_read != bytes.len() {
+        return Err(ConvertError::Trailing {
+            what,
+            n_bytes: bytes.len() - n_read,
+        });
+    }
+    Ok(value)
+}
+
+fn object_to_pb(object: &GoalObject) -> Result<pb::GoalObject, ConvertError> {
+    Ok(pb::GoalObject {
+        bincode_v1: encode(object)?,
+    })
+}
+
+fn key_to_pb(key: &GoalKey) -> Result<pb::GoalKey, ConvertError> {
+    Ok(pb::GoalKey {
+        bincode_v1: encode(key)?,
+    })
+}
+
+fn change_to_pb(change: &GoalChange) -> Result<pb::Change, ConvertError> {
+    let kind = match change {
+        GoalChange::Upsert(object) => pb::change::Kind::Upsert(object_to_pb(object)?),
+        GoalChange::Remove(key) => pb::change::Kind::Remove(key_to_pb(key)?),
+    };
+    Ok(pb::Change { kind: Some(kind) })
+}
+
+fn change_from_pb(change: &pb::Change) -> Result<GoalChange, ConvertError> {
+    match &change.kind {
+        Some(pb::change::Kind::Upsert(object)) => Ok(GoalChange::Upsert(decode(
+            "goal object",
+            &object.bincode_v1,
+        )?)),
+        Some(pb::change::Kind::Remove(key)) => {
+            Ok(GoalChange::Remove(decode("goal key", &key.bincode_v1)?))
+        }
+        None => Err(ConvertError::Missing("Change.kind")),
+    }
+}
+
+/// Encodes a controller message for the wire.
+pub fn controller_to_pb(
+    message: &ControllerMessage,
+) -> Result<pb::ControllerMessage, ConvertError> {
+    let kind = match message {
+        ControllerMessage::FullSync { revision, objects } => {
+            pb::controller_message::Kind::FullSync(pb::FullSync {
+                revision: *revision,
+                objects: objects.iter().map(object_to_pb).collect::<Result<_, _>>()?,
+            })
+        }
+        ControllerMessage::DiffBatch {
+            from_revision,
+            to_revision,
+            changes,
+        } => pb::controller_message::Kind::DiffBatch(pb::DiffBatch {
+            from_revision: *from_revision,
+            to_revision: *to_revision,
+            changes: changes.iter().map(change_to_pb).collect::<Result<_, _>>()?,
+        }),
+        ControllerMessage::Error { code, message } => {
+            let code = match code {
+                ErrorCode::Unavailable => pb::ErrorCode::Unavailable,
+                ErrorCode::Internal => pb::ErrorCode::Internal,
+            };
+            pb::controller_message::Kind::Error(pb::Error {
+                code: code.into(),
+                message: message.clone(),
+            })
+        }
+    };
+    Ok(pb::ControllerMessage { kind: Some(kind) })
+}
+
+/// Decodes a controller message from the wire. Unknown error codes read as
+/// [`ErrorCode::Internal`].
+pub fn controller_from_pb(
+    message: &pb::ControllerMessage,
+) -> Result<ControllerMessage, ConvertError> {
+    match &message.kind {
+        Some(pb::controller_message::Kind::FullSync(sync)) => Ok(ControllerMessage::FullSync {
+            revision: sync.revision,
+            objects: sync
+                .objects
+                .iter()
+                .map(|o| decode("goal object", &o.bincode_v1))
+                .collect::<Result<_, _>>()?,
+        }),
+        Some(pb::controller_message::Kind::DiffBatch(batch)) => Ok(ControllerMessage::DiffBatch {
+            from_revision: batch.from_revision,
+            to_revision: batch.to_revision,
+            changes: batch
+                .changes
+                .iter()
+                .map(change_from_pb)
+                .collect::<Result<_, _>>()?,
+        }),
+        Some(pb::controller_message::Kind::Error(error)) => {
+            let code = match pb::ErrorCode::try_from(error.code) {
+                Ok(pb::ErrorCode::Unavailable) => ErrorCode::Unavailable,
+                _ => ErrorCode::Internal,
+            };
+            Ok(ControllerMessage::Error {
+                code,
+                message: error.message.clone(),
+            })
+        }
+        None => Err(ConvertError::Missing("ControllerMessage.kind")),
+    }
+}
+
+/// Encodes an agent message for the wire.
+pub fn agent_to_pb(message: &AgentMessage) -> Result<pb::AgentMessage, ConvertError> {
+    let kind = match message {
+        AgentMessage::Hello(hello) => pb::agent_message::Kind::Hello(pb::Hello {
+            protocol_version: hello.protocol_version,
+            host_id: hello.host_id.clone(),
+            last_applied_revision: hello.revision.unwrap_or(0),
+            has_state: hello.revision.is_some(),
+        }),
+        AgentMessage::Ack(ack) => pb::agent_message::Kind::Ack(pb::Ack {
+            revision: ack.revision,
+            statuses: ack
+                .statuses
+                .iter()
+                .map(|s| {
+                    Ok(pb::ResourceStatus {
+                        key: Some(key_to_pb(&s.key)?),
+                        ok: s.result.is_ok(),
+                        reason: s.result.clone().err().unwrap_or_default(),
+                    })
+                })
+                .collect::<Result<_, ConvertError>>()?,
+        }),
+        AgentMessage::DigestReport { revision, digest } => {
+            pb::agent_message::Kind::DigestReport(pb::DigestReport {
+                revision: *revision,
+                digest: digest.to_vec(),
+            })
+        }
+    };
+    Ok(pb::AgentMessage { kind: Some(kind) })
+}
+
+/// Decodes an agent message from the wire.
+pub fn agent_from_pb(message: &pb::AgentMessage) -> Result<AgentMessage, ConvertError> {
+    match &message.kind {
+        Some(pb::agent_message::Kind::Hello(hello)) => Ok(AgentMessage::Hello(Hello {
+            protocol_version: hello.protocol_version,
+            host_id: hello.host_id.clone(),
+            revision: hello.has_state.then_some(hello.last_applied_revision),
+        })),
+        Some(pb::agent_message::Kind::Ack(ack)) => Ok(AgentMessage::Ack(Ack {
+            revision: ack.revision,
+            statuses: ack
+                .statuses
+                .iter()
+                .map(|s| {
+                    let key = s
+                        .key
+                        .as_ref()
+                        .ok_or(ConvertError::Missing("ResourceStatus.key"))?;
+                    Ok(ResourceStatus {
+                        key: decode("goal key", &key.bincode_v1)?,
+                        result: if s.ok { Ok(()) } else { Err(s.reason.clone()) },
+                    })
+                })
+                .collect::<Result<_, ConvertError>>()?,
+        })),
+        Some(pb::agent_message::Kind::DigestReport(report)) => {
+            let digest = <[u8; 32]>::try_from(report.digest.as_slice())
+                .map_err(|_| ConvertError::DigestLength(report.digest.len()))?;
+            Ok(AgentMessage::DigestReport {
+                revision: report.revision,
+                digest,
+            })
+        }
+        None => Err(ConvertError::Missing("AgentMessage.kind")),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::*;
+    use alcor_state_machine::Id;
+
+    #[test]
+    fn messages_survive_a_round_trip_through_protobuf() {
+        let remove = GoalChange::Remove(GoalKey::SgMember {
+            group_id: Id(7),
+            port_id: Id(9),
+        });
+        let batch = ControllerMessage::DiffBatch {
+            from_revision: 3,
+            to_revision: 8,
+            changes: vec![remove],
+        };
+        let back = controller_from_pb(&controller_to_pb(&batch).unwrap()).unwrap();
+        assert_eq!(back, batch);
+
+        let hello = AgentMessage::Hello(Hello {
+            protocol_version: 1,
+            host_id: "h1".to_string(),
+            revision: Some(0),
+        });
+        assert_eq!(agent_from_pb(&agent_to_pb(&hello).unwrap()).unwrap(), hello);
+    }
+
+    #[test]
+    fn goal_key_with_trailing_bytes_is_rejected() {
+        let mut bytes = encode(&GoalKey::Port(Id(1))).unwrap();
+        bytes.push(0);
+        let change = pb::Change {
+            kind: Some(pb::change::Kind::Remove(pb::GoalKey { bincode_v1: bytes })),
+        };
+        assert!(matches!(
+            change_from_pb(&change),
+            Err(ConvertError::Trailing { n_bytes: 1, .. })
+        ));
+    }
+}

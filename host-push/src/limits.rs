@@ -1,0 +1,58 @@
+//! Every bound host-push enforces, in one place. Defaults of
+//! [`crate::PushConfig`] and [`crate::SimAgentConfig`] come from here.
+
+/// Concurrent agent streams one node serves. One agent per host, and a node
+/// may have to serve every host of the cluster after its peers fail.
+pub const AGENTS_MAX: usize = 20_000;
+
+/// Messages queued between one agent's session task and its gRPC stream.
+/// Small on purpose: when the agent is slow the session waits for room
+/// and, meanwhile, new changes accumulate in the retained window, so the
+/// next message coalesces them (or becomes a FullSync if the window moved
+/// past the agent). Other agents never wait for this one.
+pub const AGENT_QUEUE_MAX: usize = 4;
+
+/// Applied events with changes kept in a node's retained window (events
+/// without changes only advance its end and take no room).
+pub const WINDOW_EVENTS_MAX: usize = 8_192;
+
+/// Estimated bytes of the diffs kept in a node's retained window.
+pub const WINDOW_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Changes per DiffBatch. Soft: a batch always ends at an event boundary,
+/// so one event with more changes for one host still goes out whole.
+pub const BATCH_CHANGES_MAX: usize = 4_096;
+
+/// Window events one scan looks at while holding the window lock.
+pub const SCAN_EVENTS_MAX: usize = 1_024;
+
+/// Applied events the window feeder moves per lock.
+pub const FEED_EVENTS_MAX: usize = 1_024;
+
+/// How long an agent whose revision advanced without changes for its host
+/// may wait before it is told (with an empty DiffBatch).
+pub const IDLE_ADVANCE_MS: u64 = 1_000;
+
+/// How long the controller waits for an agent's Hello.
+pub const HELLO_TIMEOUT_MS_MAX: u64 = 5_000;
+
+/// Largest push message sent or accepted (a FullSync is one message).
+pub const PUSH_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Hosts whose last ack a node remembers.
+pub const ACKED_HOSTS_MAX: usize = 100_000;
+
+/// Acks and reports queued by an agent. Acks are cumulative, so an agent
+/// drops an ack rather than wait when this is full.
+pub const AGENT_OUTBOUND_MAX: usize = 16;
+
+/// How long an agent waits for a TCP/HTTP2 connection to a node.
+pub const CONNECT_TIMEOUT_MS_MAX: u64 = 2_000;
+
+/// Default upper bound of an agent's reconnect backoff.
+pub const RECONNECT_BACKOFF_MS_MAX: u64 = 2_000;
+
+const _: () = assert!(AGENTS_MAX <= ACKED_HOSTS_MAX);
+const _: () = assert!(BATCH_CHANGES_MAX >= 1 && SCAN_EVENTS_MAX >= 1);
+const _: () = assert!(AGENT_QUEUE_MAX >= 1 && AGENT_OUTBOUND_MAX >= 1);
+const _: () = assert!(WINDOW_EVENTS_MAX >= FEED_EVENTS_MAX);

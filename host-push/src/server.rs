@@ -1,0 +1,447 @@
+//! `PushService`: the `alcor.push.v1.HostPush` server of one controller
+//! node. Each agent stream gets a session task that owns a cursor into the
+//! node's retained window ([`crate::window`]) and turns what it finds into
+//! FullSync and DiffBatch messages; a reader task records the agent's acks.
+//!
+//! Policies:
+//! - Hello without state, or with a revision the window no longer covers:
+//!   FullSync of `goal_state(host)` at the state's revision. Otherwise a
+//!   DiffBatch from the Hello's revision (a revision the node has not
+//!   reached yet is fine: it waits until it has).
+//! - Coalescing: a session sends whatever the window holds past its cursor
+//!   (up to `BATCH_CHANGES_MAX`) in one DiffBatch; `to_revision` is the
+//!   window's end even if the last events had nothing for the host.
+//! - Revisions without changes for a host are not sent on their own: the
+//!   agent learns them with its next change, or with an empty DiffBatch
+//!   `idle_advance_ms` after the first unsent one.
+//! - A slow agent: its queue holds `AGENT_QUEUE_MAX` messages; while it is
+//!   full the session waits (only that session) and changes pile up in the
+//!   window, to be coalesced into the next batch, or replaced by a FullSync
+//!   if the window moved past the agent's cursor meanwhile.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use alcor_proto::push::v1 as pb;
+use alcor_proto::push::v1::host_push_server::{HostPush, HostPushServer};
+use alcor_raft_core::{RaftNode, StateView};
+use alcor_state_machine::HostId;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::convert;
+use crate::limits;
+use crate::message::{AgentMessage, ControllerMessage, ErrorCode, Hello, PROTOCOL_VERSION};
+use crate::window::{Retainer, Scan, WindowLimits};
+
+/// Tunables of a [`PushService`]; [`PushConfig::default`] takes them from
+/// [`crate::limits`]. Tests shrink the window.
+#[derive(Debug, Clone)]
+pub struct PushConfig {
+    /// Concurrent agent streams.
+    pub agents_max: usize,
+    /// Events with changes kept in the retained window.
+    pub window_events_max: usize,
+    /// Estimated bytes kept in the retained window.
+    pub window_bytes_max: usize,
+    /// Changes per DiffBatch (soft; whole events).
+    pub batch_changes_max: usize,
+    /// Delay before an empty DiffBatch advances an idle agent's revision.
+    pub idle_advance_ms: u64,
+}
+
+impl Default for PushConfig {
+    fn default() -> PushConfig {
+        PushConfig {
+            agents_max: limits::AGENTS_MAX,
+            window_events_max: limits::WINDOW_EVENTS_MAX,
+            window_bytes_max: limits::WINDOW_BYTES_MAX,
+            batch_changes_max: limits::BATCH_CHANGES_MAX,
+            idle_advance_ms: limits::IDLE_ADVANCE_MS,
+        }
+    }
+}
+
+/// Serves `alcor.push.v1.HostPush` for one node. Cheap to clone; all
+/// clones share the window, the acks and the stop signal.
+#[derive(Debug, Clone)]
+pub struct PushService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The node's applied state: FullSyncs are read from it.
+    view: StateView,
+    /// Recent changes, for resuming and coalescing.
+    retainer: Arc<Retainer>,
+    /// Caps concurrent streams.
+    agents: Arc<Semaphore>,
+    /// The last revision each host acknowledged (to this node).
+    acked: Mutex<BTreeMap<HostId, u64>>,
+    /// Set by `close`: every session and the feeder end.
+    stop: watch::Sender<bool>,
+    config: PushConfig,
+}
+
+impl PushService {
+    /// Starts serving `node`'s applied state: subscribes to its applied
+    /// events, then reads its revision, and spawns the window feeder (so it
+    /// must run inside a tokio runtime).
+    pub fn new(node: &RaftNode, config: PushConfig) -> Result<PushService, Status> {
+        let events = node.subscribe_applied();
+        let view = node.state_view();
+        let revision = view
+            .read(|state| state.applied_index())
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let limits = WindowLimits {
+            events_max: config.window_events_max,
+            bytes_max: config.window_bytes_max,
+        };
+        let retainer = Arc::new(Retainer::new(revision, limits));
+        let (stop, stop_rx) = watch::channel(false);
+        tokio::spawn(Arc::clone(&retainer).feed(events, view.clone(), stop_rx));
+        Ok(PushService {
+            inner: Arc::new(Inner {
+                view,
+                retainer,
+                agents: Arc::new(Semaphore::new(config.agents_max)),
+                acked: Mutex::new(BTreeMap::new()),
+                stop,
+                config,
+            }),
+        })
+    }
+
+    /// This service as a tonic service with raised message limits, ready
+    /// for `Server::add_service`.
+    pub fn into_server(self) -> HostPushServer<PushService> {
+        HostPushServer::new(self)
+            .max_decoding_message_size(limits::PUSH_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(limits::PUSH_MESSAGE_BYTES_MAX)
+    }
+
+    /// The last revision `host` acknowledged on this node, if any.
+    pub fn acked_revision(&self, host: &str) -> Option<u64> {
+        self.inner.acked().get(host).copied()
+    }
+
+    /// Every host's last acknowledged revision on this node.
+    pub fn acked(&self) -> BTreeMap<HostId, u64> {
+        self.inner.acked().clone()
+    }
+
+    /// The retained window as `(base, last)`: agents at a revision in
+    /// `base..` resume with diffs, older ones get a FullSync.
+    pub fn window_range(&self) -> (u64, u64) {
+        self.inner.retainer.lock().range()
+    }
+
+    /// Ends every stream (agents get an UNAVAILABLE error and reconnect
+    /// elsewhere) and refuses new ones. Call before shutting the node down:
+    /// a tonic server waits for open streams when shutting down gracefully.
+    pub fn close(&self) {
+        self.inner.stop.send_replace(true);
+    }
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushService")
+            .field("window", &self.retainer.lock().range())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Inner {
+    fn acked(&self) -> std::sync::MutexGuard<'_, BTreeMap<HostId, u64>> {
+        // Plain map inserts cannot leave it inconsistent: ignore poisoning.
+        self.acked.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn record_ack(&self, host: &str, revision: u64) {
+        let mut acked = self.acked();
+        if let Some(last) = acked.get_mut(host) {
+            *last = (*last).max(revision);
+        } else if acked.len() < limits::ACKED_HOSTS_MAX {
+            acked.insert(host.to_string(), revision);
+        } else {
+            tracing::warn!(host, "ack table full: ack not recorded");
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl HostPush for PushService {
+    type SyncStream = ReceiverStream<Result<pb::ControllerMessage, Status>>;
+
+    async fn sync(
+        &self,
+        request: Request<Streaming<pb::AgentMessage>>,
+    ) -> Result<Response<Self::SyncStream>, Status> {
+        if *self.inner.stop.borrow() {
+            return Err(Status::unavailable("node is shutting down"));
+        }
+        let permit = Arc::clone(&self.inner.agents)
+            .try_acquire_owned()
+            .map_err(|_| Status::resource_exhausted("too many agent streams"))?;
+        let mut inbound = request.into_inner();
+        let hello = read_hello(&mut inbound).await?;
+        tracing::debug!(host = hello.host_id, revision = ?hello.revision, "agent connected");
+        let (tx, rx) = mpsc::channel(limits::AGENT_QUEUE_MAX);
+        tokio::spawn(run_session(
+            Arc::clone(&self.inner),
+            hello,
+            inbound,
+            tx,
+            permit,
+        ));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Reads and checks the first message of a stream.
+async fn read_hello(inbound: &mut Streaming<pb::AgentMessage>) -> Result<Hello, Status> {
+    let timeout = Duration::from_millis(limits::HELLO_TIMEOUT_MS_MAX);
+    let first = tokio::time::timeout(timeout, inbound.message())
+        .await
+        .map_err(|_| Status::deadline_exceeded("no Hello in time"))?
+        .map_err(|e| Status::invalid_argument(format!("unreadable first message: {e}")))?
+        .ok_or_else(|| Status::invalid_argument("stream ended before Hello"))?;
+    let AgentMessage::Hello(hello) = convert::agent_from_pb(&first)? else {
+        return Err(Status::invalid_argument("first message must be Hello"));
+    };
+    if hello.protocol_version != PROTOCOL_VERSION {
+        return Err(Status::invalid_argument(format!(
+            "protocol version {} unsupported, want {PROTOCOL_VERSION}",
+            hello.protocol_version
+        )));
+    }
+    if hello.host_id.is_empty() {
+        return Err(Status::invalid_argument("empty host_id"));
+    }
+    Ok(hello)
+}
+
+/// Aborts the wrapped task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Where one agent stands.
+#[derive(Debug)]
+enum Cursor {
+    /// The next message must be a FullSync.
+    Unsynced,
+    /// The agent is at `sent`; events in `(sent, scanned]` hold nothing
+    /// for it.
+    Synced {
+        sent: u64,
+        scanned: u64,
+        sent_at: Instant,
+    },
+}
+
+/// What a session does next.
+enum Step {
+    Send(ControllerMessage),
+    /// Look again at once (a scan stopped at a cap).
+    Again,
+    /// Wait for the window, the idle timer or the end.
+    Idle {
+        advance_at: Option<Instant>,
+    },
+}
+
+/// One agent's stream, until it or the node goes away.
+async fn run_session(
+    inner: Arc<Inner>,
+    hello: Hello,
+    inbound: Streaming<pb::AgentMessage>,
+    tx: mpsc::Sender<Result<pb::ControllerMessage, Status>>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let host = hello.host_id;
+    let mut reader = AbortOnDrop(tokio::spawn(read_agent(
+        Arc::clone(&inner),
+        host.clone(),
+        inbound,
+    )));
+    let mut changed = inner.retainer.subscribe();
+    let mut stop = inner.stop.subscribe();
+    let mut cursor = match hello.revision {
+        Some(revision) if revision >= inner.retainer.lock().range().0 => Cursor::Synced {
+            sent: revision,
+            scanned: revision,
+            sent_at: Instant::now(),
+        },
+        _ => Cursor::Unsynced,
+    };
+    loop {
+        let permit = tokio::select! {
+            biased;
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            _ = &mut reader.0 => return,
+            permit = tx.reserve() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        changed.borrow_and_update();
+        let step = match next_step(&inner, &host, &mut cursor) {
+            Ok(step) => step,
+            Err(message) => {
+                permit.send(convert::controller_to_pb(&message).map_err(Status::from));
+                return;
+            }
+        };
+        match step {
+            Step::Send(message) => match convert::controller_to_pb(&message) {
+                Ok(message) => permit.send(Ok(message)),
+                Err(e) => {
+                    tracing::error!(host, "cannot encode push message: {e}");
+                    permit.send(Err(Status::internal(e.to_string())));
+                    return;
+                }
+            },
+            Step::Again => {}
+            Step::Idle { advance_at } => {
+                drop(permit);
+                let advance_at = advance_at.unwrap_or_else(far_future);
+                tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|stopped| *stopped) => break,
+                    _ = &mut reader.0 => return,
+                    _ = changed.changed() => {}
+                    _ = tokio::time::sleep_until(advance_at) => {}
+                }
+            }
+        }
+    }
+    let bye = ControllerMessage::Error {
+        code: ErrorCode::Unavailable,
+        message: "node is shutting down".to_string(),
+    };
+    if let Ok(bye) = convert::controller_to_pb(&bye) {
+        let _ = tx.try_send(Ok(bye));
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(3_600)
+}
+
+/// Decides the next message for `host`. `Err` carries a final Error.
+fn next_step(inner: &Inner, host: &str, cursor: &mut Cursor) -> Result<Step, ControllerMessage> {
+    let now = Instant::now();
+    let Cursor::Synced {
+        sent,
+        scanned,
+        sent_at,
+    } = cursor
+    else {
+        return full_sync(inner, host, cursor).map(Step::Send);
+    };
+    let scan = inner.retainer.lock().scan(
+        host,
+        *scanned,
+        inner.config.batch_changes_max,
+        limits::SCAN_EVENTS_MAX,
+    );
+    let (to, changes, more) = match scan {
+        Scan::Evicted => {
+            tracing::debug!(host, sent, "cursor left the window: full sync");
+            return full_sync(inner, host, cursor).map(Step::Send);
+        }
+        Scan::Found { to, changes, more } => (to, changes, more),
+    };
+    *scanned = to;
+    let idle_advance = Duration::from_millis(inner.config.idle_advance_ms);
+    if !changes.is_empty() || (*scanned > *sent && now >= *sent_at + idle_advance) {
+        let message = ControllerMessage::DiffBatch {
+            from_revision: *sent,
+            to_revision: *scanned,
+            changes,
+        };
+        *sent = *scanned;
+        *sent_at = now;
+        return Ok(Step::Send(message));
+    }
+    if more {
+        return Ok(Step::Again);
+    }
+    let advance_at = (*scanned > *sent).then_some(*sent_at + idle_advance);
+    Ok(Step::Idle { advance_at })
+}
+
+/// Reads `host`'s whole goal state and moves the cursor to its revision.
+fn full_sync(
+    inner: &Inner,
+    host: &str,
+    cursor: &mut Cursor,
+) -> Result<ControllerMessage, ControllerMessage> {
+    // Read the window's end before the state: every event up to it was
+    // applied before the read, and entries after the state's last command
+    // change nothing, so the state is also the goal state at that end.
+    let window_last = inner.retainer.lock().range().1;
+    let (state_revision, goal) = inner
+        .view
+        .read(|state| (state.applied_index(), state.goal_state(host)))
+        .map_err(|e| ControllerMessage::Error {
+            code: ErrorCode::Internal,
+            message: e.to_string(),
+        })?;
+    let revision = state_revision.max(window_last);
+    *cursor = Cursor::Synced {
+        sent: revision,
+        scanned: revision,
+        sent_at: Instant::now(),
+    };
+    Ok(ControllerMessage::FullSync {
+        revision,
+        objects: goal.into_values().collect(),
+    })
+}
+
+/// Records `host`'s acks until its stream ends.
+async fn read_agent(inner: Arc<Inner>, host: HostId, mut inbound: Streaming<pb::AgentMessage>) {
+    loop {
+        let message = match inbound.message().await {
+            Ok(Some(message)) => message,
+            Ok(None) => return,
+            Err(status) => {
+                tracing::debug!(host, "agent stream failed: {status}");
+                return;
+            }
+        };
+        match convert::agent_from_pb(&message) {
+            Ok(AgentMessage::Ack(ack)) => {
+                inner.record_ack(&host, ack.revision);
+                for status in &ack.statuses {
+                    if let Err(reason) = &status.result {
+                        tracing::warn!(host, key = ?status.key, reason, "agent failed to apply");
+                    }
+                }
+            }
+            Ok(AgentMessage::DigestReport { revision, digest }) => {
+                tracing::debug!(host, revision, digest = ?digest, "agent digest");
+            }
+            Ok(AgentMessage::Hello(_)) => {
+                tracing::warn!(host, "second Hello on one stream: closing it");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(host, "bad agent message, closing its stream: {e}");
+                return;
+            }
+        }
+    }
+}

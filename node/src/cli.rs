@@ -1,0 +1,341 @@
+//! The command line: `alcor server ...` and `alcor ctl ...`. Every flag has
+//! an `ALCOR_*` environment twin; flags win over the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Alcor: a Raft-replicated SDN controller.
+#[derive(Debug, Parser)]
+#[command(name = "alcor", version)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a cluster member: Raft on --raft-addr, the gRPC API on --api-addr.
+    Server(ServerArgs),
+    /// Talk to a running cluster.
+    Ctl(CtlArgs),
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// This member's id: a key of --initial-cluster. Never reuse an id for
+    /// another machine.
+    #[arg(long, env = "ALCOR_ID")]
+    pub(crate) id: u64,
+    /// Directory of this member's RocksDB (created if missing). Restarting
+    /// with the same directory resumes the member.
+    #[arg(long, env = "ALCOR_DATA_DIR")]
+    pub(crate) data_dir: PathBuf,
+    /// Address to bind the Raft peer service to.
+    #[arg(long, env = "ALCOR_RAFT_ADDR")]
+    pub(crate) raft_addr: SocketAddr,
+    /// Address to bind the client API (alcor.api.v1) to.
+    #[arg(long, env = "ALCOR_API_ADDR")]
+    pub(crate) api_addr: SocketAddr,
+    /// Every member as ID=RAFT_ADDR/API_ADDR, comma-separated, the same on
+    /// every member, e.g.
+    /// `1=10.0.0.1:7001/10.0.0.1:8001,2=10.0.0.2:7001/10.0.0.2:8001,3=...`.
+    /// Addresses are what peers and clients dial (host:port, no scheme).
+    /// The lowest id bootstraps the cluster when its log is empty.
+    #[arg(long, env = "ALCOR_INITIAL_CLUSTER", verbatim_doc_comment)]
+    pub(crate) initial_cluster: String,
+    /// Leader heartbeat period.
+    #[arg(long, env = "ALCOR_HEARTBEAT_INTERVAL_MS", default_value_t = 100)]
+    pub(crate) heartbeat_interval_ms: u64,
+    /// Lower bound of the randomized election timeout.
+    #[arg(long, env = "ALCOR_ELECTION_TIMEOUT_MIN_MS", default_value_t = 400)]
+    pub(crate) election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout.
+    #[arg(long, env = "ALCOR_ELECTION_TIMEOUT_MAX_MS", default_value_t = 800)]
+    pub(crate) election_timeout_max_ms: u64,
+    /// Build a snapshot after this many log entries since the last one.
+    #[arg(long, env = "ALCOR_SNAPSHOT_LOGS_SINCE_LAST", default_value_t = 5_000)]
+    pub(crate) snapshot_logs_since_last: u64,
+    /// Log entries kept behind the latest snapshot.
+    #[arg(long, env = "ALCOR_SNAPSHOT_LOGS_TO_KEEP", default_value_t = 1_000)]
+    pub(crate) snapshot_logs_to_keep: u64,
+    /// Upper bound on one write or linearizable read inside the node.
+    #[arg(long, env = "ALCOR_REQUEST_TIMEOUT_MS", default_value_t = 5_000)]
+    pub(crate) request_timeout_ms: u64,
+    /// Log format.
+    #[arg(long, env = "ALCOR_LOG_FORMAT", value_enum, default_value = "text")]
+    pub(crate) log_format: LogFormat,
+    /// Log filter (tracing env-filter syntax), e.g. `info,alcor_raft_core=debug`.
+    #[arg(long, env = "ALCOR_LOG", default_value = "info")]
+    pub(crate) log: String,
+}
+
+/// Output format of `alcor ctl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// A table.
+    Table,
+    /// JSON.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CtlArgs {
+    /// API addresses (host:port), comma-separated, tried in order until one
+    /// answers.
+    #[arg(
+        long,
+        env = "ALCOR_ENDPOINTS",
+        global = true,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:8001"
+    )]
+    pub(crate) endpoints: Vec<String>,
+    /// Output format.
+    #[arg(
+        short = 'o',
+        long,
+        env = "ALCOR_OUTPUT",
+        global = true,
+        value_enum,
+        default_value = "table"
+    )]
+    pub(crate) output: OutputFormat,
+    /// Deadline of each call (sent as grpc-timeout).
+    #[arg(long, env = "ALCOR_TIMEOUT_MS", global = true, default_value_t = 5_000)]
+    pub(crate) timeout_ms: u64,
+    #[command(subcommand)]
+    pub(crate) resource: Resource,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Resource {
+    /// Hypervisors.
+    Hosts {
+        #[command(subcommand)]
+        verb: HostVerb,
+    },
+    /// VPCs (networks).
+    Vpcs {
+        #[command(subcommand)]
+        verb: VpcVerb,
+    },
+    /// Subnets.
+    Subnets {
+        #[command(subcommand)]
+        verb: SubnetVerb,
+    },
+    /// Ports.
+    Ports {
+        #[command(subcommand)]
+        verb: PortVerb,
+    },
+    /// The cluster itself.
+    Cluster {
+        #[command(subcommand)]
+        verb: ClusterVerb,
+    },
+}
+
+/// Options shared by every list.
+#[derive(Debug, Args)]
+pub(crate) struct ListOpts {
+    /// Only this project's resources.
+    #[arg(long, default_value = "")]
+    pub(crate) project_id: String,
+    /// Page size (0: the server default).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) limit: u32,
+    /// Start after this ID (the previous page's next marker).
+    #[arg(long, default_value = "")]
+    pub(crate) marker: String,
+    /// Serve from the answering node's state, which may lag.
+    #[arg(long)]
+    pub(crate) stale: bool,
+}
+
+/// Options of every get.
+#[derive(Debug, Args)]
+pub(crate) struct GetOpts {
+    /// The resource ID.
+    pub(crate) id: String,
+    /// Serve from the answering node's state, which may lag.
+    #[arg(long)]
+    pub(crate) stale: bool,
+}
+
+/// Options of every delete.
+#[derive(Debug, Args)]
+pub(crate) struct DeleteOpts {
+    /// The resource ID.
+    pub(crate) id: String,
+    /// Only delete if the resource is still at this revision.
+    #[arg(long)]
+    pub(crate) expected_revision: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum HostVerb {
+    /// Register a host.
+    Create {
+        /// The host's name.
+        #[arg(long)]
+        id: String,
+        /// Owning project.
+        #[arg(long, default_value = "")]
+        project_id: String,
+        /// Underlay (tunnel endpoint) address.
+        #[arg(long)]
+        underlay_ip: String,
+    },
+    /// List hosts.
+    List(ListOpts),
+    /// Show one host.
+    Get(GetOpts),
+    /// Forget a host with no ports.
+    Delete(DeleteOpts),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum VpcVerb {
+    /// Create a VPC.
+    Create {
+        /// ID (UUID); generated when omitted.
+        #[arg(long, default_value = "")]
+        id: String,
+        /// Owning project.
+        #[arg(long)]
+        project_id: String,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Address space for its subnets.
+        #[arg(long, default_value = "")]
+        cidr: String,
+    },
+    /// List VPCs.
+    List(ListOpts),
+    /// Show one VPC.
+    Get(GetOpts),
+    /// Delete a VPC with no subnets.
+    Delete(DeleteOpts),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SubnetVerb {
+    /// Create a subnet.
+    Create {
+        /// ID (UUID); generated when omitted.
+        #[arg(long, default_value = "")]
+        id: String,
+        /// Owning project.
+        #[arg(long)]
+        project_id: String,
+        /// The VPC.
+        #[arg(long)]
+        network_id: String,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Address range, e.g. 10.0.0.0/24.
+        #[arg(long)]
+        cidr: String,
+        /// Gateway address (default: first host address).
+        #[arg(long, default_value = "")]
+        gateway_ip: String,
+        /// No gateway.
+        #[arg(long)]
+        no_gateway: bool,
+    },
+    /// List subnets.
+    List {
+        #[command(flatten)]
+        opts: ListOpts,
+        /// Only this VPC's subnets.
+        #[arg(long, default_value = "")]
+        network_id: String,
+    },
+    /// Show one subnet.
+    Get(GetOpts),
+    /// Delete a subnet with no addresses in use.
+    Delete(DeleteOpts),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PortVerb {
+    /// Create one port, or with --count a batch (all or none).
+    Create {
+        /// ID (UUID); generated when omitted. Not allowed with --count > 1.
+        #[arg(long, default_value = "")]
+        id: String,
+        /// Owning project.
+        #[arg(long)]
+        project_id: String,
+        /// The VPC.
+        #[arg(long)]
+        network_id: String,
+        /// Display name (batch: suffixed with -N).
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Subnet to allocate from.
+        #[arg(long, default_value = "")]
+        subnet_id: String,
+        /// Fixed address (single port only).
+        #[arg(long, default_value = "")]
+        ip: String,
+        /// Binding host.
+        #[arg(long, default_value = "")]
+        host: String,
+        /// Number of ports to create in one atomic batch.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+    /// List ports.
+    List {
+        #[command(flatten)]
+        opts: ListOpts,
+        /// Only this VPC's ports.
+        #[arg(long, default_value = "")]
+        network_id: String,
+        /// Only ports bound to this host.
+        #[arg(long, default_value = "")]
+        host: String,
+    },
+    /// Show one port.
+    Get(GetOpts),
+    /// Change a port.
+    Update {
+        /// The port ID.
+        id: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Move the binding to this host ("" unbinds).
+        #[arg(long)]
+        host: Option<String>,
+        /// New administrative state.
+        #[arg(long)]
+        admin_state_up: Option<bool>,
+        /// Only update if the port is still at this revision.
+        #[arg(long)]
+        expected_revision: Option<u64>,
+    },
+    /// Delete a port.
+    Delete(DeleteOpts),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClusterVerb {
+    /// Members, leader, term and log indexes, as the answering node sees them.
+    Status,
+}

@@ -1,0 +1,376 @@
+//! `alcor ctl`: one gRPC call per invocation, tried against `--endpoints`
+//! in order. A node that cannot be reached, or answers UNAVAILABLE for a
+//! call that certainly had no effect, passes the call to the next one; any
+//! other answer is final.
+
+use std::future::Future;
+use std::time::Duration;
+
+use alcor_api_gateway::{INDETERMINATE_HEADER, REASON_HEADER};
+use alcor_proto::api::v1 as pb;
+use alcor_proto::api::v1::cluster_client::ClusterClient;
+use alcor_proto::api::v1::orchestrator_client::OrchestratorClient;
+use anyhow::{anyhow, bail};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::cli::{
+    ClusterVerb, CtlArgs, HostVerb, OutputFormat, PortVerb, Resource, SubnetVerb, VpcVerb,
+};
+use crate::output;
+
+/// Endpoints one invocation may try.
+const ENDPOINTS_MAX: usize = 16;
+
+struct Client {
+    endpoints: Vec<String>,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Runs `call` against each endpoint in turn until one answers.
+    async fn call<T, F, Fut>(&self, mut call: F) -> anyhow::Result<T>
+    where
+        F: FnMut(Channel, Duration) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let mut failures = Vec::new();
+        for endpoint in &self.endpoints {
+            let channel = match connect(endpoint, self.timeout).await {
+                Ok(channel) => channel,
+                Err(e) => {
+                    failures.push(format!("{endpoint}: {e}"));
+                    continue;
+                }
+            };
+            match call(channel, self.timeout).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) if try_next(&status) => {
+                    failures.push(format!("{endpoint}: {}", describe(&status)));
+                }
+                Err(status) => bail!("{endpoint}: {}", describe(&status)),
+            }
+        }
+        Err(anyhow!("no endpoint answered: {}", failures.join("; ")))
+    }
+}
+
+async fn connect(endpoint: &str, timeout: Duration) -> anyhow::Result<Channel> {
+    let channel = Endpoint::from_shared(format!("http://{endpoint}"))?
+        .connect_timeout(timeout)
+        .connect()
+        .await?;
+    Ok(channel)
+}
+
+/// UNAVAILABLE without the indeterminate flag: nothing happened here.
+fn try_next(status: &Status) -> bool {
+    status.code() == Code::Unavailable && status.metadata().get(INDETERMINATE_HEADER).is_none()
+}
+
+fn describe(status: &Status) -> String {
+    let reason = status
+        .metadata()
+        .get(REASON_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    format!(
+        "{:?} (reason {reason}): {}",
+        status.code(),
+        status.message()
+    )
+}
+
+/// A request carrying the deadline as `grpc-timeout`.
+fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(timeout);
+    request
+}
+
+/// One Orchestrator call through `Client::call`.
+macro_rules! orchestrator {
+    ($client:expr, $method:ident, $message:expr) => {{
+        let message = $message;
+        $client
+            .call(move |channel, timeout| {
+                let request = request(message.clone(), timeout);
+                async move { OrchestratorClient::new(channel).$method(request).await }
+            })
+            .await
+    }};
+}
+
+/// Runs one `alcor ctl` invocation.
+pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
+    if args.endpoints.is_empty() || args.endpoints.len() > ENDPOINTS_MAX {
+        bail!("--endpoints: give 1 to {ENDPOINTS_MAX} addresses");
+    }
+    let client = Client {
+        endpoints: args.endpoints,
+        timeout: Duration::from_millis(args.timeout_ms),
+    };
+    let format = args.output;
+    match args.resource {
+        Resource::Hosts { verb } => hosts(&client, verb, format).await,
+        Resource::Vpcs { verb } => vpcs(&client, verb, format).await,
+        Resource::Subnets { verb } => subnets(&client, verb, format).await,
+        Resource::Ports { verb } => ports(&client, verb, format).await,
+        Resource::Cluster {
+            verb: ClusterVerb::Status,
+        } => {
+            let status = client
+                .call(|channel, timeout| async move {
+                    let request = request(pb::StatusRequest {}, timeout);
+                    ClusterClient::new(channel).status(request).await
+                })
+                .await?;
+            output::status(&status, format);
+            Ok(())
+        }
+    }
+}
+
+async fn hosts(client: &Client, verb: HostVerb, format: OutputFormat) -> anyhow::Result<()> {
+    match verb {
+        HostVerb::Create {
+            id,
+            project_id,
+            underlay_ip,
+        } => {
+            let message = pb::CreateHostRequest {
+                id,
+                project_id,
+                underlay_ip,
+            };
+            output::one(&orchestrator!(client, create_host, message)?, format);
+        }
+        HostVerb::List(o) => {
+            let message = pb::ListHostsRequest {
+                project_id: o.project_id,
+                limit: o.limit,
+                marker: o.marker,
+                stale: o.stale,
+            };
+            let page = orchestrator!(client, list_hosts, message)?;
+            output::list("hosts", &page.hosts, &page.next_marker, format);
+        }
+        HostVerb::Get(o) => {
+            let message = pb::GetHostRequest {
+                id: o.id,
+                stale: o.stale,
+            };
+            output::one(&orchestrator!(client, get_host, message)?, format);
+        }
+        HostVerb::Delete(o) => {
+            let message = pb::DeleteHostRequest {
+                id: o.id.clone(),
+                expected_revision: o.expected_revision,
+            };
+            output::deleted(&o.id, &orchestrator!(client, delete_host, message)?, format);
+        }
+    }
+    Ok(())
+}
+
+async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::Result<()> {
+    match verb {
+        VpcVerb::Create {
+            id,
+            project_id,
+            name,
+            cidr,
+        } => {
+            let message = pb::CreateVpcRequest {
+                id,
+                project_id,
+                name,
+                cidr,
+                ..Default::default()
+            };
+            output::one(&orchestrator!(client, create_vpc, message)?, format);
+        }
+        VpcVerb::List(o) => {
+            let message = pb::ListVpcsRequest {
+                project_id: o.project_id,
+                limit: o.limit,
+                marker: o.marker,
+                stale: o.stale,
+            };
+            let page = orchestrator!(client, list_vpcs, message)?;
+            output::list("vpcs", &page.vpcs, &page.next_marker, format);
+        }
+        VpcVerb::Get(o) => {
+            let message = pb::GetVpcRequest {
+                id: o.id,
+                stale: o.stale,
+            };
+            output::one(&orchestrator!(client, get_vpc, message)?, format);
+        }
+        VpcVerb::Delete(o) => {
+            let message = pb::DeleteVpcRequest {
+                id: o.id.clone(),
+                expected_revision: o.expected_revision,
+            };
+            output::deleted(&o.id, &orchestrator!(client, delete_vpc, message)?, format);
+        }
+    }
+    Ok(())
+}
+
+async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> anyhow::Result<()> {
+    match verb {
+        SubnetVerb::Create {
+            id,
+            project_id,
+            network_id,
+            name,
+            cidr,
+            gateway_ip,
+            no_gateway,
+        } => {
+            let message = pb::CreateSubnetRequest {
+                id,
+                project_id,
+                network_id,
+                name,
+                cidr,
+                gateway_ip,
+                no_gateway,
+                ..Default::default()
+            };
+            output::one(&orchestrator!(client, create_subnet, message)?, format);
+        }
+        SubnetVerb::List { opts, network_id } => {
+            let message = pb::ListSubnetsRequest {
+                project_id: opts.project_id,
+                network_id,
+                limit: opts.limit,
+                marker: opts.marker,
+                stale: opts.stale,
+            };
+            let page = orchestrator!(client, list_subnets, message)?;
+            output::list("subnets", &page.subnets, &page.next_marker, format);
+        }
+        SubnetVerb::Get(o) => {
+            let message = pb::GetSubnetRequest {
+                id: o.id,
+                stale: o.stale,
+            };
+            output::one(&orchestrator!(client, get_subnet, message)?, format);
+        }
+        SubnetVerb::Delete(o) => {
+            let message = pb::DeleteSubnetRequest {
+                id: o.id.clone(),
+                expected_revision: o.expected_revision,
+            };
+            output::deleted(
+                &o.id,
+                &orchestrator!(client, delete_subnet, message)?,
+                format,
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow::Result<()> {
+    match verb {
+        PortVerb::Create {
+            id,
+            project_id,
+            network_id,
+            name,
+            subnet_id,
+            ip,
+            host,
+            count,
+        } => {
+            let fixed_ips = if subnet_id.is_empty() && ip.is_empty() {
+                Vec::new()
+            } else {
+                vec![pb::FixedIpRequest {
+                    subnet_id,
+                    ip_address: ip.clone(),
+                }]
+            };
+            let port = pb::CreatePortRequest {
+                id: id.clone(),
+                project_id,
+                network_id,
+                name: name.clone(),
+                fixed_ips,
+                binding_host: host,
+                ..Default::default()
+            };
+            if count <= 1 {
+                output::one(&orchestrator!(client, create_port, port)?, format);
+                return Ok(());
+            }
+            if !id.is_empty() || !ip.is_empty() {
+                bail!("--id and --ip name one port; they cannot be used with --count");
+            }
+            let ports = (0..count)
+                .map(|n| pb::CreatePortRequest {
+                    name: if name.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{name}-{n}")
+                    },
+                    ..port.clone()
+                })
+                .collect();
+            let message = pb::CreatePortsRequest { ports };
+            let created = orchestrator!(client, create_ports, message)?;
+            output::list("ports", &created.ports, "", format);
+        }
+        PortVerb::List {
+            opts,
+            network_id,
+            host,
+        } => {
+            let message = pb::ListPortsRequest {
+                project_id: opts.project_id,
+                network_id,
+                host,
+                limit: opts.limit,
+                marker: opts.marker,
+                stale: opts.stale,
+            };
+            let page = orchestrator!(client, list_ports, message)?;
+            output::list("ports", &page.ports, &page.next_marker, format);
+        }
+        PortVerb::Get(o) => {
+            let message = pb::GetPortRequest {
+                id: o.id,
+                stale: o.stale,
+            };
+            output::one(&orchestrator!(client, get_port, message)?, format);
+        }
+        PortVerb::Update {
+            id,
+            name,
+            host,
+            admin_state_up,
+            expected_revision,
+        } => {
+            let message = pb::UpdatePortRequest {
+                id,
+                name,
+                binding_host: host,
+                admin_state_up,
+                expected_revision,
+                ..Default::default()
+            };
+            output::one(&orchestrator!(client, update_port, message)?, format);
+        }
+        PortVerb::Delete(o) => {
+            let message = pb::DeletePortRequest {
+                id: o.id.clone(),
+                expected_revision: o.expected_revision,
+            };
+            output::deleted(&o.id, &orchestrator!(client, delete_port, message)?, format);
+        }
+    }
+    Ok(())
+}

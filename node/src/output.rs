@@ -1,0 +1,251 @@
+//! How `alcor ctl` prints resources: `-o table` (comfy-table) or `-o json`
+//! (serde_json). Each resource says once which columns and fields it has.
+
+use alcor_proto::api::v1 as pb;
+use comfy_table::Table;
+use serde_json::{json, Value};
+
+use crate::cli::OutputFormat;
+
+/// A printable resource.
+pub(crate) trait Render {
+    /// Table column names.
+    fn header() -> &'static [&'static str];
+    /// One table row, matching `header`.
+    fn row(&self) -> Vec<String>;
+    /// The full JSON form.
+    fn json(&self) -> Value;
+}
+
+/// Prints one resource.
+pub(crate) fn one<T: Render>(item: &T, format: OutputFormat) {
+    match format {
+        OutputFormat::Json => println!("{}", item.json()),
+        OutputFormat::Table => {
+            let mut table = Table::new();
+            table.set_header(vec!["FIELD", "VALUE"]);
+            for (name, value) in T::header().iter().zip(item.row()) {
+                table.add_row(vec![name.to_string(), value]);
+            }
+            println!("{table}");
+        }
+    }
+}
+
+/// Prints a list page and, when there is more, the marker of the next one.
+pub(crate) fn list<T: Render>(key: &str, items: &[T], next_marker: &str, format: OutputFormat) {
+    match format {
+        OutputFormat::Json => {
+            let items: Vec<Value> = items.iter().map(Render::json).collect();
+            println!("{}", json!({ key: items, "next_marker": next_marker }));
+        }
+        OutputFormat::Table => {
+            let mut table = Table::new();
+            table.set_header(T::header().to_vec());
+            for item in items {
+                table.add_row(item.row());
+            }
+            println!("{table}");
+            if !next_marker.is_empty() {
+                println!("next marker: {next_marker}");
+            }
+        }
+    }
+}
+
+/// Prints the result of a delete.
+pub(crate) fn deleted(id: &str, response: &pb::DeleteResponse, format: OutputFormat) {
+    match format {
+        OutputFormat::Json => println!("{}", json!({ "id": id, "revision": response.revision })),
+        OutputFormat::Table => println!("deleted {id} at revision {}", response.revision),
+    }
+}
+
+fn host_status(status: i32) -> &'static str {
+    match pb::HostStatus::try_from(status) {
+        Ok(pb::HostStatus::Up) => "UP",
+        Ok(pb::HostStatus::Maintenance) => "MAINTENANCE",
+        _ => "UNKNOWN",
+    }
+}
+
+fn port_status(status: i32) -> &'static str {
+    match pb::PortStatus::try_from(status) {
+        Ok(pb::PortStatus::Down) => "DOWN",
+        Ok(pb::PortStatus::Active) => "ACTIVE",
+        Ok(pb::PortStatus::Error) => "ERROR",
+        _ => "UNKNOWN",
+    }
+}
+
+impl Render for pb::Host {
+    fn header() -> &'static [&'static str] {
+        &["ID", "PROJECT", "UNDERLAY IP", "STATUS", "REVISION"]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.project_id.clone(),
+            self.underlay_ip.clone(),
+            host_status(self.status).to_string(),
+            self.revision.to_string(),
+        ]
+    }
+    fn json(&self) -> Value {
+        json!({
+            "id": self.id, "project_id": self.project_id, "underlay_ip": self.underlay_ip,
+            "status": host_status(self.status), "revision": self.revision,
+            "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
+        })
+    }
+}
+
+impl Render for pb::Vpc {
+    fn header() -> &'static [&'static str] {
+        &["ID", "PROJECT", "NAME", "CIDR", "VNI", "MTU", "REVISION"]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.project_id.clone(),
+            self.name.clone(),
+            self.cidr.clone(),
+            self.vni.to_string(),
+            self.mtu.to_string(),
+            self.revision.to_string(),
+        ]
+    }
+    fn json(&self) -> Value {
+        json!({
+            "id": self.id, "project_id": self.project_id, "name": self.name,
+            "cidr": self.cidr, "vni": self.vni, "mtu": self.mtu,
+            "admin_state_up": self.admin_state_up, "revision": self.revision,
+            "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
+        })
+    }
+}
+
+impl Render for pb::Subnet {
+    fn header() -> &'static [&'static str] {
+        &[
+            "ID", "PROJECT", "NETWORK", "NAME", "CIDR", "GATEWAY", "REVISION",
+        ]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.project_id.clone(),
+            self.network_id.clone(),
+            self.name.clone(),
+            self.cidr.clone(),
+            self.gateway_ip.clone(),
+            self.revision.to_string(),
+        ]
+    }
+    fn json(&self) -> Value {
+        let pools: Vec<Value> = self
+            .allocation_pools
+            .iter()
+            .map(|p| json!({ "start": p.start, "end": p.end }))
+            .collect();
+        json!({
+            "id": self.id, "project_id": self.project_id, "network_id": self.network_id,
+            "name": self.name, "cidr": self.cidr, "gateway_ip": self.gateway_ip,
+            "allocation_pools": pools, "enable_dhcp": self.enable_dhcp,
+            "dns_nameservers": self.dns_nameservers, "revision": self.revision,
+            "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
+        })
+    }
+}
+
+impl Render for pb::Port {
+    fn header() -> &'static [&'static str] {
+        &[
+            "ID", "NETWORK", "NAME", "IPS", "MAC", "HOST", "STATUS", "REVISION",
+        ]
+    }
+    fn row(&self) -> Vec<String> {
+        let ips: Vec<&str> = self
+            .fixed_ips
+            .iter()
+            .map(|f| f.ip_address.as_str())
+            .collect();
+        vec![
+            self.id.clone(),
+            self.network_id.clone(),
+            self.name.clone(),
+            ips.join(" "),
+            self.mac_address.clone(),
+            self.binding_host.clone(),
+            port_status(self.status).to_string(),
+            self.revision.to_string(),
+        ]
+    }
+    fn json(&self) -> Value {
+        let fixed_ips: Vec<Value> = self
+            .fixed_ips
+            .iter()
+            .map(|f| json!({ "subnet_id": f.subnet_id, "ip_address": f.ip_address }))
+            .collect();
+        json!({
+            "id": self.id, "project_id": self.project_id, "network_id": self.network_id,
+            "name": self.name, "fixed_ips": fixed_ips, "mac_address": self.mac_address,
+            "binding_host": self.binding_host, "device_id": self.device_id,
+            "device_owner": self.device_owner, "security_groups": self.security_groups,
+            "admin_state_up": self.admin_state_up, "status": port_status(self.status),
+            "status_detail": self.status_detail, "revision": self.revision,
+            "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
+        })
+    }
+}
+
+/// Prints `alcor ctl cluster status`.
+pub(crate) fn status(s: &pb::StatusResponse, format: OutputFormat) {
+    match format {
+        OutputFormat::Json => {
+            let members: Vec<Value> = s
+                .members
+                .iter()
+                .map(|m| {
+                    json!({ "id": m.id, "raft_addr": m.raft_addr, "api_addr": m.api_addr,
+                            "voter": m.voter })
+                })
+                .collect();
+            println!(
+                "{}",
+                json!({
+                    "id": s.id, "state": s.state, "leader_id": s.leader_id, "term": s.term,
+                    "last_log_index": s.last_log_index, "committed_index": s.committed_index,
+                    "applied_index": s.applied_index, "snapshot_index": s.snapshot_index,
+                    "purged_index": s.purged_index, "members": members,
+                })
+            );
+        }
+        OutputFormat::Table => {
+            let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+            println!(
+                "node {} ({}), leader {}, term {}, last log {}, committed {}, applied {}, snapshot {}",
+                s.id,
+                s.state,
+                opt(s.leader_id),
+                s.term,
+                opt(s.last_log_index),
+                opt(s.committed_index),
+                opt(s.applied_index),
+                opt(s.snapshot_index),
+            );
+            let mut table = Table::new();
+            table.set_header(vec!["ID", "RAFT ADDR", "API ADDR", "ROLE", "LEADER"]);
+            for m in &s.members {
+                table.add_row(vec![
+                    m.id.to_string(),
+                    m.raft_addr.clone(),
+                    m.api_addr.clone(),
+                    if m.voter { "voter" } else { "learner" }.to_string(),
+                    if s.leader_id == Some(m.id) { "*" } else { "" }.to_string(),
+                ]);
+            }
+            println!("{table}");
+        }
+    }
+}

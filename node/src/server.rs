@@ -1,0 +1,108 @@
+//! `alcor server`: start the Raft member, serve the client API next to it,
+//! stop both cleanly on SIGINT/SIGTERM.
+
+use std::sync::Arc;
+
+use alcor_api_gateway::{ClusterService, OrchestratorService};
+use alcor_raft_core::{RaftListen, RaftNode, RaftNodeConfig};
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tonic::transport::server::Router;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{LogFormat, ServerArgs};
+use crate::initial_cluster;
+
+/// Runs a member until a shutdown signal arrives.
+pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    init_tracing(args.log_format, &args.log)?;
+    let members = initial_cluster::parse(&args.initial_cluster)
+        .map_err(|e| anyhow::anyhow!("--initial-cluster: {e}"))?;
+    if !members.contains_key(&args.id) {
+        anyhow::bail!("--id {} is not in --initial-cluster", args.id);
+    }
+    // Bind the API first: a port conflict should fail before Raft starts.
+    let api_listener = TcpListener::bind(args.api_addr)
+        .await
+        .with_context(|| format!("bind --api-addr {}", args.api_addr))?;
+    let mut config = RaftNodeConfig::new(
+        args.id,
+        args.data_dir.clone(),
+        RaftListen::Addr(args.raft_addr),
+        members,
+    );
+    config.heartbeat_interval_ms = args.heartbeat_interval_ms;
+    config.election_timeout_min_ms = args.election_timeout_min_ms;
+    config.election_timeout_max_ms = args.election_timeout_max_ms;
+    config.snapshot_logs_since_last = args.snapshot_logs_since_last;
+    config.snapshot_logs_to_keep = args.snapshot_logs_to_keep;
+    config.request_timeout_ms = args.request_timeout_ms;
+    let node = Arc::new(RaftNode::start(config).await.context("start raft")?);
+    tracing::info!(
+        id = args.id,
+        raft_addr = %node.raft_addr(),
+        api_addr = %args.api_addr,
+        data_dir = %args.data_dir.display(),
+        "alcor server started"
+    );
+
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(api_listener);
+    let served = build_api_router(Arc::clone(&node))
+        .serve_with_incoming_shutdown(incoming, shutdown_signal())
+        .await;
+    tracing::info!("api stopped; shutting down raft");
+    let stopped = node.shutdown().await;
+    served.context("serve api")?;
+    stopped.context("shut down raft")?;
+    tracing::info!("alcor server stopped");
+    Ok(())
+}
+
+/// Every gRPC service a node serves on `--api-addr`.
+///
+/// EXTENSION POINT: host-push's `PushService` (host agents' stream) is
+/// mounted here, next to the client API, with one more `.add_service(..)`.
+pub(crate) fn build_api_router(node: Arc<RaftNode>) -> Router {
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(OrchestratorService::server(Arc::clone(&node)))
+        .add_service(ClusterService::server(node))
+    // .add_service(alcor_host_push::PushService::server(..))  <- the lead
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown signal received");
+}
+
+fn init_tracing(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(filter).with_context(|| format!("--log {filter:?}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("init logging: {e}"))
+}
