@@ -24,7 +24,13 @@ impl Driver {
     pub fn must(&mut self, command: Command) {
         self.index += 1;
         let name = command.name();
-        let outcome = self.state.apply(self.index, &Proposal { time_ms: self.index, command });
+        let outcome = self.state.apply(
+            self.index,
+            &Proposal {
+                time_ms: self.index,
+                command,
+            },
+        );
         if let Err(e) = outcome.result {
             panic!("fixture command {name} rejected: {e}");
         }
@@ -55,13 +61,22 @@ pub fn vpc_fixture(n_hosts: usize) -> Driver {
     let mut d = Driver::default();
     d.must(Command::SetQuota {
         project_id: PROJECT.to_string(),
-        quota: Quota { network: -1, subnet: -1, port: -1, router: -1, security_group: -1, security_group_rule: -1 },
+        quota: Quota {
+            network: -1,
+            subnet: -1,
+            port: -1,
+            router: -1,
+            security_group: -1,
+            security_group_rule: -1,
+        },
     });
     for h in 0..n_hosts {
         d.must(Command::CreateHost {
             id: host_name(h),
             project_id: "admin".to_string(),
-            underlay_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000u32 + h as u32 + 1)),
+            underlay_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+                0x0a00_0000u32 + h as u32 + 1,
+            )),
         });
     }
     d.must(Command::CreateVpc {

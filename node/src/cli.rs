@@ -20,6 +20,53 @@ pub(crate) enum Command {
     Server(ServerArgs),
     /// Talk to a running cluster.
     Ctl(CtlArgs),
+    /// Run a simulated host agent: keeps its host's goal state in memory.
+    Agent(AgentArgs),
+    /// Start a local cluster of `alcor server` processes plus simulated agents,
+    /// write a demo VPC, subnet and ports, and serve until Ctrl-C.
+    Dev(DevArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AgentArgs {
+    /// The host this agent programs (must be registered, e.g. `alcor ctl hosts create`).
+    #[arg(long, env = "ALCOR_HOST_ID")]
+    pub(crate) host_id: String,
+    /// API addresses of the nodes (host:port), comma-separated; the agent moves to
+    /// the next one when its node fails.
+    #[arg(
+        long,
+        env = "ALCOR_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7101"
+    )]
+    pub(crate) endpoints: Vec<String>,
+    /// Seconds between status lines (revision, objects, digest).
+    #[arg(long, env = "ALCOR_REPORT_INTERVAL_S", default_value_t = 5)]
+    pub(crate) report_interval_s: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DevArgs {
+    /// Where the members keep their data (one directory each) and logs; reused
+    /// by the next run.
+    #[arg(long, env = "ALCOR_DEV_DATA_DIR", default_value = ".alcor-data")]
+    pub(crate) data_dir: PathBuf,
+    /// Number of members (3 or 5).
+    #[arg(long, env = "ALCOR_DEV_NODES", default_value_t = 3)]
+    pub(crate) nodes: u64,
+    /// Number of simulated hosts (each with an agent).
+    #[arg(long, env = "ALCOR_DEV_HOSTS", default_value_t = 3)]
+    pub(crate) hosts: usize,
+    /// Ports created in one batch on the first run.
+    #[arg(long, env = "ALCOR_DEV_PORTS", default_value_t = 100)]
+    pub(crate) ports: usize,
+    /// Member i serves its API on BASE_PORT+i and Raft on BASE_PORT+100+i.
+    #[arg(long, env = "ALCOR_DEV_BASE_PORT", default_value_t = 7100)]
+    pub(crate) base_port: u16,
+    /// Exit after the demo instead of serving until Ctrl-C (for scripts and tests).
+    #[arg(long, env = "ALCOR_DEV_EXIT")]
+    pub(crate) exit_after_demo: bool,
 }
 
 /// Log line format.

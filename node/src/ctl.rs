@@ -22,14 +22,14 @@ use crate::output;
 /// Endpoints one invocation may try.
 const ENDPOINTS_MAX: usize = 16;
 
-struct Client {
-    endpoints: Vec<String>,
-    timeout: Duration,
+pub(crate) struct Client {
+    pub(crate) endpoints: Vec<String>,
+    pub(crate) timeout: Duration,
 }
 
 impl Client {
     /// Runs `call` against each endpoint in turn until one answers.
-    async fn call<T, F, Fut>(&self, mut call: F) -> anyhow::Result<T>
+    pub(crate) async fn call<T, F, Fut>(&self, mut call: F) -> anyhow::Result<T>
     where
         F: FnMut(Channel, Duration) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
@@ -82,7 +82,7 @@ fn describe(status: &Status) -> String {
 }
 
 /// A request carrying the deadline as `grpc-timeout`.
-fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+pub(crate) fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(timeout);
     request

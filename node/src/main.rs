@@ -1,11 +1,14 @@
 //! `alcor`: one binary for the controller. `alcor server` runs a cluster
-//! member (Raft + the gRPC API); `alcor ctl` is the operator CLI.
+//! member (Raft + the gRPC API + the agents' push stream); `alcor ctl` is the
+//! operator CLI; `alcor agent` a simulated host agent; `alcor dev` a local cluster.
 //!
 //! This file only parses the command line and dispatches; see `server` and
 //! `ctl`. It is the only crate in the workspace that uses `anyhow`.
 
+mod agent;
 mod cli;
 mod ctl;
+mod dev;
 mod initial_cluster;
 mod output;
 mod server;
@@ -20,6 +23,8 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Server(args) => server::run(args).await,
         cli::Command::Ctl(args) => ctl::run(args).await,
+        cli::Command::Agent(args) => agent::run(args).await,
+        cli::Command::Dev(args) => dev::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

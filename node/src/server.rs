@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use alcor_api_gateway::{ClusterService, OrchestratorService};
+use alcor_host_push::{PushConfig, PushService};
 use alcor_raft_core::{RaftListen, RaftNode, RaftNodeConfig};
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -46,9 +47,21 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         "alcor server started"
     );
 
+    // Subscribes to applied events before reading the state: create it once, now.
+    let push = PushService::new(&node, PushConfig::default())
+        .map_err(|status| anyhow::anyhow!("start host push: {}", status.message()))?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(api_listener);
-    let served = build_api_router(Arc::clone(&node))
-        .serve_with_incoming_shutdown(incoming, shutdown_signal())
+    let shutdown = {
+        let push = push.clone();
+        async move {
+            shutdown_signal().await;
+            // Agent streams never end by themselves; end them so the graceful
+            // shutdown of the server can complete.
+            push.close();
+        }
+    };
+    let served = build_api_router(Arc::clone(&node), push)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     tracing::info!("api stopped; shutting down raft");
     let stopped = node.shutdown().await;
@@ -58,20 +71,23 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every gRPC service a node serves on `--api-addr`.
-///
-/// EXTENSION POINT: host-push's `PushService` (host agents' stream) is
-/// mounted here, next to the client API, with one more `.add_service(..)`.
-pub(crate) fn build_api_router(node: Arc<RaftNode>) -> Router {
+/// Every gRPC service a node serves on `--api-addr`: the orchestrator API, the
+/// cluster API and the host agents' push stream.
+pub(crate) fn build_api_router(node: Arc<RaftNode>, push: PushService) -> Router {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(HTTP2_KEEPALIVE_S)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(HTTP2_KEEPALIVE_S)))
         .add_service(OrchestratorService::server(Arc::clone(&node)))
         .add_service(ClusterService::server(node))
-    // .add_service(alcor_host_push::PushService::server(..))  <- the lead
+        .add_service(push.into_server())
 }
 
+/// HTTP/2 keepalive period (and ack timeout) on the API port: detects dead agents.
+const HTTP2_KEEPALIVE_S: u64 = 10;
+
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

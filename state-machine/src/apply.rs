@@ -2,7 +2,7 @@
 //! (infallibly) while the diff collector records the goal-state values of the
 //! candidate (host, key) pairs before and after each step.
 
-use crate::command::{Command, GatewaySpec, Kind, Proposal, Reply, Rejection, SubnetUpdate};
+use crate::command::{Command, GatewaySpec, Kind, Proposal, Rejection, Reply, SubnetUpdate};
 use crate::goal::{DiffCollector, Diffs, GoalKey, Scope, Touch};
 use crate::ids::{HostId, Id, ProjectId};
 use crate::limits::{
@@ -56,30 +56,80 @@ impl State {
     /// proposal always give the same outcome and the same new state. A rejected
     /// command changes nothing but the applied index.
     pub fn apply(&mut self, log_index: u64, proposal: &Proposal) -> Outcome {
-        let ctx = Ctx { index: log_index, time_ms: proposal.time_ms };
+        let ctx = Ctx {
+            index: log_index,
+            time_ms: proposal.time_ms,
+        };
         let mut diffs = DiffCollector::default();
         let result = self.dispatch(ctx, &proposal.command, &mut diffs);
         self.t.applied_index = log_index;
-        let diffs = if result.is_ok() { diffs.finish(self) } else { Diffs::default() };
+        let diffs = if result.is_ok() {
+            diffs.finish(self)
+        } else {
+            Diffs::default()
+        };
         Outcome { result, diffs }
     }
 
-    fn dispatch(&mut self, ctx: Ctx, cmd: &Command, d: &mut DiffCollector) -> Result<Reply, Rejection> {
+    fn dispatch(
+        &mut self,
+        ctx: Ctx,
+        cmd: &Command,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
         match cmd {
-            Command::CreateHost { id, project_id, underlay_ip } => {
-                self.create_host(ctx, id, project_id, *underlay_ip)
-            }
-            Command::UpdateHost { id, underlay_ip, status, expected_revision } => {
-                self.update_host(ctx, id, *underlay_ip, *status, *expected_revision, d)
-            }
-            Command::DeleteHost { id, expected_revision } => self.delete_host(id, *expected_revision),
-            Command::CreateVpc { id, project_id, name, cidr, vni, mtu, admin_state_up } => {
-                self.create_vpc(ctx, *id, project_id, name, *cidr, *vni, *mtu, *admin_state_up)
-            }
-            Command::UpdateVpc { id, name, mtu, admin_state_up, expected_revision } => {
-                self.update_vpc(ctx, *id, name.as_deref(), *mtu, *admin_state_up, *expected_revision, d)
-            }
-            Command::DeleteVpc { id, expected_revision } => self.delete_vpc(*id, *expected_revision),
+            Command::CreateHost {
+                id,
+                project_id,
+                underlay_ip,
+            } => self.create_host(ctx, id, project_id, *underlay_ip),
+            Command::UpdateHost {
+                id,
+                underlay_ip,
+                status,
+                expected_revision,
+            } => self.update_host(ctx, id, *underlay_ip, *status, *expected_revision, d),
+            Command::DeleteHost {
+                id,
+                expected_revision,
+            } => self.delete_host(id, *expected_revision),
+            Command::CreateVpc {
+                id,
+                project_id,
+                name,
+                cidr,
+                vni,
+                mtu,
+                admin_state_up,
+            } => self.create_vpc(
+                ctx,
+                *id,
+                project_id,
+                name,
+                *cidr,
+                *vni,
+                *mtu,
+                *admin_state_up,
+            ),
+            Command::UpdateVpc {
+                id,
+                name,
+                mtu,
+                admin_state_up,
+                expected_revision,
+            } => self.update_vpc(
+                ctx,
+                *id,
+                name.as_deref(),
+                *mtu,
+                *admin_state_up,
+                *expected_revision,
+                d,
+            ),
+            Command::DeleteVpc {
+                id,
+                expected_revision,
+            } => self.delete_vpc(*id, *expected_revision),
             Command::CreateSubnet {
                 id,
                 project_id,
@@ -106,12 +156,15 @@ impl State {
                 };
                 self.create_subnet(ctx, &spec, d)
             }
-            Command::UpdateSubnet { id, update, expected_revision } => {
-                self.update_subnet(ctx, *id, update, *expected_revision, d)
-            }
-            Command::DeleteSubnet { id, expected_revision } => {
-                self.delete_subnet(*id, *expected_revision, d)
-            }
+            Command::UpdateSubnet {
+                id,
+                update,
+                expected_revision,
+            } => self.update_subnet(ctx, *id, update, *expected_revision, d),
+            Command::DeleteSubnet {
+                id,
+                expected_revision,
+            } => self.delete_subnet(*id, *expected_revision, d),
             Command::CreatePort(spec) => self
                 .create_ports(ctx, std::slice::from_ref(spec), d)
                 .map(|mut ports| match ports.pop() {
@@ -123,21 +176,38 @@ impl State {
                     other => other,
                 }),
             Command::CreatePorts(specs) => self.create_ports(ctx, specs, d).map(Reply::Ports),
-            Command::UpdatePort { id, update, expected_revision } => {
-                self.update_port(ctx, *id, update, *expected_revision, d)
-            }
+            Command::UpdatePort {
+                id,
+                update,
+                expected_revision,
+            } => self.update_port(ctx, *id, update, *expected_revision, d),
             Command::SetPortStatus { id, status } => self.set_port_status(ctx, *id, status, d),
-            Command::DeletePort { id, expected_revision } => {
-                self.delete_port(*id, *expected_revision, d)
-            }
-            Command::CreateSecurityGroup { id, project_id, name, description } => {
-                self.create_security_group(ctx, *id, project_id, name, description)
-            }
-            Command::UpdateSecurityGroup { id, name, description, expected_revision } => self
-                .update_security_group(ctx, *id, name.as_deref(), description.as_deref(), *expected_revision),
-            Command::DeleteSecurityGroup { id, expected_revision } => {
-                self.delete_security_group(*id, *expected_revision)
-            }
+            Command::DeletePort {
+                id,
+                expected_revision,
+            } => self.delete_port(*id, *expected_revision, d),
+            Command::CreateSecurityGroup {
+                id,
+                project_id,
+                name,
+                description,
+            } => self.create_security_group(ctx, *id, project_id, name, description),
+            Command::UpdateSecurityGroup {
+                id,
+                name,
+                description,
+                expected_revision,
+            } => self.update_security_group(
+                ctx,
+                *id,
+                name.as_deref(),
+                description.as_deref(),
+                *expected_revision,
+            ),
+            Command::DeleteSecurityGroup {
+                id,
+                expected_revision,
+            } => self.delete_security_group(*id, *expected_revision),
             Command::CreateSecurityGroupRule {
                 id,
                 project_id,
@@ -164,23 +234,43 @@ impl State {
                 };
                 self.create_rule(rule, d)
             }
-            Command::DeleteSecurityGroupRule { id, expected_revision } => {
-                self.delete_rule(*id, *expected_revision, d)
-            }
-            Command::CreateRouter { id, project_id, name, routes } => {
-                self.create_router(ctx, *id, project_id, name, routes)
-            }
-            Command::UpdateRouter { id, name, routes, admin_state_up, expected_revision } => self
-                .update_router(ctx, *id, name.as_deref(), routes.as_deref(), *admin_state_up, *expected_revision, d),
-            Command::DeleteRouter { id, expected_revision } => {
-                self.delete_router(*id, *expected_revision)
-            }
-            Command::AddRouterInterface { router_id, subnet_id } => {
-                self.router_interface(ctx, *router_id, *subnet_id, true, d)
-            }
-            Command::RemoveRouterInterface { router_id, subnet_id } => {
-                self.router_interface(ctx, *router_id, *subnet_id, false, d)
-            }
+            Command::DeleteSecurityGroupRule {
+                id,
+                expected_revision,
+            } => self.delete_rule(*id, *expected_revision, d),
+            Command::CreateRouter {
+                id,
+                project_id,
+                name,
+                routes,
+            } => self.create_router(ctx, *id, project_id, name, routes),
+            Command::UpdateRouter {
+                id,
+                name,
+                routes,
+                admin_state_up,
+                expected_revision,
+            } => self.update_router(
+                ctx,
+                *id,
+                name.as_deref(),
+                routes.as_deref(),
+                *admin_state_up,
+                *expected_revision,
+                d,
+            ),
+            Command::DeleteRouter {
+                id,
+                expected_revision,
+            } => self.delete_router(*id, *expected_revision),
+            Command::AddRouterInterface {
+                router_id,
+                subnet_id,
+            } => self.router_interface(ctx, *router_id, *subnet_id, true, d),
+            Command::RemoveRouterInterface {
+                router_id,
+                subnet_id,
+            } => self.router_interface(ctx, *router_id, *subnet_id, false, d),
             Command::SetQuota { project_id, quota } => self.set_quota(project_id, Some(*quota)),
             Command::ResetQuota { project_id } => self.set_quota(project_id, None),
         }
@@ -189,14 +279,22 @@ impl State {
     // ---- helpers ------------------------------------------------------------------
 
     /// Rejects if adding `n` resources of `kind` would exceed the project's quota.
-    pub(crate) fn check_quota(&self, project: &str, kind: ResourceKind, n: u64) -> Result<(), Rejection> {
+    pub(crate) fn check_quota(
+        &self,
+        project: &str,
+        kind: ResourceKind,
+        n: u64,
+    ) -> Result<(), Rejection> {
         let limit = self.quota(project).limit(kind);
         if limit < 0 {
             return Ok(());
         }
         let used = self.usage(project, kind);
         if used.saturating_add(n) > limit.unsigned_abs() {
-            return Err(Rejection::QuotaExceeded { resource: kind, limit });
+            return Err(Rejection::QuotaExceeded {
+                resource: kind,
+                limit,
+            });
         }
         Ok(())
     }
@@ -223,16 +321,33 @@ impl State {
 
     // ---- hosts --------------------------------------------------------------------
 
-    fn create_host(&mut self, ctx: Ctx, id: &str, project: &ProjectId, ip: IpAddr) -> Result<Reply, Rejection> {
+    fn create_host(
+        &mut self,
+        ctx: Ctx,
+        id: &str,
+        project: &ProjectId,
+        ip: IpAddr,
+    ) -> Result<Reply, Rejection> {
         validate::ident("id", id)?;
         validate::ident("project_id", project)?;
         if self.t.hosts.contains_key(id) {
-            return Err(Rejection::AlreadyExists { kind: Kind::Host, id: id.to_string() });
+            return Err(Rejection::AlreadyExists {
+                kind: Kind::Host,
+                id: id.to_string(),
+            });
         }
         if ip.is_unspecified() || ip.is_multicast() {
-            return Err(Rejection::invalid("underlay_ip", "must be a unicast address"));
+            return Err(Rejection::invalid(
+                "underlay_ip",
+                "must be a unicast address",
+            ));
         }
-        let host = Host { id: id.to_string(), underlay_ip: ip, status: HostStatus::Up, meta: ctx.meta(project) };
+        let host = Host {
+            id: id.to_string(),
+            underlay_ip: ip,
+            status: HostStatus::Up,
+            meta: ctx.meta(project),
+        };
         self.t.hosts.insert(host.id.clone(), host.clone());
         Ok(Reply::Host(host))
     }
@@ -246,16 +361,25 @@ impl State {
         expected: Option<u64>,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
-        let host = self.t.hosts.get(id).ok_or_else(|| Rejection::not_found(Kind::Host, id))?;
+        let host = self
+            .t
+            .hosts
+            .get(id)
+            .ok_or_else(|| Rejection::not_found(Kind::Host, id))?;
         validate::revision(expected, host.meta.revision)?;
         if ip.is_some_and(|ip| ip.is_unspecified() || ip.is_multicast()) {
-            return Err(Rejection::invalid("underlay_ip", "must be a unicast address"));
+            return Err(Rejection::invalid(
+                "underlay_ip",
+                "must be a unicast address",
+            ));
         }
         // Every neighbor entry of every port on the host carries its underlay IP.
         let mut candidates = Touch::default();
         if ip.is_some_and(|ip| ip != host.underlay_ip) {
             for port in self.ports_of_host(id) {
-                candidates.objects.push((Scope::Vpc(port.network_id), GoalKey::Neighbor(port.id)));
+                candidates
+                    .objects
+                    .push((Scope::Vpc(port.network_id), GoalKey::Neighbor(port.id)));
             }
         }
         d.before(self, &candidates);
@@ -269,11 +393,20 @@ impl State {
             ctx.touch(&mut host.meta);
         }
         d.after(self, &candidates);
-        self.t.hosts.get(id).cloned().map(Reply::Host).ok_or_else(|| Rejection::not_found(Kind::Host, id))
+        self.t
+            .hosts
+            .get(id)
+            .cloned()
+            .map(Reply::Host)
+            .ok_or_else(|| Rejection::not_found(Kind::Host, id))
     }
 
     fn delete_host(&mut self, id: &str, expected: Option<u64>) -> Result<Reply, Rejection> {
-        let host = self.t.hosts.get(id).ok_or_else(|| Rejection::not_found(Kind::Host, id))?;
+        let host = self
+            .t
+            .hosts
+            .get(id)
+            .ok_or_else(|| Rejection::not_found(Kind::Host, id))?;
         validate::revision(expected, host.meta.revision)?;
         if let Some(port) = self.ports_of_host(id).next() {
             return Err(Rejection::InUse {
@@ -288,7 +421,10 @@ impl State {
 
     // ---- VPCs ---------------------------------------------------------------------
 
-    #[allow(clippy::too_many_arguments, reason = "mirrors the command's fields one to one")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "mirrors the command's fields one to one"
+    )]
     fn create_vpc(
         &mut self,
         ctx: Ctx,
@@ -303,27 +439,50 @@ impl State {
         validate::ident("project_id", project)?;
         validate::name("name", name)?;
         if self.t.vpcs.contains_key(&id) {
-            return Err(Rejection::AlreadyExists { kind: Kind::Vpc, id: id.to_string() });
+            return Err(Rejection::AlreadyExists {
+                kind: Kind::Vpc,
+                id: id.to_string(),
+            });
         }
         if let Some(cidr) = &cidr {
             validate::canonical_cidr(cidr)?;
         }
         let mtu = mtu.unwrap_or(MTU_DEFAULT);
         if !(MTU_MIN..=MTU_MAX).contains(&mtu) {
-            return Err(Rejection::invalid("mtu", format!("must be in {MTU_MIN}..={MTU_MAX}")));
+            return Err(Rejection::invalid(
+                "mtu",
+                format!("must be in {MTU_MIN}..={MTU_MAX}"),
+            ));
         }
         self.check_quota(project, ResourceKind::Network, 1)?;
         let vni = match vni {
             Some(v) if !(VNI_MIN..=VNI_MAX).contains(&v) => {
-                return Err(Rejection::invalid("vni", format!("must be in {VNI_MIN}..={VNI_MAX}")));
+                return Err(Rejection::invalid(
+                    "vni",
+                    format!("must be in {VNI_MIN}..={VNI_MAX}"),
+                ));
             }
             Some(v) if self.ix.vni_used.contains_key(&v) => {
-                return Err(Rejection::InUse { kind: Kind::Vpc, id: id.to_string(), reason: format!("VNI {v} is taken") });
+                return Err(Rejection::InUse {
+                    kind: Kind::Vpc,
+                    id: id.to_string(),
+                    reason: format!("VNI {v} is taken"),
+                });
             }
             Some(v) => v,
-            None => self.next_free_vni().ok_or(Rejection::PoolExhausted { scope: "VNI range".to_string() })?,
+            None => self.next_free_vni().ok_or(Rejection::PoolExhausted {
+                scope: "VNI range".to_string(),
+            })?,
         };
-        let vpc = Vpc { id, name: name.to_string(), cidr, vni, mtu, admin_state_up, meta: ctx.meta(project) };
+        let vpc = Vpc {
+            id,
+            name: name.to_string(),
+            cidr,
+            vni,
+            mtu,
+            admin_state_up,
+            meta: ctx.meta(project),
+        };
         self.t.vni_cursor = if vni >= VNI_MAX { VNI_MIN } else { vni + 1 };
         self.ix.vni_used.insert(vni, id);
         self.usage_add(project, ResourceKind::Network, 1);
@@ -343,10 +502,14 @@ impl State {
             }
             (cand <= hi).then_some(cand)
         };
-        free_from(start, VNI_MAX).or_else(|| free_from(VNI_MIN, start.saturating_sub(1).max(VNI_MIN)))
+        free_from(start, VNI_MAX)
+            .or_else(|| free_from(VNI_MIN, start.saturating_sub(1).max(VNI_MIN)))
     }
 
-    #[allow(clippy::too_many_arguments, reason = "mirrors the command's fields one to one")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "mirrors the command's fields one to one"
+    )]
     fn update_vpc(
         &mut self,
         ctx: Ctx,
@@ -357,15 +520,25 @@ impl State {
         expected: Option<u64>,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
-        let vpc = self.t.vpcs.get(&id).ok_or_else(|| Rejection::not_found(Kind::Vpc, id))?;
+        let vpc = self
+            .t
+            .vpcs
+            .get(&id)
+            .ok_or_else(|| Rejection::not_found(Kind::Vpc, id))?;
         validate::revision(expected, vpc.meta.revision)?;
         if let Some(name) = name {
             validate::name("name", name)?;
         }
         if mtu.is_some_and(|m| !(MTU_MIN..=MTU_MAX).contains(&m)) {
-            return Err(Rejection::invalid("mtu", format!("must be in {MTU_MIN}..={MTU_MAX}")));
+            return Err(Rejection::invalid(
+                "mtu",
+                format!("must be in {MTU_MIN}..={MTU_MAX}"),
+            ));
         }
-        let candidates = Touch { objects: vec![(Scope::Vpc(id), GoalKey::Vpc(id))], subs: Vec::new() };
+        let candidates = Touch {
+            objects: vec![(Scope::Vpc(id), GoalKey::Vpc(id))],
+            subs: Vec::new(),
+        };
         d.before(self, &candidates);
         if let Some(vpc) = self.t.vpcs.get_mut(&id) {
             if let Some(name) = name {
@@ -380,17 +553,34 @@ impl State {
             ctx.touch(&mut vpc.meta);
         }
         d.after(self, &candidates);
-        self.t.vpcs.get(&id).cloned().map(Reply::Vpc).ok_or_else(|| Rejection::not_found(Kind::Vpc, id))
+        self.t
+            .vpcs
+            .get(&id)
+            .cloned()
+            .map(Reply::Vpc)
+            .ok_or_else(|| Rejection::not_found(Kind::Vpc, id))
     }
 
     fn delete_vpc(&mut self, id: Id, expected: Option<u64>) -> Result<Reply, Rejection> {
-        let vpc = self.t.vpcs.get(&id).ok_or_else(|| Rejection::not_found(Kind::Vpc, id))?;
+        let vpc = self
+            .t
+            .vpcs
+            .get(&id)
+            .ok_or_else(|| Rejection::not_found(Kind::Vpc, id))?;
         validate::revision(expected, vpc.meta.revision)?;
         if let Some(port) = self.ports_of_network(id).next() {
-            return Err(Rejection::InUse { kind: Kind::Vpc, id: id.to_string(), reason: format!("port {} is in it", port.id) });
+            return Err(Rejection::InUse {
+                kind: Kind::Vpc,
+                id: id.to_string(),
+                reason: format!("port {} is in it", port.id),
+            });
         }
         if let Some(subnet) = self.subnets_of(id).next() {
-            return Err(Rejection::InUse { kind: Kind::Vpc, id: id.to_string(), reason: format!("subnet {} is in it", subnet.id) });
+            return Err(Rejection::InUse {
+                kind: Kind::Vpc,
+                id: id.to_string(),
+                reason: format!("subnet {} is in it", subnet.id),
+            });
         }
         let project = vpc.meta.project_id.clone();
         let vni = vpc.vni;
@@ -402,13 +592,25 @@ impl State {
 
     // ---- subnets ------------------------------------------------------------------
 
-    fn create_subnet(&mut self, ctx: Ctx, s: &NewSubnet<'_>, d: &mut DiffCollector) -> Result<Reply, Rejection> {
+    fn create_subnet(
+        &mut self,
+        ctx: Ctx,
+        s: &NewSubnet<'_>,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
         validate::ident("project_id", s.project_id)?;
         validate::name("name", s.name)?;
         if self.t.subnets.contains_key(&s.id) {
-            return Err(Rejection::AlreadyExists { kind: Kind::Subnet, id: s.id.to_string() });
+            return Err(Rejection::AlreadyExists {
+                kind: Kind::Subnet,
+                id: s.id.to_string(),
+            });
         }
-        let vpc = self.t.vpcs.get(&s.network_id).ok_or_else(|| Rejection::not_found(Kind::Vpc, s.network_id))?;
+        let vpc = self
+            .t
+            .vpcs
+            .get(&s.network_id)
+            .ok_or_else(|| Rejection::not_found(Kind::Vpc, s.network_id))?;
         validate::subnet_cidr(&s.cidr)?;
         if let Some(vpc_cidr) = &vpc.cidr {
             if !vpc_cidr.contains(&s.cidr) {
@@ -428,7 +630,8 @@ impl State {
             }
         }
         let gateway_ip = match s.gateway {
-            GatewaySpec::Default => Some(s.cidr.network()).map(|n| crate::state::int_to_ip(n.is_ipv4(), ip_to_int(n) + 1)),
+            GatewaySpec::Default => Some(s.cidr.network())
+                .map(|n| crate::state::int_to_ip(n.is_ipv4(), ip_to_int(n) + 1)),
             GatewaySpec::Disabled => None,
             GatewaySpec::Ip(ip) => {
                 check_gateway(&s.cidr, ip)?;
@@ -437,7 +640,10 @@ impl State {
         };
         let allocation_pools = match s.allocation_pools {
             Some(p) if p.len() > SUBNET_POOLS_MAX => {
-                return Err(Rejection::invalid("allocation_pools", format!("more than {SUBNET_POOLS_MAX} pools")));
+                return Err(Rejection::invalid(
+                    "allocation_pools",
+                    format!("more than {SUBNET_POOLS_MAX} pools"),
+                ));
             }
             Some(p) => validate::pools(&s.cidr, gateway_ip, p)?,
             None => validate::default_pools(&s.cidr, gateway_ip),
@@ -456,7 +662,10 @@ impl State {
             host_routes: routes,
             meta: ctx.meta(s.project_id),
         };
-        let candidates = Touch { objects: vec![(Scope::Vpc(s.network_id), GoalKey::Subnet(s.id))], subs: Vec::new() };
+        let candidates = Touch {
+            objects: vec![(Scope::Vpc(s.network_id), GoalKey::Subnet(s.id))],
+            subs: Vec::new(),
+        };
         d.before(self, &candidates);
         self.ix.net_subnets.insert((s.network_id, s.id));
         self.usage_add(s.project_id, ResourceKind::Subnet, 1);
@@ -473,7 +682,11 @@ impl State {
         expected: Option<u64>,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
-        let old = self.t.subnets.get(&id).ok_or_else(|| Rejection::not_found(Kind::Subnet, id))?;
+        let old = self
+            .t
+            .subnets
+            .get(&id)
+            .ok_or_else(|| Rejection::not_found(Kind::Subnet, id))?;
         validate::revision(expected, old.meta.revision)?;
         let mut new = old.clone();
         if let Some(name) = &u.name {
@@ -502,40 +715,75 @@ impl State {
         }
         if let Some(pools) = &u.allocation_pools {
             if pools.len() > SUBNET_POOLS_MAX {
-                return Err(Rejection::invalid("allocation_pools", format!("more than {SUBNET_POOLS_MAX} pools")));
+                return Err(Rejection::invalid(
+                    "allocation_pools",
+                    format!("more than {SUBNET_POOLS_MAX} pools"),
+                ));
             }
             new.allocation_pools = validate::pools(&new.cidr, new.gateway_ip, pools)?;
         } else if u.gateway_ip.is_some() {
             // The gateway moved: pools must still exclude it.
-            new.allocation_pools = validate::pools(&new.cidr, new.gateway_ip, &new.allocation_pools)?;
+            new.allocation_pools =
+                validate::pools(&new.cidr, new.gateway_ip, &new.allocation_pools)?;
         }
         if let Some(dhcp) = u.enable_dhcp {
             new.enable_dhcp = dhcp;
         }
-        let dns = u.dns_nameservers.as_deref().unwrap_or(&new.dns_nameservers).to_vec();
-        let routes = u.host_routes.as_deref().unwrap_or(&new.host_routes).to_vec();
+        let dns = u
+            .dns_nameservers
+            .as_deref()
+            .unwrap_or(&new.dns_nameservers)
+            .to_vec();
+        let routes = u
+            .host_routes
+            .as_deref()
+            .unwrap_or(&new.host_routes)
+            .to_vec();
         let (dns, routes) = check_dhcp_options(&new.cidr, &dns, &routes)?;
         new.dns_nameservers = dns;
         new.host_routes = routes;
         ctx.touch(&mut new.meta);
-        let candidates = Touch { objects: vec![(Scope::Vpc(new.network_id), GoalKey::Subnet(id))], subs: Vec::new() };
+        let candidates = Touch {
+            objects: vec![(Scope::Vpc(new.network_id), GoalKey::Subnet(id))],
+            subs: Vec::new(),
+        };
         d.before(self, &candidates);
         self.t.subnets.insert(id, new.clone());
         d.after(self, &candidates);
         Ok(Reply::Subnet(new))
     }
 
-    fn delete_subnet(&mut self, id: Id, expected: Option<u64>, d: &mut DiffCollector) -> Result<Reply, Rejection> {
-        let subnet = self.t.subnets.get(&id).ok_or_else(|| Rejection::not_found(Kind::Subnet, id))?;
+    fn delete_subnet(
+        &mut self,
+        id: Id,
+        expected: Option<u64>,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
+        let subnet = self
+            .t
+            .subnets
+            .get(&id)
+            .ok_or_else(|| Rejection::not_found(Kind::Subnet, id))?;
         validate::revision(expected, subnet.meta.revision)?;
         if let Some(((_, _), port)) = self.ix.ip_used.range((id, 0)..=(id, u128::MAX)).next() {
-            return Err(Rejection::InUse { kind: Kind::Subnet, id: id.to_string(), reason: format!("port {port} has an address in it") });
+            return Err(Rejection::InUse {
+                kind: Kind::Subnet,
+                id: id.to_string(),
+                reason: format!("port {port} has an address in it"),
+            });
         }
         if let Some(router) = self.ix.subnet_router.get(&id) {
-            return Err(Rejection::InUse { kind: Kind::Subnet, id: id.to_string(), reason: format!("router {router} has an interface on it") });
+            return Err(Rejection::InUse {
+                kind: Kind::Subnet,
+                id: id.to_string(),
+                reason: format!("router {router} has an interface on it"),
+            });
         }
         let (net, project) = (subnet.network_id, subnet.meta.project_id.clone());
-        let candidates = Touch { objects: vec![(Scope::Vpc(net), GoalKey::Subnet(id))], subs: Vec::new() };
+        let candidates = Touch {
+            objects: vec![(Scope::Vpc(net), GoalKey::Subnet(id))],
+            subs: Vec::new(),
+        };
         d.before(self, &candidates);
         self.t.subnets.remove(&id);
         self.t.ip_cursors.remove(&id);
@@ -552,11 +800,17 @@ impl State {
     pub(crate) fn insert_security_group(&mut self, ctx: Ctx, sg: SecurityGroup, rule_ids: [Id; 4]) {
         let project = sg.meta.project_id.clone();
         let mut rules = Vec::new();
-        for (ethertype, rule_id) in [(EtherType::Ipv4, rule_ids[0]), (EtherType::Ipv6, rule_ids[1])] {
+        for (ethertype, rule_id) in [
+            (EtherType::Ipv4, rule_ids[0]),
+            (EtherType::Ipv6, rule_ids[1]),
+        ] {
             rules.push((rule_id, Direction::Egress, ethertype, None));
         }
         if sg.is_default {
-            for (ethertype, rule_id) in [(EtherType::Ipv4, rule_ids[2]), (EtherType::Ipv6, rule_ids[3])] {
+            for (ethertype, rule_id) in [
+                (EtherType::Ipv4, rule_ids[2]),
+                (EtherType::Ipv6, rule_ids[3]),
+            ] {
                 rules.push((rule_id, Direction::Ingress, ethertype, Some(sg.id)));
             }
             self.ix.default_sg.insert(project.clone(), sg.id);
@@ -593,11 +847,22 @@ impl State {
         validate::name("name", name)?;
         validate::name("description", description)?;
         if self.t.security_groups.contains_key(&id) {
-            return Err(Rejection::AlreadyExists { kind: Kind::SecurityGroup, id: id.to_string() });
+            return Err(Rejection::AlreadyExists {
+                kind: Kind::SecurityGroup,
+                id: id.to_string(),
+            });
         }
-        let rule_ids = [Id::derived(ctx.index, 1), Id::derived(ctx.index, 2), Id::derived(ctx.index, 3), Id::derived(ctx.index, 4)];
+        let rule_ids = [
+            Id::derived(ctx.index, 1),
+            Id::derived(ctx.index, 2),
+            Id::derived(ctx.index, 3),
+            Id::derived(ctx.index, 4),
+        ];
         if rule_ids.iter().any(|r| self.t.rules.contains_key(r)) {
-            return Err(Rejection::AlreadyExists { kind: Kind::SecurityGroupRule, id: rule_ids[0].to_string() });
+            return Err(Rejection::AlreadyExists {
+                kind: Kind::SecurityGroupRule,
+                id: rule_ids[0].to_string(),
+            });
         }
         self.check_quota(project, ResourceKind::SecurityGroup, 1)?;
         self.check_quota(project, ResourceKind::SecurityGroupRule, 2)?;
@@ -620,12 +885,19 @@ impl State {
         description: Option<&str>,
         expected: Option<u64>,
     ) -> Result<Reply, Rejection> {
-        let sg = self.t.security_groups.get(&id).ok_or_else(|| Rejection::not_found(Kind::SecurityGroup, id))?;
+        let sg = self
+            .t
+            .security_groups
+            .get(&id)
+            .ok_or_else(|| Rejection::not_found(Kind::SecurityGroup, id))?;
         validate::revision(expected, sg.meta.revision)?;
         if let Some(name) = name {
             validate::name("name", name)?;
             if sg.is_default && name != sg.name {
-                return Err(Rejection::invalid("name", "the default group cannot be renamed"));
+                return Err(Rejection::invalid(
+                    "name",
+                    "the default group cannot be renamed",
+                ));
             }
         }
         if let Some(description) = description {
@@ -645,10 +917,23 @@ impl State {
     }
 
     fn delete_security_group(&mut self, id: Id, expected: Option<u64>) -> Result<Reply, Rejection> {
-        let sg = self.t.security_groups.get(&id).ok_or_else(|| Rejection::not_found(Kind::SecurityGroup, id))?;
+        let sg = self
+            .t
+            .security_groups
+            .get(&id)
+            .ok_or_else(|| Rejection::not_found(Kind::SecurityGroup, id))?;
         validate::revision(expected, sg.meta.revision)?;
-        if let Some((_, port)) = self.ix.sg_ports.range((id, Id(0))..=(id, Id(u128::MAX))).next() {
-            return Err(Rejection::InUse { kind: Kind::SecurityGroup, id: id.to_string(), reason: format!("port {port} uses it") });
+        if let Some((_, port)) = self
+            .ix
+            .sg_ports
+            .range((id, Id(0))..=(id, Id(u128::MAX)))
+            .next()
+        {
+            return Err(Rejection::InUse {
+                kind: Kind::SecurityGroup,
+                id: id.to_string(),
+                reason: format!("port {port} uses it"),
+            });
         }
         for (_, rule_id) in self.ix.remote_refs.range((id, Id(0))..=(id, Id(u128::MAX))) {
             if let Some(rule) = self.t.rules.get(rule_id) {
@@ -656,14 +941,22 @@ impl State {
                     return Err(Rejection::InUse {
                         kind: Kind::SecurityGroup,
                         id: id.to_string(),
-                        reason: format!("rule {rule_id} of group {} names it as remote group", rule.security_group_id),
+                        reason: format!(
+                            "rule {rule_id} of group {} names it as remote group",
+                            rule.security_group_id
+                        ),
                     });
                 }
             }
         }
         let project = sg.meta.project_id.clone();
         let is_default = sg.is_default;
-        let rule_ids: Vec<Id> = self.ix.sg_rules.range((id, Id(0))..=(id, Id(u128::MAX))).map(|(_, r)| *r).collect();
+        let rule_ids: Vec<Id> = self
+            .ix
+            .sg_rules
+            .range((id, Id(0))..=(id, Id(u128::MAX)))
+            .map(|(_, r)| *r)
+            .collect();
         for rule_id in rule_ids {
             if let Some(rule) = self.t.rules.remove(&rule_id) {
                 self.index_rule(&rule, false);
@@ -679,7 +972,10 @@ impl State {
 
     fn rule_candidates(&self, rule: &SecurityGroupRule) -> Touch {
         let mut out = Touch::default();
-        out.objects.push((Scope::Rules(rule.security_group_id), GoalKey::SgRule(rule.id)));
+        out.objects.push((
+            Scope::Rules(rule.security_group_id),
+            GoalKey::SgRule(rule.id),
+        ));
         if let Some(group_id) = rule.remote_group_id {
             for host in self.sg_hosts(rule.security_group_id) {
                 out.subs.push((host, Scope::Members(group_id)));
@@ -688,13 +984,23 @@ impl State {
         out
     }
 
-    fn create_rule(&mut self, rule: SecurityGroupRule, d: &mut DiffCollector) -> Result<Reply, Rejection> {
+    fn create_rule(
+        &mut self,
+        rule: SecurityGroupRule,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
         validate::ident("project_id", &rule.meta.project_id)?;
         if self.t.rules.contains_key(&rule.id) {
-            return Err(Rejection::AlreadyExists { kind: Kind::SecurityGroupRule, id: rule.id.to_string() });
+            return Err(Rejection::AlreadyExists {
+                kind: Kind::SecurityGroupRule,
+                id: rule.id.to_string(),
+            });
         }
         if !self.t.security_groups.contains_key(&rule.security_group_id) {
-            return Err(Rejection::not_found(Kind::SecurityGroup, rule.security_group_id));
+            return Err(Rejection::not_found(
+                Kind::SecurityGroup,
+                rule.security_group_id,
+            ));
         }
         if let Some(g) = rule.remote_group_id {
             if !self.t.security_groups.contains_key(&g) {
@@ -703,7 +1009,9 @@ impl State {
         }
         check_rule(&rule)?;
         if let Some(existing) = self.ix.rule_match.get(&rule.match_key()) {
-            return Err(Rejection::RuleExists { existing_id: *existing });
+            return Err(Rejection::RuleExists {
+                existing_id: *existing,
+            });
         }
         self.check_quota(&rule.meta.project_id, ResourceKind::SecurityGroupRule, 1)?;
         let candidates = self.rule_candidates(&rule);
@@ -714,8 +1022,18 @@ impl State {
         Ok(Reply::SecurityGroupRule(rule))
     }
 
-    fn delete_rule(&mut self, id: Id, expected: Option<u64>, d: &mut DiffCollector) -> Result<Reply, Rejection> {
-        let rule = self.t.rules.get(&id).ok_or_else(|| Rejection::not_found(Kind::SecurityGroupRule, id))?.clone();
+    fn delete_rule(
+        &mut self,
+        id: Id,
+        expected: Option<u64>,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
+        let rule = self
+            .t
+            .rules
+            .get(&id)
+            .ok_or_else(|| Rejection::not_found(Kind::SecurityGroupRule, id))?
+            .clone();
         validate::revision(expected, rule.meta.revision)?;
         let candidates = self.rule_candidates(&rule);
         d.before(self, &candidates);
@@ -727,15 +1045,32 @@ impl State {
 
     // ---- routers --------------------------------------------------------------------
 
-    fn create_router(&mut self, ctx: Ctx, id: Id, project: &ProjectId, name: &str, routes: &[Route]) -> Result<Reply, Rejection> {
+    fn create_router(
+        &mut self,
+        ctx: Ctx,
+        id: Id,
+        project: &ProjectId,
+        name: &str,
+        routes: &[Route],
+    ) -> Result<Reply, Rejection> {
         validate::ident("project_id", project)?;
         validate::name("name", name)?;
         if self.t.routers.contains_key(&id) {
-            return Err(Rejection::AlreadyExists { kind: Kind::Router, id: id.to_string() });
+            return Err(Rejection::AlreadyExists {
+                kind: Kind::Router,
+                id: id.to_string(),
+            });
         }
         let routes = validate::routes("routes", routes, ROUTER_ROUTES_MAX)?;
         self.check_quota(project, ResourceKind::Router, 1)?;
-        let router = Router { id, name: name.to_string(), admin_state_up: true, interfaces: Vec::new(), routes, meta: ctx.meta(project) };
+        let router = Router {
+            id,
+            name: name.to_string(),
+            admin_state_up: true,
+            interfaces: Vec::new(),
+            routes,
+            meta: ctx.meta(project),
+        };
         self.usage_add(project, ResourceKind::Router, 1);
         self.t.routers.insert(id, router.clone());
         Ok(Reply::Router(router))
@@ -744,13 +1079,19 @@ impl State {
     fn router_candidates(&self, router: &Router, out: &mut Touch) {
         for iface in &router.interfaces {
             if let Some(subnet) = self.t.subnets.get(&iface.subnet_id) {
-                let key = GoalKey::Router { network_id: subnet.network_id, router_id: router.id };
+                let key = GoalKey::Router {
+                    network_id: subnet.network_id,
+                    router_id: router.id,
+                };
                 out.objects.push((Scope::Vpc(subnet.network_id), key));
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments, reason = "mirrors the command's fields one to one")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "mirrors the command's fields one to one"
+    )]
     fn update_router(
         &mut self,
         ctx: Ctx,
@@ -761,7 +1102,11 @@ impl State {
         expected: Option<u64>,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
-        let router = self.t.routers.get(&id).ok_or_else(|| Rejection::not_found(Kind::Router, id))?;
+        let router = self
+            .t
+            .routers
+            .get(&id)
+            .ok_or_else(|| Rejection::not_found(Kind::Router, id))?;
         validate::revision(expected, router.meta.revision)?;
         let mut new = router.clone();
         if let Some(name) = name {
@@ -784,10 +1129,18 @@ impl State {
     }
 
     fn delete_router(&mut self, id: Id, expected: Option<u64>) -> Result<Reply, Rejection> {
-        let router = self.t.routers.get(&id).ok_or_else(|| Rejection::not_found(Kind::Router, id))?;
+        let router = self
+            .t
+            .routers
+            .get(&id)
+            .ok_or_else(|| Rejection::not_found(Kind::Router, id))?;
         validate::revision(expected, router.meta.revision)?;
         if let Some(iface) = router.interfaces.first() {
-            return Err(Rejection::InUse { kind: Kind::Router, id: id.to_string(), reason: format!("it has an interface on subnet {}", iface.subnet_id) });
+            return Err(Rejection::InUse {
+                kind: Kind::Router,
+                id: id.to_string(),
+                reason: format!("it has an interface on subnet {}", iface.subnet_id),
+            });
         }
         let project = router.meta.project_id.clone();
         self.t.routers.remove(&id);
@@ -795,33 +1148,72 @@ impl State {
         Ok(Reply::Deleted)
     }
 
-    fn router_interface(&mut self, ctx: Ctx, router_id: Id, subnet_id: Id, add: bool, d: &mut DiffCollector) -> Result<Reply, Rejection> {
-        let router = self.t.routers.get(&router_id).ok_or_else(|| Rejection::not_found(Kind::Router, router_id))?;
-        let subnet = self.t.subnets.get(&subnet_id).ok_or_else(|| Rejection::not_found(Kind::Subnet, subnet_id))?;
+    fn router_interface(
+        &mut self,
+        ctx: Ctx,
+        router_id: Id,
+        subnet_id: Id,
+        add: bool,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
+        let router = self
+            .t
+            .routers
+            .get(&router_id)
+            .ok_or_else(|| Rejection::not_found(Kind::Router, router_id))?;
+        let subnet = self
+            .t
+            .subnets
+            .get(&subnet_id)
+            .ok_or_else(|| Rejection::not_found(Kind::Subnet, subnet_id))?;
         let mut new = router.clone();
         if add {
             if let Some(owner) = self.ix.subnet_router.get(&subnet_id) {
-                return Err(Rejection::InUse { kind: Kind::Subnet, id: subnet_id.to_string(), reason: format!("router {owner} already has an interface on it") });
+                return Err(Rejection::InUse {
+                    kind: Kind::Subnet,
+                    id: subnet_id.to_string(),
+                    reason: format!("router {owner} already has an interface on it"),
+                });
             }
             let Some(gateway) = subnet.gateway_ip else {
-                return Err(Rejection::invalid("subnet_id", "the subnet has no gateway address"));
+                return Err(Rejection::invalid(
+                    "subnet_id",
+                    "the subnet has no gateway address",
+                ));
             };
             if new.interfaces.len() >= ROUTER_INTERFACES_MAX {
-                return Err(Rejection::invalid("subnet_id", format!("router has {ROUTER_INTERFACES_MAX} interfaces already")));
+                return Err(Rejection::invalid(
+                    "subnet_id",
+                    format!("router has {ROUTER_INTERFACES_MAX} interfaces already"),
+                ));
             }
-            let same_net = new.interfaces.iter().filter_map(|i| self.t.subnets.get(&i.subnet_id)).find(|s| {
-                s.network_id == subnet.network_id && validate::overlaps(&s.cidr, &subnet.cidr)
-            });
+            let same_net = new
+                .interfaces
+                .iter()
+                .filter_map(|i| self.t.subnets.get(&i.subnet_id))
+                .find(|s| {
+                    s.network_id == subnet.network_id && validate::overlaps(&s.cidr, &subnet.cidr)
+                });
             if let Some(other) = same_net {
-                return Err(Rejection::OverlappingSubnet { cidr: subnet.cidr.to_string(), existing_id: other.id, existing_cidr: other.cidr.to_string() });
+                return Err(Rejection::OverlappingSubnet {
+                    cidr: subnet.cidr.to_string(),
+                    existing_id: other.id,
+                    existing_cidr: other.cidr.to_string(),
+                });
             }
-            new.interfaces.push(RouterInterface { subnet_id, ip_address: gateway });
+            new.interfaces.push(RouterInterface {
+                subnet_id,
+                ip_address: gateway,
+            });
             new.interfaces.sort();
         } else {
             let before = new.interfaces.len();
             new.interfaces.retain(|i| i.subnet_id != subnet_id);
             if new.interfaces.len() == before {
-                return Err(Rejection::invalid("subnet_id", format!("router {router_id} has no interface on subnet {subnet_id}")));
+                return Err(Rejection::invalid(
+                    "subnet_id",
+                    format!("router {router_id} has no interface on subnet {subnet_id}"),
+                ));
             }
         }
         ctx.touch(&mut new.meta);
@@ -843,9 +1235,19 @@ impl State {
         validate::ident("project_id", project)?;
         match quota {
             Some(q) => {
-                let values = [q.network, q.subnet, q.port, q.router, q.security_group, q.security_group_rule];
+                let values = [
+                    q.network,
+                    q.subnet,
+                    q.port,
+                    q.router,
+                    q.security_group,
+                    q.security_group_rule,
+                ];
                 if values.iter().any(|v| *v < -1) {
-                    return Err(Rejection::invalid("quota", "limits must be -1 (unlimited) or non-negative"));
+                    return Err(Rejection::invalid(
+                        "quota",
+                        "limits must be -1 (unlimited) or non-negative",
+                    ));
                 }
                 self.t.quotas.insert(project.clone(), q);
             }
@@ -873,40 +1275,71 @@ pub(crate) struct NewSubnet<'a> {
 
 fn check_gateway(cidr: &IpNet, ip: IpAddr) -> Result<(), Rejection> {
     if !validate::same_family(&ip, cidr) || !cidr.contains(&ip) {
-        return Err(Rejection::invalid("gateway_ip", format!("{ip} is not inside {cidr}")));
+        return Err(Rejection::invalid(
+            "gateway_ip",
+            format!("{ip} is not inside {cidr}"),
+        ));
     }
     if validate::is_reserved(cidr, &ip) {
-        return Err(Rejection::invalid("gateway_ip", "network and broadcast addresses cannot be the gateway"));
+        return Err(Rejection::invalid(
+            "gateway_ip",
+            "network and broadcast addresses cannot be the gateway",
+        ));
     }
     Ok(())
 }
 
-fn check_dhcp_options(cidr: &IpNet, dns: &[IpAddr], routes: &[Route]) -> Result<(Vec<IpAddr>, Vec<Route>), Rejection> {
+fn check_dhcp_options(
+    cidr: &IpNet,
+    dns: &[IpAddr],
+    routes: &[Route],
+) -> Result<(Vec<IpAddr>, Vec<Route>), Rejection> {
     if dns.len() > SUBNET_DNS_MAX {
-        return Err(Rejection::invalid("dns_nameservers", format!("more than {SUBNET_DNS_MAX} servers")));
+        return Err(Rejection::invalid(
+            "dns_nameservers",
+            format!("more than {SUBNET_DNS_MAX} servers"),
+        ));
     }
     let mut seen = BTreeSet::new();
     for ip in dns {
         if !seen.insert(*ip) {
-            return Err(Rejection::invalid("dns_nameservers", format!("duplicate server {ip}")));
+            return Err(Rejection::invalid(
+                "dns_nameservers",
+                format!("duplicate server {ip}"),
+            ));
         }
     }
     let routes = validate::routes("host_routes", routes, SUBNET_HOST_ROUTES_MAX)?;
-    if routes.iter().any(|r| !validate::same_family(&r.nexthop, cidr)) {
-        return Err(Rejection::invalid("host_routes", "next hop family differs from the subnet"));
+    if routes
+        .iter()
+        .any(|r| !validate::same_family(&r.nexthop, cidr))
+    {
+        return Err(Rejection::invalid(
+            "host_routes",
+            "next hop family differs from the subnet",
+        ));
     }
     Ok((dns.to_vec(), routes))
 }
 
 fn check_rule(rule: &SecurityGroupRule) -> Result<(), Rejection> {
     if rule.remote_ip_prefix.is_some() && rule.remote_group_id.is_some() {
-        return Err(Rejection::invalid("remote_ip_prefix", "remote_ip_prefix and remote_group_id are exclusive"));
+        return Err(Rejection::invalid(
+            "remote_ip_prefix",
+            "remote_ip_prefix and remote_group_id are exclusive",
+        ));
     }
     if let Some(prefix) = &rule.remote_ip_prefix {
         validate::canonical_cidr(prefix)?;
-        let family_ok = matches!((prefix, rule.ethertype), (IpNet::V4(_), EtherType::Ipv4) | (IpNet::V6(_), EtherType::Ipv6));
+        let family_ok = matches!(
+            (prefix, rule.ethertype),
+            (IpNet::V4(_), EtherType::Ipv4) | (IpNet::V6(_), EtherType::Ipv6)
+        );
         if !family_ok {
-            return Err(Rejection::invalid("remote_ip_prefix", "family differs from ethertype"));
+            return Err(Rejection::invalid(
+                "remote_ip_prefix",
+                "family differs from ethertype",
+            ));
         }
     }
     let has_ports = matches!(rule.protocol, Some(6) | Some(17) | Some(132));
@@ -914,15 +1347,24 @@ fn check_rule(rule: &SecurityGroupRule) -> Result<(), Rejection> {
         (None, None) => {}
         (Some(lo), Some(hi)) if has_ports && lo <= hi && lo > 0 => {}
         (Some(_), Some(_)) if has_ports => {
-            return Err(Rejection::invalid("port_range_min", "need 1 <= port_range_min <= port_range_max"));
+            return Err(Rejection::invalid(
+                "port_range_min",
+                "need 1 <= port_range_min <= port_range_max",
+            ));
         }
         (Some(t), code) if matches!(rule.protocol, Some(1) | Some(58)) => {
             if t > 255 || code.is_some_and(|c| c > 255) {
-                return Err(Rejection::invalid("port_range_min", "ICMP type and code are at most 255"));
+                return Err(Rejection::invalid(
+                    "port_range_min",
+                    "ICMP type and code are at most 255",
+                ));
             }
         }
         _ => {
-            return Err(Rejection::invalid("port_range_min", "port ranges need protocol tcp, udp or sctp (or ICMP type/code)"));
+            return Err(Rejection::invalid(
+                "port_range_min",
+                "port ranges need protocol tcp, udp or sctp (or ICMP type/code)",
+            ));
         }
     }
     Ok(())

@@ -109,10 +109,17 @@ pub struct SubnetUpdate {
 
 /// A state-machine command. IDs of new resources are chosen before proposing.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs, reason = "field names are the documentation; see the resource types")]
+#[allow(
+    missing_docs,
+    reason = "field names are the documentation; see the resource types"
+)]
 pub enum Command {
     /// Register a hypervisor.
-    CreateHost { id: HostId, project_id: ProjectId, underlay_ip: IpAddr },
+    CreateHost {
+        id: HostId,
+        project_id: ProjectId,
+        underlay_ip: IpAddr,
+    },
     /// Change a host's underlay address or status.
     UpdateHost {
         id: HostId,
@@ -121,7 +128,10 @@ pub enum Command {
         expected_revision: Option<u64>,
     },
     /// Forget a host that has no ports bound.
-    DeleteHost { id: HostId, expected_revision: Option<u64> },
+    DeleteHost {
+        id: HostId,
+        expected_revision: Option<u64>,
+    },
 
     /// Create a VPC.
     CreateVpc {
@@ -142,7 +152,10 @@ pub enum Command {
         expected_revision: Option<u64>,
     },
     /// Delete a VPC with no subnets.
-    DeleteVpc { id: Id, expected_revision: Option<u64> },
+    DeleteVpc {
+        id: Id,
+        expected_revision: Option<u64>,
+    },
 
     /// Create a subnet.
     CreateSubnet {
@@ -158,23 +171,42 @@ pub enum Command {
         host_routes: Vec<Route>,
     },
     /// Update a subnet.
-    UpdateSubnet { id: Id, update: SubnetUpdate, expected_revision: Option<u64> },
+    UpdateSubnet {
+        id: Id,
+        update: SubnetUpdate,
+        expected_revision: Option<u64>,
+    },
     /// Delete a subnet with no addresses in use.
-    DeleteSubnet { id: Id, expected_revision: Option<u64> },
+    DeleteSubnet {
+        id: Id,
+        expected_revision: Option<u64>,
+    },
 
     /// Create one port.
     CreatePort(PortSpec),
     /// Create many ports atomically: all or none.
     CreatePorts(Vec<PortSpec>),
     /// Update a port.
-    UpdatePort { id: Id, update: PortUpdate, expected_revision: Option<u64> },
+    UpdatePort {
+        id: Id,
+        update: PortUpdate,
+        expected_revision: Option<u64>,
+    },
     /// Set a port's status (from host-agent acks).
     SetPortStatus { id: Id, status: PortStatus },
     /// Delete a port.
-    DeletePort { id: Id, expected_revision: Option<u64> },
+    DeletePort {
+        id: Id,
+        expected_revision: Option<u64>,
+    },
 
     /// Create a security group (with Neutron's two egress rules).
-    CreateSecurityGroup { id: Id, project_id: ProjectId, name: String, description: String },
+    CreateSecurityGroup {
+        id: Id,
+        project_id: ProjectId,
+        name: String,
+        description: String,
+    },
     /// Rename a security group.
     UpdateSecurityGroup {
         id: Id,
@@ -183,7 +215,10 @@ pub enum Command {
         expected_revision: Option<u64>,
     },
     /// Delete a security group no port uses and no other rule names.
-    DeleteSecurityGroup { id: Id, expected_revision: Option<u64> },
+    DeleteSecurityGroup {
+        id: Id,
+        expected_revision: Option<u64>,
+    },
     /// Add a rule to a group.
     CreateSecurityGroupRule {
         id: Id,
@@ -198,10 +233,18 @@ pub enum Command {
         remote_group_id: Option<Id>,
     },
     /// Remove a rule.
-    DeleteSecurityGroupRule { id: Id, expected_revision: Option<u64> },
+    DeleteSecurityGroupRule {
+        id: Id,
+        expected_revision: Option<u64>,
+    },
 
     /// Create a router.
-    CreateRouter { id: Id, project_id: ProjectId, name: String, routes: Vec<Route> },
+    CreateRouter {
+        id: Id,
+        project_id: ProjectId,
+        name: String,
+        routes: Vec<Route>,
+    },
     /// Update a router.
     UpdateRouter {
         id: Id,
@@ -211,7 +254,10 @@ pub enum Command {
         expected_revision: Option<u64>,
     },
     /// Delete a router with no interfaces.
-    DeleteRouter { id: Id, expected_revision: Option<u64> },
+    DeleteRouter {
+        id: Id,
+        expected_revision: Option<u64>,
+    },
     /// Attach a subnet to a router on the subnet's gateway address.
     AddRouterInterface { router_id: Id, subnet_id: Id },
     /// Detach a subnet from a router.
@@ -465,10 +511,16 @@ impl Rejection {
     }
 
     pub(crate) fn not_found(kind: Kind, id: impl ToString) -> Rejection {
-        Rejection::NotFound { kind, id: id.to_string() }
+        Rejection::NotFound {
+            kind,
+            id: id.to_string(),
+        }
     }
 
     pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> Rejection {
-        Rejection::InvalidField { field: field.to_string(), reason: reason.into() }
+        Rejection::InvalidField {
+            field: field.to_string(),
+            reason: reason.into(),
+        }
     }
 }

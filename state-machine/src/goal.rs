@@ -200,9 +200,15 @@ impl GoalObject {
         match self {
             GoalObject::Vpc(v) => GoalKey::Vpc(v.id),
             GoalObject::Subnet(s) => GoalKey::Subnet(s.id),
-            GoalObject::Router(r) => GoalKey::Router { network_id: r.network_id, router_id: r.id },
+            GoalObject::Router(r) => GoalKey::Router {
+                network_id: r.network_id,
+                router_id: r.id,
+            },
             GoalObject::SgRule(r) => GoalKey::SgRule(r.id),
-            GoalObject::SgMember(m) => GoalKey::SgMember { group_id: m.group_id, port_id: m.port_id },
+            GoalObject::SgMember(m) => GoalKey::SgMember {
+                group_id: m.group_id,
+                port_id: m.port_id,
+            },
             GoalObject::Port(p) => GoalKey::Port(p.id),
             GoalObject::Neighbor(n) => GoalKey::Neighbor(n.port_id),
         }
@@ -299,7 +305,11 @@ impl Diffs {
             out.extend(self.host[i].changes.iter().cloned());
         }
         for scoped in &self.scoped {
-            if scoped.audience.binary_search_by(|h| h.as_str().cmp(host)).is_ok() {
+            if scoped
+                .audience
+                .binary_search_by(|h| h.as_str().cmp(host))
+                .is_ok()
+            {
                 out.extend(scoped.changes.iter().cloned());
             }
         }
@@ -309,10 +319,13 @@ impl Diffs {
 
     /// The changes expanded per host (what each agent receives).
     pub fn per_host(&self) -> Vec<HostDiff> {
-        self.hosts().into_iter().map(|host| {
-            let changes = self.changes_for(&host);
-            HostDiff { host, changes }
-        }).collect()
+        self.hosts()
+            .into_iter()
+            .map(|host| {
+                let changes = self.changes_for(&host);
+                HostDiff { host, changes }
+            })
+            .collect()
     }
 }
 
@@ -338,7 +351,8 @@ impl DiffCollector {
         for (scope, key) in &touch.objects {
             if !self.objects.contains_key(&(scope.clone(), *key)) {
                 let value = state.scope_value(scope, key);
-                self.objects.insert((scope.clone(), *key), (value.clone(), value));
+                self.objects
+                    .insert((scope.clone(), *key), (value.clone(), value));
             }
         }
         for (host, scope) in &touch.subs {
@@ -394,7 +408,10 @@ impl DiffCollector {
             };
             match &scope {
                 Scope::Host(host) => {
-                    host_changes.entry(host.clone()).or_default().insert(key, change);
+                    host_changes
+                        .entry(host.clone())
+                        .or_default()
+                        .insert(key, change);
                 }
                 _ => scoped_changes.entry(scope).or_default().push(change),
             }
@@ -408,13 +425,20 @@ impl DiffCollector {
                 .filter(|h| joiners.is_none_or(|j| !j.contains(h)))
                 .collect();
             if !audience.is_empty() {
-                scoped.push(ScopedDiff { scope, audience, changes });
+                scoped.push(ScopedDiff {
+                    scope,
+                    audience,
+                    changes,
+                });
             }
         }
         let host = host_changes
             .into_iter()
             .filter(|(_, t)| !t.is_empty())
-            .map(|(host, table)| HostDiff { host, changes: table.into_values().collect() })
+            .map(|(host, table)| HostDiff {
+                host,
+                changes: table.into_values().collect(),
+            })
             .collect();
         Diffs { host, scoped }
     }
@@ -422,8 +446,11 @@ impl DiffCollector {
     /// Keys of a scope's content before the command: its content now, minus what
     /// the command added, plus what it removed.
     fn keys_before(&self, state: &crate::State, scope: &Scope) -> Vec<GoalKey> {
-        let mut keys: std::collections::BTreeSet<GoalKey> =
-            state.scope_content(scope).iter().map(GoalObject::key).collect();
+        let mut keys: std::collections::BTreeSet<GoalKey> = state
+            .scope_content(scope)
+            .iter()
+            .map(GoalObject::key)
+            .collect();
         for ((s, key), (before, _)) in &self.objects {
             if s == scope {
                 if before.is_some() {
@@ -460,8 +487,8 @@ pub fn goal_digest(table: &GoalState) -> [u8; 32] {
     for object in table.values() {
         // Encoding a plain data enum cannot fail; an empty slice would only weaken
         // the digest, never make two different tables equal by construction.
-        let bytes = bincode::serde::encode_to_vec(object, bincode::config::standard())
-            .unwrap_or_default();
+        let bytes =
+            bincode::serde::encode_to_vec(object, bincode::config::standard()).unwrap_or_default();
         hasher.update(&(bytes.len() as u64).to_le_bytes());
         hasher.update(&bytes);
     }
@@ -470,7 +497,13 @@ pub fn goal_digest(table: &GoalState) -> [u8; 32] {
 
 impl VpcConfig {
     pub(crate) fn of(v: &Vpc) -> VpcConfig {
-        VpcConfig { id: v.id, vni: v.vni, mtu: v.mtu, cidr: v.cidr, admin_state_up: v.admin_state_up }
+        VpcConfig {
+            id: v.id,
+            vni: v.vni,
+            mtu: v.mtu,
+            cidr: v.cidr,
+            admin_state_up: v.admin_state_up,
+        }
     }
 }
 
@@ -532,5 +565,3 @@ impl RuleConfig {
         }
     }
 }
-
-

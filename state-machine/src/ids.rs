@@ -88,7 +88,12 @@ mod tests {
 
     #[test]
     fn malformed_id_text_is_rejected() {
-        for bad in ["", "xyz", "01234567-89ab-cdef-0011-22334455667", "0123456789abcdef-0011-2233-44556677"] {
+        for bad in [
+            "",
+            "xyz",
+            "01234567-89ab-cdef-0011-22334455667",
+            "0123456789abcdef-0011-2233-44556677",
+        ] {
             assert!(bad.parse::<Id>().is_err(), "{bad}");
         }
     }

@@ -38,7 +38,13 @@ mod state;
 mod validate;
 
 pub use apply::Outcome;
-pub use command::{Command, FixedIpRequest, GatewaySpec, Kind, PortSpec, PortUpdate, Proposal, Reply, Rejection, SubnetUpdate};
-pub use goal::{apply_changes, goal_digest, Diffs, GoalChange, GoalKey, GoalObject, GoalState, HostDiff, Scope, ScopedDiff};
+pub use command::{
+    Command, FixedIpRequest, GatewaySpec, Kind, PortSpec, PortUpdate, Proposal, Rejection, Reply,
+    SubnetUpdate,
+};
+pub use goal::{
+    apply_changes, goal_digest, Diffs, GoalChange, GoalKey, GoalObject, GoalState, HostDiff, Scope,
+    ScopedDiff,
+};
 pub use ids::{HostId, Id, ProjectId};
 pub use state::{SnapshotError, State, SNAPSHOT_VERSION};

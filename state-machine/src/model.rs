@@ -131,7 +131,11 @@ pub struct Mac(pub [u8; 6]);
 impl std::fmt::Display for Mac {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
     }
 }
 
@@ -147,7 +151,8 @@ impl std::str::FromStr for Mac {
             if part.len() != 2 {
                 return Err(format!("not a MAC address: {s:?}"));
             }
-            *slot = u8::from_str_radix(part, 16).map_err(|_| format!("not a MAC address: {s:?}"))?;
+            *slot =
+                u8::from_str_radix(part, 16).map_err(|_| format!("not a MAC address: {s:?}"))?;
         }
         Ok(Mac(out))
     }

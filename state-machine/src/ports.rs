@@ -5,7 +5,7 @@
 //! entries of the same batch took; only a fully valid plan is committed.
 
 use crate::apply::Ctx;
-use crate::command::{FixedIpRequest, Kind, PortSpec, PortUpdate, Reply, Rejection};
+use crate::command::{FixedIpRequest, Kind, PortSpec, PortUpdate, Rejection, Reply};
 use crate::goal::{DiffCollector, GoalKey, Scope, Touch};
 use crate::ids::{HostId, Id, ProjectId};
 use crate::limits::{
@@ -33,16 +33,27 @@ struct Overlay {
 }
 
 impl State {
-    pub(crate) fn create_ports(&mut self, ctx: Ctx, specs: &[PortSpec], d: &mut DiffCollector) -> Result<Vec<Port>, Rejection> {
+    pub(crate) fn create_ports(
+        &mut self,
+        ctx: Ctx,
+        specs: &[PortSpec],
+        d: &mut DiffCollector,
+    ) -> Result<Vec<Port>, Rejection> {
         if specs.len() > BATCH_PORTS_MAX {
-            return Err(Rejection::BatchTooLarge { len: specs.len(), max: BATCH_PORTS_MAX });
+            return Err(Rejection::BatchTooLarge {
+                len: specs.len(),
+                max: BATCH_PORTS_MAX,
+            });
         }
         let mut overlay = Overlay::default();
         let mut planned = Vec::with_capacity(specs.len());
         for (index, spec) in specs.iter().enumerate() {
-            let port = self
-                .plan_port(ctx, spec, &mut overlay)
-                .map_err(|cause| Rejection::BatchEntry { index, cause: Box::new(cause) })?;
+            let port =
+                self.plan_port(ctx, spec, &mut overlay)
+                    .map_err(|cause| Rejection::BatchEntry {
+                        index,
+                        cause: Box::new(cause),
+                    })?;
             planned.push(port);
         }
         // Commit: nothing below can fail.
@@ -80,13 +91,20 @@ impl State {
         validate::name("device_id", &spec.device_id)?;
         validate::name("device_owner", &spec.device_owner)?;
         if self.t.ports.contains_key(&spec.id) || ov.ids.contains(&spec.id) {
-            return Err(Rejection::AlreadyExists { kind: Kind::Port, id: spec.id.to_string() });
+            return Err(Rejection::AlreadyExists {
+                kind: Kind::Port,
+                id: spec.id.to_string(),
+            });
         }
         let net = spec.network_id;
         if !self.t.vpcs.contains_key(&net) {
             return Err(Rejection::not_found(Kind::Vpc, net));
         }
-        let pending = ov.ports_per_project.get(&spec.project_id).copied().unwrap_or(0);
+        let pending = ov
+            .ports_per_project
+            .get(&spec.project_id)
+            .copied()
+            .unwrap_or(0);
         self.check_quota(&spec.project_id, ResourceKind::Port, pending + 1)?;
         if let Some(host) = &spec.binding_host {
             self.check_binding(host)?;
@@ -100,7 +118,10 @@ impl State {
             Some(mac) => {
                 check_mac(&mac)?;
                 if self.ix.mac_used.contains_key(&(net, mac)) || ov.macs.contains(&(net, mac)) {
-                    return Err(Rejection::MacInUse { mac: mac.to_string(), network_id: net });
+                    return Err(Rejection::MacInUse {
+                        mac: mac.to_string(),
+                        network_id: net,
+                    });
                 }
                 mac
             }
@@ -113,7 +134,9 @@ impl State {
         for ip in &fixed_ips {
             ov.ips.insert((ip.subnet_id, ip_to_int(ip.ip_address)));
         }
-        *ov.ports_per_project.entry(spec.project_id.clone()).or_insert(0) += 1;
+        *ov.ports_per_project
+            .entry(spec.project_id.clone())
+            .or_insert(0) += 1;
         Ok(Port {
             id: spec.id,
             name: spec.name.clone(),
@@ -132,21 +155,38 @@ impl State {
     }
 
     fn check_binding(&self, host: &HostId) -> Result<(), Rejection> {
-        let h = self.t.hosts.get(host).ok_or_else(|| Rejection::not_found(Kind::Host, host))?;
+        let h = self
+            .t
+            .hosts
+            .get(host)
+            .ok_or_else(|| Rejection::not_found(Kind::Host, host))?;
         if h.status == HostStatus::Maintenance {
-            return Err(Rejection::invalid("binding_host", format!("host {host} is in maintenance")));
+            return Err(Rejection::invalid(
+                "binding_host",
+                format!("host {host} is in maintenance"),
+            ));
         }
         Ok(())
     }
 
     fn check_groups(&self, project: &str, groups: &[Id]) -> Result<Vec<Id>, Rejection> {
         if groups.len() > PORT_SECURITY_GROUPS_MAX {
-            return Err(Rejection::invalid("security_groups", format!("more than {PORT_SECURITY_GROUPS_MAX} groups")));
+            return Err(Rejection::invalid(
+                "security_groups",
+                format!("more than {PORT_SECURITY_GROUPS_MAX} groups"),
+            ));
         }
         for g in groups {
-            let sg = self.t.security_groups.get(g).ok_or_else(|| Rejection::not_found(Kind::SecurityGroup, g))?;
+            let sg = self
+                .t
+                .security_groups
+                .get(g)
+                .ok_or_else(|| Rejection::not_found(Kind::SecurityGroup, g))?;
             if sg.meta.project_id != project {
-                return Err(Rejection::invalid("security_groups", format!("group {g} belongs to another project")));
+                return Err(Rejection::invalid(
+                    "security_groups",
+                    format!("group {g} belongs to another project"),
+                ));
             }
         }
         let mut sorted = groups.to_vec();
@@ -171,19 +211,36 @@ impl State {
         let mut cursor = ov.mac_cursor.unwrap_or(self.t.mac_cursor) % MAC_SUFFIXES_MAX;
         for _ in 0..MAC_SUFFIXES_MAX {
             let b = cursor.to_be_bytes();
-            let mac = Mac([MAC_PREFIX[0], MAC_PREFIX[1], MAC_PREFIX[2], b[1], b[2], b[3]]);
+            let mac = Mac([
+                MAC_PREFIX[0],
+                MAC_PREFIX[1],
+                MAC_PREFIX[2],
+                b[1],
+                b[2],
+                b[3],
+            ]);
             cursor = (cursor + 1) % MAC_SUFFIXES_MAX;
             if !self.ix.mac_used.contains_key(&(net, mac)) && !ov.macs.contains(&(net, mac)) {
                 ov.mac_cursor = Some(cursor);
                 return Ok(mac);
             }
         }
-        Err(Rejection::PoolExhausted { scope: format!("MAC addresses of network {net}") })
+        Err(Rejection::PoolExhausted {
+            scope: format!("MAC addresses of network {net}"),
+        })
     }
 
-    fn plan_fixed_ips(&self, net: Id, requests: &[FixedIpRequest], ov: &mut Overlay) -> Result<Vec<FixedIp>, Rejection> {
+    fn plan_fixed_ips(
+        &self,
+        net: Id,
+        requests: &[FixedIpRequest],
+        ov: &mut Overlay,
+    ) -> Result<Vec<FixedIp>, Rejection> {
         if requests.len() > PORT_FIXED_IPS_MAX {
-            return Err(Rejection::invalid("fixed_ips", format!("more than {PORT_FIXED_IPS_MAX} addresses")));
+            return Err(Rejection::invalid(
+                "fixed_ips",
+                format!("more than {PORT_FIXED_IPS_MAX} addresses"),
+            ));
         }
         let mut out: Vec<FixedIp> = Vec::new();
         let mut taken: BTreeSet<(Id, u128)> = BTreeSet::new();
@@ -192,62 +249,115 @@ impl State {
             for subnet in self.subnets_of(net) {
                 any_subnet = true;
                 if let Some(n) = self.allocate_ip(subnet, ov, &taken) {
-                    out.push(FixedIp { subnet_id: subnet.id, ip_address: int_to_ip(subnet.cidr.network().is_ipv4(), n) });
+                    out.push(FixedIp {
+                        subnet_id: subnet.id,
+                        ip_address: int_to_ip(subnet.cidr.network().is_ipv4(), n),
+                    });
                     break;
                 }
             }
             if any_subnet && out.is_empty() {
-                return Err(Rejection::PoolExhausted { scope: format!("network {net}") });
+                return Err(Rejection::PoolExhausted {
+                    scope: format!("network {net}"),
+                });
             }
             return Ok(out);
         }
         for req in requests {
             let subnet = match (req.subnet_id, req.ip_address) {
                 (Some(id), _) => {
-                    let s = self.t.subnets.get(&id).ok_or_else(|| Rejection::not_found(Kind::Subnet, id))?;
+                    let s = self
+                        .t
+                        .subnets
+                        .get(&id)
+                        .ok_or_else(|| Rejection::not_found(Kind::Subnet, id))?;
                     if s.network_id != net {
-                        return Err(Rejection::invalid("fixed_ips", format!("subnet {id} is not in network {net}")));
+                        return Err(Rejection::invalid(
+                            "fixed_ips",
+                            format!("subnet {id} is not in network {net}"),
+                        ));
                     }
                     s
                 }
                 (None, Some(ip)) => self
                     .subnets_of(net)
                     .find(|s| s.cidr.contains(&ip))
-                    .ok_or_else(|| Rejection::invalid("fixed_ips", format!("no subnet of network {net} contains {ip}")))?,
-                (None, None) => return Err(Rejection::invalid("fixed_ips", "each entry needs a subnet_id or an ip_address")),
+                    .ok_or_else(|| {
+                        Rejection::invalid(
+                            "fixed_ips",
+                            format!("no subnet of network {net} contains {ip}"),
+                        )
+                    })?,
+                (None, None) => {
+                    return Err(Rejection::invalid(
+                        "fixed_ips",
+                        "each entry needs a subnet_id or an ip_address",
+                    ))
+                }
             };
             let n = match req.ip_address {
                 Some(ip) => {
                     if !validate::same_family(&ip, &subnet.cidr) || !subnet.cidr.contains(&ip) {
-                        return Err(Rejection::IpOutsideSubnet { ip, subnet_id: subnet.id });
+                        return Err(Rejection::IpOutsideSubnet {
+                            ip,
+                            subnet_id: subnet.id,
+                        });
                     }
                     if validate::is_reserved(&subnet.cidr, &ip) {
-                        return Err(Rejection::invalid("fixed_ips", format!("{ip} is the network or broadcast address")));
+                        return Err(Rejection::invalid(
+                            "fixed_ips",
+                            format!("{ip} is the network or broadcast address"),
+                        ));
                     }
                     let n = ip_to_int(ip);
                     let key = (subnet.id, n);
-                    if subnet.gateway_ip == Some(ip) || self.ix.ip_used.contains_key(&key) || ov.ips.contains(&key) || taken.contains(&key) {
-                        return Err(Rejection::IpInUse { ip, subnet_id: subnet.id });
+                    if subnet.gateway_ip == Some(ip)
+                        || self.ix.ip_used.contains_key(&key)
+                        || ov.ips.contains(&key)
+                        || taken.contains(&key)
+                    {
+                        return Err(Rejection::IpInUse {
+                            ip,
+                            subnet_id: subnet.id,
+                        });
                     }
                     n
                 }
-                None => self
-                    .allocate_ip(subnet, ov, &taken)
-                    .ok_or_else(|| Rejection::PoolExhausted { scope: format!("subnet {}", subnet.id) })?,
+                None => self.allocate_ip(subnet, ov, &taken).ok_or_else(|| {
+                    Rejection::PoolExhausted {
+                        scope: format!("subnet {}", subnet.id),
+                    }
+                })?,
             };
             taken.insert((subnet.id, n));
-            out.push(FixedIp { subnet_id: subnet.id, ip_address: int_to_ip(subnet.cidr.network().is_ipv4(), n) });
+            out.push(FixedIp {
+                subnet_id: subnet.id,
+                ip_address: int_to_ip(subnet.cidr.network().is_ipv4(), n),
+            });
         }
         Ok(out)
     }
 
     /// The first free pool address at or after the subnet's cursor, wrapping once.
-    fn allocate_ip(&self, subnet: &Subnet, ov: &mut Overlay, taken: &BTreeSet<(Id, u128)>) -> Option<u128> {
+    fn allocate_ip(
+        &self,
+        subnet: &Subnet,
+        ov: &mut Overlay,
+        taken: &BTreeSet<(Id, u128)>,
+    ) -> Option<u128> {
         let id = subnet.id;
-        let ranges: Vec<(u128, u128)> =
-            subnet.allocation_pools.iter().map(|p| (ip_to_int(p.start), ip_to_int(p.end))).collect();
+        let ranges: Vec<(u128, u128)> = subnet
+            .allocation_pools
+            .iter()
+            .map(|p| (ip_to_int(p.start), ip_to_int(p.end)))
+            .collect();
         let first = ranges.first()?.0;
-        let cursor = ov.ip_cursors.get(&id).or_else(|| self.t.ip_cursors.get(&id)).copied().unwrap_or(first);
+        let cursor = ov
+            .ip_cursors
+            .get(&id)
+            .or_else(|| self.t.ip_cursors.get(&id))
+            .copied()
+            .unwrap_or(first);
         let is_free = |n: u128| !ov.ips.contains(&(id, n)) && !taken.contains(&(id, n));
         let found = ranges
             .iter()
@@ -257,14 +367,22 @@ impl State {
                 ranges
                     .iter()
                     .filter(|(lo, _)| *lo < cursor)
-                    .find_map(|(lo, hi)| self.first_free(id, *lo, (*hi).min(cursor.saturating_sub(1)), &is_free))
+                    .find_map(|(lo, hi)| {
+                        self.first_free(id, *lo, (*hi).min(cursor.saturating_sub(1)), &is_free)
+                    })
             })?;
         ov.ip_cursors.insert(id, found.saturating_add(1));
         Some(found)
     }
 
     /// Skips runs of used addresses through the index; each address at most once.
-    fn first_free(&self, subnet: Id, lo: u128, hi: u128, is_free: &dyn Fn(u128) -> bool) -> Option<u128> {
+    fn first_free(
+        &self,
+        subnet: Id,
+        lo: u128,
+        hi: u128,
+        is_free: &dyn Fn(u128) -> bool,
+    ) -> Option<u128> {
         let mut cand = lo;
         while cand <= hi {
             for ((_, used), _) in self.ix.ip_used.range((subnet, cand)..=(subnet, hi)) {
@@ -285,7 +403,12 @@ impl State {
     }
 
     /// Replaces `old` by `new` (either may be absent) with diff tracking.
-    pub(crate) fn commit_port(&mut self, old: Option<Port>, new: Option<Port>, d: &mut DiffCollector) {
+    pub(crate) fn commit_port(
+        &mut self,
+        old: Option<Port>,
+        new: Option<Port>,
+        d: &mut DiffCollector,
+    ) {
         let candidates = self.port_candidates(old.as_ref(), new.as_ref());
         d.before(self, &candidates);
         if let Some(old) = &old {
@@ -304,13 +427,24 @@ impl State {
     /// Its size is independent of how many hosts share the port's VPC or groups.
     fn port_candidates(&self, old: Option<&Port>, new: Option<&Port>) -> Touch {
         let mut out = Touch::default();
-        let Some(id) = old.or(new).map(|p| p.id) else { return out };
+        let Some(id) = old.or(new).map(|p| p.id) else {
+            return out;
+        };
         let sides = [old, new];
         let nets: BTreeSet<Id> = sides.iter().flatten().map(|p| p.network_id).collect();
-        let hosts: BTreeSet<&HostId> = sides.iter().flatten().filter_map(|p| p.binding_host.as_ref()).collect();
-        let groups: BTreeSet<Id> = sides.iter().flatten().flat_map(|p| p.security_groups.iter().copied()).collect();
+        let hosts: BTreeSet<&HostId> = sides
+            .iter()
+            .flatten()
+            .filter_map(|p| p.binding_host.as_ref())
+            .collect();
+        let groups: BTreeSet<Id> = sides
+            .iter()
+            .flatten()
+            .flat_map(|p| p.security_groups.iter().copied())
+            .collect();
         for host in &hosts {
-            out.objects.push((Scope::Host((*host).clone()), GoalKey::Port(id)));
+            out.objects
+                .push((Scope::Host((*host).clone()), GoalKey::Port(id)));
         }
         for net in &nets {
             out.objects.push((Scope::Vpc(*net), GoalKey::Neighbor(id)));
@@ -319,11 +453,18 @@ impl State {
             }
         }
         for sg in &groups {
-            out.objects.push((Scope::Members(*sg), GoalKey::SgMember { group_id: *sg, port_id: id }));
+            out.objects.push((
+                Scope::Members(*sg),
+                GoalKey::SgMember {
+                    group_id: *sg,
+                    port_id: id,
+                },
+            ));
             for host in &hosts {
                 out.subs.push(((*host).clone(), Scope::Rules(*sg)));
                 for (_, rule_id) in self.ix.sg_rules.range((*sg, Id(0))..=(*sg, Id(u128::MAX))) {
-                    if let Some(remote) = self.t.rules.get(rule_id).and_then(|r| r.remote_group_id) {
+                    if let Some(remote) = self.t.rules.get(rule_id).and_then(|r| r.remote_group_id)
+                    {
                         out.subs.push(((*host).clone(), Scope::Members(remote)));
                     }
                 }
@@ -332,9 +473,19 @@ impl State {
         out
     }
 
-
-    pub(crate) fn update_port(&mut self, ctx: Ctx, id: Id, u: &PortUpdate, expected: Option<u64>, d: &mut DiffCollector) -> Result<Reply, Rejection> {
-        let old = self.t.ports.get(&id).ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
+    pub(crate) fn update_port(
+        &mut self,
+        ctx: Ctx,
+        id: Id,
+        u: &PortUpdate,
+        expected: Option<u64>,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
+        let old = self
+            .t
+            .ports
+            .get(&id)
+            .ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
         validate::revision(expected, old.meta.revision)?;
         let mut new = old.clone();
         if let Some(name) = &u.name {
@@ -376,8 +527,18 @@ impl State {
         Ok(Reply::Port(Box::new(new)))
     }
 
-    pub(crate) fn set_port_status(&mut self, ctx: Ctx, id: Id, status: &PortStatus, d: &mut DiffCollector) -> Result<Reply, Rejection> {
-        let old = self.t.ports.get(&id).ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
+    pub(crate) fn set_port_status(
+        &mut self,
+        ctx: Ctx,
+        id: Id,
+        status: &PortStatus,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
+        let old = self
+            .t
+            .ports
+            .get(&id)
+            .ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
         if let PortStatus::Error(reason) = status {
             validate::name("status", reason)?;
         }
@@ -392,8 +553,17 @@ impl State {
         Ok(Reply::Port(Box::new(new)))
     }
 
-    pub(crate) fn delete_port(&mut self, id: Id, expected: Option<u64>, d: &mut DiffCollector) -> Result<Reply, Rejection> {
-        let old = self.t.ports.get(&id).ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
+    pub(crate) fn delete_port(
+        &mut self,
+        id: Id,
+        expected: Option<u64>,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
+        let old = self
+            .t
+            .ports
+            .get(&id)
+            .ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
         validate::revision(expected, old.meta.revision)?;
         let old = old.clone();
         self.commit_port(Some(old), None, d);
@@ -403,14 +573,20 @@ impl State {
 
 fn check_mac(mac: &Mac) -> Result<(), Rejection> {
     if mac.0 == [0; 6] || mac.0[0] & 1 == 1 {
-        return Err(Rejection::invalid("mac_address", format!("{mac} is not a unicast address")));
+        return Err(Rejection::invalid(
+            "mac_address",
+            format!("{mac} is not a unicast address"),
+        ));
     }
     Ok(())
 }
 
 fn check_pairs(pairs: &[AddressPair]) -> Result<Vec<AddressPair>, Rejection> {
     if pairs.len() > PORT_ADDRESS_PAIRS_MAX {
-        return Err(Rejection::invalid("allowed_address_pairs", format!("more than {PORT_ADDRESS_PAIRS_MAX} pairs")));
+        return Err(Rejection::invalid(
+            "allowed_address_pairs",
+            format!("more than {PORT_ADDRESS_PAIRS_MAX} pairs"),
+        ));
     }
     for pair in pairs {
         validate::canonical_cidr(&pair.ip_address)?;
@@ -423,4 +599,3 @@ fn check_pairs(pairs: &[AddressPair]) -> Result<Vec<AddressPair>, Rejection> {
     sorted.dedup();
     Ok(sorted)
 }
-

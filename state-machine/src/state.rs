@@ -10,10 +10,10 @@ use crate::goal::{
     SgMember, SubnetConfig, VpcConfig,
 };
 use crate::ids::{HostId, Id, ProjectId};
+use crate::model::RuleMatch;
 use crate::model::{
     Host, Mac, Port, Quota, ResourceKind, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
-use crate::model::RuleMatch;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -144,7 +144,10 @@ impl State {
         if used != bytes.len() - header_len {
             return Err(SnapshotError::Corrupt("trailing bytes".to_string()));
         }
-        let mut state = State { t, ix: Indexes::default() };
+        let mut state = State {
+            t,
+            ix: Indexes::default(),
+        };
         state.rebuild_indexes();
         Ok(state)
     }
@@ -211,7 +214,11 @@ impl State {
 
     /// How many resources of a kind a project has.
     pub fn usage(&self, project: &str, kind: ResourceKind) -> u64 {
-        self.ix.usage.get(&(project.to_string(), kind)).copied().unwrap_or(0)
+        self.ix
+            .usage
+            .get(&(project.to_string(), kind))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Adds (`insert`) or removes a rule from the indexes.
@@ -263,7 +270,9 @@ impl State {
         if insert {
             self.ix.net_ports.insert((net, port.id));
             for ip in &port.fixed_ips {
-                self.ix.ip_used.insert((ip.subnet_id, ip_to_int(ip.ip_address)), port.id);
+                self.ix
+                    .ip_used
+                    .insert((ip.subnet_id, ip_to_int(ip.ip_address)), port.id);
             }
             self.ix.mac_used.insert((net, port.mac_address), port.id);
             for sg in &port.security_groups {
@@ -280,7 +289,9 @@ impl State {
         } else {
             self.ix.net_ports.remove(&(net, port.id));
             for ip in &port.fixed_ips {
-                self.ix.ip_used.remove(&(ip.subnet_id, ip_to_int(ip.ip_address)));
+                self.ix
+                    .ip_used
+                    .remove(&(ip.subnet_id, ip_to_int(ip.ip_address)));
             }
             self.ix.mac_used.remove(&(net, port.mac_address));
             for sg in &port.security_groups {
@@ -401,7 +412,11 @@ impl State {
             .remote_refs
             .range((group, Id(0))..=(group, Id(u128::MAX)))
             .filter_map(|(_, rule)| self.t.rules.get(rule))
-            .any(|rule| self.ix.sg_hosts.contains_key(&(rule.security_group_id, host.to_string())))
+            .any(|rule| {
+                self.ix
+                    .sg_hosts
+                    .contains_key(&(rule.security_group_id, host.to_string()))
+            })
     }
 
     /// The scope an object key belongs to, if the object exists.
@@ -445,7 +460,11 @@ impl State {
             Scope::Rules(sg) => self.sg_hosts(*sg),
             Scope::Members(group) => {
                 let mut out = BTreeSet::new();
-                for (_, rule_id) in self.ix.remote_refs.range((*group, Id(0))..=(*group, Id(u128::MAX))) {
+                for (_, rule_id) in self
+                    .ix
+                    .remote_refs
+                    .range((*group, Id(0))..=(*group, Id(u128::MAX)))
+                {
                     if let Some(rule) = self.t.rules.get(rule_id) {
                         out.extend(self.sg_hosts(rule.security_group_id));
                     }
@@ -460,16 +479,25 @@ impl State {
         match (scope, *key) {
             (Scope::Host(host), GoalKey::Port(id)) => {
                 let port = self.t.ports.get(&id)?;
-                (port.binding_host.as_ref() == Some(host)).then(|| GoalObject::Port(PortConfig::of(port)))
+                (port.binding_host.as_ref() == Some(host))
+                    .then(|| GoalObject::Port(PortConfig::of(port)))
             }
-            (Scope::Vpc(net), GoalKey::Vpc(id)) if *net == id => {
-                self.t.vpcs.get(&id).map(|v| GoalObject::Vpc(VpcConfig::of(v)))
-            }
+            (Scope::Vpc(net), GoalKey::Vpc(id)) if *net == id => self
+                .t
+                .vpcs
+                .get(&id)
+                .map(|v| GoalObject::Vpc(VpcConfig::of(v))),
             (Scope::Vpc(net), GoalKey::Subnet(id)) => {
                 let subnet = self.t.subnets.get(&id)?;
                 (subnet.network_id == *net).then(|| GoalObject::Subnet(SubnetConfig::of(subnet)))
             }
-            (Scope::Vpc(net), GoalKey::Router { network_id, router_id }) if *net == network_id => {
+            (
+                Scope::Vpc(net),
+                GoalKey::Router {
+                    network_id,
+                    router_id,
+                },
+            ) if *net == network_id => {
                 let router = self.t.routers.get(&router_id)?;
                 self.ix
                     .net_routers
@@ -487,7 +515,9 @@ impl State {
                 let rule = self.t.rules.get(&id)?;
                 (rule.security_group_id == *sg).then(|| GoalObject::SgRule(RuleConfig::of(rule)))
             }
-            (Scope::Members(group), GoalKey::SgMember { group_id, port_id }) if *group == group_id => {
+            (Scope::Members(group), GoalKey::SgMember { group_id, port_id })
+                if *group == group_id =>
+            {
                 let port = self.t.ports.get(&port_id)?;
                 self.ix.sg_ports.contains(&(group_id, port_id)).then(|| {
                     GoalObject::SgMember(SgMember {
@@ -506,19 +536,33 @@ impl State {
         let mut out = Vec::new();
         match scope {
             Scope::Host(host) => {
-                out.extend(self.ports_of_host(host).map(|p| GoalObject::Port(PortConfig::of(p))));
+                out.extend(
+                    self.ports_of_host(host)
+                        .map(|p| GoalObject::Port(PortConfig::of(p))),
+                );
             }
             Scope::Vpc(net) => {
                 if let Some(vpc) = self.t.vpcs.get(net) {
                     out.push(GoalObject::Vpc(VpcConfig::of(vpc)));
                 }
-                out.extend(self.subnets_of(*net).map(|s| GoalObject::Subnet(SubnetConfig::of(s))));
-                for ((_, router_id), _) in self.ix.net_routers.range((*net, Id(0))..=(*net, Id(u128::MAX))) {
+                out.extend(
+                    self.subnets_of(*net)
+                        .map(|s| GoalObject::Subnet(SubnetConfig::of(s))),
+                );
+                for ((_, router_id), _) in self
+                    .ix
+                    .net_routers
+                    .range((*net, Id(0))..=(*net, Id(u128::MAX)))
+                {
                     if let Some(router) = self.t.routers.get(router_id) {
                         out.push(GoalObject::Router(RouterConfig::of(router, *net)));
                     }
                 }
-                out.extend(self.ports_of_network(*net).filter_map(|p| self.neighbor_of(p)).map(GoalObject::Neighbor));
+                out.extend(
+                    self.ports_of_network(*net)
+                        .filter_map(|p| self.neighbor_of(p))
+                        .map(GoalObject::Neighbor),
+                );
             }
             Scope::Rules(sg) => {
                 for (_, rule_id) in self.ix.sg_rules.range((*sg, Id(0))..=(*sg, Id(u128::MAX))) {
@@ -528,10 +572,18 @@ impl State {
                 }
             }
             Scope::Members(group) => {
-                for (_, port_id) in self.ix.sg_ports.range((*group, Id(0))..=(*group, Id(u128::MAX))) {
+                for (_, port_id) in self
+                    .ix
+                    .sg_ports
+                    .range((*group, Id(0))..=(*group, Id(u128::MAX)))
+                {
                     if let Some(port) = self.t.ports.get(port_id) {
                         let ips = port.fixed_ips.iter().map(|f| f.ip_address).collect();
-                        out.push(GoalObject::SgMember(SgMember { group_id: *group, port_id: *port_id, ips }));
+                        out.push(GoalObject::SgMember(SgMember {
+                            group_id: *group,
+                            port_id: *port_id,
+                            ips,
+                        }));
                     }
                 }
             }
@@ -549,7 +601,11 @@ impl State {
         }
         let mut remote = BTreeSet::new();
         for group in &groups {
-            for (_, rule_id) in self.ix.sg_rules.range((*group, Id(0))..=(*group, Id(u128::MAX))) {
+            for (_, rule_id) in self
+                .ix
+                .sg_rules
+                .range((*group, Id(0))..=(*group, Id(u128::MAX)))
+            {
                 if let Some(g) = self.t.rules.get(rule_id).and_then(|r| r.remote_group_id) {
                     remote.insert(g);
                 }

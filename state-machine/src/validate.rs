@@ -10,7 +10,10 @@ use std::net::IpAddr;
 /// A text field within [`NAME_BYTES_MAX`].
 pub(crate) fn name(field: &str, value: &str) -> Result<(), Rejection> {
     if value.len() > NAME_BYTES_MAX {
-        return Err(Rejection::invalid(field, format!("longer than {NAME_BYTES_MAX} bytes")));
+        return Err(Rejection::invalid(
+            field,
+            format!("longer than {NAME_BYTES_MAX} bytes"),
+        ));
     }
     if value.chars().any(char::is_control) {
         return Err(Rejection::invalid(field, "contains control characters"));
@@ -20,7 +23,9 @@ pub(crate) fn name(field: &str, value: &str) -> Result<(), Rejection> {
 
 /// A host or project ID: 1..=[`ID_BYTES_MAX`] bytes of `[A-Za-z0-9._:-]`.
 pub(crate) fn ident(field: &str, value: &str) -> Result<(), Rejection> {
-    let ok_chars = value.chars().all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c));
+    let ok_chars = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c));
     if value.is_empty() || value.len() > ID_BYTES_MAX || !ok_chars {
         return Err(Rejection::invalid(
             field,
@@ -69,7 +74,10 @@ pub(crate) fn overlaps(a: &IpNet, b: &IpNet) -> bool {
 
 /// Whether an address is the same family as a prefix.
 pub(crate) fn same_family(ip: &IpAddr, net: &IpNet) -> bool {
-    matches!((ip, net), (IpAddr::V4(_), IpNet::V4(_)) | (IpAddr::V6(_), IpNet::V6(_)))
+    matches!(
+        (ip, net),
+        (IpAddr::V4(_), IpNet::V4(_)) | (IpAddr::V6(_), IpNet::V6(_))
+    )
 }
 
 /// Addresses of a subnet that are never handed to ports: the network address
@@ -97,13 +105,22 @@ pub(crate) fn default_pools(cidr: &IpNet, gateway: Option<IpAddr>) -> Vec<Alloca
     match gateway.map(ip_to_int) {
         Some(g) if g >= first && g <= last => {
             if g > first {
-                out.push(AllocationPool { start: to_ip(first), end: to_ip(g - 1) });
+                out.push(AllocationPool {
+                    start: to_ip(first),
+                    end: to_ip(g - 1),
+                });
             }
             if g < last {
-                out.push(AllocationPool { start: to_ip(g + 1), end: to_ip(last) });
+                out.push(AllocationPool {
+                    start: to_ip(g + 1),
+                    end: to_ip(last),
+                });
             }
         }
-        _ => out.push(AllocationPool { start: to_ip(first), end: to_ip(last) }),
+        _ => out.push(AllocationPool {
+            start: to_ip(first),
+            end: to_ip(last),
+        }),
     }
     out
 }
@@ -120,21 +137,33 @@ pub(crate) fn pools(
     sorted.sort();
     for pool in &sorted {
         if !same_family(&pool.start, cidr) || !same_family(&pool.end, cidr) {
-            return Err(Rejection::invalid("allocation_pools", "address family differs from the CIDR"));
+            return Err(Rejection::invalid(
+                "allocation_pools",
+                "address family differs from the CIDR",
+            ));
         }
         let (s, e) = (ip_to_int(pool.start), ip_to_int(pool.end));
         if s > e {
-            return Err(Rejection::invalid("allocation_pools", format!("start {} after end {}", pool.start, pool.end)));
+            return Err(Rejection::invalid(
+                "allocation_pools",
+                format!("start {} after end {}", pool.start, pool.end),
+            ));
         }
         if s < first || e > last {
             return Err(Rejection::invalid(
                 "allocation_pools",
-                format!("{}-{} is not inside the usable range of {cidr}", pool.start, pool.end),
+                format!(
+                    "{}-{} is not inside the usable range of {cidr}",
+                    pool.start, pool.end
+                ),
             ));
         }
         if let Some(g) = gateway.map(ip_to_int) {
             if s <= g && g <= e {
-                return Err(Rejection::invalid("allocation_pools", "pool contains the gateway address"));
+                return Err(Rejection::invalid(
+                    "allocation_pools",
+                    "pool contains the gateway address",
+                ));
             }
         }
     }
@@ -154,7 +183,10 @@ pub(crate) fn routes(field: &str, routes: &[Route], max: usize) -> Result<Vec<Ro
     for route in routes {
         canonical_cidr(&route.destination)?;
         if !same_family(&route.nexthop, &route.destination) {
-            return Err(Rejection::invalid(field, "next hop family differs from destination"));
+            return Err(Rejection::invalid(
+                field,
+                "next hop family differs from destination",
+            ));
         }
     }
     let mut sorted = routes.to_vec();

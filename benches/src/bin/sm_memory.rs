@@ -16,8 +16,14 @@ fn rss_kib() -> u64 {
 }
 
 fn main() {
-    let n_ports: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let n_hosts: usize = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(1_000);
+    let n_ports: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let n_hosts: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000);
     let mut d = vpc_fixture(n_hosts);
     let before = rss_kib();
     let started = Instant::now();
@@ -26,7 +32,11 @@ fn main() {
     let after = rss_kib();
     let per_port = (after.saturating_sub(before) * 1024) as f64 / n_ports as f64;
     println!("ports: {n_ports}  hosts: {n_hosts}");
-    println!("apply: {:.0} ports/s in 1,000-port batches ({:.2} s)", n_ports as f64 / elapsed.as_secs_f64(), elapsed.as_secs_f64());
+    println!(
+        "apply: {:.0} ports/s in 1,000-port batches ({:.2} s)",
+        n_ports as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
     println!("rss: {before} KiB before, {after} KiB after: {per_port:.0} bytes per port (indexes included)");
     assert_eq!(d.state.port_count(), n_ports);
 }

@@ -16,7 +16,12 @@ fn three_hosts() -> World {
 }
 
 fn keys_for(outcome: &alcor_state_machine::Outcome, host: &str) -> Vec<GoalKey> {
-    outcome.diffs.changes_for(host).iter().map(GoalChange::key).collect()
+    outcome
+        .diffs
+        .changes_for(host)
+        .iter()
+        .map(GoalChange::key)
+        .collect()
 }
 
 fn hosts_of(outcome: &alcor_state_machine::Outcome) -> Vec<String> {
@@ -32,11 +37,28 @@ fn port_create_reaches_its_host_and_the_vpcs_other_hosts_only() {
     assert!(out.result.is_ok());
     let h1 = keys_for(&out, "h1");
     assert!(h1.contains(&GoalKey::Port(Id(102))));
-    assert_eq!(keys_for(&out, "h2"), vec![GoalKey::SgMember { group_id: w.state.default_security_group(PROJECT).unwrap(), port_id: Id(102) }, GoalKey::Neighbor(Id(102))]);
+    assert_eq!(
+        keys_for(&out, "h2"),
+        vec![
+            GoalKey::SgMember {
+                group_id: w.state.default_security_group(PROJECT).unwrap(),
+                port_id: Id(102)
+            },
+            GoalKey::Neighbor(Id(102))
+        ]
+    );
     // One shared change for the VPC, not one per host.
-    let vpc_diffs: Vec<_> = out.diffs.scoped.iter().filter(|s| s.scope == alcor_state_machine::Scope::Vpc(Id(1))).collect();
+    let vpc_diffs: Vec<_> = out
+        .diffs
+        .scoped
+        .iter()
+        .filter(|s| s.scope == alcor_state_machine::Scope::Vpc(Id(1)))
+        .collect();
     assert_eq!(vpc_diffs.len(), 1);
-    assert_eq!(vpc_diffs[0].audience, vec!["h1".to_string(), "h2".to_string()]);
+    assert_eq!(
+        vpc_diffs[0].audience,
+        vec!["h1".to_string(), "h2".to_string()]
+    );
     assert!(keys_for(&out, "h3").is_empty(), "h3 has no port in the VPC");
     w.assert_tables_match(&["h1", "h2", "h3"]);
 }
@@ -44,13 +66,22 @@ fn port_create_reaches_its_host_and_the_vpcs_other_hosts_only() {
 #[test]
 fn host_joining_a_vpc_gets_its_context_in_one_diff() {
     let mut w = three_hosts();
-    w.ok(Command::CreatePorts((0..20u128).map(|n| port_spec(100 + n, 1, Some("h1"))).collect()));
+    w.ok(Command::CreatePorts(
+        (0..20u128)
+            .map(|n| port_spec(100 + n, 1, Some("h1")))
+            .collect(),
+    ));
     let out = w.apply(port(200, 1, Some("h3")));
     let h3: Vec<GoalKey> = keys_for(&out, "h3");
     assert!(h3.contains(&GoalKey::Vpc(Id(1))));
     assert!(h3.contains(&GoalKey::Subnet(Id(10))));
     // 20 remote neighbors plus the new port itself (neighbor sets are per VPC).
-    assert_eq!(h3.iter().filter(|k| matches!(k, GoalKey::Neighbor(_))).count(), 21);
+    assert_eq!(
+        h3.iter()
+            .filter(|k| matches!(k, GoalKey::Neighbor(_)))
+            .count(),
+        21
+    );
     assert_eq!(out.diffs.host.iter().filter(|d| d.host == "h3").count(), 1);
     w.assert_tables_match(&["h1", "h2", "h3"]);
 }
@@ -61,22 +92,41 @@ fn moving_a_port_removes_it_from_the_old_host_and_adds_it_to_the_new() {
     w.ok(port(100, 1, Some("h1")));
     w.ok(port(101, 1, Some("h1")));
     w.ok(port(102, 1, Some("h2")));
-    let upd = PortUpdate { binding_host: Some(Some("h3".into())), ..PortUpdate::default() };
-    let out = w.apply(Command::UpdatePort { id: Id(100), update: upd, expected_revision: None });
+    let upd = PortUpdate {
+        binding_host: Some(Some("h3".into())),
+        ..PortUpdate::default()
+    };
+    let out = w.apply(Command::UpdatePort {
+        id: Id(100),
+        update: upd,
+        expected_revision: None,
+    });
     let h1 = out.diffs.changes_for("h1");
     assert!(h1.contains(&GoalChange::Remove(GoalKey::Port(Id(100)))));
-    assert!(h1.iter().any(|c| matches!(c, GoalChange::Upsert(o) if o.key() == GoalKey::Neighbor(Id(100)))));
+    assert!(h1
+        .iter()
+        .any(|c| matches!(c, GoalChange::Upsert(o) if o.key() == GoalKey::Neighbor(Id(100)))));
     assert!(keys_for(&out, "h3").contains(&GoalKey::Port(Id(100))));
     w.assert_tables_match(&["h1", "h2", "h3"]);
-    assert_eq!(w.state.port(&Id(100)).unwrap().status, alcor_state_machine::model::PortStatus::Down);
+    assert_eq!(
+        w.state.port(&Id(100)).unwrap().status,
+        alcor_state_machine::model::PortStatus::Down
+    );
 }
 
 #[test]
 fn renaming_a_port_pushes_nothing() {
     let mut w = three_hosts();
     w.ok(port(100, 1, Some("h1")));
-    let upd = PortUpdate { name: Some("new-name".into()), ..PortUpdate::default() };
-    let out = w.apply(Command::UpdatePort { id: Id(100), update: upd, expected_revision: None });
+    let upd = PortUpdate {
+        name: Some("new-name".into()),
+        ..PortUpdate::default()
+    };
+    let out = w.apply(Command::UpdatePort {
+        id: Id(100),
+        update: upd,
+        expected_revision: None,
+    });
     assert!(out.result.is_ok());
     assert!(out.diffs.is_empty(), "{:?}", out.diffs);
 }
@@ -84,7 +134,12 @@ fn renaming_a_port_pushes_nothing() {
 #[test]
 fn rule_change_reaches_each_host_using_the_group_once_as_a_rule_delta() {
     let mut w = three_hosts();
-    w.ok(Command::CreateSecurityGroup { id: Id(50), project_id: PROJECT.into(), name: "web".into(), description: String::new() });
+    w.ok(Command::CreateSecurityGroup {
+        id: Id(50),
+        project_id: PROJECT.into(),
+        name: "web".into(),
+        description: String::new(),
+    });
     let mut specs = Vec::new();
     for n in 0..30u128 {
         let mut spec = port_spec(100 + n, 1, Some(["h1", "h2"][(n % 2) as usize]));
@@ -94,27 +149,55 @@ fn rule_change_reaches_each_host_using_the_group_once_as_a_rule_delta() {
     w.ok(Command::CreatePorts(specs));
     w.ok(port(300, 1, Some("h3"))); // default group, not "web"
     let out = w.apply(Command::CreateSecurityGroupRule {
-        id: Id(60), project_id: PROJECT.into(), security_group_id: Id(50), direction: Direction::Ingress,
-        ethertype: EtherType::Ipv4, protocol: Some(6), port_range_min: Some(22), port_range_max: Some(22),
-        remote_ip_prefix: Some("10.0.0.0/8".parse().unwrap()), remote_group_id: None,
+        id: Id(60),
+        project_id: PROJECT.into(),
+        security_group_id: Id(50),
+        direction: Direction::Ingress,
+        ethertype: EtherType::Ipv4,
+        protocol: Some(6),
+        port_range_min: Some(22),
+        port_range_max: Some(22),
+        remote_ip_prefix: Some("10.0.0.0/8".parse().unwrap()),
+        remote_group_id: None,
     });
     assert_eq!(hosts_of(&out), vec!["h1", "h2"]);
     for host in ["h1", "h2"] {
         assert_eq!(keys_for(&out, host), vec![GoalKey::SgRule(Id(60))]);
     }
-    assert_eq!(out.diffs.scoped.len(), 1, "one rule delta shared by both hosts");
+    assert_eq!(
+        out.diffs.scoped.len(),
+        1,
+        "one rule delta shared by both hosts"
+    );
     w.assert_tables_match(&["h1", "h2", "h3"]);
 }
 
 #[test]
 fn joining_a_remote_group_updates_hosts_whose_rules_name_it() {
     let mut w = three_hosts();
-    w.ok(Command::CreateSecurityGroup { id: Id(50), project_id: PROJECT.into(), name: "web".into(), description: String::new() });
-    w.ok(Command::CreateSecurityGroup { id: Id(51), project_id: PROJECT.into(), name: "db".into(), description: String::new() });
+    w.ok(Command::CreateSecurityGroup {
+        id: Id(50),
+        project_id: PROJECT.into(),
+        name: "web".into(),
+        description: String::new(),
+    });
+    w.ok(Command::CreateSecurityGroup {
+        id: Id(51),
+        project_id: PROJECT.into(),
+        name: "db".into(),
+        description: String::new(),
+    });
     w.ok(Command::CreateSecurityGroupRule {
-        id: Id(60), project_id: PROJECT.into(), security_group_id: Id(51), direction: Direction::Ingress,
-        ethertype: EtherType::Ipv4, protocol: Some(6), port_range_min: Some(5432), port_range_max: Some(5432),
-        remote_ip_prefix: None, remote_group_id: Some(Id(50)),
+        id: Id(60),
+        project_id: PROJECT.into(),
+        security_group_id: Id(51),
+        direction: Direction::Ingress,
+        ethertype: EtherType::Ipv4,
+        protocol: Some(6),
+        port_range_min: Some(5432),
+        port_range_max: Some(5432),
+        remote_ip_prefix: None,
+        remote_group_id: Some(Id(50)),
     });
     let mut db = port_spec(100, 1, Some("h1"));
     db.security_groups = Some(vec![Id(51)]);
@@ -123,13 +206,26 @@ fn joining_a_remote_group_updates_hosts_whose_rules_name_it() {
     let mut web = port_spec(101, 1, Some("h2"));
     web.security_groups = Some(vec![Id(50)]);
     let out = w.apply(Command::CreatePort(web));
-    assert!(keys_for(&out, "h1").contains(&GoalKey::SgMember { group_id: Id(50), port_id: Id(101) }));
+    assert!(keys_for(&out, "h1").contains(&GoalKey::SgMember {
+        group_id: Id(50),
+        port_id: Id(101)
+    }));
     w.assert_tables_match(&["h1", "h2", "h3"]);
     // Leaving the group removes it again.
-    let upd = PortUpdate { security_groups: Some(vec![]), ..PortUpdate::default() };
-    let out = w.apply(Command::UpdatePort { id: Id(101), update: upd, expected_revision: None });
+    let upd = PortUpdate {
+        security_groups: Some(vec![]),
+        ..PortUpdate::default()
+    };
+    let out = w.apply(Command::UpdatePort {
+        id: Id(101),
+        update: upd,
+        expected_revision: None,
+    });
     let h1 = out.diffs.changes_for("h1");
-    assert!(h1.contains(&GoalChange::Remove(GoalKey::SgMember { group_id: Id(50), port_id: Id(101) })));
+    assert!(h1.contains(&GoalChange::Remove(GoalKey::SgMember {
+        group_id: Id(50),
+        port_id: Id(101)
+    })));
     w.assert_tables_match(&["h1", "h2", "h3"]);
 }
 
@@ -139,7 +235,16 @@ fn host_underlay_change_updates_neighbors_everywhere() {
     w.ok(port(100, 1, Some("h1")));
     w.ok(port(101, 1, Some("h2")));
     w.ok(port(102, 1, Some("h3")));
-    let out = w.apply(Command::UpdateHost { id: "h1".into(), underlay_ip: Some("10.9.9.9".parse().unwrap()), status: None, expected_revision: None });
-    assert_eq!(hosts_of(&out), vec!["h1", "h2", "h3"], "every host of the VPC, h1 included, holds h1's neighbor entries");
+    let out = w.apply(Command::UpdateHost {
+        id: "h1".into(),
+        underlay_ip: Some("10.9.9.9".parse().unwrap()),
+        status: None,
+        expected_revision: None,
+    });
+    assert_eq!(
+        hosts_of(&out),
+        vec!["h1", "h2", "h3"],
+        "every host of the VPC, h1 included, holds h1's neighbor entries"
+    );
     w.assert_tables_match(&["h1", "h2", "h3"]);
 }

@@ -8,25 +8,44 @@ use proptest::prelude::*;
 use std::collections::BTreeSet;
 
 const HOSTS: [&str; 4] = ["h1", "h2", "h3", "h4"];
-const CIDRS: [&str; 5] = ["10.1.0.0/29", "10.1.0.8/29", "10.1.0.0/28", "10.2.0.0/30", "fd00::/126"];
+const CIDRS: [&str; 5] = [
+    "10.1.0.0/29",
+    "10.1.0.8/29",
+    "10.1.0.0/28",
+    "10.2.0.0/30",
+    "fd00::/126",
+];
 
 fn arb_host() -> impl Strategy<Value = Option<&'static str>> {
     prop_oneof![Just(None), (0..HOSTS.len()).prop_map(|i| Some(HOSTS[i]))]
 }
 
 fn arb_groups() -> impl Strategy<Value = Option<Vec<Id>>> {
-    prop_oneof![Just(None), proptest::collection::vec((50u128..53).prop_map(Id), 0..3).prop_map(Some)]
+    prop_oneof![
+        Just(None),
+        proptest::collection::vec((50u128..53).prop_map(Id), 0..3).prop_map(Some)
+    ]
 }
 
 fn arb_spec() -> impl Strategy<Value = PortSpec> {
-    (100u128..130, 1u128..3, arb_host(), arb_groups(), proptest::option::of((10u128..14, 0u8..16)))
+    (
+        100u128..130,
+        1u128..3,
+        arb_host(),
+        arb_groups(),
+        proptest::option::of((10u128..14, 0u8..16)),
+    )
         .prop_map(|(n, net, host, groups, fixed)| {
             let mut spec = port_spec(n, net, host);
             spec.security_groups = groups;
             if let Some((subnet, offset)) = fixed {
                 spec.fixed_ips = vec![FixedIpRequest {
                     subnet_id: Some(Id(subnet)),
-                    ip_address: if offset < 8 { Some(format!("10.1.0.{offset}").parse().unwrap()) } else { None },
+                    ip_address: if offset < 8 {
+                        Some(format!("10.1.0.{offset}").parse().unwrap())
+                    } else {
+                        None
+                    },
                 }];
             }
             spec
@@ -35,36 +54,93 @@ fn arb_spec() -> impl Strategy<Value = PortSpec> {
 
 fn arb_command() -> impl Strategy<Value = Command> {
     prop_oneof![
-        (0..HOSTS.len(), 1u8..250).prop_map(|(h, last)| host(HOSTS[h], &format!("172.16.0.{last}"))),
+        (0..HOSTS.len(), 1u8..250)
+            .prop_map(|(h, last)| host(HOSTS[h], &format!("172.16.0.{last}"))),
         (0..HOSTS.len(), 1u8..250).prop_map(|(h, last)| Command::UpdateHost {
-            id: HOSTS[h].into(), underlay_ip: Some(format!("172.16.1.{last}").parse().unwrap()),
-            status: Some(if last % 5 == 0 { HostStatus::Maintenance } else { HostStatus::Up }), expected_revision: None,
+            id: HOSTS[h].into(),
+            underlay_ip: Some(format!("172.16.1.{last}").parse().unwrap()),
+            status: Some(if last % 5 == 0 {
+                HostStatus::Maintenance
+            } else {
+                HostStatus::Up
+            }),
+            expected_revision: None,
         }),
         (1u128..3).prop_map(|n| vpc(n, None)),
         (10u128..14, 1u128..3, 0..CIDRS.len()).prop_map(|(n, net, c)| subnet(n, net, CIDRS[c])),
-        (10u128..14).prop_map(|n| Command::DeleteSubnet { id: Id(n), expected_revision: None }),
-        (50u128..53).prop_map(|n| Command::CreateSecurityGroup { id: Id(n), project_id: PROJECT.into(), name: format!("sg{n}"), description: String::new() }),
-        (60u128..66, 50u128..53, proptest::option::of(50u128..53), 0u16..3).prop_map(|(n, sg, remote, p)| Command::CreateSecurityGroupRule {
-            id: Id(n), project_id: PROJECT.into(), security_group_id: Id(sg), direction: Direction::Ingress,
-            ethertype: EtherType::Ipv4, protocol: Some(6), port_range_min: Some(80 + p), port_range_max: Some(80 + p),
-            remote_ip_prefix: None, remote_group_id: remote.map(Id),
+        (10u128..14).prop_map(|n| Command::DeleteSubnet {
+            id: Id(n),
+            expected_revision: None
         }),
-        (60u128..66).prop_map(|n| Command::DeleteSecurityGroupRule { id: Id(n), expected_revision: None }),
+        (50u128..53).prop_map(|n| Command::CreateSecurityGroup {
+            id: Id(n),
+            project_id: PROJECT.into(),
+            name: format!("sg{n}"),
+            description: String::new()
+        }),
+        (
+            60u128..66,
+            50u128..53,
+            proptest::option::of(50u128..53),
+            0u16..3
+        )
+            .prop_map(|(n, sg, remote, p)| Command::CreateSecurityGroupRule {
+                id: Id(n),
+                project_id: PROJECT.into(),
+                security_group_id: Id(sg),
+                direction: Direction::Ingress,
+                ethertype: EtherType::Ipv4,
+                protocol: Some(6),
+                port_range_min: Some(80 + p),
+                port_range_max: Some(80 + p),
+                remote_ip_prefix: None,
+                remote_group_id: remote.map(Id),
+            }),
+        (60u128..66).prop_map(|n| Command::DeleteSecurityGroupRule {
+            id: Id(n),
+            expected_revision: None
+        }),
         arb_spec().prop_map(Command::CreatePort),
         proptest::collection::vec(arb_spec(), 1..6).prop_map(Command::CreatePorts),
-        (100u128..130, arb_host(), arb_groups()).prop_map(|(n, host, groups)| Command::UpdatePort {
+        (100u128..130, arb_host(), arb_groups()).prop_map(|(n, host, groups)| {
+            Command::UpdatePort {
+                id: Id(n),
+                update: PortUpdate {
+                    binding_host: Some(host.map(str::to_string)),
+                    security_groups: groups,
+                    ..PortUpdate::default()
+                },
+                expected_revision: None,
+            }
+        }),
+        (100u128..130).prop_map(|n| Command::DeletePort {
             id: Id(n),
-            update: PortUpdate { binding_host: Some(host.map(str::to_string)), security_groups: groups, ..PortUpdate::default() },
-            expected_revision: None,
+            expected_revision: None
         }),
-        (100u128..130).prop_map(|n| Command::DeletePort { id: Id(n), expected_revision: None }),
-        (70u128..72).prop_map(|n| Command::CreateRouter { id: Id(n), project_id: PROJECT.into(), name: "r".into(), routes: vec![] }),
+        (70u128..72).prop_map(|n| Command::CreateRouter {
+            id: Id(n),
+            project_id: PROJECT.into(),
+            name: "r".into(),
+            routes: vec![]
+        }),
         (70u128..72, 10u128..14, any::<bool>()).prop_map(|(r, s, add)| if add {
-            Command::AddRouterInterface { router_id: Id(r), subnet_id: Id(s) }
+            Command::AddRouterInterface {
+                router_id: Id(r),
+                subnet_id: Id(s),
+            }
         } else {
-            Command::RemoveRouterInterface { router_id: Id(r), subnet_id: Id(s) }
+            Command::RemoveRouterInterface {
+                router_id: Id(r),
+                subnet_id: Id(s),
+            }
         }),
-        (1u128..3, 1000u32..1500).prop_map(|(n, mtu)| Command::UpdateVpc { id: Id(n), name: None, mtu: Some(mtu), admin_state_up: None, expected_revision: None }),
+        (1u128..3, 1000u32..1500).prop_map(|(n, mtu)| Command::UpdateVpc {
+            id: Id(n),
+            name: None,
+            mtu: Some(mtu),
+            admin_state_up: None,
+            expected_revision: None
+        }),
     ]
 }
 
@@ -72,9 +148,17 @@ fn check_ipam(state: &State) {
     let mut ips = BTreeSet::new();
     let mut macs = BTreeSet::new();
     for port in state.ports() {
-        assert!(macs.insert((port.network_id, port.mac_address)), "MAC {} handed out twice", port.mac_address);
+        assert!(
+            macs.insert((port.network_id, port.mac_address)),
+            "MAC {} handed out twice",
+            port.mac_address
+        );
         for ip in &port.fixed_ips {
-            assert!(ips.insert((ip.subnet_id, ip.ip_address)), "IP {} handed out twice", ip.ip_address);
+            assert!(
+                ips.insert((ip.subnet_id, ip.ip_address)),
+                "IP {} handed out twice",
+                ip.ip_address
+            );
             let subnet = state.subnet(&ip.subnet_id).expect("port's subnet exists");
             assert!(subnet.cidr.contains(&ip.ip_address));
             assert_ne!(Some(ip.ip_address), subnet.gateway_ip);

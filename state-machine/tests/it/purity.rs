@@ -4,8 +4,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 const FORBIDDEN: &[&str] = &[
-    "tokio", "tonic", "prost", "rocksdb", "librocksdb-sys", "openraft", "hyper", "axum", "rand",
-    "rand_core", "getrandom", "chrono", "time", "uuid", "mio", "fastrand",
+    "tokio",
+    "tonic",
+    "prost",
+    "rocksdb",
+    "librocksdb-sys",
+    "openraft",
+    "hyper",
+    "axum",
+    "rand",
+    "rand_core",
+    "getrandom",
+    "chrono",
+    "time",
+    "uuid",
+    "mio",
+    "fastrand",
 ];
 
 /// Build-time-only crates: they run in build scripts and never link into the
@@ -60,14 +74,24 @@ fn lock_graph(lock: &str) -> BTreeMap<String, Vec<String>> {
 fn state_machine_depends_on_no_runtime_io_clock_or_random_crate() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let lock = std::fs::read_to_string(format!("{root}/Cargo.lock")).expect("Cargo.lock");
-    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).expect("manifest");
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .expect("manifest");
     let graph = lock_graph(&lock);
     let direct = normal_dependencies(&manifest);
-    assert!(direct.contains(&"serde".to_string()), "parser found {direct:?}");
+    assert!(
+        direct.contains(&"serde".to_string()),
+        "parser found {direct:?}"
+    );
     let mut seen = BTreeSet::new();
     let mut stack: Vec<String> = direct
         .iter()
-        .map(|d| if graph.contains_key(d) { d.clone() } else { d.replace('_', "-") })
+        .map(|d| {
+            if graph.contains_key(d) {
+                d.clone()
+            } else {
+                d.replace('_', "-")
+            }
+        })
         .collect();
     while let Some(name) = stack.pop() {
         if BUILD_ONLY.contains(&name.as_str()) || !seen.insert(name.clone()) {
@@ -76,7 +100,13 @@ fn state_machine_depends_on_no_runtime_io_clock_or_random_crate() {
         assert!(graph.contains_key(&name), "{name} not in Cargo.lock");
         stack.extend(graph[&name].iter().cloned());
     }
-    let bad: Vec<&String> = seen.iter().filter(|n| FORBIDDEN.contains(&n.as_str())).collect();
+    let bad: Vec<&String> = seen
+        .iter()
+        .filter(|n| FORBIDDEN.contains(&n.as_str()))
+        .collect();
     assert!(bad.is_empty(), "forbidden dependencies: {bad:?}");
-    assert!(seen.contains("ipnet") && seen.len() > 3, "walk too small: {seen:?}");
+    assert!(
+        seen.contains("ipnet") && seen.len() > 3,
+        "walk too small: {seen:?}"
+    );
 }

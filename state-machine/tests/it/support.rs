@@ -2,7 +2,7 @@
 
 use alcor_state_machine::{
     apply_changes, Command, FixedIpRequest, GatewaySpec, GoalState, Id, Outcome, PortSpec,
-    Proposal, Reply, Rejection, State,
+    Proposal, Rejection, Reply, State,
 };
 use std::collections::BTreeMap;
 
@@ -17,15 +17,25 @@ pub(crate) struct World {
 
 impl World {
     pub(crate) fn new() -> World {
-        World { state: State::new(), index: 0, tables: BTreeMap::new() }
+        World {
+            state: State::new(),
+            index: 0,
+            tables: BTreeMap::new(),
+        }
     }
 
     pub(crate) fn apply(&mut self, command: Command) -> Outcome {
         self.index += 1;
-        let proposal = Proposal { time_ms: 1_700_000_000_000 + self.index, command };
+        let proposal = Proposal {
+            time_ms: 1_700_000_000_000 + self.index,
+            command,
+        };
         let outcome = self.state.apply(self.index, &proposal);
         for diff in outcome.diffs.per_host() {
-            apply_changes(self.tables.entry(diff.host.clone()).or_default(), &diff.changes);
+            apply_changes(
+                self.tables.entry(diff.host.clone()).or_default(),
+                &diff.changes,
+            );
         }
         outcome
     }
@@ -43,7 +53,10 @@ impl World {
         let before = self.state.clone();
         let outcome = self.apply(command);
         assert!(outcome.diffs.is_empty(), "a rejection produced diffs");
-        assert!(self.state.same_content(&before), "a rejection changed the state");
+        assert!(
+            self.state.same_content(&before),
+            "a rejection changed the state"
+        );
         match outcome.result {
             Ok(reply) => panic!("accepted: {reply:?}"),
             Err(e) => e,
@@ -124,7 +137,10 @@ pub(crate) fn port(n: u128, net: u128, host: Option<&str>) -> Command {
 
 pub(crate) fn port_with_ip(n: u128, net: u128, subnet: u128, ip: &str) -> Command {
     let mut spec = port_spec(n, net, None);
-    spec.fixed_ips = vec![FixedIpRequest { subnet_id: Some(id(subnet)), ip_address: Some(ip.parse().expect("test IP")) }];
+    spec.fixed_ips = vec![FixedIpRequest {
+        subnet_id: Some(id(subnet)),
+        ip_address: Some(ip.parse().expect("test IP")),
+    }];
     Command::CreatePort(spec)
 }
 

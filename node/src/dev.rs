@@ -1,0 +1,360 @@
+//! `alcor dev`: the README's main job. Starts a local cluster of `alcor server`
+//! processes (data under `--data-dir`, reused by the next run), simulated host
+//! agents in this process, writes a demo VPC, subnet and a batch of ports spread
+//! over the hosts, prints what each agent received, and serves until Ctrl-C.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use alcor_host_push::{SimAgent, SimAgentConfig};
+use alcor_proto::api::v1 as pb;
+use alcor_proto::api::v1::cluster_client::ClusterClient;
+use alcor_proto::api::v1::orchestrator_client::OrchestratorClient;
+use alcor_state_machine::GoalObject;
+use anyhow::{bail, Context};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+use crate::agent::{hex_prefix, status_line};
+use crate::cli::DevArgs;
+use crate::ctl::{request, Client};
+
+/// Project the demo resources belong to.
+const DEMO_PROJECT: &str = "demo";
+/// Name of the demo VPC; its presence means the data is being reused.
+const DEMO_VPC: &str = "dev-vpc";
+/// Bound on waiting for a leader after start.
+const LEADER_WAIT_MAX: Duration = Duration::from_secs(60);
+/// Bound on waiting for agents to reach the demo's revision.
+const CONVERGE_WAIT_MAX: Duration = Duration::from_secs(30);
+/// Bound on waiting for a member to exit after SIGTERM.
+const STOP_WAIT_MAX: Duration = Duration::from_secs(15);
+/// Hosts the demo can simulate.
+const HOSTS_MAX: usize = 250;
+
+/// A member process; killed if still running when dropped.
+struct Member {
+    id: u64,
+    child: Child,
+}
+
+/// Runs the demo cluster until SIGINT/SIGTERM (or right after the demo with
+/// `--exit-after-demo`).
+pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
+    if args.nodes != 3 && args.nodes != 5 {
+        bail!("--nodes: a cluster has 3 or 5 members");
+    }
+    if args.hosts == 0 || args.hosts > HOSTS_MAX {
+        bail!("--hosts: 1 to {HOSTS_MAX}");
+    }
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("create {}", args.data_dir.display()))?;
+    let addrs: Vec<(u64, String, String)> = (1..=args.nodes)
+        .map(|i| {
+            let api = format!("127.0.0.1:{}", u64::from(args.base_port) + i);
+            let raft = format!("127.0.0.1:{}", u64::from(args.base_port) + 100 + i);
+            (i, raft, api)
+        })
+        .collect();
+    let initial_cluster: Vec<String> = addrs
+        .iter()
+        .map(|(i, raft, api)| format!("{i}={raft}/{api}"))
+        .collect();
+    let endpoints: Vec<String> = addrs.iter().map(|(_, _, api)| api.clone()).collect();
+
+    let exe = std::env::current_exe().context("locate the alcor binary")?;
+    let mut members = Vec::new();
+    for (id, raft, api) in &addrs {
+        let dir = args.data_dir.join(format!("node-{id}"));
+        let log_path = args.data_dir.join(format!("node-{id}.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        let child = Command::new(&exe)
+            .args([
+                "server",
+                "--id",
+                &id.to_string(),
+                "--raft-addr",
+                raft,
+                "--api-addr",
+                api,
+            ])
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--initial-cluster", &initial_cluster.join(",")])
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("start member {id}"))?;
+        println!(
+            "member {id}: api {api}  raft {raft}  data {}  log {}",
+            dir.display(),
+            log_path.display()
+        );
+        members.push(Member { id: *id, child });
+    }
+    let result = demo(&args, &endpoints).await;
+    let (stop_tx, agents) = match result {
+        Ok(ok) => ok,
+        Err(e) => {
+            stop_members(&mut members).await;
+            return Err(e);
+        }
+    };
+    if !args.exit_after_demo {
+        println!("\nserving; API endpoints {}", endpoints.join(","));
+        println!(
+            "try: alcor ctl --endpoints {} ports list",
+            endpoints.join(",")
+        );
+        println!(
+            "Ctrl-C stops the cluster (data stays in {})",
+            args.data_dir.display()
+        );
+        crate::server::shutdown_signal().await;
+        for agent in &agents {
+            println!("{}", status_line(agent));
+        }
+    }
+    let _ = stop_tx.send(true);
+    stop_members(&mut members).await;
+    println!("stopped");
+    Ok(())
+}
+
+/// Everything after the members started: returns the agents and their stop signal.
+async fn demo(
+    args: &DevArgs,
+    endpoints: &[String],
+) -> anyhow::Result<(watch::Sender<bool>, Vec<SimAgent>)> {
+    let client = Client {
+        endpoints: endpoints.to_vec(),
+        timeout: Duration::from_secs(5),
+    };
+    let leader = wait_for_leader(&client).await?;
+    println!("leader: member {leader}");
+
+    let hosts: Vec<String> = (1..=args.hosts).map(|h| format!("host-{h}")).collect();
+    for (h, host) in hosts.iter().enumerate() {
+        let message = pb::CreateHostRequest {
+            id: host.clone(),
+            project_id: "admin".to_string(),
+            underlay_ip: format!("192.0.2.{}", h + 1),
+        };
+        match orchestrate(
+            &client,
+            |mut c, r| async move { c.create_host(r).await },
+            message,
+        )
+        .await
+        {
+            Ok(_) => println!("registered {host}"),
+            Err(e) if e.to_string().contains("ALREADY_EXISTS") => {
+                println!("{host} already registered")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut agents = Vec::new();
+    for (h, host) in hosts.iter().enumerate() {
+        // Spread the agents over the members; each lists all of them for failover.
+        let mut list = endpoints.to_vec();
+        list.rotate_left(h % endpoints.len());
+        let agent = SimAgent::new(SimAgentConfig::new(host.clone(), list))?;
+        let mut stop = stop_rx.clone();
+        let runner = agent.clone();
+        tokio::spawn(async move {
+            runner
+                .run(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        agents.push(agent);
+    }
+
+    let target = match find_demo_vpc(&client).await? {
+        Some(vpc) => {
+            println!("reusing data: VPC {} ({}) exists", vpc.name, vpc.id);
+            let status = client
+                .call(|channel, timeout| async move {
+                    ClusterClient::new(channel)
+                        .status(request(pb::StatusRequest {}, timeout))
+                        .await
+                })
+                .await?;
+            status.applied_index.unwrap_or(0)
+        }
+        None => create_demo(&client, args.ports, &hosts).await?,
+    };
+
+    let deadline = Instant::now() + CONVERGE_WAIT_MAX;
+    for agent in &agents {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if tokio::time::timeout(left, agent.wait_for_revision(target))
+            .await
+            .is_err()
+        {
+            bail!(
+                "agent {} did not reach revision {target} in {CONVERGE_WAIT_MAX:?}",
+                agent.host_id()
+            );
+        }
+    }
+    println!("\nwhat each agent received (revision >= {target}):");
+    for agent in &agents {
+        println!("{}", status_line(agent));
+        let table = agent.table();
+        let own: Vec<String> = table
+            .values()
+            .filter_map(|o| match o {
+                GoalObject::Port(p) => Some(format!(
+                    "{} {}",
+                    p.fixed_ips
+                        .first()
+                        .map(|f| f.ip_address.to_string())
+                        .unwrap_or_default(),
+                    p.mac_address
+                )),
+                _ => None,
+            })
+            .take(3)
+            .collect();
+        println!("           first ports: {}", own.join(", "));
+    }
+    let digests: Vec<String> = agents.iter().map(|a| hex_prefix(&a.digest())).collect();
+    println!("agent digests: {}", digests.join(" "));
+    Ok((stop_tx, agents))
+}
+
+/// One orchestrator call against any endpoint.
+async fn orchestrate<T, R, F, Fut>(client: &Client, call: F, message: T) -> anyhow::Result<R>
+where
+    T: Clone + Send + 'static,
+    F: Fn(OrchestratorClient<tonic::transport::Channel>, tonic::Request<T>) -> Fut + Clone,
+    Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+{
+    client
+        .call(move |channel, timeout| {
+            let call = call.clone();
+            let request = request(message.clone(), timeout);
+            async move { call(OrchestratorClient::new(channel), request).await }
+        })
+        .await
+}
+
+async fn wait_for_leader(client: &Client) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + LEADER_WAIT_MAX;
+    loop {
+        let status = client
+            .call(|channel, timeout| async move {
+                ClusterClient::new(channel)
+                    .status(request(pb::StatusRequest {}, timeout))
+                    .await
+            })
+            .await;
+        if let Ok(pb::StatusResponse {
+            leader_id: Some(leader),
+            ..
+        }) = status
+        {
+            return Ok(leader);
+        }
+        if Instant::now() > deadline {
+            bail!("no leader within {LEADER_WAIT_MAX:?}; see the members' logs");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn find_demo_vpc(client: &Client) -> anyhow::Result<Option<pb::Vpc>> {
+    let message = pb::ListVpcsRequest {
+        project_id: DEMO_PROJECT.to_string(),
+        limit: 1000,
+        marker: String::new(),
+        stale: false,
+    };
+    let list = orchestrate(
+        client,
+        |mut c, r| async move { c.list_vpcs(r).await },
+        message,
+    )
+    .await?;
+    Ok(list.vpcs.into_iter().find(|v| v.name == DEMO_VPC))
+}
+
+/// Creates the demo VPC, subnet and one batch of ports; returns the batch's revision.
+async fn create_demo(client: &Client, n_ports: usize, hosts: &[String]) -> anyhow::Result<u64> {
+    let vpc = orchestrate(
+        client,
+        |mut c, r| async move { c.create_vpc(r).await },
+        pb::CreateVpcRequest {
+            project_id: DEMO_PROJECT.to_string(),
+            name: DEMO_VPC.to_string(),
+            cidr: "10.0.0.0/16".to_string(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    println!("created VPC {} ({}) vni {}", vpc.name, vpc.id, vpc.vni);
+    let subnet = orchestrate(
+        client,
+        |mut c, r| async move { c.create_subnet(r).await },
+        pb::CreateSubnetRequest {
+            project_id: DEMO_PROJECT.to_string(),
+            network_id: vpc.id.clone(),
+            name: "dev-subnet".to_string(),
+            cidr: "10.0.1.0/24".to_string(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    println!("created subnet {} {}", subnet.id, subnet.cidr);
+    let ports = (0..n_ports)
+        .map(|i| pb::CreatePortRequest {
+            project_id: DEMO_PROJECT.to_string(),
+            network_id: vpc.id.clone(),
+            name: format!("vm-{i}-eth0"),
+            binding_host: hosts[i % hosts.len()].clone(),
+            device_id: format!("vm-{i}"),
+            device_owner: "compute:nova".to_string(),
+            ..Default::default()
+        })
+        .collect();
+    let created = orchestrate(
+        client,
+        |mut c, r| async move { c.create_ports(r).await },
+        pb::CreatePortsRequest { ports },
+    )
+    .await?;
+    let revision = created.ports.first().map(|p| p.revision).unwrap_or(0);
+    println!(
+        "created {} ports in one batch at revision {revision}",
+        created.ports.len()
+    );
+    Ok(revision)
+}
+
+/// SIGTERM each member, wait for it, SIGKILL what does not stop in time.
+async fn stop_members(members: &mut [Member]) {
+    for member in members.iter() {
+        if let Some(pid) = member.child.id() {
+            let pid = nix::unistd::Pid::from_raw(pid as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+    for member in members.iter_mut() {
+        match tokio::time::timeout(STOP_WAIT_MAX, member.child.wait()).await {
+            Ok(Ok(status)) => println!("member {} exited ({status})", member.id),
+            _ => {
+                let _ = member.child.kill().await;
+                println!("member {} killed after {STOP_WAIT_MAX:?}", member.id);
+            }
+        }
+    }
+}
