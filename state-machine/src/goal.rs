@@ -349,16 +349,19 @@ impl DiffCollector {
     /// recorded earlier in this command.
     pub(crate) fn before(&mut self, state: &crate::State, touch: &Touch) {
         for (scope, key) in &touch.objects {
-            if !self.objects.contains_key(&(scope.clone(), *key)) {
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                self.objects.entry((scope.clone(), *key))
+            {
                 let value = state.scope_value(scope, key);
-                self.objects
-                    .insert((scope.clone(), *key), (value.clone(), value));
+                slot.insert((value.clone(), value));
             }
         }
         for (host, scope) in &touch.subs {
-            if !self.subs.contains_key(&(host.clone(), scope.clone())) {
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                self.subs.entry((host.clone(), scope.clone()))
+            {
                 let on = state.subscribed(host, scope);
-                self.subs.insert((host.clone(), scope.clone()), (on, on));
+                slot.insert((on, on));
             }
         }
     }

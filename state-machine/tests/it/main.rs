@@ -1,5 +1,7 @@
 //! Integration tests of the state machine: one binary, one module per concern.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 mod diffs;
 mod props;
 mod purity;
