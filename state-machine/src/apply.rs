@@ -303,20 +303,18 @@ impl State {
     pub(crate) fn vpc_hosts(&self, net: Id) -> Vec<HostId> {
         self.ix
             .vpc_hosts
-            .range((net, String::new())..)
-            .take_while(|((n, _), _)| *n == net)
-            .map(|((_, h), _)| h.clone())
-            .collect()
+            .get(&net)
+            .map(|hosts| hosts.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Hosts with at least one port in the group.
     pub(crate) fn sg_hosts(&self, sg: Id) -> Vec<HostId> {
         self.ix
             .sg_hosts
-            .range((sg, String::new())..)
-            .take_while(|((g, _), _)| *g == sg)
-            .map(|((_, h), _)| h.clone())
-            .collect()
+            .get(&sg)
+            .map(|hosts| hosts.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     // ---- hosts --------------------------------------------------------------------

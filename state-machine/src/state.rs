@@ -51,10 +51,13 @@ pub(crate) struct Indexes {
     pub(crate) net_ports: BTreeSet<(Id, Id)>,
     pub(crate) ip_used: BTreeMap<(Id, u128), Id>,
     pub(crate) mac_used: BTreeMap<(Id, Mac), Id>,
-    pub(crate) host_ports: BTreeSet<(HostId, Id)>,
-    pub(crate) vpc_hosts: BTreeMap<(Id, HostId), u32>,
+    /// host -> its bound ports (nested so a host name is stored once, not per port).
+    pub(crate) host_ports: BTreeMap<HostId, BTreeSet<Id>>,
+    /// VPC -> host -> number of the host's ports in the VPC.
+    pub(crate) vpc_hosts: BTreeMap<Id, BTreeMap<HostId, u32>>,
     pub(crate) sg_ports: BTreeSet<(Id, Id)>,
-    pub(crate) sg_hosts: BTreeMap<(Id, HostId), u32>,
+    /// group -> host -> number of the host's ports in the group.
+    pub(crate) sg_hosts: BTreeMap<Id, BTreeMap<HostId, u32>>,
     pub(crate) sg_rules: BTreeSet<(Id, Id)>,
     pub(crate) rule_match: BTreeMap<RuleMatch, Id>,
     /// (remote group, rule) for every rule naming a remote group.
@@ -279,10 +282,19 @@ impl State {
                 self.ix.sg_ports.insert((*sg, port.id));
             }
             if let Some(host) = &port.binding_host {
-                self.ix.host_ports.insert((host.clone(), port.id));
-                *self.ix.vpc_hosts.entry((net, host.clone())).or_insert(0) += 1;
+                match self.ix.host_ports.get_mut(host.as_str()) {
+                    Some(set) => {
+                        set.insert(port.id);
+                    }
+                    None => {
+                        self.ix
+                            .host_ports
+                            .insert(host.clone(), BTreeSet::from([port.id]));
+                    }
+                }
+                bump(self.ix.vpc_hosts.entry(net).or_default(), host);
                 for sg in &port.security_groups {
-                    *self.ix.sg_hosts.entry((*sg, host.clone())).or_insert(0) += 1;
+                    bump(self.ix.sg_hosts.entry(*sg).or_default(), host);
                 }
             }
             self.usage_add(&project, ResourceKind::Port, 1);
@@ -298,10 +310,15 @@ impl State {
                 self.ix.sg_ports.remove(&(*sg, port.id));
             }
             if let Some(host) = &port.binding_host {
-                self.ix.host_ports.remove(&(host.clone(), port.id));
-                decrement(&mut self.ix.vpc_hosts, (net, host.clone()));
+                if let Some(set) = self.ix.host_ports.get_mut(host.as_str()) {
+                    set.remove(&port.id);
+                    if set.is_empty() {
+                        self.ix.host_ports.remove(host.as_str());
+                    }
+                }
+                unbump(&mut self.ix.vpc_hosts, net, host);
                 for sg in &port.security_groups {
-                    decrement(&mut self.ix.sg_hosts, (*sg, host.clone()));
+                    unbump(&mut self.ix.sg_hosts, *sg, host);
                 }
             }
             self.usage_sub(&project, ResourceKind::Port, 1);
@@ -364,8 +381,10 @@ impl State {
     pub fn ports_of_host<'a>(&'a self, host: &str) -> impl Iterator<Item = &'a Port> + 'a {
         self.ix
             .host_ports
-            .range((host.to_string(), Id(0))..=(host.to_string(), Id(u128::MAX)))
-            .filter_map(|(_, p)| self.t.ports.get(p))
+            .get(host)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| self.t.ports.get(p))
     }
     /// A security group by ID.
     pub fn security_group(&self, id: &Id) -> Option<&SecurityGroup> {
@@ -403,7 +422,10 @@ impl State {
     // ---- goal state ------------------------------------------------------------
 
     fn host_in_vpc(&self, net: Id, host: &str) -> bool {
-        self.ix.vpc_hosts.contains_key(&(net, host.to_string()))
+        self.ix
+            .vpc_hosts
+            .get(&net)
+            .is_some_and(|hosts| hosts.contains_key(host))
     }
 
     /// Whether some group used by the host's ports has a rule naming `group` as remote.
@@ -412,11 +434,7 @@ impl State {
             .remote_refs
             .range((group, Id(0))..=(group, Id(u128::MAX)))
             .filter_map(|(_, rule)| self.t.rules.get(rule))
-            .any(|rule| {
-                self.ix
-                    .sg_hosts
-                    .contains_key(&(rule.security_group_id, host.to_string()))
-            })
+            .any(|rule| self.host_uses_group(host, rule.security_group_id))
     }
 
     /// The scope an object key belongs to, if the object exists.
@@ -447,7 +465,7 @@ impl State {
         match scope {
             Scope::Host(h) => h == host,
             Scope::Vpc(net) => self.host_in_vpc(*net, host),
-            Scope::Rules(sg) => self.ix.sg_hosts.contains_key(&(*sg, host.to_string())),
+            Scope::Rules(sg) => self.host_uses_group(host, *sg),
             Scope::Members(group) => self.host_needs_members(host, *group),
         }
     }
@@ -646,21 +664,39 @@ impl State {
 
     /// Every host that has a non-empty goal state, in ID order.
     pub fn hosts_with_ports(&self) -> Vec<HostId> {
-        let mut out: Vec<HostId> = Vec::new();
-        for (host, _) in &self.ix.host_ports {
-            if out.last() != Some(host) {
-                out.push(host.clone());
-            }
-        }
-        out
+        self.ix.host_ports.keys().cloned().collect()
+    }
+
+    /// Whether one of the host's ports is in the group.
+    pub(crate) fn host_uses_group(&self, host: &str, sg: Id) -> bool {
+        self.ix
+            .sg_hosts
+            .get(&sg)
+            .is_some_and(|hosts| hosts.contains_key(host))
     }
 }
 
-fn decrement<K: Ord>(map: &mut BTreeMap<K, u32>, key: K) {
-    if let Some(n) = map.get_mut(&key) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            map.remove(&key);
+/// Counts one more port of `host` under an outer key (clones the name only once).
+fn bump(hosts: &mut BTreeMap<HostId, u32>, host: &str) {
+    match hosts.get_mut(host) {
+        Some(n) => *n += 1,
+        None => {
+            hosts.insert(host.to_string(), 1);
+        }
+    }
+}
+
+/// Counts one port of `host` less, dropping empty entries.
+fn unbump(map: &mut BTreeMap<Id, BTreeMap<HostId, u32>>, outer: Id, host: &str) {
+    if let Some(hosts) = map.get_mut(&outer) {
+        if let Some(n) = hosts.get_mut(host) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                hosts.remove(host);
+            }
+        }
+        if hosts.is_empty() {
+            map.remove(&outer);
         }
     }
 }
