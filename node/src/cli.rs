@@ -99,8 +99,14 @@ pub(crate) struct ServerArgs {
     /// `1=10.0.0.1:7001/10.0.0.1:8001,2=10.0.0.2:7001/10.0.0.2:8001,3=...`.
     /// Addresses are what peers and clients dial (host:port, no scheme).
     /// The lowest id bootstraps the cluster when its log is empty.
+    /// With --join: the running cluster's members plus this one.
     #[arg(long, env = "ALCOR_INITIAL_CLUSTER", verbatim_doc_comment)]
     pub(crate) initial_cluster: String,
+    /// Join a running cluster instead of bootstrapping one: never initialize,
+    /// even as the lowest id with an empty log; wait for the leader to add
+    /// this member (`alcor ctl cluster add-learner`, then `promote`).
+    #[arg(long, env = "ALCOR_JOIN")]
+    pub(crate) join: bool,
     /// Leader heartbeat period.
     #[arg(long, env = "ALCOR_HEARTBEAT_INTERVAL_MS", default_value_t = 100)]
     pub(crate) heartbeat_interval_ms: u64,
@@ -381,8 +387,49 @@ pub(crate) enum PortVerb {
     Delete(DeleteOpts),
 }
 
+/// Membership changes go to the leader: `alcor ctl` tries each endpoint
+/// until the leader answers (the others answer NOT_LEADER).
 #[derive(Debug, Subcommand)]
 pub(crate) enum ClusterVerb {
     /// Members, leader, term and log indexes, as the answering node sees them.
     Status,
+    /// Add a non-voting member and wait (within --timeout-ms) until it has
+    /// caught up. Start it first with `alcor server --join`.
+    AddLearner {
+        /// The new member's id (never reuse one).
+        #[arg(long)]
+        id: u64,
+        /// Its Raft address (host:port), as peers dial it.
+        #[arg(long)]
+        raft_addr: String,
+        /// Its API address (host:port), as clients dial it.
+        #[arg(long)]
+        api_addr: String,
+    },
+    /// Make a learner a voter.
+    Promote {
+        /// The learner's id.
+        id: u64,
+    },
+    /// Replace the voter set; members left out stay as learners.
+    SetVoters {
+        /// The new voters, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        voters: Vec<u64>,
+    },
+    /// Remove a member (voter or learner) from the cluster.
+    Remove {
+        /// The member's id.
+        id: u64,
+    },
+    /// Build a snapshot on the answering node now (and purge its log behind it).
+    Snapshot,
+    /// A host's goal-state digest and the revision it was read at.
+    HostDigest {
+        /// The host.
+        host: String,
+        /// Serve from the answering node's state, which may lag.
+        #[arg(long)]
+        stale: bool,
+    },
 }

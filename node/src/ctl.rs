@@ -1,7 +1,8 @@
 //! `alcor ctl`: one gRPC call per invocation, tried against `--endpoints`
 //! in order. A node that cannot be reached, or answers UNAVAILABLE for a
 //! call that certainly had no effect, passes the call to the next one; any
-//! other answer is final.
+//! other answer is final. Membership changes also pass on a NOT_LEADER
+//! answer, so listing every member's endpoint reaches the leader.
 
 use std::future::Future;
 use std::time::Duration;
@@ -29,7 +30,31 @@ pub(crate) struct Client {
 
 impl Client {
     /// Runs `call` against each endpoint in turn until one answers.
-    pub(crate) async fn call<T, F, Fut>(&self, mut call: F) -> anyhow::Result<T>
+    pub(crate) async fn call<T, F, Fut>(&self, call: F) -> anyhow::Result<T>
+    where
+        F: FnMut(Channel, Duration) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        self.call_until(try_next, call).await
+    }
+
+    /// Like `call`, for calls only the leader serves.
+    pub(crate) async fn call_leader<T, F, Fut>(&self, call: F) -> anyhow::Result<T>
+    where
+        F: FnMut(Channel, Duration) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        self.call_until(|s| try_next(s) || not_leader(s), call)
+            .await
+    }
+
+    /// Runs `call` against each endpoint in turn while `next` says the
+    /// answer is worth passing on.
+    async fn call_until<T, F, Fut>(
+        &self,
+        next: impl Fn(&Status) -> bool,
+        mut call: F,
+    ) -> anyhow::Result<T>
     where
         F: FnMut(Channel, Duration) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
@@ -45,7 +70,7 @@ impl Client {
             };
             match call(channel, self.timeout).await {
                 Ok(response) => return Ok(response.into_inner()),
-                Err(status) if try_next(&status) => {
+                Err(status) if next(&status) => {
                     failures.push(format!("{endpoint}: {}", describe(&status)));
                 }
                 Err(status) => bail!("{endpoint}: {}", describe(&status)),
@@ -66,6 +91,15 @@ async fn connect(endpoint: &str, timeout: Duration) -> anyhow::Result<Channel> {
 /// UNAVAILABLE without the indeterminate flag: nothing happened here.
 fn try_next(status: &Status) -> bool {
     status.code() == Code::Unavailable && status.metadata().get(INDETERMINATE_HEADER).is_none()
+}
+
+/// A membership change sent to a node that is not the leader.
+fn not_leader(status: &Status) -> bool {
+    status.code() == Code::FailedPrecondition
+        && status
+            .metadata()
+            .get(REASON_HEADER)
+            .is_some_and(|v| v.as_bytes() == b"NOT_LEADER")
 }
 
 fn describe(status: &Status) -> String {
@@ -116,19 +150,72 @@ pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
         Resource::Vpcs { verb } => vpcs(&client, verb, format).await,
         Resource::Subnets { verb } => subnets(&client, verb, format).await,
         Resource::Ports { verb } => ports(&client, verb, format).await,
-        Resource::Cluster {
-            verb: ClusterVerb::Status,
-        } => {
-            let status = client
-                .call(|channel, timeout| async move {
-                    let request = request(pb::StatusRequest {}, timeout);
-                    ClusterClient::new(channel).status(request).await
-                })
-                .await?;
+        Resource::Cluster { verb } => cluster(&client, verb, format).await,
+    }
+}
+
+/// One Cluster call through `Client::call` (`$via` = `call` or `call_leader`).
+macro_rules! cluster_call {
+    ($client:expr, $via:ident, $method:ident, $message:expr) => {{
+        let message = $message;
+        $client
+            .$via(move |channel, timeout| {
+                let request = request(message.clone(), timeout);
+                async move { ClusterClient::new(channel).$method(request).await }
+            })
+            .await
+    }};
+}
+
+async fn cluster(client: &Client, verb: ClusterVerb, format: OutputFormat) -> anyhow::Result<()> {
+    match verb {
+        ClusterVerb::Status => {
+            let status = cluster_call!(client, call, status, pb::StatusRequest {})?;
             output::status(&status, format);
-            Ok(())
+        }
+        ClusterVerb::AddLearner {
+            id,
+            raft_addr,
+            api_addr,
+        } => {
+            let message = pb::AddLearnerRequest {
+                id,
+                raft_addr,
+                api_addr,
+            };
+            let done = cluster_call!(client, call_leader, add_learner, message)?;
+            output::membership(&done, format);
+        }
+        ClusterVerb::Promote { id } => {
+            let message = pb::PromoteMemberRequest { id };
+            let done = cluster_call!(client, call_leader, promote_member, message)?;
+            output::membership(&done, format);
+        }
+        ClusterVerb::SetVoters { voters } => {
+            let message = pb::ChangeMembershipRequest { voters };
+            let done = cluster_call!(client, call_leader, change_membership, message)?;
+            output::membership(&done, format);
+        }
+        ClusterVerb::Remove { id } => {
+            let message = pb::RemoveMemberRequest { id };
+            let done = cluster_call!(client, call_leader, remove_member, message)?;
+            output::membership(&done, format);
+        }
+        ClusterVerb::Snapshot => {
+            let message = pb::TriggerSnapshotRequest {};
+            let done = cluster_call!(client, call, trigger_snapshot, message)?;
+            output::snapshot(&done, format);
+        }
+        ClusterVerb::HostDigest { host, stale } => {
+            let message = pb::HostDigestRequest {
+                host: host.clone(),
+                stale,
+            };
+            let digest = cluster_call!(client, call, host_digest, message)?;
+            output::host_digest(&host, &digest, format);
         }
     }
+    Ok(())
 }
 
 async fn hosts(client: &Client, verb: HostVerb, format: OutputFormat) -> anyhow::Result<()> {

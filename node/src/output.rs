@@ -249,3 +249,67 @@ pub(crate) fn status(s: &pb::StatusResponse, format: OutputFormat) {
         }
     }
 }
+
+/// Prints the membership after `alcor ctl cluster add-learner|promote|set-voters|remove`.
+pub(crate) fn membership(m: &pb::MembershipResponse, format: OutputFormat) {
+    match format {
+        OutputFormat::Json => {
+            let members: Vec<Value> = m
+                .members
+                .iter()
+                .map(|m| {
+                    json!({ "id": m.id, "raft_addr": m.raft_addr, "api_addr": m.api_addr,
+                            "voter": m.voter })
+                })
+                .collect();
+            println!(
+                "{}",
+                json!({ "log_index": m.log_index, "members": members })
+            );
+        }
+        OutputFormat::Table => {
+            println!("membership committed at log index {}", m.log_index);
+            let mut table = Table::new();
+            table.set_header(vec!["ID", "RAFT ADDR", "API ADDR", "ROLE"]);
+            for m in &m.members {
+                table.add_row(vec![
+                    m.id.to_string(),
+                    m.raft_addr.clone(),
+                    m.api_addr.clone(),
+                    if m.voter { "voter" } else { "learner" }.to_string(),
+                ]);
+            }
+            println!("{table}");
+        }
+    }
+}
+
+/// Prints `alcor ctl cluster snapshot`.
+pub(crate) fn snapshot(s: &pb::TriggerSnapshotResponse, format: OutputFormat) {
+    match format {
+        OutputFormat::Json => println!(
+            "{}",
+            json!({ "snapshot_index": s.snapshot_index, "purged_index": s.purged_index })
+        ),
+        OutputFormat::Table => {
+            let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+            println!(
+                "snapshot at log index {}, log purged up to {}",
+                opt(s.snapshot_index),
+                opt(s.purged_index)
+            );
+        }
+    }
+}
+
+/// Prints `alcor ctl cluster host-digest`; the digest in lowercase hex.
+pub(crate) fn host_digest(host: &str, d: &pb::HostDigestResponse, format: OutputFormat) {
+    let hex: String = d.digest.iter().map(|b| format!("{b:02x}")).collect();
+    match format {
+        OutputFormat::Json => println!(
+            "{}",
+            json!({ "host": host, "revision": d.revision, "digest": hex })
+        ),
+        OutputFormat::Table => println!("{host} at revision {}: {hex}", d.revision),
+    }
+}

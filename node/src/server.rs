@@ -38,12 +38,14 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.snapshot_logs_since_last = args.snapshot_logs_since_last;
     config.snapshot_logs_to_keep = args.snapshot_logs_to_keep;
     config.request_timeout_ms = args.request_timeout_ms;
+    config.bootstrap = !args.join;
     let node = Arc::new(RaftNode::start(config).await.context("start raft")?);
     tracing::info!(
         id = args.id,
         raft_addr = %node.raft_addr(),
         api_addr = %args.api_addr,
         data_dir = %args.data_dir.display(),
+        join = args.join,
         "alcor server started"
     );
 

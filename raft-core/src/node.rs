@@ -69,6 +69,10 @@ pub struct RaftNodeConfig {
     /// Upper bound on one `client_write`/`read_linearizable`, forwarding
     /// and waiting for a leader included.
     pub request_timeout_ms: u64,
+    /// Whether this node may initialize the cluster (when it is the lowest
+    /// id of `initial_members` and its log is empty). `false` for a node
+    /// joining a running cluster: it waits to be added by the leader.
+    pub bootstrap: bool,
 }
 
 impl RaftNodeConfig {
@@ -92,6 +96,7 @@ impl RaftNodeConfig {
             snapshot_logs_since_last: 5_000,
             snapshot_logs_to_keep: 1_000,
             request_timeout_ms: 5_000,
+            bootstrap: true,
         }
     }
 
@@ -173,8 +178,9 @@ impl std::fmt::Debug for RaftNode {
 
 impl RaftNode {
     /// Opens storage, starts Raft and its gRPC server, and bootstraps the
-    /// cluster if this is the lowest id of `initial_members` and its log is
-    /// empty (so a restart never re-initializes).
+    /// cluster if `bootstrap` is set, this is the lowest id of
+    /// `initial_members` and its log is empty (so a restart never
+    /// re-initializes).
     pub async fn start(config: RaftNodeConfig) -> Result<RaftNode, StartError> {
         if !config.initial_members.contains_key(&config.node_id) {
             return Err(StartError::Config(format!(
@@ -242,7 +248,9 @@ impl RaftNode {
                 db_closed,
             })),
         };
-        node.bootstrap(config.initial_members).await?;
+        if config.bootstrap {
+            node.bootstrap(config.initial_members).await?;
+        }
         Ok(node)
     }
 
@@ -479,6 +487,17 @@ impl RaftNode {
         let response = self
             .raft
             .change_membership(changes, retain)
+            .await
+            .map_err(admin_error)?;
+        Ok(response.log_id.index)
+    }
+
+    /// Makes the member `id` (a learner) a voter too, keeping the other
+    /// voters. Leader only.
+    pub async fn promote(&self, id: NodeId) -> Result<u64, AdminError> {
+        let response = self
+            .raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)
             .await
             .map_err(admin_error)?;
         Ok(response.log_id.index)

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use alcor_proto::api::v1 as pb;
+use alcor_proto::api::v1::cluster_client::ClusterClient;
 use alcor_proto::api::v1::orchestrator_client::OrchestratorClient;
 use tonic::transport::Channel;
 
@@ -20,12 +22,17 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_alcor");
 struct Member {
     raft_addr: String,
     api_addr: String,
+    /// This member's `--initial-cluster` (a joining member's lists itself too).
+    initial_cluster: String,
+    /// Started with `--join`.
+    join: bool,
     child: Option<Child>,
 }
 
 pub(crate) struct ProcessCluster {
     members: BTreeMap<u64, Member>,
-    initial_cluster: String,
+    /// Flags given to every `alcor server` of this cluster.
+    server_args: Vec<String>,
     dir: tempfile::TempDir,
 }
 
@@ -38,31 +45,57 @@ fn free_port() -> u16 {
 impl ProcessCluster {
     /// Spawns `n` members with distinct ports and data dirs.
     pub(crate) fn start(n: u64) -> ProcessCluster {
+        ProcessCluster::start_with(n, &[])
+    }
+
+    /// Spawns `n` members, each with `server_args` added to its command line.
+    pub(crate) fn start_with(n: u64, server_args: &[&str]) -> ProcessCluster {
         let dir = tempfile::tempdir().expect("tempdir");
-        let members: BTreeMap<u64, Member> = (1..=n)
+        let mut members: BTreeMap<u64, Member> = (1..=n)
             .map(|id| {
                 let member = Member {
                     raft_addr: format!("127.0.0.1:{}", free_port()),
                     api_addr: format!("127.0.0.1:{}", free_port()),
+                    initial_cluster: String::new(),
+                    join: false,
                     child: None,
                 };
                 (id, member)
             })
             .collect();
-        let initial_cluster = members
-            .iter()
-            .map(|(id, m)| format!("{id}={}/{}", m.raft_addr, m.api_addr))
-            .collect::<Vec<_>>()
-            .join(",");
+        let initial_cluster = initial_cluster_of(&members);
+        for member in members.values_mut() {
+            member.initial_cluster = initial_cluster.clone();
+        }
         let mut cluster = ProcessCluster {
             members,
-            initial_cluster,
+            server_args: server_args.iter().map(|a| a.to_string()).collect(),
             dir,
         };
         for id in 1..=n {
             cluster.spawn(id);
         }
         cluster
+    }
+
+    /// Starts a new member `id` with `alcor server --join`; its
+    /// `--initial-cluster` is the current members plus itself. It is not a
+    /// member until the leader adds it.
+    pub(crate) fn spawn_joining(&mut self, id: u64) {
+        assert!(!self.members.contains_key(&id), "member {id} exists");
+        self.members.insert(
+            id,
+            Member {
+                raft_addr: format!("127.0.0.1:{}", free_port()),
+                api_addr: format!("127.0.0.1:{}", free_port()),
+                initial_cluster: String::new(),
+                join: true,
+                child: None,
+            },
+        );
+        let initial_cluster = initial_cluster_of(&self.members);
+        self.members.get_mut(&id).expect("member").initial_cluster = initial_cluster;
+        self.spawn(id);
     }
 
     /// Starts member `id` (again) from its data dir.
@@ -76,14 +109,20 @@ impl ProcessCluster {
             .append(true)
             .open(&log)
             .expect("log file");
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .arg("server")
             .args(["--id", &id.to_string()])
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--raft-addr", &member.raft_addr])
             .args(["--api-addr", &member.api_addr])
-            .args(["--initial-cluster", &self.initial_cluster])
+            .args(["--initial-cluster", &member.initial_cluster])
+            .args(&self.server_args);
+        if member.join {
+            command.arg("--join");
+        }
+        let child = command
             .env("ALCOR_LOG", "info,openraft=warn")
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -112,6 +151,51 @@ impl ProcessCluster {
         self.members[&id].api_addr.clone()
     }
 
+    pub(crate) fn raft_addr(&self, id: u64) -> String {
+        self.members[&id].raft_addr.clone()
+    }
+
+    pub(crate) async fn cluster_client(&self, id: u64) -> Option<ClusterClient<Channel>> {
+        ClusterClient::connect(format!("http://{}", self.api_addr(id)))
+            .await
+            .ok()
+    }
+
+    /// Member `id`'s `Cluster.Status`, if it answers.
+    pub(crate) async fn status(&self, id: u64) -> Option<pb::StatusResponse> {
+        let mut client = self.cluster_client(id).await?;
+        let mut request = tonic::Request::new(pb::StatusRequest {});
+        request.set_timeout(Duration::from_millis(2_000));
+        Some(client.status(request).await.ok()?.into_inner())
+    }
+
+    /// The voters member `id` reports.
+    pub(crate) async fn voters(&self, id: u64) -> Option<Vec<u64>> {
+        let status = self.status(id).await?;
+        Some(
+            status
+                .members
+                .iter()
+                .filter(|m| m.voter)
+                .map(|m| m.id)
+                .collect(),
+        )
+    }
+
+    /// Waits until every member in `among` has applied the same index,
+    /// at least `at_least`, and reports the same leader; returns that index.
+    pub(crate) async fn quiescent(&self, among: &[u64], at_least: u64) -> u64 {
+        self.eventually("members to agree on leader and applied index", || async {
+            let mut seen = Vec::new();
+            for id in among {
+                let s = self.status(*id).await?;
+                seen.push((s.leader_id?, s.applied_index?));
+            }
+            let first = *seen.first()?;
+            (first.1 >= at_least && seen.iter().all(|s| *s == first)).then_some(first.1)
+        })
+        .await
+    }
     pub(crate) async fn client(&self, id: u64) -> Option<OrchestratorClient<Channel>> {
         OrchestratorClient::connect(format!("http://{}", self.api_addr(id)))
             .await
@@ -133,6 +217,17 @@ impl ProcessCluster {
     /// `alcor ctl --endpoints <addrs> -o json <args>`; the parsed output on
     /// success.
     pub(crate) fn ctl_json(&self, endpoints: &[u64], args: &[&str]) -> Option<serde_json::Value> {
+        self.ctl_json_within(endpoints, 2_000, args)
+    }
+
+    /// `ctl_json` with a `--timeout-ms` of `timeout_ms`.
+    pub(crate) fn ctl_json_within(
+        &self,
+        endpoints: &[u64],
+        timeout_ms: u64,
+        args: &[&str],
+    ) -> Option<serde_json::Value> {
+        let timeout_ms = timeout_ms.to_string();
         let endpoints: Vec<String> = endpoints.iter().map(|id| self.api_addr(*id)).collect();
         let output = Command::new(BIN)
             .arg("ctl")
@@ -142,7 +237,7 @@ impl ProcessCluster {
                 "-o",
                 "json",
                 "--timeout-ms",
-                "2000",
+                &timeout_ms,
             ])
             .args(args)
             .output()
@@ -188,6 +283,15 @@ impl ProcessCluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The `--initial-cluster` value naming `members`.
+fn initial_cluster_of(members: &BTreeMap<u64, Member>) -> String {
+    members
+        .iter()
+        .map(|(id, m)| format!("{id}={}/{}", m.raft_addr, m.api_addr))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl Drop for ProcessCluster {

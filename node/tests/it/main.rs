@@ -1,5 +1,10 @@
-//! End-to-end tests of the real `alcor` binary: three `alcor server`
-//! processes on 127.0.0.1, driven by the gRPC client and `alcor ctl`.
+//! End-to-end tests of the real `alcor` binary: `alcor server` processes on
+//! 127.0.0.1, driven by the gRPC client, `alcor ctl` and simulated agents.
 
+mod agents;
 mod cluster;
+mod garbage;
 mod kill_leader;
+mod membership;
+mod snapshot;
+mod workload;
