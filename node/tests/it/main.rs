@@ -3,6 +3,7 @@
 
 mod agents;
 mod cluster;
+mod dev;
 mod garbage;
 mod kill_leader;
 mod membership;
