@@ -8,7 +8,12 @@ use std::time::Duration;
 /// Runs `alcor dev --exit-after-demo` and returns its stdout.
 fn run_dev(data_dir: &std::path::Path, base_port: u16) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_alcor"))
-        .args(["dev", "--exit-after-demo", "--base-port", &base_port.to_string()])
+        .args([
+            "dev",
+            "--exit-after-demo",
+            "--base-port",
+            &base_port.to_string(),
+        ])
         .arg("--data-dir")
         .arg(data_dir)
         .stdout(std::process::Stdio::piped())
@@ -51,10 +56,17 @@ fn dev_runs_the_demo_and_a_second_run_reuses_the_data() {
     let first = run_dev(dir.path(), base_port);
     assert!(first.contains("created 100 ports in one batch"), "{first}");
     for host in ["host-1", "host-2", "host-3"] {
-        let line = first.lines().find(|l| l.starts_with(host)).expect("agent line");
+        let line = first
+            .lines()
+            .find(|l| l.starts_with(host))
+            .expect("agent line");
         assert!(line.contains("neighbors 100"), "{line}");
     }
-    assert_eq!(first.matches("exited (exit status: 0)").count(), 3, "{first}");
+    assert_eq!(
+        first.matches("exited (exit status: 0)").count(),
+        3,
+        "{first}"
+    );
     let second = run_dev(dir.path(), base_port);
     assert!(second.contains("reusing data"), "{second}");
     assert!(!second.contains("created 100 ports"), "{second}");
