@@ -151,7 +151,7 @@ pub(crate) struct CtlArgs {
         env = "ALCOR_ENDPOINTS",
         global = true,
         value_delimiter = ',',
-        default_value = "127.0.0.1:8001"
+        default_value = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103"
     )]
     pub(crate) endpoints: Vec<String>,
     /// Output format.
