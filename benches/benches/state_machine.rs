@@ -129,7 +129,10 @@ fn goal_state(c: &mut Criterion) {
     group.finish();
 }
 
-#[allow(missing_docs, reason = "criterion_group! generates an undocumented function")]
+#[allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
 mod group {
     use super::*;
     criterion_group!(benches, port_create, rule_change, goal_state);

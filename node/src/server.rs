@@ -52,7 +52,9 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // Subscribes to applied events before reading the state: create it once, now.
     let push = PushService::new(&node, PushConfig::default())
         .map_err(|status| anyhow::anyhow!("start host push: {}", status.message()))?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(api_listener);
+    // tonic ignores `Server::tcp_nodelay` for caller-supplied listeners: set it here, or
+    // every small response waits for the peer's delayed ACK (~40 ms).
+    let incoming = tonic::transport::server::TcpIncoming::from(api_listener).with_nodelay(Some(true));
     let shutdown = {
         let push = push.clone();
         async move {

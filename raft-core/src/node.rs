@@ -225,7 +225,9 @@ impl RaftNode {
                 .tcp_nodelay(true)
                 .add_service(service)
                 .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    // `tcp_nodelay` above is ignored for a caller-supplied listener;
+                    // without this every Raft round trip waits for a delayed ACK.
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                     async {
                         let _ = stop_rx.await;
                     },
