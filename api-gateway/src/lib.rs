@@ -28,6 +28,7 @@
 //! openraft or RocksDB (only `alcor-raft-core`'s facade), nor on
 //! `host-push`.
 
+mod batcher;
 pub mod cluster;
 pub mod convert;
 pub mod deadline;

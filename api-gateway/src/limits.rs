@@ -34,3 +34,16 @@ pub const DEADLINE_MARGIN_MS: u64 = 5;
 const _: () = assert!(PORTS_BATCH_MAX <= BATCH_PORTS_MAX);
 const _: () = assert!(LIST_PAGE_DEFAULT <= LIST_PAGE_MAX);
 const _: () = assert!(REQUEST_BYTES_MAX <= RESPONSE_BYTES_MAX);
+
+/// Writes waiting to be coalesced into a Raft entry; a full queue answers
+/// RESOURCE_EXHAUSTED (OVERLOADED) instead of queueing without bound.
+pub const PROPOSALS_QUEUED_MAX: usize = 4_096;
+
+/// Independent writes coalesced into one Raft entry (`Command::Batch`).
+pub const PROPOSAL_COMMANDS_MAX: usize = 256;
+
+/// Coalesced entries proposed concurrently by one gateway.
+pub const PROPOSALS_IN_FLIGHT_MAX: usize = 4;
+
+const _: () = assert!(PROPOSAL_COMMANDS_MAX <= alcor_state_machine::limits::BATCH_COMMANDS_MAX);
+const _: () = assert!(PROPOSAL_COMMANDS_MAX <= PROPOSALS_QUEUED_MAX);

@@ -10,10 +10,11 @@ use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::orchestrator_server::{Orchestrator, OrchestratorServer};
 use alcor_raft_core::{RaftNode, ReadError, WriteError};
 use alcor_state_machine::model::Port;
-use alcor_state_machine::{Command, Kind, Proposal, Rejection, Reply, State};
+use alcor_state_machine::{Command, Kind, Rejection, Reply, State};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
+use crate::batcher::Batcher;
 use crate::convert;
 use crate::deadline;
 use crate::error::ApiError;
@@ -26,6 +27,8 @@ use crate::limits::{
 #[derive(Debug, Clone)]
 pub struct OrchestratorService {
     node: Arc<RaftNode>,
+    /// Coalesces concurrent writes into one Raft entry.
+    batcher: Batcher,
     /// Caps requests in flight at `CONCURRENT_REQUESTS_MAX`.
     permits: Arc<Semaphore>,
 }
@@ -34,6 +37,7 @@ impl OrchestratorService {
     /// A service proposing to and reading from `node`.
     pub fn new(node: Arc<RaftNode>) -> OrchestratorService {
         OrchestratorService {
+            batcher: Batcher::start(Arc::clone(&node)),
             node,
             permits: Arc::new(Semaphore::new(CONCURRENT_REQUESTS_MAX)),
         }
@@ -52,8 +56,8 @@ impl OrchestratorService {
             .map_err(|_| ApiError::Overloaded)
     }
 
-    /// Proposes `command` stamped with this gateway's wall clock and returns
-    /// the commit index and the state machine's reply.
+    /// Proposes `command` (coalesced with concurrent writes, stamped with this
+    /// gateway's wall clock) and returns the commit index and the reply.
     async fn write(
         &self,
         budget: Option<Duration>,
@@ -61,17 +65,14 @@ impl OrchestratorService {
     ) -> Result<(u64, Reply), ApiError> {
         let _permit = self.permit()?;
         let name = command.name();
-        let proposal = Proposal {
-            time_ms: now_ms(),
-            command,
-        };
-        let write = self.node.client_write(proposal);
-        let response = match budget {
+        let write = self.batcher.write(command);
+        let queued = match budget {
             Some(budget) => tokio::time::timeout(budget, write)
                 .await
-                .map_err(|_| WriteError::Timeout)??,
-            None => write.await?,
+                .map_err(|_| WriteError::Timeout)?,
+            None => write.await,
         };
+        let response = queued.map_err(|_| ApiError::Overloaded)??;
         tracing::debug!(
             command = name,
             log_index = response.log_index,
@@ -115,7 +116,7 @@ impl OrchestratorService {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -31,12 +31,21 @@ pub struct Outcome {
 
 /// Per-command context: the log index and the leader's clock.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Ctx {
+pub(crate) struct Ctx<'a> {
     pub(crate) index: u64,
     pub(crate) time_ms: u64,
+    /// Sequence of IDs derived in this entry, shared by every command of a batch.
+    derived: &'a std::cell::Cell<u32>,
 }
 
-impl Ctx {
+impl Ctx<'_> {
+    /// A new ID derived from this entry's index, unique within the entry.
+    pub(crate) fn derive_id(&self) -> Id {
+        let seq = self.derived.get() + 1;
+        self.derived.set(seq);
+        Id::derived(self.index, seq)
+    }
+
     pub(crate) fn meta(&self, project_id: &ProjectId) -> Meta {
         Meta {
             project_id: project_id.clone(),
@@ -56,9 +65,11 @@ impl State {
     /// proposal always give the same outcome and the same new state. A rejected
     /// command changes nothing but the applied index.
     pub fn apply(&mut self, log_index: u64, proposal: &Proposal) -> Outcome {
+        let derived = std::cell::Cell::new(0);
         let ctx = Ctx {
             index: log_index,
             time_ms: proposal.time_ms,
+            derived: &derived,
         };
         let mut diffs = DiffCollector::default();
         let result = self.dispatch(ctx, &proposal.command, &mut diffs);
@@ -273,7 +284,21 @@ impl State {
             } => self.router_interface(ctx, *router_id, *subnet_id, false, d),
             Command::SetQuota { project_id, quota } => self.set_quota(project_id, Some(*quota)),
             Command::ResetQuota { project_id } => self.set_quota(project_id, None),
+            Command::Batch(commands) => self.batch(ctx, commands, d),
         }
+    }
+
+    /// Applies independent commands in order; each rejection stays with its command
+    /// (a rejected command changed nothing, so the others are unaffected).
+    fn batch(&mut self, ctx: Ctx, commands: &[Command], d: &mut DiffCollector) -> Result<Reply, Rejection> {
+        if commands.len() > crate::limits::BATCH_COMMANDS_MAX {
+            return Err(Rejection::BatchTooLarge { len: commands.len(), max: crate::limits::BATCH_COMMANDS_MAX });
+        }
+        if commands.iter().any(|c| matches!(c, Command::Batch(_))) {
+            return Err(Rejection::invalid("command", "batches may not nest"));
+        }
+        let results = commands.iter().map(|command| self.dispatch(ctx, command, d)).collect();
+        Ok(Reply::Batch(results))
     }
 
     // ---- helpers ------------------------------------------------------------------
@@ -851,10 +876,10 @@ impl State {
             });
         }
         let rule_ids = [
-            Id::derived(ctx.index, 1),
-            Id::derived(ctx.index, 2),
-            Id::derived(ctx.index, 3),
-            Id::derived(ctx.index, 4),
+            ctx.derive_id(),
+            ctx.derive_id(),
+            ctx.derive_id(),
+            ctx.derive_id(),
         ];
         if rule_ids.iter().any(|r| self.t.rules.contains_key(r)) {
             return Err(Rejection::AlreadyExists {

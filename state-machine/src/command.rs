@@ -267,6 +267,11 @@ pub enum Command {
     SetQuota { project_id: ProjectId, quota: Quota },
     /// Reset a project's quota to the defaults.
     ResetQuota { project_id: ProjectId },
+
+    /// Independent commands coalesced into one log entry by a gateway: each is
+    /// applied in order with its own result (not atomic, unlike `CreatePorts`),
+    /// and all get this entry's index as revision. May not nest.
+    Batch(Vec<Command>),
 }
 
 impl Command {
@@ -299,6 +304,7 @@ impl Command {
             Command::RemoveRouterInterface { .. } => "remove_router_interface",
             Command::SetQuota { .. } => "set_quota",
             Command::ResetQuota { .. } => "reset_quota",
+            Command::Batch(_) => "batch",
         }
     }
 }
@@ -327,6 +333,8 @@ pub enum Reply {
     Quota(Quota),
     /// The resource is gone.
     Deleted,
+    /// The result of each command of a [`Command::Batch`], in order.
+    Batch(Vec<Result<Reply, Rejection>>),
 }
 
 /// Kinds of resources named in rejections.

@@ -3,6 +3,8 @@
 
 /// Ports in one batch create.
 pub const BATCH_PORTS_MAX: usize = 10_000;
+/// Commands coalesced into one [`crate::Command::Batch`] entry.
+pub const BATCH_COMMANDS_MAX: usize = 1_024;
 /// Fixed IPs on one port.
 pub const PORT_FIXED_IPS_MAX: usize = 16;
 /// Security groups on one port.

@@ -57,12 +57,10 @@ impl State {
             planned.push(port);
         }
         // Commit: nothing below can fail.
-        let mut seq = 0u32;
         for (project, sg_id) in std::mem::take(&mut overlay.default_sgs) {
             let mut rule_ids = [Id(0); 4];
             for slot in &mut rule_ids {
-                seq += 1;
-                *slot = Id::derived(ctx.index, seq);
+                *slot = ctx.derive_id();
             }
             let sg = SecurityGroup {
                 id: sg_id,
@@ -200,11 +198,7 @@ impl State {
         if let Some(id) = self.ix.default_sg.get(project) {
             return *id;
         }
-        let n_planned = ov.default_sgs.len() as u32;
-        *ov.default_sgs
-            .entry(project.clone())
-            // Sequence numbers from 1_000_000 up never meet the rule IDs (1..=4 per group).
-            .or_insert_with(|| Id::derived(ctx.index, 1_000_000 + n_planned))
+        *ov.default_sgs.entry(project.clone()).or_insert_with(|| ctx.derive_id())
     }
 
     fn allocate_mac(&self, net: Id, ov: &mut Overlay) -> Result<Mac, Rejection> {

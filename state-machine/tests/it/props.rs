@@ -52,7 +52,7 @@ fn arb_spec() -> impl Strategy<Value = PortSpec> {
         })
 }
 
-fn arb_command() -> impl Strategy<Value = Command> {
+fn arb_simple_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         (0..HOSTS.len(), 1u8..250)
             .prop_map(|(h, last)| host(HOSTS[h], &format!("172.16.0.{last}"))),
@@ -141,6 +141,13 @@ fn arb_command() -> impl Strategy<Value = Command> {
             admin_state_up: None,
             expected_revision: None
         }),
+    ]
+}
+
+fn arb_command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        8 => arb_simple_command(),
+        1 => proptest::collection::vec(arb_simple_command(), 1..5).prop_map(Command::Batch),
     ]
 }
 

@@ -593,3 +593,29 @@ fn ipv6_subnet_allocates_from_its_range() {
     let p = as_port(w.ok(port(5, 1, None)));
     assert_eq!(p.fixed_ips[0].ip_address.to_string(), "2001:db8::2");
 }
+
+#[test]
+fn batch_entry_applies_each_command_independently() {
+    let mut w = base();
+    let mut other = port_spec(7, 1, None);
+    other.project_id = "proj-b".into();
+    let Reply::Batch(results) = w.ok(Command::Batch(vec![
+        port(5, 1, Some("h1")),
+        port_with_ip(6, 1, 10, "10.9.9.9"),
+        Command::CreatePort(other),
+    ])) else {
+        panic!("not a batch reply")
+    };
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(Rejection::IpOutsideSubnet { .. })), "{:?}", results[1]);
+    assert!(results[2].is_ok());
+    assert!(w.state.port(&Id(6)).is_none());
+    // Both projects got their own default group, with distinct derived IDs.
+    let a = w.state.default_security_group(PROJECT).unwrap();
+    let b = w.state.default_security_group("proj-b").unwrap();
+    assert_ne!(a, b);
+    assert_eq!(w.state.security_group_rules().count(), 8);
+    assert_eq!(w.state.port(&Id(5)).unwrap().meta.revision, w.state.port(&Id(7)).unwrap().meta.revision);
+    let e = w.reject(Command::Batch(vec![Command::Batch(vec![])]));
+    assert!(matches!(e, Rejection::InvalidField { .. }));
+}
