@@ -37,11 +37,18 @@ impl Batcher {
     }
 
     /// Queues one command; resolves when its entry is applied (or fails).
-    pub(crate) async fn write(&self, command: Command) -> Result<Result<Response, WriteError>, QueueFull> {
+    pub(crate) async fn write(
+        &self,
+        command: Command,
+    ) -> Result<Result<Response, WriteError>, QueueFull> {
         let (slot, reply) = oneshot::channel();
-        self.queue.try_send((command, slot)).map_err(|_| QueueFull)?;
+        self.queue
+            .try_send((command, slot))
+            .map_err(|_| QueueFull)?;
         // A dropped slot means the proposing task ended: the node is stopping.
-        Ok(reply.await.unwrap_or_else(|_| Err(WriteError::Fatal("gateway stopped".to_string()))))
+        Ok(reply
+            .await
+            .unwrap_or_else(|_| Err(WriteError::Fatal("gateway stopped".to_string()))))
     }
 }
 
@@ -49,7 +56,9 @@ async fn run(node: Arc<RaftNode>, mut rx: mpsc::Receiver<(Command, Slot)>) {
     let in_flight = Arc::new(Semaphore::new(PROPOSALS_IN_FLIGHT_MAX));
     while let Some(first) = rx.recv().await {
         // Waiting for a free slot lets more writes queue up behind `first`.
-        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { return };
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            return;
+        };
         let mut batch = vec![first];
         while batch.len() < PROPOSAL_COMMANDS_MAX {
             match rx.try_recv() {
@@ -67,16 +76,29 @@ async fn run(node: Arc<RaftNode>, mut rx: mpsc::Receiver<(Command, Slot)>) {
 
 async fn propose(node: &RaftNode, mut batch: Vec<(Command, Slot)>) {
     if batch.len() == 1 {
-        let Some((command, slot)) = batch.pop() else { return };
-        let result = node.client_write(Proposal { time_ms: crate::orchestrator::now_ms(), command }).await;
+        let Some((command, slot)) = batch.pop() else {
+            return;
+        };
+        let result = node
+            .client_write(Proposal {
+                time_ms: crate::orchestrator::now_ms(),
+                command,
+            })
+            .await;
         let _ = slot.send(result);
         return;
     }
     let (commands, slots): (Vec<Command>, Vec<Slot>) = batch.into_iter().unzip();
     let n = commands.len();
-    let proposal = Proposal { time_ms: crate::orchestrator::now_ms(), command: Command::Batch(commands) };
+    let proposal = Proposal {
+        time_ms: crate::orchestrator::now_ms(),
+        command: Command::Batch(commands),
+    };
     match node.client_write(proposal).await {
-        Ok(Response { log_index, result: Ok(Reply::Batch(results)) }) if results.len() == n => {
+        Ok(Response {
+            log_index,
+            result: Ok(Reply::Batch(results)),
+        }) if results.len() == n => {
             for (slot, result) in slots.into_iter().zip(results) {
                 let _ = slot.send(Ok(Response { log_index, result }));
             }
@@ -92,7 +114,10 @@ async fn propose(node: &RaftNode, mut batch: Vec<(Command, Slot)>) {
                 Err(rejection) => Err(rejection),
             };
             for slot in slots {
-                let _ = slot.send(Ok(Response { log_index, result: result.clone() }));
+                let _ = slot.send(Ok(Response {
+                    log_index,
+                    result: result.clone(),
+                }));
             }
         }
         Err(e) => {

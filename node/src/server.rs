@@ -54,7 +54,8 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .map_err(|status| anyhow::anyhow!("start host push: {}", status.message()))?;
     // tonic ignores `Server::tcp_nodelay` for caller-supplied listeners: set it here, or
     // every small response waits for the peer's delayed ACK (~40 ms).
-    let incoming = tonic::transport::server::TcpIncoming::from(api_listener).with_nodelay(Some(true));
+    let incoming =
+        tonic::transport::server::TcpIncoming::from(api_listener).with_nodelay(Some(true));
     let shutdown = {
         let push = push.clone();
         async move {

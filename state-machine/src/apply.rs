@@ -290,14 +290,25 @@ impl State {
 
     /// Applies independent commands in order; each rejection stays with its command
     /// (a rejected command changed nothing, so the others are unaffected).
-    fn batch(&mut self, ctx: Ctx, commands: &[Command], d: &mut DiffCollector) -> Result<Reply, Rejection> {
+    fn batch(
+        &mut self,
+        ctx: Ctx,
+        commands: &[Command],
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
         if commands.len() > crate::limits::BATCH_COMMANDS_MAX {
-            return Err(Rejection::BatchTooLarge { len: commands.len(), max: crate::limits::BATCH_COMMANDS_MAX });
+            return Err(Rejection::BatchTooLarge {
+                len: commands.len(),
+                max: crate::limits::BATCH_COMMANDS_MAX,
+            });
         }
         if commands.iter().any(|c| matches!(c, Command::Batch(_))) {
             return Err(Rejection::invalid("command", "batches may not nest"));
         }
-        let results = commands.iter().map(|command| self.dispatch(ctx, command, d)).collect();
+        let results = commands
+            .iter()
+            .map(|command| self.dispatch(ctx, command, d))
+            .collect();
         Ok(Reply::Batch(results))
     }
 

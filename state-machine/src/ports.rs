@@ -198,7 +198,9 @@ impl State {
         if let Some(id) = self.ix.default_sg.get(project) {
             return *id;
         }
-        *ov.default_sgs.entry(project.clone()).or_insert_with(|| ctx.derive_id())
+        *ov.default_sgs
+            .entry(project.clone())
+            .or_insert_with(|| ctx.derive_id())
     }
 
     fn allocate_mac(&self, net: Id, ov: &mut Overlay) -> Result<Mac, Rejection> {

@@ -455,3 +455,54 @@ async fn write_through_a_follower_commits_and_every_node_reads_it() {
     assert_eq!(status.state, "follower");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_raft_entries_and_keep_their_own_results() {
+    let cluster = TestCluster::start(1).await;
+    let mut c = cluster.client(0).await;
+    let vpc = create_vpc(&mut c, "coalesce").await;
+    create_subnet(&mut c, &vpc.id, "10.20.0.0/24").await;
+    let n = 64;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let mut c = c.clone();
+        let mut req = port_request(&vpc.id, &format!("p{i}"));
+        if i == 0 {
+            // One write in the crowd is invalid: only it must fail.
+            req.fixed_ips = vec![pb::FixedIpRequest {
+                subnet_id: String::new(),
+                ip_address: "10.99.0.1".into(),
+            }];
+        }
+        tasks.push(tokio::spawn(async move { c.create_port(req).await }));
+    }
+    let mut revisions = std::collections::BTreeSet::new();
+    let mut ips = std::collections::BTreeSet::new();
+    let mut failed = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(port) => {
+                let port = port.into_inner();
+                revisions.insert(port.revision);
+                assert!(
+                    ips.insert(port.fixed_ips[0].ip_address.clone()),
+                    "address handed out twice"
+                );
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+                failed += 1;
+            }
+        }
+    }
+    assert_eq!(failed, 1);
+    assert_eq!(ips.len(), n - 1);
+    assert!(
+        revisions.len() < n - 1,
+        "{} writes used {} Raft entries: nothing was coalesced",
+        n - 1,
+        revisions.len()
+    );
+    assert_eq!(all_ports(&mut c, &vpc.id).await.len(), n - 1);
+    cluster.shutdown().await;
+}

@@ -607,7 +607,11 @@ fn batch_entry_applies_each_command_independently() {
         panic!("not a batch reply")
     };
     assert!(results[0].is_ok());
-    assert!(matches!(results[1], Err(Rejection::IpOutsideSubnet { .. })), "{:?}", results[1]);
+    assert!(
+        matches!(results[1], Err(Rejection::IpOutsideSubnet { .. })),
+        "{:?}",
+        results[1]
+    );
     assert!(results[2].is_ok());
     assert!(w.state.port(&Id(6)).is_none());
     // Both projects got their own default group, with distinct derived IDs.
@@ -615,7 +619,10 @@ fn batch_entry_applies_each_command_independently() {
     let b = w.state.default_security_group("proj-b").unwrap();
     assert_ne!(a, b);
     assert_eq!(w.state.security_group_rules().count(), 8);
-    assert_eq!(w.state.port(&Id(5)).unwrap().meta.revision, w.state.port(&Id(7)).unwrap().meta.revision);
+    assert_eq!(
+        w.state.port(&Id(5)).unwrap().meta.revision,
+        w.state.port(&Id(7)).unwrap().meta.revision
+    );
     let e = w.reject(Command::Batch(vec![Command::Batch(vec![])]));
     assert!(matches!(e, Rejection::InvalidField { .. }));
 }
