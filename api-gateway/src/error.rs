@@ -96,7 +96,8 @@ fn rejection_code(rejection: &Rejection) -> Code {
         | Rejection::IpInUse { .. }
         | Rejection::MacInUse { .. }
         | Rejection::OverlappingSubnet { .. }
-        | Rejection::RuleExists { .. } => Code::AlreadyExists,
+        | Rejection::RuleExists { .. }
+        | Rejection::TokenConflict { .. } => Code::AlreadyExists,
         Rejection::InvalidCidr { .. }
         | Rejection::InvalidField { .. }
         | Rejection::IpOutsideSubnet { .. }

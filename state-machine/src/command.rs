@@ -268,6 +268,14 @@ pub enum Command {
     /// Reset a project's quota to the defaults.
     ResetQuota { project_id: ProjectId },
 
+    /// A command with a client request token: the first success is remembered,
+    /// a retry with the same token and the same command returns that reply
+    /// without applying again, and the same token with another command is
+    /// rejected ([`Rejection::TokenConflict`]). Tokens are replicated state, so
+    /// this holds across leader changes; the oldest are forgotten beyond
+    /// `limits::TOKENS_MAX`.
+    Idempotent { token: String, command: Box<Command> },
+
     /// Independent commands coalesced into one log entry by a gateway: each is
     /// applied in order with its own result (not atomic, unlike `CreatePorts`),
     /// and all get this entry's index as revision. May not nest.
@@ -305,6 +313,7 @@ impl Command {
             Command::SetQuota { .. } => "set_quota",
             Command::ResetQuota { .. } => "reset_quota",
             Command::Batch(_) => "batch",
+            Command::Idempotent { command, .. } => command.name(),
         }
     }
 }
@@ -486,6 +495,12 @@ pub enum Rejection {
         /// The limit.
         max: usize,
     },
+    /// The request token was already used for a different command.
+    #[error("request token {token:?} was used for a different request")]
+    TokenConflict {
+        /// The token.
+        token: String,
+    },
     /// One entry of a batch was rejected, so the whole batch was.
     #[error("batch entry {index} rejected: {cause}")]
     BatchEntry {
@@ -515,6 +530,7 @@ impl Rejection {
             Rejection::RuleExists { .. } => "RULE_EXISTS",
             Rejection::BatchTooLarge { .. } => "BATCH_TOO_LARGE",
             Rejection::BatchEntry { .. } => "BATCH_ENTRY",
+            Rejection::TokenConflict { .. } => "TOKEN_CONFLICT",
         }
     }
 

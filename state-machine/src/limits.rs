@@ -5,6 +5,13 @@
 pub const BATCH_PORTS_MAX: usize = 10_000;
 /// Commands coalesced into one [`crate::Command::Batch`] entry.
 pub const BATCH_COMMANDS_MAX: usize = 1_024;
+/// Request tokens remembered for idempotent retries (oldest forgotten first).
+pub const TOKENS_MAX: usize = 16_384;
+/// Weight of remembered replies (1 per token plus 1 per port in its reply), so a
+/// few huge batch replies cannot pin unbounded memory.
+pub const TOKEN_REPLY_WEIGHT_MAX: u64 = 262_144;
+/// Bytes in a request token.
+pub const TOKEN_BYTES_MAX: usize = 128;
 /// Fixed IPs on one port.
 pub const PORT_FIXED_IPS_MAX: usize = 16;
 /// Security groups on one port.

@@ -41,6 +41,29 @@ pub(crate) struct Tables {
     pub(crate) vni_cursor: u32,
     /// Next address (as an integer) to try, per subnet.
     pub(crate) ip_cursors: BTreeMap<Id, u128>,
+    /// Remembered request tokens.
+    pub(crate) tokens: BTreeMap<String, TokenRecord>,
+}
+
+/// What a request token was first used for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct TokenRecord {
+    /// Digest of the command it came with.
+    pub(crate) fingerprint: [u8; 32],
+    /// Log index of the first success.
+    pub(crate) index: u64,
+    /// The reply then.
+    pub(crate) reply: crate::command::Reply,
+}
+
+impl TokenRecord {
+    /// Memory weight: one per token plus one per port in the reply.
+    pub(crate) fn weight(&self) -> u64 {
+        1 + match &self.reply {
+            crate::command::Reply::Ports(ports) => ports.len() as u64,
+            _ => 0,
+        }
+    }
 }
 
 /// Secondary indexes, derived from [`Tables`].
@@ -67,6 +90,10 @@ pub(crate) struct Indexes {
     pub(crate) subnet_router: BTreeMap<Id, Id>,
     /// (network, router) -> number of the router's interfaces in that network.
     pub(crate) net_routers: BTreeMap<(Id, Id), u32>,
+    /// Remembered tokens by age: (first-use index, token).
+    pub(crate) token_ages: BTreeSet<(u64, String)>,
+    /// Sum of the remembered tokens' weights.
+    pub(crate) token_weight: u64,
 }
 
 /// The whole replicated network state.
@@ -198,6 +225,10 @@ impl State {
         let ports: Vec<Port> = self.t.ports.values().cloned().collect();
         for port in &ports {
             self.index_port(port, true);
+        }
+        for (token, record) in &self.t.tokens {
+            self.ix.token_ages.insert((record.index, token.clone()));
+            self.ix.token_weight += record.weight();
         }
     }
 

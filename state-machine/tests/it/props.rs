@@ -148,6 +148,10 @@ fn arb_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         8 => arb_simple_command(),
         1 => proptest::collection::vec(arb_simple_command(), 1..5).prop_map(Command::Batch),
+        2 => (0u8..4, arb_simple_command()).prop_map(|(t, command)| Command::Idempotent {
+            token: format!("tok-{t}"),
+            command: Box::new(command),
+        }),
     ]
 }
 
