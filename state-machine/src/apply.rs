@@ -314,15 +314,30 @@ impl State {
     }
 
     /// Applies `command` once per token; see [`Command::Idempotent`].
-    fn idempotent(&mut self, ctx: Ctx, token: &str, command: &Command, d: &mut DiffCollector) -> Result<Reply, Rejection> {
-        if token.is_empty() || token.len() > crate::limits::TOKEN_BYTES_MAX || token.chars().any(char::is_control) {
+    fn idempotent(
+        &mut self,
+        ctx: Ctx,
+        token: &str,
+        command: &Command,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
+        if token.is_empty()
+            || token.len() > crate::limits::TOKEN_BYTES_MAX
+            || token.chars().any(char::is_control)
+        {
             return Err(Rejection::invalid(
                 "request_token",
-                format!("must be 1 to {} bytes without control characters", crate::limits::TOKEN_BYTES_MAX),
+                format!(
+                    "must be 1 to {} bytes without control characters",
+                    crate::limits::TOKEN_BYTES_MAX
+                ),
             ));
         }
         if matches!(command, Command::Batch(_) | Command::Idempotent { .. }) {
-            return Err(Rejection::invalid("command", "a request token wraps one plain command"));
+            return Err(Rejection::invalid(
+                "command",
+                "a request token wraps one plain command",
+            ));
         }
         let encoded = bincode::serde::encode_to_vec(command, bincode::config::standard())
             .map_err(|e| Rejection::invalid("command", e.to_string()))?;
@@ -331,16 +346,26 @@ impl State {
             return if record.fingerprint == fingerprint {
                 Ok(record.reply.clone())
             } else {
-                Err(Rejection::TokenConflict { token: token.to_string() })
+                Err(Rejection::TokenConflict {
+                    token: token.to_string(),
+                })
             };
         }
         let reply = self.dispatch(ctx, command, d)?;
-        let record = crate::state::TokenRecord { fingerprint, index: ctx.index, reply: reply.clone() };
+        let record = crate::state::TokenRecord {
+            fingerprint,
+            index: ctx.index,
+            reply: reply.clone(),
+        };
         self.ix.token_weight += record.weight();
         self.ix.token_ages.insert((ctx.index, token.to_string()));
         self.t.tokens.insert(token.to_string(), record);
-        while self.t.tokens.len() > crate::limits::TOKENS_MAX || self.ix.token_weight > crate::limits::TOKEN_REPLY_WEIGHT_MAX {
-            let Some((_, oldest)) = self.ix.token_ages.pop_first() else { break };
+        while self.t.tokens.len() > crate::limits::TOKENS_MAX
+            || self.ix.token_weight > crate::limits::TOKEN_REPLY_WEIGHT_MAX
+        {
+            let Some((_, oldest)) = self.ix.token_ages.pop_first() else {
+                break;
+            };
             if let Some(old) = self.t.tokens.remove(&oldest) {
                 self.ix.token_weight = self.ix.token_weight.saturating_sub(old.weight());
             }

@@ -274,7 +274,10 @@ pub enum Command {
     /// rejected ([`Rejection::TokenConflict`]). Tokens are replicated state, so
     /// this holds across leader changes; the oldest are forgotten beyond
     /// `limits::TOKENS_MAX`.
-    Idempotent { token: String, command: Box<Command> },
+    Idempotent {
+        token: String,
+        command: Box<Command>,
+    },
 
     /// Independent commands coalesced into one log entry by a gateway: each is
     /// applied in order with its own result (not atomic, unlike `CreatePorts`),

@@ -259,8 +259,10 @@ pub enum Scope {
     Members(Id),
 }
 
-/// Changes to one shared scope, for the hosts subscribed to it both before and
-/// after the command (hosts that joined or left got their own [`HostDiff`]).
+/// Changes to one shared scope for an audience: either the delta for the hosts
+/// subscribed before and after the command, or the scope's whole content (or its
+/// removal) for the hosts that joined (or left) it. A scope may appear twice,
+/// with disjoint audiences.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScopedDiff {
     /// The scope.
@@ -274,8 +276,7 @@ pub struct ScopedDiff {
 /// All goal-state changes of one command.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diffs {
-    /// Changes for single hosts (own ports, and the whole content of scopes they
-    /// joined or left), in host order.
+    /// Changes for single hosts (their own ports), in host order.
     pub host: Vec<HostDiff>,
     /// Changes to shared scopes, in scope order.
     pub scoped: Vec<ScopedDiff>,
@@ -383,22 +384,43 @@ impl DiffCollector {
     /// The net changes, evaluated against the state after the command.
     pub(crate) fn finish(self, state: &crate::State) -> Diffs {
         let mut host_changes: BTreeMap<HostId, BTreeMap<GoalKey, GoalChange>> = BTreeMap::new();
+        // Hosts that joined or left each shared scope: the scope's content (or its
+        // removal) is computed once per scope and shared by them, not once per host.
         let mut joined: BTreeMap<Scope, Vec<HostId>> = BTreeMap::new();
+        let mut left: BTreeMap<Scope, Vec<HostId>> = BTreeMap::new();
         for ((host, scope), (before, after)) in &self.subs {
             if before == after {
                 continue;
             }
-            let table = host_changes.entry(host.clone()).or_default();
-            if *after {
-                for object in state.scope_content(scope) {
-                    table.insert(object.key(), GoalChange::Upsert(object));
-                }
-                joined.entry(scope.clone()).or_default().push(host.clone());
-            } else {
-                for key in self.keys_before(state, scope) {
-                    table.insert(key, GoalChange::Remove(key));
-                }
-            }
+            let side = if *after { &mut joined } else { &mut left };
+            side.entry(scope.clone()).or_default().push(host.clone());
+        }
+        let mut membership = Vec::new();
+        for (scope, mut hosts) in joined.clone() {
+            hosts.sort();
+            let changes = state
+                .scope_content(&scope)
+                .into_iter()
+                .map(GoalChange::Upsert)
+                .collect();
+            membership.push(ScopedDiff {
+                scope,
+                audience: hosts,
+                changes,
+            });
+        }
+        for (scope, mut hosts) in left {
+            hosts.sort();
+            let changes = self
+                .keys_before(state, &scope)
+                .into_iter()
+                .map(GoalChange::Remove)
+                .collect();
+            membership.push(ScopedDiff {
+                scope,
+                audience: hosts,
+                changes,
+            });
         }
         let mut scoped_changes: BTreeMap<Scope, Vec<GoalChange>> = BTreeMap::new();
         for ((scope, key), (before, after)) in self.objects {
@@ -435,6 +457,7 @@ impl DiffCollector {
                 });
             }
         }
+        scoped.extend(membership.into_iter().filter(|d| !d.changes.is_empty()));
         let host = host_changes
             .into_iter()
             .filter(|(_, t)| !t.is_empty())

@@ -628,7 +628,10 @@ fn batch_entry_applies_each_command_independently() {
 }
 
 fn with_token(token: &str, command: Command) -> Command {
-    Command::Idempotent { token: token.to_string(), command: Box::new(command) }
+    Command::Idempotent {
+        token: token.to_string(),
+        command: Box::new(command),
+    }
 }
 
 #[test]
@@ -648,31 +651,58 @@ fn retried_create_with_its_token_returns_the_original_result_once() {
     assert!(w.index > index_before);
     // Same token, different request: a conflict, and nothing changes.
     let e = w.reject(with_token("req-1", port(6, 1, Some("h1"))));
-    assert_eq!(e, Rejection::TokenConflict { token: "req-1".to_string() });
+    assert_eq!(
+        e,
+        Rejection::TokenConflict {
+            token: "req-1".to_string()
+        }
+    );
     // Tokens survive a snapshot round trip (they are replicated state).
     let restored = State::restore(&w.state.snapshot()).unwrap();
-    let mut w2 = World { state: restored, index: w.index, tables: Default::default() };
-    assert_eq!(as_port(w2.ok(with_token("req-1", port(5, 1, Some("h1"))))), first);
+    let mut w2 = World {
+        state: restored,
+        index: w.index,
+        tables: Default::default(),
+    };
+    assert_eq!(
+        as_port(w2.ok(with_token("req-1", port(5, 1, Some("h1"))))),
+        first
+    );
 }
 
 #[test]
 fn rejected_request_does_not_consume_its_token() {
     let mut w = base();
     let e = w.reject(with_token("req-2", port(5, 1, Some("nowhere"))));
-    assert!(matches!(e, Rejection::NotFound { kind: Kind::Host, .. }));
+    assert!(matches!(
+        e,
+        Rejection::NotFound {
+            kind: Kind::Host,
+            ..
+        }
+    ));
     as_port(w.ok(with_token("req-2", port(5, 1, Some("h1")))));
 }
 
 #[test]
 fn oldest_tokens_are_forgotten_beyond_the_limit() {
     let mut w = base();
-    let quota = |n: i64| Command::SetQuota { project_id: PROJECT.into(), quota: Quota { port: n, ..Quota::default() } };
+    let quota = |n: i64| Command::SetQuota {
+        project_id: PROJECT.into(),
+        quota: Quota {
+            port: n,
+            ..Quota::default()
+        },
+    };
     for i in 0..=alcor_state_machine::limits::TOKENS_MAX {
         w.ok(with_token(&format!("t-{i}"), quota(i as i64)));
     }
     // t-0 was forgotten: reusing it for another request is no longer a conflict.
     w.ok(with_token("t-0", quota(7)));
     // A recent one is still remembered.
-    let e = w.reject(with_token(&format!("t-{}", alcor_state_machine::limits::TOKENS_MAX), quota(7)));
+    let e = w.reject(with_token(
+        &format!("t-{}", alcor_state_machine::limits::TOKENS_MAX),
+        quota(7),
+    ));
     assert!(matches!(e, Rejection::TokenConflict { .. }));
 }
