@@ -37,7 +37,7 @@ fn port_create(c: &mut Criterion) {
                 apply(
                     &mut d,
                     Command::DeletePort {
-                        id: Id(7),
+                        id: alcor_benches::port_id(7),
                         expected_revision: None,
                     },
                 );

@@ -115,7 +115,7 @@ impl State {
         let mac_address = match spec.mac_address {
             Some(mac) => {
                 check_mac(&mac)?;
-                if self.ix.mac_used.contains_key(&(net, mac)) || ov.macs.contains(&(net, mac)) {
+                if self.ix.mac_used.contains(&(net, mac)) || ov.macs.contains(&(net, mac)) {
                     return Err(Rejection::MacInUse {
                         mac: mac.to_string(),
                         network_id: net,
@@ -216,7 +216,7 @@ impl State {
                 b[3],
             ]);
             cursor = (cursor + 1) % MAC_SUFFIXES_MAX;
-            if !self.ix.mac_used.contains_key(&(net, mac)) && !ov.macs.contains(&(net, mac)) {
+            if !self.ix.mac_used.contains(&(net, mac)) && !ov.macs.contains(&(net, mac)) {
                 ov.mac_cursor = Some(cursor);
                 return Ok(mac);
             }

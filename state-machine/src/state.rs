@@ -73,7 +73,7 @@ pub(crate) struct Indexes {
     pub(crate) net_subnets: BTreeSet<(Id, Id)>,
     pub(crate) net_ports: BTreeSet<(Id, Id)>,
     pub(crate) ip_used: BTreeMap<(Id, u128), Id>,
-    pub(crate) mac_used: BTreeMap<(Id, Mac), Id>,
+    pub(crate) mac_used: BTreeSet<(Id, Mac)>,
     /// host -> its bound ports (nested so a host name is stored once, not per port).
     pub(crate) host_ports: BTreeMap<HostId, BTreeSet<Id>>,
     /// VPC -> host -> number of the host's ports in the VPC.
@@ -308,7 +308,7 @@ impl State {
                     .ip_used
                     .insert((ip.subnet_id, ip_to_int(ip.ip_address)), port.id);
             }
-            self.ix.mac_used.insert((net, port.mac_address), port.id);
+            self.ix.mac_used.insert((net, port.mac_address));
             for sg in &port.security_groups {
                 self.ix.sg_ports.insert((*sg, port.id));
             }
