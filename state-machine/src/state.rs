@@ -85,7 +85,8 @@ pub(crate) struct Indexes {
     pub(crate) rule_match: BTreeMap<RuleMatch, Id>,
     /// (remote group, rule) for every rule naming a remote group.
     pub(crate) remote_refs: BTreeSet<(Id, Id)>,
-    pub(crate) usage: BTreeMap<(ProjectId, ResourceKind), u64>,
+    /// project -> kind -> count (nested so lookups borrow the project name).
+    pub(crate) usage: BTreeMap<ProjectId, BTreeMap<ResourceKind, u64>>,
     pub(crate) default_sg: BTreeMap<ProjectId, Id>,
     pub(crate) subnet_router: BTreeMap<Id, Id>,
     /// (network, router) -> number of the router's interfaces in that network.
@@ -233,15 +234,26 @@ impl State {
     }
 
     pub(crate) fn usage_add(&mut self, project: &ProjectId, kind: ResourceKind, n: u64) {
-        *self.ix.usage.entry((project.clone(), kind)).or_insert(0) += n;
+        match self.ix.usage.get_mut(project.as_str()) {
+            Some(kinds) => *kinds.entry(kind).or_insert(0) += n,
+            None => {
+                self.ix
+                    .usage
+                    .insert(project.clone(), BTreeMap::from([(kind, n)]));
+            }
+        }
     }
 
     pub(crate) fn usage_sub(&mut self, project: &ProjectId, kind: ResourceKind, n: u64) {
-        let key = (project.clone(), kind);
-        if let Some(count) = self.ix.usage.get_mut(&key) {
-            *count = count.saturating_sub(n);
-            if *count == 0 {
-                self.ix.usage.remove(&key);
+        if let Some(kinds) = self.ix.usage.get_mut(project.as_str()) {
+            if let Some(count) = kinds.get_mut(&kind) {
+                *count = count.saturating_sub(n);
+                if *count == 0 {
+                    kinds.remove(&kind);
+                }
+            }
+            if kinds.is_empty() {
+                self.ix.usage.remove(project.as_str());
             }
         }
     }
@@ -250,7 +262,8 @@ impl State {
     pub fn usage(&self, project: &str, kind: ResourceKind) -> u64 {
         self.ix
             .usage
-            .get(&(project.to_string(), kind))
+            .get(project)
+            .and_then(|kinds| kinds.get(&kind))
             .copied()
             .unwrap_or(0)
     }
