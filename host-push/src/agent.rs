@@ -8,14 +8,23 @@
 //! moves on to the next endpoint and resumes from its revision; a DiffBatch
 //! from another revision (a gap or a duplicate) makes it drop its trust in
 //! the table and reconnect asking for a FullSync.
+//!
+//! Failure injection: ports listed in [`SimAgentConfig::fail_ports`] (or
+//! later [`SimAgent::set_failing_ports`]) are kept in the table like any
+//! object (the table is the goal state the agent received, and its digest
+//! must match the controller's) but every ack lists those present in the
+//! table as failed, with their reason. Every ack states the whole failure
+//! set, since acks are cumulative; changing the set re-acks the current
+//! revision at once.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use alcor_proto::push::v1::host_push_client::HostPushClient;
-use alcor_state_machine::{apply_changes, goal_digest, GoalState, HostId};
+use alcor_state_machine::{apply_changes, goal_digest, GoalKey, GoalState, HostId, Id};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
@@ -23,7 +32,9 @@ use tonic::transport::{Channel, Endpoint};
 use crate::convert;
 use crate::error::AgentError;
 use crate::limits;
-use crate::message::{Ack, AgentMessage, ControllerMessage, Hello, PROTOCOL_VERSION};
+use crate::message::{
+    Ack, AgentMessage, ControllerMessage, Hello, ResourceStatus, PROTOCOL_VERSION,
+};
 
 /// What a [`SimAgent`] needs.
 #[derive(Debug, Clone)]
@@ -37,6 +48,9 @@ pub struct SimAgentConfig {
     pub reconnect_backoff_min: Duration,
     /// Upper bound of that wait.
     pub reconnect_backoff_max: Duration,
+    /// Ports this agent reports as failed (with the reason) instead of
+    /// applied; empty by default.
+    pub fail_ports: BTreeMap<Id, String>,
 }
 
 impl SimAgentConfig {
@@ -48,6 +62,7 @@ impl SimAgentConfig {
             endpoints,
             reconnect_backoff_min: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_millis(limits::RECONNECT_BACKOFF_MS_MAX),
+            fail_ports: BTreeMap::new(),
         }
     }
 }
@@ -78,6 +93,8 @@ pub struct SimAgent {
 struct Shared {
     table: Mutex<Table>,
     revision: watch::Sender<u64>,
+    /// Ports reported as failed, with their reasons.
+    failing: watch::Sender<BTreeMap<Id, String>>,
     full_syncs: AtomicU64,
     diff_batches: AtomicU64,
     reconnects: AtomicU64,
@@ -103,11 +120,13 @@ impl SimAgent {
         for endpoint in &config.endpoints {
             endpoint_of(endpoint)?;
         }
+        let failing = watch::Sender::new(config.fail_ports.clone());
         Ok(SimAgent {
             config: Arc::new(config),
             shared: Arc::new(Shared {
                 table: Mutex::new(Table::default()),
                 revision: watch::Sender::new(0),
+                failing,
                 full_syncs: AtomicU64::new(0),
                 diff_batches: AtomicU64::new(0),
                 reconnects: AtomicU64::new(0),
@@ -152,6 +171,18 @@ impl SimAgent {
     pub fn revision_and_digest(&self) -> (u64, [u8; 32]) {
         let table = self.shared.table();
         (table.revision.unwrap_or(0), goal_digest(&table.goal))
+    }
+
+    /// Replaces the set of ports reported as failed (an empty map heals
+    /// them all); a connected agent re-acks its revision with the new set
+    /// at once.
+    pub fn set_failing_ports(&self, fail_ports: BTreeMap<Id, String>) {
+        self.shared.failing.send_replace(fail_ports);
+    }
+
+    /// The ports reported as failed, with their reasons.
+    pub fn failing_ports(&self) -> BTreeMap<Id, String> {
+        self.shared.failing.borrow().clone()
     }
 
     /// What happened so far.
@@ -212,20 +243,48 @@ impl SimAgent {
         tx.try_send(convert::agent_to_pb(&hello)?)
             .map_err(|_| AgentError::Protocol("outbound queue closed".to_string()))?;
         let mut inbound = client.sync(ReceiverStream::new(rx)).await?.into_inner();
+        let mut failing = self.shared.failing.subscribe();
+        failing.borrow_and_update();
         loop {
-            let Some(message) = inbound.message().await? else {
-                return Err(AgentError::Ended);
+            let revision = tokio::select! {
+                message = inbound.message() => {
+                    let Some(message) = message? else {
+                        return Err(AgentError::Ended);
+                    };
+                    let message = convert::controller_from_pb(&message)?;
+                    let revision = self.apply(message)?;
+                    *progressed = true;
+                    revision
+                }
+                // The sender lives in `self`, so this cannot fail.
+                _ = failing.changed() => match self.shared.table().revision {
+                    Some(revision) => revision,
+                    None => continue,
+                },
             };
-            let message = convert::controller_from_pb(&message)?;
-            let revision = self.apply(message)?;
-            *progressed = true;
-            let ack = AgentMessage::Ack(Ack {
-                revision,
-                statuses: Vec::new(),
-            });
+            let ack = AgentMessage::Ack(self.ack(revision));
             // Acks are cumulative: when the queue is full, skip this one.
             let _ = tx.try_send(convert::agent_to_pb(&ack)?);
         }
+    }
+
+    /// The ack of `revision`: the failed ports present in the table.
+    fn ack(&self, revision: u64) -> Ack {
+        let failing = self.shared.failing.borrow();
+        let statuses = if failing.is_empty() {
+            Vec::new()
+        } else {
+            let table = self.shared.table();
+            failing
+                .iter()
+                .filter(|(id, _)| table.goal.contains_key(&GoalKey::Port(**id)))
+                .map(|(id, reason)| ResourceStatus {
+                    key: GoalKey::Port(*id),
+                    result: Err(reason.clone()),
+                })
+                .collect()
+        };
+        Ack { revision, statuses }
     }
 
     /// Applies one message to the table; returns the new revision.

@@ -89,3 +89,20 @@ pub enum AgentError {
     #[error("protocol violation: {0}")]
     Protocol(String),
 }
+
+/// Why [`crate::PushService::wait_acked`] gave up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WaitAckedError {
+    /// The deadline passed; `acked` is the host's last ack on this node.
+    #[error("deadline passed; host acked {acked:?} on this node")]
+    Timeout {
+        /// The last revision the host acknowledged to this node, if any.
+        acked: Option<u64>,
+    },
+    /// The service was closed.
+    #[error("push service closed")]
+    Closed,
+    /// The node already tracks `ACKED_HOSTS_MAX` hosts and not this one.
+    #[error("ack table full")]
+    TableFull,
+}

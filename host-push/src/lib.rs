@@ -13,6 +13,8 @@
 //! - [`message`]: the protocol as domain types; [`convert`] is the only
 //!   module that touches protobuf.
 //! - [`limits`]: every bound, named `*_max`.
+//! - `status`: port status from acks; one proposer task per node turns
+//!   acks into `SetPortStatus` writes ([`StatusCounters`]).
 //!
 //! # Invariants
 //! - A node only sends what it has applied: FullSyncs read its own state,
@@ -30,9 +32,11 @@ pub mod error;
 pub mod limits;
 pub mod message;
 pub mod server;
+mod status;
 mod window;
 
 pub use agent::{AgentCounters, SimAgent, SimAgentConfig};
-pub use error::{AgentError, ConvertError};
+pub use error::{AgentError, ConvertError, WaitAckedError};
 pub use message::PROTOCOL_VERSION;
 pub use server::{PushConfig, PushService};
+pub use status::StatusCounters;

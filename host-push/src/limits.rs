@@ -52,7 +52,26 @@ pub const CONNECT_TIMEOUT_MS_MAX: u64 = 2_000;
 /// Default upper bound of an agent's reconnect backoff.
 pub const RECONNECT_BACKOFF_MS_MAX: u64 = 2_000;
 
+/// Wake-ups queued for a node's port-status proposer. One is enough: a
+/// queued wake-up already means "look at the pending acks".
+pub const STATUS_WAKE_MAX: usize = 1;
+
+/// Hosts whose latest ack may wait for the port-status proposer (one ack
+/// per host: a newer one replaces the waiting one).
+pub const STATUS_PENDING_HOSTS_MAX: usize = ACKED_HOSTS_MAX;
+
+/// Hosts the port-status proposer plans in one round (one state read, one
+/// linearizable read, and writes of up to the state machine's
+/// `BATCH_COMMANDS_MAX` commands each).
+pub const STATUS_HOSTS_PER_ROUND_MAX: usize = 512;
+
+/// Wait before the port-status proposer retries hosts whose round failed
+/// (no leader, timeout).
+pub const STATUS_RETRY_MS: u64 = 200;
+
 const _: () = assert!(AGENTS_MAX <= ACKED_HOSTS_MAX);
+const _: () = assert!(AGENTS_MAX <= STATUS_PENDING_HOSTS_MAX);
+const _: () = assert!(STATUS_WAKE_MAX >= 1 && STATUS_HOSTS_PER_ROUND_MAX >= 1);
 const _: () = assert!(BATCH_CHANGES_MAX >= 1 && SCAN_EVENTS_MAX >= 1);
 const _: () = assert!(AGENT_QUEUE_MAX >= 1 && AGENT_OUTBOUND_MAX >= 1);
 const _: () = assert!(WINDOW_EVENTS_MAX >= FEED_EVENTS_MAX);

@@ -18,6 +18,9 @@
 //!   full the session waits (only that session) and changes pile up in the
 //!   window, to be coalesced into the next batch, or replaced by a FullSync
 //!   if the window moved past the agent's cursor meanwhile.
+//! - Acks: the reader records each host's last acked revision (observable
+//!   through [`PushService::wait_acked`]) and hands the ack to the node's
+//!   port-status proposer ([`crate::status`]) without waiting for it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,8 +37,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert;
+use crate::error::WaitAckedError;
 use crate::limits;
 use crate::message::{AgentMessage, ControllerMessage, ErrorCode, Hello, PROTOCOL_VERSION};
+use crate::status::{self, StatusCounters, StatusFeed};
 use crate::window::{Retainer, Scan, WindowLimits};
 
 /// Tunables of a [`PushService`]; [`PushConfig::default`] takes them from
@@ -52,6 +57,8 @@ pub struct PushConfig {
     pub batch_changes_max: usize,
     /// Delay before an empty DiffBatch advances an idle agent's revision.
     pub idle_advance_ms: u64,
+    /// Whether acks drive port status (`SetPortStatus` proposals).
+    pub propose_port_status: bool,
 }
 
 impl Default for PushConfig {
@@ -62,6 +69,7 @@ impl Default for PushConfig {
             window_bytes_max: limits::WINDOW_BYTES_MAX,
             batch_changes_max: limits::BATCH_CHANGES_MAX,
             idle_advance_ms: limits::IDLE_ADVANCE_MS,
+            propose_port_status: true,
         }
     }
 }
@@ -80,8 +88,11 @@ struct Inner {
     retainer: Arc<Retainer>,
     /// Caps concurrent streams.
     agents: Arc<Semaphore>,
-    /// The last revision each host acknowledged (to this node).
-    acked: Mutex<BTreeMap<HostId, u64>>,
+    /// The last revision each host acknowledged (to this node); `None`
+    /// until its first ack (an entry may exist for a waiter).
+    acked: Mutex<BTreeMap<HostId, watch::Sender<Option<u64>>>>,
+    /// Acks on their way to the port-status proposer.
+    status: Arc<StatusFeed>,
     /// Set by `close`: every session and the feeder end.
     stop: watch::Sender<bool>,
     config: PushConfig,
@@ -89,9 +100,10 @@ struct Inner {
 
 impl PushService {
     /// Starts serving `node`'s applied state: subscribes to its applied
-    /// events, then reads its revision, and spawns the window feeder (so it
-    /// must run inside a tokio runtime).
-    pub fn new(node: &RaftNode, config: PushConfig) -> Result<PushService, Status> {
+    /// events, then reads its revision, and spawns the window feeder and
+    /// (if `config.propose_port_status`) the port-status proposer, so it
+    /// must run inside a tokio runtime.
+    pub fn new(node: &Arc<RaftNode>, config: PushConfig) -> Result<PushService, Status> {
         let events = node.subscribe_applied();
         let view = node.state_view();
         let revision = view
@@ -103,13 +115,23 @@ impl PushService {
         };
         let retainer = Arc::new(Retainer::new(revision, limits));
         let (stop, stop_rx) = watch::channel(false);
-        tokio::spawn(Arc::clone(&retainer).feed(events, view.clone(), stop_rx));
+        tokio::spawn(Arc::clone(&retainer).feed(events, view.clone(), stop_rx.clone()));
+        let (status, woken) = StatusFeed::new();
+        if config.propose_port_status {
+            tokio::spawn(status::run_proposer(
+                Arc::clone(&status),
+                Arc::clone(node),
+                woken,
+                stop_rx,
+            ));
+        }
         Ok(PushService {
             inner: Arc::new(Inner {
                 view,
                 retainer,
                 agents: Arc::new(Semaphore::new(config.agents_max)),
                 acked: Mutex::new(BTreeMap::new()),
+                status,
                 stop,
                 config,
             }),
@@ -126,12 +148,57 @@ impl PushService {
 
     /// The last revision `host` acknowledged on this node, if any.
     pub fn acked_revision(&self, host: &str) -> Option<u64> {
-        self.inner.acked().get(host).copied()
+        self.inner
+            .acked()
+            .get(host)
+            .and_then(|revision| *revision.borrow())
     }
 
     /// Every host's last acknowledged revision on this node.
     pub fn acked(&self) -> BTreeMap<HostId, u64> {
-        self.inner.acked().clone()
+        self.inner
+            .acked()
+            .iter()
+            .filter_map(|(host, revision)| Some((host.clone(), (*revision.borrow())?)))
+            .collect()
+    }
+
+    /// Waits until `host`'s agent acknowledged `revision` or later on this
+    /// node (acks to other nodes do not count); returns the acked
+    /// revision. Gives up at `deadline`, or when the service is closed.
+    pub async fn wait_acked(
+        &self,
+        host: &str,
+        revision: u64,
+        deadline: Instant,
+    ) -> Result<u64, WaitAckedError> {
+        let mut acked = self
+            .inner
+            .watch_acked(host)
+            .ok_or(WaitAckedError::TableFull)?;
+        let mut stop = self.inner.stop.subscribe();
+        let reached = |acked: &Option<u64>| acked.is_some_and(|acked| acked >= revision);
+        let waited = tokio::select! {
+            biased;
+            result = acked.wait_for(reached) => match result {
+                Ok(acked) => Ok(acked.unwrap_or(revision)),
+                // The sender lives in the table, which never drops it.
+                Err(_) => Err(WaitAckedError::Closed),
+            },
+            _ = stop.wait_for(|stopped| *stopped) => Err(WaitAckedError::Closed),
+            _ = tokio::time::sleep_until(deadline) => Err(WaitAckedError::Timeout { acked: None }),
+        };
+        match waited {
+            Err(WaitAckedError::Timeout { .. }) => Err(WaitAckedError::Timeout {
+                acked: *acked.borrow(),
+            }),
+            waited => waited,
+        }
+    }
+
+    /// What this node's port-status proposer did so far.
+    pub fn status_counters(&self) -> StatusCounters {
+        self.inner.status.counters()
     }
 
     /// The retained window as `(base, last)`: agents at a revision in
@@ -158,17 +225,37 @@ impl std::fmt::Debug for Inner {
 }
 
 impl Inner {
-    fn acked(&self) -> std::sync::MutexGuard<'_, BTreeMap<HostId, u64>> {
+    fn acked(&self) -> std::sync::MutexGuard<'_, BTreeMap<HostId, watch::Sender<Option<u64>>>> {
         // Plain map inserts cannot leave it inconsistent: ignore poisoning.
         self.acked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// `host`'s entry of the ack table, created if there is room.
+    fn watch_acked(&self, host: &str) -> Option<watch::Receiver<Option<u64>>> {
+        let mut acked = self.acked();
+        if let Some(revision) = acked.get(host) {
+            return Some(revision.subscribe());
+        }
+        if acked.len() >= limits::ACKED_HOSTS_MAX {
+            return None;
+        }
+        let (revision, watching) = watch::channel(None);
+        acked.insert(host.to_string(), revision);
+        Some(watching)
+    }
+
     fn record_ack(&self, host: &str, revision: u64) {
         let mut acked = self.acked();
-        if let Some(last) = acked.get_mut(host) {
-            *last = (*last).max(revision);
+        if let Some(last) = acked.get(host) {
+            last.send_if_modified(|last| {
+                let raised = last.is_none_or(|last| revision > last);
+                if raised {
+                    *last = Some(revision);
+                }
+                raised
+            });
         } else if acked.len() < limits::ACKED_HOSTS_MAX {
-            acked.insert(host.to_string(), revision);
+            acked.insert(host.to_string(), watch::Sender::new(Some(revision)));
         } else {
             tracing::warn!(host, "ack table full: ack not recorded");
         }
@@ -425,6 +512,7 @@ async fn read_agent(inner: Arc<Inner>, host: HostId, mut inbound: Streaming<pb::
         match convert::agent_from_pb(&message) {
             Ok(AgentMessage::Ack(ack)) => {
                 inner.record_ack(&host, ack.revision);
+                inner.status.offer(&host, &ack);
                 for status in &ack.statuses {
                     if let Err(reason) = &status.result {
                         tracing::warn!(host, key = ?status.key, reason, "agent failed to apply");

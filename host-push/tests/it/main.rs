@@ -5,5 +5,6 @@
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 mod protocol;
+mod status;
 mod support;
 mod sync;

@@ -205,7 +205,17 @@ pub(crate) struct RunningAgent {
 
 impl RunningAgent {
     pub(crate) fn start(host: &str, endpoints: Vec<String>) -> RunningAgent {
+        RunningAgent::start_failing(host, endpoints, BTreeMap::new())
+    }
+
+    /// An agent that reports `fail_ports` as failed with their reasons.
+    pub(crate) fn start_failing(
+        host: &str,
+        endpoints: Vec<String>,
+        fail_ports: BTreeMap<Id, String>,
+    ) -> RunningAgent {
         let mut config = SimAgentConfig::new(host, endpoints);
+        config.fail_ports = fail_ports;
         config.reconnect_backoff_min = Duration::from_millis(20);
         config.reconnect_backoff_max = Duration::from_millis(200);
         let agent = SimAgent::new(config).unwrap();
