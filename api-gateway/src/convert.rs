@@ -4,22 +4,27 @@
 //! Parsing failures are the state machine's own [`Rejection`]s
 //! (`InvalidField`, `InvalidCidr`, `BatchTooLarge`) so a client sees the same
 //! reason code whether the gateway or the state machine caught the problem.
+//!
+//! A create with a `request_token` becomes `Command::Idempotent`; without an
+//! `id` it gets one derived from the token ([`token_id`]) so that a retry
+//! proposes the identical command.
 
 use std::net::IpAddr;
 use std::str::FromStr;
 
 use alcor_proto::api::v1 as pb;
-use alcor_state_machine::limits::{ID_BYTES_MAX, NAME_BYTES_MAX};
+use alcor_state_machine::limits::{ID_BYTES_MAX, NAME_BYTES_MAX, TOKEN_BYTES_MAX};
 use alcor_state_machine::model::{
-    AddressPair, AllocationPool, Host, HostStatus, Mac, Port, PortStatus, Route, Subnet, Vpc,
+    AddressPair, AllocationPool, Direction, EtherType, Host, HostStatus, Mac, Port, PortStatus,
+    Quota, ResourceKind, Route, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
 use alcor_state_machine::{
-    Command, FixedIpRequest, GatewaySpec, Id, PortSpec, PortUpdate, Rejection,
+    Command, FixedIpRequest, GatewaySpec, Id, PortSpec, PortUpdate, Rejection, SubnetUpdate,
 };
 use ipnet::IpNet;
 
-use crate::ids::random_id;
-use crate::limits::PORTS_BATCH_MAX;
+use crate::ids::{random_id, token_id};
+use crate::limits::{PORTS_BATCH_MAX, PROTOCOL_NUMBER_MAX, TCP_UDP_PORT_MAX};
 
 /// A field failed to parse or is out of bounds.
 fn invalid(field: &str, reason: impl Into<String>) -> Rejection {
@@ -46,6 +51,33 @@ fn new_id(field: &str, text: &str) -> Result<Id, Rejection> {
     } else {
         parse_id(field, text)
     }
+}
+
+/// The ID of a new resource created with `token`: the client's, else one
+/// derived from the token (same token and kind, same ID), else random.
+fn new_id_for(field: &str, text: &str, token: &str, kind: &str) -> Result<Id, Rejection> {
+    if text.is_empty() && !token.is_empty() {
+        Ok(token_id(kind, token))
+    } else {
+        new_id(field, text)
+    }
+}
+
+/// `command` under `token` (`Command::Idempotent`), or as is without one.
+fn with_token(token: &str, command: Command) -> Result<Command, Rejection> {
+    if token.is_empty() {
+        return Ok(command);
+    }
+    if token.len() > TOKEN_BYTES_MAX || token.chars().any(char::is_control) {
+        return Err(invalid(
+            "request_token",
+            format!("must be at most {TOKEN_BYTES_MAX} bytes without control characters"),
+        ));
+    }
+    Ok(Command::Idempotent {
+        token: token.to_string(),
+        command: Box::new(command),
+    })
 }
 
 /// An optional list marker for UUID-keyed lists.
@@ -122,16 +154,60 @@ fn parse_ids(field: &str, list: &pb::IdList) -> Result<Vec<Id>, Rejection> {
     list.ids.iter().map(|id| parse_id(field, id)).collect()
 }
 
-fn parse_routes(routes: &[pb::Route]) -> Result<Vec<Route>, Rejection> {
+fn parse_routes(field: &str, routes: &[pb::Route]) -> Result<Vec<Route>, Rejection> {
     routes
         .iter()
         .map(|r| {
             Ok(Route {
                 destination: parse_cidr(&r.destination)?,
-                nexthop: parse_ip("host_routes.nexthop", &r.nexthop)?,
+                nexthop: parse_ip(&format!("{field}.nexthop"), &r.nexthop)?,
             })
         })
         .collect()
+}
+
+fn parse_pools(pools: &[pb::AllocationPool]) -> Result<Vec<AllocationPool>, Rejection> {
+    pools
+        .iter()
+        .map(|p| {
+            Ok(AllocationPool {
+                start: parse_ip("allocation_pools.start", &p.start)?,
+                end: parse_ip("allocation_pools.end", &p.end)?,
+            })
+        })
+        .collect()
+}
+
+fn parse_ips(field: &str, ips: &[String]) -> Result<Vec<IpAddr>, Rejection> {
+    ips.iter().map(|ip| parse_ip(field, ip)).collect()
+}
+
+fn parse_address_pairs(pairs: &[pb::AddressPair]) -> Result<Vec<AddressPair>, Rejection> {
+    pairs
+        .iter()
+        .map(|p| {
+            Ok(AddressPair {
+                ip_address: parse_ip_or_net("allowed_address_pairs.ip_address", &p.ip_address)?,
+                mac_address: parse_opt(&p.mac_address, |t| {
+                    parse_mac("allowed_address_pairs.mac_address", t)
+                })?,
+            })
+        })
+        .collect()
+}
+
+fn parse_opt_name(field: &str, text: Option<&str>) -> Result<Option<String>, Rejection> {
+    text.map(|n| parse_name(field, n)).transpose()
+}
+
+fn parse_host_status(status: i32) -> Result<HostStatus, Rejection> {
+    match pb::HostStatus::try_from(status) {
+        Ok(pb::HostStatus::Up) => Ok(HostStatus::Up),
+        Ok(pb::HostStatus::Maintenance) => Ok(HostStatus::Maintenance),
+        Ok(pb::HostStatus::Unspecified) | Err(_) => {
+            Err(invalid("status", "must be UP or MAINTENANCE"))
+        }
+    }
 }
 
 // ----------------------------------------------------------- commands --
@@ -145,20 +221,46 @@ pub fn create_host(req: &pb::CreateHostRequest) -> Result<Command, Rejection> {
     })
 }
 
-/// `CreateVpc` → `Command::CreateVpc`.
+/// `UpdateHost` → `Command::UpdateHost`.
+pub fn update_host(req: &pb::UpdateHostRequest) -> Result<Command, Rejection> {
+    Ok(Command::UpdateHost {
+        id: parse_name_id("id", &req.id, true)?,
+        underlay_ip: req
+            .underlay_ip
+            .as_deref()
+            .map(|ip| parse_ip("underlay_ip", ip))
+            .transpose()?,
+        status: req.status.map(parse_host_status).transpose()?,
+        expected_revision: req.expected_revision,
+    })
+}
+
+/// `CreateVpc` → `Command::CreateVpc` (under its request token).
 pub fn create_vpc(req: &pb::CreateVpcRequest) -> Result<Command, Rejection> {
-    Ok(Command::CreateVpc {
-        id: new_id("id", &req.id)?,
+    let command = Command::CreateVpc {
+        id: new_id_for("id", &req.id, &req.request_token, "vpc")?,
         project_id: parse_name_id("project_id", &req.project_id, true)?,
         name: parse_name("name", &req.name)?,
         cidr: parse_opt(&req.cidr, parse_cidr)?,
         vni: req.vni,
         mtu: req.mtu,
         admin_state_up: req.admin_state_up.unwrap_or(true),
+    };
+    with_token(&req.request_token, command)
+}
+
+/// `UpdateVpc` → `Command::UpdateVpc`.
+pub fn update_vpc(req: &pb::UpdateVpcRequest) -> Result<Command, Rejection> {
+    Ok(Command::UpdateVpc {
+        id: parse_id("id", &req.id)?,
+        name: parse_opt_name("name", req.name.as_deref())?,
+        mtu: req.mtu,
+        admin_state_up: req.admin_state_up,
+        expected_revision: req.expected_revision,
     })
 }
 
-/// `CreateSubnet` → `Command::CreateSubnet`.
+/// `CreateSubnet` → `Command::CreateSubnet` (under its request token).
 pub fn create_subnet(req: &pb::CreateSubnetRequest) -> Result<Command, Rejection> {
     let gateway = match (req.no_gateway, req.gateway_ip.as_str()) {
         (false, "") => GatewaySpec::Default,
@@ -166,18 +268,9 @@ pub fn create_subnet(req: &pb::CreateSubnetRequest) -> Result<Command, Rejection
         (false, ip) => GatewaySpec::Ip(parse_ip("gateway_ip", ip)?),
         (true, _) => return Err(invalid("gateway_ip", "set together with no_gateway")),
     };
-    let pools = req
-        .allocation_pools
-        .iter()
-        .map(|p| {
-            Ok(AllocationPool {
-                start: parse_ip("allocation_pools.start", &p.start)?,
-                end: parse_ip("allocation_pools.end", &p.end)?,
-            })
-        })
-        .collect::<Result<Vec<_>, Rejection>>()?;
-    Ok(Command::CreateSubnet {
-        id: new_id("id", &req.id)?,
+    let pools = parse_pools(&req.allocation_pools)?;
+    let command = Command::CreateSubnet {
+        id: new_id_for("id", &req.id, &req.request_token, "subnet")?,
         project_id: parse_name_id("project_id", &req.project_id, true)?,
         network_id: parse_id("network_id", &req.network_id)?,
         name: parse_name("name", &req.name)?,
@@ -185,17 +278,53 @@ pub fn create_subnet(req: &pb::CreateSubnetRequest) -> Result<Command, Rejection
         gateway,
         allocation_pools: (!pools.is_empty()).then_some(pools),
         enable_dhcp: req.enable_dhcp.unwrap_or(true),
-        dns_nameservers: req
-            .dns_nameservers
-            .iter()
-            .map(|ip| parse_ip("dns_nameservers", ip))
-            .collect::<Result<_, _>>()?,
-        host_routes: parse_routes(&req.host_routes)?,
+        dns_nameservers: parse_ips("dns_nameservers", &req.dns_nameservers)?,
+        host_routes: parse_routes("host_routes", &req.host_routes)?,
+    };
+    with_token(&req.request_token, command)
+}
+
+/// `UpdateSubnet` → `Command::UpdateSubnet`.
+pub fn update_subnet(req: &pb::UpdateSubnetRequest) -> Result<Command, Rejection> {
+    let gateway_ip = match req.gateway_ip.as_deref() {
+        None => None,
+        Some("") => Some(None),
+        Some(ip) => Some(Some(parse_ip("gateway_ip", ip)?)),
+    };
+    Ok(Command::UpdateSubnet {
+        id: parse_id("id", &req.id)?,
+        update: SubnetUpdate {
+            name: parse_opt_name("name", req.name.as_deref())?,
+            gateway_ip,
+            allocation_pools: req
+                .allocation_pools
+                .as_ref()
+                .map(|l| parse_pools(&l.pools))
+                .transpose()?,
+            enable_dhcp: req.enable_dhcp,
+            dns_nameservers: req
+                .dns_nameservers
+                .as_ref()
+                .map(|l| parse_ips("dns_nameservers", &l.addresses))
+                .transpose()?,
+            host_routes: req
+                .host_routes
+                .as_ref()
+                .map(|l| parse_routes("host_routes", &l.routes))
+                .transpose()?,
+        },
+        expected_revision: req.expected_revision,
     })
 }
 
-/// One port of a `CreatePort`/`CreatePorts` request.
-pub fn port_spec(req: &pb::CreatePortRequest) -> Result<PortSpec, Rejection> {
+/// `CreatePort` → `Command::CreatePort` (under its request token).
+pub fn create_port(req: &pb::CreatePortRequest) -> Result<Command, Rejection> {
+    let spec = port_spec(req, new_id_for("id", &req.id, &req.request_token, "port")?)?;
+    with_token(&req.request_token, Command::CreatePort(spec))
+}
+
+/// One port of a `CreatePort`/`CreatePorts` request, with its ID decided.
+fn port_spec(req: &pb::CreatePortRequest, id: Id) -> Result<PortSpec, Rejection> {
     let fixed_ips = req
         .fixed_ips
         .iter()
@@ -206,20 +335,9 @@ pub fn port_spec(req: &pb::CreatePortRequest) -> Result<PortSpec, Rejection> {
             })
         })
         .collect::<Result<Vec<_>, Rejection>>()?;
-    let allowed_address_pairs = req
-        .allowed_address_pairs
-        .iter()
-        .map(|p| {
-            Ok(AddressPair {
-                ip_address: parse_ip_or_net("allowed_address_pairs.ip_address", &p.ip_address)?,
-                mac_address: parse_opt(&p.mac_address, |t| {
-                    parse_mac("allowed_address_pairs.mac_address", t)
-                })?,
-            })
-        })
-        .collect::<Result<Vec<_>, Rejection>>()?;
+    let allowed_address_pairs = parse_address_pairs(&req.allowed_address_pairs)?;
     Ok(PortSpec {
-        id: new_id("id", &req.id)?,
+        id,
         project_id: parse_name_id("project_id", &req.project_id, true)?,
         network_id: parse_id("network_id", &req.network_id)?,
         name: parse_name("name", &req.name)?,
@@ -257,7 +375,15 @@ pub fn create_ports(req: &pb::CreatePortsRequest) -> Result<Command, Rejection> 
         .iter()
         .enumerate()
         .map(|(index, port)| {
-            port_spec(port).map_err(|cause| Rejection::BatchEntry {
+            let spec = if port.request_token.is_empty() {
+                new_id("id", &port.id).and_then(|id| port_spec(port, id))
+            } else {
+                Err(invalid(
+                    "request_token",
+                    "not supported on the entries of a batch",
+                ))
+            };
+            spec.map_err(|cause| Rejection::BatchEntry {
                 index,
                 cause: Box::new(cause),
             })
@@ -300,10 +426,282 @@ pub fn update_port(req: &pb::UpdatePortRequest) -> Result<Command, Rejection> {
                 .as_ref()
                 .map(|l| parse_ids("security_groups", l))
                 .transpose()?,
-            allowed_address_pairs: None,
+            allowed_address_pairs: req
+                .allowed_address_pairs
+                .as_ref()
+                .map(|l| parse_address_pairs(&l.pairs))
+                .transpose()?,
             admin_state_up: req.admin_state_up,
         },
         expected_revision: req.expected_revision,
+    })
+}
+
+/// `CreateSecurityGroup` → `Command::CreateSecurityGroup` (under its token).
+pub fn create_security_group(req: &pb::CreateSecurityGroupRequest) -> Result<Command, Rejection> {
+    let command = Command::CreateSecurityGroup {
+        id: new_id_for("id", &req.id, &req.request_token, "security_group")?,
+        project_id: parse_name_id("project_id", &req.project_id, true)?,
+        name: parse_name("name", &req.name)?,
+        description: parse_name("description", &req.description)?,
+    };
+    with_token(&req.request_token, command)
+}
+
+/// `UpdateSecurityGroup` → `Command::UpdateSecurityGroup`.
+pub fn update_security_group(req: &pb::UpdateSecurityGroupRequest) -> Result<Command, Rejection> {
+    Ok(Command::UpdateSecurityGroup {
+        id: parse_id("id", &req.id)?,
+        name: parse_opt_name("name", req.name.as_deref())?,
+        description: parse_opt_name("description", req.description.as_deref())?,
+        expected_revision: req.expected_revision,
+    })
+}
+
+/// IANA protocol keywords Neutron accepts in rules.
+const PROTOCOL_NAMES: [(&str, u8); 23] = [
+    ("ah", 51),
+    ("dccp", 33),
+    ("egp", 8),
+    ("esp", 50),
+    ("gre", 47),
+    ("icmp", 1),
+    ("icmpv6", 58),
+    ("igmp", 2),
+    ("ipip", 4),
+    ("ipv6-encap", 41),
+    ("ipv6-frag", 44),
+    ("ipv6-icmp", 58),
+    ("ipv6-nonxt", 59),
+    ("ipv6-opts", 60),
+    ("ipv6-route", 43),
+    ("ospf", 89),
+    ("pgm", 113),
+    ("rsvp", 46),
+    ("sctp", 132),
+    ("tcp", 6),
+    ("udp", 17),
+    ("udplite", 136),
+    ("vrrp", 112),
+];
+
+/// A rule's protocol: a keyword or a number; empty or `any` is any.
+/// `icmp` on an IPv6 rule is ICMPv6, as in Neutron.
+fn parse_protocol(text: &str, ethertype: EtherType) -> Result<Option<u8>, Rejection> {
+    let lower = text.to_ascii_lowercase();
+    if lower.is_empty() || lower == "any" {
+        return Ok(None);
+    }
+    if lower == "icmp" && ethertype == EtherType::Ipv6 {
+        return Ok(Some(58));
+    }
+    if let Some((_, number)) = PROTOCOL_NAMES.iter().find(|(name, _)| *name == lower) {
+        return Ok(Some(*number));
+    }
+    match lower.parse::<u32>() {
+        Ok(n) => u8::try_from(n).map(Some).map_err(|_| {
+            invalid(
+                "protocol",
+                format!("number {n} is above {PROTOCOL_NUMBER_MAX}"),
+            )
+        }),
+        Err(_) => Err(invalid(
+            "protocol",
+            format!("{text:?} is neither a protocol name nor a number 0-{PROTOCOL_NUMBER_MAX}"),
+        )),
+    }
+}
+
+/// A port bound (or ICMP type/code) of a rule, within 0-65535.
+fn parse_port_bound(field: &str, value: Option<u32>) -> Result<Option<u16>, Rejection> {
+    value
+        .map(|v| {
+            u16::try_from(v).map_err(|_| invalid(field, format!("{v} is above {TCP_UDP_PORT_MAX}")))
+        })
+        .transpose()
+}
+
+/// The port range of a rule, checked against its protocol exactly as the
+/// state machine does: TCP, UDP and SCTP take both ends or neither
+/// (1 <= min <= max); ICMP and ICMPv6 take a type and optionally a code
+/// (each at most 255); other protocols take none.
+fn check_port_range(
+    protocol: Option<u8>,
+    min: Option<u16>,
+    max: Option<u16>,
+) -> Result<(), Rejection> {
+    const ICMP_FIELD_MAX: u16 = 255;
+    match protocol {
+        Some(6 | 17 | 132) => match (min, max) {
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(invalid("port_range_max", "required with port_range_min")),
+            (None, Some(_)) => Err(invalid("port_range_min", "required with port_range_max")),
+            (Some(0), Some(_)) => Err(invalid("port_range_min", "must be at least 1")),
+            (Some(lo), Some(hi)) if lo > hi => Err(invalid(
+                "port_range_min",
+                format!("{lo} is above port_range_max {hi}"),
+            )),
+            (Some(_), Some(_)) => Ok(()),
+        },
+        Some(1 | 58) => match (min, max) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(invalid(
+                "port_range_max",
+                "an ICMP code needs a type (port_range_min)",
+            )),
+            (Some(t), _) if t > ICMP_FIELD_MAX => Err(invalid(
+                "port_range_min",
+                format!("ICMP type {t} is above {ICMP_FIELD_MAX}"),
+            )),
+            (Some(_), Some(c)) if c > ICMP_FIELD_MAX => Err(invalid(
+                "port_range_max",
+                format!("ICMP code {c} is above {ICMP_FIELD_MAX}"),
+            )),
+            (Some(_), _) => Ok(()),
+        },
+        _ => match (min, max) {
+            (None, None) => Ok(()),
+            (Some(_), _) => Err(invalid(
+                "port_range_min",
+                "port ranges need protocol tcp, udp or sctp (or an ICMP type)",
+            )),
+            (None, Some(_)) => Err(invalid(
+                "port_range_max",
+                "port ranges need protocol tcp, udp or sctp (or an ICMP code)",
+            )),
+        },
+    }
+}
+
+/// A rule's remote prefix: canonical, of the rule's family; a bare address
+/// is a host prefix.
+fn parse_remote_prefix(text: &str, ethertype: EtherType) -> Result<IpNet, Rejection> {
+    const FIELD: &str = "remote_ip_prefix";
+    let net = parse_ip_or_net(FIELD, text)?;
+    if net.trunc() != net {
+        return Err(invalid(
+            FIELD,
+            format!("host bits are set; did you mean {}?", net.trunc()),
+        ));
+    }
+    match (net, ethertype) {
+        (IpNet::V4(_), EtherType::Ipv4) | (IpNet::V6(_), EtherType::Ipv6) => Ok(net),
+        (IpNet::V4(_), EtherType::Ipv6) => Err(invalid(FIELD, "an IPv4 prefix on an IPv6 rule")),
+        (IpNet::V6(_), EtherType::Ipv4) => Err(invalid(FIELD, "an IPv6 prefix on an IPv4 rule")),
+    }
+}
+
+/// `CreateSecurityGroupRule` → `Command::CreateSecurityGroupRule` (under
+/// its token), with every field checked.
+pub fn create_security_group_rule(
+    req: &pb::CreateSecurityGroupRuleRequest,
+) -> Result<Command, Rejection> {
+    let direction = match pb::Direction::try_from(req.direction) {
+        Ok(pb::Direction::Ingress) => Direction::Ingress,
+        Ok(pb::Direction::Egress) => Direction::Egress,
+        Ok(pb::Direction::Unspecified) | Err(_) => {
+            return Err(invalid("direction", "must be INGRESS or EGRESS"))
+        }
+    };
+    let ethertype = match pb::EtherType::try_from(req.ethertype) {
+        Ok(pb::EtherType::Unspecified | pb::EtherType::Ipv4) => EtherType::Ipv4,
+        Ok(pb::EtherType::Ipv6) => EtherType::Ipv6,
+        Err(_) => return Err(invalid("ethertype", "must be IPV4 or IPV6")),
+    };
+    let protocol = parse_protocol(&req.protocol, ethertype)?;
+    let port_range_min = parse_port_bound("port_range_min", req.port_range_min)?;
+    let port_range_max = parse_port_bound("port_range_max", req.port_range_max)?;
+    check_port_range(protocol, port_range_min, port_range_max)?;
+    if !req.remote_ip_prefix.is_empty() && !req.remote_group_id.is_empty() {
+        return Err(invalid(
+            "remote_ip_prefix",
+            "remote_ip_prefix and remote_group_id are exclusive",
+        ));
+    }
+    let command = Command::CreateSecurityGroupRule {
+        id: new_id_for("id", &req.id, &req.request_token, "security_group_rule")?,
+        project_id: parse_name_id("project_id", &req.project_id, true)?,
+        security_group_id: parse_id("security_group_id", &req.security_group_id)?,
+        direction,
+        ethertype,
+        protocol,
+        port_range_min,
+        port_range_max,
+        remote_ip_prefix: parse_opt(&req.remote_ip_prefix, |t| parse_remote_prefix(t, ethertype))?,
+        remote_group_id: parse_opt(&req.remote_group_id, |t| parse_id("remote_group_id", t))?,
+    };
+    with_token(&req.request_token, command)
+}
+
+/// `CreateRouter` → `Command::CreateRouter` (under its request token).
+pub fn create_router(req: &pb::CreateRouterRequest) -> Result<Command, Rejection> {
+    let command = Command::CreateRouter {
+        id: new_id_for("id", &req.id, &req.request_token, "router")?,
+        project_id: parse_name_id("project_id", &req.project_id, true)?,
+        name: parse_name("name", &req.name)?,
+        routes: parse_routes("routes", &req.routes)?,
+    };
+    with_token(&req.request_token, command)
+}
+
+/// `UpdateRouter` → `Command::UpdateRouter`.
+pub fn update_router(req: &pb::UpdateRouterRequest) -> Result<Command, Rejection> {
+    Ok(Command::UpdateRouter {
+        id: parse_id("id", &req.id)?,
+        name: parse_opt_name("name", req.name.as_deref())?,
+        routes: req
+            .routes
+            .as_ref()
+            .map(|l| parse_routes("routes", &l.routes))
+            .transpose()?,
+        admin_state_up: req.admin_state_up,
+        expected_revision: req.expected_revision,
+    })
+}
+
+/// `AddRouterInterface` (`add`) or `RemoveRouterInterface` → the command.
+pub fn router_interface(req: &pb::RouterInterfaceRequest, add: bool) -> Result<Command, Rejection> {
+    let router_id = parse_id("router_id", &req.router_id)?;
+    let subnet_id = parse_id("subnet_id", &req.subnet_id)?;
+    Ok(if add {
+        Command::AddRouterInterface {
+            router_id,
+            subnet_id,
+        }
+    } else {
+        Command::RemoveRouterInterface {
+            router_id,
+            subnet_id,
+        }
+    })
+}
+
+/// A project ID named by a quota request.
+pub fn quota_project(project_id: &str) -> Result<String, Rejection> {
+    parse_name_id("project_id", project_id, true)
+}
+
+/// `SetQuota` → `Command::SetQuota`: the set limits over `current`.
+pub fn set_quota(req: &pb::SetQuotaRequest, current: Quota) -> Result<Command, Rejection> {
+    let limit = |field: &str, value: Option<i64>, current: i64| match value {
+        Some(v) if v < -1 => Err(invalid(field, "must be -1 (unlimited) or at least 0")),
+        Some(v) => Ok(v),
+        None => Ok(current),
+    };
+    Ok(Command::SetQuota {
+        project_id: quota_project(&req.project_id)?,
+        quota: Quota {
+            network: limit("network", req.network, current.network)?,
+            subnet: limit("subnet", req.subnet, current.subnet)?,
+            port: limit("port", req.port, current.port)?,
+            router: limit("router", req.router, current.router)?,
+            security_group: limit("security_group", req.security_group, current.security_group)?,
+            security_group_rule: limit(
+                "security_group_rule",
+                req.security_group_rule,
+                current.security_group_rule,
+            )?,
+        },
     })
 }
 
@@ -360,14 +758,7 @@ pub fn subnet(s: &Subnet) -> pb::Subnet {
             .collect(),
         enable_dhcp: s.enable_dhcp,
         dns_nameservers: s.dns_nameservers.iter().map(|ip| ip.to_string()).collect(),
-        host_routes: s
-            .host_routes
-            .iter()
-            .map(|r| pb::Route {
-                destination: r.destination.to_string(),
-                nexthop: r.nexthop.to_string(),
-            })
-            .collect(),
+        host_routes: routes(&s.host_routes),
         revision: s.meta.revision,
         created_at_ms: s.meta.created_at,
         updated_at_ms: s.meta.updated_at,
@@ -416,6 +807,103 @@ pub fn port(p: &Port) -> pb::Port {
     }
 }
 
+/// A security group as a message.
+pub fn security_group(g: &SecurityGroup) -> pb::SecurityGroup {
+    pb::SecurityGroup {
+        id: g.id.to_string(),
+        project_id: g.meta.project_id.clone(),
+        name: g.name.clone(),
+        description: g.description.clone(),
+        is_default: g.is_default,
+        revision: g.meta.revision,
+        created_at_ms: g.meta.created_at,
+        updated_at_ms: g.meta.updated_at,
+    }
+}
+
+/// A security-group rule as a message.
+pub fn security_group_rule(r: &SecurityGroupRule) -> pb::SecurityGroupRule {
+    pb::SecurityGroupRule {
+        id: r.id.to_string(),
+        project_id: r.meta.project_id.clone(),
+        security_group_id: r.security_group_id.to_string(),
+        direction: match r.direction {
+            Direction::Ingress => pb::Direction::Ingress,
+            Direction::Egress => pb::Direction::Egress,
+        } as i32,
+        ethertype: match r.ethertype {
+            EtherType::Ipv4 => pb::EtherType::Ipv4,
+            EtherType::Ipv6 => pb::EtherType::Ipv6,
+        } as i32,
+        protocol: r.protocol.map(|p| p.to_string()).unwrap_or_default(),
+        port_range_min: r.port_range_min.map(u32::from),
+        port_range_max: r.port_range_max.map(u32::from),
+        remote_ip_prefix: r
+            .remote_ip_prefix
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        remote_group_id: r.remote_group_id.map(|g| g.to_string()).unwrap_or_default(),
+        revision: r.meta.revision,
+        created_at_ms: r.meta.created_at,
+        updated_at_ms: r.meta.updated_at,
+    }
+}
+
+fn routes(routes: &[Route]) -> Vec<pb::Route> {
+    routes
+        .iter()
+        .map(|r| pb::Route {
+            destination: r.destination.to_string(),
+            nexthop: r.nexthop.to_string(),
+        })
+        .collect()
+}
+
+/// A router as a message.
+pub fn router(r: &Router) -> pb::Router {
+    pb::Router {
+        id: r.id.to_string(),
+        project_id: r.meta.project_id.clone(),
+        name: r.name.clone(),
+        admin_state_up: r.admin_state_up,
+        interfaces: r
+            .interfaces
+            .iter()
+            .map(|i| pb::RouterInterface {
+                subnet_id: i.subnet_id.to_string(),
+                ip_address: i.ip_address.to_string(),
+            })
+            .collect(),
+        routes: routes(&r.routes),
+        revision: r.meta.revision,
+        created_at_ms: r.meta.created_at,
+        updated_at_ms: r.meta.updated_at,
+    }
+}
+
+/// A project's limits and its usage (`usage` counts one kind).
+pub fn quota(project_id: &str, limits: &Quota, usage: impl Fn(ResourceKind) -> u64) -> pb::Quota {
+    pb::Quota {
+        project_id: project_id.to_string(),
+        limits: Some(pb::QuotaLimits {
+            network: limits.network,
+            subnet: limits.subnet,
+            port: limits.port,
+            router: limits.router,
+            security_group: limits.security_group,
+            security_group_rule: limits.security_group_rule,
+        }),
+        usage: Some(pb::QuotaUsage {
+            network: usage(ResourceKind::Network),
+            subnet: usage(ResourceKind::Subnet),
+            port: usage(ResourceKind::Port),
+            router: usage(ResourceKind::Router),
+            security_group: usage(ResourceKind::SecurityGroup),
+            security_group_rule: usage(ResourceKind::SecurityGroupRule),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,6 +924,88 @@ mod tests {
         assert_ne!(a, b);
         let text = a.map(|id| id.to_string()).unwrap_or_default();
         assert_eq!(text.as_bytes()[14], b'4');
+    }
+
+    #[test]
+    fn protocols_are_names_or_numbers_and_icmp_follows_the_ethertype() {
+        let v4 = EtherType::Ipv4;
+        assert_eq!(parse_protocol("TCP", v4), Ok(Some(6)));
+        assert_eq!(parse_protocol("255", v4), Ok(Some(255)));
+        assert_eq!(parse_protocol("any", v4), Ok(None));
+        assert_eq!(parse_protocol("", v4), Ok(None));
+        assert_eq!(parse_protocol("icmp", v4), Ok(Some(1)));
+        assert_eq!(parse_protocol("icmp", EtherType::Ipv6), Ok(Some(58)));
+        for bad in ["256", "-1", "tpc"] {
+            let err = parse_protocol(bad, v4);
+            assert!(
+                matches!(&err, Err(Rejection::InvalidField { field, .. }) if field == "protocol"),
+                "{bad}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn port_ranges_follow_the_protocol_like_the_state_machine() {
+        let field = |r: Result<(), Rejection>| match r {
+            Ok(()) => "ok".to_string(),
+            Err(Rejection::InvalidField { field, .. }) => field,
+            Err(other) => format!("{other:?}"),
+        };
+        assert_eq!(field(check_port_range(Some(6), Some(1), Some(65535))), "ok");
+        assert_eq!(field(check_port_range(Some(17), None, None)), "ok");
+        assert_eq!(
+            field(check_port_range(Some(6), Some(0), Some(1))),
+            "port_range_min"
+        );
+        assert_eq!(
+            field(check_port_range(Some(6), Some(2), Some(1))),
+            "port_range_min"
+        );
+        assert_eq!(
+            field(check_port_range(Some(132), Some(2), None)),
+            "port_range_max"
+        );
+        assert_eq!(field(check_port_range(Some(1), Some(8), None)), "ok");
+        assert_eq!(
+            field(check_port_range(Some(58), Some(1), Some(256))),
+            "port_range_max"
+        );
+        assert_eq!(
+            field(check_port_range(None, Some(1), Some(2))),
+            "port_range_min"
+        );
+        assert_eq!(
+            field(check_port_range(Some(47), None, Some(2))),
+            "port_range_max"
+        );
+    }
+
+    #[test]
+    fn remote_prefix_must_be_canonical_and_of_the_rule_family() {
+        assert_eq!(
+            parse_remote_prefix("10.0.0.1", EtherType::Ipv4).map(|n| n.to_string()),
+            Ok("10.0.0.1/32".to_string())
+        );
+        assert!(parse_remote_prefix("10.0.0.1/8", EtherType::Ipv4).is_err());
+        assert!(parse_remote_prefix("10.0.0.0/8", EtherType::Ipv6).is_err());
+        assert!(parse_remote_prefix("::/0", EtherType::Ipv6).is_ok());
+    }
+
+    #[test]
+    fn a_token_without_an_id_derives_the_same_command_each_time() {
+        let req = pb::CreateRouterRequest {
+            project_id: "p".into(),
+            request_token: "t".into(),
+            ..Default::default()
+        };
+        let first = create_router(&req);
+        assert!(matches!(first, Ok(Command::Idempotent { .. })), "{first:?}");
+        assert_eq!(first, create_router(&req));
+        let untokened = pb::CreateRouterRequest {
+            request_token: String::new(),
+            ..req
+        };
+        assert_ne!(create_router(&untokened), create_router(&untokened));
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! in the state machine) and commits it with `RaftNode::client_write`, from
 //! any node: followers forward to the leader. Reads are linearizable
 //! (`read_linearizable`) unless the request sets `stale`.
+//! A create carrying a `request_token` is proposed as
+//! `Command::Idempotent` (a retry returns the original reply; a different
+//! request under the same token is ALREADY_EXISTS / TOKEN_CONFLICT), with
+//! its ID derived from the token when the client gave none.
 //! [`ClusterService`] reports the answering node's Raft metrics.
 //!
 //! # Layout

@@ -35,6 +35,12 @@ const _: () = assert!(PORTS_BATCH_MAX <= BATCH_PORTS_MAX);
 const _: () = assert!(LIST_PAGE_DEFAULT <= LIST_PAGE_MAX);
 const _: () = assert!(REQUEST_BYTES_MAX <= RESPONSE_BYTES_MAX);
 
+/// Highest IP protocol number a security-group rule may name.
+pub const PROTOCOL_NUMBER_MAX: u8 = u8::MAX;
+
+/// Highest TCP/UDP/SCTP port (or ICMP type/code bound) a rule may carry.
+pub const TCP_UDP_PORT_MAX: u16 = u16::MAX;
+
 /// Writes waiting to be coalesced into a Raft entry; a full queue answers
 /// RESOURCE_EXHAUSTED (OVERLOADED) instead of queueing without bound.
 pub const PROPOSALS_QUEUED_MAX: usize = 4_096;

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::orchestrator_server::{Orchestrator, OrchestratorServer};
 use alcor_raft_core::{RaftNode, ReadError, WriteError};
-use alcor_state_machine::model::Port;
+use alcor_state_machine::model::{Port, SecurityGroupRule};
 use alcor_state_machine::{Command, Kind, Rejection, Reply, State};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
@@ -102,6 +102,31 @@ impl OrchestratorService {
             None => linearizable.await,
         };
         Ok(result?)
+    }
+
+    /// Proposes `command` and renders its reply with `pick` (`None`: a reply
+    /// of the wrong kind, which is a bug).
+    async fn write_as<T>(
+        &self,
+        budget: Option<Duration>,
+        command: Command,
+        pick: impl FnOnce(&Reply) -> Option<T>,
+    ) -> Result<T, ApiError> {
+        let (_, reply) = self.write(budget, command).await?;
+        pick(&reply).ok_or_else(|| unexpected(&reply))
+    }
+
+    /// A project's limits and usage, read like any other resource.
+    async fn quota(
+        &self,
+        budget: Option<Duration>,
+        stale: bool,
+        project: String,
+    ) -> Result<pb::Quota, ApiError> {
+        self.read(budget, stale, move |s| {
+            convert::quota(&project, &s.quota(&project), |kind| s.usage(&project, kind))
+        })
+        .await
     }
 
     async fn delete(
@@ -244,6 +269,24 @@ impl Orchestrator for OrchestratorService {
         )
     }
 
+    async fn update_host(
+        &self,
+        request: Request<pb::UpdateHostRequest>,
+    ) -> Result<Response<pb::Host>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::update_host(request.get_ref())?;
+                self.write_as(budget, command, |r| match r {
+                    Reply::Host(host) => Some(convert::host(host)),
+                    _ => None,
+                })
+                .await
+            }
+            .await,
+        )
+    }
+
     async fn delete_host(
         &self,
         request: Request<pb::DeleteHostRequest>,
@@ -316,6 +359,24 @@ impl Orchestrator for OrchestratorService {
                     })
                     .await?;
                 Ok(pb::ListVpcsResponse { vpcs, next_marker })
+            }
+            .await,
+        )
+    }
+
+    async fn update_vpc(
+        &self,
+        request: Request<pb::UpdateVpcRequest>,
+    ) -> Result<Response<pb::Vpc>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::update_vpc(request.get_ref())?;
+                self.write_as(budget, command, |r| match r {
+                    Reply::Vpc(vpc) => Some(convert::vpc(vpc)),
+                    _ => None,
+                })
+                .await
             }
             .await,
         )
@@ -417,6 +478,24 @@ impl Orchestrator for OrchestratorService {
         )
     }
 
+    async fn update_subnet(
+        &self,
+        request: Request<pb::UpdateSubnetRequest>,
+    ) -> Result<Response<pb::Subnet>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::update_subnet(request.get_ref())?;
+                self.write_as(budget, command, |r| match r {
+                    Reply::Subnet(subnet) => Some(convert::subnet(subnet)),
+                    _ => None,
+                })
+                .await
+            }
+            .await,
+        )
+    }
+
     async fn delete_subnet(
         &self,
         request: Request<pb::DeleteSubnetRequest>,
@@ -442,8 +521,8 @@ impl Orchestrator for OrchestratorService {
         let budget = deadline::budget(request.metadata());
         respond(
             async {
-                let spec = convert::port_spec(request.get_ref())?;
-                match self.write(budget, Command::CreatePort(spec)).await? {
+                let command = convert::create_port(request.get_ref())?;
+                match self.write(budget, command).await? {
                     (_, Reply::Port(port)) => Ok(convert::port(&port)),
                     (_, other) => Err(unexpected(&other)),
                 }
@@ -555,6 +634,410 @@ impl Orchestrator for OrchestratorService {
                     expected_revision: req.expected_revision,
                 };
                 self.delete(budget, command).await
+            }
+            .await,
+        )
+    }
+
+    async fn create_security_group(
+        &self,
+        request: Request<pb::CreateSecurityGroupRequest>,
+    ) -> Result<Response<pb::SecurityGroup>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::create_security_group(request.get_ref())?;
+                self.write_as(budget, command, |r| match r {
+                    Reply::SecurityGroup(g) => Some(convert::security_group(g)),
+                    _ => None,
+                })
+                .await
+            }
+            .await,
+        )
+    }
+
+    async fn get_security_group(
+        &self,
+        request: Request<pb::GetSecurityGroupRequest>,
+    ) -> Result<Response<pb::SecurityGroup>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let id = convert::parse_id("id", &req.id)?;
+                let found = self
+                    .read(budget, req.stale, move |s| {
+                        s.security_group(&id).map(convert::security_group)
+                    })
+                    .await?;
+                found.ok_or_else(|| not_found(Kind::SecurityGroup, id))
+            }
+            .await,
+        )
+    }
+
+    async fn list_security_groups(
+        &self,
+        request: Request<pb::ListSecurityGroupsRequest>,
+    ) -> Result<Response<pb::ListSecurityGroupsResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.into_inner();
+        let limit = page_limit(req.limit);
+        let project = req.project_id;
+        respond(
+            async {
+                let marker = convert::parse_marker(&req.marker)?;
+                let (security_groups, next_marker) = self
+                    .read(budget, req.stale, move |s| {
+                        page(
+                            s.security_groups(),
+                            |g| g.id,
+                            marker,
+                            |g| project_matches(&project, &g.meta.project_id),
+                            limit,
+                            convert::security_group,
+                        )
+                    })
+                    .await?;
+                Ok(pb::ListSecurityGroupsResponse {
+                    security_groups,
+                    next_marker,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn update_security_group(
+        &self,
+        request: Request<pb::UpdateSecurityGroupRequest>,
+    ) -> Result<Response<pb::SecurityGroup>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::update_security_group(request.get_ref())?;
+                self.write_as(budget, command, |r| match r {
+                    Reply::SecurityGroup(g) => Some(convert::security_group(g)),
+                    _ => None,
+                })
+                .await
+            }
+            .await,
+        )
+    }
+
+    async fn delete_security_group(
+        &self,
+        request: Request<pb::DeleteSecurityGroupRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let command = Command::DeleteSecurityGroup {
+                    id: convert::parse_id("id", &req.id)?,
+                    expected_revision: req.expected_revision,
+                };
+                self.delete(budget, command).await
+            }
+            .await,
+        )
+    }
+
+    async fn create_security_group_rule(
+        &self,
+        request: Request<pb::CreateSecurityGroupRuleRequest>,
+    ) -> Result<Response<pb::SecurityGroupRule>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::create_security_group_rule(request.get_ref())?;
+                self.write_as(budget, command, |r| match r {
+                    Reply::SecurityGroupRule(rule) => Some(convert::security_group_rule(rule)),
+                    _ => None,
+                })
+                .await
+            }
+            .await,
+        )
+    }
+
+    async fn get_security_group_rule(
+        &self,
+        request: Request<pb::GetSecurityGroupRuleRequest>,
+    ) -> Result<Response<pb::SecurityGroupRule>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let id = convert::parse_id("id", &req.id)?;
+                let found = self
+                    .read(budget, req.stale, move |s| {
+                        s.security_group_rule(&id).map(convert::security_group_rule)
+                    })
+                    .await?;
+                found.ok_or_else(|| not_found(Kind::SecurityGroupRule, id))
+            }
+            .await,
+        )
+    }
+
+    async fn list_security_group_rules(
+        &self,
+        request: Request<pb::ListSecurityGroupRulesRequest>,
+    ) -> Result<Response<pb::ListSecurityGroupRulesResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.into_inner();
+        let limit = page_limit(req.limit);
+        let project = req.project_id;
+        respond(
+            async {
+                let marker = convert::parse_marker(&req.marker)?;
+                let group = convert::parse_marker(&req.security_group_id)?;
+                let (security_group_rules, next_marker) = self
+                    .read(budget, req.stale, move |s| {
+                        // A scan of all rules: the state has a per-group index
+                        // but no public accessor for it yet.
+                        let keep = |r: &SecurityGroupRule| {
+                            project_matches(&project, &r.meta.project_id)
+                                && group.is_none_or(|g| r.security_group_id == g)
+                        };
+                        page(
+                            s.security_group_rules(),
+                            |r| r.id,
+                            marker,
+                            keep,
+                            limit,
+                            convert::security_group_rule,
+                        )
+                    })
+                    .await?;
+                Ok(pb::ListSecurityGroupRulesResponse {
+                    security_group_rules,
+                    next_marker,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn delete_security_group_rule(
+        &self,
+        request: Request<pb::DeleteSecurityGroupRuleRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let command = Command::DeleteSecurityGroupRule {
+                    id: convert::parse_id("id", &req.id)?,
+                    expected_revision: req.expected_revision,
+                };
+                self.delete(budget, command).await
+            }
+            .await,
+        )
+    }
+
+    async fn create_router(
+        &self,
+        request: Request<pb::CreateRouterRequest>,
+    ) -> Result<Response<pb::Router>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::create_router(request.get_ref())?;
+                self.write_as(budget, command, |r| match r {
+                    Reply::Router(router) => Some(convert::router(router)),
+                    _ => None,
+                })
+                .await
+            }
+            .await,
+        )
+    }
+
+    async fn get_router(
+        &self,
+        request: Request<pb::GetRouterRequest>,
+    ) -> Result<Response<pb::Router>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let id = convert::parse_id("id", &req.id)?;
+                let found = self
+                    .read(budget, req.stale, move |s| {
+                        s.router(&id).map(convert::router)
+                    })
+                    .await?;
+                found.ok_or_else(|| not_found(Kind::Router, id))
+            }
+            .await,
+        )
+    }
+
+    async fn list_routers(
+        &self,
+        request: Request<pb::ListRoutersRequest>,
+    ) -> Result<Response<pb::ListRoutersResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.into_inner();
+        let limit = page_limit(req.limit);
+        let project = req.project_id;
+        respond(
+            async {
+                let marker = convert::parse_marker(&req.marker)?;
+                let (routers, next_marker) = self
+                    .read(budget, req.stale, move |s| {
+                        page(
+                            s.routers(),
+                            |r| r.id,
+                            marker,
+                            |r| project_matches(&project, &r.meta.project_id),
+                            limit,
+                            convert::router,
+                        )
+                    })
+                    .await?;
+                Ok(pb::ListRoutersResponse {
+                    routers,
+                    next_marker,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn update_router(
+        &self,
+        request: Request<pb::UpdateRouterRequest>,
+    ) -> Result<Response<pb::Router>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::update_router(request.get_ref())?;
+                self.write_as(budget, command, |r| match r {
+                    Reply::Router(router) => Some(convert::router(router)),
+                    _ => None,
+                })
+                .await
+            }
+            .await,
+        )
+    }
+
+    async fn delete_router(
+        &self,
+        request: Request<pb::DeleteRouterRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let command = Command::DeleteRouter {
+                    id: convert::parse_id("id", &req.id)?,
+                    expected_revision: req.expected_revision,
+                };
+                self.delete(budget, command).await
+            }
+            .await,
+        )
+    }
+
+    async fn add_router_interface(
+        &self,
+        request: Request<pb::RouterInterfaceRequest>,
+    ) -> Result<Response<pb::Router>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::router_interface(request.get_ref(), true)?;
+                self.write_as(budget, command, |r| match r {
+                    Reply::Router(router) => Some(convert::router(router)),
+                    _ => None,
+                })
+                .await
+            }
+            .await,
+        )
+    }
+
+    async fn remove_router_interface(
+        &self,
+        request: Request<pb::RouterInterfaceRequest>,
+    ) -> Result<Response<pb::Router>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::router_interface(request.get_ref(), false)?;
+                self.write_as(budget, command, |r| match r {
+                    Reply::Router(router) => Some(convert::router(router)),
+                    _ => None,
+                })
+                .await
+            }
+            .await,
+        )
+    }
+
+    async fn get_quota(
+        &self,
+        request: Request<pb::GetQuotaRequest>,
+    ) -> Result<Response<pb::Quota>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let project = convert::quota_project(&req.project_id)?;
+                self.quota(budget, req.stale, project).await
+            }
+            .await,
+        )
+    }
+
+    async fn set_quota(
+        &self,
+        request: Request<pb::SetQuotaRequest>,
+    ) -> Result<Response<pb::Quota>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                // Unset limits keep their value: read, merge, write (not
+                // atomic; see SetQuotaRequest).
+                let project = convert::quota_project(&req.project_id)?;
+                let lookup = project.clone();
+                let current = self.read(budget, false, move |s| s.quota(&lookup)).await?;
+                let command = convert::set_quota(req, current)?;
+                self.write_as(budget, command, |r| {
+                    matches!(r, Reply::Quota(_)).then_some(())
+                })
+                .await?;
+                self.quota(budget, false, project).await
+            }
+            .await,
+        )
+    }
+
+    async fn reset_quota(
+        &self,
+        request: Request<pb::ResetQuotaRequest>,
+    ) -> Result<Response<pb::Quota>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let project = convert::quota_project(&req.project_id)?;
+                let command = Command::ResetQuota {
+                    project_id: project.clone(),
+                };
+                self.write_as(budget, command, |r| {
+                    matches!(r, Reply::Quota(_)).then_some(())
+                })
+                .await?;
+                self.quota(budget, false, project).await
             }
             .await,
         )

@@ -23,11 +23,9 @@
 //! read or write puts the hosts back (unless newer acks came) and retries
 //! after `STATUS_RETRY_MS`.
 //!
-//! Known gap: `SetPortStatus` is unconditional, so a port moved to another
-//! host (or updated) between the linearizable read and the commit of the
-//! proposal can still be set `Active` on behalf of the old host's agent.
-//! Closing it needs a conditional command in the state machine (the port's
-//! expected binding host and revision).
+//! Each command is conditional (`if_bound_to` the acking host,
+//! `if_revision_at_most` the acked revision), so a port moved or updated
+//! between the read and the commit is left alone by the state machine.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -126,6 +124,8 @@ pub(crate) fn plan(state: &State, acks: &BTreeMap<HostId, HostAck>) -> Vec<Comma
                 commands.push(Command::SetPortStatus {
                     id: port.id,
                     status: want,
+                    if_bound_to: Some(host.clone()),
+                    if_revision_at_most: Some(ack.revision),
                 });
             }
         }

@@ -193,7 +193,15 @@ pub enum Command {
         expected_revision: Option<u64>,
     },
     /// Set a port's status (from host-agent acks).
-    SetPortStatus { id: Id, status: PortStatus },
+    /// Conditional on the ack that caused it: does nothing (and is no error) when
+    /// the port is no longer bound to `if_bound_to` or changed after revision
+    /// `if_revision_at_most`, so a late ack from an old host cannot mark it.
+    SetPortStatus {
+        id: Id,
+        status: PortStatus,
+        if_bound_to: Option<HostId>,
+        if_revision_at_most: Option<u64>,
+    },
     /// Delete a port.
     DeletePort {
         id: Id,

@@ -528,6 +528,7 @@ impl State {
         ctx: Ctx,
         id: Id,
         status: &PortStatus,
+        (if_bound_to, if_revision_at_most): (Option<&str>, Option<u64>),
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
         let old = self
@@ -538,7 +539,9 @@ impl State {
         if let PortStatus::Error(reason) = status {
             validate::name("status", reason)?;
         }
-        if old.status == *status {
+        let moved = if_bound_to.is_some_and(|h| old.binding_host.as_deref() != Some(h));
+        let changed = if_revision_at_most.is_some_and(|r| old.meta.revision > r);
+        if old.status == *status || moved || changed {
             return Ok(Reply::Port(Box::new(old.clone())));
         }
         let mut new = old.clone();

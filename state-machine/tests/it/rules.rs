@@ -706,3 +706,21 @@ fn oldest_tokens_are_forgotten_beyond_the_limit() {
     ));
     assert!(matches!(e, Rejection::TokenConflict { .. }));
 }
+
+#[test]
+fn port_status_from_a_stale_ack_changes_nothing() {
+    let mut w = base();
+    let p = as_port(w.ok(port(5, 1, Some("h1"))));
+    let set = |host: &str, rev: u64| Command::SetPortStatus {
+        id: Id(5),
+        status: PortStatus::Active,
+        if_bound_to: Some(host.to_string()),
+        if_revision_at_most: Some(rev),
+    };
+    // An ack from another host, or from before the port's last change: no effect.
+    w.ok(set("h2", p.meta.revision));
+    w.ok(set("h1", p.meta.revision - 1));
+    assert_eq!(w.state.port(&Id(5)).unwrap().status, PortStatus::Down);
+    w.ok(set("h1", p.meta.revision));
+    assert_eq!(w.state.port(&Id(5)).unwrap().status, PortStatus::Active);
+}

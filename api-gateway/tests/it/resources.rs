@@ -1,0 +1,755 @@
+//! Updates with compare-and-set, security groups and rules, routers,
+//! quotas and idempotent creates, through a real gRPC client.
+
+use alcor_proto::api::v1 as pb;
+use alcor_proto::api::v1::orchestrator_client::OrchestratorClient;
+use tonic::transport::Channel;
+use tonic::Code;
+
+use crate::harness::{assert_status, TestCluster};
+
+const PROJECT: &str = "p1";
+
+type Client = OrchestratorClient<Channel>;
+
+async fn create_vpc(c: &mut Client, project: &str, name: &str) -> pb::Vpc {
+    let req = pb::CreateVpcRequest {
+        project_id: project.into(),
+        name: name.into(),
+        ..Default::default()
+    };
+    c.create_vpc(req).await.expect("create vpc").into_inner()
+}
+
+async fn create_subnet(c: &mut Client, vpc: &str, cidr: &str) -> pb::Subnet {
+    let req = pb::CreateSubnetRequest {
+        project_id: PROJECT.into(),
+        network_id: vpc.into(),
+        cidr: cidr.into(),
+        ..Default::default()
+    };
+    c.create_subnet(req)
+        .await
+        .expect("create subnet")
+        .into_inner()
+}
+
+async fn get_vpc(c: &mut Client, id: &str) -> pb::Vpc {
+    let req = pb::GetVpcRequest {
+        id: id.into(),
+        stale: false,
+    };
+    c.get_vpc(req).await.expect("get vpc").into_inner()
+}
+
+async fn create_group(c: &mut Client, name: &str) -> pb::SecurityGroup {
+    let req = pb::CreateSecurityGroupRequest {
+        project_id: PROJECT.into(),
+        name: name.into(),
+        ..Default::default()
+    };
+    c.create_security_group(req)
+        .await
+        .expect("create security group")
+        .into_inner()
+}
+
+fn ssh_rule(group: &str) -> pb::CreateSecurityGroupRuleRequest {
+    pb::CreateSecurityGroupRuleRequest {
+        project_id: PROJECT.into(),
+        security_group_id: group.into(),
+        direction: pb::Direction::Ingress as i32,
+        ethertype: pb::EtherType::Ipv4 as i32,
+        protocol: "tcp".into(),
+        port_range_min: Some(22),
+        port_range_max: Some(22),
+        remote_ip_prefix: "192.0.2.0/24".into(),
+        ..Default::default()
+    }
+}
+
+async fn rules_of(c: &mut Client, group: &str) -> Vec<pb::SecurityGroupRule> {
+    let req = pb::ListSecurityGroupRulesRequest {
+        security_group_id: group.into(),
+        ..Default::default()
+    };
+    c.list_security_group_rules(req)
+        .await
+        .expect("list rules")
+        .into_inner()
+        .security_group_rules
+}
+
+async fn get_quota(c: &mut Client, project: &str) -> pb::Quota {
+    let req = pb::GetQuotaRequest {
+        project_id: project.into(),
+        stale: false,
+    };
+    c.get_quota(req).await.expect("get quota").into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cas_update_succeeds_then_a_stale_revision_fails_and_changes_nothing() {
+    let cluster = TestCluster::start(1).await;
+    let mut c = cluster.client(0).await;
+
+    let vpc = create_vpc(&mut c, PROJECT, "before").await;
+    let update = pb::UpdateVpcRequest {
+        id: vpc.id.clone(),
+        name: Some("after".into()),
+        mtu: Some(1400),
+        admin_state_up: Some(false),
+        expected_revision: Some(vpc.revision),
+    };
+    let updated = c
+        .update_vpc(update.clone())
+        .await
+        .expect("update vpc")
+        .into_inner();
+    assert_eq!(
+        (updated.name.as_str(), updated.mtu, updated.admin_state_up),
+        ("after", 1400, false)
+    );
+    assert!(updated.revision > vpc.revision);
+    // The same update again carries a revision that has moved.
+    let stale = pb::UpdateVpcRequest {
+        name: Some("lost".into()),
+        ..update
+    };
+    assert_status(
+        c.update_vpc(stale).await,
+        Code::FailedPrecondition,
+        "STALE_REVISION",
+    );
+    assert_eq!(get_vpc(&mut c, &vpc.id).await, updated);
+
+    // Hosts: underlay address and status.
+    let host = pb::CreateHostRequest {
+        id: "h1".into(),
+        project_id: "ops".into(),
+        underlay_ip: "192.168.0.1".into(),
+    };
+    let host = c.create_host(host).await.expect("create host").into_inner();
+    let drained = c
+        .update_host(pb::UpdateHostRequest {
+            id: "h1".into(),
+            underlay_ip: Some("192.168.0.2".into()),
+            status: Some(pb::HostStatus::Maintenance as i32),
+            expected_revision: Some(host.revision),
+        })
+        .await
+        .expect("update host")
+        .into_inner();
+    assert_eq!(drained.underlay_ip, "192.168.0.2");
+    assert_eq!(drained.status, pb::HostStatus::Maintenance as i32);
+    let stale_host = pb::UpdateHostRequest {
+        id: "h1".into(),
+        status: Some(pb::HostStatus::Up as i32),
+        expected_revision: Some(host.revision),
+        ..Default::default()
+    };
+    assert_status(
+        c.update_host(stale_host).await,
+        Code::FailedPrecondition,
+        "STALE_REVISION",
+    );
+    let bad_status = pb::UpdateHostRequest {
+        id: "h1".into(),
+        status: Some(pb::HostStatus::Unspecified as i32),
+        ..Default::default()
+    };
+    assert_status(
+        c.update_host(bad_status).await,
+        Code::InvalidArgument,
+        "INVALID_FIELD",
+    );
+
+    // Subnets: lists are replaced when set, left alone when unset.
+    let subnet = create_subnet(&mut c, &vpc.id, "10.0.0.0/24").await;
+    let changed = c
+        .update_subnet(pb::UpdateSubnetRequest {
+            id: subnet.id.clone(),
+            name: Some("s".into()),
+            dns_nameservers: Some(pb::AddressList {
+                addresses: vec!["10.0.0.53".into()],
+            }),
+            host_routes: Some(pb::RouteList {
+                routes: vec![pb::Route {
+                    destination: "172.16.0.0/16".into(),
+                    nexthop: "10.0.0.254".into(),
+                }],
+            }),
+            enable_dhcp: Some(false),
+            expected_revision: Some(subnet.revision),
+            ..Default::default()
+        })
+        .await
+        .expect("update subnet")
+        .into_inner();
+    assert_eq!(changed.dns_nameservers, vec!["10.0.0.53".to_string()]);
+    assert_eq!(changed.host_routes.len(), 1);
+    assert!(!changed.enable_dhcp);
+    assert_eq!(changed.allocation_pools, subnet.allocation_pools);
+    let stale_subnet = pb::UpdateSubnetRequest {
+        id: subnet.id.clone(),
+        gateway_ip: Some(String::new()),
+        expected_revision: Some(subnet.revision),
+        ..Default::default()
+    };
+    assert_status(
+        c.update_subnet(stale_subnet).await,
+        Code::FailedPrecondition,
+        "STALE_REVISION",
+    );
+    let now = c
+        .get_subnet(pb::GetSubnetRequest {
+            id: subnet.id.clone(),
+            stale: false,
+        })
+        .await
+        .expect("get subnet")
+        .into_inner();
+    assert_eq!(now, changed);
+
+    // Ports: allowed address pairs.
+    let port = pb::CreatePortRequest {
+        project_id: PROJECT.into(),
+        network_id: vpc.id.clone(),
+        ..Default::default()
+    };
+    let port = c.create_port(port).await.expect("create port").into_inner();
+    let paired = c
+        .update_port(pb::UpdatePortRequest {
+            id: port.id.clone(),
+            allowed_address_pairs: Some(pb::AddressPairList {
+                pairs: vec![pb::AddressPair {
+                    ip_address: "10.0.0.100".into(),
+                    mac_address: String::new(),
+                }],
+            }),
+            expected_revision: Some(port.revision),
+            ..Default::default()
+        })
+        .await
+        .expect("update port")
+        .into_inner();
+    assert_eq!(paired.allowed_address_pairs.len(), 1);
+    assert_eq!(paired.allowed_address_pairs[0].ip_address, "10.0.0.100/32");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_groups_and_rules_are_created_listed_updated_and_deleted() {
+    let cluster = TestCluster::start(1).await;
+    let mut c = cluster.client(0).await;
+
+    let web = create_group(&mut c, "web").await;
+    let db = create_group(&mut c, "db").await;
+    assert!(!web.is_default);
+    let got = c
+        .get_security_group(pb::GetSecurityGroupRequest {
+            id: web.id.clone(),
+            stale: false,
+        })
+        .await
+        .expect("get group")
+        .into_inner();
+    assert_eq!(got, web);
+
+    // Pages of one visit both groups; another project sees none.
+    let first = c
+        .list_security_groups(pb::ListSecurityGroupsRequest {
+            project_id: PROJECT.into(),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("list groups")
+        .into_inner();
+    assert_eq!(first.security_groups.len(), 1);
+    let second = c
+        .list_security_groups(pb::ListSecurityGroupsRequest {
+            project_id: PROJECT.into(),
+            limit: 1,
+            marker: first.next_marker.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("list groups")
+        .into_inner();
+    let mut ids = vec![
+        first.security_groups[0].id.clone(),
+        second.security_groups[0].id.clone(),
+    ];
+    ids.sort();
+    let mut expected = vec![web.id.clone(), db.id.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    let other = c
+        .list_security_groups(pb::ListSecurityGroupsRequest {
+            project_id: "nobody".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list groups")
+        .into_inner();
+    assert!(other.security_groups.is_empty());
+
+    let renamed = c
+        .update_security_group(pb::UpdateSecurityGroupRequest {
+            id: web.id.clone(),
+            name: Some("frontend".into()),
+            expected_revision: Some(web.revision),
+            ..Default::default()
+        })
+        .await
+        .expect("rename group")
+        .into_inner();
+    assert_eq!(renamed.name, "frontend");
+
+    // Neutron's two egress rules come with every new group.
+    assert_eq!(rules_of(&mut c, &web.id).await.len(), 2);
+    let ssh = c
+        .create_security_group_rule(ssh_rule(&web.id))
+        .await
+        .expect("create rule")
+        .into_inner();
+    assert_eq!(
+        (
+            ssh.protocol.as_str(),
+            ssh.port_range_min,
+            ssh.port_range_max
+        ),
+        ("6", Some(22), Some(22))
+    );
+    assert_status(
+        c.create_security_group_rule(ssh_rule(&web.id)).await,
+        Code::AlreadyExists,
+        "RULE_EXISTS",
+    );
+    let from_web = pb::CreateSecurityGroupRuleRequest {
+        security_group_id: db.id.clone(),
+        protocol: "6".into(),
+        port_range_min: Some(5432),
+        port_range_max: Some(5432),
+        remote_ip_prefix: String::new(),
+        remote_group_id: web.id.clone(),
+        ..ssh_rule(&db.id)
+    };
+    let from_web = c
+        .create_security_group_rule(from_web)
+        .await
+        .expect("create remote-group rule")
+        .into_inner();
+    let rules = rules_of(&mut c, &web.id).await;
+    assert_eq!(rules.len(), 3);
+    assert!(rules.contains(&ssh));
+    let got = c
+        .get_security_group_rule(pb::GetSecurityGroupRuleRequest {
+            id: ssh.id.clone(),
+            stale: false,
+        })
+        .await
+        .expect("get rule")
+        .into_inner();
+    assert_eq!(got, ssh);
+
+    // A group another group's rule names cannot go.
+    let web_delete = pb::DeleteSecurityGroupRequest {
+        id: web.id.clone(),
+        expected_revision: None,
+    };
+    assert_status(
+        c.delete_security_group(web_delete.clone()).await,
+        Code::FailedPrecondition,
+        "IN_USE",
+    );
+    c.delete_security_group_rule(pb::DeleteSecurityGroupRuleRequest {
+        id: from_web.id.clone(),
+        expected_revision: Some(from_web.revision),
+    })
+    .await
+    .expect("delete rule");
+    c.delete_security_group(web_delete)
+        .await
+        .expect("delete group");
+    assert_status(
+        c.get_security_group_rule(pb::GetSecurityGroupRuleRequest {
+            id: ssh.id.clone(),
+            stale: false,
+        })
+        .await,
+        Code::NotFound,
+        "NOT_FOUND",
+    );
+    assert_eq!(rules_of(&mut c, &db.id).await.len(), 2);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_rule_fields_are_invalid_argument_naming_the_field_and_never_proposed() {
+    let cluster = TestCluster::start(1).await;
+    let mut c = cluster.client(0).await;
+    let group = create_group(&mut c, "g").await;
+    let log_before = cluster.nodes[0].node.metrics().last_log_index;
+
+    type Mutate = fn(&mut pb::CreateSecurityGroupRuleRequest);
+    let cases: Vec<(&str, &str, Mutate)> = vec![
+        ("no direction", "direction", |r| r.direction = 0),
+        ("unknown direction", "direction", |r| r.direction = 9),
+        ("unknown ethertype", "ethertype", |r| r.ethertype = 9),
+        ("unknown protocol", "protocol", |r| {
+            r.protocol = "tpc".into()
+        }),
+        ("protocol 256", "protocol", |r| r.protocol = "256".into()),
+        ("port above 65535", "port_range_max", |r| {
+            r.port_range_max = Some(70_000)
+        }),
+        ("port 0", "port_range_min", |r| r.port_range_min = Some(0)),
+        ("min above max", "port_range_min", |r| {
+            r.port_range_min = Some(80)
+        }),
+        ("min without max", "port_range_max", |r| {
+            r.port_range_max = None
+        }),
+        ("ports without protocol", "port_range_min", |r| {
+            r.protocol = String::new()
+        }),
+        ("ports on gre", "port_range_min", |r| {
+            r.protocol = "gre".into()
+        }),
+        ("icmp type 300", "port_range_min", |r| {
+            r.protocol = "icmp".into();
+            r.port_range_min = Some(300);
+            r.port_range_max = None;
+        }),
+        ("prefix and group", "remote_ip_prefix", |r| {
+            r.remote_group_id = "00000000-0000-4000-8000-000000000001".into()
+        }),
+        ("IPv6 prefix on IPv4", "remote_ip_prefix", |r| {
+            r.remote_ip_prefix = "2001:db8::/32".into()
+        }),
+        ("IPv4 prefix on IPv6", "remote_ip_prefix", |r| {
+            r.ethertype = pb::EtherType::Ipv6 as i32
+        }),
+        ("host bits", "remote_ip_prefix", |r| {
+            r.remote_ip_prefix = "192.0.2.1/24".into()
+        }),
+        ("not a prefix", "remote_ip_prefix", |r| {
+            r.remote_ip_prefix = "banana".into()
+        }),
+        ("bad group id", "security_group_id", |r| {
+            r.security_group_id = "nope".into()
+        }),
+        ("bad remote group", "remote_group_id", |r| {
+            r.remote_ip_prefix = String::new();
+            r.remote_group_id = "nope".into();
+        }),
+    ];
+    for (what, field, mutate) in cases {
+        let mut req = ssh_rule(&group.id);
+        mutate(&mut req);
+        let status = c.create_security_group_rule(req).await.expect_err(what);
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+        assert!(
+            status.message().contains(&format!("invalid {field}:")),
+            "{what}: {status:?}"
+        );
+    }
+    assert_eq!(cluster.nodes[0].node.metrics().last_log_index, log_before);
+    assert_eq!(rules_of(&mut c, &group.id).await.len(), 2);
+
+    // The accepted spellings: names, numbers, "any", ICMP type and code.
+    let icmp6 = pb::CreateSecurityGroupRuleRequest {
+        ethertype: pb::EtherType::Ipv6 as i32,
+        protocol: "icmp".into(),
+        port_range_min: Some(128),
+        port_range_max: Some(0),
+        remote_ip_prefix: "2001:db8::1".into(),
+        ..ssh_rule(&group.id)
+    };
+    let icmp6 = c
+        .create_security_group_rule(icmp6)
+        .await
+        .expect("icmpv6 rule")
+        .into_inner();
+    assert_eq!(icmp6.protocol, "58");
+    assert_eq!(icmp6.remote_ip_prefix, "2001:db8::1/128");
+    let any = pb::CreateSecurityGroupRuleRequest {
+        protocol: "any".into(),
+        port_range_min: None,
+        port_range_max: None,
+        ..ssh_rule(&group.id)
+    };
+    let any = c
+        .create_security_group_rule(any)
+        .await
+        .expect("any-protocol rule")
+        .into_inner();
+    assert_eq!(any.protocol, "");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_interfaces_attach_and_detach_and_hold_their_subnet() {
+    let cluster = TestCluster::start(1).await;
+    let mut c = cluster.client(0).await;
+    let vpc = create_vpc(&mut c, PROJECT, "v").await;
+    let subnet = create_subnet(&mut c, &vpc.id, "10.5.0.0/24").await;
+
+    let router = c
+        .create_router(pb::CreateRouterRequest {
+            project_id: PROJECT.into(),
+            name: "r".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create router")
+        .into_inner();
+    assert!(router.admin_state_up && router.interfaces.is_empty());
+    let attach = pb::RouterInterfaceRequest {
+        router_id: router.id.clone(),
+        subnet_id: subnet.id.clone(),
+    };
+    let attached = c
+        .add_router_interface(attach.clone())
+        .await
+        .expect("add interface")
+        .into_inner();
+    assert_eq!(
+        attached.interfaces,
+        vec![pb::RouterInterface {
+            subnet_id: subnet.id.clone(),
+            ip_address: subnet.gateway_ip.clone(),
+        }]
+    );
+    let updated = c
+        .update_router(pb::UpdateRouterRequest {
+            id: router.id.clone(),
+            name: Some("edge".into()),
+            routes: Some(pb::RouteList {
+                routes: vec![pb::Route {
+                    destination: "0.0.0.0/0".into(),
+                    nexthop: "10.5.0.254".into(),
+                }],
+            }),
+            admin_state_up: Some(false),
+            expected_revision: Some(attached.revision),
+        })
+        .await
+        .expect("update router")
+        .into_inner();
+    assert_eq!(
+        (
+            updated.name.as_str(),
+            updated.routes.len(),
+            updated.admin_state_up
+        ),
+        ("edge", 1, false)
+    );
+
+    let delete_subnet = pb::DeleteSubnetRequest {
+        id: subnet.id.clone(),
+        expected_revision: None,
+    };
+    assert_status(
+        c.delete_subnet(delete_subnet.clone()).await,
+        Code::FailedPrecondition,
+        "IN_USE",
+    );
+    let delete_router = pb::DeleteRouterRequest {
+        id: router.id.clone(),
+        expected_revision: None,
+    };
+    assert_status(
+        c.delete_router(delete_router.clone()).await,
+        Code::FailedPrecondition,
+        "IN_USE",
+    );
+    let listed = c
+        .list_routers(pb::ListRoutersRequest {
+            project_id: PROJECT.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list routers")
+        .into_inner()
+        .routers;
+    assert_eq!(listed, vec![updated]);
+
+    let detached = c
+        .remove_router_interface(attach.clone())
+        .await
+        .expect("remove interface")
+        .into_inner();
+    assert!(detached.interfaces.is_empty());
+    // Detaching what is not attached names the field (the state machine's
+    // choice; Neutron answers 404).
+    assert_status(
+        c.remove_router_interface(attach).await,
+        Code::InvalidArgument,
+        "INVALID_FIELD",
+    );
+    c.delete_subnet(delete_subnet).await.expect("delete subnet");
+    c.delete_router(delete_router).await.expect("delete router");
+    assert_status(
+        c.get_router(pb::GetRouterRequest {
+            id: router.id,
+            stale: false,
+        })
+        .await,
+        Code::NotFound,
+        "NOT_FOUND",
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_set_then_create_beyond_it_is_quota_exceeded_and_usage_is_reported() {
+    let cluster = TestCluster::start(1).await;
+    let mut c = cluster.client(0).await;
+    let project = "quota-p";
+
+    let defaults = get_quota(&mut c, project).await;
+    let limits = defaults.limits.expect("limits");
+    assert_eq!((limits.network, limits.port), (100, 500));
+    assert_eq!(defaults.usage.expect("usage").network, 0);
+
+    let set = c
+        .set_quota(pb::SetQuotaRequest {
+            project_id: project.into(),
+            network: Some(1),
+            ..Default::default()
+        })
+        .await
+        .expect("set quota")
+        .into_inner();
+    let limits = set.limits.expect("limits");
+    assert_eq!((limits.network, limits.subnet), (1, 100));
+
+    create_vpc(&mut c, project, "only").await;
+    let beyond = pb::CreateVpcRequest {
+        project_id: project.into(),
+        ..Default::default()
+    };
+    assert_status(
+        c.create_vpc(beyond.clone()).await,
+        Code::ResourceExhausted,
+        "QUOTA_EXCEEDED",
+    );
+    let quota = get_quota(&mut c, project).await;
+    assert_eq!(quota.usage.expect("usage").network, 1);
+
+    // Unset limits keep their value.
+    let partial = c
+        .set_quota(pb::SetQuotaRequest {
+            project_id: project.into(),
+            router: Some(-1),
+            ..Default::default()
+        })
+        .await
+        .expect("set quota")
+        .into_inner()
+        .limits
+        .expect("limits");
+    assert_eq!((partial.network, partial.router), (1, -1));
+    let below_unlimited = pb::SetQuotaRequest {
+        project_id: project.into(),
+        port: Some(-2),
+        ..Default::default()
+    };
+    assert_status(
+        c.set_quota(below_unlimited).await,
+        Code::InvalidArgument,
+        "INVALID_FIELD",
+    );
+
+    let reset = c
+        .reset_quota(pb::ResetQuotaRequest {
+            project_id: project.into(),
+        })
+        .await
+        .expect("reset quota")
+        .into_inner();
+    assert_eq!(reset.limits, defaults.limits);
+    assert_eq!(reset.usage.expect("usage").network, 1);
+    c.create_vpc(beyond).await.expect("create after reset");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_create_with_a_token_returns_the_original_and_a_conflicting_reuse_is_rejected() {
+    let cluster = TestCluster::start(1).await;
+    let mut c = cluster.client(0).await;
+    let create = pb::CreateVpcRequest {
+        project_id: PROJECT.into(),
+        name: "once".into(),
+        request_token: "tok-vpc-1".into(),
+        ..Default::default()
+    };
+    let first = c
+        .create_vpc(create.clone())
+        .await
+        .expect("create")
+        .into_inner();
+    let retry = c
+        .create_vpc(create.clone())
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(retry, first);
+    assert_eq!(
+        first.id.as_bytes()[14],
+        b'8',
+        "token-derived id: {}",
+        first.id
+    );
+    let vpcs = c
+        .list_vpcs(pb::ListVpcsRequest {
+            project_id: PROJECT.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list vpcs")
+        .into_inner()
+        .vpcs;
+    assert_eq!(vpcs.len(), 1);
+
+    let conflicting = pb::CreateVpcRequest {
+        name: "other".into(),
+        ..create
+    };
+    assert_status(
+        c.create_vpc(conflicting).await,
+        Code::AlreadyExists,
+        "TOKEN_CONFLICT",
+    );
+
+    // A retried port create gets the same port, address and MAC.
+    create_subnet(&mut c, &first.id, "10.9.0.0/24").await;
+    let port = pb::CreatePortRequest {
+        project_id: PROJECT.into(),
+        network_id: first.id.clone(),
+        request_token: "tok-port-1".into(),
+        ..Default::default()
+    };
+    let a = c
+        .create_port(port.clone())
+        .await
+        .expect("port")
+        .into_inner();
+    let b = c
+        .create_port(port.clone())
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(a, b);
+
+    let tokened_entry = pb::CreatePortsRequest { ports: vec![port] };
+    assert_status(
+        c.create_ports(tokened_entry).await,
+        Code::InvalidArgument,
+        "INVALID_FIELD",
+    );
+    cluster.shutdown().await;
+}
