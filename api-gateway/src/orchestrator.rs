@@ -797,14 +797,17 @@ impl Orchestrator for OrchestratorService {
                 let group = convert::parse_marker(&req.security_group_id)?;
                 let (security_group_rules, next_marker) = self
                     .read(budget, req.stale, move |s| {
-                        // A scan of all rules: the state has a per-group index
-                        // but no public accessor for it yet.
+                        // One group's rules come from the state's per-group index.
+                        let rules: Box<dyn Iterator<Item = &SecurityGroupRule>> = match group {
+                            Some(g) => Box::new(s.rules_of(g)),
+                            None => Box::new(s.security_group_rules()),
+                        };
                         let keep = |r: &SecurityGroupRule| {
                             project_matches(&project, &r.meta.project_id)
                                 && group.is_none_or(|g| r.security_group_id == g)
                         };
                         page(
-                            s.security_group_rules(),
+                            rules,
                             |r| r.id,
                             marker,
                             keep,

@@ -192,9 +192,18 @@ impl State {
                 update,
                 expected_revision,
             } => self.update_port(ctx, *id, update, *expected_revision, d),
-            Command::SetPortStatus { id, status, if_bound_to, if_revision_at_most } => {
-                self.set_port_status(ctx, *id, status, (if_bound_to.as_deref(), *if_revision_at_most), d)
-            }
+            Command::SetPortStatus {
+                id,
+                status,
+                if_bound_to,
+                if_revision_at_most,
+            } => self.set_port_status(
+                ctx,
+                *id,
+                status,
+                (if_bound_to.as_deref(), *if_revision_at_most),
+                d,
+            ),
             Command::DeletePort {
                 id,
                 expected_revision,

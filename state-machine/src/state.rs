@@ -446,6 +446,13 @@ impl State {
     pub fn security_group_rules(&self) -> impl Iterator<Item = &SecurityGroupRule> {
         self.t.rules.values()
     }
+    /// Rules of one group in ID order (from the index).
+    pub fn rules_of(&self, group: Id) -> impl Iterator<Item = &SecurityGroupRule> {
+        self.ix
+            .sg_rules
+            .range((group, Id(0))..=(group, Id(u128::MAX)))
+            .filter_map(|(_, r)| self.t.rules.get(r))
+    }
     /// The project's default security group, if created yet.
     pub fn default_security_group(&self, project: &str) -> Option<Id> {
         self.ix.default_sg.get(project).copied()
