@@ -7,3 +7,5 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace --no-fail-fast
+# The REST API driven by a real openstacksdk from PyPI against a 3-process cluster.
+./rest-gateway/tests/openstacksdk_smoke.sh

@@ -125,6 +125,16 @@ pub(crate) struct ServerArgs {
     /// Upper bound on one write or linearizable read inside the node.
     #[arg(long, env = "ALCOR_REQUEST_TIMEOUT_MS", default_value_t = 5_000)]
     pub(crate) request_timeout_ms: u64,
+    /// Address to serve the OpenStack Networking API v2.0 (Neutron-compatible
+    /// REST) on, next to the gRPC API; unset: no REST API. Needs
+    /// --rest-token-file.
+    #[arg(long, env = "ALCOR_REST_ADDR", requires = "rest_token_file")]
+    pub(crate) rest_addr: Option<SocketAddr>,
+    /// The REST API's tokens: a TOML or JSON file mapping each X-Auth-Token
+    /// value to `{project_id, role}` (role `member` or `admin`), e.g.
+    /// `["secret"]` / `project_id = "demo"` / `role = "member"`.
+    #[arg(long, env = "ALCOR_REST_TOKEN_FILE", verbatim_doc_comment)]
+    pub(crate) rest_token_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "ALCOR_LOG_FORMAT", value_enum, default_value = "text")]
     pub(crate) log_format: LogFormat,

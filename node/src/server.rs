@@ -1,10 +1,13 @@
-//! `alcor server`: start the Raft member, serve the client API next to it,
-//! stop both cleanly on SIGINT/SIGTERM.
+//! `alcor server`: start the Raft member, serve the client API next to it
+//! (and the Neutron-compatible REST API when `--rest-addr` is given), stop
+//! everything cleanly on SIGINT/SIGTERM.
 
 use std::sync::Arc;
 
+use alcor_api_gateway::limits::{REQUEST_BYTES_MAX, RESPONSE_BYTES_MAX};
 use alcor_api_gateway::{ClusterService, OrchestratorService};
 use alcor_host_push::{PushConfig, PushService};
+use alcor_proto::api::v1::orchestrator_server::OrchestratorServer;
 use alcor_raft_core::{RaftListen, RaftNode, RaftNodeConfig};
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -26,6 +29,17 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let api_listener = TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("bind --api-addr {}", args.api_addr))?;
+    let rest = match (args.rest_addr, &args.rest_token_file) {
+        (Some(addr), Some(file)) => {
+            let tokens = alcor_rest_gateway::Tokens::load(file).context("--rest-token-file")?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind --rest-addr {addr}"))?;
+            Some((listener, tokens))
+        }
+        (Some(_), None) => anyhow::bail!("--rest-addr needs --rest-token-file"),
+        (None, _) => None,
+    };
     let mut config = RaftNodeConfig::new(
         args.id,
         args.data_dir.clone(),
@@ -56,34 +70,81 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // every small response waits for the peer's delayed ACK (~40 ms).
     let incoming =
         tonic::transport::server::TcpIncoming::from(api_listener).with_nodelay(Some(true));
+    // One signal stops both APIs: a task turns SIGINT/SIGTERM into `stop`.
+    let (stop, stopped_rx) = tokio::sync::watch::channel(false);
+    let signal = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        })
+    };
+    let stopping = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        // An error means the sender is gone: stop as well.
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    // REST and gRPC share one orchestrator service: one write batcher, one
+    // request limit.
+    let orchestrator = OrchestratorService::new(Arc::clone(&node));
+    let rest = rest.map(|(listener, tokens)| {
+        if let Some(addr) = args.rest_addr {
+            tracing::info!(rest_addr = %addr, "serving the REST API");
+        }
+        tokio::spawn(alcor_rest_gateway::serve(
+            listener,
+            Arc::new(orchestrator.clone()),
+            tokens,
+            stopping(stopped_rx.clone()),
+        ))
+    });
     let shutdown = {
         let push = push.clone();
+        let stopped = stopping(stopped_rx);
         async move {
-            shutdown_signal().await;
+            stopped.await;
             // Agent streams never end by themselves; end them so the graceful
             // shutdown of the server can complete.
             push.close();
         }
     };
-    let served = build_api_router(Arc::clone(&node), push)
+    let served = build_api_router(Arc::clone(&node), orchestrator, push)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
+    // The gRPC server may also end by itself (an error): stop REST too.
+    let _ = stop.send(true);
+    signal.abort();
+    let rest_served = match rest {
+        Some(task) => match task.await {
+            Ok(result) => result.context("serve REST api"),
+            Err(e) => Err(anyhow::anyhow!("REST api task: {e}")),
+        },
+        None => Ok(()),
+    };
     tracing::info!("api stopped; shutting down raft");
     let stopped = node.shutdown().await;
     served.context("serve api")?;
+    rest_served?;
     stopped.context("shut down raft")?;
     tracing::info!("alcor server stopped");
     Ok(())
 }
 
-/// Every gRPC service a node serves on `--api-addr`: the orchestrator API, the
-/// cluster API and the host agents' push stream.
-pub(crate) fn build_api_router(node: Arc<RaftNode>, push: PushService) -> Router {
+/// Every gRPC service a node serves on `--api-addr`: the orchestrator API
+/// (`orchestrator`, shared with the REST API), the cluster API and the host
+/// agents' push stream.
+pub(crate) fn build_api_router(
+    node: Arc<RaftNode>,
+    orchestrator: OrchestratorService,
+    push: PushService,
+) -> Router {
+    let orchestrator = OrchestratorServer::new(orchestrator)
+        .max_decoding_message_size(REQUEST_BYTES_MAX)
+        .max_encoding_message_size(RESPONSE_BYTES_MAX);
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(HTTP2_KEEPALIVE_S)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(HTTP2_KEEPALIVE_S)))
-        .add_service(OrchestratorService::server(Arc::clone(&node)))
+        .add_service(orchestrator)
         .add_service(ClusterService::server(node))
         .add_service(push.into_server())
 }

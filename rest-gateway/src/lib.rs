@@ -1,0 +1,249 @@
+//! The OpenStack Networking (Neutron) API v2.0 of an Alcor node, over HTTP.
+//!
+//! [`router`] builds an axum router over the node's [`OrchestratorService`]
+//! and calls its `alcor.api.v1.Orchestrator` methods in-process, so REST
+//! requests get the gRPC path's validation, write coalescing, linearizable
+//! reads and typed errors; [`serve`] serves it next to the gRPC port.
+//!
+//! # Routes
+//! - `GET /`: the version document; `GET /v2.0/`: the resource index (both
+//!   without authentication). `GET /openapi.json`: the OpenAPI 3 document.
+//! - `GET /v2.0/extensions`: the extensions clients may feature-detect.
+//! - `/v2.0/networks`, `/v2.0/subnets`, `/v2.0/ports` (also with a `.json`
+//!   suffix): `GET` list, `POST` create (`{"port": {...}}`, or bulk
+//!   `{"ports": [...]}`, all or nothing; networks and subnets one at a
+//!   time), `GET /{id}`, `PUT /{id}` (networks: `name`, `mtu`,
+//!   `admin_state_up`; subnets: `name`, `gateway_ip`, `allocation_pools`,
+//!   `enable_dhcp`, `dns_nameservers`, `host_routes`; ports: `name`,
+//!   `binding:host_id`, `device_id`, `device_owner`, `security_groups`,
+//!   `allowed_address_pairs`, `admin_state_up`), `DELETE /{id}` (204).
+//!
+//! # Conventions (Neutron's)
+//! - Lists filter on top-level attributes (`?name=a&name=b` ORs, different
+//!   keys AND; `?device_id=` finds empty ones; `fixed_ips=ip_address=X`);
+//!   an unknown filter is 400. `fields=` selects attributes; `limit` +
+//!   `marker` page in ID order with a `<resource>_links` `next` link (pages
+//!   are at most [`limits::PAGE_MAX`]). `sort_key=id`/`sort_dir=asc` only.
+//! - `If-Match: revision_number=N` on `PUT`/`DELETE` is a compare-and-set:
+//!   412 when the resource moved.
+//! - Errors are `{"NeutronError": {"type", "message", "detail"}}` with
+//!   Neutron's type names; [`error::from_status`] is the one mapping from
+//!   the gRPC status (and its `x-alcor-reason`) and documents the table.
+//! - Every response carries `X-Openstack-Request-Id: req-<uuid>`.
+//! - Bodies larger than [`limits::BODY_BYTES_MAX`] are refused with 413.
+//!
+//! # Authentication: the token file
+//! Every `/v2.0/...` route except the index needs an `X-Auth-Token` header
+//! naming a token of the token file (`alcor server --rest-token-file F`);
+//! a missing or unknown token is 401. The file maps each token to a
+//! project and a role, in TOML:
+//!
+//! ```toml
+//! ["3f9c0d7e-admin-secret"]
+//! project_id = "admin"
+//! role = "admin"
+//!
+//! ["b71a-demo-secret"]
+//! project_id = "demo"
+//! role = "member"
+//! ```
+//!
+//! or the same in JSON (a file whose first non-blank character is `{`):
+//! `{"b71a-demo-secret": {"project_id": "demo", "role": "member"}}`.
+//! Unknown roles or attributes make the file invalid (the server refuses to
+//! start). A `member` creates in its own project by default, may not create
+//! in another (403 `PolicyNotAuthorized`), sees only its project's resources
+//! in lists, and gets 404 for another project's resources (and networks, when
+//! creating subnets or ports on them). An `admin` sees and acts on every
+//! project and creates in its own unless the body names `project_id`.
+//! The file is read once at start; the tokens are secrets (mode 0600).
+//! openstacksdk and the `openstack` CLI use it with
+//! `auth_type=admin_token`, `endpoint=http://HOST:PORT`, `token=TOKEN`.
+
+mod attrs;
+pub mod auth;
+pub mod error;
+pub mod limits;
+mod meta;
+mod networks;
+mod ports;
+mod query;
+mod resource;
+mod subnets;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use alcor_api_gateway::OrchestratorService;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+pub use auth::{Caller, Grant, Role, TokenFileError, Tokens};
+pub use error::{from_status, RestError};
+
+/// Header naming the request in every response.
+pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+/// Header carrying the caller's token.
+pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
+
+/// The orchestrator the routes call in-process.
+pub(crate) type Svc = OrchestratorService;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) svc: Arc<Svc>,
+    pub(crate) tokens: Arc<Tokens>,
+}
+
+/// The REST API over `svc`, authenticating with `tokens`.
+pub fn router(svc: Arc<OrchestratorService>, tokens: Tokens) -> Router {
+    let state = AppState {
+        svc,
+        tokens: Arc::new(tokens),
+    };
+    let mut protected =
+        Router::new().route("/v2.0/extensions", axum::routing::get(meta::extensions));
+    protected = protected.route(
+        "/v2.0/extensions.json",
+        axum::routing::get(meta::extensions),
+    );
+    protected = resource::routes::<networks::Networks>(protected);
+    protected = resource::routes::<subnets::Subnets>(protected);
+    protected = resource::routes::<ports::Ports>(protected);
+    let protected = protected.layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/", axum::routing::get(meta::versions))
+        .route("/v2.0", axum::routing::get(meta::index))
+        .route("/v2.0/", axum::routing::get(meta::index))
+        .route("/openapi.json", axum::routing::get(meta::openapi))
+        .merge(protected)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` resolves (then finishes
+/// the requests in flight).
+pub async fn serve(
+    listener: TcpListener,
+    svc: Arc<OrchestratorService>,
+    tokens: Tokens,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        // Small JSON answers must not wait for the peer's delayed ACK.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router(svc, tokens))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A JSON body with its content type.
+pub(crate) fn json_body(value: &Value) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        value.to_string(),
+    )
+}
+
+/// `http://host:port` as the client reached us (for links).
+pub(crate) fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+/// `req-<uuid v4>`.
+fn new_request_id() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        // Still unique enough to correlate logs; never fail a request for it.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        b = nanos.to_le_bytes();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "req-{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = new_request_id();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let mut response = next.run(request).await;
+    tracing::debug!(request_id = %id, %method, %path, status = response.status().as_u16(), "rest");
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let caller = request
+        .headers()
+        .get(AUTH_TOKEN_HEADER)
+        .and_then(|t| t.to_str().ok())
+        .and_then(|t| state.tokens.caller(t));
+    match caller {
+        Some(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        None => RestError::new(
+            StatusCode::UNAUTHORIZED,
+            "NotAuthorized",
+            "The request you have made requires authentication (X-Auth-Token).",
+        )
+        .into_response(),
+    }
+}
+
+async fn not_found() -> Response {
+    RestError::new(
+        StatusCode::NOT_FOUND,
+        "HTTPNotFound",
+        "The resource could not be found.",
+    )
+    .into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    RestError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "HTTPMethodNotAllowed",
+        "The method is not allowed for this resource.",
+    )
+    .into_response()
+}

@@ -1,0 +1,33 @@
+//! Every bound the REST gateway enforces, in one place.
+
+use alcor_api_gateway::limits::{LIST_PAGE_MAX, PORTS_BATCH_MAX, REQUEST_BYTES_MAX};
+
+/// Largest request body accepted; a larger one is answered 413 before it is
+/// parsed. Room for a full bulk create of `PORTS_BATCH_MAX` ports.
+pub const BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Items in one list response; a larger or missing `limit` is clamped to it
+/// and the response carries a `next` link.
+pub const PAGE_MAX: usize = LIST_PAGE_MAX;
+
+/// Items asked of the gRPC list in one call while scanning for filter matches.
+pub const SCAN_PAGE_MAX: usize = LIST_PAGE_MAX;
+
+/// Values of one list filter, and `id` values looked up one by one.
+pub const FILTER_VALUES_MAX: usize = 1_000;
+
+/// Ports in one bulk create (the gRPC batch limit).
+pub const BULK_PORTS_MAX: usize = PORTS_BATCH_MAX;
+
+/// Subnets looked up concurrently to fill in the `subnets` of a page of networks.
+pub const SUBNET_LOOKUPS_CONCURRENT_MAX: usize = 16;
+
+/// Tokens in a token file.
+pub const TOKENS_MAX: usize = 100_000;
+
+/// Bytes of one token.
+pub const TOKEN_BYTES_MAX: usize = 1_024;
+
+const _: () = assert!(BODY_BYTES_MAX <= REQUEST_BYTES_MAX);
+const _: () = assert!(SCAN_PAGE_MAX <= LIST_PAGE_MAX);
+const _: () = assert!(PAGE_MAX <= LIST_PAGE_MAX);

@@ -1,0 +1,250 @@
+//! `/v2.0/ports`; a bulk create is one all-or-nothing `CreatePorts`.
+
+use alcor_proto::api::v1 as pb;
+use alcor_proto::api::v1::orchestrator_server::Orchestrator;
+use serde_json::{json, Value};
+use tonic::Request;
+
+use crate::attrs::{iso8601, Attrs};
+use crate::error::{from_status, RestError};
+use crate::limits::BULK_PORTS_MAX;
+use crate::resource::{Item, Resource, Scope};
+use crate::Svc;
+
+/// The ports collection.
+pub(crate) struct Ports;
+
+fn status(p: &pb::Port) -> &'static str {
+    match pb::PortStatus::try_from(p.status) {
+        Ok(pb::PortStatus::Active) => "ACTIVE",
+        Ok(pb::PortStatus::Error) => "ERROR",
+        _ => "DOWN",
+    }
+}
+
+fn render(p: &pb::Port) -> Item {
+    let fixed_ips: Vec<Value> = p
+        .fixed_ips
+        .iter()
+        .map(|f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}))
+        .collect();
+    let pairs: Vec<Value> = p
+        .allowed_address_pairs
+        .iter()
+        .map(|a| {
+            let mac = if a.mac_address.is_empty() {
+                &p.mac_address
+            } else {
+                &a.mac_address
+            };
+            json!({"ip_address": a.ip_address, "mac_address": mac})
+        })
+        .collect();
+    let bound = !p.binding_host.is_empty();
+    let item = json!({
+        "id": p.id,
+        "name": p.name,
+        "tenant_id": p.project_id,
+        "project_id": p.project_id,
+        "network_id": p.network_id,
+        "fixed_ips": fixed_ips,
+        "mac_address": p.mac_address,
+        "binding:host_id": p.binding_host,
+        "binding:vnic_type": "normal",
+        "binding:vif_type": if bound { "ovs" } else { "unbound" },
+        "binding:vif_details": {},
+        "binding:profile": {},
+        "device_id": p.device_id,
+        "device_owner": p.device_owner,
+        "security_groups": p.security_groups,
+        "allowed_address_pairs": pairs,
+        "admin_state_up": p.admin_state_up,
+        "status": status(p),
+        "port_security_enabled": true,
+        "extra_dhcp_opts": [],
+        "description": "",
+        "revision_number": p.revision,
+        "created_at": iso8601(p.created_at_ms),
+        "updated_at": iso8601(p.updated_at_ms),
+        "tags": [],
+    });
+    match item {
+        Value::Object(map) => map,
+        _ => Item::new(),
+    }
+}
+
+/// Attributes a port accepts only at their default value.
+fn defaults_only(a: &mut Attrs) -> Result<(), RestError> {
+    a.only_default("description", &json!(""))?;
+    a.only_default("binding:vnic_type", &json!("normal"))?;
+    a.only_default("binding:profile", &json!({}))?;
+    a.only_default("port_security_enabled", &json!(true))?;
+    a.only_default("extra_dhcp_opts", &json!([]))
+}
+
+fn address_pairs(a: &mut Attrs) -> Result<Option<Vec<pb::AddressPair>>, RestError> {
+    a.objects("allowed_address_pairs", |p| {
+        Ok(pb::AddressPair {
+            ip_address: p.required("ip_address")?,
+            mac_address: p.string("mac_address")?.unwrap_or_default(),
+        })
+    })
+}
+
+fn create_request(mut a: Attrs) -> Result<pb::CreatePortRequest, RestError> {
+    let fixed_ips = a
+        .objects("fixed_ips", |f| {
+            Ok(pb::FixedIpRequest {
+                subnet_id: f.string("subnet_id")?.unwrap_or_default(),
+                ip_address: f.string("ip_address")?.unwrap_or_default(),
+            })
+        })?
+        .unwrap_or_default();
+    let pairs = address_pairs(&mut a)?.unwrap_or_default();
+    let request = pb::CreatePortRequest {
+        id: a.string("id")?.unwrap_or_default(),
+        project_id: a.string("project_id")?.unwrap_or_default(),
+        network_id: a.required("network_id")?,
+        name: a.string("name")?.unwrap_or_default(),
+        fixed_ips,
+        mac_address: a.string("mac_address")?.unwrap_or_default(),
+        binding_host: a.string("binding:host_id")?.unwrap_or_default(),
+        device_id: a.string("device_id")?.unwrap_or_default(),
+        device_owner: a.string("device_owner")?.unwrap_or_default(),
+        security_groups: a.strings("security_groups")?.map(|ids| pb::IdList { ids }),
+        allowed_address_pairs: pairs,
+        admin_state_up: a.boolean("admin_state_up")?,
+        ..Default::default()
+    };
+    defaults_only(&mut a)?;
+    a.finish()?;
+    Ok(request)
+}
+
+impl Resource for Ports {
+    const SINGULAR: &'static str = "port";
+    const PLURAL: &'static str = "ports";
+    const NOT_FOUND: &'static str = "PortNotFound";
+    const FILTERS: &'static [&'static str] = &[
+        "id",
+        "name",
+        "tenant_id",
+        "project_id",
+        "network_id",
+        "mac_address",
+        "fixed_ips",
+        "binding:host_id",
+        "binding:vnic_type",
+        "binding:vif_type",
+        "device_id",
+        "device_owner",
+        "security_groups",
+        "admin_state_up",
+        "status",
+        "port_security_enabled",
+        "description",
+        "revision_number",
+    ];
+
+    async fn get(svc: &Svc, id: &str) -> Result<Item, RestError> {
+        let port = svc
+            .get_port(Request::new(pb::GetPortRequest {
+                id: id.to_string(),
+                stale: false,
+            }))
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(render(port.get_ref()))
+    }
+
+    async fn list(
+        svc: &Svc,
+        scope: &Scope,
+        marker: &str,
+        limit: usize,
+    ) -> Result<(Vec<Item>, String), RestError> {
+        let page = svc
+            .list_ports(Request::new(pb::ListPortsRequest {
+                project_id: scope.project_id.clone(),
+                network_id: scope.network_id.clone(),
+                host: scope.host.clone(),
+                limit: limit as u32,
+                marker: marker.to_string(),
+                stale: false,
+            }))
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        Ok((page.ports.iter().map(render).collect(), page.next_marker))
+    }
+
+    async fn create(svc: &Svc, items: Vec<Attrs>) -> Result<Vec<Item>, RestError> {
+        if items.len() > BULK_PORTS_MAX {
+            return Err(RestError::invalid_input(format!(
+                "a bulk create takes at most {BULK_PORTS_MAX} ports"
+            )));
+        }
+        let mut requests = items
+            .into_iter()
+            .map(create_request)
+            .collect::<Result<Vec<_>, _>>()?;
+        if requests.len() == 1 {
+            if let Some(request) = requests.pop() {
+                let port = svc
+                    .create_port(Request::new(request))
+                    .await
+                    .map_err(|s| from_status(&s))?;
+                return Ok(vec![render(port.get_ref())]);
+            }
+        }
+        let created = svc
+            .create_ports(Request::new(pb::CreatePortsRequest { ports: requests }))
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        Ok(created.ports.iter().map(render).collect())
+    }
+
+    async fn update(
+        svc: &Svc,
+        id: &str,
+        mut a: Attrs,
+        expected_revision: Option<u64>,
+    ) -> Result<Item, RestError> {
+        let request = pb::UpdatePortRequest {
+            id: id.to_string(),
+            name: a.string("name")?,
+            binding_host: a.string("binding:host_id")?,
+            device_id: a.string("device_id")?,
+            device_owner: a.string("device_owner")?,
+            security_groups: a.strings("security_groups")?.map(|ids| pb::IdList { ids }),
+            admin_state_up: a.boolean("admin_state_up")?,
+            allowed_address_pairs: address_pairs(&mut a)?
+                .map(|pairs| pb::AddressPairList { pairs }),
+            expected_revision,
+        };
+        defaults_only(&mut a)?;
+        a.finish().map_err(|e| {
+            RestError::bad_request(format!(
+                "{} (updatable: name, binding:host_id, device_id, device_owner, security_groups, allowed_address_pairs, admin_state_up)",
+                e.message
+            ))
+        })?;
+        let port = svc
+            .update_port(Request::new(request))
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(render(port.get_ref()))
+    }
+
+    async fn delete(svc: &Svc, id: &str, expected_revision: Option<u64>) -> Result<(), RestError> {
+        svc.delete_port(Request::new(pb::DeletePortRequest {
+            id: id.to_string(),
+            expected_revision,
+        }))
+        .await
+        .map_err(|s| from_status(&s))?;
+        Ok(())
+    }
+}

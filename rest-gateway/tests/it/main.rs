@@ -1,0 +1,5 @@
+//! Integration tests of the REST gateway: a real `RaftNode` (RocksDB in a
+//! temp dir) behind the real orchestrator service, driven over HTTP.
+
+mod api;
+mod harness;

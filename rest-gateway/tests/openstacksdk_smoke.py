@@ -1,0 +1,181 @@
+"""openstacksdk (a real install from PyPI) against a running Alcor cluster's
+Neutron-compatible REST API, without Keystone: the `admin_token` auth type
+sends a fixed token to a fixed endpoint.
+
+Environment:
+  ALCOR_REST_URL           e.g. http://127.0.0.1:9697 (one member's --rest-addr)
+  ALCOR_REST_TOKEN         an admin token of the token file
+  ALCOR_REST_MEMBER_TOKEN  a member token of another project
+  ALCOR_SMOKE_HOSTS        comma-separated registered host IDs (>= 2)
+
+Exits non-zero on the first failed check. Driven by openstacksdk_smoke.sh.
+"""
+
+import os
+import sys
+import time
+
+import openstack
+from openstack import exceptions as exc
+
+URL = os.environ["ALCOR_REST_URL"]
+ADMIN = os.environ["ALCOR_REST_TOKEN"]
+MEMBER = os.environ["ALCOR_REST_MEMBER_TOKEN"]
+HOSTS = os.environ["ALCOR_SMOKE_HOSTS"].split(",")
+
+
+def connect(token):
+    return openstack.connection.Connection(
+        auth_type="admin_token",
+        auth={"endpoint": URL, "token": token},
+    )
+
+
+def check(cond, what):
+    if not cond:
+        print(f"FAIL: {what}", file=sys.stderr)
+        sys.exit(1)
+    print(f"ok: {what}")
+
+
+def neutron_type(error):
+    """NeutronError.type of an openstacksdk HttpException."""
+    try:
+        return error.response.json()["NeutronError"]["type"]
+    except Exception:  # noqa: BLE001 - any shape problem is a failed check
+        return None
+
+
+def expect_error(cls, neutron, what, fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except cls as e:
+        got = neutron_type(e)
+        check(got == neutron, f"{what}: {cls.__name__} {got}")
+        check(
+            e.response.headers.get("X-Openstack-Request-Id", "").startswith("req-"),
+            f"{what}: request id header",
+        )
+        return
+    except exc.HttpException as e:
+        check(False, f"{what}: expected {cls.__name__}, got {type(e).__name__} {e}")
+    check(False, f"{what}: expected {cls.__name__}, got success")
+
+
+def main():
+    conn = connect(ADMIN)
+    net_api = conn.network
+
+    # Version discovery went through GET / (keystoneauth) on the first call.
+    net = net_api.create_network(name="smoke-net")
+    check(net.id and net.status == "ACTIVE" and net.mtu > 0, "create network")
+    check(net.project_id == "admin", "network defaults to the token's project")
+    sub = net_api.create_subnet(
+        network_id=net.id, cidr="10.20.0.0/24", ip_version=4, name="smoke-sub"
+    )
+    check(sub.gateway_ip == "10.20.0.1" and sub.ip_version == 4, "create subnet")
+    check(net_api.get_network(net.id).subnet_ids == [sub.id], "network lists its subnet")
+
+    # Bulk create: all or nothing.
+    bulk = [
+        {"network_id": net.id, "name": f"smoke-p{i}", "binding_host_id": HOSTS[i % 2],
+         "device_id": f"vm-{i}", "device_owner": "compute:nova"}
+        for i in range(4)
+    ]
+    ports = net_api.create_ports(bulk)
+    ports = list(ports)
+    check(len(ports) == 4 and all(p.id for p in ports), "bulk create 4 ports")
+    check(all(p.fixed_ips and p.fixed_ips[0]["subnet_id"] == sub.id for p in ports),
+          "bulk ports got addresses")
+    taken = ports[0].fixed_ips[0]["ip_address"]
+    expect_error(
+        exc.ConflictException, "IpAddressInUse", "bulk create with a taken IP",
+        lambda: list(net_api.create_ports([
+            {"network_id": net.id, "name": "smoke-x1"},
+            {"network_id": net.id, "name": "smoke-x2", "fixed_ips": [{"ip_address": taken}]},
+        ])),
+    )
+    names = sorted(p.name for p in net_api.ports(network_id=net.id))
+    check(names == [f"smoke-p{i}" for i in range(4)], "failed bulk created nothing")
+
+    # List and filter (and pagination: the SDK follows ports_links).
+    on_h0 = list(net_api.ports(binding_host_id=HOSTS[0]))
+    check(sorted(p.name for p in on_h0) == ["smoke-p0", "smoke-p2"], "filter by binding:host_id")
+    check([p.name for p in net_api.ports(name="smoke-p1")] == ["smoke-p1"], "filter by name")
+    check(len(list(net_api.ports(device_id="vm-3"))) == 1, "filter by device_id")
+    paged = list(net_api.ports(network_id=net.id, limit=1))
+    check(len(paged) == 4, "paging with limit=1 follows the next links")
+    check(any(n.id == net.id for n in net_api.networks(name="smoke-net")), "list networks")
+    check([s.id for s in net_api.subnets(network_id=net.id)] == [sub.id], "list subnets")
+
+    # Update with If-Match: current revision passes, a stale one is 412.
+    # (update_port updates the object it is given: keep the old revision apart.)
+    port_id, old_revision = ports[0].id, ports[0].revision_number
+    updated = net_api.update_port(port_id, name="smoke-renamed", binding_host_id=HOSTS[1],
+                                  if_revision=old_revision)
+    check(updated.name == "smoke-renamed" and updated.binding_host_id == HOSTS[1],
+          "update with the current revision")
+    check(updated.revision_number > old_revision, "revision_number moved")
+    expect_error(
+        exc.PreconditionFailedException, "RevisionNumberConstraintFailed",
+        "update with a stale revision",
+        net_api.update_port, port_id, name="late", if_revision=old_revision,
+    )
+    expect_error(
+        exc.PreconditionFailedException, "RevisionNumberConstraintFailed",
+        "delete with a stale revision",
+        net_api.delete_port, port_id, if_revision=old_revision,
+    )
+
+    net_revision = net_api.get_network(net.id).revision_number
+    renamed = net_api.update_network(net.id, name="smoke-net-2", if_revision=net_revision)
+    check(renamed.name == "smoke-net-2", "update network with the current revision")
+    expect_error(
+        exc.PreconditionFailedException, "RevisionNumberConstraintFailed",
+        "update network with a stale revision",
+        net_api.update_network, net.id, name="late", if_revision=net_revision,
+    )
+
+    # Error types.
+    missing = "00000000-0000-4000-8000-00000000dead"
+    expect_error(exc.NotFoundException, "PortNotFound", "get a missing port",
+                 net_api.get_port, missing)
+    expect_error(exc.NotFoundException, "NetworkNotFound", "port on a missing network",
+                 net_api.create_port, network_id=missing)
+    expect_error(exc.ConflictException, "IpAddressInUse", "create with a taken IP",
+                 net_api.create_port, network_id=net.id,
+                 fixed_ips=[{"ip_address": taken}])
+    expect_error(exc.ConflictException, "SubnetInUse", "delete a subnet with ports",
+                 net_api.delete_subnet, sub, ignore_missing=False)
+    expect_error(exc.BadRequestException, "InvalidInput", "an invalid CIDR",
+                 net_api.create_subnet, network_id=net.id, cidr="10.30.0.1/24", ip_version=4)
+    raw = net_api.get("/ports?colour=red", raise_exc=False)
+    check(raw.status_code == 400 and raw.json()["NeutronError"]["type"] == "BadRequest",
+          "unknown filter is 400")
+
+    # Project scoping: a member of another project sees none of it.
+    member = connect(MEMBER).network
+    check(list(member.networks()) == [], "member lists only its project")
+    expect_error(exc.NotFoundException, "NetworkNotFound", "member reads another project",
+                 member.get_network, net.id)
+    own = member.create_network(name="member-net")
+    check(own.project_id != "admin", "member creates in its project")
+    member.delete_network(own, ignore_missing=False)
+
+    # Delete everything (with the current revision for one of them).
+    fresh = net_api.get_port(updated.id)
+    net_api.delete_port(fresh, ignore_missing=False, if_revision=fresh.revision_number)
+    for p in ports[1:]:
+        net_api.delete_port(p, ignore_missing=False)
+    check(list(net_api.ports(network_id=net.id)) == [], "ports deleted")
+    net_api.delete_subnet(sub, ignore_missing=False)
+    net_api.delete_network(net, ignore_missing=False)
+    expect_error(exc.NotFoundException, "NetworkNotFound", "network is gone",
+                 net_api.get_network, net.id)
+    print("openstacksdk smoke: all checks passed")
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    main()
+    print(f"({time.monotonic() - started:.1f} s)")

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The openstacksdk scenario against a real 3-process cluster: installs a pinned
+# openstacksdk from PyPI into a venv under the target directory, starts three
+# `alcor server` members with --rest-addr and a token file, registers two
+# hosts, runs openstacksdk_smoke.py against one member's REST API and tears
+# everything down (also on failure or interruption). Bounded in time.
+#
+# Uses $ALCOR_BIN, else target/debug/alcor (built by `cargo test`), else builds it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+OPENSTACKSDK_VERSION=4.22.0
+TIMEOUT_S=${ALCOR_SMOKE_TIMEOUT_S:-240}
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+VENV=$TARGET/openstacksdk-venv
+BIN=${ALCOR_BIN:-$TARGET/debug/alcor}
+
+if [ ! -x "$BIN" ]; then
+    cargo build -p alcor-node --bin alcor
+fi
+if ! "$VENV/bin/python" -c "import openstack, sys; sys.exit(0)" 2>/dev/null \
+    || [ "$("$VENV/bin/pip" show openstacksdk 2>/dev/null | sed -n 's/^Version: //p')" != "$OPENSTACKSDK_VERSION" ]; then
+    if ! python3 -c "import venv, ensurepip" 2>/dev/null; then
+        # Debian's python3 ships venv separately.
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+    fi
+    python3 -m venv "$VENV"
+    timeout 300 "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+        "openstacksdk==$OPENSTACKSDK_VERSION"
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/alcor-sdk-smoke.XXXXXX")
+PIDS=()
+cleanup() {
+    local status=$?
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        # Give each member 10 s to stop, then kill it.
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "$status" -ne 0 ]; then
+        for log in "$WORK"/node-*.log; do
+            echo "---- $log (tail)" >&2
+            tail -n 30 "$log" >&2 || true
+        done
+    fi
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Nine free ports: raft, api and rest for each of three members.
+read -r -a PORTS <<<"$(python3 - <<'EOF'
+import socket
+socks = [socket.socket() for _ in range(9)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks:
+    s.close()
+EOF
+)"
+raft() { echo "127.0.0.1:${PORTS[$(($1 - 1))]}"; }
+api() { echo "127.0.0.1:${PORTS[$(($1 + 2))]}"; }
+rest() { echo "127.0.0.1:${PORTS[$(($1 + 5))]}"; }
+CLUSTER="1=$(raft 1)/$(api 1),2=$(raft 2)/$(api 2),3=$(raft 3)/$(api 3)"
+
+ADMIN_TOKEN="smoke-admin-$RANDOM$RANDOM"
+MEMBER_TOKEN="smoke-member-$RANDOM$RANDOM"
+cat >"$WORK/tokens.toml" <<EOF
+["$ADMIN_TOKEN"]
+project_id = "admin"
+role = "admin"
+
+["$MEMBER_TOKEN"]
+project_id = "demo"
+role = "member"
+EOF
+chmod 600 "$WORK/tokens.toml"
+
+for id in 1 2 3; do
+    "$BIN" server --id "$id" --data-dir "$WORK/node-$id" \
+        --raft-addr "$(raft "$id")" --api-addr "$(api "$id")" \
+        --initial-cluster "$CLUSTER" \
+        --rest-addr "$(rest "$id")" --rest-token-file "$WORK/tokens.toml" \
+        --log warn >"$WORK/node-$id.log" 2>&1 &
+    PIDS+=("$!")
+done
+
+# Wait for a leader: registering the hosts succeeds once writes commit.
+ENDPOINTS="$(api 1),$(api 2),$(api 3)"
+deadline=$((SECONDS + 30))
+for host in 1 2; do
+    until "$BIN" ctl --endpoints "$ENDPOINTS" hosts create \
+        --id "smoke-h$host" --project-id admin --underlay-ip "192.0.2.$host" >/dev/null 2>&1; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "cluster did not accept writes within 30 s" >&2
+            exit 1
+        fi
+        sleep 0.5
+    done
+done
+
+# Talk to member 2 (a follower unless it won the election): writes are forwarded.
+ALCOR_REST_URL="http://$(rest 2)" \
+ALCOR_REST_TOKEN="$ADMIN_TOKEN" \
+ALCOR_REST_MEMBER_TOKEN="$MEMBER_TOKEN" \
+ALCOR_SMOKE_HOSTS="smoke-h1,smoke-h2" \
+    timeout "$TIMEOUT_S" "$VENV/bin/python" rest-gateway/tests/openstacksdk_smoke.py
