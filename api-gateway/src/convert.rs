@@ -214,11 +214,12 @@ fn parse_host_status(status: i32) -> Result<HostStatus, Rejection> {
 
 /// `CreateHost` → `Command::CreateHost`.
 pub fn create_host(req: &pb::CreateHostRequest) -> Result<Command, Rejection> {
-    Ok(Command::CreateHost {
+    let command = Command::CreateHost {
         id: parse_name_id("id", &req.id, true)?,
         project_id: parse_name_id("project_id", &req.project_id, false)?,
         underlay_ip: parse_ip("underlay_ip", &req.underlay_ip)?,
-    })
+    };
+    with_token(&req.request_token, command)
 }
 
 /// `UpdateHost` → `Command::UpdateHost`.
@@ -376,7 +377,14 @@ pub fn create_ports(req: &pb::CreatePortsRequest) -> Result<Command, Rejection> 
         .enumerate()
         .map(|(index, port)| {
             let spec = if port.request_token.is_empty() {
-                new_id("id", &port.id).and_then(|id| port_spec(port, id))
+                // Under a batch token, an entry without an id gets one derived from
+                // (token, position), so a retried batch is the identical command.
+                let token = if req.request_token.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}#{index}", req.request_token)
+                };
+                new_id_for("id", &port.id, &token, "port").and_then(|id| port_spec(port, id))
             } else {
                 Err(invalid(
                     "request_token",
@@ -389,7 +397,7 @@ pub fn create_ports(req: &pb::CreatePortsRequest) -> Result<Command, Rejection> 
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Command::CreatePorts(specs))
+    with_token(&req.request_token, Command::CreatePorts(specs))
 }
 
 /// `UpdatePort` → `Command::UpdatePort`.
@@ -1012,6 +1020,7 @@ mod tests {
     fn oversized_batch_is_rejected_before_parsing_entries() {
         let req = pb::CreatePortsRequest {
             ports: vec![pb::CreatePortRequest::default(); PORTS_BATCH_MAX + 1],
+            ..Default::default()
         };
         let err = create_ports(&req);
         assert!(

@@ -229,6 +229,7 @@ async fn hosts(client: &Client, verb: HostVerb, format: OutputFormat) -> anyhow:
                 id,
                 project_id,
                 underlay_ip,
+                ..Default::default()
             };
             output::one(&orchestrator!(client, create_host, message)?, format);
         }
@@ -407,7 +408,10 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
                     ..port.clone()
                 })
                 .collect();
-            let message = pb::CreatePortsRequest { ports };
+            let message = pb::CreatePortsRequest {
+                ports,
+                ..Default::default()
+            };
             let created = orchestrator!(client, create_ports, message)?;
             output::list("ports", &created.ports, "", format);
         }

@@ -143,6 +143,7 @@ async fn demo(
             id: host.clone(),
             project_id: "admin".to_string(),
             underlay_ip: format!("192.0.2.{}", h + 1),
+            ..Default::default()
         };
         match orchestrate(
             &client,
@@ -329,7 +330,10 @@ async fn create_demo(client: &Client, n_ports: usize, hosts: &[String]) -> anyho
     let created = orchestrate(
         client,
         |mut c, r| async move { c.create_ports(r).await },
-        pb::CreatePortsRequest { ports },
+        pb::CreatePortsRequest {
+            ports,
+            ..Default::default()
+        },
     )
     .await?;
     let revision = created.ports.first().map(|p| p.revision).unwrap_or(0);

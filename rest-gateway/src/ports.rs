@@ -199,7 +199,10 @@ impl Resource for Ports {
             }
         }
         let created = svc
-            .create_ports(Request::new(pb::CreatePortsRequest { ports: requests }))
+            .create_ports(Request::new(pb::CreatePortsRequest {
+                ports: requests,
+                ..Default::default()
+            }))
             .await
             .map_err(|s| from_status(&s))?
             .into_inner();

@@ -64,6 +64,7 @@ async fn resources_are_created_read_paginated_filtered_and_deleted() {
         id: "h1".into(),
         project_id: "ops".into(),
         underlay_ip: "192.168.0.1".into(),
+        ..Default::default()
     };
     let host = c.create_host(host).await.expect("create host").into_inner();
     assert!(host.revision > 0);
@@ -92,7 +93,10 @@ async fn resources_are_created_read_paginated_filtered_and_deleted() {
         })
         .collect();
     let created = c
-        .create_ports(pb::CreatePortsRequest { ports: batch })
+        .create_ports(pb::CreatePortsRequest {
+            ports: batch,
+            ..Default::default()
+        })
         .await
         .expect("create ports")
         .into_inner()
@@ -284,6 +288,7 @@ async fn typed_rejections_arrive_as_grpc_codes_with_reasons_and_change_nothing()
                 ..fixed
             },
         ],
+        ..Default::default()
     };
     let result = c.create_ports(batch).await;
     let index = result
@@ -357,6 +362,7 @@ async fn malformed_input_is_invalid_argument_and_never_proposed() {
     );
     let oversized = pb::CreatePortsRequest {
         ports: vec![port_request(&vpc.id, "p"); PORTS_BATCH_MAX + 1],
+        ..Default::default()
     };
     assert_status(
         c.create_ports(oversized).await,
@@ -407,6 +413,7 @@ async fn write_through_a_follower_commits_and_every_node_reads_it() {
         ports: (0..3)
             .map(|n| port_request(&vpc.id, &format!("p{n}")))
             .collect(),
+        ..Default::default()
     };
     via_follower
         .create_ports(batch)

@@ -128,6 +128,7 @@ async fn cas_update_succeeds_then_a_stale_revision_fails_and_changes_nothing() {
         id: "h1".into(),
         project_id: "ops".into(),
         underlay_ip: "192.168.0.1".into(),
+        ..Default::default()
     };
     let host = c.create_host(host).await.expect("create host").into_inner();
     let drained = c
@@ -745,11 +746,50 @@ async fn retried_create_with_a_token_returns_the_original_and_a_conflicting_reus
         .into_inner();
     assert_eq!(a, b);
 
-    let tokened_entry = pb::CreatePortsRequest { ports: vec![port] };
+    let tokened_entry = pb::CreatePortsRequest {
+        ports: vec![port],
+        ..Default::default()
+    };
     assert_status(
         c.create_ports(tokened_entry).await,
         Code::InvalidArgument,
         "INVALID_FIELD",
     );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_batch_with_a_token_creates_its_ports_once() {
+    let cluster = TestCluster::start(1).await;
+    let mut c = cluster.client(0).await;
+    let vpc = create_vpc(&mut c, PROJECT, "batch-once").await;
+    create_subnet(&mut c, &vpc.id, "10.11.0.0/24").await;
+    let batch = pb::CreatePortsRequest {
+        ports: (0..5)
+            .map(|_| pb::CreatePortRequest {
+                project_id: PROJECT.into(),
+                network_id: vpc.id.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        request_token: "tok-batch-1".into(),
+    };
+    let first = c
+        .create_ports(batch.clone())
+        .await
+        .expect("batch")
+        .into_inner();
+    let retry = c.create_ports(batch).await.expect("retry").into_inner();
+    assert_eq!(retry, first, "the retry returns the original ports");
+    let ports = c
+        .list_ports(pb::ListPortsRequest {
+            network_id: vpc.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .ports;
+    assert_eq!(ports.len(), 5, "created once");
     cluster.shutdown().await;
 }

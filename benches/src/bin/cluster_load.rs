@@ -349,6 +349,7 @@ impl PortGen {
         let first = self.next.fetch_add(size, Ordering::Relaxed);
         pb::CreatePortsRequest {
             ports: (first..first + size).map(|n| self.spec(n)).collect(),
+            ..Default::default()
         }
     }
 }
@@ -365,6 +366,7 @@ async fn fixture(leader: &str, n_hosts: usize) -> anyhow::Result<Arc<PortGen>> {
                 id: id.clone(),
                 project_id: "admin".to_string(),
                 underlay_ip: format!("192.168.{}.{}", h / 250, h % 250 + 1),
+                ..Default::default()
             },
             SETUP_TIMEOUT,
         ))

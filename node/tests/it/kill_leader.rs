@@ -73,6 +73,7 @@ async fn killed_leader_loses_no_acknowledged_write_and_rejoins() {
         .expect("create port");
     let batch = pb::CreatePortsRequest {
         ports: (1..=4).map(|n| port(&vpc.id, &port_id(n))).collect(),
+        ..Default::default()
     };
     c.create_ports(batch).await.expect("create ports");
     let mut acknowledged: Vec<String> = (0..=4).map(port_id).collect();

@@ -72,6 +72,7 @@ pub(crate) async fn create_host(cluster: &ProcessCluster, targets: &[u64], host:
         id: host.into(),
         project_id: PROJECT.into(),
         underlay_ip: format!("192.168.0.{n}"),
+        ..Default::default()
     };
     write(
         cluster,

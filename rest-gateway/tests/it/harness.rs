@@ -119,6 +119,7 @@ impl Rest {
                         id: id.to_string(),
                         project_id: "admin".to_string(),
                         underlay_ip: format!("192.0.2.{}", i + 1),
+                        ..Default::default()
                     },
                 ))
                 .await
