@@ -56,7 +56,7 @@ fn counts(table: &GoalState) -> String {
             GoalObject::Vpc(_) => vpcs += 1,
             GoalObject::SgRule(_) => rules += 1,
             GoalObject::SgMember(_) => members += 1,
-            GoalObject::Router(_) => {}
+            GoalObject::Router(_) | GoalObject::FloatingIp(_) => {}
         }
     }
     format!("ports {ports:>3} neighbors {neighbors:>3} vpcs {vpcs} subnets {subnets} rules {rules} sg-members {members:>3}")

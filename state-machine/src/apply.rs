@@ -207,7 +207,7 @@ impl State {
             Command::DeletePort {
                 id,
                 expected_revision,
-            } => self.delete_port(*id, *expected_revision, d),
+            } => self.delete_port(ctx, *id, *expected_revision, d),
             Command::CreateSecurityGroup {
                 id,
                 project_id,
@@ -293,6 +293,38 @@ impl State {
                 router_id,
                 subnet_id,
             } => self.router_interface(ctx, *router_id, *subnet_id, false, d),
+            Command::CreateFloatingIp {
+                id,
+                project_id,
+                floating_network_id,
+                floating_ip_address,
+                port_id,
+                fixed_ip_address,
+            } => self.create_floating_ip(
+                ctx,
+                *id,
+                project_id,
+                *floating_network_id,
+                *floating_ip_address,
+                port_id.map(|p| (p, *fixed_ip_address)),
+                d,
+            ),
+            Command::UpdateFloatingIp {
+                id,
+                port_id,
+                fixed_ip_address,
+                expected_revision,
+            } => self.update_floating_ip(
+                ctx,
+                *id,
+                port_id.map(|p| p.map(|p| (p, *fixed_ip_address))),
+                *expected_revision,
+                d,
+            ),
+            Command::DeleteFloatingIp {
+                id,
+                expected_revision,
+            } => self.delete_floating_ip(ctx, *id, *expected_revision, d),
             Command::SetQuota { project_id, quota } => self.set_quota(project_id, Some(*quota)),
             Command::ResetQuota { project_id } => self.set_quota(project_id, None),
             Command::Batch(commands) => self.batch(ctx, commands, d),

@@ -271,6 +271,29 @@ pub enum Command {
     /// Detach a subnet from a router.
     RemoveRouterInterface { router_id: Id, subnet_id: Id },
 
+    /// Allocate a floating IP from a subnet of `floating_network_id`, optionally
+    /// associated with a port (and one of its fixed IPv4 addresses).
+    CreateFloatingIp {
+        id: Id,
+        project_id: ProjectId,
+        floating_network_id: Id,
+        floating_ip_address: Option<IpAddr>,
+        port_id: Option<Id>,
+        fixed_ip_address: Option<IpAddr>,
+    },
+    /// Associate (`Some(Some(port))`) or disassociate (`Some(None)`) a floating IP.
+    UpdateFloatingIp {
+        id: Id,
+        port_id: Option<Option<Id>>,
+        fixed_ip_address: Option<IpAddr>,
+        expected_revision: Option<u64>,
+    },
+    /// Release a floating IP.
+    DeleteFloatingIp {
+        id: Id,
+        expected_revision: Option<u64>,
+    },
+
     /// Set a project's quota.
     SetQuota { project_id: ProjectId, quota: Quota },
     /// Reset a project's quota to the defaults.
@@ -321,6 +344,9 @@ impl Command {
             Command::DeleteRouter { .. } => "delete_router",
             Command::AddRouterInterface { .. } => "add_router_interface",
             Command::RemoveRouterInterface { .. } => "remove_router_interface",
+            Command::CreateFloatingIp { .. } => "create_floating_ip",
+            Command::UpdateFloatingIp { .. } => "update_floating_ip",
+            Command::DeleteFloatingIp { .. } => "delete_floating_ip",
             Command::SetQuota { .. } => "set_quota",
             Command::ResetQuota { .. } => "reset_quota",
             Command::Batch(_) => "batch",
@@ -351,6 +377,8 @@ pub enum Reply {
     Router(crate::model::Router),
     /// The quota after the change.
     Quota(Quota),
+    /// The floating IP after the change.
+    FloatingIp(crate::model::FloatingIp),
     /// The resource is gone.
     Deleted,
     /// The result of each command of a [`Command::Batch`], in order.
@@ -374,6 +402,8 @@ pub enum Kind {
     SecurityGroupRule,
     /// Router.
     Router,
+    /// Floating IP.
+    FloatingIp,
 }
 
 impl std::fmt::Display for Kind {
@@ -386,6 +416,7 @@ impl std::fmt::Display for Kind {
             Kind::SecurityGroup => "security group",
             Kind::SecurityGroupRule => "security group rule",
             Kind::Router => "router",
+            Kind::FloatingIp => "floating IP",
         };
         f.write_str(s)
     }

@@ -43,6 +43,8 @@ pub enum GoalKey {
     },
     /// A port bound to the host.
     Port(Id),
+    /// A floating IP associated with a port bound to the host (local DNAT).
+    FloatingIp(Id),
     /// A bound port in one of the host's VPCs (the host's own ones included:
     /// every host of a VPC receives the same neighbor set).
     Neighbor(Id),
@@ -192,6 +194,21 @@ pub enum GoalObject {
     Port(PortConfig),
     /// See [`GoalKey::Neighbor`].
     Neighbor(Neighbor),
+    /// See [`GoalKey::FloatingIp`].
+    FloatingIp(FloatingIpConfig),
+}
+
+/// What an agent needs of a floating IP of one of its ports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloatingIpConfig {
+    /// ID.
+    pub id: Id,
+    /// The external address.
+    pub floating_ip_address: IpAddr,
+    /// The port it maps to.
+    pub port_id: Id,
+    /// The port's address it maps to.
+    pub fixed_ip_address: IpAddr,
 }
 
 impl GoalObject {
@@ -211,6 +228,7 @@ impl GoalObject {
             },
             GoalObject::Port(p) => GoalKey::Port(p.id),
             GoalObject::Neighbor(n) => GoalKey::Neighbor(n.port_id),
+            GoalObject::FloatingIp(f) => GoalKey::FloatingIp(f.id),
         }
     }
 }

@@ -29,6 +29,7 @@
 
 mod apply;
 pub mod command;
+mod fips;
 pub mod goal;
 pub mod ids;
 pub mod limits;

@@ -396,3 +396,22 @@ impl Quota {
         }
     }
 }
+
+/// A floating IP: an address of an external VPC, NATed to a port's fixed IP.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloatingIp {
+    /// ID.
+    pub id: Id,
+    /// The VPC the address comes from.
+    pub floating_network_id: Id,
+    /// The subnet of that VPC the address comes from.
+    pub floating_subnet_id: Id,
+    /// The address.
+    pub floating_ip_address: IpAddr,
+    /// The associated port, if any.
+    pub port_id: Option<Id>,
+    /// The port's fixed address it maps to.
+    pub fixed_ip_address: Option<IpAddr>,
+    /// Bookkeeping.
+    pub meta: Meta,
+}

@@ -335,6 +335,19 @@ impl State {
     }
 
     /// The first free pool address at or after the subnet's cursor, wrapping once.
+    /// One address from the subnet's pools, and the subnet's cursor after it;
+    /// nothing is claimed until the caller stores both.
+    pub(crate) fn plan_single_ip(&self, subnet: &Subnet) -> Option<(u128, u128)> {
+        let mut ov = Overlay::default();
+        let n = self.allocate_ip(subnet, &mut ov, &BTreeSet::new())?;
+        let cursor = ov
+            .ip_cursors
+            .get(&subnet.id)
+            .copied()
+            .unwrap_or(n.saturating_add(1));
+        Some((n, cursor))
+    }
+
     fn allocate_ip(
         &self,
         subnet: &Subnet,
@@ -438,9 +451,15 @@ impl State {
             .flatten()
             .flat_map(|p| p.security_groups.iter().copied())
             .collect();
+        let fips = self.fips_of_port(id);
         for host in &hosts {
             out.objects
                 .push((Scope::Host((*host).clone()), GoalKey::Port(id)));
+            // The port's floating IPs follow it from host to host.
+            for fip in &fips {
+                out.objects
+                    .push((Scope::Host((*host).clone()), GoalKey::FloatingIp(*fip)));
+            }
         }
         for net in &nets {
             out.objects.push((Scope::Vpc(*net), GoalKey::Neighbor(id)));
@@ -554,6 +573,7 @@ impl State {
 
     pub(crate) fn delete_port(
         &mut self,
+        ctx: Ctx,
         id: Id,
         expected: Option<u64>,
         d: &mut DiffCollector,
@@ -565,6 +585,10 @@ impl State {
             .ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
         validate::revision(expected, old.meta.revision)?;
         let old = old.clone();
+        // Like Neutron, deleting a port disassociates its floating IPs.
+        for fip in self.fips_of_port(id) {
+            self.set_fip_association(ctx, fip, None, d);
+        }
         self.commit_port(Some(old), None, d);
         Ok(Reply::Deleted)
     }

@@ -6,8 +6,8 @@
 //! data. Every map is a `BTreeMap`/`BTreeSet`, so every iteration is in key order.
 
 use crate::goal::{
-    GoalKey, GoalObject, GoalState, Neighbor, PortConfig, RouterConfig, RuleConfig, Scope,
-    SgMember, SubnetConfig, VpcConfig,
+    FloatingIpConfig, GoalKey, GoalObject, GoalState, Neighbor, PortConfig, RouterConfig,
+    RuleConfig, Scope, SgMember, SubnetConfig, VpcConfig,
 };
 use crate::ids::{HostId, Id, ProjectId};
 use crate::model::RuleMatch;
@@ -43,6 +43,7 @@ pub(crate) struct Tables {
     pub(crate) ip_cursors: BTreeMap<Id, u128>,
     /// Remembered request tokens.
     pub(crate) tokens: BTreeMap<String, TokenRecord>,
+    pub(crate) floating_ips: BTreeMap<Id, crate::model::FloatingIp>,
 }
 
 /// What a request token was first used for.
@@ -88,6 +89,10 @@ pub(crate) struct Indexes {
     /// project -> kind -> count (nested so lookups borrow the project name).
     pub(crate) usage: BTreeMap<ProjectId, BTreeMap<ResourceKind, u64>>,
     pub(crate) default_sg: BTreeMap<ProjectId, Id>,
+    /// (port, floating IP) for every associated floating IP.
+    pub(crate) port_fips: BTreeSet<(Id, Id)>,
+    /// (port, fixed address) -> the floating IP mapped to it.
+    pub(crate) fip_fixed: BTreeMap<(Id, IpAddr), Id>,
     pub(crate) subnet_router: BTreeMap<Id, Id>,
     /// (network, router) -> number of the router's interfaces in that network.
     pub(crate) net_routers: BTreeMap<(Id, Id), u32>,
@@ -226,6 +231,10 @@ impl State {
         let ports: Vec<Port> = self.t.ports.values().cloned().collect();
         for port in &ports {
             self.index_port(port, true);
+        }
+        let fips: Vec<crate::model::FloatingIp> = self.t.floating_ips.values().cloned().collect();
+        for fip in &fips {
+            self.index_fip(fip, true);
         }
         for (token, record) in &self.t.tokens {
             self.ix.token_ages.insert((record.index, token.clone()));
@@ -453,6 +462,40 @@ impl State {
             .range((group, Id(0))..=(group, Id(u128::MAX)))
             .filter_map(|(_, r)| self.t.rules.get(r))
     }
+    /// A floating IP by ID.
+    pub fn floating_ip(&self, id: &Id) -> Option<&crate::model::FloatingIp> {
+        self.t.floating_ips.get(id)
+    }
+    /// All floating IPs in ID order.
+    pub fn floating_ips(&self) -> impl Iterator<Item = &crate::model::FloatingIp> {
+        self.t.floating_ips.values()
+    }
+    /// Floating IPs associated with one port.
+    pub(crate) fn fips_of_port(&self, port: Id) -> Vec<Id> {
+        self.ix
+            .port_fips
+            .range((port, Id(0))..=(port, Id(u128::MAX)))
+            .map(|(_, f)| *f)
+            .collect()
+    }
+    /// Adds or removes a floating IP from the indexes.
+    pub(crate) fn index_fip(&mut self, fip: &crate::model::FloatingIp, insert: bool) {
+        let addr = (fip.floating_subnet_id, ip_to_int(fip.floating_ip_address));
+        let assoc = fip.port_id.zip(fip.fixed_ip_address);
+        if insert {
+            self.ix.ip_used.insert(addr, fip.id);
+            if let Some((port, fixed)) = assoc {
+                self.ix.port_fips.insert((port, fip.id));
+                self.ix.fip_fixed.insert((port, fixed), fip.id);
+            }
+        } else {
+            self.ix.ip_used.remove(&addr);
+            if let Some((port, fixed)) = assoc {
+                self.ix.port_fips.remove(&(port, fip.id));
+                self.ix.fip_fixed.remove(&(port, fixed));
+            }
+        }
+    }
     /// The project's default security group, if created yet.
     pub fn default_security_group(&self, project: &str) -> Option<Id> {
         self.ix.default_sg.get(project).copied()
@@ -498,6 +541,10 @@ impl State {
             GoalKey::SgRule(id) => Scope::Rules(self.t.rules.get(&id)?.security_group_id),
             GoalKey::SgMember { group_id, .. } => Scope::Members(group_id),
             GoalKey::Port(id) => Scope::Host(self.t.ports.get(&id)?.binding_host.clone()?),
+            GoalKey::FloatingIp(id) => {
+                let port = self.t.floating_ips.get(&id)?.port_id?;
+                Scope::Host(self.t.ports.get(&port)?.binding_host.clone()?)
+            }
         })
     }
 
@@ -550,6 +597,17 @@ impl State {
                 let port = self.t.ports.get(&id)?;
                 (port.binding_host.as_ref() == Some(host))
                     .then(|| GoalObject::Port(PortConfig::of(port)))
+            }
+            (Scope::Host(host), GoalKey::FloatingIp(id)) => {
+                let fip = self.t.floating_ips.get(&id)?;
+                let port = self.t.ports.get(&fip.port_id?)?;
+                (port.binding_host.as_ref() == Some(host)).then_some(())?;
+                Some(GoalObject::FloatingIp(FloatingIpConfig {
+                    id,
+                    floating_ip_address: fip.floating_ip_address,
+                    port_id: port.id,
+                    fixed_ip_address: fip.fixed_ip_address?,
+                }))
             }
             (Scope::Vpc(net), GoalKey::Vpc(id)) if *net == id => self
                 .t
@@ -605,10 +663,18 @@ impl State {
         let mut out = Vec::new();
         match scope {
             Scope::Host(host) => {
-                out.extend(
-                    self.ports_of_host(host)
-                        .map(|p| GoalObject::Port(PortConfig::of(p))),
-                );
+                let mut fips = Vec::new();
+                for port in self.ports_of_host(host) {
+                    out.push(GoalObject::Port(PortConfig::of(port)));
+                    for (_, fip) in self
+                        .ix
+                        .port_fips
+                        .range((port.id, Id(0))..=(port.id, Id(u128::MAX)))
+                    {
+                        fips.extend(self.scope_value(scope, &GoalKey::FloatingIp(*fip)));
+                    }
+                }
+                out.extend(fips);
             }
             Scope::Vpc(net) => {
                 if let Some(vpc) = self.t.vpcs.get(net) {

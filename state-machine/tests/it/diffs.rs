@@ -248,3 +248,64 @@ fn host_underlay_change_updates_neighbors_everywhere() {
     );
     w.assert_tables_match(&["h1", "h2", "h3"]);
 }
+
+#[test]
+fn floating_ip_follows_its_port_between_hosts_and_is_released_with_it() {
+    let mut w = three_hosts();
+    w.ok(vpc(2, None));
+    w.ok(subnet(20, 2, "203.0.113.0/24"));
+    w.ok(port(100, 1, Some("h1")));
+    let out = w.apply(Command::CreateFloatingIp {
+        id: Id(80),
+        project_id: PROJECT.into(),
+        floating_network_id: Id(2),
+        floating_ip_address: None,
+        port_id: Some(Id(100)),
+        fixed_ip_address: None,
+    });
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    assert_eq!(keys_for(&out, "h1"), vec![GoalKey::FloatingIp(Id(80))]);
+    let fip = w.state.floating_ip(&Id(80)).unwrap().clone();
+    assert_eq!(fip.floating_ip_address.to_string(), "203.0.113.2");
+    w.assert_tables_match(&["h1", "h2", "h3"]);
+    // The port moves: the floating IP moves with it.
+    let upd = PortUpdate {
+        binding_host: Some(Some("h2".into())),
+        ..PortUpdate::default()
+    };
+    let out = w.apply(Command::UpdatePort {
+        id: Id(100),
+        update: upd,
+        expected_revision: None,
+    });
+    assert!(out
+        .diffs
+        .changes_for("h1")
+        .contains(&GoalChange::Remove(GoalKey::FloatingIp(Id(80)))));
+    assert!(keys_for(&out, "h2").contains(&GoalKey::FloatingIp(Id(80))));
+    w.assert_tables_match(&["h1", "h2", "h3"]);
+    // The floating network's subnet holds the address.
+    let e = w.reject(Command::DeleteSubnet {
+        id: Id(20),
+        expected_revision: None,
+    });
+    assert!(
+        matches!(e, alcor_state_machine::Rejection::InUse { .. }),
+        "{e:?}"
+    );
+    // Deleting the port disassociates it.
+    w.ok(Command::DeletePort {
+        id: Id(100),
+        expected_revision: None,
+    });
+    assert_eq!(w.state.floating_ip(&Id(80)).unwrap().port_id, None);
+    w.assert_tables_match(&["h1", "h2", "h3"]);
+    w.ok(Command::DeleteFloatingIp {
+        id: Id(80),
+        expected_revision: None,
+    });
+    w.ok(Command::DeleteSubnet {
+        id: Id(20),
+        expected_revision: None,
+    });
+}

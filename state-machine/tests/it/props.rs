@@ -134,6 +134,28 @@ fn arb_simple_command() -> impl Strategy<Value = Command> {
                 subnet_id: Id(s),
             }
         }),
+        (80u128..83, 1u128..3, proptest::option::of(100u128..130)).prop_map(|(n, net, port)| {
+            Command::CreateFloatingIp {
+                id: Id(n),
+                project_id: PROJECT.into(),
+                floating_network_id: Id(net),
+                floating_ip_address: None,
+                port_id: port.map(Id),
+                fixed_ip_address: None,
+            }
+        }),
+        (80u128..83, proptest::option::of(100u128..130)).prop_map(|(n, port)| {
+            Command::UpdateFloatingIp {
+                id: Id(n),
+                port_id: Some(port.map(Id)),
+                fixed_ip_address: None,
+                expected_revision: None,
+            }
+        }),
+        (80u128..83).prop_map(|n| Command::DeleteFloatingIp {
+            id: Id(n),
+            expected_revision: None
+        }),
         (1u128..3, 1000u32..1500).prop_map(|(n, mtu)| Command::UpdateVpc {
             id: Id(n),
             name: None,

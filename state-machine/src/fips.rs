@@ -1,0 +1,252 @@
+//! Floating IP commands: allocate an address from a subnet of the floating
+//! (external) VPC, associate it with one fixed IPv4 address of a port, move or
+//! release it. The port's binding host receives it (host scope) for local DNAT.
+
+use crate::apply::Ctx;
+use crate::command::{Kind, Rejection, Reply};
+use crate::goal::{DiffCollector, GoalKey, Scope, Touch};
+use crate::ids::{Id, ProjectId};
+use crate::model::FloatingIp;
+use crate::state::{int_to_ip, ip_to_int, State};
+use crate::validate;
+use std::net::IpAddr;
+
+/// A requested association: the port and, optionally, which of its addresses.
+type Association = (Id, Option<IpAddr>);
+
+impl State {
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "mirrors the command's fields one to one"
+    )]
+    pub(crate) fn create_floating_ip(
+        &mut self,
+        ctx: Ctx,
+        id: Id,
+        project: &ProjectId,
+        net: Id,
+        address: Option<IpAddr>,
+        association: Option<Association>,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
+        validate::ident("project_id", project)?;
+        if self.t.floating_ips.contains_key(&id) {
+            return Err(Rejection::AlreadyExists {
+                kind: Kind::FloatingIp,
+                id: id.to_string(),
+            });
+        }
+        if !self.t.vpcs.contains_key(&net) {
+            return Err(Rejection::not_found(Kind::Vpc, net));
+        }
+        let (subnet_id, n, cursor) = match address {
+            Some(ip) => {
+                let subnet = self
+                    .subnets_of(net)
+                    .find(|s| s.cidr.contains(&ip))
+                    .ok_or_else(|| {
+                        Rejection::invalid(
+                            "floating_ip_address",
+                            format!("no subnet of network {net} contains {ip}"),
+                        )
+                    })?;
+                if validate::is_reserved(&subnet.cidr, &ip) || subnet.gateway_ip == Some(ip) {
+                    return Err(Rejection::IpInUse {
+                        ip,
+                        subnet_id: subnet.id,
+                    });
+                }
+                if self.ix.ip_used.contains_key(&(subnet.id, ip_to_int(ip))) {
+                    return Err(Rejection::IpInUse {
+                        ip,
+                        subnet_id: subnet.id,
+                    });
+                }
+                (subnet.id, ip_to_int(ip), None)
+            }
+            None => self
+                .subnets_of(net)
+                .find_map(|s| self.plan_single_ip(s).map(|(n, c)| (s.id, n, Some(c))))
+                .ok_or_else(|| Rejection::PoolExhausted {
+                    scope: format!("network {net}"),
+                })?,
+        };
+        let v4 = self
+            .t
+            .subnets
+            .get(&subnet_id)
+            .is_some_and(|s| s.cidr.network().is_ipv4());
+        let fixed = match association {
+            Some((port, fixed)) => Some((port, self.check_association(id, net, port, fixed)?)),
+            None => None,
+        };
+        let fip = FloatingIp {
+            id,
+            floating_network_id: net,
+            floating_subnet_id: subnet_id,
+            floating_ip_address: int_to_ip(v4, n),
+            port_id: fixed.map(|(p, _)| p),
+            fixed_ip_address: fixed.map(|(_, ip)| ip),
+            meta: ctx.meta(project),
+        };
+        if let Some(cursor) = cursor {
+            self.t.ip_cursors.insert(subnet_id, cursor);
+        }
+        let touch = self.fip_touch(None, Some(&fip));
+        d.before(self, &touch);
+        self.index_fip(&fip, true);
+        self.t.floating_ips.insert(id, fip.clone());
+        d.after(self, &touch);
+        Ok(Reply::FloatingIp(fip))
+    }
+
+    pub(crate) fn update_floating_ip(
+        &mut self,
+        ctx: Ctx,
+        id: Id,
+        association: Option<Option<Association>>,
+        expected: Option<u64>,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
+        let fip = self
+            .t
+            .floating_ips
+            .get(&id)
+            .ok_or_else(|| Rejection::not_found(Kind::FloatingIp, id))?;
+        validate::revision(expected, fip.meta.revision)?;
+        let target = match association {
+            None => return Ok(Reply::FloatingIp(fip.clone())),
+            Some(None) => None,
+            Some(Some((port, fixed))) => Some((
+                port,
+                self.check_association(id, fip.floating_network_id, port, fixed)?,
+            )),
+        };
+        self.set_fip_association(ctx, id, target, d);
+        self.t
+            .floating_ips
+            .get(&id)
+            .cloned()
+            .map(Reply::FloatingIp)
+            .ok_or_else(|| Rejection::not_found(Kind::FloatingIp, id))
+    }
+
+    pub(crate) fn delete_floating_ip(
+        &mut self,
+        _ctx: Ctx,
+        id: Id,
+        expected: Option<u64>,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
+        let fip = self
+            .t
+            .floating_ips
+            .get(&id)
+            .ok_or_else(|| Rejection::not_found(Kind::FloatingIp, id))?;
+        validate::revision(expected, fip.meta.revision)?;
+        let fip = fip.clone();
+        let touch = self.fip_touch(Some(&fip), None);
+        d.before(self, &touch);
+        self.index_fip(&fip, false);
+        self.t.floating_ips.remove(&id);
+        d.after(self, &touch);
+        Ok(Reply::Deleted)
+    }
+
+    /// Moves a floating IP to `target` (already validated) or disassociates it.
+    pub(crate) fn set_fip_association(
+        &mut self,
+        ctx: Ctx,
+        id: Id,
+        target: Option<(Id, IpAddr)>,
+        d: &mut DiffCollector,
+    ) {
+        let Some(old) = self.t.floating_ips.get(&id).cloned() else {
+            return;
+        };
+        let mut new = old.clone();
+        new.port_id = target.map(|(p, _)| p);
+        new.fixed_ip_address = target.map(|(_, ip)| ip);
+        ctx.touch(&mut new.meta);
+        let touch = self.fip_touch(Some(&old), Some(&new));
+        d.before(self, &touch);
+        self.index_fip(&old, false);
+        self.index_fip(&new, true);
+        self.t.floating_ips.insert(id, new);
+        d.after(self, &touch);
+    }
+
+    /// The fixed address a floating IP would map to, checked.
+    fn check_association(
+        &self,
+        fip: Id,
+        net: Id,
+        port_id: Id,
+        fixed: Option<IpAddr>,
+    ) -> Result<IpAddr, Rejection> {
+        let port = self
+            .t
+            .ports
+            .get(&port_id)
+            .ok_or_else(|| Rejection::not_found(Kind::Port, port_id))?;
+        if port.network_id == net {
+            return Err(Rejection::invalid(
+                "port_id",
+                "the port is on the floating network itself",
+            ));
+        }
+        let ip = match fixed {
+            Some(ip) => {
+                if !port.fixed_ips.iter().any(|f| f.ip_address == ip) {
+                    return Err(Rejection::invalid(
+                        "fixed_ip_address",
+                        format!("{ip} is not an address of port {port_id}"),
+                    ));
+                }
+                ip
+            }
+            None => port
+                .fixed_ips
+                .iter()
+                .map(|f| f.ip_address)
+                .find(IpAddr::is_ipv4)
+                .ok_or_else(|| {
+                    Rejection::invalid(
+                        "port_id",
+                        format!("port {port_id} has no fixed IPv4 address"),
+                    )
+                })?,
+        };
+        if !ip.is_ipv4() {
+            return Err(Rejection::invalid(
+                "fixed_ip_address",
+                "floating IPs map to IPv4 addresses",
+            ));
+        }
+        match self.ix.fip_fixed.get(&(port_id, ip)) {
+            Some(other) if *other != fip => Err(Rejection::InUse {
+                kind: Kind::Port,
+                id: port_id.to_string(),
+                reason: format!("floating IP {other} already maps to {ip}"),
+            }),
+            _ => Ok(ip),
+        }
+    }
+
+    /// The host-scope objects a floating IP change may touch.
+    fn fip_touch(&self, old: Option<&FloatingIp>, new: Option<&FloatingIp>) -> Touch {
+        let mut touch = Touch::default();
+        for fip in [old, new].into_iter().flatten() {
+            let host = fip
+                .port_id
+                .and_then(|p| self.t.ports.get(&p))
+                .and_then(|p| p.binding_host.clone());
+            if let Some(host) = host {
+                touch
+                    .objects
+                    .push((Scope::Host(host), GoalKey::FloatingIp(fip.id)));
+            }
+        }
+        touch
+    }
+}
