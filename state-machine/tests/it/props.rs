@@ -243,3 +243,77 @@ proptest! {
         prop_assert_eq!(resumed.snapshot(), w.state.snapshot());
     }
 }
+
+/// A history focused on floating IPs: ports move and die under them.
+fn arb_fip_command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        (100u128..106, 0..HOSTS.len()).prop_map(|(n, h)| port(n, 1, Some(HOSTS[h]))),
+        (100u128..106, arb_host()).prop_map(|(n, host)| Command::UpdatePort {
+            id: Id(n),
+            update: PortUpdate {
+                binding_host: Some(host.map(str::to_string)),
+                ..PortUpdate::default()
+            },
+            expected_revision: None,
+        }),
+        (100u128..106).prop_map(|n| Command::DeletePort {
+            id: Id(n),
+            expected_revision: None
+        }),
+        (80u128..84, proptest::option::of(100u128..106)).prop_map(|(n, port)| {
+            Command::CreateFloatingIp {
+                id: Id(n),
+                project_id: PROJECT.into(),
+                floating_network_id: Id(2),
+                floating_ip_address: None,
+                port_id: port.map(Id),
+                fixed_ip_address: None,
+            }
+        }),
+        (80u128..84, proptest::option::of(100u128..106)).prop_map(|(n, port)| {
+            Command::UpdateFloatingIp {
+                id: Id(n),
+                port_id: Some(port.map(Id)),
+                fixed_ip_address: None,
+                expected_revision: None,
+            }
+        }),
+        (80u128..84).prop_map(|n| Command::DeleteFloatingIp {
+            id: Id(n),
+            expected_revision: None
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn floating_ips_follow_their_ports_in_random_histories(commands in proptest::collection::vec(arb_fip_command(), 1..40)) {
+        let mut w = World::new();
+        w.ok(unlimited());
+        for (i, h) in HOSTS.iter().enumerate() {
+            w.ok(host(h, &format!("172.16.0.{}", i + 1)));
+        }
+        w.ok(vpc(1, None));
+        w.ok(subnet(10, 1, "10.1.0.0/24"));
+        w.ok(vpc(2, None));
+        w.ok(subnet(20, 2, "203.0.113.0/28"));
+        for command in commands {
+            let before = w.state.clone();
+            let outcome = w.apply(command);
+            if outcome.result.is_err() {
+                prop_assert!(w.state.same_content(&before));
+            }
+            check_ipam(&w.state);
+        }
+        for host in HOSTS {
+            prop_assert_eq!(w.table(host), w.state.goal_state(host), "host {}", host);
+        }
+        let restored = State::restore(&w.state.snapshot()).expect("restore");
+        prop_assert_eq!(restored.snapshot(), w.state.snapshot());
+        for host in HOSTS {
+            prop_assert_eq!(restored.goal_state(host), w.state.goal_state(host));
+        }
+    }
+}
