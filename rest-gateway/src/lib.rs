@@ -17,6 +17,16 @@
 //!   `enable_dhcp`, `dns_nameservers`, `host_routes`; ports: `name`,
 //!   `binding:host_id`, `device_id`, `device_owner`, `security_groups`,
 //!   `allowed_address_pairs`, `admin_state_up`), `DELETE /{id}` (204).
+//! - `/v2.0/security-groups` (list/show/create/update `name`,
+//!   `description`/delete; a group embeds its `security_group_rules`),
+//!   `/v2.0/security-group-rules` (list/show/create/delete; a duplicate is
+//!   409 `SecurityGroupRuleExists`), `/v2.0/routers` (list/show/create/
+//!   update `name`, `routes`, `admin_state_up`/delete), `PUT
+//!   /v2.0/routers/{id}/add_router_interface` and `/remove_router_interface`
+//!   with `{"subnet_id": ...}` (`port_id` is not supported yet: 400).
+//! - `/v2.0/quotas/{project_id}`: `GET`, `PUT` (partial), `DELETE` (reset,
+//!   204); `/v2.0/quotas/{project_id}/details`: limit, used, reserved (0).
+//!   Changing quotas, and reading another project's, is for admins.
 //!
 //! # Conventions (Neutron's)
 //! - Lists filter on top-level attributes (`?name=a&name=b` ORs, different
@@ -68,7 +78,10 @@ mod meta;
 mod networks;
 mod ports;
 mod query;
+mod quotas;
 mod resource;
+mod routers;
+mod security_groups;
 mod subnets;
 
 use std::future::Future;
@@ -116,6 +129,11 @@ pub fn router(svc: Arc<OrchestratorService>, tokens: Tokens) -> Router {
     protected = resource::routes::<networks::Networks>(protected);
     protected = resource::routes::<subnets::Subnets>(protected);
     protected = resource::routes::<ports::Ports>(protected);
+    protected = resource::routes::<security_groups::SecurityGroups>(protected);
+    protected = resource::routes::<security_groups::SecurityGroupRules>(protected);
+    protected = resource::routes::<routers::Routers>(protected);
+    protected = routers::interface_routes(protected);
+    protected = quotas::routes(protected);
     let protected = protected.layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/", axum::routing::get(meta::versions))

@@ -8,15 +8,32 @@ use crate::limits::{BODY_BYTES_MAX, PAGE_MAX};
 use crate::networks::Networks;
 use crate::ports::Ports;
 use crate::resource::Resource;
+use crate::routers::Routers;
+use crate::security_groups::{SecurityGroupRules, SecurityGroups};
 use crate::subnets::Subnets;
 use crate::{base_url, json_body};
 
-/// (singular, plural, filters) of every collection served.
-fn collections() -> [(&'static str, &'static str, &'static [&'static str]); 3] {
+/// A collection's (singular, plural, URL segment, filters).
+type Collection = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+);
+
+fn collection<R: Resource>() -> Collection {
+    (R::SINGULAR, R::PLURAL, R::PATH, R::FILTERS)
+}
+
+/// Every collection served.
+fn collections() -> [Collection; 6] {
     [
-        (Networks::SINGULAR, Networks::PLURAL, Networks::FILTERS),
-        (Subnets::SINGULAR, Subnets::PLURAL, Subnets::FILTERS),
-        (Ports::SINGULAR, Ports::PLURAL, Ports::FILTERS),
+        collection::<Networks>(),
+        collection::<Subnets>(),
+        collection::<Ports>(),
+        collection::<SecurityGroups>(),
+        collection::<SecurityGroupRules>(),
+        collection::<Routers>(),
     ]
 }
 
@@ -36,11 +53,11 @@ pub(crate) async fn index(headers: HeaderMap) -> Response {
     let base = base_url(&headers);
     let resources: Vec<Value> = collections()
         .iter()
-        .map(|(singular, plural, _)| {
+        .map(|(singular, plural, path, _)| {
             json!({
                 "name": singular,
                 "collection": plural,
-                "links": [{"href": format!("{base}/v2.0/{plural}"), "rel": "self"}],
+                "links": [{"href": format!("{base}/v2.0/{path}"), "rel": "self"}],
             })
         })
         .collect();
@@ -48,7 +65,28 @@ pub(crate) async fn index(headers: HeaderMap) -> Response {
 }
 
 /// `(alias, name, description)` of the extensions we implement.
-const EXTENSIONS: [(&str, &str, &str); 11] = [
+const EXTENSIONS: [(&str, &str, &str); 16] = [
+    (
+        "security-group",
+        "security-group",
+        "security groups and their rules",
+    ),
+    (
+        "router",
+        "Neutron L3 Router",
+        "routers with subnet interfaces",
+    ),
+    (
+        "extraroute",
+        "Neutron Extra Route",
+        "static routes of routers",
+    ),
+    ("quotas", "Quota management support", "per-project quotas"),
+    (
+        "quota_details",
+        "Quota details management support",
+        "limit, used and reserved per resource",
+    ),
     (
         "binding",
         "Port Binding",
@@ -154,7 +192,7 @@ pub(crate) fn openapi_document() -> Value {
     });
     let id_param = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}});
     let mut paths = Map::new();
-    for (singular, plural, filters) in collections() {
+    for (singular, plural, path, filters) in collections() {
         let obj = json!({"type": "object", "additionalProperties": true});
         let one = json!({"type": "object", "properties": {singular: obj}, "required": [singular]});
         let many = json!({"type": "object", "properties": {
@@ -175,7 +213,7 @@ pub(crate) fn openapi_document() -> Value {
         let body = |schema: Value| json!({"required": true, "content": {"application/json": {"schema": schema}}});
         let ok = |schema: &Value, what: &str| json!({"description": what, "content": {"application/json": {"schema": schema}}});
         paths.insert(
-            format!("/v2.0/{plural}"),
+            format!("/v2.0/{path}"),
             json!({
                 "get": {
                     "summary": format!("List {plural}"), "security": token, "parameters": params,
@@ -189,7 +227,7 @@ pub(crate) fn openapi_document() -> Value {
             }),
         );
         paths.insert(
-            format!("/v2.0/{plural}/{{id}}"),
+            format!("/v2.0/{path}/{{id}}"),
             json!({
                 "parameters": [id_param],
                 "get": {
@@ -208,6 +246,37 @@ pub(crate) fn openapi_document() -> Value {
             }),
         );
     }
+    for action in ["add_router_interface", "remove_router_interface"] {
+        paths.insert(
+            format!("/v2.0/routers/{{id}}/{action}"),
+            json!({"parameters": [id_param], "put": {
+                "summary": format!("{action} (body {{\"subnet_id\": ...}})"), "security": token,
+                "responses": with_errors("200", json!({"description": "the interface info"}), &["400", "401", "404", "409", "503"]),
+            }}),
+        );
+    }
+    let project_param =
+        json!({"name": "project_id", "in": "path", "required": true, "schema": {"type": "string"}});
+    paths.insert(
+        "/v2.0/quotas/{project_id}".to_string(),
+        json!({"parameters": [project_param], "get": {
+            "summary": "A project's quota", "security": token,
+            "responses": with_errors("200", json!({"description": "the limits"}), &["401", "403", "503"]),
+        }, "put": {
+            "summary": "Set some limits (admin)", "security": token,
+            "responses": with_errors("200", json!({"description": "the limits"}), &["400", "401", "403", "503"]),
+        }, "delete": {
+            "summary": "Reset to the defaults (admin)", "security": token,
+            "responses": with_errors("204", json!({"description": "reset"}), &["401", "403", "503"]),
+        }}),
+    );
+    paths.insert(
+        "/v2.0/quotas/{project_id}/details".to_string(),
+        json!({"parameters": [project_param], "get": {
+            "summary": "A project's limits and usage", "security": token,
+            "responses": with_errors("200", json!({"description": "limit, used, reserved"}), &["401", "403", "503"]),
+        }}),
+    );
     paths.insert(
         "/".to_string(),
         json!({"get": {"summary": "API versions", "responses": {"200": {"description": "versions"}}}}),

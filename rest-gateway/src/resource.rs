@@ -32,14 +32,18 @@ pub(crate) struct Scope {
     pub(crate) network_id: String,
     /// Empty: every host.
     pub(crate) host: String,
+    /// Empty: every security group.
+    pub(crate) security_group_id: String,
 }
 
 /// One Neutron collection backed by orchestrator calls.
 pub(crate) trait Resource: Send + Sync + 'static {
     /// `port`: the single-object envelope key.
     const SINGULAR: &'static str;
-    /// `ports`: the URL segment and list/bulk envelope key.
+    /// `ports`: the list/bulk envelope key.
     const PLURAL: &'static str;
+    /// The URL segment (`security-groups`); by default the envelope key.
+    const PATH: &'static str = Self::PLURAL;
     /// Neutron's type for a missing one (`PortNotFound`).
     const NOT_FOUND: &'static str;
     /// Attributes a list may filter on (besides the tag filters).
@@ -98,7 +102,7 @@ pub(crate) trait Resource: Send + Sync + 'static {
 
 /// The routes of one collection, with and without the `.json` suffix.
 pub(crate) fn routes<R: Resource>(router: Router<AppState>) -> Router<AppState> {
-    let collection = format!("/v2.0/{}", R::PLURAL);
+    let collection = format!("/v2.0/{}", R::PATH);
     router
         .route(&collection, get(list::<R>).post(create::<R>))
         .route(
@@ -111,7 +115,7 @@ pub(crate) fn routes<R: Resource>(router: Router<AppState>) -> Router<AppState> 
         )
 }
 
-fn respond(result: Result<Response, RestError>) -> Response {
+pub(crate) fn respond(result: Result<Response, RestError>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -125,7 +129,7 @@ pub(crate) fn is_uuid(id: &str) -> bool {
 }
 
 /// The path ID without a `.json` suffix; malformed IDs are simply not found.
-fn path_id<R: Resource>(raw: &str) -> Result<String, RestError> {
+pub(crate) fn path_id<R: Resource>(raw: &str) -> Result<String, RestError> {
     let id = raw.strip_suffix(".json").unwrap_or(raw);
     if is_uuid(id) {
         Ok(id.to_string())
@@ -139,7 +143,11 @@ fn project_of(item: &Item) -> &str {
 }
 
 /// Reads one the caller may see (404 otherwise, like Neutron).
-async fn visible<R: Resource>(svc: &Svc, caller: &Caller, id: &str) -> Result<Item, RestError> {
+pub(crate) async fn visible<R: Resource>(
+    svc: &Svc,
+    caller: &Caller,
+    id: &str,
+) -> Result<Item, RestError> {
     let item = R::get(svc, id).await?;
     if caller.sees(project_of(&item)) {
         Ok(item)
@@ -172,7 +180,7 @@ fn expected_revision(headers: &HeaderMap) -> Result<Option<u64>, RestError> {
     Ok(None)
 }
 
-async fn read_json(body: Body) -> Result<Map<String, Value>, RestError> {
+pub(crate) async fn read_json(body: Body) -> Result<Map<String, Value>, RestError> {
     let bytes = axum::body::to_bytes(body, BODY_BYTES_MAX)
         .await
         .map_err(|_| {
@@ -255,9 +263,13 @@ async fn list_inner<R: Resource>(
             },
             network_id: single("network_id"),
             host: single("binding:host_id"),
+            security_group_id: single("security_group_id"),
         };
         if !scope.network_id.is_empty() && !is_uuid(&scope.network_id) {
             // No network has that ID.
+            return Ok(list_response::<R>(headers, uri, &query, Vec::new(), None));
+        }
+        if !scope.security_group_id.is_empty() && !is_uuid(&scope.security_group_id) {
             return Ok(list_response::<R>(headers, uri, &query, Vec::new(), None));
         }
         let mut cursor = marker;
@@ -394,6 +406,14 @@ async fn create<R: Resource>(
                             return Err(RestError::not_found("NetworkNotFound", "network", &net));
                         }
                         visible::<crate::networks::Networks>(svc, &caller, &net).await?;
+                    }
+                    // ... and its own security groups (for rules).
+                    for key in ["security_group_id", "remote_group_id"] {
+                        if let Some(Value::String(group)) = attrs.peek(key) {
+                            let group = path_id::<crate::security_groups::SecurityGroups>(&group)?;
+                            visible::<crate::security_groups::SecurityGroups>(svc, &caller, &group)
+                                .await?;
+                        }
                     }
                 }
                 attrs.set("project_id", Value::String(project));

@@ -62,6 +62,72 @@ def expect_error(cls, neutron, what, fn, *args, **kwargs):
     check(False, f"{what}: expected {cls.__name__}, got success")
 
 
+def security_groups(net_api):
+    """A group with rules (one duplicate), embedded in the group body."""
+    sg = net_api.create_security_group(name="smoke-sg", description="smoke")
+    check(sg.id and sg.project_id == "admin", "create security group")
+    ssh = dict(security_group_id=sg.id, direction="ingress", ether_type="IPv4",
+               protocol="tcp", port_range_min=22, port_range_max=22,
+               remote_ip_prefix="0.0.0.0/0")
+    rule = net_api.create_security_group_rule(**ssh)
+    check(rule.protocol == "tcp" and rule.port_range_min == 22, "create rule")
+    expect_error(exc.ConflictException, "SecurityGroupRuleExists", "duplicate rule",
+                 net_api.create_security_group_rule, **ssh)
+    icmp = net_api.create_security_group_rule(
+        security_group_id=sg.id, direction="egress", ether_type="IPv6", protocol="icmp")
+    check(icmp.ether_type == "IPv6", "create IPv6 rule")
+    shown = net_api.get_security_group(sg.id)
+    embedded = {r["id"] for r in shown.security_group_rules}
+    check({rule.id, icmp.id} <= embedded, "group embeds its rules")
+    listed = {r.id for r in net_api.security_group_rules(security_group_id=sg.id)}
+    check(listed == embedded, "list rules of the group")
+    renamed = net_api.update_security_group(sg, name="smoke-sg-2")
+    check(renamed.name == "smoke-sg-2", "update security group")
+    net_api.delete_security_group_rule(rule, ignore_missing=False)
+    expect_error(exc.NotFoundException, "SecurityGroupRuleNotFound", "rule is gone",
+                 net_api.get_security_group_rule, rule.id)
+    net_api.delete_security_group(sg, ignore_missing=False)
+
+
+def routers(net_api):
+    """A router with a subnet interface added and removed."""
+    net = net_api.create_network(name="smoke-rnet")
+    sub = net_api.create_subnet(network_id=net.id, cidr="10.40.0.0/24", ip_version=4)
+    router = net_api.create_router(name="smoke-router")
+    check(router.id and router.routes == [], "create router")
+    info = net_api.add_interface_to_router(router, subnet_id=sub.id)
+    check(info["id"] == router.id and info["subnet_id"] == sub.id, "add router interface")
+    expect_error(exc.ConflictException, "RouterInUse", "delete a router with interfaces",
+                 net_api.delete_router, router, ignore_missing=False)
+    updated = net_api.update_router(
+        router, name="smoke-router-2",
+        routes=[{"destination": "192.168.9.0/24", "nexthop": "10.40.0.9"}])
+    check(updated.name == "smoke-router-2" and len(updated.routes) == 1, "update router")
+    info = net_api.remove_interface_from_router(router, subnet_id=sub.id)
+    check(info["subnet_id"] == sub.id, "remove router interface")
+    net_api.delete_router(router, ignore_missing=False)
+    net_api.delete_subnet(sub, ignore_missing=False)
+    net_api.delete_network(net, ignore_missing=False)
+
+
+def quotas(net_api, member):
+    """An admin sets a member project's router quota; the member hits it."""
+    project = member.create_network(name="smoke-qnet").project_id
+    quota = net_api.update_quota(project, routers=1)
+    check(quota.routers == 1, "set quota")
+    check(member.get_quota(project).routers == 1, "member reads its quota")
+    first = member.create_router(name="smoke-q1")
+    expect_error(exc.ConflictException, "OverQuota", "create over quota",
+                 member.create_router, name="smoke-q2")
+    details = member.get_quota(project, details=True)
+    check(details.routers == {"limit": 1, "used": 1, "reserved": 0}, "quota details")
+    net_api.delete_quota(project)
+    check(net_api.get_quota(project).routers != 1, "reset quota")
+    member.delete_router(first, ignore_missing=False)
+    for n in member.networks(name="smoke-qnet"):
+        member.delete_network(n, ignore_missing=False)
+
+
 def main():
     conn = connect(ADMIN)
     net_api = conn.network
@@ -161,6 +227,10 @@ def main():
     own = member.create_network(name="member-net")
     check(own.project_id != "admin", "member creates in its project")
     member.delete_network(own, ignore_missing=False)
+
+    security_groups(net_api)
+    routers(net_api)
+    quotas(net_api, member)
 
     # Delete everything (with the current revision for one of them).
     fresh = net_api.get_port(updated.id)

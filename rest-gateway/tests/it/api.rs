@@ -6,12 +6,12 @@ use serde_json::{json, Value};
 
 use crate::harness::{expect, Rest, ADMIN, ALICE, BOB};
 
-fn s(v: &Value) -> String {
+pub(crate) fn s(v: &Value) -> String {
     v.as_str().unwrap_or("").to_string()
 }
 
 /// A network with one /24 subnet in `token`'s project: (network, subnet).
-async fn network_with_subnet(rest: &Rest, token: &str, cidr: &str) -> (String, String) {
+pub(crate) async fn network_with_subnet(rest: &Rest, token: &str, cidr: &str) -> (String, String) {
     let net = rest
         .post("/v2.0/networks", token, json!({"network": {"name": "net"}}))
         .await;

@@ -2,4 +2,5 @@
 //! temp dir) behind the real orchestrator service, driven over HTTP.
 
 mod api;
+mod families;
 mod harness;

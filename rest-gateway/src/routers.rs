@@ -1,0 +1,264 @@
+//! `/v2.0/routers`, with `PUT /v2.0/routers/{id}/add_router_interface` and
+//! `/remove_router_interface` (by `subnet_id`; a router interface takes the
+//! subnet's gateway address).
+
+use alcor_proto::api::v1 as pb;
+use alcor_proto::api::v1::orchestrator_server::Orchestrator;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::put;
+use axum::{Extension, Router};
+use serde_json::{json, Value};
+use tonic::Request;
+
+use crate::attrs::{iso8601, Attrs};
+use crate::auth::Caller;
+use crate::error::{from_status, RestError};
+use crate::resource::{path_id, read_json, respond, visible, Item, Resource, Scope};
+use crate::subnets::Subnets;
+use crate::{json_body, AppState, Svc};
+
+/// The routers collection.
+pub(crate) struct Routers;
+
+fn render(r: &pb::Router) -> Item {
+    let routes: Vec<Value> = r
+        .routes
+        .iter()
+        .map(|r| json!({"destination": r.destination, "nexthop": r.nexthop}))
+        .collect();
+    let item = json!({
+        "id": r.id,
+        "name": r.name,
+        "tenant_id": r.project_id,
+        "project_id": r.project_id,
+        "admin_state_up": r.admin_state_up,
+        "status": if r.admin_state_up { "ACTIVE" } else { "DOWN" },
+        "external_gateway_info": null,
+        "routes": routes,
+        "distributed": true,
+        "ha": false,
+        "description": "",
+        "availability_zone_hints": [],
+        "availability_zones": [],
+        "flavor_id": null,
+        "revision_number": r.revision,
+        "created_at": iso8601(r.created_at_ms),
+        "updated_at": iso8601(r.updated_at_ms),
+        "tags": [],
+    });
+    match item {
+        Value::Object(map) => map,
+        _ => Item::new(),
+    }
+}
+
+fn routes(a: &mut Attrs) -> Result<Option<Vec<pb::Route>>, RestError> {
+    a.objects("routes", |r| {
+        Ok(pb::Route {
+            destination: r.required("destination")?,
+            nexthop: r.required("nexthop")?,
+        })
+    })
+}
+
+/// Attributes a router accepts only at their default value.
+fn defaults_only(a: &mut Attrs) -> Result<(), RestError> {
+    a.only_default("external_gateway_info", &Value::Null)?;
+    a.only_default("description", &json!(""))?;
+    a.only_default("availability_zone_hints", &json!([]))?;
+    Ok(())
+}
+
+impl Resource for Routers {
+    const SINGULAR: &'static str = "router";
+    const PLURAL: &'static str = "routers";
+    const NOT_FOUND: &'static str = "RouterNotFound";
+    const FILTERS: &'static [&'static str] = &[
+        "id",
+        "name",
+        "tenant_id",
+        "project_id",
+        "admin_state_up",
+        "status",
+        "distributed",
+        "ha",
+        "description",
+        "revision_number",
+    ];
+
+    async fn get(svc: &Svc, id: &str) -> Result<Item, RestError> {
+        let r = svc
+            .get_router(Request::new(pb::GetRouterRequest {
+                id: id.to_string(),
+                stale: false,
+            }))
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(render(r.get_ref()))
+    }
+
+    async fn list(
+        svc: &Svc,
+        scope: &Scope,
+        marker: &str,
+        limit: usize,
+    ) -> Result<(Vec<Item>, String), RestError> {
+        let page = svc
+            .list_routers(Request::new(pb::ListRoutersRequest {
+                project_id: scope.project_id.clone(),
+                limit: limit as u32,
+                marker: marker.to_string(),
+                stale: false,
+            }))
+            .await
+            .map_err(|s| from_status(&s))?
+            .into_inner();
+        Ok((page.routers.iter().map(render).collect(), page.next_marker))
+    }
+
+    async fn create(svc: &Svc, items: Vec<Attrs>) -> Result<Vec<Item>, RestError> {
+        if items.len() != 1 {
+            return Err(RestError::bad_request(
+                "Bulk create of routers is not supported (create them one by one)",
+            ));
+        }
+        let mut out = Vec::new();
+        for mut a in items {
+            let request = pb::CreateRouterRequest {
+                id: a.string("id")?.unwrap_or_default(),
+                project_id: a.string("project_id")?.unwrap_or_default(),
+                name: a.string("name")?.unwrap_or_default(),
+                routes: routes(&mut a)?.unwrap_or_default(),
+                request_token: String::new(),
+            };
+            a.only_default("admin_state_up", &json!(true))?;
+            a.only_default("distributed", &json!(true))?;
+            a.only_default("ha", &json!(false))?;
+            defaults_only(&mut a)?;
+            a.finish()?;
+            let r = svc
+                .create_router(Request::new(request))
+                .await
+                .map_err(|s| from_status(&s))?;
+            out.push(render(r.get_ref()));
+        }
+        Ok(out)
+    }
+
+    async fn update(
+        svc: &Svc,
+        id: &str,
+        mut a: Attrs,
+        expected_revision: Option<u64>,
+    ) -> Result<Item, RestError> {
+        let request = pb::UpdateRouterRequest {
+            id: id.to_string(),
+            name: a.string("name")?,
+            routes: routes(&mut a)?.map(|routes| pb::RouteList { routes }),
+            admin_state_up: a.boolean("admin_state_up")?,
+            expected_revision,
+        };
+        defaults_only(&mut a)?;
+        a.finish().map_err(|e| {
+            RestError::bad_request(format!(
+                "{} (updatable: name, routes, admin_state_up)",
+                e.message
+            ))
+        })?;
+        let r = svc
+            .update_router(Request::new(request))
+            .await
+            .map_err(|s| from_status(&s))?;
+        Ok(render(r.get_ref()))
+    }
+
+    async fn delete(svc: &Svc, id: &str, expected_revision: Option<u64>) -> Result<(), RestError> {
+        svc.delete_router(Request::new(pb::DeleteRouterRequest {
+            id: id.to_string(),
+            expected_revision,
+        }))
+        .await
+        .map_err(|s| from_status(&s))?;
+        Ok(())
+    }
+}
+
+/// The interface routes of routers.
+pub(crate) fn interface_routes(router: Router<AppState>) -> Router<AppState> {
+    router
+        .route(
+            "/v2.0/routers/{id}/add_router_interface",
+            put(add_interface),
+        )
+        .route(
+            "/v2.0/routers/{id}/remove_router_interface",
+            put(remove_interface),
+        )
+}
+
+async fn add_interface(
+    state: State<AppState>,
+    caller: Extension<Caller>,
+    id: Path<String>,
+    body: Body,
+) -> Response {
+    respond(interface(state, caller, id, body, true).await)
+}
+
+async fn remove_interface(
+    state: State<AppState>,
+    caller: Extension<Caller>,
+    id: Path<String>,
+    body: Body,
+) -> Response {
+    respond(interface(state, caller, id, body, false).await)
+}
+
+/// Adds or removes the interface named by `{"subnet_id": ...}`; answers
+/// Neutron's interface info.
+async fn interface(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Body,
+    add: bool,
+) -> Result<Response, RestError> {
+    let id = path_id::<Routers>(&id)?;
+    let mut a = Attrs::new(read_json(body).await?);
+    if a.take("port_id").is_some_and(|p| !p.is_null()) {
+        return Err(RestError::bad_request(
+            "router interfaces by port_id are not supported yet (give subnet_id)",
+        ));
+    }
+    let subnet_id = a.required("subnet_id")?;
+    a.finish()?;
+    let svc = &*state.svc;
+    let router = visible::<Routers>(svc, &caller, &id).await?;
+    if !caller.admin {
+        let subnet = path_id::<Subnets>(&subnet_id)?;
+        visible::<Subnets>(svc, &caller, &subnet).await?;
+    }
+    let request = Request::new(pb::RouterInterfaceRequest {
+        router_id: id.clone(),
+        subnet_id: subnet_id.clone(),
+    });
+    if add {
+        svc.add_router_interface(request).await
+    } else {
+        svc.remove_router_interface(request).await
+    }
+    .map_err(|s| from_status(&s))?;
+    let project = router.get("project_id").cloned().unwrap_or(Value::Null);
+    let body = json!({
+        "id": id,
+        "subnet_id": subnet_id,
+        "subnet_ids": [subnet_id],
+        "port_id": "",
+        "tenant_id": project,
+        "project_id": project,
+    });
+    Ok((StatusCode::OK, json_body(&body)).into_response())
+}
