@@ -11,22 +11,38 @@
 //! - `TriggerSnapshot` acts on the answering node (snapshots are local).
 //! - `HostDigest` is a read like any other: linearizable unless `stale`,
 //!   served by any node.
+//! - `AckedRevisions` answers the host acks recorded on this node, from the
+//!   [`AckSource`] the node wires in (none: an empty table).
+//! - `Barrier` waits until every host it covers has acked a revision on
+//!   some member. The hosts covered are the request's, or else every host
+//!   with a bound port when the call starts (`State::hosts_with_ports`,
+//!   read linearizably): a host whose last port left before the call is
+//!   not waited for. An agent acks only to the node it is connected to, so
+//!   the serving node polls every member's `AckedRevisions` in parallel
+//!   (its own table directly) and takes each host's highest ack, until all
+//!   are at least the revision or the deadline passes (DEADLINE_EXCEEDED,
+//!   reason `BARRIER_TIMEOUT`, naming the pending hosts). A member that
+//!   does not answer contributes no acks for that round.
 //!
 //! Every call is bounded by the client's deadline (`grpc-timeout`), or by
 //! `REQUEST_TIMEOUT_MS_MAX` without one. A membership change that runs out
 //! of time may still commit: DEADLINE_EXCEEDED, flagged indeterminate.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alcor_proto::api::v1 as pb;
+use alcor_proto::api::v1::cluster_client::ClusterClient;
 use alcor_proto::api::v1::cluster_server::{Cluster, ClusterServer};
 use alcor_raft_core::{AdminError, Node, NodeMetrics, RaftNode, ReadError};
 use alcor_state_machine::goal_digest;
+use tokio::time::Instant;
 use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
 use crate::deadline;
@@ -41,21 +57,129 @@ pub const LEADER_API_HEADER: &str = "x-alcor-leader-api";
 /// How often `TriggerSnapshot` looks at the metrics while it waits.
 const SNAPSHOT_POLL_MS: u64 = 20;
 
+/// How often `Barrier` polls the members' acks.
+const BARRIER_POLL_MS: u64 = 20;
+/// Longest wait for one member's `AckedRevisions` (connect or call).
+const ACKS_CALL_MS_MAX: u64 = 2_000;
+/// Hosts one `Barrier` request may name.
+pub const BARRIER_HOSTS_MAX: usize = 10_000;
+/// Longest host name `Barrier` accepts.
+const HOST_NAME_BYTES_MAX: usize = 255;
+
+/// Where a node's host acks come from (the host push service, which this
+/// crate must not depend on).
+pub trait AckSource: Send + Sync + 'static {
+    /// Every host's last revision acked to this node.
+    fn acked(&self) -> BTreeMap<String, u64>;
+}
+
 /// Serves cluster status and administration for one node.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClusterService {
     node: Arc<RaftNode>,
+    acks: Option<Arc<dyn AckSource>>,
+}
+
+impl fmt::Debug for ClusterService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterService")
+            .field("node", &self.node)
+            .field("acks", &self.acks.is_some())
+            .finish()
+    }
 }
 
 impl ClusterService {
-    /// A service reporting on `node`.
+    /// A service reporting on `node`, with no host acks of its own.
     pub fn new(node: Arc<RaftNode>) -> ClusterService {
-        ClusterService { node }
+        ClusterService { node, acks: None }
+    }
+
+    /// A service reporting on `node` whose host acks come from `acks`.
+    pub fn with_acks(node: Arc<RaftNode>, acks: Arc<dyn AckSource>) -> ClusterService {
+        ClusterService {
+            node,
+            acks: Some(acks),
+        }
     }
 
     /// The tonic server for this service.
     pub fn server(node: Arc<RaftNode>) -> ClusterServer<ClusterService> {
         ClusterServer::new(ClusterService::new(node))
+    }
+
+    /// The tonic server for `self`.
+    pub fn into_server(self) -> ClusterServer<ClusterService> {
+        ClusterServer::new(self)
+    }
+
+    /// This node's acks.
+    fn local_acks(&self) -> BTreeMap<String, u64> {
+        self.acks.as_ref().map(|a| a.acked()).unwrap_or_default()
+    }
+
+    /// Each host's highest ack over every member that answers before
+    /// `deadline` (asked in parallel), returned as soon as `enough` holds
+    /// (a slow member then does not hold the barrier up); `peers` keeps one
+    /// lazily connected client per member across rounds, so a slow connect
+    /// is not restarted.
+    async fn cluster_acks(
+        &self,
+        peers: &mut BTreeMap<String, ClusterClient<Channel>>,
+        deadline: Instant,
+        enough: impl Fn(&BTreeMap<String, u64>) -> bool,
+    ) -> BTreeMap<String, u64> {
+        let mut acks = self.local_acks();
+        if enough(&acks) {
+            return acks;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let wait = left.min(Duration::from_millis(ACKS_CALL_MS_MAX));
+        if wait.is_zero() {
+            return acks;
+        }
+        let m = self.node.metrics();
+        let mut asked = tokio::task::JoinSet::new();
+        for (id, member) in &m.nodes {
+            if *id == m.id {
+                continue;
+            }
+            let client = match peers.get(&member.api_addr) {
+                Some(client) => client.clone(),
+                None => {
+                    let Ok(endpoint) = Endpoint::from_shared(format!("http://{}", member.api_addr))
+                    else {
+                        continue;
+                    };
+                    let client = ClusterClient::new(
+                        endpoint
+                            .connect_timeout(Duration::from_millis(ACKS_CALL_MS_MAX))
+                            .tcp_nodelay(true)
+                            .connect_lazy(),
+                    );
+                    peers.insert(member.api_addr.clone(), client.clone());
+                    client
+                }
+            };
+            asked.spawn(async move {
+                tokio::time::timeout(wait, peer_acks(client, wait))
+                    .await
+                    .unwrap_or_else(|_| Err(Status::deadline_exceeded("no answer in time")))
+            });
+        }
+        while let Some(answer) = asked.join_next().await {
+            let Ok(Ok(theirs)) = answer else {
+                continue;
+            };
+            for (host, revision) in theirs {
+                let entry = acks.entry(host).or_insert(0);
+                *entry = (*entry).max(revision);
+            }
+            if enough(&acks) {
+                break;
+            }
+        }
+        acks
     }
 
     /// Runs one membership change within the request's budget and answers
@@ -210,6 +334,122 @@ impl Cluster for ClusterService {
             digest: digest.to_vec(),
         }))
     }
+
+    async fn acked_revisions(
+        &self,
+        _request: Request<pb::AckedRevisionsRequest>,
+    ) -> Result<Response<pb::AckedRevisionsResponse>, Status> {
+        Ok(Response::new(pb::AckedRevisionsResponse {
+            acked: self.local_acks().into_iter().collect(),
+        }))
+    }
+
+    async fn barrier(
+        &self,
+        request: Request<pb::BarrierRequest>,
+    ) -> Result<Response<pb::BarrierResponse>, Status> {
+        let deadline = Instant::now() + budget_or_max(request.metadata());
+        let req = request.into_inner();
+        let mut hosts = barrier_request_hosts(&req.hosts)?;
+        let mut revision = req.revision;
+        if revision == 0 || hosts.is_empty() {
+            let read = |s: &alcor_state_machine::State| (s.applied_index(), s.hosts_with_ports());
+            let (applied, with_ports) =
+                tokio::time::timeout_at(deadline, self.node.read_linearizable(read))
+                    .await
+                    .unwrap_or(Err(ReadError::Timeout))
+                    .map_err(|e| to_status(&ApiError::Read(e)))?;
+            if revision == 0 {
+                revision = applied;
+            }
+            if hosts.is_empty() {
+                hosts = with_ports.into_iter().collect();
+            }
+        }
+        let mut peers = BTreeMap::new();
+        loop {
+            let acks = self
+                .cluster_acks(&mut peers, deadline, |acks| {
+                    pending_hosts(&hosts, acks, revision).is_empty()
+                })
+                .await;
+            let pending = pending_hosts(&hosts, &acks, revision);
+            if pending.is_empty() {
+                let acked = hosts
+                    .iter()
+                    .map(|host| pb::HostAck {
+                        host: host.clone(),
+                        revision: acks.get(host).copied().unwrap_or(revision),
+                    })
+                    .collect();
+                return Ok(Response::new(pb::BarrierResponse {
+                    revision,
+                    acked,
+                    pending,
+                }));
+            }
+            let next = Instant::now() + Duration::from_millis(BARRIER_POLL_MS);
+            if next >= deadline {
+                return Err(barrier_timeout(revision, &pending));
+            }
+            tokio::time::sleep_until(next).await;
+        }
+    }
+}
+
+/// One member's ack table.
+async fn peer_acks(
+    mut client: ClusterClient<Channel>,
+    wait: Duration,
+) -> Result<BTreeMap<String, u64>, Status> {
+    let mut request = Request::new(pb::AckedRevisionsRequest {});
+    request.set_timeout(wait);
+    let response = client.acked_revisions(request).await?;
+    Ok(response.into_inner().acked.into_iter().collect())
+}
+
+/// The hosts a `Barrier` request names, checked (empty: the caller reads
+/// the hosts with ports instead).
+fn barrier_request_hosts(hosts: &[String]) -> Result<BTreeSet<String>, Status> {
+    if hosts.len() > BARRIER_HOSTS_MAX {
+        return Err(invalid(&format!(
+            "hosts: at most {BARRIER_HOSTS_MAX} hosts, got {}",
+            hosts.len()
+        )));
+    }
+    for host in hosts {
+        if host.is_empty() || host.len() > HOST_NAME_BYTES_MAX {
+            return Err(invalid(&format!(
+                "hosts: {host:?} must be 1 to {HOST_NAME_BYTES_MAX} bytes"
+            )));
+        }
+    }
+    Ok(hosts.iter().cloned().collect())
+}
+
+/// Hosts of `hosts` whose ack in `acks` is below `revision`.
+fn pending_hosts(
+    hosts: &BTreeSet<String>,
+    acks: &BTreeMap<String, u64>,
+    revision: u64,
+) -> Vec<String> {
+    hosts
+        .iter()
+        .filter(|h| acks.get(*h).is_none_or(|acked| *acked < revision))
+        .cloned()
+        .collect()
+}
+
+fn barrier_timeout(revision: u64, pending: &[String]) -> Status {
+    status_with(
+        Code::DeadlineExceeded,
+        "BARRIER_TIMEOUT",
+        &format!(
+            "revision {revision} not acked within the deadline; pending hosts: {}",
+            pending.join(",")
+        ),
+        MetadataMap::new(),
+    )
 }
 
 /// Every member with its role, from `m`.
@@ -348,6 +588,23 @@ mod tests {
         let status = timeout_status("x");
         assert_eq!(status.code(), Code::DeadlineExceeded);
         assert!(status.metadata().get(INDETERMINATE_HEADER).is_some());
+    }
+
+    #[test]
+    fn barrier_pending_lists_hosts_below_the_revision() {
+        let hosts: BTreeSet<String> = ["h1", "h2", "h3"].map(String::from).into();
+        let acks: BTreeMap<String, u64> = [("h1".to_string(), 7), ("h2".to_string(), 4)].into();
+        assert_eq!(pending_hosts(&hosts, &acks, 5), ["h2", "h3"]);
+        let status = barrier_timeout(5, &["h3".to_string()]);
+        assert_eq!(status.code(), Code::DeadlineExceeded);
+        assert_eq!(reason(&status), Some("BARRIER_TIMEOUT"));
+        assert!(status.message().contains("h3"));
+    }
+
+    #[test]
+    fn barrier_rejects_empty_host_names() {
+        assert!(barrier_request_hosts(&[String::new()]).is_err());
+        assert!(barrier_request_hosts(&["h1".to_string()]).is_ok());
     }
 
     #[test]

@@ -41,6 +41,6 @@ mod ids;
 pub mod limits;
 pub mod orchestrator;
 
-pub use cluster::ClusterService;
+pub use cluster::{AckSource, ClusterService};
 pub use error::{to_status, ApiError, BATCH_INDEX_HEADER, INDETERMINATE_HEADER, REASON_HEADER};
 pub use orchestrator::OrchestratorService;

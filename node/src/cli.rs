@@ -203,11 +203,46 @@ pub(crate) enum Resource {
         #[command(subcommand)]
         verb: PortVerb,
     },
+    /// Security groups.
+    SecurityGroups {
+        #[command(subcommand)]
+        verb: SecurityGroupVerb,
+    },
+    /// Security group rules.
+    Rules {
+        #[command(subcommand)]
+        verb: RuleVerb,
+    },
+    /// Routers and their interfaces.
+    Routers {
+        #[command(subcommand)]
+        verb: RouterVerb,
+    },
+    /// Per-project quotas.
+    Quotas {
+        #[command(subcommand)]
+        verb: QuotaVerb,
+    },
     /// The cluster itself.
     Cluster {
         #[command(subcommand)]
         verb: ClusterVerb,
     },
+    /// Wait (within --timeout-ms) until every host affected has acked a
+    /// revision; fails naming the pending hosts when the deadline passes.
+    Barrier(BarrierArgs),
+}
+
+/// `alcor ctl barrier`.
+#[derive(Debug, Args)]
+pub(crate) struct BarrierArgs {
+    /// The revision to wait for (a write's revision); 0: the current one.
+    #[arg(long)]
+    pub(crate) revision: u64,
+    /// The hosts to wait for, comma-separated; default: every host with a
+    /// bound port.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) hosts: Vec<String>,
 }
 
 /// Options shared by every list.
@@ -395,6 +430,171 @@ pub(crate) enum PortVerb {
     },
     /// Delete a port.
     Delete(DeleteOpts),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecurityGroupVerb {
+    /// Create a security group.
+    Create {
+        /// ID (UUID); generated when omitted.
+        #[arg(long, default_value = "")]
+        id: String,
+        /// Owning project.
+        #[arg(long)]
+        project_id: String,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List security groups.
+    List(ListOpts),
+    /// Show one security group.
+    Get(GetOpts),
+    /// Delete a security group no port uses.
+    Delete(DeleteOpts),
+}
+
+/// Rule direction.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum RuleDirection {
+    /// Traffic into the port.
+    Ingress,
+    /// Traffic out of the port.
+    Egress,
+}
+
+/// Rule address family.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum RuleEtherType {
+    /// IPv4.
+    Ipv4,
+    /// IPv6.
+    Ipv6,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RuleVerb {
+    /// Add a rule to a security group.
+    Create {
+        /// ID (UUID); generated when omitted.
+        #[arg(long, default_value = "")]
+        id: String,
+        /// Owning project.
+        #[arg(long)]
+        project_id: String,
+        /// The group the rule belongs to.
+        #[arg(long)]
+        security_group_id: String,
+        /// Direction.
+        #[arg(long, value_enum, default_value = "ingress")]
+        direction: RuleDirection,
+        /// Address family.
+        #[arg(long, value_enum, default_value = "ipv4")]
+        ethertype: RuleEtherType,
+        /// Protocol name or number (empty: any).
+        #[arg(long, default_value = "")]
+        protocol: String,
+        /// Lowest port (TCP/UDP).
+        #[arg(long)]
+        port_range_min: Option<u32>,
+        /// Highest port (TCP/UDP).
+        #[arg(long)]
+        port_range_max: Option<u32>,
+        /// Remote CIDR.
+        #[arg(long, default_value = "")]
+        remote_ip_prefix: String,
+        /// Remote security group.
+        #[arg(long, default_value = "")]
+        remote_group_id: String,
+    },
+    /// List rules.
+    List {
+        #[command(flatten)]
+        opts: ListOpts,
+        /// Only this group's rules.
+        #[arg(long, default_value = "")]
+        security_group_id: String,
+    },
+    /// Show one rule.
+    Get(GetOpts),
+    /// Delete a rule.
+    Delete(DeleteOpts),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RouterVerb {
+    /// Create a router.
+    Create {
+        /// ID (UUID); generated when omitted.
+        #[arg(long, default_value = "")]
+        id: String,
+        /// Owning project.
+        #[arg(long)]
+        project_id: String,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List routers.
+    List(ListOpts),
+    /// Show one router.
+    Get(GetOpts),
+    /// Attach a subnet (through its gateway address).
+    AddInterface {
+        /// The router.
+        router_id: String,
+        /// The subnet.
+        #[arg(long)]
+        subnet_id: String,
+    },
+    /// Detach a subnet.
+    RemoveInterface {
+        /// The router.
+        router_id: String,
+        /// The subnet.
+        #[arg(long)]
+        subnet_id: String,
+    },
+    /// Delete a router with no interfaces.
+    Delete(DeleteOpts),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum QuotaVerb {
+    /// A project's limits and usage.
+    Show {
+        /// The project.
+        project_id: String,
+        /// Serve from the answering node's state, which may lag.
+        #[arg(long)]
+        stale: bool,
+    },
+    /// Change some of a project's limits (-1: unlimited); others stay.
+    Set {
+        /// The project.
+        project_id: String,
+        /// Networks (VPCs).
+        #[arg(long, allow_hyphen_values = true)]
+        network: Option<i64>,
+        /// Subnets.
+        #[arg(long, allow_hyphen_values = true)]
+        subnet: Option<i64>,
+        /// Ports.
+        #[arg(long, allow_hyphen_values = true)]
+        port: Option<i64>,
+        /// Routers.
+        #[arg(long, allow_hyphen_values = true)]
+        router: Option<i64>,
+        /// Security groups.
+        #[arg(long, allow_hyphen_values = true)]
+        security_group: Option<i64>,
+        /// Security group rules.
+        #[arg(long, allow_hyphen_values = true)]
+        security_group_rule: Option<i64>,
+    },
 }
 
 /// Membership changes go to the leader: `alcor ctl` tries each endpoint

@@ -16,7 +16,8 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use crate::cli::{
-    ClusterVerb, CtlArgs, HostVerb, OutputFormat, PortVerb, Resource, SubnetVerb, VpcVerb,
+    BarrierArgs, ClusterVerb, CtlArgs, HostVerb, OutputFormat, PortVerb, QuotaVerb, Resource,
+    RouterVerb, RuleDirection, RuleEtherType, RuleVerb, SecurityGroupVerb, SubnetVerb, VpcVerb,
 };
 use crate::output;
 
@@ -150,7 +151,12 @@ pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
         Resource::Vpcs { verb } => vpcs(&client, verb, format).await,
         Resource::Subnets { verb } => subnets(&client, verb, format).await,
         Resource::Ports { verb } => ports(&client, verb, format).await,
+        Resource::SecurityGroups { verb } => security_groups(&client, verb, format).await,
+        Resource::Rules { verb } => rules(&client, verb, format).await,
+        Resource::Routers { verb } => routers(&client, verb, format).await,
+        Resource::Quotas { verb } => quotas(&client, verb, format).await,
         Resource::Cluster { verb } => cluster(&client, verb, format).await,
+        Resource::Barrier(args) => barrier(&client, args, format).await,
     }
 }
 
@@ -165,6 +171,17 @@ macro_rules! cluster_call {
             })
             .await
     }};
+}
+
+/// `alcor ctl barrier`: any node serves it.
+async fn barrier(client: &Client, args: BarrierArgs, format: OutputFormat) -> anyhow::Result<()> {
+    let message = pb::BarrierRequest {
+        revision: args.revision,
+        hosts: args.hosts,
+    };
+    let done = cluster_call!(client, call, barrier, message)?;
+    output::barrier(&done, format);
+    Ok(())
 }
 
 async fn cluster(client: &Client, verb: ClusterVerb, format: OutputFormat) -> anyhow::Result<()> {
@@ -463,5 +480,235 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
             output::deleted(&o.id, &orchestrator!(client, delete_port, message)?, format);
         }
     }
+    Ok(())
+}
+
+async fn security_groups(
+    client: &Client,
+    verb: SecurityGroupVerb,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
+    match verb {
+        SecurityGroupVerb::Create {
+            id,
+            project_id,
+            name,
+            description,
+        } => {
+            let message = pb::CreateSecurityGroupRequest {
+                id,
+                project_id,
+                name,
+                description,
+                ..Default::default()
+            };
+            let group = orchestrator!(client, create_security_group, message)?;
+            output::one(&group, format);
+        }
+        SecurityGroupVerb::List(o) => {
+            let message = pb::ListSecurityGroupsRequest {
+                project_id: o.project_id,
+                limit: o.limit,
+                marker: o.marker,
+                stale: o.stale,
+            };
+            let page = orchestrator!(client, list_security_groups, message)?;
+            output::list(
+                "security_groups",
+                &page.security_groups,
+                &page.next_marker,
+                format,
+            );
+        }
+        SecurityGroupVerb::Get(o) => {
+            let message = pb::GetSecurityGroupRequest {
+                id: o.id,
+                stale: o.stale,
+            };
+            output::one(&orchestrator!(client, get_security_group, message)?, format);
+        }
+        SecurityGroupVerb::Delete(o) => {
+            let message = pb::DeleteSecurityGroupRequest {
+                id: o.id.clone(),
+                expected_revision: o.expected_revision,
+            };
+            let done = orchestrator!(client, delete_security_group, message)?;
+            output::deleted(&o.id, &done, format);
+        }
+    }
+    Ok(())
+}
+
+async fn rules(client: &Client, verb: RuleVerb, format: OutputFormat) -> anyhow::Result<()> {
+    match verb {
+        RuleVerb::Create {
+            id,
+            project_id,
+            security_group_id,
+            direction,
+            ethertype,
+            protocol,
+            port_range_min,
+            port_range_max,
+            remote_ip_prefix,
+            remote_group_id,
+        } => {
+            let direction = match direction {
+                RuleDirection::Ingress => pb::Direction::Ingress,
+                RuleDirection::Egress => pb::Direction::Egress,
+            };
+            let ethertype = match ethertype {
+                RuleEtherType::Ipv4 => pb::EtherType::Ipv4,
+                RuleEtherType::Ipv6 => pb::EtherType::Ipv6,
+            };
+            let message = pb::CreateSecurityGroupRuleRequest {
+                id,
+                project_id,
+                security_group_id,
+                direction: direction.into(),
+                ethertype: ethertype.into(),
+                protocol,
+                port_range_min,
+                port_range_max,
+                remote_ip_prefix,
+                remote_group_id,
+                ..Default::default()
+            };
+            let rule = orchestrator!(client, create_security_group_rule, message)?;
+            output::one(&rule, format);
+        }
+        RuleVerb::List {
+            opts,
+            security_group_id,
+        } => {
+            let message = pb::ListSecurityGroupRulesRequest {
+                project_id: opts.project_id,
+                security_group_id,
+                limit: opts.limit,
+                marker: opts.marker,
+                stale: opts.stale,
+            };
+            let page = orchestrator!(client, list_security_group_rules, message)?;
+            output::list(
+                "security_group_rules",
+                &page.security_group_rules,
+                &page.next_marker,
+                format,
+            );
+        }
+        RuleVerb::Get(o) => {
+            let message = pb::GetSecurityGroupRuleRequest {
+                id: o.id,
+                stale: o.stale,
+            };
+            let rule = orchestrator!(client, get_security_group_rule, message)?;
+            output::one(&rule, format);
+        }
+        RuleVerb::Delete(o) => {
+            let message = pb::DeleteSecurityGroupRuleRequest {
+                id: o.id.clone(),
+                expected_revision: o.expected_revision,
+            };
+            let done = orchestrator!(client, delete_security_group_rule, message)?;
+            output::deleted(&o.id, &done, format);
+        }
+    }
+    Ok(())
+}
+
+async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> anyhow::Result<()> {
+    match verb {
+        RouterVerb::Create {
+            id,
+            project_id,
+            name,
+        } => {
+            let message = pb::CreateRouterRequest {
+                id,
+                project_id,
+                name,
+                ..Default::default()
+            };
+            output::one(&orchestrator!(client, create_router, message)?, format);
+        }
+        RouterVerb::List(o) => {
+            let message = pb::ListRoutersRequest {
+                project_id: o.project_id,
+                limit: o.limit,
+                marker: o.marker,
+                stale: o.stale,
+            };
+            let page = orchestrator!(client, list_routers, message)?;
+            output::list("routers", &page.routers, &page.next_marker, format);
+        }
+        RouterVerb::Get(o) => {
+            let message = pb::GetRouterRequest {
+                id: o.id,
+                stale: o.stale,
+            };
+            output::one(&orchestrator!(client, get_router, message)?, format);
+        }
+        RouterVerb::AddInterface {
+            router_id,
+            subnet_id,
+        } => {
+            let message = pb::RouterInterfaceRequest {
+                router_id,
+                subnet_id,
+            };
+            let router = orchestrator!(client, add_router_interface, message)?;
+            output::one(&router, format);
+        }
+        RouterVerb::RemoveInterface {
+            router_id,
+            subnet_id,
+        } => {
+            let message = pb::RouterInterfaceRequest {
+                router_id,
+                subnet_id,
+            };
+            let router = orchestrator!(client, remove_router_interface, message)?;
+            output::one(&router, format);
+        }
+        RouterVerb::Delete(o) => {
+            let message = pb::DeleteRouterRequest {
+                id: o.id.clone(),
+                expected_revision: o.expected_revision,
+            };
+            let done = orchestrator!(client, delete_router, message)?;
+            output::deleted(&o.id, &done, format);
+        }
+    }
+    Ok(())
+}
+
+async fn quotas(client: &Client, verb: QuotaVerb, format: OutputFormat) -> anyhow::Result<()> {
+    let quota = match verb {
+        QuotaVerb::Show { project_id, stale } => {
+            let message = pb::GetQuotaRequest { project_id, stale };
+            orchestrator!(client, get_quota, message)?
+        }
+        QuotaVerb::Set {
+            project_id,
+            network,
+            subnet,
+            port,
+            router,
+            security_group,
+            security_group_rule,
+        } => {
+            let message = pb::SetQuotaRequest {
+                project_id,
+                network,
+                subnet,
+                port,
+                router,
+                security_group,
+                security_group_rule,
+            };
+            orchestrator!(client, set_quota, message)?
+        }
+    };
+    output::quota(&quota, format);
     Ok(())
 }

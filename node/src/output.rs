@@ -199,6 +199,199 @@ impl Render for pb::Port {
     }
 }
 
+impl Render for pb::SecurityGroup {
+    fn header() -> &'static [&'static str] {
+        &[
+            "ID",
+            "PROJECT",
+            "NAME",
+            "DESCRIPTION",
+            "DEFAULT",
+            "REVISION",
+        ]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.project_id.clone(),
+            self.name.clone(),
+            self.description.clone(),
+            self.is_default.to_string(),
+            self.revision.to_string(),
+        ]
+    }
+    fn json(&self) -> Value {
+        json!({
+            "id": self.id, "project_id": self.project_id, "name": self.name,
+            "description": self.description, "is_default": self.is_default,
+            "revision": self.revision,
+            "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
+        })
+    }
+}
+
+fn direction(direction: i32) -> &'static str {
+    match pb::Direction::try_from(direction) {
+        Ok(pb::Direction::Ingress) => "ingress",
+        Ok(pb::Direction::Egress) => "egress",
+        _ => "unspecified",
+    }
+}
+
+fn ethertype(ethertype: i32) -> &'static str {
+    match pb::EtherType::try_from(ethertype) {
+        Ok(pb::EtherType::Ipv4) => "IPv4",
+        Ok(pb::EtherType::Ipv6) => "IPv6",
+        _ => "unspecified",
+    }
+}
+
+impl Render for pb::SecurityGroupRule {
+    fn header() -> &'static [&'static str] {
+        &[
+            "ID",
+            "GROUP",
+            "DIRECTION",
+            "ETHERTYPE",
+            "PROTOCOL",
+            "PORTS",
+            "REMOTE",
+            "REVISION",
+        ]
+    }
+    fn row(&self) -> Vec<String> {
+        let ports = match (self.port_range_min, self.port_range_max) {
+            (None, None) => "any".to_string(),
+            (min, max) => format!(
+                "{}-{}",
+                min.map(|p| p.to_string()).unwrap_or_default(),
+                max.map(|p| p.to_string()).unwrap_or_default()
+            ),
+        };
+        let remote = if self.remote_group_id.is_empty() {
+            self.remote_ip_prefix.clone()
+        } else {
+            format!("group {}", self.remote_group_id)
+        };
+        vec![
+            self.id.clone(),
+            self.security_group_id.clone(),
+            direction(self.direction).to_string(),
+            ethertype(self.ethertype).to_string(),
+            self.protocol.clone(),
+            ports,
+            remote,
+            self.revision.to_string(),
+        ]
+    }
+    fn json(&self) -> Value {
+        json!({
+            "id": self.id, "project_id": self.project_id,
+            "security_group_id": self.security_group_id,
+            "direction": direction(self.direction), "ethertype": ethertype(self.ethertype),
+            "protocol": self.protocol, "port_range_min": self.port_range_min,
+            "port_range_max": self.port_range_max, "remote_ip_prefix": self.remote_ip_prefix,
+            "remote_group_id": self.remote_group_id, "revision": self.revision,
+            "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
+        })
+    }
+}
+
+impl Render for pb::Router {
+    fn header() -> &'static [&'static str] {
+        &["ID", "PROJECT", "NAME", "INTERFACES", "ROUTES", "REVISION"]
+    }
+    fn row(&self) -> Vec<String> {
+        let interfaces: Vec<String> = self
+            .interfaces
+            .iter()
+            .map(|i| format!("{}={}", i.subnet_id, i.ip_address))
+            .collect();
+        let routes: Vec<String> = self
+            .routes
+            .iter()
+            .map(|r| format!("{} via {}", r.destination, r.nexthop))
+            .collect();
+        vec![
+            self.id.clone(),
+            self.project_id.clone(),
+            self.name.clone(),
+            interfaces.join(" "),
+            routes.join(", "),
+            self.revision.to_string(),
+        ]
+    }
+    fn json(&self) -> Value {
+        let interfaces: Vec<Value> = self
+            .interfaces
+            .iter()
+            .map(|i| json!({ "subnet_id": i.subnet_id, "ip_address": i.ip_address }))
+            .collect();
+        let routes: Vec<Value> = self
+            .routes
+            .iter()
+            .map(|r| json!({ "destination": r.destination, "nexthop": r.nexthop }))
+            .collect();
+        json!({
+            "id": self.id, "project_id": self.project_id, "name": self.name,
+            "admin_state_up": self.admin_state_up, "interfaces": interfaces,
+            "routes": routes, "revision": self.revision,
+            "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
+        })
+    }
+}
+
+/// Prints `alcor ctl quotas show|set`: limit (-1: unlimited) and usage per
+/// resource.
+pub(crate) fn quota(q: &pb::Quota, format: OutputFormat) {
+    let limits = q.limits.unwrap_or_default();
+    let usage = q.usage.unwrap_or_default();
+    let rows = [
+        ("network", limits.network, usage.network),
+        ("subnet", limits.subnet, usage.subnet),
+        ("port", limits.port, usage.port),
+        ("router", limits.router, usage.router),
+        (
+            "security_group",
+            limits.security_group,
+            usage.security_group,
+        ),
+        (
+            "security_group_rule",
+            limits.security_group_rule,
+            usage.security_group_rule,
+        ),
+    ];
+    match format {
+        OutputFormat::Json => {
+            let mut limit_map = serde_json::Map::new();
+            let mut usage_map = serde_json::Map::new();
+            for (name, limit, used) in rows {
+                limit_map.insert(name.to_string(), json!(limit));
+                usage_map.insert(name.to_string(), json!(used));
+            }
+            println!(
+                "{}",
+                json!({ "project_id": q.project_id, "limits": limit_map, "usage": usage_map })
+            );
+        }
+        OutputFormat::Table => {
+            let mut table = Table::new();
+            table.set_header(vec!["RESOURCE", "LIMIT", "USED"]);
+            for (name, limit, used) in rows {
+                let limit = if limit < 0 {
+                    "unlimited".to_string()
+                } else {
+                    limit.to_string()
+                };
+                table.add_row(vec![name.to_string(), limit, used.to_string()]);
+            }
+            println!("quota of project {}", q.project_id);
+            println!("{table}");
+        }
+    }
+}
+
 /// Prints `alcor ctl cluster status`.
 pub(crate) fn status(s: &pb::StatusResponse, format: OutputFormat) {
     match format {
@@ -311,5 +504,31 @@ pub(crate) fn host_digest(host: &str, d: &pb::HostDigestResponse, format: Output
             json!({ "host": host, "revision": d.revision, "digest": hex })
         ),
         OutputFormat::Table => println!("{host} at revision {}: {hex}", d.revision),
+    }
+}
+
+/// Prints `alcor ctl barrier`: each host's highest ack.
+pub(crate) fn barrier(b: &pb::BarrierResponse, format: OutputFormat) {
+    match format {
+        OutputFormat::Json => {
+            let acked: Vec<Value> = b
+                .acked
+                .iter()
+                .map(|a| json!({ "host": a.host, "revision": a.revision }))
+                .collect();
+            println!(
+                "{}",
+                json!({ "revision": b.revision, "acked": acked, "pending": b.pending })
+            );
+        }
+        OutputFormat::Table => {
+            let mut table = Table::new();
+            table.set_header(vec!["HOST", "ACKED REVISION"]);
+            for a in &b.acked {
+                table.add_row(vec![a.host.clone(), a.revision.to_string()]);
+            }
+            println!("every host acked revision {}", b.revision);
+            println!("{table}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use alcor_api_gateway::limits::{REQUEST_BYTES_MAX, RESPONSE_BYTES_MAX};
-use alcor_api_gateway::{ClusterService, OrchestratorService};
+use alcor_api_gateway::{AckSource, ClusterService, OrchestratorService};
 use alcor_host_push::{PushConfig, PushService};
 use alcor_proto::api::v1::orchestrator_server::OrchestratorServer;
 use alcor_raft_core::{RaftListen, RaftNode, RaftNodeConfig};
@@ -130,8 +130,8 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 /// Every gRPC service a node serves on `--api-addr`: the orchestrator API
-/// (`orchestrator`, shared with the REST API), the cluster API and the host
-/// agents' push stream.
+/// (`orchestrator`, shared with the REST API), the cluster API (which reads
+/// the host acks `push` records) and the host agents' push stream.
 pub(crate) fn build_api_router(
     node: Arc<RaftNode>,
     orchestrator: OrchestratorService,
@@ -145,8 +145,20 @@ pub(crate) fn build_api_router(
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(HTTP2_KEEPALIVE_S)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(HTTP2_KEEPALIVE_S)))
         .add_service(orchestrator)
-        .add_service(ClusterService::server(node))
+        .add_service(
+            ClusterService::with_acks(node, Arc::new(PushAcks(push.clone()))).into_server(),
+        )
         .add_service(push.into_server())
+}
+
+/// The cluster API's view of this node's host acks (`Barrier`,
+/// `AckedRevisions`).
+struct PushAcks(PushService);
+
+impl AckSource for PushAcks {
+    fn acked(&self) -> std::collections::BTreeMap<String, u64> {
+        self.0.acked()
+    }
 }
 
 /// HTTP/2 keepalive period (and ack timeout) on the API port: detects dead agents.

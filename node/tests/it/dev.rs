@@ -51,8 +51,9 @@ fn digests(stdout: &str) -> String {
 #[test]
 fn dev_runs_the_demo_and_a_second_run_reuses_the_data() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // Member i listens on base+i (API) and base+100+i (Raft).
-    let base_port = 30_000 + (std::process::id() % 5_000) as u16 * 4;
+    // Member i listens on base+i (API) and base+100+i (Raft). Stay below Linux's
+    // ephemeral range (32768+), where the other tests' OS-assigned ports live.
+    let base_port = 20_000 + (std::process::id() % 2_000) as u16 * 4;
     let first = run_dev(dir.path(), base_port);
     assert!(first.contains("created 100 ports in one batch"), "{first}");
     for host in ["host-1", "host-2", "host-3"] {

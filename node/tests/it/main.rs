@@ -2,7 +2,9 @@
 //! 127.0.0.1, driven by the gRPC client, `alcor ctl` and simulated agents.
 
 mod agents;
+mod barrier;
 mod cluster;
+mod ctl_resources;
 mod dev;
 mod garbage;
 mod kill_leader;
