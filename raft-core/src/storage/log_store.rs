@@ -37,6 +37,21 @@ pub struct LogStore {
     flush_tx: mpsc::Sender<LogFlushed<TypeConfig>>,
     /// The last commit index openraft reported, for metrics.
     committed_tx: watch::Sender<Option<LogId>>,
+    /// The flusher thread, joined on drop so that its reference to the
+    /// database is released before the store is gone (RocksDB must never be
+    /// closed by a detached thread racing process exit).
+    flusher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for LogStore {
+    fn drop(&mut self) {
+        // Close the queue: the flusher drains it and returns.
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.flush_tx, closed));
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+    }
 }
 
 /// A read-only view of the log, used by openraft's replication tasks.
@@ -51,7 +66,7 @@ impl LogStore {
     pub fn new(db: Arc<Db>) -> Result<LogStore, StorageError> {
         let (flush_tx, flush_rx) = mpsc::channel(APPEND_QUEUE_MAX);
         let flusher_db = Arc::clone(&db);
-        std::thread::Builder::new()
+        let flusher = std::thread::Builder::new()
             .name("raft-wal-flusher".to_string())
             .spawn(move || run_flusher(&flusher_db, flush_rx))
             .map_err(|e| StorageIOError::write_logs(&e))?;
@@ -61,6 +76,7 @@ impl LogStore {
             db,
             flush_tx,
             committed_tx,
+            flusher: Some(flusher),
         })
     }
 
