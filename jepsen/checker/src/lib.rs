@@ -1,0 +1,1 @@
+//! Linearizability checker for Jepsen-style histories (being built by the fault-testing issue).

@@ -1,0 +1,1 @@
+//! Black-box fault-testing harness: real `alcor` processes in network namespaces (being built by the fault-testing issue).
