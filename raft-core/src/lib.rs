@@ -24,6 +24,7 @@
 pub mod codec;
 pub mod convert;
 pub mod error;
+pub mod faults;
 pub mod limits;
 pub mod network;
 pub mod node;
@@ -32,6 +33,7 @@ pub mod storage;
 pub mod types;
 
 pub use error::{AdminError, ReadError, ShutdownError, StartError, WriteError};
+pub use faults::{LinkFate, LinkFaults, Mutation};
 pub use node::{NodeMetrics, RaftListen, RaftNode, RaftNodeConfig};
 pub use storage::{AppliedEvent, StateView};
 pub use types::{EntryResponse, Node, NodeId, Request, Response, TypeConfig};

@@ -23,6 +23,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use crate::convert;
+use crate::faults::{LinkFate, LinkFaults};
 use crate::limits::GRPC_MESSAGE_BYTES_MAX;
 use crate::types::{Node, NodeId, TypeConfig};
 
@@ -49,9 +50,13 @@ pub enum PeerError {
 }
 
 /// The channel cache: one lazily connected channel per peer address.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Peers {
+    /// This node's id (the `from` of every link).
+    id: NodeId,
     channels: Mutex<BTreeMap<NodeId, (String, Channel)>>,
+    /// Test-only fault injection; `None` in production.
+    faults: Option<Arc<dyn LinkFaults>>,
 }
 
 /// Which RaftService method to call.
@@ -64,7 +69,26 @@ pub(crate) enum Method {
     ReadIndex,
 }
 
+impl Method {
+    /// Vote, AppendEntries and InstallSnapshot (not forwarding or reads).
+    fn is_raft_protocol(self) -> bool {
+        matches!(
+            self,
+            Method::AppendEntries | Method::Vote | Method::InstallSnapshot
+        )
+    }
+}
+
 impl Peers {
+    /// An empty cache for node `id`, with optional fault injection.
+    pub fn new(id: NodeId, faults: Option<Arc<dyn LinkFaults>>) -> Peers {
+        Peers {
+            id,
+            channels: Mutex::new(BTreeMap::new()),
+            faults,
+        }
+    }
+
     /// A client for `target` at `raft_addr`, reusing the cached channel
     /// unless the address changed. Connecting happens on first use.
     fn client(
@@ -102,24 +126,63 @@ impl Peers {
         request: &Req,
         timeout: Duration,
     ) -> Result<T, PeerError> {
-        let mut client = self.client(target, raft_addr)?;
-        let mut grpc_request = tonic::Request::new(convert::to_message(request)?);
-        grpc_request.set_timeout(timeout);
-        let call = async {
-            match method {
-                Method::AppendEntries => client.append_entries(grpc_request).await,
-                Method::Vote => client.vote(grpc_request).await,
-                Method::InstallSnapshot => client.install_snapshot(grpc_request).await,
-                Method::Forward => client.forward(grpc_request).await,
-                Method::ReadIndex => client.read_index(grpc_request).await,
-            }
+        let client = self.client(target, raft_addr)?;
+        let message = convert::to_message(request)?;
+        let Some(faults) = &self.faults else {
+            let reply = send(client, method, message, timeout).await?;
+            return Ok(convert::from_message(&reply)?);
         };
-        let reply: RaftMessage = tokio::time::timeout(timeout, call)
-            .await
-            .map_err(|_| PeerError::Timeout(timeout))??
-            .into_inner();
+        match faults.request(self.id, target) {
+            LinkFate::Deliver => {}
+            LinkFate::Drop => {
+                tokio::time::sleep(timeout).await;
+                return Err(PeerError::Timeout(timeout));
+            }
+            LinkFate::Delay(delay) => tokio::time::sleep(delay.min(timeout)).await,
+            // Only Raft's own messages may be duplicated: Raft tolerates
+            // that by design, while a duplicated forwarded write would be a
+            // second proposal, which no real transport produces (clients
+            // retry through request tokens, not through the transport).
+            LinkFate::Duplicate if !method.is_raft_protocol() => {}
+            LinkFate::Duplicate => {
+                let (client, message) = (client.clone(), message.clone());
+                tokio::spawn(async move {
+                    // The duplicate's outcome is irrelevant: only its effect
+                    // on the peer matters.
+                    let _ = send(client, method, message, timeout).await;
+                });
+            }
+        }
+        let reply = send(client, method, message, timeout).await?;
+        if faults.reply_lost(self.id, target) {
+            return Err(PeerError::Timeout(timeout));
+        }
         Ok(convert::from_message(&reply)?)
     }
+}
+
+/// One RPC of `method` carrying `message`, bounded by `timeout`.
+async fn send(
+    mut client: RaftServiceClient<Channel>,
+    method: Method,
+    message: RaftMessage,
+    timeout: Duration,
+) -> Result<RaftMessage, PeerError> {
+    let mut grpc_request = tonic::Request::new(message);
+    grpc_request.set_timeout(timeout);
+    let call = async {
+        match method {
+            Method::AppendEntries => client.append_entries(grpc_request).await,
+            Method::Vote => client.vote(grpc_request).await,
+            Method::InstallSnapshot => client.install_snapshot(grpc_request).await,
+            Method::Forward => client.forward(grpc_request).await,
+            Method::ReadIndex => client.read_index(grpc_request).await,
+        }
+    };
+    Ok(tokio::time::timeout(timeout, call)
+        .await
+        .map_err(|_| PeerError::Timeout(timeout))??
+        .into_inner())
 }
 
 /// openraft's network factory: hands out connections backed by [`Peers`].

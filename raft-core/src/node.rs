@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::{AdminError, ReadError, ShutdownError, StartError, WriteError};
+use crate::faults::{LinkFaults, Mutation};
 use crate::limits::{SNAPSHOT_CHUNK_BYTES_MAX, WRITE_ATTEMPTS_MAX};
 use crate::network::{Method, NetworkFactory, PeerError, Peers};
 use crate::server::RaftGrpc;
@@ -73,6 +74,10 @@ pub struct RaftNodeConfig {
     /// id of `initial_members` and its log is empty). `false` for a node
     /// joining a running cluster: it waits to be added by the leader.
     pub bootstrap: bool,
+    /// Fault injection on outgoing peer messages; `None` in production.
+    pub link_faults: Option<Arc<dyn LinkFaults>>,
+    /// A deliberate bug for mutation testing; `None` in production.
+    pub mutation: Option<Mutation>,
 }
 
 impl RaftNodeConfig {
@@ -97,6 +102,8 @@ impl RaftNodeConfig {
             snapshot_logs_to_keep: 1_000,
             request_timeout_ms: 5_000,
             bootstrap: true,
+            link_faults: None,
+            mutation: None,
         }
     }
 
@@ -154,6 +161,7 @@ pub struct RaftNode {
     committed: watch::Receiver<Option<LogId>>,
     peers: Arc<Peers>,
     request_timeout: Duration,
+    mutation: Option<Mutation>,
     raft_addr: SocketAddr,
     /// What `shutdown` stops; `None` once it has run.
     running: Mutex<Option<Running>>,
@@ -193,15 +201,18 @@ impl RaftNode {
             .map_err(|e| StartError::DataDir(format!("{}: {e}", config.data_dir.display())))?;
         let (db, db_closed) =
             storage::open_db(&config.data_dir).map_err(|e| StartError::DataDir(e.to_string()))?;
-        let log_store =
-            LogStore::new(Arc::clone(&db)).map_err(|e| StartError::Storage(e.to_string()))?;
+        let log_store = LogStore::new(
+            Arc::clone(&db),
+            config.mutation != Some(Mutation::SkipFsync),
+        )
+        .map_err(|e| StartError::Storage(e.to_string()))?;
         let committed = log_store.committed();
         let state_machine =
             StateMachineStore::open(db).map_err(|e| StartError::Storage(e.to_string()))?;
         let view = state_machine.view();
         let events = state_machine.events();
 
-        let peers = Arc::new(Peers::default());
+        let peers = Arc::new(Peers::new(config.node_id, config.link_faults.clone()));
         let network = NetworkFactory::new(config.node_id, Arc::clone(&peers));
         let raft = Raft::new(
             config.node_id,
@@ -243,6 +254,7 @@ impl RaftNode {
             committed,
             peers,
             request_timeout: Duration::from_millis(config.request_timeout_ms),
+            mutation: config.mutation,
             raft_addr,
             running: Mutex::new(Some(Running {
                 server_stop,
@@ -324,6 +336,32 @@ impl RaftNode {
             .map_err(|_| WriteError::Timeout)?
     }
 
+    /// [`Mutation::AckBeforeCommit`]: proposes in the background and
+    /// answers once the log grew locally, committed or not.
+    async fn ack_before_commit(
+        &self,
+        request: &Request,
+        deadline: Instant,
+    ) -> Result<Response, WriteError> {
+        let last = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
+        let (raft, request) = (self.raft.clone(), request.clone());
+        tokio::spawn(async move {
+            // The outcome is deliberately ignored: that is the bug.
+            let _ = raft.client_write(request).await;
+        });
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let metrics = self
+            .raft
+            .wait(Some(timeout))
+            .log_index_at_least(Some(last + 1), "ack-before-commit append")
+            .await
+            .map_err(|_| WriteError::Timeout)?;
+        Ok(Response {
+            log_index: metrics.last_log_index.unwrap_or(last + 1),
+            result: Ok(alcor_state_machine::Reply::Deleted),
+        })
+    }
+
     async fn write_with_retries(
         &self,
         request: &Request,
@@ -333,6 +371,9 @@ impl RaftNode {
             let result = match self.wait_for_leader(deadline).await {
                 None => return Err(WriteError::NoLeader),
                 Some((leader_id, _)) if leader_id == self.id => {
+                    if self.mutation == Some(Mutation::AckBeforeCommit) {
+                        return self.ack_before_commit(request, deadline).await;
+                    }
                     self.raft.client_write(request.clone()).await
                 }
                 Some((leader_id, leader)) => {
@@ -387,6 +428,12 @@ impl RaftNode {
         &self,
         read: impl FnOnce(&State) -> R,
     ) -> Result<R, ReadError> {
+        if self.mutation == Some(Mutation::StaleReads) {
+            return self
+                .view
+                .read(read)
+                .map_err(|e| ReadError::Fatal(e.to_string()));
+        }
         let deadline = Instant::now() + self.request_timeout;
         let read_index = tokio::time::timeout_at(deadline, self.read_index(deadline))
             .await

@@ -63,12 +63,15 @@ pub struct LogReader {
 impl LogStore {
     /// Wraps an open database and starts its WAL flusher thread. The
     /// thread exits once the store is dropped.
-    pub fn new(db: Arc<Db>) -> Result<LogStore, StorageError> {
+    ///
+    /// `fsync: false` is [`crate::Mutation::SkipFsync`], for mutation tests
+    /// only: appends are acknowledged without flushing the WAL.
+    pub fn new(db: Arc<Db>, fsync: bool) -> Result<LogStore, StorageError> {
         let (flush_tx, flush_rx) = mpsc::channel(APPEND_QUEUE_MAX);
         let flusher_db = Arc::clone(&db);
         let flusher = std::thread::Builder::new()
             .name("raft-wal-flusher".to_string())
-            .spawn(move || run_flusher(&flusher_db, flush_rx))
+            .spawn(move || run_flusher(&flusher_db, flush_rx, fsync))
             .map_err(|e| StorageIOError::write_logs(&e))?;
         let committed = read_meta::<LogId>(&db, KEY_COMMITTED)?;
         let (committed_tx, _) = watch::channel(committed);
@@ -88,7 +91,7 @@ impl LogStore {
 
 /// Fsyncs the WAL once per batch of queued appends, then acknowledges them
 /// in the order they were queued.
-fn run_flusher(db: &DB, mut rx: mpsc::Receiver<LogFlushed<TypeConfig>>) {
+fn run_flusher(db: &DB, mut rx: mpsc::Receiver<LogFlushed<TypeConfig>>, fsync: bool) {
     let mut batch = Vec::with_capacity(FLUSH_BATCH_MAX);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -98,7 +101,11 @@ fn run_flusher(db: &DB, mut rx: mpsc::Receiver<LogFlushed<TypeConfig>>) {
                 Err(_) => break,
             }
         }
-        let result = db.flush_wal(true).map_err(|e| e.into_string());
+        let result = if fsync {
+            db.flush_wal(true).map_err(|e| e.into_string())
+        } else {
+            Ok(())
+        };
         for callback in batch.drain(..) {
             let result = result.clone().map_err(io::Error::other);
             callback.log_io_completed(result);

@@ -13,7 +13,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RocksBui
         let dir = TempDir::new().map_err(|e| StorageIOError::write(&e))?;
         let (db, _closed) =
             open_db(dir.path()).map_err(|e| StorageIOError::write(AnyError::error(e)))?;
-        let log_store = LogStore::new(db.clone())?;
+        let log_store = LogStore::new(db.clone(), true)?;
         let state_machine = StateMachineStore::open(db)?;
         Ok((dir, log_store, state_machine))
     }
