@@ -13,13 +13,14 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use alcor_proto::api::v1 as pb;
-use alcor_state_machine::limits::{ID_BYTES_MAX, NAME_BYTES_MAX, TOKEN_BYTES_MAX};
+use alcor_state_machine::limits::{ID_BYTES_MAX, NAME_BYTES_MAX, TAGS_MAX, TOKEN_BYTES_MAX};
 use alcor_state_machine::model::{
-    AddressPair, AllocationPool, Direction, EtherType, Host, HostStatus, Mac, Port, PortStatus,
-    Quota, ResourceKind, Route, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
+    AddressPair, AllocationPool, Direction, EtherType, FloatingIp, Host, HostStatus, Mac, Port,
+    PortStatus, Quota, ResourceKind, Route, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
 use alcor_state_machine::{
-    Command, FixedIpRequest, GatewaySpec, Id, PortSpec, PortUpdate, Rejection, SubnetUpdate,
+    validate_tags, Command, FixedIpRequest, GatewaySpec, Id, PortSpec, PortUpdate, Rejection,
+    SubnetUpdate, TagFilter, Tags,
 };
 use ipnet::IpNet;
 
@@ -80,6 +81,57 @@ fn with_token(token: &str, command: Command) -> Result<Command, Rejection> {
     })
 }
 
+/// A tag list as a set, checked like the state machine checks it.
+pub fn parse_tags(field: &str, tags: &[String]) -> Result<Tags, Rejection> {
+    if tags.len() > TAGS_MAX {
+        return Err(invalid(field, format!("more than {TAGS_MAX} tags")));
+    }
+    validate_tags(field, tags)?;
+    Ok(tags.iter().cloned().collect())
+}
+
+/// `command` with its resource's tags set to `tags` (none: as is).
+fn with_tags(tags: Tags, command: Command) -> Command {
+    if tags.is_empty() {
+        command
+    } else {
+        Command::WithTags {
+            tags,
+            command: Box::new(command),
+        }
+    }
+}
+
+/// An update that also replaces the tags when the request sets them.
+fn retag(tags: Option<&pb::TagSet>, command: Command) -> Result<Command, Rejection> {
+    Ok(match tags {
+        None => command,
+        Some(set) => Command::WithTags {
+            tags: parse_tags("tags", &set.tags)?,
+            command: Box::new(command),
+        },
+    })
+}
+
+/// The tag filters of a list request.
+pub fn tag_filter(
+    tags: &[String],
+    tags_any: &[String],
+    not_tags: &[String],
+    not_tags_any: &[String],
+) -> Result<TagFilter, Rejection> {
+    Ok(TagFilter {
+        all: parse_tags("tags", tags)?,
+        any: parse_tags("tags_any", tags_any)?,
+        not_all: parse_tags("not_tags", not_tags)?,
+        not_any: parse_tags("not_tags_any", not_tags_any)?,
+    })
+}
+
+fn tag_list(tags: &Tags) -> Vec<String> {
+    tags.iter().cloned().collect()
+}
+
 /// An optional list marker for UUID-keyed lists.
 pub fn parse_marker(text: &str) -> Result<Option<Id>, Rejection> {
     if text.is_empty() {
@@ -87,6 +139,11 @@ pub fn parse_marker(text: &str) -> Result<Option<Id>, Rejection> {
     } else {
         parse_id("marker", text).map(Some)
     }
+}
+
+/// An optional ID filter: empty means none.
+pub fn parse_opt_id(field: &str, text: &str) -> Result<Option<Id>, Rejection> {
+    parse_opt(text, |t| parse_id(field, t))
 }
 
 /// A host or project ID: free text, bounded.
@@ -247,18 +304,20 @@ pub fn create_vpc(req: &pb::CreateVpcRequest) -> Result<Command, Rejection> {
         mtu: req.mtu,
         admin_state_up: req.admin_state_up.unwrap_or(true),
     };
+    let command = with_tags(parse_tags("tags", &req.tags)?, command);
     with_token(&req.request_token, command)
 }
 
 /// `UpdateVpc` → `Command::UpdateVpc`.
 pub fn update_vpc(req: &pb::UpdateVpcRequest) -> Result<Command, Rejection> {
-    Ok(Command::UpdateVpc {
+    let command = Command::UpdateVpc {
         id: parse_id("id", &req.id)?,
         name: parse_opt_name("name", req.name.as_deref())?,
         mtu: req.mtu,
         admin_state_up: req.admin_state_up,
         expected_revision: req.expected_revision,
-    })
+    };
+    retag(req.tags.as_ref(), command)
 }
 
 /// `CreateSubnet` → `Command::CreateSubnet` (under its request token).
@@ -282,6 +341,7 @@ pub fn create_subnet(req: &pb::CreateSubnetRequest) -> Result<Command, Rejection
         dns_nameservers: parse_ips("dns_nameservers", &req.dns_nameservers)?,
         host_routes: parse_routes("host_routes", &req.host_routes)?,
     };
+    let command = with_tags(parse_tags("tags", &req.tags)?, command);
     with_token(&req.request_token, command)
 }
 
@@ -292,7 +352,7 @@ pub fn update_subnet(req: &pb::UpdateSubnetRequest) -> Result<Command, Rejection
         Some("") => Some(None),
         Some(ip) => Some(Some(parse_ip("gateway_ip", ip)?)),
     };
-    Ok(Command::UpdateSubnet {
+    let command = Command::UpdateSubnet {
         id: parse_id("id", &req.id)?,
         update: SubnetUpdate {
             name: parse_opt_name("name", req.name.as_deref())?,
@@ -315,13 +375,15 @@ pub fn update_subnet(req: &pb::UpdateSubnetRequest) -> Result<Command, Rejection
                 .transpose()?,
         },
         expected_revision: req.expected_revision,
-    })
+    };
+    retag(req.tags.as_ref(), command)
 }
 
 /// `CreatePort` → `Command::CreatePort` (under its request token).
 pub fn create_port(req: &pb::CreatePortRequest) -> Result<Command, Rejection> {
     let spec = port_spec(req, new_id_for("id", &req.id, &req.request_token, "port")?)?;
-    with_token(&req.request_token, Command::CreatePort(spec))
+    let command = with_tags(parse_tags("tags", &req.tags)?, Command::CreatePort(spec));
+    with_token(&req.request_token, command)
 }
 
 /// One port of a `CreatePort`/`CreatePorts` request, with its ID decided.
@@ -376,7 +438,9 @@ pub fn create_ports(req: &pb::CreatePortsRequest) -> Result<Command, Rejection> 
         .iter()
         .enumerate()
         .map(|(index, port)| {
-            let spec = if port.request_token.is_empty() {
+            let spec = if !port.tags.is_empty() {
+                Err(invalid("tags", "not supported on the entries of a batch"))
+            } else if port.request_token.is_empty() {
                 // Under a batch token, an entry without an id gets one derived from
                 // (token, position), so a retried batch is the identical command.
                 let token = if req.request_token.is_empty() {
@@ -422,7 +486,7 @@ pub fn update_port(req: &pb::UpdatePortRequest) -> Result<Command, Rejection> {
         .as_deref()
         .map(|n| parse_name("device_owner", n))
         .transpose()?;
-    Ok(Command::UpdatePort {
+    let command = Command::UpdatePort {
         id: parse_id("id", &req.id)?,
         update: PortUpdate {
             name,
@@ -442,7 +506,8 @@ pub fn update_port(req: &pb::UpdatePortRequest) -> Result<Command, Rejection> {
             admin_state_up: req.admin_state_up,
         },
         expected_revision: req.expected_revision,
-    })
+    };
+    retag(req.tags.as_ref(), command)
 }
 
 /// `CreateSecurityGroup` → `Command::CreateSecurityGroup` (under its token).
@@ -453,17 +518,19 @@ pub fn create_security_group(req: &pb::CreateSecurityGroupRequest) -> Result<Com
         name: parse_name("name", &req.name)?,
         description: parse_name("description", &req.description)?,
     };
+    let command = with_tags(parse_tags("tags", &req.tags)?, command);
     with_token(&req.request_token, command)
 }
 
 /// `UpdateSecurityGroup` → `Command::UpdateSecurityGroup`.
 pub fn update_security_group(req: &pb::UpdateSecurityGroupRequest) -> Result<Command, Rejection> {
-    Ok(Command::UpdateSecurityGroup {
+    let command = Command::UpdateSecurityGroup {
         id: parse_id("id", &req.id)?,
         name: parse_opt_name("name", req.name.as_deref())?,
         description: parse_opt_name("description", req.description.as_deref())?,
         expected_revision: req.expected_revision,
-    })
+    };
+    retag(req.tags.as_ref(), command)
 }
 
 /// IANA protocol keywords Neutron accepts in rules.
@@ -649,12 +716,13 @@ pub fn create_router(req: &pb::CreateRouterRequest) -> Result<Command, Rejection
         name: parse_name("name", &req.name)?,
         routes: parse_routes("routes", &req.routes)?,
     };
+    let command = with_tags(parse_tags("tags", &req.tags)?, command);
     with_token(&req.request_token, command)
 }
 
 /// `UpdateRouter` → `Command::UpdateRouter`.
 pub fn update_router(req: &pb::UpdateRouterRequest) -> Result<Command, Rejection> {
-    Ok(Command::UpdateRouter {
+    let command = Command::UpdateRouter {
         id: parse_id("id", &req.id)?,
         name: parse_opt_name("name", req.name.as_deref())?,
         routes: req
@@ -664,7 +732,8 @@ pub fn update_router(req: &pb::UpdateRouterRequest) -> Result<Command, Rejection
             .transpose()?,
         admin_state_up: req.admin_state_up,
         expected_revision: req.expected_revision,
-    })
+    };
+    retag(req.tags.as_ref(), command)
 }
 
 /// `AddRouterInterface` (`add`) or `RemoveRouterInterface` → the command.
@@ -682,6 +751,59 @@ pub fn router_interface(req: &pb::RouterInterfaceRequest, add: bool) -> Result<C
             subnet_id,
         }
     })
+}
+
+/// `CreateFloatingIp` → `Command::CreateFloatingIp` (under its request token).
+pub fn create_floating_ip(req: &pb::CreateFloatingIpRequest) -> Result<Command, Rejection> {
+    let port_id = parse_opt(&req.port_id, |t| parse_id("port_id", t))?;
+    let fixed_ip_address = parse_opt(&req.fixed_ip_address, |t| parse_ip("fixed_ip_address", t))?;
+    if port_id.is_none() && fixed_ip_address.is_some() {
+        return Err(invalid("fixed_ip_address", "needs port_id"));
+    }
+    let command = Command::CreateFloatingIp {
+        id: new_id_for("id", &req.id, &req.request_token, "floating_ip")?,
+        project_id: parse_name_id("project_id", &req.project_id, true)?,
+        floating_network_id: parse_id("floating_network_id", &req.floating_network_id)?,
+        floating_ip_address: parse_opt(&req.floating_ip_address, |t| {
+            parse_ip("floating_ip_address", t)
+        })?,
+        port_id,
+        fixed_ip_address,
+        description: parse_name("description", &req.description)?,
+    };
+    let command = with_tags(parse_tags("tags", &req.tags)?, command);
+    with_token(&req.request_token, command)
+}
+
+/// `UpdateFloatingIp` → `Command::UpdateFloatingIp`.
+pub fn update_floating_ip(req: &pb::UpdateFloatingIpRequest) -> Result<Command, Rejection> {
+    let port_id = match req.port_id.as_deref() {
+        None => None,
+        Some("") => Some(None),
+        Some(port) => Some(Some(parse_id("port_id", port)?)),
+    };
+    let command = Command::UpdateFloatingIp {
+        id: parse_id("id", &req.id)?,
+        port_id,
+        fixed_ip_address: req
+            .fixed_ip_address
+            .as_deref()
+            .map(|ip| parse_ip("fixed_ip_address", ip))
+            .transpose()?,
+        description: parse_opt_name("description", req.description.as_deref())?,
+        expected_revision: req.expected_revision,
+    };
+    retag(req.tags.as_ref(), command)
+}
+
+/// The status filter of `ListFloatingIps`: `None` for any.
+pub fn floating_ip_status_filter(status: i32) -> Result<Option<bool>, Rejection> {
+    match pb::FloatingIpStatus::try_from(status) {
+        Ok(pb::FloatingIpStatus::Unspecified) => Ok(None),
+        Ok(pb::FloatingIpStatus::Active) => Ok(Some(true)),
+        Ok(pb::FloatingIpStatus::Down) => Ok(Some(false)),
+        Err(_) => Err(invalid("status", format!("unknown status {status}"))),
+    }
 }
 
 /// A project ID named by a quota request.
@@ -741,6 +863,7 @@ pub fn vpc(v: &Vpc) -> pb::Vpc {
         vni: v.vni,
         mtu: v.mtu,
         admin_state_up: v.admin_state_up,
+        tags: tag_list(&v.meta.tags),
         revision: v.meta.revision,
         created_at_ms: v.meta.created_at,
         updated_at_ms: v.meta.updated_at,
@@ -767,6 +890,7 @@ pub fn subnet(s: &Subnet) -> pb::Subnet {
         enable_dhcp: s.enable_dhcp,
         dns_nameservers: s.dns_nameservers.iter().map(|ip| ip.to_string()).collect(),
         host_routes: routes(&s.host_routes),
+        tags: tag_list(&s.meta.tags),
         revision: s.meta.revision,
         created_at_ms: s.meta.created_at,
         updated_at_ms: s.meta.updated_at,
@@ -809,6 +933,7 @@ pub fn port(p: &Port) -> pb::Port {
         admin_state_up: p.admin_state_up,
         status: status as i32,
         status_detail,
+        tags: tag_list(&p.meta.tags),
         revision: p.meta.revision,
         created_at_ms: p.meta.created_at,
         updated_at_ms: p.meta.updated_at,
@@ -823,6 +948,7 @@ pub fn security_group(g: &SecurityGroup) -> pb::SecurityGroup {
         name: g.name.clone(),
         description: g.description.clone(),
         is_default: g.is_default,
+        tags: tag_list(&g.meta.tags),
         revision: g.meta.revision,
         created_at_ms: g.meta.created_at,
         updated_at_ms: g.meta.updated_at,
@@ -883,10 +1009,45 @@ pub fn router(r: &Router) -> pb::Router {
             })
             .collect(),
         routes: routes(&r.routes),
+        tags: tag_list(&r.meta.tags),
         revision: r.meta.revision,
         created_at_ms: r.meta.created_at,
         updated_at_ms: r.meta.updated_at,
     }
+}
+
+/// A floating IP as a message; `router` is the router serving its fixed
+/// address (derived from the state, see `State::floating_ip_router`).
+pub fn floating_ip(f: &FloatingIp, router: Option<Id>) -> pb::FloatingIp {
+    let status = if f.port_id.is_some() {
+        pb::FloatingIpStatus::Active
+    } else {
+        pb::FloatingIpStatus::Down
+    };
+    pb::FloatingIp {
+        id: f.id.to_string(),
+        project_id: f.meta.project_id.clone(),
+        floating_network_id: f.floating_network_id.to_string(),
+        floating_subnet_id: f.floating_subnet_id.to_string(),
+        floating_ip_address: f.floating_ip_address.to_string(),
+        port_id: f.port_id.map(|p| p.to_string()).unwrap_or_default(),
+        fixed_ip_address: f
+            .fixed_ip_address
+            .map(|ip| ip.to_string())
+            .unwrap_or_default(),
+        router_id: router.map(|r| r.to_string()).unwrap_or_default(),
+        status: status as i32,
+        description: f.description.clone(),
+        tags: tag_list(&f.meta.tags),
+        revision: f.meta.revision,
+        created_at_ms: f.meta.created_at,
+        updated_at_ms: f.meta.updated_at,
+    }
+}
+
+/// A floating IP rendered against the state it lives in.
+pub fn floating_ip_in(state: &alcor_state_machine::State, f: &FloatingIp) -> pb::FloatingIp {
+    floating_ip(f, state.floating_ip_router(f))
 }
 
 /// A project's limits and its usage (`usage` counts one kind).

@@ -280,12 +280,15 @@ pub enum Command {
         floating_ip_address: Option<IpAddr>,
         port_id: Option<Id>,
         fixed_ip_address: Option<IpAddr>,
+        description: String,
     },
-    /// Associate (`Some(Some(port))`) or disassociate (`Some(None)`) a floating IP.
+    /// Associate (`Some(Some(port))`) or disassociate (`Some(None)`) a floating IP;
+    /// `fixed_ip_address` alone picks another address of the current port.
     UpdateFloatingIp {
         id: Id,
         port_id: Option<Option<Id>>,
         fixed_ip_address: Option<IpAddr>,
+        description: Option<String>,
         expected_revision: Option<u64>,
     },
     /// Release a floating IP.
@@ -307,6 +310,14 @@ pub enum Command {
     /// `limits::TOKENS_MAX`.
     Idempotent {
         token: String,
+        command: Box<Command>,
+    },
+
+    /// The create or update of one taggable resource (VPC, subnet, port,
+    /// security group, router, floating IP), after which the resource's tags
+    /// are replaced by `tags`; both happen or neither. May wrap nothing else.
+    WithTags {
+        tags: crate::tags::Tags,
         command: Box<Command>,
     },
 
@@ -350,7 +361,9 @@ impl Command {
             Command::SetQuota { .. } => "set_quota",
             Command::ResetQuota { .. } => "reset_quota",
             Command::Batch(_) => "batch",
-            Command::Idempotent { command, .. } => command.name(),
+            Command::Idempotent { command, .. } | Command::WithTags { command, .. } => {
+                command.name()
+            }
         }
     }
 }
@@ -386,7 +399,7 @@ pub enum Reply {
 }
 
 /// Kinds of resources named in rejections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Kind {
     /// Host.
     Host,

@@ -20,6 +20,8 @@ pub struct Meta {
     pub created_at: u64,
     /// Leader-stamped time of the last change, ms since the epoch.
     pub updated_at: u64,
+    /// Tags (on VPCs, subnets, ports, security groups, routers, floating IPs).
+    pub tags: crate::tags::Tags,
 }
 
 /// A hypervisor that runs a host agent.
@@ -412,6 +414,8 @@ pub struct FloatingIp {
     pub port_id: Option<Id>,
     /// The port's fixed address it maps to.
     pub fixed_ip_address: Option<IpAddr>,
+    /// Free text.
+    pub description: String,
     /// Bookkeeping.
     pub meta: Meta,
 }

@@ -142,6 +142,7 @@ fn arb_simple_command() -> impl Strategy<Value = Command> {
                 floating_ip_address: None,
                 port_id: port.map(Id),
                 fixed_ip_address: None,
+                description: String::new(),
             }
         }),
         (80u128..83, proptest::option::of(100u128..130)).prop_map(|(n, port)| {
@@ -149,6 +150,7 @@ fn arb_simple_command() -> impl Strategy<Value = Command> {
                 id: Id(n),
                 port_id: Some(port.map(Id)),
                 fixed_ip_address: None,
+                description: None,
                 expected_revision: None,
             }
         }),
@@ -174,6 +176,13 @@ fn arb_command() -> impl Strategy<Value = Command> {
             token: format!("tok-{t}"),
             command: Box::new(command),
         }),
+        // Tags from a small pool, on any command: refused on the untaggable ones.
+        2 => (proptest::collection::btree_set(0u8..4, 0..3), arb_simple_command()).prop_map(
+            |(tags, command)| Command::WithTags {
+                tags: tags.into_iter().map(|t| format!("tag-{t}")).collect(),
+                command: Box::new(command),
+            }
+        ),
     ]
 }
 
@@ -217,6 +226,7 @@ proptest! {
                 prop_assert!(outcome.diffs.is_empty());
             }
             check_ipam(&w.state);
+            prop_assert!(w.state.tag_index_is_consistent(), "tag index drifted at command {}", i);
             snapshots.push((w.index, w.state.snapshot()));
         }
         // Determinism: byte-identical snapshots.
@@ -268,6 +278,7 @@ fn arb_fip_command() -> impl Strategy<Value = Command> {
                 floating_ip_address: None,
                 port_id: port.map(Id),
                 fixed_ip_address: None,
+                description: String::new(),
             }
         }),
         (80u128..84, proptest::option::of(100u128..106)).prop_map(|(n, port)| {
@@ -275,6 +286,7 @@ fn arb_fip_command() -> impl Strategy<Value = Command> {
                 id: Id(n),
                 port_id: Some(port.map(Id)),
                 fixed_ip_address: None,
+                description: None,
                 expected_revision: None,
             }
         }),
