@@ -48,6 +48,9 @@ pub(crate) trait Resource: Send + Sync + 'static {
     const NOT_FOUND: &'static str;
     /// Attributes a list may filter on (besides the tag filters).
     const FILTERS: &'static [&'static str];
+    /// Items in one bulk create; 1: no bulk create. A larger batch is
+    /// refused before anything is looked up or written.
+    const BULK_MAX: usize = 1;
 
     /// Reads one by ID (404 with `NOT_FOUND` when missing).
     fn get(svc: &Svc, id: &str) -> impl Future<Output = Result<Item, RestError>> + Send;
@@ -196,6 +199,26 @@ pub(crate) async fn read_json(body: Body) -> Result<Map<String, Value>, RestErro
         Err(e) => Err(RestError::bad_request(format!(
             "Malformed request body: {e}"
         ))),
+    }
+}
+
+/// 400 for a bulk create of more than `R::BULK_MAX` items.
+pub(crate) fn bulk_too_large<R: Resource>(items: usize) -> RestError {
+    if R::BULK_MAX == 1 {
+        RestError::bad_request(format!(
+            "Bulk create of {} is not supported (create them one by one)",
+            R::PLURAL
+        ))
+    } else {
+        RestError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidInput",
+            format!(
+                "Invalid input for {}. Reason: {items} items are more than a bulk create takes ({}).",
+                R::PLURAL,
+                R::BULK_MAX
+            ),
+        )
     }
 }
 
@@ -381,6 +404,9 @@ async fn create<R: Resource>(
                     )))
                 }
             };
+            if raw_items.len() > R::BULK_MAX {
+                return Err(bulk_too_large::<R>(raw_items.len()));
+            }
             let svc = &*state.svc;
             let mut items = Vec::with_capacity(raw_items.len());
             for map in raw_items {
