@@ -34,6 +34,10 @@ pub(crate) struct Scope {
     pub(crate) host: String,
     /// Empty: every security group.
     pub(crate) security_group_id: String,
+    /// Empty: every port (floating IPs).
+    pub(crate) port_id: String,
+    /// Empty: every router (floating IPs).
+    pub(crate) router_id: String,
 }
 
 /// One Neutron collection backed by orchestrator calls.
@@ -284,15 +288,24 @@ async fn list_inner<R: Resource>(
             } else {
                 caller.project_id.clone()
             },
-            network_id: single("network_id"),
+            network_id: query
+                .single("network_id")
+                .or_else(|| query.single("floating_network_id"))
+                .unwrap_or("")
+                .to_string(),
             host: single("binding:host_id"),
             security_group_id: single("security_group_id"),
+            port_id: single("port_id"),
+            router_id: single("router_id"),
         };
-        if !scope.network_id.is_empty() && !is_uuid(&scope.network_id) {
-            // No network has that ID.
-            return Ok(list_response::<R>(headers, uri, &query, Vec::new(), None));
-        }
-        if !scope.security_group_id.is_empty() && !is_uuid(&scope.security_group_id) {
+        let ids = [
+            &scope.network_id,
+            &scope.security_group_id,
+            &scope.port_id,
+            &scope.router_id,
+        ];
+        if ids.iter().any(|id| !id.is_empty() && !is_uuid(id)) {
+            // Nothing has that ID.
             return Ok(list_response::<R>(headers, uri, &query, Vec::new(), None));
         }
         let mut cursor = marker;
@@ -433,6 +446,11 @@ async fn create<R: Resource>(
                         }
                         visible::<crate::networks::Networks>(svc, &caller, &net).await?;
                     }
+                    // ... its own ports (floating IPs) ...
+                    if let Some(Value::String(port)) = attrs.peek("port_id") {
+                        let port = path_id::<crate::ports::Ports>(&port)?;
+                        visible::<crate::ports::Ports>(svc, &caller, &port).await?;
+                    }
                     // ... and its own security groups (for rules).
                     for key in ["security_group_id", "remote_group_id"] {
                         if let Some(Value::String(group)) = attrs.peek(key) {
@@ -495,6 +513,10 @@ async fn update<R: Resource>(
             let svc = &*state.svc;
             if !caller.admin {
                 visible::<R>(svc, &caller, &id).await?;
+                if let Some(Value::String(port)) = attrs.peek("port_id") {
+                    let port = path_id::<crate::ports::Ports>(&port)?;
+                    visible::<crate::ports::Ports>(svc, &caller, &port).await?;
+                }
             }
             let mut items = [R::update(svc, &id, attrs, expected).await?];
             R::complete(svc, &mut items, &Query::default()).await?;

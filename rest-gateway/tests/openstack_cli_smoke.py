@@ -5,7 +5,7 @@ URL --os-token TOKEN`, prints `-f json`, and the JSON is parsed and checked.
 
 Covers create / list / show / set / delete of networks, subnets, ports,
 security groups and rules, routers with a subnet interface and a static
-route, exit codes and messages of failing commands, and project scoping.
+route, floating IPs (associate, unset, move), exit codes and messages of failing commands, and project scoping.
 `openstack quota ...` is left out: it resolves the project through the
 Identity API, which an admin_token endpoint does not have.
 
@@ -159,6 +159,28 @@ def main():
     quiet("router", "remove", "subnet", router["id"], sub["id"])
     quiet("router", "delete", router["id"])
     fails("deleted router is gone", "No Router found", "router", "show", router["id"])
+
+    public = ok("network", "create", "cli-public")
+    psub = ok("subnet", "create", "cli-public-sub", "--network", public["id"],
+              "--subnet-range", "198.51.100.0/24")
+    fip = ok("floating", "ip", "create", "--port", ports[1]["id"], public["id"])
+    check(fip["status"] == "ACTIVE" and fip["port_id"] == ports[1]["id"]
+          and fip["floating_ip_address"].startswith("198.51.100."),
+          "floating ip create --port")
+    listed = ok("floating", "ip", "list", "--port", ports[1]["id"])
+    check([f["ID"] for f in listed] == [fip["id"]], "floating ip list --port")
+    quiet("floating", "ip", "unset", "--port", fip["id"])
+    freed = ok("floating", "ip", "show", fip["id"])
+    check(freed["status"] == "DOWN" and freed["port_id"] is None, "floating ip unset --port")
+    quiet("floating", "ip", "set", "--port", ports[0]["id"], fip["id"])
+    moved = ok("floating", "ip", "show", fip["id"])
+    check(moved["port_id"] == ports[0]["id"]
+          and moved["fixed_ip_address"] == ports[0]["fixed_ips"][0]["ip_address"],
+          "floating ip set --port")
+    quiet("floating", "ip", "delete", fip["id"])
+    check(ok("floating", "ip", "list", "--network", public["id"]) == [], "floating ip delete")
+    quiet("subnet", "delete", psub["id"])
+    quiet("network", "delete", public["id"])
 
     # Another project sees none of it.
     check(ok("network", "list", token=MEMBER) == [], "member lists only its project")

@@ -4,4 +4,5 @@
 mod api;
 mod bad_input;
 mod families;
+mod floating_ips;
 mod harness;
