@@ -301,6 +301,7 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
+                ..Default::default()
             };
             let page = orchestrator!(client, list_vpcs, message)?;
             output::list("vpcs", &page.vpcs, &page.next_marker, format);
@@ -353,6 +354,7 @@ async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> any
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
+                ..Default::default()
             };
             let page = orchestrator!(client, list_subnets, message)?;
             output::list("subnets", &page.subnets, &page.next_marker, format);
@@ -444,6 +446,7 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
+                ..Default::default()
             };
             let page = orchestrator!(client, list_ports, message)?;
             output::list("ports", &page.ports, &page.next_marker, format);
@@ -511,6 +514,7 @@ async fn security_groups(
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
+                ..Default::default()
             };
             let page = orchestrator!(client, list_security_groups, message)?;
             output::list(
@@ -637,6 +641,7 @@ async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> any
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
+                ..Default::default()
             };
             let page = orchestrator!(client, list_routers, message)?;
             output::list("routers", &page.routers, &page.next_marker, format);

@@ -279,6 +279,7 @@ async fn find_demo_vpc(client: &Client) -> anyhow::Result<Option<pb::Vpc>> {
         limit: 1000,
         marker: String::new(),
         stale: false,
+        ..Default::default()
     };
     let list = orchestrate(
         client,

@@ -11,4 +11,5 @@ mod garbage;
 mod kill_leader;
 mod membership;
 mod snapshot;
+mod tags;
 mod workload;
