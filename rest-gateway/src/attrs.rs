@@ -1,6 +1,7 @@
 //! Reading Neutron request bodies attribute by attribute (every attribute is
 //! taken exactly once; what is left over is refused), and rendering helpers.
 
+use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
 use crate::error::RestError;
@@ -11,10 +12,13 @@ pub(crate) struct Attrs {
     map: Map<String, Value>,
 }
 
-fn wrong_type(name: &str, value: &Value, what: &str) -> RestError {
-    RestError::invalid_input(format!(
-        "Invalid input for {name}. Reason: '{value}' is not {what}"
-    ))
+/// 400 `InvalidInput` naming the attribute (Neutron's wording).
+pub(crate) fn wrong_type(name: &str, value: &Value, what: &str) -> RestError {
+    RestError::new(
+        StatusCode::BAD_REQUEST,
+        "InvalidInput",
+        format!("Invalid input for {name}. Reason: '{value}' is not {what}."),
+    )
 }
 
 impl Attrs {
@@ -66,14 +70,23 @@ impl Attrs {
         }
     }
 
-    /// A non-negative integer attribute.
+    /// A non-negative integer attribute (Neutron also accepts decimal
+    /// strings, which the `openstack` CLI sends).
     pub(crate) fn u32(&mut self, name: &str) -> Result<Option<u32>, RestError> {
         match self.take(name) {
             None => Ok(None),
-            Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
-                Some(n) => Ok(Some(n)),
-                None => Err(wrong_type(name, &v, "a valid integer")),
-            },
+            Some(v) => {
+                let n = match &v {
+                    Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                        s.parse::<u32>().ok()
+                    }
+                    other => other.as_u64().and_then(|n| u32::try_from(n).ok()),
+                };
+                match n {
+                    Some(n) => Ok(Some(n)),
+                    None => Err(wrong_type(name, &v, "a valid integer")),
+                }
+            }
         }
     }
 
@@ -209,6 +222,22 @@ mod tests {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00Z");
         assert_eq!(iso8601(1_700_000_000_123), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn integers_may_be_decimal_strings_as_the_cli_sends_them() {
+        let mut a = Attrs::new(
+            serde_json::json!({"a": "1400", "b": 1400, "c": "-1", "d": "1e3", "e": 1.5, "f": ""})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        assert_eq!(a.u32("a").ok().flatten(), Some(1400));
+        assert_eq!(a.u32("b").ok().flatten(), Some(1400));
+        for bad in ["c", "d", "e", "f"] {
+            let e = a.u32(bad).err().map(|e| e.message).unwrap_or_default();
+            assert!(e.contains(&format!("Invalid input for {bad}.")), "{e}");
+        }
     }
 
     #[test]

@@ -88,9 +88,10 @@ impl IntoResponse for RestError {
 ///
 /// | reason | kind | HTTP | Neutron type |
 /// |---|---|---|---|
-/// | NOT_FOUND | network/subnet/port/security group/router/host | 404 | `NetworkNotFound`, `SubnetNotFound`, `PortNotFound`, `SecurityGroupNotFound`, `RouterNotFound`, `HostNotFound` |
+/// | NOT_FOUND | network/subnet/port/security group/router/host/floating IP | 404 | `NetworkNotFound`, `SubnetNotFound`, `PortNotFound`, `SecurityGroupNotFound`, `RouterNotFound`, `HostNotFound`, `FloatingIPNotFound` |
 /// | IP_IN_USE | | 409 | `IpAddressInUse` |
 /// | MAC_IN_USE | | 409 | `MacAddressInUse` |
+/// | IN_USE | port, "floating IP ... already maps to" | 409 | `FloatingIPPortAlreadyAssociated` |
 /// | IN_USE | network/subnet/port/security group/router | 409 | `NetworkInUse`, `SubnetInUse`, `PortInUse`, `SecurityGroupInUse`, `RouterInUse` |
 /// | POOL_EXHAUSTED | subnet or network | 409 | `IpAddressGenerationFailure` |
 /// | POOL_EXHAUSTED | MAC addresses | 503 | `MacAddressGenerationFailure` |
@@ -124,11 +125,15 @@ pub fn from_status(status: &Status) -> RestError {
                 Some("security group rule") => "SecurityGroupRuleNotFound",
                 Some("router") => "RouterNotFound",
                 Some("host") => "HostNotFound",
+                Some("floating IP") => "FloatingIPNotFound",
                 _ => "NotFound",
             },
         ),
         "IP_IN_USE" => (conflict, "IpAddressInUse"),
         "MAC_IN_USE" => (conflict, "MacAddressInUse"),
+        "IN_USE" if kind == Some("port") && message.contains("floating IP") => {
+            (conflict, "FloatingIPPortAlreadyAssociated")
+        }
         "IN_USE" => (
             conflict,
             match kind {
@@ -219,9 +224,10 @@ fn strip_prefixes<'a>(message: &'a str, reason: &str) -> &'a str {
 /// The resource kind a rejection message starts with.
 fn kind_of(message: &str) -> Option<&'static str> {
     // Longest first: "security group rule" before "security group".
-    const KINDS: [&str; 7] = [
+    const KINDS: [&str; 8] = [
         "security group rule",
         "security group",
+        "floating IP",
         "network",
         "subnet",
         "port",

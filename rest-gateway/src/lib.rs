@@ -24,6 +24,13 @@
 //!   update `name`, `routes`, `admin_state_up`/delete), `PUT
 //!   /v2.0/routers/{id}/add_router_interface` and `/remove_router_interface`
 //!   with `{"subnet_id": ...}` (`port_id` is not supported yet: 400).
+//! - `/v2.0/floatingips` (list/show/create, bulk up to
+//!   [`limits::BULK_FLOATING_IPS_MAX`]/update `port_id`, `fixed_ip_address`,
+//!   `description`/delete): any network can be the `floating_network_id`;
+//!   `PUT` with a `port_id` associates or moves the address, with
+//!   `"port_id": null` disassociates. A bulk create creates one by one and
+//!   deletes what it created when one fails (all or nothing, like Neutron's
+//!   emulated bulk; readers may see the partial batch meanwhile).
 //! - `/v2.0/quotas/{project_id}`: `GET`, `PUT` (partial), `DELETE` (reset,
 //!   204); `/v2.0/quotas/{project_id}/details`: limit, used, reserved (0).
 //!   Changing quotas, and reading another project's, is for admins.
@@ -73,6 +80,7 @@
 mod attrs;
 pub mod auth;
 pub mod error;
+mod floatingips;
 pub mod limits;
 mod meta;
 mod networks;
@@ -133,6 +141,7 @@ pub fn router(svc: Arc<OrchestratorService>, tokens: Tokens) -> Router {
     protected = resource::routes::<security_groups::SecurityGroupRules>(protected);
     protected = resource::routes::<routers::Routers>(protected);
     protected = routers::interface_routes(protected);
+    protected = resource::routes::<floatingips::FloatingIps>(protected);
     protected = quotas::routes(protected);
     let protected = protected.layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()

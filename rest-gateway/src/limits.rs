@@ -19,6 +19,9 @@ pub const FILTER_VALUES_MAX: usize = 1_000;
 /// Ports in one bulk create (the gRPC batch limit).
 pub const BULK_PORTS_MAX: usize = PORTS_BATCH_MAX;
 
+/// Floating IPs in one bulk create (created one by one, undone on failure).
+pub const BULK_FLOATING_IPS_MAX: usize = 100;
+
 /// Subnets looked up concurrently to fill in the `subnets` of a page of networks.
 pub const SUBNET_LOOKUPS_CONCURRENT_MAX: usize = 16;
 

@@ -4,6 +4,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
+use crate::floatingips::FloatingIps;
 use crate::limits::{BODY_BYTES_MAX, PAGE_MAX};
 use crate::networks::Networks;
 use crate::ports::Ports;
@@ -26,7 +27,7 @@ fn collection<R: Resource>() -> Collection {
 }
 
 /// Every collection served.
-fn collections() -> [Collection; 6] {
+fn collections() -> [Collection; 7] {
     [
         collection::<Networks>(),
         collection::<Subnets>(),
@@ -34,6 +35,7 @@ fn collections() -> [Collection; 6] {
         collection::<SecurityGroups>(),
         collection::<SecurityGroupRules>(),
         collection::<Routers>(),
+        collection::<FloatingIps>(),
     ]
 }
 

@@ -8,7 +8,7 @@ use tonic::Request;
 use crate::attrs::{iso8601, Attrs};
 use crate::error::{from_status, RestError};
 use crate::limits::BULK_PORTS_MAX;
-use crate::resource::{Item, Resource, Scope};
+use crate::resource::{bulk_too_large, Item, Resource, Scope};
 use crate::Svc;
 
 /// The ports collection.
@@ -126,6 +126,7 @@ impl Resource for Ports {
     const SINGULAR: &'static str = "port";
     const PLURAL: &'static str = "ports";
     const NOT_FOUND: &'static str = "PortNotFound";
+    const BULK_MAX: usize = BULK_PORTS_MAX;
     const FILTERS: &'static [&'static str] = &[
         "id",
         "name",
@@ -181,10 +182,8 @@ impl Resource for Ports {
     }
 
     async fn create(svc: &Svc, items: Vec<Attrs>) -> Result<Vec<Item>, RestError> {
-        if items.len() > BULK_PORTS_MAX {
-            return Err(RestError::invalid_input(format!(
-                "a bulk create takes at most {BULK_PORTS_MAX} ports"
-            )));
+        if items.len() > Self::BULK_MAX {
+            return Err(bulk_too_large::<Self>(items.len()));
         }
         let mut requests = items
             .into_iter()

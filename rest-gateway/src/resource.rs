@@ -34,6 +34,10 @@ pub(crate) struct Scope {
     pub(crate) host: String,
     /// Empty: every security group.
     pub(crate) security_group_id: String,
+    /// Empty: every port (floating IPs).
+    pub(crate) port_id: String,
+    /// Empty: every router (floating IPs).
+    pub(crate) router_id: String,
 }
 
 /// One Neutron collection backed by orchestrator calls.
@@ -48,6 +52,9 @@ pub(crate) trait Resource: Send + Sync + 'static {
     const NOT_FOUND: &'static str;
     /// Attributes a list may filter on (besides the tag filters).
     const FILTERS: &'static [&'static str];
+    /// Items in one bulk create; 1: no bulk create. A larger batch is
+    /// refused before anything is looked up or written.
+    const BULK_MAX: usize = 1;
 
     /// Reads one by ID (404 with `NOT_FOUND` when missing).
     fn get(svc: &Svc, id: &str) -> impl Future<Output = Result<Item, RestError>> + Send;
@@ -199,6 +206,26 @@ pub(crate) async fn read_json(body: Body) -> Result<Map<String, Value>, RestErro
     }
 }
 
+/// 400 for a bulk create of more than `R::BULK_MAX` items.
+pub(crate) fn bulk_too_large<R: Resource>(items: usize) -> RestError {
+    if R::BULK_MAX == 1 {
+        RestError::bad_request(format!(
+            "Bulk create of {} is not supported (create them one by one)",
+            R::PLURAL
+        ))
+    } else {
+        RestError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidInput",
+            format!(
+                "Invalid input for {}. Reason: {items} items are more than a bulk create takes ({}).",
+                R::PLURAL,
+                R::BULK_MAX
+            ),
+        )
+    }
+}
+
 fn envelope_one(key: &str, item: Item) -> Value {
     let mut out = Map::new();
     out.insert(key.to_string(), Value::Object(item));
@@ -261,15 +288,24 @@ async fn list_inner<R: Resource>(
             } else {
                 caller.project_id.clone()
             },
-            network_id: single("network_id"),
+            network_id: query
+                .single("network_id")
+                .or_else(|| query.single("floating_network_id"))
+                .unwrap_or("")
+                .to_string(),
             host: single("binding:host_id"),
             security_group_id: single("security_group_id"),
+            port_id: single("port_id"),
+            router_id: single("router_id"),
         };
-        if !scope.network_id.is_empty() && !is_uuid(&scope.network_id) {
-            // No network has that ID.
-            return Ok(list_response::<R>(headers, uri, &query, Vec::new(), None));
-        }
-        if !scope.security_group_id.is_empty() && !is_uuid(&scope.security_group_id) {
+        let ids = [
+            &scope.network_id,
+            &scope.security_group_id,
+            &scope.port_id,
+            &scope.router_id,
+        ];
+        if ids.iter().any(|id| !id.is_empty() && !is_uuid(id)) {
+            // Nothing has that ID.
             return Ok(list_response::<R>(headers, uri, &query, Vec::new(), None));
         }
         let mut cursor = marker;
@@ -381,6 +417,9 @@ async fn create<R: Resource>(
                     )))
                 }
             };
+            if raw_items.len() > R::BULK_MAX {
+                return Err(bulk_too_large::<R>(raw_items.len()));
+            }
             let svc = &*state.svc;
             let mut items = Vec::with_capacity(raw_items.len());
             for map in raw_items {
@@ -406,6 +445,11 @@ async fn create<R: Resource>(
                             return Err(RestError::not_found("NetworkNotFound", "network", &net));
                         }
                         visible::<crate::networks::Networks>(svc, &caller, &net).await?;
+                    }
+                    // ... its own ports (floating IPs) ...
+                    if let Some(Value::String(port)) = attrs.peek("port_id") {
+                        let port = path_id::<crate::ports::Ports>(&port)?;
+                        visible::<crate::ports::Ports>(svc, &caller, &port).await?;
                     }
                     // ... and its own security groups (for rules).
                     for key in ["security_group_id", "remote_group_id"] {
@@ -469,6 +513,10 @@ async fn update<R: Resource>(
             let svc = &*state.svc;
             if !caller.admin {
                 visible::<R>(svc, &caller, &id).await?;
+                if let Some(Value::String(port)) = attrs.peek("port_id") {
+                    let port = path_id::<crate::ports::Ports>(&port)?;
+                    visible::<crate::ports::Ports>(svc, &caller, &port).await?;
+                }
             }
             let mut items = [R::update(svc, &id, attrs, expected).await?];
             R::complete(svc, &mut items, &Query::default()).await?;

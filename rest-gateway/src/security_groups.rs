@@ -7,7 +7,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use tonic::Request;
 
-use crate::attrs::{iso8601, nullable, Attrs};
+use crate::attrs::{iso8601, nullable, wrong_type, Attrs};
 use crate::error::{from_status, RestError};
 use crate::limits::{SCAN_PAGE_MAX, SUBNET_LOOKUPS_CONCURRENT_MAX};
 use crate::query::Query;
@@ -255,9 +255,11 @@ fn direction(a: &mut Attrs) -> Result<pb::Direction, RestError> {
     match a.required("direction")?.as_str() {
         "ingress" => Ok(pb::Direction::Ingress),
         "egress" => Ok(pb::Direction::Egress),
-        other => Err(RestError::invalid_input(format!(
-            "'{other}' is not in ['ingress', 'egress']"
-        ))),
+        other => Err(wrong_type(
+            "direction",
+            &Value::String(other.to_string()),
+            "in ['ingress', 'egress']",
+        )),
     }
 }
 
@@ -266,9 +268,11 @@ fn ethertype(a: &mut Attrs) -> Result<pb::EtherType, RestError> {
     match a.string("ethertype")?.as_deref() {
         None | Some("IPv4") => Ok(pb::EtherType::Ipv4),
         Some("IPv6") => Ok(pb::EtherType::Ipv6),
-        Some(other) => Err(RestError::invalid_input(format!(
-            "'{other}' is not in ['IPv4', 'IPv6']"
-        ))),
+        Some(other) => Err(wrong_type(
+            "ethertype",
+            &Value::String(other.to_string()),
+            "in ['IPv4', 'IPv6']",
+        )),
     }
 }
 
@@ -278,9 +282,11 @@ fn protocol(a: &mut Attrs) -> Result<String, RestError> {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s),
         Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= 255) => Ok(n.to_string()),
-        Some(other) => Err(RestError::invalid_input(format!(
-            "protocol {other} is not a protocol name or a number 0-255"
-        ))),
+        Some(other) => Err(wrong_type(
+            "protocol",
+            &other,
+            "a protocol name or a number 0-255",
+        )),
     }
 }
 

@@ -110,6 +110,46 @@ def routers(net_api):
     net_api.delete_network(net, ignore_missing=False)
 
 
+def floating_ips(net_api, port):
+    """A floating IP from a public network: associated, moved off, bulk, If-Match."""
+    public = net_api.create_network(name="smoke-public")
+    psub = net_api.create_subnet(network_id=public.id, cidr="198.51.100.0/24", ip_version=4)
+    fip = net_api.create_ip(floating_network_id=public.id, port_id=port.id)
+    check(fip.status == "ACTIVE" and fip.port_id == port.id
+          and fip.fixed_ip_address == port.fixed_ips[0]["ip_address"]
+          and fip.floating_ip_address.startswith("198.51.100."),
+          "create floating IP associated with a port")
+    check([f.id for f in net_api.ips(port_id=port.id)] == [fip.id], "filter floating IPs by port")
+    expect_error(exc.ConflictException, "FloatingIPPortAlreadyAssociated",
+                 "second floating IP on one fixed address",
+                 net_api.create_ip, floating_network_id=public.id, port_id=port.id)
+    fip_id, old_revision = fip.id, fip.revision_number
+    freed = net_api.update_ip(fip_id, port_id=None, if_revision=old_revision)
+    check(freed.status == "DOWN" and freed.port_id is None and freed.fixed_ip_address is None,
+          "disassociate a floating IP")
+    expect_error(exc.PreconditionFailedException, "RevisionNumberConstraintFailed",
+                 "associate with a stale revision",
+                 net_api.update_ip, fip_id, port_id=port.id, if_revision=old_revision)
+    again = net_api.update_ip(fip_id, port_id=port.id)
+    check(again.status == "ACTIVE" and again.port_id == port.id, "associate again")
+    # Bulk (all or nothing): the second address is taken, so neither is created.
+    taken = again.floating_ip_address
+    raw = net_api.post("/floatingips", json={"floatingips": [
+        {"floating_network_id": public.id, "floating_ip_address": "198.51.100.200"},
+        {"floating_network_id": public.id, "floating_ip_address": taken},
+    ]}, raise_exc=False)
+    check(raw.status_code == 409 and raw.json()["NeutronError"]["type"] == "IpAddressInUse",
+          "bulk floating IPs with a taken address is 409")
+    check([f.id for f in net_api.ips(floating_network_id=public.id)] == [fip_id],
+          "failed bulk created no floating IP")
+    expect_error(exc.NotFoundException, "FloatingIPNotFound", "get a missing floating IP",
+                 net_api.get_ip, "00000000-0000-4000-8000-00000000beef")
+    net_api.delete_ip(fip_id, ignore_missing=False)
+    check(list(net_api.ips(floating_network_id=public.id)) == [], "floating IP deleted")
+    net_api.delete_subnet(psub, ignore_missing=False)
+    net_api.delete_network(public, ignore_missing=False)
+
+
 def quotas(net_api, member):
     """An admin sets a member project's router quota; the member hits it."""
     project = member.create_network(name="smoke-qnet").project_id
@@ -228,6 +268,7 @@ def main():
     check(own.project_id != "admin", "member creates in its project")
     member.delete_network(own, ignore_missing=False)
 
+    floating_ips(net_api, ports[1])
     security_groups(net_api)
     routers(net_api)
     quotas(net_api, member)

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# The openstacksdk scenario against a real 3-process cluster: installs a pinned
-# openstacksdk from PyPI into a venv under the target directory, starts three
-# `alcor server` members with --rest-addr and a token file, registers two
-# hosts, runs openstacksdk_smoke.py against one member's REST API and tears
-# everything down (also on failure or interruption). Bounded in time.
+# The openstacksdk and `openstack` CLI scenarios against a real 3-process
+# cluster: installs a pinned openstacksdk and python-openstackclient from PyPI
+# into a venv under the target directory, starts three `alcor server` members
+# with --rest-addr and a token file, registers two hosts, runs
+# openstacksdk_smoke.py and openstack_cli_smoke.py against one member's REST
+# API and tears everything down (also on failure or interruption). Bounded in
+# time.
 #
 # Uses $ALCOR_BIN, else target/debug/alcor (built by `cargo test`), else builds it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 OPENSTACKSDK_VERSION=4.22.0
+OPENSTACKCLIENT_VERSION=10.5.0
 TIMEOUT_S=${ALCOR_SMOKE_TIMEOUT_S:-240}
+CLI_TIMEOUT_S=${ALCOR_CLI_SMOKE_TIMEOUT_S:-480}
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 VENV=$TARGET/openstacksdk-venv
 BIN=${ALCOR_BIN:-$TARGET/debug/alcor}
@@ -18,15 +22,18 @@ BIN=${ALCOR_BIN:-$TARGET/debug/alcor}
 if [ ! -x "$BIN" ]; then
     cargo build -p alcor-node --bin alcor
 fi
-if ! "$VENV/bin/python" -c "import openstack, sys; sys.exit(0)" 2>/dev/null \
-    || [ "$("$VENV/bin/pip" show openstacksdk 2>/dev/null | sed -n 's/^Version: //p')" != "$OPENSTACKSDK_VERSION" ]; then
+installed() { "$VENV/bin/python" -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p'; }
+if ! "$VENV/bin/python" -c "import openstack, openstackclient" 2>/dev/null \
+    || [ "$(installed openstacksdk)" != "$OPENSTACKSDK_VERSION" ] \
+    || [ "$(installed python-openstackclient)" != "$OPENSTACKCLIENT_VERSION" ]; then
     if ! python3 -c "import venv, ensurepip" 2>/dev/null; then
         # Debian's python3 ships venv separately.
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
     fi
-    python3 -m venv "$VENV"
-    timeout 300 "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "openstacksdk==$OPENSTACKSDK_VERSION"
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    timeout 600 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "openstacksdk==$OPENSTACKSDK_VERSION" \
+        "python-openstackclient==$OPENSTACKCLIENT_VERSION"
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/alcor-sdk-smoke.XXXXXX")
@@ -110,8 +117,9 @@ for host in 1 2; do
 done
 
 # Talk to member 2 (a follower unless it won the election): writes are forwarded.
-ALCOR_REST_URL="http://$(rest 2)" \
-ALCOR_REST_TOKEN="$ADMIN_TOKEN" \
-ALCOR_REST_MEMBER_TOKEN="$MEMBER_TOKEN" \
-ALCOR_SMOKE_HOSTS="smoke-h1,smoke-h2" \
-    timeout "$TIMEOUT_S" "$VENV/bin/python" rest-gateway/tests/openstacksdk_smoke.py
+export ALCOR_REST_URL="http://$(rest 2)"
+export ALCOR_REST_TOKEN="$ADMIN_TOKEN"
+export ALCOR_REST_MEMBER_TOKEN="$MEMBER_TOKEN"
+export ALCOR_SMOKE_HOSTS="smoke-h1,smoke-h2"
+timeout "$TIMEOUT_S" "$VENV/bin/python" rest-gateway/tests/openstacksdk_smoke.py
+timeout "$CLI_TIMEOUT_S" "$VENV/bin/python" rest-gateway/tests/openstack_cli_smoke.py

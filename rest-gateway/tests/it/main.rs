@@ -2,5 +2,7 @@
 //! temp dir) behind the real orchestrator service, driven over HTTP.
 
 mod api;
+mod bad_input;
 mod families;
+mod floating_ips;
 mod harness;
