@@ -15,8 +15,8 @@ use std::str::FromStr;
 use alcor_proto::api::v1 as pb;
 use alcor_state_machine::limits::{ID_BYTES_MAX, NAME_BYTES_MAX, TOKEN_BYTES_MAX};
 use alcor_state_machine::model::{
-    AddressPair, AllocationPool, Direction, EtherType, Host, HostStatus, Mac, Port, PortStatus,
-    Quota, ResourceKind, Route, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
+    AddressPair, AllocationPool, Direction, EtherType, FloatingIp, Host, HostStatus, Mac, Port,
+    PortStatus, Quota, ResourceKind, Route, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
 use alcor_state_machine::{
     Command, FixedIpRequest, GatewaySpec, Id, PortSpec, PortUpdate, Rejection, SubnetUpdate,
@@ -87,6 +87,11 @@ pub fn parse_marker(text: &str) -> Result<Option<Id>, Rejection> {
     } else {
         parse_id("marker", text).map(Some)
     }
+}
+
+/// An optional ID filter: empty means none.
+pub fn parse_opt_id(field: &str, text: &str) -> Result<Option<Id>, Rejection> {
+    parse_opt(text, |t| parse_id(field, t))
 }
 
 /// A host or project ID: free text, bounded.
@@ -684,6 +689,57 @@ pub fn router_interface(req: &pb::RouterInterfaceRequest, add: bool) -> Result<C
     })
 }
 
+/// `CreateFloatingIp` → `Command::CreateFloatingIp` (under its request token).
+pub fn create_floating_ip(req: &pb::CreateFloatingIpRequest) -> Result<Command, Rejection> {
+    let port_id = parse_opt(&req.port_id, |t| parse_id("port_id", t))?;
+    let fixed_ip_address = parse_opt(&req.fixed_ip_address, |t| parse_ip("fixed_ip_address", t))?;
+    if port_id.is_none() && fixed_ip_address.is_some() {
+        return Err(invalid("fixed_ip_address", "needs port_id"));
+    }
+    let command = Command::CreateFloatingIp {
+        id: new_id_for("id", &req.id, &req.request_token, "floating_ip")?,
+        project_id: parse_name_id("project_id", &req.project_id, true)?,
+        floating_network_id: parse_id("floating_network_id", &req.floating_network_id)?,
+        floating_ip_address: parse_opt(&req.floating_ip_address, |t| {
+            parse_ip("floating_ip_address", t)
+        })?,
+        port_id,
+        fixed_ip_address,
+        description: parse_name("description", &req.description)?,
+    };
+    with_token(&req.request_token, command)
+}
+
+/// `UpdateFloatingIp` → `Command::UpdateFloatingIp`.
+pub fn update_floating_ip(req: &pb::UpdateFloatingIpRequest) -> Result<Command, Rejection> {
+    let port_id = match req.port_id.as_deref() {
+        None => None,
+        Some("") => Some(None),
+        Some(port) => Some(Some(parse_id("port_id", port)?)),
+    };
+    Ok(Command::UpdateFloatingIp {
+        id: parse_id("id", &req.id)?,
+        port_id,
+        fixed_ip_address: req
+            .fixed_ip_address
+            .as_deref()
+            .map(|ip| parse_ip("fixed_ip_address", ip))
+            .transpose()?,
+        description: parse_opt_name("description", req.description.as_deref())?,
+        expected_revision: req.expected_revision,
+    })
+}
+
+/// The status filter of `ListFloatingIps`: `None` for any.
+pub fn floating_ip_status_filter(status: i32) -> Result<Option<bool>, Rejection> {
+    match pb::FloatingIpStatus::try_from(status) {
+        Ok(pb::FloatingIpStatus::Unspecified) => Ok(None),
+        Ok(pb::FloatingIpStatus::Active) => Ok(Some(true)),
+        Ok(pb::FloatingIpStatus::Down) => Ok(Some(false)),
+        Err(_) => Err(invalid("status", format!("unknown status {status}"))),
+    }
+}
+
 /// A project ID named by a quota request.
 pub fn quota_project(project_id: &str) -> Result<String, Rejection> {
     parse_name_id("project_id", project_id, true)
@@ -887,6 +943,39 @@ pub fn router(r: &Router) -> pb::Router {
         created_at_ms: r.meta.created_at,
         updated_at_ms: r.meta.updated_at,
     }
+}
+
+/// A floating IP as a message; `router` is the router serving its fixed
+/// address (derived from the state, see `State::floating_ip_router`).
+pub fn floating_ip(f: &FloatingIp, router: Option<Id>) -> pb::FloatingIp {
+    let status = if f.port_id.is_some() {
+        pb::FloatingIpStatus::Active
+    } else {
+        pb::FloatingIpStatus::Down
+    };
+    pb::FloatingIp {
+        id: f.id.to_string(),
+        project_id: f.meta.project_id.clone(),
+        floating_network_id: f.floating_network_id.to_string(),
+        floating_subnet_id: f.floating_subnet_id.to_string(),
+        floating_ip_address: f.floating_ip_address.to_string(),
+        port_id: f.port_id.map(|p| p.to_string()).unwrap_or_default(),
+        fixed_ip_address: f
+            .fixed_ip_address
+            .map(|ip| ip.to_string())
+            .unwrap_or_default(),
+        router_id: router.map(|r| r.to_string()).unwrap_or_default(),
+        status: status as i32,
+        description: f.description.clone(),
+        revision: f.meta.revision,
+        created_at_ms: f.meta.created_at,
+        updated_at_ms: f.meta.updated_at,
+    }
+}
+
+/// A floating IP rendered against the state it lives in.
+pub fn floating_ip_in(state: &alcor_state_machine::State, f: &FloatingIp) -> pb::FloatingIp {
+    floating_ip(f, state.floating_ip_router(f))
 }
 
 /// A project's limits and its usage (`usage` counts one kind).

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::orchestrator_server::{Orchestrator, OrchestratorServer};
 use alcor_raft_core::{RaftNode, ReadError, WriteError};
-use alcor_state_machine::model::{Port, SecurityGroupRule};
+use alcor_state_machine::model::{FloatingIp, Port, SecurityGroupRule};
 use alcor_state_machine::{Command, Kind, Rejection, Reply, State};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
@@ -127,6 +127,13 @@ impl OrchestratorService {
             convert::quota(&project, &s.quota(&project), |kind| s.usage(&project, kind))
         })
         .await
+    }
+
+    /// A floating IP from a write reply; its router is derived from this
+    /// node's applied state (see `FloatingIp.router_id`).
+    fn render_floating_ip(&self, fip: &FloatingIp) -> Result<pb::FloatingIp, ApiError> {
+        let router = self.node.read_stale(|s| s.floating_ip_router(fip))?;
+        Ok(convert::floating_ip(fip, router))
     }
 
     async fn delete(
@@ -980,6 +987,131 @@ impl Orchestrator for OrchestratorService {
                     _ => None,
                 })
                 .await
+            }
+            .await,
+        )
+    }
+
+    async fn create_floating_ip(
+        &self,
+        request: Request<pb::CreateFloatingIpRequest>,
+    ) -> Result<Response<pb::FloatingIp>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::create_floating_ip(request.get_ref())?;
+                match self.write(budget, command).await? {
+                    (_, Reply::FloatingIp(fip)) => self.render_floating_ip(&fip),
+                    (_, other) => Err(unexpected(&other)),
+                }
+            }
+            .await,
+        )
+    }
+
+    async fn get_floating_ip(
+        &self,
+        request: Request<pb::GetFloatingIpRequest>,
+    ) -> Result<Response<pb::FloatingIp>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let id = convert::parse_id("id", &req.id)?;
+                let found = self
+                    .read(budget, req.stale, move |s| {
+                        s.floating_ip(&id).map(|f| convert::floating_ip_in(s, f))
+                    })
+                    .await?;
+                found.ok_or_else(|| not_found(Kind::FloatingIp, id))
+            }
+            .await,
+        )
+    }
+
+    async fn list_floating_ips(
+        &self,
+        request: Request<pb::ListFloatingIpsRequest>,
+    ) -> Result<Response<pb::ListFloatingIpsResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.into_inner();
+        let limit = page_limit(req.limit);
+        let project = req.project_id;
+        respond(
+            async {
+                let marker = convert::parse_marker(&req.marker)?;
+                let port = convert::parse_opt_id("port_id", &req.port_id)?;
+                let network =
+                    convert::parse_opt_id("floating_network_id", &req.floating_network_id)?;
+                let router = convert::parse_opt_id("router_id", &req.router_id)?;
+                let associated = convert::floating_ip_status_filter(req.status)?;
+                let (floating_ips, next_marker) = self
+                    .read(budget, req.stale, move |s| {
+                        // Pick the narrowest index; the other filters are checks.
+                        let items: Box<dyn Iterator<Item = &FloatingIp> + '_> =
+                            match (port, network) {
+                                (Some(port), _) => Box::new(s.floating_ips_of_port(port)),
+                                (None, Some(network)) => {
+                                    Box::new(s.floating_ips_of_network(network))
+                                }
+                                (None, None) => Box::new(s.floating_ips()),
+                            };
+                        let keep = |f: &FloatingIp| {
+                            project_matches(&project, &f.meta.project_id)
+                                && port.is_none_or(|p| f.port_id == Some(p))
+                                && network.is_none_or(|n| f.floating_network_id == n)
+                                && associated.is_none_or(|a| f.port_id.is_some() == a)
+                                && router.is_none_or(|r| s.floating_ip_router(f) == Some(r))
+                        };
+                        page(
+                            items,
+                            |f| f.id,
+                            marker,
+                            keep,
+                            limit,
+                            |f| convert::floating_ip_in(s, f),
+                        )
+                    })
+                    .await?;
+                Ok(pb::ListFloatingIpsResponse {
+                    floating_ips,
+                    next_marker,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn update_floating_ip(
+        &self,
+        request: Request<pb::UpdateFloatingIpRequest>,
+    ) -> Result<Response<pb::FloatingIp>, Status> {
+        let budget = deadline::budget(request.metadata());
+        respond(
+            async {
+                let command = convert::update_floating_ip(request.get_ref())?;
+                match self.write(budget, command).await? {
+                    (_, Reply::FloatingIp(fip)) => self.render_floating_ip(&fip),
+                    (_, other) => Err(unexpected(&other)),
+                }
+            }
+            .await,
+        )
+    }
+
+    async fn delete_floating_ip(
+        &self,
+        request: Request<pb::DeleteFloatingIpRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let req = request.get_ref();
+        respond(
+            async {
+                let command = Command::DeleteFloatingIp {
+                    id: convert::parse_id("id", &req.id)?,
+                    expected_revision: req.expected_revision,
+                };
+                self.delete(budget, command).await
             }
             .await,
         )

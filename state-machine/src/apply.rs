@@ -3,6 +3,7 @@
 //! candidate (host, key) pairs before and after each step.
 
 use crate::command::{Command, GatewaySpec, Kind, Proposal, Rejection, Reply, SubnetUpdate};
+use crate::fips::FipUpdate;
 use crate::goal::{DiffCollector, Diffs, GoalKey, Scope, Touch};
 use crate::ids::{HostId, Id, ProjectId};
 use crate::limits::{
@@ -300,6 +301,7 @@ impl State {
                 floating_ip_address,
                 port_id,
                 fixed_ip_address,
+                description,
             } => self.create_floating_ip(
                 ctx,
                 *id,
@@ -307,17 +309,23 @@ impl State {
                 *floating_network_id,
                 *floating_ip_address,
                 port_id.map(|p| (p, *fixed_ip_address)),
+                description,
                 d,
             ),
             Command::UpdateFloatingIp {
                 id,
                 port_id,
                 fixed_ip_address,
+                description,
                 expected_revision,
             } => self.update_floating_ip(
                 ctx,
                 *id,
-                port_id.map(|p| p.map(|p| (p, *fixed_ip_address))),
+                FipUpdate {
+                    port_id: *port_id,
+                    fixed_ip_address: *fixed_ip_address,
+                    description: description.as_deref(),
+                },
                 *expected_revision,
                 d,
             ),

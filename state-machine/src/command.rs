@@ -280,12 +280,15 @@ pub enum Command {
         floating_ip_address: Option<IpAddr>,
         port_id: Option<Id>,
         fixed_ip_address: Option<IpAddr>,
+        description: String,
     },
-    /// Associate (`Some(Some(port))`) or disassociate (`Some(None)`) a floating IP.
+    /// Associate (`Some(Some(port))`) or disassociate (`Some(None)`) a floating IP;
+    /// `fixed_ip_address` alone picks another address of the current port.
     UpdateFloatingIp {
         id: Id,
         port_id: Option<Option<Id>>,
         fixed_ip_address: Option<IpAddr>,
+        description: Option<String>,
         expected_revision: Option<u64>,
     },
     /// Release a floating IP.

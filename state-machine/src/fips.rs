@@ -14,6 +14,18 @@ use std::net::IpAddr;
 /// A requested association: the port and, optionally, which of its addresses.
 type Association = (Id, Option<IpAddr>);
 
+/// The fields a floating IP update may change; `None` leaves a field alone.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FipUpdate<'a> {
+    /// `Some(Some(port))` associates, `Some(None)` disassociates.
+    pub(crate) port_id: Option<Option<Id>>,
+    /// With `port_id`: which of its addresses; alone: another address of the
+    /// current port.
+    pub(crate) fixed_ip_address: Option<IpAddr>,
+    /// New description.
+    pub(crate) description: Option<&'a str>,
+}
+
 impl State {
     #[allow(
         clippy::too_many_arguments,
@@ -27,9 +39,11 @@ impl State {
         net: Id,
         address: Option<IpAddr>,
         association: Option<Association>,
+        description: &str,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
         validate::ident("project_id", project)?;
+        validate::name("description", description)?;
         if self.t.floating_ips.contains_key(&id) {
             return Err(Rejection::AlreadyExists {
                 kind: Kind::FloatingIp,
@@ -87,6 +101,7 @@ impl State {
             floating_ip_address: int_to_ip(v4, n),
             port_id: fixed.map(|(p, _)| p),
             fixed_ip_address: fixed.map(|(_, ip)| ip),
+            description: description.to_string(),
             meta: ctx.meta(project),
         };
         if let Some(cursor) = cursor {
@@ -104,7 +119,7 @@ impl State {
         &mut self,
         ctx: Ctx,
         id: Id,
-        association: Option<Option<Association>>,
+        update: FipUpdate,
         expected: Option<u64>,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
@@ -114,15 +129,46 @@ impl State {
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::FloatingIp, id))?;
         validate::revision(expected, fip.meta.revision)?;
+        if let Some(description) = update.description {
+            validate::name("description", description)?;
+        }
+        let association = match (update.port_id, update.fixed_ip_address) {
+            (None, None) => None,
+            (Some(None), Some(_)) => {
+                return Err(Rejection::invalid(
+                    "fixed_ip_address",
+                    "given while disassociating",
+                ))
+            }
+            (Some(None), None) => Some(None),
+            (Some(Some(port)), fixed) => Some(Some((port, fixed))),
+            (None, Some(fixed)) => match fip.port_id {
+                Some(port) => Some(Some((port, Some(fixed)))),
+                None => {
+                    return Err(Rejection::invalid(
+                        "fixed_ip_address",
+                        "the floating IP has no port: give port_id too",
+                    ))
+                }
+            },
+        };
         let target = match association {
-            None => return Ok(Reply::FloatingIp(fip.clone())),
-            Some(None) => None,
-            Some(Some((port, fixed))) => Some((
+            None => None,
+            Some(None) => Some(None),
+            Some(Some((port, fixed))) => Some(Some((
                 port,
                 self.check_association(id, fip.floating_network_id, port, fixed)?,
-            )),
+            ))),
         };
-        self.set_fip_association(ctx, id, target, d);
+        if let Some(target) = target {
+            self.set_fip_association(ctx, id, target, d);
+        }
+        if let Some(fip) = self.t.floating_ips.get_mut(&id) {
+            if let Some(description) = update.description {
+                fip.description = description.to_string();
+            }
+            ctx.touch(&mut fip.meta);
+        }
         self.t
             .floating_ips
             .get(&id)

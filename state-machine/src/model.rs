@@ -412,6 +412,8 @@ pub struct FloatingIp {
     pub port_id: Option<Id>,
     /// The port's fixed address it maps to.
     pub fixed_ip_address: Option<IpAddr>,
+    /// Free text.
+    pub description: String,
     /// Bookkeeping.
     pub meta: Meta,
 }

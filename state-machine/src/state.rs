@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 /// Snapshot format version written in the header.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 /// Magic bytes at the start of every snapshot.
 pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"ALCORSM\0";
 
@@ -91,6 +91,8 @@ pub(crate) struct Indexes {
     pub(crate) default_sg: BTreeMap<ProjectId, Id>,
     /// (port, floating IP) for every associated floating IP.
     pub(crate) port_fips: BTreeSet<(Id, Id)>,
+    /// (floating network, floating IP) for every floating IP.
+    pub(crate) net_fips: BTreeSet<(Id, Id)>,
     /// (port, fixed address) -> the floating IP mapped to it.
     pub(crate) fip_fixed: BTreeMap<(Id, IpAddr), Id>,
     pub(crate) subnet_router: BTreeMap<Id, Id>,
@@ -470,6 +472,34 @@ impl State {
     pub fn floating_ips(&self) -> impl Iterator<Item = &crate::model::FloatingIp> {
         self.t.floating_ips.values()
     }
+    /// Floating IPs associated with one port, in ID order (from the index).
+    pub fn floating_ips_of_port(
+        &self,
+        port: Id,
+    ) -> impl Iterator<Item = &crate::model::FloatingIp> {
+        self.ix
+            .port_fips
+            .range((port, Id(0))..=(port, Id(u128::MAX)))
+            .filter_map(|(_, f)| self.t.floating_ips.get(f))
+    }
+    /// Floating IPs allocated from one (floating) VPC, in ID order (from the index).
+    pub fn floating_ips_of_network(
+        &self,
+        network: Id,
+    ) -> impl Iterator<Item = &crate::model::FloatingIp> {
+        self.ix
+            .net_fips
+            .range((network, Id(0))..=(network, Id(u128::MAX)))
+            .filter_map(|(_, f)| self.t.floating_ips.get(f))
+    }
+    /// The router that serves an associated floating IP: the one with an
+    /// interface on the subnet of the fixed address it maps to.
+    pub fn floating_ip_router(&self, fip: &crate::model::FloatingIp) -> Option<Id> {
+        let port = self.t.ports.get(&fip.port_id?)?;
+        let fixed = fip.fixed_ip_address?;
+        let subnet = port.fixed_ips.iter().find(|f| f.ip_address == fixed)?;
+        self.ix.subnet_router.get(&subnet.subnet_id).copied()
+    }
     /// Floating IPs associated with one port.
     pub(crate) fn fips_of_port(&self, port: Id) -> Vec<Id> {
         self.ix
@@ -484,12 +514,14 @@ impl State {
         let assoc = fip.port_id.zip(fip.fixed_ip_address);
         if insert {
             self.ix.ip_used.insert(addr, fip.id);
+            self.ix.net_fips.insert((fip.floating_network_id, fip.id));
             if let Some((port, fixed)) = assoc {
                 self.ix.port_fips.insert((port, fip.id));
                 self.ix.fip_fixed.insert((port, fixed), fip.id);
             }
         } else {
             self.ix.ip_used.remove(&addr);
+            self.ix.net_fips.remove(&(fip.floating_network_id, fip.id));
             if let Some((port, fixed)) = assoc {
                 self.ix.port_fips.remove(&(port, fip.id));
                 self.ix.fip_fixed.remove(&(port, fixed));

@@ -6,6 +6,7 @@ mod barrier;
 mod cluster;
 mod ctl_resources;
 mod dev;
+mod floating_ips;
 mod garbage;
 mod kill_leader;
 mod membership;

@@ -262,6 +262,7 @@ fn floating_ip_follows_its_port_between_hosts_and_is_released_with_it() {
         floating_ip_address: None,
         port_id: Some(Id(100)),
         fixed_ip_address: None,
+        description: String::new(),
     });
     assert!(out.result.is_ok(), "{:?}", out.result);
     assert_eq!(keys_for(&out, "h1"), vec![GoalKey::FloatingIp(Id(80))]);

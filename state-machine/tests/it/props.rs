@@ -142,6 +142,7 @@ fn arb_simple_command() -> impl Strategy<Value = Command> {
                 floating_ip_address: None,
                 port_id: port.map(Id),
                 fixed_ip_address: None,
+                description: String::new(),
             }
         }),
         (80u128..83, proptest::option::of(100u128..130)).prop_map(|(n, port)| {
@@ -149,6 +150,7 @@ fn arb_simple_command() -> impl Strategy<Value = Command> {
                 id: Id(n),
                 port_id: Some(port.map(Id)),
                 fixed_ip_address: None,
+                description: None,
                 expected_revision: None,
             }
         }),
@@ -268,6 +270,7 @@ fn arb_fip_command() -> impl Strategy<Value = Command> {
                 floating_ip_address: None,
                 port_id: port.map(Id),
                 fixed_ip_address: None,
+                description: String::new(),
             }
         }),
         (80u128..84, proptest::option::of(100u128..106)).prop_map(|(n, port)| {
@@ -275,6 +278,7 @@ fn arb_fip_command() -> impl Strategy<Value = Command> {
                 id: Id(n),
                 port_id: Some(port.map(Id)),
                 fixed_ip_address: None,
+                description: None,
                 expected_revision: None,
             }
         }),
