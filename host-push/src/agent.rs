@@ -15,7 +15,18 @@
 //! must match the controller's) but every ack lists those present in the
 //! table as failed, with their reason. Every ack states the whole failure
 //! set, since acks are cumulative; changing the set re-acks the current
-//! revision at once.
+//! revision at once. Ports set with [`SimAgent::fail_until_resync`] fail
+//! the same way until the next FullSync, when the agent retries every
+//! object and they succeed (a real agent retries failed objects on a
+//! resync).
+//!
+//! Anti-entropy: every `digest_interval` the agent reports the digest of
+//! its table; a node that finds a different one answers with a FullSync.
+//! [`SimAgent::corrupt_table`] damages the table on purpose to exercise it.
+//!
+//! Slow agents: `apply_delay` makes the agent sleep before applying each
+//! message and `stream_window_bytes` shrinks its HTTP/2 receive window, so
+//! a node's queue for it fills quickly.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -51,6 +62,13 @@ pub struct SimAgentConfig {
     /// Ports this agent reports as failed (with the reason) instead of
     /// applied; empty by default.
     pub fail_ports: BTreeMap<Id, String>,
+    /// Period of the digest reports; `None`: never report.
+    pub digest_interval: Option<Duration>,
+    /// Sleep before applying each message (a slow agent); zero by default.
+    pub apply_delay: Duration,
+    /// HTTP/2 receive window of the agent's stream and connection, in
+    /// bytes; `None`: the transport's default.
+    pub stream_window_bytes: Option<u32>,
 }
 
 impl SimAgentConfig {
@@ -63,6 +81,9 @@ impl SimAgentConfig {
             reconnect_backoff_min: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_millis(limits::RECONNECT_BACKOFF_MS_MAX),
             fail_ports: BTreeMap::new(),
+            digest_interval: Some(Duration::from_millis(limits::DIGEST_INTERVAL_MS)),
+            apply_delay: Duration::ZERO,
+            stream_window_bytes: None,
         }
     }
 }
@@ -80,6 +101,8 @@ pub struct AgentCounters {
     /// DiffBatches refused because they did not start at the agent's
     /// revision (each forces a FullSync).
     pub gaps: u64,
+    /// Digest reports sent.
+    pub digest_reports: u64,
 }
 
 /// A simulated agent. Cheap to clone: clones observe the same agent.
@@ -95,7 +118,10 @@ struct Shared {
     revision: watch::Sender<u64>,
     /// Ports reported as failed, with their reasons.
     failing: watch::Sender<BTreeMap<Id, String>>,
+    /// Ports failing until the next FullSync.
+    transient: Mutex<BTreeMap<Id, String>>,
     full_syncs: AtomicU64,
+    digest_reports: AtomicU64,
     diff_batches: AtomicU64,
     reconnects: AtomicU64,
     gaps: AtomicU64,
@@ -127,7 +153,9 @@ impl SimAgent {
                 table: Mutex::new(Table::default()),
                 revision: watch::Sender::new(0),
                 failing,
+                transient: Mutex::new(BTreeMap::new()),
                 full_syncs: AtomicU64::new(0),
+                digest_reports: AtomicU64::new(0),
                 diff_batches: AtomicU64::new(0),
                 reconnects: AtomicU64::new(0),
                 gaps: AtomicU64::new(0),
@@ -192,7 +220,29 @@ impl SimAgent {
             diff_batches: self.shared.diff_batches.load(Ordering::Relaxed),
             reconnects: self.shared.reconnects.load(Ordering::Relaxed),
             gaps: self.shared.gaps.load(Ordering::Relaxed),
+            digest_reports: self.shared.digest_reports.load(Ordering::Relaxed),
         }
+    }
+
+    /// Makes `ports` fail (with their reasons) until the next FullSync,
+    /// when the agent retries them and they succeed; a connected agent
+    /// re-acks at once.
+    pub fn fail_until_resync(&self, ports: BTreeMap<Id, String>) {
+        *self.shared.transient() = ports;
+        // Wake the stream so it re-acks with the new set.
+        self.shared.failing.send_modify(|_| {});
+    }
+
+    /// Damages the table on purpose without changing its revision: removes
+    /// its last object, or inserts nothing and returns false when empty.
+    /// The next digest report exposes it and the node resyncs the agent.
+    pub fn corrupt_table(&self) -> bool {
+        let mut table = self.shared.table();
+        let Some(key) = table.goal.keys().next_back().copied() else {
+            return false;
+        };
+        table.goal.remove(&key);
+        true
     }
 
     /// Streams from the endpoints in turn until `shutdown` completes.
@@ -214,9 +264,10 @@ impl SimAgent {
             if progressed {
                 backoff = self.config.reconnect_backoff_min;
             }
+            let pause = jittered(backoff, &self.config.host_id, self.counters().reconnects);
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
             backoff = (backoff * 2).min(self.config.reconnect_backoff_max);
         }
@@ -225,9 +276,15 @@ impl SimAgent {
     /// One stream; returns why it ended. Sets `progressed` once a message
     /// was applied.
     async fn stream(&self, address: &str, progressed: &mut bool) -> Result<(), AgentError> {
+        let keepalive = Duration::from_millis(limits::HTTP2_KEEPALIVE_MS);
         let channel: Channel = endpoint_of(address)?
             .connect_timeout(Duration::from_millis(limits::CONNECT_TIMEOUT_MS_MAX))
             .tcp_nodelay(true)
+            .http2_keep_alive_interval(keepalive)
+            .keep_alive_timeout(keepalive)
+            .keep_alive_while_idle(true)
+            .initial_stream_window_size(self.config.stream_window_bytes)
+            .initial_connection_window_size(self.config.stream_window_bytes)
             .connect()
             .await?;
         let mut client = HostPushClient::new(channel)
@@ -245,6 +302,13 @@ impl SimAgent {
         let mut inbound = client.sync(ReceiverStream::new(rx)).await?.into_inner();
         let mut failing = self.shared.failing.subscribe();
         failing.borrow_and_update();
+        let digest_period = self
+            .config
+            .digest_interval
+            .unwrap_or(Duration::from_secs(3_600));
+        let mut digest_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + digest_period, digest_period);
+        digest_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let revision = tokio::select! {
                 message = inbound.message() => {
@@ -252,6 +316,9 @@ impl SimAgent {
                         return Err(AgentError::Ended);
                     };
                     let message = convert::controller_from_pb(&message)?;
+                    if !self.config.apply_delay.is_zero() {
+                        tokio::time::sleep(self.config.apply_delay).await;
+                    }
                     let revision = self.apply(message)?;
                     *progressed = true;
                     revision
@@ -261,6 +328,21 @@ impl SimAgent {
                     Some(revision) => revision,
                     None => continue,
                 },
+                _ = digest_tick.tick(), if self.config.digest_interval.is_some() => {
+                    let report = {
+                        let table = self.shared.table();
+                        table.revision.map(|revision| AgentMessage::DigestReport {
+                            revision,
+                            digest: goal_digest(&table.goal),
+                        })
+                    };
+                    if let Some(report) = report {
+                        if tx.try_send(convert::agent_to_pb(&report)?).is_ok() {
+                            self.shared.digest_reports.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    continue;
+                }
             };
             let ack = AgentMessage::Ack(self.ack(revision));
             // Acks are cumulative: when the queue is full, skip this one.
@@ -270,7 +352,10 @@ impl SimAgent {
 
     /// The ack of `revision`: the failed ports present in the table.
     fn ack(&self, revision: u64) -> Ack {
-        let failing = self.shared.failing.borrow();
+        let mut failing = self.shared.failing.borrow().clone();
+        for (id, reason) in self.shared.transient().iter() {
+            failing.entry(*id).or_insert_with(|| reason.clone());
+        }
         let statuses = if failing.is_empty() {
             Vec::new()
         } else {
@@ -293,6 +378,8 @@ impl SimAgent {
         let revision = match message {
             ControllerMessage::FullSync { revision, objects } => {
                 table.goal = objects.into_iter().map(|o| (o.key(), o)).collect();
+                // A resync retries everything: transient failures heal.
+                self.shared.transient().clear();
                 self.shared.full_syncs.fetch_add(1, Ordering::Relaxed);
                 revision
             }
@@ -331,6 +418,26 @@ impl Shared {
         // `apply_changes` on a plain map: ignore poisoning.
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn transient(&self) -> MutexGuard<'_, BTreeMap<Id, String>> {
+        // Whole-map assignments and clears: ignore poisoning.
+        self.transient
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `backoff` scaled into `[backoff/2, backoff)` by a hash of the host and
+/// the attempt, so the agents of a failed node do not all come back in
+/// the same instant (FNV-1a: deterministic, no random source needed).
+fn jittered(backoff: Duration, host: &str, attempt: u64) -> Duration {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in host.bytes().chain(attempt.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let fraction = (hash % 1_000) as f64 / 2_000.0;
+    backoff.mul_f64(0.5 + fraction)
 }
 
 /// Parses an endpoint, defaulting to plain HTTP/2.

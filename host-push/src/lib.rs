@@ -13,6 +13,7 @@
 //! - [`message`]: the protocol as domain types; [`convert`] is the only
 //!   module that touches protobuf.
 //! - [`limits`]: every bound, named `*_max`.
+//! - [`metrics`]: the Prometheus metrics of a node's push service.
 //! - `status`: port status from acks; one proposer task per node turns
 //!   acks into `SetPortStatus` writes ([`StatusCounters`]).
 //!
@@ -31,6 +32,7 @@ pub mod convert;
 pub mod error;
 pub mod limits;
 pub mod message;
+pub mod metrics;
 pub mod server;
 mod status;
 mod window;
@@ -38,5 +40,6 @@ mod window;
 pub use agent::{AgentCounters, SimAgent, SimAgentConfig};
 pub use error::{AgentError, ConvertError, WaitAckedError};
 pub use message::PROTOCOL_VERSION;
+pub use metrics::ResyncCause;
 pub use server::{PushConfig, PushService};
 pub use status::StatusCounters;

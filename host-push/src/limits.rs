@@ -23,6 +23,31 @@ pub const WINDOW_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// so one event with more changes for one host still goes out whole.
 pub const BATCH_CHANGES_MAX: usize = 4_096;
 
+/// Default batching window: how long a host's first unsent change may
+/// wait for later ones to join its DiffBatch. Short: it adds to the
+/// write-to-agent latency.
+pub const BATCH_WINDOW_MS: u64 = 2;
+
+/// Largest batching window a node accepts (`--push-batch-window-ms`).
+pub const BATCH_WINDOW_MS_MAX: u64 = 1_000;
+
+/// FullSyncs one node builds and queues at once. A reconnect storm (every
+/// agent of a failed node arriving together) is served this many at a
+/// time, so goal-state reads cannot starve the apply loop and writes keep
+/// committing.
+pub const FULL_SYNCS_CONCURRENT_MAX: usize = 4;
+
+/// DiffBatches per session remembered for the commit-to-ack latency
+/// histogram until acked (the oldest sample is dropped beyond).
+pub const UNACKED_BATCHES_MAX: usize = 64;
+
+/// Default period of an agent's digest report (anti-entropy).
+pub const DIGEST_INTERVAL_MS: u64 = 10_000;
+
+/// HTTP/2 keepalive period and ack timeout of an agent's connection
+/// (the server side uses the same period): detects dead nodes and agents.
+pub const HTTP2_KEEPALIVE_MS: u64 = 10_000;
+
 /// Window events one scan looks at while holding the window lock.
 pub const SCAN_EVENTS_MAX: usize = 1_024;
 
@@ -74,4 +99,6 @@ const _: () = assert!(AGENTS_MAX <= STATUS_PENDING_HOSTS_MAX);
 const _: () = assert!(STATUS_WAKE_MAX >= 1 && STATUS_HOSTS_PER_ROUND_MAX >= 1);
 const _: () = assert!(BATCH_CHANGES_MAX >= 1 && SCAN_EVENTS_MAX >= 1);
 const _: () = assert!(AGENT_QUEUE_MAX >= 1 && AGENT_OUTBOUND_MAX >= 1);
+const _: () = assert!(BATCH_WINDOW_MS <= BATCH_WINDOW_MS_MAX && BATCH_WINDOW_MS < IDLE_ADVANCE_MS);
+const _: () = assert!(FULL_SYNCS_CONCURRENT_MAX >= 1 && UNACKED_BATCHES_MAX >= AGENT_QUEUE_MAX);
 const _: () = assert!(WINDOW_EVENTS_MAX >= FEED_EVENTS_MAX);

@@ -22,14 +22,16 @@
 //!   through [`PushService::wait_acked`]) and hands the ack to the node's
 //!   port-status proposer ([`crate::status`]) without waiting for it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use alcor_proto::push::v1 as pb;
 use alcor_proto::push::v1::host_push_server::{HostPush, HostPushServer};
 use alcor_raft_core::{RaftNode, StateView};
-use alcor_state_machine::HostId;
+use alcor_state_machine::{goal_digest, GoalChange, HostId};
+use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -40,6 +42,7 @@ use crate::convert;
 use crate::error::WaitAckedError;
 use crate::limits;
 use crate::message::{AgentMessage, ControllerMessage, ErrorCode, Hello, PROTOCOL_VERSION};
+use crate::metrics::{self, Probe, PushMetrics, ResyncCause, Sessions};
 use crate::status::{self, StatusCounters, StatusFeed};
 use crate::window::{Retainer, Scan, WindowLimits};
 
@@ -57,6 +60,12 @@ pub struct PushConfig {
     pub batch_changes_max: usize,
     /// Delay before an empty DiffBatch advances an idle agent's revision.
     pub idle_advance_ms: u64,
+    /// How long a host's first unsent change may wait for more to join
+    /// its DiffBatch (0: send at once; batches then only form while the
+    /// agent's queue is full).
+    pub batch_window_ms: u64,
+    /// FullSyncs built and queued at once (reconnect-storm pacing).
+    pub full_syncs_max: usize,
     /// Whether acks drive port status (`SetPortStatus` proposals).
     pub propose_port_status: bool,
 }
@@ -69,6 +78,8 @@ impl Default for PushConfig {
             window_bytes_max: limits::WINDOW_BYTES_MAX,
             batch_changes_max: limits::BATCH_CHANGES_MAX,
             idle_advance_ms: limits::IDLE_ADVANCE_MS,
+            batch_window_ms: limits::BATCH_WINDOW_MS,
+            full_syncs_max: limits::FULL_SYNCS_CONCURRENT_MAX,
             propose_port_status: true,
         }
     }
@@ -95,6 +106,11 @@ struct Inner {
     status: Arc<StatusFeed>,
     /// Set by `close`: every session and the feeder end.
     stop: watch::Sender<bool>,
+    /// Caps FullSyncs in progress (`config.full_syncs_max`).
+    full_syncs: Semaphore,
+    /// The live sessions, for the scrape-time gauges.
+    sessions: Arc<Sessions>,
+    metrics: PushMetrics,
     config: PushConfig,
 }
 
@@ -133,6 +149,9 @@ impl PushService {
                 acked: Mutex::new(BTreeMap::new()),
                 status,
                 stop,
+                full_syncs: Semaphore::new(config.full_syncs_max.max(1)),
+                sessions: Arc::new(Sessions::default()),
+                metrics: PushMetrics::default(),
                 config,
             }),
         })
@@ -194,6 +213,29 @@ impl PushService {
             }),
             waited => waited,
         }
+    }
+
+    /// Registers this node's push metrics (counters, the commit-to-ack
+    /// latency histogram, and scrape-time gauges of the sessions) in
+    /// `registry`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        metrics::register(
+            registry,
+            &self.inner.metrics,
+            Arc::clone(&self.inner.sessions),
+            Arc::clone(&self.inner.retainer),
+            Arc::clone(&self.inner.status),
+        );
+    }
+
+    /// How many FullSyncs `cause` triggered on this node so far.
+    pub fn resyncs(&self, cause: ResyncCause) -> u64 {
+        self.inner.metrics.resyncs_of(cause)
+    }
+
+    /// Agent digests that differed from this node's so far.
+    pub fn digest_mismatches(&self) -> u64 {
+        self.inner.metrics.digest_mismatches.get()
     }
 
     /// What this node's port-status proposer did so far.
@@ -275,7 +317,10 @@ impl HostPush for PushService {
         }
         let permit = Arc::clone(&self.inner.agents)
             .try_acquire_owned()
-            .map_err(|_| Status::resource_exhausted("too many agent streams"))?;
+            .map_err(|_| {
+                self.inner.metrics.agents_refused.inc();
+                Status::resource_exhausted("too many agent streams")
+            })?;
         let mut inbound = request.into_inner();
         let hello = read_hello(&mut inbound).await?;
         tracing::debug!(host = hello.host_id, revision = ?hello.revision, "agent connected");
@@ -326,8 +371,8 @@ impl Drop for AbortOnDrop {
 /// Where one agent stands.
 #[derive(Debug)]
 enum Cursor {
-    /// The next message must be a FullSync.
-    Unsynced,
+    /// The next message must be a FullSync, for this reason.
+    Unsynced(ResyncCause),
     /// The agent is at `sent`; events in `(sent, scanned]` hold nothing
     /// for it.
     Synced {
@@ -339,13 +384,49 @@ enum Cursor {
 
 /// What a session does next.
 enum Step {
-    Send(ControllerMessage),
+    /// Send a DiffBatch; `latency` is `(to_revision, first change applied
+    /// at)` when it carries changes.
+    Send(ControllerMessage, Option<(u64, Instant)>),
+    /// Send a FullSync (after taking a full-sync slot).
+    FullSync(ResyncCause),
     /// Look again at once (a scan stopped at a cap).
     Again,
-    /// Wait for the window, the idle timer or the end.
-    Idle {
-        advance_at: Option<Instant>,
-    },
+    /// Wait for the window, a timer (idle advance, batch window) or the end.
+    Idle { advance_at: Option<Instant> },
+}
+
+/// What a session shares with its ack reader.
+#[derive(Debug)]
+struct SessionShared {
+    /// DiffBatches with changes sent and not yet acked, as
+    /// `(to_revision, first change applied at)`, oldest first; at most
+    /// `UNACKED_BATCHES_MAX` (the oldest sample is dropped beyond).
+    unacked: Mutex<VecDeque<(u64, Instant)>>,
+    /// The agent's latest digest report, `(revision, digest)`.
+    digest: watch::Sender<Option<(u64, [u8; 32])>>,
+}
+
+impl SessionShared {
+    fn unacked(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, Instant)>> {
+        // Plain pushes and pops: ignore poisoning.
+        self.unacked.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Counts a session in `connected_agents` while it lives.
+struct Connected<'a>(&'a PushMetrics);
+
+impl<'a> Connected<'a> {
+    fn new(metrics: &'a PushMetrics) -> Connected<'a> {
+        metrics.connected.inc();
+        Connected(metrics)
+    }
+}
+
+impl Drop for Connected<'_> {
+    fn drop(&mut self) {
+        self.0.connected.dec();
+    }
 }
 
 /// One agent's stream, until it or the node goes away.
@@ -357,21 +438,35 @@ async fn run_session(
     _permit: OwnedSemaphorePermit,
 ) {
     let host = hello.host_id;
+    let shared = Arc::new(SessionShared {
+        unacked: Mutex::new(VecDeque::new()),
+        digest: watch::Sender::new(None),
+    });
     let mut reader = AbortOnDrop(tokio::spawn(read_agent(
         Arc::clone(&inner),
         host.clone(),
         inbound,
+        Arc::clone(&shared),
     )));
+    let _connected = Connected::new(&inner.metrics);
+    let sent_probe = Arc::new(AtomicU64::new(hello.revision.unwrap_or(0)));
+    let _listed = inner.sessions.add(Probe {
+        queue: tx.downgrade(),
+        sent: Arc::clone(&sent_probe),
+    });
     let mut changed = inner.retainer.subscribe();
     let mut stop = inner.stop.subscribe();
+    let mut digests = shared.digest.subscribe();
     let mut cursor = match hello.revision {
         Some(revision) if revision >= inner.retainer.lock().range().0 => Cursor::Synced {
             sent: revision,
             scanned: revision,
             sent_at: Instant::now(),
         },
-        _ => Cursor::Unsynced,
+        Some(_) => Cursor::Unsynced(ResyncCause::BehindWindow),
+        None => Cursor::Unsynced(ResyncCause::NoState),
     };
+    let mut report: Option<(u64, [u8; 32])> = None;
     loop {
         let permit = tokio::select! {
             biased;
@@ -383,34 +478,104 @@ async fn run_session(
             },
         };
         changed.borrow_and_update();
-        let step = match next_step(&inner, &host, &mut cursor) {
-            Ok(step) => step,
-            Err(message) => {
-                permit.send(convert::controller_to_pb(&message).map_err(Status::from));
-                return;
-            }
-        };
-        match step {
-            Step::Send(message) => match convert::controller_to_pb(&message) {
-                Ok(message) => permit.send(Ok(message)),
+        match next_step(&inner, &host, &mut cursor) {
+            Step::Send(message, latency) => match convert::controller_to_pb(&message) {
+                Ok(message) => {
+                    if let Some(sample) = latency {
+                        let mut unacked = shared.unacked();
+                        if unacked.len() >= limits::UNACKED_BATCHES_MAX {
+                            unacked.pop_front();
+                        }
+                        unacked.push_back(sample);
+                    }
+                    inner.metrics.diff_batches.inc();
+                    permit.send(Ok(message));
+                }
                 Err(e) => {
                     tracing::error!(host, "cannot encode push message: {e}");
                     permit.send(Err(Status::internal(e.to_string())));
                     return;
                 }
             },
+            Step::FullSync(cause) => {
+                inner.metrics.resync(cause);
+                inner.metrics.full_syncs_waiting.inc();
+                let slot = tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|stopped| *stopped) => None,
+                    _ = &mut reader.0 => None,
+                    slot = inner.full_syncs.acquire() => slot.ok(),
+                };
+                inner.metrics.full_syncs_waiting.dec();
+                let Some(_slot) = slot else {
+                    if *stop.borrow() {
+                        break;
+                    }
+                    return;
+                };
+                let message = match full_sync(&inner, &host, &mut cursor) {
+                    Ok(message) => message,
+                    Err(message) => {
+                        permit.send(convert::controller_to_pb(&message).map_err(Status::from));
+                        return;
+                    }
+                };
+                match convert::controller_to_pb(&message) {
+                    Ok(message) => {
+                        inner.metrics.full_syncs.inc();
+                        // Batches sent before the FullSync will not be
+                        // acked one by one any more.
+                        shared.unacked().clear();
+                        permit.send(Ok(message));
+                    }
+                    Err(e) => {
+                        tracing::error!(host, "cannot encode push message: {e}");
+                        permit.send(Err(Status::internal(e.to_string())));
+                        return;
+                    }
+                }
+            }
             Step::Again => {}
             Step::Idle { advance_at } => {
                 drop(permit);
+                if digests.has_changed().unwrap_or(false) {
+                    report = *digests.borrow_and_update();
+                }
+                if let Some(reported) = report {
+                    match check_digest(&inner, &host, &cursor, reported) {
+                        DigestCheck::Later => {}
+                        DigestCheck::Stale => report = None,
+                        DigestCheck::Match => {
+                            inner.metrics.digest_checks.inc();
+                            report = None;
+                        }
+                        DigestCheck::Mismatch => {
+                            inner.metrics.digest_checks.inc();
+                            inner.metrics.digest_mismatches.inc();
+                            tracing::warn!(
+                                host,
+                                revision = reported.0,
+                                "agent digest differs from the controller's: resync"
+                            );
+                            cursor = Cursor::Unsynced(ResyncCause::DigestMismatch);
+                            report = None;
+                            continue;
+                        }
+                    }
+                }
                 let advance_at = advance_at.unwrap_or_else(far_future);
                 tokio::select! {
                     biased;
                     _ = stop.wait_for(|stopped| *stopped) => break,
                     _ = &mut reader.0 => return,
                     _ = changed.changed() => {}
+                    _ = digests.changed() => {}
                     _ = tokio::time::sleep_until(advance_at) => {}
                 }
             }
+        }
+        if let Cursor::Synced { sent, .. } = cursor {
+            sent_probe.store(sent, Ordering::Relaxed);
         }
     }
     let bye = ControllerMessage::Error {
@@ -426,8 +591,23 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(3_600)
 }
 
-/// Decides the next message for `host`. `Err` carries a final Error.
-fn next_step(inner: &Inner, host: &str, cursor: &mut Cursor) -> Result<Step, ControllerMessage> {
+/// Keeps only the last change to each object (applying the batch in order
+/// gives the same table); returns the batch and how many were dropped.
+fn collapse(changes: Vec<GoalChange>) -> (Vec<GoalChange>, usize) {
+    let n_changes = changes.len();
+    let mut seen = BTreeSet::new();
+    let mut kept: Vec<GoalChange> = changes
+        .into_iter()
+        .rev()
+        .filter(|change| seen.insert(change.key()))
+        .collect();
+    kept.reverse();
+    let dropped = n_changes - kept.len();
+    (kept, dropped)
+}
+
+/// Decides the next message for `host`.
+fn next_step(inner: &Inner, host: &str, cursor: &mut Cursor) -> Step {
     let now = Instant::now();
     let Cursor::Synced {
         sent,
@@ -435,7 +615,10 @@ fn next_step(inner: &Inner, host: &str, cursor: &mut Cursor) -> Result<Step, Con
         sent_at,
     } = cursor
     else {
-        return full_sync(inner, host, cursor).map(Step::Send);
+        let Cursor::Unsynced(cause) = cursor else {
+            unreachable!("matched above")
+        };
+        return Step::FullSync(*cause);
     };
     let scan = inner.retainer.lock().scan(
         host,
@@ -443,16 +626,39 @@ fn next_step(inner: &Inner, host: &str, cursor: &mut Cursor) -> Result<Step, Con
         inner.config.batch_changes_max,
         limits::SCAN_EVENTS_MAX,
     );
-    let (to, changes, more) = match scan {
+    let (to, changes, more, events, oldest) = match scan {
         Scan::Evicted => {
             tracing::debug!(host, sent, "cursor left the window: full sync");
-            return full_sync(inner, host, cursor).map(Step::Send);
+            return Step::FullSync(ResyncCause::Overflow);
         }
-        Scan::Found { to, changes, more } => (to, changes, more),
+        Scan::Found {
+            to,
+            changes,
+            more,
+            events,
+            oldest,
+        } => (to, changes, more, events, oldest),
     };
+    // Batching window: a young batch with room left waits for more.
+    let batch_window = Duration::from_millis(inner.config.batch_window_ms);
+    if let Some(oldest) = oldest {
+        let send_at = oldest + batch_window;
+        if !more && changes.len() < inner.config.batch_changes_max && now < send_at {
+            return Step::Idle {
+                advance_at: Some(send_at),
+            };
+        }
+    }
     *scanned = to;
     let idle_advance = Duration::from_millis(inner.config.idle_advance_ms);
     if !changes.is_empty() || (*scanned > *sent && now >= *sent_at + idle_advance) {
+        let (changes, collapsed) = collapse(changes);
+        inner.metrics.changes_collapsed.inc_by(collapsed as u64);
+        inner
+            .metrics
+            .events_coalesced
+            .inc_by(events.saturating_sub(1) as u64);
+        let latency = oldest.map(|oldest| (*scanned, oldest));
         let message = ControllerMessage::DiffBatch {
             from_revision: *sent,
             to_revision: *scanned,
@@ -460,13 +666,13 @@ fn next_step(inner: &Inner, host: &str, cursor: &mut Cursor) -> Result<Step, Con
         };
         *sent = *scanned;
         *sent_at = now;
-        return Ok(Step::Send(message));
+        return Step::Send(message, latency);
     }
     if more {
-        return Ok(Step::Again);
+        return Step::Again;
     }
     let advance_at = (*scanned > *sent).then_some(*sent_at + idle_advance);
-    Ok(Step::Idle { advance_at })
+    Step::Idle { advance_at }
 }
 
 /// Reads `host`'s whole goal state and moves the cursor to its revision.
@@ -498,8 +704,79 @@ fn full_sync(
     })
 }
 
+/// The outcome of comparing an agent's digest with this node's.
+#[derive(Debug, PartialEq, Eq)]
+enum DigestCheck {
+    /// Equal.
+    Match,
+    /// Different: the agent's table is wrong.
+    Mismatch,
+    /// Not comparable yet (the node's state is not at a revision whose
+    /// goal state for the host is known to equal the report's); try again
+    /// at the next idle moment.
+    Later,
+    /// The report is older than what was sent since: drop it.
+    Stale,
+}
+
+/// Compares `reported` (the agent's `(revision, digest)`) with the node's
+/// digest of the host's goal state. Comparable when the report is at the
+/// session's last sent revision and the window shows no change for the
+/// host between it and the state's revision (so the goal state now is the
+/// goal state at the report's revision).
+fn check_digest(
+    inner: &Inner,
+    host: &str,
+    cursor: &Cursor,
+    reported: (u64, [u8; 32]),
+) -> DigestCheck {
+    let Cursor::Synced { sent, .. } = cursor else {
+        return DigestCheck::Stale;
+    };
+    let (revision, agent_digest) = reported;
+    if revision != *sent {
+        return DigestCheck::Stale;
+    }
+    // The cheap part first: no change for the host after the report in
+    // the window, up to its end.
+    let last = {
+        let window = inner.retainer.lock();
+        match window.scan(host, revision, 1, limits::SCAN_EVENTS_MAX) {
+            Scan::Found {
+                changes,
+                more: false,
+                to,
+                ..
+            } if changes.is_empty() => to,
+            Scan::Evicted => return DigestCheck::Stale,
+            Scan::Found { .. } => return DigestCheck::Later,
+        }
+    };
+    let Ok((state_revision, digest)) = inner
+        .view
+        .read(|state| (state.applied_index(), goal_digest(&state.goal_state(host))))
+    else {
+        return DigestCheck::Later;
+    };
+    // The state must be at or after the report and not past what the
+    // scan covered.
+    if state_revision < revision || state_revision > last {
+        return DigestCheck::Later;
+    }
+    if digest == agent_digest {
+        DigestCheck::Match
+    } else {
+        DigestCheck::Mismatch
+    }
+}
+
 /// Records `host`'s acks until its stream ends.
-async fn read_agent(inner: Arc<Inner>, host: HostId, mut inbound: Streaming<pb::AgentMessage>) {
+async fn read_agent(
+    inner: Arc<Inner>,
+    host: HostId,
+    mut inbound: Streaming<pb::AgentMessage>,
+    shared: Arc<SessionShared>,
+) {
     loop {
         let message = match inbound.message().await {
             Ok(Some(message)) => message,
@@ -511,16 +788,29 @@ async fn read_agent(inner: Arc<Inner>, host: HostId, mut inbound: Streaming<pb::
         };
         match convert::agent_from_pb(&message) {
             Ok(AgentMessage::Ack(ack)) => {
+                {
+                    let now = Instant::now();
+                    let mut unacked = shared.unacked();
+                    while let Some((revision, applied_at)) = unacked.front() {
+                        if *revision > ack.revision {
+                            break;
+                        }
+                        let seconds = now.saturating_duration_since(*applied_at).as_secs_f64();
+                        inner.metrics.latency.observe(seconds);
+                        unacked.pop_front();
+                    }
+                }
                 inner.record_ack(&host, ack.revision);
                 inner.status.offer(&host, &ack);
                 for status in &ack.statuses {
                     if let Err(reason) = &status.result {
-                        tracing::warn!(host, key = ?status.key, reason, "agent failed to apply");
+                        tracing::debug!(host, key = ?status.key, reason, "agent failed to apply");
                     }
                 }
             }
             Ok(AgentMessage::DigestReport { revision, digest }) => {
-                tracing::debug!(host, revision, digest = ?digest, "agent digest");
+                inner.metrics.digest_reports.inc();
+                shared.digest.send_replace(Some((revision, digest)));
             }
             Ok(AgentMessage::Hello(_)) => {
                 tracing::warn!(host, "second Hello on one stream: closing it");
@@ -531,5 +821,31 @@ async fn read_agent(inner: Arc<Inner>, host: HostId, mut inbound: Streaming<pb::
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alcor_state_machine::{GoalKey, Id};
+
+    #[test]
+    fn collapse_keeps_the_last_change_of_each_object_in_order() {
+        let changes = vec![
+            GoalChange::Remove(GoalKey::Port(Id(1))),
+            GoalChange::Remove(GoalKey::Port(Id(2))),
+            GoalChange::Remove(GoalKey::Vpc(Id(1))),
+            GoalChange::Remove(GoalKey::Port(Id(1))),
+        ];
+        let (kept, dropped) = collapse(changes);
+        assert_eq!(dropped, 1);
+        assert_eq!(
+            kept,
+            vec![
+                GoalChange::Remove(GoalKey::Port(Id(2))),
+                GoalChange::Remove(GoalKey::Vpc(Id(1))),
+                GoalChange::Remove(GoalKey::Port(Id(1))),
+            ]
+        );
     }
 }

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use alcor_raft_core::{AppliedEvent, StateView};
 use alcor_state_machine::{Diffs, GoalChange, HostId};
 use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
 
 use crate::limits::FEED_EVENTS_MAX;
 
@@ -55,6 +56,9 @@ struct Retained {
     log_index: u64,
     diffs: EventDiffs,
     bytes: usize,
+    /// When this node's feeder took the event (just after it was applied):
+    /// the start of the push latency.
+    applied_at: Instant,
 }
 
 /// Bounds of a window.
@@ -75,6 +79,10 @@ pub(crate) enum Scan {
         to: u64,
         changes: Vec<GoalChange>,
         more: bool,
+        /// Events that had changes for the host.
+        events: usize,
+        /// When the first of those was applied.
+        oldest: Option<Instant>,
     },
 }
 
@@ -105,6 +113,16 @@ impl Window {
         (self.base, self.last)
     }
 
+    /// Events retained (those with changes).
+    pub(crate) fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Estimated bytes retained.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Forgets everything; resumable revisions start at `revision`.
     fn reset(&mut self, revision: u64) {
         self.events.clear();
@@ -115,7 +133,7 @@ impl Window {
 
     /// Adds an applied event; events at or before `last` are already
     /// accounted for and skipped.
-    pub(crate) fn push(&mut self, log_index: u64, diffs: EventDiffs) {
+    pub(crate) fn push(&mut self, log_index: u64, diffs: EventDiffs, applied_at: Instant) {
         if log_index <= self.last {
             return;
         }
@@ -129,6 +147,7 @@ impl Window {
             log_index,
             diffs,
             bytes,
+            applied_at,
         });
         while self.events.len() > self.limits.events_max || self.bytes > self.limits.bytes_max {
             let Some(evicted) = self.events.pop_front() else {
@@ -154,14 +173,23 @@ impl Window {
         }
         let start = self.events.partition_point(|e| e.log_index <= cursor);
         let mut changes = Vec::new();
+        let mut events = 0;
+        let mut oldest = None;
         for (n_events, event) in self.events.range(start..).enumerate() {
-            changes.extend(changes_for(&event.diffs, host));
+            let found = changes_for(&event.diffs, host);
+            if !found.is_empty() {
+                events += 1;
+                oldest = oldest.or(Some(event.applied_at));
+                changes.extend(found);
+            }
             let capped = changes.len() >= changes_max || n_events + 1 >= events_max;
             if capped && event.log_index < self.last {
                 return Scan::Found {
                     to: event.log_index,
                     changes,
                     more: true,
+                    events,
+                    oldest,
                 };
             }
         }
@@ -169,6 +197,8 @@ impl Window {
             to: cursor.max(self.last),
             changes,
             more: false,
+            events,
+            oldest,
         }
     }
 }
@@ -234,7 +264,7 @@ impl Retainer {
             for item in burst {
                 match item {
                     Ok(AppliedEvent::Entry { log_index, diffs }) => {
-                        self.lock().push(log_index, diffs);
+                        self.lock().push(log_index, diffs, Instant::now());
                     }
                     Ok(AppliedEvent::SnapshotInstalled { log_index }) => {
                         tracing::info!(log_index, "snapshot installed: push window restarts");
@@ -289,14 +319,21 @@ mod tests {
     #[test]
     fn scan_coalesces_every_event_after_the_cursor_for_one_host() {
         let mut window = Window::new(10, LIMITS);
-        window.push(11, diffs(&["a", "b"], 1));
-        window.push(12, diffs(&[], 0));
-        window.push(13, diffs(&["b"], 2));
-        window.push(14, diffs(&["a"], 3));
-        let Scan::Found { to, changes, more } = window.scan("a", 10, 100, 100) else {
+        window.push(11, diffs(&["a", "b"], 1), Instant::now());
+        window.push(12, diffs(&[], 0), Instant::now());
+        window.push(13, diffs(&["b"], 2), Instant::now());
+        window.push(14, diffs(&["a"], 3), Instant::now());
+        let Scan::Found {
+            to,
+            changes,
+            more,
+            events,
+            ..
+        } = window.scan("a", 10, 100, 100)
+        else {
             panic!("evicted")
         };
-        assert_eq!((to, changes.len(), more), (14, 2, false));
+        assert_eq!((to, changes.len(), more, events), (14, 2, false, 2));
         let Scan::Found { to, changes, .. } = window.scan("c", 12, 100, 100) else {
             panic!("evicted")
         };
@@ -306,19 +343,22 @@ mod tests {
     #[test]
     fn scan_stops_at_an_event_boundary_when_capped() {
         let mut window = Window::new(0, LIMITS);
-        window.push(1, diffs(&["a"], 1));
-        window.push(2, diffs(&["a"], 2));
-        window.push(3, diffs(&["a"], 3));
+        window.push(1, diffs(&["a"], 1), Instant::now());
+        window.push(2, diffs(&["a"], 2), Instant::now());
+        window.push(3, diffs(&["a"], 3), Instant::now());
+        let Scan::Found {
+            to, changes, more, ..
+        } = window.scan("a", 0, 2, 100)
+        else {
+            panic!("evicted")
+        };
+        assert_eq!((to, more), (2, true));
         assert_eq!(
-            window.scan("a", 0, 2, 100),
-            Scan::Found {
-                to: 2,
-                changes: changes_for(&diffs(&["a"], 1), "a")
-                    .into_iter()
-                    .chain(changes_for(&diffs(&["a"], 2), "a"))
-                    .collect(),
-                more: true,
-            }
+            changes,
+            changes_for(&diffs(&["a"], 1), "a")
+                .into_iter()
+                .chain(changes_for(&diffs(&["a"], 2), "a"))
+                .collect::<Vec<_>>()
         );
     }
 
@@ -326,7 +366,7 @@ mod tests {
     fn cursor_older_than_the_evicted_events_needs_a_full_sync() {
         let mut window = Window::new(0, LIMITS);
         for i in 1..=5 {
-            window.push(i, diffs(&["a"], u128::from(i)));
+            window.push(i, diffs(&["a"], u128::from(i)), Instant::now());
         }
         assert_eq!(window.range(), (2, 5));
         assert_eq!(window.scan("a", 1, 100, 100), Scan::Evicted);

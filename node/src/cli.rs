@@ -135,6 +135,36 @@ pub(crate) struct ServerArgs {
     /// `["secret"]` / `project_id = "demo"` / `role = "member"`.
     #[arg(long, env = "ALCOR_REST_TOKEN_FILE", verbatim_doc_comment)]
     pub(crate) rest_token_file: Option<PathBuf>,
+    /// Address to serve Prometheus metrics on (`GET /metrics`, text
+    /// format); unset: no metrics endpoint.
+    #[arg(long, env = "ALCOR_METRICS_ADDR")]
+    pub(crate) metrics_addr: Option<SocketAddr>,
+    /// How long a host's first unsent change waits for later ones to join
+    /// its push batch (milliseconds, 0 to send at once).
+    #[arg(
+        long,
+        env = "ALCOR_PUSH_BATCH_WINDOW_MS",
+        default_value_t = alcor_host_push::limits::BATCH_WINDOW_MS,
+        value_parser = clap::value_parser!(u64).range(0..=alcor_host_push::limits::BATCH_WINDOW_MS_MAX)
+    )]
+    pub(crate) push_batch_window_ms: u64,
+    /// Applied events with changes kept for resuming agents with diffs;
+    /// an agent further behind gets a full resync.
+    #[arg(
+        long,
+        env = "ALCOR_PUSH_WINDOW_EVENTS",
+        default_value_t = alcor_host_push::limits::WINDOW_EVENTS_MAX as u64,
+        value_parser = clap::value_parser!(u64).range(1..=alcor_host_push::limits::WINDOW_EVENTS_MAX as u64)
+    )]
+    pub(crate) push_window_events: u64,
+    /// Full resyncs built at once (paces reconnect storms).
+    #[arg(
+        long,
+        env = "ALCOR_PUSH_FULL_SYNCS_MAX",
+        default_value_t = alcor_host_push::limits::FULL_SYNCS_CONCURRENT_MAX as u64,
+        value_parser = clap::value_parser!(u64).range(1..=1_024)
+    )]
+    pub(crate) push_full_syncs_max: u64,
     /// Log format.
     #[arg(long, env = "ALCOR_LOG_FORMAT", value_enum, default_value = "text")]
     pub(crate) log_format: LogFormat,

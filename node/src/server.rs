@@ -1,5 +1,6 @@
 //! `alcor server`: start the Raft member, serve the client API next to it
-//! (and the Neutron-compatible REST API when `--rest-addr` is given), stop
+//! (and the Neutron-compatible REST API when `--rest-addr` is given, and
+//! Prometheus metrics when `--metrics-addr` is given), stop
 //! everything cleanly on SIGINT/SIGTERM.
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use alcor_host_push::{PushConfig, PushService};
 use alcor_proto::api::v1::orchestrator_server::OrchestratorServer;
 use alcor_raft_core::{RaftListen, RaftNode, RaftNodeConfig};
 use anyhow::Context;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tonic::transport::server::Router;
 use tracing_subscriber::EnvFilter;
@@ -29,6 +31,14 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let api_listener = TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("bind --api-addr {}", args.api_addr))?;
+    let metrics_listener = match args.metrics_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind --metrics-addr {addr}"))?,
+        ),
+        None => None,
+    };
     let rest = match (args.rest_addr, &args.rest_token_file) {
         (Some(addr), Some(file)) => {
             let tokens = alcor_rest_gateway::Tokens::load(file).context("--rest-token-file")?;
@@ -64,8 +74,24 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
 
     // Subscribes to applied events before reading the state: create it once, now.
-    let push = PushService::new(&node, PushConfig::default())
+    let push_config = PushConfig {
+        batch_window_ms: args.push_batch_window_ms,
+        window_events_max: usize::try_from(args.push_window_events)
+            .context("--push-window-events")?,
+        full_syncs_max: usize::try_from(args.push_full_syncs_max)
+            .context("--push-full-syncs-max")?,
+        ..PushConfig::default()
+    };
+    let push = PushService::new(&node, push_config)
         .map_err(|status| anyhow::anyhow!("start host push: {}", status.message()))?;
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            let mut registry = Registry::with_prefix("alcor_push");
+            push.register_metrics(&mut registry);
+            Some(tokio::spawn(serve_metrics(listener, registry)))
+        }
+        None => None,
+    };
     // tonic ignores `Server::tcp_nodelay` for caller-supplied listeners: set it here, or
     // every small response waits for the peer's delayed ACK (~40 ms).
     let incoming =
@@ -120,6 +146,9 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         },
         None => Ok(()),
     };
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     tracing::info!("api stopped; shutting down raft");
     let stopped = node.shutdown().await;
     served.context("serve api")?;
@@ -150,6 +179,41 @@ pub(crate) fn build_api_router(
         )
         .add_service(push.into_server())
 }
+
+/// Serves `registry` as Prometheus text on `GET /metrics` until aborted.
+async fn serve_metrics(listener: TcpListener, registry: Registry) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(metrics_addr = %addr, "serving metrics");
+    }
+    let registry = Arc::new(registry);
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = Arc::clone(&registry);
+            async move {
+                let mut body = String::new();
+                match prometheus_client::encoding::text::encode(&mut body, &registry) {
+                    Ok(()) => (
+                        axum::http::StatusCode::OK,
+                        [(axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+                        body,
+                    ),
+                    Err(e) => (
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        [(axum::http::header::CONTENT_TYPE, "text/plain")],
+                        e.to_string(),
+                    ),
+                }
+            }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!("metrics endpoint stopped: {e}");
+    }
+}
+
+/// What `/metrics` answers with (OpenMetrics text, which Prometheus reads).
+const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The cluster API's view of this node's host acks (`Barrier`,
 /// `AckedRevisions`).
