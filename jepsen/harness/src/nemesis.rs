@@ -454,10 +454,12 @@ impl Nemesis {
             }
             Fault::Loss => {
                 for &s in &slots {
-                    rules::lossy(s, LOSS_PROBABILITY)?;
+                    for &from in slots.iter().filter(|&&f| f != s) {
+                        rules::lossy(s, from, LOSS_PROBABILITY)?;
+                    }
                 }
                 let verified = self
-                    .rules_in_place(&slots, |_| 1)
+                    .rules_in_place(&slots, |_| n - 1)
                     .map(|()| format!("{LOSS_PROBABILITY} loss on every node"));
                 Ok((json!({"probability": LOSS_PROBABILITY}), verified))
             }

@@ -522,7 +522,11 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             fault.name().to_string(),
             t.injected.to_string(),
             t.verified.to_string(),
-            t.last_miss.clone().unwrap_or_default(),
+            t.last_miss
+                .as_deref()
+                .and_then(|m| m.lines().next())
+                .map(|m| m.chars().take(90).collect::<String>())
+                .unwrap_or_default(),
         ]);
     }
     let mut lines = Vec::new();

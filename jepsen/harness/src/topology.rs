@@ -171,7 +171,7 @@ impl Drop for Topology {
 
 /// iptables rules inside the node namespaces: partitions and packet loss.
 pub mod rules {
-    use super::{node_addr, ns_name, sh_in, BRIDGE_ADDR};
+    use super::{node_addr, ns_name, sh_in};
     use anyhow::Result;
 
     /// Node `slot` drops every packet that comes from node `from`.
@@ -191,9 +191,9 @@ pub mod rules {
         Ok(())
     }
 
-    /// Node `slot` drops packets from its peers with probability `p` (the
-    /// clients on the bridge address are spared).
-    pub fn lossy(slot: usize, p: f64) -> Result<()> {
+    /// Node `slot` drops packets from node `from` with probability `p` (one
+    /// rule per peer; the clients on the bridge address are spared).
+    pub fn lossy(slot: usize, from: usize, p: f64) -> Result<()> {
         sh_in(
             &ns_name(slot),
             "iptables",
@@ -201,10 +201,7 @@ pub mod rules {
                 "-A",
                 "INPUT",
                 "-s",
-                "10.77.0.0/24",
-                "!",
-                "-s",
-                &BRIDGE_ADDR.to_string(),
+                &node_addr(from).to_string(),
                 "-m",
                 "statistic",
                 "--mode",
