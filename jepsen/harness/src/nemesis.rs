@@ -1,0 +1,595 @@
+//! Fault injection. The scheduler cycles through the enabled faults (in a
+//! seeded shuffled order, so every fault comes up), holds each for a while,
+//! heals, and rests. Every fault records `start` and `stop` events with
+//! process `"nemesis"` and checks that it really took effect (the isolated
+//! node really was the leader, the other side really elected a new one, the
+//! paused process really is stopped, ...).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alcor_proto::api::v1 as pb;
+use anyhow::{anyhow, bail, Result};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::cluster::{self, api_addr, raft_addr, Processes};
+use crate::history::{Event, History, OpType, Process};
+use crate::topology::rules;
+
+/// A kind of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Fault {
+    /// Cut the leader off from every other node.
+    IsolateLeader,
+    /// Cut one follower off.
+    IsolateFollower,
+    /// Split the nodes into two random halves.
+    RandomHalves,
+    /// Random halves with the leader on the minority side.
+    LeaderMinority,
+    /// Each node sees its two ring neighbours only (5+ nodes).
+    MajoritiesRing,
+    /// Two halves that both see one bridge node.
+    Bridge,
+    /// One direction of the leader's links is cut.
+    OneWay,
+    /// kill -9 the leader, restart it at the end of the fault.
+    KillLeader,
+    /// kill -9 a minority of nodes.
+    KillMinority,
+    /// kill -9 every node.
+    KillAll,
+    /// SIGSTOP the leader for longer than the election timeout.
+    PauseLeader,
+    /// SIGSTOP a follower.
+    PauseFollower,
+    /// Drop packets between nodes at random (iptables statistic).
+    Loss,
+    /// Remove a follower, wipe its data, re-add it under a new id.
+    Membership,
+    /// Trigger a snapshot (and log purge) on a node.
+    Snapshot,
+}
+
+impl Fault {
+    /// Every fault.
+    pub const ALL: [Fault; 15] = [
+        Fault::IsolateLeader,
+        Fault::IsolateFollower,
+        Fault::RandomHalves,
+        Fault::LeaderMinority,
+        Fault::MajoritiesRing,
+        Fault::Bridge,
+        Fault::OneWay,
+        Fault::KillLeader,
+        Fault::KillMinority,
+        Fault::KillAll,
+        Fault::PauseLeader,
+        Fault::PauseFollower,
+        Fault::Loss,
+        Fault::Membership,
+        Fault::Snapshot,
+    ];
+
+    /// The name in the history and the summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::IsolateLeader => "isolate-leader",
+            Fault::IsolateFollower => "isolate-follower",
+            Fault::RandomHalves => "random-halves",
+            Fault::LeaderMinority => "leader-minority",
+            Fault::MajoritiesRing => "majorities-ring",
+            Fault::Bridge => "bridge",
+            Fault::OneWay => "one-way",
+            Fault::KillLeader => "kill-leader",
+            Fault::KillMinority => "kill-minority",
+            Fault::KillAll => "kill-all",
+            Fault::PauseLeader => "pause-leader",
+            Fault::PauseFollower => "pause-follower",
+            Fault::Loss => "loss",
+            Fault::Membership => "membership",
+            Fault::Snapshot => "snapshot",
+        }
+    }
+
+    /// Whether the fault means something on `nodes` nodes.
+    pub fn applies_to(self, nodes: usize) -> bool {
+        match self {
+            Fault::MajoritiesRing => nodes >= 5,
+            Fault::Bridge | Fault::RandomHalves | Fault::LeaderMinority => nodes >= 3,
+            _ => nodes >= 2,
+        }
+    }
+}
+
+/// Per-fault tallies for the summary.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    /// Times started.
+    pub injected: u32,
+    /// Times its effect was confirmed.
+    pub verified: u32,
+    /// Why the last unconfirmed one was not confirmed.
+    pub last_miss: Option<String>,
+}
+
+/// Timing of the nemesis.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    /// Quiet time between faults.
+    pub quiet: Duration,
+    /// How long a fault stays in place.
+    pub hold: Duration,
+}
+
+/// What a started fault needs to undo and what it found.
+struct Active {
+    fault: Fault,
+    verified: Result<String>,
+    /// The membership fault's removed slot.
+    removed: Option<usize>,
+}
+
+/// The fault injector.
+pub struct Nemesis {
+    history: Arc<History>,
+    processes: Arc<Mutex<Processes>>,
+    rng: fastrand::Rng,
+    /// Tallies per fault.
+    pub tallies: BTreeMap<Fault, Tally>,
+}
+
+/// Longest wait for a fault's effect to show (e.g. a new leader).
+const EFFECT_WAIT: Duration = Duration::from_secs(10);
+/// Probability of dropping a packet under the loss fault.
+const LOSS_PROBABILITY: f64 = 0.3;
+
+impl Nemesis {
+    /// A nemesis over `processes`.
+    pub fn new(history: Arc<History>, processes: Arc<Mutex<Processes>>, seed: u64) -> Nemesis {
+        Nemesis {
+            history,
+            processes,
+            rng: fastrand::Rng::with_seed(seed),
+            tallies: BTreeMap::new(),
+        }
+    }
+
+    fn slots(&self) -> Vec<usize> {
+        self.lock().slots().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Processes> {
+        self.processes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, f: &'static str, fault: Fault, value: Value) {
+        self.history.record(Event {
+            process: Process::Named("nemesis".to_string()),
+            kind: OpType::Info,
+            f,
+            key: json!(fault.name()),
+            value,
+            workload: None,
+            node: None,
+            error: None,
+        });
+    }
+
+    /// Runs faults from `faults` until `deadline`, then heals.
+    pub async fn run(&mut self, faults: &[Fault], schedule: Schedule, deadline: Instant) {
+        let mut queue: Vec<Fault> = Vec::new();
+        loop {
+            tokio::time::sleep(schedule.quiet).await;
+            if Instant::now() + schedule.hold >= deadline || faults.is_empty() {
+                break;
+            }
+            if queue.is_empty() {
+                queue = faults.to_vec();
+                self.rng.shuffle(&mut queue);
+            }
+            let Some(fault) = queue.pop() else {
+                break;
+            };
+            let active = self.start(fault).await;
+            tokio::time::sleep(schedule.hold).await;
+            self.stop(active).await;
+        }
+    }
+
+    /// The leader's slot, as the running nodes see it.
+    async fn leader_slot(&self) -> Option<usize> {
+        let slots = self.slots();
+        let (id, _, _) = cluster::leader(&slots).await?;
+        self.lock().slot_of(id)
+    }
+
+    /// Waits until some node among `among` claims leadership with a leader
+    /// other than `not`; returns its id.
+    async fn new_leader_among(&self, among: &[usize], not: Option<u64>) -> Result<u64> {
+        let until = Instant::now() + EFFECT_WAIT;
+        while Instant::now() < until {
+            if let Some((id, _, _)) = cluster::leader(among).await {
+                if Some(id) != not && self.lock().slot_of(id).is_some_and(|s| among.contains(&s)) {
+                    return Ok(id);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        bail!("no new leader among {among:?} within {EFFECT_WAIT:?}")
+    }
+
+    /// Cuts every link between `a` and `b` (both directions).
+    fn cut(&self, a: &[usize], b: &[usize]) -> Result<()> {
+        for &x in a {
+            for &y in b {
+                rules::drop_from(x, y)?;
+                rules::drop_from(y, x)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `slot` has `expected` INPUT rules.
+    fn rules_in_place(&self, slots: &[usize], expected: impl Fn(usize) -> usize) -> Result<()> {
+        for &slot in slots {
+            let have = rules::count(slot)?;
+            if have != expected(slot) {
+                bail!("n{slot} has {have} rules, expected {}", expected(slot));
+            }
+        }
+        Ok(())
+    }
+
+    async fn start(&mut self, fault: Fault) -> Active {
+        let mut removed = None;
+        let result = self.inject(fault, &mut removed).await;
+        let (verified, detail) = match result {
+            Ok((detail, verified)) => (verified, detail),
+            Err(error) => (Err(anyhow!("not injected: {error:#}")), json!(null)),
+        };
+        self.record("start", fault, detail);
+        Active {
+            fault,
+            verified,
+            removed,
+        }
+    }
+
+    /// Injects `fault`; returns what was done and the verification outcome.
+    async fn inject(
+        &mut self,
+        fault: Fault,
+        removed: &mut Option<usize>,
+    ) -> Result<(Value, Result<String>)> {
+        let slots = self.slots();
+        let n = slots.len();
+        let mut shuffled = slots.clone();
+        self.rng.shuffle(&mut shuffled);
+        match fault {
+            Fault::IsolateLeader | Fault::IsolateFollower => {
+                let leader = self
+                    .leader_slot()
+                    .await
+                    .ok_or_else(|| anyhow!("no leader"))?;
+                let target = if fault == Fault::IsolateLeader {
+                    leader
+                } else {
+                    *shuffled
+                        .iter()
+                        .find(|&&s| s != leader)
+                        .ok_or_else(|| anyhow!("no follower"))?
+                };
+                let rest: Vec<usize> = slots.iter().copied().filter(|&s| s != target).collect();
+                self.cut(&[target], &rest)?;
+                let old = self.lock().id_of(leader);
+                let verified = async {
+                    self.rules_in_place(&slots, |s| if s == target { rest.len() } else { 1 })?;
+                    let elected = self
+                        .new_leader_among(&rest, if target == leader { old } else { None })
+                        .await?;
+                    Ok(format!(
+                        "n{target} cut off (leader was n{leader}); leader now id {elected}"
+                    ))
+                }
+                .await;
+                Ok((json!({"isolated": target, "leader": leader}), verified))
+            }
+            Fault::RandomHalves | Fault::LeaderMinority => {
+                let leader = self.leader_slot().await;
+                if fault == Fault::LeaderMinority {
+                    let leader = leader.ok_or_else(|| anyhow!("no leader"))?;
+                    shuffled.retain(|&s| s != leader);
+                    shuffled.insert(0, leader);
+                }
+                let (minority, majority) = shuffled.split_at(n / 2);
+                self.cut(minority, majority)?;
+                let old = leader.and_then(|l| self.lock().id_of(l));
+                let verified = async {
+                    self.rules_in_place(minority, |_| majority.len())?;
+                    self.rules_in_place(majority, |_| minority.len())?;
+                    let not = if leader.is_some_and(|l| minority.contains(&l)) {
+                        old
+                    } else {
+                        None
+                    };
+                    let elected = self.new_leader_among(majority, not).await?;
+                    Ok(format!(
+                        "minority {minority:?}, leader id {elected} in majority {majority:?}"
+                    ))
+                }
+                .await;
+                Ok((
+                    json!({"minority": minority, "majority": majority, "leader": leader}),
+                    verified,
+                ))
+            }
+            Fault::MajoritiesRing => {
+                // Ring order = shuffled; each node keeps its two neighbours.
+                for (i, &a) in shuffled.iter().enumerate() {
+                    for (j, &b) in shuffled.iter().enumerate() {
+                        let d = (i + n - j) % n;
+                        if a != b && d != 1 && d != n - 1 {
+                            rules::drop_from(a, b)?;
+                        }
+                    }
+                }
+                let verified = async {
+                    self.rules_in_place(&slots, |_| n - 3)?;
+                    Ok(format!("ring {shuffled:?}: every node sees 2 of {}", n - 1))
+                }
+                .await;
+                Ok((json!({"ring": shuffled}), verified))
+            }
+            Fault::Bridge => {
+                let half = (n - 1) / 2;
+                let (a, rest) = shuffled.split_at(half);
+                let (bridge, b) = rest.split_at(1);
+                self.cut(a, b)?;
+                let verified = async {
+                    self.rules_in_place(a, |_| b.len())?;
+                    self.rules_in_place(b, |_| a.len())?;
+                    self.rules_in_place(bridge, |_| 0)?;
+                    let elected = self.new_leader_among(&slots, None).await?;
+                    Ok(format!(
+                        "{a:?} | n{} | {b:?}; leader id {elected}",
+                        bridge[0]
+                    ))
+                }
+                .await;
+                Ok((json!({"a": a, "bridge": bridge, "b": b}), verified))
+            }
+            Fault::OneWay => {
+                let leader = self
+                    .leader_slot()
+                    .await
+                    .ok_or_else(|| anyhow!("no leader"))?;
+                let rest: Vec<usize> = slots.iter().copied().filter(|&s| s != leader).collect();
+                // Followers stop hearing the leader (its heartbeats are lost,
+                // their messages still reach it): they must elect another.
+                for &f in &rest {
+                    rules::drop_from(f, leader)?;
+                }
+                let old = self.lock().id_of(leader);
+                let verified = async {
+                    self.rules_in_place(&slots, |s| usize::from(s != leader))?;
+                    let elected = self.new_leader_among(&rest, old).await?;
+                    Ok(format!(
+                        "followers deaf to n{leader}; leader now id {elected}"
+                    ))
+                }
+                .await;
+                Ok((json!({"deaf-to": leader}), verified))
+            }
+            Fault::KillLeader | Fault::KillMinority | Fault::KillAll => {
+                let leader = self.leader_slot().await;
+                let victims: Vec<usize> = match fault {
+                    Fault::KillLeader => vec![leader.ok_or_else(|| anyhow!("no leader"))?],
+                    Fault::KillMinority => shuffled[..(n - 1) / 2].to_vec(),
+                    _ => slots.clone(),
+                };
+                let old = leader.and_then(|l| self.lock().id_of(l));
+                {
+                    let mut processes = self.lock();
+                    for &v in &victims {
+                        processes.kill(v)?;
+                    }
+                }
+                let verified = async {
+                    for &v in &victims {
+                        if cluster::status(v).await.is_some() {
+                            bail!("n{v} still answers after kill -9");
+                        }
+                    }
+                    let rest: Vec<usize> = slots
+                        .iter()
+                        .copied()
+                        .filter(|s| !victims.contains(s))
+                        .collect();
+                    if rest.len() * 2 > n {
+                        let not = if leader.is_some_and(|l| victims.contains(&l)) {
+                            old
+                        } else {
+                            None
+                        };
+                        let elected = self.new_leader_among(&rest, not).await?;
+                        return Ok(format!("killed {victims:?}; leader now id {elected}"));
+                    }
+                    Ok(format!("killed {victims:?}"))
+                }
+                .await;
+                Ok((json!({"killed": victims, "leader": leader}), verified))
+            }
+            Fault::PauseLeader | Fault::PauseFollower => {
+                let leader = self
+                    .leader_slot()
+                    .await
+                    .ok_or_else(|| anyhow!("no leader"))?;
+                let target = if fault == Fault::PauseLeader {
+                    leader
+                } else {
+                    *shuffled
+                        .iter()
+                        .find(|&&s| s != leader)
+                        .ok_or_else(|| anyhow!("no follower"))?
+                };
+                self.lock().pause(target, true)?;
+                let old = self.lock().id_of(leader);
+                let rest: Vec<usize> = slots.iter().copied().filter(|&s| s != target).collect();
+                let verified = async {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if !self.lock().is_stopped(target) {
+                        bail!("n{target} is not in state T");
+                    }
+                    let not = if target == leader { old } else { None };
+                    let elected = self.new_leader_among(&rest, not).await?;
+                    Ok(format!(
+                        "n{target} stopped (leader was n{leader}); leader now id {elected}"
+                    ))
+                }
+                .await;
+                Ok((json!({"paused": target, "leader": leader}), verified))
+            }
+            Fault::Loss => {
+                for &s in &slots {
+                    for &from in slots.iter().filter(|&&f| f != s) {
+                        rules::lossy(s, from, LOSS_PROBABILITY)?;
+                    }
+                }
+                let verified = self
+                    .rules_in_place(&slots, |_| n - 1)
+                    .map(|()| format!("{LOSS_PROBABILITY} loss on every node"));
+                Ok((json!({"probability": LOSS_PROBABILITY}), verified))
+            }
+            Fault::Membership => {
+                let leader = self
+                    .leader_slot()
+                    .await
+                    .ok_or_else(|| anyhow!("no leader"))?;
+                let target = *shuffled
+                    .iter()
+                    .find(|&&s| s != leader)
+                    .ok_or_else(|| anyhow!("no follower"))?;
+                let id = self.lock().id_of(target).ok_or_else(|| anyhow!("no id"))?;
+                let response = cluster::on_leader(&slots, |mut c| async move {
+                    c.remove_member(pb::RemoveMemberRequest { id })
+                        .await
+                        .map(|r| r.into_inner())
+                })
+                .await?;
+                *removed = Some(target);
+                let verified = if response.members.iter().any(|m| m.id == id) {
+                    Err(anyhow!("id {id} still a member after RemoveMember"))
+                } else {
+                    self.lock()
+                        .kill(target)
+                        .map(|()| format!("removed id {id} (n{target}) and stopped it"))
+                };
+                Ok((json!({"removed": id, "slot": target}), verified))
+            }
+            Fault::Snapshot => {
+                let target = shuffled[0];
+                let before = cluster::status(target).await.and_then(|s| s.snapshot_index);
+                let mut client = alcor_proto::api::v1::cluster_client::ClusterClient::new(
+                    cluster::channel(target, Duration::from_secs(20))?,
+                );
+                let response = client
+                    .trigger_snapshot(pb::TriggerSnapshotRequest {})
+                    .await
+                    .map_err(|s| anyhow!("TriggerSnapshot on n{target}: {}", s.message()))?
+                    .into_inner();
+                let verified = match (before, response.snapshot_index) {
+                    (_, None) => Err(anyhow!("no snapshot index after TriggerSnapshot")),
+                    (Some(b), Some(a)) if a <= b => Err(anyhow!("snapshot index stayed at {b}")),
+                    (_, Some(a)) => Ok(format!("n{target} snapshot at {a} (was {before:?})")),
+                };
+                Ok((
+                    json!({"node": target, "before": before, "after": response.snapshot_index}),
+                    verified,
+                ))
+            }
+        }
+    }
+
+    /// Heals everything and records the stop event with the verdict.
+    async fn stop(&mut self, active: Active) {
+        let mut verified = active.verified;
+        if let Err(error) = self.heal_network() {
+            verified = Err(anyhow!("heal: {error:#}"));
+        }
+        if let Some(slot) = active.removed {
+            if let Err(error) = self.rejoin(slot).await {
+                verified = Err(anyhow!("re-add: {error:#}"));
+            }
+        }
+        if let Err(error) = self.lock().restore_all() {
+            verified = Err(anyhow!("restart: {error:#}"));
+        }
+        let tally = self.tallies.entry(active.fault).or_default();
+        tally.injected += 1;
+        let value = match &verified {
+            Ok(note) => {
+                tally.verified += 1;
+                json!({"verified": true, "note": note})
+            }
+            Err(error) => {
+                tally.last_miss = Some(format!("{error:#}"));
+                json!({"verified": false, "note": format!("{error:#}")})
+            }
+        };
+        self.record("stop", active.fault, value);
+    }
+
+    /// Flushes every namespace's rules.
+    pub fn heal_network(&self) -> Result<()> {
+        for slot in self.slots() {
+            rules::flush(slot)?;
+        }
+        Ok(())
+    }
+
+    /// Wipes `slot`, starts it with `--join` under a new id, adds it as a
+    /// learner and promotes it.
+    async fn rejoin(&self, slot: usize) -> Result<()> {
+        let slots = self.slots();
+        let others: Vec<usize> = slots.iter().copied().filter(|&s| s != slot).collect();
+        let members = cluster::on_leader(&others, |mut c| async move {
+            c.status(pb::StatusRequest {})
+                .await
+                .map(|r| r.into_inner().members)
+        })
+        .await?;
+        let id = {
+            let mut processes = self.lock();
+            let id = processes.wipe_for_rejoin(slot, &members)?;
+            processes.spawn(slot)?;
+            id
+        };
+        let (raft, api) = (raft_addr(slot), api_addr(slot));
+        cluster::on_leader(&others, |mut c| {
+            let (raft, api) = (raft.clone(), api.clone());
+            async move {
+                c.add_learner(pb::AddLearnerRequest {
+                    id,
+                    raft_addr: raft,
+                    api_addr: api,
+                })
+                .await
+                .map(|r| r.into_inner())
+            }
+        })
+        .await?;
+        let response = cluster::on_leader(&others, |mut c| async move {
+            c.promote_member(pb::PromoteMemberRequest { id })
+                .await
+                .map(|r| r.into_inner())
+        })
+        .await?;
+        if !response.members.iter().any(|m| m.id == id && m.voter) {
+            bail!("id {id} is not a voter after PromoteMember");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The long Jepsen-style run: 5 nodes, every fault, duration from the first
+# argument (default 30m). Same build steps and exit status as run-short.sh.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+duration="${1:-30m}"
+shift || true
+if ! command -v iptables >/dev/null || ! command -v ip >/dev/null; then
+  apt-get install -y iproute2 iptables
+fi
+(cd "$root" && flock /tmp/cargo.lock cargo build -p alcor-node)
+(cd "$here" && flock /tmp/cargo.lock cargo build --release -p alcor-jepsen-harness)
+cd "$here"
+exec ./target/release/alcor-jepsen run --alcor-bin "$root/target/debug/alcor" \
+  --nodes 5 --duration "$duration" --check-deadline 600s "$@"
