@@ -134,3 +134,4 @@ pub fn fill_ports(d: &mut Driver, n_ports: usize, n_hosts: usize, batch: usize, 
         left -= take;
     }
 }
+pub mod load;

@@ -16,17 +16,16 @@
 //! Ports are spread over projects of `PORTS_PER_PROJECT` ports each: the API
 //! has no quota call and the default port quota is 500 per project.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::future::Future;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use alcor_benches::load::{
+    failover_summary, fsync_probe, machine, print_header, proc_rss_kib, round2, run_load,
+    status_error, utc_now, write_json, Op, Row, Timing,
+};
 use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::cluster_client::ClusterClient;
 use alcor_proto::api::v1::orchestrator_client::OrchestratorClient;
@@ -51,18 +50,18 @@ const FAILOVER_REQUEST_TIMEOUT: Duration = Duration::from_millis(250);
 const FAILOVER_WRITERS: usize = 8;
 /// Bound on kill → acknowledged write before a try counts as failed.
 const FAILOVER_WAIT_MAX: Duration = Duration::from_secs(20);
-/// Latency samples kept per row (4 bytes each).
-const SAMPLES_MAX: usize = 8_000_000;
 /// Largest response accepted (a 1,000-port batch reply is well under it).
 const MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
-/// Error messages kept per row.
-const ERROR_SAMPLES_MAX: usize = 5;
-/// Clients of one row.
-const CLIENTS_MAX: usize = 4_096;
-/// fsync probe: writes of 4 KiB, each followed by fdatasync.
-const FSYNC_PROBE_WRITES: usize = 200;
-/// Bound on the failover tries.
+/// Bound on the failover and restart tries.
 const TRIES_MAX: usize = 100;
+/// Bound on the ports built for the restart scenario.
+const RESTART_PORTS_MAX: u64 = 10_000_000;
+/// Concurrent loaders building the restart scenario's state.
+const RESTART_LOADERS: usize = 4;
+/// Ports per create_ports request while building that state.
+const RESTART_BATCH: u64 = 1_000;
+/// Bound on a restarted member reaching "serving".
+const RESTART_WAIT_MAX: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Parser)]
 #[command(about = "Drive a local 3-node alcor cluster over gRPC and report throughput and latency")]
@@ -73,19 +72,26 @@ struct Args {
     /// Measured seconds per row (after a warm-up of 1 s).
     #[arg(long, default_value_t = 10)]
     duration_s: u64,
-    /// Comma-separated: serial, concurrent, batch, reads, failover.
+    /// Comma-separated: serial, concurrent, batch, reads, failover, restart
+    /// (restart is not in the default set: it builds `--restart-ports` ports).
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "serial,concurrent,batch,reads,failover"
     )]
     scenarios: Vec<String>,
-    /// Smoke run: 2 s rows, 2 failover tries, small read set.
+    /// Smoke run: 1 s rows, 1 failover try, small read set, 20,000 ports for restart.
     #[arg(long)]
     quick: bool,
     /// Failover tries.
     #[arg(long, default_value_t = 10)]
     tries: usize,
+    /// Ports built before the restart scenario (20,000 with --quick).
+    #[arg(long, default_value_t = 1_000_000)]
+    restart_ports: u64,
+    /// Restarts of a follower in the restart scenario.
+    #[arg(long, default_value_t = 3)]
+    restart_tries: usize,
     /// Hosts registered in the fixture; ports are bound round-robin to them.
     #[arg(long, default_value_t = 100)]
     hosts: usize,
@@ -415,282 +421,7 @@ async fn prepare(args: &Args, work_dir: &Path) -> anyhow::Result<(Cluster, Strin
     Ok((cluster, leader, gen))
 }
 
-// ------------------------------------------------------------ CPU usage --
-
-/// utime + stime of a process, in clock ticks.
-fn proc_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // Fields after the command: state is field 3, utime 14, stime 15.
-    let get = |n: usize| {
-        f.get(n - 3)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    get(14) + get(15)
-}
-
-/// (busy, total) jiffies of the whole machine.
-fn machine_ticks() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
-        return (0, 0);
-    };
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let total: u64 = v.iter().sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (total - idle, total)
-}
-
-#[derive(Clone, Copy)]
-struct CpuSample {
-    at: Instant,
-    servers: u64,
-    me: u64,
-    busy: u64,
-    total: u64,
-}
-
-fn cpu_sample(pids: &[u32]) -> CpuSample {
-    let (busy, total) = machine_ticks();
-    CpuSample {
-        at: Instant::now(),
-        servers: pids.iter().map(|p| proc_ticks(*p)).sum(),
-        me: proc_ticks(std::process::id()),
-        busy,
-        total,
-    }
-}
-
-/// Cores used by the servers and by this process, and machine busy %, between two samples.
-fn cpu_between(a: CpuSample, b: CpuSample) -> Value {
-    // Linux reports these in USER_HZ, 100 on every mainstream build.
-    let hz = 100.0;
-    let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
-    let total = (b.total - a.total).max(1) as f64;
-    json!({
-        "servers_cores": round2((b.servers.saturating_sub(a.servers)) as f64 / hz / secs),
-        "loadgen_cores": round2((b.me.saturating_sub(a.me)) as f64 / hz / secs),
-        "machine_busy_pct": round2(100.0 * (b.busy - a.busy) as f64 / total),
-    })
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-// ------------------------------------------------------------ load runs --
-
-type OpFuture = Pin<Box<dyn Future<Output = Result<u64, tonic::Status>> + Send>>;
-/// One request on a channel; resolves to the number of items it carried.
-type Op = Arc<dyn Fn(Channel) -> OpFuture + Send + Sync>;
-
-#[derive(Clone, Copy)]
-struct Timing {
-    warmup: Duration,
-    measure: Duration,
-}
-
-#[derive(Default)]
-struct TaskOut {
-    lat_us: Vec<u32>,
-    ops: u64,
-    items: u64,
-    errors: BTreeMap<String, u64>,
-    error_samples: Vec<String>,
-}
-
-/// One measured row.
-struct Row {
-    scenario: String,
-    label: String,
-    clients: usize,
-    connections: usize,
-    ops: u64,
-    items: u64,
-    secs: f64,
-    lat_us: Vec<u32>,
-    errors: BTreeMap<String, u64>,
-    error_samples: Vec<String>,
-    cpu: Value,
-}
-
-impl Row {
-    fn pct(&self, p: f64) -> f64 {
-        if self.lat_us.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((self.lat_us.len() as f64 * p).ceil() as usize).clamp(1, self.lat_us.len()) - 1;
-        f64::from(self.lat_us[i]) / 1000.0
-    }
-
-    fn json(&self) -> Value {
-        json!({
-            "scenario": self.scenario,
-            "label": self.label,
-            "clients": self.clients,
-            "connections": self.connections,
-            "requests": self.ops,
-            "items": self.items,
-            "seconds": self.secs,
-            "requests_per_s": round2(self.ops as f64 / self.secs),
-            "items_per_s": round2(self.items as f64 / self.secs),
-            "p50_ms": round3(self.pct(0.50)),
-            "p99_ms": round3(self.pct(0.99)),
-            "p999_ms": round3(self.pct(0.999)),
-            "max_ms": round3(self.pct(1.0)),
-            "errors": self.errors,
-            "error_samples": self.error_samples,
-            "cpu": self.cpu,
-        })
-    }
-
-    fn print(&self) {
-        let errors: u64 = self.errors.values().sum();
-        println!(
-            "{:<11} {:<28} {:>7.0} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>5} {:>5} {:>4}",
-            self.scenario,
-            self.label,
-            self.ops as f64 / self.secs,
-            self.items as f64 / self.secs,
-            self.pct(0.50),
-            self.pct(0.99),
-            self.pct(1.0),
-            errors,
-            self.cpu["servers_cores"].as_f64().unwrap_or(0.0),
-            self.cpu["loadgen_cores"].as_f64().unwrap_or(0.0),
-            self.cpu["machine_busy_pct"].as_f64().unwrap_or(0.0).round(),
-        );
-        for e in &self.error_samples {
-            println!("            error: {e}");
-        }
-    }
-}
-
-fn print_header() {
-    println!(
-        "{:<11} {:<28} {:>7} {:>9} {:>8} {:>8} {:>8} {:>6} {:>5} {:>5} {:>4}",
-        "scenario",
-        "row",
-        "req/s",
-        "items/s",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "errors",
-        "srvC",
-        "genC",
-        "cpu%"
-    );
-}
-
-/// `clients` closed-loop tasks, task w on `channels[w % len]`, for warm-up +
-/// measure; only requests that start and finish inside the window count.
-async fn run_load(
-    scenario: &str,
-    label: String,
-    channels: &[Channel],
-    clients: usize,
-    timing: Timing,
-    pids: &[u32],
-    op: Op,
-) -> anyhow::Result<Row> {
-    if clients == 0 || clients > CLIENTS_MAX || channels.is_empty() {
-        bail!("{label}: 1 to {CLIENTS_MAX} clients and at least one channel");
-    }
-    let start = Instant::now();
-    let from = start + timing.warmup;
-    let end = from + timing.measure;
-    let cap = SAMPLES_MAX / clients;
-    let mut tasks = Vec::new();
-    for w in 0..clients {
-        let channel = channels[w % channels.len()].clone();
-        let op = op.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut out = TaskOut::default();
-            loop {
-                let t0 = Instant::now();
-                if t0 >= end {
-                    break;
-                }
-                let r = tokio::time::timeout(LOAD_REQUEST_TIMEOUT, op(channel.clone())).await;
-                let t1 = Instant::now();
-                let counted = t0 >= from && t1 <= end;
-                let failure = match r {
-                    Ok(Ok(items)) => {
-                        if counted {
-                            out.ops += 1;
-                            out.items += items;
-                            if out.lat_us.len() < cap {
-                                let us = t1.duration_since(t0).as_micros();
-                                out.lat_us.push(u32::try_from(us).unwrap_or(u32::MAX));
-                            }
-                        }
-                        None
-                    }
-                    Ok(Err(s)) => Some((format!("{:?}", s.code()), s.message().to_string())),
-                    Err(_) => Some(("ClientTimeout".to_string(), String::new())),
-                };
-                if let Some((code, message)) = failure {
-                    *out.errors.entry(code.clone()).or_default() += 1;
-                    if out.error_samples.len() < ERROR_SAMPLES_MAX {
-                        out.error_samples.push(format!("{code}: {message}"));
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-            out
-        }));
-    }
-    tokio::time::sleep_until(from.into()).await;
-    let a = cpu_sample(pids);
-    tokio::time::sleep_until(end.into()).await;
-    let b = cpu_sample(pids);
-    let mut row = Row {
-        scenario: scenario.to_string(),
-        label,
-        clients,
-        connections: channels.len(),
-        ops: 0,
-        items: 0,
-        secs: timing.measure.as_secs_f64(),
-        lat_us: Vec::new(),
-        errors: BTreeMap::new(),
-        error_samples: Vec::new(),
-        cpu: cpu_between(a, b),
-    };
-    for t in tasks {
-        let out = t.await.context("load task")?;
-        row.ops += out.ops;
-        row.items += out.items;
-        row.lat_us.extend(out.lat_us);
-        for (k, v) in out.errors {
-            *row.errors.entry(k).or_default() += v;
-        }
-        for e in out.error_samples {
-            if row.error_samples.len() < ERROR_SAMPLES_MAX {
-                row.error_samples.push(e);
-            }
-        }
-    }
-    row.lat_us.sort_unstable();
-    row.print();
-    Ok(row)
-}
-
-fn create_one_op(gen: Arc<PortGen>) -> Op {
+fn create_one_op(gen: Arc<PortGen>) -> Op<Channel> {
     Arc::new(move |channel| {
         let message = gen.one();
         Box::pin(async move {
@@ -698,11 +429,12 @@ fn create_one_op(gen: Arc<PortGen>) -> Op {
                 .create_port(req(message, LOAD_REQUEST_TIMEOUT))
                 .await
                 .map(|_| 1)
+                .map_err(status_error)
         })
     })
 }
 
-fn create_batch_op(gen: Arc<PortGen>, size: u64) -> Op {
+fn create_batch_op(gen: Arc<PortGen>, size: u64) -> Op<Channel> {
     Arc::new(move |channel| {
         let message = gen.batch(size);
         Box::pin(async move {
@@ -710,6 +442,7 @@ fn create_batch_op(gen: Arc<PortGen>, size: u64) -> Op {
                 .create_ports(req(message, LOAD_REQUEST_TIMEOUT))
                 .await
                 .map(|r| r.into_inner().ports.len() as u64)
+                .map_err(status_error)
         })
     })
 }
@@ -807,7 +540,7 @@ async fn reads(args: &Args, work: &Path, timing: Timing) -> anyhow::Result<Vec<R
     for stale in [false, true] {
         let ids = ids.clone();
         let counter = Arc::new(AtomicU64::new(0));
-        let op: Op = Arc::new(move |channel| {
+        let op: Op<Channel> = Arc::new(move |channel| {
             // A cheap scramble of a counter picks the port.
             let k = counter
                 .fetch_add(1, Ordering::Relaxed)
@@ -818,6 +551,7 @@ async fn reads(args: &Args, work: &Path, timing: Timing) -> anyhow::Result<Vec<R
                     .get_port(req(pb::GetPortRequest { id, stale }, LOAD_REQUEST_TIMEOUT))
                     .await
                     .map(|_| 1)
+                    .map_err(status_error)
             })
         });
         let kind = if stale { "stale" } else { "linearizable" };
@@ -984,108 +718,184 @@ async fn failover_tries(
             "acks_in_2s_before": steady,
         }));
     }
-    times_ms.sort_by(f64::total_cmp);
-    let pct = |p: f64| -> Option<f64> {
-        if times_ms.is_empty() {
-            return None;
-        }
-        let i = ((times_ms.len() as f64 * p).ceil() as usize).clamp(1, times_ms.len()) - 1;
-        Some(round2(times_ms[i]))
-    };
-    let summary = json!({
-        "tries": results,
-        "acked_tries": times_ms.len(),
-        "kill_to_ack_p50_ms": pct(0.5),
-        "kill_to_ack_p99_ms": pct(0.99),
-        "kill_to_ack_max_ms": pct(1.0),
-        "writers": FAILOVER_WRITERS,
-        "request_timeout_ms": FAILOVER_REQUEST_TIMEOUT.as_millis() as u64,
-    });
+    let mut summary = failover_summary(&mut times_ms);
     println!(
-        "failover    kill->ack over {} tries: p50 {:?} ms, p99 {:?} ms, max {:?} ms",
-        times_ms.len(),
-        pct(0.5),
-        pct(0.99),
-        pct(1.0)
+        "failover    kill->ack over {} tries: {summary}",
+        times_ms.len()
     );
+    summary["tries"] = json!(results);
+    summary["writers"] = json!(FAILOVER_WRITERS);
+    summary["request_timeout_ms"] = json!(FAILOVER_REQUEST_TIMEOUT.as_millis() as u64);
     Ok(summary)
 }
 
-// ------------------------------------------------------- machine & disk --
-
-fn read_first(path: &str, key: &str) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_once(':').map(|(_, v)| v.trim().to_string()))
-        .unwrap_or_default()
+/// Size in bytes of the files under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
-/// UTC date and time from the system clock (civil-from-days).
-fn utc_now() -> (String, String) {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let date = format!("{y:04}-{m:02}-{d:02}");
-    let time = format!(
-        "{date}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
-    (date, time)
-}
-
-fn machine() -> Value {
-    json!({
-        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "cpu_model": read_first("/proc/cpuinfo", "model name"),
-        "mem_total": read_first("/proc/meminfo", "MemTotal"),
-        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
-        "loadavg_at_start": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
-    })
-}
-
-/// `FSYNC_PROBE_WRITES` × (write 4 KiB + fdatasync) in `dir`.
-fn fsync_probe(dir: &Path) -> anyhow::Result<Value> {
-    let tmp = tempfile::tempdir_in(dir)?;
-    let mut f = File::create(tmp.path().join("probe"))?;
-    let block = [0x5au8; 4096];
-    let mut us = Vec::with_capacity(FSYNC_PROBE_WRITES);
-    for _ in 0..FSYNC_PROBE_WRITES {
-        let t0 = Instant::now();
-        f.write_all(&block)?;
-        f.sync_data()?;
-        us.push(t0.elapsed().as_micros() as u64);
+/// Waits until every member has applied `index`.
+async fn wait_applied(cluster: &Cluster, index: u64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + RESTART_WAIT_MAX;
+    for m in &cluster.members {
+        loop {
+            if let Ok(s) = status(&m.api).await {
+                if s.applied_index.unwrap_or(0) >= index {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("member {} did not apply index {index}", m.id);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
-    us.sort_unstable();
-    let p = |q: f64| us[((us.len() as f64 * q).ceil() as usize).clamp(1, us.len()) - 1];
+    Ok(())
+}
+
+/// Builds `--restart-ports` ports (1,000 per request, `RESTART_LOADERS`
+/// loaders), reports resident memory per port on every member, then SIGKILLs a
+/// follower and times its restart until it serves: its API answers, it follows
+/// a known leader and has applied the commit index seen before the kill.
+async fn restart_big(args: &Args, work: &Path) -> anyhow::Result<Value> {
+    let (mut cluster, leader, gen) = prepare(args, work).await?;
+    let n_ports = if args.quick {
+        20_000
+    } else {
+        args.restart_ports.clamp(RESTART_BATCH, RESTART_PORTS_MAX)
+    };
+    let pids = cluster.pids();
+    let rss_before: Vec<u64> = pids.iter().map(|p| proc_rss_kib(*p)).collect();
+    let batches = n_ports.div_ceil(RESTART_BATCH);
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut loaders = Vec::new();
+    for _ in 0..RESTART_LOADERS {
+        let mut c = orch(connect(&leader).await?);
+        let (gen, next) = (gen.clone(), next.clone());
+        loaders.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < batches {
+                c.create_ports(req(gen.batch(RESTART_BATCH), LOAD_REQUEST_TIMEOUT))
+                    .await?;
+            }
+            Ok::<(), tonic::Status>(())
+        }));
+    }
+    for l in loaders {
+        l.await.context("loader task")?.context("build the ports")?;
+    }
+    let load_s = started.elapsed().as_secs_f64();
+    let (li, ls) = find_leader(&cluster).await?;
+    wait_applied(&cluster, ls.committed_index.unwrap_or(0)).await?;
+    let built = batches * RESTART_BATCH;
+    let members: Vec<Value> = cluster
+        .members
+        .iter()
+        .zip(pids.iter().zip(&rss_before))
+        .map(|(m, (pid, before))| {
+            let after = proc_rss_kib(*pid);
+            json!({
+                "id": m.id,
+                "rss_before_kib": before,
+                "rss_after_kib": after,
+                "rss_bytes_per_port": round2(after.saturating_sub(*before) as f64 * 1024.0 / built as f64),
+                "data_dir_bytes": dir_bytes(&m.data),
+            })
+        })
+        .collect();
+    println!(
+        "restart     built {built} ports in {load_s:.1} s ({:.0} ports/s); members: {}",
+        built as f64 / load_s,
+        Value::from(members.clone())
+    );
+    let mut tries = Vec::new();
+    let mut serving_ms = Vec::new();
+    let restart_tries = if args.quick {
+        1
+    } else {
+        args.restart_tries.clamp(1, TRIES_MAX)
+    };
+    for t in 0..restart_tries {
+        let (li_now, ls_now) = find_leader(&cluster).await?;
+        let target = ls_now.committed_index.unwrap_or(0);
+        let f = (li_now + 1 + t % 2) % cluster.members.len();
+        cluster.kill(f);
+        let killed = Instant::now();
+        cluster.spawn(f)?;
+        let api = cluster.members[f].api.clone();
+        let mut api_up = None;
+        let serving = loop {
+            if let Ok(s) = status(&api).await {
+                api_up.get_or_insert_with(|| killed.elapsed());
+                if s.state == "follower"
+                    && s.leader_id.is_some()
+                    && s.applied_index.unwrap_or(0) >= target
+                {
+                    break killed.elapsed();
+                }
+            }
+            if killed.elapsed() > RESTART_WAIT_MAX {
+                bail!(
+                    "member {} not serving within {RESTART_WAIT_MAX:?}\n{}",
+                    cluster.members[f].id,
+                    cluster.log_tails()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let rss = cluster.members[f]
+            .child
+            .as_ref()
+            .map(|c| proc_rss_kib(c.id()))
+            .unwrap_or(0);
+        println!(
+            "restart     try {}: member {} killed and restarted, API up after {:.0} ms, serving after {:.0} ms, RSS {rss} KiB",
+            t + 1,
+            cluster.members[f].id,
+            api_up.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
+            serving.as_secs_f64() * 1000.0
+        );
+        serving_ms.push(serving.as_secs_f64() * 1000.0);
+        tries.push(json!({
+            "member": cluster.members[f].id,
+            "api_up_ms": api_up.map(|d| round2(d.as_secs_f64() * 1000.0)),
+            "serving_ms": round2(serving.as_secs_f64() * 1000.0),
+            "rss_after_restart_kib": rss,
+        }));
+    }
+    serving_ms.sort_by(f64::total_cmp);
     Ok(json!({
-        "writes": FSYNC_PROBE_WRITES,
-        "bytes": 4096,
-        "p50_us": p(0.5),
-        "p99_us": p(0.99),
-        "max_us": p(1.0),
+        "ports": built,
+        "build_seconds": round2(load_s),
+        "build_ports_per_s": round2(built as f64 / load_s),
+        "leader_at_build": cluster.members[li].id,
+        "members": members,
+        "tries": tries,
+        "serving_median_ms": serving_ms.get(serving_ms.len() / 2).copied().map(round2),
     }))
 }
 
 // ---------------------------------------------------------------- main --
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    const KNOWN: [&str; 5] = ["serial", "concurrent", "batch", "reads", "failover"];
+    const KNOWN: [&str; 6] = [
+        "serial",
+        "concurrent",
+        "batch",
+        "reads",
+        "failover",
+        "restart",
+    ];
     for s in &args.scenarios {
         if !KNOWN.contains(&s.as_str()) {
             bail!("--scenarios: unknown {s:?}; known: {}", KNOWN.join(","));
@@ -1103,17 +913,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let work = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let timing = if args.quick {
         Timing {
-            warmup: Duration::from_millis(500),
-            measure: Duration::from_secs(2),
+            warmup: Duration::from_millis(200),
+            measure: Duration::from_secs(1),
+            request_timeout: LOAD_REQUEST_TIMEOUT,
         }
     } else {
         Timing {
             warmup: Duration::from_secs(1),
             measure: Duration::from_secs(args.duration_s.clamp(1, 3_600)),
+            request_timeout: LOAD_REQUEST_TIMEOUT,
         }
     };
     let tries = if args.quick {
-        2
+        1
     } else {
         args.tries.clamp(1, TRIES_MAX)
     };
@@ -1129,12 +941,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     print_header();
     let mut rows = Vec::new();
     let mut fail = Value::Null;
+    let mut restart = Value::Null;
     for s in &args.scenarios {
         match s.as_str() {
             "serial" => rows.extend(serial(&args, &work, timing).await?),
             "concurrent" => rows.extend(concurrent(&args, &work, timing).await?),
             "batch" => rows.extend(batch(&args, &work, timing).await?),
             "reads" => rows.extend(reads(&args, &work, timing).await?),
+            "restart" => restart = restart_big(&args, &work).await?,
             _ => fail = failover(&args, &work, tries).await?,
         }
     }
@@ -1156,18 +970,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
         "failover": fail,
+        "restart": restart,
     });
     let out = args.out.clone().unwrap_or_else(|| {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("results")
             .join(format!("cluster_load-{date}.json"))
     });
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("write {}", out.display()))?;
-    println!("\nwrote {}", out.display());
+    write_json(&out, &report)?;
     Ok(())
 }
 
