@@ -39,7 +39,7 @@ fn render(f: &pb::FloatingIp) -> Item {
         "revision_number": f.revision,
         "created_at": iso8601(f.created_at_ms),
         "updated_at": iso8601(f.updated_at_ms),
-        "tags": [],
+        "tags": f.tags,
     });
     match item {
         Value::Object(map) => map,
@@ -78,6 +78,7 @@ fn create_request(mut a: Attrs) -> Result<pb::CreateFloatingIpRequest, RestError
         fixed_ip_address: optional_string(&mut a, "fixed_ip_address")?,
         description: optional_string(&mut a, "description")?,
         request_token: String::new(),
+        tags: a.strings("tags")?.unwrap_or_default(),
     };
     defaults_only(&mut a)?;
     a.finish()?;
@@ -128,6 +129,10 @@ impl Resource for FloatingIps {
                 router_id: scope.router_id.clone(),
                 limit: limit as u32,
                 marker: marker.to_string(),
+                tags: scope.tags.all.clone(),
+                tags_any: scope.tags.any.clone(),
+                not_tags: scope.tags.not_all.clone(),
+                not_tags_any: scope.tags.not_any.clone(),
                 ..Default::default()
             }))
             .await
@@ -189,12 +194,13 @@ impl Resource for FloatingIps {
             port_id,
             fixed_ip_address,
             description: a.string("description")?,
+            tags: a.strings("tags")?.map(|tags| pb::TagSet { tags }),
             expected_revision,
         };
         defaults_only(&mut a)?;
         a.finish().map_err(|e| {
             RestError::bad_request(format!(
-                "{} (updatable: port_id, fixed_ip_address, description)",
+                "{} (updatable: port_id, fixed_ip_address, description, tags)",
                 e.message
             ))
         })?;

@@ -31,6 +31,12 @@
 //!   `"port_id": null` disassociates. A bulk create creates one by one and
 //!   deletes what it created when one fails (all or nothing, like Neutron's
 //!   emulated bulk; readers may see the partial batch meanwhile).
+//! - Tags (every collection but security group rules): `tags` in create
+//!   and update bodies (an update replaces them all; not in a multi-port
+//!   bulk create) and in responses; `GET/PUT/DELETE /v2.0/{collection}/{id}/tags`
+//!   (list; replace all with `{"tags": [...]}`; remove all, 204) and
+//!   `GET/PUT/DELETE .../tags/{tag}` (204 if present else 404 `TagNotFound`;
+//!   add, 201; remove, 204).
 //! - `/v2.0/quotas/{project_id}`: `GET`, `PUT` (partial), `DELETE` (reset,
 //!   204); `/v2.0/quotas/{project_id}/details`: limit, used, reserved (0).
 //!   Changing quotas, and reading another project's, is for admins.
@@ -41,6 +47,8 @@
 //!   an unknown filter is 400. `fields=` selects attributes; `limit` +
 //!   `marker` page in ID order with a `<resource>_links` `next` link (pages
 //!   are at most [`limits::PAGE_MAX`]). `sort_key=id`/`sort_dir=asc` only.
+//!   `tags`, `tags-any`, `not-tags`, `not-tags-any` (comma-separated) are
+//!   served from the tag index.
 //! - `If-Match: revision_number=N` on `PUT`/`DELETE` is a compare-and-set:
 //!   412 when the resource moved.
 //! - Errors are `{"NeutronError": {"type", "message", "detail"}}` with
@@ -91,6 +99,7 @@ mod resource;
 mod routers;
 mod security_groups;
 mod subnets;
+mod tags;
 
 use std::future::Future;
 use std::sync::Arc;

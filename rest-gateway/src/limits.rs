@@ -25,6 +25,10 @@ pub const BULK_FLOATING_IPS_MAX: usize = 100;
 /// Subnets looked up concurrently to fill in the `subnets` of a page of networks.
 pub const SUBNET_LOOKUPS_CONCURRENT_MAX: usize = 16;
 
+/// Reads and compare-and-set writes of one add/remove of a single tag
+/// while concurrent changes keep moving the resource's revision.
+pub const TAG_CAS_ATTEMPTS_MAX: usize = 8;
+
 /// Tokens in a token file.
 pub const TOKENS_MAX: usize = 100_000;
 

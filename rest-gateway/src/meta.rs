@@ -67,7 +67,7 @@ pub(crate) async fn index(headers: HeaderMap) -> Response {
 }
 
 /// `(alias, name, description)` of the extensions we implement.
-const EXTENSIONS: [(&str, &str, &str); 16] = [
+const EXTENSIONS: [(&str, &str, &str); 17] = [
     (
         "security-group",
         "security-group",
@@ -134,6 +134,11 @@ const EXTENSIONS: [(&str, &str, &str); 16] = [
         "standard-attr-timestamp",
         "Resource timestamps",
         "created_at and updated_at",
+    ),
+    (
+        "standard-attr-tag",
+        "Tag support for resources with standard attribute",
+        "tags on networks, subnets, ports, security groups, routers and floating IPs",
     ),
     (
         "fields",
@@ -205,6 +210,7 @@ pub(crate) fn openapi_document() -> Value {
             json!({"type": "object", "properties": {plural: {"type": "array", "items": obj}}});
         let mut params: Vec<Value> = filters
             .iter()
+            .chain(crate::query::TAG_FILTERS.iter())
             .map(|f| json!({"name": f, "in": "query", "required": false, "description": "filter (repeat to OR)", "schema": {"type": "array", "items": {"type": "string"}}, "style": "form", "explode": true}))
             .collect();
         params.extend([
@@ -245,6 +251,37 @@ pub(crate) fn openapi_document() -> Value {
                     "summary": format!("Delete a {singular}"), "security": token, "parameters": [if_match],
                     "responses": with_errors("204", json!({"description": "deleted"}), &["401", "404", "409", "412", "503"]),
                 },
+            }),
+        );
+    }
+    for (_, plural, path, _) in collections() {
+        if plural == "security_group_rules" {
+            continue;
+        }
+        let tags = json!({"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}}, "required": ["tags"]});
+        let tag_param =
+            json!({"name": "tag", "in": "path", "required": true, "schema": {"type": "string"}});
+        paths.insert(
+            format!("/v2.0/{path}/{{id}}/tags"),
+            json!({"parameters": [id_param],
+                "get": {"summary": format!("Tags of one of {plural}"), "security": token,
+                    "responses": with_errors("200", json!({"description": "the tags", "content": {"application/json": {"schema": tags}}}), &["401", "404", "503"])},
+                "put": {"summary": "Replace every tag", "security": token, "parameters": [if_match],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": tags}}},
+                    "responses": with_errors("200", json!({"description": "the tags", "content": {"application/json": {"schema": tags}}}), &["400", "401", "404", "412", "503"])},
+                "delete": {"summary": "Remove every tag", "security": token, "parameters": [if_match],
+                    "responses": with_errors("204", json!({"description": "removed"}), &["401", "404", "412", "503"])},
+            }),
+        );
+        paths.insert(
+            format!("/v2.0/{path}/{{id}}/tags/{{tag}}"),
+            json!({"parameters": [id_param, tag_param],
+                "get": {"summary": "Whether the tag is set (204) or not (404)", "security": token,
+                    "responses": with_errors("204", json!({"description": "set"}), &["401", "404", "503"])},
+                "put": {"summary": "Add the tag", "security": token, "parameters": [if_match],
+                    "responses": with_errors("201", json!({"description": "added"}), &["400", "401", "404", "409", "412", "503"])},
+                "delete": {"summary": "Remove the tag", "security": token, "parameters": [if_match],
+                    "responses": with_errors("204", json!({"description": "removed"}), &["401", "404", "409", "412", "503"])},
             }),
         );
     }

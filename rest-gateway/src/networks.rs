@@ -37,7 +37,7 @@ fn render(v: &pb::Vpc) -> Item {
         "revision_number": v.revision,
         "created_at": iso8601(v.created_at_ms),
         "updated_at": iso8601(v.updated_at_ms),
-        "tags": [],
+        "tags": v.tags,
     });
     match item {
         Value::Object(map) => map,
@@ -110,7 +110,10 @@ impl Resource for Networks {
                 limit: limit as u32,
                 marker: marker.to_string(),
                 stale: false,
-                ..Default::default()
+                tags: scope.tags.all.clone(),
+                tags_any: scope.tags.any.clone(),
+                not_tags: scope.tags.not_all.clone(),
+                not_tags_any: scope.tags.not_any.clone(),
             }))
             .await
             .map_err(|s| from_status(&s))?
@@ -158,6 +161,7 @@ impl Resource for Networks {
                 vni: None,
                 mtu: a.u32("mtu")?,
                 admin_state_up: a.boolean("admin_state_up")?,
+                tags: a.strings("tags")?.unwrap_or_default(),
                 ..Default::default()
             };
             a.only_default("shared", &json!(false))?;
@@ -186,8 +190,8 @@ impl Resource for Networks {
             name: a.string("name")?,
             mtu: a.u32("mtu")?,
             admin_state_up: a.boolean("admin_state_up")?,
+            tags: a.strings("tags")?.map(|tags| pb::TagSet { tags }),
             expected_revision,
-            ..Default::default()
         };
         a.only_default("shared", &json!(false))?;
         a.only_default("router:external", &json!(false))?;

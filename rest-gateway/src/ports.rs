@@ -66,7 +66,7 @@ fn render(p: &pb::Port) -> Item {
         "revision_number": p.revision,
         "created_at": iso8601(p.created_at_ms),
         "updated_at": iso8601(p.updated_at_ms),
-        "tags": [],
+        "tags": p.tags,
     });
     match item {
         Value::Object(map) => map,
@@ -115,6 +115,7 @@ fn create_request(mut a: Attrs) -> Result<pb::CreatePortRequest, RestError> {
         security_groups: a.strings("security_groups")?.map(|ids| pb::IdList { ids }),
         allowed_address_pairs: pairs,
         admin_state_up: a.boolean("admin_state_up")?,
+        tags: a.strings("tags")?.unwrap_or_default(),
         ..Default::default()
     };
     defaults_only(&mut a)?;
@@ -173,7 +174,10 @@ impl Resource for Ports {
                 limit: limit as u32,
                 marker: marker.to_string(),
                 stale: false,
-                ..Default::default()
+                tags: scope.tags.all.clone(),
+                tags_any: scope.tags.any.clone(),
+                not_tags: scope.tags.not_all.clone(),
+                not_tags_any: scope.tags.not_any.clone(),
             }))
             .await
             .map_err(|s| from_status(&s))?
@@ -225,13 +229,13 @@ impl Resource for Ports {
             admin_state_up: a.boolean("admin_state_up")?,
             allowed_address_pairs: address_pairs(&mut a)?
                 .map(|pairs| pb::AddressPairList { pairs }),
+            tags: a.strings("tags")?.map(|tags| pb::TagSet { tags }),
             expected_revision,
-            ..Default::default()
         };
         defaults_only(&mut a)?;
         a.finish().map_err(|e| {
             RestError::bad_request(format!(
-                "{} (updatable: name, binding:host_id, device_id, device_owner, security_groups, allowed_address_pairs, admin_state_up)",
+                "{} (updatable: name, binding:host_id, device_id, device_owner, security_groups, allowed_address_pairs, admin_state_up, tags)",
                 e.message
             ))
         })?;

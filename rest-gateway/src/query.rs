@@ -94,6 +94,21 @@ impl Query {
         }
     }
 
+    /// The tags of a tag filter (`tags=a,b&tags=c`: a, b, c).
+    pub(crate) fn tags(&self, key: &str) -> Vec<String> {
+        self.filters
+            .get(key)
+            .map(|values| {
+                values
+                    .iter()
+                    .flat_map(|v| v.split(','))
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether `item` passes every filter.
     pub(crate) fn matches(&self, item: &Map<String, Value>) -> bool {
         self.filters.iter().all(|(key, values)| {

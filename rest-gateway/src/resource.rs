@@ -38,6 +38,21 @@ pub(crate) struct Scope {
     pub(crate) port_id: String,
     /// Empty: every router (floating IPs).
     pub(crate) router_id: String,
+    /// The tag filters (served from the tag index).
+    pub(crate) tags: TagFilters,
+}
+
+/// Neutron's tag filters, each a list of tags (empty: no such filter).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct TagFilters {
+    /// `tags`: has every one.
+    pub(crate) all: Vec<String>,
+    /// `tags-any`: has at least one.
+    pub(crate) any: Vec<String>,
+    /// `not-tags`: lacks at least one.
+    pub(crate) not_all: Vec<String>,
+    /// `not-tags-any`: has none.
+    pub(crate) not_any: Vec<String>,
 }
 
 /// One Neutron collection backed by orchestrator calls.
@@ -52,6 +67,8 @@ pub(crate) trait Resource: Send + Sync + 'static {
     const NOT_FOUND: &'static str;
     /// Attributes a list may filter on (besides the tag filters).
     const FILTERS: &'static [&'static str];
+    /// Whether the kind has tags (and `/{id}/tags` routes).
+    const TAGGED: bool = true;
     /// Items in one bulk create; 1: no bulk create. A larger batch is
     /// refused before anything is looked up or written.
     const BULK_MAX: usize = 1;
@@ -110,6 +127,11 @@ pub(crate) trait Resource: Send + Sync + 'static {
 /// The routes of one collection, with and without the `.json` suffix.
 pub(crate) fn routes<R: Resource>(router: Router<AppState>) -> Router<AppState> {
     let collection = format!("/v2.0/{}", R::PATH);
+    let router = if R::TAGGED {
+        crate::tags::routes::<R>(router)
+    } else {
+        router
+    };
     router
         .route(&collection, get(list::<R>).post(create::<R>))
         .route(
@@ -164,7 +186,7 @@ pub(crate) async fn visible<R: Resource>(
 }
 
 /// `If-Match: revision_number=N` → N.
-fn expected_revision(headers: &HeaderMap) -> Result<Option<u64>, RestError> {
+pub(crate) fn expected_revision(headers: &HeaderMap) -> Result<Option<u64>, RestError> {
     for value in headers.get_all("if-match") {
         let text = value
             .to_str()
@@ -297,6 +319,12 @@ async fn list_inner<R: Resource>(
             security_group_id: single("security_group_id"),
             port_id: single("port_id"),
             router_id: single("router_id"),
+            tags: TagFilters {
+                all: query.tags("tags"),
+                any: query.tags("tags-any"),
+                not_all: query.tags("not-tags"),
+                not_any: query.tags("not-tags-any"),
+            },
         };
         let ids = [
             &scope.network_id,

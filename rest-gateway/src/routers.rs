@@ -47,7 +47,7 @@ fn render(r: &pb::Router) -> Item {
         "revision_number": r.revision,
         "created_at": iso8601(r.created_at_ms),
         "updated_at": iso8601(r.updated_at_ms),
-        "tags": [],
+        "tags": r.tags,
     });
     match item {
         Value::Object(map) => map,
@@ -112,7 +112,10 @@ impl Resource for Routers {
                 limit: limit as u32,
                 marker: marker.to_string(),
                 stale: false,
-                ..Default::default()
+                tags: scope.tags.all.clone(),
+                tags_any: scope.tags.any.clone(),
+                not_tags: scope.tags.not_all.clone(),
+                not_tags_any: scope.tags.not_any.clone(),
             }))
             .await
             .map_err(|s| from_status(&s))?
@@ -134,7 +137,7 @@ impl Resource for Routers {
                 name: a.string("name")?.unwrap_or_default(),
                 routes: routes(&mut a)?.unwrap_or_default(),
                 request_token: String::new(),
-                ..Default::default()
+                tags: a.strings("tags")?.unwrap_or_default(),
             };
             a.only_default("admin_state_up", &json!(true))?;
             a.only_default("distributed", &json!(true))?;
@@ -161,13 +164,13 @@ impl Resource for Routers {
             name: a.string("name")?,
             routes: routes(&mut a)?.map(|routes| pb::RouteList { routes }),
             admin_state_up: a.boolean("admin_state_up")?,
+            tags: a.strings("tags")?.map(|tags| pb::TagSet { tags }),
             expected_revision,
-            ..Default::default()
         };
         defaults_only(&mut a)?;
         a.finish().map_err(|e| {
             RestError::bad_request(format!(
-                "{} (updatable: name, routes, admin_state_up)",
+                "{} (updatable: name, routes, admin_state_up, tags)",
                 e.message
             ))
         })?;

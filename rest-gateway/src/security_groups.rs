@@ -40,7 +40,7 @@ fn render_group(g: &pb::SecurityGroup) -> Item {
         "revision_number": g.revision,
         "created_at": iso8601(g.created_at_ms),
         "updated_at": iso8601(g.updated_at_ms),
-        "tags": [],
+        "tags": g.tags,
     }))
 }
 
@@ -154,7 +154,10 @@ impl Resource for SecurityGroups {
                 limit: limit as u32,
                 marker: marker.to_string(),
                 stale: false,
-                ..Default::default()
+                tags: scope.tags.all.clone(),
+                tags_any: scope.tags.any.clone(),
+                not_tags: scope.tags.not_all.clone(),
+                not_tags_any: scope.tags.not_any.clone(),
             }))
             .await
             .map_err(|s| from_status(&s))?
@@ -203,7 +206,7 @@ impl Resource for SecurityGroups {
                 name: a.string("name")?.unwrap_or_default(),
                 description: a.string("description")?.unwrap_or_default(),
                 request_token: String::new(),
-                ..Default::default()
+                tags: a.strings("tags")?.unwrap_or_default(),
             };
             a.only_default("stateful", &json!(true))?;
             a.only_default("shared", &json!(false))?;
@@ -227,8 +230,8 @@ impl Resource for SecurityGroups {
             id: id.to_string(),
             name: a.string("name")?,
             description: a.string("description")?,
+            tags: a.strings("tags")?.map(|tags| pb::TagSet { tags }),
             expected_revision,
-            ..Default::default()
         };
         a.only_default("stateful", &json!(true))?;
         a.finish()?;
@@ -316,6 +319,7 @@ impl Resource for SecurityGroupRules {
     const SINGULAR: &'static str = "security_group_rule";
     const PLURAL: &'static str = "security_group_rules";
     const NOT_FOUND: &'static str = "SecurityGroupRuleNotFound";
+    const TAGGED: bool = false;
     const FILTERS: &'static [&'static str] = &[
         "id",
         "tenant_id",

@@ -46,7 +46,7 @@ fn render(s: &pb::Subnet) -> Item {
         "revision_number": s.revision,
         "created_at": iso8601(s.created_at_ms),
         "updated_at": iso8601(s.updated_at_ms),
-        "tags": [],
+        "tags": s.tags,
     });
     match item {
         Value::Object(map) => map,
@@ -128,7 +128,10 @@ impl Resource for Subnets {
                 limit: limit as u32,
                 marker: marker.to_string(),
                 stale: false,
-                ..Default::default()
+                tags: scope.tags.all.clone(),
+                tags_any: scope.tags.any.clone(),
+                not_tags: scope.tags.not_all.clone(),
+                not_tags_any: scope.tags.not_any.clone(),
             }))
             .await
             .map_err(|s| from_status(&s))?
@@ -182,6 +185,7 @@ impl Resource for Subnets {
                 enable_dhcp: a.boolean("enable_dhcp")?,
                 dns_nameservers: a.strings("dns_nameservers")?.unwrap_or_default(),
                 host_routes: routes,
+                tags: a.strings("tags")?.unwrap_or_default(),
                 ..Default::default()
             };
             defaults_only(&mut a)?;
@@ -223,8 +227,8 @@ impl Resource for Subnets {
                 .strings("dns_nameservers")?
                 .map(|addresses| pb::AddressList { addresses }),
             host_routes: host_routes(&mut a)?.map(|routes| pb::RouteList { routes }),
+            tags: a.strings("tags")?.map(|tags| pb::TagSet { tags }),
             expected_revision,
-            ..Default::default()
         };
         defaults_only(&mut a)?;
         a.finish()?;

@@ -5,7 +5,7 @@ URL --os-token TOKEN`, prints `-f json`, and the JSON is parsed and checked.
 
 Covers create / list / show / set / delete of networks, subnets, ports,
 security groups and rules, routers with a subnet interface and a static
-route, floating IPs (associate, unset, move), exit codes and messages of failing commands, and project scoping.
+route, floating IPs (associate, unset, move), tags (create, filters, set/unset), exit codes and messages of failing commands, and project scoping.
 `openstack quota ...` is left out: it resolves the project through the
 Identity API, which an admin_token endpoint does not have.
 
@@ -181,6 +181,22 @@ def main():
     check(ok("floating", "ip", "list", "--network", public["id"]) == [], "floating ip delete")
     quiet("subnet", "delete", psub["id"])
     quiet("network", "delete", public["id"])
+
+    tagged = ok("network", "create", "cli-tagged", "--tag", "red", "--tag", "blue")
+    check(sorted(tagged["tags"]) == ["blue", "red"], "network create --tag")
+    listed = ok("network", "list", "--tags", "red,blue")
+    check([n["ID"] for n in listed] == [tagged["id"]], "network list --tags")
+    listed = ok("network", "list", "--any-tags", "red,green")
+    check([n["ID"] for n in listed] == [tagged["id"]], "network list --any-tags")
+    listed = ok("network", "list", "--not-tags", "red")
+    check(tagged["id"] not in [n["ID"] for n in listed], "network list --not-tags")
+    quiet("network", "set", "--tag", "green", tagged["id"])
+    quiet("network", "unset", "--tag", "red", tagged["id"])
+    check(sorted(ok("network", "show", tagged["id"])["tags"]) == ["blue", "green"],
+          "network set/unset --tag")
+    quiet("network", "set", "--no-tag", tagged["id"])
+    check(ok("network", "show", tagged["id"])["tags"] == [], "network set --no-tag")
+    quiet("network", "delete", tagged["id"])
 
     # Another project sees none of it.
     check(ok("network", "list", token=MEMBER) == [], "member lists only its project")

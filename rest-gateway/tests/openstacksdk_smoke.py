@@ -150,6 +150,34 @@ def floating_ips(net_api, port):
     net_api.delete_network(public, ignore_missing=False)
 
 
+def tags(net_api, net_id):
+    """Tags in bodies, the four tag filters, and the tags sub-resource."""
+    tagged = net_api.create_network(name="smoke-tagged", tags=["red", "blue"])
+    check(sorted(tagged.tags) == ["blue", "red"], "create network with tags")
+    names = lambda **f: sorted(n.name for n in net_api.networks(**f))  # noqa: E731
+    check(names(tags="red,blue") == ["smoke-tagged"], "filter tags")
+    check(names(any_tags="red,green") == ["smoke-tagged"], "filter tags-any")
+    check("smoke-tagged" not in names(not_tags="red"), "filter not-tags")
+    check("smoke-tagged" not in names(not_any_tags="green,blue"), "filter not-tags-any")
+    net_api.set_tags(tagged, ["x", "y"])
+    check(net_api.get_tags(net_api.get_network(tagged.id)) == ["x", "y"], "replace every tag")
+    net_api.add_tag(tagged, "z")
+    net_api.check_tag(tagged, "z")
+    expect_error(exc.NotFoundException, "TagNotFound", "check a missing tag",
+                 net_api.check_tag, tagged, "nope")
+    net_api.remove_tag(tagged, "x")
+    check(net_api.get_network(tagged.id).tags == ["y", "z"], "add and remove one tag")
+    net_api.remove_all_tags(tagged)
+    check(net_api.get_network(tagged.id).tags == [], "remove every tag")
+    port = net_api.create_port(network_id=net_id, name="smoke-tagged-port", tags=["web"])
+    check(port.tags == ["web"], "create port with a tag")
+    check([p.id for p in net_api.ports(tags="web")] == [port.id], "filter ports by tag")
+    expect_error(exc.BadRequestException, "InvalidInput", "a tag with a comma",
+                 net_api.create_network, name="smoke-bad-tag", tags=["a,b"])
+    net_api.delete_port(port, ignore_missing=False)
+    net_api.delete_network(tagged, ignore_missing=False)
+
+
 def quotas(net_api, member):
     """An admin sets a member project's router quota; the member hits it."""
     project = member.create_network(name="smoke-qnet").project_id
@@ -269,6 +297,7 @@ def main():
     member.delete_network(own, ignore_missing=False)
 
     floating_ips(net_api, ports[1])
+    tags(net_api, net.id)
     security_groups(net_api)
     routers(net_api)
     quotas(net_api, member)

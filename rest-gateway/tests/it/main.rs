@@ -6,3 +6,4 @@ mod bad_input;
 mod families;
 mod floating_ips;
 mod harness;
+mod tags;
