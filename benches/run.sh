@@ -14,7 +14,10 @@
 #
 # Usage: benches/run.sh [--smoke] [--reps N] [--no-build] [--restart-ports N]
 #   --smoke   ~1 minute end-to-end check (1 s rows, 1 failover try, small
-#             restart state, no plots); results go to a temp folder.
+#             restart state, no plots); results go to a temp folder, removed
+#             after success. Exit status 0 = every system ran end to end.
+#   --restart-ports N   state of the restart scenario (default 1,000,000; see
+#             benches/README.md: that size currently stalls a lagging follower).
 # Needs: apt-get install -y etcd-server etcd-client ovn-central protobuf-compiler
 # (and for plots: python3 -m venv + pip install matplotlib, done here on demand).
 set -euo pipefail
@@ -33,7 +36,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --restart-ports) RESTART_PORTS=$2; shift ;;
         --duration-s) DURATION_S=$2; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -101,8 +104,10 @@ else
 fi
 
 if [ "$SMOKE" = 1 ]; then
-    python3 "$ROOT/benches/report.py" "$OUT"
-    echo "smoke run OK: $OUT"
+    python3 "$ROOT/benches/report.py" "$OUT" > "$OUT/report.out"
+    tail -n 3 "$OUT/report.out"
+    rm -rf "$OUT"
+    echo "smoke run OK"
 else
     VENV=$ROOT/target/bench-venv
     if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then

@@ -454,3 +454,52 @@ pub fn write_json(out: &Path, report: &Value) -> anyhow::Result<()> {
     println!("\nwrote {}", out.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(lat_us: Vec<u32>) -> Row {
+        Row {
+            scenario: "s".into(),
+            label: "l".into(),
+            clients: 1,
+            connections: 1,
+            ops: lat_us.len() as u64,
+            items: lat_us.len() as u64,
+            secs: 1.0,
+            lat_us,
+            errors: BTreeMap::new(),
+            error_samples: Vec::new(),
+            cpu: Value::Null,
+        }
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank_over_sorted_latencies() {
+        let r = row((1..=100).map(|ms| ms * 1000).collect());
+        assert_eq!(r.pct(0.5), 50.0);
+        assert_eq!(r.pct(0.99), 99.0);
+        assert_eq!(r.pct(1.0), 100.0);
+        assert_eq!(r.pct(0.001), 1.0);
+        let j = r.json();
+        assert_eq!(j["latency_curve_ms"].as_array().map(Vec::len), Some(17));
+        assert_eq!(j["requests_per_s"], json!(100.0));
+    }
+
+    #[test]
+    fn a_row_without_samples_reports_no_latency() {
+        assert!(row(Vec::new()).pct(0.5).is_nan());
+    }
+
+    #[test]
+    fn failover_summary_sorts_the_tries_and_ignores_none() {
+        let mut times = vec![300.0, 100.0, 200.0];
+        let s = failover_summary(&mut times);
+        assert_eq!(s["acked_tries"], json!(3));
+        assert_eq!(s["kill_to_ack_p50_ms"], json!(200.0));
+        assert_eq!(s["kill_to_ack_max_ms"], json!(300.0));
+        let empty = failover_summary(&mut []);
+        assert!(empty["kill_to_ack_p50_ms"].is_null());
+    }
+}

@@ -9,7 +9,8 @@
 //!
 //! Usage (after `cargo build --release -p alcor-node`):
 //! `cargo run --release -p alcor-benches --bin cluster_load -- [--quick]
-//! [--duration-s 10] [--scenarios serial,concurrent,batch,reads,failover]`
+//! [--duration-s 10] [--scenarios serial,concurrent,batch,reads,failover,restart]
+//! [--restart-ports 1000000]`
 //!
 //! Output: a table on stdout and `benches/results/cluster_load-<date>.json`.
 //!
@@ -57,7 +58,9 @@ const TRIES_MAX: usize = 100;
 /// Bound on the ports built for the restart scenario.
 const RESTART_PORTS_MAX: u64 = 10_000_000;
 /// Concurrent loaders building the restart scenario's state.
-const RESTART_LOADERS: usize = 4;
+const RESTART_LOADERS: usize = 2;
+/// Failed (e.g. timed-out) batches retried while building that state.
+const RESTART_RETRIES_MAX: u64 = 200;
 /// Ports per create_ports request while building that state.
 const RESTART_BATCH: u64 = 1_000;
 /// Bound on a restarted member reaching "serving".
@@ -778,15 +781,25 @@ async fn restart_big(args: &Args, work: &Path) -> anyhow::Result<Value> {
     let rss_before: Vec<u64> = pids.iter().map(|p| proc_rss_kib(*p)).collect();
     let batches = n_ports.div_ceil(RESTART_BATCH);
     let next = Arc::new(AtomicU64::new(0));
+    let retries = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut loaders = Vec::new();
     for _ in 0..RESTART_LOADERS {
         let mut c = orch(connect(&leader).await?);
-        let (gen, next) = (gen.clone(), next.clone());
+        let (gen, next, retries) = (gen.clone(), next.clone(), retries.clone());
         loaders.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < batches {
-                c.create_ports(req(gen.batch(RESTART_BATCH), LOAD_REQUEST_TIMEOUT))
-                    .await?;
+                // A batch that fails (an overloaded server times out) is
+                // retried with fresh ports; a timed-out one may still commit.
+                while let Err(e) = c
+                    .create_ports(req(gen.batch(RESTART_BATCH), LOAD_REQUEST_TIMEOUT))
+                    .await
+                {
+                    if retries.fetch_add(1, Ordering::Relaxed) >= RESTART_RETRIES_MAX {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             }
             Ok::<(), tonic::Status>(())
         }));
@@ -794,6 +807,7 @@ async fn restart_big(args: &Args, work: &Path) -> anyhow::Result<Value> {
     for l in loaders {
         l.await.context("loader task")?.context("build the ports")?;
     }
+    let retried = retries.load(Ordering::Relaxed);
     let load_s = started.elapsed().as_secs_f64();
     let (li, ls) = find_leader(&cluster).await?;
     wait_applied(&cluster, ls.committed_index.unwrap_or(0)).await?;
@@ -814,7 +828,7 @@ async fn restart_big(args: &Args, work: &Path) -> anyhow::Result<Value> {
         })
         .collect();
     println!(
-        "restart     built {built} ports in {load_s:.1} s ({:.0} ports/s); members: {}",
+        "restart     built {built} ports in {load_s:.1} s ({:.0} ports/s, {retried} batches retried); members: {}",
         built as f64 / load_s,
         Value::from(members.clone())
     );
@@ -878,6 +892,7 @@ async fn restart_big(args: &Args, work: &Path) -> anyhow::Result<Value> {
         "ports": built,
         "build_seconds": round2(load_s),
         "build_ports_per_s": round2(built as f64 / load_s),
+        "build_batches_retried": retried,
         "leader_at_build": cluster.members[li].id,
         "members": members,
         "tries": tries,
