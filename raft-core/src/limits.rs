@@ -4,6 +4,13 @@
 /// (at most `max_payload_entries` entries) or a snapshot chunk must fit.
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
+/// Entries per AppendEntries. openraft bounds every AppendEntries by the
+/// heartbeat interval (100 ms by default); with its default of 300 entries a
+/// catch-up batch of 1,000-port entries (~100 KiB each) could never finish in
+/// time and a lagging follower retried forever (seen while building 1M ports).
+/// 16 entries keep a catch-up RPC to a few MiB.
+pub const APPEND_ENTRIES_PER_RPC_MAX: u64 = 16;
+
 /// Snapshot chunk size for InstallSnapshot; well below the message limit so
 /// the envelope and encoding overhead always fit.
 pub const SNAPSHOT_CHUNK_BYTES_MAX: u64 = 4 * 1024 * 1024;

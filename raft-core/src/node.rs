@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::error::{AdminError, ReadError, ShutdownError, StartError, WriteError};
 use crate::faults::{LinkFaults, Mutation};
-use crate::limits::{SNAPSHOT_CHUNK_BYTES_MAX, WRITE_ATTEMPTS_MAX};
+use crate::limits::{APPEND_ENTRIES_PER_RPC_MAX, SNAPSHOT_CHUNK_BYTES_MAX, WRITE_ATTEMPTS_MAX};
 use crate::network::{Method, NetworkFactory, PeerError, Peers};
 use crate::server::RaftGrpc;
 use crate::storage::{self, AppliedEvent, DbClosed, LogStore, StateMachineStore, StateView};
@@ -117,6 +117,7 @@ impl RaftNodeConfig {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last),
             snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES_MAX,
             max_in_snapshot_log_to_keep: self.snapshot_logs_to_keep,
+            max_payload_entries: APPEND_ENTRIES_PER_RPC_MAX,
             ..Default::default()
         };
         config
