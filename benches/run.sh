@@ -12,7 +12,9 @@
 # benches/report.py then writes summary.json, summary.md (medians, ratios
 # ours/peer, targets) and PNG plots into the run's folder.
 #
-# Usage: benches/run.sh [--smoke] [--reps N] [--no-build] [--restart-ports N]
+# Usage: benches/run.sh [--smoke] [--debug] [--reps N] [--no-build] [--restart-ports N]
+#   --debug   use the dev-profile binaries (CI's smoke run reuses the test build
+#             instead of a cold release build; figures from it mean nothing)
 #   --smoke   ~1 minute end-to-end check (1 s rows, 1 failover try, small
 #             restart state, no plots); results go to a temp folder, removed
 #             after success. Exit status 0 = every system ran end to end.
@@ -27,6 +29,7 @@ ROOT=$(pwd)
 SMOKE=0
 REPS=3
 BUILD=1
+PROFILE=release
 RESTART_PORTS=1000000
 DURATION_S=10
 while [ $# -gt 0 ]; do
@@ -34,6 +37,7 @@ while [ $# -gt 0 ]; do
         --smoke) SMOKE=1 ;;
         --reps) REPS=$2; shift ;;
         --no-build) BUILD=0 ;;
+        --debug) PROFILE=debug ;;
         --restart-ports) RESTART_PORTS=$2; shift ;;
         --duration-s) DURATION_S=$2; shift ;;
         -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
@@ -50,9 +54,13 @@ for tool in etcd ovsdb-server ovsdb-tool ovn-nbctl ovsdb-client ovs-appctl pytho
 done
 
 if [ "$BUILD" = 1 ]; then
-    flock /tmp/cargo.lock cargo build --release -p alcor-benches -p alcor-node
+    if [ "$PROFILE" = release ]; then
+        flock /tmp/cargo.lock cargo build --release -p alcor-benches -p alcor-node
+    else
+        flock /tmp/cargo.lock cargo build -p alcor-benches -p alcor-node
+    fi
 fi
-BIN=$ROOT/target/release
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE
 WORK=${BENCH_WORK_DIR:-/tmp}
 
 if [ "$SMOKE" = 1 ]; then
@@ -109,7 +117,7 @@ if [ "$SMOKE" = 1 ]; then
     rm -rf "$OUT"
     echo "smoke run OK"
 else
-    VENV=$ROOT/target/bench-venv
+    VENV=${CARGO_TARGET_DIR:-$ROOT/target}/bench-venv
     if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
         python3 -m venv "$VENV"
         "$VENV/bin/pip" install -q matplotlib
