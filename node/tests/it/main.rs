@@ -9,5 +9,6 @@ mod dev;
 mod garbage;
 mod kill_leader;
 mod membership;
+mod push;
 mod snapshot;
 mod workload;
