@@ -10,5 +10,6 @@ mod garbage;
 mod kill_leader;
 mod membership;
 mod push;
+mod push_scale;
 mod snapshot;
 mod workload;
