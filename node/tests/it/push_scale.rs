@@ -164,3 +164,44 @@ async fn thousand_simulated_agents_converge_to_the_controller_digests_after_rand
         .count();
     assert!(with_ports > 0, "no agent holds a port");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_sim_command_runs_many_agents_until_they_match_the_controller() {
+    const SIM_AGENTS: u8 = 20;
+    let cluster = ProcessCluster::start(3);
+    let all = cluster.ids();
+    cluster.leader(&all).await;
+    let (vpc, subnet) = (uuid(0xf8), uuid(0xf9));
+    for n in 0..SIM_AGENTS {
+        workload::create_host(&cluster, &all, &format!("sim-{n:05}"), n + 1).await;
+    }
+    workload::create_network(&cluster, &all, &vpc, &subnet).await;
+    for n in 0..u64::from(SIM_AGENTS) {
+        let on = format!("sim-{:05}", (n * 7) % u64::from(SIM_AGENTS));
+        workload::create_port(&cluster, &all, &vpc, &subnet, &uuid(n), &on).await;
+    }
+    let endpoints: Vec<String> = all.iter().map(|id| cluster.api_addr(*id)).collect();
+    let output = tokio::process::Command::new(crate::cluster::BIN)
+        .arg("agent-sim")
+        .args(["--agents", &SIM_AGENTS.to_string()])
+        .args(["--endpoints", &endpoints.join(",")])
+        .args(["--report-interval-s", "1", "--exit-when-converged-s", "30"])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .expect("agent-sim exits by itself")
+        .expect("run agent-sim");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!("agents {SIM_AGENTS} matching {SIM_AGENTS} ")),
+        "{stdout}"
+    );
+    assert!(last.contains(" gaps 0"), "{stdout}");
+}
