@@ -569,7 +569,7 @@ async fn run_session(
                     _ = stop.wait_for(|stopped| *stopped) => break,
                     _ = &mut reader.0 => return,
                     _ = changed.changed() => {}
-                    _ = digests.changed() => {}
+                    _ = digests.changed() => report = *digests.borrow_and_update(),
                     _ = tokio::time::sleep_until(advance_at) => {}
                 }
             }

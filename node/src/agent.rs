@@ -1,12 +1,19 @@
 //! `alcor agent`: a simulated host agent that keeps its host's goal state in
 //! memory, acks each revision, and prints a status line now and then.
+//! `alcor agent-sim`: many of them in one process (each on its own stream),
+//! with a periodic summary that checks every agent's digest against the
+//! controller's.
 
 use std::time::Duration;
 
 use alcor_host_push::{SimAgent, SimAgentConfig};
 use alcor_state_machine::{GoalObject, GoalState};
 
-use crate::cli::AgentArgs;
+use alcor_proto::api::v1 as pb;
+use alcor_proto::api::v1::cluster_client::ClusterClient;
+use anyhow::Context;
+
+use crate::cli::{AgentArgs, AgentSimArgs};
 
 /// Runs one agent until SIGINT/SIGTERM.
 pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -65,4 +72,123 @@ fn counts(table: &GoalState) -> String {
 /// The first 6 bytes of a digest in hex.
 pub(crate) fn hex_prefix(digest: &[u8; 32]) -> String {
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `args.agents` simulated agents until SIGINT/SIGTERM (or until they
+/// all match the controller, with `--exit-when-converged-s`).
+pub(crate) async fn run_sim(args: AgentSimArgs) -> anyhow::Result<()> {
+    if args.endpoints.is_empty() {
+        anyhow::bail!("--endpoints is empty");
+    }
+    let n_endpoints = args.endpoints.len();
+    let mut agents = Vec::new();
+    let mut tasks = Vec::new();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    for i in 0..args.agents {
+        let first = usize::try_from(i).unwrap_or(0) % n_endpoints;
+        let endpoints = (0..n_endpoints)
+            .map(|k| args.endpoints[(first + k) % n_endpoints].clone())
+            .collect();
+        let host = format!("{}{i:05}", args.host_prefix);
+        let agent = SimAgent::new(SimAgentConfig::new(host, endpoints))?;
+        let mut stopped = stopped.clone();
+        tasks.push(tokio::spawn({
+            let agent = agent.clone();
+            async move {
+                agent
+                    .run(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            }
+        }));
+        agents.push(agent);
+    }
+    let started = tokio::time::Instant::now();
+    let deadline = args
+        .exit_when_converged_s
+        .map(|s| started + Duration::from_secs(s));
+    let mut ticker = tokio::time::interval(Duration::from_secs(args.report_interval_s.max(1)));
+    let signal = crate::server::shutdown_signal();
+    tokio::pin!(signal);
+    let outcome = loop {
+        tokio::select! {
+            _ = &mut signal => break Ok(()),
+            _ = ticker.tick() => {}
+        }
+        let matching = matching(&args.endpoints, &agents).await;
+        println!("{}", summary(&agents, matching, started.elapsed()));
+        if deadline.is_some() && matching == agents.len() {
+            break Ok(());
+        }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            break Err(anyhow::anyhow!(
+                "{} of {} agents match the controller after {:?}",
+                matching,
+                agents.len(),
+                started.elapsed()
+            ));
+        }
+    };
+    let _ = stop.send(true);
+    for task in tasks {
+        task.await?;
+    }
+    outcome
+}
+
+/// How many agents hold exactly the controller's goal state for their host
+/// (the controller read through the first endpoint that answers).
+async fn matching(endpoints: &[String], agents: &[SimAgent]) -> usize {
+    let mut client = None;
+    for endpoint in endpoints {
+        if let Ok(c) = ClusterClient::connect(format!("http://{endpoint}")).await {
+            client = Some(c);
+            break;
+        }
+    }
+    let Some(mut client) = client else {
+        return 0;
+    };
+    let mut n_matching = 0;
+    for agent in agents {
+        let request = pb::HostDigestRequest {
+            host: agent.host_id().to_string(),
+            stale: true,
+        };
+        let Ok(expected) = client
+            .host_digest(request)
+            .await
+            .context("host digest")
+            .map(tonic::Response::into_inner)
+        else {
+            continue;
+        };
+        let (revision, digest) = agent.revision_and_digest();
+        if revision >= expected.revision && digest.as_slice() == expected.digest.as_slice() {
+            n_matching += 1;
+        }
+    }
+    n_matching
+}
+
+/// One line: agents matching, revisions, message and error counts.
+fn summary(agents: &[SimAgent], matching: usize, elapsed: Duration) -> String {
+    let (mut min, mut max) = (u64::MAX, 0);
+    let (mut full, mut batches, mut reconnects, mut gaps) = (0, 0, 0, 0);
+    for agent in agents {
+        let revision = agent.revision();
+        min = min.min(revision);
+        max = max.max(revision);
+        let c = agent.counters();
+        full += c.full_syncs;
+        batches += c.diff_batches;
+        reconnects += c.reconnects;
+        gaps += c.gaps;
+    }
+    format!(
+        "t={:>6.1}s agents {} matching {matching} revisions {min}..{max} full-syncs {full} diff-batches {batches} reconnects {reconnects} gaps {gaps}",
+        elapsed.as_secs_f64(),
+        agents.len(),
+    )
 }

@@ -22,6 +22,9 @@ pub(crate) enum Command {
     Ctl(CtlArgs),
     /// Run a simulated host agent: keeps its host's goal state in memory.
     Agent(AgentArgs),
+    /// Simulate many host agents in one process, each on its own stream, and
+    /// check them against the controller's digests.
+    AgentSim(AgentSimArgs),
     /// Start a local cluster of `alcor server` processes plus simulated agents,
     /// write a demo VPC, subnet and ports, and serve until Ctrl-C.
     Dev(DevArgs),
@@ -44,6 +47,35 @@ pub(crate) struct AgentArgs {
     /// Seconds between status lines (revision, objects, digest).
     #[arg(long, env = "ALCOR_REPORT_INTERVAL_S", default_value_t = 5)]
     pub(crate) report_interval_s: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AgentSimArgs {
+    /// Number of simulated agents; agent i serves host `<host-prefix><i>`
+    /// (zero-padded to 5 digits; the hosts must be registered).
+    #[arg(long, env = "ALCOR_SIM_AGENTS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=alcor_host_push::limits::AGENTS_MAX as u64))]
+    pub(crate) agents: u64,
+    /// Prefix of the simulated hosts' ids.
+    #[arg(long, env = "ALCOR_SIM_HOST_PREFIX", default_value = "sim-")]
+    pub(crate) host_prefix: String,
+    /// API addresses of the nodes (host:port), comma-separated; agent i starts
+    /// on endpoint i mod n and moves on from there.
+    #[arg(
+        long,
+        env = "ALCOR_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7101"
+    )]
+    pub(crate) endpoints: Vec<String>,
+    /// Seconds between summary lines; each compares every agent's digest with
+    /// the controller's (`Cluster.HostDigest`).
+    #[arg(long, env = "ALCOR_REPORT_INTERVAL_S", default_value_t = 5)]
+    pub(crate) report_interval_s: u64,
+    /// Exit (status 0) once every agent matches the controller, instead of
+    /// running until Ctrl-C; fails after this many seconds.
+    #[arg(long, env = "ALCOR_SIM_EXIT_WHEN_CONVERGED_S")]
+    pub(crate) exit_when_converged_s: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
 //! `alcor`: one binary for the controller. `alcor server` runs a cluster
 //! member (Raft + the gRPC API + the agents' push stream); `alcor ctl` is the
-//! operator CLI; `alcor agent` a simulated host agent; `alcor dev` a local cluster.
+//! operator CLI; `alcor agent` a simulated host agent (`alcor agent-sim` many); `alcor dev` a local cluster.
 //!
 //! This file only parses the command line and dispatches; see `server` and
 //! `ctl`. It is the only crate in the workspace that uses `anyhow`.
@@ -24,6 +24,7 @@ async fn main() -> ExitCode {
         cli::Command::Server(args) => server::run(args).await,
         cli::Command::Ctl(args) => ctl::run(args).await,
         cli::Command::Agent(args) => agent::run(args).await,
+        cli::Command::AgentSim(args) => agent::run_sim(args).await,
         cli::Command::Dev(args) => dev::run(args).await,
     };
     match result {

@@ -26,6 +26,8 @@ struct Member {
     initial_cluster: String,
     /// Started with `--join`.
     join: bool,
+    /// Flags given to this member only.
+    own_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -37,7 +39,7 @@ pub(crate) struct ProcessCluster {
 }
 
 /// A port that was free a moment ago.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     listener.local_addr().expect("local addr").port()
 }
@@ -58,6 +60,7 @@ impl ProcessCluster {
                     api_addr: format!("127.0.0.1:{}", free_port()),
                     initial_cluster: String::new(),
                     join: false,
+                    own_args: Vec::new(),
                     child: None,
                 };
                 (id, member)
@@ -78,6 +81,38 @@ impl ProcessCluster {
         cluster
     }
 
+    /// Spawns `n` members; member `id` also gets `own_args(id)` (after the
+    /// common `server_args`), on every start.
+    pub(crate) fn start_each(
+        n: u64,
+        server_args: &[&str],
+        own_args: impl Fn(u64) -> Vec<String>,
+    ) -> ProcessCluster {
+        let mut cluster = ProcessCluster::start_with(0, server_args);
+        let mut members: BTreeMap<u64, Member> = (1..=n)
+            .map(|id| {
+                let member = Member {
+                    raft_addr: format!("127.0.0.1:{}", free_port()),
+                    api_addr: format!("127.0.0.1:{}", free_port()),
+                    initial_cluster: String::new(),
+                    join: false,
+                    own_args: own_args(id),
+                    child: None,
+                };
+                (id, member)
+            })
+            .collect();
+        let initial_cluster = initial_cluster_of(&members);
+        for member in members.values_mut() {
+            member.initial_cluster = initial_cluster.clone();
+        }
+        cluster.members = members;
+        for id in 1..=n {
+            cluster.spawn(id);
+        }
+        cluster
+    }
+
     /// Starts a new member `id` with `alcor server --join`; its
     /// `--initial-cluster` is the current members plus itself. It is not a
     /// member until the leader adds it.
@@ -90,6 +125,7 @@ impl ProcessCluster {
                 api_addr: format!("127.0.0.1:{}", free_port()),
                 initial_cluster: String::new(),
                 join: true,
+                own_args: Vec::new(),
                 child: None,
             },
         );
@@ -118,7 +154,8 @@ impl ProcessCluster {
             .args(["--raft-addr", &member.raft_addr])
             .args(["--api-addr", &member.api_addr])
             .args(["--initial-cluster", &member.initial_cluster])
-            .args(&self.server_args);
+            .args(&self.server_args)
+            .args(&member.own_args);
         if member.join {
             command.arg("--join");
         }

@@ -10,6 +10,8 @@ mod floating_ips;
 mod garbage;
 mod kill_leader;
 mod membership;
+mod push;
+mod push_scale;
 mod snapshot;
 mod tags;
 mod workload;
