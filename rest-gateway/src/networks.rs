@@ -68,6 +68,17 @@ async fn subnet_ids(svc: &Svc, network_id: String) -> Result<Vec<Value>, RestErr
     }
 }
 
+async fn get(svc: &Svc, id: &str, stale: bool) -> Result<Item, RestError> {
+    let vpc = svc
+        .get_vpc(Request::new(pb::GetVpcRequest {
+            id: id.to_string(),
+            stale,
+        }))
+        .await
+        .map_err(|s| from_status(&s))?;
+    Ok(render(vpc.get_ref()))
+}
+
 impl Resource for Networks {
     const SINGULAR: &'static str = "network";
     const PLURAL: &'static str = "networks";
@@ -88,15 +99,11 @@ impl Resource for Networks {
     ];
 
     async fn get(svc: &Svc, id: &str) -> Result<Item, RestError> {
-        let vpc = svc
-            .get_vpc(Request::new(pb::GetVpcRequest {
-                id: id.to_string(),
-                stale: false,
-                ..Default::default()
-            }))
-            .await
-            .map_err(|s| from_status(&s))?;
-        Ok(render(vpc.get_ref()))
+        get(svc, id, false).await
+    }
+
+    async fn get_stale(svc: &Svc, id: &str) -> Result<Item, RestError> {
+        get(svc, id, true).await
     }
 
     async fn list(

@@ -3,6 +3,7 @@
 //! Neutron's envelopes, filters, `fields`, paging links, `If-Match` and
 //! project scoping. A new kind plugs in with an impl and one `routes::<R>()`.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 
 use axum::body::Body;
@@ -75,6 +76,12 @@ pub(crate) trait Resource: Send + Sync + 'static {
 
     /// Reads one by ID (404 with `NOT_FOUND` when missing).
     fn get(svc: &Svc, id: &str) -> impl Future<Output = Result<Item, RestError>> + Send;
+
+    /// Reads one from the answering node's applied state (may lag behind
+    /// the cluster); by default the linearizable [`Resource::get`].
+    fn get_stale(svc: &Svc, id: &str) -> impl Future<Output = Result<Item, RestError>> + Send {
+        Self::get(svc, id)
+    }
 
     /// One page of the gRPC list after `marker`, and the next marker ("" at the end).
     fn list(
@@ -183,6 +190,72 @@ pub(crate) async fn visible<R: Resource>(
     } else {
         Err(RestError::not_found(R::NOT_FOUND, R::SINGULAR, id))
     }
+}
+
+/// Checks that the caller may use `id` (a network or security group named
+/// in a body) without a linearizable read on the hot path: a resource's
+/// project never changes, so a stale read that finds it answers for good;
+/// only a miss (it may be too new for this node) falls back to
+/// [`visible`]. A resource deleted meanwhile fails the write itself.
+pub(crate) async fn usable<R: Resource>(
+    svc: &Svc,
+    caller: &Caller,
+    id: &str,
+) -> Result<(), RestError> {
+    match R::get_stale(svc, id).await {
+        Ok(item) if caller.sees(project_of(&item)) => Ok(()),
+        Ok(_) => Err(RestError::not_found(R::NOT_FOUND, R::SINGULAR, id)),
+        Err(e) if e.status == StatusCode::NOT_FOUND => {
+            visible::<R>(svc, caller, id).await.map(drop)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A member may only name its own networks, ports and security groups in a
+/// create body (404 like Neutron otherwise). `checked` remembers the IDs
+/// already allowed in this request (a bulk create names one network often).
+async fn check_references(
+    svc: &Svc,
+    caller: &Caller,
+    attrs: &Attrs,
+    checked: &mut BTreeSet<String>,
+) -> Result<(), RestError> {
+    use crate::networks::Networks;
+    use crate::ports::Ports;
+    use crate::security_groups::SecurityGroups;
+    if let Some(Value::String(net)) = attrs.peek("network_id") {
+        if !is_uuid(&net) {
+            return Err(RestError::not_found("NetworkNotFound", "network", &net));
+        }
+        if !checked.contains(&net) {
+            usable::<Networks>(svc, caller, &net).await?;
+            checked.insert(net);
+        }
+    }
+    if let Some(Value::String(port)) = attrs.peek("port_id") {
+        // A port's owner is checked linearizably: ports come and go often.
+        let port = path_id::<Ports>(&port)?;
+        visible::<Ports>(svc, caller, &port).await?;
+    }
+    let mut groups: Vec<String> = ["security_group_id", "remote_group_id"]
+        .iter()
+        .filter_map(|key| match attrs.peek(key) {
+            Some(Value::String(g)) => Some(g),
+            _ => None,
+        })
+        .collect();
+    if let Some(Value::Array(list)) = attrs.peek("security_groups") {
+        groups.extend(list.iter().filter_map(|g| g.as_str().map(str::to_string)));
+    }
+    for group in groups {
+        if !checked.contains(&group) {
+            let id = path_id::<SecurityGroups>(&group)?;
+            usable::<SecurityGroups>(svc, caller, &id).await?;
+            checked.insert(group);
+        }
+    }
+    Ok(())
 }
 
 /// `If-Match: revision_number=N` → N.
@@ -449,6 +522,7 @@ async fn create<R: Resource>(
                 return Err(bulk_too_large::<R>(raw_items.len()));
             }
             let svc = &*state.svc;
+            let mut checked = BTreeSet::new();
             let mut items = Vec::with_capacity(raw_items.len());
             for map in raw_items {
                 let mut attrs = Attrs::new(map);
@@ -467,26 +541,7 @@ async fn create<R: Resource>(
                     }
                 };
                 if !caller.admin {
-                    // A member may only use its own networks (404 like Neutron).
-                    if let Some(Value::String(net)) = attrs.peek("network_id") {
-                        if !is_uuid(&net) {
-                            return Err(RestError::not_found("NetworkNotFound", "network", &net));
-                        }
-                        visible::<crate::networks::Networks>(svc, &caller, &net).await?;
-                    }
-                    // ... its own ports (floating IPs) ...
-                    if let Some(Value::String(port)) = attrs.peek("port_id") {
-                        let port = path_id::<crate::ports::Ports>(&port)?;
-                        visible::<crate::ports::Ports>(svc, &caller, &port).await?;
-                    }
-                    // ... and its own security groups (for rules).
-                    for key in ["security_group_id", "remote_group_id"] {
-                        if let Some(Value::String(group)) = attrs.peek(key) {
-                            let group = path_id::<crate::security_groups::SecurityGroups>(&group)?;
-                            visible::<crate::security_groups::SecurityGroups>(svc, &caller, &group)
-                                .await?;
-                        }
-                    }
+                    check_references(svc, &caller, &attrs, &mut checked).await?;
                 }
                 attrs.set("project_id", Value::String(project));
                 items.push(attrs);

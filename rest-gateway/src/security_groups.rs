@@ -115,6 +115,17 @@ async fn rules_of(svc: &Svc, group_id: String) -> Result<Vec<Value>, RestError> 
     }
 }
 
+async fn get_group(svc: &Svc, id: &str, stale: bool) -> Result<Item, RestError> {
+    let g = svc
+        .get_security_group(Request::new(pb::GetSecurityGroupRequest {
+            id: id.to_string(),
+            stale,
+        }))
+        .await
+        .map_err(|s| from_status(&s))?;
+    Ok(render_group(g.get_ref()))
+}
+
 impl Resource for SecurityGroups {
     const SINGULAR: &'static str = "security_group";
     const PLURAL: &'static str = "security_groups";
@@ -132,15 +143,11 @@ impl Resource for SecurityGroups {
     const PATH: &'static str = "security-groups";
 
     async fn get(svc: &Svc, id: &str) -> Result<Item, RestError> {
-        let g = svc
-            .get_security_group(Request::new(pb::GetSecurityGroupRequest {
-                id: id.to_string(),
-                stale: false,
-                ..Default::default()
-            }))
-            .await
-            .map_err(|s| from_status(&s))?;
-        Ok(render_group(g.get_ref()))
+        get_group(svc, id, false).await
+    }
+
+    async fn get_stale(svc: &Svc, id: &str) -> Result<Item, RestError> {
+        get_group(svc, id, true).await
     }
 
     async fn list(
@@ -343,7 +350,6 @@ impl Resource for SecurityGroupRules {
             .get_security_group_rule(Request::new(pb::GetSecurityGroupRuleRequest {
                 id: id.to_string(),
                 stale: false,
-                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?;
@@ -363,7 +369,6 @@ impl Resource for SecurityGroupRules {
                 limit: limit as u32,
                 marker: marker.to_string(),
                 stale: false,
-                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?

@@ -74,6 +74,10 @@ struct Args {
     /// Member i listens on BASE+i (gRPC), BASE+10+i (REST), BASE+20+i (Raft).
     #[arg(long, default_value_t = 27_400)]
     base_port: u16,
+    /// The REST token's role: member (checks the network's project per
+    /// create, as for a tenant) or admin (no check, as for a service).
+    #[arg(long, default_value = "member")]
+    role: String,
     /// Order of the runs.
     #[arg(long, value_delimiter = ',', default_value = "grpc,rest")]
     transports: Vec<String>,
@@ -95,7 +99,10 @@ impl Cluster {
         let tokens = root.path().join("tokens.toml");
         std::fs::write(
             &tokens,
-            format!("[\"{TOKEN}\"]\nproject_id = \"{PROJECT}\"\nrole = \"member\"\n"),
+            format!(
+                "[\"{TOKEN}\"]\nproject_id = \"{PROJECT}\"\nrole = \"{}\"\n",
+                args.role
+            ),
         )?;
         #[cfg(unix)]
         {
@@ -467,6 +474,7 @@ async fn main_inner(args: Args) -> anyhow::Result<()> {
     let summary = json!({
         "clients": args.clients,
         "grpc_connections": args.connections,
+        "rest_role": args.role,
         "duration_s": args.duration_s,
         "runs": runs.iter().map(|r| json!({
             "transport": r.name,

@@ -297,3 +297,51 @@ async fn bad_bodies_are_refused_naming_the_field_and_change_nothing() {
     assert_eq!(snapshot(&rest).await, before, "bad input changed the state");
     rest.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_may_not_name_another_projects_groups_or_networks() {
+    let rest = Rest::start().await;
+    let (alice_net, _) = network_with_subnet(&rest, ALICE, "10.3.0.0/24").await;
+    let (bob_net, _) = network_with_subnet(&rest, crate::harness::BOB, "10.3.0.0/24").await;
+    let group = rest
+        .post(
+            "/v2.0/security-groups",
+            crate::harness::BOB,
+            json!({"security_group": {"name": "bobs"}}),
+        )
+        .await;
+    expect(&group, StatusCode::CREATED, None);
+    let bobs_group = s(&group.body["security_group"]["id"]);
+    let before = snapshot(&rest).await;
+    let r = rest
+        .post(
+            "/v2.0/ports",
+            ALICE,
+            json!({"port": {"network_id": alice_net, "security_groups": [bobs_group]}}),
+        )
+        .await;
+    expect(&r, StatusCode::NOT_FOUND, Some("SecurityGroupNotFound"));
+    let r = rest
+        .post(
+            "/v2.0/ports",
+            ALICE,
+            json!({"ports": [{"network_id": alice_net}, {"network_id": bob_net}]}),
+        )
+        .await;
+    expect(&r, StatusCode::NOT_FOUND, Some("NetworkNotFound"));
+    assert_eq!(
+        snapshot(&rest).await,
+        before,
+        "a refused create changed the state"
+    );
+    // The same bodies with her own network and no foreign group go through.
+    let r = rest
+        .post(
+            "/v2.0/ports",
+            ALICE,
+            json!({"ports": [{"network_id": alice_net}, {"network_id": alice_net}]}),
+        )
+        .await;
+    expect(&r, StatusCode::CREATED, None);
+    rest.shutdown().await;
+}
