@@ -303,6 +303,17 @@ impl Routers<'_> {
     }
 }
 
+resource! {
+    /// Floating IPs (`client.floating_ips()`): associate with `update`
+    /// (`port_id` set), disassociate with `port_id` set and empty.
+    FloatingIps, floating_ips, FloatingIp, "floating IP",
+    create: CreateFloatingIpRequest => create_floating_ip,
+    get: GetFloatingIpRequest => get_floating_ip,
+    list: ListFloatingIpsRequest => list_floating_ips.floating_ips,
+    update: UpdateFloatingIpRequest => update_floating_ip,
+    delete: DeleteFloatingIpRequest => delete_floating_ip,
+}
+
 /// Per-project quotas: limits and usage (`client.quotas()`).
 #[derive(Debug, Clone, Copy)]
 pub struct Quotas<'a> {
