@@ -13,13 +13,14 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use alcor_proto::api::v1 as pb;
-use alcor_state_machine::limits::{ID_BYTES_MAX, NAME_BYTES_MAX, TOKEN_BYTES_MAX};
+use alcor_state_machine::limits::{ID_BYTES_MAX, NAME_BYTES_MAX, TAGS_MAX, TOKEN_BYTES_MAX};
 use alcor_state_machine::model::{
     AddressPair, AllocationPool, Direction, EtherType, FloatingIp, Host, HostStatus, Mac, Port,
     PortStatus, Quota, ResourceKind, Route, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
 use alcor_state_machine::{
-    Command, FixedIpRequest, GatewaySpec, Id, PortSpec, PortUpdate, Rejection, SubnetUpdate,
+    validate_tags, Command, FixedIpRequest, GatewaySpec, Id, PortSpec, PortUpdate, Rejection,
+    SubnetUpdate, TagFilter, Tags,
 };
 use ipnet::IpNet;
 
@@ -78,6 +79,57 @@ fn with_token(token: &str, command: Command) -> Result<Command, Rejection> {
         token: token.to_string(),
         command: Box::new(command),
     })
+}
+
+/// A tag list as a set, checked like the state machine checks it.
+pub fn parse_tags(field: &str, tags: &[String]) -> Result<Tags, Rejection> {
+    if tags.len() > TAGS_MAX {
+        return Err(invalid(field, format!("more than {TAGS_MAX} tags")));
+    }
+    validate_tags(field, tags)?;
+    Ok(tags.iter().cloned().collect())
+}
+
+/// `command` with its resource's tags set to `tags` (none: as is).
+fn with_tags(tags: Tags, command: Command) -> Command {
+    if tags.is_empty() {
+        command
+    } else {
+        Command::WithTags {
+            tags,
+            command: Box::new(command),
+        }
+    }
+}
+
+/// An update that also replaces the tags when the request sets them.
+fn retag(tags: Option<&pb::TagSet>, command: Command) -> Result<Command, Rejection> {
+    Ok(match tags {
+        None => command,
+        Some(set) => Command::WithTags {
+            tags: parse_tags("tags", &set.tags)?,
+            command: Box::new(command),
+        },
+    })
+}
+
+/// The tag filters of a list request.
+pub fn tag_filter(
+    tags: &[String],
+    tags_any: &[String],
+    not_tags: &[String],
+    not_tags_any: &[String],
+) -> Result<TagFilter, Rejection> {
+    Ok(TagFilter {
+        all: parse_tags("tags", tags)?,
+        any: parse_tags("tags_any", tags_any)?,
+        not_all: parse_tags("not_tags", not_tags)?,
+        not_any: parse_tags("not_tags_any", not_tags_any)?,
+    })
+}
+
+fn tag_list(tags: &Tags) -> Vec<String> {
+    tags.iter().cloned().collect()
 }
 
 /// An optional list marker for UUID-keyed lists.
@@ -252,18 +304,20 @@ pub fn create_vpc(req: &pb::CreateVpcRequest) -> Result<Command, Rejection> {
         mtu: req.mtu,
         admin_state_up: req.admin_state_up.unwrap_or(true),
     };
+    let command = with_tags(parse_tags("tags", &req.tags)?, command);
     with_token(&req.request_token, command)
 }
 
 /// `UpdateVpc` → `Command::UpdateVpc`.
 pub fn update_vpc(req: &pb::UpdateVpcRequest) -> Result<Command, Rejection> {
-    Ok(Command::UpdateVpc {
+    let command = Command::UpdateVpc {
         id: parse_id("id", &req.id)?,
         name: parse_opt_name("name", req.name.as_deref())?,
         mtu: req.mtu,
         admin_state_up: req.admin_state_up,
         expected_revision: req.expected_revision,
-    })
+    };
+    retag(req.tags.as_ref(), command)
 }
 
 /// `CreateSubnet` → `Command::CreateSubnet` (under its request token).
@@ -287,6 +341,7 @@ pub fn create_subnet(req: &pb::CreateSubnetRequest) -> Result<Command, Rejection
         dns_nameservers: parse_ips("dns_nameservers", &req.dns_nameservers)?,
         host_routes: parse_routes("host_routes", &req.host_routes)?,
     };
+    let command = with_tags(parse_tags("tags", &req.tags)?, command);
     with_token(&req.request_token, command)
 }
 
@@ -297,7 +352,7 @@ pub fn update_subnet(req: &pb::UpdateSubnetRequest) -> Result<Command, Rejection
         Some("") => Some(None),
         Some(ip) => Some(Some(parse_ip("gateway_ip", ip)?)),
     };
-    Ok(Command::UpdateSubnet {
+    let command = Command::UpdateSubnet {
         id: parse_id("id", &req.id)?,
         update: SubnetUpdate {
             name: parse_opt_name("name", req.name.as_deref())?,
@@ -320,13 +375,15 @@ pub fn update_subnet(req: &pb::UpdateSubnetRequest) -> Result<Command, Rejection
                 .transpose()?,
         },
         expected_revision: req.expected_revision,
-    })
+    };
+    retag(req.tags.as_ref(), command)
 }
 
 /// `CreatePort` → `Command::CreatePort` (under its request token).
 pub fn create_port(req: &pb::CreatePortRequest) -> Result<Command, Rejection> {
     let spec = port_spec(req, new_id_for("id", &req.id, &req.request_token, "port")?)?;
-    with_token(&req.request_token, Command::CreatePort(spec))
+    let command = with_tags(parse_tags("tags", &req.tags)?, Command::CreatePort(spec));
+    with_token(&req.request_token, command)
 }
 
 /// One port of a `CreatePort`/`CreatePorts` request, with its ID decided.
@@ -381,7 +438,9 @@ pub fn create_ports(req: &pb::CreatePortsRequest) -> Result<Command, Rejection> 
         .iter()
         .enumerate()
         .map(|(index, port)| {
-            let spec = if port.request_token.is_empty() {
+            let spec = if !port.tags.is_empty() {
+                Err(invalid("tags", "not supported on the entries of a batch"))
+            } else if port.request_token.is_empty() {
                 // Under a batch token, an entry without an id gets one derived from
                 // (token, position), so a retried batch is the identical command.
                 let token = if req.request_token.is_empty() {
@@ -427,7 +486,7 @@ pub fn update_port(req: &pb::UpdatePortRequest) -> Result<Command, Rejection> {
         .as_deref()
         .map(|n| parse_name("device_owner", n))
         .transpose()?;
-    Ok(Command::UpdatePort {
+    let command = Command::UpdatePort {
         id: parse_id("id", &req.id)?,
         update: PortUpdate {
             name,
@@ -447,7 +506,8 @@ pub fn update_port(req: &pb::UpdatePortRequest) -> Result<Command, Rejection> {
             admin_state_up: req.admin_state_up,
         },
         expected_revision: req.expected_revision,
-    })
+    };
+    retag(req.tags.as_ref(), command)
 }
 
 /// `CreateSecurityGroup` → `Command::CreateSecurityGroup` (under its token).
@@ -458,17 +518,19 @@ pub fn create_security_group(req: &pb::CreateSecurityGroupRequest) -> Result<Com
         name: parse_name("name", &req.name)?,
         description: parse_name("description", &req.description)?,
     };
+    let command = with_tags(parse_tags("tags", &req.tags)?, command);
     with_token(&req.request_token, command)
 }
 
 /// `UpdateSecurityGroup` → `Command::UpdateSecurityGroup`.
 pub fn update_security_group(req: &pb::UpdateSecurityGroupRequest) -> Result<Command, Rejection> {
-    Ok(Command::UpdateSecurityGroup {
+    let command = Command::UpdateSecurityGroup {
         id: parse_id("id", &req.id)?,
         name: parse_opt_name("name", req.name.as_deref())?,
         description: parse_opt_name("description", req.description.as_deref())?,
         expected_revision: req.expected_revision,
-    })
+    };
+    retag(req.tags.as_ref(), command)
 }
 
 /// IANA protocol keywords Neutron accepts in rules.
@@ -654,12 +716,13 @@ pub fn create_router(req: &pb::CreateRouterRequest) -> Result<Command, Rejection
         name: parse_name("name", &req.name)?,
         routes: parse_routes("routes", &req.routes)?,
     };
+    let command = with_tags(parse_tags("tags", &req.tags)?, command);
     with_token(&req.request_token, command)
 }
 
 /// `UpdateRouter` → `Command::UpdateRouter`.
 pub fn update_router(req: &pb::UpdateRouterRequest) -> Result<Command, Rejection> {
-    Ok(Command::UpdateRouter {
+    let command = Command::UpdateRouter {
         id: parse_id("id", &req.id)?,
         name: parse_opt_name("name", req.name.as_deref())?,
         routes: req
@@ -669,7 +732,8 @@ pub fn update_router(req: &pb::UpdateRouterRequest) -> Result<Command, Rejection
             .transpose()?,
         admin_state_up: req.admin_state_up,
         expected_revision: req.expected_revision,
-    })
+    };
+    retag(req.tags.as_ref(), command)
 }
 
 /// `AddRouterInterface` (`add`) or `RemoveRouterInterface` → the command.
@@ -707,6 +771,7 @@ pub fn create_floating_ip(req: &pb::CreateFloatingIpRequest) -> Result<Command, 
         fixed_ip_address,
         description: parse_name("description", &req.description)?,
     };
+    let command = with_tags(parse_tags("tags", &req.tags)?, command);
     with_token(&req.request_token, command)
 }
 
@@ -717,7 +782,7 @@ pub fn update_floating_ip(req: &pb::UpdateFloatingIpRequest) -> Result<Command, 
         Some("") => Some(None),
         Some(port) => Some(Some(parse_id("port_id", port)?)),
     };
-    Ok(Command::UpdateFloatingIp {
+    let command = Command::UpdateFloatingIp {
         id: parse_id("id", &req.id)?,
         port_id,
         fixed_ip_address: req
@@ -727,7 +792,8 @@ pub fn update_floating_ip(req: &pb::UpdateFloatingIpRequest) -> Result<Command, 
             .transpose()?,
         description: parse_opt_name("description", req.description.as_deref())?,
         expected_revision: req.expected_revision,
-    })
+    };
+    retag(req.tags.as_ref(), command)
 }
 
 /// The status filter of `ListFloatingIps`: `None` for any.
@@ -797,6 +863,7 @@ pub fn vpc(v: &Vpc) -> pb::Vpc {
         vni: v.vni,
         mtu: v.mtu,
         admin_state_up: v.admin_state_up,
+        tags: tag_list(&v.meta.tags),
         revision: v.meta.revision,
         created_at_ms: v.meta.created_at,
         updated_at_ms: v.meta.updated_at,
@@ -823,6 +890,7 @@ pub fn subnet(s: &Subnet) -> pb::Subnet {
         enable_dhcp: s.enable_dhcp,
         dns_nameservers: s.dns_nameservers.iter().map(|ip| ip.to_string()).collect(),
         host_routes: routes(&s.host_routes),
+        tags: tag_list(&s.meta.tags),
         revision: s.meta.revision,
         created_at_ms: s.meta.created_at,
         updated_at_ms: s.meta.updated_at,
@@ -865,6 +933,7 @@ pub fn port(p: &Port) -> pb::Port {
         admin_state_up: p.admin_state_up,
         status: status as i32,
         status_detail,
+        tags: tag_list(&p.meta.tags),
         revision: p.meta.revision,
         created_at_ms: p.meta.created_at,
         updated_at_ms: p.meta.updated_at,
@@ -879,6 +948,7 @@ pub fn security_group(g: &SecurityGroup) -> pb::SecurityGroup {
         name: g.name.clone(),
         description: g.description.clone(),
         is_default: g.is_default,
+        tags: tag_list(&g.meta.tags),
         revision: g.meta.revision,
         created_at_ms: g.meta.created_at,
         updated_at_ms: g.meta.updated_at,
@@ -939,6 +1009,7 @@ pub fn router(r: &Router) -> pb::Router {
             })
             .collect(),
         routes: routes(&r.routes),
+        tags: tag_list(&r.meta.tags),
         revision: r.meta.revision,
         created_at_ms: r.meta.created_at,
         updated_at_ms: r.meta.updated_at,
@@ -967,6 +1038,7 @@ pub fn floating_ip(f: &FloatingIp, router: Option<Id>) -> pb::FloatingIp {
         router_id: router.map(|r| r.to_string()).unwrap_or_default(),
         status: status as i32,
         description: f.description.clone(),
+        tags: tag_list(&f.meta.tags),
         revision: f.meta.revision,
         created_at_ms: f.meta.created_at,
         updated_at_ms: f.meta.updated_at,

@@ -10,7 +10,7 @@ use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::orchestrator_server::{Orchestrator, OrchestratorServer};
 use alcor_raft_core::{RaftNode, ReadError, WriteError};
 use alcor_state_machine::model::{FloatingIp, Port, SecurityGroupRule};
-use alcor_state_machine::{Command, Kind, Rejection, Reply, State};
+use alcor_state_machine::{Command, Id, Kind, Rejection, Reply, State, TagFilter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
@@ -203,6 +203,21 @@ fn page<'a, R: 'a, K: Ord + Display, T>(
     (out, String::new())
 }
 
+/// The items a list pages through: the tag index's candidates when the tag
+/// filter has a positive part (`tags`, `tags_any`), else `fallback`.
+fn tag_indexed<'a, R: 'a>(
+    s: &'a State,
+    kind: Kind,
+    filter: &TagFilter,
+    fallback: impl Iterator<Item = &'a R> + 'a,
+    get: impl Fn(&'a State, &Id) -> Option<&'a R> + 'a,
+) -> Box<dyn Iterator<Item = &'a R> + 'a> {
+    match s.tag_candidates(kind, filter) {
+        Some(ids) => Box::new(ids.filter_map(move |id| get(s, &id))),
+        None => Box::new(fallback),
+    }
+}
+
 fn project_matches(filter: &str, project_id: &str) -> bool {
     filter.is_empty() || filter == project_id
 }
@@ -353,13 +368,22 @@ impl Orchestrator for OrchestratorService {
         respond(
             async {
                 let marker = convert::parse_marker(&req.marker)?;
+                let tags = convert::tag_filter(
+                    &req.tags,
+                    &req.tags_any,
+                    &req.not_tags,
+                    &req.not_tags_any,
+                )?;
                 let (vpcs, next_marker) = self
                     .read(budget, req.stale, move |s| {
                         page(
-                            s.vpcs(),
+                            tag_indexed(s, Kind::Vpc, &tags, s.vpcs(), |s, id| s.vpc(id)),
                             |v| v.id,
                             marker,
-                            |v| project_matches(&project, &v.meta.project_id),
+                            |v| {
+                                project_matches(&project, &v.meta.project_id)
+                                    && tags.matches(&v.meta.tags)
+                            },
                             limit,
                             convert::vpc,
                         )
@@ -456,10 +480,17 @@ impl Orchestrator for OrchestratorService {
             async {
                 let marker = convert::parse_marker(&req.marker)?;
                 let network = convert::parse_marker(&req.network_id)?;
+                let tags = convert::tag_filter(
+                    &req.tags,
+                    &req.tags_any,
+                    &req.not_tags,
+                    &req.not_tags_any,
+                )?;
                 let (subnets, next_marker) = self
                     .read(budget, req.stale, move |s| {
                         let keep = |x: &alcor_state_machine::model::Subnet| {
                             project_matches(&project, &x.meta.project_id)
+                                && tags.matches(&x.meta.tags)
                         };
                         match network {
                             Some(network) => page(
@@ -470,9 +501,16 @@ impl Orchestrator for OrchestratorService {
                                 limit,
                                 convert::subnet,
                             ),
-                            None => {
-                                page(s.subnets(), |x| x.id, marker, keep, limit, convert::subnet)
-                            }
+                            None => page(
+                                tag_indexed(s, Kind::Subnet, &tags, s.subnets(), |s, id| {
+                                    s.subnet(id)
+                                }),
+                                |x| x.id,
+                                marker,
+                                keep,
+                                limit,
+                                convert::subnet,
+                            ),
                         }
                     })
                     .await?;
@@ -588,17 +626,26 @@ impl Orchestrator for OrchestratorService {
             async {
                 let marker = convert::parse_marker(&req.marker)?;
                 let network = convert::parse_marker(&req.network_id)?;
+                let tags = convert::tag_filter(
+                    &req.tags,
+                    &req.tags_any,
+                    &req.not_tags,
+                    &req.not_tags_any,
+                )?;
                 let (ports, next_marker) = self
                     .read(budget, req.stale, move |s| {
                         // Pick the narrowest index; the other filters are checks.
                         let items: Box<dyn Iterator<Item = &Port> + '_> =
                             match (network, host.as_str()) {
                                 (Some(network), _) => Box::new(s.ports_of_network(network)),
-                                (None, "") => Box::new(s.ports()),
+                                (None, "") => {
+                                    tag_indexed(s, Kind::Port, &tags, s.ports(), |s, id| s.port(id))
+                                }
                                 (None, host) => Box::new(s.ports_of_host(host)),
                             };
                         let keep = |p: &Port| {
                             project_matches(&project, &p.meta.project_id)
+                                && tags.matches(&p.meta.tags)
                                 && (host.is_empty()
                                     || p.binding_host.as_deref() == Some(host.as_str()))
                         };
@@ -695,13 +742,25 @@ impl Orchestrator for OrchestratorService {
         respond(
             async {
                 let marker = convert::parse_marker(&req.marker)?;
+                let tags = convert::tag_filter(
+                    &req.tags,
+                    &req.tags_any,
+                    &req.not_tags,
+                    &req.not_tags_any,
+                )?;
                 let (security_groups, next_marker) = self
                     .read(budget, req.stale, move |s| {
+                        let groups = s.security_groups();
                         page(
-                            s.security_groups(),
+                            tag_indexed(s, Kind::SecurityGroup, &tags, groups, |s, id| {
+                                s.security_group(id)
+                            }),
                             |g| g.id,
                             marker,
-                            |g| project_matches(&project, &g.meta.project_id),
+                            |g| {
+                                project_matches(&project, &g.meta.project_id)
+                                    && tags.matches(&g.meta.tags)
+                            },
                             limit,
                             convert::security_group,
                         )
@@ -899,13 +958,22 @@ impl Orchestrator for OrchestratorService {
         respond(
             async {
                 let marker = convert::parse_marker(&req.marker)?;
+                let tags = convert::tag_filter(
+                    &req.tags,
+                    &req.tags_any,
+                    &req.not_tags,
+                    &req.not_tags_any,
+                )?;
                 let (routers, next_marker) = self
                     .read(budget, req.stale, move |s| {
                         page(
-                            s.routers(),
+                            tag_indexed(s, Kind::Router, &tags, s.routers(), |s, id| s.router(id)),
                             |r| r.id,
                             marker,
-                            |r| project_matches(&project, &r.meta.project_id),
+                            |r| {
+                                project_matches(&project, &r.meta.project_id)
+                                    && tags.matches(&r.meta.tags)
+                            },
                             limit,
                             convert::router,
                         )
@@ -1045,6 +1113,13 @@ impl Orchestrator for OrchestratorService {
                     convert::parse_opt_id("floating_network_id", &req.floating_network_id)?;
                 let router = convert::parse_opt_id("router_id", &req.router_id)?;
                 let associated = convert::floating_ip_status_filter(req.status)?;
+                let tags = convert::tag_filter(
+                    &req.tags,
+                    &req.tags_any,
+                    &req.not_tags,
+                    &req.not_tags_any,
+                )?;
+
                 let (floating_ips, next_marker) = self
                     .read(budget, req.stale, move |s| {
                         // Pick the narrowest index; the other filters are checks.
@@ -1054,10 +1129,17 @@ impl Orchestrator for OrchestratorService {
                                 (None, Some(network)) => {
                                     Box::new(s.floating_ips_of_network(network))
                                 }
-                                (None, None) => Box::new(s.floating_ips()),
+                                (None, None) => tag_indexed(
+                                    s,
+                                    Kind::FloatingIp,
+                                    &tags,
+                                    s.floating_ips(),
+                                    |s, id| s.floating_ip(id),
+                                ),
                             };
                         let keep = |f: &FloatingIp| {
                             project_matches(&project, &f.meta.project_id)
+                                && tags.matches(&f.meta.tags)
                                 && port.is_none_or(|p| f.port_id == Some(p))
                                 && network.is_none_or(|n| f.floating_network_id == n)
                                 && associated.is_none_or(|a| f.port_id.is_some() == a)

@@ -207,6 +207,7 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
+                ..Default::default()
             };
             output::list("vpcs", &vpcs.list(filter).await?, format);
         }
@@ -272,6 +273,7 @@ async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> any
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
+                ..Default::default()
             };
             output::list("subnets", &subnets.list(filter).await?, format);
         }
@@ -359,6 +361,7 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
+                ..Default::default()
             };
             output::list("ports", &ports.list(filter).await?, format);
         }
@@ -495,6 +498,7 @@ async fn security_groups(
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
+                ..Default::default()
             };
             output::list("security_groups", &groups.list(filter).await?, format);
         }
@@ -608,6 +612,7 @@ async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> any
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
+                ..Default::default()
             };
             output::list("routers", &routers.list(filter).await?, format);
         }

@@ -239,6 +239,7 @@ async fn find_demo_vpc(client: &Client) -> anyhow::Result<Option<pb::Vpc>> {
         limit: 1000,
         marker: String::new(),
         stale: false,
+        ..Default::default()
     };
     let list = client.vpcs().list(message).await?;
     Ok(list.items.into_iter().find(|v| v.name == DEMO_VPC))

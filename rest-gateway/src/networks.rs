@@ -110,6 +110,7 @@ impl Resource for Networks {
                 limit: limit as u32,
                 marker: marker.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?
@@ -186,6 +187,7 @@ impl Resource for Networks {
             mtu: a.u32("mtu")?,
             admin_state_up: a.boolean("admin_state_up")?,
             expected_revision,
+            ..Default::default()
         };
         a.only_default("shared", &json!(false))?;
         a.only_default("router:external", &json!(false))?;

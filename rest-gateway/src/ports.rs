@@ -172,6 +172,7 @@ impl Resource for Ports {
                 limit: limit as u32,
                 marker: marker.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?
@@ -226,6 +227,7 @@ impl Resource for Ports {
             allowed_address_pairs: address_pairs(&mut a)?
                 .map(|pairs| pb::AddressPairList { pairs }),
             expected_revision,
+            ..Default::default()
         };
         defaults_only(&mut a)?;
         a.finish().map_err(|e| {

@@ -112,6 +112,7 @@ impl Resource for Routers {
                 limit: limit as u32,
                 marker: marker.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?
@@ -133,6 +134,7 @@ impl Resource for Routers {
                 name: a.string("name")?.unwrap_or_default(),
                 routes: routes(&mut a)?.unwrap_or_default(),
                 request_token: String::new(),
+                ..Default::default()
             };
             a.only_default("admin_state_up", &json!(true))?;
             a.only_default("distributed", &json!(true))?;
@@ -160,6 +162,7 @@ impl Resource for Routers {
             routes: routes(&mut a)?.map(|routes| pb::RouteList { routes }),
             admin_state_up: a.boolean("admin_state_up")?,
             expected_revision,
+            ..Default::default()
         };
         defaults_only(&mut a)?;
         a.finish().map_err(|e| {

@@ -154,6 +154,7 @@ impl Resource for SecurityGroups {
                 limit: limit as u32,
                 marker: marker.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?
@@ -202,6 +203,7 @@ impl Resource for SecurityGroups {
                 name: a.string("name")?.unwrap_or_default(),
                 description: a.string("description")?.unwrap_or_default(),
                 request_token: String::new(),
+                ..Default::default()
             };
             a.only_default("stateful", &json!(true))?;
             a.only_default("shared", &json!(false))?;
@@ -226,6 +228,7 @@ impl Resource for SecurityGroups {
             name: a.string("name")?,
             description: a.string("description")?,
             expected_revision,
+            ..Default::default()
         };
         a.only_default("stateful", &json!(true))?;
         a.finish()?;

@@ -128,6 +128,7 @@ impl Resource for Subnets {
                 limit: limit as u32,
                 marker: marker.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?
@@ -223,6 +224,7 @@ impl Resource for Subnets {
                 .map(|addresses| pb::AddressList { addresses }),
             host_routes: host_routes(&mut a)?.map(|routes| pb::RouteList { routes }),
             expected_revision,
+            ..Default::default()
         };
         defaults_only(&mut a)?;
         a.finish()?;

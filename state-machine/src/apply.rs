@@ -53,6 +53,7 @@ impl Ctx<'_> {
             revision: self.index,
             created_at: self.time_ms,
             updated_at: self.time_ms,
+            tags: Default::default(),
         }
     }
     pub(crate) fn touch(&self, meta: &mut Meta) {
@@ -83,7 +84,7 @@ impl State {
         Outcome { result, diffs }
     }
 
-    fn dispatch(
+    pub(crate) fn dispatch(
         &mut self,
         ctx: Ctx,
         cmd: &Command,
@@ -337,6 +338,7 @@ impl State {
             Command::ResetQuota { project_id } => self.set_quota(project_id, None),
             Command::Batch(commands) => self.batch(ctx, commands, d),
             Command::Idempotent { token, command } => self.idempotent(ctx, token, command, d),
+            Command::WithTags { tags, command } => self.with_tags(ctx, tags, command, d),
         }
     }
 
@@ -730,7 +732,9 @@ impl State {
         }
         let project = vpc.meta.project_id.clone();
         let vni = vpc.vni;
-        self.t.vpcs.remove(&id);
+        if let Some(gone) = self.t.vpcs.remove(&id) {
+            self.index_tags(Kind::Vpc, id, &gone.meta.tags, false);
+        }
         self.ix.vni_used.remove(&vni);
         self.usage_sub(&project, ResourceKind::Network, 1);
         Ok(Reply::Deleted)
@@ -931,7 +935,9 @@ impl State {
             subs: Vec::new(),
         };
         d.before(self, &candidates);
-        self.t.subnets.remove(&id);
+        if let Some(gone) = self.t.subnets.remove(&id) {
+            self.index_tags(Kind::Subnet, id, &gone.meta.tags, false);
+        }
         self.t.ip_cursors.remove(&id);
         self.ix.net_subnets.remove(&(net, id));
         self.usage_sub(&project, ResourceKind::Subnet, 1);
@@ -1111,7 +1117,9 @@ impl State {
         if is_default {
             self.ix.default_sg.remove(&project);
         }
-        self.t.security_groups.remove(&id);
+        if let Some(gone) = self.t.security_groups.remove(&id) {
+            self.index_tags(Kind::SecurityGroup, id, &gone.meta.tags, false);
+        }
         self.usage_sub(&project, ResourceKind::SecurityGroup, 1);
         Ok(Reply::Deleted)
     }
@@ -1289,7 +1297,9 @@ impl State {
             });
         }
         let project = router.meta.project_id.clone();
-        self.t.routers.remove(&id);
+        if let Some(gone) = self.t.routers.remove(&id) {
+            self.index_tags(Kind::Router, id, &gone.meta.tags, false);
+        }
         self.usage_sub(&project, ResourceKind::Router, 1);
         Ok(Reply::Deleted)
     }

@@ -313,6 +313,14 @@ pub enum Command {
         command: Box<Command>,
     },
 
+    /// The create or update of one taggable resource (VPC, subnet, port,
+    /// security group, router, floating IP), after which the resource's tags
+    /// are replaced by `tags`; both happen or neither. May wrap nothing else.
+    WithTags {
+        tags: crate::tags::Tags,
+        command: Box<Command>,
+    },
+
     /// Independent commands coalesced into one log entry by a gateway: each is
     /// applied in order with its own result (not atomic, unlike `CreatePorts`),
     /// and all get this entry's index as revision. May not nest.
@@ -353,7 +361,9 @@ impl Command {
             Command::SetQuota { .. } => "set_quota",
             Command::ResetQuota { .. } => "reset_quota",
             Command::Batch(_) => "batch",
-            Command::Idempotent { command, .. } => command.name(),
+            Command::Idempotent { command, .. } | Command::WithTags { command, .. } => {
+                command.name()
+            }
         }
     }
 }
@@ -389,7 +399,7 @@ pub enum Reply {
 }
 
 /// Kinds of resources named in rejections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Kind {
     /// Host.
     Host,

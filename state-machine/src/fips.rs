@@ -194,6 +194,7 @@ impl State {
         let touch = self.fip_touch(Some(&fip), None);
         d.before(self, &touch);
         self.index_fip(&fip, false);
+        self.index_tags(Kind::FloatingIp, id, &fip.meta.tags, false);
         self.t.floating_ips.remove(&id);
         d.after(self, &touch);
         Ok(Reply::Deleted)

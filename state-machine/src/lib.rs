@@ -36,6 +36,7 @@ pub mod limits;
 pub mod model;
 mod ports;
 mod state;
+mod tags;
 mod validate;
 
 pub use apply::Outcome;
@@ -49,3 +50,4 @@ pub use goal::{
 };
 pub use ids::{HostId, Id, ProjectId};
 pub use state::{SnapshotError, State, SNAPSHOT_VERSION};
+pub use tags::{validate_tags, TagFilter, Tags};

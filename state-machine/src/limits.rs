@@ -30,6 +30,10 @@ pub const ROUTER_ROUTES_MAX: usize = 64;
 pub const ROUTER_INTERFACES_MAX: usize = 64;
 /// Bytes in a name, description, device id or device owner.
 pub const NAME_BYTES_MAX: usize = 255;
+/// Tags on one resource.
+pub const TAGS_MAX: usize = 50;
+/// Bytes in one tag.
+pub const TAG_LEN_MAX: usize = 255;
 /// Bytes in a host or project ID.
 pub const ID_BYTES_MAX: usize = 64;
 /// Lowest allocatable VXLAN ID.

@@ -20,6 +20,8 @@ pub struct Meta {
     pub created_at: u64,
     /// Leader-stamped time of the last change, ms since the epoch.
     pub updated_at: u64,
+    /// Tags (on VPCs, subnets, ports, security groups, routers, floating IPs).
+    pub tags: crate::tags::Tags,
 }
 
 /// A hypervisor that runs a host agent.

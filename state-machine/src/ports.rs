@@ -421,6 +421,9 @@ impl State {
         let candidates = self.port_candidates(old.as_ref(), new.as_ref());
         d.before(self, &candidates);
         if let Some(old) = &old {
+            if new.is_none() {
+                self.index_tags(Kind::Port, old.id, &old.meta.tags, false);
+            }
             self.index_port(old, false);
             self.t.ports.remove(&old.id);
         }

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 /// Snapshot format version written in the header.
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
 /// Magic bytes at the start of every snapshot.
 pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"ALCORSM\0";
 
@@ -102,6 +102,8 @@ pub(crate) struct Indexes {
     pub(crate) token_ages: BTreeSet<(u64, String)>,
     /// Sum of the remembered tokens' weights.
     pub(crate) token_weight: u64,
+    /// tag -> (kind, ID) of every resource carrying it.
+    pub(crate) tagged: crate::tags::TagIndex,
 }
 
 /// The whole replicated network state.
@@ -242,6 +244,13 @@ impl State {
             self.ix.token_ages.insert((record.index, token.clone()));
             self.ix.token_weight += record.weight();
         }
+        let mut tagged = crate::tags::TagIndex::new();
+        for (kind, id, tags) in self.all_tags() {
+            for tag in tags {
+                tagged.entry(tag.clone()).or_default().insert((kind, id));
+            }
+        }
+        self.ix.tagged = tagged;
     }
 
     pub(crate) fn usage_add(&mut self, project: &ProjectId, kind: ResourceKind, n: u64) {

@@ -100,6 +100,7 @@ async fn cas_update_succeeds_then_a_stale_revision_fails_and_changes_nothing() {
         mtu: Some(1400),
         admin_state_up: Some(false),
         expected_revision: Some(vpc.revision),
+        ..Default::default()
     };
     let updated = c
         .update_vpc(update.clone())
@@ -536,6 +537,7 @@ async fn router_interfaces_attach_and_detach_and_hold_their_subnet() {
             }),
             admin_state_up: Some(false),
             expected_revision: Some(attached.revision),
+            ..Default::default()
         })
         .await
         .expect("update router")

@@ -12,4 +12,5 @@ mod garbage;
 mod kill_leader;
 mod membership;
 mod snapshot;
+mod tags;
 mod workload;

@@ -7,3 +7,4 @@ mod props;
 mod purity;
 mod rules;
 mod support;
+mod tags;

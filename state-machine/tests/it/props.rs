@@ -176,6 +176,13 @@ fn arb_command() -> impl Strategy<Value = Command> {
             token: format!("tok-{t}"),
             command: Box::new(command),
         }),
+        // Tags from a small pool, on any command: refused on the untaggable ones.
+        2 => (proptest::collection::btree_set(0u8..4, 0..3), arb_simple_command()).prop_map(
+            |(tags, command)| Command::WithTags {
+                tags: tags.into_iter().map(|t| format!("tag-{t}")).collect(),
+                command: Box::new(command),
+            }
+        ),
     ]
 }
 
@@ -219,6 +226,7 @@ proptest! {
                 prop_assert!(outcome.diffs.is_empty());
             }
             check_ipam(&w.state);
+            prop_assert!(w.state.tag_index_is_consistent(), "tag index drifted at command {}", i);
             snapshots.push((w.index, w.state.snapshot()));
         }
         // Determinism: byte-identical snapshots.

@@ -1,0 +1,286 @@
+//! Neutron-style tags: a set of strings on VPCs, subnets, ports, security
+//! groups, routers and floating IPs, with the tag -> resources index that
+//! list filters (`tags`, `tags_any`, `not_tags`, `not_tags_any`) are served
+//! from.
+//!
+//! Tags travel in [`Command::WithTags`], a wrapper around the create or
+//! update of one taggable resource: the set is validated first, the wrapped
+//! command applied, and the resource's tags then replaced by the set, all in
+//! one entry (so a rejection of either changes nothing).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::apply::Ctx;
+use crate::command::{Command, Kind, Rejection, Reply};
+use crate::goal::DiffCollector;
+use crate::ids::Id;
+use crate::limits::{TAGS_MAX, TAG_LEN_MAX};
+use crate::model::Meta;
+use crate::state::State;
+
+/// A set of tags: sorted and free of duplicates, so snapshots stay
+/// deterministic.
+pub type Tags = BTreeSet<String>;
+
+/// A list filter on tags, Neutron's semantics: an item passes when it has
+/// every tag of `all`, at least one of `any` (if given), not every tag of
+/// `not_all` (if given) and none of `not_any`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TagFilter {
+    /// `tags`: must have all of them.
+    pub all: Tags,
+    /// `tags_any`: must have at least one.
+    pub any: Tags,
+    /// `not_tags`: must not have all of them.
+    pub not_all: Tags,
+    /// `not_tags_any`: must have none of them.
+    pub not_any: Tags,
+}
+
+impl TagFilter {
+    /// Whether the filter lets everything through.
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+            && self.any.is_empty()
+            && self.not_all.is_empty()
+            && self.not_any.is_empty()
+    }
+
+    /// Whether a resource with `tags` passes.
+    pub fn matches(&self, tags: &Tags) -> bool {
+        self.all.is_subset(tags)
+            && (self.any.is_empty() || !self.any.is_disjoint(tags))
+            && (self.not_all.is_empty() || !self.not_all.is_subset(tags))
+            && self.not_any.is_disjoint(tags)
+    }
+}
+
+/// Checks one tag set: at most [`TAGS_MAX`] tags of 1 to [`TAG_LEN_MAX`]
+/// bytes, without commas (Neutron's filter separator) or control characters.
+pub fn validate_tags<'a>(
+    field: &str,
+    tags: impl IntoIterator<Item = &'a String>,
+) -> Result<(), Rejection> {
+    let mut count = 0usize;
+    for tag in tags {
+        count += 1;
+        if count > TAGS_MAX {
+            return Err(Rejection::invalid(
+                field,
+                format!("more than {TAGS_MAX} tags"),
+            ));
+        }
+        if tag.is_empty() || tag.len() > TAG_LEN_MAX {
+            return Err(Rejection::invalid(
+                field,
+                format!("tag {tag:?} must be 1 to {TAG_LEN_MAX} bytes"),
+            ));
+        }
+        if tag.contains(',') || tag.chars().any(char::is_control) {
+            return Err(Rejection::invalid(
+                field,
+                format!("tag {tag:?} contains a comma or a control character"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The taggable resource a wrapped command creates or updates, if any.
+fn taggable(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::CreateVpc { .. }
+            | Command::UpdateVpc { .. }
+            | Command::CreateSubnet { .. }
+            | Command::UpdateSubnet { .. }
+            | Command::CreatePort(_)
+            | Command::UpdatePort { .. }
+            | Command::CreateSecurityGroup { .. }
+            | Command::UpdateSecurityGroup { .. }
+            | Command::CreateRouter { .. }
+            | Command::UpdateRouter { .. }
+            | Command::CreateFloatingIp { .. }
+            | Command::UpdateFloatingIp { .. }
+    )
+}
+
+/// The kind and ID of the resource a reply carries, if taggable.
+fn reply_target(reply: &Reply) -> Option<(Kind, Id)> {
+    Some(match reply {
+        Reply::Vpc(v) => (Kind::Vpc, v.id),
+        Reply::Subnet(s) => (Kind::Subnet, s.id),
+        Reply::Port(p) => (Kind::Port, p.id),
+        Reply::SecurityGroup(g) => (Kind::SecurityGroup, g.id),
+        Reply::Router(r) => (Kind::Router, r.id),
+        Reply::FloatingIp(f) => (Kind::FloatingIp, f.id),
+        _ => return None,
+    })
+}
+
+/// The bookkeeping of the resource a reply carries, for patching its tags.
+fn reply_meta(reply: &mut Reply) -> Option<&mut Meta> {
+    Some(match reply {
+        Reply::Vpc(v) => &mut v.meta,
+        Reply::Subnet(s) => &mut s.meta,
+        Reply::Port(p) => &mut p.meta,
+        Reply::SecurityGroup(g) => &mut g.meta,
+        Reply::Router(r) => &mut r.meta,
+        Reply::FloatingIp(f) => &mut f.meta,
+        _ => return None,
+    })
+}
+
+impl State {
+    /// Applies `command` and then replaces its resource's tags by `tags`.
+    pub(crate) fn with_tags(
+        &mut self,
+        ctx: Ctx,
+        tags: &Tags,
+        command: &Command,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
+        validate_tags("tags", tags)?;
+        if !taggable(command) {
+            return Err(Rejection::invalid(
+                "tags",
+                format!("not supported on {}", command.name()),
+            ));
+        }
+        let mut reply = self.dispatch(ctx, command, d)?;
+        let Some((kind, id)) = reply_target(&reply) else {
+            return Ok(reply);
+        };
+        self.set_tags(ctx, kind, id, tags.clone());
+        if let Some(meta) = reply_meta(&mut reply) {
+            meta.tags = tags.clone();
+        }
+        Ok(reply)
+    }
+
+    /// The stored bookkeeping of a taggable resource.
+    fn meta_mut(&mut self, kind: Kind, id: Id) -> Option<&mut Meta> {
+        Some(match kind {
+            Kind::Vpc => &mut self.t.vpcs.get_mut(&id)?.meta,
+            Kind::Subnet => &mut self.t.subnets.get_mut(&id)?.meta,
+            Kind::Port => &mut self.t.ports.get_mut(&id)?.meta,
+            Kind::SecurityGroup => &mut self.t.security_groups.get_mut(&id)?.meta,
+            Kind::Router => &mut self.t.routers.get_mut(&id)?.meta,
+            Kind::FloatingIp => &mut self.t.floating_ips.get_mut(&id)?.meta,
+            Kind::Host | Kind::SecurityGroupRule => return None,
+        })
+    }
+
+    /// Replaces a resource's tags, keeping the index in step.
+    fn set_tags(&mut self, ctx: Ctx, kind: Kind, id: Id, tags: Tags) {
+        let Some(meta) = self.meta_mut(kind, id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut meta.tags, tags.clone());
+        ctx.touch(meta);
+        self.index_tags(kind, id, &old, false);
+        self.index_tags(kind, id, &tags, true);
+    }
+
+    /// Adds (`insert`) or removes a resource's tags from the tag index.
+    pub(crate) fn index_tags(&mut self, kind: Kind, id: Id, tags: &Tags, insert: bool) {
+        for tag in tags {
+            if insert {
+                match self.ix.tagged.get_mut(tag.as_str()) {
+                    Some(set) => {
+                        set.insert((kind, id));
+                    }
+                    None => {
+                        self.ix
+                            .tagged
+                            .insert(tag.clone(), BTreeSet::from([(kind, id)]));
+                    }
+                }
+            } else if let Some(set) = self.ix.tagged.get_mut(tag.as_str()) {
+                set.remove(&(kind, id));
+                if set.is_empty() {
+                    self.ix.tagged.remove(tag.as_str());
+                }
+            }
+        }
+    }
+
+    /// IDs of one kind carrying `tag`, in ID order (from the index).
+    fn ids_tagged<'a>(&'a self, kind: Kind, tag: &str) -> impl Iterator<Item = Id> + 'a {
+        self.ix
+            .tagged
+            .get(tag)
+            .into_iter()
+            .flat_map(move |set| set.range((kind, Id(0))..=(kind, Id(u128::MAX))))
+            .map(|(_, id)| *id)
+    }
+
+    /// Candidate IDs of one kind for a tag filter, in ID order, from the tag
+    /// index: the resources with the rarest tag of `all`, else the union of
+    /// `any`. `None` when the filter has no positive part (the caller scans
+    /// or uses another index, and checks [`TagFilter::matches`] either way).
+    pub fn tag_candidates<'a>(
+        &'a self,
+        kind: Kind,
+        filter: &TagFilter,
+    ) -> Option<Box<dyn Iterator<Item = Id> + 'a>> {
+        let count = |tag: &String| self.ix.tagged.get(tag.as_str()).map_or(0, BTreeSet::len);
+        if let Some(rarest) = filter.all.iter().min_by_key(|t| count(t)) {
+            return Some(Box::new(self.ids_tagged(kind, rarest)));
+        }
+        if filter.any.is_empty() {
+            return None;
+        }
+        let union: BTreeSet<Id> = filter
+            .any
+            .iter()
+            .flat_map(|tag| self.ids_tagged(kind, tag))
+            .collect();
+        Some(Box::new(union.into_iter()))
+    }
+
+    /// Whether the tag index equals one rebuilt from the tables (for tests).
+    pub fn tag_index_is_consistent(&self) -> bool {
+        let mut fresh = State {
+            t: Default::default(),
+            ix: Default::default(),
+        };
+        for (kind, id, tags) in self.all_tags() {
+            fresh.index_tags(kind, id, tags, true);
+        }
+        fresh.ix.tagged == self.ix.tagged
+    }
+
+    /// Every taggable resource's tags.
+    pub(crate) fn all_tags(&self) -> Vec<(Kind, Id, &Tags)> {
+        let t = &self.t;
+        let mut out: Vec<(Kind, Id, &Tags)> = Vec::new();
+        out.extend(t.vpcs.values().map(|x| (Kind::Vpc, x.id, &x.meta.tags)));
+        out.extend(
+            t.subnets
+                .values()
+                .map(|x| (Kind::Subnet, x.id, &x.meta.tags)),
+        );
+        out.extend(t.ports.values().map(|x| (Kind::Port, x.id, &x.meta.tags)));
+        out.extend(
+            t.security_groups
+                .values()
+                .map(|x| (Kind::SecurityGroup, x.id, &x.meta.tags)),
+        );
+        out.extend(
+            t.routers
+                .values()
+                .map(|x| (Kind::Router, x.id, &x.meta.tags)),
+        );
+        out.extend(
+            t.floating_ips
+                .values()
+                .map(|x| (Kind::FloatingIp, x.id, &x.meta.tags)),
+        );
+        out.retain(|(_, _, tags)| !tags.is_empty());
+        out
+    }
+}
+
+/// The tag index: tag -> (kind, ID) of every resource carrying it.
+pub(crate) type TagIndex = BTreeMap<String, BTreeSet<(Kind, Id)>>;
