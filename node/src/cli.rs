@@ -273,6 +273,34 @@ pub(crate) struct ListOpts {
     pub(crate) stale: bool,
 }
 
+/// Tag filters of the lists of tagged resources (comma-separated).
+#[derive(Debug, Args)]
+pub(crate) struct TagFilter {
+    /// Only resources with all of these tags.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) tags: Vec<String>,
+    /// Only resources with at least one of these tags.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) tags_any: Vec<String>,
+    /// Leave out resources with all of these tags.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) not_tags: Vec<String>,
+    /// Leave out resources with any of these tags.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) not_tags_any: Vec<String>,
+}
+
+/// Tag changes of an update: `--tag` (repeatable) replaces every tag.
+#[derive(Debug, Args)]
+pub(crate) struct TagUpdate {
+    /// Replace the tags with these (repeatable).
+    #[arg(long = "tag")]
+    pub(crate) tags: Vec<String>,
+    /// Remove every tag.
+    #[arg(long, conflicts_with = "tags")]
+    pub(crate) clear_tags: bool,
+}
+
 /// Options of every show.
 #[derive(Debug, Args)]
 pub(crate) struct GetOpts {
@@ -356,9 +384,17 @@ pub(crate) enum VpcVerb {
         /// Address space for its subnets.
         #[arg(long, default_value = "")]
         cidr: String,
+        /// A tag (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
     },
     /// List VPCs.
-    List(ListOpts),
+    List {
+        #[command(flatten)]
+        opts: ListOpts,
+        #[command(flatten)]
+        tags: TagFilter,
+    },
     /// Show one VPC.
     #[command(visible_alias = "show")]
     Get(GetOpts),
@@ -378,6 +414,8 @@ pub(crate) enum VpcVerb {
         /// Only update if the VPC is still at this revision.
         #[arg(long)]
         expected_revision: Option<u64>,
+        #[command(flatten)]
+        tag_update: TagUpdate,
     },
     /// Delete a VPC with no subnets.
     Delete(DeleteOpts),
@@ -408,6 +446,9 @@ pub(crate) enum SubnetVerb {
         /// No gateway.
         #[arg(long)]
         no_gateway: bool,
+        /// A tag (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
     },
     /// List subnets.
     List {
@@ -416,6 +457,8 @@ pub(crate) enum SubnetVerb {
         /// Only this VPC's subnets.
         #[arg(long, default_value = "")]
         network_id: String,
+        #[command(flatten)]
+        tags: TagFilter,
     },
     /// Show one subnet.
     #[command(visible_alias = "show")]
@@ -439,6 +482,8 @@ pub(crate) enum SubnetVerb {
         /// Only update if the subnet is still at this revision.
         #[arg(long)]
         expected_revision: Option<u64>,
+        #[command(flatten)]
+        tag_update: TagUpdate,
     },
     /// Delete a subnet with no addresses in use.
     Delete(DeleteOpts),
@@ -478,6 +523,9 @@ pub(crate) enum PortVerb {
         /// batches already created stay when a later one fails.
         #[arg(long, default_value_t = 500)]
         batch_size: u32,
+        /// A tag (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
     },
     /// List ports.
     List {
@@ -489,6 +537,8 @@ pub(crate) enum PortVerb {
         /// Only ports bound to this host.
         #[arg(long, default_value = "")]
         host: String,
+        #[command(flatten)]
+        tags: TagFilter,
     },
     /// Show one port.
     #[command(visible_alias = "show")]
@@ -518,6 +568,8 @@ pub(crate) enum PortVerb {
         /// Only update if the port is still at this revision.
         #[arg(long)]
         expected_revision: Option<u64>,
+        #[command(flatten)]
+        tag_update: TagUpdate,
     },
     /// Delete a port.
     Delete(DeleteOpts),
@@ -539,9 +591,17 @@ pub(crate) enum SecurityGroupVerb {
         /// Free text.
         #[arg(long, default_value = "")]
         description: String,
+        /// A tag (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
     },
     /// List security groups.
-    List(ListOpts),
+    List {
+        #[command(flatten)]
+        opts: ListOpts,
+        #[command(flatten)]
+        tags: TagFilter,
+    },
     /// Show one security group.
     #[command(visible_alias = "show")]
     Get(GetOpts),
@@ -558,6 +618,8 @@ pub(crate) enum SecurityGroupVerb {
         /// Only update if the group is still at this revision.
         #[arg(long)]
         expected_revision: Option<u64>,
+        #[command(flatten)]
+        tag_update: TagUpdate,
     },
     /// Delete a security group no port uses.
     Delete(DeleteOpts),
@@ -645,9 +707,17 @@ pub(crate) enum RouterVerb {
         /// Display name.
         #[arg(long, default_value = "")]
         name: String,
+        /// A tag (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
     },
     /// List routers.
-    List(ListOpts),
+    List {
+        #[command(flatten)]
+        opts: ListOpts,
+        #[command(flatten)]
+        tags: TagFilter,
+    },
     /// Show one router.
     #[command(visible_alias = "show")]
     Get(GetOpts),
@@ -670,6 +740,8 @@ pub(crate) enum RouterVerb {
         /// Only update if the router is still at this revision.
         #[arg(long)]
         expected_revision: Option<u64>,
+        #[command(flatten)]
+        tag_update: TagUpdate,
     },
     /// Attach a subnet (through its gateway address).
     AddInterface {
@@ -725,6 +797,9 @@ pub(crate) enum FloatingIpVerb {
         /// Free text.
         #[arg(long, default_value = "")]
         description: String,
+        /// A tag (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
     },
     /// List floating IPs.
     List {
@@ -742,6 +817,8 @@ pub(crate) enum FloatingIpVerb {
         /// Only those in this state.
         #[arg(long, value_enum)]
         status: Option<FloatingIpState>,
+        #[command(flatten)]
+        tags: TagFilter,
     },
     /// Show one floating IP.
     #[command(visible_alias = "show")]
@@ -762,6 +839,8 @@ pub(crate) enum FloatingIpVerb {
         /// Only update if the floating IP is still at this revision.
         #[arg(long)]
         expected_revision: Option<u64>,
+        #[command(flatten)]
+        tag_update: TagUpdate,
     },
     /// Release a floating IP.
     Delete(DeleteOpts),

@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cli::{
     BarrierArgs, ClusterVerb, CtlArgs, FloatingIpState, FloatingIpVerb, HostState, HostVerb,
     OutputFormat, PortVerb, QuotaVerb, Resource, RouterVerb, RuleDirection, RuleEtherType,
-    RuleVerb, SecurityGroupVerb, SubnetVerb, VpcVerb,
+    RuleVerb, SecurityGroupVerb, SubnetVerb, TagUpdate, VpcVerb,
 };
 use crate::output;
 
@@ -191,23 +191,28 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
             project_id,
             name,
             cidr,
+            tags,
         } => {
             let request = pb::CreateVpcRequest {
                 id,
                 project_id,
                 name,
                 cidr,
+                tags,
                 ..Default::default()
             };
             output::one(&vpcs.create(request).await?, format);
         }
-        VpcVerb::List(o) => {
+        VpcVerb::List { opts: o, tags } => {
             let filter = pb::ListVpcsRequest {
                 project_id: o.project_id,
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
-                ..Default::default()
+                tags: tags.tags,
+                tags_any: tags.tags_any,
+                not_tags: tags.not_tags,
+                not_tags_any: tags.not_tags_any,
             };
             output::list("vpcs", &vpcs.list(filter).await?, format);
         }
@@ -218,6 +223,7 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
             mtu,
             admin_state_up,
             expected_revision,
+            tag_update,
         } => {
             let request = pb::UpdateVpcRequest {
                 id,
@@ -225,12 +231,22 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
                 mtu,
                 admin_state_up,
                 expected_revision,
+                tags: tag_set(tag_update),
             };
             output::one(&vpcs.update(request).await?, format);
         }
         VpcVerb::Delete(o) => delete!(vpcs, o, format),
     }
     Ok(())
+}
+
+/// The tags of an update: `None` leaves them alone.
+fn tag_set(update: TagUpdate) -> Option<pb::TagSet> {
+    if update.clear_tags || !update.tags.is_empty() {
+        Some(pb::TagSet { tags: update.tags })
+    } else {
+        None
+    }
 }
 
 /// A comma-separated list; the empty string is the empty list.
@@ -253,8 +269,10 @@ async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> any
             cidr,
             gateway_ip,
             no_gateway,
+            tags,
         } => {
             let request = pb::CreateSubnetRequest {
+                tags,
                 id,
                 project_id,
                 network_id,
@@ -266,14 +284,21 @@ async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> any
             };
             output::one(&subnets.create(request).await?, format);
         }
-        SubnetVerb::List { opts, network_id } => {
+        SubnetVerb::List {
+            opts,
+            network_id,
+            tags,
+        } => {
             let filter = pb::ListSubnetsRequest {
                 project_id: opts.project_id,
                 network_id,
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
-                ..Default::default()
+                tags: tags.tags,
+                tags_any: tags.tags_any,
+                not_tags: tags.not_tags,
+                not_tags_any: tags.not_tags_any,
             };
             output::list("subnets", &subnets.list(filter).await?, format);
         }
@@ -285,8 +310,10 @@ async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> any
             enable_dhcp,
             dns_nameservers,
             expected_revision,
+            tag_update,
         } => {
             let request = pb::UpdateSubnetRequest {
+                tags: tag_set(tag_update),
                 id,
                 name,
                 gateway_ip,
@@ -317,6 +344,7 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
             host,
             count,
             batch_size,
+            tags,
         } => {
             let fixed_ips = if subnet_id.is_empty() && ip.is_empty() {
                 Vec::new()
@@ -333,6 +361,7 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
                 name,
                 fixed_ips,
                 binding_host: host,
+                tags,
                 ..Default::default()
             };
             if count <= 1 {
@@ -353,6 +382,7 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
             opts,
             network_id,
             host,
+            tags,
         } => {
             let filter = pb::ListPortsRequest {
                 project_id: opts.project_id,
@@ -361,7 +391,10 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
-                ..Default::default()
+                tags: tags.tags,
+                tags_any: tags.tags_any,
+                not_tags: tags.not_tags,
+                not_tags_any: tags.not_tags_any,
             };
             output::list("ports", &ports.list(filter).await?, format);
         }
@@ -375,8 +408,10 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
             security_groups,
             admin_state_up,
             expected_revision,
+            tag_update,
         } => {
             let request = pb::UpdatePortRequest {
+                tags: tag_set(tag_update),
                 id,
                 name,
                 binding_host: host,
@@ -482,8 +517,10 @@ async fn security_groups(
             project_id,
             name,
             description,
+            tags,
         } => {
             let request = pb::CreateSecurityGroupRequest {
+                tags,
                 id,
                 project_id,
                 name,
@@ -492,13 +529,16 @@ async fn security_groups(
             };
             output::one(&groups.create(request).await?, format);
         }
-        SecurityGroupVerb::List(o) => {
+        SecurityGroupVerb::List { opts: o, tags } => {
             let filter = pb::ListSecurityGroupsRequest {
                 project_id: o.project_id,
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
-                ..Default::default()
+                tags: tags.tags,
+                tags_any: tags.tags_any,
+                not_tags: tags.not_tags,
+                not_tags_any: tags.not_tags_any,
             };
             output::list("security_groups", &groups.list(filter).await?, format);
         }
@@ -508,12 +548,14 @@ async fn security_groups(
             name,
             description,
             expected_revision,
+            tag_update,
         } => {
             let request = pb::UpdateSecurityGroupRequest {
                 id,
                 name,
                 description,
                 expected_revision,
+                tags: tag_set(tag_update),
             };
             output::one(&groups.update(request).await?, format);
         }
@@ -597,8 +639,10 @@ async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> any
             id,
             project_id,
             name,
+            tags,
         } => {
             let request = pb::CreateRouterRequest {
+                tags,
                 id,
                 project_id,
                 name,
@@ -606,13 +650,16 @@ async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> any
             };
             output::one(&routers.create(request).await?, format);
         }
-        RouterVerb::List(o) => {
+        RouterVerb::List { opts: o, tags } => {
             let filter = pb::ListRoutersRequest {
                 project_id: o.project_id,
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
-                ..Default::default()
+                tags: tags.tags,
+                tags_any: tags.tags_any,
+                not_tags: tags.not_tags,
+                not_tags_any: tags.not_tags_any,
             };
             output::list("routers", &routers.list(filter).await?, format);
         }
@@ -624,6 +671,7 @@ async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> any
             routes,
             clear_routes,
             expected_revision,
+            tag_update,
         } => {
             let routes = if clear_routes {
                 Some(pb::RouteList { routes: Vec::new() })
@@ -642,6 +690,7 @@ async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> any
                 routes,
                 admin_state_up,
                 expected_revision,
+                tags: tag_set(tag_update),
             };
             output::one(&routers.update(request).await?, format);
         }
@@ -679,8 +728,10 @@ async fn floating_ips(
             port_id,
             fixed_ip,
             description,
+            tags,
         } => {
             let request = pb::CreateFloatingIpRequest {
+                tags,
                 id,
                 project_id,
                 floating_network_id,
@@ -698,6 +749,7 @@ async fn floating_ips(
             floating_network_id,
             router_id,
             status,
+            tags,
         } => {
             let status = match status {
                 None => pb::FloatingIpStatus::Unspecified,
@@ -713,6 +765,10 @@ async fn floating_ips(
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
+                tags: tags.tags,
+                tags_any: tags.tags_any,
+                not_tags: tags.not_tags,
+                not_tags_any: tags.not_tags_any,
             };
             output::list("floating_ips", &fips.list(filter).await?, format);
         }
@@ -723,6 +779,7 @@ async fn floating_ips(
             fixed_ip,
             description,
             expected_revision,
+            tag_update,
         } => {
             let request = pb::UpdateFloatingIpRequest {
                 id,
@@ -730,6 +787,7 @@ async fn floating_ips(
                 fixed_ip_address: fixed_ip,
                 description,
                 expected_revision,
+                tags: tag_set(tag_update),
             };
             output::one(&fips.update(request).await?, format);
         }

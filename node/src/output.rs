@@ -123,6 +123,7 @@ impl Render for pb::Vpc {
             "id": self.id, "project_id": self.project_id, "name": self.name,
             "cidr": self.cidr, "vni": self.vni, "mtu": self.mtu,
             "admin_state_up": self.admin_state_up, "revision": self.revision,
+            "tags": self.tags,
             "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
         })
     }
@@ -156,6 +157,7 @@ impl Render for pb::Subnet {
             "name": self.name, "cidr": self.cidr, "gateway_ip": self.gateway_ip,
             "allocation_pools": pools, "enable_dhcp": self.enable_dhcp,
             "dns_nameservers": self.dns_nameservers, "revision": self.revision,
+            "tags": self.tags,
             "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
         })
     }
@@ -197,6 +199,7 @@ impl Render for pb::Port {
             "device_owner": self.device_owner, "security_groups": self.security_groups,
             "admin_state_up": self.admin_state_up, "status": port_status(self.status),
             "status_detail": self.status_detail, "revision": self.revision,
+            "tags": self.tags,
             "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
         })
     }
@@ -228,6 +231,7 @@ impl Render for pb::SecurityGroup {
             "id": self.id, "project_id": self.project_id, "name": self.name,
             "description": self.description, "is_default": self.is_default,
             "revision": self.revision,
+            "tags": self.tags,
             "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
         })
     }
@@ -339,6 +343,7 @@ impl Render for pb::Router {
             "id": self.id, "project_id": self.project_id, "name": self.name,
             "admin_state_up": self.admin_state_up, "interfaces": interfaces,
             "routes": routes, "revision": self.revision,
+            "tags": self.tags,
             "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
         })
     }
@@ -379,6 +384,7 @@ impl Render for pb::FloatingIp {
             "fixed_ip_address": self.fixed_ip_address, "router_id": self.router_id,
             "status": floating_ip_status(self.status), "description": self.description,
             "revision": self.revision,
+            "tags": self.tags,
             "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
         })
     }

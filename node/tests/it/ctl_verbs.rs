@@ -161,6 +161,19 @@ async fn ctl_updates_every_resource_with_compare_and_set() {
         ],
     );
     assert_eq!(moved["binding_host"], "host-b", "{moved}");
+    let tagged = ctl(
+        &cluster,
+        &["ports", "update", &port_id, "--tag", "web", "--tag", "blue"],
+    );
+    assert_eq!(
+        tagged["tags"],
+        serde_json::json!(["blue", "web"]),
+        "{tagged}"
+    );
+    let by_tag = ctl(&cluster, &["ports", "list", "--tags", "web,blue"]);
+    assert_eq!(by_tag["ports"][0]["id"], port_id.as_str(), "{by_tag}");
+    let untagged = ctl(&cluster, &["ports", "update", &port_id, "--clear-tags"]);
+    assert_eq!(untagged["tags"], serde_json::json!([]), "{untagged}");
     assert_eq!(moved["security_groups"][0], sg_id.as_str(), "{moved}");
 
     let router = ctl(&cluster, &["routers", "create", "--project-id", PROJECT]);
