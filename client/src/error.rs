@@ -126,8 +126,9 @@ pub enum Error {
     /// e.g. a barrier whose hosts did not ack in time (DEADLINE_EXCEEDED).
     #[error("deadline exceeded: {0}")]
     DeadlineExceeded(Details),
-    /// A watch asked for a revision older than the server's retained history:
-    /// re-list, then watch from the list's revision.
+    /// A watch asked for a revision older than the member's retained history
+    /// (COMPACTED), or fell so far behind that the history moved past it
+    /// (WATCH_LAGGED): re-list, then watch from the list's revision.
     #[error("compacted: {0}")]
     Compacted(Details),
     /// The client configuration is unusable.
@@ -232,6 +233,11 @@ pub(crate) fn classify(status: &Status) -> Verdict {
                 leader_api: header(status, LEADER_API_HEADER),
             }
         }
+        Code::FailedPrecondition | Code::Aborted
+            if details.reason == "COMPACTED" || details.reason == "WATCH_LAGGED" =>
+        {
+            Error::Compacted(details)
+        }
         Code::NotFound => Error::NotFound(details),
         Code::AlreadyExists => Error::Conflict(details),
         Code::FailedPrecondition => Error::PreconditionFailed {
@@ -244,7 +250,6 @@ pub(crate) fn classify(status: &Status) -> Verdict {
         Code::ResourceExhausted => Error::ResourceExhausted(details),
         Code::InvalidArgument => Error::InvalidArgument(details),
         Code::DeadlineExceeded => Error::DeadlineExceeded(details),
-        Code::OutOfRange if details.reason == "COMPACTED" => Error::Compacted(details),
         code => Error::Other { code, details },
     };
     Verdict::Final(error)
@@ -347,6 +352,20 @@ mod tests {
             panic!("unexpected {verdict:?}");
         };
         assert_eq!(details.batch_index, Some(4));
+    }
+
+    #[test]
+    fn compacted_and_lagged_watches_are_compacted() {
+        for (code, reason) in [
+            (Code::FailedPrecondition, "COMPACTED"),
+            (Code::Aborted, "WATCH_LAGGED"),
+        ] {
+            let verdict = classify(&status(code, reason, &[]));
+            assert!(
+                matches!(verdict, Verdict::Final(Error::Compacted(_))),
+                "{verdict:?}"
+            );
+        }
     }
 
     #[test]

@@ -74,7 +74,8 @@ pub use error::{
     LEADER_API_HEADER, REASON_HEADER,
 };
 pub use resources::{
-    Hosts, Page, Ports, Quotas, Routers, SecurityGroupRules, SecurityGroups, Subnets, Vpcs,
+    FloatingIps, Hosts, Page, Ports, Quotas, Routers, SecurityGroupRules, SecurityGroups, Subnets,
+    Vpcs,
 };
 pub use transport::Client;
 

@@ -102,13 +102,16 @@ macro_rules! resource {
 
             #[doc = concat!("Reads a ", $what, " (linearizable).")]
             pub async fn get(&self, id: &str) -> Result<pb::$item, Error> {
-                let request = pb::$get_req { id: id.to_string(), stale: false };
+                // The message may grow new optional fields; they stay unset.
+                #[allow(clippy::needless_update)]
+                let request = pb::$get_req { id: id.to_string(), stale: false, ..Default::default() };
                 orchestrator!(self.client, Retry::Read, $get, request)
             }
 
             #[doc = concat!("Reads a ", $what, " from the answering member's state, which may lag.")]
             pub async fn get_stale(&self, id: &str) -> Result<pb::$item, Error> {
-                let request = pb::$get_req { id: id.to_string(), stale: true };
+                #[allow(clippy::needless_update)]
+                let request = pb::$get_req { id: id.to_string(), stale: true, ..Default::default() };
                 orchestrator!(self.client, Retry::Read, $get, request)
             }
 
@@ -128,7 +131,8 @@ macro_rules! resource {
 
             #[doc = concat!("Deletes a ", $what, "; returns the revision the deletion committed at. Retried after an unknown outcome only with `expected_revision` set.")]
             pub async fn delete(&self, id: &str, expected_revision: Option<u64>) -> Result<u64, Error> {
-                let request = pb::$delete_req { id: id.to_string(), expected_revision };
+                #[allow(clippy::needless_update)]
+                let request = pb::$delete_req { id: id.to_string(), expected_revision, ..Default::default() };
                 let done = orchestrator!(self.client, cas(expected_revision), $delete, request)?;
                 Ok(done.revision)
             }
@@ -301,6 +305,17 @@ impl Routers<'_> {
         })
         .await
     }
+}
+
+resource! {
+    /// Floating IPs (`client.floating_ips()`): associate with `update`
+    /// (`port_id` set), disassociate with `port_id` set and empty.
+    FloatingIps, floating_ips, FloatingIp, "floating IP",
+    create: CreateFloatingIpRequest => create_floating_ip,
+    get: GetFloatingIpRequest => get_floating_ip,
+    list: ListFloatingIpsRequest => list_floating_ips.floating_ips,
+    update: UpdateFloatingIpRequest => update_floating_ip,
+    delete: DeleteFloatingIpRequest => delete_floating_ip,
 }
 
 /// Per-project quotas: limits and usage (`client.quotas()`).

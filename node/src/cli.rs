@@ -214,10 +214,15 @@ pub(crate) enum OutputFormat {
     Json,
 }
 
+/// `alcor ctl`: exit status 0 on success; on failure a distinct status per
+/// error class (see `ctl::exit_code`): 3 not found, 4 conflict, 5
+/// precondition failed, 6 quota exceeded or exhausted, 7 invalid argument,
+/// 8 unavailable, 9 indeterminate, 10 deadline exceeded, 1 anything else,
+/// 2 bad command line.
 #[derive(Debug, Args)]
 pub(crate) struct CtlArgs {
-    /// API addresses (host:port), comma-separated, tried in order until one
-    /// answers.
+    /// API addresses (host:port), comma-separated; calls fail over between
+    /// them (and calls safe to repeat are retried with backoff).
     #[arg(
         long,
         env = "ALCOR_ENDPOINTS",
@@ -236,7 +241,8 @@ pub(crate) struct CtlArgs {
         default_value = "table"
     )]
     pub(crate) output: OutputFormat,
-    /// Deadline of each call (sent as grpc-timeout).
+    /// Deadline of each call, retries and failovers included (each attempt
+    /// sends what is left as grpc-timeout).
     #[arg(long, env = "ALCOR_TIMEOUT_MS", global = true, default_value_t = 5_000)]
     pub(crate) timeout_ms: u64,
     #[command(subcommand)]
@@ -279,6 +285,11 @@ pub(crate) enum Resource {
     Routers {
         #[command(subcommand)]
         verb: RouterVerb,
+    },
+    /// Floating IPs.
+    FloatingIps {
+        #[command(subcommand)]
+        verb: FloatingIpVerb,
     },
     /// Per-project quotas.
     Quotas {
@@ -324,7 +335,35 @@ pub(crate) struct ListOpts {
     pub(crate) stale: bool,
 }
 
-/// Options of every get.
+/// Tag filters of the lists of tagged resources (comma-separated).
+#[derive(Debug, Args)]
+pub(crate) struct TagFilter {
+    /// Only resources with all of these tags.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) tags: Vec<String>,
+    /// Only resources with at least one of these tags.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) tags_any: Vec<String>,
+    /// Leave out resources with all of these tags.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) not_tags: Vec<String>,
+    /// Leave out resources with any of these tags.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) not_tags_any: Vec<String>,
+}
+
+/// Tag changes of an update: `--tag` (repeatable) replaces every tag.
+#[derive(Debug, Args)]
+pub(crate) struct TagUpdate {
+    /// Replace the tags with these (repeatable).
+    #[arg(long = "tag")]
+    pub(crate) tags: Vec<String>,
+    /// Remove every tag.
+    #[arg(long, conflicts_with = "tags")]
+    pub(crate) clear_tags: bool,
+}
+
+/// Options of every show.
 #[derive(Debug, Args)]
 pub(crate) struct GetOpts {
     /// The resource ID.
@@ -339,9 +378,19 @@ pub(crate) struct GetOpts {
 pub(crate) struct DeleteOpts {
     /// The resource ID.
     pub(crate) id: String,
-    /// Only delete if the resource is still at this revision.
+    /// Only delete if the resource is still at this revision (then the
+    /// delete is retried safely after an unknown outcome).
     #[arg(long)]
     pub(crate) expected_revision: Option<u64>,
+}
+
+/// Host administrative status.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum HostState {
+    /// Accepts ports.
+    Up,
+    /// Drained: keeps its ports, accepts no new bindings.
+    Maintenance,
 }
 
 #[derive(Debug, Subcommand)]
@@ -361,7 +410,22 @@ pub(crate) enum HostVerb {
     /// List hosts.
     List(ListOpts),
     /// Show one host.
+    #[command(visible_alias = "show")]
     Get(GetOpts),
+    /// Change a host.
+    Update {
+        /// The host.
+        id: String,
+        /// New underlay address.
+        #[arg(long)]
+        underlay_ip: Option<String>,
+        /// New administrative status.
+        #[arg(long, value_enum)]
+        status: Option<HostState>,
+        /// Only update if the host is still at this revision.
+        #[arg(long)]
+        expected_revision: Option<u64>,
+    },
     /// Forget a host with no ports.
     Delete(DeleteOpts),
 }
@@ -382,11 +446,39 @@ pub(crate) enum VpcVerb {
         /// Address space for its subnets.
         #[arg(long, default_value = "")]
         cidr: String,
+        /// A tag (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
     },
     /// List VPCs.
-    List(ListOpts),
+    List {
+        #[command(flatten)]
+        opts: ListOpts,
+        #[command(flatten)]
+        tags: TagFilter,
+    },
     /// Show one VPC.
+    #[command(visible_alias = "show")]
     Get(GetOpts),
+    /// Change a VPC.
+    Update {
+        /// The VPC.
+        id: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New MTU.
+        #[arg(long)]
+        mtu: Option<u32>,
+        /// New administrative state.
+        #[arg(long)]
+        admin_state_up: Option<bool>,
+        /// Only update if the VPC is still at this revision.
+        #[arg(long)]
+        expected_revision: Option<u64>,
+        #[command(flatten)]
+        tag_update: TagUpdate,
+    },
     /// Delete a VPC with no subnets.
     Delete(DeleteOpts),
 }
@@ -416,6 +508,9 @@ pub(crate) enum SubnetVerb {
         /// No gateway.
         #[arg(long)]
         no_gateway: bool,
+        /// A tag (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
     },
     /// List subnets.
     List {
@@ -424,16 +519,43 @@ pub(crate) enum SubnetVerb {
         /// Only this VPC's subnets.
         #[arg(long, default_value = "")]
         network_id: String,
+        #[command(flatten)]
+        tags: TagFilter,
     },
     /// Show one subnet.
+    #[command(visible_alias = "show")]
     Get(GetOpts),
+    /// Change a subnet.
+    Update {
+        /// The subnet.
+        id: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New gateway address ("" removes the gateway).
+        #[arg(long)]
+        gateway_ip: Option<String>,
+        /// DHCP on or off.
+        #[arg(long)]
+        enable_dhcp: Option<bool>,
+        /// Replace the DNS servers (comma-separated; "" clears them).
+        #[arg(long)]
+        dns_nameservers: Option<String>,
+        /// Only update if the subnet is still at this revision.
+        #[arg(long)]
+        expected_revision: Option<u64>,
+        #[command(flatten)]
+        tag_update: TagUpdate,
+    },
     /// Delete a subnet with no addresses in use.
     Delete(DeleteOpts),
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PortVerb {
-    /// Create one port, or with --count a batch (all or none).
+    /// Create one port, or with --count many, in atomic batches of
+    /// --batch-size sent concurrently (a progress bar on stderr when it is
+    /// a terminal).
     Create {
         /// ID (UUID); generated when omitted. Not allowed with --count > 1.
         #[arg(long, default_value = "")]
@@ -442,7 +564,7 @@ pub(crate) enum PortVerb {
         #[arg(long)]
         project_id: String,
         /// The VPC.
-        #[arg(long)]
+        #[arg(long, visible_alias = "network")]
         network_id: String,
         /// Display name (batch: suffixed with -N).
         #[arg(long, default_value = "")]
@@ -456,9 +578,16 @@ pub(crate) enum PortVerb {
         /// Binding host.
         #[arg(long, default_value = "")]
         host: String,
-        /// Number of ports to create in one atomic batch.
+        /// Number of ports to create.
         #[arg(long, default_value_t = 1)]
         count: u32,
+        /// Ports per atomic batch (1 to 2000); each batch is all or nothing,
+        /// batches already created stay when a later one fails.
+        #[arg(long, default_value_t = 500)]
+        batch_size: u32,
+        /// A tag (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
     },
     /// List ports.
     List {
@@ -470,8 +599,11 @@ pub(crate) enum PortVerb {
         /// Only ports bound to this host.
         #[arg(long, default_value = "")]
         host: String,
+        #[command(flatten)]
+        tags: TagFilter,
     },
     /// Show one port.
+    #[command(visible_alias = "show")]
     Get(GetOpts),
     /// Change a port.
     Update {
@@ -483,12 +615,23 @@ pub(crate) enum PortVerb {
         /// Move the binding to this host ("" unbinds).
         #[arg(long)]
         host: Option<String>,
+        /// New device ID.
+        #[arg(long)]
+        device_id: Option<String>,
+        /// New device owner.
+        #[arg(long)]
+        device_owner: Option<String>,
+        /// Replace the security groups (comma-separated; "" for none).
+        #[arg(long)]
+        security_groups: Option<String>,
         /// New administrative state.
         #[arg(long)]
         admin_state_up: Option<bool>,
         /// Only update if the port is still at this revision.
         #[arg(long)]
         expected_revision: Option<u64>,
+        #[command(flatten)]
+        tag_update: TagUpdate,
     },
     /// Delete a port.
     Delete(DeleteOpts),
@@ -510,11 +653,36 @@ pub(crate) enum SecurityGroupVerb {
         /// Free text.
         #[arg(long, default_value = "")]
         description: String,
+        /// A tag (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
     },
     /// List security groups.
-    List(ListOpts),
+    List {
+        #[command(flatten)]
+        opts: ListOpts,
+        #[command(flatten)]
+        tags: TagFilter,
+    },
     /// Show one security group.
+    #[command(visible_alias = "show")]
     Get(GetOpts),
+    /// Change a security group.
+    Update {
+        /// The group.
+        id: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Only update if the group is still at this revision.
+        #[arg(long)]
+        expected_revision: Option<u64>,
+        #[command(flatten)]
+        tag_update: TagUpdate,
+    },
     /// Delete a security group no port uses.
     Delete(DeleteOpts),
 }
@@ -537,6 +705,7 @@ pub(crate) enum RuleEtherType {
     Ipv6,
 }
 
+/// Security group rules have no update in the API: delete and create.
 #[derive(Debug, Subcommand)]
 pub(crate) enum RuleVerb {
     /// Add a rule to a security group.
@@ -581,6 +750,7 @@ pub(crate) enum RuleVerb {
         security_group_id: String,
     },
     /// Show one rule.
+    #[command(visible_alias = "show")]
     Get(GetOpts),
     /// Delete a rule.
     Delete(DeleteOpts),
@@ -599,11 +769,42 @@ pub(crate) enum RouterVerb {
         /// Display name.
         #[arg(long, default_value = "")]
         name: String,
+        /// A tag (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
     },
     /// List routers.
-    List(ListOpts),
+    List {
+        #[command(flatten)]
+        opts: ListOpts,
+        #[command(flatten)]
+        tags: TagFilter,
+    },
     /// Show one router.
+    #[command(visible_alias = "show")]
     Get(GetOpts),
+    /// Change a router: name, state, static routes.
+    Update {
+        /// The router.
+        id: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New administrative state.
+        #[arg(long)]
+        admin_state_up: Option<bool>,
+        /// Replace the static routes: DESTINATION=NEXTHOP, repeatable.
+        #[arg(long = "route")]
+        routes: Vec<String>,
+        /// Remove every static route.
+        #[arg(long, conflicts_with = "routes")]
+        clear_routes: bool,
+        /// Only update if the router is still at this revision.
+        #[arg(long)]
+        expected_revision: Option<u64>,
+        #[command(flatten)]
+        tag_update: TagUpdate,
+    },
     /// Attach a subnet (through its gateway address).
     AddInterface {
         /// The router.
@@ -624,15 +825,96 @@ pub(crate) enum RouterVerb {
     Delete(DeleteOpts),
 }
 
+/// Floating IP status filter.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum FloatingIpState {
+    /// Associated with a port.
+    Active,
+    /// Not associated.
+    Down,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FloatingIpVerb {
+    /// Allocate a floating IP, optionally associated with a port.
+    Create {
+        /// ID (UUID); generated when omitted.
+        #[arg(long, default_value = "")]
+        id: String,
+        /// Owning project.
+        #[arg(long)]
+        project_id: String,
+        /// The floating (external) VPC to allocate from.
+        #[arg(long)]
+        floating_network_id: String,
+        /// A specific address (default: allocated).
+        #[arg(long, default_value = "")]
+        ip: String,
+        /// Associate with this port.
+        #[arg(long, default_value = "")]
+        port_id: String,
+        /// The port's address to map to (default: its first IPv4).
+        #[arg(long, default_value = "")]
+        fixed_ip: String,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// A tag (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
+    /// List floating IPs.
+    List {
+        #[command(flatten)]
+        opts: ListOpts,
+        /// Only those associated with this port.
+        #[arg(long, default_value = "")]
+        port_id: String,
+        /// Only those of this floating VPC.
+        #[arg(long, default_value = "")]
+        floating_network_id: String,
+        /// Only those reached through this router.
+        #[arg(long, default_value = "")]
+        router_id: String,
+        /// Only those in this state.
+        #[arg(long, value_enum)]
+        status: Option<FloatingIpState>,
+        #[command(flatten)]
+        tags: TagFilter,
+    },
+    /// Show one floating IP.
+    #[command(visible_alias = "show")]
+    Get(GetOpts),
+    /// Associate (--port-id), disassociate (--port-id ""), or describe.
+    Update {
+        /// The floating IP.
+        id: String,
+        /// Associate with this port ("" disassociates).
+        #[arg(long)]
+        port_id: Option<String>,
+        /// The port's address to map to.
+        #[arg(long)]
+        fixed_ip: Option<String>,
+        /// New description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Only update if the floating IP is still at this revision.
+        #[arg(long)]
+        expected_revision: Option<u64>,
+        #[command(flatten)]
+        tag_update: TagUpdate,
+    },
+    /// Release a floating IP.
+    Delete(DeleteOpts),
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum QuotaVerb {
     /// A project's limits and usage.
+    #[command(visible_alias = "get")]
     Show {
         /// The project.
         project_id: String,
-        /// Serve from the answering node's state, which may lag.
-        #[arg(long)]
-        stale: bool,
     },
     /// Change some of a project's limits (-1: unlimited); others stay.
     Set {
@@ -657,14 +939,22 @@ pub(crate) enum QuotaVerb {
         #[arg(long, allow_hyphen_values = true)]
         security_group_rule: Option<i64>,
     },
+    /// Back to the default limits.
+    Reset {
+        /// The project.
+        project_id: String,
+    },
 }
 
 /// Membership changes go to the leader: `alcor ctl` tries each endpoint
-/// until the leader answers (the others answer NOT_LEADER).
+/// (jumping to the leader a follower names) until the leader answers.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ClusterVerb {
     /// Members, leader, term and log indexes, as the answering node sees them.
     Status,
+    /// The members (id, addresses, voter or learner), as the answering node
+    /// sees them.
+    Members,
     /// Add a non-voting member and wait (within --timeout-ms) until it has
     /// caught up. Start it first with `alcor server --join`.
     AddLearner {

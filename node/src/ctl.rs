@@ -1,150 +1,69 @@
-//! `alcor ctl`: one gRPC call per invocation, tried against `--endpoints`
-//! in order. A node that cannot be reached, or answers UNAVAILABLE for a
-//! call that certainly had no effect, passes the call to the next one; any
-//! other answer is final. Membership changes also pass on a NOT_LEADER
-//! answer, so listing every member's endpoint reaches the leader.
+//! `alcor ctl`: the operator CLI, a thin layer over the `alcor-client` SDK.
+//! The SDK picks the endpoint, fails over and retries what is safe to
+//! repeat; this file maps flags to requests, prints the answers
+//! (`output`), and maps the SDK's typed errors to exit statuses
+//! ([`exit_code`]).
 
-use std::future::Future;
+use std::io::IsTerminal;
 use std::time::Duration;
 
-use alcor_api_gateway::{INDETERMINATE_HEADER, REASON_HEADER};
-use alcor_proto::api::v1 as pb;
-use alcor_proto::api::v1::cluster_client::ClusterClient;
-use alcor_proto::api::v1::orchestrator_client::OrchestratorClient;
-use anyhow::{anyhow, bail};
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status};
+use alcor_client::types as pb;
+use alcor_client::{Client, Error};
+use anyhow::{bail, Context};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{
-    BarrierArgs, ClusterVerb, CtlArgs, HostVerb, OutputFormat, PortVerb, QuotaVerb, Resource,
-    RouterVerb, RuleDirection, RuleEtherType, RuleVerb, SecurityGroupVerb, SubnetVerb, VpcVerb,
+    BarrierArgs, ClusterVerb, CtlArgs, FloatingIpState, FloatingIpVerb, HostState, HostVerb,
+    OutputFormat, PortVerb, QuotaVerb, Resource, RouterVerb, RuleDirection, RuleEtherType,
+    RuleVerb, SecurityGroupVerb, SubnetVerb, TagUpdate, VpcVerb,
 };
 use crate::output;
 
-/// Endpoints one invocation may try.
-const ENDPOINTS_MAX: usize = 16;
+/// Ports in one `CreatePorts` batch (the server's `PORTS_BATCH_MAX`).
+const BATCH_PORTS_MAX: u32 = 2_000;
+/// Ports one `ports create --count` may ask for.
+const BULK_PORTS_MAX: u32 = 1_000_000;
+/// Batches of one bulk create in flight at once, pipelined on the shared
+/// connection (the server coalesces concurrent writes into Raft entries).
+const BULK_BATCHES_IN_FLIGHT_MAX: usize = 4;
+/// Bound on one attempt; the deadline (`--timeout-ms`) bounds the call.
+const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(5);
 
-pub(crate) struct Client {
-    pub(crate) endpoints: Vec<String>,
-    pub(crate) timeout: Duration,
-}
-
-impl Client {
-    /// Runs `call` against each endpoint in turn until one answers.
-    pub(crate) async fn call<T, F, Fut>(&self, call: F) -> anyhow::Result<T>
-    where
-        F: FnMut(Channel, Duration) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
-    {
-        self.call_until(try_next, call).await
-    }
-
-    /// Like `call`, for calls only the leader serves.
-    pub(crate) async fn call_leader<T, F, Fut>(&self, call: F) -> anyhow::Result<T>
-    where
-        F: FnMut(Channel, Duration) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
-    {
-        self.call_until(|s| try_next(s) || not_leader(s), call)
-            .await
-    }
-
-    /// Runs `call` against each endpoint in turn while `next` says the
-    /// answer is worth passing on.
-    async fn call_until<T, F, Fut>(
-        &self,
-        next: impl Fn(&Status) -> bool,
-        mut call: F,
-    ) -> anyhow::Result<T>
-    where
-        F: FnMut(Channel, Duration) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
-    {
-        let mut failures = Vec::new();
-        for endpoint in &self.endpoints {
-            let channel = match connect(endpoint, self.timeout).await {
-                Ok(channel) => channel,
-                Err(e) => {
-                    failures.push(format!("{endpoint}: {e}"));
-                    continue;
-                }
-            };
-            match call(channel, self.timeout).await {
-                Ok(response) => return Ok(response.into_inner()),
-                Err(status) if next(&status) => {
-                    failures.push(format!("{endpoint}: {}", describe(&status)));
-                }
-                Err(status) => bail!("{endpoint}: {}", describe(&status)),
-            }
-        }
-        Err(anyhow!("no endpoint answered: {}", failures.join("; ")))
+/// Exit status of a failed `alcor ctl` (0 is success, 2 a bad command line,
+/// as clap sets it).
+pub(crate) fn exit_code(error: &anyhow::Error) -> u8 {
+    let Some(error) = error.downcast_ref::<Error>() else {
+        return 1;
+    };
+    match error {
+        Error::NotFound(_) => 3,
+        Error::Conflict(_) => 4,
+        Error::PreconditionFailed { .. } => 5,
+        Error::QuotaExceeded { .. } | Error::ResourceExhausted(_) => 6,
+        Error::InvalidArgument(_) => 7,
+        Error::Unavailable { .. } => 8,
+        Error::Indeterminate { .. } => 9,
+        Error::DeadlineExceeded(_) => 10,
+        _ => 1,
     }
 }
 
-async fn connect(endpoint: &str, timeout: Duration) -> anyhow::Result<Channel> {
-    let channel = Endpoint::from_shared(format!("http://{endpoint}"))?
-        .connect_timeout(timeout)
-        .connect()
-        .await?;
-    Ok(channel)
-}
-
-/// UNAVAILABLE without the indeterminate flag: nothing happened here.
-fn try_next(status: &Status) -> bool {
-    status.code() == Code::Unavailable && status.metadata().get(INDETERMINATE_HEADER).is_none()
-}
-
-/// A membership change sent to a node that is not the leader.
-fn not_leader(status: &Status) -> bool {
-    status.code() == Code::FailedPrecondition
-        && status
-            .metadata()
-            .get(REASON_HEADER)
-            .is_some_and(|v| v.as_bytes() == b"NOT_LEADER")
-}
-
-fn describe(status: &Status) -> String {
-    let reason = status
-        .metadata()
-        .get(REASON_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    format!(
-        "{:?} (reason {reason}): {}",
-        status.code(),
-        status.message()
-    )
-}
-
-/// A request carrying the deadline as `grpc-timeout`.
-pub(crate) fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(timeout);
-    request
-}
-
-/// One Orchestrator call through `Client::call`.
-macro_rules! orchestrator {
-    ($client:expr, $method:ident, $message:expr) => {{
-        let message = $message;
-        $client
-            .call(move |channel, timeout| {
-                let request = request(message.clone(), timeout);
-                async move { OrchestratorClient::new(channel).$method(request).await }
-            })
-            .await
-    }};
+/// The SDK client for `--endpoints` and `--timeout-ms`.
+pub(crate) fn client(endpoints: &[String], timeout: Duration) -> anyhow::Result<Client> {
+    let client = Client::builder()
+        .endpoints(endpoints.iter().cloned())
+        .deadline(timeout)
+        .attempt_timeout(timeout.min(ATTEMPT_TIMEOUT_MAX))
+        .connect_timeout(timeout.min(Duration::from_secs(1)))
+        .build()
+        .context("--endpoints")?;
+    Ok(client)
 }
 
 /// Runs one `alcor ctl` invocation.
 pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
-    if args.endpoints.is_empty() || args.endpoints.len() > ENDPOINTS_MAX {
-        bail!("--endpoints: give 1 to {ENDPOINTS_MAX} addresses");
-    }
-    let client = Client {
-        endpoints: args.endpoints,
-        timeout: Duration::from_millis(args.timeout_ms),
-    };
+    let client = client(&args.endpoints, Duration::from_millis(args.timeout_ms))?;
     let format = args.output;
     match args.resource {
         Resource::Hosts { verb } => hosts(&client, verb, format).await,
@@ -154,180 +73,193 @@ pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
         Resource::SecurityGroups { verb } => security_groups(&client, verb, format).await,
         Resource::Rules { verb } => rules(&client, verb, format).await,
         Resource::Routers { verb } => routers(&client, verb, format).await,
+        Resource::FloatingIps { verb } => floating_ips(&client, verb, format).await,
         Resource::Quotas { verb } => quotas(&client, verb, format).await,
         Resource::Cluster { verb } => cluster(&client, verb, format).await,
         Resource::Barrier(args) => barrier(&client, args, format).await,
     }
 }
 
-/// One Cluster call through `Client::call` (`$via` = `call` or `call_leader`).
-macro_rules! cluster_call {
-    ($client:expr, $via:ident, $method:ident, $message:expr) => {{
-        let message = $message;
-        $client
-            .$via(move |channel, timeout| {
-                let request = request(message.clone(), timeout);
-                async move { ClusterClient::new(channel).$method(request).await }
-            })
-            .await
-    }};
-}
-
 /// `alcor ctl barrier`: any node serves it.
 async fn barrier(client: &Client, args: BarrierArgs, format: OutputFormat) -> anyhow::Result<()> {
-    let message = pb::BarrierRequest {
-        revision: args.revision,
-        hosts: args.hosts,
-    };
-    let done = cluster_call!(client, call, barrier, message)?;
+    let done = client.cluster().barrier(args.revision, args.hosts).await?;
     output::barrier(&done, format);
     Ok(())
 }
 
 async fn cluster(client: &Client, verb: ClusterVerb, format: OutputFormat) -> anyhow::Result<()> {
+    let cluster = client.cluster();
     match verb {
-        ClusterVerb::Status => {
-            let status = cluster_call!(client, call, status, pb::StatusRequest {})?;
-            output::status(&status, format);
-        }
+        ClusterVerb::Status => output::status(&cluster.status().await?, format),
+        ClusterVerb::Members => output::members(&cluster.status().await?, format),
         ClusterVerb::AddLearner {
             id,
             raft_addr,
             api_addr,
         } => {
-            let message = pb::AddLearnerRequest {
-                id,
-                raft_addr,
-                api_addr,
-            };
-            let done = cluster_call!(client, call_leader, add_learner, message)?;
+            let done = cluster.add_learner(id, &raft_addr, &api_addr).await?;
             output::membership(&done, format);
         }
-        ClusterVerb::Promote { id } => {
-            let message = pb::PromoteMemberRequest { id };
-            let done = cluster_call!(client, call_leader, promote_member, message)?;
-            output::membership(&done, format);
-        }
+        ClusterVerb::Promote { id } => output::membership(&cluster.promote(id).await?, format),
         ClusterVerb::SetVoters { voters } => {
-            let message = pb::ChangeMembershipRequest { voters };
-            let done = cluster_call!(client, call_leader, change_membership, message)?;
-            output::membership(&done, format);
+            output::membership(&cluster.set_voters(voters).await?, format)
         }
-        ClusterVerb::Remove { id } => {
-            let message = pb::RemoveMemberRequest { id };
-            let done = cluster_call!(client, call_leader, remove_member, message)?;
-            output::membership(&done, format);
-        }
-        ClusterVerb::Snapshot => {
-            let message = pb::TriggerSnapshotRequest {};
-            let done = cluster_call!(client, call, trigger_snapshot, message)?;
-            output::snapshot(&done, format);
-        }
+        ClusterVerb::Remove { id } => output::membership(&cluster.remove(id).await?, format),
+        ClusterVerb::Snapshot => output::snapshot(&cluster.snapshot().await?, format),
         ClusterVerb::HostDigest { host, stale } => {
-            let message = pb::HostDigestRequest {
-                host: host.clone(),
-                stale,
-            };
-            let digest = cluster_call!(client, call, host_digest, message)?;
+            let digest = cluster.host_digest(&host, stale).await?;
             output::host_digest(&host, &digest, format);
         }
     }
     Ok(())
 }
 
+/// Prints one resource read linearizably or (with `--stale`) stale.
+macro_rules! show {
+    ($sub:expr, $opts:expr, $format:expr) => {{
+        let item = if $opts.stale {
+            $sub.get_stale(&$opts.id).await?
+        } else {
+            $sub.get(&$opts.id).await?
+        };
+        output::one(&item, $format);
+    }};
+}
+
+/// Deletes and prints the revision.
+macro_rules! delete {
+    ($sub:expr, $opts:expr, $format:expr) => {{
+        let revision = $sub.delete(&$opts.id, $opts.expected_revision).await?;
+        output::deleted(&$opts.id, revision, $format);
+    }};
+}
+
 async fn hosts(client: &Client, verb: HostVerb, format: OutputFormat) -> anyhow::Result<()> {
+    let hosts = client.hosts();
     match verb {
         HostVerb::Create {
             id,
             project_id,
             underlay_ip,
         } => {
-            let message = pb::CreateHostRequest {
+            let request = pb::CreateHostRequest {
                 id,
                 project_id,
                 underlay_ip,
                 ..Default::default()
             };
-            output::one(&orchestrator!(client, create_host, message)?, format);
+            output::one(&hosts.create(request).await?, format);
         }
         HostVerb::List(o) => {
-            let message = pb::ListHostsRequest {
+            let filter = pb::ListHostsRequest {
                 project_id: o.project_id,
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
-                ..Default::default()
             };
-            let page = orchestrator!(client, list_hosts, message)?;
-            output::list("hosts", &page.hosts, &page.next_marker, format);
+            output::list("hosts", &hosts.list(filter).await?, format);
         }
-        HostVerb::Get(o) => {
-            let message = pb::GetHostRequest {
-                id: o.id,
-                stale: o.stale,
-                ..Default::default()
+        HostVerb::Get(o) => show!(hosts, o, format),
+        HostVerb::Update {
+            id,
+            underlay_ip,
+            status,
+            expected_revision,
+        } => {
+            let status = status.map(|s| match s {
+                HostState::Up => pb::HostStatus::Up as i32,
+                HostState::Maintenance => pb::HostStatus::Maintenance as i32,
+            });
+            let request = pb::UpdateHostRequest {
+                id,
+                underlay_ip,
+                status,
+                expected_revision,
             };
-            output::one(&orchestrator!(client, get_host, message)?, format);
+            output::one(&hosts.update(request).await?, format);
         }
-        HostVerb::Delete(o) => {
-            let message = pb::DeleteHostRequest {
-                id: o.id.clone(),
-                expected_revision: o.expected_revision,
-            };
-            output::deleted(&o.id, &orchestrator!(client, delete_host, message)?, format);
-        }
+        HostVerb::Delete(o) => delete!(hosts, o, format),
     }
     Ok(())
 }
 
 async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::Result<()> {
+    let vpcs = client.vpcs();
     match verb {
         VpcVerb::Create {
             id,
             project_id,
             name,
             cidr,
+            tags,
         } => {
-            let message = pb::CreateVpcRequest {
+            let request = pb::CreateVpcRequest {
                 id,
                 project_id,
                 name,
                 cidr,
+                tags,
                 ..Default::default()
             };
-            output::one(&orchestrator!(client, create_vpc, message)?, format);
+            output::one(&vpcs.create(request).await?, format);
         }
-        VpcVerb::List(o) => {
-            let message = pb::ListVpcsRequest {
+        VpcVerb::List { opts: o, tags } => {
+            let filter = pb::ListVpcsRequest {
                 project_id: o.project_id,
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
-                ..Default::default()
+                tags: tags.tags,
+                tags_any: tags.tags_any,
+                not_tags: tags.not_tags,
+                not_tags_any: tags.not_tags_any,
             };
-            let page = orchestrator!(client, list_vpcs, message)?;
-            output::list("vpcs", &page.vpcs, &page.next_marker, format);
+            output::list("vpcs", &vpcs.list(filter).await?, format);
         }
-        VpcVerb::Get(o) => {
-            let message = pb::GetVpcRequest {
-                id: o.id,
-                stale: o.stale,
-                ..Default::default()
+        VpcVerb::Get(o) => show!(vpcs, o, format),
+        VpcVerb::Update {
+            id,
+            name,
+            mtu,
+            admin_state_up,
+            expected_revision,
+            tag_update,
+        } => {
+            let request = pb::UpdateVpcRequest {
+                id,
+                name,
+                mtu,
+                admin_state_up,
+                expected_revision,
+                tags: tag_set(tag_update),
             };
-            output::one(&orchestrator!(client, get_vpc, message)?, format);
+            output::one(&vpcs.update(request).await?, format);
         }
-        VpcVerb::Delete(o) => {
-            let message = pb::DeleteVpcRequest {
-                id: o.id.clone(),
-                expected_revision: o.expected_revision,
-            };
-            output::deleted(&o.id, &orchestrator!(client, delete_vpc, message)?, format);
-        }
+        VpcVerb::Delete(o) => delete!(vpcs, o, format),
     }
     Ok(())
 }
 
+/// The tags of an update: `None` leaves them alone.
+fn tag_set(update: TagUpdate) -> Option<pb::TagSet> {
+    if update.clear_tags || !update.tags.is_empty() {
+        Some(pb::TagSet { tags: update.tags })
+    } else {
+        None
+    }
+}
+
+/// A comma-separated list; the empty string is the empty list.
+fn comma_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> anyhow::Result<()> {
+    let subnets = client.subnets();
     match verb {
         SubnetVerb::Create {
             id,
@@ -337,8 +269,10 @@ async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> any
             cidr,
             gateway_ip,
             no_gateway,
+            tags,
         } => {
-            let message = pb::CreateSubnetRequest {
+            let request = pb::CreateSubnetRequest {
+                tags,
                 id,
                 project_id,
                 network_id,
@@ -348,44 +282,57 @@ async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> any
                 no_gateway,
                 ..Default::default()
             };
-            output::one(&orchestrator!(client, create_subnet, message)?, format);
+            output::one(&subnets.create(request).await?, format);
         }
-        SubnetVerb::List { opts, network_id } => {
-            let message = pb::ListSubnetsRequest {
+        SubnetVerb::List {
+            opts,
+            network_id,
+            tags,
+        } => {
+            let filter = pb::ListSubnetsRequest {
                 project_id: opts.project_id,
                 network_id,
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
+                tags: tags.tags,
+                tags_any: tags.tags_any,
+                not_tags: tags.not_tags,
+                not_tags_any: tags.not_tags_any,
+            };
+            output::list("subnets", &subnets.list(filter).await?, format);
+        }
+        SubnetVerb::Get(o) => show!(subnets, o, format),
+        SubnetVerb::Update {
+            id,
+            name,
+            gateway_ip,
+            enable_dhcp,
+            dns_nameservers,
+            expected_revision,
+            tag_update,
+        } => {
+            let request = pb::UpdateSubnetRequest {
+                tags: tag_set(tag_update),
+                id,
+                name,
+                gateway_ip,
+                enable_dhcp,
+                dns_nameservers: dns_nameservers.map(|d| pb::AddressList {
+                    addresses: comma_list(&d),
+                }),
+                expected_revision,
                 ..Default::default()
             };
-            let page = orchestrator!(client, list_subnets, message)?;
-            output::list("subnets", &page.subnets, &page.next_marker, format);
+            output::one(&subnets.update(request).await?, format);
         }
-        SubnetVerb::Get(o) => {
-            let message = pb::GetSubnetRequest {
-                id: o.id,
-                stale: o.stale,
-                ..Default::default()
-            };
-            output::one(&orchestrator!(client, get_subnet, message)?, format);
-        }
-        SubnetVerb::Delete(o) => {
-            let message = pb::DeleteSubnetRequest {
-                id: o.id.clone(),
-                expected_revision: o.expected_revision,
-            };
-            output::deleted(
-                &o.id,
-                &orchestrator!(client, delete_subnet, message)?,
-                format,
-            );
-        }
+        SubnetVerb::Delete(o) => delete!(subnets, o, format),
     }
     Ok(())
 }
 
 async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow::Result<()> {
+    let ports = client.ports();
     match verb {
         PortVerb::Create {
             id,
@@ -396,6 +343,8 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
             ip,
             host,
             count,
+            batch_size,
+            tags,
         } => {
             let fixed_ips = if subnet_id.is_empty() && ip.is_empty() {
                 Vec::new()
@@ -409,86 +358,151 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
                 id: id.clone(),
                 project_id,
                 network_id,
-                name: name.clone(),
+                name,
                 fixed_ips,
                 binding_host: host,
+                tags,
                 ..Default::default()
             };
             if count <= 1 {
-                output::one(&orchestrator!(client, create_port, port)?, format);
+                output::one(&ports.create(port).await?, format);
                 return Ok(());
             }
             if !id.is_empty() || !ip.is_empty() {
                 bail!("--id and --ip name one port; they cannot be used with --count");
             }
-            let ports = (0..count)
-                .map(|n| pb::CreatePortRequest {
-                    name: if name.is_empty() {
-                        String::new()
-                    } else {
-                        format!("{name}-{n}")
-                    },
-                    ..port.clone()
-                })
-                .collect();
-            let message = pb::CreatePortsRequest {
-                ports,
-                ..Default::default()
+            let created = create_ports_in_batches(client, port, count, batch_size).await?;
+            let page = alcor_client::Page {
+                items: created,
+                next_marker: None,
             };
-            let created = orchestrator!(client, create_ports, message)?;
-            output::list("ports", &created.ports, "", format);
+            output::list("ports", &page, format);
         }
         PortVerb::List {
             opts,
             network_id,
             host,
+            tags,
         } => {
-            let message = pb::ListPortsRequest {
+            let filter = pb::ListPortsRequest {
                 project_id: opts.project_id,
                 network_id,
                 host,
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
-                ..Default::default()
+                tags: tags.tags,
+                tags_any: tags.tags_any,
+                not_tags: tags.not_tags,
+                not_tags_any: tags.not_tags_any,
             };
-            let page = orchestrator!(client, list_ports, message)?;
-            output::list("ports", &page.ports, &page.next_marker, format);
+            output::list("ports", &ports.list(filter).await?, format);
         }
-        PortVerb::Get(o) => {
-            let message = pb::GetPortRequest {
-                id: o.id,
-                stale: o.stale,
-                ..Default::default()
-            };
-            output::one(&orchestrator!(client, get_port, message)?, format);
-        }
+        PortVerb::Get(o) => show!(ports, o, format),
         PortVerb::Update {
             id,
             name,
             host,
+            device_id,
+            device_owner,
+            security_groups,
             admin_state_up,
             expected_revision,
+            tag_update,
         } => {
-            let message = pb::UpdatePortRequest {
+            let request = pb::UpdatePortRequest {
+                tags: tag_set(tag_update),
                 id,
                 name,
                 binding_host: host,
+                device_id,
+                device_owner,
+                security_groups: security_groups.map(|g| pb::IdList {
+                    ids: comma_list(&g),
+                }),
                 admin_state_up,
                 expected_revision,
                 ..Default::default()
             };
-            output::one(&orchestrator!(client, update_port, message)?, format);
+            output::one(&ports.update(request).await?, format);
         }
-        PortVerb::Delete(o) => {
-            let message = pb::DeletePortRequest {
-                id: o.id.clone(),
-                expected_revision: o.expected_revision,
-            };
-            output::deleted(&o.id, &orchestrator!(client, delete_port, message)?, format);
-        }
+        PortVerb::Delete(o) => delete!(ports, o, format),
     }
     Ok(())
+}
+
+/// `ports create --count N`: N copies of `template` (names suffixed -0,
+/// -1, ...) in atomic batches of `batch_size`, up to
+/// `BULK_BATCHES_IN_FLIGHT_MAX` batches at once, with a progress bar on
+/// stderr when it is a terminal. Each batch carries its own request token
+/// (the SDK's), so a batch retried after a lost answer is created once.
+async fn create_ports_in_batches(
+    client: &Client,
+    template: pb::CreatePortRequest,
+    count: u32,
+    batch_size: u32,
+) -> anyhow::Result<Vec<pb::Port>> {
+    if count > BULK_PORTS_MAX {
+        bail!("--count: at most {BULK_PORTS_MAX} ports");
+    }
+    if batch_size == 0 || batch_size > BATCH_PORTS_MAX {
+        bail!("--batch-size: 1 to {BATCH_PORTS_MAX}");
+    }
+    let bar = progress_bar(u64::from(count));
+    let batches: Vec<Vec<pb::CreatePortRequest>> = (0..count)
+        .collect::<Vec<u32>>()
+        .chunks(batch_size as usize)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|n| pb::CreatePortRequest {
+                    name: if template.name.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{}-{n}", template.name)
+                    },
+                    ..template.clone()
+                })
+                .collect()
+        })
+        .collect();
+    let results: Vec<Vec<pb::Port>> = stream::iter(batches)
+        .map(|batch| {
+            let bar = bar.clone();
+            async move {
+                let created = client.ports().create_many(batch).await?;
+                bar.inc(created.len() as u64);
+                Ok::<_, Error>(created)
+            }
+        })
+        .buffered(BULK_BATCHES_IN_FLIGHT_MAX)
+        .try_collect()
+        .await
+        .map_err(|e| {
+            bar.abandon();
+            let created = bar.position();
+            anyhow::Error::new(e).context(format!(
+                "bulk create stopped after {created} of {count} ports"
+            ))
+        })?;
+    bar.finish_and_clear();
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+fn progress_bar(len: u64) -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(len), target);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} ports  {per_sec}  eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
 }
 
 async fn security_groups(
@@ -496,60 +510,62 @@ async fn security_groups(
     verb: SecurityGroupVerb,
     format: OutputFormat,
 ) -> anyhow::Result<()> {
+    let groups = client.security_groups();
     match verb {
         SecurityGroupVerb::Create {
             id,
             project_id,
             name,
             description,
+            tags,
         } => {
-            let message = pb::CreateSecurityGroupRequest {
+            let request = pb::CreateSecurityGroupRequest {
+                tags,
                 id,
                 project_id,
                 name,
                 description,
                 ..Default::default()
             };
-            let group = orchestrator!(client, create_security_group, message)?;
-            output::one(&group, format);
+            output::one(&groups.create(request).await?, format);
         }
-        SecurityGroupVerb::List(o) => {
-            let message = pb::ListSecurityGroupsRequest {
+        SecurityGroupVerb::List { opts: o, tags } => {
+            let filter = pb::ListSecurityGroupsRequest {
                 project_id: o.project_id,
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
-                ..Default::default()
+                tags: tags.tags,
+                tags_any: tags.tags_any,
+                not_tags: tags.not_tags,
+                not_tags_any: tags.not_tags_any,
             };
-            let page = orchestrator!(client, list_security_groups, message)?;
-            output::list(
-                "security_groups",
-                &page.security_groups,
-                &page.next_marker,
-                format,
-            );
+            output::list("security_groups", &groups.list(filter).await?, format);
         }
-        SecurityGroupVerb::Get(o) => {
-            let message = pb::GetSecurityGroupRequest {
-                id: o.id,
-                stale: o.stale,
-                ..Default::default()
+        SecurityGroupVerb::Get(o) => show!(groups, o, format),
+        SecurityGroupVerb::Update {
+            id,
+            name,
+            description,
+            expected_revision,
+            tag_update,
+        } => {
+            let request = pb::UpdateSecurityGroupRequest {
+                id,
+                name,
+                description,
+                expected_revision,
+                tags: tag_set(tag_update),
             };
-            output::one(&orchestrator!(client, get_security_group, message)?, format);
+            output::one(&groups.update(request).await?, format);
         }
-        SecurityGroupVerb::Delete(o) => {
-            let message = pb::DeleteSecurityGroupRequest {
-                id: o.id.clone(),
-                expected_revision: o.expected_revision,
-            };
-            let done = orchestrator!(client, delete_security_group, message)?;
-            output::deleted(&o.id, &done, format);
-        }
+        SecurityGroupVerb::Delete(o) => delete!(groups, o, format),
     }
     Ok(())
 }
 
 async fn rules(client: &Client, verb: RuleVerb, format: OutputFormat) -> anyhow::Result<()> {
+    let rules = client.security_group_rules();
     match verb {
         RuleVerb::Create {
             id,
@@ -571,7 +587,7 @@ async fn rules(client: &Client, verb: RuleVerb, format: OutputFormat) -> anyhow:
                 RuleEtherType::Ipv4 => pb::EtherType::Ipv4,
                 RuleEtherType::Ipv6 => pb::EtherType::Ipv6,
             };
-            let message = pb::CreateSecurityGroupRuleRequest {
+            let request = pb::CreateSecurityGroupRuleRequest {
                 id,
                 project_id,
                 security_group_id,
@@ -584,124 +600,206 @@ async fn rules(client: &Client, verb: RuleVerb, format: OutputFormat) -> anyhow:
                 remote_group_id,
                 ..Default::default()
             };
-            let rule = orchestrator!(client, create_security_group_rule, message)?;
-            output::one(&rule, format);
+            output::one(&rules.create(request).await?, format);
         }
         RuleVerb::List {
             opts,
             security_group_id,
         } => {
-            let message = pb::ListSecurityGroupRulesRequest {
+            let filter = pb::ListSecurityGroupRulesRequest {
                 project_id: opts.project_id,
                 security_group_id,
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
-                ..Default::default()
             };
-            let page = orchestrator!(client, list_security_group_rules, message)?;
-            output::list(
-                "security_group_rules",
-                &page.security_group_rules,
-                &page.next_marker,
-                format,
-            );
+            output::list("security_group_rules", &rules.list(filter).await?, format);
         }
-        RuleVerb::Get(o) => {
-            let message = pb::GetSecurityGroupRuleRequest {
-                id: o.id,
-                stale: o.stale,
-                ..Default::default()
-            };
-            let rule = orchestrator!(client, get_security_group_rule, message)?;
-            output::one(&rule, format);
-        }
-        RuleVerb::Delete(o) => {
-            let message = pb::DeleteSecurityGroupRuleRequest {
-                id: o.id.clone(),
-                expected_revision: o.expected_revision,
-            };
-            let done = orchestrator!(client, delete_security_group_rule, message)?;
-            output::deleted(&o.id, &done, format);
-        }
+        RuleVerb::Get(o) => show!(rules, o, format),
+        RuleVerb::Delete(o) => delete!(rules, o, format),
     }
     Ok(())
 }
 
+/// `DESTINATION=NEXTHOP`.
+fn parse_route(text: &str) -> anyhow::Result<pb::Route> {
+    let Some((destination, nexthop)) = text.split_once('=') else {
+        bail!("--route {text:?}: expected DESTINATION=NEXTHOP");
+    };
+    Ok(pb::Route {
+        destination: destination.trim().to_string(),
+        nexthop: nexthop.trim().to_string(),
+    })
+}
+
 async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> anyhow::Result<()> {
+    let routers = client.routers();
     match verb {
         RouterVerb::Create {
             id,
             project_id,
             name,
+            tags,
         } => {
-            let message = pb::CreateRouterRequest {
+            let request = pb::CreateRouterRequest {
+                tags,
                 id,
                 project_id,
                 name,
                 ..Default::default()
             };
-            output::one(&orchestrator!(client, create_router, message)?, format);
+            output::one(&routers.create(request).await?, format);
         }
-        RouterVerb::List(o) => {
-            let message = pb::ListRoutersRequest {
+        RouterVerb::List { opts: o, tags } => {
+            let filter = pb::ListRoutersRequest {
                 project_id: o.project_id,
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
-                ..Default::default()
+                tags: tags.tags,
+                tags_any: tags.tags_any,
+                not_tags: tags.not_tags,
+                not_tags_any: tags.not_tags_any,
             };
-            let page = orchestrator!(client, list_routers, message)?;
-            output::list("routers", &page.routers, &page.next_marker, format);
+            output::list("routers", &routers.list(filter).await?, format);
         }
-        RouterVerb::Get(o) => {
-            let message = pb::GetRouterRequest {
-                id: o.id,
-                stale: o.stale,
-                ..Default::default()
+        RouterVerb::Get(o) => show!(routers, o, format),
+        RouterVerb::Update {
+            id,
+            name,
+            admin_state_up,
+            routes,
+            clear_routes,
+            expected_revision,
+            tag_update,
+        } => {
+            let routes = if clear_routes {
+                Some(pb::RouteList { routes: Vec::new() })
+            } else if routes.is_empty() {
+                None
+            } else {
+                let routes = routes
+                    .iter()
+                    .map(|r| parse_route(r))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                Some(pb::RouteList { routes })
             };
-            output::one(&orchestrator!(client, get_router, message)?, format);
+            let request = pb::UpdateRouterRequest {
+                id,
+                name,
+                routes,
+                admin_state_up,
+                expected_revision,
+                tags: tag_set(tag_update),
+            };
+            output::one(&routers.update(request).await?, format);
         }
         RouterVerb::AddInterface {
             router_id,
             subnet_id,
-        } => {
-            let message = pb::RouterInterfaceRequest {
-                router_id,
-                subnet_id,
-            };
-            let router = orchestrator!(client, add_router_interface, message)?;
-            output::one(&router, format);
-        }
+        } => output::one(
+            &routers.add_interface(&router_id, &subnet_id).await?,
+            format,
+        ),
         RouterVerb::RemoveInterface {
             router_id,
             subnet_id,
         } => {
-            let message = pb::RouterInterfaceRequest {
-                router_id,
-                subnet_id,
-            };
-            let router = orchestrator!(client, remove_router_interface, message)?;
+            let router = routers.remove_interface(&router_id, &subnet_id).await?;
             output::one(&router, format);
         }
-        RouterVerb::Delete(o) => {
-            let message = pb::DeleteRouterRequest {
-                id: o.id.clone(),
-                expected_revision: o.expected_revision,
+        RouterVerb::Delete(o) => delete!(routers, o, format),
+    }
+    Ok(())
+}
+
+async fn floating_ips(
+    client: &Client,
+    verb: FloatingIpVerb,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
+    let fips = client.floating_ips();
+    match verb {
+        FloatingIpVerb::Create {
+            id,
+            project_id,
+            floating_network_id,
+            ip,
+            port_id,
+            fixed_ip,
+            description,
+            tags,
+        } => {
+            let request = pb::CreateFloatingIpRequest {
+                tags,
+                id,
+                project_id,
+                floating_network_id,
+                floating_ip_address: ip,
+                port_id,
+                fixed_ip_address: fixed_ip,
+                description,
+                ..Default::default()
             };
-            let done = orchestrator!(client, delete_router, message)?;
-            output::deleted(&o.id, &done, format);
+            output::one(&fips.create(request).await?, format);
         }
+        FloatingIpVerb::List {
+            opts,
+            port_id,
+            floating_network_id,
+            router_id,
+            status,
+            tags,
+        } => {
+            let status = match status {
+                None => pb::FloatingIpStatus::Unspecified,
+                Some(FloatingIpState::Active) => pb::FloatingIpStatus::Active,
+                Some(FloatingIpState::Down) => pb::FloatingIpStatus::Down,
+            };
+            let filter = pb::ListFloatingIpsRequest {
+                project_id: opts.project_id,
+                port_id,
+                floating_network_id,
+                router_id,
+                status: status.into(),
+                limit: opts.limit,
+                marker: opts.marker,
+                stale: opts.stale,
+                tags: tags.tags,
+                tags_any: tags.tags_any,
+                not_tags: tags.not_tags,
+                not_tags_any: tags.not_tags_any,
+            };
+            output::list("floating_ips", &fips.list(filter).await?, format);
+        }
+        FloatingIpVerb::Get(o) => show!(fips, o, format),
+        FloatingIpVerb::Update {
+            id,
+            port_id,
+            fixed_ip,
+            description,
+            expected_revision,
+            tag_update,
+        } => {
+            let request = pb::UpdateFloatingIpRequest {
+                id,
+                port_id,
+                fixed_ip_address: fixed_ip,
+                description,
+                expected_revision,
+                tags: tag_set(tag_update),
+            };
+            output::one(&fips.update(request).await?, format);
+        }
+        FloatingIpVerb::Delete(o) => delete!(fips, o, format),
     }
     Ok(())
 }
 
 async fn quotas(client: &Client, verb: QuotaVerb, format: OutputFormat) -> anyhow::Result<()> {
+    let quotas = client.quotas();
     let quota = match verb {
-        QuotaVerb::Show { project_id, stale } => {
-            let message = pb::GetQuotaRequest { project_id, stale };
-            orchestrator!(client, get_quota, message)?
-        }
+        QuotaVerb::Show { project_id } => quotas.get(&project_id).await?,
         QuotaVerb::Set {
             project_id,
             network,
@@ -711,7 +809,7 @@ async fn quotas(client: &Client, verb: QuotaVerb, format: OutputFormat) -> anyho
             security_group,
             security_group_rule,
         } => {
-            let message = pb::SetQuotaRequest {
+            let request = pb::SetQuotaRequest {
                 project_id,
                 network,
                 subnet,
@@ -720,9 +818,57 @@ async fn quotas(client: &Client, verb: QuotaVerb, format: OutputFormat) -> anyho
                 security_group,
                 security_group_rule,
             };
-            orchestrator!(client, set_quota, message)?
+            quotas.set(request).await?
         }
+        QuotaVerb::Reset { project_id } => quotas.reset(&project_id).await?,
     };
     output::quota(&quota, format);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_class_has_its_own_exit_status() {
+        let details = alcor_client::Details {
+            reason: "X".into(),
+            message: "x".into(),
+            batch_index: None,
+        };
+        let errors = [
+            Error::NotFound(details.clone()),
+            Error::Conflict(details.clone()),
+            Error::PreconditionFailed {
+                details: details.clone(),
+                current_revision: None,
+            },
+            Error::QuotaExceeded {
+                details: details.clone(),
+            },
+            Error::InvalidArgument(details.clone()),
+            Error::Unavailable {
+                message: "m".into(),
+            },
+            Error::Indeterminate {
+                message: "m".into(),
+            },
+            Error::DeadlineExceeded(details),
+        ];
+        let codes: Vec<u8> = errors
+            .into_iter()
+            .map(|e| exit_code(&anyhow::Error::new(e)))
+            .collect();
+        assert_eq!(codes, vec![3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(exit_code(&anyhow::anyhow!("other")), 1);
+    }
+
+    #[test]
+    fn routes_parse_from_destination_equals_nexthop() {
+        let route = parse_route("10.1.0.0/16=10.0.0.254").expect("route");
+        assert_eq!(route.destination, "10.1.0.0/16");
+        assert_eq!(route.nexthop, "10.0.0.254");
+        assert!(parse_route("10.1.0.0/16").is_err());
+    }
 }

@@ -6,10 +6,9 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use alcor_client::types as pb;
+use alcor_client::Client;
 use alcor_host_push::{SimAgent, SimAgentConfig};
-use alcor_proto::api::v1 as pb;
-use alcor_proto::api::v1::cluster_client::ClusterClient;
-use alcor_proto::api::v1::orchestrator_client::OrchestratorClient;
 use alcor_state_machine::GoalObject;
 use anyhow::{bail, Context};
 use tokio::process::{Child, Command};
@@ -17,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::agent::{hex_prefix, status_line};
 use crate::cli::DevArgs;
-use crate::ctl::{request, Client};
+use crate::ctl;
 
 /// Project the demo resources belong to.
 const DEMO_PROJECT: &str = "demo";
@@ -130,10 +129,7 @@ async fn demo(
     args: &DevArgs,
     endpoints: &[String],
 ) -> anyhow::Result<(watch::Sender<bool>, Vec<SimAgent>)> {
-    let client = Client {
-        endpoints: endpoints.to_vec(),
-        timeout: Duration::from_secs(5),
-    };
+    let client = ctl::client(endpoints, Duration::from_secs(5))?;
     let leader = wait_for_leader(&client).await?;
     println!("leader: member {leader}");
 
@@ -145,18 +141,10 @@ async fn demo(
             underlay_ip: format!("192.0.2.{}", h + 1),
             ..Default::default()
         };
-        match orchestrate(
-            &client,
-            |mut c, r| async move { c.create_host(r).await },
-            message,
-        )
-        .await
-        {
+        match client.hosts().create(message).await {
             Ok(_) => println!("registered {host}"),
-            Err(e) if e.to_string().contains("ALREADY_EXISTS") => {
-                println!("{host} already registered")
-            }
-            Err(e) => return Err(e),
+            Err(alcor_client::Error::Conflict(_)) => println!("{host} already registered"),
+            Err(e) => return Err(e.into()),
         }
     }
 
@@ -182,13 +170,7 @@ async fn demo(
     let target = match find_demo_vpc(&client).await? {
         Some(vpc) => {
             println!("reusing data: VPC {} ({}) exists", vpc.name, vpc.id);
-            let status = client
-                .call(|channel, timeout| async move {
-                    ClusterClient::new(channel)
-                        .status(request(pb::StatusRequest {}, timeout))
-                        .await
-                })
-                .await?;
+            let status = client.cluster().status().await?;
             status.applied_index.unwrap_or(0)
         }
         None => create_demo(&client, args.ports, &hosts).await?,
@@ -233,32 +215,10 @@ async fn demo(
     Ok((stop_tx, agents))
 }
 
-/// One orchestrator call against any endpoint.
-async fn orchestrate<T, R, F, Fut>(client: &Client, call: F, message: T) -> anyhow::Result<R>
-where
-    T: Clone + Send + 'static,
-    F: Fn(OrchestratorClient<tonic::transport::Channel>, tonic::Request<T>) -> Fut + Clone,
-    Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
-{
-    client
-        .call(move |channel, timeout| {
-            let call = call.clone();
-            let request = request(message.clone(), timeout);
-            async move { call(OrchestratorClient::new(channel), request).await }
-        })
-        .await
-}
-
 async fn wait_for_leader(client: &Client) -> anyhow::Result<u64> {
     let deadline = Instant::now() + LEADER_WAIT_MAX;
     loop {
-        let status = client
-            .call(|channel, timeout| async move {
-                ClusterClient::new(channel)
-                    .status(request(pb::StatusRequest {}, timeout))
-                    .await
-            })
-            .await;
+        let status = client.cluster().status().await;
         if let Ok(pb::StatusResponse {
             leader_id: Some(leader),
             ..
@@ -281,41 +241,32 @@ async fn find_demo_vpc(client: &Client) -> anyhow::Result<Option<pb::Vpc>> {
         stale: false,
         ..Default::default()
     };
-    let list = orchestrate(
-        client,
-        |mut c, r| async move { c.list_vpcs(r).await },
-        message,
-    )
-    .await?;
-    Ok(list.vpcs.into_iter().find(|v| v.name == DEMO_VPC))
+    let list = client.vpcs().list(message).await?;
+    Ok(list.items.into_iter().find(|v| v.name == DEMO_VPC))
 }
 
 /// Creates the demo VPC, subnet and one batch of ports; returns the batch's revision.
 async fn create_demo(client: &Client, n_ports: usize, hosts: &[String]) -> anyhow::Result<u64> {
-    let vpc = orchestrate(
-        client,
-        |mut c, r| async move { c.create_vpc(r).await },
-        pb::CreateVpcRequest {
+    let vpc = client
+        .vpcs()
+        .create(pb::CreateVpcRequest {
             project_id: DEMO_PROJECT.to_string(),
             name: DEMO_VPC.to_string(),
             cidr: "10.0.0.0/16".to_string(),
             ..Default::default()
-        },
-    )
-    .await?;
+        })
+        .await?;
     println!("created VPC {} ({}) vni {}", vpc.name, vpc.id, vpc.vni);
-    let subnet = orchestrate(
-        client,
-        |mut c, r| async move { c.create_subnet(r).await },
-        pb::CreateSubnetRequest {
+    let subnet = client
+        .subnets()
+        .create(pb::CreateSubnetRequest {
             project_id: DEMO_PROJECT.to_string(),
             network_id: vpc.id.clone(),
             name: "dev-subnet".to_string(),
             cidr: "10.0.1.0/24".to_string(),
             ..Default::default()
-        },
-    )
-    .await?;
+        })
+        .await?;
     println!("created subnet {} {}", subnet.id, subnet.cidr);
     let ports = (0..n_ports)
         .map(|i| pb::CreatePortRequest {
@@ -328,19 +279,11 @@ async fn create_demo(client: &Client, n_ports: usize, hosts: &[String]) -> anyho
             ..Default::default()
         })
         .collect();
-    let created = orchestrate(
-        client,
-        |mut c, r| async move { c.create_ports(r).await },
-        pb::CreatePortsRequest {
-            ports,
-            ..Default::default()
-        },
-    )
-    .await?;
-    let revision = created.ports.first().map(|p| p.revision).unwrap_or(0);
+    let created = client.ports().create_many(ports).await?;
+    let revision = created.first().map(|p| p.revision).unwrap_or(0);
     println!(
         "created {} ports in one batch at revision {revision}",
-        created.ports.len()
+        created.len()
     );
     Ok(revision)
 }

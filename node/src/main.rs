@@ -31,7 +31,8 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // Distinct statuses per error class for `alcor ctl` (1 otherwise).
+            ExitCode::from(ctl::exit_code(&e))
         }
     }
 }

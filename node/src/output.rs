@@ -1,7 +1,8 @@
 //! How `alcor ctl` prints resources: `-o table` (comfy-table) or `-o json`
 //! (serde_json). Each resource says once which columns and fields it has.
 
-use alcor_proto::api::v1 as pb;
+use alcor_client::types as pb;
+use alcor_client::Page;
 use comfy_table::Table;
 use serde_json::{json, Value};
 
@@ -33,7 +34,9 @@ pub(crate) fn one<T: Render>(item: &T, format: OutputFormat) {
 }
 
 /// Prints a list page and, when there is more, the marker of the next one.
-pub(crate) fn list<T: Render>(key: &str, items: &[T], next_marker: &str, format: OutputFormat) {
+pub(crate) fn list<T: Render>(key: &str, page: &Page<T>, format: OutputFormat) {
+    let items = &page.items;
+    let next_marker = page.next_marker.as_deref().unwrap_or("");
     match format {
         OutputFormat::Json => {
             let items: Vec<Value> = items.iter().map(Render::json).collect();
@@ -54,10 +57,10 @@ pub(crate) fn list<T: Render>(key: &str, items: &[T], next_marker: &str, format:
 }
 
 /// Prints the result of a delete.
-pub(crate) fn deleted(id: &str, response: &pb::DeleteResponse, format: OutputFormat) {
+pub(crate) fn deleted(id: &str, revision: u64, format: OutputFormat) {
     match format {
-        OutputFormat::Json => println!("{}", json!({ "id": id, "revision": response.revision })),
-        OutputFormat::Table => println!("deleted {id} at revision {}", response.revision),
+        OutputFormat::Json => println!("{}", json!({ "id": id, "revision": revision })),
+        OutputFormat::Table => println!("deleted {id} at revision {revision}"),
     }
 }
 
@@ -120,6 +123,7 @@ impl Render for pb::Vpc {
             "id": self.id, "project_id": self.project_id, "name": self.name,
             "cidr": self.cidr, "vni": self.vni, "mtu": self.mtu,
             "admin_state_up": self.admin_state_up, "revision": self.revision,
+            "tags": self.tags,
             "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
         })
     }
@@ -153,6 +157,7 @@ impl Render for pb::Subnet {
             "name": self.name, "cidr": self.cidr, "gateway_ip": self.gateway_ip,
             "allocation_pools": pools, "enable_dhcp": self.enable_dhcp,
             "dns_nameservers": self.dns_nameservers, "revision": self.revision,
+            "tags": self.tags,
             "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
         })
     }
@@ -194,6 +199,7 @@ impl Render for pb::Port {
             "device_owner": self.device_owner, "security_groups": self.security_groups,
             "admin_state_up": self.admin_state_up, "status": port_status(self.status),
             "status_detail": self.status_detail, "revision": self.revision,
+            "tags": self.tags,
             "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
         })
     }
@@ -225,6 +231,7 @@ impl Render for pb::SecurityGroup {
             "id": self.id, "project_id": self.project_id, "name": self.name,
             "description": self.description, "is_default": self.is_default,
             "revision": self.revision,
+            "tags": self.tags,
             "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
         })
     }
@@ -336,12 +343,54 @@ impl Render for pb::Router {
             "id": self.id, "project_id": self.project_id, "name": self.name,
             "admin_state_up": self.admin_state_up, "interfaces": interfaces,
             "routes": routes, "revision": self.revision,
+            "tags": self.tags,
             "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
         })
     }
 }
 
-/// Prints `alcor ctl quotas show|set`: limit (-1: unlimited) and usage per
+fn floating_ip_status(status: i32) -> &'static str {
+    match pb::FloatingIpStatus::try_from(status) {
+        Ok(pb::FloatingIpStatus::Down) => "DOWN",
+        Ok(pb::FloatingIpStatus::Active) => "ACTIVE",
+        _ => "UNKNOWN",
+    }
+}
+
+impl Render for pb::FloatingIp {
+    fn header() -> &'static [&'static str] {
+        &[
+            "ID", "PROJECT", "ADDRESS", "PORT", "FIXED IP", "ROUTER", "STATUS", "REVISION",
+        ]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.project_id.clone(),
+            self.floating_ip_address.clone(),
+            self.port_id.clone(),
+            self.fixed_ip_address.clone(),
+            self.router_id.clone(),
+            floating_ip_status(self.status).to_string(),
+            self.revision.to_string(),
+        ]
+    }
+    fn json(&self) -> Value {
+        json!({
+            "id": self.id, "project_id": self.project_id,
+            "floating_network_id": self.floating_network_id,
+            "floating_subnet_id": self.floating_subnet_id,
+            "floating_ip_address": self.floating_ip_address, "port_id": self.port_id,
+            "fixed_ip_address": self.fixed_ip_address, "router_id": self.router_id,
+            "status": floating_ip_status(self.status), "description": self.description,
+            "revision": self.revision,
+            "tags": self.tags,
+            "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
+        })
+    }
+}
+
+/// Prints `alcor ctl quotas show|set|reset`: limit (-1: unlimited) and usage per
 /// resource.
 pub(crate) fn quota(q: &pb::Quota, format: OutputFormat) {
     let limits = q.limits.unwrap_or_default();
@@ -427,6 +476,38 @@ pub(crate) fn status(s: &pb::StatusResponse, format: OutputFormat) {
                 opt(s.applied_index),
                 opt(s.snapshot_index),
             );
+            let mut table = Table::new();
+            table.set_header(vec!["ID", "RAFT ADDR", "API ADDR", "ROLE", "LEADER"]);
+            for m in &s.members {
+                table.add_row(vec![
+                    m.id.to_string(),
+                    m.raft_addr.clone(),
+                    m.api_addr.clone(),
+                    if m.voter { "voter" } else { "learner" }.to_string(),
+                    if s.leader_id == Some(m.id) { "*" } else { "" }.to_string(),
+                ]);
+            }
+            println!("{table}");
+        }
+    }
+}
+
+/// Prints `alcor ctl cluster members`: the members as the answering node
+/// sees them, the leader marked.
+pub(crate) fn members(s: &pb::StatusResponse, format: OutputFormat) {
+    match format {
+        OutputFormat::Json => {
+            let members: Vec<Value> = s
+                .members
+                .iter()
+                .map(|m| {
+                    json!({ "id": m.id, "raft_addr": m.raft_addr, "api_addr": m.api_addr,
+                            "voter": m.voter, "leader": s.leader_id == Some(m.id) })
+                })
+                .collect();
+            println!("{}", json!({ "members": members }));
+        }
+        OutputFormat::Table => {
             let mut table = Table::new();
             table.set_header(vec!["ID", "RAFT ADDR", "API ADDR", "ROLE", "LEADER"]);
             for m in &s.members {

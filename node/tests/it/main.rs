@@ -5,6 +5,7 @@ mod agents;
 mod barrier;
 mod cluster;
 mod ctl_resources;
+mod ctl_verbs;
 mod dev;
 mod fields;
 mod floating_ips;
