@@ -215,6 +215,27 @@ pub mod rules {
         Ok(())
     }
 
+    /// Node `slot` hands packets from node `from` to NFQUEUE `queue` (they
+    /// pass untouched when no program listens on the queue).
+    pub fn queue_from(slot: usize, from: usize, queue: u16) -> Result<()> {
+        sh_in(
+            &ns_name(slot),
+            "iptables",
+            &[
+                "-A",
+                "INPUT",
+                "-s",
+                &node_addr(from).to_string(),
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                &queue.to_string(),
+                "--queue-bypass",
+            ],
+        )?;
+        Ok(())
+    }
+
     /// The rules installed in node `slot`'s INPUT chain.
     pub fn count(slot: usize) -> Result<usize> {
         let listing = sh_in(&ns_name(slot), "iptables", &["-S", "INPUT"])?;
