@@ -100,6 +100,10 @@ pub struct RunArgs {
     /// Run without faults.
     #[arg(long, conflicts_with = "nemesis")]
     pub no_nemesis: bool,
+    /// Half of the faults get a partner of the other kind (network with
+    /// process), both in place at once.
+    #[arg(long)]
+    pub combined: bool,
     /// Quiet time between faults.
     #[arg(long, default_value = "4s", value_parser = parse_duration)]
     pub quiet: Duration,

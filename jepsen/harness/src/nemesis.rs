@@ -99,6 +99,19 @@ impl Fault {
         }
     }
 
+    /// Which kind of fault this is, for combinations.
+    pub fn category(self) -> Category {
+        match self {
+            Fault::KillLeader
+            | Fault::KillMinority
+            | Fault::KillAll
+            | Fault::PauseLeader
+            | Fault::PauseFollower => Category::Process,
+            Fault::Membership | Fault::Snapshot => Category::Admin,
+            _ => Category::Network,
+        }
+    }
+
     /// Whether the fault means something on `nodes` nodes.
     pub fn applies_to(self, nodes: usize) -> bool {
         match self {
@@ -106,6 +119,27 @@ impl Fault {
             Fault::Bridge | Fault::RandomHalves | Fault::LeaderMinority => nodes >= 3,
             _ => nodes >= 2,
         }
+    }
+}
+
+/// Kinds of faults: a combination is one network and one process fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// iptables / NFQUEUE.
+    Network,
+    /// Signals to the servers.
+    Process,
+    /// Cluster API calls (never combined).
+    Admin,
+}
+
+impl Category {
+    /// Whether a fault of this kind may run together with one of `other`.
+    pub fn pairs_with(self, other: Category) -> bool {
+        matches!(
+            (self, other),
+            (Category::Network, Category::Process) | (Category::Process, Category::Network)
+        )
     }
 }
 
@@ -127,6 +161,9 @@ pub struct Schedule {
     pub quiet: Duration,
     /// How long a fault stays in place.
     pub hold: Duration,
+    /// Pair every other network fault with a process fault (and vice
+    /// versa), both in place at once.
+    pub combined: bool,
 }
 
 /// What a started fault needs to undo and what it found.
@@ -148,6 +185,9 @@ pub struct Nemesis {
     delayers: Vec<Child>,
     /// How long faults are held (the delayers run that long).
     hold: Duration,
+    /// Whether verification waits for a new leader (off for the second
+    /// fault of a combination, where quorum may be gone on purpose).
+    elect_checks: bool,
 }
 
 /// Longest wait for a fault's effect to show (e.g. a new leader).
@@ -169,6 +209,7 @@ impl Nemesis {
             tallies: BTreeMap::new(),
             delayers: Vec::new(),
             hold: Duration::from_secs(6),
+            elect_checks: true,
         }
     }
 
@@ -210,7 +251,29 @@ impl Nemesis {
                 break;
             };
             let active = self.start(fault).await;
+            let partner = if schedule.combined && self.rng.bool() {
+                let kinds: Vec<Fault> = faults
+                    .iter()
+                    .copied()
+                    .filter(|f| f.category().pairs_with(fault.category()))
+                    .collect();
+                (!kinds.is_empty()).then(|| kinds[self.rng.usize(0..kinds.len())])
+            } else {
+                None
+            };
+            let second = match partner {
+                Some(partner) => {
+                    self.elect_checks = false;
+                    let second = self.start(partner).await;
+                    self.elect_checks = true;
+                    Some(second)
+                }
+                None => None,
+            };
             tokio::time::sleep(schedule.hold).await;
+            if let Some(second) = second {
+                self.stop(second).await;
+            }
             self.stop(active).await;
         }
     }
@@ -236,12 +299,15 @@ impl Nemesis {
 
     /// Waits until some node among `among` claims leadership with a leader
     /// other than `not`; returns its id.
-    async fn new_leader_among(&self, among: &[usize], not: Option<u64>) -> Result<u64> {
+    async fn new_leader_among(&self, among: &[usize], not: Option<u64>) -> Result<String> {
+        if !self.elect_checks {
+            return Ok("election not checked (second fault of a combination)".to_string());
+        }
         let until = Instant::now() + EFFECT_WAIT;
         while Instant::now() < until {
             if let Some((id, _, _)) = cluster::leader(among).await {
                 if Some(id) != not && self.lock().slot_of(id).is_some_and(|s| among.contains(&s)) {
-                    return Ok(id);
+                    return Ok(format!("leader now id {id}"));
                 }
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -319,7 +385,7 @@ impl Nemesis {
                         .new_leader_among(&rest, if target == leader { old } else { None })
                         .await?;
                     Ok(format!(
-                        "n{target} cut off (leader was n{leader}); leader now id {elected}"
+                        "n{target} cut off (leader was n{leader}); {elected}"
                     ))
                 }
                 .await;
@@ -345,7 +411,7 @@ impl Nemesis {
                     };
                     let elected = self.new_leader_among(majority, not).await?;
                     Ok(format!(
-                        "minority {minority:?}, leader id {elected} in majority {majority:?}"
+                        "minority {minority:?}, {elected} in majority {majority:?}"
                     ))
                 }
                 .await;
@@ -381,10 +447,7 @@ impl Nemesis {
                     self.rules_in_place(b, |_| a.len())?;
                     self.rules_in_place(bridge, |_| 0)?;
                     let elected = self.new_leader_among(&slots, None).await?;
-                    Ok(format!(
-                        "{a:?} | n{} | {b:?}; leader id {elected}",
-                        bridge[0]
-                    ))
+                    Ok(format!("{a:?} | n{} | {b:?}; {elected}", bridge[0]))
                 }
                 .await;
                 Ok((json!({"a": a, "bridge": bridge, "b": b}), verified))
@@ -404,9 +467,7 @@ impl Nemesis {
                 let verified = async {
                     self.rules_in_place(&slots, |s| usize::from(s != leader))?;
                     let elected = self.new_leader_among(&rest, old).await?;
-                    Ok(format!(
-                        "followers deaf to n{leader}; leader now id {elected}"
-                    ))
+                    Ok(format!("followers deaf to n{leader}; {elected}"))
                 }
                 .await;
                 Ok((json!({"deaf-to": leader}), verified))
@@ -443,7 +504,7 @@ impl Nemesis {
                             None
                         };
                         let elected = self.new_leader_among(&rest, not).await?;
-                        return Ok(format!("killed {victims:?}; leader now id {elected}"));
+                        return Ok(format!("killed {victims:?}; {elected}"));
                     }
                     Ok(format!("killed {victims:?}"))
                 }
@@ -474,7 +535,7 @@ impl Nemesis {
                     let not = if target == leader { old } else { None };
                     let elected = self.new_leader_among(&rest, not).await?;
                     Ok(format!(
-                        "n{target} stopped (leader was n{leader}); leader now id {elected}"
+                        "n{target} stopped (leader was n{leader}); {elected}"
                     ))
                 }
                 .await;

@@ -433,6 +433,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     let schedule = Schedule {
         quiet: args.quiet,
         hold: args.hold,
+        combined: args.combined,
     };
     let nemesis = tokio::spawn(async move {
         nemesis.run(&faults, schedule, deadline).await;
