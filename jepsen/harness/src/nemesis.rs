@@ -223,10 +223,10 @@ impl Nemesis {
 
     fn record(&self, f: &'static str, fault: Fault, value: Value) {
         self.history.record(Event {
-            process: Process::Named("nemesis".to_string()),
+            process: Process::Nemesis,
             kind: OpType::Info,
             f,
-            key: json!(fault.name()),
+            key: Some(fault.name().to_string()),
             value,
             workload: None,
             node: None,
