@@ -28,9 +28,9 @@ use crate::workloads::{self, register_id, Ctx, Fixtures, Workload, CALL_TIMEOUT,
 use crate::RunArgs;
 
 /// Register keys in use at a time.
-const KEYS_PER_PERIOD: usize = 3;
+const KEYS_PER_PERIOD: usize = 4;
 /// How long one group of register keys is used.
-const KEY_PERIOD: Duration = Duration::from_secs(10);
+const KEY_PERIOD: Duration = Duration::from_secs(5);
 /// Register clients at most (Knossos-style checkers want <= 10 per key).
 const REGISTER_CLIENTS_MAX: u64 = 10;
 /// Longest wait for the first leader and for fixtures.
