@@ -3,7 +3,7 @@
 //! demand recovery, read the final state on every node, check, summarize.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -353,7 +353,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     let stamp = utc_stamp();
     let run_dir = args.results.join(&stamp);
     std::fs::create_dir_all(&run_dir).with_context(|| format!("create {}", run_dir.display()))?;
-    let data_root = PathBuf::from(format!("/tmp/alcor-jepsen-{stamp}"));
+    let data_root = std::env::temp_dir().join(format!("{}{stamp}", topology::DATA_PREFIX));
     std::fs::create_dir_all(&data_root)?;
     let faults: Vec<Fault> = if args.no_nemesis {
         Vec::new()
