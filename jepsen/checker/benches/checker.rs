@@ -1,5 +1,6 @@
 //! Checker benchmarks: Porcupine's etcd corpus (102 Jepsen logs, all checked), and a
-//! generated 100,000-operation history over 100 keys with 10 processes per key.
+//! generated 100,000-operation history over 100 keys with 10 processes per key, and
+//! 10,000 operations on a single key with 10 processes (no partitioning to help).
 
 #![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items
 
@@ -54,9 +55,28 @@ fn generated_100k(c: &mut Criterion) {
     });
 }
 
+fn generated_10k_one_key(c: &mut Criterion) {
+    let events = register_history(&SynthConfig {
+        keys: 1,
+        ops_per_key: 10_000,
+        processes_per_key: 10,
+        read_percent: 50,
+        cas_percent: 30,
+        info_percent: 2,
+        latency_max: 30,
+        seed: 11,
+    });
+    c.bench_function("register_10k_ops_1_key_10_procs", |b| {
+        b.iter(|| {
+            let report = check_events(&events, &CheckOptions::default()).expect("check");
+            assert_eq!(report.verdict, Verdict::Valid);
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(20));
-    targets = etcd_corpus, generated_100k
+    targets = etcd_corpus, generated_100k, generated_10k_one_key
 }
 criterion_main!(benches);

@@ -27,7 +27,7 @@ fn synth_config() -> impl Strategy<Value = SynthConfig> {
         1usize..8,
         0u64..100,
         0u64..100,
-        0u64..30,
+        0u64..20,
         1u64..40,
         any::<u64>(),
     )
