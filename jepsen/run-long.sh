@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The long Jepsen-style run: 5 nodes, every fault, duration from the first
+# The long Jepsen-style run: 5 nodes, every fault alone and in network+process
+# pairs (--combined), duration from the first
 # argument (default 30m). Same build steps and exit status as run-short.sh.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -13,4 +14,4 @@ fi
 (cd "$here" && flock /tmp/cargo.lock cargo build --release -p alcor-jepsen-harness)
 cd "$here"
 exec ./target/release/alcor-jepsen run --alcor-bin "$root/target/debug/alcor" \
-  --nodes 5 --duration "$duration" --check-deadline 600s "$@"
+  --nodes 5 --duration "$duration" --combined --check-deadline 600s "$@"

@@ -49,20 +49,19 @@ fn push(problems: &mut Vec<String>, problem: String) {
     }
 }
 
-/// Client ops of one key (`key` as JSON) in history order.
-fn ops_of<'a>(history: &'a [Op], key: &'a Value) -> impl Iterator<Item = &'a Op> + 'a {
+/// Client ops of one key in history order.
+fn ops_of<'a>(history: &'a [Op], key: &'a str) -> impl Iterator<Item = &'a Op> + 'a {
     history.iter().filter(move |op| {
-        &op.key == key && matches!(op.process, crate::history::Process::Client(_))
+        op.key.as_deref() == Some(key) && matches!(op.process, crate::history::Process::Client(_))
     })
 }
 
 /// The set check of `key` (the set and idempotent workloads).
 /// `finals` holds each node's final read (node name, elements).
 pub fn check_set(history: &[Op], key: &str, finals: &[(String, Vec<u64>)]) -> Verdict {
-    let key = Value::from(key);
     let mut attempted = BTreeSet::new();
     let mut acked = BTreeSet::new();
-    for op in ops_of(history, &key).filter(|op| op.f == "add") {
+    for op in ops_of(history, key).filter(|op| op.f == "add") {
         let Some(e) = op.value.as_u64() else { continue };
         match op.kind {
             OpType::Invoke => {
@@ -159,8 +158,8 @@ fn duplicates(ports: &[PortSeen], what: &str, problems: &mut Vec<String>) {
 
 /// The unique-allocation check.
 pub fn check_unique(history: &[Op], finals: &[(String, Vec<PortSeen>)]) -> Verdict {
-    let key = Value::from("unique");
-    let acked: Vec<PortSeen> = ops_of(history, &key)
+    let key = "unique";
+    let acked: Vec<PortSeen> = ops_of(history, key)
         .filter(|op| op.kind == OpType::Ok)
         .filter_map(|op| PortSeen::from_value(&op.value))
         .collect();
@@ -209,13 +208,13 @@ mod tests {
     use crate::history::Process;
     use serde_json::json;
 
-    fn op(index: u64, process: u64, kind: OpType, f: &str, key: Value, value: Value) -> Op {
+    fn op(index: u64, process: u64, kind: OpType, f: &str, key: &str, value: Value) -> Op {
         Op {
             index,
             process: Process::Client(process),
             kind,
             f: f.to_string(),
-            key,
+            key: Some(key.to_string()),
             value,
             time: index,
             workload: None,
@@ -227,10 +226,10 @@ mod tests {
     #[test]
     fn set_check_flags_a_lost_acknowledged_add_and_accepts_an_indeterminate_one() {
         let history = vec![
-            op(0, 0, OpType::Invoke, "add", json!("set"), json!(1)),
-            op(1, 0, OpType::Ok, "add", json!("set"), json!(1)),
-            op(2, 1, OpType::Invoke, "add", json!("set"), json!(2)),
-            op(3, 1, OpType::Info, "add", json!("set"), json!(2)),
+            op(0, 0, OpType::Invoke, "add", "set", json!(1)),
+            op(1, 0, OpType::Ok, "add", "set", json!(1)),
+            op(2, 1, OpType::Invoke, "add", "set", json!(2)),
+            op(3, 1, OpType::Info, "add", "set", json!(2)),
         ];
         let good = vec![
             ("n1".to_string(), vec![1, 2]),
@@ -260,20 +259,13 @@ mod tests {
     #[test]
     fn unique_check_flags_an_ip_held_by_two_ports() {
         let history = vec![
-            op(
-                0,
-                0,
-                OpType::Invoke,
-                "allocate",
-                json!("unique"),
-                Value::Null,
-            ),
+            op(0, 0, OpType::Invoke, "allocate", "unique", Value::Null),
             op(
                 1,
                 0,
                 OpType::Ok,
                 "allocate",
-                json!("unique"),
+                "unique",
                 json!({"id": "a", "ip": "10.0.0.2", "mac": "m1"}),
             ),
         ];

@@ -185,6 +185,7 @@ impl Processes {
             command.arg("--join");
         }
         let child = command
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr)

@@ -1,8 +1,9 @@
 //! The run's history in Jepsen's model, one JSON object per line:
 //! `{"index","process","type","f","key","value","time"}` with `time` in
-//! nanoseconds from one monotonic clock (the harness's start instant). Every
-//! event is written to `history.jsonl` as it happens and kept in memory for
-//! the checkers.
+//! nanoseconds from one monotonic clock (the harness's start instant). The
+//! event type is the checker crate's (`alcor_jepsen_checker::history`), so
+//! the file is exactly what `alcor-check` reads. Every event is written to
+//! `history.jsonl` as it happens and kept in memory for the checkers.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -11,61 +12,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Outcome of an operation (`invoke` opens it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OpType {
-    /// The call is about to be sent.
-    Invoke,
-    /// It took effect (or the read returned).
-    Ok,
-    /// It certainly did not take effect.
-    Fail,
-    /// Unknown: it may or may not have taken effect.
-    Info,
-}
-
-/// Who performed an event: a client process number or `"nemesis"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Process {
-    /// A client (a new number after each `info`).
-    Client(u64),
-    /// The fault injector.
-    Named(String),
-}
-
-/// One history event.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Op {
-    /// Position in the history, from 0.
-    pub index: u64,
-    /// The process.
-    pub process: Process,
-    /// invoke / ok / fail / info.
-    #[serde(rename = "type")]
-    pub kind: OpType,
-    /// The function: read, write, cas, add, create, start, stop, ...
-    pub f: String,
-    /// The independent key (register key, set name, ...).
-    pub key: Value,
-    /// The argument or the result; `[expected, new]` for a CAS.
-    pub value: Value,
-    /// Nanoseconds since the harness started (one monotonic clock).
-    pub time: u64,
-    /// `register`, `set` or `unique`: the checker to use for this key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workload: Option<String>,
-    /// Which node served it, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
-    /// Why it failed, for fail and info.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
+pub use alcor_jepsen_checker::history::{Event as Op, EventType as OpType, Process};
 
 struct Inner {
     writer: BufWriter<File>,
@@ -86,8 +35,8 @@ pub struct Event {
     pub kind: OpType,
     /// The function.
     pub f: &'static str,
-    /// The key.
-    pub key: Value,
+    /// The key (numbers are written as text, as the checker reads them).
+    pub key: Option<String>,
     /// The value.
     pub value: Value,
     /// The checker of this key (`register`, `set`, `unique`).

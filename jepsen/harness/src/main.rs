@@ -9,6 +9,7 @@
 
 mod checks;
 mod cluster;
+mod delay;
 mod history;
 mod nemesis;
 mod run;
@@ -38,6 +39,19 @@ enum Command {
     Run(Box<RunArgs>),
     /// Remove namespaces, links and processes a crashed run left behind.
     Sweep,
+    /// (Used by the delay fault inside a node's namespace.) Delay the
+    /// packets of an NFQUEUE, then print how many were delayed.
+    Delay {
+        /// The NFQUEUE number.
+        #[arg(long, default_value_t = 0)]
+        queue: u16,
+        /// How long each packet is held.
+        #[arg(long, value_parser = parse_duration)]
+        delay: Duration,
+        /// How long to run.
+        #[arg(long = "for", value_parser = parse_duration)]
+        run_for: Duration,
+    },
 }
 
 /// Parses `300s`, `5m`, `1h`, `1500ms` or a bare number of seconds.
@@ -86,6 +100,10 @@ pub struct RunArgs {
     /// Run without faults.
     #[arg(long, conflicts_with = "nemesis")]
     pub no_nemesis: bool,
+    /// Half of the faults get a partner of the other kind (network with
+    /// process), both in place at once.
+    #[arg(long)]
+    pub combined: bool,
     /// Quiet time between faults.
     #[arg(long, default_value = "4s", value_parser = parse_duration)]
     pub quiet: Duration,
@@ -138,6 +156,20 @@ fn main() -> ExitCode {
             }
             Err(error) => {
                 eprintln!("sweep: {error:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Delay {
+            queue,
+            delay,
+            run_for,
+        } => match delay::run(queue, delay, run_for) {
+            Ok(delayed) => {
+                println!("{delayed}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("delay: {error:#}");
                 ExitCode::from(2)
             }
         },

@@ -6,6 +6,7 @@
 //! paused process really is stopped, ...).
 
 use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::cluster::{self, api_addr, raft_addr, Processes};
 use crate::history::{Event, History, OpType, Process};
-use crate::topology::rules;
+use crate::topology::{ns_name, rules};
 
 /// A kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -47,6 +48,8 @@ pub enum Fault {
     PauseFollower,
     /// Drop packets between nodes at random (iptables statistic).
     Loss,
+    /// Delay packets between nodes (NFQUEUE + a userspace delayer).
+    Delay,
     /// Remove a follower, wipe its data, re-add it under a new id.
     Membership,
     /// Trigger a snapshot (and log purge) on a node.
@@ -55,7 +58,7 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 15] = [
+    pub const ALL: [Fault; 16] = [
         Fault::IsolateLeader,
         Fault::IsolateFollower,
         Fault::RandomHalves,
@@ -69,6 +72,7 @@ impl Fault {
         Fault::PauseLeader,
         Fault::PauseFollower,
         Fault::Loss,
+        Fault::Delay,
         Fault::Membership,
         Fault::Snapshot,
     ];
@@ -89,8 +93,22 @@ impl Fault {
             Fault::PauseLeader => "pause-leader",
             Fault::PauseFollower => "pause-follower",
             Fault::Loss => "loss",
+            Fault::Delay => "delay",
             Fault::Membership => "membership",
             Fault::Snapshot => "snapshot",
+        }
+    }
+
+    /// Which kind of fault this is, for combinations.
+    pub fn category(self) -> Category {
+        match self {
+            Fault::KillLeader
+            | Fault::KillMinority
+            | Fault::KillAll
+            | Fault::PauseLeader
+            | Fault::PauseFollower => Category::Process,
+            Fault::Membership | Fault::Snapshot => Category::Admin,
+            _ => Category::Network,
         }
     }
 
@@ -101,6 +119,27 @@ impl Fault {
             Fault::Bridge | Fault::RandomHalves | Fault::LeaderMinority => nodes >= 3,
             _ => nodes >= 2,
         }
+    }
+}
+
+/// Kinds of faults: a combination is one network and one process fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// iptables / NFQUEUE.
+    Network,
+    /// Signals to the servers.
+    Process,
+    /// Cluster API calls (never combined).
+    Admin,
+}
+
+impl Category {
+    /// Whether a fault of this kind may run together with one of `other`.
+    pub fn pairs_with(self, other: Category) -> bool {
+        matches!(
+            (self, other),
+            (Category::Network, Category::Process) | (Category::Process, Category::Network)
+        )
     }
 }
 
@@ -122,6 +161,9 @@ pub struct Schedule {
     pub quiet: Duration,
     /// How long a fault stays in place.
     pub hold: Duration,
+    /// Pair every other network fault with a process fault (and vice
+    /// versa), both in place at once.
+    pub combined: bool,
 }
 
 /// What a started fault needs to undo and what it found.
@@ -139,10 +181,21 @@ pub struct Nemesis {
     rng: fastrand::Rng,
     /// Tallies per fault.
     pub tallies: BTreeMap<Fault, Tally>,
+    /// The delay fault's delayer processes (one per node namespace).
+    delayers: Vec<Child>,
+    /// How long faults are held (the delayers run that long).
+    hold: Duration,
+    /// Whether verification waits for a new leader (off for the second
+    /// fault of a combination, where quorum may be gone on purpose).
+    elect_checks: bool,
 }
 
 /// Longest wait for a fault's effect to show (e.g. a new leader).
 const EFFECT_WAIT: Duration = Duration::from_secs(10);
+/// How long the delay fault holds each packet between nodes.
+const DELAY: Duration = Duration::from_millis(100);
+/// The NFQUEUE number of the delay fault.
+const DELAY_QUEUE: u16 = 0;
 /// Probability of dropping a packet under the loss fault.
 const LOSS_PROBABILITY: f64 = 0.3;
 
@@ -154,6 +207,9 @@ impl Nemesis {
             processes,
             rng: fastrand::Rng::with_seed(seed),
             tallies: BTreeMap::new(),
+            delayers: Vec::new(),
+            hold: Duration::from_secs(6),
+            elect_checks: true,
         }
     }
 
@@ -167,10 +223,10 @@ impl Nemesis {
 
     fn record(&self, f: &'static str, fault: Fault, value: Value) {
         self.history.record(Event {
-            process: Process::Named("nemesis".to_string()),
+            process: Process::Nemesis,
             kind: OpType::Info,
             f,
-            key: json!(fault.name()),
+            key: Some(fault.name().to_string()),
             value,
             workload: None,
             node: None,
@@ -180,6 +236,7 @@ impl Nemesis {
 
     /// Runs faults from `faults` until `deadline`, then heals.
     pub async fn run(&mut self, faults: &[Fault], schedule: Schedule, deadline: Instant) {
+        self.hold = schedule.hold;
         let mut queue: Vec<Fault> = Vec::new();
         loop {
             tokio::time::sleep(schedule.quiet).await;
@@ -194,26 +251,63 @@ impl Nemesis {
                 break;
             };
             let active = self.start(fault).await;
+            let partner = if schedule.combined && self.rng.bool() {
+                let kinds: Vec<Fault> = faults
+                    .iter()
+                    .copied()
+                    .filter(|f| f.category().pairs_with(fault.category()))
+                    .collect();
+                (!kinds.is_empty()).then(|| kinds[self.rng.usize(0..kinds.len())])
+            } else {
+                None
+            };
+            let second = match partner {
+                Some(partner) => {
+                    self.elect_checks = false;
+                    let second = self.start(partner).await;
+                    self.elect_checks = true;
+                    Some(second)
+                }
+                None => None,
+            };
             tokio::time::sleep(schedule.hold).await;
+            if let Some(second) = second {
+                self.stop(second).await;
+            }
             self.stop(active).await;
         }
     }
 
     /// The leader's slot, as the running nodes see it.
+    /// Waits up to `EFFECT_WAIT` for one (a previous fault may have just
+    /// healed and an election may be under way).
     async fn leader_slot(&self) -> Option<usize> {
         let slots = self.slots();
-        let (id, _, _) = cluster::leader(&slots).await?;
-        self.lock().slot_of(id)
+        let until = Instant::now() + EFFECT_WAIT;
+        loop {
+            if let Some((id, _, _)) = cluster::leader(&slots).await {
+                if let Some(slot) = self.lock().slot_of(id) {
+                    return Some(slot);
+                }
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// Waits until some node among `among` claims leadership with a leader
     /// other than `not`; returns its id.
-    async fn new_leader_among(&self, among: &[usize], not: Option<u64>) -> Result<u64> {
+    async fn new_leader_among(&self, among: &[usize], not: Option<u64>) -> Result<String> {
+        if !self.elect_checks {
+            return Ok("election not checked (second fault of a combination)".to_string());
+        }
         let until = Instant::now() + EFFECT_WAIT;
         while Instant::now() < until {
             if let Some((id, _, _)) = cluster::leader(among).await {
                 if Some(id) != not && self.lock().slot_of(id).is_some_and(|s| among.contains(&s)) {
-                    return Ok(id);
+                    return Ok(format!("leader now id {id}"));
                 }
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -291,7 +385,7 @@ impl Nemesis {
                         .new_leader_among(&rest, if target == leader { old } else { None })
                         .await?;
                     Ok(format!(
-                        "n{target} cut off (leader was n{leader}); leader now id {elected}"
+                        "n{target} cut off (leader was n{leader}); {elected}"
                     ))
                 }
                 .await;
@@ -317,7 +411,7 @@ impl Nemesis {
                     };
                     let elected = self.new_leader_among(majority, not).await?;
                     Ok(format!(
-                        "minority {minority:?}, leader id {elected} in majority {majority:?}"
+                        "minority {minority:?}, {elected} in majority {majority:?}"
                     ))
                 }
                 .await;
@@ -353,10 +447,7 @@ impl Nemesis {
                     self.rules_in_place(b, |_| a.len())?;
                     self.rules_in_place(bridge, |_| 0)?;
                     let elected = self.new_leader_among(&slots, None).await?;
-                    Ok(format!(
-                        "{a:?} | n{} | {b:?}; leader id {elected}",
-                        bridge[0]
-                    ))
+                    Ok(format!("{a:?} | n{} | {b:?}; {elected}", bridge[0]))
                 }
                 .await;
                 Ok((json!({"a": a, "bridge": bridge, "b": b}), verified))
@@ -376,9 +467,7 @@ impl Nemesis {
                 let verified = async {
                     self.rules_in_place(&slots, |s| usize::from(s != leader))?;
                     let elected = self.new_leader_among(&rest, old).await?;
-                    Ok(format!(
-                        "followers deaf to n{leader}; leader now id {elected}"
-                    ))
+                    Ok(format!("followers deaf to n{leader}; {elected}"))
                 }
                 .await;
                 Ok((json!({"deaf-to": leader}), verified))
@@ -415,7 +504,7 @@ impl Nemesis {
                             None
                         };
                         let elected = self.new_leader_among(&rest, not).await?;
-                        return Ok(format!("killed {victims:?}; leader now id {elected}"));
+                        return Ok(format!("killed {victims:?}; {elected}"));
                     }
                     Ok(format!("killed {victims:?}"))
                 }
@@ -446,7 +535,7 @@ impl Nemesis {
                     let not = if target == leader { old } else { None };
                     let elected = self.new_leader_among(&rest, not).await?;
                     Ok(format!(
-                        "n{target} stopped (leader was n{leader}); leader now id {elected}"
+                        "n{target} stopped (leader was n{leader}); {elected}"
                     ))
                 }
                 .await;
@@ -462,6 +551,29 @@ impl Nemesis {
                     .rules_in_place(&slots, |_| n - 1)
                     .map(|()| format!("{LOSS_PROBABILITY} loss on every node"));
                 Ok((json!({"probability": LOSS_PROBABILITY}), verified))
+            }
+            Fault::Delay => {
+                let exe = std::env::current_exe()?;
+                for &s in &slots {
+                    let child = Command::new("ip")
+                        .args(["netns", "exec", &ns_name(s)])
+                        .arg(&exe)
+                        .args(["delay", "--queue", &DELAY_QUEUE.to_string()])
+                        .args(["--delay", &format!("{}ms", DELAY.as_millis())])
+                        .args(["--for", &format!("{}ms", self.hold.as_millis())])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()?;
+                    self.delayers.push(child);
+                }
+                for &s in &slots {
+                    for &from in slots.iter().filter(|&&f| f != s) {
+                        rules::queue_from(s, from, DELAY_QUEUE)?;
+                    }
+                }
+                // Verified at stop, from the delayers' packet counts.
+                Ok((json!({"delay-ms": DELAY.as_millis()}), Ok(String::new())))
             }
             Fault::Membership => {
                 let leader = self
@@ -516,12 +628,19 @@ impl Nemesis {
     /// Heals everything and records the stop event with the verdict.
     async fn stop(&mut self, active: Active) {
         let mut verified = active.verified;
+        if active.fault == Fault::Delay {
+            verified = self.reap_delayers().await;
+        }
         if let Err(error) = self.heal_network() {
             verified = Err(anyhow!("heal: {error:#}"));
         }
         if let Some(slot) = active.removed {
-            if let Err(error) = self.rejoin(slot).await {
-                verified = Err(anyhow!("re-add: {error:#}"));
+            match self.rejoin(slot).await {
+                Ok(id) => {
+                    verified =
+                        verified.map(|note| format!("{note}; wiped and re-added as voter id {id}"))
+                }
+                Err(error) => verified = Err(anyhow!("re-add: {error:#}")),
             }
         }
         if let Err(error) = self.lock().restore_all() {
@@ -542,6 +661,37 @@ impl Nemesis {
         self.record("stop", active.fault, value);
     }
 
+    /// Waits for the delayers (they stop by themselves after the hold) and
+    /// sums the packets they delayed.
+    async fn reap_delayers(&mut self) -> Result<String> {
+        let mut total = 0u64;
+        let mut problems = Vec::new();
+        for mut child in std::mem::take(&mut self.delayers) {
+            let until = Instant::now() + Duration::from_secs(5);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let _ = child.kill();
+            match child.wait_with_output() {
+                Ok(out) if out.status.success() => {
+                    total += String::from_utf8_lossy(&out.stdout)
+                        .trim()
+                        .parse::<u64>()
+                        .unwrap_or(0);
+                }
+                Ok(out) => problems.push(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+                Err(error) => problems.push(error.to_string()),
+            }
+        }
+        if !problems.is_empty() {
+            bail!("delayer failed: {}", problems.join("; "));
+        }
+        if total == 0 {
+            bail!("the delayers saw no packet");
+        }
+        Ok(format!("{total} packets delayed by {DELAY:?}"))
+    }
+
     /// Flushes every namespace's rules.
     pub fn heal_network(&self) -> Result<()> {
         for slot in self.slots() {
@@ -552,7 +702,7 @@ impl Nemesis {
 
     /// Wipes `slot`, starts it with `--join` under a new id, adds it as a
     /// learner and promotes it.
-    async fn rejoin(&self, slot: usize) -> Result<()> {
+    async fn rejoin(&self, slot: usize) -> Result<u64> {
         let slots = self.slots();
         let others: Vec<usize> = slots.iter().copied().filter(|&s| s != slot).collect();
         let members = cluster::on_leader(&others, |mut c| async move {
@@ -590,6 +740,15 @@ impl Nemesis {
         if !response.members.iter().any(|m| m.id == id && m.voter) {
             bail!("id {id} is not a voter after PromoteMember");
         }
-        Ok(())
+        Ok(id)
+    }
+}
+
+impl Drop for Nemesis {
+    fn drop(&mut self) {
+        for child in &mut self.delayers {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! demand recovery, read the final state on every node, check, summarize.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,6 +16,9 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use tonic::Code;
 
+use alcor_jepsen_checker::check::{check_events, CheckOptions, Report, Verdict as CheckedVerdict};
+use alcor_jepsen_checker::ops::Workload as CheckedWorkload;
+
 use crate::checks::{self, PortSeen, Verdict};
 use crate::cluster::{self, channel, Processes};
 use crate::history::{Event, History, Op, OpType, Process};
@@ -25,9 +28,9 @@ use crate::workloads::{self, register_id, Ctx, Fixtures, Workload, CALL_TIMEOUT,
 use crate::RunArgs;
 
 /// Register keys in use at a time.
-const KEYS_PER_PERIOD: usize = 3;
+const KEYS_PER_PERIOD: usize = 4;
 /// How long one group of register keys is used.
-const KEY_PERIOD: Duration = Duration::from_secs(10);
+const KEY_PERIOD: Duration = Duration::from_secs(5);
 /// Register clients at most (Knossos-style checkers want <= 10 per key).
 const REGISTER_CLIENTS_MAX: u64 = 10;
 /// Longest wait for the first leader and for fixtures.
@@ -229,10 +232,10 @@ async fn final_reads(
             *next_process += 1;
             let set_like = workload != Workload::Unique;
             let event = |kind, value, error| Event {
-                process: process.clone(),
+                process,
                 kind,
                 f: "read",
-                key: json!(workload.name()),
+                key: Some(workload.name().to_string()),
                 value,
                 workload: Some(workload.checker()),
                 node: Some(node.clone()),
@@ -302,12 +305,12 @@ fn workload_of(op: &Op) -> Option<Workload> {
     if !matches!(op.process, Process::Client(_)) {
         return None;
     }
-    match op.key.as_str() {
+    match op.key.as_deref() {
         Some("set") => Some(Workload::Set),
         Some("unique") => Some(Workload::Unique),
         Some("idempotent") => Some(Workload::Idempotent),
-        Some(_) => None,
-        None => Some(Workload::Register),
+        Some(_) if op.workload.as_deref() == Some("register") => Some(Workload::Register),
+        _ => None,
     }
 }
 
@@ -350,7 +353,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     let stamp = utc_stamp();
     let run_dir = args.results.join(&stamp);
     std::fs::create_dir_all(&run_dir).with_context(|| format!("create {}", run_dir.display()))?;
-    let data_root = PathBuf::from(format!("/tmp/alcor-jepsen-{stamp}"));
+    let data_root = std::env::temp_dir().join(format!("{}{stamp}", topology::DATA_PREFIX));
     std::fs::create_dir_all(&data_root)?;
     let faults: Vec<Fault> = if args.no_nemesis {
         Vec::new()
@@ -433,6 +436,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     let schedule = Schedule {
         quiet: args.quiet,
         hold: args.hold,
+        combined: args.combined,
     };
     let nemesis = tokio::spawn(async move {
         nemesis.run(&faults, schedule, deadline).await;
@@ -480,12 +484,19 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         let _ = std::fs::remove_dir_all(&data_root);
     }
 
-    // Check.
+    // Check: the checker crate on the whole history (register
+    // linearizability, set and unique), plus the harness's own final-read
+    // checks (every node agrees; acknowledged allocations survive).
     let ops = history.ops();
+    let report = check_history(&ops, args.check_deadline);
+    if let Ok(report) = &report {
+        let json = serde_json::to_string_pretty(report).unwrap_or_default();
+        std::fs::write(run_dir.join("checker-report.json"), json)?;
+    }
     let mut verdicts: BTreeMap<Workload, Verdict> = BTreeMap::new();
     for &workload in &args.workloads {
-        let verdict = match workload {
-            Workload::Register => crate::run::check_register(&ops, args.check_deadline),
+        let local = match workload {
+            Workload::Register => Verdict::Valid,
             Workload::Unique => checks::check_unique(&ops, &unique_finals),
             Workload::Set | Workload::Idempotent => checks::check_set(
                 &ops,
@@ -493,7 +504,11 @@ pub async fn run(args: RunArgs) -> Result<u8> {
                 sets.get(&workload).map(Vec::as_slice).unwrap_or_default(),
             ),
         };
-        verdicts.insert(workload, verdict);
+        let checked = match &report {
+            Ok(report) => verdict_of(report, workload),
+            Err(error) => Verdict::Unknown(error.clone()),
+        };
+        verdicts.insert(workload, worst(checked, local));
     }
 
     // Summary.
@@ -602,7 +617,61 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     })
 }
 
-/// The register workload's verdict (linearizability).
-pub fn check_register(_ops: &[Op], _deadline: Duration) -> Verdict {
-    Verdict::Unknown("the linearizability checker is not linked yet".to_string())
+/// Runs the checker crate over the history.
+fn check_history(ops: &[Op], deadline: Duration) -> Result<Report, String> {
+    let options = CheckOptions {
+        deadline: Some(deadline),
+        // Not every failed cas is an observation of "value != expected":
+        // one whose read failed, or whose update was refused with NO_LEADER,
+        // observed nothing. So failed cas operations are dropped.
+        failed_cas_observes: false,
+        ..CheckOptions::default()
+    };
+    check_events(ops, &options).map_err(|e| format!("checker: {e}"))
+}
+
+/// The checker's verdict on `workload`'s keys, with the failing keys.
+fn verdict_of(report: &Report, workload: Workload) -> Verdict {
+    let mut problems = Vec::new();
+    let mut unknown = Vec::new();
+    let mut keys = 0;
+    for key in &report.keys {
+        let mine = match workload {
+            Workload::Register => key.workload == CheckedWorkload::Register,
+            _ => key.key == workload.name(),
+        };
+        if !mine {
+            continue;
+        }
+        keys += 1;
+        let mut detail = format!("{:?}", key.detail);
+        detail.truncate(400);
+        match key.verdict {
+            CheckedVerdict::Valid => {}
+            CheckedVerdict::Invalid => problems.push(format!("key {}: {detail}", key.key)),
+            CheckedVerdict::Unknown => unknown.push(format!("key {}: {detail}", key.key)),
+        }
+    }
+    if !problems.is_empty() {
+        Verdict::Invalid(problems)
+    } else if !unknown.is_empty() {
+        Verdict::Unknown(unknown.join("; "))
+    } else if keys == 0 {
+        Verdict::Unknown("no key of this workload in the history".to_string())
+    } else {
+        Verdict::Valid
+    }
+}
+
+/// The worse of two verdicts (invalid > unknown > valid), problems joined.
+fn worst(a: Verdict, b: Verdict) -> Verdict {
+    match (a, b) {
+        (Verdict::Invalid(mut x), Verdict::Invalid(y)) => {
+            x.extend(y);
+            Verdict::Invalid(x)
+        }
+        (v @ Verdict::Invalid(_), _) | (_, v @ Verdict::Invalid(_)) => v,
+        (v @ Verdict::Unknown(_), _) | (_, v @ Verdict::Unknown(_)) => v,
+        _ => Verdict::Valid,
+    }
 }

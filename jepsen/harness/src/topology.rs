@@ -14,6 +14,8 @@ use anyhow::{bail, Context, Result};
 
 /// Prefix of every namespace and interface the harness creates.
 pub const PREFIX: &str = "ajp";
+/// Prefix of each run's data directory under the temp dir.
+pub const DATA_PREFIX: &str = "alcor-jepsen-";
 /// The bridge in the root namespace.
 pub const BRIDGE: &str = "ajpbr0";
 /// Nodes a topology can hold (addresses .11 to .19 on the bridge subnet).
@@ -69,7 +71,8 @@ pub fn node_addr(slot: usize) -> Ipv4Addr {
 }
 
 /// Removes every namespace and link with the harness's prefix, killing the
-/// processes left in those namespaces first.
+/// processes left in those namespaces first, and the data directories of
+/// earlier runs.
 pub fn sweep() -> Result<usize> {
     let mut removed = 0;
     let list = sh("ip", &["netns", "list"])?;
@@ -98,6 +101,15 @@ pub fn sweep() -> Result<usize> {
         if name.starts_with(PREFIX) {
             let _ = sh("ip", &["link", "delete", name]);
             removed += 1;
+        }
+    }
+    // Data directories of runs that were killed before their cleanup.
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(DATA_PREFIX) {
+                let _ = std::fs::remove_dir_all(entry.path());
+                removed += 1;
+            }
         }
     }
     Ok(removed)
@@ -210,6 +222,27 @@ pub mod rules {
                 &format!("{p:.2}"),
                 "-j",
                 "DROP",
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Node `slot` hands packets from node `from` to NFQUEUE `queue` (they
+    /// pass untouched when no program listens on the queue).
+    pub fn queue_from(slot: usize, from: usize, queue: u16) -> Result<()> {
+        sh_in(
+            &ns_name(slot),
+            "iptables",
+            &[
+                "-A",
+                "INPUT",
+                "-s",
+                &node_addr(from).to_string(),
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                &queue.to_string(),
+                "--queue-bypass",
             ],
         )?;
         Ok(())

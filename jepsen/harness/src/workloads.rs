@@ -220,7 +220,7 @@ impl Client {
         &self,
         kind: OpType,
         f: &'static str,
-        key: Value,
+        key: &str,
         value: Value,
         error: Option<String>,
     ) {
@@ -228,7 +228,7 @@ impl Client {
             process: Process::Client(self.process),
             kind,
             f,
-            key,
+            key: Some(key.to_string()),
             value,
             workload: Some(self.workload.checker()),
             node: Some(format!("n{}", self.slot)),
@@ -242,7 +242,7 @@ impl Client {
         &mut self,
         kind: OpType,
         f: &'static str,
-        key: Value,
+        key: &str,
         value: Value,
         error: Option<String>,
     ) {
@@ -312,10 +312,10 @@ async fn register_op(client: &mut Client, seen: &mut BTreeMap<usize, Value>) {
     let Some(id) = ctx.fixtures.register_keys.get(k).cloned() else {
         return;
     };
-    let key = json!(k);
+    let key = k.to_string();
     let roll = client.rng.u8(0..4);
     if roll < 2 {
-        client.record(OpType::Invoke, "read", key.clone(), Value::Null, None);
+        client.record(OpType::Invoke, "read", &key, Value::Null, None);
         let get = client
             .api
             .get_vpc(request(pb::GetVpcRequest { id, stale: false }));
@@ -323,19 +323,19 @@ async fn register_op(client: &mut Client, seen: &mut BTreeMap<usize, Value>) {
             Ok(vpc) => {
                 let value = name_value(&vpc.name);
                 seen.insert(k, value.clone());
-                client.complete(OpType::Ok, "read", key, value, None);
+                client.complete(OpType::Ok, "read", &key, value, None);
             }
             Err(status) => client.complete(
                 OpType::Fail,
                 "read",
-                key,
+                &key,
                 Value::Null,
                 Some(describe(&status)),
             ),
         }
     } else if roll == 2 {
         let v = client.next_value();
-        client.record(OpType::Invoke, "write", key.clone(), json!(v), None);
+        client.record(OpType::Invoke, "write", &key, json!(v), None);
         let update = client.api.update_vpc(request(pb::UpdateVpcRequest {
             id,
             name: Some(v.to_string()),
@@ -344,18 +344,18 @@ async fn register_op(client: &mut Client, seen: &mut BTreeMap<usize, Value>) {
         match bounded(update).await {
             Ok(_) => {
                 seen.insert(k, json!(v));
-                client.complete(OpType::Ok, "write", key, json!(v), None);
+                client.complete(OpType::Ok, "write", &key, json!(v), None);
             }
             Err(status) => {
                 let kind = classify_mutation(&status);
-                client.complete(kind, "write", key, json!(v), Some(describe(&status)));
+                client.complete(kind, "write", &key, json!(v), Some(describe(&status)));
             }
         }
     } else {
         let expected = seen.get(&k).cloned().unwrap_or(Value::Null);
         let v = client.next_value();
         let value = json!([expected, v]);
-        client.record(OpType::Invoke, "cas", key.clone(), value.clone(), None);
+        client.record(OpType::Invoke, "cas", &key, value.clone(), None);
         let get = client.api.get_vpc(request(pb::GetVpcRequest {
             id: id.clone(),
             stale: false,
@@ -364,7 +364,7 @@ async fn register_op(client: &mut Client, seen: &mut BTreeMap<usize, Value>) {
             Ok(vpc) => vpc,
             Err(status) => {
                 let error = Some(format!("read: {}", describe(&status)));
-                client.complete(OpType::Fail, "cas", key, value, error);
+                client.complete(OpType::Fail, "cas", &key, value, error);
                 return;
             }
         };
@@ -372,7 +372,7 @@ async fn register_op(client: &mut Client, seen: &mut BTreeMap<usize, Value>) {
         if current != expected {
             seen.insert(k, current.clone());
             let error = Some(format!("value is {current}"));
-            client.complete(OpType::Fail, "cas", key, value, error);
+            client.complete(OpType::Fail, "cas", &key, value, error);
             return;
         }
         let update = client.api.update_vpc(request(pb::UpdateVpcRequest {
@@ -384,11 +384,11 @@ async fn register_op(client: &mut Client, seen: &mut BTreeMap<usize, Value>) {
         match bounded(update).await {
             Ok(_) => {
                 seen.insert(k, json!(v));
-                client.complete(OpType::Ok, "cas", key, value, None);
+                client.complete(OpType::Ok, "cas", &key, value, None);
             }
             Err(status) => {
                 let kind = classify_mutation(&status);
-                client.complete(kind, "cas", key, value, Some(describe(&status)));
+                client.complete(kind, "cas", &key, value, Some(describe(&status)));
             }
         }
     }
@@ -422,17 +422,17 @@ fn port_request(
 async fn set_op(client: &mut Client) {
     let ctx = client.ctx.clone();
     let e = client.next_value();
-    let key = json!("set");
+    let key = "set".to_string();
     let token = format!("set-{}-{e}", ctx.seed);
     let Ok(req) = port_request(&ctx, Workload::Set, e.to_string(), token) else {
         return;
     };
-    client.record(OpType::Invoke, "add", key.clone(), json!(e), None);
+    client.record(OpType::Invoke, "add", &key, json!(e), None);
     match bounded(client.api.create_port(request(req))).await {
-        Ok(_) => client.complete(OpType::Ok, "add", key, json!(e), None),
+        Ok(_) => client.complete(OpType::Ok, "add", &key, json!(e), None),
         Err(status) => {
             let kind = classify_mutation(&status);
-            client.complete(kind, "add", key, json!(e), Some(describe(&status)));
+            client.complete(kind, "add", &key, json!(e), Some(describe(&status)));
         }
     }
 }
@@ -449,16 +449,16 @@ pub fn port_identity(port: &pb::Port) -> Value {
 
 async fn unique_op(client: &mut Client) {
     let ctx = client.ctx.clone();
-    let key = json!("unique");
+    let key = "unique".to_string();
     let Ok(req) = port_request(&ctx, Workload::Unique, String::new(), String::new()) else {
         return;
     };
-    client.record(OpType::Invoke, "allocate", key.clone(), Value::Null, None);
+    client.record(OpType::Invoke, "allocate", &key, Value::Null, None);
     match bounded(client.api.create_port(request(req))).await {
-        Ok(port) => client.complete(OpType::Ok, "allocate", key, port_identity(&port), None),
+        Ok(port) => client.complete(OpType::Ok, "allocate", &key, port_identity(&port), None),
         Err(status) => {
             let kind = classify_mutation(&status);
-            client.complete(kind, "allocate", key, Value::Null, Some(describe(&status)));
+            client.complete(kind, "allocate", &key, Value::Null, Some(describe(&status)));
         }
     }
 }
@@ -466,7 +466,7 @@ async fn unique_op(client: &mut Client) {
 async fn idempotent_op(client: &mut Client) {
     let ctx = client.ctx.clone();
     let n = client.next_value();
-    let key = json!("idempotent");
+    let key = "idempotent".to_string();
     let token = format!("idem-{}-{n}", ctx.seed);
     for attempt in 0..IDEMPOTENT_ATTEMPTS_MAX {
         let Ok(req) = port_request(
@@ -477,16 +477,16 @@ async fn idempotent_op(client: &mut Client) {
         ) else {
             return;
         };
-        client.record(OpType::Invoke, "add", key.clone(), json!(n), None);
+        client.record(OpType::Invoke, "add", &key, json!(n), None);
         match bounded(client.api.create_port(request(req))).await {
             Ok(_) => {
-                client.complete(OpType::Ok, "add", key, json!(n), None);
+                client.complete(OpType::Ok, "add", &key, json!(n), None);
                 return;
             }
             Err(status) => {
                 let kind = classify_mutation(&status);
                 let error = format!("attempt {attempt}: {}", describe(&status));
-                client.complete(kind, "add", key.clone(), json!(n), Some(error));
+                client.complete(kind, "add", &key, json!(n), Some(error));
                 // A proven non-application from NO_LEADER / OVERLOADED / a
                 // refused connection is worth retrying too: same token.
                 let retryable = kind == OpType::Info
