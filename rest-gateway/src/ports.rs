@@ -179,6 +179,7 @@ impl Resource for Ports {
                 tags_any: scope.tags.any.clone(),
                 not_tags: scope.tags.not_all.clone(),
                 not_tags_any: scope.tags.not_any.clone(),
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?
