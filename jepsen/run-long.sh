@@ -13,5 +13,6 @@ fi
 (cd "$root" && flock /tmp/cargo.lock cargo build -p alcor-node)
 (cd "$here" && flock /tmp/cargo.lock cargo build --release -p alcor-jepsen-harness)
 cd "$here"
-exec ./target/release/alcor-jepsen run --alcor-bin "$root/target/debug/alcor" \
+exec "${CARGO_TARGET_DIR:-$here/target}/release/alcor-jepsen" run \
+  --alcor-bin "${CARGO_TARGET_DIR:-$root/target}/debug/alcor" \
   --nodes 5 --duration "$duration" --combined --check-deadline 600s "$@"

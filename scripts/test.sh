@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
-# The test command: set-up, formatting and lint checks, then every test of the
-# workspace in one (dev) profile.
+# The test command: set-up, formatting and lint checks, every test of both
+# workspaces in one (dev) profile, then the end-to-end runs: the REST API under
+# a real openstacksdk and openstack CLI, the benchmark runner's smoke mode, and
+# the short Jepsen-style fault run (about 5 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cargo fmt --all -- --check
+(cd jepsen && cargo fmt --all -- --check)
 cargo clippy --workspace --all-targets -- -D warnings
+(cd jepsen && cargo clippy --workspace --all-targets -- -D warnings)
 cargo test --workspace --no-fail-fast
-# The REST API driven by a real openstacksdk from PyPI against a 3-process cluster.
+(cd jepsen && cargo test --workspace --no-fail-fast)
+# The REST API driven by a real openstacksdk and openstack CLI from PyPI against a
+# 3-process cluster.
 ./rest-gateway/tests/openstacksdk_smoke.sh
+# The benchmark runner end to end against Alcor-RS, etcd and OVN (figures not checked).
+./benches/run.sh --smoke --debug
+# Black-box faults: real processes in network namespaces, nemeses, checker.
+./jepsen/run-short.sh
