@@ -256,6 +256,7 @@ async fn hosts(client: &Client, verb: HostVerb, format: OutputFormat) -> anyhow:
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
+                ..Default::default()
             };
             let page = orchestrator!(client, list_hosts, message)?;
             output::list("hosts", &page.hosts, &page.next_marker, format);
@@ -264,6 +265,7 @@ async fn hosts(client: &Client, verb: HostVerb, format: OutputFormat) -> anyhow:
             let message = pb::GetHostRequest {
                 id: o.id,
                 stale: o.stale,
+                ..Default::default()
             };
             output::one(&orchestrator!(client, get_host, message)?, format);
         }
@@ -310,6 +312,7 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
             let message = pb::GetVpcRequest {
                 id: o.id,
                 stale: o.stale,
+                ..Default::default()
             };
             output::one(&orchestrator!(client, get_vpc, message)?, format);
         }
@@ -363,6 +366,7 @@ async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> any
             let message = pb::GetSubnetRequest {
                 id: o.id,
                 stale: o.stale,
+                ..Default::default()
             };
             output::one(&orchestrator!(client, get_subnet, message)?, format);
         }
@@ -455,6 +459,7 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
             let message = pb::GetPortRequest {
                 id: o.id,
                 stale: o.stale,
+                ..Default::default()
             };
             output::one(&orchestrator!(client, get_port, message)?, format);
         }
@@ -528,6 +533,7 @@ async fn security_groups(
             let message = pb::GetSecurityGroupRequest {
                 id: o.id,
                 stale: o.stale,
+                ..Default::default()
             };
             output::one(&orchestrator!(client, get_security_group, message)?, format);
         }
@@ -591,6 +597,7 @@ async fn rules(client: &Client, verb: RuleVerb, format: OutputFormat) -> anyhow:
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
+                ..Default::default()
             };
             let page = orchestrator!(client, list_security_group_rules, message)?;
             output::list(
@@ -604,6 +611,7 @@ async fn rules(client: &Client, verb: RuleVerb, format: OutputFormat) -> anyhow:
             let message = pb::GetSecurityGroupRuleRequest {
                 id: o.id,
                 stale: o.stale,
+                ..Default::default()
             };
             let rule = orchestrator!(client, get_security_group_rule, message)?;
             output::one(&rule, format);
@@ -650,6 +658,7 @@ async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> any
             let message = pb::GetRouterRequest {
                 id: o.id,
                 stale: o.stale,
+                ..Default::default()
             };
             output::one(&orchestrator!(client, get_router, message)?, format);
         }

@@ -109,6 +109,7 @@ impl Resource for FloatingIps {
             .get_floating_ip(Request::new(pb::GetFloatingIpRequest {
                 id: id.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?;

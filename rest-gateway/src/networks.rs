@@ -73,6 +73,7 @@ async fn get(svc: &Svc, id: &str, stale: bool) -> Result<Item, RestError> {
         .get_vpc(Request::new(pb::GetVpcRequest {
             id: id.to_string(),
             stale,
+            ..Default::default()
         }))
         .await
         .map_err(|s| from_status(&s))?;
@@ -122,6 +123,7 @@ impl Resource for Networks {
                 tags_any: scope.tags.any.clone(),
                 not_tags: scope.tags.not_all.clone(),
                 not_tags_any: scope.tags.not_any.clone(),
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?

@@ -154,6 +154,7 @@ impl Resource for Ports {
             .get_port(Request::new(pb::GetPortRequest {
                 id: id.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?;
@@ -178,6 +179,7 @@ impl Resource for Ports {
                 tags_any: scope.tags.any.clone(),
                 not_tags: scope.tags.not_all.clone(),
                 not_tags_any: scope.tags.not_any.clone(),
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?

@@ -94,6 +94,7 @@ impl Resource for Routers {
             .get_router(Request::new(pb::GetRouterRequest {
                 id: id.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?;
@@ -116,6 +117,7 @@ impl Resource for Routers {
                 tags_any: scope.tags.any.clone(),
                 not_tags: scope.tags.not_all.clone(),
                 not_tags_any: scope.tags.not_any.clone(),
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?

@@ -120,6 +120,7 @@ async fn get_group(svc: &Svc, id: &str, stale: bool) -> Result<Item, RestError> 
         .get_security_group(Request::new(pb::GetSecurityGroupRequest {
             id: id.to_string(),
             stale,
+            ..Default::default()
         }))
         .await
         .map_err(|s| from_status(&s))?;
@@ -166,6 +167,7 @@ impl Resource for SecurityGroups {
                 tags_any: scope.tags.any.clone(),
                 not_tags: scope.tags.not_all.clone(),
                 not_tags_any: scope.tags.not_any.clone(),
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?
@@ -350,6 +352,7 @@ impl Resource for SecurityGroupRules {
             .get_security_group_rule(Request::new(pb::GetSecurityGroupRuleRequest {
                 id: id.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?;
@@ -369,6 +372,7 @@ impl Resource for SecurityGroupRules {
                 limit: limit as u32,
                 marker: marker.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?

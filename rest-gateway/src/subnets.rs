@@ -109,6 +109,7 @@ impl Resource for Subnets {
             .get_subnet(Request::new(pb::GetSubnetRequest {
                 id: id.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?;
@@ -132,6 +133,7 @@ impl Resource for Subnets {
                 tags_any: scope.tags.any.clone(),
                 not_tags: scope.tags.not_all.clone(),
                 not_tags_any: scope.tags.not_any.clone(),
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?
