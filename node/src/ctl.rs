@@ -156,6 +156,7 @@ async fn hosts(client: &Client, verb: HostVerb, format: OutputFormat) -> anyhow:
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
+                ..Default::default()
             };
             output::list("hosts", &hosts.list(filter).await?, format);
         }
@@ -213,6 +214,7 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
                 not_tags_any: tags.not_tags_any,
+                ..Default::default()
             };
             output::list("vpcs", &vpcs.list(filter).await?, format);
         }
@@ -299,6 +301,7 @@ async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> any
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
                 not_tags_any: tags.not_tags_any,
+                ..Default::default()
             };
             output::list("subnets", &subnets.list(filter).await?, format);
         }
@@ -395,6 +398,7 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
                 not_tags_any: tags.not_tags_any,
+                ..Default::default()
             };
             output::list("ports", &ports.list(filter).await?, format);
         }
@@ -539,6 +543,7 @@ async fn security_groups(
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
                 not_tags_any: tags.not_tags_any,
+                ..Default::default()
             };
             output::list("security_groups", &groups.list(filter).await?, format);
         }
@@ -612,6 +617,7 @@ async fn rules(client: &Client, verb: RuleVerb, format: OutputFormat) -> anyhow:
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
+                ..Default::default()
             };
             output::list("security_group_rules", &rules.list(filter).await?, format);
         }
@@ -660,6 +666,7 @@ async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> any
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
                 not_tags_any: tags.not_tags_any,
+                ..Default::default()
             };
             output::list("routers", &routers.list(filter).await?, format);
         }
@@ -769,6 +776,7 @@ async fn floating_ips(
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
                 not_tags_any: tags.not_tags_any,
+                ..Default::default()
             };
             output::list("floating_ips", &fips.list(filter).await?, format);
         }

@@ -169,6 +169,7 @@ async fn get_port(cluster: &ProcessCluster, targets: &[u64], id: &str) -> Option
         let message = pb::GetPortRequest {
             id: id.into(),
             stale: false,
+            ..Default::default()
         };
         if let Ok(port) = client.get_port(req(message)).await {
             return Some(port.into_inner());
