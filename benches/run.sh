@@ -8,7 +8,8 @@
 # (ovn_load: 3 clustered `ovsdb-server`s, via ovn-nbctl and ovsdb-client).
 # Every binary records the machine and an fsync probe of the data disk first.
 # Failover (10 tries) runs in the first repetition of each system; the Alcor
-# restart scenario (a member holding 1,000,000 ports) runs once at the end.
+# restart scenario (a member holding 1,000,000 ports) and the host-push fan-out
+# (simulated agents, PUSH_AGENTS=100,1000,3000) run once at the end.
 # benches/report.py then writes summary.json, summary.md (medians, ratios
 # ours/peer, targets) and PNG plots into the run's folder.
 #
@@ -109,6 +110,15 @@ if [ "$SMOKE" = 1 ]; then
 else
     "$BIN/cluster_load" --alcor "$BIN/alcor" --work-dir "$WORK" --scenarios restart \
         --restart-ports "$RESTART_PORTS" --out "$OUT/alcor-restart.json"
+fi
+
+echo "=== Alcor-RS host push: write -> agent and fan-out to simulated agents"
+if [ "$SMOKE" = 1 ]; then
+    "$BIN/push_fanout" --alcor "$BIN/alcor" --agents 20 --writes 20 --rounds 3 \
+        --base-port 27800 --work-dir "$WORK" --out "$OUT/push-fanout.json"
+else
+    "$BIN/push_fanout" --alcor "$BIN/alcor" --agents "${PUSH_AGENTS:-100,1000,3000}" \
+        --base-port 27800 --work-dir "$WORK" --out "$OUT/push-fanout.json"
 fi
 
 if [ "$SMOKE" = 1 ]; then
