@@ -316,9 +316,11 @@ async fn register_op(client: &mut Client, seen: &mut BTreeMap<usize, Value>) {
     let roll = client.rng.u8(0..4);
     if roll < 2 {
         client.record(OpType::Invoke, "read", &key, Value::Null, None);
-        let get = client
-            .api
-            .get_vpc(request(pb::GetVpcRequest { id, stale: false }));
+        let get = client.api.get_vpc(request(pb::GetVpcRequest {
+            id,
+            stale: false,
+            ..Default::default()
+        }));
         match bounded(get).await {
             Ok(vpc) => {
                 let value = name_value(&vpc.name);
@@ -359,6 +361,7 @@ async fn register_op(client: &mut Client, seen: &mut BTreeMap<usize, Value>) {
         let get = client.api.get_vpc(request(pb::GetVpcRequest {
             id: id.clone(),
             stale: false,
+            ..Default::default()
         }));
         let vpc = match bounded(get).await {
             Ok(vpc) => vpc,
