@@ -19,8 +19,8 @@ use alcor_state_machine::model::{
     PortStatus, Quota, ResourceKind, Route, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
 use alcor_state_machine::{
-    validate_tags, Command, FixedIpRequest, GatewaySpec, Id, PortSpec, PortUpdate, Rejection,
-    SubnetUpdate, TagFilter, Tags,
+    validate_tags, Command, FixedIpRequest, GatewaySpec, Id, Kind, PortSpec, PortUpdate, Rejection,
+    Resource, ResourceChange, SubnetUpdate, TagFilter, Tags,
 };
 use ipnet::IpNet;
 
@@ -1048,6 +1048,63 @@ pub fn floating_ip(f: &FloatingIp, router: Option<Id>) -> pb::FloatingIp {
 /// A floating IP rendered against the state it lives in.
 pub fn floating_ip_in(state: &alcor_state_machine::State, f: &FloatingIp) -> pb::FloatingIp {
     floating_ip(f, state.floating_ip_router(f))
+}
+
+/// The Watch kind of a state-machine kind.
+pub fn resource_kind(kind: Kind) -> pb::ResourceKind {
+    match kind {
+        Kind::Host => pb::ResourceKind::Host,
+        Kind::Vpc => pb::ResourceKind::Vpc,
+        Kind::Subnet => pb::ResourceKind::Subnet,
+        Kind::Port => pb::ResourceKind::Port,
+        Kind::SecurityGroup => pb::ResourceKind::SecurityGroup,
+        Kind::SecurityGroupRule => pb::ResourceKind::SecurityGroupRule,
+        Kind::Router => pb::ResourceKind::Router,
+        Kind::FloatingIp => pb::ResourceKind::FloatingIp,
+    }
+}
+
+/// One applied change as a Watch event; `router_of` derives a floating
+/// IP's router (see [`floating_ip`]).
+pub fn watch_event(
+    revision: u64,
+    change: &ResourceChange,
+    router_of: impl Fn(&FloatingIp) -> Option<Id>,
+) -> pb::WatchEvent {
+    use pb::watch_event::Object;
+    let (kind, id, kind_of_event, object) = match change {
+        ResourceChange::Delete { kind, id } => {
+            (*kind, id.clone(), pb::WatchEventType::Delete, None)
+        }
+        ResourceChange::Put(resource) => {
+            let (id, object) = match resource {
+                Resource::Host(h) => (h.id.clone(), Object::Host(host(h))),
+                Resource::Vpc(v) => (v.id.to_string(), Object::Vpc(vpc(v))),
+                Resource::Subnet(s) => (s.id.to_string(), Object::Subnet(subnet(s))),
+                Resource::Port(p) => (p.id.to_string(), Object::Port(port(p))),
+                Resource::SecurityGroup(g) => {
+                    (g.id.to_string(), Object::SecurityGroup(security_group(g)))
+                }
+                Resource::SecurityGroupRule(r) => (
+                    r.id.to_string(),
+                    Object::SecurityGroupRule(security_group_rule(r)),
+                ),
+                Resource::Router(r) => (r.id.to_string(), Object::Router(router(r))),
+                Resource::FloatingIp(f) => (
+                    f.id.to_string(),
+                    Object::FloatingIp(floating_ip(f, router_of(f))),
+                ),
+            };
+            (resource.kind(), id, pb::WatchEventType::Put, Some(object))
+        }
+    };
+    pb::WatchEvent {
+        revision,
+        kind: resource_kind(kind) as i32,
+        id,
+        r#type: kind_of_event as i32,
+        object,
+    }
 }
 
 /// A project's limits and its usage (`usage` counts one kind).

@@ -18,7 +18,9 @@
 //!   proposal. The state machine validates again when applying.
 //! - [`error`]: [`ApiError`] and the one mapping to gRPC statuses, with
 //!   the `x-alcor-reason` header.
+//! - [`fields`]: field selection (`fields`) on Get and List.
 //! - [`deadline`]: honours the client's `grpc-timeout`.
+//! - [`watch`]: the Watch history and its watchers.
 //! - [`limits`]: every bound, named `*_MAX`.
 //!
 //! # Invariants
@@ -37,9 +39,11 @@ pub mod cluster;
 pub mod convert;
 pub mod deadline;
 pub mod error;
+pub mod fields;
 mod ids;
 pub mod limits;
 pub mod orchestrator;
+pub mod watch;
 
 pub use cluster::{AckSource, ClusterService};
 pub use error::{to_status, ApiError, BATCH_INDEX_HEADER, INDETERMINATE_HEADER, REASON_HEADER};

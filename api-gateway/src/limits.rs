@@ -53,3 +53,22 @@ pub const PROPOSALS_IN_FLIGHT_MAX: usize = 4;
 
 const _: () = assert!(PROPOSAL_COMMANDS_MAX <= alcor_state_machine::limits::BATCH_COMMANDS_MAX);
 const _: () = assert!(PROPOSAL_COMMANDS_MAX <= PROPOSALS_QUEUED_MAX);
+
+/// Names in one `fields` selection (every resource message has fewer fields).
+pub const FIELDS_REQUESTED_MAX: usize = 64;
+
+/// Resource-change events a node keeps for Watch; a watcher asking for an
+/// older revision gets COMPACTED, one that falls further behind WATCH_LAGGED.
+pub const WATCH_HISTORY_MAX: usize = 65_536;
+
+/// Events buffered per watcher stream before its task waits for the client.
+pub const WATCH_STREAM_BUFFER_MAX: usize = 256;
+
+/// Events a watcher task takes from the history per lock.
+pub const WATCH_BATCH_MAX: usize = 256;
+
+/// Watch streams served at once by one node.
+pub const WATCHERS_MAX: usize = 4_096;
+
+const _: () = assert!(WATCH_BATCH_MAX <= WATCH_HISTORY_MAX);
+const _: () = assert!(WATCH_STREAM_BUFFER_MAX <= WATCH_HISTORY_MAX);

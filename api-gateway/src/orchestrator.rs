@@ -18,10 +18,12 @@ use crate::batcher::Batcher;
 use crate::convert;
 use crate::deadline;
 use crate::error::ApiError;
+use crate::fields::Fields;
 use crate::limits::{
     CONCURRENT_REQUESTS_MAX, LIST_PAGE_DEFAULT, LIST_PAGE_MAX, REQUEST_BYTES_MAX,
     RESPONSE_BYTES_MAX,
 };
+use crate::watch::{WatchHub, WatchStream};
 
 /// Serves the resource API of one node.
 #[derive(Debug, Clone)]
@@ -31,6 +33,8 @@ pub struct OrchestratorService {
     batcher: Batcher,
     /// Caps requests in flight at `CONCURRENT_REQUESTS_MAX`.
     permits: Arc<Semaphore>,
+    /// This node's recent resource changes, for Watch.
+    watch: WatchHub,
 }
 
 impl OrchestratorService {
@@ -38,6 +42,7 @@ impl OrchestratorService {
     pub fn new(node: Arc<RaftNode>) -> OrchestratorService {
         OrchestratorService {
             batcher: Batcher::start(Arc::clone(&node)),
+            watch: WatchHub::start(Arc::clone(&node)),
             node,
             permits: Arc::new(Semaphore::new(CONCURRENT_REQUESTS_MAX)),
         }
@@ -102,6 +107,18 @@ impl OrchestratorService {
             None => linearizable.await,
         };
         Ok(result?)
+    }
+
+    /// `read` plus the applied revision it read at (lists report it so that a
+    /// client can Watch from it).
+    async fn read_at<R: Send>(
+        &self,
+        budget: Option<Duration>,
+        stale: bool,
+        read: impl FnOnce(&State) -> R + Send,
+    ) -> Result<(R, u64), ApiError> {
+        self.read(budget, stale, move |s| (read(s), s.applied_index()))
+            .await
     }
 
     /// Proposes `command` and renders its reply with `pick` (`None`: a reply
@@ -224,6 +241,24 @@ fn project_matches(filter: &str, project_id: &str) -> bool {
 
 #[tonic::async_trait]
 impl Orchestrator for OrchestratorService {
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let req = request.into_inner();
+        if pb::ResourceKind::try_from(req.kind).is_err() {
+            return Err(Status::from(ApiError::Rejected(Rejection::InvalidField {
+                field: "kind".to_string(),
+                reason: format!("unknown resource kind {}", req.kind),
+            })));
+        }
+        self.watch
+            .watch(req.kind, req.from_revision)
+            .map(Response::new)
+    }
+
     async fn create_host(
         &self,
         request: Request<pb::CreateHostRequest>,
@@ -249,6 +284,7 @@ impl Orchestrator for OrchestratorService {
         let req = request.into_inner();
         respond(
             async {
+                let fields = Fields::parse::<pb::Host>(&req.fields)?;
                 let id = req.id;
                 let lookup = id.clone();
                 let found = self
@@ -256,7 +292,9 @@ impl Orchestrator for OrchestratorService {
                         s.host(&lookup).map(convert::host)
                     })
                     .await?;
-                found.ok_or_else(|| not_found(Kind::Host, id))
+                found
+                    .map(|m| fields.apply(m))
+                    .ok_or_else(|| not_found(Kind::Host, id))
             }
             .await,
         )
@@ -273,19 +311,24 @@ impl Orchestrator for OrchestratorService {
         let project = req.project_id;
         respond(
             async {
-                let (hosts, next_marker) = self
-                    .read(budget, req.stale, move |s| {
+                let fields = Fields::parse::<pb::Host>(&req.fields)?;
+                let ((hosts, next_marker), revision) = self
+                    .read_at(budget, req.stale, move |s| {
                         page(
                             s.hosts(),
                             |h| h.id.clone(),
                             marker,
                             |h| project_matches(&project, &h.meta.project_id),
                             limit,
-                            convert::host,
+                            |x| fields.apply(convert::host(x)),
                         )
                     })
                     .await?;
-                Ok(pb::ListHostsResponse { hosts, next_marker })
+                Ok(pb::ListHostsResponse {
+                    hosts,
+                    next_marker,
+                    revision,
+                })
             }
             .await,
         )
@@ -347,11 +390,14 @@ impl Orchestrator for OrchestratorService {
         let req = request.get_ref();
         respond(
             async {
+                let fields = Fields::parse::<pb::Vpc>(&req.fields)?;
                 let id = convert::parse_id("id", &req.id)?;
                 let found = self
                     .read(budget, req.stale, move |s| s.vpc(&id).map(convert::vpc))
                     .await?;
-                found.ok_or_else(|| not_found(Kind::Vpc, id))
+                found
+                    .map(|m| fields.apply(m))
+                    .ok_or_else(|| not_found(Kind::Vpc, id))
             }
             .await,
         )
@@ -367,6 +413,7 @@ impl Orchestrator for OrchestratorService {
         let project = req.project_id;
         respond(
             async {
+                let fields = Fields::parse::<pb::Vpc>(&req.fields)?;
                 let marker = convert::parse_marker(&req.marker)?;
                 let tags = convert::tag_filter(
                     &req.tags,
@@ -374,8 +421,8 @@ impl Orchestrator for OrchestratorService {
                     &req.not_tags,
                     &req.not_tags_any,
                 )?;
-                let (vpcs, next_marker) = self
-                    .read(budget, req.stale, move |s| {
+                let ((vpcs, next_marker), revision) = self
+                    .read_at(budget, req.stale, move |s| {
                         page(
                             tag_indexed(s, Kind::Vpc, &tags, s.vpcs(), |s, id| s.vpc(id)),
                             |v| v.id,
@@ -385,11 +432,15 @@ impl Orchestrator for OrchestratorService {
                                     && tags.matches(&v.meta.tags)
                             },
                             limit,
-                            convert::vpc,
+                            |x| fields.apply(convert::vpc(x)),
                         )
                     })
                     .await?;
-                Ok(pb::ListVpcsResponse { vpcs, next_marker })
+                Ok(pb::ListVpcsResponse {
+                    vpcs,
+                    next_marker,
+                    revision,
+                })
             }
             .await,
         )
@@ -456,13 +507,16 @@ impl Orchestrator for OrchestratorService {
         let req = request.get_ref();
         respond(
             async {
+                let fields = Fields::parse::<pb::Subnet>(&req.fields)?;
                 let id = convert::parse_id("id", &req.id)?;
                 let found = self
                     .read(budget, req.stale, move |s| {
                         s.subnet(&id).map(convert::subnet)
                     })
                     .await?;
-                found.ok_or_else(|| not_found(Kind::Subnet, id))
+                found
+                    .map(|m| fields.apply(m))
+                    .ok_or_else(|| not_found(Kind::Subnet, id))
             }
             .await,
         )
@@ -478,6 +532,7 @@ impl Orchestrator for OrchestratorService {
         let project = req.project_id;
         respond(
             async {
+                let fields = Fields::parse::<pb::Subnet>(&req.fields)?;
                 let marker = convert::parse_marker(&req.marker)?;
                 let network = convert::parse_marker(&req.network_id)?;
                 let tags = convert::tag_filter(
@@ -486,8 +541,8 @@ impl Orchestrator for OrchestratorService {
                     &req.not_tags,
                     &req.not_tags_any,
                 )?;
-                let (subnets, next_marker) = self
-                    .read(budget, req.stale, move |s| {
+                let ((subnets, next_marker), revision) = self
+                    .read_at(budget, req.stale, move |s| {
                         let keep = |x: &alcor_state_machine::model::Subnet| {
                             project_matches(&project, &x.meta.project_id)
                                 && tags.matches(&x.meta.tags)
@@ -499,7 +554,7 @@ impl Orchestrator for OrchestratorService {
                                 marker,
                                 keep,
                                 limit,
-                                convert::subnet,
+                                |x| fields.apply(convert::subnet(x)),
                             ),
                             None => page(
                                 tag_indexed(s, Kind::Subnet, &tags, s.subnets(), |s, id| {
@@ -509,7 +564,7 @@ impl Orchestrator for OrchestratorService {
                                 marker,
                                 keep,
                                 limit,
-                                convert::subnet,
+                                |x| fields.apply(convert::subnet(x)),
                             ),
                         }
                     })
@@ -517,6 +572,7 @@ impl Orchestrator for OrchestratorService {
                 Ok(pb::ListSubnetsResponse {
                     subnets,
                     next_marker,
+                    revision,
                 })
             }
             .await,
@@ -603,11 +659,14 @@ impl Orchestrator for OrchestratorService {
         let req = request.get_ref();
         respond(
             async {
+                let fields = Fields::parse::<pb::Port>(&req.fields)?;
                 let id = convert::parse_id("id", &req.id)?;
                 let found = self
                     .read(budget, req.stale, move |s| s.port(&id).map(convert::port))
                     .await?;
-                found.ok_or_else(|| not_found(Kind::Port, id))
+                found
+                    .map(|m| fields.apply(m))
+                    .ok_or_else(|| not_found(Kind::Port, id))
             }
             .await,
         )
@@ -624,6 +683,7 @@ impl Orchestrator for OrchestratorService {
         let host = req.host;
         respond(
             async {
+                let fields = Fields::parse::<pb::Port>(&req.fields)?;
                 let marker = convert::parse_marker(&req.marker)?;
                 let network = convert::parse_marker(&req.network_id)?;
                 let tags = convert::tag_filter(
@@ -632,8 +692,8 @@ impl Orchestrator for OrchestratorService {
                     &req.not_tags,
                     &req.not_tags_any,
                 )?;
-                let (ports, next_marker) = self
-                    .read(budget, req.stale, move |s| {
+                let ((ports, next_marker), revision) = self
+                    .read_at(budget, req.stale, move |s| {
                         // Pick the narrowest index; the other filters are checks.
                         let items: Box<dyn Iterator<Item = &Port> + '_> =
                             match (network, host.as_str()) {
@@ -649,10 +709,21 @@ impl Orchestrator for OrchestratorService {
                                 && (host.is_empty()
                                     || p.binding_host.as_deref() == Some(host.as_str()))
                         };
-                        page(items, |p| p.id, marker, keep, limit, convert::port)
+                        page(
+                            items,
+                            |p| p.id,
+                            marker,
+                            keep,
+                            limit,
+                            |x| fields.apply(convert::port(x)),
+                        )
                     })
                     .await?;
-                Ok(pb::ListPortsResponse { ports, next_marker })
+                Ok(pb::ListPortsResponse {
+                    ports,
+                    next_marker,
+                    revision,
+                })
             }
             .await,
         )
@@ -719,13 +790,16 @@ impl Orchestrator for OrchestratorService {
         let req = request.get_ref();
         respond(
             async {
+                let fields = Fields::parse::<pb::SecurityGroup>(&req.fields)?;
                 let id = convert::parse_id("id", &req.id)?;
                 let found = self
                     .read(budget, req.stale, move |s| {
                         s.security_group(&id).map(convert::security_group)
                     })
                     .await?;
-                found.ok_or_else(|| not_found(Kind::SecurityGroup, id))
+                found
+                    .map(|m| fields.apply(m))
+                    .ok_or_else(|| not_found(Kind::SecurityGroup, id))
             }
             .await,
         )
@@ -741,6 +815,7 @@ impl Orchestrator for OrchestratorService {
         let project = req.project_id;
         respond(
             async {
+                let fields = Fields::parse::<pb::SecurityGroup>(&req.fields)?;
                 let marker = convert::parse_marker(&req.marker)?;
                 let tags = convert::tag_filter(
                     &req.tags,
@@ -748,8 +823,8 @@ impl Orchestrator for OrchestratorService {
                     &req.not_tags,
                     &req.not_tags_any,
                 )?;
-                let (security_groups, next_marker) = self
-                    .read(budget, req.stale, move |s| {
+                let ((security_groups, next_marker), revision) = self
+                    .read_at(budget, req.stale, move |s| {
                         let groups = s.security_groups();
                         page(
                             tag_indexed(s, Kind::SecurityGroup, &tags, groups, |s, id| {
@@ -762,13 +837,14 @@ impl Orchestrator for OrchestratorService {
                                     && tags.matches(&g.meta.tags)
                             },
                             limit,
-                            convert::security_group,
+                            |x| fields.apply(convert::security_group(x)),
                         )
                     })
                     .await?;
                 Ok(pb::ListSecurityGroupsResponse {
                     security_groups,
                     next_marker,
+                    revision,
                 })
             }
             .await,
@@ -837,13 +913,16 @@ impl Orchestrator for OrchestratorService {
         let req = request.get_ref();
         respond(
             async {
+                let fields = Fields::parse::<pb::SecurityGroupRule>(&req.fields)?;
                 let id = convert::parse_id("id", &req.id)?;
                 let found = self
                     .read(budget, req.stale, move |s| {
                         s.security_group_rule(&id).map(convert::security_group_rule)
                     })
                     .await?;
-                found.ok_or_else(|| not_found(Kind::SecurityGroupRule, id))
+                found
+                    .map(|m| fields.apply(m))
+                    .ok_or_else(|| not_found(Kind::SecurityGroupRule, id))
             }
             .await,
         )
@@ -859,10 +938,11 @@ impl Orchestrator for OrchestratorService {
         let project = req.project_id;
         respond(
             async {
+                let fields = Fields::parse::<pb::SecurityGroupRule>(&req.fields)?;
                 let marker = convert::parse_marker(&req.marker)?;
                 let group = convert::parse_marker(&req.security_group_id)?;
-                let (security_group_rules, next_marker) = self
-                    .read(budget, req.stale, move |s| {
+                let ((security_group_rules, next_marker), revision) = self
+                    .read_at(budget, req.stale, move |s| {
                         // One group's rules come from the state's per-group index.
                         let rules: Box<dyn Iterator<Item = &SecurityGroupRule>> = match group {
                             Some(g) => Box::new(s.rules_of(g)),
@@ -878,13 +958,14 @@ impl Orchestrator for OrchestratorService {
                             marker,
                             keep,
                             limit,
-                            convert::security_group_rule,
+                            |x| fields.apply(convert::security_group_rule(x)),
                         )
                     })
                     .await?;
                 Ok(pb::ListSecurityGroupRulesResponse {
                     security_group_rules,
                     next_marker,
+                    revision,
                 })
             }
             .await,
@@ -935,13 +1016,16 @@ impl Orchestrator for OrchestratorService {
         let req = request.get_ref();
         respond(
             async {
+                let fields = Fields::parse::<pb::Router>(&req.fields)?;
                 let id = convert::parse_id("id", &req.id)?;
                 let found = self
                     .read(budget, req.stale, move |s| {
                         s.router(&id).map(convert::router)
                     })
                     .await?;
-                found.ok_or_else(|| not_found(Kind::Router, id))
+                found
+                    .map(|m| fields.apply(m))
+                    .ok_or_else(|| not_found(Kind::Router, id))
             }
             .await,
         )
@@ -957,6 +1041,7 @@ impl Orchestrator for OrchestratorService {
         let project = req.project_id;
         respond(
             async {
+                let fields = Fields::parse::<pb::Router>(&req.fields)?;
                 let marker = convert::parse_marker(&req.marker)?;
                 let tags = convert::tag_filter(
                     &req.tags,
@@ -964,8 +1049,8 @@ impl Orchestrator for OrchestratorService {
                     &req.not_tags,
                     &req.not_tags_any,
                 )?;
-                let (routers, next_marker) = self
-                    .read(budget, req.stale, move |s| {
+                let ((routers, next_marker), revision) = self
+                    .read_at(budget, req.stale, move |s| {
                         page(
                             tag_indexed(s, Kind::Router, &tags, s.routers(), |s, id| s.router(id)),
                             |r| r.id,
@@ -975,13 +1060,14 @@ impl Orchestrator for OrchestratorService {
                                     && tags.matches(&r.meta.tags)
                             },
                             limit,
-                            convert::router,
+                            |x| fields.apply(convert::router(x)),
                         )
                     })
                     .await?;
                 Ok(pb::ListRoutersResponse {
                     routers,
                     next_marker,
+                    revision,
                 })
             }
             .await,
@@ -1085,13 +1171,16 @@ impl Orchestrator for OrchestratorService {
         let req = request.get_ref();
         respond(
             async {
+                let fields = Fields::parse::<pb::FloatingIp>(&req.fields)?;
                 let id = convert::parse_id("id", &req.id)?;
                 let found = self
                     .read(budget, req.stale, move |s| {
                         s.floating_ip(&id).map(|f| convert::floating_ip_in(s, f))
                     })
                     .await?;
-                found.ok_or_else(|| not_found(Kind::FloatingIp, id))
+                found
+                    .map(|m| fields.apply(m))
+                    .ok_or_else(|| not_found(Kind::FloatingIp, id))
             }
             .await,
         )
@@ -1107,6 +1196,7 @@ impl Orchestrator for OrchestratorService {
         let project = req.project_id;
         respond(
             async {
+                let fields = Fields::parse::<pb::FloatingIp>(&req.fields)?;
                 let marker = convert::parse_marker(&req.marker)?;
                 let port = convert::parse_opt_id("port_id", &req.port_id)?;
                 let network =
@@ -1120,8 +1210,8 @@ impl Orchestrator for OrchestratorService {
                     &req.not_tags_any,
                 )?;
 
-                let (floating_ips, next_marker) = self
-                    .read(budget, req.stale, move |s| {
+                let ((floating_ips, next_marker), revision) = self
+                    .read_at(budget, req.stale, move |s| {
                         // Pick the narrowest index; the other filters are checks.
                         let items: Box<dyn Iterator<Item = &FloatingIp> + '_> =
                             match (port, network) {
@@ -1151,13 +1241,14 @@ impl Orchestrator for OrchestratorService {
                             marker,
                             keep,
                             limit,
-                            |f| convert::floating_ip_in(s, f),
+                            |f| fields.apply(convert::floating_ip_in(s, f)),
                         )
                     })
                     .await?;
                 Ok(pb::ListFloatingIpsResponse {
                     floating_ips,
                     next_marker,
+                    revision,
                 })
             }
             .await,

@@ -156,6 +156,7 @@ async fn hosts(client: &Client, verb: HostVerb, format: OutputFormat) -> anyhow:
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
+                fields: o.fields,
             };
             output::list("hosts", &hosts.list(filter).await?, format);
         }
@@ -209,6 +210,7 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
+                fields: o.fields,
                 tags: tags.tags,
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
@@ -295,6 +297,7 @@ async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> any
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
+                fields: opts.fields,
                 tags: tags.tags,
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
@@ -372,9 +375,11 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
                 bail!("--id and --ip name one port; they cannot be used with --count");
             }
             let created = create_ports_in_batches(client, port, count, batch_size).await?;
+            let revision = created.iter().map(|p| p.revision).max().unwrap_or(0);
             let page = alcor_client::Page {
                 items: created,
                 next_marker: None,
+                revision,
             };
             output::list("ports", &page, format);
         }
@@ -391,6 +396,7 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
+                fields: opts.fields,
                 tags: tags.tags,
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
@@ -535,6 +541,7 @@ async fn security_groups(
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
+                fields: o.fields,
                 tags: tags.tags,
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
@@ -612,6 +619,7 @@ async fn rules(client: &Client, verb: RuleVerb, format: OutputFormat) -> anyhow:
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
+                fields: opts.fields,
             };
             output::list("security_group_rules", &rules.list(filter).await?, format);
         }
@@ -656,6 +664,7 @@ async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> any
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
+                fields: o.fields,
                 tags: tags.tags,
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
@@ -765,6 +774,7 @@ async fn floating_ips(
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
+                fields: opts.fields,
                 tags: tags.tags,
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,

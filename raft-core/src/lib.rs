@@ -33,5 +33,5 @@ pub mod types;
 
 pub use error::{AdminError, ReadError, ShutdownError, StartError, WriteError};
 pub use node::{NodeMetrics, RaftListen, RaftNode, RaftNodeConfig};
-pub use storage::{AppliedEvent, StateView};
+pub use storage::{AppliedEvent, ChangeEvent, StateView};
 pub use types::{EntryResponse, Node, NodeId, Request, Response, TypeConfig};

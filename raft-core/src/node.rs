@@ -22,7 +22,9 @@ use crate::error::{AdminError, ReadError, ShutdownError, StartError, WriteError}
 use crate::limits::{SNAPSHOT_CHUNK_BYTES_MAX, WRITE_ATTEMPTS_MAX};
 use crate::network::{Method, NetworkFactory, PeerError, Peers};
 use crate::server::RaftGrpc;
-use crate::storage::{self, AppliedEvent, DbClosed, LogStore, StateMachineStore, StateView};
+use crate::storage::{
+    self, AppliedEvent, ChangeEvent, DbClosed, LogStore, StateMachineStore, StateView,
+};
 use crate::types::{EntryResponse, LogId, Node, NodeId, Raft, Request, Response, TypeConfig};
 
 /// How long `shutdown` waits for the gRPC server to drain.
@@ -151,6 +153,7 @@ pub struct RaftNode {
     raft: Raft,
     view: StateView,
     events: broadcast::Sender<AppliedEvent>,
+    changes: broadcast::Sender<ChangeEvent>,
     committed: watch::Receiver<Option<LogId>>,
     peers: Arc<Peers>,
     request_timeout: Duration,
@@ -200,6 +203,7 @@ impl RaftNode {
             StateMachineStore::open(db).map_err(|e| StartError::Storage(e.to_string()))?;
         let view = state_machine.view();
         let events = state_machine.events();
+        let changes = state_machine.changes();
 
         let peers = Arc::new(Peers::default());
         let network = NetworkFactory::new(config.node_id, Arc::clone(&peers));
@@ -240,6 +244,7 @@ impl RaftNode {
             raft,
             view,
             events,
+            changes,
             committed,
             peers,
             request_timeout: Duration::from_millis(config.request_timeout_ms),
@@ -465,6 +470,13 @@ impl RaftNode {
     /// resync from the state (`read_stale`/`read_linearizable`).
     pub fn subscribe_applied(&self) -> broadcast::Receiver<AppliedEvent> {
         self.events.subscribe()
+    }
+
+    /// Subscribes to resource-change events from now on (entries that
+    /// changed no resource are not published). A receiver that falls
+    /// `APPLIED_EVENTS_MAX` events behind gets `RecvError::Lagged`.
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<ChangeEvent> {
+        self.changes.subscribe()
     }
 
     /// Adds (or updates) a non-voting member and waits until it has caught

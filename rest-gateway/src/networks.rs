@@ -92,6 +92,7 @@ impl Resource for Networks {
             .get_vpc(Request::new(pb::GetVpcRequest {
                 id: id.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?;

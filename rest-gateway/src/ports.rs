@@ -152,6 +152,7 @@ impl Resource for Ports {
             .get_port(Request::new(pb::GetPortRequest {
                 id: id.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?;

@@ -94,6 +94,7 @@ impl Resource for Routers {
             .get_router(Request::new(pb::GetRouterRequest {
                 id: id.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?;

@@ -136,6 +136,7 @@ impl Resource for SecurityGroups {
             .get_security_group(Request::new(pb::GetSecurityGroupRequest {
                 id: id.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?;
@@ -332,6 +333,7 @@ impl Resource for SecurityGroupRules {
             .get_security_group_rule(Request::new(pb::GetSecurityGroupRuleRequest {
                 id: id.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?;
@@ -351,6 +353,7 @@ impl Resource for SecurityGroupRules {
                 limit: limit as u32,
                 marker: marker.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?

@@ -109,6 +109,7 @@ impl Resource for Subnets {
             .get_subnet(Request::new(pb::GetSubnetRequest {
                 id: id.to_string(),
                 stale: false,
+                ..Default::default()
             }))
             .await
             .map_err(|s| from_status(&s))?;

@@ -2,6 +2,7 @@
 //! (infallibly) while the diff collector records the goal-state values of the
 //! candidate (host, key) pairs before and after each step.
 
+use crate::changes::ResourceChange;
 use crate::command::{Command, GatewaySpec, Kind, Proposal, Rejection, Reply, SubnetUpdate};
 use crate::fips::FipUpdate;
 use crate::goal::{DiffCollector, Diffs, GoalKey, Scope, Touch};
@@ -28,6 +29,9 @@ pub struct Outcome {
     pub result: Result<Reply, Rejection>,
     /// The goal-state changes of the affected hosts; empty on rejection.
     pub diffs: Diffs,
+    /// The resources the entry created, changed or deleted, in the order it
+    /// first touched them, with their values after it; empty on rejection.
+    pub changes: Vec<ResourceChange>,
 }
 
 /// Per-command context: the log index and the leader's clock.
@@ -74,14 +78,20 @@ impl State {
             derived: &derived,
         };
         let mut diffs = DiffCollector::default();
+        self.clear_marks();
         let result = self.dispatch(ctx, &proposal.command, &mut diffs);
         self.t.applied_index = log_index;
-        let diffs = if result.is_ok() {
-            diffs.finish(self)
+        let (diffs, changes) = if result.is_ok() {
+            (diffs.finish(self), self.take_changes())
         } else {
-            Diffs::default()
+            self.clear_marks();
+            (Diffs::default(), Vec::new())
         };
-        Outcome { result, diffs }
+        Outcome {
+            result,
+            diffs,
+            changes,
+        }
     }
 
     pub(crate) fn dispatch(
@@ -496,6 +506,7 @@ impl State {
             status: HostStatus::Up,
             meta: ctx.meta(project),
         };
+        self.changed_host(&host.id);
         self.t.hosts.insert(host.id.clone(), host.clone());
         Ok(Reply::Host(host))
     }
@@ -531,6 +542,7 @@ impl State {
             }
         }
         d.before(self, &candidates);
+        self.changed_host(id);
         if let Some(host) = self.t.hosts.get_mut(id) {
             if let Some(ip) = ip {
                 host.underlay_ip = ip;
@@ -563,6 +575,7 @@ impl State {
                 reason: format!("port {} is bound to it", port.id),
             });
         }
+        self.changed_host(id);
         self.t.hosts.remove(id);
         Ok(Reply::Deleted)
     }
@@ -634,6 +647,7 @@ impl State {
         self.t.vni_cursor = if vni >= VNI_MAX { VNI_MIN } else { vni + 1 };
         self.ix.vni_used.insert(vni, id);
         self.usage_add(project, ResourceKind::Network, 1);
+        self.changed(Kind::Vpc, id);
         self.t.vpcs.insert(id, vpc.clone());
         Ok(Reply::Vpc(vpc))
     }
@@ -688,6 +702,7 @@ impl State {
             subs: Vec::new(),
         };
         d.before(self, &candidates);
+        self.changed(Kind::Vpc, id);
         if let Some(vpc) = self.t.vpcs.get_mut(&id) {
             if let Some(name) = name {
                 vpc.name = name.to_string();
@@ -732,6 +747,7 @@ impl State {
         }
         let project = vpc.meta.project_id.clone();
         let vni = vpc.vni;
+        self.changed(Kind::Vpc, id);
         if let Some(gone) = self.t.vpcs.remove(&id) {
             self.index_tags(Kind::Vpc, id, &gone.meta.tags, false);
         }
@@ -819,6 +835,7 @@ impl State {
         d.before(self, &candidates);
         self.ix.net_subnets.insert((s.network_id, s.id));
         self.usage_add(s.project_id, ResourceKind::Subnet, 1);
+        self.changed(Kind::Subnet, s.id);
         self.t.subnets.insert(s.id, subnet.clone());
         d.after(self, &candidates);
         Ok(Reply::Subnet(subnet))
@@ -898,6 +915,7 @@ impl State {
             subs: Vec::new(),
         };
         d.before(self, &candidates);
+        self.changed(Kind::Subnet, id);
         self.t.subnets.insert(id, new.clone());
         d.after(self, &candidates);
         Ok(Reply::Subnet(new))
@@ -935,6 +953,7 @@ impl State {
             subs: Vec::new(),
         };
         d.before(self, &candidates);
+        self.changed(Kind::Subnet, id);
         if let Some(gone) = self.t.subnets.remove(&id) {
             self.index_tags(Kind::Subnet, id, &gone.meta.tags, false);
         }
@@ -981,9 +1000,11 @@ impl State {
                 meta: ctx.meta(&project),
             };
             self.index_rule(&rule, true);
+            self.changed(Kind::SecurityGroupRule, rule.id);
             self.t.rules.insert(rule.id, rule);
         }
         self.usage_add(&project, ResourceKind::SecurityGroup, 1);
+        self.changed(Kind::SecurityGroup, sg.id);
         self.t.security_groups.insert(sg.id, sg);
     }
 
@@ -1055,6 +1076,7 @@ impl State {
         if let Some(description) = description {
             validate::name("description", description)?;
         }
+        self.changed(Kind::SecurityGroup, id);
         let Some(sg) = self.t.security_groups.get_mut(&id) else {
             return Err(Rejection::not_found(Kind::SecurityGroup, id));
         };
@@ -1110,6 +1132,7 @@ impl State {
             .map(|(_, r)| *r)
             .collect();
         for rule_id in rule_ids {
+            self.changed(Kind::SecurityGroupRule, rule_id);
             if let Some(rule) = self.t.rules.remove(&rule_id) {
                 self.index_rule(&rule, false);
             }
@@ -1117,6 +1140,7 @@ impl State {
         if is_default {
             self.ix.default_sg.remove(&project);
         }
+        self.changed(Kind::SecurityGroup, id);
         if let Some(gone) = self.t.security_groups.remove(&id) {
             self.index_tags(Kind::SecurityGroup, id, &gone.meta.tags, false);
         }
@@ -1171,6 +1195,7 @@ impl State {
         let candidates = self.rule_candidates(&rule);
         d.before(self, &candidates);
         self.index_rule(&rule, true);
+        self.changed(Kind::SecurityGroupRule, rule.id);
         self.t.rules.insert(rule.id, rule.clone());
         d.after(self, &candidates);
         Ok(Reply::SecurityGroupRule(rule))
@@ -1192,6 +1217,7 @@ impl State {
         let candidates = self.rule_candidates(&rule);
         d.before(self, &candidates);
         self.index_rule(&rule, false);
+        self.changed(Kind::SecurityGroupRule, id);
         self.t.rules.remove(&id);
         d.after(self, &candidates);
         Ok(Reply::Deleted)
@@ -1226,6 +1252,7 @@ impl State {
             meta: ctx.meta(project),
         };
         self.usage_add(project, ResourceKind::Router, 1);
+        self.changed(Kind::Router, id);
         self.t.routers.insert(id, router.clone());
         Ok(Reply::Router(router))
     }
@@ -1277,6 +1304,7 @@ impl State {
         let mut candidates = Touch::default();
         self.router_candidates(&new, &mut candidates);
         d.before(self, &candidates);
+        self.changed(Kind::Router, id);
         self.t.routers.insert(id, new.clone());
         d.after(self, &candidates);
         Ok(Reply::Router(new))
@@ -1297,6 +1325,7 @@ impl State {
             });
         }
         let project = router.meta.project_id.clone();
+        self.changed(Kind::Router, id);
         if let Some(gone) = self.t.routers.remove(&id) {
             self.index_tags(Kind::Router, id, &gone.meta.tags, false);
         }
@@ -1380,6 +1409,7 @@ impl State {
         d.before(self, &candidates);
         self.index_router(&old, false);
         self.index_router(&new, true);
+        self.changed(Kind::Router, router_id);
         self.t.routers.insert(router_id, new.clone());
         d.after(self, &candidates);
         Ok(Reply::Router(new))

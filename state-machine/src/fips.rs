@@ -110,6 +110,7 @@ impl State {
         let touch = self.fip_touch(None, Some(&fip));
         d.before(self, &touch);
         self.index_fip(&fip, true);
+        self.changed(Kind::FloatingIp, id);
         self.t.floating_ips.insert(id, fip.clone());
         d.after(self, &touch);
         Ok(Reply::FloatingIp(fip))
@@ -163,6 +164,7 @@ impl State {
         if let Some(target) = target {
             self.set_fip_association(ctx, id, target, d);
         }
+        self.changed(Kind::FloatingIp, id);
         if let Some(fip) = self.t.floating_ips.get_mut(&id) {
             if let Some(description) = update.description {
                 fip.description = description.to_string();
@@ -195,6 +197,7 @@ impl State {
         d.before(self, &touch);
         self.index_fip(&fip, false);
         self.index_tags(Kind::FloatingIp, id, &fip.meta.tags, false);
+        self.changed(Kind::FloatingIp, id);
         self.t.floating_ips.remove(&id);
         d.after(self, &touch);
         Ok(Reply::Deleted)
@@ -219,6 +222,7 @@ impl State {
         d.before(self, &touch);
         self.index_fip(&old, false);
         self.index_fip(&new, true);
+        self.changed(Kind::FloatingIp, id);
         self.t.floating_ips.insert(id, new);
         d.after(self, &touch);
     }

@@ -28,6 +28,7 @@
 //! - [`limits`]: every bound, named.
 
 mod apply;
+pub mod changes;
 pub mod command;
 mod fips;
 pub mod goal;
@@ -40,6 +41,7 @@ mod tags;
 mod validate;
 
 pub use apply::Outcome;
+pub use changes::{Resource, ResourceChange};
 pub use command::{
     Command, FixedIpRequest, GatewaySpec, Kind, PortSpec, PortUpdate, Proposal, Rejection, Reply,
     SubnetUpdate,

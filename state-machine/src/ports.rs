@@ -425,10 +425,12 @@ impl State {
                 self.index_tags(Kind::Port, old.id, &old.meta.tags, false);
             }
             self.index_port(old, false);
+            self.changed(Kind::Port, old.id);
             self.t.ports.remove(&old.id);
         }
         if let Some(new) = new {
             self.index_port(&new, true);
+            self.changed(Kind::Port, new.id);
             self.t.ports.insert(new.id, new);
         }
         d.after(self, &candidates);

@@ -111,6 +111,8 @@ pub(crate) struct Indexes {
 pub struct State {
     pub(crate) t: Tables,
     pub(crate) ix: Indexes,
+    /// Resources touched by the entry being applied (transient).
+    pub(crate) marks: crate::changes::Marks,
 }
 
 /// A snapshot could not be read.
@@ -187,6 +189,7 @@ impl State {
         let mut state = State {
             t,
             ix: Indexes::default(),
+            marks: Default::default(),
         };
         state.rebuild_indexes();
         Ok(state)

@@ -180,6 +180,7 @@ impl State {
         ctx.touch(meta);
         self.index_tags(kind, id, &old, false);
         self.index_tags(kind, id, &tags, true);
+        self.changed(kind, id);
     }
 
     /// Adds (`insert`) or removes a resource's tags from the tag index.
@@ -241,10 +242,7 @@ impl State {
 
     /// Whether the tag index equals one rebuilt from the tables (for tests).
     pub fn tag_index_is_consistent(&self) -> bool {
-        let mut fresh = State {
-            t: Default::default(),
-            ix: Default::default(),
-        };
+        let mut fresh = State::default();
         for (kind, id, tags) in self.all_tags() {
             fresh.index_tags(kind, id, tags, true);
         }

@@ -108,6 +108,7 @@ async fn resources_are_created_read_paginated_filtered_and_deleted() {
         .get_port(pb::GetPortRequest {
             id: single.id.clone(),
             stale: false,
+            ..Default::default()
         })
         .await
         .expect("get port")
@@ -197,6 +198,7 @@ async fn resources_are_created_read_paginated_filtered_and_deleted() {
         .get_port(pb::GetPortRequest {
             id: single.id.clone(),
             stale: true,
+            ..Default::default()
         })
         .await;
     assert_status(gone, Code::NotFound, "NOT_FOUND");
@@ -238,6 +240,7 @@ async fn typed_rejections_arrive_as_grpc_codes_with_reasons_and_change_nothing()
     let missing = pb::GetVpcRequest {
         id: "00000000-0000-4000-8000-000000000000".into(),
         stale: false,
+        ..Default::default()
     };
     assert_status(c.get_vpc(missing).await, Code::NotFound, "NOT_FOUND");
     let taken_ip = pb::CreatePortRequest {
@@ -305,6 +308,7 @@ async fn typed_rejections_arrive_as_grpc_codes_with_reasons_and_change_nothing()
         .get_vpc(pb::GetVpcRequest {
             id: vpc.id.clone(),
             stale: false,
+            ..Default::default()
         })
         .await
         .expect("get vpc")
@@ -326,6 +330,7 @@ async fn malformed_input_is_invalid_argument_and_never_proposed() {
     let bad_uuid = pb::GetPortRequest {
         id: "not-a-uuid".into(),
         stale: false,
+        ..Default::default()
     };
     assert_status(
         c.get_port(bad_uuid).await,
@@ -425,6 +430,7 @@ async fn write_through_a_follower_commits_and_every_node_reads_it() {
         let get = pb::GetSubnetRequest {
             id: subnet.id.clone(),
             stale: false,
+            ..Default::default()
         };
         let got = c
             .get_subnet(get)
@@ -442,7 +448,15 @@ async fn write_through_a_follower_commits_and_every_node_reads_it() {
         eventually("a stale read to see the VPC", || {
             let mut c = c.clone();
             let id = id.clone();
-            async move { c.get_vpc(pb::GetVpcRequest { id, stale: true }).await.ok() }
+            async move {
+                c.get_vpc(pb::GetVpcRequest {
+                    id,
+                    stale: true,
+                    ..Default::default()
+                })
+                .await
+                .ok()
+            }
         })
         .await;
     }

@@ -38,6 +38,7 @@ async fn get_vpc(c: &mut Client, id: &str) -> pb::Vpc {
     let req = pb::GetVpcRequest {
         id: id.into(),
         stale: false,
+        ..Default::default()
     };
     c.get_vpc(req).await.expect("get vpc").into_inner()
 }
@@ -207,6 +208,7 @@ async fn cas_update_succeeds_then_a_stale_revision_fails_and_changes_nothing() {
         .get_subnet(pb::GetSubnetRequest {
             id: subnet.id.clone(),
             stale: false,
+            ..Default::default()
         })
         .await
         .expect("get subnet")
@@ -252,6 +254,7 @@ async fn security_groups_and_rules_are_created_listed_updated_and_deleted() {
         .get_security_group(pb::GetSecurityGroupRequest {
             id: web.id.clone(),
             stale: false,
+            ..Default::default()
         })
         .await
         .expect("get group")
@@ -350,6 +353,7 @@ async fn security_groups_and_rules_are_created_listed_updated_and_deleted() {
         .get_security_group_rule(pb::GetSecurityGroupRuleRequest {
             id: ssh.id.clone(),
             stale: false,
+            ..Default::default()
         })
         .await
         .expect("get rule")
@@ -379,6 +383,7 @@ async fn security_groups_and_rules_are_created_listed_updated_and_deleted() {
         c.get_security_group_rule(pb::GetSecurityGroupRuleRequest {
             id: ssh.id.clone(),
             stale: false,
+            ..Default::default()
         })
         .await,
         Code::NotFound,
@@ -599,6 +604,7 @@ async fn router_interfaces_attach_and_detach_and_hold_their_subnet() {
         c.get_router(pb::GetRouterRequest {
             id: router.id,
             stale: false,
+            ..Default::default()
         })
         .await,
         Code::NotFound,

@@ -815,7 +815,14 @@ async fn reads(args: &Args, work: &Path, timing: Timing) -> anyhow::Result<Vec<R
             let id = ids[((k >> 17) % ids.len() as u64) as usize].clone();
             Box::pin(async move {
                 orch(channel)
-                    .get_port(req(pb::GetPortRequest { id, stale }, LOAD_REQUEST_TIMEOUT))
+                    .get_port(req(
+                        pb::GetPortRequest {
+                            id,
+                            stale,
+                            ..Default::default()
+                        },
+                        LOAD_REQUEST_TIMEOUT,
+                    ))
                     .await
                     .map(|_| 1)
             })

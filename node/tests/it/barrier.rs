@@ -50,6 +50,7 @@ async fn port_revision(cluster: &ProcessCluster, targets: &[u64], id: &str) -> u
                 let message = pb::GetPortRequest {
                     id: id.into(),
                     stale: false,
+                    ..Default::default()
                 };
                 if let Ok(port) = client.get_port(req(message)).await {
                     return Some(port.into_inner().revision);

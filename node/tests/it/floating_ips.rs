@@ -153,6 +153,7 @@ async fn floating_ips_are_created_once_per_token_associated_with_cas_filtered_an
         .get_floating_ip(req(pb::GetFloatingIpRequest {
             id: first.id.clone(),
             stale: false,
+            ..Default::default()
         }))
         .await
         .expect("get")
@@ -246,6 +247,7 @@ async fn floating_ips_are_created_once_per_token_associated_with_cas_filtered_an
         .get_floating_ip(req(pb::GetFloatingIpRequest {
             id: first.id.clone(),
             stale: false,
+            ..Default::default()
         }))
         .await
         .expect_err("deleted");

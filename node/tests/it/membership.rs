@@ -16,6 +16,7 @@ async fn vpc_via(cluster: &ProcessCluster, member: u64, id: &str) -> Option<pb::
     let message = pb::GetVpcRequest {
         id: id.into(),
         stale: false,
+        ..Default::default()
     };
     Some(client.get_vpc(req(message)).await.ok()?.into_inner())
 }

@@ -68,6 +68,7 @@ async fn restarted_member_behind_a_purged_log_catches_up_by_snapshot() {
                 let message = pb::GetPortRequest {
                     id: last.clone(),
                     stale: false,
+                    ..Default::default()
                 };
                 Some(client.get_port(req(message)).await.ok()?.into_inner())
             },

@@ -175,6 +175,7 @@ async fn tags_are_set_replaced_cleared_bounded_and_filtered_from_the_index() {
         .get_port(req(pb::GetPortRequest {
             id: blue.clone(),
             stale: false,
+            ..Default::default()
         }))
         .await
         .expect("get")

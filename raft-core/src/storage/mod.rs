@@ -28,7 +28,7 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
 use tokio::sync::oneshot;
 
 pub use log_store::{LogReader, LogStore};
-pub use state_machine::{AppliedEvent, SnapshotBuilder, StateMachineStore, StateView};
+pub use state_machine::{AppliedEvent, ChangeEvent, SnapshotBuilder, StateMachineStore, StateView};
 
 use crate::types::StorageError;
 

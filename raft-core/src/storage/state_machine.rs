@@ -12,7 +12,7 @@ use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use alcor_state_machine::{Diffs, State};
+use alcor_state_machine::{Diffs, ResourceChange, State};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
 use rocksdb::DB;
@@ -42,6 +42,25 @@ pub enum AppliedEvent {
     /// The state was replaced by a snapshot from the leader: per-entry
     /// diffs up to `log_index` will never be published, so every
     /// subscriber must resync from the state itself.
+    SnapshotInstalled {
+        /// The last log index the snapshot covers.
+        log_index: u64,
+    },
+}
+
+/// Published, in log order, for every applied entry that created, changed
+/// or deleted resources (the feed of the API's Watch).
+#[derive(Debug, Clone)]
+pub enum ChangeEvent {
+    /// An entry changed resources.
+    Entry {
+        /// The applied entry's log index: the revision of every change.
+        log_index: u64,
+        /// What it changed, in the order it first touched each resource.
+        changes: Arc<Vec<ResourceChange>>,
+    },
+    /// The state was replaced by a snapshot: changes up to `log_index`
+    /// will never be published.
     SnapshotInstalled {
         /// The last log index the snapshot covers.
         log_index: u64,
@@ -95,6 +114,7 @@ pub struct StateMachineStore {
     db: Arc<Db>,
     applied: Arc<RwLock<Applied>>,
     events: broadcast::Sender<AppliedEvent>,
+    changes: broadcast::Sender<ChangeEvent>,
     /// Serializes snapshot persistence so an older snapshot never
     /// overwrites a newer one.
     persist_lock: Arc<Mutex<()>>,
@@ -127,10 +147,12 @@ impl StateMachineStore {
             Some(stored) => restore(&stored)?,
         };
         let (events, _) = broadcast::channel(APPLIED_EVENTS_MAX);
+        let (changes, _) = broadcast::channel(APPLIED_EVENTS_MAX);
         Ok(StateMachineStore {
             db,
             applied: Arc::new(RwLock::new(applied)),
             events,
+            changes,
             persist_lock: Arc::new(Mutex::new(())),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
         })
@@ -146,6 +168,11 @@ impl StateMachineStore {
     /// A sender to subscribe to applied-entry events from.
     pub fn events(&self) -> broadcast::Sender<AppliedEvent> {
         self.events.clone()
+    }
+
+    /// A sender to subscribe to resource-change events from.
+    pub fn changes(&self) -> broadcast::Sender<ChangeEvent> {
+        self.changes.clone()
     }
 }
 
@@ -249,6 +276,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         let mut responses = Vec::new();
         let mut events = Vec::new();
+        let mut changed = Vec::new();
         {
             let mut applied = self.applied.write().map_err(|_| poisoned())?;
             for entry in entries {
@@ -258,6 +286,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Blank => (EntryResponse::Blank, Diffs::default()),
                     EntryPayload::Normal(Request::Apply(proposal)) => {
                         let outcome = applied.state.apply(log_index, &proposal);
+                        if !outcome.changes.is_empty() {
+                            changed.push(ChangeEvent::Entry {
+                                log_index,
+                                changes: Arc::new(outcome.changes),
+                            });
+                        }
                         (EntryResponse::Applied(outcome.result), outcome.diffs)
                     }
                     EntryPayload::Membership(membership) => {
@@ -275,6 +309,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         for event in events {
             // No subscribers is fine; lagging subscribers detect it themselves.
             let _ = self.events.send(event);
+        }
+        for event in changed {
+            let _ = self.changes.send(event);
         }
         Ok(responses)
     }
@@ -308,6 +345,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let _ = self
             .events
             .send(AppliedEvent::SnapshotInstalled { log_index });
+        let _ = self
+            .changes
+            .send(ChangeEvent::SnapshotInstalled { log_index });
         Ok(())
     }
 

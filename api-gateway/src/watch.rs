@@ -1,0 +1,429 @@
+//! `Orchestrator.Watch`: a bounded in-memory history of this node's applied
+//! resource changes, fed from `RaftNode::subscribe_changes`, and one task
+//! per watcher that reads it from its own cursor.
+//!
+//! Invariants:
+//! - Every event with revision > `floor` that this node applied is in the
+//!   history, in commit order (events carry a gap-free sequence number).
+//! - The feeder never waits for a watcher: the history drops its oldest
+//!   events beyond `WATCH_HISTORY_MAX`; a watcher whose cursor falls off
+//!   the front ends with WATCH_LAGGED. A watcher asking for a revision
+//!   below `floor` gets COMPACTED; so does every watcher when the history
+//!   restarts (a snapshot was installed or the feeder itself lagged).
+//! - Each watcher's stream buffer holds `WATCH_STREAM_BUFFER_MAX` events;
+//!   at most `WATCHERS_MAX` watchers run on one node.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use alcor_proto::api::v1 as pb;
+use alcor_raft_core::{ChangeEvent, RaftNode};
+use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Status};
+
+use crate::convert;
+use crate::error::REASON_HEADER;
+use crate::limits::{WATCHERS_MAX, WATCH_BATCH_MAX, WATCH_HISTORY_MAX, WATCH_STREAM_BUFFER_MAX};
+
+/// What a watcher receives.
+pub type WatchStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+
+/// One retained event.
+struct Event {
+    kind: i32,
+    message: pb::WatchEvent,
+}
+
+/// The retained events and their bounds.
+struct History {
+    /// Every applied event with revision > `floor` is retained.
+    floor: u64,
+    /// The last revision fed (or the floor).
+    head: u64,
+    /// Sequence number of `events[0]`.
+    first_seq: u64,
+    events: VecDeque<Arc<Event>>,
+    /// Bumped when the history restarts; watchers of an older epoch end.
+    epoch: u64,
+    /// The node stopped publishing changes.
+    closed: bool,
+}
+
+impl History {
+    fn next_seq(&self) -> u64 {
+        self.first_seq + self.events.len() as u64
+    }
+
+    fn push(&mut self, event: Event, revision: u64) {
+        self.events.push_back(Arc::new(event));
+        self.head = self.head.max(revision);
+        while self.events.len() > WATCH_HISTORY_MAX {
+            if let Some(old) = self.events.pop_front() {
+                self.floor = self.floor.max(old.message.revision);
+                self.first_seq += 1;
+            }
+        }
+    }
+
+    fn restart(&mut self, floor: u64) {
+        self.first_seq = self.next_seq();
+        self.events.clear();
+        self.floor = floor;
+        self.head = floor;
+        self.epoch += 1;
+    }
+
+    /// The sequence number of the first event with revision > `revision`.
+    fn seq_after(&self, revision: u64) -> u64 {
+        self.first_seq
+            + self
+                .events
+                .partition_point(|e| e.message.revision <= revision) as u64
+    }
+}
+
+/// The history plus the watchers' wake-up signal.
+struct Shared {
+    history: Mutex<History>,
+    /// Carries the next sequence number; changes whenever the history does.
+    wake: watch::Sender<u64>,
+    watchers: Arc<Semaphore>,
+}
+
+impl Shared {
+    /// The history, locked. Never held across an `.await`; a panic while
+    /// holding it leaves it consistent enough to read, so poisoning is ignored.
+    fn lock(&self) -> MutexGuard<'_, History> {
+        self.history.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake(&self, history: &History) {
+        self.wake.send_replace(history.next_seq());
+    }
+}
+
+/// The node's watch history and its feeder task.
+#[derive(Clone)]
+pub struct WatchHub {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for WatchHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchHub").finish_non_exhaustive()
+    }
+}
+
+fn status(code: Code, reason: &'static str, message: String) -> Status {
+    let mut metadata = MetadataMap::new();
+    metadata.insert(REASON_HEADER, MetadataValue::from_static(reason));
+    Status::with_metadata(code, format!("{reason}: {message}"), metadata)
+}
+
+fn compacted(from: u64, floor: u64) -> Status {
+    status(
+        Code::FailedPrecondition,
+        "COMPACTED",
+        format!(
+            "revision {from} is older than this node's watch history (which starts after \
+             {floor}): re-list and watch from the list's revision"
+        ),
+    )
+}
+
+impl WatchHub {
+    /// Subscribes to `node`'s changes and starts feeding the history; must
+    /// run inside a tokio runtime.
+    pub fn start(node: Arc<RaftNode>) -> WatchHub {
+        let changes = node.subscribe_changes();
+        let floor = node.read_stale(|s| s.applied_index()).unwrap_or(0);
+        let history = History {
+            floor,
+            head: floor,
+            first_seq: 0,
+            events: VecDeque::new(),
+            epoch: 0,
+            closed: false,
+        };
+        let (wake, _) = watch::channel(0);
+        let hub = WatchHub {
+            shared: Arc::new(Shared {
+                history: Mutex::new(history),
+                wake,
+                watchers: Arc::new(Semaphore::new(WATCHERS_MAX)),
+            }),
+        };
+        tokio::spawn(feed(Arc::clone(&hub.shared), node, changes));
+        hub
+    }
+
+    /// A stream of the events of `kind` (0: all) after `from` (`None`: after
+    /// the current head).
+    pub fn watch(&self, kind: i32, from: Option<u64>) -> Result<WatchStream, Status> {
+        let permit = Arc::clone(&self.shared.watchers)
+            .try_acquire_owned()
+            .map_err(|_| {
+                status(
+                    Code::ResourceExhausted,
+                    "OVERLOADED",
+                    format!("{WATCHERS_MAX} watchers already on this node"),
+                )
+            })?;
+        let cursor = {
+            let history = self.shared.lock();
+            let from = from.unwrap_or(history.head);
+            if from < history.floor {
+                return Err(compacted(from, history.floor));
+            }
+            Cursor {
+                kind,
+                after: from,
+                seq: history.seq_after(from),
+                epoch: history.epoch,
+            }
+        };
+        let (tx, rx) = mpsc::channel(WATCH_STREAM_BUFFER_MAX);
+        tokio::spawn(serve(Arc::clone(&self.shared), cursor, tx, permit));
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+}
+
+/// Where one watcher is.
+struct Cursor {
+    kind: i32,
+    /// Only events with a revision above this.
+    after: u64,
+    /// Next sequence number to read.
+    seq: u64,
+    epoch: u64,
+}
+
+/// What a watcher does next.
+enum Step {
+    Send(Vec<Arc<Event>>),
+    Wait,
+    End(Status),
+}
+
+impl Cursor {
+    fn step(&mut self, history: &History) -> Step {
+        if history.epoch != self.epoch {
+            return Step::End(compacted(self.after, history.floor));
+        }
+        if self.seq < history.first_seq {
+            return Step::End(status(
+                Code::Aborted,
+                "WATCH_LAGGED",
+                "this watcher fell behind the node's watch history: re-list and watch again"
+                    .to_string(),
+            ));
+        }
+        let start = (self.seq - history.first_seq) as usize;
+        if start >= history.events.len() {
+            if history.closed {
+                return Step::End(status(
+                    Code::Unavailable,
+                    "RAFT_STOPPED",
+                    "this node stopped applying changes".to_string(),
+                ));
+            }
+            return Step::Wait;
+        }
+        let batch: Vec<Arc<Event>> = history
+            .events
+            .range(start..)
+            .take(WATCH_BATCH_MAX)
+            .cloned()
+            .collect();
+        self.seq += batch.len() as u64;
+        let kind = self.kind;
+        let after = self.after;
+        Step::Send(
+            batch
+                .into_iter()
+                .filter(|e| e.message.revision > after && (kind == 0 || e.kind == kind))
+                .collect(),
+        )
+    }
+}
+
+/// Streams history events to one watcher until it goes away or must end.
+async fn serve(
+    shared: Arc<Shared>,
+    mut cursor: Cursor,
+    tx: mpsc::Sender<Result<pb::WatchEvent, Status>>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let mut wake = shared.wake.subscribe();
+    loop {
+        let step = cursor.step(&shared.lock());
+        match step {
+            Step::Send(events) => {
+                for event in events {
+                    if tx.send(Ok(event.message.clone())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Step::End(status) => {
+                let _ = tx.send(Err(status)).await;
+                return;
+            }
+            Step::Wait => {
+                tokio::select! {
+                    changed = wake.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                    () = tx.closed() => return,
+                }
+            }
+        }
+    }
+}
+
+/// Moves the node's change events into the history.
+async fn feed(
+    shared: Arc<Shared>,
+    node: Arc<RaftNode>,
+    mut changes: broadcast::Receiver<ChangeEvent>,
+) {
+    loop {
+        let received = changes.recv().await;
+        let mut history = shared.lock();
+        match received {
+            Ok(ChangeEvent::Entry { log_index, changes }) => {
+                if log_index <= history.head {
+                    continue; // Applied before the history (re)started.
+                }
+                for change in changes.iter() {
+                    let message = convert::watch_event(log_index, change, |fip| {
+                        node.read_stale(|s| s.floating_ip_router(fip))
+                            .ok()
+                            .flatten()
+                    });
+                    let kind = message.kind;
+                    history.push(Event { kind, message }, log_index);
+                }
+                history.head = log_index;
+            }
+            Ok(ChangeEvent::SnapshotInstalled { log_index }) => {
+                tracing::info!(log_index, "snapshot installed: watch history restarts");
+                history.restart(log_index);
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                let applied = node
+                    .read_stale(|s| s.applied_index())
+                    .unwrap_or(history.head);
+                tracing::warn!(missed, applied, "watch feeder lagged: history restarts");
+                history.restart(applied);
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                history.closed = true;
+                shared.wake(&history);
+                return;
+            }
+        }
+        shared.wake(&history);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(revision: u64, kind: i32) -> Event {
+        Event {
+            kind,
+            message: pb::WatchEvent {
+                revision,
+                kind,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn history() -> History {
+        History {
+            floor: 10,
+            head: 10,
+            first_seq: 0,
+            events: VecDeque::new(),
+            epoch: 0,
+            closed: false,
+        }
+    }
+
+    fn revisions(step: Step) -> Vec<u64> {
+        match step {
+            Step::Send(events) => events.iter().map(|e| e.message.revision).collect(),
+            Step::Wait => vec![],
+            Step::End(status) => panic!("ended: {status}"),
+        }
+    }
+
+    #[test]
+    fn a_cursor_reads_every_event_after_its_revision_of_its_kind() {
+        let mut h = history();
+        for (revision, kind) in [(11, 1), (11, 2), (12, 1), (13, 2)] {
+            h.push(event(revision, kind), revision);
+        }
+        let mut all = Cursor {
+            kind: 0,
+            after: 11,
+            seq: h.seq_after(11),
+            epoch: 0,
+        };
+        assert_eq!(revisions(all.step(&h)), vec![12, 13]);
+        assert!(matches!(all.step(&h), Step::Wait));
+        let mut ones = Cursor {
+            kind: 1,
+            after: 10,
+            seq: h.seq_after(10),
+            epoch: 0,
+        };
+        assert_eq!(revisions(ones.step(&h)), vec![11, 12]);
+    }
+
+    #[test]
+    fn eviction_raises_the_floor_and_ends_a_cursor_left_behind_as_lagged() {
+        let mut h = history();
+        let mut slow = Cursor {
+            kind: 0,
+            after: 10,
+            seq: 0,
+            epoch: 0,
+        };
+        for n in 0..(WATCH_HISTORY_MAX as u64 + 2) {
+            h.push(event(11 + n, 1), 11 + n);
+        }
+        assert_eq!(h.floor, 12, "the two oldest events are gone");
+        match slow.step(&h) {
+            Step::End(status) => assert_eq!(status.code(), Code::Aborted),
+            _ => panic!("a cursor behind the history must end"),
+        }
+    }
+
+    #[test]
+    fn a_restart_ends_every_cursor_as_compacted() {
+        let mut h = history();
+        h.push(event(11, 1), 11);
+        let mut cursor = Cursor {
+            kind: 0,
+            after: 10,
+            seq: 0,
+            epoch: 0,
+        };
+        h.restart(50);
+        match cursor.step(&h) {
+            Step::End(status) => assert_eq!(status.code(), Code::FailedPrecondition),
+            _ => panic!("a restart must end the cursor"),
+        }
+        assert_eq!(h.seq_after(50), h.next_seq());
+    }
+}
