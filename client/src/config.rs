@@ -12,6 +12,10 @@ pub const ENDPOINTS_MAX: usize = 16;
 /// backoff below, enough to ride out a leader election (about a second) well
 /// within the default deadline, which usually ends the call first.
 pub const ROUNDS_MAX: usize = 30;
+/// Times a watch may reopen its stream without delivering an event in
+/// between before it gives up with `Error::Unavailable` (each reopen is a
+/// full call with its own failover and backoff).
+pub const WATCH_RESUMES_MAX: usize = 8;
 /// First pause after a full round of failed attempts.
 pub const BACKOFF_INITIAL: Duration = Duration::from_millis(50);
 /// Longest pause between two rounds (the pause doubles each round).

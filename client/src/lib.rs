@@ -54,6 +54,8 @@
 //! - [`Client`] (`transport`): connections, failover, retry policy.
 //! - `resources`: one sub-client per resource ([`Ports`], [`Vpcs`], ...).
 //! - `cluster`: [`Cluster`] status, membership, barrier.
+//! - `watch`: [`Client::watch`], changes as a `futures::Stream`, resumed on
+//!   another member without gaps.
 //! - [`Error`] (`error`): typed errors from the server's status and headers.
 //! - [`types`]: the request and resource messages (the wire types of
 //!   `alcor.api.v1`, re-exported: the SDK adds no second data model).
@@ -66,6 +68,7 @@ pub mod config;
 mod error;
 mod resources;
 mod transport;
+mod watch;
 
 pub use cluster::Cluster;
 pub use config::{ClientBuilder, TlsConfig};

@@ -21,13 +21,17 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as the next request's `marker`; `None`: this was the last page.
     pub next_marker: Option<String>,
+    /// The applied revision the page was read at: watch from it to follow
+    /// the changes after it ([`Client::watch`]).
+    pub revision: u64,
 }
 
 impl<T> Page<T> {
-    fn new(items: Vec<T>, next_marker: String) -> Page<T> {
+    fn new(items: Vec<T>, next_marker: String, revision: u64) -> Page<T> {
         Page {
             items,
             next_marker: (!next_marker.is_empty()).then_some(next_marker),
+            revision,
         }
     }
 }
@@ -118,7 +122,7 @@ macro_rules! resource {
             #[doc = concat!("One page of ", $what, "s matching the filter (the request's non-empty fields).")]
             pub async fn list(&self, filter: pb::$list_req) -> Result<Page<pb::$item>, Error> {
                 let page = orchestrator!(self.client, Retry::Read, $list, filter)?;
-                Ok(Page::new(page.$field, page.next_marker))
+                Ok(Page::new(page.$field, page.next_marker, page.revision))
             }
 
             $(

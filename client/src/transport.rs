@@ -103,6 +103,10 @@ pub struct Client {
     inner: Arc<Inner>,
     deadline: Duration,
     attempt_timeout: Duration,
+    /// Calls open server streams: no `grpc-timeout` (it would end the
+    /// stream); the attempt timeout bounds only the wait for the stream to
+    /// open.
+    streaming: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -147,6 +151,7 @@ impl Client {
             }),
             deadline: builder.deadline,
             attempt_timeout: builder.attempt_timeout,
+            streaming: false,
         })
     }
 
@@ -156,6 +161,7 @@ impl Client {
             inner: Arc::clone(&self.inner),
             deadline,
             attempt_timeout: self.attempt_timeout,
+            streaming: self.streaming,
         }
     }
 
@@ -166,6 +172,17 @@ impl Client {
             inner: Arc::clone(&self.inner),
             deadline: self.deadline,
             attempt_timeout: self.deadline,
+            streaming: self.streaming,
+        }
+    }
+
+    /// The same client for calls that open a server stream.
+    pub(crate) fn streaming(&self) -> Client {
+        Client {
+            inner: Arc::clone(&self.inner),
+            deadline: self.deadline,
+            attempt_timeout: self.attempt_timeout,
+            streaming: true,
         }
     }
 
@@ -254,7 +271,9 @@ impl Client {
                 Ok(channel) => {
                     let timeout = left.min(self.attempt_timeout);
                     let mut request = tonic::Request::new(message.clone());
-                    request.set_timeout(timeout);
+                    if !self.streaming {
+                        request.set_timeout(timeout);
+                    }
                     // tonic enforces the timeout too; this bounds the attempt
                     // even if a layer below ignores it.
                     let answer = tokio::time::timeout(timeout, rpc(channel, request)).await;

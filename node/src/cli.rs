@@ -333,6 +333,9 @@ pub(crate) struct ListOpts {
     /// Serve from the answering node's state, which may lag.
     #[arg(long)]
     pub(crate) stale: bool,
+    /// Only fill in these fields (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) fields: Vec<String>,
 }
 
 /// Tag filters of the lists of tagged resources (comma-separated).

@@ -156,7 +156,7 @@ async fn hosts(client: &Client, verb: HostVerb, format: OutputFormat) -> anyhow:
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
-                ..Default::default()
+                fields: o.fields,
             };
             output::list("hosts", &hosts.list(filter).await?, format);
         }
@@ -210,11 +210,11 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
+                fields: o.fields,
                 tags: tags.tags,
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
                 not_tags_any: tags.not_tags_any,
-                ..Default::default()
             };
             output::list("vpcs", &vpcs.list(filter).await?, format);
         }
@@ -297,11 +297,11 @@ async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> any
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
+                fields: opts.fields,
                 tags: tags.tags,
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
                 not_tags_any: tags.not_tags_any,
-                ..Default::default()
             };
             output::list("subnets", &subnets.list(filter).await?, format);
         }
@@ -375,9 +375,11 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
                 bail!("--id and --ip name one port; they cannot be used with --count");
             }
             let created = create_ports_in_batches(client, port, count, batch_size).await?;
+            let revision = created.iter().map(|p| p.revision).max().unwrap_or(0);
             let page = alcor_client::Page {
                 items: created,
                 next_marker: None,
+                revision,
             };
             output::list("ports", &page, format);
         }
@@ -394,11 +396,11 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
+                fields: opts.fields,
                 tags: tags.tags,
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
                 not_tags_any: tags.not_tags_any,
-                ..Default::default()
             };
             output::list("ports", &ports.list(filter).await?, format);
         }
@@ -539,11 +541,11 @@ async fn security_groups(
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
+                fields: o.fields,
                 tags: tags.tags,
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
                 not_tags_any: tags.not_tags_any,
-                ..Default::default()
             };
             output::list("security_groups", &groups.list(filter).await?, format);
         }
@@ -617,7 +619,7 @@ async fn rules(client: &Client, verb: RuleVerb, format: OutputFormat) -> anyhow:
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
-                ..Default::default()
+                fields: opts.fields,
             };
             output::list("security_group_rules", &rules.list(filter).await?, format);
         }
@@ -662,11 +664,11 @@ async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> any
                 limit: o.limit,
                 marker: o.marker,
                 stale: o.stale,
+                fields: o.fields,
                 tags: tags.tags,
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
                 not_tags_any: tags.not_tags_any,
-                ..Default::default()
             };
             output::list("routers", &routers.list(filter).await?, format);
         }
@@ -772,11 +774,11 @@ async fn floating_ips(
                 limit: opts.limit,
                 marker: opts.marker,
                 stale: opts.stale,
+                fields: opts.fields,
                 tags: tags.tags,
                 tags_any: tags.tags_any,
                 not_tags: tags.not_tags,
                 not_tags_any: tags.not_tags_any,
-                ..Default::default()
             };
             output::list("floating_ips", &fips.list(filter).await?, format);
         }

@@ -6,3 +6,4 @@ mod errors;
 mod failover;
 mod retry;
 mod support;
+mod watch;

@@ -51,6 +51,8 @@ fn free_port() -> u16 {
 
 struct Member {
     api_addr: String,
+    /// The `alcor server` command line, to start it again.
+    command: Vec<std::ffi::OsString>,
     child: Option<Child>,
 }
 
@@ -74,32 +76,52 @@ impl ProcessCluster {
             .map(|id| format!("{id}={}/{}", raft[&id], api[&id]))
             .collect::<Vec<_>>()
             .join(",");
-        let bin = alcor_bin();
         let mut members = BTreeMap::new();
         for id in 1..=n {
-            let log = File::create(dir.path().join(format!("node-{id}.log"))).expect("log");
-            let child = Command::new(&bin)
-                .arg("server")
-                .args(["--id", &id.to_string()])
-                .arg("--data-dir")
-                .arg(dir.path().join(format!("node-{id}")))
-                .args(["--raft-addr", &raft[&id]])
-                .args(["--api-addr", &api[&id]])
-                .args(["--initial-cluster", &initial_cluster])
-                .env("ALCOR_LOG", "info,openraft=warn")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("spawn alcor server");
+            let mut command: Vec<std::ffi::OsString> = vec!["server".into(), "--id".into()];
+            command.push(id.to_string().into());
+            command.push("--data-dir".into());
+            command.push(dir.path().join(format!("node-{id}")).into());
+            for (flag, value) in [
+                ("--raft-addr", &raft[&id]),
+                ("--api-addr", &api[&id]),
+                ("--initial-cluster", &initial_cluster),
+            ] {
+                command.push(flag.into());
+                command.push(value.into());
+            }
             let member = Member {
                 api_addr: api[&id].clone(),
-                child: Some(child),
+                command,
+                child: None,
             };
             members.insert(id, member);
         }
-        let cluster = ProcessCluster { members, dir };
+        let mut cluster = ProcessCluster { members, dir };
+        for id in 1..=n {
+            cluster.respawn(id);
+        }
         cluster.wait_for_leader().await;
         cluster
+    }
+
+    /// Starts member `id` (again, from its data dir); its log is appended to.
+    pub(crate) fn respawn(&mut self, id: u64) {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node-{id}.log")))
+            .expect("log");
+        let member = self.members.get_mut(&id).expect("member");
+        assert!(member.child.is_none(), "member {id} is running");
+        let child = Command::new(alcor_bin())
+            .args(&member.command)
+            .env("ALCOR_LOG", "info,openraft=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn alcor server");
+        member.child = Some(child);
     }
 
     /// Member `id`'s API address.
