@@ -167,6 +167,11 @@ pub(crate) struct ServerArgs {
     /// `["secret"]` / `project_id = "demo"` / `role = "member"`.
     #[arg(long, env = "ALCOR_REST_TOKEN_FILE", verbatim_doc_comment)]
     pub(crate) rest_token_file: Option<PathBuf>,
+    /// A deliberate bug, for mutation testing of the fault suites only
+    /// (`stale-reads`, `ack-before-commit`, `skip-fsync`). Never in production:
+    /// the member logs an error at start when it is set.
+    #[arg(long, env = "ALCOR_UNSAFE_MUTATION", hide = true)]
+    pub(crate) unsafe_mutation: Option<alcor_raft_core::Mutation>,
     /// Address to serve Prometheus metrics on (`GET /metrics`, text
     /// format); unset: no metrics endpoint.
     #[arg(long, env = "ALCOR_METRICS_ADDR")]

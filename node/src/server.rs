@@ -63,6 +63,13 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.snapshot_logs_to_keep = args.snapshot_logs_to_keep;
     config.request_timeout_ms = args.request_timeout_ms;
     config.bootstrap = !args.join;
+    if let Some(mutation) = args.unsafe_mutation {
+        tracing::error!(
+            ?mutation,
+            "UNSAFE MUTATION ENABLED: this member breaks its guarantees on purpose"
+        );
+        config.mutation = Some(mutation);
+    }
     let node = Arc::new(RaftNode::start(config).await.context("start raft")?);
     tracing::info!(
         id = args.id,
