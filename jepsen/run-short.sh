@@ -15,4 +15,4 @@ fi
 cd "$here"
 exec "${CARGO_TARGET_DIR:-$here/target}/release/alcor-jepsen" run \
   --alcor-bin "${CARGO_TARGET_DIR:-$root/target}/debug/alcor" \
-  --nodes 3 --duration "${JEPSEN_DURATION:-270s}" "$@"
+  --nodes 3 --duration "${JEPSEN_DURATION:-200s}" --clients 2 --check-deadline 300s "$@"
