@@ -38,10 +38,29 @@ pub(crate) struct ProcessCluster {
     dir: tempfile::TempDir,
 }
 
-/// A port that was free a moment ago.
+/// Lowest and one past the highest port `free_port` hands out: below the
+/// kernel's ephemeral range (32768..), so outgoing connections never take a
+/// port that a member has been given but not bound yet.
+const TEST_PORT_RANGE: std::ops::Range<u16> = 12_000..32_000;
+
+/// A port that is free now and that no other caller in this test process
+/// has been given: ports come from a process-wide cursor, each one checked
+/// by binding it, so two members of one cluster (or of two clusters started
+/// by tests running in parallel) never receive the same port.
 pub(crate) fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CURSOR: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(TEST_PORT_RANGE.end - TEST_PORT_RANGE.start);
+    // Start each test process at a different place in the range.
+    let offset = std::process::id().wrapping_mul(7_919) % span;
+    loop {
+        let step = CURSOR.fetch_add(1, Ordering::Relaxed);
+        assert!(step < span, "no free port left in {TEST_PORT_RANGE:?}");
+        let port = TEST_PORT_RANGE.start + u16::try_from((offset + step) % span).expect("in range");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl ProcessCluster {
