@@ -8,7 +8,8 @@
 //!   them: it answers FAILED_PRECONDITION with reason `NOT_LEADER` and the
 //!   leader it knows of in the `x-alcor-leader-id` / `x-alcor-leader-api`
 //!   headers, so an operator always knows which node made the change.
-//! - `TriggerSnapshot` acts on the answering node (snapshots are local).
+//! - `TriggerSnapshot` acts on the answering node (snapshots are local), and
+//!   so does `Campaign` (an election started there moves the leadership).
 //! - `HostDigest` is a read like any other: linearizable unless `stale`,
 //!   served by any node.
 //! - `AckedRevisions` answers the host acks recorded on this node, from the
@@ -302,6 +303,23 @@ impl Cluster for ClusterService {
             Ok(result) => result.map(Response::new),
             Err(_) => Err(timeout_status("the snapshot")),
         }
+    }
+
+    async fn campaign(
+        &self,
+        _request: Request<pb::CampaignRequest>,
+    ) -> Result<Response<pb::CampaignResponse>, Status> {
+        let before = self.node.metrics();
+        let was_leader = before.leader == Some(before.id);
+        if !was_leader {
+            self.node.campaign().await.map_err(|e| admin_status(&e))?;
+        }
+        let after = self.node.metrics();
+        Ok(Response::new(pb::CampaignResponse {
+            node_id: after.id,
+            term: after.term,
+            was_leader,
+        }))
     }
 
     async fn host_digest(

@@ -4,16 +4,22 @@ use std::time::Duration;
 
 use tonic::metadata::MetadataMap;
 
-use crate::limits::{DEADLINE_MARGIN_MS, REQUEST_TIMEOUT_MS_MAX};
+use crate::limits::{
+    DEADLINE_MARGIN_DIVISOR, DEADLINE_MARGIN_MS_MAX, DEADLINE_MARGIN_MS_MIN, REQUEST_TIMEOUT_MS_MAX,
+};
 
 /// How long the gateway may work on a request: the client's `grpc-timeout`
-/// minus a small margin, capped at `REQUEST_TIMEOUT_MS_MAX`. `None` when the
+/// minus a margin (see `DEADLINE_MARGIN_MS_MIN`), capped at `REQUEST_TIMEOUT_MS_MAX`. `None` when the
 /// client set no (parseable) deadline: Raft's own request timeout applies.
 pub fn budget(metadata: &MetadataMap) -> Option<Duration> {
     let header = metadata.get("grpc-timeout")?.to_str().ok()?;
     let timeout = parse_grpc_timeout(header)?;
     let capped = timeout.min(Duration::from_millis(REQUEST_TIMEOUT_MS_MAX));
-    Some(capped.saturating_sub(Duration::from_millis(DEADLINE_MARGIN_MS)))
+    let margin = (capped / DEADLINE_MARGIN_DIVISOR).clamp(
+        Duration::from_millis(DEADLINE_MARGIN_MS_MIN),
+        Duration::from_millis(DEADLINE_MARGIN_MS_MAX),
+    );
+    Some(capped.saturating_sub(margin))
 }
 
 /// Parses `TimeoutValue TimeoutUnit` per the gRPC HTTP/2 spec: at most 8
@@ -64,5 +70,20 @@ mod tests {
         );
         let budget = budget(&metadata);
         assert!(budget <= Some(Duration::from_millis(REQUEST_TIMEOUT_MS_MAX)));
+    }
+
+    #[test]
+    fn the_gateway_answers_ahead_of_the_clients_deadline_by_a_proportional_margin() {
+        let of = |header: &'static str| {
+            let mut metadata = MetadataMap::new();
+            metadata.insert(
+                "grpc-timeout",
+                tonic::metadata::MetadataValue::from_static(header),
+            );
+            budget(&metadata)
+        };
+        assert_eq!(of("2S"), Some(Duration::from_millis(1_900)));
+        assert_eq!(of("50m"), Some(Duration::from_millis(45)));
+        assert_eq!(of("30S"), Some(Duration::from_millis(29_750)));
     }
 }

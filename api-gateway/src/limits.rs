@@ -28,8 +28,15 @@ pub const CONCURRENT_REQUESTS_MAX: usize = 1_024;
 pub const REQUEST_TIMEOUT_MS_MAX: u64 = 60_000;
 
 /// Subtracted from the client's deadline so that the gateway answers
-/// DEADLINE_EXCEEDED itself before tonic's transport cancels the call.
-pub const DEADLINE_MARGIN_MS: u64 = 5;
+/// DEADLINE_EXCEEDED itself before tonic's transport cancels the call: a
+/// twentieth of the deadline, at least `DEADLINE_MARGIN_MS_MIN` and at most
+/// `DEADLINE_MARGIN_MS_MAX` (on a loaded 2-core machine 5 ms was not
+/// enough for a 2 s barrier: the client's timer won the race).
+pub const DEADLINE_MARGIN_MS_MIN: u64 = 5;
+/// See [`DEADLINE_MARGIN_MS_MIN`].
+pub const DEADLINE_MARGIN_MS_MAX: u64 = 250;
+/// See [`DEADLINE_MARGIN_MS_MIN`].
+pub const DEADLINE_MARGIN_DIVISOR: u32 = 20;
 
 const _: () = assert!(PORTS_BATCH_MAX <= BATCH_PORTS_MAX);
 const _: () = assert!(LIST_PAGE_DEFAULT <= LIST_PAGE_MAX);

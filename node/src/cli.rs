@@ -168,10 +168,16 @@ pub(crate) struct ServerArgs {
     #[arg(long, env = "ALCOR_REST_TOKEN_FILE", verbatim_doc_comment)]
     pub(crate) rest_token_file: Option<PathBuf>,
     /// A deliberate bug, for mutation testing of the fault suites only
-    /// (`stale-reads`, `ack-before-commit`, `skip-fsync`). Never in production:
+    /// (`stale-reads`, `ack-before-commit`, `skip-fsync`, `double-apply`). Never in production:
     /// the member logs an error at start when it is set.
     #[arg(long, env = "ALCOR_UNSAFE_MUTATION", hide = true)]
     pub(crate) unsafe_mutation: Option<alcor_raft_core::Mutation>,
+    /// Keep WAL writes in RocksDB's process buffer until the next fsync, so
+    /// that `kill -9` loses exactly the un-fsynced writes, as a power cut
+    /// would (the Jepsen harness's disk fault). Acknowledged writes stay
+    /// durable: each append is fsynced before it is acknowledged.
+    #[arg(long, env = "ALCOR_WAL_BUFFERED_UNTIL_SYNC", hide = true)]
+    pub(crate) wal_buffered_until_sync: bool,
     /// Address to serve Prometheus metrics on (`GET /metrics`, text
     /// format); unset: no metrics endpoint.
     #[arg(long, env = "ALCOR_METRICS_ADDR")]

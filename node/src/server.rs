@@ -70,6 +70,10 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         );
         config.mutation = Some(mutation);
     }
+    if args.wal_buffered_until_sync {
+        tracing::warn!("WAL buffered until sync: a kill -9 loses what was not fsynced");
+        config.wal_buffered_until_sync = true;
+    }
     let node = Arc::new(RaftNode::start(config).await.context("start raft")?);
     tracing::info!(
         id = args.id,
@@ -116,6 +120,16 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         // An error means the sender is gone: stop as well.
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    // A fatal Raft error (a failed fsync, a storage error) stops the member
+    // as a whole, so that its supervisor restarts it from what is on disk.
+    let fatal = {
+        let (node, stop) = (Arc::clone(&node), stop.clone());
+        tokio::spawn(async move {
+            let reason = node.fatal().await;
+            let _ = stop.send(true);
+            reason
+        })
+    };
     // REST and gRPC share one orchestrator service: one write batcher, one
     // request limit.
     let orchestrator = OrchestratorService::new(Arc::clone(&node));
@@ -156,8 +170,20 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(metrics) = metrics {
         metrics.abort();
     }
+    let fatal = if fatal.is_finished() {
+        fatal.await.ok()
+    } else {
+        fatal.abort();
+        None
+    };
+    if let Some(reason) = &fatal {
+        tracing::error!(%reason, "raft stopped on a fatal error; the member exits");
+    }
     tracing::info!("api stopped; shutting down raft");
     let stopped = node.shutdown().await;
+    if let Some(reason) = fatal {
+        anyhow::bail!("raft stopped on a fatal error: {reason}");
+    }
     served.context("serve api")?;
     rest_served?;
     stopped.context("shut down raft")?;

@@ -49,6 +49,9 @@ pub enum Mutation {
     AckBeforeCommit,
     /// Log appends are acknowledged without fsync.
     SkipFsync,
+    /// Request tokens are dropped before proposing, so a retried create is
+    /// applied again instead of returning the first result.
+    DoubleApply,
 }
 
 impl std::str::FromStr for Mutation {
@@ -59,8 +62,9 @@ impl std::str::FromStr for Mutation {
             "stale-reads" => Ok(Mutation::StaleReads),
             "ack-before-commit" => Ok(Mutation::AckBeforeCommit),
             "skip-fsync" => Ok(Mutation::SkipFsync),
+            "double-apply" => Ok(Mutation::DoubleApply),
             other => Err(format!(
-                "unknown mutation {other:?} (stale-reads, ack-before-commit, skip-fsync)"
+                "unknown mutation {other:?} (stale-reads, ack-before-commit, skip-fsync, double-apply)"
             )),
         }
     }

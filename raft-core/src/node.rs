@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alcor_state_machine::{Proposal, State};
+use alcor_state_machine::{Command, Proposal, State};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
@@ -35,6 +35,8 @@ const DB_CLOSE_WAIT_MS_MAX: u64 = 5_000;
 /// Timeout of one snapshot chunk RPC (openraft's 200 ms default is too
 /// small for a loaded machine).
 const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 5_000;
+/// Pause between two attempts of a linearizable read's ReadIndex.
+const READ_RETRY_BACKOFF: Duration = Duration::from_millis(25);
 
 /// Where the Raft gRPC server listens.
 #[derive(Debug)]
@@ -80,6 +82,12 @@ pub struct RaftNodeConfig {
     pub link_faults: Option<Arc<dyn LinkFaults>>,
     /// A deliberate bug for mutation testing; `None` in production.
     pub mutation: Option<Mutation>,
+    /// Keep WAL writes in RocksDB's in-process buffer until the next fsync
+    /// (`manual_wal_flush`), so that a `kill -9` loses exactly what was not
+    /// fsynced, as a power cut would. A fault-testing aid (the Jepsen
+    /// harness's "lost un-fsynced writes"); durability of acknowledged
+    /// writes is unchanged because every append is fsynced before its ack.
+    pub wal_buffered_until_sync: bool,
 }
 
 impl RaftNodeConfig {
@@ -106,6 +114,7 @@ impl RaftNodeConfig {
             bootstrap: true,
             link_faults: None,
             mutation: None,
+            wal_buffered_until_sync: false,
         }
     }
 
@@ -203,8 +212,8 @@ impl RaftNode {
         let raft_config = Arc::new(config.raft_config()?);
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StartError::DataDir(format!("{}: {e}", config.data_dir.display())))?;
-        let (db, db_closed) =
-            storage::open_db(&config.data_dir).map_err(|e| StartError::DataDir(e.to_string()))?;
+        let (db, db_closed) = storage::open_db(&config.data_dir, config.wal_buffered_until_sync)
+            .map_err(|e| StartError::DataDir(e.to_string()))?;
         let log_store = LogStore::new(
             Arc::clone(&db),
             config.mutation != Some(Mutation::SkipFsync),
@@ -334,7 +343,10 @@ impl RaftNode {
     /// Commits `proposal` and returns the state machine's verdict. On a
     /// follower the proposal is forwarded to the leader's Raft port.
     /// Rejections are in `Response::result`, not errors.
-    pub async fn client_write(&self, proposal: Proposal) -> Result<Response, WriteError> {
+    pub async fn client_write(&self, mut proposal: Proposal) -> Result<Response, WriteError> {
+        if self.mutation == Some(Mutation::DoubleApply) {
+            proposal.command = without_request_tokens(proposal.command);
+        }
         let request = Request::Apply(proposal);
         let deadline = Instant::now() + self.request_timeout;
         tokio::time::timeout_at(deadline, self.write_with_retries(&request, deadline))
@@ -441,9 +453,7 @@ impl RaftNode {
                 .map_err(|e| ReadError::Fatal(e.to_string()));
         }
         let deadline = Instant::now() + self.request_timeout;
-        let read_index = tokio::time::timeout_at(deadline, self.read_index(deadline))
-            .await
-            .map_err(|_| ReadError::Timeout)??;
+        let read_index = self.read_index_with_retries(deadline).await?;
         if let Some(index) = read_index {
             let timeout = deadline.saturating_duration_since(Instant::now());
             self.raft
@@ -460,6 +470,30 @@ impl RaftNode {
         self.view
             .read(read)
             .map_err(|e| ReadError::Fatal(e.to_string()))
+    }
+
+    /// [`Self::read_index`], asked again while the answer is "no leader" or
+    /// "no quorum" and time is left: a read changes nothing, so retrying
+    /// is always safe, and an election or a slow heartbeat round under
+    /// load should not surface as an error. Past the deadline the last
+    /// such error is returned.
+    async fn read_index_with_retries(&self, deadline: Instant) -> Result<Option<u64>, ReadError> {
+        let mut last = ReadError::Timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.read_index(deadline)).await {
+                Err(_) => return Err(last),
+                Ok(Err(
+                    e @ (ReadError::NoLeader
+                    | ReadError::NoQuorum(_)
+                    | ReadError::LeaderUnreachable { .. }),
+                )) => last = e,
+                Ok(other) => return other,
+            }
+            if Instant::now() + READ_RETRY_BACKOFF >= deadline {
+                return Err(last);
+            }
+            tokio::time::sleep(READ_RETRY_BACKOFF).await;
+        }
     }
 
     /// The log index a linearizable read must wait for.
@@ -601,6 +635,36 @@ impl RaftNode {
             .map_err(|e| AdminError::Fatal(e.to_string()))
     }
 
+    /// Starts an election on this node now, which is how a leader is moved
+    /// with openraft 0.9 (it has no transfer call): the campaign raises the
+    /// term, so the current leader steps down when it next hears from this
+    /// node, and a member with an up-to-date log wins the election (usually
+    /// this one, which campaigned first). A no-op on the leader. Returns
+    /// once the election is triggered, not won.
+    pub async fn campaign(&self) -> Result<(), AdminError> {
+        self.raft
+            .trigger()
+            .elect()
+            .await
+            .map_err(|e| AdminError::Fatal(e.to_string()))
+    }
+
+    /// Resolves with the reason once Raft has stopped on a fatal error
+    /// (a failed fsync or another storage error, a panic in its core), so
+    /// that the process can fail-stop and be restarted by its supervisor
+    /// instead of lingering as a member that answers nothing.
+    pub async fn fatal(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "raft metrics closed".to_string();
+            }
+        }
+    }
+
     /// A snapshot of this node's Raft metrics.
     pub fn metrics(&self) -> NodeMetrics {
         let committed_index = self.committed.borrow().map(|id| id.index);
@@ -664,6 +728,18 @@ impl Drop for RaftNode {
         if let Some(running) = running {
             let _ = running.server_stop.send(());
         }
+    }
+}
+
+/// [`Mutation::DoubleApply`]: `command` with every request token removed,
+/// so the state machine applies a retried create again.
+fn without_request_tokens(command: Command) -> Command {
+    match command {
+        Command::Idempotent { command, .. } => without_request_tokens(*command),
+        Command::Batch(commands) => {
+            Command::Batch(commands.into_iter().map(without_request_tokens).collect())
+        }
+        other => other,
     }
 }
 

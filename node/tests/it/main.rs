@@ -7,6 +7,7 @@ mod cluster;
 mod ctl_resources;
 mod ctl_verbs;
 mod dev;
+mod disk_and_leadership;
 mod fields;
 mod floating_ips;
 mod garbage;

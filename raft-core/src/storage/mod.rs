@@ -78,11 +78,18 @@ impl DbClosed {
     }
 }
 
-/// Opens (creating if needed) the node's database in `dir`.
-pub fn open_db(dir: &Path) -> Result<(Arc<Db>, DbClosed), OpenError> {
+/// Opens (creating if needed) the node's database in `dir`. With
+/// `wal_buffered_until_sync`, WAL records stay in RocksDB's in-process
+/// buffer until the next synced write or `flush_wal`, so a killed process
+/// loses what was not fsynced (see `RaftNodeConfig::wal_buffered_until_sync`).
+pub fn open_db(
+    dir: &Path,
+    wal_buffered_until_sync: bool,
+) -> Result<(Arc<Db>, DbClosed), OpenError> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
+    opts.set_manual_wal_flush(wal_buffered_until_sync);
     let cfs = [CF_LOGS, CF_META, CF_SM]
         .into_iter()
         .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));

@@ -12,7 +12,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RocksBui
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError> {
         let dir = TempDir::new().map_err(|e| StorageIOError::write(&e))?;
         let (db, _closed) =
-            open_db(dir.path()).map_err(|e| StorageIOError::write(AnyError::error(e)))?;
+            open_db(dir.path(), false).map_err(|e| StorageIOError::write(AnyError::error(e)))?;
         let log_store = LogStore::new(db.clone(), true)?;
         let state_machine = StateMachineStore::open(db)?;
         Ok((dir, log_store, state_machine))
