@@ -3,13 +3,14 @@
 # Alcor-RS: libclang (bindgen for librocksdb-sys) and Debian's RocksDB, which the
 # build links instead of compiling the bundled C++ (see .cargo/config.toml).
 # protoc is vendored for our own protos; the etcd-client crate (peer benchmark)
-# runs the system protoc. iproute2/iptables run the Jepsen-style harness;
+# runs the system protoc. iproute2/iptables run the Jepsen-style harness and
+# fiu-utils (libfiu) its fsync-error fault;
 # etcd-server and ovn-central are the peers of the benchmark runner.
 set -euo pipefail
 need=()
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 dpkg -s librocksdb-dev >/dev/null 2>&1 || need+=(librocksdb-dev)
-for pkg in pkg-config protobuf-compiler iproute2 iptables etcd-server etcd-client ovn-central \
+for pkg in pkg-config protobuf-compiler iproute2 iptables fiu-utils etcd-server etcd-client ovn-central \
     python3-venv; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -57,6 +57,14 @@ pub const LEADER_API_HEADER: &str = "x-alcor-leader-api";
 
 /// How often `TriggerSnapshot` looks at the metrics while it waits.
 const SNAPSHOT_POLL_MS: u64 = 20;
+/// Elections `Campaign` starts at most.
+const CAMPAIGN_ATTEMPTS_MAX: u32 = 4;
+/// How long `Campaign` waits for one election to make this member leader.
+const CAMPAIGN_ROUND_MS: u64 = 1_500;
+/// How often `Campaign` looks at the metrics while it waits.
+const CAMPAIGN_POLL_MS: u64 = 20;
+/// `Campaign`'s budget when the client sets no deadline.
+const CAMPAIGN_MS_DEFAULT: u64 = 6_000;
 
 /// How often `Barrier` polls the members' acks.
 const BARRIER_POLL_MS: u64 = 20;
@@ -307,18 +315,40 @@ impl Cluster for ClusterService {
 
     async fn campaign(
         &self,
-        _request: Request<pb::CampaignRequest>,
+        request: Request<pb::CampaignRequest>,
     ) -> Result<Response<pb::CampaignResponse>, Status> {
+        let budget = deadline::budget(request.metadata())
+            .unwrap_or(Duration::from_millis(CAMPAIGN_MS_DEFAULT));
+        let until = Instant::now() + budget;
         let before = self.node.metrics();
         let was_leader = before.leader == Some(before.id);
-        if !was_leader {
+        // A first campaign usually only unseats the leader: the other
+        // members refuse their votes while they still heard from it within
+        // the leader lease, or have a longer log. Campaign again while
+        // time is left, so that this member usually ends up leading.
+        let mut attempts = 0;
+        while !was_leader && attempts < CAMPAIGN_ATTEMPTS_MAX {
+            let m = self.node.metrics();
+            if m.leader == Some(m.id) || Instant::now() >= until {
+                break;
+            }
             self.node.campaign().await.map_err(|e| admin_status(&e))?;
+            attempts += 1;
+            let round = (Instant::now() + Duration::from_millis(CAMPAIGN_ROUND_MS)).min(until);
+            while Instant::now() < round {
+                let m = self.node.metrics();
+                if m.leader == Some(m.id) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(CAMPAIGN_POLL_MS)).await;
+            }
         }
         let after = self.node.metrics();
         Ok(Response::new(pb::CampaignResponse {
             node_id: after.id,
             term: after.term,
             was_leader,
+            leader: after.leader == Some(after.id),
         }))
     }
 

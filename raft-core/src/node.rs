@@ -638,9 +638,10 @@ impl RaftNode {
     /// Starts an election on this node now, which is how a leader is moved
     /// with openraft 0.9 (it has no transfer call): the campaign raises the
     /// term, so the current leader steps down when it next hears from this
-    /// node, and a member with an up-to-date log wins the election (usually
-    /// this one, which campaigned first). A no-op on the leader. Returns
-    /// once the election is triggered, not won.
+    /// node; the other members refuse their votes while their leader lease
+    /// lasts or when their log is longer, so one campaign may only unseat
+    /// the leader (the gateway's `Campaign` tries a few times). A no-op on
+    /// the leader. Returns once the election is triggered, not won.
     pub async fn campaign(&self) -> Result<(), AdminError> {
         self.raft
             .trigger()

@@ -56,6 +56,26 @@ fn ops_of<'a>(history: &'a [Op], key: &'a str) -> impl Iterator<Item = &'a Op> +
     })
 }
 
+/// The idempotent workload's reply check: a create retried with its
+/// request token must get the first attempt's result back, never
+/// ALREADY_EXISTS for the resource that attempt created.
+pub fn check_tokens(history: &[Op], key: &str) -> Verdict {
+    let mut problems = Vec::new();
+    for op in ops_of(history, key) {
+        let Some(error) = &op.error else { continue };
+        if error.starts_with(crate::workloads::TOKEN_NOT_HONOURED) {
+            push(
+                &mut problems,
+                format!(
+                    "element {}: a retry with the same request token was answered ALREADY_EXISTS, not with the first result ({error})",
+                    op.value
+                ),
+            );
+        }
+    }
+    Verdict::from_problems(problems)
+}
+
 /// The set check of `key` (the set and idempotent workloads).
 /// `finals` holds each node's final read (node name, elements).
 pub fn check_set(history: &[Op], key: &str, finals: &[(String, Vec<u64>)]) -> Verdict {
@@ -244,6 +264,30 @@ mod tests {
         let phantom = vec![("n1".to_string(), vec![1, 7])];
         assert!(matches!(
             check_set(&history, "set", &phantom),
+            Verdict::Invalid(_)
+        ));
+    }
+
+    #[test]
+    fn token_check_flags_a_retry_answered_already_exists() {
+        let mut retried = op(3, 1, OpType::Fail, "add", "idempotent", json!(4));
+        retried.error = Some(format!(
+            "{}: attempt 1: ALREADY_EXISTS",
+            crate::workloads::TOKEN_NOT_HONOURED
+        ));
+        let mut timed_out = op(1, 0, OpType::Info, "add", "idempotent", json!(4));
+        timed_out.error = Some("attempt 0: timeout".to_string());
+        let fine = vec![
+            op(0, 0, OpType::Invoke, "add", "idempotent", json!(4)),
+            timed_out,
+            op(2, 1, OpType::Invoke, "add", "idempotent", json!(4)),
+            op(3, 1, OpType::Ok, "add", "idempotent", json!(4)),
+        ];
+        assert_eq!(check_tokens(&fine, "idempotent"), Verdict::Valid);
+        let mut broken = fine.clone();
+        broken[3] = retried;
+        assert!(matches!(
+            check_tokens(&broken, "idempotent"),
             Verdict::Invalid(_)
         ));
     }

@@ -59,6 +59,9 @@ struct Slot {
     initial_cluster: String,
     child: Option<Child>,
     paused: bool,
+    /// A nemesis expects this server to exit by itself (the fsync-error
+    /// fault): `reap_crashed` leaves it to the nemesis.
+    expect_exit: bool,
 }
 
 /// The server processes of one run.
@@ -72,16 +75,27 @@ pub struct Processes {
     next_id: u64,
     /// Servers that exited without the harness killing them.
     pub crashed: Vec<String>,
+    /// Base path of libfiu's control pipes when the servers run under
+    /// `fiu-run -x` (the fsync-error fault); `None`: no libfiu.
+    fiu_ctrl: Option<PathBuf>,
 }
+
+/// libfiu's failure points for `fsync` and `fdatasync`.
+pub const FIU_SYNC_POINTS: &str = "posix/io/sync/*";
 
 impl Processes {
     /// Starts one server per slot with ids 1..=n, all in one initial cluster.
+    ///
+    /// With `fiu`, every server runs under libfiu's `fiu-run -x` (POSIX
+    /// failure points, remote control through pipes in `run_dir`), which
+    /// the fsync-error fault needs.
     pub fn start(
         bin: &Path,
         nodes: usize,
         run_dir: &Path,
         data_root: &Path,
         server_args: Vec<String>,
+        fiu: bool,
     ) -> Result<Processes> {
         let initial_cluster = (1..=nodes)
             .map(|slot| format!("{slot}={}/{}", raft_addr(slot), api_addr(slot)))
@@ -94,6 +108,7 @@ impl Processes {
                 initial_cluster: initial_cluster.clone(),
                 child: None,
                 paused: false,
+                expect_exit: false,
             })
             .collect();
         let mut processes = Processes {
@@ -104,6 +119,7 @@ impl Processes {
             slots,
             next_id: nodes as u64 + 1,
             crashed: Vec::new(),
+            fiu_ctrl: fiu.then(|| run_dir.join("fiu-ctrl")),
         };
         for slot in 1..=nodes {
             processes.spawn(slot)?;
@@ -154,6 +170,7 @@ impl Processes {
         let log_path = self.log_path(slot);
         let bin = self.bin.clone();
         let server_args = self.server_args.clone();
+        let fiu_ctrl = self.fiu_ctrl.clone();
         let s = self.slot(slot)?;
         if s.child.is_some() {
             bail!("n{slot} is already running");
@@ -170,8 +187,12 @@ impl Processes {
         )?;
         let stderr: File = log.try_clone()?;
         let mut command = Command::new("ip");
+        command.args(["netns", "exec", &ns_name(slot)]);
+        if let Some(ctrl) = &fiu_ctrl {
+            // fiu-run execs the server, so the child's pid stays the server's.
+            command.args(["fiu-run", "-x", "-f"]).arg(ctrl);
+        }
         command
-            .args(["netns", "exec", &ns_name(slot)])
             .arg(&bin)
             .arg("server")
             .args(["--id", &s.id.to_string()])
@@ -193,6 +214,55 @@ impl Processes {
             .context("spawn alcor server")?;
         s.child = Some(child);
         s.paused = false;
+        s.expect_exit = false;
+        Ok(())
+    }
+
+    /// The pid of `slot`'s server, if it runs.
+    pub fn pid(&self, slot: usize) -> Option<u32> {
+        self.slots
+            .get(slot.wrapping_sub(1))
+            .and_then(|s| s.child.as_ref())
+            .map(Child::id)
+    }
+
+    /// Marks `slot`'s server as expected to exit by itself (see
+    /// [`Processes::exited`]).
+    pub fn expect_exit(&mut self, slot: usize) -> Result<()> {
+        self.slot(slot)?.expect_exit = true;
+        Ok(())
+    }
+
+    /// If `slot`'s server has exited, reaps it and returns how.
+    pub fn exited(&mut self, slot: usize) -> Option<std::process::ExitStatus> {
+        let s = self.slot(slot).ok()?;
+        let status = s.child.as_mut()?.try_wait().ok()??;
+        s.child = None;
+        Some(status)
+    }
+
+    /// Runs a libfiu remote-control `command` (e.g. `enable name=...`) in
+    /// `slot`'s server.
+    pub fn fiu(&self, slot: usize, command: &str) -> Result<()> {
+        let ctrl = self
+            .fiu_ctrl
+            .as_ref()
+            .ok_or_else(|| anyhow!("servers do not run under fiu-run (is fiu-utils installed?)"))?;
+        let pid = self
+            .pid(slot)
+            .ok_or_else(|| anyhow!("n{slot} is not running"))?;
+        let out = Command::new("fiu-ctrl")
+            .arg("-f")
+            .arg(ctrl)
+            .args(["-c", command, &pid.to_string()])
+            .output()
+            .context("run fiu-ctrl")?;
+        if !out.status.success() {
+            bail!(
+                "fiu-ctrl {command:?} on n{slot}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
         Ok(())
     }
 
@@ -263,6 +333,9 @@ impl Processes {
     /// Notes servers that exited on their own (a crash or a panic).
     pub fn reap_crashed(&mut self) {
         for (i, s) in self.slots.iter_mut().enumerate() {
+            if s.expect_exit {
+                continue;
+            }
             if let Some(child) = &mut s.child {
                 if let Ok(Some(status)) = child.try_wait() {
                     self.crashed

@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::cluster::{self, api_addr, raft_addr, Processes};
+use crate::cluster::{self, api_addr, raft_addr, Processes, FIU_SYNC_POINTS};
 use crate::history::{Event, History, OpType, Process};
 use crate::topology::{ns_name, rules};
 
@@ -54,11 +54,16 @@ pub enum Fault {
     Membership,
     /// Trigger a snapshot (and log purge) on a node.
     Snapshot,
+    /// Move the leadership: a follower campaigns (`Cluster.Campaign`).
+    LeaderTransfer,
+    /// The leader's fsync/fdatasync calls fail (libfiu): it must fail-stop,
+    /// and is restarted from its data dir when the fault ends.
+    FsyncError,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 16] = [
+    pub const ALL: [Fault; 18] = [
         Fault::IsolateLeader,
         Fault::IsolateFollower,
         Fault::RandomHalves,
@@ -75,6 +80,8 @@ impl Fault {
         Fault::Delay,
         Fault::Membership,
         Fault::Snapshot,
+        Fault::LeaderTransfer,
+        Fault::FsyncError,
     ];
 
     /// The name in the history and the summary.
@@ -96,6 +103,8 @@ impl Fault {
             Fault::Delay => "delay",
             Fault::Membership => "membership",
             Fault::Snapshot => "snapshot",
+            Fault::LeaderTransfer => "leader-transfer",
+            Fault::FsyncError => "fsync-error",
         }
     }
 
@@ -107,7 +116,9 @@ impl Fault {
             | Fault::KillAll
             | Fault::PauseLeader
             | Fault::PauseFollower => Category::Process,
-            Fault::Membership | Fault::Snapshot => Category::Admin,
+            Fault::Membership | Fault::Snapshot | Fault::LeaderTransfer | Fault::FsyncError => {
+                Category::Admin
+            }
             _ => Category::Network,
         }
     }
@@ -129,7 +140,7 @@ pub enum Category {
     Network,
     /// Signals to the servers.
     Process,
-    /// Cluster API calls (never combined).
+    /// Cluster API calls and disk faults (never combined).
     Admin,
 }
 
@@ -601,11 +612,94 @@ impl Nemesis {
                 };
                 Ok((json!({"removed": id, "slot": target}), verified))
             }
+            Fault::LeaderTransfer => {
+                let leader = self
+                    .leader_slot()
+                    .await
+                    .ok_or_else(|| anyhow!("no leader"))?;
+                let target = *shuffled
+                    .iter()
+                    .find(|&&s| s != leader)
+                    .ok_or_else(|| anyhow!("no follower"))?;
+                let term_before = cluster::status(leader).await.map(|s| s.term);
+                let mut client = alcor_proto::api::v1::cluster_client::ClusterClient::new(
+                    cluster::channel(target, Duration::from_secs(5))?,
+                );
+                let mut request = tonic::Request::new(pb::CampaignRequest {});
+                request.set_timeout(Duration::from_secs(5));
+                client
+                    .campaign(request)
+                    .await
+                    .map_err(|s| anyhow!("Campaign on n{target}: {}", s.message()))?;
+                let target_id = self.lock().id_of(target);
+                let verified = async {
+                    let until = Instant::now() + EFFECT_WAIT;
+                    while Instant::now() < until {
+                        if let Some((id, term, _)) = cluster::leader(&slots).await {
+                            if term_before.is_some_and(|before| term > before) {
+                                let moved = if Some(id) == target_id {
+                                    "moved to the campaigner"
+                                } else {
+                                    "won by another member"
+                                };
+                                return Ok(format!(
+                                    "n{target} campaigned (leader was n{leader}): term {term_before:?} -> {term}, leader id {id}, {moved}"
+                                ));
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    bail!("no leader in a term above {term_before:?} within {EFFECT_WAIT:?}")
+                }
+                .await;
+                Ok((
+                    json!({"campaigner": target, "leader": leader, "term": term_before}),
+                    verified,
+                ))
+            }
+            Fault::FsyncError => {
+                let leader = self
+                    .leader_slot()
+                    .await
+                    .ok_or_else(|| anyhow!("no leader"))?;
+                let old = self.lock().id_of(leader);
+                {
+                    let mut processes = self.lock();
+                    processes.expect_exit(leader)?;
+                    processes.fiu(leader, &format!("enable name={FIU_SYNC_POINTS}"))?;
+                }
+                let rest: Vec<usize> = slots.iter().copied().filter(|&s| s != leader).collect();
+                let verified = async {
+                    let until = Instant::now() + EFFECT_WAIT;
+                    let status = loop {
+                        if let Some(status) = self.lock().exited(leader) {
+                            break status;
+                        }
+                        if Instant::now() >= until {
+                            let _ = self
+                                .lock()
+                                .fiu(leader, &format!("disable name={FIU_SYNC_POINTS}"));
+                            bail!("n{leader} still runs {EFFECT_WAIT:?} after its fsyncs began to fail");
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    };
+                    if status.success() {
+                        bail!("n{leader} exited cleanly instead of fail-stopping: {status}");
+                    }
+                    let elected = self.new_leader_among(&rest, old).await?;
+                    Ok(format!(
+                        "leader n{leader} fail-stopped on failing fsyncs ({status}); {elected}"
+                    ))
+                }
+                .await;
+                Ok((json!({"node": leader, "points": FIU_SYNC_POINTS}), verified))
+            }
             Fault::Snapshot => {
                 let target = shuffled[0];
                 let status = cluster::status(target).await;
                 let before = status.as_ref().and_then(|s| s.snapshot_index);
                 let applied = status.as_ref().and_then(|s| s.applied_index);
+                let purged_before = status.as_ref().and_then(|s| s.purged_index);
                 let mut client = alcor_proto::api::v1::cluster_client::ClusterClient::new(
                     cluster::channel(target, Duration::from_secs(20))?,
                 );
@@ -622,7 +716,10 @@ impl Nemesis {
                         Ok(format!("n{target} snapshot already at applied index {a}"))
                     }
                     (Some(b), Some(a)) if a <= b => Err(anyhow!("snapshot index stayed at {b}")),
-                    (_, Some(a)) => Ok(format!("n{target} snapshot at {a} (was {before:?})")),
+                    (_, Some(a)) => Ok(format!(
+                        "n{target} snapshot at {a} (was {before:?}), log purged to {:?} (was {purged_before:?})",
+                        response.purged_index
+                    )),
                 };
                 Ok((
                     json!({"node": target, "before": before, "after": response.snapshot_index}),

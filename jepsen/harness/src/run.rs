@@ -52,6 +52,9 @@ fn server_args() -> Vec<String> {
         "100",
         "--log",
         "info,openraft=warn",
+        // Every kill -9 then also loses the un-fsynced writes, as a power
+        // cut would: the "lost un-fsynced writes" disk fault.
+        "--wal-buffered-until-sync",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -365,6 +368,20 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     } else {
         args.nemesis.clone()
     };
+    let fiu_available =
+        topology::sh("sh", &["-c", "command -v fiu-run && command -v fiu-ctrl"]).is_ok();
+    let faults: Vec<Fault> = if faults.contains(&Fault::FsyncError) && !fiu_available {
+        if args.nemesis.contains(&Fault::FsyncError) {
+            bail!("the fsync-error fault needs libfiu's fiu-run and fiu-ctrl (apt-get install fiu-utils)");
+        }
+        println!("fsync-error left out: fiu-run not found (apt-get install fiu-utils)");
+        faults
+            .into_iter()
+            .filter(|f| *f != Fault::FsyncError)
+            .collect()
+    } else {
+        faults
+    };
     println!(
         "run {stamp}: {} nodes, {:?}, seed {seed}, workloads {:?}, faults {:?}\nresults: {}",
         args.nodes,
@@ -383,6 +400,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         &run_dir,
         &data_root,
         server_args(),
+        faults.contains(&Fault::FsyncError),
     )?));
     let slots: Vec<usize> = (1..=args.nodes).collect();
     let until = Instant::now() + STARTUP_WAIT;
@@ -498,10 +516,18 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         let local = match workload {
             Workload::Register => Verdict::Valid,
             Workload::Unique => checks::check_unique(&ops, &unique_finals),
-            Workload::Set | Workload::Idempotent => checks::check_set(
+            Workload::Set => checks::check_set(
                 &ops,
                 workload.name(),
                 sets.get(&workload).map(Vec::as_slice).unwrap_or_default(),
+            ),
+            Workload::Idempotent => worst(
+                checks::check_set(
+                    &ops,
+                    workload.name(),
+                    sets.get(&workload).map(Vec::as_slice).unwrap_or_default(),
+                ),
+                checks::check_tokens(&ops, workload.name()),
             ),
         };
         let checked = match &report {

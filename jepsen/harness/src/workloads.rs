@@ -46,6 +46,9 @@ pub const PROJECT: &str = "jepsen";
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(3_000);
 /// Attempts of one idempotent create (the first plus retries).
 pub const IDEMPOTENT_ATTEMPTS_MAX: u32 = 6;
+/// Marks an idempotent create whose retry was answered ALREADY_EXISTS
+/// instead of the first attempt's result (see `checks::check_tokens`).
+pub const TOKEN_NOT_HONOURED: &str = "TOKEN_NOT_HONOURED";
 /// Entries per list page in the final reads.
 const PAGE: u32 = 500;
 /// Pages per final read (bounds a runaway listing).
@@ -488,7 +491,15 @@ async fn idempotent_op(client: &mut Client) {
             }
             Err(status) => {
                 let kind = classify_mutation(&status);
-                let error = format!("attempt {attempt}: {}", describe(&status));
+                // The token is fresh, so ALREADY_EXISTS can only come from an
+                // earlier attempt that applied: the server failed to return
+                // that attempt's result, which is what the token promises.
+                let marker = if status.code() == Code::AlreadyExists {
+                    format!("{TOKEN_NOT_HONOURED}: ")
+                } else {
+                    String::new()
+                };
+                let error = format!("{marker}attempt {attempt}: {}", describe(&status));
                 client.complete(kind, "add", &key, json!(n), Some(error));
                 // A proven non-application from NO_LEADER / OVERLOADED / a
                 // refused connection is worth retrying too: same token.

@@ -98,6 +98,11 @@ async fn campaign_on_a_follower_starts_a_new_term_and_the_cluster_keeps_committi
         .into_inner();
     assert_eq!(answer.node_id, follower);
     assert!(!answer.was_leader);
+    // Whether the campaigner won is reported, not promised (another member
+    // may win an election it started); either way the term moved on.
+    if answer.leader {
+        assert_eq!(cluster.leader(&all).await, follower);
+    }
 
     // The leader answered by the Campaign on the leader itself is a no-op.
     let mut on_leader = cluster
