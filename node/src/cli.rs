@@ -208,6 +208,16 @@ pub(crate) struct ServerArgs {
         value_parser = clap::value_parser!(u64).range(1..=1_024)
     )]
     pub(crate) push_full_syncs_max: u64,
+    /// HTTP/2 keepalive on the API port, in ms: a PING every period, and a
+    /// connection whose peer does not answer within another period is
+    /// closed. This is how a dead or frozen agent's stream is noticed.
+    #[arg(
+        long,
+        env = "ALCOR_HTTP2_KEEPALIVE_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(100..=600_000)
+    )]
+    pub(crate) http2_keepalive_ms: u64,
     /// Log format.
     #[arg(long, env = "ALCOR_LOG_FORMAT", value_enum, default_value = "text")]
     pub(crate) log_format: LogFormat,

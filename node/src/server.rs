@@ -154,7 +154,8 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
             push.close();
         }
     };
-    let served = build_api_router(Arc::clone(&node), orchestrator, push)
+    let keepalive = std::time::Duration::from_millis(args.http2_keepalive_ms);
+    let served = build_api_router(Arc::clone(&node), orchestrator, push, keepalive)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     // The gRPC server may also end by itself (an error): stop REST too.
@@ -193,19 +194,21 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
 /// Every gRPC service a node serves on `--api-addr`: the orchestrator API
 /// (`orchestrator`, shared with the REST API), the cluster API (which reads
-/// the host acks `push` records) and the host agents' push stream.
+/// the host acks `push` records) and the host agents' push stream, with
+/// HTTP/2 keepalive every `keepalive` (detects dead agents).
 pub(crate) fn build_api_router(
     node: Arc<RaftNode>,
     orchestrator: OrchestratorService,
     push: PushService,
+    keepalive: std::time::Duration,
 ) -> Router {
     let orchestrator = OrchestratorServer::new(orchestrator)
         .max_decoding_message_size(REQUEST_BYTES_MAX)
         .max_encoding_message_size(RESPONSE_BYTES_MAX);
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(HTTP2_KEEPALIVE_S)))
-        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(HTTP2_KEEPALIVE_S)))
+        .http2_keepalive_interval(Some(keepalive))
+        .http2_keepalive_timeout(Some(keepalive))
         .add_service(orchestrator)
         .add_service(
             ClusterService::with_acks(node, Arc::new(PushAcks(push.clone()))).into_server(),
@@ -257,9 +260,6 @@ impl AckSource for PushAcks {
         self.0.acked()
     }
 }
-
-/// HTTP/2 keepalive period (and ack timeout) on the API port: detects dead agents.
-const HTTP2_KEEPALIVE_S: u64 = 10;
 
 /// Resolves on SIGINT or SIGTERM.
 pub(crate) async fn shutdown_signal() {

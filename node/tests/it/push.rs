@@ -422,3 +422,70 @@ async fn agent_on_a_follower_stays_ordered_and_gap_free_across_a_leader_kill_and
         "revisions went backwards: {seen:?}"
     );
 }
+
+/// A `alcor agent-sim` process for the one host `sim-00000`, streaming from
+/// `endpoint`; killed on drop.
+struct AgentProcess(std::process::Child);
+
+impl AgentProcess {
+    fn start(endpoint: &str) -> AgentProcess {
+        let child = std::process::Command::new(crate::cluster::BIN)
+            .args(["agent-sim", "--agents", "1", "--endpoints", endpoint])
+            .args(["--report-interval-s", "1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn alcor agent-sim");
+        AgentProcess(child)
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.0.id()).expect("pid"));
+        nix::sys::signal::kill(pid, signal).expect("signal the agent");
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_agent_is_dropped_by_http2_keepalive_and_streams_again_once_resumed() {
+    let (cluster, metrics) = cluster_with_metrics(&["--http2-keepalive-ms", "300"]);
+    let all = cluster.ids();
+    cluster.leader(&all).await;
+    workload::create_host(&cluster, &all, "sim-00000", 1).await;
+    let agent = AgentProcess::start(&cluster.api_addr(1));
+    let connected = |n: f64| move |t: &str| sample(t, "alcor_push_connected_agents") == Some(n);
+    scrape_until(
+        &cluster,
+        &metrics[&1],
+        "the agent to connect",
+        connected(1.0),
+    )
+    .await;
+
+    // SIGSTOP: the agent's kernel still acknowledges TCP, only HTTP/2 PINGs
+    // go unanswered, so nothing but keepalive can notice it is gone.
+    agent.signal(nix::sys::signal::Signal::SIGSTOP);
+    scrape_until(
+        &cluster,
+        &metrics[&1],
+        "keepalive to drop the frozen agent",
+        connected(0.0),
+    )
+    .await;
+
+    agent.signal(nix::sys::signal::Signal::SIGCONT);
+    scrape_until(
+        &cluster,
+        &metrics[&1],
+        "the agent to reconnect",
+        connected(1.0),
+    )
+    .await;
+}
