@@ -262,7 +262,10 @@ impl Nemesis {
                 break;
             };
             let active = self.start(fault).await;
-            let partner = if schedule.combined && self.rng.bool() {
+            // Nothing is paired with kill-all: with every node down there is
+            // no leader for a partner to find, which would count as a fault
+            // that could not be injected.
+            let partner = if schedule.combined && fault != Fault::KillAll && self.rng.bool() {
                 let kinds: Vec<Fault> = faults
                     .iter()
                     .copied()
