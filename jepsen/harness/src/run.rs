@@ -21,6 +21,7 @@ use alcor_jepsen_checker::ops::Workload as CheckedWorkload;
 
 use crate::checks::{self, PortSeen, Verdict};
 use crate::cluster::{self, channel, Processes};
+use crate::convergence::{self, Convergence};
 use crate::history::{Event, History, Op, OpType, Process};
 use crate::nemesis::{Fault, Nemesis, Schedule};
 use crate::topology::{self, Topology};
@@ -66,7 +67,7 @@ fn utc_stamp() -> String {
 
 /// Calls `f` on each node in turn until one succeeds (or answers
 /// ALREADY_EXISTS, which for a create with a fixed id means it is done).
-async fn on_any<T, F, Fut>(nodes: usize, f: F) -> Result<Option<T>>
+pub(crate) async fn on_any<T, F, Fut>(nodes: usize, f: F) -> Result<Option<T>>
 where
     F: Fn(OrchestratorClient<tonic::transport::Channel>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -87,7 +88,7 @@ where
     bail!("setup call failed for {STARTUP_WAIT:?}: {last}")
 }
 
-fn fixed_id(kind: u32, n: u64) -> String {
+pub(crate) fn fixed_id(kind: u32, n: u64) -> String {
     format!("{kind:08x}-0000-4000-8000-{n:012x}")
 }
 
@@ -305,6 +306,9 @@ fn workload_of(op: &Op) -> Option<Workload> {
     if !matches!(op.process, Process::Client(_)) {
         return None;
     }
+    if op.workload.as_deref() == Some(Workload::Convergence.checker()) {
+        return Some(Workload::Convergence);
+    }
     match op.key.as_deref() {
         Some("set") => Some(Workload::Set),
         Some("unique") => Some(Workload::Unique),
@@ -398,10 +402,16 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     let register_keys =
         (args.duration.as_secs() / KEY_PERIOD.as_secs() + 2) as usize * KEYS_PER_PERIOD;
     let fixtures = setup(args.nodes, register_keys).await?;
+    let convergence_setup = if args.workloads.contains(&Workload::Convergence) {
+        Some(convergence::setup(args.nodes).await?)
+    } else {
+        None
+    };
     println!("fixtures ready: {register_keys} register keys; running clients");
 
     let per_workload = |w: Workload| match w {
         Workload::Register => (args.clients * 2).min(REGISTER_CLIENTS_MAX),
+        Workload::Convergence => 0,
         _ => args.clients,
     };
     let workers: u64 = args.workloads.iter().map(|&w| per_workload(w)).sum();
@@ -432,6 +442,20 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             worker += 1;
         }
     }
+    let convergence = match convergence_setup {
+        Some(setup) => Some(Convergence::start(
+            history.clone(),
+            args.nodes,
+            setup,
+            &bin,
+            &run_dir,
+            workers * 3_000_000,
+            deadline,
+            args.think,
+            seed,
+        )?),
+        None => None,
+    };
     let mut nemesis = Nemesis::new(history.clone(), processes.clone(), seed);
     let schedule = Schedule {
         quiet: args.quiet,
@@ -461,6 +485,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         p.restore_all()?;
     }
     let recovery = recover(args.nodes, &fixtures.canary, args.recovery_deadline).await;
+    let convergence = match convergence {
+        Some(c) => Some(c.finish().await),
+        None => None,
+    };
     let mut next_process = workers * 1_000_000;
     let (sets, unique_finals, read_problems) = final_reads(
         &history,
@@ -496,7 +524,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     let mut verdicts: BTreeMap<Workload, Verdict> = BTreeMap::new();
     for &workload in &args.workloads {
         let local = match workload {
-            Workload::Register => Verdict::Valid,
+            Workload::Register | Workload::Convergence => Verdict::Valid,
             Workload::Unique => checks::check_unique(&ops, &unique_finals),
             Workload::Set | Workload::Idempotent => checks::check_set(
                 &ops,
@@ -505,6 +533,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             ),
         };
         let checked = match &report {
+            _ if workload == Workload::Convergence => match &convergence {
+                Some(outcome) => outcome.verdict.clone(),
+                None => Verdict::Unknown("not run".to_string()),
+            },
             Ok(report) => verdict_of(report, workload),
             Err(error) => Verdict::Unknown(error.clone()),
         };
@@ -562,6 +594,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             }
         }
     }
+    lines.extend(convergence.iter().flat_map(|c| c.notes.iter().cloned()));
     match &recovery {
         Ok(took) => lines.push(format!(
             "recovery: a write succeeded {:.1}s after healing",
