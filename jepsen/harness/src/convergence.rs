@@ -633,6 +633,12 @@ async fn watcher(
             last = Some(last.map_or(top, |l| l.max(top)));
         }
         let end = segment.end.clone();
+        // A stream that delivered nothing (node down) is retried less often.
+        let pause = if segment.events.is_empty() {
+            1_000
+        } else {
+            200
+        };
         {
             let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
             log.segments.push(segment);
@@ -663,7 +669,7 @@ async fn watcher(
         }
         slot = slot % shared.nodes + 1;
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(pause)) => {}
             _ = stop.changed() => return,
         }
     }
@@ -962,12 +968,22 @@ impl Convergence {
         }
         let check = check_watchers(&named);
         let streams: usize = named.iter().map(|(_, s)| s.len()).sum();
+        let ends = named.iter().flat_map(|(_, s)| s).map(|s| &s.end);
+        let (mut broken, mut idle) = (0, 0);
+        for end in ends {
+            match end {
+                End::Broken(why) if why == "idle" => idle += 1,
+                End::Broken(_) => broken += 1,
+                _ => {}
+            }
+        }
         notes.push(format!(
-            "convergence: {streams} watch streams, {} distinct events, {} COMPACTED (range \
-             excluded), {} lagged, {} gaps; reference streams: {}",
-            check.events,
+            "convergence: {streams} watch streams ({broken} broke, {idle} idle for \
+             {WATCH_IDLE_MAX:?}, {} COMPACTED: range excluded, {} lagged), {} distinct events, \
+             {} gaps; reference streams: {}",
             check.compactions,
             check.lagged,
+            check.events,
             check.gaps,
             references.join(", ")
         ));

@@ -38,6 +38,8 @@ const REGISTER_CLIENTS_MAX: u64 = 10;
 const STARTUP_WAIT: Duration = Duration::from_secs(60);
 /// Longest wait for one node's final read.
 const FINAL_READ_WAIT: Duration = Duration::from_secs(30);
+/// Taken by every run (one run per machine at a time).
+const RUN_LOCK: &str = "/tmp/alcor-jepsen-run.lock";
 /// Concurrent creates while building the register keys.
 const SETUP_PARALLELISM: usize = 8;
 
@@ -342,6 +344,12 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         bail!("needs root (network namespaces, iptables)");
     }
     topology::check_tools()?;
+    // Runs share fixed namespaces and addresses: a second one would sweep
+    // the first's servers. Held until this function returns.
+    let lock = std::fs::File::create(RUN_LOCK).with_context(|| format!("create {RUN_LOCK}"))?;
+    if lock.try_lock().is_err() {
+        bail!("another alcor-jepsen run holds {RUN_LOCK}");
+    }
     let bin = std::fs::canonicalize(&args.alcor_bin)
         .with_context(|| format!("--alcor-bin {}", args.alcor_bin.display()))?;
     let swept = topology::sweep()?;
