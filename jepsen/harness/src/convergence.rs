@@ -111,8 +111,9 @@ pub struct Seen {
 pub enum End {
     /// Stopped by the harness (after the sentinel or at the deadline).
     Done,
-    /// FAILED_PRECONDITION / COMPACTED.
-    Compacted,
+    /// FAILED_PRECONDITION / COMPACTED, with the node's history floor when
+    /// its message states it.
+    Compacted(Option<u64>),
     /// ABORTED / WATCH_LAGGED.
     Lagged,
     /// Any other error, an idle timeout, or the stream ending.
@@ -145,6 +146,9 @@ pub struct WatchCheck {
     pub events: usize,
     /// Events a stream missed although another saw them in its range.
     pub gaps: u64,
+    /// Events inside the covered range of at least two watchers (so
+    /// compared).
+    pub cross_checked: usize,
 }
 
 fn push(problems: &mut Vec<String>, problem: String) {
@@ -162,7 +166,7 @@ pub fn check_watchers(watchers: &[(String, Vec<Segment>)]) -> WatchCheck {
         let mut last: Option<u64> = None;
         for (s, segment) in segments.iter().enumerate() {
             match segment.end {
-                End::Compacted => out.compactions += 1,
+                End::Compacted(_) => out.compactions += 1,
                 End::Lagged => out.lagged += 1,
                 _ => {}
             }
@@ -237,7 +241,9 @@ pub fn check_watchers(watchers: &[(String, Vec<Segment>)]) -> WatchCheck {
     out.events = reference.len();
     // Gaps: each stream covered (from, last revision) strictly; the last
     // revision itself may have been cut short and is read again by the next.
+    let mut coverage: BTreeMap<&(u64, String), usize> = BTreeMap::new();
     for (name, segments) in watchers {
+        let mut covered: BTreeSet<&(u64, String)> = BTreeSet::new();
         for (s, segment) in segments.iter().enumerate() {
             let Some(top) = segment.events.iter().map(|e| e.revision).max() else {
                 continue;
@@ -251,8 +257,10 @@ pub fn check_watchers(watchers: &[(String, Vec<Segment>)]) -> WatchCheck {
                 Bound::Excluded((segment.from, String::from("\u{10FFFF}"))),
                 Bound::Excluded((top, String::new())),
             );
-            for ((revision, id), (_, by)) in reference.range(range) {
-                if *revision > segment.from && !mine.contains(&(*revision, id.as_str())) {
+            for (key, (_, by)) in reference.range(range) {
+                covered.insert(key);
+                let (revision, id) = key;
+                if !mine.contains(&(*revision, id.as_str())) {
                     out.gaps += 1;
                     push(
                         &mut out.problems,
@@ -265,7 +273,11 @@ pub fn check_watchers(watchers: &[(String, Vec<Segment>)]) -> WatchCheck {
                 }
             }
         }
+        for key in covered {
+            *coverage.entry(key).or_default() += 1;
+        }
     }
+    out.cross_checked = coverage.values().filter(|&&n| n >= 2).count();
     out
 }
 
@@ -507,9 +519,16 @@ fn watch_channel(slot: usize) -> Result<Channel> {
         .connect_lazy())
 }
 
+/// The floor in a COMPACTED message: "... (which starts after 1234) ...".
+fn floor_of(message: &str) -> Option<u64> {
+    let rest = message.split("starts after ").nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 fn end_of(status: &Status) -> End {
     match (status.code(), reason(status)) {
-        (Code::FailedPrecondition, Some("COMPACTED")) => End::Compacted,
+        (Code::FailedPrecondition, Some("COMPACTED")) => End::Compacted(floor_of(status.message())),
         (Code::Aborted, Some("WATCH_LAGGED")) => End::Lagged,
         _ => End::Broken(describe(status)),
     }
@@ -591,7 +610,7 @@ fn record_stream(shared: &Shared, key: &str, segment: &Segment) {
     let revisions: Vec<u64> = segment.events.iter().map(|e| e.revision).collect();
     let (kind, error) = match &segment.end {
         End::Done => (OpType::Ok, None),
-        End::Compacted => (OpType::Fail, Some("COMPACTED".to_string())),
+        End::Compacted(_) => (OpType::Fail, Some("COMPACTED".to_string())),
         End::Lagged => (OpType::Info, Some("WATCH_LAGGED".to_string())),
         End::Broken(why) => (OpType::Info, Some(why.clone())),
     };
@@ -651,7 +670,7 @@ async fn watcher(
         }
         match end {
             End::Done => return,
-            End::Compacted => {
+            End::Compacted(_) => {
                 // Re-list: resume from a linearizable revision. No stream of
                 // this watcher covers (last, from], so the gap check skips it.
                 let relisted = tokio::select! {
@@ -935,34 +954,44 @@ impl Convergence {
         if let Some(sentinel) = sentinel {
             let start = shared.setup.start_revision;
             let (_keep, stopped) = watch::channel(false);
+            // From the start revision; a node whose history begins later
+            // (it restarted or installed a snapshot) is read from its floor.
             for slot in 1..=shared.nodes {
-                let mut stopped = stopped.clone();
-                let read = tokio::time::timeout(
-                    REFERENCE_WAIT,
-                    one_stream(slot, start, Some(sentinel), &mut stopped, None),
-                )
-                .await;
-                let (events, end) = read.unwrap_or_else(|_| {
-                    (Vec::new(), End::Broken("no sentinel in time".to_string()))
-                });
-                let segment = Segment {
-                    node: slot,
-                    from: start,
-                    events,
-                    end,
-                };
-                record_stream(&shared, &format!("watch-ref-n{slot}"), &segment);
-                references.push(format!(
-                    "n{slot} {}",
-                    match &segment.end {
+                let mut from = start;
+                for _ in 0..2 {
+                    let mut stopped = stopped.clone();
+                    let read = tokio::time::timeout(
+                        REFERENCE_WAIT,
+                        one_stream(slot, from, Some(sentinel), &mut stopped, None),
+                    )
+                    .await;
+                    let (events, end) = read.unwrap_or_else(|_| {
+                        (Vec::new(), End::Broken("no sentinel in time".to_string()))
+                    });
+                    let segment = Segment {
+                        node: slot,
+                        from,
+                        events,
+                        end,
+                    };
+                    record_stream(&shared, &format!("watch-ref-n{slot}"), &segment);
+                    let what = match &segment.end {
                         End::Done => "full",
-                        End::Compacted => "COMPACTED",
+                        End::Compacted(_) => "COMPACTED",
                         End::Lagged => "lagged",
                         End::Broken(_) => "partial",
+                    };
+                    references.push(format!("n{slot} from {from} {what}"));
+                    match segment.end {
+                        End::Compacted(Some(floor)) if floor > from && floor < sentinel => {
+                            from = floor;
+                        }
+                        End::Compacted(_) => break,
+                        _ => {
+                            named.push((format!("ref-n{slot}"), vec![segment]));
+                            break;
+                        }
                     }
-                ));
-                if segment.end != End::Compacted {
-                    named.push((format!("ref-n{slot}"), vec![segment]));
                 }
             }
         }
@@ -980,10 +1009,11 @@ impl Convergence {
         notes.push(format!(
             "convergence: {streams} watch streams ({broken} broke, {idle} idle for \
              {WATCH_IDLE_MAX:?}, {} COMPACTED: range excluded, {} lagged), {} distinct events, \
-             {} gaps; reference streams: {}",
+             {} of them inside two or more streams' ranges, {} gaps; reference streams: {}",
             check.compactions,
             check.lagged,
             check.events,
+            check.cross_checked,
             check.gaps,
             references.join(", ")
         ));
@@ -1255,6 +1285,9 @@ mod tests {
         assert!(check.problems.is_empty(), "{:?}", check.problems);
         assert_eq!(check.events, 4);
         assert_eq!(check.gaps, 0);
+        // 20 ends both watchers' last ranges (exclusive); 11, 13, 15 are
+        // inside a range of each.
+        assert_eq!(check.cross_checked, 3);
     }
 
     #[test]
@@ -1328,7 +1361,7 @@ mod tests {
                 "a",
                 vec![
                     segment(10, &[11], End::Broken("killed".into())),
-                    segment(10, &[], End::Compacted),
+                    segment(10, &[], End::Compacted(None)),
                     // Re-listed at 16: (11, 16] is covered by no stream of "a".
                     segment(16, &[17, 20], End::Done),
                 ],
@@ -1338,6 +1371,14 @@ mod tests {
         assert_eq!(check.compactions, 1);
         assert_eq!(check.gaps, 0);
         assert!(check.problems.is_empty(), "{:?}", check.problems);
+    }
+
+    #[test]
+    fn the_floor_is_read_from_a_compacted_message() {
+        let message = "COMPACTED: revision 80 is older than this node's watch history (which \
+                       starts after 5123): re-list and watch from the list's revision";
+        assert_eq!(floor_of(message), Some(5123));
+        assert_eq!(floor_of("COMPACTED: gone"), None);
     }
 
     #[test]
