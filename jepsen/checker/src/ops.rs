@@ -236,13 +236,19 @@ pub struct UnknownWorkload {
     pub name: String,
 }
 
+/// Workloads recorded in the same history but judged elsewhere (the harness's
+/// `convergence` workload: watch streams and host agents); their operations are
+/// skipped here.
+pub const EXTERNAL_WORKLOADS: [&str; 1] = ["convergence"];
+
 /// Splits operations into independent partitions by (workload, key), each in invocation
-/// order.
+/// order. Operations of an [`EXTERNAL_WORKLOADS`] workload are left out.
 pub fn partition(ops: Vec<Op>) -> Result<BTreeMap<(Workload, String), Vec<Op>>, UnknownWorkload> {
     let mut explicit: BTreeMap<(Option<Workload>, String), Vec<Op>> = BTreeMap::new();
     for op in ops {
         let workload = match &op.workload {
             None => None,
+            Some(name) if EXTERNAL_WORKLOADS.contains(&name.as_str()) => continue,
             Some(name) => Some(Workload::parse(name).ok_or_else(|| UnknownWorkload {
                 index: op.index,
                 name: name.clone(),

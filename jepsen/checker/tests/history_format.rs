@@ -141,3 +141,30 @@ fn nemesis_events_are_not_paired_as_client_operations() {
     }
     assert_eq!(pair(&events).unwrap().len(), 1);
 }
+
+#[test]
+fn operations_of_the_harness_judged_convergence_workload_are_skipped() {
+    let mut events = common::Builder::default().write(1, "k", 1, 0, 1).build();
+    for (i, kind) in [EventType::Invoke, EventType::Info].into_iter().enumerate() {
+        events.push(Event {
+            index: 10 + i as u64,
+            process: Process::Client(7),
+            kind,
+            f: "watch".into(),
+            key: Some("watch-0".into()),
+            value: serde_json::json!({"from": 3}),
+            time: 2 + i as u64,
+            workload: Some("convergence".into()),
+            node: None,
+            error: None,
+        });
+    }
+    let options = alcor_jepsen_checker::check::CheckOptions::default();
+    let report = alcor_jepsen_checker::check::check_events(&events, &options).unwrap();
+    assert_eq!(report.keys.len(), 1);
+    assert_eq!(report.keys[0].key, "k");
+    let mut unknown = events.clone();
+    unknown[2].workload = Some("elsewhere".into());
+    unknown[3].workload = Some("elsewhere".into());
+    assert!(alcor_jepsen_checker::check::check_events(&unknown, &options).is_err());
+}

@@ -9,6 +9,7 @@
 
 mod checks;
 mod cluster;
+mod convergence;
 mod delay;
 mod history;
 mod nemesis;
@@ -90,7 +91,7 @@ pub struct RunArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "register,set,unique,idempotent"
+        default_value = "register,set,unique,idempotent,convergence"
     )]
     pub workloads: Vec<Workload>,
     /// Faults to cycle through (comma-separated); default: every fault that

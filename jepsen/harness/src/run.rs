@@ -21,6 +21,7 @@ use alcor_jepsen_checker::ops::Workload as CheckedWorkload;
 
 use crate::checks::{self, PortSeen, Verdict};
 use crate::cluster::{self, channel, Processes};
+use crate::convergence::{self, Convergence};
 use crate::history::{Event, History, Op, OpType, Process};
 use crate::nemesis::{Fault, Nemesis, Schedule};
 use crate::topology::{self, Topology};
@@ -37,6 +38,8 @@ const REGISTER_CLIENTS_MAX: u64 = 10;
 const STARTUP_WAIT: Duration = Duration::from_secs(60);
 /// Longest wait for one node's final read.
 const FINAL_READ_WAIT: Duration = Duration::from_secs(30);
+/// Taken by every run (one run per machine at a time).
+const RUN_LOCK: &str = "/tmp/alcor-jepsen-run.lock";
 /// Concurrent creates while building the register keys.
 const SETUP_PARALLELISM: usize = 8;
 
@@ -69,7 +72,7 @@ fn utc_stamp() -> String {
 
 /// Calls `f` on each node in turn until one succeeds (or answers
 /// ALREADY_EXISTS, which for a create with a fixed id means it is done).
-async fn on_any<T, F, Fut>(nodes: usize, f: F) -> Result<Option<T>>
+pub(crate) async fn on_any<T, F, Fut>(nodes: usize, f: F) -> Result<Option<T>>
 where
     F: Fn(OrchestratorClient<tonic::transport::Channel>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -90,7 +93,7 @@ where
     bail!("setup call failed for {STARTUP_WAIT:?}: {last}")
 }
 
-fn fixed_id(kind: u32, n: u64) -> String {
+pub(crate) fn fixed_id(kind: u32, n: u64) -> String {
     format!("{kind:08x}-0000-4000-8000-{n:012x}")
 }
 
@@ -308,6 +311,9 @@ fn workload_of(op: &Op) -> Option<Workload> {
     if !matches!(op.process, Process::Client(_)) {
         return None;
     }
+    if op.workload.as_deref() == Some(Workload::Convergence.checker()) {
+        return Some(Workload::Convergence);
+    }
     match op.key.as_deref() {
         Some("set") => Some(Workload::Set),
         Some("unique") => Some(Workload::Unique),
@@ -341,6 +347,12 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         bail!("needs root (network namespaces, iptables)");
     }
     topology::check_tools()?;
+    // Runs share fixed namespaces and addresses: a second one would sweep
+    // the first's servers. Held until this function returns.
+    let lock = std::fs::File::create(RUN_LOCK).with_context(|| format!("create {RUN_LOCK}"))?;
+    if lock.try_lock().is_err() {
+        bail!("another alcor-jepsen run holds {RUN_LOCK}");
+    }
     let bin = std::fs::canonicalize(&args.alcor_bin)
         .with_context(|| format!("--alcor-bin {}", args.alcor_bin.display()))?;
     let swept = topology::sweep()?;
@@ -416,10 +428,16 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     let register_keys =
         (args.duration.as_secs() / KEY_PERIOD.as_secs() + 2) as usize * KEYS_PER_PERIOD;
     let fixtures = setup(args.nodes, register_keys).await?;
+    let convergence_setup = if args.workloads.contains(&Workload::Convergence) {
+        Some(convergence::setup(args.nodes).await?)
+    } else {
+        None
+    };
     println!("fixtures ready: {register_keys} register keys; running clients");
 
     let per_workload = |w: Workload| match w {
         Workload::Register => (args.clients * 2).min(REGISTER_CLIENTS_MAX),
+        Workload::Convergence => 0,
         _ => args.clients,
     };
     let workers: u64 = args.workloads.iter().map(|&w| per_workload(w)).sum();
@@ -450,6 +468,20 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             worker += 1;
         }
     }
+    let convergence = match convergence_setup {
+        Some(setup) => Some(Convergence::start(
+            history.clone(),
+            args.nodes,
+            setup,
+            &bin,
+            &run_dir,
+            workers * 3_000_000,
+            deadline,
+            args.think,
+            seed,
+        )?),
+        None => None,
+    };
     let mut nemesis = Nemesis::new(history.clone(), processes.clone(), seed);
     let schedule = Schedule {
         quiet: args.quiet,
@@ -479,6 +511,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         p.restore_all()?;
     }
     let recovery = recover(args.nodes, &fixtures.canary, args.recovery_deadline).await;
+    let convergence = match convergence {
+        Some(c) => Some(c.finish().await),
+        None => None,
+    };
     let mut next_process = workers * 1_000_000;
     let (sets, unique_finals, read_problems) = final_reads(
         &history,
@@ -514,7 +550,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     let mut verdicts: BTreeMap<Workload, Verdict> = BTreeMap::new();
     for &workload in &args.workloads {
         let local = match workload {
-            Workload::Register => Verdict::Valid,
+            Workload::Register | Workload::Convergence => Verdict::Valid,
             Workload::Unique => checks::check_unique(&ops, &unique_finals),
             Workload::Set => checks::check_set(
                 &ops,
@@ -531,6 +567,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             ),
         };
         let checked = match &report {
+            _ if workload == Workload::Convergence => match &convergence {
+                Some(outcome) => outcome.verdict.clone(),
+                None => Verdict::Unknown("not run".to_string()),
+            },
             Ok(report) => verdict_of(report, workload),
             Err(error) => Verdict::Unknown(error.clone()),
         };
@@ -588,6 +628,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             }
         }
     }
+    lines.extend(convergence.iter().flat_map(|c| c.notes.iter().cloned()));
     match &recovery {
         Ok(took) => lines.push(format!(
             "recovery: a write succeeded {:.1}s after healing",

@@ -65,6 +65,8 @@ pub enum Workload {
     Unique,
     /// Create retried under one request token.
     Idempotent,
+    /// Watch streams and host agents (see `convergence`).
+    Convergence,
 }
 
 impl Workload {
@@ -75,6 +77,7 @@ impl Workload {
             Workload::Set => "set",
             Workload::Unique => "unique",
             Workload::Idempotent => "idempotent",
+            Workload::Convergence => "convergence",
         }
     }
 
@@ -86,15 +89,18 @@ impl Workload {
             // token twice and every acknowledged one.
             Workload::Set | Workload::Idempotent => "set",
             Workload::Unique => "unique",
+            // Judged by the harness (`convergence`), skipped by the checker.
+            Workload::Convergence => "convergence",
         }
     }
 
     /// Every workload.
-    pub const ALL: [Workload; 4] = [
+    pub const ALL: [Workload; 5] = [
         Workload::Register,
         Workload::Set,
         Workload::Unique,
         Workload::Idempotent,
+        Workload::Convergence,
     ];
 }
 
@@ -142,12 +148,12 @@ pub fn register_id(k: usize) -> String {
 }
 
 /// The `x-alcor-reason` header of a status.
-fn reason(status: &Status) -> Option<&str> {
+pub(crate) fn reason(status: &Status) -> Option<&str> {
     status.metadata().get("x-alcor-reason")?.to_str().ok()
 }
 
 /// Short text for the history's `error` field.
-fn describe(status: &Status) -> String {
+pub(crate) fn describe(status: &Status) -> String {
     let mut text = format!("{:?}: {}", status.code(), status.message());
     text.truncate(200);
     text
@@ -270,7 +276,7 @@ impl Client {
     }
 }
 
-fn request<T>(message: T) -> tonic::Request<T> {
+pub(crate) fn request<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(CALL_TIMEOUT);
     request
@@ -278,7 +284,7 @@ fn request<T>(message: T) -> tonic::Request<T> {
 
 /// A call bounded by `CALL_TIMEOUT` also on the client side; a timeout is a
 /// DEADLINE_EXCEEDED status without a server reason (so `info`).
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     call: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
 ) -> Result<T, Status> {
     match tokio::time::timeout(CALL_TIMEOUT + Duration::from_millis(500), call).await {
@@ -302,6 +308,8 @@ pub async fn run_worker(ctx: Arc<Ctx>, workload: Workload, worker: u64) -> Resul
             Workload::Set => set_op(&mut client).await,
             Workload::Unique => unique_op(&mut client).await,
             Workload::Idempotent => idempotent_op(&mut client).await,
+            // Runs its own tasks (`convergence::Convergence`).
+            Workload::Convergence => return Ok(()),
         }
         client.think().await;
     }
