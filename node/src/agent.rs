@@ -42,13 +42,14 @@ pub(crate) fn status_line(agent: &SimAgent) -> String {
     let (revision, digest) = agent.revision_and_digest();
     let counters = agent.counters();
     format!(
-        "{host:<10} revision {revision:>6}  {counts}  digest {digest}  full-syncs {full} diff-batches {batches} reconnects {reconnects}",
+        "{host:<10} revision {revision:>6}  {counts}  digest {digest}  full-syncs {full} diff-batches {batches} reconnects {reconnects} gaps {gaps}",
         host = agent.host_id(),
         counts = counts(&agent.table()),
         digest = hex_prefix(&digest),
         full = counters.full_syncs,
         batches = counters.diff_batches,
         reconnects = counters.reconnects,
+        gaps = counters.gaps,
     )
 }
 

@@ -76,7 +76,8 @@ pub struct Processes {
     /// Servers that exited without the harness killing them.
     pub crashed: Vec<String>,
     /// Base path of libfiu's control pipes when the servers run under
-    /// `fiu-run -x` (the fsync-error fault); `None`: no libfiu.
+    /// `fiu-run -x` (the fsync-error fault), under the run's data root so
+    /// that they go with it; `None`: no libfiu.
     fiu_ctrl: Option<PathBuf>,
 }
 
@@ -87,7 +88,7 @@ impl Processes {
     /// Starts one server per slot with ids 1..=n, all in one initial cluster.
     ///
     /// With `fiu`, every server runs under libfiu's `fiu-run -x` (POSIX
-    /// failure points, remote control through pipes in `run_dir`), which
+    /// failure points, remote control through pipes in `data_root`), which
     /// the fsync-error fault needs.
     pub fn start(
         bin: &Path,
@@ -119,7 +120,7 @@ impl Processes {
             slots,
             next_id: nodes as u64 + 1,
             crashed: Vec::new(),
-            fiu_ctrl: fiu.then(|| run_dir.join("fiu-ctrl")),
+            fiu_ctrl: fiu.then(|| data_root.join("fiu-ctrl")),
         };
         for slot in 1..=nodes {
             processes.spawn(slot)?;
