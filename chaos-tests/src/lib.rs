@@ -228,9 +228,12 @@ async fn drive(
     }
 
     // Liveness: healed, every node up, one write must go through.
-    let final_value = (CLIENTS_MAX + 1) * VALUES_PER_PROCESS_MAX;
+    // Each attempt adds a fresh value: a timed-out attempt may have been
+    // applied, and retrying the same host id would then be refused forever.
     let recovery_deadline = Instant::now() + RECOVERY_MAX;
+    let mut final_value = (CLIENTS_MAX + 1) * VALUES_PER_PROCESS_MAX;
     let final_index = loop {
+        final_value += 1;
         let nodes = cluster.nodes();
         let node = &nodes[(final_value as usize) % nodes.len()].1;
         let op = add(node, final_value, start).await;

@@ -282,8 +282,17 @@ pub(crate) async fn wait_window(push: &PushService, revision: u64) {
 }
 
 /// Asserts the agent's table equals `host`'s goal state on node `id`, by
-/// digest (and by content, for a readable failure).
-pub(crate) fn assert_converged(cluster: &TestCluster, id: NodeId, agent: &SimAgent) {
+/// digest (and by content, for a readable failure). Waits first (bounded)
+/// for the agent to reach the node's applied index: an entry committed just
+/// after the test's last write (a port-status update driven by the agent's
+/// own ack) moves that index on.
+pub(crate) async fn assert_converged(cluster: &TestCluster, id: NodeId, agent: &SimAgent) {
+    let deadline = tokio::time::Instant::now() + WAIT_MAX;
+    while agent.revision() < cluster.goal(id, agent.host_id()).0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let (revision, goal) = cluster.goal(id, agent.host_id());
     let (agent_revision, agent_digest) = agent.revision_and_digest();
     assert!(

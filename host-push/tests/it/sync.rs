@@ -18,7 +18,7 @@ async fn agent_full_syncs_then_follows_diffs_to_the_controller_digest() {
     let agent = RunningAgent::start("h1", cluster.endpoints(&[follower]));
     agent.reach(populated).await;
     assert_eq!(agent.agent.counters().full_syncs, 1);
-    assert_converged(&cluster, follower, &agent.agent);
+    assert_converged(&cluster, follower, &agent.agent).await;
     assert!(
         !agent.agent.table().is_empty(),
         "h1 has a port, a VPC, a subnet"
@@ -32,7 +32,7 @@ async fn agent_full_syncs_then_follows_diffs_to_the_controller_digest() {
     // Advanced by an empty DiffBatch after the idle delay.
     agent.reach(unrelated).await;
     cluster.wait_applied(follower, unrelated).await;
-    assert_converged(&cluster, follower, &agent.agent);
+    assert_converged(&cluster, follower, &agent.agent).await;
 
     let counters = agent.agent.counters();
     assert_eq!(counters.full_syncs, 1, "{counters:?}");
@@ -65,7 +65,7 @@ async fn concurrent_commits_for_one_host_are_coalesced_into_fewer_batches() {
         last = last.max(index.unwrap());
     }
     agent.reach(last).await;
-    assert_converged(&cluster, leader, &agent.agent);
+    assert_converged(&cluster, leader, &agent.agent).await;
 
     let after = agent.agent.counters();
     let n_batches = after.diff_batches - before.diff_batches;
@@ -97,7 +97,7 @@ async fn agent_resumes_on_the_next_node_when_its_node_stops() {
     let last = cluster.write(port(105, 1, "h1")).await;
     agent.reach(last).await;
     cluster.wait_applied(other, last).await;
-    assert_converged(&cluster, other, &agent.agent);
+    assert_converged(&cluster, other, &agent.agent).await;
 
     let counters = agent.agent.counters();
     assert!(counters.reconnects >= 1, "{counters:?}");
