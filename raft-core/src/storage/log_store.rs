@@ -9,7 +9,15 @@
 //!   them in order. Many appends therefore share one fsync;
 //! - `save_committed` is unsynced: the commit index is a hint that lets a
 //!   restarted node replay up to it, and any later synced write or WAL flush
-//!   persists it.
+//!   persists it;
+//! - `purge` never deletes past the snapshot on disk. openraft 0.9 issues
+//!   the purge that follows an installed snapshot while the state machine
+//!   is still persisting that snapshot (`install_full_snapshot` pushes both
+//!   at once); a crash in between left a member with its log purged past
+//!   its last durable snapshot, which could not restart (found by the Jepsen
+//!   run 20261127T215747Z). The rest of such a purge is done by the next one;
+//! - `read_committed` never reports more than a restart can re-apply: the
+//!   durable snapshot plus the log entries that follow it without a gap.
 
 use std::fmt::Debug;
 use std::io;
@@ -41,6 +49,11 @@ pub struct LogStore {
     /// database is released before the store is gone (RocksDB must never be
     /// closed by a detached thread racing process exit).
     flusher: Option<std::thread::JoinHandle<()>>,
+    /// `purge` stops at the snapshot on disk and `read_committed` at what a
+    /// restart can re-apply (see the module doc). Off only for openraft's
+    /// storage conformance suite, which purges and reads the commit index
+    /// with no snapshot at all.
+    snapshot_guards: bool,
 }
 
 impl Drop for LogStore {
@@ -67,6 +80,16 @@ impl LogStore {
     /// `fsync: false` is [`crate::Mutation::SkipFsync`], for mutation tests
     /// only: appends are acknowledged without flushing the WAL.
     pub fn new(db: Arc<Db>, fsync: bool) -> Result<LogStore, StorageError> {
+        LogStore::with_snapshot_guards(db, fsync, true)
+    }
+
+    /// [`LogStore::new`] with the snapshot guards on or off; off only for
+    /// openraft's storage conformance suite.
+    pub fn with_snapshot_guards(
+        db: Arc<Db>,
+        fsync: bool,
+        snapshot_guards: bool,
+    ) -> Result<LogStore, StorageError> {
         let (flush_tx, flush_rx) = mpsc::channel(APPEND_QUEUE_MAX);
         let flusher_db = Arc::clone(&db);
         let flusher = std::thread::Builder::new()
@@ -80,6 +103,7 @@ impl LogStore {
             flush_tx,
             committed_tx,
             flusher: Some(flusher),
+            snapshot_guards,
         })
     }
 
@@ -249,7 +273,44 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        read_meta(&self.db, KEY_COMMITTED)
+        let Some(committed) = read_meta::<LogId>(&self.db, KEY_COMMITTED)? else {
+            return Ok(None);
+        };
+        if !self.snapshot_guards {
+            return Ok(Some(committed));
+        }
+        // The commit index is written unsynced and may be ahead of what a
+        // restart can re-apply (a snapshot was being installed when the
+        // member died). Committed entries live on a quorum, so reporting
+        // less is safe: the leader tells this member the rest.
+        let base = super::state_machine::durable_snapshot_last(&self.db)?;
+        if base.is_some_and(|b| b.index >= committed.index) {
+            return Ok(Some(committed));
+        }
+        let purged = read_meta::<LogId>(&self.db, KEY_LAST_PURGED)?;
+        let mut reachable = base;
+        if base.is_some() || purged.is_none() {
+            let start = base.map_or(0, |b| b.index + 1);
+            for entry in read_entries(&self.db, start..=committed.index)? {
+                let follows = match reachable {
+                    Some(r) => entry.log_id.index == r.index + 1,
+                    // The first entry of a never-purged log.
+                    None => entry.log_id.index <= 1,
+                };
+                if !follows {
+                    break;
+                }
+                reachable = Some(entry.log_id);
+            }
+        }
+        if reachable != Some(committed) {
+            tracing::warn!(
+                ?committed,
+                ?reachable,
+                "the commit index on disk is ahead of the snapshot and log; using what can be re-applied"
+            );
+        }
+        Ok(reachable)
     }
 
     async fn append<I>(
@@ -290,6 +351,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let log_id = if self.snapshot_guards {
+            match super::state_machine::durable_snapshot_last(&self.db)? {
+                Some(snapshot) if snapshot.index < log_id.index => snapshot,
+                Some(_) => log_id,
+                // Nothing is covered by a snapshot on disk yet.
+                None => return Ok(()),
+            }
+        } else {
+            log_id
+        };
+        if read_meta::<LogId>(&self.db, KEY_LAST_PURGED)?.is_some_and(|p| p.index >= log_id.index) {
+            return Ok(());
+        }
         let bytes = codec::encode_record(&log_id).map_err(|e| StorageIOError::write_logs(&e))?;
         let mut batch = WriteBatch::default();
         batch.put_cf(cf(&self.db, CF_META)?, KEY_LAST_PURGED, bytes);

@@ -27,6 +27,22 @@ use crate::types::{
 };
 
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
+/// The last log id of the snapshot under `KEY_SNAPSHOT`, written in the same
+/// synced batch, so the log store can read it without decoding a snapshot.
+const KEY_SNAPSHOT_LAST: &[u8] = b"snapshot_last_log_id";
+
+/// The last log id covered by the snapshot on disk, if any. A log purge
+/// must never go past it (see `LogStore::purge`).
+pub(super) fn durable_snapshot_last(db: &DB) -> Result<Option<LogId>, StorageError> {
+    let small = db
+        .get_cf(cf(db, CF_SM)?, KEY_SNAPSHOT_LAST)
+        .map_err(|e| StorageIOError::read(&e))?;
+    match small {
+        Some(bytes) => codec::decode_record(&bytes).map_err(|e| StorageIOError::read(&e).into()),
+        // Written by a version without the small key: decode the snapshot.
+        None => Ok(read_snapshot(db)?.and_then(|stored| stored.meta.last_log_id)),
+    }
+}
 
 /// Published for every applied log entry, in log order.
 #[derive(Debug, Clone)]
@@ -227,7 +243,12 @@ fn persist_snapshot(
     }
     let bytes = codec::encode_record(stored)
         .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
-    db.put_cf_opt(cf(db, CF_SM)?, KEY_SNAPSHOT, bytes, &synced())
+    let last = codec::encode_record(&stored.meta.last_log_id)
+        .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
+    let mut batch = rocksdb::WriteBatch::default();
+    batch.put_cf(cf(db, CF_SM)?, KEY_SNAPSHOT, bytes);
+    batch.put_cf(cf(db, CF_SM)?, KEY_SNAPSHOT_LAST, last);
+    db.write_opt(batch, &synced())
         .map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
     Ok(())
 }

@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 mod cluster;
+mod snapshot_guards;
 mod storage_suite;
 mod transport;
