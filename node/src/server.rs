@@ -155,9 +155,27 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
     };
     let keepalive = std::time::Duration::from_millis(args.http2_keepalive_ms);
-    let served = build_api_router(Arc::clone(&node), orchestrator, push, keepalive)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+    let serve = build_api_router(Arc::clone(&node), orchestrator, push, keepalive)
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    // Watch streams and calls parked on a dead Raft never end by themselves:
+    // once stopping, the drain is bounded, then the rest is dropped.
+    let drain_bound = {
+        let mut stopped = stop.subscribe();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+            tokio::time::sleep(std::time::Duration::from_millis(API_DRAIN_MS_MAX)).await;
+        }
+    };
+    let served = tokio::select! {
+        served = serve => served,
+        () = drain_bound => {
+            tracing::warn!(
+                drain_ms = API_DRAIN_MS_MAX,
+                "api drain took too long; closing the remaining streams"
+            );
+            Ok(())
+        }
+    };
     // The gRPC server may also end by itself (an error): stop REST too.
     let _ = stop.send(true);
     signal.abort();
@@ -260,6 +278,10 @@ impl AckSource for PushAcks {
         self.0.acked()
     }
 }
+
+/// Longest wait, once the member is stopping, for API calls and streams
+/// (watches, agents) to end before they are dropped.
+const API_DRAIN_MS_MAX: u64 = 2_000;
 
 /// Resolves on SIGINT or SIGTERM.
 pub(crate) async fn shutdown_signal() {

@@ -199,10 +199,16 @@ pub struct Nemesis {
     /// Whether verification waits for a new leader (off for the second
     /// fault of a combination, where quorum may be gone on purpose).
     elect_checks: bool,
+    /// The slot whose fsyncs were made to fail: killed (if it still runs)
+    /// and restarted from its data dir when the fault stops.
+    fsync_failed: Option<usize>,
 }
 
 /// Longest wait for a fault's effect to show (e.g. a new leader).
 const EFFECT_WAIT: Duration = Duration::from_secs(10);
+/// Longest wait for a member whose fsyncs fail to exit (its API drain is
+/// bounded at 2 s; a loaded 5-node cluster needs slack on top).
+const FAIL_STOP_WAIT: Duration = Duration::from_secs(30);
 /// How long the delay fault holds each packet between nodes.
 const DELAY: Duration = Duration::from_millis(100);
 /// The NFQUEUE number of the delay fault.
@@ -221,6 +227,7 @@ impl Nemesis {
             delayers: Vec::new(),
             hold: Duration::from_secs(6),
             elect_checks: true,
+            fsync_failed: None,
         }
     }
 
@@ -672,8 +679,9 @@ impl Nemesis {
                     processes.fiu(leader, &format!("enable name={FIU_SYNC_POINTS}"))?;
                 }
                 let rest: Vec<usize> = slots.iter().copied().filter(|&s| s != leader).collect();
+                self.fsync_failed = Some(leader);
                 let verified = async {
-                    let until = Instant::now() + EFFECT_WAIT;
+                    let until = Instant::now() + FAIL_STOP_WAIT;
                     let status = loop {
                         if let Some(status) = self.lock().exited(leader) {
                             break status;
@@ -682,7 +690,7 @@ impl Nemesis {
                             let _ = self
                                 .lock()
                                 .fiu(leader, &format!("disable name={FIU_SYNC_POINTS}"));
-                            bail!("n{leader} still runs {EFFECT_WAIT:?} after its fsyncs began to fail");
+                            bail!("n{leader} still runs {FAIL_STOP_WAIT:?} after its fsyncs began to fail");
                         }
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     };
@@ -748,6 +756,13 @@ impl Nemesis {
                         verified.map(|note| format!("{note}; wiped and re-added as voter id {id}"))
                 }
                 Err(error) => verified = Err(anyhow!("re-add: {error:#}")),
+            }
+        }
+        if let Some(slot) = self.fsync_failed.take() {
+            // Its failure points die with the process; a restart from disk
+            // is the recovery being tested.
+            if let Err(error) = self.lock().kill(slot) {
+                verified = Err(anyhow!("stop n{slot} after the fsync errors: {error:#}"));
             }
         }
         if let Err(error) = self.lock().restore_all() {
