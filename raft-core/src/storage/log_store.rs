@@ -15,7 +15,10 @@
 //!   is still persisting that snapshot (`install_full_snapshot` pushes both
 //!   at once); a crash in between left a member with its log purged past
 //!   its last durable snapshot, which could not restart (found by the Jepsen
-//!   run 20261127T215747Z). The rest of such a purge is done by the next one;
+//!   run 20261127T215747Z). `purge` therefore waits (bounded) until that
+//!   snapshot is on disk; purging only behind an older one instead left a
+//!   hole below the entries that follow the new snapshot (run
+//!   20261127T223924Z), so that is only the fallback when the wait runs out;
 //! - `read_committed` never reports more than a restart can re-apply: the
 //!   durable snapshot plus the log entries that follow it without a gap.
 
@@ -34,6 +37,10 @@ use crate::codec;
 use crate::limits::{APPEND_QUEUE_MAX, FLUSH_BATCH_MAX};
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
+/// Longest wait in `purge` for the snapshot covering it to be on disk.
+const PURGE_SNAPSHOT_WAIT_MS_MAX: u64 = 10_000;
+/// How often `purge` looks for that snapshot while it waits.
+const PURGE_SNAPSHOT_POLL_MS: u64 = 2;
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
@@ -197,6 +204,34 @@ fn read_entries<RB: RangeBounds<u64>>(db: &DB, range: RB) -> Result<Vec<Entry>, 
     Ok(entries)
 }
 
+impl LogStore {
+    /// The last log id of the snapshot on disk, waiting (at most
+    /// `PURGE_SNAPSHOT_WAIT_MS_MAX`) until it reaches `index`: after an
+    /// installed snapshot openraft purges while the state machine is still
+    /// persisting it. Purging behind an older snapshot instead would leave a
+    /// hole below the entries that follow the new one, so a stop short of
+    /// `index` only happens if the wait runs out.
+    async fn snapshot_on_disk_covering(&self, index: u64) -> Result<Option<LogId>, StorageError> {
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_millis(PURGE_SNAPSHOT_WAIT_MS_MAX);
+        loop {
+            let on_disk = super::state_machine::durable_snapshot_last(&self.db)?;
+            if on_disk.is_some_and(|s| s.index >= index) {
+                return Ok(on_disk);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::error!(
+                    index,
+                    ?on_disk,
+                    "no snapshot on disk covers the purge; purging only behind it"
+                );
+                return Ok(on_disk);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(PURGE_SNAPSHOT_POLL_MS)).await;
+        }
+    }
+}
+
 impl RaftLogReader<TypeConfig> for LogReader {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -352,7 +387,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let log_id = if self.snapshot_guards {
-            match super::state_machine::durable_snapshot_last(&self.db)? {
+            match self.snapshot_on_disk_covering(log_id.index).await? {
                 Some(snapshot) if snapshot.index < log_id.index => snapshot,
                 Some(_) => log_id,
                 // Nothing is covered by a snapshot on disk yet.
