@@ -332,7 +332,12 @@ impl Cluster for ClusterService {
             if m.leader == Some(m.id) || Instant::now() >= until {
                 break;
             }
-            self.node.campaign().await.map_err(|e| admin_status(&e))?;
+            // Raft may be busy (a member that just restarted is replaying):
+            // the answer must still come within the client's deadline.
+            match tokio::time::timeout_at(until, self.node.campaign()).await {
+                Ok(result) => result.map_err(|e| admin_status(&e))?,
+                Err(_) => break,
+            }
             attempts += 1;
             let round = (Instant::now() + Duration::from_millis(CAMPAIGN_ROUND_MS)).min(until);
             while Instant::now() < round {

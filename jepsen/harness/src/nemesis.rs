@@ -209,6 +209,9 @@ const EFFECT_WAIT: Duration = Duration::from_secs(10);
 /// Longest wait for a member whose fsyncs fail to exit (its API drain is
 /// bounded at 2 s; a loaded 5-node cluster needs slack on top).
 const FAIL_STOP_WAIT: Duration = Duration::from_secs(30);
+/// Deadline of the leader-transfer fault's `Campaign` call (a member that
+/// just restarted may still be replaying its log).
+const CAMPAIGN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the delay fault holds each packet between nodes.
 const DELAY: Duration = Duration::from_millis(100);
 /// The NFQUEUE number of the delay fault.
@@ -318,6 +321,20 @@ impl Nemesis {
         }
     }
 
+    /// The leader's slot (see [`Nemesis::leader_slot`]) and the first other
+    /// slot of `shuffled`.
+    async fn leader_and_follower(&self, shuffled: &[usize]) -> Result<(usize, usize)> {
+        let leader = self
+            .leader_slot()
+            .await
+            .ok_or_else(|| anyhow!("no leader"))?;
+        let follower = *shuffled
+            .iter()
+            .find(|&&s| s != leader)
+            .ok_or_else(|| anyhow!("no follower"))?;
+        Ok((leader, follower))
+    }
+
     /// Waits until some node among `among` claims leadership with a leader
     /// other than `not`; returns its id.
     async fn new_leader_among(&self, among: &[usize], not: Option<u64>) -> Result<String> {
@@ -385,17 +402,11 @@ impl Nemesis {
         self.rng.shuffle(&mut shuffled);
         match fault {
             Fault::IsolateLeader | Fault::IsolateFollower => {
-                let leader = self
-                    .leader_slot()
-                    .await
-                    .ok_or_else(|| anyhow!("no leader"))?;
+                let (leader, follower) = self.leader_and_follower(&shuffled).await?;
                 let target = if fault == Fault::IsolateLeader {
                     leader
                 } else {
-                    *shuffled
-                        .iter()
-                        .find(|&&s| s != leader)
-                        .ok_or_else(|| anyhow!("no follower"))?
+                    follower
                 };
                 let rest: Vec<usize> = slots.iter().copied().filter(|&s| s != target).collect();
                 self.cut(&[target], &rest)?;
@@ -533,17 +544,11 @@ impl Nemesis {
                 Ok((json!({"killed": victims, "leader": leader}), verified))
             }
             Fault::PauseLeader | Fault::PauseFollower => {
-                let leader = self
-                    .leader_slot()
-                    .await
-                    .ok_or_else(|| anyhow!("no leader"))?;
+                let (leader, follower) = self.leader_and_follower(&shuffled).await?;
                 let target = if fault == Fault::PauseLeader {
                     leader
                 } else {
-                    *shuffled
-                        .iter()
-                        .find(|&&s| s != leader)
-                        .ok_or_else(|| anyhow!("no follower"))?
+                    follower
                 };
                 self.lock().pause(target, true)?;
                 let old = self.lock().id_of(leader);
@@ -597,14 +602,7 @@ impl Nemesis {
                 Ok((json!({"delay-ms": DELAY.as_millis()}), Ok(String::new())))
             }
             Fault::Membership => {
-                let leader = self
-                    .leader_slot()
-                    .await
-                    .ok_or_else(|| anyhow!("no leader"))?;
-                let target = *shuffled
-                    .iter()
-                    .find(|&&s| s != leader)
-                    .ok_or_else(|| anyhow!("no follower"))?;
+                let (leader, target) = self.leader_and_follower(&shuffled).await?;
                 let id = self.lock().id_of(target).ok_or_else(|| anyhow!("no id"))?;
                 let response = cluster::on_leader(&slots, |mut c| async move {
                     c.remove_member(pb::RemoveMemberRequest { id })
@@ -623,20 +621,13 @@ impl Nemesis {
                 Ok((json!({"removed": id, "slot": target}), verified))
             }
             Fault::LeaderTransfer => {
-                let leader = self
-                    .leader_slot()
-                    .await
-                    .ok_or_else(|| anyhow!("no leader"))?;
-                let target = *shuffled
-                    .iter()
-                    .find(|&&s| s != leader)
-                    .ok_or_else(|| anyhow!("no follower"))?;
+                let (leader, target) = self.leader_and_follower(&shuffled).await?;
                 let term_before = cluster::status(leader).await.map(|s| s.term);
                 let mut client = alcor_proto::api::v1::cluster_client::ClusterClient::new(
-                    cluster::channel(target, Duration::from_secs(5))?,
+                    cluster::channel(target, CAMPAIGN_TIMEOUT)?,
                 );
                 let mut request = tonic::Request::new(pb::CampaignRequest {});
-                request.set_timeout(Duration::from_secs(5));
+                request.set_timeout(CAMPAIGN_TIMEOUT);
                 client
                     .campaign(request)
                     .await
