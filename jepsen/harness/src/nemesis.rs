@@ -602,7 +602,7 @@ impl Nemesis {
                 Ok((json!({"delay-ms": DELAY.as_millis()}), Ok(String::new())))
             }
             Fault::Membership => {
-                let (leader, target) = self.leader_and_follower(&shuffled).await?;
+                let (_, target) = self.leader_and_follower(&shuffled).await?;
                 let id = self.lock().id_of(target).ok_or_else(|| anyhow!("no id"))?;
                 let response = cluster::on_leader(&slots, |mut c| async move {
                     c.remove_member(pb::RemoveMemberRequest { id })
