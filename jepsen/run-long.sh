@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The long Jepsen-style run: 5 nodes, every fault alone and in network+process
 # pairs (--combined), duration from the first
-# argument (default 30m). Same build steps and exit status as run-short.sh.
+# argument (default 30m). Same exit status as run-short.sh; the servers are a
+# release build, as an operator runs them (five debug-build members on two
+# cores are slow enough to miss the harness's 10 s election windows).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
@@ -10,9 +12,9 @@ shift || true
 if ! command -v iptables >/dev/null || ! command -v ip >/dev/null; then
   apt-get install -y iproute2 iptables
 fi
-(cd "$root" && flock /tmp/cargo.lock cargo build -p alcor-node)
+(cd "$root" && flock /tmp/cargo.lock cargo build --release -p alcor-node)
 (cd "$here" && flock /tmp/cargo.lock cargo build --release -p alcor-jepsen-harness)
 cd "$here"
 exec "${CARGO_TARGET_DIR:-$here/target}/release/alcor-jepsen" run \
-  --alcor-bin "${CARGO_TARGET_DIR:-$root/target}/debug/alcor" \
+  --alcor-bin "${CARGO_TARGET_DIR:-$root/target}/release/alcor" \
   --nodes 5 --duration "$duration" --combined --check-deadline 600s "$@"

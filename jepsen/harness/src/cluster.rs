@@ -441,11 +441,21 @@ where
     F: Fn(ClusterClient<Channel>) -> Fut,
     Fut: std::future::Future<Output = Result<T, tonic::Status>>,
 {
-    let deadline = tokio::time::Instant::now() + ADMIN_TIMEOUT;
+    on_leader_within(slots, ADMIN_TIMEOUT, f).await
+}
+
+/// [`on_leader`] with its own time limit (for calls that wait, such as
+/// AddLearner waiting for the learner to catch up).
+pub async fn on_leader_within<T, F, Fut>(slots: &[usize], limit: Duration, f: F) -> Result<T>
+where
+    F: Fn(ClusterClient<Channel>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     let mut last = anyhow!("no node answered");
     while tokio::time::Instant::now() < deadline {
         for &slot in slots {
-            let Ok(channel) = channel(slot, ADMIN_TIMEOUT) else {
+            let Ok(channel) = channel(slot, limit) else {
                 continue;
             };
             match f(ClusterClient::new(channel)).await {

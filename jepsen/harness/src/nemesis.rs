@@ -211,6 +211,9 @@ const EFFECT_WAIT: Duration = Duration::from_secs(10);
 const FAIL_STOP_WAIT: Duration = Duration::from_secs(30);
 /// Deadline of the leader-transfer fault's `Campaign` call (a member that
 /// just restarted may still be replaying its log).
+/// How long re-adding a wiped member (AddLearner, which waits for it to
+/// catch up) may take.
+const REJOIN_TIMEOUT: Duration = Duration::from_secs(60);
 const CAMPAIGN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the delay fault holds each packet between nodes.
 const DELAY: Duration = Duration::from_millis(100);
@@ -332,6 +335,32 @@ impl Nemesis {
             .iter()
             .find(|&&s| s != leader)
             .ok_or_else(|| anyhow!("no follower"))?;
+        Ok((leader, follower))
+    }
+
+    /// The leader's slot and the follower whose log reaches furthest (ties:
+    /// the first in `shuffled`). A member that has just restarted may still
+    /// be installing a snapshot; its votes are refused and a campaign from it
+    /// proves nothing about leadership moving.
+    async fn leader_and_caught_up_follower(&self, shuffled: &[usize]) -> Result<(usize, usize)> {
+        let leader = self
+            .leader_slot()
+            .await
+            .ok_or_else(|| anyhow!("no leader"))?;
+        let followers: Vec<usize> = shuffled.iter().copied().filter(|&s| s != leader).collect();
+        let mut best: Option<(usize, u64)> = None;
+        for (slot, status) in cluster::statuses(&followers).await {
+            let Some(status) = status else { continue };
+            let voter = status.members.iter().any(|m| m.id == status.id && m.voter);
+            if status.state != "follower" || !voter {
+                continue;
+            }
+            let reach = status.last_log_index.unwrap_or(0);
+            if best.is_none_or(|(_, b)| reach > b) {
+                best = Some((slot, reach));
+            }
+        }
+        let (follower, _) = best.ok_or_else(|| anyhow!("no voting follower answered"))?;
         Ok((leader, follower))
     }
 
@@ -621,7 +650,7 @@ impl Nemesis {
                 Ok((json!({"removed": id, "slot": target}), verified))
             }
             Fault::LeaderTransfer => {
-                let (leader, target) = self.leader_and_follower(&shuffled).await?;
+                let (leader, target) = self.leader_and_caught_up_follower(&shuffled).await?;
                 let term_before = cluster::status(leader).await.map(|s| s.term);
                 let mut client = alcor_proto::api::v1::cluster_client::ClusterClient::new(
                     cluster::channel(target, CAMPAIGN_TIMEOUT)?,
@@ -831,7 +860,9 @@ impl Nemesis {
             id
         };
         let (raft, api) = (raft_addr(slot), api_addr(slot));
-        cluster::on_leader(&others, |mut c| {
+        // AddLearner returns once the wiped member has caught up, which can
+        // mean a whole snapshot: allow it longer than other admin calls.
+        cluster::on_leader_within(&others, REJOIN_TIMEOUT, |mut c| {
             let (raft, api) = (raft.clone(), api.clone());
             async move {
                 c.add_learner(pb::AddLearnerRequest {
