@@ -69,6 +69,38 @@ pub struct SimAgentConfig {
     /// HTTP/2 receive window of the agent's stream and connection, in
     /// bytes; `None`: the transport's default.
     pub stream_window_bytes: Option<u32>,
+    /// Connections shared with other agents (each agent still has its own
+    /// stream); `None`: the agent dials its own connection per stream.
+    pub shared: Option<SharedConnections>,
+}
+
+/// One HTTP/2 connection per endpoint that several simulated agents share,
+/// each on its own stream: a process simulating thousands of agents then
+/// needs a few sockets instead of one per agent. The connection is dialled
+/// on first use and redialled after it fails (tonic's `Channel` does both);
+/// every stream on it fails with it, and each agent resumes from its own
+/// revision like after any stream error.
+#[derive(Debug, Clone)]
+pub struct SharedConnections {
+    by_endpoint: Arc<BTreeMap<String, Channel>>,
+}
+
+impl SharedConnections {
+    /// Lazily connected channels to `endpoints`, with the agents' keepalive.
+    pub fn new(endpoints: &[String]) -> Result<SharedConnections, AgentError> {
+        let mut by_endpoint = BTreeMap::new();
+        for endpoint in endpoints {
+            let channel = stream_endpoint(endpoint, None)?.connect_lazy();
+            by_endpoint.insert(endpoint.clone(), channel);
+        }
+        Ok(SharedConnections {
+            by_endpoint: Arc::new(by_endpoint),
+        })
+    }
+
+    fn channel(&self, endpoint: &str) -> Option<Channel> {
+        self.by_endpoint.get(endpoint).cloned()
+    }
 }
 
 impl SimAgentConfig {
@@ -84,6 +116,7 @@ impl SimAgentConfig {
             digest_interval: Some(Duration::from_millis(limits::DIGEST_INTERVAL_MS)),
             apply_delay: Duration::ZERO,
             stream_window_bytes: None,
+            shared: None,
         }
     }
 }
@@ -276,17 +309,15 @@ impl SimAgent {
     /// One stream; returns why it ended. Sets `progressed` once a message
     /// was applied.
     async fn stream(&self, address: &str, progressed: &mut bool) -> Result<(), AgentError> {
-        let keepalive = Duration::from_millis(limits::HTTP2_KEEPALIVE_MS);
-        let channel: Channel = endpoint_of(address)?
-            .connect_timeout(Duration::from_millis(limits::CONNECT_TIMEOUT_MS_MAX))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(keepalive)
-            .keep_alive_timeout(keepalive)
-            .keep_alive_while_idle(true)
-            .initial_stream_window_size(self.config.stream_window_bytes)
-            .initial_connection_window_size(self.config.stream_window_bytes)
-            .connect()
-            .await?;
+        let shared = self.config.shared.as_ref();
+        let channel: Channel = match shared.and_then(|s| s.channel(address)) {
+            Some(channel) => channel,
+            None => {
+                stream_endpoint(address, self.config.stream_window_bytes)?
+                    .connect()
+                    .await?
+            }
+        };
         let mut client = HostPushClient::new(channel)
             .max_decoding_message_size(limits::PUSH_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(limits::PUSH_MESSAGE_BYTES_MAX);
@@ -438,6 +469,20 @@ fn jittered(backoff: Duration, host: &str, attempt: u64) -> Duration {
     }
     let fraction = (hash % 1_000) as f64 / 2_000.0;
     backoff.mul_f64(0.5 + fraction)
+}
+
+/// The endpoint an agent streams from: connect timeout, no Nagle, HTTP/2
+/// keepalive (a dead node is noticed), and the receive window if set.
+fn stream_endpoint(address: &str, window_bytes: Option<u32>) -> Result<Endpoint, AgentError> {
+    let keepalive = Duration::from_millis(limits::HTTP2_KEEPALIVE_MS);
+    Ok(endpoint_of(address)?
+        .connect_timeout(Duration::from_millis(limits::CONNECT_TIMEOUT_MS_MAX))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(keepalive)
+        .keep_alive_timeout(keepalive)
+        .keep_alive_while_idle(true)
+        .initial_stream_window_size(window_bytes)
+        .initial_connection_window_size(window_bytes))
 }
 
 /// Parses an endpoint, defaulting to plain HTTP/2.

@@ -455,6 +455,7 @@ async fn run_session(
         sent: Arc::clone(&sent_probe),
     });
     let mut changed = inner.retainer.subscribe();
+    let waker = inner.retainer.waker(&host);
     let mut stop = inner.stop.subscribe();
     let mut digests = shared.digest.subscribe();
     let mut cursor = match hello.revision {
@@ -563,12 +564,17 @@ async fn run_session(
                         }
                     }
                 }
-                let advance_at = advance_at.unwrap_or_else(far_future);
+                // Wake-ups are targeted at hosts with changes: look once an
+                // idle-advance period anyway, so an idle agent's revision
+                // still moves forward.
+                let look_at = Instant::now() + Duration::from_millis(inner.config.idle_advance_ms);
+                let advance_at = advance_at.map_or(look_at, |at| at.min(look_at));
                 tokio::select! {
                     biased;
                     _ = stop.wait_for(|stopped| *stopped) => break,
                     _ = &mut reader.0 => return,
                     _ = changed.changed() => {}
+                    () = waker.woken() => {}
                     _ = digests.changed() => report = *digests.borrow_and_update(),
                     _ = tokio::time::sleep_until(advance_at) => {}
                 }
@@ -585,10 +591,6 @@ async fn run_session(
     if let Ok(bye) = convert::controller_to_pb(&bye) {
         let _ = tx.try_send(Ok(bye));
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(3_600)
 }
 
 /// Keeps only the last change to each object (applying the batch in order

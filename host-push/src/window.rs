@@ -10,13 +10,21 @@
 //! feeder misses events (its receiver lagged) or the node installs a
 //! snapshot, the window restarts empty at the state's revision, and every
 //! agent whose cursor is older resyncs with a FullSync.
+//!
+//! Wake-ups are targeted: the feeder wakes only the sessions of hosts that
+//! an event has changes for (its own hosts and its scopes' audiences), so
+//! an event costs in proportion to its audience, not to the agents
+//! connected. A restart of the window wakes every session. Sessions also
+//! look on their own once per idle-advance period, to move an idle
+//! agent's revision forward.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use alcor_raft_core::{AppliedEvent, StateView};
 use alcor_state_machine::{Diffs, GoalChange, HostId};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, watch, Notify};
 use tokio::time::Instant;
 
 use crate::limits::FEED_EVENTS_MAX;
@@ -203,12 +211,49 @@ impl Window {
     }
 }
 
-/// A window shared by a node's sessions, plus a signal that it changed.
+/// A window shared by a node's sessions, plus the signals that wake them.
 #[derive(Debug)]
 pub(crate) struct Retainer {
     window: Mutex<Window>,
-    /// Bumped after every change of the window; sessions wait on it.
+    /// Bumped when the window restarts; every session waits on it.
     changed: watch::Sender<u64>,
+    /// Each live session's waker, by host (a host may briefly have two
+    /// sessions while its agent reconnects). At most one entry per
+    /// session, and sessions are capped by the service's agent limit.
+    wakers: Mutex<WakerTable>,
+    next_waker: AtomicU64,
+}
+
+/// Sessions' wakers by host, each with its registration id.
+type WakerTable = BTreeMap<HostId, Vec<(u64, Arc<Notify>)>>;
+
+/// A session's registration for targeted wake-ups; removed on drop.
+#[derive(Debug)]
+pub(crate) struct Waker {
+    retainer: Arc<Retainer>,
+    host: HostId,
+    id: u64,
+    notify: Arc<Notify>,
+}
+
+impl Waker {
+    /// Completes once an event for this host was added since the last
+    /// wake-up (a wake-up that came while nobody waited is kept).
+    pub(crate) async fn woken(&self) {
+        self.notify.notified().await;
+    }
+}
+
+impl Drop for Waker {
+    fn drop(&mut self) {
+        let mut wakers = self.retainer.wakers();
+        if let Some(list) = wakers.get_mut(&self.host) {
+            list.retain(|(id, _)| *id != self.id);
+            if list.is_empty() {
+                wakers.remove(&self.host);
+            }
+        }
+    }
 }
 
 impl Retainer {
@@ -216,6 +261,66 @@ impl Retainer {
         Retainer {
             window: Mutex::new(Window::new(revision, limits)),
             changed: watch::Sender::new(0),
+            wakers: Mutex::new(BTreeMap::new()),
+            next_waker: AtomicU64::new(0),
+        }
+    }
+
+    fn wakers(&self) -> MutexGuard<'_, WakerTable> {
+        // Plain inserts and removals: ignore poisoning.
+        self.wakers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a session of `host` for targeted wake-ups.
+    pub(crate) fn waker(self: &Arc<Self>, host: &str) -> Waker {
+        let id = self.next_waker.fetch_add(1, Ordering::Relaxed);
+        let notify = Arc::new(Notify::new());
+        self.wakers()
+            .entry(host.to_string())
+            .or_default()
+            .push((id, Arc::clone(&notify)));
+        Waker {
+            retainer: Arc::clone(self),
+            host: host.to_string(),
+            id,
+            notify,
+        }
+    }
+
+    /// Wakes the sessions of every host that `diffs` has changes for.
+    fn wake(&self, diffs: &[EventDiffs]) {
+        let wakers = self.wakers();
+        if wakers.is_empty() {
+            return;
+        }
+        let wake_host = |host: &str| {
+            if let Some(list) = wakers.get(host) {
+                for (_, notify) in list {
+                    notify.notify_one();
+                }
+            }
+        };
+        for event in diffs {
+            for own in &event.host {
+                wake_host(&own.host);
+            }
+            for scoped in &event.scoped {
+                // The smaller side drives: a huge audience with few
+                // sessions here walks the sessions instead.
+                if scoped.audience.len() <= wakers.len() {
+                    for host in &scoped.audience {
+                        wake_host(host);
+                    }
+                } else {
+                    for (host, list) in wakers.iter() {
+                        if scoped.audience.binary_search(host).is_ok() {
+                            for (_, notify) in list {
+                                notify.notify_one();
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -261,14 +366,20 @@ impl Retainer {
                 }
             }
             let mut closed = false;
+            let mut restarted = false;
+            let mut pushed = Vec::new();
             for item in burst {
                 match item {
                     Ok(AppliedEvent::Entry { log_index, diffs }) => {
+                        if !diffs.is_empty() {
+                            pushed.push(Arc::clone(&diffs));
+                        }
                         self.lock().push(log_index, diffs, Instant::now());
                     }
                     Ok(AppliedEvent::SnapshotInstalled { log_index }) => {
                         tracing::info!(log_index, "snapshot installed: push window restarts");
                         self.lock().reset(log_index);
+                        restarted = true;
                     }
                     Err(broadcast::error::RecvError::Lagged(n_missed)) => {
                         // Everything missed was applied before this read, so
@@ -279,11 +390,15 @@ impl Retainer {
                         };
                         tracing::warn!(n_missed, revision, "push window lagged: restarts");
                         self.lock().reset(revision);
+                        restarted = true;
                     }
                     Err(broadcast::error::RecvError::Closed) => closed = true,
                 }
             }
-            self.changed.send_modify(|generation| *generation += 1);
+            self.wake(&pushed);
+            if restarted || closed {
+                self.changed.send_modify(|generation| *generation += 1);
+            }
             if closed {
                 return;
             }
@@ -384,5 +499,67 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    fn scoped(audience: &[&str], port: u128) -> EventDiffs {
+        Arc::new(Diffs {
+            host: Vec::new(),
+            scoped: vec![alcor_state_machine::ScopedDiff {
+                scope: alcor_state_machine::Scope::Vpc(Id(7)),
+                audience: audience.iter().map(|h| h.to_string()).collect(),
+                changes: vec![GoalChange::Remove(GoalKey::Neighbor(Id(port)))],
+            }],
+        })
+    }
+
+    /// Whether `waker` has a wake-up waiting (consumes it).
+    fn was_woken(waker: &Waker) -> bool {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_millis(20), waker.woken())
+                .await
+                .is_ok()
+        })
+    }
+
+    #[test]
+    fn only_sessions_of_hosts_with_changes_are_woken() {
+        let retainer = Arc::new(Retainer::new(0, LIMITS));
+        let (a, b, c) = (
+            retainer.waker("a"),
+            retainer.waker("b"),
+            retainer.waker("c"),
+        );
+        retainer.wake(&[diffs(&["a"], 1), scoped(&["c", "d"], 2)]);
+        assert!(was_woken(&a));
+        assert!(!was_woken(&b));
+        assert!(was_woken(&c));
+        // One wake-up per event burst, not a standing signal.
+        assert!(!was_woken(&a));
+    }
+
+    #[test]
+    fn an_audience_larger_than_the_sessions_still_wakes_exactly_its_members() {
+        let retainer = Arc::new(Retainer::new(0, LIMITS));
+        let (a, q) = (retainer.waker("a"), retainer.waker("q"));
+        retainer.wake(&[scoped(&["a", "b", "c", "x", "y", "z"], 3)]);
+        assert!(was_woken(&a));
+        assert!(!was_woken(&q));
+    }
+
+    #[test]
+    fn a_dropped_session_is_no_longer_registered() {
+        let retainer = Arc::new(Retainer::new(0, LIMITS));
+        let first = retainer.waker("a");
+        let second = retainer.waker("a");
+        drop(first);
+        assert_eq!(retainer.wakers().get("a").map(Vec::len), Some(1));
+        retainer.wake(&[diffs(&["a"], 1)]);
+        assert!(was_woken(&second));
+        drop(second);
+        assert!(retainer.wakers().is_empty());
     }
 }

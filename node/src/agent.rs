@@ -1,12 +1,13 @@
 //! `alcor agent`: a simulated host agent that keeps its host's goal state in
 //! memory, acks each revision, and prints a status line now and then.
-//! `alcor agent-sim`: many of them in one process (each on its own stream),
+//! `alcor agent-sim`: many of them in one process (each on its own stream,
+//! `--agents-per-connection` of them sharing an HTTP/2 connection),
 //! with a periodic summary that checks every agent's digest against the
 //! controller's.
 
 use std::time::Duration;
 
-use alcor_host_push::{SimAgent, SimAgentConfig};
+use alcor_host_push::{SharedConnections, SimAgent, SimAgentConfig};
 use alcor_state_machine::{GoalObject, GoalState};
 
 use alcor_proto::api::v1 as pb;
@@ -85,13 +86,22 @@ pub(crate) async fn run_sim(args: AgentSimArgs) -> anyhow::Result<()> {
     let mut agents = Vec::new();
     let mut tasks = Vec::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let per_connection = u64::from(args.agents_per_connection);
+    let mut shared = None;
     for i in 0..args.agents {
         let first = usize::try_from(i).unwrap_or(0) % n_endpoints;
         let endpoints = (0..n_endpoints)
             .map(|k| args.endpoints[(first + k) % n_endpoints].clone())
             .collect();
         let host = format!("{}{i:05}", args.host_prefix);
-        let agent = SimAgent::new(SimAgentConfig::new(host, endpoints))?;
+        let mut config = SimAgentConfig::new(host, endpoints);
+        if per_connection > 1 {
+            if i % per_connection == 0 {
+                shared = Some(SharedConnections::new(&args.endpoints)?);
+            }
+            config.shared = shared.clone();
+        }
+        let agent = SimAgent::new(config)?;
         let mut stopped = stopped.clone();
         tasks.push(tokio::spawn({
             let agent = agent.clone();

@@ -72,6 +72,11 @@ pub(crate) struct AgentSimArgs {
     /// the controller's (`Cluster.HostDigest`).
     #[arg(long, env = "ALCOR_REPORT_INTERVAL_S", default_value_t = 5)]
     pub(crate) report_interval_s: u64,
+    /// Agents that share one HTTP/2 connection per node, each on its own
+    /// stream (1: every agent dials its own, as real agents do).
+    #[arg(long, env = "ALCOR_SIM_AGENTS_PER_CONNECTION", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::server::API_STREAMS_PER_CONNECTION_MAX)))]
+    pub(crate) agents_per_connection: u32,
     /// Exit (status 0) once every agent matches the controller, instead of
     /// running until Ctrl-C; fails after this many seconds.
     #[arg(long, env = "ALCOR_SIM_EXIT_WHEN_CONVERGED_S")]

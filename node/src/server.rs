@@ -227,6 +227,7 @@ pub(crate) fn build_api_router(
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive))
+        .max_concurrent_streams(Some(API_STREAMS_PER_CONNECTION_MAX))
         .add_service(orchestrator)
         .add_service(
             ClusterService::with_acks(node, Arc::new(PushAcks(push.clone()))).into_server(),
@@ -282,6 +283,10 @@ impl AckSource for PushAcks {
 /// Longest wait, once the member is stopping, for API calls and streams
 /// (watches, agents) to end before they are dropped.
 const API_DRAIN_MS_MAX: u64 = 2_000;
+
+/// Concurrent HTTP/2 streams on one API connection (an agent simulator
+/// multiplexes many agents' push streams over one connection).
+pub(crate) const API_STREAMS_PER_CONNECTION_MAX: u32 = 1_024;
 
 /// Resolves on SIGINT or SIGTERM.
 pub(crate) async fn shutdown_signal() {

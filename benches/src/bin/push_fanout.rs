@@ -1,8 +1,10 @@
 //! Host-push fan-out benchmark against a real 3-node cluster: starts three
 //! release `alcor server` processes on loopback, registers hosts with one
-//! port each in one VPC (every port in one security group), connects one
-//! simulated agent (`alcor_host_push::SimAgent`, in this process) per host,
-//! spread round-robin over the three nodes, and measures:
+//! port each, `--hosts-per-vpc` hosts to a VPC (every port in one security
+//! group), connects one simulated agent (`alcor_host_push::SimAgent`, in
+//! this process) per host, spread round-robin over the three nodes (each on
+//! its own connection, or `--agents-per-connection` of them sharing one),
+//! and measures:
 //!
 //! 1. write → agent: `CreatePort` bound to host X, from sending the request
 //!    to X's agent having applied a revision at or past the port's revision
@@ -12,7 +14,13 @@
 //!    (per-agent latencies pooled over the rounds, and the time to the last
 //!    agent per round), for each `--agents` stage;
 //! 3. node memory: RSS growth of the three servers while a stage's agents
-//!    connect, full-sync and sit idle, divided by the agents added.
+//!    connect, full-sync and sit idle, divided by the agents added;
+//! 4. with `--churn-rate R`: R port creates per second offered in batches
+//!    (100 a second, round robin over the VPCs) for `--churn-seconds`, once
+//!    before the stage's agents connect (the first stage: the no-agent
+//!    throughput) and once with them connected, where every agent of a
+//!    batch's VPC (its ports' owners and neighbors) must reach the batch's
+//!    revision; latencies are read from the agents' revision histories.
 //!
 //! Stages grow one cluster: stage N adds hosts and agents up to N.
 //! Timestamps are taken by one watcher task per agent in this process, so
@@ -28,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alcor_benches::load::{machine, proc_rss_kib, round2, utc_now, write_json};
-use alcor_host_push::{SimAgent, SimAgentConfig};
+use alcor_host_push::{SharedConnections, SimAgent, SimAgentConfig};
 use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::cluster_client::ClusterClient;
 use alcor_proto::api::v1::orchestrator_client::OrchestratorClient;
@@ -57,11 +65,18 @@ const SETTLE: Duration = Duration::from_secs(3);
 /// Pause between measured writes.
 const PAUSE: Duration = Duration::from_millis(20);
 /// Revision changes remembered per agent.
-const HISTORY_MAX: usize = 64;
+const HISTORY_MAX: usize = 256;
 /// Concurrent host registrations.
 const SETUP_CONCURRENCY: usize = 32;
 /// Ports per CreatePorts request during setup.
 const PORT_BATCH: usize = 500;
+/// VPCs, each a /16 of 10.0.0.0/8.
+const VPCS_MAX: usize = 256;
+/// Churn: batches sent per second (the rate is split across them).
+const CHURN_TICKS_PER_S: u64 = 100;
+/// Churn: CreatePorts requests in flight at once; a tick that finds them
+/// all busy is skipped (the achieved rate then falls below the offered).
+const CHURN_IN_FLIGHT_MAX: usize = 32;
 /// Project of the VPC, the group and the ports.
 const PROJECT: &str = "bench";
 
@@ -77,6 +92,22 @@ struct Args {
     /// Serial port writes for the write → agent figure (at the first stage).
     #[arg(long, default_value_t = 200)]
     writes: usize,
+    /// Hosts (one port each) per VPC; every host learns the ports of its
+    /// VPC, so this sets the neighbor tables' size.
+    #[arg(long, default_value_t = 100)]
+    hosts_per_vpc: usize,
+    /// Agents sharing one HTTP/2 connection per node (each on its own
+    /// stream); 1: one connection per agent, as real agents.
+    #[arg(long, default_value_t = 1)]
+    agents_per_connection: usize,
+    /// Port creates per second offered during a churn phase (0: none). Each
+    /// stage runs one phase before its new agents connect (with none
+    /// connected at the first stage: the no-agent baseline) and one after.
+    #[arg(long, default_value_t = 0)]
+    churn_rate: u64,
+    /// Length of each churn phase, in seconds.
+    #[arg(long, default_value_t = 5)]
+    churn_seconds: u64,
     /// Security-group rule changes per stage.
     #[arg(long, default_value_t = 20)]
     rounds: usize,
@@ -226,9 +257,12 @@ impl Watched {
     fn start(
         host: String,
         endpoints: Vec<String>,
+        shared: Option<SharedConnections>,
         stop: &watch::Receiver<bool>,
     ) -> anyhow::Result<Watched> {
-        let agent = SimAgent::new(SimAgentConfig::new(host, endpoints))?;
+        let mut config = SimAgentConfig::new(host, endpoints);
+        config.shared = shared;
+        let agent = SimAgent::new(config)?;
         let history = Arc::new(Mutex::new(VecDeque::with_capacity(HISTORY_MAX)));
         let mut stopped = stop.clone();
         let runner = agent.clone();
@@ -265,6 +299,14 @@ impl Watched {
         let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
         h.iter().find(|(r, _)| *r >= revision).map(|(_, at)| *at)
     }
+
+    /// Like [`Watched::reached`], but `None` also when the history was
+    /// trimmed past the revision before it (the time would be too late).
+    fn reached_exactly(&self, revision: u64) -> Option<Instant> {
+        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let i = h.iter().position(|(r, _)| *r >= revision)?;
+        (i > 0 || h.len() < HISTORY_MAX).then(|| h[i].1)
+    }
 }
 
 /// Waits until every agent in `agents` reached `revision`; the latency of
@@ -294,7 +336,9 @@ async fn delivered(agents: &[&Watched], revision: u64, sent: Instant) -> anyhow:
 
 struct Fixture {
     client: OrchestratorClient<Channel>,
-    network_id: String,
+    /// One VPC per `hosts_per_vpc` hosts, created as hosts are added.
+    network_ids: Vec<String>,
+    hosts_per_vpc: usize,
     group_id: String,
     /// Hosts registered (host-00000 ..).
     hosts: usize,
@@ -306,7 +350,7 @@ fn host_name(i: usize) -> String {
 }
 
 impl Fixture {
-    async fn new(leader: &str) -> anyhow::Result<Fixture> {
+    async fn new(leader: &str, hosts_per_vpc: usize) -> anyhow::Result<Fixture> {
         let mut client = OrchestratorClient::new(connect(leader).await?);
         client
             .set_quota(req(pb::SetQuotaRequest {
@@ -317,26 +361,6 @@ impl Fixture {
             }))
             .await
             .context("set the quota")?;
-        let vpc = client
-            .create_vpc(req(pb::CreateVpcRequest {
-                project_id: PROJECT.to_string(),
-                name: "bench".to_string(),
-                cidr: "10.0.0.0/8".to_string(),
-                ..Default::default()
-            }))
-            .await
-            .context("create the VPC")?
-            .into_inner();
-        client
-            .create_subnet(req(pb::CreateSubnetRequest {
-                project_id: PROJECT.to_string(),
-                network_id: vpc.id.clone(),
-                name: "bench".to_string(),
-                cidr: "10.0.0.0/8".to_string(),
-                ..Default::default()
-            }))
-            .await
-            .context("create the subnet")?;
         let group = client
             .create_security_group(req(pb::CreateSecurityGroupRequest {
                 project_id: PROJECT.to_string(),
@@ -348,19 +372,54 @@ impl Fixture {
             .into_inner();
         Ok(Fixture {
             client,
-            network_id: vpc.id,
+            network_ids: Vec::new(),
+            hosts_per_vpc,
             group_id: group.id,
             hosts: 0,
             ports: 0,
         })
     }
 
+    /// Creates VPCs (each with one subnet) until host `host` has one.
+    async fn vpcs_for(&mut self, host: usize) -> anyhow::Result<()> {
+        while self.network_ids.len() <= host / self.hosts_per_vpc {
+            let v = self.network_ids.len();
+            // A /16 each, side by side in 10.0.0.0/8.
+            let base = std::net::Ipv4Addr::from(0x0A00_0000u32 + (v as u32) * 65_536);
+            let cidr = format!("{base}/16");
+            let vpc = self
+                .client
+                .create_vpc(req(pb::CreateVpcRequest {
+                    project_id: PROJECT.to_string(),
+                    name: format!("bench-{v}"),
+                    cidr: cidr.clone(),
+                    ..Default::default()
+                }))
+                .await
+                .context("create a VPC")?
+                .into_inner();
+            self.client
+                .create_subnet(req(pb::CreateSubnetRequest {
+                    project_id: PROJECT.to_string(),
+                    network_id: vpc.id.clone(),
+                    name: format!("bench-{v}"),
+                    cidr,
+                    ..Default::default()
+                }))
+                .await
+                .context("create a subnet")?;
+            self.network_ids.push(vpc.id);
+        }
+        Ok(())
+    }
+
+    /// A port on `host`, in its VPC (which must exist: [`Fixture::vpcs_for`]).
     fn port(&mut self, host: usize) -> pb::CreatePortRequest {
         let n = self.ports;
         self.ports += 1;
         pb::CreatePortRequest {
             project_id: PROJECT.to_string(),
-            network_id: self.network_id.clone(),
+            network_id: self.network_ids[host / self.hosts_per_vpc].clone(),
             name: format!("vm-{n}-eth0"),
             binding_host: host_name(host),
             device_id: format!("vm-{n}"),
@@ -394,8 +453,15 @@ impl Fixture {
             }
         }
         self.hosts = n;
+        if n > 0 {
+            self.vpcs_for(n - 1).await?;
+        }
         let mut last = 0;
-        for chunk in (from..n).collect::<Vec<_>>().chunks(PORT_BATCH) {
+        // One batch never spans two VPCs.
+        let hosts: Vec<usize> = (from..n).collect();
+        let per_vpc = self.hosts_per_vpc;
+        let batches = hosts.chunk_by(|a, b| a / per_vpc == b / per_vpc);
+        for chunk in batches.flat_map(|vpc| vpc.chunks(PORT_BATCH)) {
             let ports = chunk.iter().map(|h| self.port(*h)).collect();
             let reply = self
                 .client
@@ -410,6 +476,157 @@ impl Fixture {
         }
         Ok(last)
     }
+}
+
+// --------------------------------------------------------------- churn --
+
+/// One churn batch: its VPC, the revision it was written at, when it was sent.
+struct ChurnBatch {
+    vpc: usize,
+    revision: u64,
+    sent: Instant,
+}
+
+/// What a churn phase achieved.
+struct ChurnOutcome {
+    offered_per_s: u64,
+    ports_acked: usize,
+    elapsed_s: f64,
+    skipped_ticks: u64,
+    batches: Vec<ChurnBatch>,
+}
+
+impl ChurnOutcome {
+    fn achieved_per_s(&self) -> f64 {
+        self.ports_acked as f64 / self.elapsed_s.max(f64::EPSILON)
+    }
+}
+
+/// Offers `rate` port creates per second for `seconds`: every tick one
+/// CreatePorts batch in the next VPC (round robin), ports bound to hosts of
+/// that VPC in turn, at most `CHURN_IN_FLIGHT_MAX` requests in flight.
+async fn churn(fixture: &mut Fixture, rate: u64, seconds: u64) -> anyhow::Result<ChurnOutcome> {
+    let per_tick = usize::try_from(rate.div_ceil(CHURN_TICKS_PER_S).max(1))?;
+    let ticks = seconds * CHURN_TICKS_PER_S;
+    let vpcs = fixture.network_ids.len().max(1);
+    let hosts = fixture.hosts.max(1);
+    let slots = Arc::new(tokio::sync::Semaphore::new(CHURN_IN_FLIGHT_MAX));
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut interval = tokio::time::interval(Duration::from_micros(1_000_000 / CHURN_TICKS_PER_S));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut skipped = 0u64;
+    let mut tasks = Vec::new();
+    let mut cursor = 0usize;
+    let started = Instant::now();
+    for tick in 0..ticks {
+        interval.tick().await;
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            skipped += 1;
+            continue;
+        };
+        let vpc = usize::try_from(tick)? % vpcs;
+        let first_host = vpc * fixture.hosts_per_vpc;
+        let in_vpc = fixture
+            .hosts_per_vpc
+            .min(hosts - first_host.min(hosts))
+            .max(1);
+        let ports = (0..per_tick)
+            .map(|k| {
+                let host = (first_host + (cursor + k) % in_vpc).min(hosts - 1);
+                fixture.port(host)
+            })
+            .collect();
+        cursor = cursor.wrapping_add(per_tick);
+        let mut client = fixture.client.clone();
+        let (batches, acked) = (batches.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            let _slot = slot;
+            let sent = Instant::now();
+            let reply = client
+                .create_ports(req(pb::CreatePortsRequest {
+                    ports,
+                    ..Default::default()
+                }))
+                .await?
+                .into_inner();
+            let revision = reply.ports.iter().map(|p| p.revision).max().unwrap_or(0);
+            acked.fetch_add(reply.ports.len(), std::sync::atomic::Ordering::Relaxed);
+            batches
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(ChurnBatch {
+                    vpc,
+                    revision,
+                    sent,
+                });
+            Ok::<(), tonic::Status>(())
+        }));
+    }
+    for task in tasks {
+        task.await?.context("a churn batch")?;
+    }
+    let elapsed_s = started.elapsed().as_secs_f64();
+    let batches = std::mem::take(&mut *batches.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(ChurnOutcome {
+        offered_per_s: rate,
+        ports_acked: acked.load(std::sync::atomic::Ordering::Relaxed),
+        elapsed_s,
+        skipped_ticks: skipped,
+        batches,
+    })
+}
+
+/// Latencies (ms) from each churn batch's send to each agent of its VPC
+/// reaching its revision, read from the agents' histories once everything
+/// arrived; fails if an agent never got there or its history no longer
+/// reaches back that far.
+async fn churn_deliveries(
+    outcome: &ChurnOutcome,
+    agents: &[Watched],
+    hosts_per_vpc: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let top = outcome
+        .batches
+        .iter()
+        .map(|b| b.revision)
+        .max()
+        .unwrap_or(0);
+    let all: Vec<&Watched> = agents.iter().collect();
+    delivered(&all, top, Instant::now()).await?;
+    let mut lat = Vec::new();
+    for batch in &outcome.batches {
+        let from = batch.vpc * hosts_per_vpc;
+        let to = (from + hosts_per_vpc).min(agents.len());
+        for agent in agents.get(from..to).unwrap_or_default() {
+            let at = agent.reached_exactly(batch.revision).ok_or_else(|| {
+                anyhow!(
+                    "{}: revision {} is older than its history",
+                    agent.agent.host_id(),
+                    batch.revision
+                )
+            })?;
+            lat.push(at.saturating_duration_since(batch.sent).as_secs_f64() * 1000.0);
+        }
+    }
+    Ok(lat)
+}
+
+/// The JSON row of a churn phase.
+fn churn_row(outcome: &ChurnOutcome, agents: usize, deliveries: Option<Vec<f64>>) -> Value {
+    let mut row = json!({
+        "agents_connected": agents,
+        "offered_ports_per_s": outcome.offered_per_s,
+        "achieved_ports_per_s": round2(outcome.achieved_per_s()),
+        "ports_acked": outcome.ports_acked,
+        "batches": outcome.batches.len(),
+        "skipped_ticks": outcome.skipped_ticks,
+        "elapsed_s": round2(outcome.elapsed_s),
+    });
+    if let Some(lat) = deliveries {
+        row["delivery"] = summary(lat);
+    }
+    row
 }
 
 // ---------------------------------------------------------- statistics --
@@ -448,6 +665,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     {
         bail!("--agents: increasing counts from 1 to {AGENTS_MAX}");
     }
+    if args.hosts_per_vpc == 0 || args.agents_per_connection == 0 {
+        bail!("--hosts-per-vpc and --agents-per-connection: at least 1");
+    }
+    let largest = args.agents.last().copied().unwrap_or(0);
+    if largest.div_ceil(args.hosts_per_vpc) > VPCS_MAX {
+        bail!("--hosts-per-vpc: {largest} hosts need more than {VPCS_MAX} VPCs");
+    }
     let writes = args.writes.clamp(1, ROUNDS_MAX);
     let rounds = args.rounds.clamp(1, ROUNDS_MAX);
     let work = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -456,7 +680,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("machine: {machine}");
     let cluster = Cluster::start(&args, &work)?;
     let leader = find_leader(&cluster).await?;
-    let mut fixture = Fixture::new(&leader).await?;
+    let mut fixture = Fixture::new(&leader, args.hosts_per_vpc).await?;
+    let mut shared = None;
     let (stop, stopped) = watch::channel(false);
     let mut agents: Vec<Watched> = Vec::new();
     let mut rows = Vec::new();
@@ -466,6 +691,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let started = Instant::now();
         let revision = fixture.grow(n).await?;
         let setup_s = started.elapsed().as_secs_f64();
+        let churn_before = if args.churn_rate > 0 {
+            let outcome = churn(&mut fixture, args.churn_rate, args.churn_seconds).await?;
+            let row = churn_row(&outcome, agents.len(), None);
+            println!(
+                "{n:>6} hosts, {} agents connected: churn {row}",
+                agents.len()
+            );
+            row
+        } else {
+            Value::Null
+        };
         // Let the writes settle before the baseline RSS.
         tokio::time::sleep(SETTLE).await;
         let rss_before = cluster.rss_kib();
@@ -475,7 +711,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let endpoints = (0..MEMBERS)
                 .map(|k| cluster.apis[(i + k) % MEMBERS].clone())
                 .collect();
-            agents.push(Watched::start(host_name(i), endpoints, &stopped)?);
+            if args.agents_per_connection > 1 {
+                if i % args.agents_per_connection == 0 {
+                    shared = Some(SharedConnections::new(&cluster.apis)?);
+                }
+            } else {
+                shared = None;
+            }
+            agents.push(Watched::start(
+                host_name(i),
+                endpoints,
+                shared.clone(),
+                &stopped,
+            )?);
         }
         let deadline = Instant::now() + SYNC_WAIT_MAX;
         while agents.iter().any(|a| a.agent.revision() < revision) {
@@ -554,6 +802,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             per_agent.extend(lat);
             tokio::time::sleep(PAUSE * 5).await;
         }
+        let churn_after = if args.churn_rate > 0 {
+            let outcome = churn(&mut fixture, args.churn_rate, args.churn_seconds).await?;
+            let lat = churn_deliveries(&outcome, &agents, args.hosts_per_vpc).await?;
+            let row = churn_row(&outcome, agents.len(), Some(lat));
+            println!("{n:>6} agents: churn {row}");
+            row
+        } else {
+            Value::Null
+        };
         let per = summary(per_agent);
         let to_last = summary(last);
         println!("{n:>6} agents: rule -> each agent {per}; -> last agent {to_last}");
@@ -573,6 +830,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "node_bytes_per_idle_agent": round2(bytes_per_agent),
             "setup_s": round2(setup_s),
             "connect_sync_s": round2(sync_s),
+            "churn_before_connect": churn_before,
+            "churn_connected": churn_after,
         }));
     }
     let _ = stop.send(true);
@@ -582,6 +841,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "machine": machine,
         "config": {
             "members": MEMBERS,
+            "hosts_per_vpc": args.hosts_per_vpc,
+            "agents_per_connection": args.agents_per_connection,
+            "churn_rate": args.churn_rate,
+            "churn_seconds": args.churn_seconds,
             "writes": writes,
             "rounds": rounds,
             "alcor": args.alcor,

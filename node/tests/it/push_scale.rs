@@ -2,6 +2,8 @@
 //! stream, spread over a real 3-member cluster; after a random mix of port
 //! creates, updates, moves and deletes every agent holds exactly the
 //! controller's goal state for its host (equal digests) and none saw a gap.
+//! `alcor agent-sim` runs such agents as a separate process, alone on their
+//! connections or sharing them.
 
 use std::time::Duration;
 
@@ -192,6 +194,97 @@ async fn agent_sim_command_runs_many_agents_until_they_match_the_controller() {
         .await
         .expect("agent-sim exits by itself")
         .expect("run agent-sim");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!("agents {SIM_AGENTS} matching {SIM_AGENTS} ")),
+        "{stdout}"
+    );
+    assert!(last.contains(" gaps 0"), "{stdout}");
+}
+
+/// Established TCP connections held by process `pid` (its socket fds
+/// matched by inode against `/proc/<pid>/net/tcp{,6}`).
+fn tcp_connections_of(pid: u32) -> usize {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    let inodes: std::collections::BTreeSet<String> = entries
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            let inode = target.strip_prefix("socket:[")?.strip_suffix(']')?;
+            Some(inode.to_string())
+        })
+        .collect();
+    ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .map(|line| {
+                    line.split_whitespace()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        })
+        // Column 3 is the state (01: established), column 9 the inode.
+        .filter(|cols| cols.get(3).map(String::as_str) == Some("01"))
+        .filter(|cols| cols.get(9).is_some_and(|inode| inodes.contains(inode)))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_sim_agents_sharing_connections_each_stream_and_match_the_controller() {
+    const SIM_AGENTS: u8 = 40;
+    const PER_CONNECTION: u8 = 20;
+    let cluster = ProcessCluster::start(3);
+    let all = cluster.ids();
+    cluster.leader(&all).await;
+    let (vpc, subnet) = (uuid(0xe8), uuid(0xe9));
+    for n in 0..SIM_AGENTS {
+        workload::create_host(&cluster, &all, &format!("sim-{n:05}"), n + 1).await;
+    }
+    workload::create_network(&cluster, &all, &vpc, &subnet).await;
+    for n in 0..u64::from(SIM_AGENTS) {
+        let on = format!("sim-{:05}", (n * 3) % u64::from(SIM_AGENTS));
+        workload::create_port(&cluster, &all, &vpc, &subnet, &uuid(n), &on).await;
+    }
+    let endpoints: Vec<String> = all.iter().map(|id| cluster.api_addr(*id)).collect();
+    let child = tokio::process::Command::new(crate::cluster::BIN)
+        .arg("agent-sim")
+        .args(["--agents", &SIM_AGENTS.to_string()])
+        .args(["--agents-per-connection", &PER_CONNECTION.to_string()])
+        .args(["--endpoints", &endpoints.join(",")])
+        .args(["--report-interval-s", "4", "--exit-when-converged-s", "40"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run agent-sim");
+    let pid = child.id().expect("agent-sim runs");
+    // Between the first summary (at start) and the second (4 s later) the
+    // agents connect and stream; the process must hold a few shared
+    // connections (2 groups x 3 nodes at most, plus the summary's client),
+    // not one per agent.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let connections = tcp_connections_of(pid);
+    assert!(
+        (1..=7).contains(&connections),
+        "{connections} TCP connections for {SIM_AGENTS} agents sharing connections"
+    );
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("agent-sim exits by itself")
+        .expect("agent-sim output");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
