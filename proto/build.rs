@@ -25,10 +25,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A directory entry makes cargo rerun when any file below it changes,
     // including files that are added later.
     println!("cargo:rerun-if-changed={PROTO_ROOT}");
-    tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
-        .compile_protos(&protos, &[PathBuf::from(PROTO_ROOT)])?;
+    // The push stream gets its own codec (small buffers: a node holds one
+    // stream per connected agent); every other service uses prost's.
+    let (push, rest): (Vec<PathBuf>, Vec<PathBuf>) = protos
+        .into_iter()
+        .partition(|p| p.starts_with(Path::new(PROTO_ROOT).join("alcor/push")));
+    let includes = [PathBuf::from(PROTO_ROOT)];
+    if !rest.is_empty() {
+        tonic_prost_build::configure()
+            .build_client(true)
+            .build_server(true)
+            .compile_protos(&rest, &includes)?;
+    }
+    if !push.is_empty() {
+        tonic_prost_build::configure()
+            .build_client(true)
+            .build_server(true)
+            .codec_path("crate::codec::PushCodec")
+            .compile_protos(&push, &includes)?;
+    }
     Ok(())
 }
 

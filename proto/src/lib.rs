@@ -8,6 +8,8 @@
 //! between these types and its domain types in one `convert` module.
 //! It must not depend on any other Alcor crate.
 
+pub mod codec;
+
 /// Controller-to-host-agent goal-state push (`alcor.push.v1`).
 pub mod push {
     /// Version 1 of the push protocol.
