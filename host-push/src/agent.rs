@@ -337,8 +337,9 @@ impl SimAgent {
             .config
             .digest_interval
             .unwrap_or(Duration::from_secs(3_600));
+        let first = first_digest_after(digest_period, &self.config.host_id);
         let mut digest_tick =
-            tokio::time::interval_at(tokio::time::Instant::now() + digest_period, digest_period);
+            tokio::time::interval_at(tokio::time::Instant::now() + first, digest_period);
         digest_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let revision = tokio::select! {
@@ -462,13 +463,26 @@ impl Shared {
 /// the attempt, so the agents of a failed node do not all come back in
 /// the same instant (FNV-1a: deterministic, no random source needed).
 fn jittered(backoff: Duration, host: &str, attempt: u64) -> Duration {
+    backoff.mul_f64(0.5 + host_fraction(host, attempt) / 2.0)
+}
+
+/// When a stream's first digest report is due: `period` scaled into
+/// `[period/2, 3*period/2)` by a hash of the host, so agents that connected
+/// together (after a node failure, or at start) do not all report, and
+/// make their nodes recompute their goal states, in the same instant.
+fn first_digest_after(period: Duration, host: &str) -> Duration {
+    period.mul_f64(0.5 + host_fraction(host, u64::MAX))
+}
+
+/// A fraction in `[0, 1)` from `host` and `salt` (FNV-1a: deterministic,
+/// no random source needed).
+fn host_fraction(host: &str, salt: u64) -> f64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in host.bytes().chain(attempt.to_le_bytes()) {
+    for byte in host.bytes().chain(salt.to_le_bytes()) {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    let fraction = (hash % 1_000) as f64 / 2_000.0;
-    backoff.mul_f64(0.5 + fraction)
+    (hash % 1_000) as f64 / 1_000.0
 }
 
 /// The endpoint an agent streams from: connect timeout, no Nagle, HTTP/2
@@ -496,4 +510,41 @@ fn endpoint_of(address: &str) -> Result<Endpoint, AgentError> {
         endpoint: address.to_string(),
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_digest_reports_of_agents_started_together_spread_over_the_period() {
+        let period = Duration::from_secs(10);
+        let firsts: Vec<Duration> = (0..1_000)
+            .map(|i| first_digest_after(period, &format!("host-{i:05}")))
+            .collect();
+        assert!(firsts
+            .iter()
+            .all(|d| *d >= period / 2 && *d < period * 3 / 2));
+        // Every tenth of the spread is used: no burst at one instant.
+        let mut tenths = [0usize; 10];
+        for d in &firsts {
+            let tenth = ((d.as_secs_f64() - 5.0) / 1.0) as usize;
+            tenths[tenth.min(9)] += 1;
+        }
+        assert!(tenths.iter().all(|n| (50..=150).contains(n)), "{tenths:?}");
+        // The same host always gets the same phase.
+        assert_eq!(
+            first_digest_after(period, "host-00001"),
+            first_digest_after(period, "host-00001")
+        );
+    }
+
+    #[test]
+    fn reconnect_backoff_stays_within_half_and_whole_of_its_base() {
+        let base = Duration::from_millis(400);
+        for attempt in 0..100 {
+            let pause = jittered(base, "host-a", attempt);
+            assert!(pause >= base / 2 && pause < base, "{pause:?}");
+        }
+    }
 }
