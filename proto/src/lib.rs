@@ -5,8 +5,10 @@
 //! names (`alcor.raft.v1` → [`raft::v1`], `alcor.api.v1` → [`api::v1`]).
 //!
 //! This crate holds no logic and no conversions: each consumer converts
-//! between these types and its domain types in one `convert` module.
-//! It must not depend on any other Alcor crate.
+//! between these types and its domain types in one `convert` module. The
+//! one hand-written piece is [`codec`], the push stream's wire codec
+//! (prost's, with small buffers). It must not depend on any other Alcor
+//! crate.
 
 pub mod codec;
 
