@@ -71,6 +71,8 @@ pub struct SimAgentConfig {
     pub stream_window_bytes: Option<u32>,
     /// Connections shared with other agents (each agent still has its own
     /// stream); `None`: the agent dials its own connection per stream.
+    /// Shared connections use the transport's default receive window:
+    /// `stream_window_bytes` applies only to an agent's own connection.
     pub shared: Option<SharedConnections>,
 }
 

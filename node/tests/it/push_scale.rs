@@ -167,22 +167,48 @@ async fn thousand_simulated_agents_converge_to_the_controller_digests_after_rand
     assert!(with_ports > 0, "no agent holds a port");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agent_sim_command_runs_many_agents_until_they_match_the_controller() {
-    const SIM_AGENTS: u8 = 20;
+/// A 3-member cluster with hosts `sim-00000..` (one per simulated agent) and
+/// one port per host in one VPC (`vpc_seed` and the next id name the VPC and
+/// its subnet; port n is bound to host `n * stride mod agents`); returns the
+/// cluster and its API endpoints.
+async fn sim_cluster(agents: u8, vpc_seed: u64, stride: u64) -> (ProcessCluster, Vec<String>) {
     let cluster = ProcessCluster::start(3);
     let all = cluster.ids();
     cluster.leader(&all).await;
-    let (vpc, subnet) = (uuid(0xf8), uuid(0xf9));
-    for n in 0..SIM_AGENTS {
+    let (vpc, subnet) = (uuid(vpc_seed), uuid(vpc_seed + 1));
+    for n in 0..agents {
         workload::create_host(&cluster, &all, &format!("sim-{n:05}"), n + 1).await;
     }
     workload::create_network(&cluster, &all, &vpc, &subnet).await;
-    for n in 0..u64::from(SIM_AGENTS) {
-        let on = format!("sim-{:05}", (n * 7) % u64::from(SIM_AGENTS));
+    for n in 0..u64::from(agents) {
+        let on = format!("sim-{:05}", (n * stride) % u64::from(agents));
         workload::create_port(&cluster, &all, &vpc, &subnet, &uuid(n), &on).await;
     }
-    let endpoints: Vec<String> = all.iter().map(|id| cluster.api_addr(*id)).collect();
+    let endpoints = all.iter().map(|id| cluster.api_addr(*id)).collect();
+    (cluster, endpoints)
+}
+
+/// `alcor agent-sim` exited 0 and its last summary has every agent matching
+/// the controller and no gap.
+fn assert_every_agent_matched(output: &std::process::Output, agents: u8) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!("agents {agents} matching {agents} ")),
+        "{stdout}"
+    );
+    assert!(last.contains(" gaps 0"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_sim_command_runs_many_agents_until_they_match_the_controller() {
+    const SIM_AGENTS: u8 = 20;
+    let (_cluster, endpoints) = sim_cluster(SIM_AGENTS, 0xf8, 7).await;
     let output = tokio::process::Command::new(crate::cluster::BIN)
         .arg("agent-sim")
         .args(["--agents", &SIM_AGENTS.to_string()])
@@ -194,18 +220,7 @@ async fn agent_sim_command_runs_many_agents_until_they_match_the_controller() {
         .await
         .expect("agent-sim exits by itself")
         .expect("run agent-sim");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    assert!(
-        last.contains(&format!("agents {SIM_AGENTS} matching {SIM_AGENTS} ")),
-        "{stdout}"
-    );
-    assert!(last.contains(" gaps 0"), "{stdout}");
+    assert_every_agent_matched(&output, SIM_AGENTS);
 }
 
 /// Established TCP connections held by process `pid` (its socket fds
@@ -246,19 +261,7 @@ fn tcp_connections_of(pid: u32) -> usize {
 async fn agent_sim_agents_sharing_connections_each_stream_and_match_the_controller() {
     const SIM_AGENTS: u8 = 40;
     const PER_CONNECTION: u8 = 20;
-    let cluster = ProcessCluster::start(3);
-    let all = cluster.ids();
-    cluster.leader(&all).await;
-    let (vpc, subnet) = (uuid(0xe8), uuid(0xe9));
-    for n in 0..SIM_AGENTS {
-        workload::create_host(&cluster, &all, &format!("sim-{n:05}"), n + 1).await;
-    }
-    workload::create_network(&cluster, &all, &vpc, &subnet).await;
-    for n in 0..u64::from(SIM_AGENTS) {
-        let on = format!("sim-{:05}", (n * 3) % u64::from(SIM_AGENTS));
-        workload::create_port(&cluster, &all, &vpc, &subnet, &uuid(n), &on).await;
-    }
-    let endpoints: Vec<String> = all.iter().map(|id| cluster.api_addr(*id)).collect();
+    let (_cluster, endpoints) = sim_cluster(SIM_AGENTS, 0xe8, 3).await;
     let child = tokio::process::Command::new(crate::cluster::BIN)
         .arg("agent-sim")
         .args(["--agents", &SIM_AGENTS.to_string()])
@@ -285,16 +288,5 @@ async fn agent_sim_agents_sharing_connections_each_stream_and_match_the_controll
         .await
         .expect("agent-sim exits by itself")
         .expect("agent-sim output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    assert!(
-        last.contains(&format!("agents {SIM_AGENTS} matching {SIM_AGENTS} ")),
-        "{stdout}"
-    );
-    assert!(last.contains(" gaps 0"), "{stdout}");
+    assert_every_agent_matched(&output, SIM_AGENTS);
 }
