@@ -22,8 +22,11 @@
 //!   the serving node polls every member's `AckedRevisions` in parallel
 //!   (its own table directly) and takes each host's highest ack, until all
 //!   are at least the revision or the deadline passes (DEADLINE_EXCEEDED,
-//!   reason `BARRIER_TIMEOUT`, naming the pending hosts). A member that
-//!   does not answer contributes no acks for that round.
+//!   reason `BARRIER_TIMEOUT`, naming the pending hosts and the members
+//!   that never answered). Acks learnt in one round count in every later
+//!   round, so a member that is slow to answer the last, short round does
+//!   not make its hosts pending again. Clients to the members are kept
+//!   across calls.
 //!
 //! Every call is bounded by the client's deadline (`grpc-timeout`), or by
 //! `REQUEST_TIMEOUT_MS_MAX` without one. A membership change that runs out
@@ -33,7 +36,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use alcor_proto::api::v1 as pb;
@@ -87,6 +90,10 @@ pub trait AckSource: Send + Sync + 'static {
 pub struct ClusterService {
     node: Arc<RaftNode>,
     acks: Option<Arc<dyn AckSource>>,
+    /// One lazily connected client per member's API address, kept across
+    /// `Barrier` calls (so a barrier does not pay for connecting), pruned to
+    /// the current members.
+    peers: Arc<Mutex<BTreeMap<String, ClusterClient<Channel>>>>,
 }
 
 impl fmt::Debug for ClusterService {
@@ -101,7 +108,11 @@ impl fmt::Debug for ClusterService {
 impl ClusterService {
     /// A service reporting on `node`, with no host acks of its own.
     pub fn new(node: Arc<RaftNode>) -> ClusterService {
-        ClusterService { node, acks: None }
+        ClusterService {
+            node,
+            acks: None,
+            peers: Arc::default(),
+        }
     }
 
     /// A service reporting on `node` whose host acks come from `acks`.
@@ -109,6 +120,7 @@ impl ClusterService {
         ClusterService {
             node,
             acks: Some(acks),
+            peers: Arc::default(),
         }
     }
 
@@ -127,68 +139,80 @@ impl ClusterService {
         self.acks.as_ref().map(|a| a.acked()).unwrap_or_default()
     }
 
-    /// Each host's highest ack over every member that answers before
-    /// `deadline` (asked in parallel), returned as soon as `enough` holds
-    /// (a slow member then does not hold the barrier up); `peers` keeps one
-    /// lazily connected client per member across rounds, so a slow connect
-    /// is not restarted.
+    /// The client for the member serving its API at `api_addr`, from the
+    /// cache or newly (lazily) connected; members no longer in `current`
+    /// leave the cache. `None` for an address that is not a URI authority.
+    fn peer(&self, api_addr: &str, current: &BTreeSet<&str>) -> Option<ClusterClient<Channel>> {
+        // Plain map inserts cannot leave it inconsistent: ignore poisoning.
+        let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        peers.retain(|addr, _| current.contains(addr.as_str()));
+        if let Some(client) = peers.get(api_addr) {
+            return Some(client.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{api_addr}")).ok()?;
+        let client = ClusterClient::new(
+            endpoint
+                .connect_timeout(Duration::from_millis(ACKS_CALL_MS_MAX))
+                .tcp_nodelay(true)
+                .connect_lazy(),
+        );
+        peers.insert(api_addr.to_string(), client.clone());
+        Some(client)
+    }
+
+    /// One round of asking for acks: merges this node's acks, then every
+    /// other member's that answers before `deadline` (asked in parallel),
+    /// into `seen`; returns as soon as `enough` holds (a slow member then
+    /// does not hold the barrier up).
     async fn cluster_acks(
         &self,
-        peers: &mut BTreeMap<String, ClusterClient<Channel>>,
+        seen: &mut ClusterAcks,
         deadline: Instant,
         enough: impl Fn(&BTreeMap<String, u64>) -> bool,
-    ) -> BTreeMap<String, u64> {
-        let mut acks = self.local_acks();
-        if enough(&acks) {
-            return acks;
+    ) {
+        seen.merge(self.local_acks());
+        if enough(&seen.acks) {
+            return;
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let wait = left.min(Duration::from_millis(ACKS_CALL_MS_MAX));
         if wait.is_zero() {
-            return acks;
+            return;
         }
         let m = self.node.metrics();
+        let current: BTreeSet<&str> = m.nodes.values().map(|n| n.api_addr.as_str()).collect();
         let mut asked = tokio::task::JoinSet::new();
         for (id, member) in &m.nodes {
             if *id == m.id {
                 continue;
             }
-            let client = match peers.get(&member.api_addr) {
-                Some(client) => client.clone(),
-                None => {
-                    let Ok(endpoint) = Endpoint::from_shared(format!("http://{}", member.api_addr))
-                    else {
-                        continue;
-                    };
-                    let client = ClusterClient::new(
-                        endpoint
-                            .connect_timeout(Duration::from_millis(ACKS_CALL_MS_MAX))
-                            .tcp_nodelay(true)
-                            .connect_lazy(),
-                    );
-                    peers.insert(member.api_addr.clone(), client.clone());
-                    client
-                }
+            let Some(client) = self.peer(&member.api_addr, &current) else {
+                seen.failed(*id, format!("bad API address {:?}", member.api_addr));
+                continue;
             };
+            let id = *id;
             asked.spawn(async move {
-                tokio::time::timeout(wait, peer_acks(client, wait))
+                let answer = tokio::time::timeout(wait, peer_acks(client, wait))
                     .await
-                    .unwrap_or_else(|_| Err(Status::deadline_exceeded("no answer in time")))
+                    .unwrap_or_else(|_| Err(Status::deadline_exceeded("no answer in time")));
+                (id, answer)
             });
         }
         while let Some(answer) = asked.join_next().await {
-            let Ok(Ok(theirs)) = answer else {
-                continue;
-            };
-            for (host, revision) in theirs {
-                let entry = acks.entry(host).or_insert(0);
-                *entry = (*entry).max(revision);
+            match answer {
+                Ok((id, Ok(theirs))) => {
+                    seen.answered(id);
+                    seen.merge(theirs);
+                }
+                Ok((id, Err(status))) => {
+                    seen.failed(id, format!("{:?}: {}", status.code(), status.message()));
+                }
+                Err(_) => {}
             }
-            if enough(&acks) {
+            if enough(&seen.acks) {
                 break;
             }
         }
-        acks
     }
 
     /// Runs one membership change within the request's budget and answers
@@ -419,14 +443,16 @@ impl Cluster for ClusterService {
                 hosts = with_ports.into_iter().collect();
             }
         }
-        let mut peers = BTreeMap::new();
+        // Acks only grow: what a member answered in an earlier round still
+        // counts when it is slow to answer a later one.
+        let mut seen = ClusterAcks::default();
         loop {
-            let acks = self
-                .cluster_acks(&mut peers, deadline, |acks| {
-                    pending_hosts(&hosts, acks, revision).is_empty()
-                })
-                .await;
-            let pending = pending_hosts(&hosts, &acks, revision);
+            self.cluster_acks(&mut seen, deadline, |acks| {
+                pending_hosts(&hosts, acks, revision).is_empty()
+            })
+            .await;
+            let acks = &seen.acks;
+            let pending = pending_hosts(&hosts, acks, revision);
             if pending.is_empty() {
                 let acked = hosts
                     .iter()
@@ -443,7 +469,7 @@ impl Cluster for ClusterService {
             }
             let next = Instant::now() + Duration::from_millis(BARRIER_POLL_MS);
             if next >= deadline {
-                return Err(barrier_timeout(revision, &pending));
+                return Err(barrier_timeout(revision, &pending, &seen.silent));
             }
             tokio::time::sleep_until(next).await;
         }
@@ -493,16 +519,59 @@ fn pending_hosts(
         .collect()
 }
 
-fn barrier_timeout(revision: u64, pending: &[String]) -> Status {
+/// DEADLINE_EXCEEDED naming the `pending` hosts and, when some members did
+/// not answer in the last round (their acks are unknown), those members.
+fn barrier_timeout(revision: u64, pending: &[String], silent: &BTreeMap<u64, String>) -> Status {
+    let mut message = format!(
+        "revision {revision} not acked within the deadline; pending hosts: {}",
+        pending.join(",")
+    );
+    if !silent.is_empty() {
+        let members: Vec<String> = silent
+            .iter()
+            .map(|(id, why)| format!("{id} ({why})"))
+            .collect();
+        message.push_str(&format!("; members not answering: {}", members.join(", ")));
+    }
     status_with(
         Code::DeadlineExceeded,
         "BARRIER_TIMEOUT",
-        &format!(
-            "revision {revision} not acked within the deadline; pending hosts: {}",
-            pending.join(",")
-        ),
+        &message,
         MetadataMap::new(),
     )
+}
+
+/// What a `Barrier` has learnt of the members' acks so far.
+#[derive(Debug, Default)]
+struct ClusterAcks {
+    /// Each host's highest ack over this node and every answer so far.
+    acks: BTreeMap<String, u64>,
+    /// Members that have answered at least once.
+    heard: BTreeSet<u64>,
+    /// Members asked that have never answered (their acks are unknown),
+    /// each with the last reason.
+    silent: BTreeMap<u64, String>,
+}
+
+impl ClusterAcks {
+    /// Takes each host's higher ack of `acks` and what is known.
+    fn merge(&mut self, acks: impl IntoIterator<Item = (String, u64)>) {
+        for (host, revision) in acks {
+            let entry = self.acks.entry(host).or_insert(0);
+            *entry = (*entry).max(revision);
+        }
+    }
+
+    fn answered(&mut self, member: u64) {
+        self.heard.insert(member);
+        self.silent.remove(&member);
+    }
+
+    fn failed(&mut self, member: u64, why: String) {
+        if !self.heard.contains(&member) {
+            self.silent.insert(member, why);
+        }
+    }
 }
 
 /// Every member with its role, from `m`.
@@ -648,10 +717,47 @@ mod tests {
         let hosts: BTreeSet<String> = ["h1", "h2", "h3"].map(String::from).into();
         let acks: BTreeMap<String, u64> = [("h1".to_string(), 7), ("h2".to_string(), 4)].into();
         assert_eq!(pending_hosts(&hosts, &acks, 5), ["h2", "h3"]);
-        let status = barrier_timeout(5, &["h3".to_string()]);
+        let status = barrier_timeout(5, &["h3".to_string()], &BTreeMap::new());
         assert_eq!(status.code(), Code::DeadlineExceeded);
         assert_eq!(reason(&status), Some("BARRIER_TIMEOUT"));
         assert!(status.message().contains("h3"));
+        assert!(
+            !status.message().contains("members"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[test]
+    fn acks_learnt_in_an_earlier_round_survive_a_member_that_is_slow_later() {
+        let mut seen = ClusterAcks::default();
+        seen.merge([("h1".to_string(), 10)]);
+        seen.answered(1);
+        seen.failed(2, "Unavailable: refused".to_string());
+        // The next round: member 1 times out, this node knows h2 at 4.
+        seen.merge([("h2".to_string(), 4)]);
+        seen.failed(1, "Cancelled: Timeout expired".to_string());
+        seen.merge([("h1".to_string(), 7)]);
+        let hosts: BTreeSet<String> = ["h1", "h2"].map(String::from).into();
+        assert_eq!(pending_hosts(&hosts, &seen.acks, 8), ["h2"]);
+        assert_eq!(seen.acks.get("h1"), Some(&10));
+        let silent: Vec<u64> = seen.silent.keys().copied().collect();
+        assert_eq!(silent, [2], "member 1 answered once: its acks are known");
+        seen.answered(2);
+        assert!(seen.silent.is_empty());
+    }
+
+    #[test]
+    fn barrier_timeout_names_members_whose_acks_are_unknown() {
+        let silent = [
+            (3, "Unavailable: refused".to_string()),
+            (1, "late".to_string()),
+        ];
+        let status = barrier_timeout(5, &["h1".to_string()], &silent.into());
+        assert_eq!(reason(&status), Some("BARRIER_TIMEOUT"));
+        let expected =
+            "pending hosts: h1; members not answering: 1 (late), 3 (Unavailable: refused)";
+        assert!(status.message().ends_with(expected), "{}", status.message());
     }
 
     #[test]
