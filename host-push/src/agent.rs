@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use alcor_proto::push::v1::host_push_client::HostPushClient;
-use alcor_state_machine::{apply_changes, goal_digest, GoalKey, GoalState, HostId, Id};
+use alcor_state_machine::{apply_changes, goal_digest, GoalKey, GoalObject, GoalState, HostId, Id};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
@@ -342,6 +342,7 @@ impl SimAgent {
         let first = first_digest_after(digest_period, &self.config.host_id);
         let mut digest_tick =
             tokio::time::interval_at(tokio::time::Instant::now() + first, digest_period);
+        let mut parts = FullSyncParts::default();
         digest_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let revision = tokio::select! {
@@ -349,7 +350,11 @@ impl SimAgent {
                     let Some(message) = message? else {
                         return Err(AgentError::Ended);
                     };
+                    let bytes = prost::Message::encoded_len(&message);
                     let message = convert::controller_from_pb(&message)?;
+                    let Some(message) = parts.add(message, bytes)? else {
+                        continue;
+                    };
                     if !self.config.apply_delay.is_zero() {
                         tokio::time::sleep(self.config.apply_delay).await;
                     }
@@ -410,7 +415,9 @@ impl SimAgent {
     fn apply(&self, message: ControllerMessage) -> Result<u64, AgentError> {
         let mut table = self.shared.table();
         let revision = match message {
-            ControllerMessage::FullSync { revision, objects } => {
+            ControllerMessage::FullSync {
+                revision, objects, ..
+            } => {
                 table.goal = objects.into_iter().map(|o| (o.key(), o)).collect();
                 // A resync retries everything: transient failures heal.
                 self.shared.transient().clear();
@@ -458,6 +465,70 @@ impl Shared {
         self.transient
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The parts of a FullSync gathered so far on one stream (dropped with
+/// the stream: a FullSync cut short leaves the table as it was).
+#[derive(Debug, Default)]
+struct FullSyncParts {
+    /// The revision of the FullSync being gathered, if any.
+    revision: Option<u64>,
+    objects: Vec<GoalObject>,
+    /// Encoded bytes of the parts so far (at most `PUSH_MESSAGE_BYTES_MAX`).
+    bytes: usize,
+}
+
+impl FullSyncParts {
+    /// Takes the next message of the stream, `bytes` long on the wire, and
+    /// passes on what is whole: a DiffBatch, an Error, or the last part of
+    /// a FullSync with the objects of the parts before it. `None`: a part
+    /// was kept. Anything but the next part of the same revision while a
+    /// FullSync is being gathered is a protocol error.
+    fn add(
+        &mut self,
+        message: ControllerMessage,
+        bytes: usize,
+    ) -> Result<Option<ControllerMessage>, AgentError> {
+        match (message, self.revision) {
+            (message @ ControllerMessage::Error { .. }, _) => Ok(Some(message)),
+            (
+                ControllerMessage::FullSync {
+                    revision,
+                    objects,
+                    more,
+                },
+                gathering,
+            ) => {
+                if let Some(gathering) = gathering.filter(|g| *g != revision) {
+                    return Err(AgentError::Protocol(format!(
+                        "FullSync part of revision {revision} while gathering revision {gathering}"
+                    )));
+                }
+                self.bytes = self.bytes.saturating_add(bytes);
+                if self.bytes > limits::PUSH_MESSAGE_BYTES_MAX {
+                    return Err(AgentError::Protocol(format!(
+                        "FullSync parts exceed {} bytes",
+                        limits::PUSH_MESSAGE_BYTES_MAX
+                    )));
+                }
+                self.objects.extend(objects);
+                if more {
+                    self.revision = Some(revision);
+                    return Ok(None);
+                }
+                let whole = std::mem::take(self);
+                Ok(Some(ControllerMessage::FullSync {
+                    revision,
+                    objects: whole.objects,
+                    more: false,
+                }))
+            }
+            (message, None) => Ok(Some(message)),
+            (_, Some(gathering)) => Err(AgentError::Protocol(format!(
+                "DiffBatch while gathering the FullSync of revision {gathering}"
+            ))),
+        }
     }
 }
 
@@ -517,6 +588,78 @@ fn endpoint_of(address: &str) -> Result<Endpoint, AgentError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn member(n: u128) -> GoalObject {
+        GoalObject::SgMember(alcor_state_machine::goal::SgMember {
+            group_id: Id(1),
+            port_id: Id(n),
+            ips: Vec::new(),
+        })
+    }
+
+    fn part(revision: u64, ports: &[u128], more: bool) -> ControllerMessage {
+        ControllerMessage::FullSync {
+            revision,
+            objects: ports.iter().map(|n| member(*n)).collect(),
+            more,
+        }
+    }
+
+    #[test]
+    fn full_sync_parts_are_passed_on_whole_only_at_the_last_part() {
+        let mut parts = FullSyncParts::default();
+        assert_eq!(parts.add(part(9, &[1, 2], true), 10).unwrap(), None);
+        assert_eq!(parts.add(part(9, &[3], true), 10).unwrap(), None);
+        let whole = parts.add(part(9, &[4], false), 10).unwrap();
+        assert_eq!(whole, Some(part(9, &[1, 2, 3, 4], false)));
+        // Gathering starts afresh, and a one-part FullSync passes at once.
+        assert_eq!(parts.bytes, 0);
+        assert_eq!(
+            parts.add(part(12, &[5], false), 10).unwrap(),
+            Some(part(12, &[5], false))
+        );
+        let batch = ControllerMessage::DiffBatch {
+            from_revision: 12,
+            to_revision: 13,
+            changes: Vec::new(),
+        };
+        assert_eq!(parts.add(batch.clone(), 10).unwrap(), Some(batch));
+    }
+
+    #[test]
+    fn anything_but_the_next_part_of_the_same_revision_mid_full_sync_is_a_protocol_error() {
+        let batch = ControllerMessage::DiffBatch {
+            from_revision: 9,
+            to_revision: 10,
+            changes: Vec::new(),
+        };
+        let mut parts = FullSyncParts::default();
+        parts.add(part(9, &[1], true), 10).unwrap();
+        assert!(matches!(
+            parts.add(batch, 10),
+            Err(AgentError::Protocol(m)) if m.contains("revision 9")
+        ));
+        let mut parts = FullSyncParts::default();
+        parts.add(part(9, &[1], true), 10).unwrap();
+        assert!(matches!(
+            parts.add(part(10, &[2], false), 10),
+            Err(AgentError::Protocol(m)) if m.contains("revision 10")
+        ));
+        let mut parts = FullSyncParts::default();
+        parts.add(part(9, &[1], true), 10).unwrap();
+        assert!(matches!(
+            parts.add(part(9, &[2], true), limits::PUSH_MESSAGE_BYTES_MAX),
+            Err(AgentError::Protocol(m)) if m.contains("exceed")
+        ));
+        // An Error from the node passes even mid-way (the stream ends).
+        let error = ControllerMessage::Error {
+            code: crate::message::ErrorCode::Unavailable,
+            message: "stopping".to_string(),
+        };
+        let mut parts = FullSyncParts::default();
+        parts.add(part(9, &[1], true), 10).unwrap();
+        assert_eq!(parts.add(error.clone(), 10).unwrap(), Some(error));
+    }
 
     #[test]
     fn first_digest_reports_of_agents_started_together_spread_over_the_period() {

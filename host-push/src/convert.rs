@@ -68,12 +68,15 @@ pub fn controller_to_pb(
     message: &ControllerMessage,
 ) -> Result<pb::ControllerMessage, ConvertError> {
     let kind = match message {
-        ControllerMessage::FullSync { revision, objects } => {
-            pb::controller_message::Kind::FullSync(pb::FullSync {
-                revision: *revision,
-                objects: objects.iter().map(object_to_pb).collect::<Result<_, _>>()?,
-            })
-        }
+        ControllerMessage::FullSync {
+            revision,
+            objects,
+            more,
+        } => pb::controller_message::Kind::FullSync(pb::FullSync {
+            revision: *revision,
+            objects: objects.iter().map(object_to_pb).collect::<Result<_, _>>()?,
+            more: *more,
+        }),
         ControllerMessage::DiffBatch {
             from_revision,
             to_revision,
@@ -97,6 +100,44 @@ pub fn controller_to_pb(
     Ok(pb::ControllerMessage { kind: Some(kind) })
 }
 
+/// Encodes the FullSync of `objects` at `revision` as parts of at most
+/// `part_bytes_max` encoded bytes each (a part that holds a single larger
+/// object is the exception), in order, every part but the last with
+/// `more` set. No objects: one empty last part.
+pub fn full_sync_parts_to_pb(
+    revision: u64,
+    objects: &[GoalObject],
+    part_bytes_max: usize,
+) -> Result<Vec<pb::ControllerMessage>, ConvertError> {
+    let part = |objects: Vec<pb::GoalObject>, more: bool| pb::ControllerMessage {
+        kind: Some(pb::controller_message::Kind::FullSync(pb::FullSync {
+            revision,
+            objects,
+            more,
+        })),
+    };
+    // The message without objects (the revision, the `more` flag and the
+    // framing of the oneof), then each object's share.
+    let overhead = prost::Message::encoded_len(&part(Vec::new(), true));
+    let mut parts = Vec::new();
+    let mut current: Vec<pb::GoalObject> = Vec::new();
+    let mut current_bytes = overhead;
+    for object in objects {
+        let object = object_to_pb(object)?;
+        let len = prost::Message::encoded_len(&object);
+        // The field's tag (one byte) and the object's length prefix.
+        let bytes = 1 + prost::encoding::encoded_len_varint(len as u64) + len;
+        if !current.is_empty() && current_bytes + bytes > part_bytes_max {
+            parts.push(part(std::mem::take(&mut current), true));
+            current_bytes = overhead;
+        }
+        current.push(object);
+        current_bytes += bytes;
+    }
+    parts.push(part(current, false));
+    Ok(parts)
+}
+
 /// Decodes a controller message from the wire. Unknown error codes read as
 /// [`ErrorCode::Internal`].
 pub fn controller_from_pb(
@@ -110,6 +151,7 @@ pub fn controller_from_pb(
                 .iter()
                 .map(|o| decode("goal object", &o.bincode_v1))
                 .collect::<Result<_, _>>()?,
+            more: sync.more,
         }),
         Some(pb::controller_message::Kind::DiffBatch(batch)) => Ok(ControllerMessage::DiffBatch {
             from_revision: batch.from_revision,
@@ -230,6 +272,61 @@ mod tests {
             revision: Some(0),
         });
         assert_eq!(agent_from_pb(&agent_to_pb(&hello).unwrap()).unwrap(), hello);
+    }
+
+    fn neighbor(n: u128, addresses: usize) -> GoalObject {
+        GoalObject::SgMember(alcor_state_machine::goal::SgMember {
+            group_id: Id(1),
+            port_id: Id(n),
+            ips: (0..addresses)
+                .map(|i| std::net::IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]))
+                .collect(),
+        })
+    }
+
+    fn sync_of(part: &pb::ControllerMessage) -> &pb::FullSync {
+        match &part.kind {
+            Some(pb::controller_message::Kind::FullSync(sync)) => sync,
+            other => panic!("not a FullSync: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_sync_parts_stay_under_the_cap_and_reassemble_in_order() {
+        let objects: Vec<GoalObject> = (0..1_000).map(|n| neighbor(n, 1)).collect();
+        let cap = 1_024;
+        let parts = full_sync_parts_to_pb(42, &objects, cap).unwrap();
+        assert!(parts.len() > 3, "{} parts", parts.len());
+        let mut back = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            assert!(prost::Message::encoded_len(part) <= cap, "part {i}");
+            let sync = sync_of(part);
+            assert_eq!(sync.revision, 42);
+            assert_eq!(sync.more, i + 1 < parts.len(), "part {i}");
+            assert!(!sync.objects.is_empty());
+            match controller_from_pb(part).unwrap() {
+                ControllerMessage::FullSync { objects, .. } => back.extend(objects),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(back, objects);
+        // The parts are not padded: all but the last are nearly full.
+        let first = prost::Message::encoded_len(&parts[0]);
+        assert!(first > cap - 64, "first part {first} bytes");
+    }
+
+    #[test]
+    fn an_object_larger_than_a_part_goes_alone_and_an_empty_goal_is_one_last_part() {
+        let objects = vec![neighbor(1, 1), neighbor(2, 400), neighbor(3, 1)];
+        let parts = full_sync_parts_to_pb(7, &objects, 512).unwrap();
+        let counts: Vec<usize> = parts.iter().map(|p| sync_of(p).objects.len()).collect();
+        assert_eq!(counts, [1, 1, 1]);
+        assert!(prost::Message::encoded_len(&parts[1]) > 512);
+
+        let parts = full_sync_parts_to_pb(9, &[], 512).unwrap();
+        assert_eq!(parts.len(), 1);
+        let sync = sync_of(&parts[0]);
+        assert!(sync.objects.is_empty() && !sync.more && sync.revision == 9);
     }
 
     #[test]

@@ -12,6 +12,14 @@ pub const AGENTS_MAX: usize = 20_000;
 /// past the agent). Other agents never wait for this one.
 pub const AGENT_QUEUE_MAX: usize = 4;
 
+/// Largest encoded part of a FullSync (a goal state larger than this goes
+/// out in several parts; a single larger object gets a part of its own).
+/// A stream's encode buffer keeps the size of the largest message it has
+/// carried for as long as the stream lives, so this bounds what each idle
+/// agent costs its node after its FullSync, and it keeps a host of a huge
+/// VPC from needing one huge message.
+pub const FULL_SYNC_PART_BYTES_MAX: usize = 2 * 1024;
+
 /// Applied events with changes kept in a node's retained window (events
 /// without changes only advance its end and take no room).
 pub const WINDOW_EVENTS_MAX: usize = 8_192;

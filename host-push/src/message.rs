@@ -3,8 +3,16 @@
 
 use alcor_state_machine::{GoalChange, GoalKey, GoalObject, HostId};
 
-/// The protocol version this build speaks (`Hello.protocol_version`).
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this build speaks (`Hello.protocol_version`):
+/// 2 added FullSync parts.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The oldest protocol version a controller still serves. A version 1
+/// agent gets every FullSync whole, as one message.
+pub const PROTOCOL_VERSION_MIN: u32 = 1;
+
+/// The first protocol version whose agents gather FullSync parts.
+pub const FULL_SYNC_PARTS_SINCE: u32 = 2;
 
 /// What an agent sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +62,16 @@ pub struct ResourceStatus {
 /// What a controller node sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControllerMessage {
-    /// Replace the table.
+    /// Replace the table, or (with `more`) one part of a FullSync sent in
+    /// parts.
     FullSync {
         /// The revision the objects are the goal state of.
         revision: u64,
-        /// The host's whole goal state, in key order.
+        /// The host's whole goal state, or this part's share of it, in key
+        /// order.
         objects: Vec<GoalObject>,
+        /// More parts follow; the table is replaced at the last one.
+        more: bool,
     },
     /// Move the table from one revision to another.
     DiffBatch {

@@ -8,7 +8,7 @@
 //! `connected_agents`, `queued_messages`, `queued_messages_max`,
 //! `agent_lag_revisions_max`, `window_events`, `window_bytes`,
 //! `full_syncs_waiting`, `resyncs_total{cause}`, `full_syncs_total`,
-//! `diff_batches_total`, `events_coalesced_total`, `changes_collapsed_total`,
+//! `full_sync_parts_total`, `diff_batches_total`, `events_coalesced_total`, `changes_collapsed_total`,
 //! `digest_reports_total`, `digest_checks_total`, `digest_mismatches_total`,
 //! `agents_refused_total`, `status_*_total` and
 //! `push_latency_seconds` (commit on this node to the agent's ack).
@@ -62,6 +62,7 @@ pub(crate) struct PushMetrics {
     pub(crate) full_syncs_waiting: Gauge,
     resyncs: Family<CauseLabel, Counter>,
     pub(crate) full_syncs: Counter,
+    pub(crate) full_sync_parts: Counter,
     pub(crate) diff_batches: Counter,
     pub(crate) events_coalesced: Counter,
     pub(crate) changes_collapsed: Counter,
@@ -79,6 +80,7 @@ impl Default for PushMetrics {
             full_syncs_waiting: Gauge::default(),
             resyncs: Family::default(),
             full_syncs: Counter::default(),
+            full_sync_parts: Counter::default(),
             diff_batches: Counter::default(),
             events_coalesced: Counter::default(),
             changes_collapsed: Counter::default(),
@@ -132,8 +134,13 @@ impl PushMetrics {
         );
         registry.register(
             "full_syncs",
-            "FullSync messages sent",
+            "FullSyncs sent (each in one part or more)",
             self.full_syncs.clone(),
+        );
+        registry.register(
+            "full_sync_parts",
+            "FullSync parts sent (messages; a large goal state takes several)",
+            self.full_sync_parts.clone(),
         );
         registry.register(
             "diff_batches",

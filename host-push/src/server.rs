@@ -30,7 +30,7 @@ use std::time::Duration;
 use alcor_proto::push::v1 as pb;
 use alcor_proto::push::v1::host_push_server::{HostPush, HostPushServer};
 use alcor_raft_core::{RaftNode, StateView};
-use alcor_state_machine::{goal_digest, GoalChange, HostId};
+use alcor_state_machine::{goal_digest, GoalChange, GoalObject, HostId};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -41,7 +41,10 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::convert;
 use crate::error::WaitAckedError;
 use crate::limits;
-use crate::message::{AgentMessage, ControllerMessage, ErrorCode, Hello, PROTOCOL_VERSION};
+use crate::message::{
+    AgentMessage, ControllerMessage, ErrorCode, Hello, FULL_SYNC_PARTS_SINCE, PROTOCOL_VERSION,
+    PROTOCOL_VERSION_MIN,
+};
 use crate::metrics::{self, Probe, PushMetrics, ResyncCause, Sessions};
 use crate::status::{self, StatusCounters, StatusFeed};
 use crate::window::{Retainer, Scan, WindowLimits};
@@ -347,9 +350,9 @@ async fn read_hello(inbound: &mut Streaming<pb::AgentMessage>) -> Result<Hello, 
     let AgentMessage::Hello(hello) = convert::agent_from_pb(&first)? else {
         return Err(Status::invalid_argument("first message must be Hello"));
     };
-    if hello.protocol_version != PROTOCOL_VERSION {
+    if !(PROTOCOL_VERSION_MIN..=PROTOCOL_VERSION).contains(&hello.protocol_version) {
         return Err(Status::invalid_argument(format!(
-            "protocol version {} unsupported, want {PROTOCOL_VERSION}",
+            "protocol version {} unsupported, want {PROTOCOL_VERSION_MIN} to {PROTOCOL_VERSION}",
             hello.protocol_version
         )));
     }
@@ -437,6 +440,7 @@ async fn run_session(
     tx: mpsc::Sender<Result<pb::ControllerMessage, Status>>,
     _permit: OwnedSemaphorePermit,
 ) {
+    let protocol_version = hello.protocol_version;
     let host = hello.host_id;
     let shared = Arc::new(SessionShared {
         unacked: Mutex::new(VecDeque::new()),
@@ -514,26 +518,55 @@ async fn run_session(
                     }
                     return;
                 };
-                let message = match full_sync(&inner, &host, &mut cursor) {
-                    Ok(message) => message,
+                let (revision, objects) = match full_sync(&inner, &host, &mut cursor) {
+                    Ok(goal) => goal,
                     Err(message) => {
                         permit.send(convert::controller_to_pb(&message).map_err(Status::from));
                         return;
                     }
                 };
-                match convert::controller_to_pb(&message) {
-                    Ok(message) => {
-                        inner.metrics.full_syncs.inc();
-                        // Batches sent before the FullSync will not be
-                        // acked one by one any more.
-                        shared.unacked().clear();
-                        permit.send(Ok(message));
-                    }
+                let part_bytes_max = if protocol_version >= FULL_SYNC_PARTS_SINCE {
+                    limits::FULL_SYNC_PART_BYTES_MAX
+                } else {
+                    usize::MAX
+                };
+                let parts = match convert::full_sync_parts_to_pb(revision, &objects, part_bytes_max)
+                {
+                    Ok(parts) => parts,
                     Err(e) => {
                         tracing::error!(host, "cannot encode push message: {e}");
                         permit.send(Err(Status::internal(e.to_string())));
                         return;
                     }
+                };
+                drop(objects);
+                inner.metrics.full_syncs.inc();
+                // Batches sent before the FullSync will not be acked one
+                // by one any more.
+                shared.unacked().clear();
+                let mut parts = parts.into_iter();
+                let mut permit = Some(permit);
+                // The parts go out back to back; the full-sync slot is held
+                // until the last one is queued.
+                for part in parts.by_ref() {
+                    let permit = match permit.take() {
+                        Some(permit) => permit,
+                        None => tokio::select! {
+                            biased;
+                            _ = stop.wait_for(|stopped| *stopped) => break,
+                            _ = &mut reader.0 => return,
+                            permit = tx.reserve() => match permit {
+                                Ok(permit) => permit,
+                                Err(_) => return,
+                            },
+                        },
+                    };
+                    inner.metrics.full_sync_parts.inc();
+                    permit.send(Ok(part));
+                }
+                if !parts.as_slice().is_empty() {
+                    // Stopping mid-way: the agent drops the parts it has.
+                    break;
                 }
             }
             Step::Again => {}
@@ -682,7 +715,7 @@ fn full_sync(
     inner: &Inner,
     host: &str,
     cursor: &mut Cursor,
-) -> Result<ControllerMessage, ControllerMessage> {
+) -> Result<(u64, Vec<GoalObject>), ControllerMessage> {
     // Read the window's end before the state: every event up to it was
     // applied before the read, and entries after the state's last command
     // change nothing, so the state is also the goal state at that end.
@@ -700,10 +733,7 @@ fn full_sync(
         scanned: revision,
         sent_at: Instant::now(),
     };
-    Ok(ControllerMessage::FullSync {
-        revision,
-        objects: goal.into_values().collect(),
-    })
+    Ok((revision, goal.into_values().collect()))
 }
 
 /// The outcome of comparing an agent's digest with this node's.

@@ -4,8 +4,9 @@
 //! tonic gives every stream an encode and a decode buffer of 8 KiB by
 //! default, allocated when the stream opens. A node holds one push stream
 //! per connected agent, mostly idle, so that default alone would be 16 KiB
-//! per agent. The buffers grow on demand for a large message (a FullSync),
-//! so starting small costs only a few reallocations then.
+//! per agent. The buffers grow on demand for a large message, so starting
+//! small costs only a few reallocations then; and they yield to the
+//! transport after each FullSync part, so they grow to about one part.
 
 use std::marker::PhantomData;
 
@@ -16,8 +17,11 @@ use tonic_prost::{ProstDecoder, ProstEncoder};
 pub const PUSH_BUFFER_BYTES: usize = 512;
 
 /// Bytes an encoder may buffer before it yields to the transport (tonic's
-/// default).
-pub const PUSH_YIELD_BYTES_MAX: usize = 32 * 1024;
+/// default is 32 KiB). A stream's encode buffer never shrinks: it keeps the
+/// largest size it has reached for as long as the stream lives. Yielding
+/// after about one FullSync part (host-push sends parts of at most 2 KiB)
+/// keeps back-to-back parts from piling up into one large buffer.
+pub const PUSH_YIELD_BYTES_MAX: usize = 2 * 1024;
 
 /// prost encoding with [`PUSH_BUFFER_BYTES`] buffers.
 #[derive(Debug, Clone, Copy)]

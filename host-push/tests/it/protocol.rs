@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use alcor_host_push::limits::FULL_SYNC_PART_BYTES_MAX;
 use alcor_host_push::{PushConfig, PROTOCOL_VERSION};
 use alcor_proto::push::v1 as pb;
 use alcor_proto::push::v1::host_push_client::HostPushClient;
@@ -10,7 +11,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Status, Streaming};
 
-use crate::support::{populate, port, wait_window, RunningAgent, TestCluster, WAIT_MAX};
+use crate::support::{
+    assert_converged, populate, port, wait_window, RunningAgent, TestCluster, WAIT_MAX,
+};
 
 /// An open stream; dropping the sender ends it.
 type Opened = (
@@ -37,6 +40,72 @@ fn hello(host: &str, revision: Option<u64>) -> pb::AgentMessage {
             has_state: revision.is_some(),
         })),
     }
+}
+
+/// The FullSync messages a fresh agent of `host` speaking `version` gets,
+/// up to the one without `more`.
+async fn full_sync_messages(addr: SocketAddr, host: &str, version: u32) -> Vec<pb::FullSync> {
+    let mut first = hello(host, None);
+    if let Some(pb::agent_message::Kind::Hello(h)) = &mut first.kind {
+        h.protocol_version = version;
+    }
+    let (_tx, mut inbound) = open(addr, first).await.unwrap();
+    let mut parts = Vec::new();
+    loop {
+        let message = tokio::time::timeout(WAIT_MAX, inbound.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let Some(pb::controller_message::Kind::FullSync(sync)) = message.kind else {
+            panic!("expected a FullSync part, got {message:?}");
+        };
+        let more = sync.more;
+        parts.push(sync);
+        if !more {
+            return parts;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_goal_state_comes_in_parts_to_new_agents_and_whole_to_version_1_agents() {
+    let cluster = TestCluster::start(3, PushConfig::default()).await;
+    populate(&cluster).await;
+    // 80 ports of h2 and h3 in h1's VPC: h1's goal state holds a neighbor
+    // entry for each, several parts' worth.
+    let mut last = 0;
+    for n in 0..80 {
+        let host = if n % 2 == 0 { "h2" } else { "h3" };
+        last = cluster.write(port(400 + n, 1, host)).await;
+    }
+    let leader = cluster.wait_leader().await;
+    cluster.wait_applied(leader, last).await;
+    let node = cluster.node(leader);
+
+    let parts = full_sync_messages(node.push_addr, "h1", PROTOCOL_VERSION).await;
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    let revision = parts[0].revision;
+    assert!(revision >= last);
+    for (i, part) in parts.iter().enumerate() {
+        assert_eq!(part.revision, revision, "part {i}");
+        assert_eq!(part.more, i + 1 < parts.len(), "part {i}");
+        let bytes = prost::Message::encoded_len(part);
+        assert!(bytes <= FULL_SYNC_PART_BYTES_MAX, "part {i}: {bytes} bytes");
+    }
+    let objects: Vec<pb::GoalObject> = parts.into_iter().flat_map(|p| p.objects).collect();
+
+    // A version 1 agent predates parts: the same goal state, one message.
+    let whole = full_sync_messages(node.push_addr, "h1", 1).await;
+    assert_eq!(whole.len(), 1);
+    assert_eq!(whole[0].objects, objects);
+
+    // And an agent of this build gathers the parts into the right table.
+    let agent = RunningAgent::start("h1", vec![node.push_addr.to_string()]);
+    agent.reach(last).await;
+    assert_converged(&cluster, leader, &agent.agent).await;
+    agent.stop().await;
+    cluster.shutdown().await;
 }
 
 async fn first_message(addr: SocketAddr, revision: Option<u64>) -> pb::controller_message::Kind {
