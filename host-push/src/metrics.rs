@@ -190,8 +190,7 @@ impl PushMetrics {
 #[derive(Debug)]
 pub(crate) struct Probe {
     /// The session's outbound queue (weak: the table never keeps it open).
-    pub(crate) queue:
-        mpsc::WeakSender<Result<alcor_proto::push::v1::ControllerMessage, tonic::Status>>,
+    pub(crate) queue: mpsc::WeakSender<crate::server::Outbound>,
     /// The revision the session last sent.
     pub(crate) sent: Arc<AtomicU64>,
 }

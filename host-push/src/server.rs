@@ -309,7 +309,7 @@ impl Inner {
 
 #[tonic::async_trait]
 impl HostPush for PushService {
-    type SyncStream = ReceiverStream<Result<pb::ControllerMessage, Status>>;
+    type SyncStream = OutboundStream;
 
     async fn sync(
         &self,
@@ -335,7 +335,30 @@ impl HostPush for PushService {
             tx,
             permit,
         ));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(OutboundStream(ReceiverStream::new(rx))))
+    }
+}
+
+/// One message queued for an agent's stream, boxed: tokio allocates a
+/// channel's slots 32 at a time when the channel is made, so a small slot
+/// keeps every idle session's queue small (a bare message and status
+/// would take about 1.5 KB per session).
+pub(crate) type Outbound = Box<Result<pb::ControllerMessage, Status>>;
+
+/// The stream tonic sends to an agent: the session's queue, unboxed.
+#[derive(Debug)]
+pub struct OutboundStream(ReceiverStream<Outbound>);
+
+impl tokio_stream::Stream for OutboundStream {
+    type Item = Result<pb::ControllerMessage, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::pin::Pin::new(&mut self.0)
+            .poll_next(cx)
+            .map(|message| message.map(|boxed| *boxed))
     }
 }
 
@@ -437,7 +460,7 @@ async fn run_session(
     inner: Arc<Inner>,
     hello: Hello,
     inbound: Streaming<pb::AgentMessage>,
-    tx: mpsc::Sender<Result<pb::ControllerMessage, Status>>,
+    tx: mpsc::Sender<Outbound>,
     _permit: OwnedSemaphorePermit,
 ) {
     let protocol_version = hello.protocol_version;
@@ -494,11 +517,11 @@ async fn run_session(
                         unacked.push_back(sample);
                     }
                     inner.metrics.diff_batches.inc();
-                    permit.send(Ok(message));
+                    permit.send(Box::new(Ok(message)));
                 }
                 Err(e) => {
                     tracing::error!(host, "cannot encode push message: {e}");
-                    permit.send(Err(Status::internal(e.to_string())));
+                    permit.send(Box::new(Err(Status::internal(e.to_string()))));
                     return;
                 }
             },
@@ -521,7 +544,9 @@ async fn run_session(
                 let (revision, objects) = match full_sync(&inner, &host, &mut cursor) {
                     Ok(goal) => goal,
                     Err(message) => {
-                        permit.send(convert::controller_to_pb(&message).map_err(Status::from));
+                        permit.send(Box::new(
+                            convert::controller_to_pb(&message).map_err(Status::from),
+                        ));
                         return;
                     }
                 };
@@ -535,7 +560,7 @@ async fn run_session(
                     Ok(parts) => parts,
                     Err(e) => {
                         tracing::error!(host, "cannot encode push message: {e}");
-                        permit.send(Err(Status::internal(e.to_string())));
+                        permit.send(Box::new(Err(Status::internal(e.to_string()))));
                         return;
                     }
                 };
@@ -562,7 +587,7 @@ async fn run_session(
                         },
                     };
                     inner.metrics.full_sync_parts.inc();
-                    permit.send(Ok(part));
+                    permit.send(Box::new(Ok(part)));
                 }
                 if !parts.as_slice().is_empty() {
                     // Stopping mid-way: the agent drops the parts it has.
@@ -622,7 +647,7 @@ async fn run_session(
         message: "node is shutting down".to_string(),
     };
     if let Ok(bye) = convert::controller_to_pb(&bye) {
-        let _ = tx.try_send(Ok(bye));
+        let _ = tx.try_send(Box::new(Ok(bye)));
     }
 }
 
