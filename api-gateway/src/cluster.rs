@@ -58,14 +58,10 @@ pub const LEADER_ID_HEADER: &str = "x-alcor-leader-id";
 /// Header with the API address of that leader.
 pub const LEADER_API_HEADER: &str = "x-alcor-leader-api";
 
-/// How often `TriggerSnapshot` looks at the metrics while it waits.
-const SNAPSHOT_POLL_MS: u64 = 20;
 /// Elections `Campaign` starts at most.
 const CAMPAIGN_ATTEMPTS_MAX: u32 = 4;
 /// How long `Campaign` waits for one election to make this member leader.
 const CAMPAIGN_ROUND_MS: u64 = 1_500;
-/// How often `Campaign` looks at the metrics while it waits.
-const CAMPAIGN_POLL_MS: u64 = 20;
 /// `Campaign`'s budget when the client sets no deadline.
 const CAMPAIGN_MS_DEFAULT: u64 = 6_000;
 
@@ -320,16 +316,17 @@ impl Cluster for ClusterService {
                 .trigger_snapshot()
                 .await
                 .map_err(|e| admin_status(&e))?;
-            loop {
-                let m = self.node.metrics();
-                if m.snapshot_index >= applied {
-                    return Ok(pb::TriggerSnapshotResponse {
-                        snapshot_index: m.snapshot_index,
-                        purged_index: m.purged_index,
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(SNAPSHOT_POLL_MS)).await;
-            }
+            let until = Instant::now() + budget;
+            let built = self
+                .node
+                .wait_metrics(until, |m| m.snapshot_index >= applied)
+                .await;
+            built
+                .map(|m| pb::TriggerSnapshotResponse {
+                    snapshot_index: m.snapshot_index,
+                    purged_index: m.purged_index,
+                })
+                .ok_or_else(|| timeout_status("the snapshot"))
         };
         match tokio::time::timeout(budget, build).await {
             Ok(result) => result.map(Response::new),
@@ -364,13 +361,9 @@ impl Cluster for ClusterService {
             }
             attempts += 1;
             let round = (Instant::now() + Duration::from_millis(CAMPAIGN_ROUND_MS)).min(until);
-            while Instant::now() < round {
-                let m = self.node.metrics();
-                if m.leader == Some(m.id) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(CAMPAIGN_POLL_MS)).await;
-            }
+            self.node
+                .wait_metrics(round, |m| m.leader == Some(m.id))
+                .await;
         }
         let after = self.node.metrics();
         Ok(Response::new(pb::CampaignResponse {

@@ -666,6 +666,28 @@ impl RaftNode {
         }
     }
 
+    /// Waits until `done` holds for this node's metrics, re-checking each
+    /// time Raft publishes new ones (no polling); `None` once `until`
+    /// passes first or Raft has stopped.
+    pub async fn wait_metrics(
+        &self,
+        until: Instant,
+        done: impl Fn(&NodeMetrics) -> bool,
+    ) -> Option<NodeMetrics> {
+        let mut published = self.raft.metrics();
+        loop {
+            published.borrow_and_update();
+            let m = self.metrics();
+            if done(&m) {
+                return Some(m);
+            }
+            match tokio::time::timeout_at(until, published.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+
     /// A snapshot of this node's Raft metrics.
     pub fn metrics(&self) -> NodeMetrics {
         let committed_index = self.committed.borrow().map(|id| id.index);

@@ -208,6 +208,32 @@ async fn rejected_proposal_is_a_value_not_an_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_metrics_resolves_when_raft_publishes_the_awaited_state_and_gives_up_at_the_deadline()
+{
+    let cluster = TestCluster::start(1, |_| {}).await;
+    cluster.wait_leader().await;
+    let node = cluster.node(1);
+    let applied = node.metrics().applied_index.unwrap_or(0);
+    let waiting = node.wait_metrics(tokio::time::Instant::now() + WAIT_MAX, |m| {
+        m.applied_index > Some(applied)
+    });
+    let write = node.client_write(create_host(1));
+    let (seen, written) = tokio::join!(waiting, write);
+    let written = written.unwrap();
+    let seen = seen.expect("the write's apply is published before the deadline");
+    assert!(seen.applied_index >= Some(written.log_index), "{seen:?}");
+
+    let never = node
+        .wait_metrics(
+            tokio::time::Instant::now() + Duration::from_millis(200),
+            |m| m.term == u64::MAX,
+        )
+        .await;
+    assert!(never.is_none(), "{never:?}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_cluster_restart_keeps_committed_data_and_does_not_reinitialize() {
     let mut cluster = TestCluster::start(3, |_| {}).await;
     cluster.wait_leader().await;
