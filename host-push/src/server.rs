@@ -362,6 +362,31 @@ impl tokio_stream::Stream for OutboundStream {
     }
 }
 
+/// What waiting for room in a session's outbound queue ended with.
+enum Room<'a> {
+    /// A slot for one message.
+    Free(mpsc::Permit<'a, Outbound>),
+    /// The node is stopping.
+    Stopping,
+    /// The agent went away (its reader ended or the stream was dropped).
+    Gone,
+}
+
+/// Waits for room in `tx`, unless the node stops or the agent's `reader`
+/// ends first.
+async fn room<'a>(
+    tx: &'a mpsc::Sender<Outbound>,
+    stop: &mut watch::Receiver<bool>,
+    reader: &mut JoinHandle<()>,
+) -> Room<'a> {
+    tokio::select! {
+        biased;
+        _ = stop.wait_for(|stopped| *stopped) => Room::Stopping,
+        _ = reader => Room::Gone,
+        permit = tx.reserve() => permit.map_or(Room::Gone, Room::Free),
+    }
+}
+
 /// Reads and checks the first message of a stream.
 async fn read_hello(inbound: &mut Streaming<pb::AgentMessage>) -> Result<Hello, Status> {
     let timeout = Duration::from_millis(limits::HELLO_TIMEOUT_MS_MAX);
@@ -496,14 +521,10 @@ async fn run_session(
     };
     let mut report: Option<(u64, [u8; 32])> = None;
     loop {
-        let permit = tokio::select! {
-            biased;
-            _ = stop.wait_for(|stopped| *stopped) => break,
-            _ = &mut reader.0 => return,
-            permit = tx.reserve() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
+        let permit = match room(&tx, &mut stop, &mut reader.0).await {
+            Room::Free(permit) => permit,
+            Room::Stopping => break,
+            Room::Gone => return,
         };
         changed.borrow_and_update();
         match next_step(&inner, &host, &mut cursor) {
@@ -576,14 +597,10 @@ async fn run_session(
                 for part in parts.by_ref() {
                     let permit = match permit.take() {
                         Some(permit) => permit,
-                        None => tokio::select! {
-                            biased;
-                            _ = stop.wait_for(|stopped| *stopped) => break,
-                            _ = &mut reader.0 => return,
-                            permit = tx.reserve() => match permit {
-                                Ok(permit) => permit,
-                                Err(_) => return,
-                            },
+                        None => match room(&tx, &mut stop, &mut reader.0).await {
+                            Room::Free(permit) => permit,
+                            Room::Stopping => break,
+                            Room::Gone => return,
                         },
                     };
                     inner.metrics.full_sync_parts.inc();
