@@ -556,7 +556,7 @@ async fn run_session(
                     slot = inner.full_syncs.acquire() => slot.ok(),
                 };
                 inner.metrics.full_syncs_waiting.dec();
-                let Some(_slot) = slot else {
+                let Some(slot) = slot else {
                     if *stop.borrow() {
                         break;
                     }
@@ -586,14 +586,16 @@ async fn run_session(
                     }
                 };
                 drop(objects);
+                // The slot paces reading and encoding goal states; a slow
+                // agent waiting for room for its parts must not hold it.
+                drop(slot);
                 inner.metrics.full_syncs.inc();
                 // Batches sent before the FullSync will not be acked one
                 // by one any more.
                 shared.unacked().clear();
                 let mut parts = parts.into_iter();
                 let mut permit = Some(permit);
-                // The parts go out back to back; the full-sync slot is held
-                // until the last one is queued.
+                // The parts go out back to back, nothing in between.
                 for part in parts.by_ref() {
                     let permit = match permit.take() {
                         Some(permit) => permit,
