@@ -117,8 +117,13 @@ if [ "$SMOKE" = 1 ]; then
     "$BIN/push_fanout" --alcor "$BIN/alcor" --agents 20 --writes 20 --rounds 3 \
         --base-port 27800 --work-dir "$WORK" --out "$OUT/push-fanout.json"
 else
+    # One connection per agent (what real agents do), then 100 simulated agents per
+    # connection, which is how 10,000 agents fit on this machine.
     "$BIN/push_fanout" --alcor "$BIN/alcor" --agents "${PUSH_AGENTS:-100,1000,3000}" \
-        --base-port 27800 --work-dir "$WORK" --out "$OUT/push-fanout.json"
+        --hosts-per-vpc 100 --base-port 27800 --work-dir "$WORK" --out "$OUT/push-fanout.json"
+    "$BIN/push_fanout" --alcor "$BIN/alcor" --agents "${PUSH_SHARED_AGENTS:-100,1000,10000}" \
+        --agents-per-connection 100 --hosts-per-vpc 100 \
+        --base-port 27800 --work-dir "$WORK" --out "$OUT/push-fanout-shared.json"
 fi
 
 if [ "$SMOKE" = 1 ]; then
