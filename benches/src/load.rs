@@ -2,7 +2,8 @@
 //! (`cluster_load` for Alcor-RS, `etcd_load` for etcd): one measured row of
 //! `clients` tasks over a set of connections, latency percentiles, CPU used by
 //! the server processes, plus the machine description and the fsync probe every
-//! run records first.
+//! run records first, and the leader-failover measurement (probe, writer loop,
+//! rejoin wait, report) both generators run.
 //!
 //! Both generators drive their system through this same code, so a ratio
 //! between their rows compares the servers, not two different clients.
@@ -13,7 +14,8 @@ use std::future::Future;
 use std::io::Write as _;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
@@ -282,6 +284,178 @@ pub fn failover_summary(times_ms: &mut [f64]) -> Value {
     })
 }
 
+// ------------------------------------------------------------- failover --
+
+/// Pause of a failover writer after a failed write, before it tries the next
+/// endpoint.
+pub const FAILOVER_RETRY_PAUSE: Duration = Duration::from_millis(5);
+/// How often the kill loop looks for the first ack after a kill.
+pub const FAILOVER_POLL: Duration = Duration::from_millis(2);
+/// How often a restarted member is asked whether it has rejoined.
+pub const REJOIN_POLL: Duration = Duration::from_millis(50);
+
+/// The kill time and the first ack of a write issued after it.
+#[derive(Default)]
+struct ProbeTimes {
+    killed_at: Option<Instant>,
+    first_ack: Option<Instant>,
+}
+
+/// Shared by the failover writers and the kill loop: the kill time, the first
+/// ack of a write issued after it, the ack and failure counters and the stop
+/// flag.
+#[derive(Default)]
+pub struct FailoverProbe {
+    times: Mutex<ProbeTimes>,
+    stop: AtomicBool,
+    acks: AtomicU64,
+    fails: AtomicU64,
+}
+
+impl FailoverProbe {
+    fn times(&self) -> std::sync::MutexGuard<'_, ProbeTimes> {
+        self.times.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks the kill: from now on the first ack of a write sent at or after
+    /// this instant counts.
+    pub fn arm(&self) {
+        let mut p = self.times();
+        p.first_ack = None;
+        p.killed_at = Some(Instant::now());
+    }
+
+    /// Counts an ack of a write sent at `sent`; the first one sent after the
+    /// kill is kept.
+    pub fn record_ack(&self, sent: Instant) {
+        let now = Instant::now();
+        self.acks.fetch_add(1, Ordering::Relaxed);
+        let mut p = self.times();
+        if p.killed_at.is_some_and(|k| sent >= k) && p.first_ack.is_none() {
+            p.first_ack = Some(now);
+        }
+    }
+
+    /// Counts a failed write.
+    pub fn record_failure(&self) {
+        self.fails.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Waits for the first ack after the kill until `deadline`; returns the
+    /// time from `killed_at` to it in ms (None if none came in time).
+    pub async fn kill_to_ack_ms(&self, killed_at: Instant, deadline: Instant) -> Option<f64> {
+        let ack = loop {
+            let a = self.times().first_ack;
+            if let Some(a) = a {
+                break Some(a);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(FAILOVER_POLL).await;
+        };
+        ack.map(|a| a.saturating_duration_since(killed_at).as_secs_f64() * 1000.0)
+    }
+
+    /// Acks so far.
+    pub fn acks(&self) -> u64 {
+        self.acks.load(Ordering::Relaxed)
+    }
+
+    /// Acks counted during a pause of `window`.
+    pub async fn acks_during(&self, window: Duration) -> u64 {
+        let before = self.acks();
+        tokio::time::sleep(window).await;
+        self.acks() - before
+    }
+
+    /// Tells the writers to stop after their current write.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Adds `write_failures_total` and `write_acks_total` to `out`.
+    pub fn add_totals(&self, out: &mut Value) {
+        out["write_failures_total"] = json!(self.fails.load(Ordering::Relaxed));
+        out["write_acks_total"] = json!(self.acks());
+    }
+}
+
+/// One failover writer: writes until the probe is stopped, starting at
+/// endpoint `start % endpoints`. `write(i)` makes one write against endpoint
+/// `i` and resolves to whether it was acknowledged; a write not done within
+/// `request_timeout` fails. After a failure the writer moves to the next
+/// endpoint and pauses [`FAILOVER_RETRY_PAUSE`].
+pub async fn failover_writer<F, Fut>(
+    probe: Arc<FailoverProbe>,
+    endpoints: usize,
+    start: usize,
+    request_timeout: Duration,
+    mut write: F,
+) where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let mut at = start % endpoints;
+    while !probe.stopped() {
+        let sent = Instant::now();
+        let ok = matches!(
+            tokio::time::timeout(request_timeout, write(at)).await,
+            Ok(true)
+        );
+        if ok {
+            probe.record_ack(sent);
+        } else {
+            probe.record_failure();
+            at = (at + 1) % endpoints;
+            tokio::time::sleep(FAILOVER_RETRY_PAUSE).await;
+        }
+    }
+}
+
+/// Polls `rejoined()` every [`REJOIN_POLL`] until it is true; returns the time
+/// that took, or None after `wait_max`.
+pub async fn wait_rejoin<F, Fut>(wait_max: Duration, mut rejoined: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if rejoined().await {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() > wait_max {
+            return None;
+        }
+        tokio::time::sleep(REJOIN_POLL).await;
+    }
+}
+
+/// Prints the kill → ack summary line over the acked tries and returns the
+/// failover report: [`failover_summary`] plus the tries, the writer count and
+/// the request timeout.
+pub fn failover_report(
+    times_ms: &mut [f64],
+    tries: Vec<Value>,
+    writers: usize,
+    request_timeout: Duration,
+) -> Value {
+    let mut summary = failover_summary(times_ms);
+    println!(
+        "failover    kill->ack over {} tries: {summary}",
+        times_ms.len()
+    );
+    summary["tries"] = json!(tries);
+    summary["writers"] = json!(writers);
+    summary["request_timeout_ms"] = json!(request_timeout.as_millis() as u64);
+    summary
+}
+
 // ------------------------------------------------------------ CPU usage --
 
 /// utime + stime of a process, in clock ticks (0 if it is gone).
@@ -501,5 +675,61 @@ mod tests {
         assert_eq!(s["kill_to_ack_max_ms"], json!(300.0));
         let empty = failover_summary(&mut []);
         assert!(empty["kill_to_ack_p50_ms"].is_null());
+    }
+
+    #[tokio::test]
+    async fn failover_probe_keeps_only_the_first_ack_of_a_write_sent_after_the_kill() {
+        let probe = FailoverProbe::default();
+        let before_kill = Instant::now();
+        probe.record_ack(before_kill);
+        probe.arm();
+        probe.record_ack(before_kill);
+        let past = Instant::now();
+        assert_eq!(probe.kill_to_ack_ms(past, past).await, None);
+        probe.record_ack(Instant::now());
+        probe.record_failure();
+        let killed_at = Instant::now();
+        let first = probe.kill_to_ack_ms(killed_at, killed_at).await;
+        assert!(first.is_some());
+        probe.record_ack(Instant::now());
+        assert_eq!(probe.kill_to_ack_ms(killed_at, killed_at).await, first);
+        let mut out = json!({});
+        probe.add_totals(&mut out);
+        assert_eq!(out["write_acks_total"], json!(4));
+        assert_eq!(out["write_failures_total"], json!(1));
+    }
+
+    #[tokio::test]
+    async fn failover_writer_moves_to_the_next_endpoint_after_a_failure_until_stopped() {
+        let probe = Arc::new(FailoverProbe::default());
+        let tried = Arc::new(Mutex::new(Vec::new()));
+        let (p, t) = (probe.clone(), tried.clone());
+        // Endpoint 1 always fails; the writer stops itself after 6 writes.
+        let write = move |at: usize| {
+            let (p, t) = (p.clone(), t.clone());
+            async move {
+                let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
+                t.push(at);
+                if t.len() == 6 {
+                    p.stop();
+                }
+                at != 1
+            }
+        };
+        failover_writer(probe.clone(), 3, 4, Duration::from_secs(10), write).await;
+        let tried = tried.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(tried, vec![1, 2, 2, 2, 2, 2]);
+        let mut out = json!({});
+        probe.add_totals(&mut out);
+        assert_eq!(out["write_acks_total"], json!(5));
+        assert_eq!(out["write_failures_total"], json!(1));
+    }
+
+    #[tokio::test]
+    async fn wait_rejoin_gives_up_after_its_limit() {
+        assert_eq!(wait_rejoin(Duration::ZERO, || async { false }).await, None);
+        assert!(wait_rejoin(Duration::ZERO, || async { true })
+            .await
+            .is_some());
     }
 }

@@ -13,13 +13,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alcor_benches::load::{
-    failover_summary, fsync_probe, machine, print_header, round2, run_load, status_error, utc_now,
-    write_json, Op, OpError, Row, Timing,
+    failover_report, failover_writer, fsync_probe, machine, print_header, round2, run_load,
+    status_error, utc_now, wait_rejoin, write_json, FailoverProbe, Op, OpError, Row, Timing,
 };
 use anyhow::{anyhow, bail, Context};
 use clap::Parser;
@@ -394,117 +394,72 @@ async fn reads(args: &Args, work: &Path, timing: Timing) -> anyhow::Result<Vec<R
     Ok(rows)
 }
 
-/// Shared by the failover writers: the kill time and the first ack of a
-/// put issued after it.
-#[derive(Default)]
-struct FailoverProbe {
-    killed_at: Option<Instant>,
-    first_ack: Option<Instant>,
-}
-
 async fn failover(args: &Args, work: &Path, tries: usize) -> anyhow::Result<Value> {
     let (mut cluster, _leader) = prepare(args, work).await?;
-    let probe = Arc::new(Mutex::new(FailoverProbe::default()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let acks = Arc::new(AtomicU64::new(0));
-    let fails = Arc::new(AtomicU64::new(0));
+    let probe = Arc::new(FailoverProbe::default());
     let mut writers = Vec::new();
     for w in 0..FAILOVER_WRITERS {
         let mut kvs = Vec::new();
         for m in &cluster.members {
             kvs.push(connect(&m.client, true).await?.kv_client());
         }
-        let (probe, stop, acks, fails) = (probe.clone(), stop.clone(), acks.clone(), fails.clone());
-        writers.push(tokio::spawn(async move {
-            let counter = AtomicU64::new(w as u64 * 7_919);
-            let value = vec![b'v'; VALUE_BYTES];
-            let mut at = w % kvs.len();
-            while !stop.load(Ordering::Relaxed) {
-                let sent = Instant::now();
-                let call = kvs[at].put(key(pick(&counter)), value.clone(), None);
-                let ok = matches!(
-                    tokio::time::timeout(FAILOVER_REQUEST_TIMEOUT, call).await,
-                    Ok(Ok(_))
-                );
-                if ok {
-                    let now = Instant::now();
-                    acks.fetch_add(1, Ordering::Relaxed);
-                    let mut p = probe.lock().unwrap_or_else(|e| e.into_inner());
-                    if p.killed_at.is_some_and(|k| sent >= k) && p.first_ack.is_none() {
-                        p.first_ack = Some(now);
-                    }
-                } else {
-                    fails.fetch_add(1, Ordering::Relaxed);
-                    at = (at + 1) % kvs.len();
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            }
-        }));
+        let counter = AtomicU64::new(w as u64 * 7_919);
+        let value = vec![b'v'; VALUE_BYTES];
+        let endpoints = kvs.len();
+        let write = move |at: usize| {
+            let mut kv = kvs[at].clone();
+            let (k, v) = (key(pick(&counter)), value.clone());
+            async move { kv.put(k, v, None).await.is_ok() }
+        };
+        writers.push(tokio::spawn(failover_writer(
+            probe.clone(),
+            endpoints,
+            w,
+            FAILOVER_REQUEST_TIMEOUT,
+            write,
+        )));
     }
-    let result = failover_tries(&mut cluster, &probe, &acks, tries).await;
-    stop.store(true, Ordering::Relaxed);
+    let result = failover_tries(&mut cluster, &probe, tries).await;
+    probe.stop();
     for w in writers {
         let _ = w.await;
     }
     let mut out = result?;
-    out["write_failures_total"] = json!(fails.load(Ordering::Relaxed));
-    out["write_acks_total"] = json!(acks.load(Ordering::Relaxed));
+    probe.add_totals(&mut out);
     Ok(out)
 }
 
 async fn failover_tries(
     cluster: &mut Cluster,
-    probe: &Mutex<FailoverProbe>,
-    acks: &AtomicU64,
+    probe: &FailoverProbe,
     tries: usize,
 ) -> anyhow::Result<Value> {
     let mut results = Vec::new();
     let mut times_ms = Vec::new();
     for t in 0..tries {
-        let before = acks.load(Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let steady = acks.load(Ordering::Relaxed) - before;
+        let steady = probe.acks_during(Duration::from_secs(2)).await;
         let (li, _) = find_leader(cluster).await?;
-        {
-            let mut p = probe.lock().unwrap_or_else(|e| e.into_inner());
-            p.first_ack = None;
-            p.killed_at = Some(Instant::now());
-        }
+        probe.arm();
         cluster.kill(li);
         let killed_at = Instant::now();
-        let deadline = killed_at + FAILOVER_WAIT_MAX;
-        let ack = loop {
-            let a = probe.lock().unwrap_or_else(|e| e.into_inner()).first_ack;
-            if let Some(a) = a {
-                break Some(a);
-            }
-            if Instant::now() > deadline {
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        };
+        let kill_to_ack = probe
+            .kill_to_ack_ms(killed_at, killed_at + FAILOVER_WAIT_MAX)
+            .await;
         let (ni, target) = find_leader(cluster).await?;
-        let kill_to_ack =
-            ack.map(|a| a.saturating_duration_since(killed_at).as_secs_f64() * 1000.0);
         // Restart the killed member and wait until it follows and has caught up.
         cluster.spawn(li)?;
-        let rejoin_started = Instant::now();
         let endpoint = cluster.members[li].client.clone();
-        let rejoin = loop {
+        let rejoin = wait_rejoin(LEADER_WAIT_MAX, || async {
             let status = async {
                 let mut c = connect(&endpoint, false).await?;
                 anyhow::Ok(c.status().await?)
             };
-            if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(2), status).await {
-                if s.leader() != 0 && s.raft_applied_index() >= target {
-                    break Some(rejoin_started.elapsed());
-                }
-            }
-            if rejoin_started.elapsed() > LEADER_WAIT_MAX {
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+            matches!(
+                tokio::time::timeout(Duration::from_secs(2), status).await,
+                Ok(Ok(s)) if s.leader() != 0 && s.raft_applied_index() >= target
+            )
+        })
+        .await;
         let Some(rejoin) = rejoin else {
             bail!(
                 "{} did not rejoin within {LEADER_WAIT_MAX:?}\n{}",
@@ -531,15 +486,12 @@ async fn failover_tries(
             "acks_in_2s_before": steady,
         }));
     }
-    let mut summary = failover_summary(&mut times_ms);
-    println!(
-        "failover    kill->ack over {} tries: {summary}",
-        times_ms.len()
-    );
-    summary["tries"] = json!(results);
-    summary["writers"] = json!(FAILOVER_WRITERS);
-    summary["request_timeout_ms"] = json!(FAILOVER_REQUEST_TIMEOUT.as_millis() as u64);
-    Ok(summary)
+    Ok(failover_report(
+        &mut times_ms,
+        results,
+        FAILOVER_WRITERS,
+        FAILOVER_REQUEST_TIMEOUT,
+    ))
 }
 
 // ---------------------------------------------------------------- main --
