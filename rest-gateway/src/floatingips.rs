@@ -10,7 +10,7 @@ use tonic::Request;
 use crate::attrs::{iso8601, nullable, Attrs};
 use crate::error::{from_status, Answer, RestError};
 use crate::limits::BULK_FLOATING_IPS_MAX;
-use crate::resource::{object, Item, Resource, Scope};
+use crate::resource::{object, page_request, Item, Resource, Scope};
 use crate::Svc;
 
 /// The floating IPs collection.
@@ -108,19 +108,16 @@ impl Resource for FloatingIps {
         limit: usize,
     ) -> Result<(Vec<Item>, String), RestError> {
         let page = svc
-            .list_floating_ips(Request::new(pb::ListFloatingIpsRequest {
-                project_id: scope.project_id.clone(),
-                port_id: scope.port_id.clone(),
-                floating_network_id: scope.network_id.clone(),
-                router_id: scope.router_id.clone(),
-                limit: limit as u32,
-                marker: marker.to_string(),
-                tags: scope.tags.all.clone(),
-                tags_any: scope.tags.any.clone(),
-                not_tags: scope.tags.not_all.clone(),
-                not_tags_any: scope.tags.not_any.clone(),
-                ..Default::default()
-            }))
+            .list_floating_ips(Request::new(page_request!(
+                scope,
+                marker,
+                limit,
+                pb::ListFloatingIpsRequest {
+                    port_id: scope.port_id.clone(),
+                    floating_network_id: scope.network_id.clone(),
+                    router_id: scope.router_id.clone()
+                }
+            )))
             .await
             .rest()?;
         Ok((

@@ -9,7 +9,7 @@ use crate::attrs::{iso8601, Attrs};
 use crate::error::{Answer, RestError};
 use crate::limits::SCAN_PAGE_MAX;
 use crate::query::Query;
-use crate::resource::{all_pages, fill_each, object, single, Item, Resource, Scope};
+use crate::resource::{all_pages, fill_each, object, page_request, single, Item, Resource, Scope};
 use crate::Svc;
 
 /// The networks collection.
@@ -104,17 +104,12 @@ impl Resource for Networks {
         limit: usize,
     ) -> Result<(Vec<Item>, String), RestError> {
         let page = svc
-            .list_vpcs(Request::new(pb::ListVpcsRequest {
-                project_id: scope.project_id.clone(),
-                limit: limit as u32,
-                marker: marker.to_string(),
-                stale: false,
-                tags: scope.tags.all.clone(),
-                tags_any: scope.tags.any.clone(),
-                not_tags: scope.tags.not_all.clone(),
-                not_tags_any: scope.tags.not_any.clone(),
-                ..Default::default()
-            }))
+            .list_vpcs(Request::new(page_request!(
+                scope,
+                marker,
+                limit,
+                pb::ListVpcsRequest {}
+            )))
             .await
             .rest()?;
         Ok((page.vpcs.iter().map(render).collect(), page.next_marker))

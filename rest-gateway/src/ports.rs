@@ -8,7 +8,7 @@ use tonic::Request;
 use crate::attrs::{iso8601, Attrs};
 use crate::error::{Answer, RestError};
 use crate::limits::BULK_PORTS_MAX;
-use crate::resource::{object, Item, Resource, Scope};
+use crate::resource::{object, page_request, Item, Resource, Scope};
 use crate::Svc;
 
 /// The ports collection.
@@ -164,19 +164,15 @@ impl Resource for Ports {
         limit: usize,
     ) -> Result<(Vec<Item>, String), RestError> {
         let page = svc
-            .list_ports(Request::new(pb::ListPortsRequest {
-                project_id: scope.project_id.clone(),
-                network_id: scope.network_id.clone(),
-                host: scope.host.clone(),
-                limit: limit as u32,
-                marker: marker.to_string(),
-                stale: false,
-                tags: scope.tags.all.clone(),
-                tags_any: scope.tags.any.clone(),
-                not_tags: scope.tags.not_all.clone(),
-                not_tags_any: scope.tags.not_any.clone(),
-                ..Default::default()
-            }))
+            .list_ports(Request::new(page_request!(
+                scope,
+                marker,
+                limit,
+                pb::ListPortsRequest {
+                    network_id: scope.network_id.clone(),
+                    host: scope.host.clone()
+                }
+            )))
             .await
             .rest()?;
         Ok((page.ports.iter().map(render).collect(), page.next_marker))

@@ -3,8 +3,9 @@
 //! Neutron's envelopes, filters, `fields`, paging links, `If-Match` and
 //! project scoping. A new kind plugs in with an impl and one `routes::<R>()`.
 //! The helpers below serve the impls: [`object`] ends a render, [`single`]
-//! takes the one item of a create without bulk, [`all_pages`] reads a list
-//! to its end and [`fill_each`] sets an attribute that costs a read per item.
+//! takes the one item of a create without bulk, `page_request!` builds a
+//! list request, [`all_pages`] reads a list to its end and [`fill_each`] sets
+//! an attribute that costs a read per item.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -324,6 +325,27 @@ fn bulk_too_large<R: Resource>(items: usize) -> RestError {
         )
     }
 }
+
+/// The gRPC list request of one page of a tagged kind: `marker`, `limit`,
+/// the scope's project and tag filters, and the kind's own filters given as
+/// `Request { field: value }` (every other field at its default, so `stale`
+/// is false).
+macro_rules! page_request {
+    ($scope:expr, $marker:expr, $limit:expr, $($request:ident)::+ { $($field:ident: $value:expr),* $(,)? }) => {
+        $($request)::+ {
+            $($field: $value,)*
+            project_id: $scope.project_id.clone(),
+            limit: $limit as u32,
+            marker: $marker.to_string(),
+            tags: $scope.tags.all.clone(),
+            tags_any: $scope.tags.any.clone(),
+            not_tags: $scope.tags.not_all.clone(),
+            not_tags_any: $scope.tags.not_any.clone(),
+            ..Default::default()
+        }
+    };
+}
+pub(crate) use page_request;
 
 /// The map of a rendered `json!({...})` (anything else: empty).
 pub(crate) fn object(value: Value) -> Item {

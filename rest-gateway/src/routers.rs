@@ -17,7 +17,7 @@ use crate::attrs::{iso8601, Attrs};
 use crate::auth::Caller;
 use crate::error::{Answer, RestError};
 use crate::resource::{
-    object, path_id, read_json, respond, single, visible, Item, Resource, Scope,
+    object, page_request, path_id, read_json, respond, single, visible, Item, Resource, Scope,
 };
 use crate::subnets::{routes, Subnets};
 use crate::{json_body, AppState, Svc};
@@ -97,17 +97,12 @@ impl Resource for Routers {
         limit: usize,
     ) -> Result<(Vec<Item>, String), RestError> {
         let page = svc
-            .list_routers(Request::new(pb::ListRoutersRequest {
-                project_id: scope.project_id.clone(),
-                limit: limit as u32,
-                marker: marker.to_string(),
-                stale: false,
-                tags: scope.tags.all.clone(),
-                tags_any: scope.tags.any.clone(),
-                not_tags: scope.tags.not_all.clone(),
-                not_tags_any: scope.tags.not_any.clone(),
-                ..Default::default()
-            }))
+            .list_routers(Request::new(page_request!(
+                scope,
+                marker,
+                limit,
+                pb::ListRoutersRequest {}
+            )))
             .await
             .rest()?;
         Ok((page.routers.iter().map(render).collect(), page.next_marker))

@@ -10,7 +10,7 @@ use crate::attrs::{iso8601, nullable, wrong_type, Attrs};
 use crate::error::{Answer, RestError};
 use crate::limits::SCAN_PAGE_MAX;
 use crate::query::Query;
-use crate::resource::{all_pages, fill_each, object, single, Item, Resource, Scope};
+use crate::resource::{all_pages, fill_each, object, page_request, single, Item, Resource, Scope};
 use crate::Svc;
 
 /// The security groups collection.
@@ -142,17 +142,12 @@ impl Resource for SecurityGroups {
         limit: usize,
     ) -> Result<(Vec<Item>, String), RestError> {
         let page = svc
-            .list_security_groups(Request::new(pb::ListSecurityGroupsRequest {
-                project_id: scope.project_id.clone(),
-                limit: limit as u32,
-                marker: marker.to_string(),
-                stale: false,
-                tags: scope.tags.all.clone(),
-                tags_any: scope.tags.any.clone(),
-                not_tags: scope.tags.not_all.clone(),
-                not_tags_any: scope.tags.not_any.clone(),
-                ..Default::default()
-            }))
+            .list_security_groups(Request::new(page_request!(
+                scope,
+                marker,
+                limit,
+                pb::ListSecurityGroupsRequest {}
+            )))
             .await
             .rest()?;
         Ok((

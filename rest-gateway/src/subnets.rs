@@ -7,7 +7,7 @@ use tonic::Request;
 
 use crate::attrs::{iso8601, nullable, Attrs};
 use crate::error::{Answer, RestError};
-use crate::resource::{object, single, Item, Resource, Scope};
+use crate::resource::{object, page_request, single, Item, Resource, Scope};
 use crate::Svc;
 
 /// The subnets collection.
@@ -121,18 +121,14 @@ impl Resource for Subnets {
         limit: usize,
     ) -> Result<(Vec<Item>, String), RestError> {
         let page = svc
-            .list_subnets(Request::new(pb::ListSubnetsRequest {
-                project_id: scope.project_id.clone(),
-                network_id: scope.network_id.clone(),
-                limit: limit as u32,
-                marker: marker.to_string(),
-                stale: false,
-                tags: scope.tags.all.clone(),
-                tags_any: scope.tags.any.clone(),
-                not_tags: scope.tags.not_all.clone(),
-                not_tags_any: scope.tags.not_any.clone(),
-                ..Default::default()
-            }))
+            .list_subnets(Request::new(page_request!(
+                scope,
+                marker,
+                limit,
+                pb::ListSubnetsRequest {
+                    network_id: scope.network_id.clone()
+                }
+            )))
             .await
             .rest()?;
         Ok((page.subnets.iter().map(render).collect(), page.next_marker))
