@@ -50,6 +50,17 @@ impl Attrs {
         }
     }
 
+    /// A string attribute where `null` means empty.
+    pub(crate) fn nullable_string(&mut self, name: &str) -> Result<String, RestError> {
+        match self.peek(name) {
+            Some(Value::Null) => {
+                self.take(name);
+                Ok(String::new())
+            }
+            _ => Ok(self.string(name)?.unwrap_or_default()),
+        }
+    }
+
     /// A required string attribute.
     pub(crate) fn required(&mut self, name: &str) -> Result<String, RestError> {
         self.string(name)?.ok_or_else(|| {
@@ -155,6 +166,13 @@ impl Attrs {
     /// Refuses any attribute left unread.
     pub(crate) fn finish(self) -> Result<(), RestError> {
         self.finish_in("")
+    }
+
+    /// [`Attrs::finish`] of an update body: the error names what an update
+    /// may change (`updatable`).
+    pub(crate) fn finish_update(self, updatable: &str) -> Result<(), RestError> {
+        self.finish()
+            .map_err(|e| RestError::bad_request(format!("{} (updatable: {updatable})", e.message)))
     }
 
     fn finish_in(self, within: &str) -> Result<(), RestError> {

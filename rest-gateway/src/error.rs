@@ -1,5 +1,6 @@
 //! Neutron's error body and the one place where a gRPC status of the
-//! orchestrator becomes an HTTP error ([`from_status`]).
+//! orchestrator becomes an HTTP error ([`from_status`], applied to a call's
+//! answer by `Answer::rest`).
 
 use std::borrow::Cow;
 
@@ -76,6 +77,19 @@ impl IntoResponse for RestError {
                 .insert(INDETERMINATE_HEADER, HeaderValue::from_static("true"));
         }
         response
+    }
+}
+
+/// An orchestrator call's answer as the message or the HTTP error.
+pub(crate) trait Answer<T> {
+    /// The message, or [`from_status`] of the status.
+    fn rest(self) -> Result<T, RestError>;
+}
+
+impl<T> Answer<T> for Result<tonic::Response<T>, Status> {
+    fn rest(self) -> Result<T, RestError> {
+        self.map(tonic::Response::into_inner)
+            .map_err(|s| from_status(&s))
     }
 }
 

@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 use tonic::Request;
 
 use crate::attrs::{iso8601, nullable, Attrs};
-use crate::error::{from_status, RestError};
+use crate::error::{from_status, Answer, RestError};
 use crate::limits::BULK_FLOATING_IPS_MAX;
-use crate::resource::{Item, Resource, Scope};
+use crate::resource::{object, page_request, Item, Resource, Scope};
 use crate::Svc;
 
 /// The floating IPs collection.
@@ -21,7 +21,7 @@ fn render(f: &pb::FloatingIp) -> Item {
         Ok(pb::FloatingIpStatus::Active) => "ACTIVE",
         _ => "DOWN",
     };
-    let item = json!({
+    object(json!({
         "id": f.id,
         "tenant_id": f.project_id,
         "project_id": f.project_id,
@@ -40,22 +40,7 @@ fn render(f: &pb::FloatingIp) -> Item {
         "created_at": iso8601(f.created_at_ms),
         "updated_at": iso8601(f.updated_at_ms),
         "tags": f.tags,
-    });
-    match item {
-        Value::Object(map) => map,
-        _ => Item::new(),
-    }
-}
-
-/// A string attribute where `null` means empty (not associated).
-fn optional_string(a: &mut Attrs, name: &str) -> Result<String, RestError> {
-    match a.peek(name) {
-        Some(Value::Null) => {
-            a.take(name);
-            Ok(String::new())
-        }
-        _ => Ok(a.string(name)?.unwrap_or_default()),
-    }
+    }))
 }
 
 /// Attributes a floating IP accepts only at their default value.
@@ -73,10 +58,10 @@ fn create_request(mut a: Attrs) -> Result<pb::CreateFloatingIpRequest, RestError
         id: a.string("id")?.unwrap_or_default(),
         project_id: a.string("project_id")?.unwrap_or_default(),
         floating_network_id: a.required("floating_network_id")?,
-        floating_ip_address: optional_string(&mut a, "floating_ip_address")?,
-        port_id: optional_string(&mut a, "port_id")?,
-        fixed_ip_address: optional_string(&mut a, "fixed_ip_address")?,
-        description: optional_string(&mut a, "description")?,
+        floating_ip_address: a.nullable_string("floating_ip_address")?,
+        port_id: a.nullable_string("port_id")?,
+        fixed_ip_address: a.nullable_string("fixed_ip_address")?,
+        description: a.nullable_string("description")?,
         request_token: String::new(),
         tags: a.strings("tags")?.unwrap_or_default(),
     };
@@ -112,8 +97,8 @@ impl Resource for FloatingIps {
                 ..Default::default()
             }))
             .await
-            .map_err(|s| from_status(&s))?;
-        Ok(render(f.get_ref()))
+            .rest()?;
+        Ok(render(&f))
     }
 
     async fn list(
@@ -123,22 +108,18 @@ impl Resource for FloatingIps {
         limit: usize,
     ) -> Result<(Vec<Item>, String), RestError> {
         let page = svc
-            .list_floating_ips(Request::new(pb::ListFloatingIpsRequest {
-                project_id: scope.project_id.clone(),
-                port_id: scope.port_id.clone(),
-                floating_network_id: scope.network_id.clone(),
-                router_id: scope.router_id.clone(),
-                limit: limit as u32,
-                marker: marker.to_string(),
-                tags: scope.tags.all.clone(),
-                tags_any: scope.tags.any.clone(),
-                not_tags: scope.tags.not_all.clone(),
-                not_tags_any: scope.tags.not_any.clone(),
-                ..Default::default()
-            }))
+            .list_floating_ips(Request::new(page_request!(
+                scope,
+                marker,
+                limit,
+                pb::ListFloatingIpsRequest {
+                    port_id: scope.port_id.clone(),
+                    floating_network_id: scope.network_id.clone(),
+                    router_id: scope.router_id.clone()
+                }
+            )))
             .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
+            .rest()?;
         Ok((
             page.floating_ips.iter().map(render).collect(),
             page.next_marker,
@@ -199,17 +180,9 @@ impl Resource for FloatingIps {
             expected_revision,
         };
         defaults_only(&mut a)?;
-        a.finish().map_err(|e| {
-            RestError::bad_request(format!(
-                "{} (updatable: port_id, fixed_ip_address, description, tags)",
-                e.message
-            ))
-        })?;
-        let f = svc
-            .update_floating_ip(Request::new(request))
-            .await
-            .map_err(|s| from_status(&s))?;
-        Ok(render(f.get_ref()))
+        a.finish_update("port_id, fixed_ip_address, description, tags")?;
+        let f = svc.update_floating_ip(Request::new(request)).await.rest()?;
+        Ok(render(&f))
     }
 
     async fn delete(svc: &Svc, id: &str, expected_revision: Option<u64>) -> Result<(), RestError> {
@@ -218,7 +191,7 @@ impl Resource for FloatingIps {
             expected_revision,
         }))
         .await
-        .map_err(|s| from_status(&s))?;
+        .rest()?;
         Ok(())
     }
 }

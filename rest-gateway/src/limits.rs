@@ -22,7 +22,8 @@ pub const BULK_PORTS_MAX: usize = PORTS_BATCH_MAX;
 /// Floating IPs in one bulk create (created one by one, undone on failure).
 pub const BULK_FLOATING_IPS_MAX: usize = 100;
 
-/// Subnets looked up concurrently to fill in the `subnets` of a page of networks.
+/// Lookups run concurrently to fill in a per-item attribute of a page (the
+/// `subnets` of networks, the `security_group_rules` of security groups).
 pub const SUBNET_LOOKUPS_CONCURRENT_MAX: usize = 16;
 
 /// Reads and compare-and-set writes of one add/remove of a single tag

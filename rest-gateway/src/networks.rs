@@ -2,22 +2,21 @@
 
 use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::orchestrator_server::Orchestrator;
-use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use tonic::Request;
 
 use crate::attrs::{iso8601, Attrs};
-use crate::error::{from_status, RestError};
-use crate::limits::{SCAN_PAGE_MAX, SUBNET_LOOKUPS_CONCURRENT_MAX};
+use crate::error::{Answer, RestError};
+use crate::limits::SCAN_PAGE_MAX;
 use crate::query::Query;
-use crate::resource::{Item, Resource, Scope};
+use crate::resource::{all_pages, fill_each, object, page_request, single, Item, Resource, Scope};
 use crate::Svc;
 
 /// The networks collection.
 pub(crate) struct Networks;
 
 fn render(v: &pb::Vpc) -> Item {
-    let item = json!({
+    object(json!({
         "id": v.id,
         "name": v.name,
         "tenant_id": v.project_id,
@@ -38,18 +37,12 @@ fn render(v: &pb::Vpc) -> Item {
         "created_at": iso8601(v.created_at_ms),
         "updated_at": iso8601(v.updated_at_ms),
         "tags": v.tags,
-    });
-    match item {
-        Value::Object(map) => map,
-        _ => Item::new(),
-    }
+    }))
 }
 
 /// Every subnet ID of a network, in ID order.
 async fn subnet_ids(svc: &Svc, network_id: String) -> Result<Vec<Value>, RestError> {
-    let mut ids = Vec::new();
-    let mut marker = String::new();
-    loop {
+    all_pages(|marker| async {
         let page = svc
             .list_subnets(Request::new(pb::ListSubnetsRequest {
                 network_id: network_id.clone(),
@@ -58,14 +51,11 @@ async fn subnet_ids(svc: &Svc, network_id: String) -> Result<Vec<Value>, RestErr
                 ..Default::default()
             }))
             .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
-        ids.extend(page.subnets.into_iter().map(|s| Value::String(s.id)));
-        if page.next_marker.is_empty() {
-            return Ok(ids);
-        }
-        marker = page.next_marker;
-    }
+            .rest()?;
+        let ids = page.subnets.into_iter().map(|s| Value::String(s.id));
+        Ok((ids.collect(), page.next_marker))
+    })
+    .await
 }
 
 async fn get(svc: &Svc, id: &str, stale: bool) -> Result<Item, RestError> {
@@ -76,8 +66,8 @@ async fn get(svc: &Svc, id: &str, stale: bool) -> Result<Item, RestError> {
             ..Default::default()
         }))
         .await
-        .map_err(|s| from_status(&s))?;
-    Ok(render(vpc.get_ref()))
+        .rest()?;
+    Ok(render(&vpc))
 }
 
 impl Resource for Networks {
@@ -114,20 +104,14 @@ impl Resource for Networks {
         limit: usize,
     ) -> Result<(Vec<Item>, String), RestError> {
         let page = svc
-            .list_vpcs(Request::new(pb::ListVpcsRequest {
-                project_id: scope.project_id.clone(),
-                limit: limit as u32,
-                marker: marker.to_string(),
-                stale: false,
-                tags: scope.tags.all.clone(),
-                tags_any: scope.tags.any.clone(),
-                not_tags: scope.tags.not_all.clone(),
-                not_tags_any: scope.tags.not_any.clone(),
-                ..Default::default()
-            }))
+            .list_vpcs(Request::new(page_request!(
+                scope,
+                marker,
+                limit,
+                pb::ListVpcsRequest {}
+            )))
             .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
+            .rest()?;
         Ok((page.vpcs.iter().map(render).collect(), page.next_marker))
     }
 
@@ -135,58 +119,30 @@ impl Resource for Networks {
         if !query.wants("subnets") {
             return Ok(());
         }
-        let ids: Vec<String> = items
-            .iter()
-            .map(|i| {
-                i.get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect();
-        let subnets: Vec<Vec<Value>> = futures::stream::iter(ids)
-            .map(|id| subnet_ids(svc, id))
-            .buffered(SUBNET_LOOKUPS_CONCURRENT_MAX)
-            .try_collect()
-            .await?;
-        for (item, subnets) in items.iter_mut().zip(subnets) {
-            item.insert("subnets".to_string(), Value::Array(subnets));
-        }
-        Ok(())
+        fill_each(items, "subnets", |id| subnet_ids(svc, id)).await
     }
 
     async fn create(svc: &Svc, items: Vec<Attrs>) -> Result<Vec<Item>, RestError> {
-        if items.len() != 1 {
-            return Err(RestError::bad_request(
-                "Bulk create of networks is not supported (create them one by one)",
-            ));
-        }
-        let mut out = Vec::new();
-        for mut a in items {
-            let request = pb::CreateVpcRequest {
-                id: a.string("id")?.unwrap_or_default(),
-                project_id: a.string("project_id")?.unwrap_or_default(),
-                name: a.string("name")?.unwrap_or_default(),
-                cidr: String::new(),
-                vni: None,
-                mtu: a.u32("mtu")?,
-                admin_state_up: a.boolean("admin_state_up")?,
-                tags: a.strings("tags")?.unwrap_or_default(),
-                ..Default::default()
-            };
-            a.only_default("shared", &json!(false))?;
-            a.only_default("router:external", &json!(false))?;
-            a.only_default("port_security_enabled", &json!(true))?;
-            a.only_default("description", &json!(""))?;
-            a.only_default("availability_zone_hints", &json!([]))?;
-            a.finish()?;
-            let vpc = svc
-                .create_vpc(Request::new(request))
-                .await
-                .map_err(|s| from_status(&s))?;
-            out.push(render(vpc.get_ref()));
-        }
-        Ok(out)
+        let mut a = single::<Self>(items)?;
+        let request = pb::CreateVpcRequest {
+            id: a.string("id")?.unwrap_or_default(),
+            project_id: a.string("project_id")?.unwrap_or_default(),
+            name: a.string("name")?.unwrap_or_default(),
+            cidr: String::new(),
+            vni: None,
+            mtu: a.u32("mtu")?,
+            admin_state_up: a.boolean("admin_state_up")?,
+            tags: a.strings("tags")?.unwrap_or_default(),
+            ..Default::default()
+        };
+        a.only_default("shared", &json!(false))?;
+        a.only_default("router:external", &json!(false))?;
+        a.only_default("port_security_enabled", &json!(true))?;
+        a.only_default("description", &json!(""))?;
+        a.only_default("availability_zone_hints", &json!([]))?;
+        a.finish()?;
+        let vpc = svc.create_vpc(Request::new(request)).await.rest()?;
+        Ok(vec![render(&vpc)])
     }
 
     async fn update(
@@ -208,11 +164,8 @@ impl Resource for Networks {
         a.only_default("port_security_enabled", &json!(true))?;
         a.only_default("description", &json!(""))?;
         a.finish()?;
-        let vpc = svc
-            .update_vpc(Request::new(request))
-            .await
-            .map_err(|s| from_status(&s))?;
-        Ok(render(vpc.get_ref()))
+        let vpc = svc.update_vpc(Request::new(request)).await.rest()?;
+        Ok(render(&vpc))
     }
 
     async fn delete(svc: &Svc, id: &str, expected_revision: Option<u64>) -> Result<(), RestError> {
@@ -221,7 +174,7 @@ impl Resource for Networks {
             expected_revision,
         }))
         .await
-        .map_err(|s| from_status(&s))?;
+        .rest()?;
         Ok(())
     }
 }

@@ -6,9 +6,9 @@ use serde_json::{json, Value};
 use tonic::Request;
 
 use crate::attrs::{iso8601, Attrs};
-use crate::error::{from_status, RestError};
+use crate::error::{Answer, RestError};
 use crate::limits::BULK_PORTS_MAX;
-use crate::resource::{bulk_too_large, Item, Resource, Scope};
+use crate::resource::{object, page_request, Item, Resource, Scope};
 use crate::Svc;
 
 /// The ports collection.
@@ -41,7 +41,7 @@ fn render(p: &pb::Port) -> Item {
         })
         .collect();
     let bound = !p.binding_host.is_empty();
-    let item = json!({
+    object(json!({
         "id": p.id,
         "name": p.name,
         "tenant_id": p.project_id,
@@ -67,11 +67,7 @@ fn render(p: &pb::Port) -> Item {
         "created_at": iso8601(p.created_at_ms),
         "updated_at": iso8601(p.updated_at_ms),
         "tags": p.tags,
-    });
-    match item {
-        Value::Object(map) => map,
-        _ => Item::new(),
-    }
+    }))
 }
 
 /// Attributes a port accepts only at their default value.
@@ -157,8 +153,8 @@ impl Resource for Ports {
                 ..Default::default()
             }))
             .await
-            .map_err(|s| from_status(&s))?;
-        Ok(render(port.get_ref()))
+            .rest()?;
+        Ok(render(&port))
     }
 
     async fn list(
@@ -168,40 +164,29 @@ impl Resource for Ports {
         limit: usize,
     ) -> Result<(Vec<Item>, String), RestError> {
         let page = svc
-            .list_ports(Request::new(pb::ListPortsRequest {
-                project_id: scope.project_id.clone(),
-                network_id: scope.network_id.clone(),
-                host: scope.host.clone(),
-                limit: limit as u32,
-                marker: marker.to_string(),
-                stale: false,
-                tags: scope.tags.all.clone(),
-                tags_any: scope.tags.any.clone(),
-                not_tags: scope.tags.not_all.clone(),
-                not_tags_any: scope.tags.not_any.clone(),
-                ..Default::default()
-            }))
+            .list_ports(Request::new(page_request!(
+                scope,
+                marker,
+                limit,
+                pb::ListPortsRequest {
+                    network_id: scope.network_id.clone(),
+                    host: scope.host.clone()
+                }
+            )))
             .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
+            .rest()?;
         Ok((page.ports.iter().map(render).collect(), page.next_marker))
     }
 
     async fn create(svc: &Svc, items: Vec<Attrs>) -> Result<Vec<Item>, RestError> {
-        if items.len() > Self::BULK_MAX {
-            return Err(bulk_too_large::<Self>(items.len()));
-        }
         let mut requests = items
             .into_iter()
             .map(create_request)
             .collect::<Result<Vec<_>, _>>()?;
         if requests.len() == 1 {
             if let Some(request) = requests.pop() {
-                let port = svc
-                    .create_port(Request::new(request))
-                    .await
-                    .map_err(|s| from_status(&s))?;
-                return Ok(vec![render(port.get_ref())]);
+                let port = svc.create_port(Request::new(request)).await.rest()?;
+                return Ok(vec![render(&port)]);
             }
         }
         let created = svc
@@ -210,8 +195,7 @@ impl Resource for Ports {
                 ..Default::default()
             }))
             .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
+            .rest()?;
         Ok(created.ports.iter().map(render).collect())
     }
 
@@ -235,17 +219,11 @@ impl Resource for Ports {
             expected_revision,
         };
         defaults_only(&mut a)?;
-        a.finish().map_err(|e| {
-            RestError::bad_request(format!(
-                "{} (updatable: name, binding:host_id, device_id, device_owner, security_groups, allowed_address_pairs, admin_state_up, tags)",
-                e.message
-            ))
-        })?;
-        let port = svc
-            .update_port(Request::new(request))
-            .await
-            .map_err(|s| from_status(&s))?;
-        Ok(render(port.get_ref()))
+        a.finish_update(
+            "name, binding:host_id, device_id, device_owner, security_groups, allowed_address_pairs, admin_state_up, tags",
+        )?;
+        let port = svc.update_port(Request::new(request)).await.rest()?;
+        Ok(render(&port))
     }
 
     async fn delete(svc: &Svc, id: &str, expected_revision: Option<u64>) -> Result<(), RestError> {
@@ -254,7 +232,7 @@ impl Resource for Ports {
             expected_revision,
         }))
         .await
-        .map_err(|s| from_status(&s))?;
+        .rest()?;
         Ok(())
     }
 }

@@ -16,8 +16,8 @@ use tonic::Request;
 
 use crate::attrs::Attrs;
 use crate::auth::Caller;
-use crate::error::{from_status, RestError};
-use crate::resource::{read_json, respond};
+use crate::error::{Answer, RestError};
+use crate::resource::{respond, wrapped};
 use crate::{json_body, AppState};
 
 /// The quota resources, in Neutron's names.
@@ -97,15 +97,14 @@ fn quota_body(q: &pb::Quota) -> Value {
 }
 
 async fn get_quota(state: &AppState, project_id: String) -> Result<pb::Quota, RestError> {
-    Ok(state
+    state
         .svc
         .get_quota(Request::new(pb::GetQuotaRequest {
             project_id,
             stale: false,
         }))
         .await
-        .map_err(|s| from_status(&s))?
-        .into_inner())
+        .rest()
 }
 
 async fn show(
@@ -172,15 +171,7 @@ async fn update(
     respond(
         async {
             let project_id = project(&caller, &raw, true)?;
-            let mut body = read_json(body).await?;
-            let mut a = match body.remove("quota") {
-                Some(Value::Object(map)) if body.is_empty() => Attrs::new(map),
-                _ => {
-                    return Err(RestError::bad_request(
-                        "Resource body required: {\"quota\": {...}}",
-                    ))
-                }
-            };
+            let mut a = wrapped(body, "quota").await?;
             // openstacksdk sends the project back in the body.
             for key in ["project_id", "tenant_id"] {
                 match a.take(key) {
@@ -203,12 +194,7 @@ async fn update(
                 security_group_rule: limit(&mut a, "security_group_rule")?,
             };
             a.finish()?;
-            let q = state
-                .svc
-                .set_quota(Request::new(request))
-                .await
-                .map_err(|s| from_status(&s))?
-                .into_inner();
+            let q = state.svc.set_quota(Request::new(request)).await.rest()?;
             Ok((StatusCode::OK, json_body(&quota_body(&q))).into_response())
         }
         .await,
@@ -227,7 +213,7 @@ async fn reset(
                 .svc
                 .reset_quota(Request::new(pb::ResetQuotaRequest { project_id }))
                 .await
-                .map_err(|s| from_status(&s))?;
+                .rest()?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         .await,

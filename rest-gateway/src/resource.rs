@@ -2,6 +2,10 @@
 //! list / show / create (single and bulk) / update / delete routes with
 //! Neutron's envelopes, filters, `fields`, paging links, `If-Match` and
 //! project scoping. A new kind plugs in with an impl and one `routes::<R>()`.
+//! The helpers below serve the impls: [`object`] ends a render, [`single`]
+//! takes the one item of a create without bulk, `page_request!` builds a
+//! list request, [`all_pages`] reads a list to its end and [`fill_each`] sets
+//! an attribute that costs a read per item.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -12,12 +16,13 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Map, Value};
 
 use crate::attrs::Attrs;
 use crate::auth::Caller;
 use crate::error::RestError;
-use crate::limits::{BODY_BYTES_MAX, PAGE_MAX, SCAN_PAGE_MAX};
+use crate::limits::{BODY_BYTES_MAX, PAGE_MAX, SCAN_PAGE_MAX, SUBNET_LOOKUPS_CONCURRENT_MAX};
 use crate::query::Query;
 use crate::{base_url, json_body, AppState, Svc};
 
@@ -302,7 +307,7 @@ pub(crate) async fn read_json(body: Body) -> Result<Map<String, Value>, RestErro
 }
 
 /// 400 for a bulk create of more than `R::BULK_MAX` items.
-pub(crate) fn bulk_too_large<R: Resource>(items: usize) -> RestError {
+fn bulk_too_large<R: Resource>(items: usize) -> RestError {
     if R::BULK_MAX == 1 {
         RestError::bad_request(format!(
             "Bulk create of {} is not supported (create them one by one)",
@@ -318,6 +323,107 @@ pub(crate) fn bulk_too_large<R: Resource>(items: usize) -> RestError {
                 R::BULK_MAX
             ),
         )
+    }
+}
+
+/// The gRPC list request of one page of a tagged kind: `marker`, `limit`,
+/// the scope's project and tag filters, and the kind's own filters given as
+/// `Request { field: value }` (every other field at its default, so `stale`
+/// is false).
+macro_rules! page_request {
+    ($scope:expr, $marker:expr, $limit:expr, $($request:ident)::+ { $($field:ident: $value:expr),* $(,)? }) => {
+        $($request)::+ {
+            $($field: $value,)*
+            project_id: $scope.project_id.clone(),
+            limit: $limit as u32,
+            marker: $marker.to_string(),
+            tags: $scope.tags.all.clone(),
+            tags_any: $scope.tags.any.clone(),
+            not_tags: $scope.tags.not_all.clone(),
+            not_tags_any: $scope.tags.not_any.clone(),
+            ..Default::default()
+        }
+    };
+}
+pub(crate) use page_request;
+
+/// The map of a rendered `json!({...})` (anything else: empty).
+pub(crate) fn object(value: Value) -> Item {
+    match value {
+        Value::Object(map) => map,
+        _ => Item::new(),
+    }
+}
+
+/// The one item of a create of a kind without bulk create (`R::BULK_MAX`
+/// is 1: [`create`] refused more already).
+pub(crate) fn single<R: Resource>(items: Vec<Attrs>) -> Result<Attrs, RestError> {
+    let count = items.len();
+    let mut items = items.into_iter();
+    match (items.next(), items.next()) {
+        (Some(one), None) => Ok(one),
+        _ => Err(bulk_too_large::<R>(count)),
+    }
+}
+
+/// Every item of a paged gRPC list: `page(marker)` answers one page and the
+/// next marker ("" at the end).
+pub(crate) async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, RestError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, String), RestError>>,
+{
+    let mut all = Vec::new();
+    let mut marker = String::new();
+    loop {
+        let (items, next) = page(marker).await?;
+        all.extend(items);
+        if next.is_empty() {
+            return Ok(all);
+        }
+        marker = next;
+    }
+}
+
+/// Sets `key` of every item to `fetch(id)`, at most
+/// [`SUBNET_LOOKUPS_CONCURRENT_MAX`] reads at a time.
+pub(crate) async fn fill_each<F, Fut>(
+    items: &mut [Item],
+    key: &str,
+    fetch: F,
+) -> Result<(), RestError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<Vec<Value>, RestError>>,
+{
+    let ids: Vec<String> = items
+        .iter()
+        .map(|i| {
+            i.get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    let values: Vec<Vec<Value>> = futures::stream::iter(ids)
+        .map(fetch)
+        .buffered(SUBNET_LOOKUPS_CONCURRENT_MAX)
+        .try_collect()
+        .await?;
+    for (item, value) in items.iter_mut().zip(values) {
+        item.insert(key.to_string(), Value::Array(value));
+    }
+    Ok(())
+}
+
+/// The attributes of `{"<key>": {...}}`, the body of an update.
+pub(crate) async fn wrapped(body: Body, key: &str) -> Result<Attrs, RestError> {
+    let mut body = read_json(body).await?;
+    match body.remove(key) {
+        Some(Value::Object(map)) if body.is_empty() => Ok(Attrs::new(map)),
+        _ => Err(RestError::bad_request(format!(
+            "Resource body required: {{\"{key}\": {{...}}}}"
+        ))),
     }
 }
 
@@ -583,16 +689,7 @@ async fn update<R: Resource>(
         async {
             let id = path_id::<R>(&id)?;
             let expected = expected_revision(&headers)?;
-            let mut body = read_json(body).await?;
-            let attrs = match body.remove(R::SINGULAR) {
-                Some(Value::Object(map)) if body.is_empty() => Attrs::new(map),
-                _ => {
-                    return Err(RestError::bad_request(format!(
-                        "Resource body required: {{\"{}\": {{...}}}}",
-                        R::SINGULAR
-                    )))
-                }
-            };
+            let attrs = wrapped(body, R::SINGULAR).await?;
             let svc = &*state.svc;
             if !caller.admin {
                 visible::<R>(svc, &caller, &id).await?;

@@ -15,9 +15,11 @@ use tonic::Request;
 
 use crate::attrs::{iso8601, Attrs};
 use crate::auth::Caller;
-use crate::error::{from_status, RestError};
-use crate::resource::{path_id, read_json, respond, visible, Item, Resource, Scope};
-use crate::subnets::Subnets;
+use crate::error::{Answer, RestError};
+use crate::resource::{
+    object, page_request, path_id, read_json, respond, single, visible, Item, Resource, Scope,
+};
+use crate::subnets::{routes, Subnets};
 use crate::{json_body, AppState, Svc};
 
 /// The routers collection.
@@ -29,7 +31,7 @@ fn render(r: &pb::Router) -> Item {
         .iter()
         .map(|r| json!({"destination": r.destination, "nexthop": r.nexthop}))
         .collect();
-    let item = json!({
+    object(json!({
         "id": r.id,
         "name": r.name,
         "tenant_id": r.project_id,
@@ -48,20 +50,7 @@ fn render(r: &pb::Router) -> Item {
         "created_at": iso8601(r.created_at_ms),
         "updated_at": iso8601(r.updated_at_ms),
         "tags": r.tags,
-    });
-    match item {
-        Value::Object(map) => map,
-        _ => Item::new(),
-    }
-}
-
-fn routes(a: &mut Attrs) -> Result<Option<Vec<pb::Route>>, RestError> {
-    a.objects("routes", |r| {
-        Ok(pb::Route {
-            destination: r.required("destination")?,
-            nexthop: r.required("nexthop")?,
-        })
-    })
+    }))
 }
 
 /// Attributes a router accepts only at their default value.
@@ -97,8 +86,8 @@ impl Resource for Routers {
                 ..Default::default()
             }))
             .await
-            .map_err(|s| from_status(&s))?;
-        Ok(render(r.get_ref()))
+            .rest()?;
+        Ok(render(&r))
     }
 
     async fn list(
@@ -108,51 +97,34 @@ impl Resource for Routers {
         limit: usize,
     ) -> Result<(Vec<Item>, String), RestError> {
         let page = svc
-            .list_routers(Request::new(pb::ListRoutersRequest {
-                project_id: scope.project_id.clone(),
-                limit: limit as u32,
-                marker: marker.to_string(),
-                stale: false,
-                tags: scope.tags.all.clone(),
-                tags_any: scope.tags.any.clone(),
-                not_tags: scope.tags.not_all.clone(),
-                not_tags_any: scope.tags.not_any.clone(),
-                ..Default::default()
-            }))
+            .list_routers(Request::new(page_request!(
+                scope,
+                marker,
+                limit,
+                pb::ListRoutersRequest {}
+            )))
             .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
+            .rest()?;
         Ok((page.routers.iter().map(render).collect(), page.next_marker))
     }
 
     async fn create(svc: &Svc, items: Vec<Attrs>) -> Result<Vec<Item>, RestError> {
-        if items.len() != 1 {
-            return Err(RestError::bad_request(
-                "Bulk create of routers is not supported (create them one by one)",
-            ));
-        }
-        let mut out = Vec::new();
-        for mut a in items {
-            let request = pb::CreateRouterRequest {
-                id: a.string("id")?.unwrap_or_default(),
-                project_id: a.string("project_id")?.unwrap_or_default(),
-                name: a.string("name")?.unwrap_or_default(),
-                routes: routes(&mut a)?.unwrap_or_default(),
-                request_token: String::new(),
-                tags: a.strings("tags")?.unwrap_or_default(),
-            };
-            a.only_default("admin_state_up", &json!(true))?;
-            a.only_default("distributed", &json!(true))?;
-            a.only_default("ha", &json!(false))?;
-            defaults_only(&mut a)?;
-            a.finish()?;
-            let r = svc
-                .create_router(Request::new(request))
-                .await
-                .map_err(|s| from_status(&s))?;
-            out.push(render(r.get_ref()));
-        }
-        Ok(out)
+        let mut a = single::<Self>(items)?;
+        let request = pb::CreateRouterRequest {
+            id: a.string("id")?.unwrap_or_default(),
+            project_id: a.string("project_id")?.unwrap_or_default(),
+            name: a.string("name")?.unwrap_or_default(),
+            routes: routes(&mut a, "routes")?.unwrap_or_default(),
+            request_token: String::new(),
+            tags: a.strings("tags")?.unwrap_or_default(),
+        };
+        a.only_default("admin_state_up", &json!(true))?;
+        a.only_default("distributed", &json!(true))?;
+        a.only_default("ha", &json!(false))?;
+        defaults_only(&mut a)?;
+        a.finish()?;
+        let r = svc.create_router(Request::new(request)).await.rest()?;
+        Ok(vec![render(&r)])
     }
 
     async fn update(
@@ -164,23 +136,15 @@ impl Resource for Routers {
         let request = pb::UpdateRouterRequest {
             id: id.to_string(),
             name: a.string("name")?,
-            routes: routes(&mut a)?.map(|routes| pb::RouteList { routes }),
+            routes: routes(&mut a, "routes")?.map(|routes| pb::RouteList { routes }),
             admin_state_up: a.boolean("admin_state_up")?,
             tags: a.strings("tags")?.map(|tags| pb::TagSet { tags }),
             expected_revision,
         };
         defaults_only(&mut a)?;
-        a.finish().map_err(|e| {
-            RestError::bad_request(format!(
-                "{} (updatable: name, routes, admin_state_up, tags)",
-                e.message
-            ))
-        })?;
-        let r = svc
-            .update_router(Request::new(request))
-            .await
-            .map_err(|s| from_status(&s))?;
-        Ok(render(r.get_ref()))
+        a.finish_update("name, routes, admin_state_up, tags")?;
+        let r = svc.update_router(Request::new(request)).await.rest()?;
+        Ok(render(&r))
     }
 
     async fn delete(svc: &Svc, id: &str, expected_revision: Option<u64>) -> Result<(), RestError> {
@@ -189,7 +153,7 @@ impl Resource for Routers {
             expected_revision,
         }))
         .await
-        .map_err(|s| from_status(&s))?;
+        .rest()?;
         Ok(())
     }
 }
@@ -258,7 +222,7 @@ async fn interface(
     } else {
         svc.remove_router_interface(request).await
     }
-    .map_err(|s| from_status(&s))?;
+    .rest()?;
     let project = router.get("project_id").cloned().unwrap_or(Value::Null);
     let body = json!({
         "id": id,

@@ -3,15 +3,14 @@
 
 use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::orchestrator_server::Orchestrator;
-use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use tonic::Request;
 
 use crate::attrs::{iso8601, nullable, wrong_type, Attrs};
-use crate::error::{from_status, RestError};
-use crate::limits::{SCAN_PAGE_MAX, SUBNET_LOOKUPS_CONCURRENT_MAX};
+use crate::error::{Answer, RestError};
+use crate::limits::SCAN_PAGE_MAX;
 use crate::query::Query;
-use crate::resource::{Item, Resource, Scope};
+use crate::resource::{all_pages, fill_each, object, page_request, single, Item, Resource, Scope};
 use crate::Svc;
 
 /// The security groups collection.
@@ -19,13 +18,6 @@ pub(crate) struct SecurityGroups;
 
 /// The security group rules collection.
 pub(crate) struct SecurityGroupRules;
-
-fn object(value: Value) -> Item {
-    match value {
-        Value::Object(map) => map,
-        _ => Item::new(),
-    }
-}
 
 fn render_group(g: &pb::SecurityGroup) -> Item {
     object(json!({
@@ -90,9 +82,7 @@ fn render_rule(r: &pb::SecurityGroupRule) -> Item {
 
 /// Every rule of a group, rendered, in ID order.
 async fn rules_of(svc: &Svc, group_id: String) -> Result<Vec<Value>, RestError> {
-    let mut rules = Vec::new();
-    let mut marker = String::new();
-    loop {
+    all_pages(|marker| async {
         let page = svc
             .list_security_group_rules(Request::new(pb::ListSecurityGroupRulesRequest {
                 security_group_id: group_id.clone(),
@@ -101,18 +91,12 @@ async fn rules_of(svc: &Svc, group_id: String) -> Result<Vec<Value>, RestError> 
                 ..Default::default()
             }))
             .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
-        rules.extend(
-            page.security_group_rules
-                .iter()
-                .map(|r| Value::Object(render_rule(r))),
-        );
-        if page.next_marker.is_empty() {
-            return Ok(rules);
-        }
-        marker = page.next_marker;
-    }
+            .rest()?;
+        let rules = page.security_group_rules.iter();
+        let rules = rules.map(|r| Value::Object(render_rule(r)));
+        Ok((rules.collect(), page.next_marker))
+    })
+    .await
 }
 
 async fn get_group(svc: &Svc, id: &str, stale: bool) -> Result<Item, RestError> {
@@ -123,8 +107,8 @@ async fn get_group(svc: &Svc, id: &str, stale: bool) -> Result<Item, RestError> 
             ..Default::default()
         }))
         .await
-        .map_err(|s| from_status(&s))?;
-    Ok(render_group(g.get_ref()))
+        .rest()?;
+    Ok(render_group(&g))
 }
 
 impl Resource for SecurityGroups {
@@ -158,20 +142,14 @@ impl Resource for SecurityGroups {
         limit: usize,
     ) -> Result<(Vec<Item>, String), RestError> {
         let page = svc
-            .list_security_groups(Request::new(pb::ListSecurityGroupsRequest {
-                project_id: scope.project_id.clone(),
-                limit: limit as u32,
-                marker: marker.to_string(),
-                stale: false,
-                tags: scope.tags.all.clone(),
-                tags_any: scope.tags.any.clone(),
-                not_tags: scope.tags.not_all.clone(),
-                not_tags_any: scope.tags.not_any.clone(),
-                ..Default::default()
-            }))
+            .list_security_groups(Request::new(page_request!(
+                scope,
+                marker,
+                limit,
+                pb::ListSecurityGroupsRequest {}
+            )))
             .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
+            .rest()?;
         Ok((
             page.security_groups.iter().map(render_group).collect(),
             page.next_marker,
@@ -182,52 +160,27 @@ impl Resource for SecurityGroups {
         if !query.wants("security_group_rules") {
             return Ok(());
         }
-        let ids: Vec<String> = items
-            .iter()
-            .map(|i| {
-                i.get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect();
-        let rules: Vec<Vec<Value>> = futures::stream::iter(ids)
-            .map(|id| rules_of(svc, id))
-            .buffered(SUBNET_LOOKUPS_CONCURRENT_MAX)
-            .try_collect()
-            .await?;
-        for (item, rules) in items.iter_mut().zip(rules) {
-            item.insert("security_group_rules".to_string(), Value::Array(rules));
-        }
-        Ok(())
+        fill_each(items, "security_group_rules", |id| rules_of(svc, id)).await
     }
 
     async fn create(svc: &Svc, items: Vec<Attrs>) -> Result<Vec<Item>, RestError> {
-        if items.len() != 1 {
-            return Err(RestError::bad_request(
-                "Bulk create of security groups is not supported (create them one by one)",
-            ));
-        }
-        let mut out = Vec::new();
-        for mut a in items {
-            let request = pb::CreateSecurityGroupRequest {
-                id: a.string("id")?.unwrap_or_default(),
-                project_id: a.string("project_id")?.unwrap_or_default(),
-                name: a.string("name")?.unwrap_or_default(),
-                description: a.string("description")?.unwrap_or_default(),
-                request_token: String::new(),
-                tags: a.strings("tags")?.unwrap_or_default(),
-            };
-            a.only_default("stateful", &json!(true))?;
-            a.only_default("shared", &json!(false))?;
-            a.finish()?;
-            let g = svc
-                .create_security_group(Request::new(request))
-                .await
-                .map_err(|s| from_status(&s))?;
-            out.push(render_group(g.get_ref()));
-        }
-        Ok(out)
+        let mut a = single::<Self>(items)?;
+        let request = pb::CreateSecurityGroupRequest {
+            id: a.string("id")?.unwrap_or_default(),
+            project_id: a.string("project_id")?.unwrap_or_default(),
+            name: a.string("name")?.unwrap_or_default(),
+            description: a.string("description")?.unwrap_or_default(),
+            request_token: String::new(),
+            tags: a.strings("tags")?.unwrap_or_default(),
+        };
+        a.only_default("stateful", &json!(true))?;
+        a.only_default("shared", &json!(false))?;
+        a.finish()?;
+        let g = svc
+            .create_security_group(Request::new(request))
+            .await
+            .rest()?;
+        Ok(vec![render_group(&g)])
     }
 
     async fn update(
@@ -248,8 +201,8 @@ impl Resource for SecurityGroups {
         let g = svc
             .update_security_group(Request::new(request))
             .await
-            .map_err(|s| from_status(&s))?;
-        Ok(render_group(g.get_ref()))
+            .rest()?;
+        Ok(render_group(&g))
     }
 
     async fn delete(svc: &Svc, id: &str, expected_revision: Option<u64>) -> Result<(), RestError> {
@@ -258,7 +211,7 @@ impl Resource for SecurityGroups {
             expected_revision,
         }))
         .await
-        .map_err(|s| from_status(&s))?;
+        .rest()?;
         Ok(())
     }
 }
@@ -314,17 +267,6 @@ fn port(a: &mut Attrs, name: &str) -> Result<Option<u32>, RestError> {
     }
 }
 
-/// A string attribute where `null` means empty.
-fn optional_string(a: &mut Attrs, name: &str) -> Result<String, RestError> {
-    match a.peek(name) {
-        Some(Value::Null) => {
-            a.take(name);
-            Ok(String::new())
-        }
-        _ => Ok(a.string(name)?.unwrap_or_default()),
-    }
-}
-
 impl Resource for SecurityGroupRules {
     const SINGULAR: &'static str = "security_group_rule";
     const PLURAL: &'static str = "security_group_rules";
@@ -355,8 +297,8 @@ impl Resource for SecurityGroupRules {
                 ..Default::default()
             }))
             .await
-            .map_err(|s| from_status(&s))?;
-        Ok(render_rule(r.get_ref()))
+            .rest()?;
+        Ok(render_rule(&r))
     }
 
     async fn list(
@@ -375,8 +317,7 @@ impl Resource for SecurityGroupRules {
                 ..Default::default()
             }))
             .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
+            .rest()?;
         Ok((
             page.security_group_rules.iter().map(render_rule).collect(),
             page.next_marker,
@@ -384,36 +325,28 @@ impl Resource for SecurityGroupRules {
     }
 
     async fn create(svc: &Svc, items: Vec<Attrs>) -> Result<Vec<Item>, RestError> {
-        if items.len() != 1 {
-            return Err(RestError::bad_request(
-                "Bulk create of security group rules is not supported (create them one by one)",
-            ));
-        }
-        let mut out = Vec::new();
-        for mut a in items {
-            let request = pb::CreateSecurityGroupRuleRequest {
-                id: a.string("id")?.unwrap_or_default(),
-                project_id: a.string("project_id")?.unwrap_or_default(),
-                security_group_id: a.required("security_group_id")?,
-                direction: direction(&mut a)? as i32,
-                ethertype: ethertype(&mut a)? as i32,
-                protocol: protocol(&mut a)?,
-                port_range_min: port(&mut a, "port_range_min")?,
-                port_range_max: port(&mut a, "port_range_max")?,
-                remote_ip_prefix: optional_string(&mut a, "remote_ip_prefix")?,
-                remote_group_id: optional_string(&mut a, "remote_group_id")?,
-                request_token: String::new(),
-            };
-            a.only_default("description", &json!(""))?;
-            a.only_default("remote_address_group_id", &Value::Null)?;
-            a.finish()?;
-            let r = svc
-                .create_security_group_rule(Request::new(request))
-                .await
-                .map_err(|s| from_status(&s))?;
-            out.push(render_rule(r.get_ref()));
-        }
-        Ok(out)
+        let mut a = single::<Self>(items)?;
+        let request = pb::CreateSecurityGroupRuleRequest {
+            id: a.string("id")?.unwrap_or_default(),
+            project_id: a.string("project_id")?.unwrap_or_default(),
+            security_group_id: a.required("security_group_id")?,
+            direction: direction(&mut a)? as i32,
+            ethertype: ethertype(&mut a)? as i32,
+            protocol: protocol(&mut a)?,
+            port_range_min: port(&mut a, "port_range_min")?,
+            port_range_max: port(&mut a, "port_range_max")?,
+            remote_ip_prefix: a.nullable_string("remote_ip_prefix")?,
+            remote_group_id: a.nullable_string("remote_group_id")?,
+            request_token: String::new(),
+        };
+        a.only_default("description", &json!(""))?;
+        a.only_default("remote_address_group_id", &Value::Null)?;
+        a.finish()?;
+        let r = svc
+            .create_security_group_rule(Request::new(request))
+            .await
+            .rest()?;
+        Ok(vec![render_rule(&r)])
     }
 
     async fn delete(svc: &Svc, id: &str, expected_revision: Option<u64>) -> Result<(), RestError> {
@@ -422,7 +355,7 @@ impl Resource for SecurityGroupRules {
             expected_revision,
         }))
         .await
-        .map_err(|s| from_status(&s))?;
+        .rest()?;
         Ok(())
     }
 }

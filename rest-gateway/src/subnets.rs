@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 use tonic::Request;
 
 use crate::attrs::{iso8601, nullable, Attrs};
-use crate::error::{from_status, RestError};
-use crate::resource::{Item, Resource, Scope};
+use crate::error::{Answer, RestError};
+use crate::resource::{object, page_request, single, Item, Resource, Scope};
 use crate::Svc;
 
 /// The subnets collection.
@@ -24,7 +24,7 @@ fn render(s: &pb::Subnet) -> Item {
         .iter()
         .map(|r| json!({"destination": r.destination, "nexthop": r.nexthop}))
         .collect();
-    let item = json!({
+    object(json!({
         "id": s.id,
         "name": s.name,
         "tenant_id": s.project_id,
@@ -47,11 +47,7 @@ fn render(s: &pb::Subnet) -> Item {
         "created_at": iso8601(s.created_at_ms),
         "updated_at": iso8601(s.updated_at_ms),
         "tags": s.tags,
-    });
-    match item {
-        Value::Object(map) => map,
-        _ => Item::new(),
-    }
+    }))
 }
 
 fn allocation_pools(a: &mut Attrs) -> Result<Option<Vec<pb::AllocationPool>>, RestError> {
@@ -63,8 +59,10 @@ fn allocation_pools(a: &mut Attrs) -> Result<Option<Vec<pb::AllocationPool>>, Re
     })
 }
 
-fn host_routes(a: &mut Attrs) -> Result<Option<Vec<pb::Route>>, RestError> {
-    a.objects("host_routes", |r| {
+/// A list of `{"destination", "nexthop"}` routes (a subnet's `host_routes`,
+/// a router's `routes`).
+pub(crate) fn routes(a: &mut Attrs, key: &str) -> Result<Option<Vec<pb::Route>>, RestError> {
+    a.objects(key, |r| {
         Ok(pb::Route {
             destination: r.required("destination")?,
             nexthop: r.required("nexthop")?,
@@ -112,8 +110,8 @@ impl Resource for Subnets {
                 ..Default::default()
             }))
             .await
-            .map_err(|s| from_status(&s))?;
-        Ok(render(subnet.get_ref()))
+            .rest()?;
+        Ok(render(&subnet))
     }
 
     async fn list(
@@ -123,82 +121,66 @@ impl Resource for Subnets {
         limit: usize,
     ) -> Result<(Vec<Item>, String), RestError> {
         let page = svc
-            .list_subnets(Request::new(pb::ListSubnetsRequest {
-                project_id: scope.project_id.clone(),
-                network_id: scope.network_id.clone(),
-                limit: limit as u32,
-                marker: marker.to_string(),
-                stale: false,
-                tags: scope.tags.all.clone(),
-                tags_any: scope.tags.any.clone(),
-                not_tags: scope.tags.not_all.clone(),
-                not_tags_any: scope.tags.not_any.clone(),
-                ..Default::default()
-            }))
+            .list_subnets(Request::new(page_request!(
+                scope,
+                marker,
+                limit,
+                pb::ListSubnetsRequest {
+                    network_id: scope.network_id.clone()
+                }
+            )))
             .await
-            .map_err(|s| from_status(&s))?
-            .into_inner();
+            .rest()?;
         Ok((page.subnets.iter().map(render).collect(), page.next_marker))
     }
 
     async fn create(svc: &Svc, items: Vec<Attrs>) -> Result<Vec<Item>, RestError> {
-        if items.len() != 1 {
-            return Err(RestError::bad_request(
-                "Bulk create of subnets is not supported (create them one by one)",
-            ));
-        }
-        let mut out = Vec::new();
-        for mut a in items {
-            let cidr = a.required("cidr")?;
-            let ip_version = a.u32("ip_version")?;
-            let v6 = cidr.contains(':');
-            match ip_version {
-                None => {}
-                Some(4) if !v6 => {}
-                Some(6) if v6 => {}
-                Some(v) => {
-                    return Err(RestError::invalid_input(format!(
-                        "ip_version {v} does not match cidr {cidr}"
-                    )))
-                }
+        let mut a = single::<Self>(items)?;
+        let cidr = a.required("cidr")?;
+        let ip_version = a.u32("ip_version")?;
+        let v6 = cidr.contains(':');
+        match ip_version {
+            None => {}
+            Some(4) if !v6 => {}
+            Some(6) if v6 => {}
+            Some(v) => {
+                return Err(RestError::invalid_input(format!(
+                    "ip_version {v} does not match cidr {cidr}"
+                )))
             }
-            // `"gateway_ip": null` means no gateway; absent means the default.
-            let (gateway_ip, no_gateway) = match a.take("gateway_ip") {
-                None => (String::new(), false),
-                Some(Value::Null) => (String::new(), true),
-                Some(Value::String(g)) => (g, false),
-                Some(other) => {
-                    return Err(RestError::invalid_input(format!(
-                        "Invalid input for gateway_ip. Reason: '{other}' is not a valid IP address"
-                    )))
-                }
-            };
-            let pools = allocation_pools(&mut a)?.unwrap_or_default();
-            let routes = host_routes(&mut a)?.unwrap_or_default();
-            let request = pb::CreateSubnetRequest {
-                id: a.string("id")?.unwrap_or_default(),
-                project_id: a.string("project_id")?.unwrap_or_default(),
-                network_id: a.required("network_id")?,
-                name: a.string("name")?.unwrap_or_default(),
-                cidr,
-                gateway_ip,
-                no_gateway,
-                allocation_pools: pools,
-                enable_dhcp: a.boolean("enable_dhcp")?,
-                dns_nameservers: a.strings("dns_nameservers")?.unwrap_or_default(),
-                host_routes: routes,
-                tags: a.strings("tags")?.unwrap_or_default(),
-                ..Default::default()
-            };
-            defaults_only(&mut a)?;
-            a.finish()?;
-            let subnet = svc
-                .create_subnet(Request::new(request))
-                .await
-                .map_err(|s| from_status(&s))?;
-            out.push(render(subnet.get_ref()));
         }
-        Ok(out)
+        // `"gateway_ip": null` means no gateway; absent means the default.
+        let (gateway_ip, no_gateway) = match a.take("gateway_ip") {
+            None => (String::new(), false),
+            Some(Value::Null) => (String::new(), true),
+            Some(Value::String(g)) => (g, false),
+            Some(other) => {
+                return Err(RestError::invalid_input(format!(
+                    "Invalid input for gateway_ip. Reason: '{other}' is not a valid IP address"
+                )))
+            }
+        };
+        let pools = allocation_pools(&mut a)?.unwrap_or_default();
+        let routes = routes(&mut a, "host_routes")?.unwrap_or_default();
+        let request = pb::CreateSubnetRequest {
+            id: a.string("id")?.unwrap_or_default(),
+            project_id: a.string("project_id")?.unwrap_or_default(),
+            network_id: a.required("network_id")?,
+            name: a.string("name")?.unwrap_or_default(),
+            cidr,
+            gateway_ip,
+            no_gateway,
+            allocation_pools: pools,
+            enable_dhcp: a.boolean("enable_dhcp")?,
+            dns_nameservers: a.strings("dns_nameservers")?.unwrap_or_default(),
+            host_routes: routes,
+            tags: a.strings("tags")?.unwrap_or_default(),
+            ..Default::default()
+        };
+        defaults_only(&mut a)?;
+        a.finish()?;
+        let subnet = svc.create_subnet(Request::new(request)).await.rest()?;
+        Ok(vec![render(&subnet)])
     }
 
     async fn update(
@@ -228,17 +210,14 @@ impl Resource for Subnets {
             dns_nameservers: a
                 .strings("dns_nameservers")?
                 .map(|addresses| pb::AddressList { addresses }),
-            host_routes: host_routes(&mut a)?.map(|routes| pb::RouteList { routes }),
+            host_routes: routes(&mut a, "host_routes")?.map(|routes| pb::RouteList { routes }),
             tags: a.strings("tags")?.map(|tags| pb::TagSet { tags }),
             expected_revision,
         };
         defaults_only(&mut a)?;
         a.finish()?;
-        let subnet = svc
-            .update_subnet(Request::new(request))
-            .await
-            .map_err(|s| from_status(&s))?;
-        Ok(render(subnet.get_ref()))
+        let subnet = svc.update_subnet(Request::new(request)).await.rest()?;
+        Ok(render(&subnet))
     }
 
     async fn delete(svc: &Svc, id: &str, expected_revision: Option<u64>) -> Result<(), RestError> {
@@ -247,7 +226,7 @@ impl Resource for Subnets {
             expected_revision,
         }))
         .await
-        .map_err(|s| from_status(&s))?;
+        .rest()?;
         Ok(())
     }
 }
