@@ -392,6 +392,17 @@ pub(crate) struct TagUpdate {
     pub(crate) clear_tags: bool,
 }
 
+/// Options of every create of a resource with a generated ID.
+#[derive(Debug, Args)]
+pub(crate) struct CreateOpts {
+    /// ID (UUID); generated when omitted.
+    #[arg(long, default_value = "")]
+    pub(crate) id: String,
+    /// Owning project.
+    #[arg(long)]
+    pub(crate) project_id: String,
+}
+
 /// Options of every show.
 #[derive(Debug, Args)]
 pub(crate) struct GetOpts {
@@ -463,12 +474,8 @@ pub(crate) enum HostVerb {
 pub(crate) enum VpcVerb {
     /// Create a VPC.
     Create {
-        /// ID (UUID); generated when omitted.
-        #[arg(long, default_value = "")]
-        id: String,
-        /// Owning project.
-        #[arg(long)]
-        project_id: String,
+        #[command(flatten)]
+        new: CreateOpts,
         /// Display name.
         #[arg(long, default_value = "")]
         name: String,
@@ -516,12 +523,8 @@ pub(crate) enum VpcVerb {
 pub(crate) enum SubnetVerb {
     /// Create a subnet.
     Create {
-        /// ID (UUID); generated when omitted.
-        #[arg(long, default_value = "")]
-        id: String,
-        /// Owning project.
-        #[arg(long)]
-        project_id: String,
+        #[command(flatten)]
+        new: CreateOpts,
         /// The VPC.
         #[arg(long)]
         network_id: String,
@@ -670,12 +673,8 @@ pub(crate) enum PortVerb {
 pub(crate) enum SecurityGroupVerb {
     /// Create a security group.
     Create {
-        /// ID (UUID); generated when omitted.
-        #[arg(long, default_value = "")]
-        id: String,
-        /// Owning project.
-        #[arg(long)]
-        project_id: String,
+        #[command(flatten)]
+        new: CreateOpts,
         /// Display name.
         #[arg(long, default_value = "")]
         name: String,
@@ -739,12 +738,8 @@ pub(crate) enum RuleEtherType {
 pub(crate) enum RuleVerb {
     /// Add a rule to a security group.
     Create {
-        /// ID (UUID); generated when omitted.
-        #[arg(long, default_value = "")]
-        id: String,
-        /// Owning project.
-        #[arg(long)]
-        project_id: String,
+        #[command(flatten)]
+        new: CreateOpts,
         /// The group the rule belongs to.
         #[arg(long)]
         security_group_id: String,
@@ -789,12 +784,8 @@ pub(crate) enum RuleVerb {
 pub(crate) enum RouterVerb {
     /// Create a router.
     Create {
-        /// ID (UUID); generated when omitted.
-        #[arg(long, default_value = "")]
-        id: String,
-        /// Owning project.
-        #[arg(long)]
-        project_id: String,
+        #[command(flatten)]
+        new: CreateOpts,
         /// Display name.
         #[arg(long, default_value = "")]
         name: String,
@@ -867,12 +858,8 @@ pub(crate) enum FloatingIpState {
 pub(crate) enum FloatingIpVerb {
     /// Allocate a floating IP, optionally associated with a port.
     Create {
-        /// ID (UUID); generated when omitted.
-        #[arg(long, default_value = "")]
-        id: String,
-        /// Owning project.
-        #[arg(long)]
-        project_id: String,
+        #[command(flatten)]
+        new: CreateOpts,
         /// The floating (external) VPC to allocate from.
         #[arg(long)]
         floating_network_id: String,
