@@ -381,6 +381,15 @@ pub(crate) struct TagFilter {
     pub(crate) not_tags_any: Vec<String>,
 }
 
+/// Options of the lists of tagged resources with no filter of their own.
+#[derive(Debug, Args)]
+pub(crate) struct TaggedListOpts {
+    #[command(flatten)]
+    pub(crate) opts: ListOpts,
+    #[command(flatten)]
+    pub(crate) tags: TagFilter,
+}
+
 /// Tag changes of an update: `--tag` (repeatable) replaces every tag.
 #[derive(Debug, Args)]
 pub(crate) struct TagUpdate {
@@ -487,12 +496,7 @@ pub(crate) enum VpcVerb {
         tags: Vec<String>,
     },
     /// List VPCs.
-    List {
-        #[command(flatten)]
-        opts: ListOpts,
-        #[command(flatten)]
-        tags: TagFilter,
-    },
+    List(TaggedListOpts),
     /// Show one VPC.
     #[command(visible_alias = "show")]
     Get(GetOpts),
@@ -686,12 +690,7 @@ pub(crate) enum SecurityGroupVerb {
         tags: Vec<String>,
     },
     /// List security groups.
-    List {
-        #[command(flatten)]
-        opts: ListOpts,
-        #[command(flatten)]
-        tags: TagFilter,
-    },
+    List(TaggedListOpts),
     /// Show one security group.
     #[command(visible_alias = "show")]
     Get(GetOpts),
@@ -794,12 +793,7 @@ pub(crate) enum RouterVerb {
         tags: Vec<String>,
     },
     /// List routers.
-    List {
-        #[command(flatten)]
-        opts: ListOpts,
-        #[command(flatten)]
-        tags: TagFilter,
-    },
+    List(TaggedListOpts),
     /// Show one router.
     #[command(visible_alias = "show")]
     Get(GetOpts),

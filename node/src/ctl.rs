@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cli::{
     BarrierArgs, ClusterVerb, CtlArgs, FloatingIpState, FloatingIpVerb, HostState, HostVerb,
     OutputFormat, PortVerb, QuotaVerb, Resource, RouterVerb, RuleDirection, RuleEtherType,
-    RuleVerb, SecurityGroupVerb, SubnetVerb, TagUpdate, VpcVerb,
+    RuleVerb, SecurityGroupVerb, SubnetVerb, TagUpdate, TaggedListOpts, VpcVerb,
 };
 use crate::output;
 
@@ -227,7 +227,7 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
             };
             output::one(&vpcs.create(request).await?, format);
         }
-        VpcVerb::List { opts: o, tags } => {
+        VpcVerb::List(TaggedListOpts { opts: o, tags }) => {
             let filter = list_request!(ListVpcsRequest { o, tags; });
             output::list("vpcs", &vpcs.list(filter).await?, format);
         }
@@ -523,7 +523,7 @@ async fn security_groups(
             };
             output::one(&groups.create(request).await?, format);
         }
-        SecurityGroupVerb::List { opts: o, tags } => {
+        SecurityGroupVerb::List(TaggedListOpts { opts: o, tags }) => {
             let filter = list_request!(ListSecurityGroupsRequest { o, tags; });
             output::list("security_groups", &groups.list(filter).await?, format);
         }
@@ -623,7 +623,7 @@ async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> any
             };
             output::one(&routers.create(request).await?, format);
         }
-        RouterVerb::List { opts: o, tags } => {
+        RouterVerb::List(TaggedListOpts { opts: o, tags }) => {
             let filter = list_request!(ListRoutersRequest { o, tags; });
             output::list("routers", &routers.list(filter).await?, format);
         }
