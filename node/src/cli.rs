@@ -381,6 +381,15 @@ pub(crate) struct TagFilter {
     pub(crate) not_tags_any: Vec<String>,
 }
 
+/// Options of the lists of tagged resources with no filter of their own.
+#[derive(Debug, Args)]
+pub(crate) struct TaggedListOpts {
+    #[command(flatten)]
+    pub(crate) opts: ListOpts,
+    #[command(flatten)]
+    pub(crate) tags: TagFilter,
+}
+
 /// Tag changes of an update: `--tag` (repeatable) replaces every tag.
 #[derive(Debug, Args)]
 pub(crate) struct TagUpdate {
@@ -390,6 +399,17 @@ pub(crate) struct TagUpdate {
     /// Remove every tag.
     #[arg(long, conflicts_with = "tags")]
     pub(crate) clear_tags: bool,
+}
+
+/// Options of every create of a resource with a generated ID.
+#[derive(Debug, Args)]
+pub(crate) struct CreateOpts {
+    /// ID (UUID); generated when omitted.
+    #[arg(long, default_value = "")]
+    pub(crate) id: String,
+    /// Owning project.
+    #[arg(long)]
+    pub(crate) project_id: String,
 }
 
 /// Options of every show.
@@ -463,12 +483,8 @@ pub(crate) enum HostVerb {
 pub(crate) enum VpcVerb {
     /// Create a VPC.
     Create {
-        /// ID (UUID); generated when omitted.
-        #[arg(long, default_value = "")]
-        id: String,
-        /// Owning project.
-        #[arg(long)]
-        project_id: String,
+        #[command(flatten)]
+        new: CreateOpts,
         /// Display name.
         #[arg(long, default_value = "")]
         name: String,
@@ -480,12 +496,7 @@ pub(crate) enum VpcVerb {
         tags: Vec<String>,
     },
     /// List VPCs.
-    List {
-        #[command(flatten)]
-        opts: ListOpts,
-        #[command(flatten)]
-        tags: TagFilter,
-    },
+    List(TaggedListOpts),
     /// Show one VPC.
     #[command(visible_alias = "show")]
     Get(GetOpts),
@@ -516,12 +527,8 @@ pub(crate) enum VpcVerb {
 pub(crate) enum SubnetVerb {
     /// Create a subnet.
     Create {
-        /// ID (UUID); generated when omitted.
-        #[arg(long, default_value = "")]
-        id: String,
-        /// Owning project.
-        #[arg(long)]
-        project_id: String,
+        #[command(flatten)]
+        new: CreateOpts,
         /// The VPC.
         #[arg(long)]
         network_id: String,
@@ -670,12 +677,8 @@ pub(crate) enum PortVerb {
 pub(crate) enum SecurityGroupVerb {
     /// Create a security group.
     Create {
-        /// ID (UUID); generated when omitted.
-        #[arg(long, default_value = "")]
-        id: String,
-        /// Owning project.
-        #[arg(long)]
-        project_id: String,
+        #[command(flatten)]
+        new: CreateOpts,
         /// Display name.
         #[arg(long, default_value = "")]
         name: String,
@@ -687,12 +690,7 @@ pub(crate) enum SecurityGroupVerb {
         tags: Vec<String>,
     },
     /// List security groups.
-    List {
-        #[command(flatten)]
-        opts: ListOpts,
-        #[command(flatten)]
-        tags: TagFilter,
-    },
+    List(TaggedListOpts),
     /// Show one security group.
     #[command(visible_alias = "show")]
     Get(GetOpts),
@@ -739,12 +737,8 @@ pub(crate) enum RuleEtherType {
 pub(crate) enum RuleVerb {
     /// Add a rule to a security group.
     Create {
-        /// ID (UUID); generated when omitted.
-        #[arg(long, default_value = "")]
-        id: String,
-        /// Owning project.
-        #[arg(long)]
-        project_id: String,
+        #[command(flatten)]
+        new: CreateOpts,
         /// The group the rule belongs to.
         #[arg(long)]
         security_group_id: String,
@@ -789,12 +783,8 @@ pub(crate) enum RuleVerb {
 pub(crate) enum RouterVerb {
     /// Create a router.
     Create {
-        /// ID (UUID); generated when omitted.
-        #[arg(long, default_value = "")]
-        id: String,
-        /// Owning project.
-        #[arg(long)]
-        project_id: String,
+        #[command(flatten)]
+        new: CreateOpts,
         /// Display name.
         #[arg(long, default_value = "")]
         name: String,
@@ -803,12 +793,7 @@ pub(crate) enum RouterVerb {
         tags: Vec<String>,
     },
     /// List routers.
-    List {
-        #[command(flatten)]
-        opts: ListOpts,
-        #[command(flatten)]
-        tags: TagFilter,
-    },
+    List(TaggedListOpts),
     /// Show one router.
     #[command(visible_alias = "show")]
     Get(GetOpts),
@@ -867,12 +852,8 @@ pub(crate) enum FloatingIpState {
 pub(crate) enum FloatingIpVerb {
     /// Allocate a floating IP, optionally associated with a port.
     Create {
-        /// ID (UUID); generated when omitted.
-        #[arg(long, default_value = "")]
-        id: String,
-        /// Owning project.
-        #[arg(long)]
-        project_id: String,
+        #[command(flatten)]
+        new: CreateOpts,
         /// The floating (external) VPC to allocate from.
         #[arg(long)]
         floating_network_id: String,

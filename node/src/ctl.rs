@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cli::{
     BarrierArgs, ClusterVerb, CtlArgs, FloatingIpState, FloatingIpVerb, HostState, HostVerb,
     OutputFormat, PortVerb, QuotaVerb, Resource, RouterVerb, RuleDirection, RuleEtherType,
-    RuleVerb, SecurityGroupVerb, SubnetVerb, TagUpdate, VpcVerb,
+    RuleVerb, SecurityGroupVerb, SubnetVerb, TagUpdate, TaggedListOpts, VpcVerb,
 };
 use crate::output;
 
@@ -134,6 +134,36 @@ macro_rules! delete {
     }};
 }
 
+/// A list request from the options every list shares (`ListOpts`), the
+/// tag filter of tagged resources (`TagFilter`, before the `;`) and the
+/// resource's own filters (after it).
+macro_rules! list_request {
+    ($request:ident { $opts:ident, $tags:ident; $($field:ident $(: $value:expr)?),* $(,)? }) => {
+        pb::$request {
+            project_id: $opts.project_id,
+            limit: $opts.limit,
+            marker: $opts.marker,
+            stale: $opts.stale,
+            fields: $opts.fields,
+            tags: $tags.tags,
+            tags_any: $tags.tags_any,
+            not_tags: $tags.not_tags,
+            not_tags_any: $tags.not_tags_any,
+            $($field $(: $value)?,)*
+        }
+    };
+    ($request:ident { $opts:ident; $($field:ident $(: $value:expr)?),* $(,)? }) => {
+        pb::$request {
+            project_id: $opts.project_id,
+            limit: $opts.limit,
+            marker: $opts.marker,
+            stale: $opts.stale,
+            fields: $opts.fields,
+            $($field $(: $value)?,)*
+        }
+    };
+}
+
 async fn hosts(client: &Client, verb: HostVerb, format: OutputFormat) -> anyhow::Result<()> {
     let hosts = client.hosts();
     match verb {
@@ -151,13 +181,7 @@ async fn hosts(client: &Client, verb: HostVerb, format: OutputFormat) -> anyhow:
             output::one(&hosts.create(request).await?, format);
         }
         HostVerb::List(o) => {
-            let filter = pb::ListHostsRequest {
-                project_id: o.project_id,
-                limit: o.limit,
-                marker: o.marker,
-                stale: o.stale,
-                fields: o.fields,
-            };
+            let filter = list_request!(ListHostsRequest { o; });
             output::list("hosts", &hosts.list(filter).await?, format);
         }
         HostVerb::Get(o) => show!(hosts, o, format),
@@ -188,15 +212,14 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
     let vpcs = client.vpcs();
     match verb {
         VpcVerb::Create {
-            id,
-            project_id,
+            new,
             name,
             cidr,
             tags,
         } => {
             let request = pb::CreateVpcRequest {
-                id,
-                project_id,
+                id: new.id,
+                project_id: new.project_id,
                 name,
                 cidr,
                 tags,
@@ -204,18 +227,8 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
             };
             output::one(&vpcs.create(request).await?, format);
         }
-        VpcVerb::List { opts: o, tags } => {
-            let filter = pb::ListVpcsRequest {
-                project_id: o.project_id,
-                limit: o.limit,
-                marker: o.marker,
-                stale: o.stale,
-                fields: o.fields,
-                tags: tags.tags,
-                tags_any: tags.tags_any,
-                not_tags: tags.not_tags,
-                not_tags_any: tags.not_tags_any,
-            };
+        VpcVerb::List(TaggedListOpts { opts: o, tags }) => {
+            let filter = list_request!(ListVpcsRequest { o, tags; });
             output::list("vpcs", &vpcs.list(filter).await?, format);
         }
         VpcVerb::Get(o) => show!(vpcs, o, format),
@@ -264,8 +277,7 @@ async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> any
     let subnets = client.subnets();
     match verb {
         SubnetVerb::Create {
-            id,
-            project_id,
+            new,
             network_id,
             name,
             cidr,
@@ -275,8 +287,8 @@ async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> any
         } => {
             let request = pb::CreateSubnetRequest {
                 tags,
-                id,
-                project_id,
+                id: new.id,
+                project_id: new.project_id,
                 network_id,
                 name,
                 cidr,
@@ -291,18 +303,7 @@ async fn subnets(client: &Client, verb: SubnetVerb, format: OutputFormat) -> any
             network_id,
             tags,
         } => {
-            let filter = pb::ListSubnetsRequest {
-                project_id: opts.project_id,
-                network_id,
-                limit: opts.limit,
-                marker: opts.marker,
-                stale: opts.stale,
-                fields: opts.fields,
-                tags: tags.tags,
-                tags_any: tags.tags_any,
-                not_tags: tags.not_tags,
-                not_tags_any: tags.not_tags_any,
-            };
+            let filter = list_request!(ListSubnetsRequest { opts, tags; network_id });
             output::list("subnets", &subnets.list(filter).await?, format);
         }
         SubnetVerb::Get(o) => show!(subnets, o, format),
@@ -389,19 +390,7 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
             host,
             tags,
         } => {
-            let filter = pb::ListPortsRequest {
-                project_id: opts.project_id,
-                network_id,
-                host,
-                limit: opts.limit,
-                marker: opts.marker,
-                stale: opts.stale,
-                fields: opts.fields,
-                tags: tags.tags,
-                tags_any: tags.tags_any,
-                not_tags: tags.not_tags,
-                not_tags_any: tags.not_tags_any,
-            };
+            let filter = list_request!(ListPortsRequest { opts, tags; network_id, host });
             output::list("ports", &ports.list(filter).await?, format);
         }
         PortVerb::Get(o) => show!(ports, o, format),
@@ -519,34 +508,23 @@ async fn security_groups(
     let groups = client.security_groups();
     match verb {
         SecurityGroupVerb::Create {
-            id,
-            project_id,
+            new,
             name,
             description,
             tags,
         } => {
             let request = pb::CreateSecurityGroupRequest {
                 tags,
-                id,
-                project_id,
+                id: new.id,
+                project_id: new.project_id,
                 name,
                 description,
                 ..Default::default()
             };
             output::one(&groups.create(request).await?, format);
         }
-        SecurityGroupVerb::List { opts: o, tags } => {
-            let filter = pb::ListSecurityGroupsRequest {
-                project_id: o.project_id,
-                limit: o.limit,
-                marker: o.marker,
-                stale: o.stale,
-                fields: o.fields,
-                tags: tags.tags,
-                tags_any: tags.tags_any,
-                not_tags: tags.not_tags,
-                not_tags_any: tags.not_tags_any,
-            };
+        SecurityGroupVerb::List(TaggedListOpts { opts: o, tags }) => {
+            let filter = list_request!(ListSecurityGroupsRequest { o, tags; });
             output::list("security_groups", &groups.list(filter).await?, format);
         }
         SecurityGroupVerb::Get(o) => show!(groups, o, format),
@@ -575,8 +553,7 @@ async fn rules(client: &Client, verb: RuleVerb, format: OutputFormat) -> anyhow:
     let rules = client.security_group_rules();
     match verb {
         RuleVerb::Create {
-            id,
-            project_id,
+            new,
             security_group_id,
             direction,
             ethertype,
@@ -595,8 +572,8 @@ async fn rules(client: &Client, verb: RuleVerb, format: OutputFormat) -> anyhow:
                 RuleEtherType::Ipv6 => pb::EtherType::Ipv6,
             };
             let request = pb::CreateSecurityGroupRuleRequest {
-                id,
-                project_id,
+                id: new.id,
+                project_id: new.project_id,
                 security_group_id,
                 direction: direction.into(),
                 ethertype: ethertype.into(),
@@ -613,14 +590,7 @@ async fn rules(client: &Client, verb: RuleVerb, format: OutputFormat) -> anyhow:
             opts,
             security_group_id,
         } => {
-            let filter = pb::ListSecurityGroupRulesRequest {
-                project_id: opts.project_id,
-                security_group_id,
-                limit: opts.limit,
-                marker: opts.marker,
-                stale: opts.stale,
-                fields: opts.fields,
-            };
+            let filter = list_request!(ListSecurityGroupRulesRequest { opts; security_group_id });
             output::list("security_group_rules", &rules.list(filter).await?, format);
         }
         RuleVerb::Get(o) => show!(rules, o, format),
@@ -643,33 +613,18 @@ fn parse_route(text: &str) -> anyhow::Result<pb::Route> {
 async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> anyhow::Result<()> {
     let routers = client.routers();
     match verb {
-        RouterVerb::Create {
-            id,
-            project_id,
-            name,
-            tags,
-        } => {
+        RouterVerb::Create { new, name, tags } => {
             let request = pb::CreateRouterRequest {
                 tags,
-                id,
-                project_id,
+                id: new.id,
+                project_id: new.project_id,
                 name,
                 ..Default::default()
             };
             output::one(&routers.create(request).await?, format);
         }
-        RouterVerb::List { opts: o, tags } => {
-            let filter = pb::ListRoutersRequest {
-                project_id: o.project_id,
-                limit: o.limit,
-                marker: o.marker,
-                stale: o.stale,
-                fields: o.fields,
-                tags: tags.tags,
-                tags_any: tags.tags_any,
-                not_tags: tags.not_tags,
-                not_tags_any: tags.not_tags_any,
-            };
+        RouterVerb::List(TaggedListOpts { opts: o, tags }) => {
+            let filter = list_request!(ListRoutersRequest { o, tags; });
             output::list("routers", &routers.list(filter).await?, format);
         }
         RouterVerb::Get(o) => show!(routers, o, format),
@@ -730,8 +685,7 @@ async fn floating_ips(
     let fips = client.floating_ips();
     match verb {
         FloatingIpVerb::Create {
-            id,
-            project_id,
+            new,
             floating_network_id,
             ip,
             port_id,
@@ -741,8 +695,8 @@ async fn floating_ips(
         } => {
             let request = pb::CreateFloatingIpRequest {
                 tags,
-                id,
-                project_id,
+                id: new.id,
+                project_id: new.project_id,
                 floating_network_id,
                 floating_ip_address: ip,
                 port_id,
@@ -765,21 +719,10 @@ async fn floating_ips(
                 Some(FloatingIpState::Active) => pb::FloatingIpStatus::Active,
                 Some(FloatingIpState::Down) => pb::FloatingIpStatus::Down,
             };
-            let filter = pb::ListFloatingIpsRequest {
-                project_id: opts.project_id,
-                port_id,
-                floating_network_id,
-                router_id,
-                status: status.into(),
-                limit: opts.limit,
-                marker: opts.marker,
-                stale: opts.stale,
-                fields: opts.fields,
-                tags: tags.tags,
-                tags_any: tags.tags_any,
-                not_tags: tags.not_tags,
-                not_tags_any: tags.not_tags_any,
-            };
+            let filter = list_request!(ListFloatingIpsRequest {
+                opts, tags;
+                port_id, floating_network_id, router_id, status: status.into()
+            });
             output::list("floating_ips", &fips.list(filter).await?, format);
         }
         FloatingIpVerb::Get(o) => show!(fips, o, format),

@@ -441,18 +441,44 @@ pub(crate) fn quota(q: &pb::Quota, format: OutputFormat) {
     }
 }
 
+/// An optional log index, `-` when absent.
+fn index_or_dash(index: Option<u64>) -> String {
+    index.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// One member as JSON.
+fn member_json(m: &pb::Member) -> Value {
+    json!({ "id": m.id, "raft_addr": m.raft_addr, "api_addr": m.api_addr, "voter": m.voter })
+}
+
+/// One member's table row: ID, RAFT ADDR, API ADDR, ROLE.
+fn member_row(m: &pb::Member) -> Vec<String> {
+    vec![
+        m.id.to_string(),
+        m.raft_addr.clone(),
+        m.api_addr.clone(),
+        if m.voter { "voter" } else { "learner" }.to_string(),
+    ]
+}
+
+/// The members as the answering node sees them, the leader marked
+/// (`cluster status` and `cluster members`).
+fn members_table(s: &pb::StatusResponse) -> Table {
+    let mut table = Table::new();
+    table.set_header(vec!["ID", "RAFT ADDR", "API ADDR", "ROLE", "LEADER"]);
+    for m in &s.members {
+        let mut row = member_row(m);
+        row.push(if s.leader_id == Some(m.id) { "*" } else { "" }.to_string());
+        table.add_row(row);
+    }
+    table
+}
+
 /// Prints `alcor ctl cluster status`.
 pub(crate) fn status(s: &pb::StatusResponse, format: OutputFormat) {
     match format {
         OutputFormat::Json => {
-            let members: Vec<Value> = s
-                .members
-                .iter()
-                .map(|m| {
-                    json!({ "id": m.id, "raft_addr": m.raft_addr, "api_addr": m.api_addr,
-                            "voter": m.voter })
-                })
-                .collect();
+            let members: Vec<Value> = s.members.iter().map(member_json).collect();
             println!(
                 "{}",
                 json!({
@@ -464,30 +490,18 @@ pub(crate) fn status(s: &pb::StatusResponse, format: OutputFormat) {
             );
         }
         OutputFormat::Table => {
-            let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
             println!(
                 "node {} ({}), leader {}, term {}, last log {}, committed {}, applied {}, snapshot {}",
                 s.id,
                 s.state,
-                opt(s.leader_id),
+                index_or_dash(s.leader_id),
                 s.term,
-                opt(s.last_log_index),
-                opt(s.committed_index),
-                opt(s.applied_index),
-                opt(s.snapshot_index),
+                index_or_dash(s.last_log_index),
+                index_or_dash(s.committed_index),
+                index_or_dash(s.applied_index),
+                index_or_dash(s.snapshot_index),
             );
-            let mut table = Table::new();
-            table.set_header(vec!["ID", "RAFT ADDR", "API ADDR", "ROLE", "LEADER"]);
-            for m in &s.members {
-                table.add_row(vec![
-                    m.id.to_string(),
-                    m.raft_addr.clone(),
-                    m.api_addr.clone(),
-                    if m.voter { "voter" } else { "learner" }.to_string(),
-                    if s.leader_id == Some(m.id) { "*" } else { "" }.to_string(),
-                ]);
-            }
-            println!("{table}");
+            println!("{}", members_table(s));
         }
     }
 }
@@ -501,26 +515,14 @@ pub(crate) fn members(s: &pb::StatusResponse, format: OutputFormat) {
                 .members
                 .iter()
                 .map(|m| {
-                    json!({ "id": m.id, "raft_addr": m.raft_addr, "api_addr": m.api_addr,
-                            "voter": m.voter, "leader": s.leader_id == Some(m.id) })
+                    let mut member = member_json(m);
+                    member["leader"] = json!(s.leader_id == Some(m.id));
+                    member
                 })
                 .collect();
             println!("{}", json!({ "members": members }));
         }
-        OutputFormat::Table => {
-            let mut table = Table::new();
-            table.set_header(vec!["ID", "RAFT ADDR", "API ADDR", "ROLE", "LEADER"]);
-            for m in &s.members {
-                table.add_row(vec![
-                    m.id.to_string(),
-                    m.raft_addr.clone(),
-                    m.api_addr.clone(),
-                    if m.voter { "voter" } else { "learner" }.to_string(),
-                    if s.leader_id == Some(m.id) { "*" } else { "" }.to_string(),
-                ]);
-            }
-            println!("{table}");
-        }
+        OutputFormat::Table => println!("{}", members_table(s)),
     }
 }
 
@@ -528,14 +530,7 @@ pub(crate) fn members(s: &pb::StatusResponse, format: OutputFormat) {
 pub(crate) fn membership(m: &pb::MembershipResponse, format: OutputFormat) {
     match format {
         OutputFormat::Json => {
-            let members: Vec<Value> = m
-                .members
-                .iter()
-                .map(|m| {
-                    json!({ "id": m.id, "raft_addr": m.raft_addr, "api_addr": m.api_addr,
-                            "voter": m.voter })
-                })
-                .collect();
+            let members: Vec<Value> = m.members.iter().map(member_json).collect();
             println!(
                 "{}",
                 json!({ "log_index": m.log_index, "members": members })
@@ -546,12 +541,7 @@ pub(crate) fn membership(m: &pb::MembershipResponse, format: OutputFormat) {
             let mut table = Table::new();
             table.set_header(vec!["ID", "RAFT ADDR", "API ADDR", "ROLE"]);
             for m in &m.members {
-                table.add_row(vec![
-                    m.id.to_string(),
-                    m.raft_addr.clone(),
-                    m.api_addr.clone(),
-                    if m.voter { "voter" } else { "learner" }.to_string(),
-                ]);
+                table.add_row(member_row(m));
             }
             println!("{table}");
         }
@@ -565,14 +555,11 @@ pub(crate) fn snapshot(s: &pb::TriggerSnapshotResponse, format: OutputFormat) {
             "{}",
             json!({ "snapshot_index": s.snapshot_index, "purged_index": s.purged_index })
         ),
-        OutputFormat::Table => {
-            let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-            println!(
-                "snapshot at log index {}, log purged up to {}",
-                opt(s.snapshot_index),
-                opt(s.purged_index)
-            );
-        }
+        OutputFormat::Table => println!(
+            "snapshot at log index {}, log purged up to {}",
+            index_or_dash(s.snapshot_index),
+            index_or_dash(s.purged_index)
+        ),
     }
 }
 
