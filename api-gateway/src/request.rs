@@ -8,22 +8,23 @@ use alcor_state_machine::{Rejection, TagFilter};
 
 use crate::convert;
 
-/// A Get request: the ID, the read consistency and the fields to fill in.
-pub(crate) trait GetRequest {
-    fn id(&self) -> &str;
+/// A Get or List request: its read consistency and the fields to fill in.
+pub(crate) trait ReadRequest {
     fn stale(&self) -> bool;
     fn fields(&self) -> &[String];
 }
 
-/// A List request: its project filter, page (size and marker), read
-/// consistency and fields to fill in; its kind's own filters stay with its
-/// handler.
-pub(crate) trait ListRequest {
+/// A Get request: the ID.
+pub(crate) trait GetRequest: ReadRequest {
+    fn id(&self) -> &str;
+}
+
+/// A List request: its project filter and page (size and marker); its
+/// kind's own filters stay with its handler.
+pub(crate) trait ListRequest: ReadRequest {
     fn project_id(&self) -> &str;
     fn limit(&self) -> u32;
     fn marker(&self) -> &str;
-    fn stale(&self) -> bool;
-    fn fields(&self) -> &[String];
     /// The tag filter; a kind whose list has no tag filters lets every
     /// resource through (`TagFilter::default()`).
     fn tag_filter(&self) -> Result<TagFilter, Rejection> {
@@ -37,18 +38,26 @@ pub(crate) trait DeleteRequest {
     fn expected_revision(&self) -> Option<u64>;
 }
 
+macro_rules! read_request {
+    ($ty:ty) => {
+        impl ReadRequest for $ty {
+            fn stale(&self) -> bool {
+                self.stale
+            }
+            fn fields(&self) -> &[String] {
+                &self.fields
+            }
+        }
+    };
+}
+
 macro_rules! get_requests {
     ($($ty:ty),+ $(,)?) => {
         $(
+            read_request!($ty);
             impl GetRequest for $ty {
                 fn id(&self) -> &str {
                     &self.id
-                }
-                fn stale(&self) -> bool {
-                    self.stale
-                }
-                fn fields(&self) -> &[String] {
-                    &self.fields
                 }
             }
         )+
@@ -63,6 +72,7 @@ macro_rules! list_requests {
     };
     ($($ty:ty $({ $tagged:ident })?),+ $(,)?) => {
         $(
+            read_request!($ty);
             impl ListRequest for $ty {
                 fn project_id(&self) -> &str {
                     &self.project_id
@@ -72,12 +82,6 @@ macro_rules! list_requests {
                 }
                 fn marker(&self) -> &str {
                     &self.marker
-                }
-                fn stale(&self) -> bool {
-                    self.stale
-                }
-                fn fields(&self) -> &[String] {
-                    &self.fields
                 }
                 $(list_requests!(@$tagged);)?
             }
