@@ -13,6 +13,10 @@
 //!
 //! # Layout
 //! - [`orchestrator`], [`cluster`]: the two tonic services.
+//! - `request`: what the Get, List and Delete requests of every kind share,
+//!   as traits the orchestrator's generic handlers take.
+//! - `listing`: paging through the state for List (marker, page size,
+//!   project and tag filters, field selection).
 //! - [`convert`]: the only place protobuf messages meet domain types;
 //!   input is parsed and validated there (INVALID_ARGUMENT) before any
 //!   proposal. The state machine validates again when applying.
@@ -42,7 +46,9 @@ pub mod error;
 pub mod fields;
 mod ids;
 pub mod limits;
+mod listing;
 pub mod orchestrator;
+mod request;
 pub mod watch;
 
 pub use cluster::{AckSource, ClusterService};
