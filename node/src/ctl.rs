@@ -139,18 +139,14 @@ macro_rules! delete {
 /// resource's own filters (after it).
 macro_rules! list_request {
     ($request:ident { $opts:ident, $tags:ident; $($field:ident $(: $value:expr)?),* $(,)? }) => {
-        pb::$request {
-            project_id: $opts.project_id,
-            limit: $opts.limit,
-            marker: $opts.marker,
-            stale: $opts.stale,
-            fields: $opts.fields,
+        list_request!($request {
+            $opts;
             tags: $tags.tags,
             tags_any: $tags.tags_any,
             not_tags: $tags.not_tags,
             not_tags_any: $tags.not_tags_any,
-            $($field $(: $value)?,)*
-        }
+            $($field $(: $value)?),*
+        })
     };
     ($request:ident { $opts:ident; $($field:ident $(: $value:expr)?),* $(,)? }) => {
         pb::$request {
