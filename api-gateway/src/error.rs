@@ -78,6 +78,7 @@ pub fn to_status(error: &ApiError) -> Status {
             ReadError::NoLeader => (Code::Unavailable, "NO_LEADER"),
             ReadError::NoQuorum(_) => (Code::Unavailable, "NO_QUORUM"),
             ReadError::Timeout => (Code::DeadlineExceeded, "TIMEOUT"),
+            ReadError::Overloaded => (Code::ResourceExhausted, "OVERLOADED"),
             ReadError::LeaderUnreachable { .. } => (Code::Unavailable, "LEADER_UNREACHABLE"),
             ReadError::Fatal(_) => (Code::Unavailable, "RAFT_STOPPED"),
         },

@@ -60,6 +60,10 @@ pub enum ReadError {
     /// The read index or the local apply did not arrive in time.
     #[error("timed out")]
     Timeout,
+    /// `READS_WAITING_MAX` reads already wait for the next ReadIndex round;
+    /// nothing was read, try again later.
+    #[error("too many reads waiting for a read index")]
+    Overloaded,
     /// The leader could not be reached.
     #[error("leader {leader_id} unreachable: {reason}")]
     LeaderUnreachable {

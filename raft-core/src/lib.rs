@@ -9,6 +9,7 @@
 //!   server; [`convert`] is the only place protobuf types are touched.
 //! - [`node`]: [`RaftNode`], the facade the node binary, API gateway and
 //!   host-push build on.
+//! - `read_rounds`: concurrent linearizable reads share one ReadIndex round.
 //! - [`codec`]: the versioned encoding of everything persisted or sent.
 //! - [`limits`]: every bound, named `*_max`.
 //!
@@ -28,6 +29,7 @@ pub mod faults;
 pub mod limits;
 pub mod network;
 pub mod node;
+mod read_rounds;
 pub mod server;
 pub mod storage;
 pub mod types;

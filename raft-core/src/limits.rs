@@ -29,5 +29,10 @@ pub const APPLIED_EVENTS_MAX: usize = 4096;
 /// Attempts `client_write` makes when leadership moves under it.
 pub const WRITE_ATTEMPTS_MAX: u32 = 3;
 
+/// Linearizable reads waiting for the next shared ReadIndex round on one
+/// node (see `read_rounds`); one more is refused as overloaded instead of
+/// queueing without bound.
+pub const READS_WAITING_MAX: usize = 65_536;
+
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX * 2 <= GRPC_MESSAGE_BYTES_MAX as u64);
 const _: () = assert!(FLUSH_BATCH_MAX <= APPEND_QUEUE_MAX);

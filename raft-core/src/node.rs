@@ -22,6 +22,7 @@ use crate::error::{AdminError, ReadError, ShutdownError, StartError, WriteError}
 use crate::faults::{LinkFaults, Mutation};
 use crate::limits::{APPEND_ENTRIES_PER_RPC_MAX, SNAPSHOT_CHUNK_BYTES_MAX, WRITE_ATTEMPTS_MAX};
 use crate::network::{Method, NetworkFactory, PeerError, Peers};
+use crate::read_rounds::{JoinError, RoundFuture, SharedRounds};
 use crate::server::RaftGrpc;
 use crate::storage::{
     self, AppliedEvent, ChangeEvent, DbClosed, LogStore, StateMachineStore, StateView,
@@ -173,6 +174,9 @@ pub struct RaftNode {
     changes: broadcast::Sender<ChangeEvent>,
     committed: watch::Receiver<Option<LogId>>,
     peers: Arc<Peers>,
+    /// Shared ReadIndex rounds of this node's linearizable reads (leader:
+    /// a local leadership confirmation; follower: one `ReadIndex` RPC).
+    reads: SharedRounds<Result<Option<u64>, ReadError>>,
     request_timeout: Duration,
     mutation: Option<Mutation>,
     raft_addr: SocketAddr,
@@ -244,7 +248,16 @@ impl RaftNode {
         };
         let raft_addr = listener.local_addr()?;
         let (server_stop, stop_rx) = oneshot::channel();
-        let service = RaftGrpc::service(raft.clone());
+        let request_timeout = Duration::from_millis(config.request_timeout_ms);
+        let leader_reads = Arc::new(leader_read_rounds(raft.clone()));
+        let reads = node_read_rounds(ReadIndexer {
+            id: config.node_id,
+            raft: raft.clone(),
+            peers: Arc::clone(&peers),
+            leader_reads: Arc::clone(&leader_reads),
+            request_timeout,
+        });
+        let service = RaftGrpc::service(raft.clone(), leader_reads);
         let server_task = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .tcp_nodelay(true)
@@ -268,7 +281,8 @@ impl RaftNode {
             changes,
             committed,
             peers,
-            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            reads,
+            request_timeout,
             mutation: config.mutation,
             raft_addr,
             running: Mutex::new(Some(Running {
@@ -329,15 +343,7 @@ impl RaftNode {
 
     /// The leader this node currently knows of, with its addresses.
     pub fn leader(&self) -> Option<(NodeId, Node)> {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        let leader_id = metrics.current_leader?;
-        let node = metrics
-            .membership_config
-            .membership()
-            .get_node(&leader_id)?
-            .clone();
-        Some((leader_id, node))
+        leader_of(&self.raft)
     }
 
     /// Commits `proposal` and returns the state machine's verdict. On a
@@ -425,16 +431,7 @@ impl RaftNode {
 
     /// Waits until some leader is known or `deadline` passes.
     async fn wait_for_leader(&self, deadline: Instant) -> Option<(NodeId, Node)> {
-        let mut metrics = self.raft.metrics();
-        loop {
-            if let Some(leader) = self.leader() {
-                return Some(leader);
-            }
-            match tokio::time::timeout_at(deadline, metrics.changed()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) | Err(_) => return None,
-            }
-        }
+        wait_for_leader(&self.raft, deadline).await
     }
 
     /// Runs `read` on a state that reflects every write acknowledged before
@@ -480,7 +477,7 @@ impl RaftNode {
     async fn read_index_with_retries(&self, deadline: Instant) -> Result<Option<u64>, ReadError> {
         let mut last = ReadError::Timeout;
         loop {
-            match tokio::time::timeout_at(deadline, self.read_index(deadline)).await {
+            match tokio::time::timeout_at(deadline, self.shared_read_index()).await {
                 Err(_) => return Err(last),
                 Ok(Err(
                     e @ (ReadError::NoLeader
@@ -496,46 +493,13 @@ impl RaftNode {
         }
     }
 
-    /// The log index a linearizable read must wait for.
-    async fn read_index(&self, deadline: Instant) -> Result<Option<u64>, ReadError> {
-        let Some((leader_id, leader)) = self.wait_for_leader(deadline).await else {
-            return Err(ReadError::NoLeader);
-        };
-        let result: Result<Option<LogId>, RaftError<NodeId, CheckIsLeaderError<NodeId, Node>>> =
-            if leader_id == self.id {
-                self.raft
-                    .get_read_log_id()
-                    .await
-                    .map(|(read_log_id, _)| read_log_id)
-            } else {
-                let timeout = deadline.saturating_duration_since(Instant::now());
-                self.peers
-                    .call(
-                        leader_id,
-                        &leader.raft_addr,
-                        Method::ReadIndex,
-                        &(),
-                        timeout,
-                    )
-                    .await
-                    .map_err(|e| match e {
-                        PeerError::Timeout(_) => ReadError::Timeout,
-                        e => ReadError::LeaderUnreachable {
-                            leader_id,
-                            reason: e.to_string(),
-                        },
-                    })?
-            };
-        match result {
-            Ok(read_log_id) => Ok(read_log_id.map(|id| id.index)),
-            // Leadership moved between our lookup and the check.
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
-                Err(ReadError::NoLeader)
-            }
-            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
-                Err(ReadError::NoQuorum(e.to_string()))
-            }
-            Err(RaftError::Fatal(e)) => Err(ReadError::Fatal(e.to_string())),
+    /// The log index a linearizable read must wait for, from the first
+    /// shared round that starts after this call (see `read_rounds`).
+    async fn shared_read_index(&self) -> Result<Option<u64>, ReadError> {
+        match self.reads.join().await {
+            Ok(answer) => answer,
+            Err(JoinError::Full) => Err(ReadError::Overloaded),
+            Err(JoinError::Stopped) => Err(ReadError::Fatal("read rounds stopped".to_string())),
         }
     }
 
@@ -750,6 +714,121 @@ impl Drop for RaftNode {
             .take();
         if let Some(running) = running {
             let _ = running.server_stop.send(());
+        }
+    }
+}
+
+/// The leader `raft` currently knows of, with its addresses.
+fn leader_of(raft: &Raft) -> Option<(NodeId, Node)> {
+    let metrics = raft.metrics();
+    let metrics = metrics.borrow();
+    let leader_id = metrics.current_leader?;
+    let node = metrics
+        .membership_config
+        .membership()
+        .get_node(&leader_id)?
+        .clone();
+    Some((leader_id, node))
+}
+
+/// Waits until `raft` knows some leader or `deadline` passes.
+async fn wait_for_leader(raft: &Raft, deadline: Instant) -> Option<(NodeId, Node)> {
+    let mut metrics = raft.metrics();
+    loop {
+        if let Some(leader) = leader_of(raft) {
+            return Some(leader);
+        }
+        match tokio::time::timeout_at(deadline, metrics.changed()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(_)) | Err(_) => return None,
+        }
+    }
+}
+
+/// The answer of a leader's own leadership confirmation, as it also
+/// travels to followers in the `ReadIndex` reply.
+pub(crate) type LeaderRead =
+    Result<Option<LogId>, RaftError<NodeId, CheckIsLeaderError<NodeId, Node>>>;
+
+/// Rounds of leadership confirmation on this node as leader, shared by its
+/// own linearizable reads and by the `ReadIndex` RPCs of followers.
+fn leader_read_rounds(raft: Raft) -> SharedRounds<LeaderRead> {
+    SharedRounds::new(Arc::new(move || {
+        let raft = raft.clone();
+        Box::pin(async move {
+            raft.get_read_log_id()
+                .await
+                .map(|(read_log_id, _)| read_log_id)
+        }) as RoundFuture<LeaderRead>
+    }))
+}
+
+/// What a round of this node's read index needs.
+#[derive(Clone)]
+struct ReadIndexer {
+    id: NodeId,
+    raft: Raft,
+    peers: Arc<Peers>,
+    leader_reads: Arc<SharedRounds<LeaderRead>>,
+    request_timeout: Duration,
+}
+
+/// Rounds of this node's read index: on the leader one shared local
+/// confirmation, on a follower one `ReadIndex` RPC to the leader, each
+/// answering every read that waited when it started.
+fn node_read_rounds(indexer: ReadIndexer) -> SharedRounds<Result<Option<u64>, ReadError>> {
+    SharedRounds::new(Arc::new(move || {
+        let indexer = indexer.clone();
+        Box::pin(async move {
+            let deadline = Instant::now() + indexer.request_timeout;
+            indexer.read_index(deadline).await
+        }) as RoundFuture<Result<Option<u64>, ReadError>>
+    }))
+}
+
+impl ReadIndexer {
+    /// The log index a linearizable read must wait for, confirmed now.
+    async fn read_index(&self, deadline: Instant) -> Result<Option<u64>, ReadError> {
+        let Some((leader_id, leader)) = wait_for_leader(&self.raft, deadline).await else {
+            return Err(ReadError::NoLeader);
+        };
+        let result: LeaderRead = if leader_id == self.id {
+            match self.leader_reads.join().await {
+                Ok(answer) => answer,
+                Err(JoinError::Full) => return Err(ReadError::Overloaded),
+                Err(JoinError::Stopped) => {
+                    return Err(ReadError::Fatal("read rounds stopped".to_string()))
+                }
+            }
+        } else {
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            self.peers
+                .call(
+                    leader_id,
+                    &leader.raft_addr,
+                    Method::ReadIndex,
+                    &(),
+                    timeout,
+                )
+                .await
+                .map_err(|e| match e {
+                    PeerError::Timeout(_) => ReadError::Timeout,
+                    e => ReadError::LeaderUnreachable {
+                        leader_id,
+                        reason: e.to_string(),
+                    },
+                })?
+        };
+        match result {
+            Ok(read_log_id) => Ok(read_log_id.map(|id| id.index)),
+            // Leadership moved between our lookup and the check.
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+                Err(ReadError::NoLeader)
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+                Err(ReadError::NoQuorum(e.to_string()))
+            }
+            Err(RaftError::Fatal(e)) => Err(ReadError::Fatal(e.to_string())),
         }
     }
 }

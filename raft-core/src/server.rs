@@ -8,20 +8,30 @@ use alcor_proto::raft::v1::RaftMessage;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use tonic::{Request, Response, Status};
 
+use std::sync::Arc;
+
 use crate::convert::{from_message, to_reply};
 use crate::limits::GRPC_MESSAGE_BYTES_MAX;
+use crate::node::LeaderRead;
+use crate::read_rounds::SharedRounds;
 use crate::types::{NodeId, Raft, TypeConfig};
 
 /// Serves Raft RPCs for one node.
 #[derive(Clone)]
 pub struct RaftGrpc {
     raft: Raft,
+    /// The node's shared leadership confirmations: a follower's
+    /// `ReadIndex` joins the next round, with the leader's own reads.
+    leader_reads: Arc<SharedRounds<LeaderRead>>,
 }
 
 impl RaftGrpc {
     /// Wraps `raft` in a tonic service with the raised message limits.
-    pub fn service(raft: Raft) -> RaftServiceServer<RaftGrpc> {
-        RaftServiceServer::new(RaftGrpc { raft })
+    pub(crate) fn service(
+        raft: Raft,
+        leader_reads: Arc<SharedRounds<LeaderRead>>,
+    ) -> RaftServiceServer<RaftGrpc> {
+        RaftServiceServer::new(RaftGrpc { raft, leader_reads })
             .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
     }
@@ -64,10 +74,10 @@ impl RaftService for RaftGrpc {
     ) -> Result<Response<RaftMessage>, Status> {
         let () = from_message(request.get_ref())?;
         let read_log_id = self
-            .raft
-            .get_read_log_id()
+            .leader_reads
+            .join()
             .await
-            .map(|(read_log_id, _)| read_log_id);
+            .map_err(|e| Status::resource_exhausted(format!("read index rounds: {e:?}")))?;
         to_reply(&read_log_id)
     }
 }
