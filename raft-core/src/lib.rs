@@ -1,4 +1,4 @@
-//! Raft replication for Alcor: openraft 0.9 wired to RocksDB storage, the
+//! Raft replication for Alcor: openraft 0.10 wired to RocksDB storage, the
 //! pure `alcor_state_machine::State`, and a tonic gRPC peer transport.
 //!
 //! # Layout
@@ -38,4 +38,4 @@ pub use error::{AdminError, ReadError, ShutdownError, StartError, WriteError};
 pub use faults::{LinkFate, LinkFaults, Mutation};
 pub use node::{NodeMetrics, RaftListen, RaftNode, RaftNodeConfig};
 pub use storage::{AppliedEvent, ChangeEvent, StateView};
-pub use types::{EntryResponse, Node, NodeId, Request, Response, TypeConfig};
+pub use types::{EntryResponse, Node, NodeId, Request, Response, ServerState, TypeConfig};

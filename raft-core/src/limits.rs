@@ -4,12 +4,23 @@
 /// (at most `max_payload_entries` entries) or a snapshot chunk must fit.
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// Entries per AppendEntries. openraft bounds every AppendEntries by the
-/// heartbeat interval (100 ms by default); with its default of 300 entries a
-/// catch-up batch of 1,000-port entries (~100 KiB each) could never finish in
-/// time and a lagging follower retried forever (seen while building 1M ports).
-/// 16 entries keep a catch-up RPC to a few MiB.
-pub const APPEND_ENTRIES_PER_RPC_MAX: u64 = 16;
+/// Entries per AppendEntries (openraft's `max_payload_entries`). The byte
+/// budget below is what really bounds an RPC; this only caps the count of
+/// small entries (a serial write is a few hundred bytes), as openraft's own
+/// benchmark does.
+pub const APPEND_ENTRIES_PER_RPC_MAX: u64 = 1024;
+
+/// Encoded entry bytes per AppendEntries (the log reader stops there, after
+/// at least one entry). openraft 0.9 bounded an AppendEntries only by count
+/// and timed it out after one heartbeat interval, so a catch-up batch of
+/// 1,000-port entries (~100 KiB each) never finished and a lagging follower
+/// retried forever (seen while building 1M ports).
+pub const APPEND_ENTRIES_BYTES_MAX: usize = 1024 * 1024;
+
+/// The slowest rate a peer is assumed to take in AppendEntries bytes; an
+/// AppendEntries gets openraft's timeout plus its size at this rate, so a
+/// full one gets 125 ms more than a heartbeat.
+pub const APPEND_ENTRIES_BYTES_PER_MS_MIN: usize = 8 * 1024;
 
 /// Snapshot chunk size for InstallSnapshot; well below the message limit so
 /// the envelope and encoding overhead always fit.
@@ -36,3 +47,4 @@ pub const READS_WAITING_MAX: usize = 65_536;
 
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX * 2 <= GRPC_MESSAGE_BYTES_MAX as u64);
 const _: () = assert!(FLUSH_BATCH_MAX <= APPEND_QUEUE_MAX);
+const _: () = assert!(APPEND_ENTRIES_BYTES_MAX * 4 <= GRPC_MESSAGE_BYTES_MAX);

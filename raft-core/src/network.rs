@@ -3,29 +3,32 @@
 //! write forwarding and read-index requests.
 
 use std::collections::BTreeMap;
-use std::error::Error;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alcor_proto::raft::v1::raft_service_client::RaftServiceClient;
 use alcor_proto::raft::v1::RaftMessage;
-use openraft::error::{
-    InstallSnapshotError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+use openraft::errors::{
+    Fatal, NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Timeout,
+    Unreachable,
 };
-use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{RPCOption, RPCTypes, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use crate::convert;
 use crate::faults::{LinkFate, LinkFaults};
-use crate::limits::GRPC_MESSAGE_BYTES_MAX;
-use crate::types::{Node, NodeId, TypeConfig};
+use crate::limits::{
+    APPEND_ENTRIES_BYTES_PER_MS_MIN, GRPC_MESSAGE_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX,
+};
+use crate::types::{Node, NodeId, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
 
 /// Why a peer RPC failed before the peer could answer it.
 #[derive(Debug, thiserror::Error)]
@@ -64,19 +67,44 @@ pub struct Peers {
 pub(crate) enum Method {
     AppendEntries,
     Vote,
+    PreVote,
     InstallSnapshot,
+    TransferLeader,
     Forward,
     ReadIndex,
 }
 
 impl Method {
-    /// Vote, AppendEntries and InstallSnapshot (not forwarding or reads).
+    /// openraft's own messages (not forwarding or reads).
     fn is_raft_protocol(self) -> bool {
         matches!(
             self,
-            Method::AppendEntries | Method::Vote | Method::InstallSnapshot
+            Method::AppendEntries
+                | Method::Vote
+                | Method::PreVote
+                | Method::InstallSnapshot
+                | Method::TransferLeader
         )
     }
+}
+
+/// One piece of a snapshot on the wire (`InstallSnapshot`): openraft 0.10
+/// hands the transport a whole snapshot, which is sent in pieces of at most
+/// `SNAPSHOT_CHUNK_BYTES_MAX` so that no message nears the gRPC limit. The
+/// receiver appends the pieces in order and installs the snapshot with the
+/// last one.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SnapshotChunk {
+    /// The sending leader's vote.
+    pub(crate) vote: Vote,
+    /// What the whole snapshot covers.
+    pub(crate) meta: SnapshotMeta,
+    /// Where `data` starts in the snapshot.
+    pub(crate) offset: u64,
+    /// The bytes from `offset` on.
+    pub(crate) data: Vec<u8>,
+    /// Whether this is the last piece.
+    pub(crate) done: bool,
 }
 
 impl Peers {
@@ -128,6 +156,10 @@ impl Peers {
     ) -> Result<T, PeerError> {
         let client = self.client(target, raft_addr)?;
         let message = convert::to_message(request)?;
+        // A big message gets time to travel: its size at the slowest rate a
+        // peer is assumed to take, on top of the caller's timeout.
+        let size_ms = message.payload.len() / APPEND_ENTRIES_BYTES_PER_MS_MIN;
+        let timeout = timeout + Duration::from_millis(size_ms as u64);
         let Some(faults) = &self.faults else {
             let reply = send(client, method, message, timeout).await?;
             return Ok(convert::from_message(&reply)?);
@@ -174,7 +206,9 @@ async fn send(
         match method {
             Method::AppendEntries => client.append_entries(grpc_request).await,
             Method::Vote => client.vote(grpc_request).await,
+            Method::PreVote => client.pre_vote(grpc_request).await,
             Method::InstallSnapshot => client.install_snapshot(grpc_request).await,
+            Method::TransferLeader => client.transfer_leader(grpc_request).await,
             Method::Forward => client.forward(grpc_request).await,
             Method::ReadIndex => client.read_index(grpc_request).await,
         }
@@ -222,49 +256,49 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 }
 
 impl Connection {
-    /// One Raft RPC whose reply payload is `Result<T, RaftError<E>>`.
-    async fn raft_call<Req, T, E>(
+    /// One Raft RPC whose reply payload is `Result<T, RaftError>`; the
+    /// only Raft-level error of these calls is the peer's Raft having
+    /// stopped, which is as good as unreachable.
+    async fn raft_call<Req, T>(
         &self,
         method: Method,
         action: RPCTypes,
         request: &Req,
         option: &RPCOption,
-    ) -> Result<T, RPCError<NodeId, Node, RaftError<NodeId, E>>>
+    ) -> Result<T, RPCError<TypeConfig>>
     where
         Req: Serialize,
         T: DeserializeOwned,
-        E: Error + DeserializeOwned,
     {
         let timeout = option.hard_ttl();
-        let reply: Result<T, RaftError<NodeId, E>> = self
+        let reply: Result<T, RaftError<TypeConfig>> = self
             .peers
             .call(self.target, &self.raft_addr, method, request, timeout)
             .await
             .map_err(|e| self.to_rpc_error(e, action, timeout))?;
-        reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+        reply.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
+    }
+
+    fn timeout(&self, action: RPCTypes, timeout: Duration) -> Timeout<TypeConfig> {
+        Timeout {
+            action,
+            id: self.id,
+            target: self.target,
+            timeout,
+        }
     }
 
     /// Maps a transport failure to what openraft should do about it.
-    fn to_rpc_error<E: Error>(
+    fn to_rpc_error(
         &self,
         error: PeerError,
         action: RPCTypes,
         timeout: Duration,
-    ) -> RPCError<NodeId, Node, E> {
+    ) -> RPCError<TypeConfig> {
         match error {
-            PeerError::Timeout(_) => RPCError::Timeout(Timeout {
-                action,
-                id: self.id,
-                target: self.target,
-                timeout,
-            }),
+            PeerError::Timeout(_) => RPCError::Timeout(self.timeout(action, timeout)),
             PeerError::Status(status) if status.code() == Code::DeadlineExceeded => {
-                RPCError::Timeout(Timeout {
-                    action,
-                    id: self.id,
-                    target: self.target,
-                    timeout,
-                })
+                RPCError::Timeout(self.timeout(action, timeout))
             }
             // Everything else, refused connections and peers that reject
             // the envelope (e.g. a version mismatch during an upgrade)
@@ -273,14 +307,65 @@ impl Connection {
             e => RPCError::Unreachable(Unreachable::new(&e)),
         }
     }
+
+    /// Sends `snapshot` piece by piece; see [`SnapshotChunk`].
+    async fn send_snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot,
+        option: &RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let timeout = option.hard_ttl();
+        let data = snapshot.snapshot.into_inner();
+        let chunk_bytes_max = SNAPSHOT_CHUNK_BYTES_MAX as usize;
+        let mut offset = 0;
+        loop {
+            let end = data.len().min(offset + chunk_bytes_max);
+            let chunk = SnapshotChunk {
+                vote,
+                meta: snapshot.meta.clone(),
+                offset: offset as u64,
+                data: data[offset..end].to_vec(),
+                done: end == data.len(),
+            };
+            let reply: Result<SnapshotResponse<TypeConfig>, Fatal<TypeConfig>> = self
+                .peers
+                .call(
+                    self.target,
+                    &self.raft_addr,
+                    Method::InstallSnapshot,
+                    &chunk,
+                    timeout,
+                )
+                .await
+                .map_err(|e| match e {
+                    PeerError::Timeout(_) => StreamingError::Timeout(
+                        self.timeout(RPCTypes::InstallSnapshot, timeout),
+                    ),
+                    PeerError::Status(s) if s.code() == Code::DeadlineExceeded => {
+                        StreamingError::Timeout(self.timeout(RPCTypes::InstallSnapshot, timeout))
+                    }
+                    e => StreamingError::Unreachable(Unreachable::new(&e)),
+                })?;
+            let response =
+                reply.map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+            // A higher vote ends the transfer: openraft steps down.
+            if chunk.done || response.vote > vote {
+                return Ok(response);
+            }
+            offset = end;
+        }
+    }
 }
 
-impl RaftNetwork<TypeConfig> for Connection {
+impl RaftNetworkV2<TypeConfig> for Connection {
+    type SnapshotData = SnapshotData;
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         self.raft_call(
             Method::AppendEntries,
             RPCTypes::AppendEntries,
@@ -290,29 +375,48 @@ impl RaftNetwork<TypeConfig> for Connection {
         .await
     }
 
-    async fn install_snapshot(
+    async fn vote(
         &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
+        rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>,
-    > {
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.raft_call(Method::Vote, RPCTypes::Vote, &rpc, &option)
+            .await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.raft_call(Method::PreVote, RPCTypes::Vote, &rpc, &option)
+            .await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            sent = self.send_snapshot(vote, snapshot, &option) => sent,
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
         self.raft_call(
-            Method::InstallSnapshot,
-            RPCTypes::InstallSnapshot,
-            &rpc,
+            Method::TransferLeader,
+            RPCTypes::TransferLeader,
+            &req,
             &option,
         )
         .await
-    }
-
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest<NodeId>,
-        option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
-        self.raft_call(Method::Vote, RPCTypes::Vote, &rpc, &option)
-            .await
     }
 }

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alcor_state_machine::{Command, Proposal, State};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::raft::ClientWriteResponse;
-use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
+use openraft::{ChangeMembers, ReadPolicy, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -27,7 +28,9 @@ use crate::server::RaftGrpc;
 use crate::storage::{
     self, AppliedEvent, ChangeEvent, DbClosed, LogStore, StateMachineStore, StateView,
 };
-use crate::types::{EntryResponse, LogId, Node, NodeId, Raft, Request, Response, TypeConfig};
+use crate::types::{
+    EntryResponse, LogId, Node, NodeId, Raft, Request, Response, ServerState, TypeConfig,
+};
 
 /// How long `shutdown` waits for the gRPC server to drain.
 const SERVER_DRAIN_MS_MAX: u64 = 2_000;
@@ -119,6 +122,19 @@ impl RaftNodeConfig {
         }
     }
 
+    /// openraft 0.10's config. Beyond the timing and snapshot policy:
+    /// - Pre-Vote on: a member that cannot win (partitioned, restarted,
+    ///   behind) asks first and does not raise the term of a healthy leader.
+    /// - Client writes are batched (`api_batch_capacity`, openraft's default
+    ///   4096, no linger) and merged into one log append (`max_append_entries`,
+    ///   default 4096); an AppendEntries carries at most
+    ///   `APPEND_ENTRIES_PER_RPC_MAX` entries and `APPEND_ENTRIES_BYTES_MAX`
+    ///   bytes (the log reader enforces the bytes).
+    /// - `enable_leader_restore` off: a restarted leader must win an election
+    ///   again. With it on, a leader restarted quickly resumes its old term
+    ///   without a new blank entry, so its read index could sit below writes
+    ///   it acknowledged before dying (the commit index is persisted unsynced).
+    /// - No lease reads: linearizable reads use ReadIndex only.
     fn raft_config(&self) -> Result<openraft::Config, StartError> {
         let config = openraft::Config {
             cluster_name: "alcor".to_string(),
@@ -130,6 +146,9 @@ impl RaftNodeConfig {
             snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES_MAX,
             max_in_snapshot_log_to_keep: self.snapshot_logs_to_keep,
             max_payload_entries: APPEND_ENTRIES_PER_RPC_MAX,
+            enable_pre_vote: Some(true),
+            enable_leader_restore: Some(false),
+            allow_log_reversion: Some(false),
             ..Default::default()
         };
         config
@@ -367,7 +386,12 @@ impl RaftNode {
         request: &Request,
         deadline: Instant,
     ) -> Result<Response, WriteError> {
-        let last = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
+        let last = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .last_log_index
+            .unwrap_or(0);
         let (raft, request) = (self.raft.clone(), request.clone());
         tokio::spawn(async move {
             // The outcome is deliberately ignored: that is the bug.
@@ -418,9 +442,18 @@ impl RaftNode {
                 Ok(response) => return into_response(response),
                 // Not appended anywhere: leadership moved; ask again.
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => continue,
+                // Appended, then the leader changed: it may still commit.
+                Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
+                    return Err(WriteError::Timeout);
+                }
                 Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
                     return Err(WriteError::Fatal(format!(
                         "unexpected membership error: {e}"
+                    )));
+                }
+                Err(RaftError::APIError(ClientWriteError::PreconditionFailed(e))) => {
+                    return Err(WriteError::Fatal(format!(
+                        "unexpected precondition failure: {e}"
                     )));
                 }
                 Err(RaftError::Fatal(e)) => return Err(WriteError::Fatal(e.to_string())),
@@ -568,12 +601,13 @@ impl RaftNode {
         let ids = BTreeSet::from([id]);
         let is_voter = {
             let metrics = self.raft.metrics();
-            let metrics = metrics.borrow();
-            metrics
+            let metrics = metrics.borrow_watched();
+            let is_voter = metrics
                 .membership_config
                 .membership()
                 .voter_ids()
-                .any(|v| v == id)
+                .any(|v| v == id);
+            is_voter
         };
         if is_voter {
             self.raft
@@ -599,17 +633,18 @@ impl RaftNode {
             .map_err(|e| AdminError::Fatal(e.to_string()))
     }
 
-    /// Starts an election on this node now, which is how a leader is moved
-    /// with openraft 0.9 (it has no transfer call): the campaign raises the
-    /// term, so the current leader steps down when it next hears from this
-    /// node; the other members refuse their votes while their leader lease
-    /// lasts or when their log is longer, so one campaign may only unseat
-    /// the leader (the gateway's `Campaign` tries a few times). A no-op on
-    /// the leader. Returns once the election is triggered, not won.
+    /// Starts an election on this node now (without Pre-Vote): the campaign
+    /// raises the term, so the current leader steps down when it next hears
+    /// from this node; the other members refuse their votes while their
+    /// leader lease lasts or when their log is longer, so one campaign may
+    /// only unseat the leader (the gateway's `Campaign` tries a few times).
+    /// A no-op on the leader. Returns once the election is triggered, not
+    /// won. (openraft 0.10 also has a leader-side `transfer_leader`; this
+    /// call runs on the target, which cannot issue it.)
     pub async fn campaign(&self) -> Result<(), AdminError> {
         self.raft
             .trigger()
-            .elect()
+            .elect(false)
             .await
             .map_err(|e| AdminError::Fatal(e.to_string()))
     }
@@ -656,7 +691,7 @@ impl RaftNode {
     pub fn metrics(&self) -> NodeMetrics {
         let committed_index = self.committed.borrow().map(|id| id.index);
         let metrics = self.raft.metrics();
-        let m = metrics.borrow();
+        let m = metrics.borrow_watched();
         let membership = m.membership_config.membership();
         NodeMetrics {
             id: m.id,
@@ -721,7 +756,7 @@ impl Drop for RaftNode {
 /// The leader `raft` currently knows of, with its addresses.
 fn leader_of(raft: &Raft) -> Option<(NodeId, Node)> {
     let metrics = raft.metrics();
-    let metrics = metrics.borrow();
+    let metrics = metrics.borrow_watched();
     let leader_id = metrics.current_leader?;
     let node = metrics
         .membership_config
@@ -748,17 +783,23 @@ async fn wait_for_leader(raft: &Raft, deadline: Instant) -> Option<(NodeId, Node
 /// The answer of a leader's own leadership confirmation, as it also
 /// travels to followers in the `ReadIndex` reply.
 pub(crate) type LeaderRead =
-    Result<Option<LogId>, RaftError<NodeId, CheckIsLeaderError<NodeId, Node>>>;
+    Result<Option<LogId>, RaftError<TypeConfig, LinearizableReadError<TypeConfig>>>;
 
 /// Rounds of leadership confirmation on this node as leader, shared by its
 /// own linearizable reads and by the `ReadIndex` RPCs of followers.
+///
+/// openraft 0.10 batches ReadIndex itself (reads queue in its core and the
+/// first quorum acknowledgement of a heartbeat sent after a read arrived
+/// answers every read queued before it), so on the leader these rounds only
+/// cap the reads in flight; the follower's rounds (one `ReadIndex` RPC per
+/// round) still save RPCs.
 fn leader_read_rounds(raft: Raft) -> SharedRounds<LeaderRead> {
     SharedRounds::new(Arc::new(move || {
         let raft = raft.clone();
         Box::pin(async move {
-            raft.get_read_log_id()
+            raft.get_read_linearizer(ReadPolicy::ReadIndex)
                 .await
-                .map(|(read_log_id, _)| read_log_id)
+                .map(|linearizer| Some(*linearizer.read_log_id().log_id()))
         }) as RoundFuture<LeaderRead>
     }))
 }
@@ -822,10 +863,10 @@ impl ReadIndexer {
         match result {
             Ok(read_log_id) => Ok(read_log_id.map(|id| id.index)),
             // Leadership moved between our lookup and the check.
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => {
                 Err(ReadError::NoLeader)
             }
-            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+            Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(e))) => {
                 Err(ReadError::NoQuorum(e.to_string()))
             }
             Err(RaftError::Fatal(e)) => Err(ReadError::Fatal(e.to_string())),
@@ -868,13 +909,18 @@ fn peer_write_error(leader_id: NodeId, error: PeerError) -> WriteError {
     }
 }
 
-fn admin_error(error: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> AdminError {
+fn admin_error(error: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> AdminError {
     match error {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => AdminError::NotLeader {
+        RaftError::APIError(
+            ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f),
+        ) => AdminError::NotLeader {
             leader_id: f.leader_id,
             leader_node: f.leader_node,
         },
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            AdminError::Rejected(e.to_string())
+        }
+        RaftError::APIError(ClientWriteError::PreconditionFailed(e)) => {
             AdminError::Rejected(e.to_string())
         }
         RaftError::Fatal(e) => AdminError::Fatal(e.to_string()),

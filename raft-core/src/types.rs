@@ -69,28 +69,34 @@ pub struct Response {
 }
 
 openraft::declare_raft_types!(
-    /// Alcor's openraft type configuration.
+    /// Alcor's openraft type configuration (advanced leader ids, tokio).
     pub TypeConfig:
         D = Request,
         R = EntryResponse,
         NodeId = NodeId,
         Node = Node,
-        Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
-        AsyncRuntime = openraft::TokioRuntime,
 );
 
-/// The openraft handle for this configuration.
-pub type Raft = openraft::Raft<TypeConfig>;
+/// The openraft handle for this configuration and state machine.
+pub type Raft = openraft::Raft<TypeConfig, crate::storage::StateMachineStore>;
+/// The leader id a log id is committed under (term + node id).
+pub type CommittedLeaderId = openraft::type_config::alias::CommittedLeaderIdOf<TypeConfig>;
 /// A log id (term + leader + index).
-pub type LogId = openraft::LogId<NodeId>;
+pub type LogId = openraft::LogId<CommittedLeaderId>;
 /// A log entry.
-pub type Entry = openraft::Entry<TypeConfig>;
+pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
 /// A vote.
-pub type Vote = openraft::Vote<NodeId>;
+pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
 /// The membership config together with the log id that introduced it.
-pub type StoredMembership = openraft::StoredMembership<NodeId, Node>;
+pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
 /// Metadata of a snapshot.
-pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Node>;
-/// A storage failure as openraft wants it.
-pub type StorageError = openraft::StorageError<NodeId>;
+pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
+/// A snapshot as openraft hands it around: metadata plus the state bytes.
+pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotData>;
+/// The bytes of a snapshot (`State::snapshot()`), read and written whole.
+pub type SnapshotData = Cursor<Vec<u8>>;
+/// A storage failure as openraft reports it (the storage traits themselves
+/// return `std::io::Error`).
+pub type StorageError = openraft::StorageError<TypeConfig>;
+/// The server state (leader, follower, candidate, learner, shutdown).
+pub use openraft::ServerState;

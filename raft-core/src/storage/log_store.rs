@@ -1,8 +1,8 @@
 //! The Raft log on RocksDB, with group-committed fsyncs.
 //!
-//! Durability contract (openraft storage v2):
-//! - `save_vote`, `truncate` and `purge` are synced writes: on disk before
-//!   they return;
+//! Durability contract (openraft 0.10 storage):
+//! - `save_vote`, `truncate_after` and `purge` are synced writes: on disk
+//!   before they return;
 //! - `append` writes unsynced (entries are readable at once) and hands the
 //!   completion callback to one flusher thread, which drains every queued
 //!   callback, issues a single `flush_wal(true)` for all of them, then fires
@@ -10,7 +10,10 @@
 //! - `save_committed` is unsynced: the commit index is a hint that lets a
 //!   restarted node replay up to it, and any later synced write or WAL flush
 //!   persists it;
-//! - `purge` never deletes past the snapshot on disk. openraft 0.9 issues
+//! - at open, the WAL is fsynced once: openraft treats every entry it reads
+//!   back at start as flushed, and after a `kill -9` the tail written since
+//!   the last fsync may still sit in the page cache only;
+//! - `purge` never deletes past the snapshot on disk. openraft 0.9 issued
 //!   the purge that follows an installed snapshot while the state machine
 //!   is still persisting that snapshot (`install_full_snapshot` pushes both
 //!   at once); a crash in between left a member with its log purged past
@@ -21,21 +24,39 @@
 //!   20261127T223924Z), so that is only the fallback when the wait runs out;
 //! - `read_committed` never reports more than a restart can re-apply: the
 //!   durable snapshot plus the log entries that follow it without a gap.
+//!
+//! Why the asynchronous flusher is safe with openraft 0.10 (upstream issue
+//! #2118, "a new leader marks in-flight log IO as flushed"): openraft keeps
+//! one "flushed" watermark over vote and log IO and treats the completion
+//! of any IO as the completion of every IO submitted before it. In 0.10.0-
+//! alpha.37 a node becomes leader only after saving the committed vote
+//! (`SaveVote`, awaited before the next command), and the leader's own
+//! progress update waits for that save (`Condition::IOFlushed`); the issue's
+//! `when: None` is gone. Either way, the watermark assumption holds here
+//! without relying on that fix: `append` writes its batch into RocksDB's one
+//! WAL before it returns, and `save_vote`, `truncate_after` and `purge` are
+//! synced writes to the same WAL, whose fsync covers every record before
+//! it (with `manual_wal_flush` too: a synced write flushes the in-process
+//! buffer first). So whenever openraft counts an in-flight append as
+//! flushed because a later IO completed, that append is on disk. The
+//! flusher itself acknowledges strictly in queue order, after the fsync
+//! that covers each append, and a failed fsync fails every callback it
+//! covers (openraft then stops for good; nothing retries an fsync).
 
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{AnyError, OptionalSend, RaftLogReader, StorageIOError};
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader};
 use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
 use tokio::sync::{mpsc, watch};
 
-use super::{cf, synced, Db, CF_LOGS, CF_META};
+use super::{cf, io_error, synced, Db, CF_LOGS, CF_META};
 use crate::codec;
-use crate::limits::{APPEND_QUEUE_MAX, FLUSH_BATCH_MAX};
-use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::limits::{APPEND_ENTRIES_BYTES_MAX, APPEND_QUEUE_MAX, FLUSH_BATCH_MAX};
+use crate::types::{Entry, LogId, TypeConfig, Vote};
 
 /// Longest wait in `purge` for the snapshot covering it to be on disk.
 const PURGE_SNAPSHOT_WAIT_MS_MAX: u64 = 10_000;
@@ -49,7 +70,7 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 pub struct LogStore {
     db: Arc<Db>,
     /// Append callbacks waiting for the flusher's fsync (bounded).
-    flush_tx: mpsc::Sender<LogFlushed<TypeConfig>>,
+    flush_tx: mpsc::Sender<IOFlushed<TypeConfig>>,
     /// The last commit index openraft reported, for metrics.
     committed_tx: watch::Sender<Option<LogId>>,
     /// The flusher thread, joined on drop so that its reference to the
@@ -86,7 +107,7 @@ impl LogStore {
     ///
     /// `fsync: false` is [`crate::Mutation::SkipFsync`], for mutation tests
     /// only: appends are acknowledged without flushing the WAL.
-    pub fn new(db: Arc<Db>, fsync: bool) -> Result<LogStore, StorageError> {
+    pub fn new(db: Arc<Db>, fsync: bool) -> io::Result<LogStore> {
         LogStore::with_snapshot_guards(db, fsync, true)
     }
 
@@ -96,13 +117,15 @@ impl LogStore {
         db: Arc<Db>,
         fsync: bool,
         snapshot_guards: bool,
-    ) -> Result<LogStore, StorageError> {
+    ) -> io::Result<LogStore> {
+        if fsync {
+            db.flush_wal(true).map_err(|e| io_error("fsync wal at open", e))?;
+        }
         let (flush_tx, flush_rx) = mpsc::channel(APPEND_QUEUE_MAX);
         let flusher_db = Arc::clone(&db);
         let flusher = std::thread::Builder::new()
             .name("raft-wal-flusher".to_string())
-            .spawn(move || run_flusher(&flusher_db, flush_rx, fsync))
-            .map_err(|e| StorageIOError::write_logs(&e))?;
+            .spawn(move || run_flusher(&flusher_db, flush_rx, fsync))?;
         let committed = read_meta::<LogId>(&db, KEY_COMMITTED)?;
         let (committed_tx, _) = watch::channel(committed);
         Ok(LogStore {
@@ -122,7 +145,7 @@ impl LogStore {
 
 /// Fsyncs the WAL once per batch of queued appends, then acknowledges them
 /// in the order they were queued.
-fn run_flusher(db: &DB, mut rx: mpsc::Receiver<LogFlushed<TypeConfig>>, fsync: bool) {
+fn run_flusher(db: &DB, mut rx: mpsc::Receiver<IOFlushed<TypeConfig>>, fsync: bool) {
     let mut batch = Vec::with_capacity(FLUSH_BATCH_MAX);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -139,7 +162,7 @@ fn run_flusher(db: &DB, mut rx: mpsc::Receiver<LogFlushed<TypeConfig>>, fsync: b
         };
         for callback in batch.drain(..) {
             let result = result.clone().map_err(io::Error::other);
-            callback.log_io_completed(result);
+            callback.io_completed(result);
         }
     }
 }
@@ -148,31 +171,37 @@ fn index_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
 
-fn index_from_key(key: &[u8]) -> Result<u64, StorageError> {
+fn index_from_key(key: &[u8]) -> io::Result<u64> {
     let bytes: [u8; 8] = key.try_into().map_err(|_| {
-        let msg = format!("log key has {} bytes, want 8", key.len());
-        StorageIOError::read_logs(AnyError::error(msg))
+        io::Error::other(format!("log key has {} bytes, want 8", key.len()))
     })?;
     Ok(u64::from_be_bytes(bytes))
 }
 
-fn read_meta<T: serde::de::DeserializeOwned>(
-    db: &DB,
-    key: &[u8],
-) -> Result<Option<T>, StorageError> {
+fn read_meta<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> io::Result<Option<T>> {
     let bytes = db
         .get_cf(cf(db, CF_META)?, key)
-        .map_err(|e| StorageIOError::read(&e))?;
+        .map_err(|e| io_error("read meta", e))?;
     match bytes {
         None => Ok(None),
         Some(bytes) => {
-            let value = codec::decode_record(&bytes).map_err(|e| StorageIOError::read(&e))?;
+            let value = codec::decode_record(&bytes).map_err(|e| io_error("decode meta", e))?;
             Ok(Some(value))
         }
     }
 }
 
-fn read_entries<RB: RangeBounds<u64>>(db: &DB, range: RB) -> Result<Vec<Entry>, StorageError> {
+/// The entries in `range`, stopping early (after at least one entry) once
+/// their encoded size reaches `bytes_max`.
+fn read_entries<RB: RangeBounds<u64>>(db: &DB, range: RB) -> io::Result<Vec<Entry>> {
+    read_entries_bounded(db, range, usize::MAX)
+}
+
+fn read_entries_bounded<RB: RangeBounds<u64>>(
+    db: &DB,
+    range: RB,
+    bytes_max: usize,
+) -> io::Result<Vec<Entry>> {
     let start = match range.start_bound() {
         Bound::Included(&i) => i,
         Bound::Excluded(&i) => match i.checked_add(1) {
@@ -187,17 +216,19 @@ fn read_entries<RB: RangeBounds<u64>>(db: &DB, range: RB) -> Result<Vec<Entry>, 
         IteratorMode::From(&key, Direction::Forward),
     );
     let mut entries = Vec::new();
+    let mut n_bytes = 0usize;
     for item in iter {
-        let (key, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
+        let (key, value) = item.map_err(|e| io_error("read logs", e))?;
         let index = index_from_key(&key)?;
-        if !range.contains(&index) {
+        if !range.contains(&index) || (!entries.is_empty() && n_bytes >= bytes_max) {
             break;
         }
+        n_bytes = n_bytes.saturating_add(value.len());
         let entry: Entry = codec::decode_record(&value)
-            .map_err(|e| StorageIOError::read_log_at_index(index, &e))?;
+            .map_err(|e| io_error(&format!("decode log entry {index}"), e))?;
         if entry.log_id.index != index {
             let msg = format!("entry at key {index} has index {}", entry.log_id.index);
-            return Err(StorageIOError::read_log_at_index(index, AnyError::error(msg)).into());
+            return Err(io::Error::other(msg));
         }
         entries.push(entry);
     }
@@ -211,7 +242,7 @@ impl LogStore {
     /// persisting it. Purging behind an older snapshot instead would leave a
     /// hole below the entries that follow the new one, so a stop short of
     /// `index` only happens if the wait runs out.
-    async fn snapshot_on_disk_covering(&self, index: u64) -> Result<Option<LogId>, StorageError> {
+    async fn snapshot_on_disk_covering(&self, index: u64) -> io::Result<Option<LogId>> {
         let deadline = tokio::time::Instant::now()
             + std::time::Duration::from_millis(PURGE_SNAPSHOT_WAIT_MS_MAX);
         loop {
@@ -236,8 +267,19 @@ impl RaftLogReader<TypeConfig> for LogReader {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError> {
+    ) -> io::Result<Vec<Entry>> {
         read_entries(&self.db, range)
+    }
+
+    async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
+        read_meta(&self.db, KEY_VOTE)
+    }
+
+    /// Replication reads through here: one AppendEntries carries at most
+    /// `APPEND_ENTRIES_BYTES_MAX` of entries (and at least one entry), so a
+    /// catch-up RPC of big entries stays small enough to finish in time.
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
+        read_entries_bounded(&self.db, start..end, APPEND_ENTRIES_BYTES_MAX)
     }
 }
 
@@ -245,15 +287,23 @@ impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError> {
+    ) -> io::Result<Vec<Entry>> {
         read_entries(&self.db, range)
+    }
+
+    async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
+        read_meta(&self.db, KEY_VOTE)
+    }
+
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
+        read_entries_bounded(&self.db, start..end, APPEND_ENTRIES_BYTES_MAX)
     }
 }
 
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogReader;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+    async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
         let last_purged_log_id = read_meta::<LogId>(&self.db, KEY_LAST_PURGED)?;
         let mut iter = self
             .db
@@ -261,10 +311,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last_log_id = match iter.next() {
             None => last_purged_log_id,
             Some(item) => {
-                let (key, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
+                let (key, value) = item.map_err(|e| io_error("read last log", e))?;
                 let index = index_from_key(&key)?;
                 let entry: Entry = codec::decode_record(&value)
-                    .map_err(|e| StorageIOError::read_log_at_index(index, &e))?;
+                    .map_err(|e| io_error(&format!("decode log entry {index}"), e))?;
                 Some(entry.log_id)
             }
         };
@@ -280,34 +330,33 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
     }
 
-    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        let bytes = codec::encode_record(vote).map_err(|e| StorageIOError::write_vote(&e))?;
+    /// Synced: on disk before it returns, and (one WAL) with every append
+    /// written before it (see the module doc on upstream issue #2118).
+    async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
+        let bytes = codec::encode_record(vote).map_err(|e| io_error("encode vote", e))?;
         let meta = cf(&self.db, CF_META)?;
         self.db
             .put_cf_opt(meta, KEY_VOTE, bytes, &synced())
-            .map_err(|e| StorageIOError::write_vote(&e))?;
+            .map_err(|e| io_error("save vote", e))?;
         Ok(())
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        read_meta(&self.db, KEY_VOTE)
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+    async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
         let meta = cf(&self.db, CF_META)?;
         match &committed {
             Some(log_id) => {
-                let bytes = codec::encode_record(log_id).map_err(|e| StorageIOError::write(&e))?;
+                let bytes =
+                    codec::encode_record(log_id).map_err(|e| io_error("encode committed", e))?;
                 self.db.put_cf(meta, KEY_COMMITTED, bytes)
             }
             None => self.db.delete_cf(meta, KEY_COMMITTED),
         }
-        .map_err(|e| StorageIOError::write(&e))?;
+        .map_err(|e| io_error("save committed", e))?;
         self.committed_tx.send_replace(committed);
         Ok(())
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+    async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
         let Some(committed) = read_meta::<LogId>(&self.db, KEY_COMMITTED)? else {
             return Ok(None);
         };
@@ -348,11 +397,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(reachable)
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -361,31 +406,34 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::default();
         for entry in entries {
             let bytes = codec::encode_record(&entry)
-                .map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
+                .map_err(|e| io_error(&format!("encode log entry {}", entry.log_id), e))?;
             batch.put_cf(logs, index_key(entry.log_id.index), bytes);
         }
+        // In the WAL (so ordered before any later synced write) and readable
+        // now; durable once the flusher has fsynced the WAL.
         self.db
             .write(batch)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
-        // Readable now; durable once the flusher has fsynced the WAL.
-        self.flush_tx.send(callback).await.map_err(|_| {
-            StorageIOError::write_logs(AnyError::error("WAL flusher thread has stopped"))
-        })?;
+            .map_err(|e| io_error("append logs", e))?;
+        self.flush_tx
+            .send(callback)
+            .await
+            .map_err(|_| io::Error::other("WAL flusher thread has stopped"))?;
         Ok(())
     }
 
-    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
+        let first_removed = last_log_id.map_or(0, |id| id.index + 1);
         let logs = cf(&self.db, CF_LOGS)?;
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(logs, index_key(log_id.index), index_key(u64::MAX));
+        batch.delete_range_cf(logs, index_key(first_removed), index_key(u64::MAX));
         batch.delete_cf(logs, index_key(u64::MAX));
         self.db
             .write_opt(batch, &synced())
-            .map_err(|e| StorageIOError::write_logs(&e))?;
+            .map_err(|e| io_error("truncate logs", e))?;
         Ok(())
     }
 
-    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
         let log_id = if self.snapshot_guards {
             match self.snapshot_on_disk_covering(log_id.index).await? {
                 Some(snapshot) if snapshot.index < log_id.index => snapshot,
@@ -399,14 +447,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if read_meta::<LogId>(&self.db, KEY_LAST_PURGED)?.is_some_and(|p| p.index >= log_id.index) {
             return Ok(());
         }
-        let bytes = codec::encode_record(&log_id).map_err(|e| StorageIOError::write_logs(&e))?;
+        let bytes = codec::encode_record(&log_id).map_err(|e| io_error("encode purged", e))?;
         let mut batch = WriteBatch::default();
         batch.put_cf(cf(&self.db, CF_META)?, KEY_LAST_PURGED, bytes);
         let end = log_id.index.saturating_add(1);
         batch.delete_range_cf(cf(&self.db, CF_LOGS)?, index_key(0), index_key(end));
         self.db
             .write_opt(batch, &synced())
-            .map_err(|e| StorageIOError::write_logs(&e))?;
+            .map_err(|e| io_error("purge logs", e))?;
         Ok(())
     }
 }

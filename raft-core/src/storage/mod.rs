@@ -13,13 +13,10 @@
 //!
 //! Architecture Invariant: RocksDB is used by this module only.
 
-// openraft's traits return its 224-byte `StorageError`; helpers return the
-// same type so `?` works, and boxing would only add an allocation.
-#![allow(clippy::result_large_err)]
-
 mod log_store;
 mod state_machine;
 
+use std::io;
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
@@ -29,8 +26,6 @@ use tokio::sync::oneshot;
 
 pub use log_store::{LogReader, LogStore};
 pub use state_machine::{AppliedEvent, ChangeEvent, SnapshotBuilder, StateMachineStore, StateView};
-
-use crate::types::StorageError;
 
 /// Column family holding log entries.
 const CF_LOGS: &str = "logs";
@@ -108,11 +103,15 @@ pub fn open_db(
 }
 
 /// Looks up a column family created by [`open_db`].
-fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, StorageError> {
-    db.cf_handle(name).ok_or_else(|| {
-        let msg = format!("column family {name} missing");
-        openraft::StorageIOError::read(openraft::AnyError::error(msg)).into()
-    })
+fn cf<'a>(db: &'a DB, name: &str) -> io::Result<&'a ColumnFamily> {
+    db.cf_handle(name)
+        .ok_or_else(|| io::Error::other(format!("column family {name} missing")))
+}
+
+/// An `io::Error` (what openraft 0.10's storage traits return) carrying
+/// `error`'s message, with `what` was being done for context.
+fn io_error(what: &str, error: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("{what}: {error}"))
 }
 
 /// Write options that fsync the WAL before the write returns.

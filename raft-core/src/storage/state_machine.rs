@@ -8,22 +8,23 @@
 //! across an `.await`) and reaches disk only as snapshots in the `sm`
 //! column family.
 
-use std::io::Cursor;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{self, Cursor};
 use std::sync::{Arc, Mutex, RwLock};
 
 use alcor_state_machine::{Diffs, ResourceChange, State};
-use openraft::storage::{RaftStateMachine, Snapshot};
-use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use rocksdb::DB;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+use tokio_stream::{Stream, StreamExt};
 
-use super::{cf, synced, Db, CF_SM};
+use super::{cf, io_error, synced, Db, CF_SM};
 use crate::codec;
 use crate::limits::APPLIED_EVENTS_MAX;
 use crate::types::{
-    Entry, EntryResponse, LogId, Request, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    EntryResponse, LogId, Request, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
+    TypeConfig,
 };
 
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
@@ -33,12 +34,14 @@ const KEY_SNAPSHOT_LAST: &[u8] = b"snapshot_last_log_id";
 
 /// The last log id covered by the snapshot on disk, if any. A log purge
 /// must never go past it (see `LogStore::purge`).
-pub(super) fn durable_snapshot_last(db: &DB) -> Result<Option<LogId>, StorageError> {
+pub(super) fn durable_snapshot_last(db: &DB) -> io::Result<Option<LogId>> {
     let small = db
         .get_cf(cf(db, CF_SM)?, KEY_SNAPSHOT_LAST)
-        .map_err(|e| StorageIOError::read(&e))?;
+        .map_err(|e| io_error("read snapshot last log id", e))?;
     match small {
-        Some(bytes) => codec::decode_record(&bytes).map_err(|e| StorageIOError::read(&e).into()),
+        Some(bytes) => {
+            codec::decode_record(&bytes).map_err(|e| io_error("decode snapshot last log id", e))
+        }
         // Written by a version without the small key: decode the snapshot.
         None => Ok(read_snapshot(db)?.and_then(|stored| stored.meta.last_log_id)),
     }
@@ -134,8 +137,6 @@ pub struct StateMachineStore {
     /// Serializes snapshot persistence so an older snapshot never
     /// overwrites a newer one.
     persist_lock: Arc<Mutex<()>>,
-    /// Makes snapshot ids unique within this process.
-    snapshot_seq: Arc<AtomicU64>,
 }
 
 /// Builds a snapshot of the current state; runs beside `apply`.
@@ -143,17 +144,16 @@ pub struct SnapshotBuilder {
     db: Arc<Db>,
     applied: Arc<RwLock<Applied>>,
     persist_lock: Arc<Mutex<()>>,
-    snapshot_seq: Arc<AtomicU64>,
 }
 
-fn poisoned() -> StorageError {
-    StorageIOError::read_state_machine(AnyError::new(&StatePoisoned)).into()
+fn poisoned() -> io::Error {
+    io::Error::other(StatePoisoned)
 }
 
 impl StateMachineStore {
     /// Loads the latest snapshot from `db` (or starts empty). openraft then
     /// replays the committed log entries after it.
-    pub fn open(db: Arc<Db>) -> Result<StateMachineStore, StorageError> {
+    pub fn open(db: Arc<Db>) -> io::Result<StateMachineStore> {
         let applied = match read_snapshot(&db)? {
             None => Applied {
                 state: State::new(),
@@ -170,7 +170,6 @@ impl StateMachineStore {
             events,
             changes,
             persist_lock: Arc::new(Mutex::new(())),
-            snapshot_seq: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -192,25 +191,22 @@ impl StateMachineStore {
     }
 }
 
-fn read_snapshot(db: &DB) -> Result<Option<StoredSnapshot>, StorageError> {
+fn read_snapshot(db: &DB) -> io::Result<Option<StoredSnapshot>> {
     let bytes = db
         .get_cf(cf(db, CF_SM)?, KEY_SNAPSHOT)
-        .map_err(|e| StorageIOError::read(&e))?;
+        .map_err(|e| io_error("read snapshot", e))?;
     match bytes {
         None => Ok(None),
         Some(bytes) => {
-            let stored = codec::decode_record(&bytes)
-                .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+            let stored = codec::decode_record(&bytes).map_err(|e| io_error("decode snapshot", e))?;
             Ok(Some(stored))
         }
     }
 }
 
 /// Rebuilds the applied state from a snapshot.
-fn restore(stored: &StoredSnapshot) -> Result<Applied, StorageError> {
-    let signature = Some(stored.meta.signature());
-    let state = State::restore(&stored.data)
-        .map_err(|e| StorageIOError::read_snapshot(signature.clone(), AnyError::error(e)))?;
+fn restore(stored: &StoredSnapshot) -> io::Result<Applied> {
+    let state = State::restore(&stored.data).map_err(|e| io_error("restore snapshot", e))?;
     // The state only sees proposal entries, so it may lag the snapshot's
     // last log id (blank/membership entries) but never lead it.
     let snapshot_index = stored.meta.last_log_id.map_or(0, |id| id.index);
@@ -219,7 +215,7 @@ fn restore(stored: &StoredSnapshot) -> Result<Applied, StorageError> {
             "snapshot state applied index {} > snapshot last log index {snapshot_index}",
             state.applied_index()
         );
-        return Err(StorageIOError::read_snapshot(signature, AnyError::error(msg)).into());
+        return Err(io::Error::other(msg));
     }
     Ok(Applied {
         state,
@@ -233,28 +229,28 @@ fn persist_snapshot(
     db: &DB,
     persist_lock: &Mutex<()>,
     stored: &StoredSnapshot,
-) -> Result<(), StorageError> {
-    let signature = Some(stored.meta.signature());
+) -> io::Result<()> {
     let _guard = persist_lock.lock().map_err(|_| poisoned())?;
     if let Some(current) = read_snapshot(db)? {
         if current.meta.last_log_id >= stored.meta.last_log_id {
             return Ok(());
         }
     }
-    let bytes = codec::encode_record(stored)
-        .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
+    let bytes = codec::encode_record(stored).map_err(|e| io_error("encode snapshot", e))?;
     let last = codec::encode_record(&stored.meta.last_log_id)
-        .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
+        .map_err(|e| io_error("encode snapshot last log id", e))?;
     let mut batch = rocksdb::WriteBatch::default();
     batch.put_cf(cf(db, CF_SM)?, KEY_SNAPSHOT, bytes);
     batch.put_cf(cf(db, CF_SM)?, KEY_SNAPSHOT_LAST, last);
     db.write_opt(batch, &synced())
-        .map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
+        .map_err(|e| io_error("persist snapshot", e))?;
     Ok(())
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
         let (data, last_log_id, last_membership) = {
             let applied = self.applied.read().map_err(|_| poisoned())?;
             (
@@ -263,44 +259,47 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 applied.membership.clone(),
             )
         };
-        let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
-        let snapshot_id = match last_log_id {
-            Some(id) => format!("{}-{}-{seq}", id.leader_id, id.index),
-            None => format!("none-{seq}"),
-        };
         let meta = SnapshotMeta {
             last_log_id,
             last_membership,
-            snapshot_id,
         };
         let stored = StoredSnapshot { meta, data };
         persist_snapshot(&self.db, &self.persist_lock, &stored)?;
         Ok(Snapshot {
             meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
+            snapshot: Cursor::new(stored.data),
         })
     }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = SnapshotBuilder;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+    async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
         let applied = self.applied.read().map_err(|_| poisoned())?;
         Ok((applied.last_applied, applied.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<EntryResponse>, StorageError>
+    /// Applies the batch under one write lock, then publishes its events and
+    /// only then answers the waiting clients, so a client that reads after
+    /// its reply sees its write.
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
     where
-        I: IntoIterator<Item = Entry> + OptionalSend,
-        I::IntoIter: OptionalSend,
+        Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
     {
-        let mut responses = Vec::new();
-        let mut events = Vec::new();
+        // The stream reads the log; drain it before taking the (std) lock,
+        // which must never be held across an `.await`.
+        let mut batch = Vec::new();
+        while let Some(item) = entries.next().await {
+            batch.push(item?);
+        }
+        let mut responses = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len());
         let mut changed = Vec::new();
         {
             let mut applied = self.applied.write().map_err(|_| poisoned())?;
-            for entry in entries {
+            for (entry, responder) in batch {
                 let log_index = entry.log_id.index;
                 applied.last_applied = Some(entry.log_id);
                 let (response, diffs) = match entry.payload {
@@ -320,7 +319,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         (EntryResponse::Membership, Diffs::default())
                     }
                 };
-                responses.push(response);
+                if let Some(responder) = responder {
+                    responses.push((responder, response));
+                }
                 events.push(AppliedEvent::Entry {
                     log_index,
                     diffs: Arc::new(diffs),
@@ -334,7 +335,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         for event in changed {
             let _ = self.changes.send(event);
         }
-        Ok(responses)
+        for (responder, response) in responses {
+            responder.send(response);
+        }
+        Ok(())
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
@@ -342,19 +346,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             db: Arc::clone(&self.db),
             applied: Arc::clone(&self.applied),
             persist_lock: Arc::clone(&self.persist_lock),
-            snapshot_seq: Arc::clone(&self.snapshot_seq),
         }
-    }
-
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError> {
+        snapshot: SnapshotData,
+    ) -> io::Result<()> {
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data: snapshot.into_inner(),
@@ -372,10 +371,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+    async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
         Ok(read_snapshot(&self.db)?.map(|stored| Snapshot {
             meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
+            snapshot: Cursor::new(stored.data),
         }))
     }
 }
