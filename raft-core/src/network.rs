@@ -339,16 +339,15 @@ impl Connection {
                 )
                 .await
                 .map_err(|e| match e {
-                    PeerError::Timeout(_) => StreamingError::Timeout(
-                        self.timeout(RPCTypes::InstallSnapshot, timeout),
-                    ),
+                    PeerError::Timeout(_) => {
+                        StreamingError::Timeout(self.timeout(RPCTypes::InstallSnapshot, timeout))
+                    }
                     PeerError::Status(s) if s.code() == Code::DeadlineExceeded => {
                         StreamingError::Timeout(self.timeout(RPCTypes::InstallSnapshot, timeout))
                     }
                     e => StreamingError::Unreachable(Unreachable::new(&e)),
                 })?;
-            let response =
-                reply.map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+            let response = reply.map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
             // A higher vote ends the transfer: openraft steps down.
             if chunk.done || response.vote > vote {
                 return Ok(response);

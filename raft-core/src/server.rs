@@ -49,8 +49,8 @@ impl RaftGrpc {
             leader_reads,
             receiving: Arc::new(Mutex::new(None)),
         })
-            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
     }
 }
 
@@ -137,9 +137,7 @@ impl RaftGrpc {
             });
         } else {
             let continues = receiving.as_ref().is_some_and(|r| {
-                r.vote == chunk.vote
-                    && r.meta == chunk.meta
-                    && r.data.len() as u64 == chunk.offset
+                r.vote == chunk.vote && r.meta == chunk.meta && r.data.len() as u64 == chunk.offset
             });
             if !continues {
                 *receiving = None;

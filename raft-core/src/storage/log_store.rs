@@ -119,7 +119,8 @@ impl LogStore {
         snapshot_guards: bool,
     ) -> io::Result<LogStore> {
         if fsync {
-            db.flush_wal(true).map_err(|e| io_error("fsync wal at open", e))?;
+            db.flush_wal(true)
+                .map_err(|e| io_error("fsync wal at open", e))?;
         }
         let (flush_tx, flush_rx) = mpsc::channel(APPEND_QUEUE_MAX);
         let flusher_db = Arc::clone(&db);
@@ -172,9 +173,9 @@ fn index_key(index: u64) -> [u8; 8] {
 }
 
 fn index_from_key(key: &[u8]) -> io::Result<u64> {
-    let bytes: [u8; 8] = key.try_into().map_err(|_| {
-        io::Error::other(format!("log key has {} bytes, want 8", key.len()))
-    })?;
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| io::Error::other(format!("log key has {} bytes, want 8", key.len())))?;
     Ok(u64::from_be_bytes(bytes))
 }
 

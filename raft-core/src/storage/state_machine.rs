@@ -198,7 +198,8 @@ fn read_snapshot(db: &DB) -> io::Result<Option<StoredSnapshot>> {
     match bytes {
         None => Ok(None),
         Some(bytes) => {
-            let stored = codec::decode_record(&bytes).map_err(|e| io_error("decode snapshot", e))?;
+            let stored =
+                codec::decode_record(&bytes).map_err(|e| io_error("decode snapshot", e))?;
             Ok(Some(stored))
         }
     }
@@ -225,11 +226,7 @@ fn restore(stored: &StoredSnapshot) -> io::Result<Applied> {
 }
 
 /// Persists `stored` (synced) unless a snapshot at least as new is there.
-fn persist_snapshot(
-    db: &DB,
-    persist_lock: &Mutex<()>,
-    stored: &StoredSnapshot,
-) -> io::Result<()> {
+fn persist_snapshot(db: &DB, persist_lock: &Mutex<()>, stored: &StoredSnapshot) -> io::Result<()> {
     let _guard = persist_lock.lock().map_err(|_| poisoned())?;
     if let Some(current) = read_snapshot(db)? {
         if current.meta.last_log_id >= stored.meta.last_log_id {

@@ -13,7 +13,13 @@ use openraft::{EntryPayload, RaftLogReader, RaftSnapshotBuilder};
 use tempfile::TempDir;
 
 fn log_id(index: u64) -> LogId {
-    LogId::new(CommittedLeaderId { term: 1, node_id: 1 }, index)
+    LogId::new(
+        CommittedLeaderId {
+            term: 1,
+            node_id: 1,
+        },
+        index,
+    )
 }
 
 fn blank(index: u64) -> Entry {

@@ -23,7 +23,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RocksBui
         // The suite purges and reads the commit index with no snapshot at
         // all, which the production guards (purge only behind the snapshot
         // on disk) would refuse; they have their own tests.
-        let log_store = LogStore::with_snapshot_guards(db.clone(), true, false).map_err(setup_error)?;
+        let log_store =
+            LogStore::with_snapshot_guards(db.clone(), true, false).map_err(setup_error)?;
         let state_machine = StateMachineStore::open(db).map_err(setup_error)?;
         Ok((dir, log_store, state_machine))
     }
