@@ -6,7 +6,8 @@
 //! - [`storage`]: RocksDB log store (group-committed fsyncs) and the
 //!   state-machine adapter (snapshots, applied-entry events).
 //! - [`network`] / [`server`]: the `alcor.raft.v1.RaftService` client and
-//!   server; [`convert`] is the only place protobuf types are touched.
+//!   server; [`convert`] is the only place protobuf types are touched;
+//!   `append_stream`: pipelined replication over one gRPC stream.
 //! - [`node`]: [`RaftNode`], the facade the node binary, API gateway and
 //!   host-push build on.
 //! - `read_rounds`: concurrent linearizable reads share one ReadIndex round.
@@ -22,6 +23,7 @@
 //!   the latest snapshot and replays committed entries after it.
 //! - This is the only crate that depends on RocksDB or openraft.
 
+mod append_stream;
 pub mod codec;
 pub mod convert;
 pub mod error;

@@ -13,6 +13,7 @@ use openraft::errors::{
     Fatal, NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Timeout,
     Unreachable,
 };
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::network::{RPCOption, RPCTypes, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use crate::append_stream::{self, AppendAnswer, Link};
 use crate::convert;
 use crate::faults::{LinkFate, LinkFaults};
 use crate::limits::{
@@ -59,7 +61,7 @@ pub struct Peers {
     id: NodeId,
     channels: Mutex<BTreeMap<NodeId, (String, Channel)>>,
     /// Test-only fault injection; `None` in production.
-    faults: Option<Arc<dyn LinkFaults>>,
+    pub(crate) faults: Option<Arc<dyn LinkFaults>>,
 }
 
 /// Which RaftService method to call.
@@ -119,7 +121,7 @@ impl Peers {
 
     /// A client for `target` at `raft_addr`, reusing the cached channel
     /// unless the address changed. Connecting happens on first use.
-    fn client(
+    pub(crate) fn client(
         &self,
         target: NodeId,
         raft_addr: &str,
@@ -359,6 +361,28 @@ impl Connection {
 
 impl RaftNetworkV2<TypeConfig> for Connection {
     type SnapshotData = SnapshotData;
+
+    /// Pipelined: one `StreamAppend` call per replication session (see
+    /// [`append_stream`]).
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<'s, Result<BoxStream<'s, AppendAnswer>, RPCError<TypeConfig>>>
+    where
+        S: futures::Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+    {
+        let link = Link {
+            id: self.id,
+            target: self.target,
+            faults: self.peers.faults.clone(),
+        };
+        Box::pin(async move {
+            let answers =
+                append_stream::open(&self.peers, link, &self.raft_addr, input, option).await?;
+            Ok(answers as BoxStream<'s, AppendAnswer>)
+        })
+    }
 
     async fn append_entries(
         &mut self,

@@ -4,13 +4,16 @@
 //! envelope problems become gRPC statuses.
 
 use std::io::Cursor;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+
+use futures::{Stream, StreamExt};
 
 use alcor_proto::raft::v1::raft_service_server::{RaftService, RaftServiceServer};
 use alcor_proto::raft::v1::RaftMessage;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::raft::{AppendEntriesRequest, SnapshotResponse, TransferLeaderRequest, VoteRequest};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{from_message, to_reply};
 use crate::limits::GRPC_MESSAGE_BYTES_MAX;
@@ -54,8 +57,30 @@ impl RaftGrpc {
     }
 }
 
+/// The answers of one `StreamAppend` call.
+type AppendAnswers = Pin<Box<dyn Stream<Item = Result<RaftMessage, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl RaftService for RaftGrpc {
+    type StreamAppendStream = AppendAnswers;
+
+    /// Each request is handed to openraft as it arrives; each answer goes
+    /// back once its entries are durable. A request that does not decode
+    /// ends the input (openraft then answers what came before and stops).
+    async fn stream_append(
+        &self,
+        request: Request<Streaming<RaftMessage>>,
+    ) -> Result<Response<AppendAnswers>, Status> {
+        let input = tokio_stream::StreamExt::map_while(request.into_inner(), |message| {
+            let message = message.ok()?;
+            from_message::<AppendEntriesRequest<TypeConfig>>(&message).ok()
+        });
+        let answers = self.raft.stream_append(input).map(|answer| {
+            crate::convert::to_message(&answer).map_err(|e| Status::internal(e.to_string()))
+        });
+        Ok(Response::new(Box::pin(answers)))
+    }
+
     async fn append_entries(
         &self,
         request: Request<RaftMessage>,

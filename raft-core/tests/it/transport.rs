@@ -23,7 +23,7 @@ async fn garbage_payloads_get_grpc_errors_not_panics() {
     assert_eq!(status.code(), Code::InvalidArgument);
     let status = client.install_snapshot(garbage.clone()).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    let status = client.forward(garbage).await.unwrap_err();
+    let status = client.forward(garbage.clone()).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
 
     let future_version = RaftMessage {
@@ -32,6 +32,12 @@ async fn garbage_payloads_get_grpc_errors_not_panics() {
     };
     let status = client.read_index(future_version).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
+
+    // A replication stream that starts with garbage gets no answer and ends.
+    let input = tokio_stream::iter(vec![garbage.clone()]);
+    let mut answers = client.stream_append(input).await.unwrap().into_inner();
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), answers.message()).await;
+    assert!(matches!(answer, Ok(Ok(None))), "{answer:?}");
 
     // The node is still healthy afterwards.
     let write = cluster
