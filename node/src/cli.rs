@@ -156,6 +156,10 @@ pub(crate) struct ServerArgs {
     /// Build a snapshot after this many log entries since the last one.
     #[arg(long, env = "ALCOR_SNAPSHOT_LOGS_SINCE_LAST", default_value_t = 5_000)]
     pub(crate) snapshot_logs_since_last: u64,
+    /// Also build a snapshot once this many bytes of log were appended since
+    /// the last one (default 64 MiB), whatever the entry count.
+    #[arg(long, env = "ALCOR_SNAPSHOT_LOG_BYTES_SINCE_LAST", default_value_t = alcor_raft_core::limits::SNAPSHOT_LOG_BYTES_MAX)]
+    pub(crate) snapshot_log_bytes_since_last: u64,
     /// Log entries kept behind the latest snapshot.
     #[arg(long, env = "ALCOR_SNAPSHOT_LOGS_TO_KEEP", default_value_t = 1_000)]
     pub(crate) snapshot_logs_to_keep: u64,

@@ -4,12 +4,45 @@
 /// (at most `max_payload_entries` entries) or a snapshot chunk must fit.
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// Entries per AppendEntries. openraft bounds every AppendEntries by the
-/// heartbeat interval (100 ms by default); with its default of 300 entries a
-/// catch-up batch of 1,000-port entries (~100 KiB each) could never finish in
-/// time and a lagging follower retried forever (seen while building 1M ports).
-/// 16 entries keep a catch-up RPC to a few MiB.
-pub const APPEND_ENTRIES_PER_RPC_MAX: u64 = 16;
+/// Entries per AppendEntries (openraft's `max_payload_entries`). The real
+/// bound is `APPEND_ENTRIES_BYTES_MAX`; this one only keeps a request of
+/// tiny entries from becoming a long list.
+pub const APPEND_ENTRIES_PER_RPC_MAX: u64 = 1024;
+
+/// Stored bytes of log entries per AppendEntries (at least one entry is
+/// always sent, whatever its size). openraft 0.9 bounds every AppendEntries
+/// by the heartbeat interval (100 ms by default) and resends the same range
+/// after a timeout, so a request must fit that window on a loaded member:
+/// 1 MiB is ~10 ms on a 1 Gbit/s link plus decode and fsync on the
+/// follower. Counting entries was not enough: 16 entries of coalesced
+/// 1,000-port batches (~100 KiB to MiBs each) missed the window and a
+/// lagging follower was sent the same range forever (seen while building
+/// 1M ports).
+pub const APPEND_ENTRIES_BYTES_MAX: usize = 1024 * 1024;
+
+/// Streams a Raft peer may reset before the server accepted them, per
+/// connection. h2's default (20) answers more with a `too_many_resets`
+/// GOAWAY (`ENHANCE_YOUR_CALM`), which fails every RPC on the connection
+/// at once; openraft cancels every AppendEntries that outlives the
+/// heartbeat interval, so a slow or delayed link makes many such resets
+/// (seen in a 30-minute Jepsen run: 20-77 GOAWAYs per member). Each pending
+/// stream costs a few hundred bytes.
+pub const RAFT_PENDING_RESET_STREAMS_MAX: usize = 4096;
+
+/// Concurrent streams per Raft connection (a peer has one connection per
+/// traffic class; openraft keeps one AppendEntries in flight per target).
+pub const RAFT_STREAMS_PER_CONNECTION_MAX: u32 = 256;
+
+/// Default stored bytes of log appended since the last snapshot after which
+/// a node builds a new one (`RaftNodeConfig::snapshot_log_bytes_since_last`),
+/// whatever the entry count: a restart replays at most about this much log
+/// on top of its snapshot. Counting entries alone let 1,000,000 ports in
+/// 1,000-port entries (1,000 entries) stay unsnapshotted, and a restart
+/// re-applied them all (20 s).
+pub const SNAPSHOT_LOG_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// How often a node compares its log growth with the snapshot threshold.
+pub const SNAPSHOT_SIZE_CHECK_MS: u64 = 500;
 
 /// Snapshot chunk size for InstallSnapshot; well below the message limit so
 /// the envelope and encoding overhead always fit.
@@ -36,3 +69,4 @@ pub const READS_WAITING_MAX: usize = 65_536;
 
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX * 2 <= GRPC_MESSAGE_BYTES_MAX as u64);
 const _: () = assert!(FLUSH_BATCH_MAX <= APPEND_QUEUE_MAX);
+const _: () = assert!(APPEND_ENTRIES_BYTES_MAX * 4 <= GRPC_MESSAGE_BYTES_MAX);

@@ -25,6 +25,7 @@
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -34,7 +35,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{cf, synced, Db, CF_LOGS, CF_META};
 use crate::codec;
-use crate::limits::{APPEND_QUEUE_MAX, FLUSH_BATCH_MAX};
+use crate::limits::{APPEND_ENTRIES_BYTES_MAX, APPEND_QUEUE_MAX, FLUSH_BATCH_MAX};
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
 /// Longest wait in `purge` for the snapshot covering it to be on disk.
@@ -61,6 +62,9 @@ pub struct LogStore {
     /// storage conformance suite, which purges and reads the commit index
     /// with no snapshot at all.
     snapshot_guards: bool,
+    /// Stored bytes of every entry appended since this store was opened
+    /// (grows only); the node snapshots by log growth from it.
+    appended_bytes: Arc<AtomicU64>,
 }
 
 impl Drop for LogStore {
@@ -111,7 +115,13 @@ impl LogStore {
             committed_tx,
             flusher: Some(flusher),
             snapshot_guards,
+            appended_bytes: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// The counter of stored bytes appended since the store was opened.
+    pub fn appended_bytes(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.appended_bytes)
     }
 
     /// Follows the commit index openraft persists through this store.
@@ -173,6 +183,17 @@ fn read_meta<T: serde::de::DeserializeOwned>(
 }
 
 fn read_entries<RB: RangeBounds<u64>>(db: &DB, range: RB) -> Result<Vec<Entry>, StorageError> {
+    read_entries_within(db, range, usize::MAX)
+}
+
+/// The entries of `range` in order, stopping before the entry that would
+/// take their stored size past `bytes_max` (the first entry is always
+/// returned, whatever its size, so replication always makes progress).
+fn read_entries_within<RB: RangeBounds<u64>>(
+    db: &DB,
+    range: RB,
+    bytes_max: usize,
+) -> Result<Vec<Entry>, StorageError> {
     let start = match range.start_bound() {
         Bound::Included(&i) => i,
         Bound::Excluded(&i) => match i.checked_add(1) {
@@ -187,10 +208,15 @@ fn read_entries<RB: RangeBounds<u64>>(db: &DB, range: RB) -> Result<Vec<Entry>, 
         IteratorMode::From(&key, Direction::Forward),
     );
     let mut entries = Vec::new();
+    let mut bytes = 0usize;
     for item in iter {
         let (key, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
         let index = index_from_key(&key)?;
         if !range.contains(&index) {
+            break;
+        }
+        bytes = bytes.saturating_add(value.len());
+        if bytes > bytes_max && !entries.is_empty() {
             break;
         }
         let entry: Entry = codec::decode_record(&value)
@@ -238,6 +264,18 @@ impl RaftLogReader<TypeConfig> for LogReader {
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
         read_entries(&self.db, range)
+    }
+
+    /// What one AppendEntries carries: openraft's replication asks for
+    /// `[start, end)` (at most `max_payload_entries`), and gets the prefix
+    /// that fits `APPEND_ENTRIES_BYTES_MAX`, so an RPC's size, and with it
+    /// its time on the wire, is bounded by bytes and not by entry count.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        read_entries_within(&self.db, start..end, APPEND_ENTRIES_BYTES_MAX)
     }
 }
 
@@ -359,11 +397,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let logs = cf(&self.db, CF_LOGS)?;
         let mut batch = WriteBatch::default();
+        let mut appended = 0u64;
         for entry in entries {
             let bytes = codec::encode_record(&entry)
                 .map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
+            appended = appended.saturating_add(bytes.len() as u64);
             batch.put_cf(logs, index_key(entry.log_id.index), bytes);
         }
+        self.appended_bytes.fetch_add(appended, Ordering::Relaxed);
         self.db
             .write(batch)
             .map_err(|e| StorageIOError::write_logs(&e))?;
