@@ -1064,6 +1064,15 @@ pub fn resource_kind(kind: Kind) -> pb::ResourceKind {
     }
 }
 
+/// The `kind` field of the watch event of `change` (without converting it).
+pub fn watch_kind(change: &ResourceChange) -> i32 {
+    let kind = match change {
+        ResourceChange::Delete { kind, .. } => *kind,
+        ResourceChange::Put(resource) => resource.kind(),
+    };
+    resource_kind(kind) as i32
+}
+
 /// One applied change as a Watch event; `router_of` derives a floating
 /// IP's router (see [`floating_ip`]).
 pub fn watch_event(

@@ -29,14 +29,26 @@ impl Id {
 }
 
 impl fmt::Display for Id {
+    /// The canonical 8-4-4-4-12 lowercase form, written from a stack buffer
+    /// (formatting 16 `{:02x}` arguments was 9 % of the servers' CPU when
+    /// creating ports in batches).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0.to_be_bytes();
-        write!(
-            f,
-            "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-            b[14], b[15]
-        )
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [b'-'; 36];
+        let mut at = 0;
+        for (i, byte) in self.0.to_be_bytes().iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                at += 1; // Leave the dash.
+            }
+            text[at] = HEX[usize::from(byte >> 4)];
+            text[at + 1] = HEX[usize::from(byte & 0xf)];
+            at += 2;
+        }
+        debug_assert_eq!(at, text.len());
+        match std::str::from_utf8(&text) {
+            Ok(text) => f.pad(text),
+            Err(_) => Err(fmt::Error),
+        }
     }
 }
 
