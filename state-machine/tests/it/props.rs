@@ -1,5 +1,6 @@
 //! Property tests over random command sequences: determinism, IPAM uniqueness,
-//! all-or-nothing rejections, diffs summing to goal state, snapshot round trips.
+//! all-or-nothing rejections, diffs summing to goal state, snapshot round trips,
+//! indexes equal to a rebuild (client IDs sometimes of the derived form).
 
 use crate::support::*;
 use alcor_state_machine::model::{Direction, EtherType, HostStatus};
@@ -24,6 +25,16 @@ fn arb_groups() -> impl Strategy<Value = Option<Vec<Id>>> {
     prop_oneof![
         Just(None),
         proptest::collection::vec((50u128..53).prop_map(Id), 0..3).prop_map(Some)
+    ]
+}
+
+/// A client-chosen ID: usually from `plain`, sometimes of the derived form
+/// for an early log index, which the state machine may derive itself for a
+/// default group or its rules (and must refuse from a client).
+fn arb_client_id(plain: std::ops::Range<u128>) -> impl Strategy<Value = Id> {
+    prop_oneof![
+        3 => plain.prop_map(Id),
+        1 => (1u64..24, 1u32..6).prop_map(|(index, seq)| Id::derived(index, seq)),
     ]
 }
 
@@ -72,20 +83,20 @@ fn arb_simple_command() -> impl Strategy<Value = Command> {
             id: Id(n),
             expected_revision: None
         }),
-        (50u128..53).prop_map(|n| Command::CreateSecurityGroup {
-            id: Id(n),
+        (arb_client_id(50..53)).prop_map(|id| Command::CreateSecurityGroup {
+            id,
             project_id: PROJECT.into(),
-            name: format!("sg{n}"),
+            name: format!("sg{}", id.0 % 1000),
             description: String::new()
         }),
         (
-            60u128..66,
+            arb_client_id(60..66),
             50u128..53,
             proptest::option::of(50u128..53),
             0u16..3
         )
-            .prop_map(|(n, sg, remote, p)| Command::CreateSecurityGroupRule {
-                id: Id(n),
+            .prop_map(|(id, sg, remote, p)| Command::CreateSecurityGroupRule {
+                id,
                 project_id: PROJECT.into(),
                 security_group_id: Id(sg),
                 direction: Direction::Ingress,
@@ -227,6 +238,7 @@ proptest! {
             }
             check_ipam(&w.state);
             prop_assert!(w.state.tag_index_is_consistent(), "tag index drifted at command {}", i);
+            prop_assert!(w.state.indexes_match_rebuild(), "indexes drifted at command {}", i);
             snapshots.push((w.index, w.state.snapshot()));
         }
         // Determinism: byte-identical snapshots.
