@@ -19,8 +19,8 @@ use alcor_state_machine::model::{
     PortStatus, Quota, ResourceKind, Route, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
 use alcor_state_machine::{
-    validate_client_id, validate_tags, Command, FixedIpRequest, GatewaySpec, Id, Kind, PortSpec, PortUpdate, Rejection,
-    Resource, ResourceChange, SubnetUpdate, TagFilter, Tags,
+    validate_client_id, validate_tags, Command, FixedIpRequest, GatewaySpec, Id, Kind, PortSpec,
+    PortUpdate, Rejection, Resource, ResourceChange, SubnetUpdate, TagFilter, Tags,
 };
 use ipnet::IpNet;
 

@@ -38,7 +38,10 @@ pub use faults::{LinkFate, LinkFaults};
 #[cfg(feature = "unsafe-mutations")]
 pub use mutation::Mutation;
 #[cfg(not(feature = "unsafe-mutations"))]
-#[allow(unused_imports, reason = "the path `crate::Mutation` of intra-doc links")]
+#[allow(
+    unused_imports,
+    reason = "the path `crate::Mutation` of intra-doc links"
+)]
 pub(crate) use mutation::Mutation;
 pub use node::{NodeMetrics, RaftListen, RaftNode, RaftNodeConfig};
 pub use storage::{AppliedEvent, ChangeEvent, StateView};

@@ -51,7 +51,11 @@ fn default_build_rejects_the_unsafe_mutation_flag_as_unknown() {
     let output = server_output(&["--unsafe-mutation", "skip-fsync"], &[])
         .expect("a default build must not start with --unsafe-mutation");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "a clap usage error: {stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a clap usage error: {stderr}"
+    );
     assert!(
         stderr.contains("unexpected argument '--unsafe-mutation'"),
         "{stderr}"

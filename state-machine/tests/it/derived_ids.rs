@@ -48,13 +48,22 @@ fn a_group_under_the_next_but_one_derived_id_is_refused_and_the_default_group_is
     spec.project_id = "proj-c".to_string();
     w.ok(Command::CreatePort(spec));
     assert_eq!(w.state.default_security_group("proj-c"), Some(next_but_one));
-    let group = w.state.security_group(&next_but_one).expect("default group");
+    let group = w
+        .state
+        .security_group(&next_but_one)
+        .expect("default group");
     assert_eq!(group.meta.project_id, "proj-c");
     assert!(group.is_default);
     let rules: Vec<Id> = w.state.rules_of(next_but_one).map(|r| r.id).collect();
     assert_eq!(rules.len(), 4, "{rules:?}");
     assert!(w.state.indexes_match_rebuild());
-    assert_eq!(w.state.usage(PROJECT, alcor_state_machine::model::ResourceKind::SecurityGroup), 0);
+    assert_eq!(
+        w.state.usage(
+            PROJECT,
+            alcor_state_machine::model::ResourceKind::SecurityGroup
+        ),
+        0
+    );
 }
 
 #[test]
