@@ -178,7 +178,9 @@ pub(crate) struct ServerArgs {
     pub(crate) rest_token_file: Option<PathBuf>,
     /// A deliberate bug, for mutation testing of the fault suites only
     /// (`stale-reads`, `ack-before-commit`, `skip-fsync`, `double-apply`). Never in production:
-    /// the member logs an error at start when it is set.
+    /// the member logs an error at start when it is set. Only in builds with the
+    /// cargo feature `unsafe-mutations`.
+    #[cfg(feature = "unsafe-mutations")]
     #[arg(long, env = "ALCOR_UNSAFE_MUTATION", hide = true)]
     pub(crate) unsafe_mutation: Option<alcor_raft_core::Mutation>,
     /// Keep WAL writes in RocksDB's process buffer until the next fsync, so

@@ -2,8 +2,9 @@
 //!
 //! IDs either arrive inside a command (chosen by the gateway or the client) or are
 //! derived from the log index with [`Id::derived`], so every replica produces the
-//! same ones. Derived IDs carry a marker in the UUID version nibble (0xA) that a
-//! random v4 UUID never has, so the two spaces cannot collide.
+//! same ones. Derived IDs carry a marker in the UUID version nibble (0xA) that no
+//! UUID version has, and every create refuses a client ID with that marker
+//! ([`Id::is_derived`], `Rejection::ReservedId`), so the two spaces cannot collide.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -25,6 +26,12 @@ impl Id {
         let hi = u128::from(log_index & 0xFFFF_FFFF_FFFF) << 80;
         let version = DERIVED_VERSION_NIBBLE << 76;
         Id(hi | version | u128::from(seq))
+    }
+
+    /// Whether the ID is of the form [`Id::derived`] produces (version
+    /// nibble 0xA). Only the state machine may create such IDs.
+    pub fn is_derived(self) -> bool {
+        (self.0 >> 76) & 0xF == DERIVED_VERSION_NIBBLE
     }
 }
 
@@ -79,6 +86,19 @@ impl FromStr for Id {
     }
 }
 
+/// Refuses a client-chosen ID of a new resource that lies in the derived
+/// space ([`Id::is_derived`]). Every create of the state machine calls it,
+/// and so does the gateway, so both name the same reason.
+pub fn validate_client_id(field: &str, id: Id) -> Result<(), crate::Rejection> {
+    if id.is_derived() {
+        return Err(crate::Rejection::ReservedId {
+            field: field.to_string(),
+            id,
+        });
+    }
+    Ok(())
+}
+
 /// A host (hypervisor) identifier, as given by the operator, e.g. its hostname.
 pub type HostId = String;
 
@@ -117,5 +137,17 @@ mod tests {
         assert_eq!(text.as_bytes()[14], b'a');
         assert_ne!(Id::derived(42, 7), Id::derived(42, 8));
         assert_ne!(Id::derived(42, 7), Id::derived(43, 7));
+    }
+
+    #[test]
+    fn only_ids_with_the_derived_marker_are_derived() {
+        assert!(Id::derived(42, 7).is_derived());
+        assert!(Id::derived(0xFFFF_FFFF_FFFF, u32::MAX).is_derived());
+        let issue_13: Id = "00000000-0009-a000-0000-000000000001".parse().unwrap();
+        assert!(issue_13.is_derived());
+        let v4: Id = "0f1e2d3c-4b5a-4978-8a9b-0c1d2e3f4a5b".parse().unwrap();
+        assert!(!v4.is_derived());
+        let v8: Id = "0f1e2d3c-4b5a-8978-8a9b-0c1d2e3f4a5b".parse().unwrap();
+        assert!(!v8.is_derived());
     }
 }
