@@ -12,7 +12,14 @@ shift || true
 if ! command -v iptables >/dev/null || ! command -v ip >/dev/null; then
   apt-get install -y iproute2 iptables
 fi
-(cd "$root" && flock /tmp/cargo.lock cargo build --release -p alcor-node)
+# A mutation run (ALCOR_UNSAFE_MUTATION set) needs the switches, which only a
+# build with the `unsafe-mutations` feature has; a default build refuses to
+# start with the variable set.
+features=()
+if [ -n "${ALCOR_UNSAFE_MUTATION:-}" ]; then
+  features=(--features unsafe-mutations)
+fi
+(cd "$root" && flock /tmp/cargo.lock cargo build --release -p alcor-node "${features[@]}")
 (cd "$here" && flock /tmp/cargo.lock cargo build --release -p alcor-jepsen-harness)
 cd "$here"
 exec "${CARGO_TARGET_DIR:-$here/target}/release/alcor-jepsen" run \

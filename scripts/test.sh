@@ -11,6 +11,10 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 (cd jepsen && cargo clippy --workspace --all-targets -- -D warnings)
 cargo test --workspace --no-fail-fast
+# The node test that needs a mutation switch in the binary (the workspace run
+# above builds `alcor` without them and checks that it refuses them).
+cargo test -p alcor-node --features unsafe-mutations --no-fail-fast --test it \
+  kill_9_with_a_buffered_wal_loses_acknowledged_writes_when_fsync_is_skipped
 (cd jepsen && cargo test --workspace --no-fail-fast)
 # The REST API driven by a real openstacksdk and openstack CLI from PyPI against a
 # 3-process cluster.

@@ -19,8 +19,8 @@ use alcor_state_machine::model::{
     PortStatus, Quota, ResourceKind, Route, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
 use alcor_state_machine::{
-    validate_tags, Command, FixedIpRequest, GatewaySpec, Id, Kind, PortSpec, PortUpdate, Rejection,
-    Resource, ResourceChange, SubnetUpdate, TagFilter, Tags,
+    validate_client_id, validate_tags, Command, FixedIpRequest, GatewaySpec, Id, Kind, PortSpec,
+    PortUpdate, Rejection, Resource, ResourceChange, SubnetUpdate, TagFilter, Tags,
 };
 use ipnet::IpNet;
 
@@ -45,12 +45,15 @@ pub fn parse_id(field: &str, text: &str) -> Result<Id, Rejection> {
     Id::from_str(text).map_err(|e| invalid(field, e.to_string()))
 }
 
-/// The ID of a new resource: the client's, or a fresh random UUID v4.
+/// The ID of a new resource: the client's (outside the derived space the
+/// state machine keeps for itself), or a fresh random UUID v4.
 fn new_id(field: &str, text: &str) -> Result<Id, Rejection> {
     if text.is_empty() {
         random_id().map_err(|e| invalid(field, format!("cannot generate: {e}")))
     } else {
-        parse_id(field, text)
+        let id = parse_id(field, text)?;
+        validate_client_id(field, id)?;
+        Ok(id)
     }
 }
 
@@ -1064,6 +1067,15 @@ pub fn resource_kind(kind: Kind) -> pb::ResourceKind {
     }
 }
 
+/// The `kind` field of the watch event of `change` (without converting it).
+pub fn watch_kind(change: &ResourceChange) -> i32 {
+    let kind = match change {
+        ResourceChange::Delete { kind, .. } => *kind,
+        ResourceChange::Put(resource) => resource.kind(),
+    };
+    resource_kind(kind) as i32
+}
+
 /// One applied change as a Watch event; `router_of` derives a floating
 /// IP's router (see [`floating_ip`]).
 pub fn watch_event(
@@ -1150,6 +1162,19 @@ mod tests {
         assert_ne!(a, b);
         let text = a.map(|id| id.to_string()).unwrap_or_default();
         assert_eq!(text.as_bytes()[14], b'4');
+    }
+
+    #[test]
+    fn client_id_of_the_derived_form_is_refused_as_reserved() {
+        let derived = "00000000-0009-a000-0000-000000000001";
+        assert_eq!(
+            new_id("id", derived),
+            Err(Rejection::ReservedId {
+                field: "id".to_string(),
+                id: Id::derived(9, 1),
+            })
+        );
+        assert!(new_id("id", "0f1e2d3c-4b5a-4978-8a9b-0c1d2e3f4a5b").is_ok());
     }
 
     #[test]

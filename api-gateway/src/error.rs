@@ -102,7 +102,8 @@ fn rejection_code(rejection: &Rejection) -> Code {
         Rejection::InvalidCidr { .. }
         | Rejection::InvalidField { .. }
         | Rejection::IpOutsideSubnet { .. }
-        | Rejection::BatchTooLarge { .. } => Code::InvalidArgument,
+        | Rejection::BatchTooLarge { .. }
+        | Rejection::ReservedId { .. } => Code::InvalidArgument,
         Rejection::StaleRevision { .. } | Rejection::InUse { .. } => Code::FailedPrecondition,
         Rejection::PoolExhausted { .. } | Rejection::QuotaExceeded { .. } => {
             Code::ResourceExhausted
@@ -130,6 +131,16 @@ mod tests {
         assert_eq!(status.code(), Code::NotFound);
         assert_eq!(reason(&status), Some("NOT_FOUND"));
         assert!(status.message().starts_with("NOT_FOUND: "));
+    }
+
+    #[test]
+    fn reserved_id_is_an_invalid_argument_with_its_own_reason() {
+        let status = to_status(&ApiError::Rejected(Rejection::ReservedId {
+            field: "id".to_string(),
+            id: alcor_state_machine::Id::derived(9, 1),
+        }));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(reason(&status), Some("RESERVED_ID"));
     }
 
     #[test]

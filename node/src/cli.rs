@@ -156,6 +156,10 @@ pub(crate) struct ServerArgs {
     /// Build a snapshot after this many log entries since the last one.
     #[arg(long, env = "ALCOR_SNAPSHOT_LOGS_SINCE_LAST", default_value_t = 5_000)]
     pub(crate) snapshot_logs_since_last: u64,
+    /// Also build a snapshot once this many bytes of log were appended since
+    /// the last one (default 64 MiB), whatever the entry count.
+    #[arg(long, env = "ALCOR_SNAPSHOT_LOG_BYTES_SINCE_LAST", default_value_t = alcor_raft_core::limits::SNAPSHOT_LOG_BYTES_MAX)]
+    pub(crate) snapshot_log_bytes_since_last: u64,
     /// Log entries kept behind the latest snapshot.
     #[arg(long, env = "ALCOR_SNAPSHOT_LOGS_TO_KEEP", default_value_t = 1_000)]
     pub(crate) snapshot_logs_to_keep: u64,
@@ -174,7 +178,9 @@ pub(crate) struct ServerArgs {
     pub(crate) rest_token_file: Option<PathBuf>,
     /// A deliberate bug, for mutation testing of the fault suites only
     /// (`stale-reads`, `ack-before-commit`, `skip-fsync`, `double-apply`). Never in production:
-    /// the member logs an error at start when it is set.
+    /// the member logs an error at start when it is set. Only in builds with the
+    /// cargo feature `unsafe-mutations`.
+    #[cfg(feature = "unsafe-mutations")]
     #[arg(long, env = "ALCOR_UNSAFE_MUTATION", hide = true)]
     pub(crate) unsafe_mutation: Option<alcor_raft_core::Mutation>,
     /// Keep WAL writes in RocksDB's process buffer until the next fsync, so

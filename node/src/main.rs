@@ -17,6 +17,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// jemalloc instead of glibc's malloc: the servers spent ~35 % of their CPU
+/// in glibc's malloc, free and consolidation creating ports in batches
+/// (benches/README.md, "Profiles").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = cli::Cli::parse();

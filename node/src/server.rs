@@ -22,6 +22,16 @@ use crate::initial_cluster;
 /// Runs a member until a shutdown signal arrives.
 pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     init_tracing(args.log_format, &args.log)?;
+    // A build without the mutation switches does not know the variable;
+    // refusing to start keeps a stray one from being mistaken for a setting
+    // and a mutation run with the wrong binary from passing silently.
+    #[cfg(not(feature = "unsafe-mutations"))]
+    if std::env::var_os(UNSAFE_MUTATION_ENV).is_some() {
+        anyhow::bail!(
+            "{UNSAFE_MUTATION_ENV} is set but this build has no mutation switches \
+             (build alcor-node with --features unsafe-mutations)"
+        );
+    }
     let members = initial_cluster::parse(&args.initial_cluster)
         .map_err(|e| anyhow::anyhow!("--initial-cluster: {e}"))?;
     if !members.contains_key(&args.id) {
@@ -60,9 +70,11 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.election_timeout_min_ms = args.election_timeout_min_ms;
     config.election_timeout_max_ms = args.election_timeout_max_ms;
     config.snapshot_logs_since_last = args.snapshot_logs_since_last;
+    config.snapshot_log_bytes_since_last = args.snapshot_log_bytes_since_last;
     config.snapshot_logs_to_keep = args.snapshot_logs_to_keep;
     config.request_timeout_ms = args.request_timeout_ms;
     config.bootstrap = !args.join;
+    #[cfg(feature = "unsafe-mutations")]
     if let Some(mutation) = args.unsafe_mutation {
         tracing::error!(
             ?mutation,
@@ -266,6 +278,11 @@ async fn serve_metrics(listener: TcpListener, registry: Registry) {
         tracing::error!("metrics endpoint stopped: {e}");
     }
 }
+
+/// The environment twin of `--unsafe-mutation`; a build without the
+/// `unsafe-mutations` feature refuses to start when it is set.
+#[cfg(not(feature = "unsafe-mutations"))]
+const UNSAFE_MUTATION_ENV: &str = "ALCOR_UNSAFE_MUTATION";
 
 /// What `/metrics` answers with (OpenMetrics text, which Prometheus reads).
 const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

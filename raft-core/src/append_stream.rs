@@ -33,7 +33,7 @@ use tonic::{Code, Streaming};
 use crate::convert;
 use crate::faults::{LinkFate, LinkFaults};
 use crate::limits::APPEND_ENTRIES_BYTES_PER_MS_MIN;
-use crate::network::{PeerError, Peers};
+use crate::network::{Class, PeerError, Peers};
 use crate::types::{NodeId, TypeConfig};
 
 /// What the transport yields to openraft for each answer.
@@ -112,7 +112,7 @@ where
 {
     let timeout = option.hard_ttl();
     let mut client = peers
-        .client(link.target, raft_addr)
+        .client(link.target, raft_addr, Class::Replication)
         .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
     let unanswered = Arc::new(Unanswered::default());
     // Dropped with the answer stream: then the request stream ends too, so
@@ -202,11 +202,12 @@ fn answers(
             let (mut inbound, last_answer) = state?;
             let next = loop {
                 match unanswered.deadline(last_answer) {
-                    Some(deadline) => match tokio::time::timeout_at(deadline, inbound.message()).await
-                    {
-                        Ok(next) => break next,
-                        Err(_) => return Some((Err(link.timeout(timeout)), None)),
-                    },
+                    Some(deadline) => {
+                        match tokio::time::timeout_at(deadline, inbound.message()).await {
+                            Ok(next) => break next,
+                            Err(_) => return Some((Err(link.timeout(timeout)), None)),
+                        }
+                    }
                     None => tokio::select! {
                         next = inbound.message() => break next,
                         () = unanswered.sent.notified() => {}

@@ -36,36 +36,9 @@ pub trait LinkFaults: Debug + Send + Sync + 'static {
     fn reply_lost(&self, from: NodeId, to: NodeId) -> bool;
 }
 
-/// Deliberate bugs for mutation testing: each breaks a guarantee on
-/// purpose, and the fault suites (`chaos-tests`, `jepsen/`) must catch it.
-/// Never set in production; `alcor server` only accepts them behind a flag
-/// whose name says so.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mutation {
-    /// "Linearizable" reads are served from local state, without ReadIndex.
-    StaleReads,
-    /// The leader acknowledges a write as soon as it is appended locally,
-    /// before a quorum has it (the reply carries no resource).
-    AckBeforeCommit,
-    /// Log appends are acknowledged without fsync.
-    SkipFsync,
-    /// Request tokens are dropped before proposing, so a retried create is
-    /// applied again instead of returning the first result.
-    DoubleApply,
-}
-
-impl std::str::FromStr for Mutation {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Mutation, String> {
-        match s {
-            "stale-reads" => Ok(Mutation::StaleReads),
-            "ack-before-commit" => Ok(Mutation::AckBeforeCommit),
-            "skip-fsync" => Ok(Mutation::SkipFsync),
-            "double-apply" => Ok(Mutation::DoubleApply),
-            other => Err(format!(
-                "unknown mutation {other:?} (stale-reads, ack-before-commit, skip-fsync, double-apply)"
-            )),
-        }
-    }
-}
+// The mutation switches live in their own private module so that, without
+// the `unsafe-mutations` feature, nothing outside raft-core can name them.
+#[cfg(feature = "unsafe-mutations")]
+pub use crate::mutation::Mutation;
+#[cfg(not(feature = "unsafe-mutations"))]
+pub(crate) use crate::mutation::Mutation;

@@ -29,6 +29,7 @@ pub mod convert;
 pub mod error;
 pub mod faults;
 pub mod limits;
+mod mutation;
 pub mod network;
 pub mod node;
 mod read_rounds;
@@ -37,7 +38,15 @@ pub mod storage;
 pub mod types;
 
 pub use error::{AdminError, ReadError, ShutdownError, StartError, WriteError};
-pub use faults::{LinkFate, LinkFaults, Mutation};
+pub use faults::{LinkFate, LinkFaults};
+#[cfg(feature = "unsafe-mutations")]
+pub use mutation::Mutation;
+#[cfg(not(feature = "unsafe-mutations"))]
+#[allow(
+    unused_imports,
+    reason = "the path `crate::Mutation` of intra-doc links"
+)]
+pub(crate) use mutation::Mutation;
 pub use node::{NodeMetrics, RaftListen, RaftNode, RaftNodeConfig};
 pub use storage::{AppliedEvent, ChangeEvent, StateView};
 pub use types::{EntryResponse, Node, NodeId, Request, Response, ServerState, TypeConfig};

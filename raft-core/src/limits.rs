@@ -4,23 +4,50 @@
 /// (at most `max_payload_entries` entries) or a snapshot chunk must fit.
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// Entries per AppendEntries (openraft's `max_payload_entries`). The byte
-/// budget below is what really bounds an RPC; this only caps the count of
-/// small entries (a serial write is a few hundred bytes), as openraft's own
-/// benchmark does.
+/// Entries per AppendEntries (openraft's `max_payload_entries`). The real
+/// bound is `APPEND_ENTRIES_BYTES_MAX`; this one only keeps a request of
+/// tiny entries from becoming a long list.
 pub const APPEND_ENTRIES_PER_RPC_MAX: u64 = 1024;
 
-/// Encoded entry bytes per AppendEntries (the log reader stops there, after
-/// at least one entry). openraft 0.9 bounded an AppendEntries only by count
-/// and timed it out after one heartbeat interval, so a catch-up batch of
-/// 1,000-port entries (~100 KiB each) never finished and a lagging follower
-/// retried forever (seen while building 1M ports).
+/// Stored bytes of log entries per AppendEntries (at least one entry is
+/// always sent, whatever its size). openraft bounds every AppendEntries by
+/// the heartbeat interval (100 ms by default; `APPEND_ENTRIES_BYTES_PER_MS_MIN`
+/// adds time for size) and resends the same range after a timeout, so a
+/// request must fit that window on a loaded member: 1 MiB is ~10 ms on a
+/// 1 Gbit/s link plus decode and fsync on the follower. Counting entries was not enough: 16 entries of coalesced
+/// 1,000-port batches (~100 KiB to MiBs each) missed the window and a
+/// lagging follower was sent the same range forever (seen while building
+/// 1M ports).
 pub const APPEND_ENTRIES_BYTES_MAX: usize = 1024 * 1024;
 
-/// The slowest rate a peer is assumed to take in AppendEntries bytes; an
-/// AppendEntries gets openraft's timeout plus its size at this rate, so a
-/// full one gets 125 ms more than a heartbeat.
+/// The slowest rate a peer is assumed to take in Raft message bytes; an
+/// AppendEntries (or snapshot chunk) gets openraft's timeout plus its size
+/// at this rate, so a full AppendEntries gets 125 ms more than a heartbeat.
 pub const APPEND_ENTRIES_BYTES_PER_MS_MIN: usize = 8 * 1024;
+
+/// Streams a Raft peer may reset before the server accepted them, per
+/// connection. h2's default (20) answers more with a `too_many_resets`
+/// GOAWAY (`ENHANCE_YOUR_CALM`), which fails every RPC on the connection
+/// at once; openraft cancels every AppendEntries that outlives the
+/// heartbeat interval, so a slow or delayed link makes many such resets
+/// (seen in a 30-minute Jepsen run: 20-77 GOAWAYs per member). Each pending
+/// stream costs a few hundred bytes.
+pub const RAFT_PENDING_RESET_STREAMS_MAX: usize = 4096;
+
+/// Concurrent streams per Raft connection (a peer has one connection per
+/// traffic class; replication is one `StreamAppend` stream per session).
+pub const RAFT_STREAMS_PER_CONNECTION_MAX: u32 = 256;
+
+/// Default stored bytes of log appended since the last snapshot after which
+/// a node builds a new one (`RaftNodeConfig::snapshot_log_bytes_since_last`),
+/// whatever the entry count: a restart replays at most about this much log
+/// on top of its snapshot. Counting entries alone let 1,000,000 ports in
+/// 1,000-port entries (1,000 entries) stay unsnapshotted, and a restart
+/// re-applied them all (20 s).
+pub const SNAPSHOT_LOG_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// How often a node compares its log growth with the snapshot threshold.
+pub const SNAPSHOT_SIZE_CHECK_MS: u64 = 500;
 
 /// Snapshot chunk size for InstallSnapshot; well below the message limit so
 /// the envelope and encoding overhead always fit.

@@ -1,6 +1,8 @@
-//! The client side of the Raft transport: one lazily connected tonic
-//! channel per peer, shared by openraft's replication and by the node's
-//! write forwarding and read-index requests.
+//! The client side of the Raft transport: lazily connected tonic channels,
+//! one per peer and traffic class, so that a multi-MiB snapshot chunk or a
+//! burst of forwarded writes never queues on the TCP connection in front of
+//! the heartbeats and appends that keep a leader in place (HTTP/2 streams of
+//! one connection share its TCP send buffer, which is first in, first out).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -9,11 +11,11 @@ use std::time::Duration;
 
 use alcor_proto::raft::v1::raft_service_client::RaftServiceClient;
 use alcor_proto::raft::v1::RaftMessage;
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::errors::{
     Fatal, NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Timeout,
     Unreachable,
 };
-use openraft::base::{BoxFuture, BoxStream};
 use openraft::network::{RPCOption, RPCTypes, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
@@ -54,12 +56,12 @@ pub enum PeerError {
     Timeout(Duration),
 }
 
-/// The channel cache: one lazily connected channel per peer address.
+/// The channel cache: one lazily connected channel per peer and class.
 #[derive(Debug)]
 pub struct Peers {
     /// This node's id (the `from` of every link).
     id: NodeId,
-    channels: Mutex<BTreeMap<NodeId, (String, Channel)>>,
+    channels: Mutex<BTreeMap<(NodeId, Class), (String, Channel)>>,
     /// Test-only fault injection; `None` in production.
     pub(crate) faults: Option<Arc<dyn LinkFaults>>,
 }
@@ -76,7 +78,30 @@ pub(crate) enum Method {
     ReadIndex,
 }
 
+/// The traffic classes that get a connection of their own to each peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Class {
+    /// AppendEntries (the `StreamAppend` stream, heartbeats included),
+    /// votes and leader transfers: small and bounded
+    /// (`APPEND_ENTRIES_BYTES_MAX`), and what leadership depends on.
+    Replication,
+    /// InstallSnapshot chunks (up to `SNAPSHOT_CHUNK_BYTES_MAX` each).
+    Snapshot,
+    /// Forwarded writes and ReadIndex requests of clients.
+    Client,
+}
+
 impl Method {
+    fn class(self) -> Class {
+        match self {
+            Method::AppendEntries | Method::Vote | Method::PreVote | Method::TransferLeader => {
+                Class::Replication
+            }
+            Method::InstallSnapshot => Class::Snapshot,
+            Method::Forward | Method::ReadIndex => Class::Client,
+        }
+    }
+
     /// openraft's own messages (not forwarding or reads).
     fn is_raft_protocol(self) -> bool {
         matches!(
@@ -119,15 +144,17 @@ impl Peers {
         }
     }
 
-    /// A client for `target` at `raft_addr`, reusing the cached channel
-    /// unless the address changed. Connecting happens on first use.
+    /// A client for `target` at `raft_addr` for `class`, reusing the
+    /// cached channel unless the address changed. Connecting happens on
+    /// first use.
     pub(crate) fn client(
         &self,
         target: NodeId,
         raft_addr: &str,
+        class: Class,
     ) -> Result<RaftServiceClient<Channel>, PeerError> {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        let channel = match channels.get(&target) {
+        let channel = match channels.get(&(target, class)) {
             Some((addr, channel)) if addr == raft_addr => channel.clone(),
             _ => {
                 let endpoint = Endpoint::from_shared(format!("http://{raft_addr}"))
@@ -138,7 +165,7 @@ impl Peers {
                     .tcp_nodelay(true)
                     .connect_timeout(Duration::from_secs(1));
                 let channel = endpoint.connect_lazy();
-                channels.insert(target, (raft_addr.to_string(), channel.clone()));
+                channels.insert((target, class), (raft_addr.to_string(), channel.clone()));
                 channel
             }
         };
@@ -156,7 +183,7 @@ impl Peers {
         request: &Req,
         timeout: Duration,
     ) -> Result<T, PeerError> {
-        let client = self.client(target, raft_addr)?;
+        let client = self.client(target, raft_addr, method.class())?;
         let message = convert::to_message(request)?;
         // A big message gets time to travel: its size at the slowest rate a
         // peer is assumed to take, on top of the caller's timeout.

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +22,10 @@ use tokio::time::Instant;
 
 use crate::error::{AdminError, ReadError, ShutdownError, StartError, WriteError};
 use crate::faults::{LinkFaults, Mutation};
-use crate::limits::{APPEND_ENTRIES_PER_RPC_MAX, SNAPSHOT_CHUNK_BYTES_MAX, WRITE_ATTEMPTS_MAX};
+use crate::limits::{
+    APPEND_ENTRIES_PER_RPC_MAX, RAFT_PENDING_RESET_STREAMS_MAX, RAFT_STREAMS_PER_CONNECTION_MAX,
+    SNAPSHOT_CHUNK_BYTES_MAX, SNAPSHOT_LOG_BYTES_MAX, SNAPSHOT_SIZE_CHECK_MS, WRITE_ATTEMPTS_MAX,
+};
 use crate::network::{Method, NetworkFactory, PeerError, Peers};
 use crate::read_rounds::{JoinError, RoundFuture, SharedRounds};
 use crate::server::RaftGrpc;
@@ -72,6 +76,9 @@ pub struct RaftNodeConfig {
     pub election_timeout_max_ms: u64,
     /// Build a snapshot after this many entries since the last one.
     pub snapshot_logs_since_last: u64,
+    /// Also build one once this many stored bytes of log were appended
+    /// since the last one (checked every `SNAPSHOT_SIZE_CHECK_MS`).
+    pub snapshot_log_bytes_since_last: u64,
     /// Entries kept in the log behind the latest snapshot (lets slightly
     /// lagging followers catch up without a snapshot).
     pub snapshot_logs_to_keep: u64,
@@ -97,7 +104,8 @@ pub struct RaftNodeConfig {
 impl RaftNodeConfig {
     /// A config with the defaults tuned for a loaded 2-core machine:
     /// heartbeat 100 ms, elections 400–800 ms, a snapshot every 5000
-    /// entries keeping 1000 behind it, 5 s request timeout.
+    /// entries or `SNAPSHOT_LOG_BYTES_MAX` bytes of log, keeping 1000
+    /// entries behind it, 5 s request timeout.
     pub fn new(
         node_id: NodeId,
         data_dir: PathBuf,
@@ -113,6 +121,7 @@ impl RaftNodeConfig {
             election_timeout_min_ms: 400,
             election_timeout_max_ms: 800,
             snapshot_logs_since_last: 5_000,
+            snapshot_log_bytes_since_last: SNAPSHOT_LOG_BYTES_MAX,
             snapshot_logs_to_keep: 1_000,
             request_timeout_ms: 5_000,
             bootstrap: true,
@@ -207,6 +216,8 @@ pub struct RaftNode {
 struct Running {
     server_stop: oneshot::Sender<()>,
     server_task: JoinHandle<Result<(), tonic::transport::Error>>,
+    /// Triggers snapshots by log growth; aborted at shutdown.
+    snapshot_by_size: JoinHandle<()>,
     /// Lets `shutdown` wait until RocksDB is really closed.
     db_closed: DbClosed,
 }
@@ -243,6 +254,7 @@ impl RaftNode {
         )
         .map_err(|e| StartError::Storage(e.to_string()))?;
         let committed = log_store.committed();
+        let appended_bytes = log_store.appended_bytes();
         let state_machine =
             StateMachineStore::open(db).map_err(|e| StartError::Storage(e.to_string()))?;
         let view = state_machine.view();
@@ -260,6 +272,12 @@ impl RaftNode {
         )
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
+
+        let snapshot_by_size = tokio::spawn(snapshot_by_size(
+            raft.clone(),
+            appended_bytes,
+            config.snapshot_log_bytes_since_last,
+        ));
 
         let listener = match config.raft_listen {
             RaftListen::Addr(addr) => TcpListener::bind(addr).await?,
@@ -280,6 +298,8 @@ impl RaftNode {
         let server_task = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .tcp_nodelay(true)
+                .max_concurrent_streams(RAFT_STREAMS_PER_CONNECTION_MAX)
+                .http2_max_pending_accept_reset_streams(Some(RAFT_PENDING_RESET_STREAMS_MAX))
                 .add_service(service)
                 .serve_with_incoming_shutdown(
                     // `tcp_nodelay` above is ignored for a caller-supplied listener;
@@ -307,6 +327,7 @@ impl RaftNode {
             running: Mutex::new(Some(Running {
                 server_stop,
                 server_task,
+                snapshot_by_size,
                 db_closed,
             })),
         };
@@ -723,6 +744,7 @@ impl RaftNode {
         let Some(running) = running else {
             return Ok(());
         };
+        running.snapshot_by_size.abort();
         let raft_result = self.raft.shutdown().await;
         let _ = running.server_stop.send(());
         let mut server_task = running.server_task;
@@ -748,8 +770,33 @@ impl Drop for RaftNode {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(running) = running {
+            running.snapshot_by_size.abort();
             let _ = running.server_stop.send(());
         }
+    }
+}
+
+/// Asks openraft for a snapshot whenever `bytes_since_last` stored bytes
+/// of log were appended since the previous request (openraft 0.9's own
+/// policy counts entries only). Ends when Raft has stopped.
+async fn snapshot_by_size(raft: Raft, appended_bytes: Arc<AtomicU64>, bytes_since_last: u64) {
+    let mut base = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(SNAPSHOT_SIZE_CHECK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let appended = appended_bytes.load(Ordering::Relaxed);
+        if appended.saturating_sub(base) < bytes_since_last {
+            continue;
+        }
+        tracing::info!(
+            appended_bytes = appended - base,
+            "log grew past the snapshot threshold: building a snapshot"
+        );
+        if raft.trigger().snapshot().await.is_err() {
+            return;
+        }
+        base = appended;
     }
 }
 

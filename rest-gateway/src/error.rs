@@ -114,7 +114,7 @@ impl<T> Answer<T> for Result<tonic::Response<T>, Status> {
 /// | RULE_EXISTS | | 409 | `SecurityGroupRuleExists` |
 /// | ALREADY_EXISTS, TOKEN_CONFLICT | | 409 | `Conflict` |
 /// | STALE_REVISION | | 412 | `RevisionNumberConstraintFailed` |
-/// | OVERLAPPING_SUBNET, INVALID_CIDR, INVALID_FIELD, BATCH_TOO_LARGE | | 400 | `InvalidInput` |
+/// | OVERLAPPING_SUBNET, INVALID_CIDR, INVALID_FIELD, BATCH_TOO_LARGE, RESERVED_ID | | 400 | `InvalidInput` |
 /// | IP_OUTSIDE_SUBNET | | 400 | `InvalidIpForSubnet` |
 /// | NO_LEADER, NO_QUORUM, LEADER_UNREACHABLE, RAFT_STOPPED, OVERLOADED | | 503 | `ServiceUnavailable` |
 /// | TIMEOUT | | 504 | `RequestTimeout` (indeterminate: header `x-alcor-indeterminate`) |
@@ -174,9 +174,8 @@ pub fn from_status(status: &Status) -> RestError {
             StatusCode::PRECONDITION_FAILED,
             "RevisionNumberConstraintFailed",
         ),
-        "OVERLAPPING_SUBNET" | "INVALID_CIDR" | "INVALID_FIELD" | "BATCH_TOO_LARGE" => {
-            (StatusCode::BAD_REQUEST, "InvalidInput")
-        }
+        "OVERLAPPING_SUBNET" | "INVALID_CIDR" | "INVALID_FIELD" | "BATCH_TOO_LARGE"
+        | "RESERVED_ID" => (StatusCode::BAD_REQUEST, "InvalidInput"),
         "IP_OUTSIDE_SUBNET" => (StatusCode::BAD_REQUEST, "InvalidIpForSubnet"),
         "NO_LEADER" | "NO_QUORUM" | "LEADER_UNREACHABLE" | "RAFT_STOPPED" | "OVERLOADED" => {
             (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable")
@@ -313,6 +312,19 @@ mod tests {
         ));
         assert_eq!(e.kind, "OverQuota");
         assert_eq!(e.message, "Quota exceeded for resources: ['port'].");
+    }
+
+    #[test]
+    fn reserved_id_is_400_invalid_input() {
+        let e = from_status(&status(
+            Code::InvalidArgument,
+            "RESERVED_ID",
+            "invalid id: 00000000-0009-a000-0000-000000000001 is reserved for IDs the controller derives",
+        ));
+        assert_eq!(
+            (e.status, e.kind.as_ref()),
+            (StatusCode::BAD_REQUEST, "InvalidInput")
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::changes::ResourceChange;
 use crate::command::{Command, GatewaySpec, Kind, Proposal, Rejection, Reply, SubnetUpdate};
 use crate::fips::FipUpdate;
 use crate::goal::{DiffCollector, Diffs, GoalKey, Scope, Touch};
-use crate::ids::{HostId, Id, ProjectId};
+use crate::ids::{validate_client_id, HostId, Id, ProjectId};
 use crate::limits::{
     MTU_DEFAULT, MTU_MAX, MTU_MIN, ROUTER_INTERFACES_MAX, ROUTER_ROUTES_MAX, SUBNET_DNS_MAX,
     SUBNET_HOST_ROUTES_MAX, SUBNET_POOLS_MAX, VNI_MAX, VNI_MIN,
@@ -597,6 +597,7 @@ impl State {
         mtu: Option<u32>,
         admin_state_up: bool,
     ) -> Result<Reply, Rejection> {
+        validate_client_id("id", id)?;
         validate::ident("project_id", project)?;
         validate::name("name", name)?;
         if self.t.vpcs.contains_key(&id) {
@@ -764,6 +765,7 @@ impl State {
         s: &NewSubnet<'_>,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
+        validate_client_id("id", s.id)?;
         validate::ident("project_id", s.project_id)?;
         validate::name("name", s.name)?;
         if self.t.subnets.contains_key(&s.id) {
@@ -968,7 +970,22 @@ impl State {
 
     /// Inserts a group and Neutron's two default egress rules (IPv4 and IPv6 to
     /// anywhere); the project's default group also allows ingress from itself.
+    ///
+    /// The callers have checked that neither the group's nor the rules' IDs
+    /// are taken; overwriting a resource would leave indexes that a rebuild
+    /// from the tables does not reproduce.
     pub(crate) fn insert_security_group(&mut self, ctx: Ctx, sg: SecurityGroup, rule_ids: [Id; 4]) {
+        assert!(
+            !self.t.security_groups.contains_key(&sg.id),
+            "security group {} would be overwritten",
+            sg.id
+        );
+        for rule_id in &rule_ids {
+            assert!(
+                !self.t.rules.contains_key(rule_id),
+                "security group rule {rule_id} would be overwritten"
+            );
+        }
         let project = sg.meta.project_id.clone();
         let mut rules = Vec::new();
         for (ethertype, rule_id) in [
@@ -1016,6 +1033,7 @@ impl State {
         name: &str,
         description: &str,
     ) -> Result<Reply, Rejection> {
+        validate_client_id("id", id)?;
         validate::ident("project_id", project)?;
         validate::name("name", name)?;
         validate::name("description", description)?;
@@ -1167,6 +1185,7 @@ impl State {
         rule: SecurityGroupRule,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
+        validate_client_id("id", rule.id)?;
         validate::ident("project_id", &rule.meta.project_id)?;
         if self.t.rules.contains_key(&rule.id) {
             return Err(Rejection::AlreadyExists {
@@ -1233,6 +1252,7 @@ impl State {
         name: &str,
         routes: &[Route],
     ) -> Result<Reply, Rejection> {
+        validate_client_id("id", id)?;
         validate::ident("project_id", project)?;
         validate::name("name", name)?;
         if self.t.routers.contains_key(&id) {

@@ -310,6 +310,7 @@ pub enum Command {
     /// `limits::TOKENS_MAX`.
     Idempotent {
         token: String,
+        #[serde(deserialize_with = "crate::decode::nested")]
         command: Box<Command>,
     },
 
@@ -318,13 +319,14 @@ pub enum Command {
     /// are replaced by `tags`; both happen or neither. May wrap nothing else.
     WithTags {
         tags: crate::tags::Tags,
+        #[serde(deserialize_with = "crate::decode::nested")]
         command: Box<Command>,
     },
 
     /// Independent commands coalesced into one log entry by a gateway: each is
     /// applied in order with its own result (not atomic, unlike `CreatePorts`),
     /// and all get this entry's index as revision. May not nest.
-    Batch(Vec<Command>),
+    Batch(#[serde(deserialize_with = "crate::decode::nested")] Vec<Command>),
 }
 
 impl Command {
@@ -395,7 +397,7 @@ pub enum Reply {
     /// The resource is gone.
     Deleted,
     /// The result of each command of a [`Command::Batch`], in order.
-    Batch(Vec<Result<Reply, Rejection>>),
+    Batch(#[serde(deserialize_with = "crate::decode::nested")] Vec<Result<Reply, Rejection>>),
 }
 
 /// Kinds of resources named in rejections.
@@ -556,12 +558,22 @@ pub enum Rejection {
         /// The token.
         token: String,
     },
+    /// A client chose an ID of the form the state machine derives from log
+    /// indexes ([`Id::is_derived`]); only the state machine creates those.
+    #[error("invalid {field}: {id} is reserved for IDs the controller derives")]
+    ReservedId {
+        /// Field name.
+        field: String,
+        /// The ID given.
+        id: Id,
+    },
     /// One entry of a batch was rejected, so the whole batch was.
     #[error("batch entry {index} rejected: {cause}")]
     BatchEntry {
         /// Position in the batch.
         index: usize,
         /// Why.
+        #[serde(deserialize_with = "crate::decode::nested")]
         cause: Box<Rejection>,
     },
 }
@@ -586,6 +598,7 @@ impl Rejection {
             Rejection::BatchTooLarge { .. } => "BATCH_TOO_LARGE",
             Rejection::BatchEntry { .. } => "BATCH_ENTRY",
             Rejection::TokenConflict { .. } => "TOKEN_CONFLICT",
+            Rejection::ReservedId { .. } => "RESERVED_ID",
         }
     }
 

@@ -42,6 +42,7 @@ impl State {
         description: &str,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
+        crate::ids::validate_client_id("id", id)?;
         validate::ident("project_id", project)?;
         validate::name("description", description)?;
         if self.t.floating_ips.contains_key(&id) {

@@ -25,11 +25,13 @@
 //! - `apply`, `ports`: handlers (validate, then mutate with diff tracking).
 //! - [`goal`]: per-host goal-state objects, diffs and digests.
 //! - `state`: tables, indexes, goal evaluation, snapshots.
+//! - [`decode`]: bounded decoding of bytes from outside (size and nesting).
 //! - [`limits`]: every bound, named.
 
 mod apply;
 pub mod changes;
 pub mod command;
+pub mod decode;
 mod fips;
 pub mod goal;
 pub mod ids;
@@ -50,6 +52,6 @@ pub use goal::{
     apply_changes, goal_digest, Diffs, GoalChange, GoalKey, GoalObject, GoalState, HostDiff, Scope,
     ScopedDiff,
 };
-pub use ids::{HostId, Id, ProjectId};
+pub use ids::{validate_client_id, HostId, Id, ProjectId};
 pub use state::{SnapshotError, State, SNAPSHOT_VERSION};
 pub use tags::{validate_tags, TagFilter, Tags};

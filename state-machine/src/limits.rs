@@ -58,3 +58,16 @@ pub const MAC_SUFFIXES_MAX: u32 = 1 << 24;
 const _: () = assert!(VNI_MIN <= VNI_MAX);
 const _: () = assert!(MTU_MIN <= MTU_DEFAULT && MTU_DEFAULT <= MTU_MAX);
 const _: () = assert!(BATCH_PORTS_MAX <= 100_000);
+
+/// Bytes a valid bincode encoding claims from the decoder per byte of input:
+/// a `u128` takes one byte as a varint and claims 16 (a string claims its
+/// length, which it also occupies). Decoding outside bytes limits claims to
+/// this multiple of the input ([`crate::decode`]), so a length prefix cannot
+/// allocate more.
+pub const DECODE_CLAIM_PER_INPUT_BYTE_MAX: usize = 16;
+/// Values of a recursive type around one another when decoded: command
+/// wrappers (`Batch`, `Idempotent`, `WithTags`; the deepest the state machine
+/// applies is `Batch` > `Idempotent` > `WithTags` > command), batch replies
+/// and batch-entry rejections. Deeper bytes are a decode error, not a stack
+/// overflow ([`crate::decode`]).
+pub const NESTING_MAX: usize = 3;

@@ -56,12 +56,19 @@ impl State {
                     })?;
             planned.push(port);
         }
-        // Commit: nothing below can fail.
+        // The default groups' rule IDs, derived in the order they always were
+        // (project order, four each), checked before anything is committed.
+        let mut default_sgs = Vec::with_capacity(overlay.default_sgs.len());
         for (project, sg_id) in std::mem::take(&mut overlay.default_sgs) {
             let mut rule_ids = [Id(0); 4];
             for slot in &mut rule_ids {
                 *slot = ctx.derive_id();
             }
+            self.check_derived_ids_free(sg_id, &rule_ids)?;
+            default_sgs.push((project, sg_id, rule_ids));
+        }
+        // Commit: nothing below can fail.
+        for (project, sg_id, rule_ids) in default_sgs {
             let sg = SecurityGroup {
                 id: sg_id,
                 name: "default".to_string(),
@@ -84,6 +91,7 @@ impl State {
     }
 
     fn plan_port(&self, ctx: Ctx, spec: &PortSpec, ov: &mut Overlay) -> Result<Port, Rejection> {
+        crate::ids::validate_client_id("id", spec.id)?;
         validate::ident("project_id", &spec.project_id)?;
         validate::name("name", &spec.name)?;
         validate::name("device_id", &spec.device_id)?;
@@ -191,6 +199,25 @@ impl State {
         sorted.sort();
         sorted.dedup();
         Ok(sorted)
+    }
+
+    /// Refuses a default group whose derived IDs are taken. Clients cannot
+    /// choose derived IDs, so only a state written before they were refused
+    /// can hold one; overwriting it would corrupt the indexes.
+    fn check_derived_ids_free(&self, sg_id: Id, rule_ids: &[Id; 4]) -> Result<(), Rejection> {
+        if self.t.security_groups.contains_key(&sg_id) {
+            return Err(Rejection::AlreadyExists {
+                kind: Kind::SecurityGroup,
+                id: sg_id.to_string(),
+            });
+        }
+        if let Some(taken) = rule_ids.iter().find(|id| self.t.rules.contains_key(id)) {
+            return Err(Rejection::AlreadyExists {
+                kind: Kind::SecurityGroupRule,
+                id: taken.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// The project's default group, planning its creation if it does not exist.

@@ -59,6 +59,9 @@ async fn kill_9_with_a_buffered_wal_loses_no_acknowledged_write() {
     );
 }
 
+// Needs the mutation switches: `scripts/test.sh` runs it with
+// `cargo test -p alcor-node --features unsafe-mutations`.
+#[cfg(feature = "unsafe-mutations")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_with_a_buffered_wal_loses_acknowledged_writes_when_fsync_is_skipped() {
     // The control for the test above: the same run with the skip-fsync

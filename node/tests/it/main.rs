@@ -17,5 +17,7 @@ mod push;
 mod push_scale;
 mod snapshot;
 mod tags;
+#[cfg(not(feature = "unsafe-mutations"))]
+mod unsafe_mutations;
 mod watch;
 mod workload;

@@ -46,6 +46,7 @@
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
@@ -82,6 +83,9 @@ pub struct LogStore {
     /// storage conformance suite, which purges and reads the commit index
     /// with no snapshot at all.
     snapshot_guards: bool,
+    /// Stored bytes of every entry appended since this store was opened
+    /// (grows only); the node snapshots by log growth from it.
+    appended_bytes: Arc<AtomicU64>,
 }
 
 impl Drop for LogStore {
@@ -135,7 +139,13 @@ impl LogStore {
             committed_tx,
             flusher: Some(flusher),
             snapshot_guards,
+            appended_bytes: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// The counter of stored bytes appended since the store was opened.
+    pub fn appended_bytes(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.appended_bytes)
     }
 
     /// Follows the commit index openraft persists through this store.
@@ -192,13 +202,14 @@ fn read_meta<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> io::Result<
     }
 }
 
-/// The entries in `range`, stopping early (after at least one entry) once
-/// their encoded size reaches `bytes_max`.
 fn read_entries<RB: RangeBounds<u64>>(db: &DB, range: RB) -> io::Result<Vec<Entry>> {
-    read_entries_bounded(db, range, usize::MAX)
+    read_entries_within(db, range, usize::MAX)
 }
 
-fn read_entries_bounded<RB: RangeBounds<u64>>(
+/// The entries of `range` in order, stopping before the entry that would
+/// take their stored size past `bytes_max` (the first entry is always
+/// returned, whatever its size, so replication always makes progress).
+fn read_entries_within<RB: RangeBounds<u64>>(
     db: &DB,
     range: RB,
     bytes_max: usize,
@@ -217,14 +228,17 @@ fn read_entries_bounded<RB: RangeBounds<u64>>(
         IteratorMode::From(&key, Direction::Forward),
     );
     let mut entries = Vec::new();
-    let mut n_bytes = 0usize;
+    let mut bytes = 0usize;
     for item in iter {
         let (key, value) = item.map_err(|e| io_error("read logs", e))?;
         let index = index_from_key(&key)?;
-        if !range.contains(&index) || (!entries.is_empty() && n_bytes >= bytes_max) {
+        if !range.contains(&index) {
             break;
         }
-        n_bytes = n_bytes.saturating_add(value.len());
+        bytes = bytes.saturating_add(value.len());
+        if bytes > bytes_max && !entries.is_empty() {
+            break;
+        }
         let entry: Entry = codec::decode_record(&value)
             .map_err(|e| io_error(&format!("decode log entry {index}"), e))?;
         if entry.log_id.index != index {
@@ -276,11 +290,12 @@ impl RaftLogReader<TypeConfig> for LogReader {
         read_meta(&self.db, KEY_VOTE)
     }
 
-    /// Replication reads through here: one AppendEntries carries at most
-    /// `APPEND_ENTRIES_BYTES_MAX` of entries (and at least one entry), so a
-    /// catch-up RPC of big entries stays small enough to finish in time.
+    /// What one AppendEntries carries: openraft's replication asks for
+    /// `[start, end)` (at most `max_payload_entries`), and gets the prefix
+    /// that fits `APPEND_ENTRIES_BYTES_MAX`, so an RPC's size, and with it
+    /// its time on the wire, is bounded by bytes and not by entry count.
     async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
-        read_entries_bounded(&self.db, start..end, APPEND_ENTRIES_BYTES_MAX)
+        read_entries_within(&self.db, start..end, APPEND_ENTRIES_BYTES_MAX)
     }
 }
 
@@ -297,7 +312,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 
     async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
-        read_entries_bounded(&self.db, start..end, APPEND_ENTRIES_BYTES_MAX)
+        read_entries_within(&self.db, start..end, APPEND_ENTRIES_BYTES_MAX)
     }
 }
 
@@ -405,11 +420,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let logs = cf(&self.db, CF_LOGS)?;
         let mut batch = WriteBatch::default();
+        let mut appended = 0u64;
         for entry in entries {
             let bytes = codec::encode_record(&entry)
                 .map_err(|e| io_error(&format!("encode log entry {}", entry.log_id), e))?;
+            appended = appended.saturating_add(bytes.len() as u64);
             batch.put_cf(logs, index_key(entry.log_id.index), bytes);
         }
+        self.appended_bytes.fetch_add(appended, Ordering::Relaxed);
         // In the WAL (so ordered before any later synced write) and readable
         // now; durable once the flusher has fsynced the WAL.
         self.db

@@ -1,8 +1,13 @@
 //! The Raft gRPC service rejects malformed envelopes with a status instead
-//! of panicking or passing garbage to openraft.
+//! of panicking or passing garbage to openraft, and hostile payloads (huge
+//! claimed lengths, deep nesting) with a status instead of crashing.
 
 use alcor_proto::raft::v1::raft_service_client::RaftServiceClient;
 use alcor_proto::raft::v1::RaftMessage;
+use alcor_raft_core::codec;
+use alcor_raft_core::types::Entry;
+use alcor_raft_core::{Request, TypeConfig};
+use alcor_state_machine::{Command, Proposal};
 use tonic::Code;
 
 use crate::cluster::TestCluster;
@@ -46,5 +51,125 @@ async fn garbage_payloads_get_grpc_errors_not_panics() {
         .await
         .unwrap();
     assert!(write.result.is_ok());
+    cluster.shutdown().await;
+}
+
+/// The bytes of `wrapped` with the bytes it adds to `plain` (one wrapper
+/// around the command) repeated `depth` times: the same value with `depth`
+/// wrappers, built without recursing.
+fn nest_wrapper_bytes(plain: &[u8], wrapped: &[u8], depth: usize) -> Vec<u8> {
+    let at = plain
+        .iter()
+        .zip(wrapped)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let wrapper = &wrapped[at..at + wrapped.len() - plain.len()];
+    let mut bytes = plain[..at].to_vec();
+    bytes.extend_from_slice(&wrapper.repeat(depth));
+    bytes.extend_from_slice(&plain[at..]);
+    bytes
+}
+
+/// `bytes` with the first string of length 4 holding `marker` replaced by
+/// the varint length 2^44 (16 TiB) and no string bytes.
+fn claim_16_tib(bytes: &[u8], marker: &[u8; 4]) -> Vec<u8> {
+    let mut needle = vec![4u8];
+    needle.extend_from_slice(marker);
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("marker string in the encoding");
+    let mut out = bytes[..at].to_vec();
+    out.push(253);
+    out.extend_from_slice(&(1u64 << 44).to_le_bytes());
+    out.extend_from_slice(&bytes[at + needle.len()..]);
+    out
+}
+
+/// An AppendEntries from a made-up leader (term 1, node 9) carrying one
+/// entry that applies `command`.
+fn append_entries_payload(command: Command) -> Vec<u8> {
+    let leader = alcor_raft_core::types::CommittedLeaderId {
+        term: 1,
+        node_id: 9,
+    };
+    let entry = Entry {
+        log_id: openraft::LogId::new(leader, 1),
+        payload: openraft::EntryPayload::Normal(Request::Apply(Proposal {
+            time_ms: 1,
+            command,
+        })),
+    };
+    let rpc = openraft::raft::AppendEntriesRequest::<TypeConfig> {
+        vote: openraft::Vote::new_committed(1, 9),
+        prev_log_id: None,
+        entries: vec![entry],
+        leader_commit: None,
+    };
+    codec::encode(&rpc).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_lengths_and_nesting_get_grpc_errors_and_the_node_keeps_serving() {
+    let cluster = TestCluster::start(1, |_| {}).await;
+    let addr = format!("http://{}", cluster.node(1).raft_addr());
+    let mut client = RaftServiceClient::connect(addr).await.unwrap();
+    let message = |payload: Vec<u8>| RaftMessage {
+        version: 1,
+        payload,
+    };
+
+    // Issue 13's 12 bytes: `Request::Apply` of a `CreateHost` whose host id
+    // claims 16 TiB. The old decoder tried to allocate it and aborted.
+    let mut forward = vec![0, 0, 0, 253];
+    forward.extend_from_slice(&(1u64 << 44).to_le_bytes());
+    assert_eq!(forward.len(), 12);
+    let status = client.forward(message(forward)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+
+    // The same claim inside an AppendEntries entry.
+    let host = Command::CreateHost {
+        id: "HOST".to_string(),
+        project_id: "p".to_string(),
+        underlay_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    };
+    let payload = claim_16_tib(&append_entries_payload(host.clone()), b"HOST");
+    let status = client.append_entries(message(payload)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+
+    // 100,000 `Idempotent` wrappers (about 400 KB): the old decoder recursed
+    // once per wrapper and overflowed the stack.
+    let wrapped = Command::Idempotent {
+        token: "t".to_string(),
+        command: Box::new(host.clone()),
+    };
+    let plain_forward = codec::encode(&Request::Apply(Proposal {
+        time_ms: 1,
+        command: host.clone(),
+    }))
+    .unwrap();
+    let wrapped_forward = codec::encode(&Request::Apply(Proposal {
+        time_ms: 1,
+        command: wrapped.clone(),
+    }))
+    .unwrap();
+    let deep = nest_wrapper_bytes(&plain_forward, &wrapped_forward, 100_000);
+    let status = client.forward(message(deep)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let deep = nest_wrapper_bytes(
+        &append_entries_payload(host.clone()),
+        &append_entries_payload(wrapped),
+        100_000,
+    );
+    let status = client.append_entries(message(deep)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+
+    // The node is still up and still commits writes.
+    let write = cluster
+        .node(1)
+        .client_write(crate::cluster::create_host(2))
+        .await
+        .unwrap();
+    assert!(write.result.is_ok(), "{:?}", write.result);
     cluster.shutdown().await;
 }

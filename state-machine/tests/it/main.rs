@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+mod derived_ids;
 mod diffs;
 mod props;
 mod purity;

@@ -1,5 +1,6 @@
 //! Property tests over random command sequences: determinism, IPAM uniqueness,
-//! all-or-nothing rejections, diffs summing to goal state, snapshot round trips.
+//! all-or-nothing rejections, diffs summing to goal state, snapshot round trips,
+//! indexes equal to a rebuild (client IDs sometimes of the derived form).
 
 use crate::support::*;
 use alcor_state_machine::model::{Direction, EtherType, HostStatus};
@@ -25,6 +26,91 @@ fn arb_groups() -> impl Strategy<Value = Option<Vec<Id>>> {
         Just(None),
         proptest::collection::vec((50u128..53).prop_map(Id), 0..3).prop_map(Some)
     ]
+}
+
+/// Log indexes from this one up in a generated ID stand for "this many
+/// entries after the command's own": [`resolve_ahead`] replaces them.
+const AHEAD_MARK: u64 = 0xFFFF_0000_0000;
+
+/// A client-chosen ID: usually from `plain`, sometimes of the derived form
+/// for an entry 1 to 3 after the command's own, with a sequence number the
+/// state machine uses for a default group (1) or its rules (2 to 5), so a
+/// following port create would derive the same ID (and the client's must
+/// be refused).
+fn arb_client_id(plain: std::ops::Range<u128>) -> impl Strategy<Value = Id> {
+    prop_oneof![
+        3 => plain.prop_map(Id),
+        1 => (1u64..4, 1u32..6).prop_map(|(ahead, seq)| Id::derived(AHEAD_MARK + ahead, seq)),
+    ]
+}
+
+/// `command` applied at log index `index`, with every ID marked by
+/// [`arb_client_id`] as "ahead" replaced by the ID derived that many
+/// entries later.
+fn resolve_ahead(command: Command, index: u64) -> Command {
+    let resolve = |id: &mut Id| {
+        let id_index = (id.0 >> 80) as u64;
+        if id.is_derived() && id_index > AHEAD_MARK {
+            *id = Id::derived(index + (id_index - AHEAD_MARK), id.0 as u32);
+        }
+    };
+    match command {
+        Command::CreateSecurityGroup {
+            mut id,
+            project_id,
+            name,
+            description,
+        } => {
+            resolve(&mut id);
+            Command::CreateSecurityGroup {
+                id,
+                project_id,
+                name,
+                description,
+            }
+        }
+        Command::CreateSecurityGroupRule {
+            mut id,
+            project_id,
+            security_group_id,
+            direction,
+            ethertype,
+            protocol,
+            port_range_min,
+            port_range_max,
+            remote_ip_prefix,
+            remote_group_id,
+        } => {
+            resolve(&mut id);
+            Command::CreateSecurityGroupRule {
+                id,
+                project_id,
+                security_group_id,
+                direction,
+                ethertype,
+                protocol,
+                port_range_min,
+                port_range_max,
+                remote_ip_prefix,
+                remote_group_id,
+            }
+        }
+        Command::Batch(commands) => Command::Batch(
+            commands
+                .into_iter()
+                .map(|c| resolve_ahead(c, index))
+                .collect(),
+        ),
+        Command::Idempotent { token, command } => Command::Idempotent {
+            token,
+            command: Box::new(resolve_ahead(*command, index)),
+        },
+        Command::WithTags { tags, command } => Command::WithTags {
+            tags,
+            command: Box::new(resolve_ahead(*command, index)),
+        },
+        other => other,
+    }
 }
 
 fn arb_spec() -> impl Strategy<Value = PortSpec> {
@@ -72,20 +158,20 @@ fn arb_simple_command() -> impl Strategy<Value = Command> {
             id: Id(n),
             expected_revision: None
         }),
-        (50u128..53).prop_map(|n| Command::CreateSecurityGroup {
-            id: Id(n),
+        (arb_client_id(50..53)).prop_map(|id| Command::CreateSecurityGroup {
+            id,
             project_id: PROJECT.into(),
-            name: format!("sg{n}"),
+            name: format!("sg{}", id.0 % 1000),
             description: String::new()
         }),
         (
-            60u128..66,
+            arb_client_id(60..66),
             50u128..53,
             proptest::option::of(50u128..53),
             0u16..3
         )
-            .prop_map(|(n, sg, remote, p)| Command::CreateSecurityGroupRule {
-                id: Id(n),
+            .prop_map(|(id, sg, remote, p)| Command::CreateSecurityGroupRule {
+                id,
                 project_id: PROJECT.into(),
                 security_group_id: Id(sg),
                 direction: Direction::Ingress,
@@ -186,6 +272,24 @@ fn arb_command() -> impl Strategy<Value = Command> {
     ]
 }
 
+/// One history step: usually one command, sometimes a client group or rule
+/// under an ID that the next entry (a port create, which may create the
+/// project's default group) would derive, the collision of issue 13.
+fn arb_step() -> impl Strategy<Value = Vec<Command>> {
+    prop_oneof![
+        12 => arb_command().prop_map(|command| vec![command]),
+        1 => (1u32..6, arb_spec()).prop_map(|(seq, spec)| vec![
+            Command::CreateSecurityGroup {
+                id: Id::derived(AHEAD_MARK + 1, seq),
+                project_id: PROJECT.into(),
+                name: "trap".into(),
+                description: String::new(),
+            },
+            Command::CreatePort(spec),
+        ]),
+    ]
+}
+
 fn check_ipam(state: &State) {
     let mut ips = BTreeSet::new();
     let mut macs = BTreeSet::new();
@@ -212,7 +316,13 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_histories_keep_every_invariant(commands in proptest::collection::vec(arb_command(), 1..60)) {
+    fn random_histories_keep_every_invariant(steps in proptest::collection::vec(arb_step(), 1..50)) {
+        let commands: Vec<Command> = steps
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, command)| resolve_ahead(command, i as u64 + 1))
+            .collect();
         let mut w = World::new();
         let mut twin = State::new();
         let mut snapshots = Vec::new();
@@ -227,6 +337,7 @@ proptest! {
             }
             check_ipam(&w.state);
             prop_assert!(w.state.tag_index_is_consistent(), "tag index drifted at command {}", i);
+            prop_assert!(w.state.indexes_match_rebuild(), "indexes drifted at command {}", i);
             snapshots.push((w.index, w.state.snapshot()));
         }
         // Determinism: byte-identical snapshots.
