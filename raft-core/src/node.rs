@@ -777,7 +777,7 @@ impl Drop for RaftNode {
 }
 
 /// Asks openraft for a snapshot whenever `bytes_since_last` stored bytes
-/// of log were appended since the previous request (openraft 0.9's own
+/// of log were appended since the previous request (openraft's own
 /// policy counts entries only). Ends when Raft has stopped.
 async fn snapshot_by_size(raft: Raft, appended_bytes: Arc<AtomicU64>, bytes_since_last: u64) {
     let mut base = 0u64;

@@ -11,7 +11,7 @@
 //! heartbeat broadcast per round instead of N.
 //!
 //! The round itself is a closure (on the leader: openraft's
-//! `get_read_log_id`; on a follower: the `ReadIndex` RPC to the leader), so
+//! `get_read_linearizer(ReadIndex)`; on a follower: the `ReadIndex` RPC to the leader), so
 //! this module holds only the batching.
 
 use std::future::Future;
