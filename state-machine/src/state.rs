@@ -68,7 +68,7 @@ impl TokenRecord {
 }
 
 /// Secondary indexes, derived from [`Tables`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Indexes {
     pub(crate) vni_used: BTreeMap<u32, Id>,
     pub(crate) net_subnets: BTreeSet<(Id, Id)>,
@@ -206,6 +206,17 @@ impl State {
     /// A digest of the whole state: equal on replicas that applied the same log.
     pub fn digest(&self) -> [u8; 32] {
         *blake3::hash(&self.snapshot()).as_bytes()
+    }
+
+    /// Whether every index equals one rebuilt from the tables (for tests).
+    pub fn indexes_are_consistent(&self) -> bool {
+        let mut fresh = State {
+            t: self.t.clone(),
+            ix: Indexes::default(),
+            marks: Default::default(),
+        };
+        fresh.rebuild_indexes();
+        fresh.ix == self.ix
     }
 
     fn rebuild_indexes(&mut self) {
