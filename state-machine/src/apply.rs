@@ -552,7 +552,6 @@ impl State {
             }
             ctx.touch(&mut host.meta);
         }
-        d.after(self, &candidates);
         self.t
             .hosts
             .get(id)
@@ -715,7 +714,6 @@ impl State {
             }
             ctx.touch(&mut vpc.meta);
         }
-        d.after(self, &candidates);
         self.t
             .vpcs
             .get(&id)
@@ -837,7 +835,6 @@ impl State {
         self.usage_add(s.project_id, ResourceKind::Subnet, 1);
         self.changed(Kind::Subnet, s.id);
         self.t.subnets.insert(s.id, subnet.clone());
-        d.after(self, &candidates);
         Ok(Reply::Subnet(subnet))
     }
 
@@ -917,7 +914,6 @@ impl State {
         d.before(self, &candidates);
         self.changed(Kind::Subnet, id);
         self.t.subnets.insert(id, new.clone());
-        d.after(self, &candidates);
         Ok(Reply::Subnet(new))
     }
 
@@ -960,7 +956,6 @@ impl State {
         self.t.ip_cursors.remove(&id);
         self.ix.net_subnets.remove(&(net, id));
         self.usage_sub(&project, ResourceKind::Subnet, 1);
-        d.after(self, &candidates);
         Ok(Reply::Deleted)
     }
 
@@ -1197,7 +1192,6 @@ impl State {
         self.index_rule(&rule, true);
         self.changed(Kind::SecurityGroupRule, rule.id);
         self.t.rules.insert(rule.id, rule.clone());
-        d.after(self, &candidates);
         Ok(Reply::SecurityGroupRule(rule))
     }
 
@@ -1219,7 +1213,6 @@ impl State {
         self.index_rule(&rule, false);
         self.changed(Kind::SecurityGroupRule, id);
         self.t.rules.remove(&id);
-        d.after(self, &candidates);
         Ok(Reply::Deleted)
     }
 
@@ -1306,7 +1299,6 @@ impl State {
         d.before(self, &candidates);
         self.changed(Kind::Router, id);
         self.t.routers.insert(id, new.clone());
-        d.after(self, &candidates);
         Ok(Reply::Router(new))
     }
 
@@ -1411,7 +1403,6 @@ impl State {
         self.index_router(&new, true);
         self.changed(Kind::Router, router_id);
         self.t.routers.insert(router_id, new.clone());
-        d.after(self, &candidates);
         Ok(Reply::Router(new))
     }
 

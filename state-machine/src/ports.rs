@@ -6,7 +6,7 @@
 
 use crate::apply::Ctx;
 use crate::command::{FixedIpRequest, Kind, PortSpec, PortUpdate, Rejection, Reply};
-use crate::goal::{DiffCollector, GoalKey, Scope, Touch};
+use crate::goal::{DiffCollector, GoalKey, Scope};
 use crate::ids::{HostId, Id, ProjectId};
 use crate::limits::{
     BATCH_PORTS_MAX, MAC_PREFIX, MAC_SUFFIXES_MAX, PORT_ADDRESS_PAIRS_MAX, PORT_FIXED_IPS_MAX,
@@ -418,8 +418,7 @@ impl State {
         new: Option<Port>,
         d: &mut DiffCollector,
     ) {
-        let candidates = self.port_candidates(old.as_ref(), new.as_ref());
-        d.before(self, &candidates);
+        self.record_port_touch(old.as_ref(), new.as_ref(), d);
         if let Some(old) = &old {
             if new.is_none() {
                 self.index_tags(Kind::Port, old.id, &old.meta.tags, false);
@@ -433,64 +432,71 @@ impl State {
             self.changed(Kind::Port, new.id);
             self.t.ports.insert(new.id, new);
         }
-        d.after(self, &candidates);
     }
 
-    /// Every object and subscription that may differ between the state with
-    /// `old` and the state with `new` in its place. Evaluated on the state before.
+    /// Records, on the state before, every object and subscription that may
+    /// differ between the state with `old` and the state with `new` in its place.
     /// Its size is independent of how many hosts share the port's VPC or groups.
-    fn port_candidates(&self, old: Option<&Port>, new: Option<&Port>) -> Touch {
-        let mut out = Touch::default();
+    fn record_port_touch(&self, old: Option<&Port>, new: Option<&Port>, d: &mut DiffCollector) {
         let Some(id) = old.or(new).map(|p| p.id) else {
-            return out;
+            return;
         };
         let sides = [old, new];
-        let nets: BTreeSet<Id> = sides.iter().flatten().map(|p| p.network_id).collect();
-        let hosts: BTreeSet<&HostId> = sides
+        let mut nets: Vec<Id> = sides.iter().flatten().map(|p| p.network_id).collect();
+        nets.dedup();
+        let mut hosts: Vec<&str> = sides
             .iter()
             .flatten()
-            .filter_map(|p| p.binding_host.as_ref())
+            .filter_map(|p| p.binding_host.as_deref())
             .collect();
-        let groups: BTreeSet<Id> = sides
+        hosts.dedup();
+        let mut groups: Vec<Id> = sides
             .iter()
             .flatten()
             .flat_map(|p| p.security_groups.iter().copied())
             .collect();
+        groups.sort_unstable();
+        groups.dedup();
         let fips = self.fips_of_port(id);
         for host in &hosts {
-            out.objects
-                .push((Scope::Host((*host).clone()), GoalKey::Port(id)));
+            d.host_object(self, host, GoalKey::Port(id));
             // The port's floating IPs follow it from host to host.
             for fip in &fips {
-                out.objects
-                    .push((Scope::Host((*host).clone()), GoalKey::FloatingIp(*fip)));
+                d.host_object(self, host, GoalKey::FloatingIp(*fip));
             }
         }
         for net in &nets {
-            out.objects.push((Scope::Vpc(*net), GoalKey::Neighbor(id)));
+            let scope = Scope::Vpc(*net);
+            d.shared_object(self, &scope, GoalKey::Neighbor(id));
             for host in &hosts {
-                out.subs.push(((*host).clone(), Scope::Vpc(*net)));
+                d.sub(self, host, &scope);
             }
         }
         for sg in &groups {
-            out.objects.push((
-                Scope::Members(*sg),
+            d.shared_object(
+                self,
+                &Scope::Members(*sg),
                 GoalKey::SgMember {
                     group_id: *sg,
                     port_id: id,
                 },
-            ));
+            );
+            if hosts.is_empty() {
+                continue;
+            }
+            let rules = Scope::Rules(*sg);
             for host in &hosts {
-                out.subs.push(((*host).clone(), Scope::Rules(*sg)));
-                for (_, rule_id) in self.ix.sg_rules.range((*sg, Id(0))..=(*sg, Id(u128::MAX))) {
-                    if let Some(remote) = self.t.rules.get(rule_id).and_then(|r| r.remote_group_id)
-                    {
-                        out.subs.push(((*host).clone(), Scope::Members(remote)));
+                d.sub(self, host, &rules);
+            }
+            for (_, rule_id) in self.ix.sg_rules.range((*sg, Id(0))..=(*sg, Id(u128::MAX))) {
+                if let Some(remote) = self.t.rules.get(rule_id).and_then(|r| r.remote_group_id) {
+                    let members = Scope::Members(remote);
+                    for host in &hosts {
+                        d.sub(self, host, &members);
                     }
                 }
             }
         }
-        out
     }
 
     pub(crate) fn update_port(

@@ -645,18 +645,18 @@ impl State {
         }
     }
 
-    /// The value of an object within its scope, regardless of who subscribes.
-    pub fn scope_value(&self, scope: &Scope, key: &GoalKey) -> Option<GoalObject> {
-        match (scope, *key) {
-            (Scope::Host(host), GoalKey::Port(id)) => {
+    /// The value of an object of a host's own scope ([`Scope::Host`]).
+    pub(crate) fn host_value(&self, host: &str, key: &GoalKey) -> Option<GoalObject> {
+        match *key {
+            GoalKey::Port(id) => {
                 let port = self.t.ports.get(&id)?;
-                (port.binding_host.as_ref() == Some(host))
+                (port.binding_host.as_deref() == Some(host))
                     .then(|| GoalObject::Port(PortConfig::of(port)))
             }
-            (Scope::Host(host), GoalKey::FloatingIp(id)) => {
+            GoalKey::FloatingIp(id) => {
                 let fip = self.t.floating_ips.get(&id)?;
                 let port = self.t.ports.get(&fip.port_id?)?;
-                (port.binding_host.as_ref() == Some(host)).then_some(())?;
+                (port.binding_host.as_deref() == Some(host)).then_some(())?;
                 Some(GoalObject::FloatingIp(FloatingIpConfig {
                     id,
                     floating_ip_address: fip.floating_ip_address,
@@ -664,6 +664,14 @@ impl State {
                     fixed_ip_address: fip.fixed_ip_address?,
                 }))
             }
+            _ => None,
+        }
+    }
+
+    /// The value of an object within its scope, regardless of who subscribes.
+    pub fn scope_value(&self, scope: &Scope, key: &GoalKey) -> Option<GoalObject> {
+        match (scope, *key) {
+            (Scope::Host(host), key) => self.host_value(host, &key),
             (Scope::Vpc(net), GoalKey::Vpc(id)) if *net == id => self
                 .t
                 .vpcs
