@@ -132,9 +132,12 @@ impl State {
         for ip in &fixed_ips {
             ov.ips.insert((ip.subnet_id, ip_to_int(ip.ip_address)));
         }
-        *ov.ports_per_project
-            .entry(spec.project_id.clone())
-            .or_insert(0) += 1;
+        match ov.ports_per_project.get_mut(spec.project_id.as_str()) {
+            Some(n) => *n += 1,
+            None => {
+                ov.ports_per_project.insert(spec.project_id.clone(), 1);
+            }
+        }
         Ok(Port {
             id: spec.id,
             name: spec.name.clone(),
@@ -355,12 +358,13 @@ impl State {
         taken: &BTreeSet<(Id, u128)>,
     ) -> Option<u128> {
         let id = subnet.id;
-        let ranges: Vec<(u128, u128)> = subnet
-            .allocation_pools
-            .iter()
-            .map(|p| (ip_to_int(p.start), ip_to_int(p.end)))
-            .collect();
-        let first = ranges.first()?.0;
+        let ranges = || {
+            subnet
+                .allocation_pools
+                .iter()
+                .map(|p| (ip_to_int(p.start), ip_to_int(p.end)))
+        };
+        let first = ranges().next()?.0;
         let cursor = ov
             .ip_cursors
             .get(&id)
@@ -368,16 +372,14 @@ impl State {
             .copied()
             .unwrap_or(first);
         let is_free = |n: u128| !ov.ips.contains(&(id, n)) && !taken.contains(&(id, n));
-        let found = ranges
-            .iter()
+        let found = ranges()
             .filter(|(_, hi)| *hi >= cursor)
-            .find_map(|(lo, hi)| self.first_free(id, (*lo).max(cursor), *hi, &is_free))
+            .find_map(|(lo, hi)| self.first_free(id, lo.max(cursor), hi, &is_free))
             .or_else(|| {
-                ranges
-                    .iter()
+                ranges()
                     .filter(|(lo, _)| *lo < cursor)
                     .find_map(|(lo, hi)| {
-                        self.first_free(id, *lo, (*hi).min(cursor.saturating_sub(1)), &is_free)
+                        self.first_free(id, lo, hi.min(cursor.saturating_sub(1)), &is_free)
                     })
             })?;
         ov.ip_cursors.insert(id, found.saturating_add(1));
@@ -441,38 +443,37 @@ impl State {
         let Some(id) = old.or(new).map(|p| p.id) else {
             return;
         };
-        let sides = [old, new];
-        let mut nets: Vec<Id> = sides.iter().flatten().map(|p| p.network_id).collect();
-        nets.dedup();
-        let mut hosts: Vec<&str> = sides
-            .iter()
-            .flatten()
-            .filter_map(|p| p.binding_host.as_deref())
-            .collect();
-        hosts.dedup();
-        let mut groups: Vec<Id> = sides
-            .iter()
-            .flatten()
-            .flat_map(|p| p.security_groups.iter().copied())
-            .collect();
-        groups.sort_unstable();
-        groups.dedup();
+        // Each side's values, the new side's only where they differ from the old
+        // side's (fixed-size, so the hot path allocates nothing here).
+        let nets = distinct(old.map(|p| p.network_id), new.map(|p| p.network_id));
+        let hosts = distinct(
+            old.and_then(|p| p.binding_host.as_deref()),
+            new.and_then(|p| p.binding_host.as_deref()),
+        );
+        let hosts = || hosts.iter().flatten();
+        let old_groups = old.map_or(&[][..], |p| &p.security_groups[..]);
+        let new_groups = new.map_or(&[][..], |p| &p.security_groups[..]);
+        let groups = old_groups.iter().chain(
+            new_groups
+                .iter()
+                .filter(|g| old_groups.binary_search(g).is_err()),
+        );
         let fips = self.fips_of_port(id);
-        for host in &hosts {
+        for host in hosts() {
             d.host_object(self, host, GoalKey::Port(id));
             // The port's floating IPs follow it from host to host.
             for fip in &fips {
                 d.host_object(self, host, GoalKey::FloatingIp(*fip));
             }
         }
-        for net in &nets {
+        for net in nets.iter().flatten() {
             let scope = Scope::Vpc(*net);
             d.shared_object(self, &scope, GoalKey::Neighbor(id));
-            for host in &hosts {
+            for host in hosts() {
                 d.sub(self, host, &scope);
             }
         }
-        for sg in &groups {
+        for sg in groups {
             d.shared_object(
                 self,
                 &Scope::Members(*sg),
@@ -481,17 +482,17 @@ impl State {
                     port_id: id,
                 },
             );
-            if hosts.is_empty() {
+            if hosts().next().is_none() {
                 continue;
             }
             let rules = Scope::Rules(*sg);
-            for host in &hosts {
+            for host in hosts() {
                 d.sub(self, host, &rules);
             }
             for (_, rule_id) in self.ix.sg_rules.range((*sg, Id(0))..=(*sg, Id(u128::MAX))) {
                 if let Some(remote) = self.t.rules.get(rule_id).and_then(|r| r.remote_group_id) {
                     let members = Scope::Members(remote);
-                    for host in &hosts {
+                    for host in hosts() {
                         d.sub(self, host, &members);
                     }
                 }
@@ -603,6 +604,12 @@ impl State {
         self.commit_port(Some(old), None, d);
         Ok(Reply::Deleted)
     }
+}
+
+/// `a` and `b`, without `b` if it equals `a`.
+fn distinct<T: PartialEq>(a: Option<T>, b: Option<T>) -> [Option<T>; 2] {
+    let b = b.filter(|b| a.as_ref() != Some(b));
+    [a, b]
 }
 
 fn check_mac(mac: &Mac) -> Result<(), Rejection> {

@@ -346,7 +346,7 @@ impl State {
 
     /// Adds or removes a port from every index (not from the table).
     pub(crate) fn index_port(&mut self, port: &Port, insert: bool) {
-        let project = port.meta.project_id.clone();
+        let project = &port.meta.project_id;
         let net = port.network_id;
         if insert {
             self.ix.net_ports.insert((net, port.id));
@@ -375,7 +375,7 @@ impl State {
                     bump(self.ix.sg_hosts.entry(*sg).or_default(), host);
                 }
             }
-            self.usage_add(&project, ResourceKind::Port, 1);
+            self.usage_add(project, ResourceKind::Port, 1);
         } else {
             self.ix.net_ports.remove(&(net, port.id));
             for ip in &port.fixed_ips {
@@ -399,7 +399,7 @@ impl State {
                     unbump(&mut self.ix.sg_hosts, *sg, host);
                 }
             }
-            self.usage_sub(&project, ResourceKind::Port, 1);
+            self.usage_sub(project, ResourceKind::Port, 1);
         }
     }
 
