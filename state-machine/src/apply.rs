@@ -1,6 +1,7 @@
 //! Applying a command: validate everything first (reading only), then mutate
-//! (infallibly) while the diff collector records the goal-state values of the
-//! candidate (host, key) pairs before and after each step.
+//! (infallibly); before each step the diff collector records the goal-state
+//! values of the candidate objects and subscriptions it may change, and once the
+//! command is done it evaluates each of them once more.
 
 use crate::changes::ResourceChange;
 use crate::command::{Command, GatewaySpec, Kind, Proposal, Rejection, Reply, SubnetUpdate};

@@ -6,9 +6,9 @@
 //! members of the groups those rules name as remote groups. [`crate::State::goal_value`]
 //! evaluates one key for one host from the indexes in O(log n);
 //! [`crate::State::goal_state`] enumerates a whole host. Commands compute diffs by
-//! evaluating a candidate set of (host, key) pairs before and after the change
-//! ([`DiffCollector`]), so the cost is proportional to what changed and to the hosts
-//! that must learn it.
+//! recording a candidate set of objects and subscriptions before each change and
+//! evaluating each once after the command ([`DiffCollector`]), so the cost is
+//! proportional to what changed and to the hosts that must learn it.
 
 use crate::ids::{HostId, Id, ProjectId};
 use crate::model::{AddressPair, Direction, EtherType, FixedIp, Mac, Route, RouterInterface};
