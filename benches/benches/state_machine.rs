@@ -44,21 +44,22 @@ fn port_create(c: &mut Criterion) {
             })
         },
     );
-    let specs: Vec<_> = (0..1_000u128)
-        .map(|n| port_spec(10 + n, 1, &alcor_benches::host_name((n % 10) as usize)))
-        .collect();
+    // The proposal is built once: apply reads it by reference, as raft-core does
+    // with a decoded entry, so cloning 1,000 specs is no part of the figure.
+    let proposal = Proposal {
+        time_ms: 1,
+        command: Command::CreatePorts(
+            (0..1_000u128)
+                .map(|n| port_spec(10 + n, 1, &alcor_benches::host_name((n % 10) as usize)))
+                .collect(),
+        ),
+    };
     group.throughput(Throughput::Elements(1_000));
     group.bench_function("batch_1000_ports_in_10k_port_vpc_10_hosts", |b| {
         b.iter_batched_ref(
             || base.state.clone(),
             |state| {
-                let outcome = state.apply(
-                    base.index + 1,
-                    &Proposal {
-                        time_ms: 1,
-                        command: Command::CreatePorts(specs.clone()),
-                    },
-                );
+                let outcome = state.apply(base.index + 1, &proposal);
                 assert!(outcome.result.is_ok());
             },
             BatchSize::LargeInput,

@@ -1,6 +1,7 @@
 //! Applying a command: validate everything first (reading only), then mutate
-//! (infallibly) while the diff collector records the goal-state values of the
-//! candidate (host, key) pairs before and after each step.
+//! (infallibly); before each step the diff collector records the goal-state
+//! values of the candidate objects and subscriptions it may change, and once the
+//! command is done it evaluates each of them once more.
 
 use crate::changes::ResourceChange;
 use crate::command::{Command, GatewaySpec, Kind, Proposal, Rejection, Reply, SubnetUpdate};
@@ -552,7 +553,6 @@ impl State {
             }
             ctx.touch(&mut host.meta);
         }
-        d.after(self, &candidates);
         self.t
             .hosts
             .get(id)
@@ -716,7 +716,6 @@ impl State {
             }
             ctx.touch(&mut vpc.meta);
         }
-        d.after(self, &candidates);
         self.t
             .vpcs
             .get(&id)
@@ -839,7 +838,6 @@ impl State {
         self.usage_add(s.project_id, ResourceKind::Subnet, 1);
         self.changed(Kind::Subnet, s.id);
         self.t.subnets.insert(s.id, subnet.clone());
-        d.after(self, &candidates);
         Ok(Reply::Subnet(subnet))
     }
 
@@ -919,7 +917,6 @@ impl State {
         d.before(self, &candidates);
         self.changed(Kind::Subnet, id);
         self.t.subnets.insert(id, new.clone());
-        d.after(self, &candidates);
         Ok(Reply::Subnet(new))
     }
 
@@ -962,7 +959,6 @@ impl State {
         self.t.ip_cursors.remove(&id);
         self.ix.net_subnets.remove(&(net, id));
         self.usage_sub(&project, ResourceKind::Subnet, 1);
-        d.after(self, &candidates);
         Ok(Reply::Deleted)
     }
 
@@ -1216,7 +1212,6 @@ impl State {
         self.index_rule(&rule, true);
         self.changed(Kind::SecurityGroupRule, rule.id);
         self.t.rules.insert(rule.id, rule.clone());
-        d.after(self, &candidates);
         Ok(Reply::SecurityGroupRule(rule))
     }
 
@@ -1238,7 +1233,6 @@ impl State {
         self.index_rule(&rule, false);
         self.changed(Kind::SecurityGroupRule, id);
         self.t.rules.remove(&id);
-        d.after(self, &candidates);
         Ok(Reply::Deleted)
     }
 
@@ -1326,7 +1320,6 @@ impl State {
         d.before(self, &candidates);
         self.changed(Kind::Router, id);
         self.t.routers.insert(id, new.clone());
-        d.after(self, &candidates);
         Ok(Reply::Router(new))
     }
 
@@ -1431,7 +1424,6 @@ impl State {
         self.index_router(&new, true);
         self.changed(Kind::Router, router_id);
         self.t.routers.insert(router_id, new.clone());
-        d.after(self, &candidates);
         Ok(Reply::Router(new))
     }
 

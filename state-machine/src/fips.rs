@@ -113,7 +113,6 @@ impl State {
         self.index_fip(&fip, true);
         self.changed(Kind::FloatingIp, id);
         self.t.floating_ips.insert(id, fip.clone());
-        d.after(self, &touch);
         Ok(Reply::FloatingIp(fip))
     }
 
@@ -200,7 +199,6 @@ impl State {
         self.index_tags(Kind::FloatingIp, id, &fip.meta.tags, false);
         self.changed(Kind::FloatingIp, id);
         self.t.floating_ips.remove(&id);
-        d.after(self, &touch);
         Ok(Reply::Deleted)
     }
 
@@ -225,7 +223,6 @@ impl State {
         self.index_fip(&new, true);
         self.changed(Kind::FloatingIp, id);
         self.t.floating_ips.insert(id, new);
-        d.after(self, &touch);
     }
 
     /// The fixed address a floating IP would map to, checked.

@@ -6,9 +6,9 @@
 //! members of the groups those rules name as remote groups. [`crate::State::goal_value`]
 //! evaluates one key for one host from the indexes in O(log n);
 //! [`crate::State::goal_state`] enumerates a whole host. Commands compute diffs by
-//! evaluating a candidate set of (host, key) pairs before and after the change
-//! ([`DiffCollector`]), so the cost is proportional to what changed and to the hosts
-//! that must learn it.
+//! recording a candidate set of objects and subscriptions before each change and
+//! evaluating each once after the command ([`DiffCollector`]), so the cost is
+//! proportional to what changed and to the hosts that must learn it.
 
 use crate::ids::{HostId, Id, ProjectId};
 use crate::model::{AddressPair, Direction, EtherType, FixedIp, Mac, Route, RouterInterface};
@@ -348,19 +348,27 @@ impl Diffs {
     }
 }
 
-/// What a command may touch: shared objects, and host subscriptions to scopes.
+/// What a command may touch: objects, and host subscriptions to shared scopes.
 #[derive(Default)]
 pub(crate) struct Touch {
     pub(crate) objects: Vec<(Scope, GoalKey)>,
     pub(crate) subs: Vec<(HostId, Scope)>,
 }
 
-/// Collects, for every touched object and subscription, its value before the
-/// command and after it, then emits the net changes.
+/// Collects the value before the command of every object and subscription the
+/// command may touch; [`DiffCollector::finish`] evaluates each once against the
+/// state after the command and emits the net changes. Values after are never
+/// recorded step by step: a later step that changes a recorded key names it among
+/// its own candidates, so the final state holds its last value.
 #[derive(Default)]
 pub(crate) struct DiffCollector {
-    objects: BTreeMap<(Scope, GoalKey), (Option<GoalObject>, Option<GoalObject>)>,
-    subs: BTreeMap<(HostId, Scope), (bool, bool)>,
+    /// Objects of hosts' own scopes: host -> key -> value before (boxed, since
+    /// most are absent and B-tree nodes move their values on insert).
+    host_objects: BTreeMap<HostId, BTreeMap<GoalKey, Option<Box<GoalObject>>>>,
+    /// Objects of shared scopes: scope -> key -> value before.
+    shared_objects: BTreeMap<Scope, BTreeMap<GoalKey, Option<Box<GoalObject>>>>,
+    /// Subscriptions to shared scopes: scope -> host -> subscribed before.
+    subs: BTreeMap<Scope, BTreeMap<HostId, bool>>,
 }
 
 impl DiffCollector {
@@ -368,120 +376,136 @@ impl DiffCollector {
     /// recorded earlier in this command.
     pub(crate) fn before(&mut self, state: &crate::State, touch: &Touch) {
         for (scope, key) in &touch.objects {
-            if let std::collections::btree_map::Entry::Vacant(slot) =
-                self.objects.entry((scope.clone(), *key))
-            {
-                let value = state.scope_value(scope, key);
-                slot.insert((value.clone(), value));
+            match scope {
+                Scope::Host(host) => self.host_object(state, host, *key),
+                shared => self.shared_object(state, shared, *key),
             }
         }
         for (host, scope) in &touch.subs {
-            if let std::collections::btree_map::Entry::Vacant(slot) =
-                self.subs.entry((host.clone(), scope.clone()))
-            {
-                let on = state.subscribed(host, scope);
-                slot.insert((on, on));
-            }
+            self.sub(state, host, scope);
         }
     }
 
-    /// Records the current values as the latest ones.
-    pub(crate) fn after(&mut self, state: &crate::State, touch: &Touch) {
-        for (scope, key) in &touch.objects {
-            if let Some(entry) = self.objects.get_mut(&(scope.clone(), *key)) {
-                entry.1 = state.scope_value(scope, key);
-            }
+    /// Records the current value of an object of `host`'s own scope.
+    pub(crate) fn host_object(&mut self, state: &crate::State, host: &str, key: GoalKey) {
+        if !self.host_objects.contains_key(host) {
+            self.host_objects.insert(host.to_string(), BTreeMap::new());
         }
-        for (host, scope) in &touch.subs {
-            if let Some(entry) = self.subs.get_mut(&(host.clone(), scope.clone())) {
-                entry.1 = state.subscribed(host, scope);
-            }
+        let Some(keys) = self.host_objects.get_mut(host) else {
+            unreachable!("inserted above");
+        };
+        if let std::collections::btree_map::Entry::Vacant(slot) = keys.entry(key) {
+            slot.insert(state.host_value(host, &key).map(Box::new));
+        }
+    }
+
+    /// Records the current value of an object of a shared scope.
+    pub(crate) fn shared_object(&mut self, state: &crate::State, scope: &Scope, key: GoalKey) {
+        assert!(
+            !matches!(scope, Scope::Host(_)),
+            "host objects go through host_object"
+        );
+        if !self.shared_objects.contains_key(scope) {
+            self.shared_objects.insert(scope.clone(), BTreeMap::new());
+        }
+        let Some(keys) = self.shared_objects.get_mut(scope) else {
+            unreachable!("inserted above");
+        };
+        if let std::collections::btree_map::Entry::Vacant(slot) = keys.entry(key) {
+            slot.insert(state.scope_value(scope, &key).map(Box::new));
+        }
+    }
+
+    /// Records whether `host` is subscribed to a shared scope now.
+    pub(crate) fn sub(&mut self, state: &crate::State, host: &str, scope: &Scope) {
+        if !self.subs.contains_key(scope) {
+            self.subs.insert(scope.clone(), BTreeMap::new());
+        }
+        let Some(hosts) = self.subs.get_mut(scope) else {
+            unreachable!("inserted above");
+        };
+        if !hosts.contains_key(host) {
+            hosts.insert(host.to_string(), state.subscribed(host, scope));
         }
     }
 
     /// The net changes, evaluated against the state after the command.
     pub(crate) fn finish(self, state: &crate::State) -> Diffs {
-        let mut host_changes: BTreeMap<HostId, BTreeMap<GoalKey, GoalChange>> = BTreeMap::new();
         // Hosts that joined or left each shared scope: the scope's content (or its
         // removal) is computed once per scope and shared by them, not once per host.
-        let mut joined: BTreeMap<Scope, Vec<HostId>> = BTreeMap::new();
-        let mut left: BTreeMap<Scope, Vec<HostId>> = BTreeMap::new();
-        for ((host, scope), (before, after)) in &self.subs {
-            if before == after {
-                continue;
+        let mut joined: BTreeMap<&Scope, Vec<HostId>> = BTreeMap::new();
+        let mut left: BTreeMap<&Scope, Vec<HostId>> = BTreeMap::new();
+        for (scope, hosts) in &self.subs {
+            for (host, before) in hosts {
+                let after = state.subscribed(host, scope);
+                if *before == after {
+                    continue;
+                }
+                let side = if after { &mut joined } else { &mut left };
+                // Hosts come in order within a scope, so each list is sorted.
+                side.entry(scope).or_default().push(host.clone());
             }
-            let side = if *after { &mut joined } else { &mut left };
-            side.entry(scope.clone()).or_default().push(host.clone());
         }
         let mut membership = Vec::new();
-        for (scope, mut hosts) in joined.clone() {
-            hosts.sort();
+        for (scope, hosts) in &joined {
             let changes = state
-                .scope_content(&scope)
+                .scope_content(scope)
                 .into_iter()
                 .map(GoalChange::Upsert)
                 .collect();
             membership.push(ScopedDiff {
-                scope,
-                audience: hosts,
+                scope: (*scope).clone(),
+                audience: hosts.clone(),
                 changes,
             });
         }
-        for (scope, mut hosts) in left {
-            hosts.sort();
+        for (scope, hosts) in left {
             let changes = self
-                .keys_before(state, &scope)
+                .keys_before(state, scope)
                 .into_iter()
                 .map(GoalChange::Remove)
                 .collect();
             membership.push(ScopedDiff {
-                scope,
+                scope: scope.clone(),
                 audience: hosts,
                 changes,
             });
         }
-        let mut scoped_changes: BTreeMap<Scope, Vec<GoalChange>> = BTreeMap::new();
-        for ((scope, key), (before, after)) in self.objects {
-            if before == after {
+        let mut scoped = Vec::new();
+        for (scope, keys) in &self.shared_objects {
+            let changes: Vec<GoalChange> = keys
+                .iter()
+                .filter_map(|(key, before)| net_change(key, before, state.scope_value(scope, key)))
+                .collect();
+            if changes.is_empty() {
                 continue;
             }
-            let change = match after {
-                Some(object) => GoalChange::Upsert(object),
-                None => GoalChange::Remove(key),
-            };
-            match &scope {
-                Scope::Host(host) => {
-                    host_changes
-                        .entry(host.clone())
-                        .or_default()
-                        .insert(key, change);
-                }
-                _ => scoped_changes.entry(scope).or_default().push(change),
-            }
-        }
-        let mut scoped = Vec::new();
-        for (scope, changes) in scoped_changes {
-            let joiners = joined.get(&scope);
+            let joiners = joined.get(scope);
             let audience: Vec<HostId> = state
-                .subscribers(&scope)
+                .subscribers(scope)
                 .into_iter()
-                .filter(|h| joiners.is_none_or(|j| !j.contains(h)))
+                .filter(|h| joiners.is_none_or(|j| j.binary_search(h).is_err()))
                 .collect();
             if !audience.is_empty() {
                 scoped.push(ScopedDiff {
-                    scope,
+                    scope: scope.clone(),
                     audience,
                     changes,
                 });
             }
         }
         scoped.extend(membership.into_iter().filter(|d| !d.changes.is_empty()));
-        let host = host_changes
+        let host = self
+            .host_objects
             .into_iter()
-            .filter(|(_, t)| !t.is_empty())
-            .map(|(host, table)| HostDiff {
-                host,
-                changes: table.into_values().collect(),
+            .filter_map(|(host, keys)| {
+                let changes: Vec<GoalChange> = keys
+                    .iter()
+                    .filter_map(|(key, before)| {
+                        net_change(key, before, state.host_value(&host, key))
+                    })
+                    .collect();
+                (!changes.is_empty()).then_some(HostDiff { host, changes })
             })
             .collect();
         Diffs { host, scoped }
@@ -495,17 +519,30 @@ impl DiffCollector {
             .iter()
             .map(GoalObject::key)
             .collect();
-        for ((s, key), (before, _)) in &self.objects {
-            if s == scope {
-                if before.is_some() {
-                    keys.insert(*key);
-                } else {
-                    keys.remove(key);
-                }
+        for (key, before) in self.shared_objects.get(scope).into_iter().flatten() {
+            if before.is_some() {
+                keys.insert(*key);
+            } else {
+                keys.remove(key);
             }
         }
         keys.into_iter().collect()
     }
+}
+
+/// The change that moves `key` from `before` to `after`, if they differ.
+fn net_change(
+    key: &GoalKey,
+    before: &Option<Box<GoalObject>>,
+    after: Option<GoalObject>,
+) -> Option<GoalChange> {
+    if before.as_deref() == after.as_ref() {
+        return None;
+    }
+    Some(match after {
+        Some(object) => GoalChange::Upsert(object),
+        None => GoalChange::Remove(*key),
+    })
 }
 
 /// A host's whole goal state.

@@ -6,7 +6,7 @@
 
 use crate::apply::Ctx;
 use crate::command::{FixedIpRequest, Kind, PortSpec, PortUpdate, Rejection, Reply};
-use crate::goal::{DiffCollector, GoalKey, Scope, Touch};
+use crate::goal::{DiffCollector, GoalKey, Scope};
 use crate::ids::{HostId, Id, ProjectId};
 use crate::limits::{
     BATCH_PORTS_MAX, MAC_PREFIX, MAC_SUFFIXES_MAX, PORT_ADDRESS_PAIRS_MAX, PORT_FIXED_IPS_MAX,
@@ -140,9 +140,12 @@ impl State {
         for ip in &fixed_ips {
             ov.ips.insert((ip.subnet_id, ip_to_int(ip.ip_address)));
         }
-        *ov.ports_per_project
-            .entry(spec.project_id.clone())
-            .or_insert(0) += 1;
+        match ov.ports_per_project.get_mut(spec.project_id.as_str()) {
+            Some(n) => *n += 1,
+            None => {
+                ov.ports_per_project.insert(spec.project_id.clone(), 1);
+            }
+        }
         Ok(Port {
             id: spec.id,
             name: spec.name.clone(),
@@ -382,12 +385,13 @@ impl State {
         taken: &BTreeSet<(Id, u128)>,
     ) -> Option<u128> {
         let id = subnet.id;
-        let ranges: Vec<(u128, u128)> = subnet
-            .allocation_pools
-            .iter()
-            .map(|p| (ip_to_int(p.start), ip_to_int(p.end)))
-            .collect();
-        let first = ranges.first()?.0;
+        let ranges = || {
+            subnet
+                .allocation_pools
+                .iter()
+                .map(|p| (ip_to_int(p.start), ip_to_int(p.end)))
+        };
+        let first = ranges().next()?.0;
         let cursor = ov
             .ip_cursors
             .get(&id)
@@ -395,16 +399,14 @@ impl State {
             .copied()
             .unwrap_or(first);
         let is_free = |n: u128| !ov.ips.contains(&(id, n)) && !taken.contains(&(id, n));
-        let found = ranges
-            .iter()
+        let found = ranges()
             .filter(|(_, hi)| *hi >= cursor)
-            .find_map(|(lo, hi)| self.first_free(id, (*lo).max(cursor), *hi, &is_free))
+            .find_map(|(lo, hi)| self.first_free(id, lo.max(cursor), hi, &is_free))
             .or_else(|| {
-                ranges
-                    .iter()
+                ranges()
                     .filter(|(lo, _)| *lo < cursor)
                     .find_map(|(lo, hi)| {
-                        self.first_free(id, *lo, (*hi).min(cursor.saturating_sub(1)), &is_free)
+                        self.first_free(id, lo, hi.min(cursor.saturating_sub(1)), &is_free)
                     })
             })?;
         ov.ip_cursors.insert(id, found.saturating_add(1));
@@ -445,8 +447,7 @@ impl State {
         new: Option<Port>,
         d: &mut DiffCollector,
     ) {
-        let candidates = self.port_candidates(old.as_ref(), new.as_ref());
-        d.before(self, &candidates);
+        self.record_port_touch(old.as_ref(), new.as_ref(), d);
         if let Some(old) = &old {
             if new.is_none() {
                 self.index_tags(Kind::Port, old.id, &old.meta.tags, false);
@@ -460,64 +461,70 @@ impl State {
             self.changed(Kind::Port, new.id);
             self.t.ports.insert(new.id, new);
         }
-        d.after(self, &candidates);
     }
 
-    /// Every object and subscription that may differ between the state with
-    /// `old` and the state with `new` in its place. Evaluated on the state before.
+    /// Records, on the state before, every object and subscription that may
+    /// differ between the state with `old` and the state with `new` in its place.
     /// Its size is independent of how many hosts share the port's VPC or groups.
-    fn port_candidates(&self, old: Option<&Port>, new: Option<&Port>) -> Touch {
-        let mut out = Touch::default();
+    fn record_port_touch(&self, old: Option<&Port>, new: Option<&Port>, d: &mut DiffCollector) {
         let Some(id) = old.or(new).map(|p| p.id) else {
-            return out;
+            return;
         };
-        let sides = [old, new];
-        let nets: BTreeSet<Id> = sides.iter().flatten().map(|p| p.network_id).collect();
-        let hosts: BTreeSet<&HostId> = sides
-            .iter()
-            .flatten()
-            .filter_map(|p| p.binding_host.as_ref())
-            .collect();
-        let groups: BTreeSet<Id> = sides
-            .iter()
-            .flatten()
-            .flat_map(|p| p.security_groups.iter().copied())
-            .collect();
+        // Each side's values, the new side's only where they differ from the old
+        // side's (fixed-size, so the hot path allocates nothing here).
+        let nets = distinct(old.map(|p| p.network_id), new.map(|p| p.network_id));
+        let hosts = distinct(
+            old.and_then(|p| p.binding_host.as_deref()),
+            new.and_then(|p| p.binding_host.as_deref()),
+        );
+        let hosts = || hosts.iter().flatten();
+        let old_groups = old.map_or(&[][..], |p| &p.security_groups[..]);
+        let new_groups = new.map_or(&[][..], |p| &p.security_groups[..]);
+        let groups = old_groups.iter().chain(
+            new_groups
+                .iter()
+                .filter(|g| old_groups.binary_search(g).is_err()),
+        );
         let fips = self.fips_of_port(id);
-        for host in &hosts {
-            out.objects
-                .push((Scope::Host((*host).clone()), GoalKey::Port(id)));
+        for host in hosts() {
+            d.host_object(self, host, GoalKey::Port(id));
             // The port's floating IPs follow it from host to host.
             for fip in &fips {
-                out.objects
-                    .push((Scope::Host((*host).clone()), GoalKey::FloatingIp(*fip)));
+                d.host_object(self, host, GoalKey::FloatingIp(*fip));
             }
         }
-        for net in &nets {
-            out.objects.push((Scope::Vpc(*net), GoalKey::Neighbor(id)));
-            for host in &hosts {
-                out.subs.push(((*host).clone(), Scope::Vpc(*net)));
+        for net in nets.iter().flatten() {
+            let scope = Scope::Vpc(*net);
+            d.shared_object(self, &scope, GoalKey::Neighbor(id));
+            for host in hosts() {
+                d.sub(self, host, &scope);
             }
         }
-        for sg in &groups {
-            out.objects.push((
-                Scope::Members(*sg),
+        for sg in groups {
+            d.shared_object(
+                self,
+                &Scope::Members(*sg),
                 GoalKey::SgMember {
                     group_id: *sg,
                     port_id: id,
                 },
-            ));
-            for host in &hosts {
-                out.subs.push(((*host).clone(), Scope::Rules(*sg)));
-                for (_, rule_id) in self.ix.sg_rules.range((*sg, Id(0))..=(*sg, Id(u128::MAX))) {
-                    if let Some(remote) = self.t.rules.get(rule_id).and_then(|r| r.remote_group_id)
-                    {
-                        out.subs.push(((*host).clone(), Scope::Members(remote)));
+            );
+            if hosts().next().is_none() {
+                continue;
+            }
+            let rules = Scope::Rules(*sg);
+            for host in hosts() {
+                d.sub(self, host, &rules);
+            }
+            for (_, rule_id) in self.ix.sg_rules.range((*sg, Id(0))..=(*sg, Id(u128::MAX))) {
+                if let Some(remote) = self.t.rules.get(rule_id).and_then(|r| r.remote_group_id) {
+                    let members = Scope::Members(remote);
+                    for host in hosts() {
+                        d.sub(self, host, &members);
                     }
                 }
             }
         }
-        out
     }
 
     pub(crate) fn update_port(
@@ -624,6 +631,12 @@ impl State {
         self.commit_port(Some(old), None, d);
         Ok(Reply::Deleted)
     }
+}
+
+/// `a` and `b`, without `b` if it equals `a`.
+fn distinct<T: PartialEq>(a: Option<T>, b: Option<T>) -> [Option<T>; 2] {
+    let b = b.filter(|b| a.as_ref() != Some(b));
+    [a, b]
 }
 
 fn check_mac(mac: &Mac) -> Result<(), Rejection> {

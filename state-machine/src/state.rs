@@ -202,9 +202,13 @@ impl State {
         a == other.t
     }
 
-    /// Whether every index equals the one a restore would rebuild from the
-    /// tables (for tests: an overwritten resource leaves stale entries).
-    pub fn indexes_match_rebuild(&self) -> bool {
+    /// A digest of the whole state: equal on replicas that applied the same log.
+    pub fn digest(&self) -> [u8; 32] {
+        *blake3::hash(&self.snapshot()).as_bytes()
+    }
+
+    /// Whether every index equals one rebuilt from the tables (for tests).
+    pub fn indexes_are_consistent(&self) -> bool {
         let mut fresh = State {
             t: self.t.clone(),
             ix: Indexes::default(),
@@ -212,11 +216,6 @@ impl State {
         };
         fresh.rebuild_indexes();
         fresh.ix == self.ix
-    }
-
-    /// A digest of the whole state: equal on replicas that applied the same log.
-    pub fn digest(&self) -> [u8; 32] {
-        *blake3::hash(&self.snapshot()).as_bytes()
     }
 
     fn rebuild_indexes(&mut self) {
@@ -346,7 +345,7 @@ impl State {
 
     /// Adds or removes a port from every index (not from the table).
     pub(crate) fn index_port(&mut self, port: &Port, insert: bool) {
-        let project = port.meta.project_id.clone();
+        let project = &port.meta.project_id;
         let net = port.network_id;
         if insert {
             self.ix.net_ports.insert((net, port.id));
@@ -375,7 +374,7 @@ impl State {
                     bump(self.ix.sg_hosts.entry(*sg).or_default(), host);
                 }
             }
-            self.usage_add(&project, ResourceKind::Port, 1);
+            self.usage_add(project, ResourceKind::Port, 1);
         } else {
             self.ix.net_ports.remove(&(net, port.id));
             for ip in &port.fixed_ips {
@@ -399,7 +398,7 @@ impl State {
                     unbump(&mut self.ix.sg_hosts, *sg, host);
                 }
             }
-            self.usage_sub(&project, ResourceKind::Port, 1);
+            self.usage_sub(project, ResourceKind::Port, 1);
         }
     }
 
@@ -645,18 +644,18 @@ impl State {
         }
     }
 
-    /// The value of an object within its scope, regardless of who subscribes.
-    pub fn scope_value(&self, scope: &Scope, key: &GoalKey) -> Option<GoalObject> {
-        match (scope, *key) {
-            (Scope::Host(host), GoalKey::Port(id)) => {
+    /// The value of an object of a host's own scope ([`Scope::Host`]).
+    pub(crate) fn host_value(&self, host: &str, key: &GoalKey) -> Option<GoalObject> {
+        match *key {
+            GoalKey::Port(id) => {
                 let port = self.t.ports.get(&id)?;
-                (port.binding_host.as_ref() == Some(host))
+                (port.binding_host.as_deref() == Some(host))
                     .then(|| GoalObject::Port(PortConfig::of(port)))
             }
-            (Scope::Host(host), GoalKey::FloatingIp(id)) => {
+            GoalKey::FloatingIp(id) => {
                 let fip = self.t.floating_ips.get(&id)?;
                 let port = self.t.ports.get(&fip.port_id?)?;
-                (port.binding_host.as_ref() == Some(host)).then_some(())?;
+                (port.binding_host.as_deref() == Some(host)).then_some(())?;
                 Some(GoalObject::FloatingIp(FloatingIpConfig {
                     id,
                     floating_ip_address: fip.floating_ip_address,
@@ -664,6 +663,14 @@ impl State {
                     fixed_ip_address: fip.fixed_ip_address?,
                 }))
             }
+            _ => None,
+        }
+    }
+
+    /// The value of an object within its scope, regardless of who subscribes.
+    pub fn scope_value(&self, scope: &Scope, key: &GoalKey) -> Option<GoalObject> {
+        match (scope, *key) {
+            (Scope::Host(host), key) => self.host_value(host, &key),
             (Scope::Vpc(net), GoalKey::Vpc(id)) if *net == id => self
                 .t
                 .vpcs

@@ -56,7 +56,7 @@ fn a_group_under_the_next_but_one_derived_id_is_refused_and_the_default_group_is
     assert!(group.is_default);
     let rules: Vec<Id> = w.state.rules_of(next_but_one).map(|r| r.id).collect();
     assert_eq!(rules.len(), 4, "{rules:?}");
-    assert!(w.state.indexes_match_rebuild());
+    assert!(w.state.indexes_are_consistent());
     assert_eq!(
         w.state.usage(
             PROJECT,
@@ -152,5 +152,5 @@ fn every_create_refuses_a_client_id_of_the_derived_form() {
         }
     );
     assert_eq!(w.reject(with_id(port(102, 1, None))), reserved);
-    assert!(w.state.indexes_match_rebuild());
+    assert!(w.state.indexes_are_consistent());
 }
