@@ -7,10 +7,12 @@
 //! This crate holds no logic and no conversions: each consumer converts
 //! between these types and its domain types in one `convert` module. The
 //! one hand-written piece is [`codec`], the push stream's wire codec
-//! (prost's, with small buffers). It must not depend on any other Alcor
+//! (prost's, with small buffers); [`identity`] names who a caller is
+//! (certificate URIs, bearer header). It must not depend on any other Alcor
 //! crate.
 
 pub mod codec;
+pub mod identity;
 
 /// Controller-to-host-agent goal-state push (`alcor.push.v1`).
 pub mod push {
