@@ -26,6 +26,7 @@
 mod append_stream;
 pub mod codec;
 pub mod convert;
+mod election;
 pub mod error;
 pub mod faults;
 pub mod limits;

@@ -218,6 +218,9 @@ struct Running {
     server_task: JoinHandle<Result<(), tonic::transport::Error>>,
     /// Triggers snapshots by log growth; aborted at shutdown.
     snapshot_by_size: JoinHandle<()>,
+    /// Starts a pre-vote when the leader's lease runs out; aborted at
+    /// shutdown.
+    campaigner: JoinHandle<()>,
     /// Lets `shutdown` wait until RocksDB is really closed.
     db_closed: DbClosed,
 }
@@ -279,6 +282,13 @@ impl RaftNode {
             config.snapshot_log_bytes_since_last,
         ));
 
+        let campaigner = tokio::spawn(crate::election::campaign_when_lease_expires(
+            raft.clone(),
+            config.node_id,
+            Duration::from_millis(config.election_timeout_max_ms),
+            Duration::from_millis(config.heartbeat_interval_ms),
+        ));
+
         let listener = match config.raft_listen {
             RaftListen::Addr(addr) => TcpListener::bind(addr).await?,
             RaftListen::Listener(listener) => listener,
@@ -328,6 +338,7 @@ impl RaftNode {
                 server_stop,
                 server_task,
                 snapshot_by_size,
+                campaigner,
                 db_closed,
             })),
         };
@@ -745,6 +756,7 @@ impl RaftNode {
             return Ok(());
         };
         running.snapshot_by_size.abort();
+        running.campaigner.abort();
         let raft_result = self.raft.shutdown().await;
         let _ = running.server_stop.send(());
         let mut server_task = running.server_task;
@@ -771,6 +783,7 @@ impl Drop for RaftNode {
             .take();
         if let Some(running) = running {
             running.snapshot_by_size.abort();
+            running.campaigner.abort();
             let _ = running.server_stop.send(());
         }
     }
