@@ -9,7 +9,7 @@
 //!
 //! Usage (after `cargo build --release -p alcor-node`):
 //! `cargo run --release -p alcor-benches --bin cluster_load -- [--quick]
-//! [--duration-s 10] [--scenarios serial,concurrent,batch,reads,failover,restart]
+//! [--duration-s 10] [--scenarios serial,concurrent,batch,reads,failover,restart,steady]
 //! [--restart-ports 1000000]`
 //!
 //! Output: a table on stdout and `benches/results/cluster_load-<date>.json`.
@@ -75,8 +75,10 @@ struct Args {
     /// Measured seconds per row (after a warm-up of 1 s).
     #[arg(long, default_value_t = 10)]
     duration_s: u64,
-    /// Comma-separated: serial, concurrent, batch, reads, failover, restart
-    /// (restart is not in the default set: it builds `--restart-ports` ports).
+    /// Comma-separated: serial, concurrent, batch, reads, failover, restart,
+    /// steady (restart and steady are not in the default set: restart builds
+    /// `--restart-ports` ports, steady loads a cluster for `--duration-s` and
+    /// counts leader changes).
     #[arg(
         long,
         value_delimiter = ',',
@@ -581,6 +583,99 @@ async fn reads(args: &Args, work: &Path, timing: Timing) -> anyhow::Result<Vec<R
     Ok(rows)
 }
 
+/// Clients of the steady scenario's write load.
+const STEADY_CLIENTS: usize = 256;
+/// How often the steady scenario asks every member for its leader and term.
+const STEADY_POLL: Duration = Duration::from_millis(250);
+
+/// A loaded cluster without faults: 256 clients each create a port and
+/// delete it again (the state stays small however long it runs) for the
+/// row's duration, while every member's leader and term are polled.
+/// Reports the leader changes seen (the target: none).
+async fn steady(args: &Args, work: &Path, timing: Timing) -> anyhow::Result<(Row, Value)> {
+    let (cluster, leader, gen) = prepare(args, work).await?;
+    let (_, before) = find_leader(&cluster).await?;
+    let channels = channels_to(&leader, 16).await?;
+    let op: Op<Channel> = Arc::new(move |channel| {
+        let message = gen.one();
+        Box::pin(async move {
+            let mut c = orch(channel);
+            let port = c
+                .create_port(req(message, LOAD_REQUEST_TIMEOUT))
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            c.delete_port(req(
+                pb::DeletePortRequest {
+                    id: port.id,
+                    ..Default::default()
+                },
+                LOAD_REQUEST_TIMEOUT,
+            ))
+            .await
+            .map(|_| 2)
+            .map_err(status_error)
+        })
+    });
+    let endpoints = cluster.endpoints();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            // (member, leader, term) triples as first seen, and polls that failed.
+            let mut seen: Vec<(u64, u64, u64)> = Vec::new();
+            let mut failed_polls = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for e in &endpoints {
+                    match status(e).await {
+                        Ok(s) => {
+                            let key = (s.id, s.leader_id.unwrap_or(0), s.term);
+                            if !seen.contains(&key) {
+                                seen.push(key);
+                            }
+                        }
+                        Err(_) => failed_polls += 1,
+                    }
+                }
+                tokio::time::sleep(STEADY_POLL).await;
+            }
+            (seen, failed_polls)
+        })
+    };
+    let row = run_load(
+        "steady",
+        format!("create+delete_port, {STEADY_CLIENTS} clients"),
+        &channels,
+        STEADY_CLIENTS,
+        timing,
+        &cluster.pids(),
+        op,
+    )
+    .await?;
+    stop.store(true, Ordering::Relaxed);
+    let (seen, failed_polls) = poller.await?;
+    let (_, after) = find_leader(&cluster).await?;
+    let terms: std::collections::BTreeSet<u64> = seen.iter().map(|s| s.2).collect();
+    let leader_changes = after.term.saturating_sub(before.term);
+    println!(
+        "steady      leader {} term {} -> leader {} term {}: {leader_changes} leader changes in {:?} under load; terms seen {terms:?}; failed status polls {failed_polls}",
+        before.id, before.term, after.id, after.term, timing.measure
+    );
+    Ok((
+        row,
+        json!({
+            "measure_s": timing.measure.as_secs_f64(),
+            "leader_before": before.id,
+            "term_before": before.term,
+            "leader_after": after.id,
+            "term_after": after.term,
+            "leader_changes": leader_changes,
+            "terms_seen": terms,
+            "failed_status_polls": failed_polls,
+        }),
+    ))
+}
+
 async fn failover(args: &Args, work: &Path, tries: usize) -> anyhow::Result<Value> {
     let (mut cluster, _leader, gen) = prepare(args, work).await?;
     let endpoints = cluster.endpoints();
@@ -855,13 +950,14 @@ async fn restart_big(args: &Args, work: &Path) -> anyhow::Result<Value> {
 // ---------------------------------------------------------------- main --
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    const KNOWN: [&str; 6] = [
+    const KNOWN: [&str; 7] = [
         "serial",
         "concurrent",
         "batch",
         "reads",
         "failover",
         "restart",
+        "steady",
     ];
     for s in &args.scenarios {
         if !KNOWN.contains(&s.as_str()) {
@@ -909,6 +1005,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut fail = Value::Null;
     let mut restart = Value::Null;
+    let mut steady_run = Value::Null;
     for s in &args.scenarios {
         match s.as_str() {
             "serial" => rows.extend(serial(&args, &work, timing).await?),
@@ -916,6 +1013,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "batch" => rows.extend(batch(&args, &work, timing).await?),
             "reads" => rows.extend(reads(&args, &work, timing).await?),
             "restart" => restart = restart_big(&args, &work).await?,
+            "steady" => {
+                let (row, report) = steady(&args, &work, timing).await?;
+                rows.push(row);
+                steady_run = report;
+            }
             _ => fail = failover(&args, &work, tries).await?,
         }
     }
@@ -938,6 +1040,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
         "failover": fail,
         "restart": restart,
+        "steady": steady_run,
     });
     let out = args.out.clone().unwrap_or_else(|| {
         Path::new(env!("CARGO_MANIFEST_DIR"))
