@@ -145,13 +145,13 @@ pub(crate) struct ServerArgs {
     #[arg(long, env = "ALCOR_JOIN")]
     pub(crate) join: bool,
     /// Leader heartbeat period.
-    #[arg(long, env = "ALCOR_HEARTBEAT_INTERVAL_MS", default_value_t = 100)]
+    #[arg(long, env = "ALCOR_HEARTBEAT_INTERVAL_MS", default_value_t = alcor_raft_core::node::HEARTBEAT_INTERVAL_MS_DEFAULT)]
     pub(crate) heartbeat_interval_ms: u64,
     /// Lower bound of the randomized election timeout.
-    #[arg(long, env = "ALCOR_ELECTION_TIMEOUT_MIN_MS", default_value_t = 400)]
+    #[arg(long, env = "ALCOR_ELECTION_TIMEOUT_MIN_MS", default_value_t = alcor_raft_core::node::ELECTION_TIMEOUT_MIN_MS_DEFAULT)]
     pub(crate) election_timeout_min_ms: u64,
     /// Upper bound of the randomized election timeout.
-    #[arg(long, env = "ALCOR_ELECTION_TIMEOUT_MAX_MS", default_value_t = 800)]
+    #[arg(long, env = "ALCOR_ELECTION_TIMEOUT_MAX_MS", default_value_t = alcor_raft_core::node::ELECTION_TIMEOUT_MAX_MS_DEFAULT)]
     pub(crate) election_timeout_max_ms: u64,
     /// Build a snapshot after this many log entries since the last one.
     #[arg(long, env = "ALCOR_SNAPSHOT_LOGS_SINCE_LAST", default_value_t = 5_000)]

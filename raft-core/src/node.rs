@@ -46,6 +46,18 @@ const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 5_000;
 /// Pause between two attempts of a linearizable read's ReadIndex.
 const READ_RETRY_BACKOFF: Duration = Duration::from_millis(25);
 
+/// Default leader heartbeat period (ms). With the lease campaigner
+/// (`election.rs`) a killed leader is replaced about one
+/// `ELECTION_TIMEOUT_MAX_MS_DEFAULT` after its last heartbeat; these three
+/// were chosen by measurement (benches/README.md, "Failover").
+pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 50;
+/// Default lower bound of openraft's randomized election timeout (ms).
+pub const ELECTION_TIMEOUT_MIN_MS_DEFAULT: u64 = 250;
+/// Default upper bound of openraft's randomized election timeout (ms); it
+/// is also the leader lease: no member grants a vote sooner after
+/// hearing from a leader.
+pub const ELECTION_TIMEOUT_MAX_MS_DEFAULT: u64 = 400;
+
 /// Where the Raft gRPC server listens.
 #[derive(Debug)]
 pub enum RaftListen {
@@ -103,7 +115,7 @@ pub struct RaftNodeConfig {
 
 impl RaftNodeConfig {
     /// A config with the defaults tuned for a loaded 2-core machine:
-    /// heartbeat 100 ms, elections 400–800 ms, a snapshot every 5000
+    /// heartbeat 50 ms, elections 250–400 ms, a snapshot every 5000
     /// entries or `SNAPSHOT_LOG_BYTES_MAX` bytes of log, keeping 1000
     /// entries behind it, 5 s request timeout.
     pub fn new(
@@ -117,9 +129,9 @@ impl RaftNodeConfig {
             data_dir,
             raft_listen,
             initial_members,
-            heartbeat_interval_ms: 100,
-            election_timeout_min_ms: 400,
-            election_timeout_max_ms: 800,
+            heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS_DEFAULT,
+            election_timeout_min_ms: ELECTION_TIMEOUT_MIN_MS_DEFAULT,
+            election_timeout_max_ms: ELECTION_TIMEOUT_MAX_MS_DEFAULT,
             snapshot_logs_since_last: 5_000,
             snapshot_log_bytes_since_last: SNAPSHOT_LOG_BYTES_MAX,
             snapshot_logs_to_keep: 1_000,

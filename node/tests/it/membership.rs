@@ -177,7 +177,7 @@ async fn joined_member_is_promoted_serves_reads_and_a_removed_member_leaves_the_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_flag_never_bootstraps_even_as_the_lowest_and_only_member() {
     // Without --join, a lone member with an empty log initializes a
-    // one-node cluster and leads it within an election timeout (<= 800 ms).
+    // one-node cluster and leads it within an election timeout (<= 400 ms by default).
     let cluster = ProcessCluster::start_with(1, &["--join"]);
     let status = cluster
         .eventually("the lone joining member to answer", || cluster.status(1))
