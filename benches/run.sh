@@ -7,20 +7,24 @@
 # (etcd_load: 3 `etcd` members, same client harness) and the OVN Northbound DB
 # (ovn_load: 3 clustered `ovsdb-server`s, via ovn-nbctl and ovsdb-client).
 # Every binary records the machine and an fsync probe of the data disk first.
-# Failover (10 tries) runs in the first repetition of each system; the Alcor
-# restart scenario (a member holding 1,000,000 ports) and the host-push fan-out
-# (simulated agents, PUSH_AGENTS=100,1000,3000) run once at the end.
+# Failover (20 tries) runs in the first repetition of each system; the Alcor
+# restart scenario (a member holding 1,000,000 ports), the steady scenario (a
+# loaded cluster without faults for --steady-s seconds, leader changes
+# counted) and the host-push fan-out (simulated agents,
+# PUSH_AGENTS=100,1000,3000) run once at the end.
 # benches/report.py then writes summary.json, summary.md (medians, ratios
 # ours/peer, targets) and PNG plots into the run's folder.
 #
 # Usage: benches/run.sh [--smoke] [--debug] [--reps N] [--no-build] [--restart-ports N]
+#                       [--steady-s N]
 #   --debug   use the dev-profile binaries (CI's smoke run reuses the test build
 #             instead of a cold release build; figures from it mean nothing)
 #   --smoke   ~1 minute end-to-end check (1 s rows, 1 failover try, small
 #             restart state, no plots); results go to a temp folder, removed
 #             after success. Exit status 0 = every system ran end to end.
-#   --restart-ports N   state of the restart scenario (default 1,000,000; see
-#             benches/README.md: that size currently stalls a lagging follower).
+#   --restart-ports N   state of the restart scenario (default 1,000,000).
+#   --steady-s N   length of the steady scenario (default 600, the issue's
+#             10 loaded minutes; 1 s with --smoke).
 # Needs: apt-get install -y etcd-server etcd-client ovn-central protobuf-compiler
 # (and for plots: python3 -m venv + pip install matplotlib, done here on demand).
 set -euo pipefail
@@ -33,6 +37,8 @@ BUILD=1
 PROFILE=release
 RESTART_PORTS=1000000
 DURATION_S=10
+STEADY_S=600
+FAILOVER_TRIES=20
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) SMOKE=1 ;;
@@ -41,7 +47,8 @@ while [ $# -gt 0 ]; do
         --debug) PROFILE=debug ;;
         --restart-ports) RESTART_PORTS=$2; shift ;;
         --duration-s) DURATION_S=$2; shift ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        --steady-s) STEADY_S=$2; shift ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -91,10 +98,12 @@ for rep in $(seq 1 "$REPS"); do
     if [ "$rep" = 1 ]; then fail_a=",failover"; fail_e=",failover"; fi
     echo "=== repetition $rep/$REPS: Alcor-RS"
     "$BIN/cluster_load" "${QUICK[@]}" --alcor "$BIN/alcor" --work-dir "$WORK" \
-        --scenarios "serial,concurrent,batch,reads$fail_a" --out "$OUT/alcor-rep$rep.json"
+        --scenarios "serial,concurrent,batch,reads$fail_a" --tries "$FAILOVER_TRIES" \
+        --out "$OUT/alcor-rep$rep.json"
     echo "=== repetition $rep/$REPS: etcd"
     "$BIN/etcd_load" "${QUICK[@]}" --work-dir "$WORK" \
-        --scenarios "serial,concurrent,reads$fail_e" --out "$OUT/etcd-rep$rep.json"
+        --scenarios "serial,concurrent,reads$fail_e" --tries "$FAILOVER_TRIES" \
+        --out "$OUT/etcd-rep$rep.json"
     echo "=== repetition $rep/$REPS: OVN Northbound"
     if [ "$SMOKE" = 1 ]; then
         "$BIN/ovn_load" --quick --work-dir "$WORK" --out "$OUT/ovn-rep$rep.json"
@@ -110,6 +119,15 @@ if [ "$SMOKE" = 1 ]; then
 else
     "$BIN/cluster_load" --alcor "$BIN/alcor" --work-dir "$WORK" --scenarios restart \
         --restart-ports "$RESTART_PORTS" --out "$OUT/alcor-restart.json"
+fi
+
+echo "=== Alcor-RS under load without faults: leader changes"
+if [ "$SMOKE" = 1 ]; then
+    "$BIN/cluster_load" --quick --alcor "$BIN/alcor" --work-dir "$WORK" \
+        --scenarios steady --out "$OUT/alcor-steady.json"
+else
+    "$BIN/cluster_load" --alcor "$BIN/alcor" --work-dir "$WORK" --scenarios steady \
+        --duration-s "$STEADY_S" --out "$OUT/alcor-steady.json"
 fi
 
 echo "=== Alcor-RS host push: write -> agent and fan-out to simulated agents"
