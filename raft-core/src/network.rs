@@ -128,7 +128,8 @@ pub(crate) struct SnapshotChunk {
     pub(crate) meta: SnapshotMeta,
     /// Where `data` starts in the snapshot.
     pub(crate) offset: u64,
-    /// The bytes from `offset` on.
+    /// The bytes from `offset` on (one byte string, see `StoredSnapshot`).
+    #[serde(with = "serde_bytes")]
     pub(crate) data: Vec<u8>,
     /// Whether this is the last piece.
     pub(crate) done: bool,
