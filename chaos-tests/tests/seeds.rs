@@ -117,6 +117,15 @@ async fn mutation_stale_reads_is_caught() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutation_read_joins_round_in_flight_is_caught() {
+    let caught = first_catching_seed(Mutation::ReadJoinsRoundInFlight).await;
+    assert!(
+        caught.is_some(),
+        "reads joining the ReadIndex round in flight passed {MUTATION_SEEDS_MAX} seeds"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutation_ack_before_commit_is_caught() {
     let caught = first_catching_seed(Mutation::AckBeforeCommit).await;
     assert!(

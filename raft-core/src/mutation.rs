@@ -21,6 +21,10 @@ pub enum Mutation {
     /// Request tokens are dropped before proposing, so a retried create is
     /// applied again instead of returning the first result.
     DoubleApply,
+    /// A linearizable read that arrives while a shared ReadIndex round is in
+    /// flight takes that round's answer instead of waiting for the next
+    /// one: its read index may predate writes acknowledged before it began.
+    ReadJoinsRoundInFlight,
 }
 
 #[cfg(feature = "unsafe-mutations")]
@@ -33,8 +37,9 @@ impl std::str::FromStr for Mutation {
             "ack-before-commit" => Ok(Mutation::AckBeforeCommit),
             "skip-fsync" => Ok(Mutation::SkipFsync),
             "double-apply" => Ok(Mutation::DoubleApply),
+            "read-joins-round-in-flight" => Ok(Mutation::ReadJoinsRoundInFlight),
             other => Err(format!(
-                "unknown mutation {other:?} (stale-reads, ack-before-commit, skip-fsync, double-apply)"
+                "unknown mutation {other:?} (stale-reads, ack-before-commit, skip-fsync, double-apply, read-joins-round-in-flight)"
             )),
         }
     }

@@ -308,14 +308,18 @@ impl RaftNode {
         let raft_addr = listener.local_addr()?;
         let (server_stop, stop_rx) = oneshot::channel();
         let request_timeout = Duration::from_millis(config.request_timeout_ms);
-        let leader_reads = Arc::new(leader_read_rounds(raft.clone()));
-        let reads = node_read_rounds(ReadIndexer {
-            id: config.node_id,
-            raft: raft.clone(),
-            peers: Arc::clone(&peers),
-            leader_reads: Arc::clone(&leader_reads),
-            request_timeout,
-        });
+        let join_in_flight = config.mutation == Some(Mutation::ReadJoinsRoundInFlight);
+        let leader_reads = Arc::new(leader_read_rounds(raft.clone(), join_in_flight));
+        let reads = node_read_rounds(
+            ReadIndexer {
+                id: config.node_id,
+                raft: raft.clone(),
+                peers: Arc::clone(&peers),
+                leader_reads: Arc::clone(&leader_reads),
+                request_timeout,
+            },
+            join_in_flight,
+        );
         let service = RaftGrpc::service(raft.clone(), leader_reads);
         let server_task = tokio::spawn(async move {
             tonic::transport::Server::builder()
@@ -865,15 +869,16 @@ pub(crate) type LeaderRead =
 /// answers every read queued before it), so on the leader these rounds only
 /// cap the reads in flight; the follower's rounds (one `ReadIndex` RPC per
 /// round) still save RPCs.
-fn leader_read_rounds(raft: Raft) -> SharedRounds<LeaderRead> {
-    SharedRounds::new(Arc::new(move || {
+fn leader_read_rounds(raft: Raft, join_in_flight: bool) -> SharedRounds<LeaderRead> {
+    let round: crate::read_rounds::Round<LeaderRead> = Arc::new(move || {
         let raft = raft.clone();
         Box::pin(async move {
             raft.get_read_linearizer(ReadPolicy::ReadIndex)
                 .await
                 .map(|linearizer| Some(*linearizer.read_log_id().log_id()))
         }) as RoundFuture<LeaderRead>
-    }))
+    });
+    SharedRounds::with_mutation(round, join_in_flight)
 }
 
 /// What a round of this node's read index needs.
@@ -889,14 +894,18 @@ struct ReadIndexer {
 /// Rounds of this node's read index: on the leader one shared local
 /// confirmation, on a follower one `ReadIndex` RPC to the leader, each
 /// answering every read that waited when it started.
-fn node_read_rounds(indexer: ReadIndexer) -> SharedRounds<Result<Option<u64>, ReadError>> {
-    SharedRounds::new(Arc::new(move || {
+fn node_read_rounds(
+    indexer: ReadIndexer,
+    join_in_flight: bool,
+) -> SharedRounds<Result<Option<u64>, ReadError>> {
+    let round: crate::read_rounds::Round<Result<Option<u64>, ReadError>> = Arc::new(move || {
         let indexer = indexer.clone();
         Box::pin(async move {
             let deadline = Instant::now() + indexer.request_timeout;
             indexer.read_index(deadline).await
         }) as RoundFuture<Result<Option<u64>, ReadError>>
-    }))
+    });
+    SharedRounds::with_mutation(round, join_in_flight)
 }
 
 impl ReadIndexer {

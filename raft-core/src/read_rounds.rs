@@ -42,12 +42,19 @@ pub(crate) enum JoinError {
 struct Waiting<T> {
     driving: bool,
     readers: Vec<oneshot::Sender<T>>,
+    /// Only with [`crate::Mutation::ReadJoinsRoundInFlight`]: the reads of
+    /// the round in flight, which later reads join (the deliberate bug).
+    in_flight: Option<Vec<oneshot::Sender<T>>>,
 }
 
 /// A batcher of rounds whose answer is `T`.
 pub(crate) struct SharedRounds<T> {
     round: Round<T>,
     waiting: Arc<Mutex<Waiting<T>>>,
+    /// [`crate::Mutation::ReadJoinsRoundInFlight`]: a read arriving while
+    /// a round is in flight takes that round's answer, which may predate
+    /// writes acknowledged before the read began.
+    join_in_flight: bool,
 }
 
 impl<T> std::fmt::Debug for SharedRounds<T> {
@@ -58,13 +65,22 @@ impl<T> std::fmt::Debug for SharedRounds<T> {
 
 impl<T: Clone + Send + 'static> SharedRounds<T> {
     /// Rounds that run `round`.
+    #[cfg(test)]
     pub(crate) fn new(round: Round<T>) -> SharedRounds<T> {
+        SharedRounds::with_mutation(round, false)
+    }
+
+    /// Rounds that run `round`; `join_in_flight` is the mutation
+    /// [`crate::Mutation::ReadJoinsRoundInFlight`].
+    pub(crate) fn with_mutation(round: Round<T>, join_in_flight: bool) -> SharedRounds<T> {
         SharedRounds {
             round,
             waiting: Arc::new(Mutex::new(Waiting {
                 driving: false,
                 readers: Vec::new(),
+                in_flight: None,
             })),
+            join_in_flight,
         }
     }
 
@@ -76,11 +92,18 @@ impl<T: Clone + Send + 'static> SharedRounds<T> {
             if waiting.readers.len() >= READS_WAITING_MAX {
                 return Err(JoinError::Full);
             }
-            waiting.readers.push(tx);
+            match waiting.in_flight.as_mut() {
+                Some(in_flight) if self.join_in_flight => in_flight.push(tx),
+                _ => waiting.readers.push(tx),
+            }
             !std::mem::replace(&mut waiting.driving, true)
         };
         if start_driver {
-            tokio::spawn(drive(Arc::clone(&self.round), Arc::clone(&self.waiting)));
+            tokio::spawn(drive(
+                Arc::clone(&self.round),
+                Arc::clone(&self.waiting),
+                self.join_in_flight,
+            ));
         }
         rx.await.map_err(|_| JoinError::Stopped)
     }
@@ -92,7 +115,7 @@ fn lock<T>(waiting: &Mutex<Waiting<T>>) -> std::sync::MutexGuard<'_, Waiting<T>>
 
 /// Runs rounds while reads wait for one; each round answers the reads that
 /// were waiting when it started.
-async fn drive<T: Clone>(round: Round<T>, waiting: Arc<Mutex<Waiting<T>>>) {
+async fn drive<T: Clone>(round: Round<T>, waiting: Arc<Mutex<Waiting<T>>>, join_in_flight: bool) {
     // Hands the rounds back if this task ends any other way than by
     // finding nobody waiting (a panic in `round`, runtime shutdown): the
     // readers still waiting get `Stopped` and the next read starts a new
@@ -105,10 +128,15 @@ async fn drive<T: Clone>(round: Round<T>, waiting: Arc<Mutex<Waiting<T>>>) {
                 waiting.driving = false;
                 return;
             }
-            std::mem::take(&mut waiting.readers)
+            let readers = std::mem::take(&mut waiting.readers);
+            if join_in_flight {
+                waiting.in_flight = Some(Vec::new());
+            }
+            readers
         };
         let answer = round().await;
-        for reader in readers {
+        let joined = lock(&waiting).in_flight.take().unwrap_or_default();
+        for reader in readers.into_iter().chain(joined) {
             // A reader that gave up (its deadline passed) is gone: fine.
             let _ = reader.send(answer.clone());
         }
@@ -122,6 +150,7 @@ impl<T> Drop for StopGuard<T> {
         let mut waiting = lock(&self.0);
         waiting.driving = false;
         waiting.readers.clear();
+        waiting.in_flight = None;
     }
 }
 
@@ -197,6 +226,32 @@ mod tests {
             assert_eq!(read.await.unwrap(), Ok(2));
         }
         assert_eq!(count.load(Ordering::SeqCst), 2, "two rounds for 100 reads");
+    }
+
+    #[tokio::test]
+    async fn with_the_mutation_reads_arriving_during_a_round_take_its_answer() {
+        let count = Arc::new(AtomicU64::new(0));
+        let gate = Arc::new(Notify::new());
+        let rounds = Arc::new(SharedRounds::with_mutation(
+            counting_round(Arc::clone(&count), Some(Arc::clone(&gate))),
+            true,
+        ));
+        let first = tokio::spawn({
+            let rounds = Arc::clone(&rounds);
+            async move { rounds.join().await }
+        });
+        while count.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let late = tokio::spawn({
+            let rounds = Arc::clone(&rounds);
+            async move { rounds.join().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        gate.notify_one();
+        assert_eq!(first.await.unwrap(), Ok(1));
+        assert_eq!(late.await.unwrap(), Ok(1), "the late read took round 1");
+        assert_eq!(count.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
