@@ -22,7 +22,7 @@
 //! # Layout
 //! - [`ids`], [`model`]: identifiers and resources.
 //! - [`command`]: commands, replies, rejections.
-//! - `apply`, `ports`: handlers (validate, then mutate with diff tracking).
+//! - `apply`: handlers, one file per resource (validate, then commit).
 //! - [`goal`]: per-host goal-state objects, diffs and digests.
 //! - `state`: tables, indexes, goal evaluation, snapshots.
 //! - [`decode`]: bounded decoding of bytes from outside (size and nesting).
@@ -32,12 +32,10 @@ mod apply;
 pub mod changes;
 pub mod command;
 pub mod decode;
-mod fips;
 pub mod goal;
 pub mod ids;
 pub mod limits;
 pub mod model;
-mod ports;
 mod state;
 mod tags;
 mod validate;
