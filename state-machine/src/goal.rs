@@ -348,13 +348,6 @@ impl Diffs {
     }
 }
 
-/// What a command may touch: objects, and host subscriptions to shared scopes.
-#[derive(Default)]
-pub(crate) struct Touch {
-    pub(crate) objects: Vec<(Scope, GoalKey)>,
-    pub(crate) subs: Vec<(HostId, Scope)>,
-}
-
 /// Collects the value before the command of every object and subscription the
 /// command may touch; [`DiffCollector::finish`] evaluates each once against the
 /// state after the command and emits the net changes. Values after are never
@@ -372,20 +365,6 @@ pub(crate) struct DiffCollector {
 }
 
 impl DiffCollector {
-    /// Records the current values of what the command may touch, unless already
-    /// recorded earlier in this command.
-    pub(crate) fn before(&mut self, state: &crate::State, touch: &Touch) {
-        for (scope, key) in &touch.objects {
-            match scope {
-                Scope::Host(host) => self.host_object(state, host, *key),
-                shared => self.shared_object(state, shared, *key),
-            }
-        }
-        for (host, scope) in &touch.subs {
-            self.sub(state, host, scope);
-        }
-    }
-
     /// Records the current value of an object of `host`'s own scope.
     pub(crate) fn host_object(&mut self, state: &crate::State, host: &str, key: GoalKey) {
         if !self.host_objects.contains_key(host) {

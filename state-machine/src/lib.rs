@@ -24,7 +24,8 @@
 //! - [`command`]: commands, replies, rejections.
 //! - `apply`: handlers, one file per resource (validate, then commit).
 //! - [`goal`]: per-host goal-state objects, diffs and digests.
-//! - `state`: tables, indexes, goal evaluation, snapshots.
+//! - `state`: tables, indexes, goal evaluation, snapshots; `state/commit.rs` is
+//!   the one write path per table (indexes, usage, change marks, diff candidates).
 //! - [`decode`]: bounded decoding of bytes from outside (size and nesting).
 //! - [`limits`]: every bound, named.
 

@@ -3,7 +3,7 @@
 
 use crate::apply::Ctx;
 use crate::command::{Kind, Rejection, Reply};
-use crate::goal::{DiffCollector, GoalKey, Scope, Touch};
+use crate::goal::DiffCollector;
 use crate::ids::ProjectId;
 use crate::model::{Host, HostStatus};
 use crate::state::State;
@@ -11,17 +11,17 @@ use crate::validate;
 use std::net::IpAddr;
 
 impl State {
-
     pub(crate) fn create_host(
         &mut self,
         ctx: Ctx,
         id: &str,
         project: &ProjectId,
         ip: IpAddr,
+        d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
         validate::ident("id", id)?;
         validate::ident("project_id", project)?;
-        if self.t.hosts.contains_key(id) {
+        if self.t.hosts().contains_key(id) {
             return Err(Rejection::AlreadyExists {
                 kind: Kind::Host,
                 id: id.to_string(),
@@ -39,8 +39,7 @@ impl State {
             status: HostStatus::Up,
             meta: ctx.meta(project),
         };
-        self.changed_host(&host.id);
-        self.t.hosts.insert(host.id.clone(), host.clone());
+        self.commit_host(id, Some(host.clone()), d);
         Ok(Reply::Host(host))
     }
 
@@ -55,7 +54,7 @@ impl State {
     ) -> Result<Reply, Rejection> {
         let host = self
             .t
-            .hosts
+            .hosts()
             .get(id)
             .ok_or_else(|| Rejection::not_found(Kind::Host, id))?;
         validate::revision(expected, host.meta.revision)?;
@@ -65,42 +64,27 @@ impl State {
                 "must be a unicast address",
             ));
         }
-        // Every neighbor entry of every port on the host carries its underlay IP.
-        let mut candidates = Touch::default();
-        if ip.is_some_and(|ip| ip != host.underlay_ip) {
-            for port in self.ports_of_host(id) {
-                candidates
-                    .objects
-                    .push((Scope::Vpc(port.network_id), GoalKey::Neighbor(port.id)));
-            }
+        let mut new = host.clone();
+        if let Some(ip) = ip {
+            new.underlay_ip = ip;
         }
-        d.before(self, &candidates);
-        self.changed_host(id);
-        if let Some(host) = self.t.hosts.get_mut(id) {
-            if let Some(ip) = ip {
-                host.underlay_ip = ip;
-            }
-            if let Some(status) = status {
-                host.status = status;
-            }
-            ctx.touch(&mut host.meta);
+        if let Some(status) = status {
+            new.status = status;
         }
-        self.t
-            .hosts
-            .get(id)
-            .cloned()
-            .map(Reply::Host)
-            .ok_or_else(|| Rejection::not_found(Kind::Host, id))
+        ctx.touch(&mut new.meta);
+        self.commit_host(id, Some(new.clone()), d);
+        Ok(Reply::Host(new))
     }
 
     pub(crate) fn delete_host(
         &mut self,
         id: &str,
         expected: Option<u64>,
+        d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
         let host = self
             .t
-            .hosts
+            .hosts()
             .get(id)
             .ok_or_else(|| Rejection::not_found(Kind::Host, id))?;
         validate::revision(expected, host.meta.revision)?;
@@ -111,8 +95,7 @@ impl State {
                 reason: format!("port {} is bound to it", port.id),
             });
         }
-        self.changed_host(id);
-        self.t.hosts.remove(id);
+        self.commit_host(id, None, d);
         Ok(Reply::Deleted)
     }
 }

@@ -84,7 +84,7 @@ impl State {
         let mut diffs = DiffCollector::default();
         self.clear_marks();
         let result = self.dispatch(ctx, &proposal.command, &mut diffs);
-        self.t.applied_index = log_index;
+        self.commit_applied_index(log_index);
         let (diffs, changes) = if result.is_ok() {
             (diffs.finish(self), self.take_changes())
         } else {
@@ -109,7 +109,7 @@ impl State {
                 id,
                 project_id,
                 underlay_ip,
-            } => self.create_host(ctx, id, project_id, *underlay_ip),
+            } => self.create_host(ctx, id, project_id, *underlay_ip, d),
             Command::UpdateHost {
                 id,
                 underlay_ip,
@@ -119,7 +119,7 @@ impl State {
             Command::DeleteHost {
                 id,
                 expected_revision,
-            } => self.delete_host(id, *expected_revision),
+            } => self.delete_host(id, *expected_revision, d),
             Command::CreateVpc {
                 id,
                 project_id,
@@ -137,6 +137,7 @@ impl State {
                 *vni,
                 *mtu,
                 *admin_state_up,
+                d,
             ),
             Command::UpdateVpc {
                 id,
@@ -156,7 +157,7 @@ impl State {
             Command::DeleteVpc {
                 id,
                 expected_revision,
-            } => self.delete_vpc(*id, *expected_revision),
+            } => self.delete_vpc(*id, *expected_revision, d),
             Command::CreateSubnet {
                 id,
                 project_id,
@@ -229,7 +230,7 @@ impl State {
                 project_id,
                 name,
                 description,
-            } => self.create_security_group(ctx, *id, project_id, name, description),
+            } => self.create_security_group(ctx, *id, project_id, name, description, d),
             Command::UpdateSecurityGroup {
                 id,
                 name,
@@ -245,7 +246,7 @@ impl State {
             Command::DeleteSecurityGroup {
                 id,
                 expected_revision,
-            } => self.delete_security_group(*id, *expected_revision),
+            } => self.delete_security_group(*id, *expected_revision, d),
             Command::CreateSecurityGroupRule {
                 id,
                 project_id,
@@ -281,7 +282,7 @@ impl State {
                 project_id,
                 name,
                 routes,
-            } => self.create_router(ctx, *id, project_id, name, routes),
+            } => self.create_router(ctx, *id, project_id, name, routes, d),
             Command::UpdateRouter {
                 id,
                 name,
@@ -300,7 +301,7 @@ impl State {
             Command::DeleteRouter {
                 id,
                 expected_revision,
-            } => self.delete_router(*id, *expected_revision),
+            } => self.delete_router(*id, *expected_revision, d),
             Command::AddRouterInterface {
                 router_id,
                 subnet_id,
@@ -409,7 +410,7 @@ impl State {
         let encoded = bincode::serde::encode_to_vec(command, bincode::config::standard())
             .map_err(|e| Rejection::invalid("command", e.to_string()))?;
         let fingerprint = *blake3::hash(&encoded).as_bytes();
-        if let Some(record) = self.t.tokens.get(token) {
+        if let Some(record) = self.t.tokens().get(token) {
             return if record.fingerprint == fingerprint {
                 Ok(record.reply.clone())
             } else {
@@ -424,19 +425,7 @@ impl State {
             index: ctx.index,
             reply: reply.clone(),
         };
-        self.ix.token_weight += record.weight();
-        self.ix.token_ages.insert((ctx.index, token.to_string()));
-        self.t.tokens.insert(token.to_string(), record);
-        while self.t.tokens.len() > crate::limits::TOKENS_MAX
-            || self.ix.token_weight > crate::limits::TOKEN_REPLY_WEIGHT_MAX
-        {
-            let Some((_, oldest)) = self.ix.token_ages.pop_first() else {
-                break;
-            };
-            if let Some(old) = self.t.tokens.remove(&oldest) {
-                self.ix.token_weight = self.ix.token_weight.saturating_sub(old.weight());
-            }
-        }
+        self.commit_token(token, record);
         Ok(reply)
     }
 
@@ -466,7 +455,7 @@ impl State {
     /// Hosts with at least one port in the VPC.
     pub(crate) fn vpc_hosts(&self, net: Id) -> Vec<HostId> {
         self.ix
-            .vpc_hosts
+            .vpc_hosts()
             .get(&net)
             .map(|hosts| hosts.keys().cloned().collect())
             .unwrap_or_default()
@@ -475,7 +464,7 @@ impl State {
     /// Hosts with at least one port in the group.
     pub(crate) fn sg_hosts(&self, sg: Id) -> Vec<HostId> {
         self.ix
-            .sg_hosts
+            .sg_hosts()
             .get(&sg)
             .map(|hosts| hosts.keys().cloned().collect())
             .unwrap_or_default()

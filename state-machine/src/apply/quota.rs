@@ -7,7 +7,6 @@ use crate::state::State;
 use crate::validate;
 
 impl State {
-
     pub(crate) fn set_quota(
         &mut self,
         project: &ProjectId,
@@ -30,11 +29,9 @@ impl State {
                         "limits must be -1 (unlimited) or non-negative",
                     ));
                 }
-                self.t.quotas.insert(project.clone(), q);
+                self.commit_quota(project, Some(q));
             }
-            None => {
-                self.t.quotas.remove(project);
-            }
+            None => self.commit_quota(project, None),
         }
         Ok(Reply::Quota(self.quota(project)))
     }

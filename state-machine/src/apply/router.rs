@@ -2,7 +2,7 @@
 
 use crate::apply::Ctx;
 use crate::command::{Kind, Rejection, Reply};
-use crate::goal::{DiffCollector, GoalKey, Scope, Touch};
+use crate::goal::DiffCollector;
 use crate::ids::{validate_client_id, Id, ProjectId};
 use crate::limits::{ROUTER_INTERFACES_MAX, ROUTER_ROUTES_MAX};
 use crate::model::{ResourceKind, Route, Router, RouterInterface};
@@ -10,7 +10,6 @@ use crate::state::State;
 use crate::validate;
 
 impl State {
-
     pub(crate) fn create_router(
         &mut self,
         ctx: Ctx,
@@ -18,11 +17,12 @@ impl State {
         project: &ProjectId,
         name: &str,
         routes: &[Route],
+        d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
         validate_client_id("id", id)?;
         validate::ident("project_id", project)?;
         validate::name("name", name)?;
-        if self.t.routers.contains_key(&id) {
+        if self.t.routers().contains_key(&id) {
             return Err(Rejection::AlreadyExists {
                 kind: Kind::Router,
                 id: id.to_string(),
@@ -38,22 +38,8 @@ impl State {
             routes,
             meta: ctx.meta(project),
         };
-        self.usage_add(project, ResourceKind::Router, 1);
-        self.changed(Kind::Router, id);
-        self.t.routers.insert(id, router.clone());
+        self.commit_router(id, Some(router.clone()), d);
         Ok(Reply::Router(router))
-    }
-
-    pub(crate) fn router_candidates(&self, router: &Router, out: &mut Touch) {
-        for iface in &router.interfaces {
-            if let Some(subnet) = self.t.subnets.get(&iface.subnet_id) {
-                let key = GoalKey::Router {
-                    network_id: subnet.network_id,
-                    router_id: router.id,
-                };
-                out.objects.push((Scope::Vpc(subnet.network_id), key));
-            }
-        }
     }
 
     #[allow(
@@ -72,7 +58,7 @@ impl State {
     ) -> Result<Reply, Rejection> {
         let router = self
             .t
-            .routers
+            .routers()
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::Router, id))?;
         validate::revision(expected, router.meta.revision)?;
@@ -88,11 +74,7 @@ impl State {
             new.admin_state_up = up;
         }
         ctx.touch(&mut new.meta);
-        let mut candidates = Touch::default();
-        self.router_candidates(&new, &mut candidates);
-        d.before(self, &candidates);
-        self.changed(Kind::Router, id);
-        self.t.routers.insert(id, new.clone());
+        self.commit_router(id, Some(new.clone()), d);
         Ok(Reply::Router(new))
     }
 
@@ -100,10 +82,11 @@ impl State {
         &mut self,
         id: Id,
         expected: Option<u64>,
+        d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
         let router = self
             .t
-            .routers
+            .routers()
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::Router, id))?;
         validate::revision(expected, router.meta.revision)?;
@@ -114,12 +97,7 @@ impl State {
                 reason: format!("it has an interface on subnet {}", iface.subnet_id),
             });
         }
-        let project = router.meta.project_id.clone();
-        self.changed(Kind::Router, id);
-        if let Some(gone) = self.t.routers.remove(&id) {
-            self.index_tags(Kind::Router, id, &gone.meta.tags, false);
-        }
-        self.usage_sub(&project, ResourceKind::Router, 1);
+        self.commit_router(id, None, d);
         Ok(Reply::Deleted)
     }
 
@@ -133,17 +111,17 @@ impl State {
     ) -> Result<Reply, Rejection> {
         let router = self
             .t
-            .routers
+            .routers()
             .get(&router_id)
             .ok_or_else(|| Rejection::not_found(Kind::Router, router_id))?;
         let subnet = self
             .t
-            .subnets
+            .subnets()
             .get(&subnet_id)
             .ok_or_else(|| Rejection::not_found(Kind::Subnet, subnet_id))?;
         let mut new = router.clone();
         if add {
-            if let Some(owner) = self.ix.subnet_router.get(&subnet_id) {
+            if let Some(owner) = self.ix.subnet_router().get(&subnet_id) {
                 return Err(Rejection::InUse {
                     kind: Kind::Subnet,
                     id: subnet_id.to_string(),
@@ -165,7 +143,7 @@ impl State {
             let same_net = new
                 .interfaces
                 .iter()
-                .filter_map(|i| self.t.subnets.get(&i.subnet_id))
+                .filter_map(|i| self.t.subnets().get(&i.subnet_id))
                 .find(|s| {
                     s.network_id == subnet.network_id && validate::overlaps(&s.cidr, &subnet.cidr)
                 });
@@ -192,15 +170,7 @@ impl State {
             }
         }
         ctx.touch(&mut new.meta);
-        let old = router.clone();
-        let mut candidates = Touch::default();
-        self.router_candidates(&old, &mut candidates);
-        self.router_candidates(&new, &mut candidates);
-        d.before(self, &candidates);
-        self.index_router(&old, false);
-        self.index_router(&new, true);
-        self.changed(Kind::Router, router_id);
-        self.t.routers.insert(router_id, new.clone());
+        self.commit_router(router_id, Some(new.clone()), d);
         Ok(Reply::Router(new))
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::apply::Ctx;
 use crate::command::{Kind, Rejection, Reply};
-use crate::goal::{DiffCollector, GoalKey, Scope, Touch};
+use crate::goal::DiffCollector;
 use crate::ids::{validate_client_id, Id, ProjectId};
 use crate::model::{Direction, EtherType, ResourceKind, SecurityGroup, SecurityGroupRule};
 use crate::state::State;
@@ -11,22 +11,27 @@ use crate::validate;
 use ipnet::IpNet;
 
 impl State {
-
     /// Inserts a group and Neutron's two default egress rules (IPv4 and IPv6 to
     /// anywhere); the project's default group also allows ingress from itself.
     ///
     /// The callers have checked that neither the group's nor the rules' IDs
     /// are taken; overwriting a resource would leave indexes that a rebuild
     /// from the tables does not reproduce.
-    pub(crate) fn insert_security_group(&mut self, ctx: Ctx, sg: SecurityGroup, rule_ids: [Id; 4]) {
+    pub(crate) fn insert_security_group(
+        &mut self,
+        ctx: Ctx,
+        sg: SecurityGroup,
+        rule_ids: [Id; 4],
+        d: &mut DiffCollector,
+    ) {
         assert!(
-            !self.t.security_groups.contains_key(&sg.id),
+            !self.t.security_groups().contains_key(&sg.id),
             "security group {} would be overwritten",
             sg.id
         );
         for rule_id in &rule_ids {
             assert!(
-                !self.t.rules.contains_key(rule_id),
+                !self.t.rules().contains_key(rule_id),
                 "security group rule {rule_id} would be overwritten"
             );
         }
@@ -45,7 +50,6 @@ impl State {
             ] {
                 rules.push((rule_id, Direction::Ingress, ethertype, Some(sg.id)));
             }
-            self.ix.default_sg.insert(project.clone(), sg.id);
         }
         for (rule_id, direction, ethertype, remote_group_id) in rules {
             let rule = SecurityGroupRule {
@@ -60,13 +64,9 @@ impl State {
                 remote_group_id,
                 meta: ctx.meta(&project),
             };
-            self.index_rule(&rule, true);
-            self.changed(Kind::SecurityGroupRule, rule.id);
-            self.t.rules.insert(rule.id, rule);
+            self.commit_rule(rule.id, Some(rule), d);
         }
-        self.usage_add(&project, ResourceKind::SecurityGroup, 1);
-        self.changed(Kind::SecurityGroup, sg.id);
-        self.t.security_groups.insert(sg.id, sg);
+        self.commit_security_group(sg.id, Some(sg));
     }
 
     pub(crate) fn create_security_group(
@@ -76,12 +76,13 @@ impl State {
         project: &ProjectId,
         name: &str,
         description: &str,
+        d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
         validate_client_id("id", id)?;
         validate::ident("project_id", project)?;
         validate::name("name", name)?;
         validate::name("description", description)?;
-        if self.t.security_groups.contains_key(&id) {
+        if self.t.security_groups().contains_key(&id) {
             return Err(Rejection::AlreadyExists {
                 kind: Kind::SecurityGroup,
                 id: id.to_string(),
@@ -93,7 +94,7 @@ impl State {
             ctx.derive_id(),
             ctx.derive_id(),
         ];
-        if rule_ids.iter().any(|r| self.t.rules.contains_key(r)) {
+        if rule_ids.iter().any(|r| self.t.rules().contains_key(r)) {
             return Err(Rejection::AlreadyExists {
                 kind: Kind::SecurityGroupRule,
                 id: rule_ids[0].to_string(),
@@ -108,7 +109,7 @@ impl State {
             is_default: false,
             meta: ctx.meta(project),
         };
-        self.insert_security_group(ctx, sg.clone(), rule_ids);
+        self.insert_security_group(ctx, sg.clone(), rule_ids, d);
         Ok(Reply::SecurityGroup(sg))
     }
 
@@ -122,7 +123,7 @@ impl State {
     ) -> Result<Reply, Rejection> {
         let sg = self
             .t
-            .security_groups
+            .security_groups()
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::SecurityGroup, id))?;
         validate::revision(expected, sg.meta.revision)?;
@@ -138,34 +139,33 @@ impl State {
         if let Some(description) = description {
             validate::name("description", description)?;
         }
-        self.changed(Kind::SecurityGroup, id);
-        let Some(sg) = self.t.security_groups.get_mut(&id) else {
-            return Err(Rejection::not_found(Kind::SecurityGroup, id));
-        };
+        let mut new = sg.clone();
         if let Some(name) = name {
-            sg.name = name.to_string();
+            new.name = name.to_string();
         }
         if let Some(description) = description {
-            sg.description = description.to_string();
+            new.description = description.to_string();
         }
-        ctx.touch(&mut sg.meta);
-        Ok(Reply::SecurityGroup(sg.clone()))
+        ctx.touch(&mut new.meta);
+        self.commit_security_group(id, Some(new.clone()));
+        Ok(Reply::SecurityGroup(new))
     }
 
     pub(crate) fn delete_security_group(
         &mut self,
         id: Id,
         expected: Option<u64>,
+        d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
         let sg = self
             .t
-            .security_groups
+            .security_groups()
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::SecurityGroup, id))?;
         validate::revision(expected, sg.meta.revision)?;
         if let Some((_, port)) = self
             .ix
-            .sg_ports
+            .sg_ports()
             .range((id, Id(0))..=(id, Id(u128::MAX)))
             .next()
         {
@@ -175,8 +175,12 @@ impl State {
                 reason: format!("port {port} uses it"),
             });
         }
-        for (_, rule_id) in self.ix.remote_refs.range((id, Id(0))..=(id, Id(u128::MAX))) {
-            if let Some(rule) = self.t.rules.get(rule_id) {
+        for (_, rule_id) in self
+            .ix
+            .remote_refs()
+            .range((id, Id(0))..=(id, Id(u128::MAX)))
+        {
+            if let Some(rule) = self.t.rules().get(rule_id) {
                 if rule.security_group_id != id {
                     return Err(Rejection::InUse {
                         kind: Kind::SecurityGroup,
@@ -189,43 +193,17 @@ impl State {
                 }
             }
         }
-        let project = sg.meta.project_id.clone();
-        let is_default = sg.is_default;
         let rule_ids: Vec<Id> = self
             .ix
-            .sg_rules
+            .sg_rules()
             .range((id, Id(0))..=(id, Id(u128::MAX)))
             .map(|(_, r)| *r)
             .collect();
         for rule_id in rule_ids {
-            self.changed(Kind::SecurityGroupRule, rule_id);
-            if let Some(rule) = self.t.rules.remove(&rule_id) {
-                self.index_rule(&rule, false);
-            }
+            self.commit_rule(rule_id, None, d);
         }
-        if is_default {
-            self.ix.default_sg.remove(&project);
-        }
-        self.changed(Kind::SecurityGroup, id);
-        if let Some(gone) = self.t.security_groups.remove(&id) {
-            self.index_tags(Kind::SecurityGroup, id, &gone.meta.tags, false);
-        }
-        self.usage_sub(&project, ResourceKind::SecurityGroup, 1);
+        self.commit_security_group(id, None);
         Ok(Reply::Deleted)
-    }
-
-    pub(crate) fn rule_candidates(&self, rule: &SecurityGroupRule) -> Touch {
-        let mut out = Touch::default();
-        out.objects.push((
-            Scope::Rules(rule.security_group_id),
-            GoalKey::SgRule(rule.id),
-        ));
-        if let Some(group_id) = rule.remote_group_id {
-            for host in self.sg_hosts(rule.security_group_id) {
-                out.subs.push((host, Scope::Members(group_id)));
-            }
-        }
-        out
     }
 
     pub(crate) fn create_rule(
@@ -235,35 +213,35 @@ impl State {
     ) -> Result<Reply, Rejection> {
         validate_client_id("id", rule.id)?;
         validate::ident("project_id", &rule.meta.project_id)?;
-        if self.t.rules.contains_key(&rule.id) {
+        if self.t.rules().contains_key(&rule.id) {
             return Err(Rejection::AlreadyExists {
                 kind: Kind::SecurityGroupRule,
                 id: rule.id.to_string(),
             });
         }
-        if !self.t.security_groups.contains_key(&rule.security_group_id) {
+        if !self
+            .t
+            .security_groups()
+            .contains_key(&rule.security_group_id)
+        {
             return Err(Rejection::not_found(
                 Kind::SecurityGroup,
                 rule.security_group_id,
             ));
         }
         if let Some(g) = rule.remote_group_id {
-            if !self.t.security_groups.contains_key(&g) {
+            if !self.t.security_groups().contains_key(&g) {
                 return Err(Rejection::not_found(Kind::SecurityGroup, g));
             }
         }
         check_rule(&rule)?;
-        if let Some(existing) = self.ix.rule_match.get(&rule.match_key()) {
+        if let Some(existing) = self.ix.rule_match().get(&rule.match_key()) {
             return Err(Rejection::RuleExists {
                 existing_id: *existing,
             });
         }
         self.check_quota(&rule.meta.project_id, ResourceKind::SecurityGroupRule, 1)?;
-        let candidates = self.rule_candidates(&rule);
-        d.before(self, &candidates);
-        self.index_rule(&rule, true);
-        self.changed(Kind::SecurityGroupRule, rule.id);
-        self.t.rules.insert(rule.id, rule.clone());
+        self.commit_rule(rule.id, Some(rule.clone()), d);
         Ok(Reply::SecurityGroupRule(rule))
     }
 
@@ -275,16 +253,11 @@ impl State {
     ) -> Result<Reply, Rejection> {
         let rule = self
             .t
-            .rules
+            .rules()
             .get(&id)
-            .ok_or_else(|| Rejection::not_found(Kind::SecurityGroupRule, id))?
-            .clone();
+            .ok_or_else(|| Rejection::not_found(Kind::SecurityGroupRule, id))?;
         validate::revision(expected, rule.meta.revision)?;
-        let candidates = self.rule_candidates(&rule);
-        d.before(self, &candidates);
-        self.index_rule(&rule, false);
-        self.changed(Kind::SecurityGroupRule, id);
-        self.t.rules.remove(&id);
+        self.commit_rule(id, None, d);
         Ok(Reply::Deleted)
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::apply::Ctx;
 use crate::command::{GatewaySpec, Kind, Rejection, Reply, SubnetUpdate};
-use crate::goal::{DiffCollector, GoalKey, Scope, Touch};
+use crate::goal::DiffCollector;
 use crate::ids::{validate_client_id, Id, ProjectId};
 use crate::limits::{SUBNET_DNS_MAX, SUBNET_HOST_ROUTES_MAX, SUBNET_POOLS_MAX};
 use crate::model::{ResourceKind, Route, Subnet};
@@ -14,6 +14,15 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 impl State {
+    /// What holds an address of the IPAM index: a port or a floating IP.
+    fn address_user_kind(&self, user: Id) -> Kind {
+        if self.t.ports().contains_key(&user) {
+            Kind::Port
+        } else {
+            debug_assert!(self.t.floating_ips().contains_key(&user));
+            Kind::FloatingIp
+        }
+    }
 
     pub(crate) fn create_subnet(
         &mut self,
@@ -24,7 +33,7 @@ impl State {
         validate_client_id("id", s.id)?;
         validate::ident("project_id", s.project_id)?;
         validate::name("name", s.name)?;
-        if self.t.subnets.contains_key(&s.id) {
+        if self.t.subnets().contains_key(&s.id) {
             return Err(Rejection::AlreadyExists {
                 kind: Kind::Subnet,
                 id: s.id.to_string(),
@@ -32,7 +41,7 @@ impl State {
         }
         let vpc = self
             .t
-            .vpcs
+            .vpcs()
             .get(&s.network_id)
             .ok_or_else(|| Rejection::not_found(Kind::Vpc, s.network_id))?;
         validate::subnet_cidr(&s.cidr)?;
@@ -86,15 +95,7 @@ impl State {
             host_routes: routes,
             meta: ctx.meta(s.project_id),
         };
-        let candidates = Touch {
-            objects: vec![(Scope::Vpc(s.network_id), GoalKey::Subnet(s.id))],
-            subs: Vec::new(),
-        };
-        d.before(self, &candidates);
-        self.ix.net_subnets.insert((s.network_id, s.id));
-        self.usage_add(s.project_id, ResourceKind::Subnet, 1);
-        self.changed(Kind::Subnet, s.id);
-        self.t.subnets.insert(s.id, subnet.clone());
+        self.commit_subnet(s.id, Some(subnet.clone()), d);
         Ok(Reply::Subnet(subnet))
     }
 
@@ -108,7 +109,7 @@ impl State {
     ) -> Result<Reply, Rejection> {
         let old = self
             .t
-            .subnets
+            .subnets()
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::Subnet, id))?;
         validate::revision(expected, old.meta.revision)?;
@@ -118,7 +119,7 @@ impl State {
             new.name = name.clone();
         }
         if let Some(gateway) = u.gateway_ip {
-            if self.ix.subnet_router.contains_key(&id) && gateway != old.gateway_ip {
+            if self.ix.subnet_router().contains_key(&id) && gateway != old.gateway_ip {
                 return Err(Rejection::InUse {
                     kind: Kind::Subnet,
                     id: id.to_string(),
@@ -127,11 +128,14 @@ impl State {
             }
             if let Some(ip) = gateway {
                 check_gateway(&new.cidr, ip)?;
-                if let Some(port) = self.ix.ip_used.get(&(id, ip_to_int(ip))) {
+                if let Some(user) = self.ix.ip_used().get(&(id, ip_to_int(ip))) {
                     return Err(Rejection::InUse {
                         kind: Kind::Subnet,
                         id: id.to_string(),
-                        reason: format!("gateway address {ip} is used by port {port}"),
+                        reason: format!(
+                            "gateway address {ip} is used by {} {user}",
+                            self.address_user_kind(*user)
+                        ),
                     });
                 }
             }
@@ -167,13 +171,7 @@ impl State {
         new.dns_nameservers = dns;
         new.host_routes = routes;
         ctx.touch(&mut new.meta);
-        let candidates = Touch {
-            objects: vec![(Scope::Vpc(new.network_id), GoalKey::Subnet(id))],
-            subs: Vec::new(),
-        };
-        d.before(self, &candidates);
-        self.changed(Kind::Subnet, id);
-        self.t.subnets.insert(id, new.clone());
+        self.commit_subnet(id, Some(new.clone()), d);
         Ok(Reply::Subnet(new))
     }
 
@@ -185,37 +183,28 @@ impl State {
     ) -> Result<Reply, Rejection> {
         let subnet = self
             .t
-            .subnets
+            .subnets()
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::Subnet, id))?;
         validate::revision(expected, subnet.meta.revision)?;
-        if let Some(((_, _), port)) = self.ix.ip_used.range((id, 0)..=(id, u128::MAX)).next() {
+        if let Some(((_, _), port)) = self.ix.ip_used().range((id, 0)..=(id, u128::MAX)).next() {
             return Err(Rejection::InUse {
                 kind: Kind::Subnet,
                 id: id.to_string(),
-                reason: format!("port {port} has an address in it"),
+                reason: format!(
+                    "{} {port} has an address in it",
+                    self.address_user_kind(*port)
+                ),
             });
         }
-        if let Some(router) = self.ix.subnet_router.get(&id) {
+        if let Some(router) = self.ix.subnet_router().get(&id) {
             return Err(Rejection::InUse {
                 kind: Kind::Subnet,
                 id: id.to_string(),
                 reason: format!("router {router} has an interface on it"),
             });
         }
-        let (net, project) = (subnet.network_id, subnet.meta.project_id.clone());
-        let candidates = Touch {
-            objects: vec![(Scope::Vpc(net), GoalKey::Subnet(id))],
-            subs: Vec::new(),
-        };
-        d.before(self, &candidates);
-        self.changed(Kind::Subnet, id);
-        if let Some(gone) = self.t.subnets.remove(&id) {
-            self.index_tags(Kind::Subnet, id, &gone.meta.tags, false);
-        }
-        self.t.ip_cursors.remove(&id);
-        self.ix.net_subnets.remove(&(net, id));
-        self.usage_sub(&project, ResourceKind::Subnet, 1);
+        self.commit_subnet(id, None, d);
         Ok(Reply::Deleted)
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::apply::Ctx;
 use crate::command::{Kind, Rejection, Reply};
-use crate::goal::{DiffCollector, GoalKey, Scope, Touch};
+use crate::goal::DiffCollector;
 use crate::ids::{validate_client_id, Id, ProjectId};
 use crate::limits::{MTU_DEFAULT, MTU_MAX, MTU_MIN, VNI_MAX, VNI_MIN};
 use crate::model::{ResourceKind, Vpc};
@@ -11,7 +11,6 @@ use crate::validate;
 use ipnet::IpNet;
 
 impl State {
-
     #[allow(
         clippy::too_many_arguments,
         reason = "mirrors the command's fields one to one"
@@ -26,11 +25,12 @@ impl State {
         vni: Option<u32>,
         mtu: Option<u32>,
         admin_state_up: bool,
+        d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
         validate_client_id("id", id)?;
         validate::ident("project_id", project)?;
         validate::name("name", name)?;
-        if self.t.vpcs.contains_key(&id) {
+        if self.t.vpcs().contains_key(&id) {
             return Err(Rejection::AlreadyExists {
                 kind: Kind::Vpc,
                 id: id.to_string(),
@@ -54,7 +54,7 @@ impl State {
                     format!("must be in {VNI_MIN}..={VNI_MAX}"),
                 ));
             }
-            Some(v) if self.ix.vni_used.contains_key(&v) => {
+            Some(v) if self.ix.vni_used().contains_key(&v) => {
                 return Err(Rejection::InUse {
                     kind: Kind::Vpc,
                     id: id.to_string(),
@@ -75,19 +75,17 @@ impl State {
             admin_state_up,
             meta: ctx.meta(project),
         };
-        self.t.vni_cursor = if vni >= VNI_MAX { VNI_MIN } else { vni + 1 };
-        self.ix.vni_used.insert(vni, id);
-        self.usage_add(project, ResourceKind::Network, 1);
-        self.changed(Kind::Vpc, id);
-        self.t.vpcs.insert(id, vpc.clone());
+        let cursor = if vni >= VNI_MAX { VNI_MIN } else { vni + 1 };
+        self.commit_cursors([], None, Some(cursor));
+        self.commit_vpc(id, Some(vpc.clone()), d);
         Ok(Reply::Vpc(vpc))
     }
 
     pub(crate) fn next_free_vni(&self) -> Option<u32> {
-        let start = self.t.vni_cursor.clamp(VNI_MIN, VNI_MAX);
+        let start = self.t.vni_cursor().clamp(VNI_MIN, VNI_MAX);
         let free_from = |lo: u32, hi: u32| {
             let mut cand = lo;
-            for (&used, _) in self.ix.vni_used.range(lo..=hi) {
+            for (&used, _) in self.ix.vni_used().range(lo..=hi) {
                 if used != cand {
                     break;
                 }
@@ -115,7 +113,7 @@ impl State {
     ) -> Result<Reply, Rejection> {
         let vpc = self
             .t
-            .vpcs
+            .vpcs()
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::Vpc, id))?;
         validate::revision(expected, vpc.meta.revision)?;
@@ -128,36 +126,30 @@ impl State {
                 format!("must be in {MTU_MIN}..={MTU_MAX}"),
             ));
         }
-        let candidates = Touch {
-            objects: vec![(Scope::Vpc(id), GoalKey::Vpc(id))],
-            subs: Vec::new(),
-        };
-        d.before(self, &candidates);
-        self.changed(Kind::Vpc, id);
-        if let Some(vpc) = self.t.vpcs.get_mut(&id) {
-            if let Some(name) = name {
-                vpc.name = name.to_string();
-            }
-            if let Some(mtu) = mtu {
-                vpc.mtu = mtu;
-            }
-            if let Some(up) = admin_state_up {
-                vpc.admin_state_up = up;
-            }
-            ctx.touch(&mut vpc.meta);
+        let mut new = vpc.clone();
+        if let Some(name) = name {
+            new.name = name.to_string();
         }
-        self.t
-            .vpcs
-            .get(&id)
-            .cloned()
-            .map(Reply::Vpc)
-            .ok_or_else(|| Rejection::not_found(Kind::Vpc, id))
+        if let Some(mtu) = mtu {
+            new.mtu = mtu;
+        }
+        if let Some(up) = admin_state_up {
+            new.admin_state_up = up;
+        }
+        ctx.touch(&mut new.meta);
+        self.commit_vpc(id, Some(new.clone()), d);
+        Ok(Reply::Vpc(new))
     }
 
-    pub(crate) fn delete_vpc(&mut self, id: Id, expected: Option<u64>) -> Result<Reply, Rejection> {
+    pub(crate) fn delete_vpc(
+        &mut self,
+        id: Id,
+        expected: Option<u64>,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
         let vpc = self
             .t
-            .vpcs
+            .vpcs()
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::Vpc, id))?;
         validate::revision(expected, vpc.meta.revision)?;
@@ -175,14 +167,7 @@ impl State {
                 reason: format!("subnet {} is in it", subnet.id),
             });
         }
-        let project = vpc.meta.project_id.clone();
-        let vni = vpc.vni;
-        self.changed(Kind::Vpc, id);
-        if let Some(gone) = self.t.vpcs.remove(&id) {
-            self.index_tags(Kind::Vpc, id, &gone.meta.tags, false);
-        }
-        self.ix.vni_used.remove(&vni);
-        self.usage_sub(&project, ResourceKind::Network, 1);
+        self.commit_vpc(id, None, d);
         Ok(Reply::Deleted)
     }
 }
