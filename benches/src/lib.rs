@@ -79,6 +79,7 @@ pub fn vpc_fixture(n_hosts: usize) -> Driver {
             router: -1,
             security_group: -1,
             security_group_rule: -1,
+            floating_ip: -1,
         },
     });
     for h in 0..n_hosts {

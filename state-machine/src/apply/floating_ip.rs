@@ -6,7 +6,7 @@ use crate::apply::Ctx;
 use crate::command::{Kind, Rejection, Reply};
 use crate::goal::DiffCollector;
 use crate::ids::{Id, ProjectId};
-use crate::model::FloatingIp;
+use crate::model::{FloatingIp, ResourceKind};
 use crate::state::{int_to_ip, ip_to_int, State};
 use crate::validate;
 use std::net::IpAddr;
@@ -51,9 +51,20 @@ impl State {
                 id: id.to_string(),
             });
         }
-        if !self.t.vpcs().contains_key(&net) {
-            return Err(Rejection::not_found(Kind::Vpc, net));
+        let vpc = self
+            .t
+            .vpcs()
+            .get(&net)
+            .ok_or_else(|| Rejection::not_found(Kind::Vpc, net))?;
+        // The model has no shared or external networks: an address comes only
+        // from the caller's own network (issue 13, finding 5).
+        if vpc.meta.project_id != *project {
+            return Err(Rejection::invalid(
+                "floating_network_id",
+                format!("network {net} belongs to another project"),
+            ));
         }
+        self.check_quota(project, ResourceKind::FloatingIp, 1)?;
         let (subnet_id, n, cursor) = match address {
             Some(ip) => {
                 let subnet = self

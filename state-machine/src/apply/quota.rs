@@ -22,6 +22,7 @@ impl State {
                     q.router,
                     q.security_group,
                     q.security_group_rule,
+                    q.floating_ip,
                 ];
                 if values.iter().any(|v| *v < -1) {
                     return Err(Rejection::invalid(

@@ -287,7 +287,11 @@ impl State {
             self.ix.fip(new, true);
         }
         let new_meta = new.as_ref().map(|f| &f.meta);
-        self.ix.book(None, old.map(|f| &f.meta), new_meta);
+        self.ix.book(
+            Some(ResourceKind::FloatingIp),
+            old.map(|f| &f.meta),
+            new_meta,
+        );
         self.ix
             .retag(Kind::FloatingIp, id, old.map(|f| &f.meta), new_meta);
         self.marks.mark(ChangeKey::Id(Kind::FloatingIp, id));
@@ -410,7 +414,7 @@ impl State {
         for fip in t.floating_ips.values() {
             ix.tags(Kind::FloatingIp, fip.id, &fip.meta.tags, true);
             ix.fip(fip, true);
-            ix.book(None, None, Some(&fip.meta));
+            ix.book(Some(ResourceKind::FloatingIp), None, Some(&fip.meta));
         }
         for (token, record) in &t.tokens {
             ix.token_ages.insert((record.index, token.clone()));
