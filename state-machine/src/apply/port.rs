@@ -80,7 +80,7 @@ impl State {
         }
         self.commit_cursors(overlay.ip_cursors, overlay.mac_cursor, None);
         for port in &planned {
-            self.commit_port(port.id, Some(port.clone()), d);
+            self.commit_port(port.id, Some(Box::new(port.clone())), d);
         }
         Ok(planned)
     }
@@ -485,7 +485,7 @@ impl State {
         }
         ctx.touch(&mut new.meta);
         self.commit_port(id, Some(new.clone()), d);
-        Ok(Reply::Port(Box::new(new)))
+        Ok(Reply::Port(new))
     }
 
     pub(crate) fn set_port_status(
@@ -507,13 +507,13 @@ impl State {
         let moved = if_bound_to.is_some_and(|h| old.binding_host.as_deref() != Some(h));
         let changed = if_revision_at_most.is_some_and(|r| old.meta.revision > r);
         if old.status == *status || moved || changed {
-            return Ok(Reply::Port(Box::new(old.clone())));
+            return Ok(Reply::Port(old.clone()));
         }
         let mut new = old.clone();
         new.status = status.clone();
         ctx.touch(&mut new.meta);
         self.commit_port(id, Some(new.clone()), d);
-        Ok(Reply::Port(Box::new(new)))
+        Ok(Reply::Port(new))
     }
 
     pub(crate) fn delete_port(

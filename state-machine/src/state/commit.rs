@@ -136,8 +136,8 @@ impl State {
     }
 
     /// Replaces, inserts or deletes port `id`, with diff tracking.
-    pub(crate) fn commit_port(&mut self, id: Id, new: Option<Port>, d: &mut DiffCollector) {
-        self.record_port_touch(self.t.ports.get(&id), new.as_ref(), d);
+    pub(crate) fn commit_port(&mut self, id: Id, new: Option<Box<Port>>, d: &mut DiffCollector) {
+        self.record_port_touch(self.t.ports.get(&id).map(|p| &**p), new.as_deref(), d);
         if new.is_none() {
             assert!(
                 self.fips_of_port(id).is_empty(),
