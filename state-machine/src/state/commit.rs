@@ -140,7 +140,11 @@ impl State {
         self.record_port_touch(self.t.ports.get(&id).map(|p| &**p), new.as_deref(), d);
         if new.is_none() {
             assert!(
-                self.fips_of_port(id).is_empty(),
+                self.ix
+                    .port_fips
+                    .range((id, Id(0))..=(id, Id(u128::MAX)))
+                    .next()
+                    .is_none(),
                 "port {id} deleted with floating IPs associated (the handler disassociates them)"
             );
         }
@@ -446,9 +450,20 @@ impl State {
                 .iter()
                 .filter(|g| old_groups.binary_search(g).is_err()),
         );
-        let fips = self.fips_of_port(id);
+        // A port being created has no object yet: its keys are recorded as
+        // absent without evaluating them (a third of a batch's lookups).
+        let created = old.is_none();
+        let fips = if created {
+            Vec::new()
+        } else {
+            self.fips_of_port(id)
+        };
         for host in hosts() {
-            d.host_object(self, host, GoalKey::Port(id));
+            if created {
+                d.new_host_object(host, GoalKey::Port(id));
+            } else {
+                d.host_object(self, host, GoalKey::Port(id));
+            }
             // The port's floating IPs follow it from host to host.
             for fip in &fips {
                 d.host_object(self, host, GoalKey::FloatingIp(*fip));
@@ -456,20 +471,25 @@ impl State {
         }
         for net in nets.iter().flatten() {
             let scope = Scope::Vpc(*net);
-            d.shared_object(self, &scope, GoalKey::Neighbor(id));
+            if created {
+                d.new_shared_object(&scope, GoalKey::Neighbor(id));
+            } else {
+                d.shared_object(self, &scope, GoalKey::Neighbor(id));
+            }
             for host in hosts() {
                 d.sub(self, host, &scope);
             }
         }
         for sg in groups {
-            d.shared_object(
-                self,
-                &Scope::Members(*sg),
-                GoalKey::SgMember {
-                    group_id: *sg,
-                    port_id: id,
-                },
-            );
+            let member = GoalKey::SgMember {
+                group_id: *sg,
+                port_id: id,
+            };
+            if created {
+                d.new_shared_object(&Scope::Members(*sg), member);
+            } else {
+                d.shared_object(self, &Scope::Members(*sg), member);
+            }
             if hosts().next().is_none() {
                 continue;
             }
