@@ -834,6 +834,8 @@ pub fn set_quota(req: &pb::SetQuotaRequest, current: Quota) -> Result<Command, R
                 req.security_group_rule,
                 current.security_group_rule,
             )?,
+            // Not on the wire yet: a SetQuota keeps the floating-IP limit.
+            floating_ip: current.floating_ip,
         },
     })
 }

@@ -40,8 +40,11 @@ impl Driver {
 /// A random-looking but deterministic port ID for number `n`: production IDs are
 /// UUID v4, and B-trees fill differently under sequential keys.
 pub fn port_id(n: u128) -> Id {
-    // Multiplication by an odd constant is a bijection on u128.
-    Id(n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
+    // Multiplication by an odd constant is a bijection on u128; the version
+    // nibble is then set to 4, as in a UUID v4 (a client may not choose the
+    // derived IDs' nibble, `Id::is_derived`); 124 scrambled bits stay distinct in practice.
+    let scrambled = n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+    Id((scrambled & !(0xF << 76)) | (0x4 << 76))
 }
 
 /// A port spec in VPC `net`, bound to `host`, in the default group; `n` names the
@@ -76,6 +79,7 @@ pub fn vpc_fixture(n_hosts: usize) -> Driver {
             router: -1,
             security_group: -1,
             security_group_rule: -1,
+            floating_ip: -1,
         },
     });
     for h in 0..n_hosts {

@@ -2,8 +2,8 @@
 //! entry created, changed or deleted, in the order it first touched them,
 //! each with its value after the entry (or its deletion).
 //!
-//! Handlers mark a resource (`State::changed`) where they mutate its table
-//! (after validation, so a rejected command marks nothing); `State::apply`
+//! The commit paths (`state/commit.rs`) mark every resource they write
+//! (handlers validate first, so a rejected command marks nothing); `State::apply`
 //! turns the marks into [`ResourceChange`]s once the entry is applied. The
 //! marks are transient: they never reach snapshots or comparisons.
 
@@ -78,44 +78,26 @@ pub(crate) struct Marks {
 }
 
 impl Marks {
-    fn mark(&mut self, key: ChangeKey) {
+    /// Marks a resource touched (once; the first touch fixes its position).
+    pub(crate) fn mark(&mut self, key: ChangeKey) {
         if self.seen.insert(key.clone()) {
             self.order.push(key);
         }
     }
+
+    /// The marked resources in first-touch order.
+    pub(crate) fn into_order(self) -> Vec<ChangeKey> {
+        self.order
+    }
 }
 
 impl State {
-    /// Marks a resource changed by the entry being applied.
-    pub(crate) fn changed(&mut self, kind: Kind, id: Id) {
-        self.marks.mark(ChangeKey::Id(kind, id));
-    }
-
-    /// Marks a host changed by the entry being applied.
-    pub(crate) fn changed_host(&mut self, id: &str) {
-        self.marks.mark(ChangeKey::Host(id.to_string()));
-    }
-
-    /// Forgets the marks (a rejected entry changed nothing).
-    pub(crate) fn clear_marks(&mut self) {
-        self.marks = Marks::default();
-    }
-
-    /// The marked resources' changes, in first-touch order; clears the marks.
-    pub(crate) fn take_changes(&mut self) -> Vec<ResourceChange> {
-        let marks = std::mem::take(&mut self.marks);
-        marks
-            .order
-            .into_iter()
-            .map(|key| self.change_of(key))
-            .collect()
-    }
-
-    fn change_of(&self, key: ChangeKey) -> ResourceChange {
+    /// The change record of a marked resource, from the tables after the entry.
+    pub(crate) fn change_of(&self, key: ChangeKey) -> ResourceChange {
         let t = &self.t;
         let (kind, id) = match key {
             ChangeKey::Host(id) => {
-                return match t.hosts.get(&id) {
+                return match t.hosts().get(&id) {
                     Some(h) => ResourceChange::Put(Resource::Host(h.clone())),
                     None => ResourceChange::Delete {
                         kind: Kind::Host,
@@ -127,21 +109,17 @@ impl State {
         };
         let found = match kind {
             Kind::Host => None,
-            Kind::Vpc => t.vpcs.get(&id).cloned().map(Resource::Vpc),
-            Kind::Subnet => t.subnets.get(&id).cloned().map(Resource::Subnet),
-            Kind::Port => t
-                .ports
-                .get(&id)
-                .cloned()
-                .map(|p| Resource::Port(Box::new(p))),
+            Kind::Vpc => t.vpcs().get(&id).cloned().map(Resource::Vpc),
+            Kind::Subnet => t.subnets().get(&id).cloned().map(Resource::Subnet),
+            Kind::Port => t.ports().get(&id).cloned().map(Resource::Port),
             Kind::SecurityGroup => t
-                .security_groups
+                .security_groups()
                 .get(&id)
                 .cloned()
                 .map(Resource::SecurityGroup),
-            Kind::SecurityGroupRule => t.rules.get(&id).cloned().map(Resource::SecurityGroupRule),
-            Kind::Router => t.routers.get(&id).cloned().map(Resource::Router),
-            Kind::FloatingIp => t.floating_ips.get(&id).cloned().map(Resource::FloatingIp),
+            Kind::SecurityGroupRule => t.rules().get(&id).cloned().map(Resource::SecurityGroupRule),
+            Kind::Router => t.routers().get(&id).cloned().map(Resource::Router),
+            Kind::FloatingIp => t.floating_ips().get(&id).cloned().map(Resource::FloatingIp),
         };
         match found {
             Some(resource) => ResourceChange::Put(resource),

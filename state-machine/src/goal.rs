@@ -348,13 +348,6 @@ impl Diffs {
     }
 }
 
-/// What a command may touch: objects, and host subscriptions to shared scopes.
-#[derive(Default)]
-pub(crate) struct Touch {
-    pub(crate) objects: Vec<(Scope, GoalKey)>,
-    pub(crate) subs: Vec<(HostId, Scope)>,
-}
-
 /// Collects the value before the command of every object and subscription the
 /// command may touch; [`DiffCollector::finish`] evaluates each once against the
 /// state after the command and emits the net changes. Values after are never
@@ -372,22 +365,23 @@ pub(crate) struct DiffCollector {
 }
 
 impl DiffCollector {
-    /// Records the current values of what the command may touch, unless already
-    /// recorded earlier in this command.
-    pub(crate) fn before(&mut self, state: &crate::State, touch: &Touch) {
-        for (scope, key) in &touch.objects {
-            match scope {
-                Scope::Host(host) => self.host_object(state, host, *key),
-                shared => self.shared_object(state, shared, *key),
-            }
-        }
-        for (host, scope) in &touch.subs {
-            self.sub(state, host, scope);
-        }
-    }
-
     /// Records the current value of an object of `host`'s own scope.
     pub(crate) fn host_object(&mut self, state: &crate::State, host: &str, key: GoalKey) {
+        self.host_object_with(host, key, || state.host_value(host, &key));
+    }
+
+    /// Records an object of `host`'s own scope that cannot exist before the
+    /// command (its resource is being created), without evaluating it.
+    pub(crate) fn new_host_object(&mut self, host: &str, key: GoalKey) {
+        self.host_object_with(host, key, || None);
+    }
+
+    fn host_object_with(
+        &mut self,
+        host: &str,
+        key: GoalKey,
+        value: impl FnOnce() -> Option<GoalObject>,
+    ) {
         if !self.host_objects.contains_key(host) {
             self.host_objects.insert(host.to_string(), BTreeMap::new());
         }
@@ -395,12 +389,27 @@ impl DiffCollector {
             unreachable!("inserted above");
         };
         if let std::collections::btree_map::Entry::Vacant(slot) = keys.entry(key) {
-            slot.insert(state.host_value(host, &key).map(Box::new));
+            slot.insert(value().map(Box::new));
         }
     }
 
     /// Records the current value of an object of a shared scope.
     pub(crate) fn shared_object(&mut self, state: &crate::State, scope: &Scope, key: GoalKey) {
+        self.shared_object_with(scope, key, || state.scope_value(scope, &key));
+    }
+
+    /// Records an object of a shared scope that cannot exist before the
+    /// command (its resource is being created), without evaluating it.
+    pub(crate) fn new_shared_object(&mut self, scope: &Scope, key: GoalKey) {
+        self.shared_object_with(scope, key, || None);
+    }
+
+    fn shared_object_with(
+        &mut self,
+        scope: &Scope,
+        key: GoalKey,
+        value: impl FnOnce() -> Option<GoalObject>,
+    ) {
         assert!(
             !matches!(scope, Scope::Host(_)),
             "host objects go through host_object"
@@ -412,7 +421,7 @@ impl DiffCollector {
             unreachable!("inserted above");
         };
         if let std::collections::btree_map::Entry::Vacant(slot) = keys.entry(key) {
-            slot.insert(state.scope_value(scope, &key).map(Box::new));
+            slot.insert(value().map(Box::new));
         }
     }
 

@@ -22,9 +22,10 @@
 //! # Layout
 //! - [`ids`], [`model`]: identifiers and resources.
 //! - [`command`]: commands, replies, rejections.
-//! - `apply`, `ports`: handlers (validate, then mutate with diff tracking).
+//! - `apply`: handlers, one file per resource (validate, then commit).
 //! - [`goal`]: per-host goal-state objects, diffs and digests.
-//! - `state`: tables, indexes, goal evaluation, snapshots.
+//! - `state`: tables, indexes, goal evaluation, snapshots; `state/commit.rs` is
+//!   the one write path per table (indexes, usage, change marks, diff candidates).
 //! - [`decode`]: bounded decoding of bytes from outside (size and nesting).
 //! - [`limits`]: every bound, named.
 
@@ -32,12 +33,10 @@ mod apply;
 pub mod changes;
 pub mod command;
 pub mod decode;
-mod fips;
 pub mod goal;
 pub mod ids;
 pub mod limits;
 pub mod model;
-mod ports;
 mod state;
 mod tags;
 mod validate;

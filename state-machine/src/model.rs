@@ -338,6 +338,8 @@ pub struct Quota {
     pub security_group: i64,
     /// Security-group rules.
     pub security_group_rule: i64,
+    /// Floating IPs.
+    pub floating_ip: i64,
 }
 
 impl Default for Quota {
@@ -350,6 +352,7 @@ impl Default for Quota {
             router: 10,
             security_group: 10,
             security_group_rule: 100,
+            floating_ip: 50,
         }
     }
 }
@@ -369,6 +372,8 @@ pub enum ResourceKind {
     SecurityGroup,
     /// Security-group rule.
     SecurityGroupRule,
+    /// Floating IP.
+    FloatingIp,
 }
 
 impl ResourceKind {
@@ -381,6 +386,7 @@ impl ResourceKind {
             ResourceKind::Router => "router",
             ResourceKind::SecurityGroup => "security_group",
             ResourceKind::SecurityGroupRule => "security_group_rule",
+            ResourceKind::FloatingIp => "floatingip",
         }
     }
 }
@@ -395,6 +401,7 @@ impl Quota {
             ResourceKind::Router => self.router,
             ResourceKind::SecurityGroup => self.security_group,
             ResourceKind::SecurityGroupRule => self.security_group_rule,
+            ResourceKind::FloatingIp => self.floating_ip,
         }
     }
 }

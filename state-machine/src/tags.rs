@@ -151,65 +151,69 @@ impl State {
         let Some((kind, id)) = reply_target(&reply) else {
             return Ok(reply);
         };
-        self.set_tags(ctx, kind, id, tags.clone());
+        self.set_tags(ctx, kind, id, tags.clone(), d);
         if let Some(meta) = reply_meta(&mut reply) {
             meta.tags = tags.clone();
         }
         Ok(reply)
     }
 
-    /// The stored bookkeeping of a taggable resource.
-    fn meta_mut(&mut self, kind: Kind, id: Id) -> Option<&mut Meta> {
-        Some(match kind {
-            Kind::Vpc => &mut self.t.vpcs.get_mut(&id)?.meta,
-            Kind::Subnet => &mut self.t.subnets.get_mut(&id)?.meta,
-            Kind::Port => &mut self.t.ports.get_mut(&id)?.meta,
-            Kind::SecurityGroup => &mut self.t.security_groups.get_mut(&id)?.meta,
-            Kind::Router => &mut self.t.routers.get_mut(&id)?.meta,
-            Kind::FloatingIp => &mut self.t.floating_ips.get_mut(&id)?.meta,
-            Kind::Host | Kind::SecurityGroupRule => return None,
-        })
-    }
-
-    /// Replaces a resource's tags, keeping the index in step.
-    fn set_tags(&mut self, ctx: Ctx, kind: Kind, id: Id, tags: Tags) {
-        let Some(meta) = self.meta_mut(kind, id) else {
-            return;
-        };
-        let old = std::mem::replace(&mut meta.tags, tags.clone());
-        ctx.touch(meta);
-        self.index_tags(kind, id, &old, false);
-        self.index_tags(kind, id, &tags, true);
-        self.changed(kind, id);
-    }
-
-    /// Adds (`insert`) or removes a resource's tags from the tag index.
-    pub(crate) fn index_tags(&mut self, kind: Kind, id: Id, tags: &Tags, insert: bool) {
-        for tag in tags {
-            if insert {
-                match self.ix.tagged.get_mut(tag.as_str()) {
-                    Some(set) => {
-                        set.insert((kind, id));
-                    }
-                    None => {
-                        self.ix
-                            .tagged
-                            .insert(tag.clone(), BTreeSet::from([(kind, id)]));
-                    }
-                }
-            } else if let Some(set) = self.ix.tagged.get_mut(tag.as_str()) {
-                set.remove(&(kind, id));
-                if set.is_empty() {
-                    self.ix.tagged.remove(tag.as_str());
+    /// Replaces a resource's tags through its table's commit path.
+    fn set_tags(&mut self, ctx: Ctx, kind: Kind, id: Id, tags: Tags, d: &mut DiffCollector) {
+        fn retagged<T: Clone>(
+            row: Option<&T>,
+            meta: fn(&mut T) -> &mut Meta,
+            tags: Tags,
+            ctx: Ctx,
+        ) -> Option<T> {
+            let mut row = row?.clone();
+            let m = meta(&mut row);
+            m.tags = tags;
+            ctx.touch(m);
+            Some(row)
+        }
+        let t = &self.t;
+        match kind {
+            Kind::Vpc => {
+                if let Some(new) = retagged(t.vpcs().get(&id), |r| &mut r.meta, tags, ctx) {
+                    self.commit_vpc(id, Some(new), d);
                 }
             }
+            Kind::Subnet => {
+                if let Some(new) = retagged(t.subnets().get(&id), |r| &mut r.meta, tags, ctx) {
+                    self.commit_subnet(id, Some(new), d);
+                }
+            }
+            Kind::Port => {
+                if let Some(new) = retagged(t.ports().get(&id), |r| &mut r.meta, tags, ctx) {
+                    self.commit_port(id, Some(new), d);
+                }
+            }
+            Kind::SecurityGroup => {
+                if let Some(new) =
+                    retagged(t.security_groups().get(&id), |r| &mut r.meta, tags, ctx)
+                {
+                    self.commit_security_group(id, Some(new));
+                }
+            }
+            Kind::Router => {
+                if let Some(new) = retagged(t.routers().get(&id), |r| &mut r.meta, tags, ctx) {
+                    self.commit_router(id, Some(new), d);
+                }
+            }
+            Kind::FloatingIp => {
+                if let Some(new) = retagged(t.floating_ips().get(&id), |r| &mut r.meta, tags, ctx) {
+                    self.commit_fip(id, Some(new), d);
+                }
+            }
+            Kind::Host | Kind::SecurityGroupRule => {}
         }
     }
 
     /// IDs of one kind carrying `tag`, in ID order (from the index).
     fn ids_tagged<'a>(&'a self, kind: Kind, tag: &str) -> impl Iterator<Item = Id> + 'a {
         self.ix
-            .tagged
+            .tagged()
             .get(tag)
             .into_iter()
             .flat_map(move |set| set.range((kind, Id(0))..=(kind, Id(u128::MAX))))
@@ -225,7 +229,7 @@ impl State {
         kind: Kind,
         filter: &TagFilter,
     ) -> Option<Box<dyn Iterator<Item = Id> + 'a>> {
-        let count = |tag: &String| self.ix.tagged.get(tag.as_str()).map_or(0, BTreeSet::len);
+        let count = |tag: &String| self.ix.tagged().get(tag.as_str()).map_or(0, BTreeSet::len);
         if let Some(rarest) = filter.all.iter().min_by_key(|t| count(t)) {
             return Some(Box::new(self.ids_tagged(kind, rarest)));
         }
@@ -238,45 +242,6 @@ impl State {
             .flat_map(|tag| self.ids_tagged(kind, tag))
             .collect();
         Some(Box::new(union.into_iter()))
-    }
-
-    /// Whether the tag index equals one rebuilt from the tables (for tests).
-    pub fn tag_index_is_consistent(&self) -> bool {
-        let mut fresh = State::default();
-        for (kind, id, tags) in self.all_tags() {
-            fresh.index_tags(kind, id, tags, true);
-        }
-        fresh.ix.tagged == self.ix.tagged
-    }
-
-    /// Every taggable resource's tags.
-    pub(crate) fn all_tags(&self) -> Vec<(Kind, Id, &Tags)> {
-        let t = &self.t;
-        let mut out: Vec<(Kind, Id, &Tags)> = Vec::new();
-        out.extend(t.vpcs.values().map(|x| (Kind::Vpc, x.id, &x.meta.tags)));
-        out.extend(
-            t.subnets
-                .values()
-                .map(|x| (Kind::Subnet, x.id, &x.meta.tags)),
-        );
-        out.extend(t.ports.values().map(|x| (Kind::Port, x.id, &x.meta.tags)));
-        out.extend(
-            t.security_groups
-                .values()
-                .map(|x| (Kind::SecurityGroup, x.id, &x.meta.tags)),
-        );
-        out.extend(
-            t.routers
-                .values()
-                .map(|x| (Kind::Router, x.id, &x.meta.tags)),
-        );
-        out.extend(
-            t.floating_ips
-                .values()
-                .map(|x| (Kind::FloatingIp, x.id, &x.meta.tags)),
-        );
-        out.retain(|(_, _, tags)| !tags.is_empty());
-        out
     }
 }
 

@@ -1,10 +1,16 @@
-//! Loads N ports (default 1,000,000) into one state machine and reports resident
-//! memory per port, indexes included, plus the apply rate of 1,000-port batches.
+//! Loads N ports (default 1,000,000) into one state machine and reports memory per
+//! port, indexes included: jemalloc's allocated bytes (what the state holds, in
+//! jemalloc's size classes, as in the `alcor` binary, which uses jemalloc too) and
+//! the resident set, plus the apply rate of 1,000-port batches.
 //!
 //! Usage: `cargo run --release -p alcor-benches --bin sm_memory -- [n_ports] [n_hosts]`
 
 use alcor_benches::{fill_ports, vpc_fixture};
 use std::time::Instant;
+
+/// The allocator of the `alcor` binary, so the figures match a member's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -13,6 +19,14 @@ fn rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Bytes allocated and not yet freed, per jemalloc (refreshed first).
+fn allocated_bytes() -> usize {
+    if tikv_jemalloc_ctl::epoch::advance().is_err() {
+        return 0;
+    }
+    tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0)
 }
 
 fn main() {
@@ -26,17 +40,21 @@ fn main() {
         .unwrap_or(1_000);
     let mut d = vpc_fixture(n_hosts);
     let before = rss_kib();
+    let heap_before = allocated_bytes();
     let started = Instant::now();
     fill_ports(&mut d, n_ports, n_hosts, 1_000, 1_000_000);
     let elapsed = started.elapsed();
     let after = rss_kib();
+    let heap_after = allocated_bytes();
     let per_port = (after.saturating_sub(before) * 1024) as f64 / n_ports as f64;
+    let heap_per_port = heap_after.saturating_sub(heap_before) as f64 / n_ports as f64;
     println!("ports: {n_ports}  hosts: {n_hosts}");
     println!(
         "apply: {:.0} ports/s in 1,000-port batches ({:.2} s)",
         n_ports as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64()
     );
+    println!("heap: {heap_per_port:.0} bytes allocated per port (jemalloc stats.allocated)");
     println!("rss: {before} KiB before, {after} KiB after: {per_port:.0} bytes per port (indexes included)");
     assert_eq!(d.state.port_count(), n_ports);
 }

@@ -325,6 +325,7 @@ pub(crate) fn unlimited() -> Command {
             router: -1,
             security_group: -1,
             security_group_rule: -1,
+            floating_ip: -1,
         },
     }
 }

@@ -5,7 +5,7 @@ use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::api::{network_with_subnet, s};
-use crate::harness::{expect, Rest, ADMIN, ALICE, BOB};
+use crate::harness::{expect, Rest, ALICE, BOB};
 
 fn ids(list: &Value) -> Vec<String> {
     let mut out: Vec<String> = list["floatingips"]
@@ -35,7 +35,8 @@ async fn port(rest: &Rest, token: &str, net: &str) -> (String, String) {
 async fn floating_ips_associate_move_and_disassociate() {
     let rest = Rest::start().await;
     rest.hosts(&["h1"]).await;
-    let (public, _) = network_with_subnet(&rest, ADMIN, "198.51.100.0/24").await;
+    // The state machine has no shared networks: a project allocates from its own.
+    let (public, _) = network_with_subnet(&rest, ALICE, "198.51.100.0/24").await;
     let (net, subnet) = network_with_subnet(&rest, ALICE, "10.5.0.0/24").await;
     let router = rest
         .post("/v2.0/routers", ALICE, json!({"router": {"name": "r"}}))
@@ -168,7 +169,7 @@ async fn floating_ips_associate_move_and_disassociate() {
     assert_eq!(ids(&r.body), Vec::<String>::new());
     let r = rest.get(&path, BOB).await;
     expect(&r, StatusCode::NOT_FOUND, Some("FloatingIPNotFound"));
-    // Bob may allocate from the public network but not map to Alice's port.
+    // Bob may not map to Alice's port.
     let r = rest
         .post(
             "/v2.0/floatingips",
@@ -274,7 +275,7 @@ async fn floating_ips_associate_move_and_disassociate() {
 async fn floating_ip_bulk_create_is_all_or_nothing() {
     let rest = Rest::start().await;
     rest.hosts(&["h1"]).await;
-    let (public, _) = network_with_subnet(&rest, ADMIN, "203.0.113.0/24").await;
+    let (public, _) = network_with_subnet(&rest, ALICE, "203.0.113.0/24").await;
     let (net, _) = network_with_subnet(&rest, ALICE, "10.6.0.0/24").await;
     let (p1, _) = port(&rest, ALICE, &net).await;
 

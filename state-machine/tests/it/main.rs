@@ -4,6 +4,7 @@
 
 mod derived_ids;
 mod diffs;
+mod floating_ips;
 mod props;
 mod purity;
 mod rules;

@@ -235,17 +235,29 @@ fn arb_common_command() -> impl Strategy<Value = Command> {
                 subnet_id: Id(s),
             }
         }),
-        (80u128..83, 1u128..3, proptest::option::of(100u128..110)).prop_map(|(n, net, port)| {
-            Command::CreateFloatingIp {
-                id: Id(n),
-                project_id: PROJECT.into(),
-                floating_network_id: Id(net),
-                floating_ip_address: None,
-                port_id: port.map(Id),
-                fixed_ip_address: None,
-                description: String::new(),
-            }
-        }),
+        (
+            80u128..83,
+            1u128..3,
+            proptest::option::of(100u128..110),
+            0u8..4
+        )
+            .prop_map(|(n, net, port, who)| {
+                Command::CreateFloatingIp {
+                    id: Id(n),
+                    // Now and then another project, whose allocation from these
+                    // networks must be refused.
+                    project_id: if who == 0 {
+                        "proj-b".into()
+                    } else {
+                        PROJECT.into()
+                    },
+                    floating_network_id: Id(net),
+                    floating_ip_address: None,
+                    port_id: port.map(Id),
+                    fixed_ip_address: None,
+                    description: String::new(),
+                }
+            }),
         (80u128..83, proptest::option::of(100u128..110)).prop_map(|(n, port)| {
             Command::UpdateFloatingIp {
                 id: Id(n),
@@ -361,6 +373,7 @@ fn arb_rare_command() -> impl Strategy<Value = Command> {
                 router: small,
                 security_group: small,
                 security_group_rule: ports,
+                floating_ip: small,
             },
         }),
         Just(Command::ResetQuota {

@@ -4,6 +4,10 @@
 //! Only the primary tables ([`Tables`]) are written into snapshots; the indexes are
 //! rebuilt on restore, so a snapshot cannot carry an index that disagrees with its
 //! data. Every map is a `BTreeMap`/`BTreeSet`, so every iteration is in key order.
+//!
+//! The fields of [`Tables`] and [`Indexes`] are private to this module: the rest
+//! of the crate reads them through getters and writes them only through the
+//! commit paths of [`commit`], one per table.
 
 use crate::goal::{
     FloatingIpConfig, GoalKey, GoalObject, GoalState, Neighbor, PortConfig, RouterConfig,
@@ -15,35 +19,40 @@ use crate::model::{
     Host, Mac, Port, Quota, ResourceKind, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
 use serde::{Deserialize, Serialize};
+
+mod commit;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 /// Snapshot format version written in the header.
-pub const SNAPSHOT_VERSION: u32 = 3;
+pub const SNAPSHOT_VERSION: u32 = 4;
 /// Magic bytes at the start of every snapshot.
 pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"ALCORSM\0";
 
 /// The primary data: everything a snapshot holds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Tables {
-    pub(crate) applied_index: u64,
-    pub(crate) hosts: BTreeMap<HostId, Host>,
-    pub(crate) vpcs: BTreeMap<Id, Vpc>,
-    pub(crate) subnets: BTreeMap<Id, Subnet>,
-    pub(crate) ports: BTreeMap<Id, Port>,
-    pub(crate) security_groups: BTreeMap<Id, SecurityGroup>,
-    pub(crate) rules: BTreeMap<Id, SecurityGroupRule>,
-    pub(crate) routers: BTreeMap<Id, Router>,
-    pub(crate) quotas: BTreeMap<ProjectId, Quota>,
+    applied_index: u64,
+    hosts: BTreeMap<HostId, Host>,
+    vpcs: BTreeMap<Id, Vpc>,
+    subnets: BTreeMap<Id, Subnet>,
+    /// Boxed: a B-tree node then moves and holds 24-byte entries, not
+    /// 300-byte ones (its nodes are about two-thirds full), which is most of a
+    /// port's memory at a million ports (`sm_memory`).
+    ports: BTreeMap<Id, Box<Port>>,
+    security_groups: BTreeMap<Id, SecurityGroup>,
+    rules: BTreeMap<Id, SecurityGroupRule>,
+    routers: BTreeMap<Id, Router>,
+    quotas: BTreeMap<ProjectId, Quota>,
     /// Next MAC suffix (low 24 bits) to try.
-    pub(crate) mac_cursor: u32,
+    mac_cursor: u32,
     /// Next VNI to try.
-    pub(crate) vni_cursor: u32,
+    vni_cursor: u32,
     /// Next address (as an integer) to try, per subnet.
-    pub(crate) ip_cursors: BTreeMap<Id, u128>,
+    ip_cursors: BTreeMap<Id, u128>,
     /// Remembered request tokens.
-    pub(crate) tokens: BTreeMap<String, TokenRecord>,
-    pub(crate) floating_ips: BTreeMap<Id, crate::model::FloatingIp>,
+    tokens: BTreeMap<String, TokenRecord>,
+    floating_ips: BTreeMap<Id, crate::model::FloatingIp>,
 }
 
 /// What a request token was first used for.
@@ -70,49 +79,134 @@ impl TokenRecord {
 /// Secondary indexes, derived from [`Tables`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Indexes {
-    pub(crate) vni_used: BTreeMap<u32, Id>,
-    pub(crate) net_subnets: BTreeSet<(Id, Id)>,
-    pub(crate) net_ports: BTreeSet<(Id, Id)>,
-    pub(crate) ip_used: BTreeMap<(Id, u128), Id>,
-    pub(crate) mac_used: BTreeSet<(Id, Mac)>,
+    vni_used: BTreeMap<u32, Id>,
+    net_subnets: BTreeSet<(Id, Id)>,
+    net_ports: BTreeSet<(Id, Id)>,
+    ip_used: BTreeMap<(Id, u128), Id>,
+    mac_used: BTreeSet<(Id, Mac)>,
     /// host -> its bound ports (nested so a host name is stored once, not per port).
-    pub(crate) host_ports: BTreeMap<HostId, BTreeSet<Id>>,
+    host_ports: BTreeMap<HostId, BTreeSet<Id>>,
     /// VPC -> host -> number of the host's ports in the VPC.
-    pub(crate) vpc_hosts: BTreeMap<Id, BTreeMap<HostId, u32>>,
-    pub(crate) sg_ports: BTreeSet<(Id, Id)>,
+    vpc_hosts: BTreeMap<Id, BTreeMap<HostId, u32>>,
+    sg_ports: BTreeSet<(Id, Id)>,
     /// group -> host -> number of the host's ports in the group.
-    pub(crate) sg_hosts: BTreeMap<Id, BTreeMap<HostId, u32>>,
-    pub(crate) sg_rules: BTreeSet<(Id, Id)>,
-    pub(crate) rule_match: BTreeMap<RuleMatch, Id>,
+    sg_hosts: BTreeMap<Id, BTreeMap<HostId, u32>>,
+    sg_rules: BTreeSet<(Id, Id)>,
+    rule_match: BTreeMap<RuleMatch, Id>,
     /// (remote group, rule) for every rule naming a remote group.
-    pub(crate) remote_refs: BTreeSet<(Id, Id)>,
+    remote_refs: BTreeSet<(Id, Id)>,
     /// project -> kind -> count (nested so lookups borrow the project name).
-    pub(crate) usage: BTreeMap<ProjectId, BTreeMap<ResourceKind, u64>>,
-    pub(crate) default_sg: BTreeMap<ProjectId, Id>,
+    usage: BTreeMap<ProjectId, BTreeMap<ResourceKind, u64>>,
+    default_sg: BTreeMap<ProjectId, Id>,
     /// (port, floating IP) for every associated floating IP.
-    pub(crate) port_fips: BTreeSet<(Id, Id)>,
+    port_fips: BTreeSet<(Id, Id)>,
     /// (floating network, floating IP) for every floating IP.
-    pub(crate) net_fips: BTreeSet<(Id, Id)>,
+    net_fips: BTreeSet<(Id, Id)>,
     /// (port, fixed address) -> the floating IP mapped to it.
-    pub(crate) fip_fixed: BTreeMap<(Id, IpAddr), Id>,
-    pub(crate) subnet_router: BTreeMap<Id, Id>,
+    fip_fixed: BTreeMap<(Id, IpAddr), Id>,
+    subnet_router: BTreeMap<Id, Id>,
     /// (network, router) -> number of the router's interfaces in that network.
-    pub(crate) net_routers: BTreeMap<(Id, Id), u32>,
+    net_routers: BTreeMap<(Id, Id), u32>,
     /// Remembered tokens by age: (first-use index, token).
-    pub(crate) token_ages: BTreeSet<(u64, String)>,
+    token_ages: BTreeSet<(u64, String)>,
     /// Sum of the remembered tokens' weights.
-    pub(crate) token_weight: u64,
+    token_weight: u64,
     /// tag -> (kind, ID) of every resource carrying it.
-    pub(crate) tagged: crate::tags::TagIndex,
+    tagged: crate::tags::TagIndex,
+}
+
+// Read access from outside this module; writes go through `commit`.
+impl Tables {
+    pub(crate) fn hosts(&self) -> &BTreeMap<HostId, Host> {
+        &self.hosts
+    }
+    pub(crate) fn vpcs(&self) -> &BTreeMap<Id, Vpc> {
+        &self.vpcs
+    }
+    pub(crate) fn subnets(&self) -> &BTreeMap<Id, Subnet> {
+        &self.subnets
+    }
+    pub(crate) fn ports(&self) -> &BTreeMap<Id, Box<Port>> {
+        &self.ports
+    }
+    pub(crate) fn security_groups(&self) -> &BTreeMap<Id, SecurityGroup> {
+        &self.security_groups
+    }
+    pub(crate) fn rules(&self) -> &BTreeMap<Id, SecurityGroupRule> {
+        &self.rules
+    }
+    pub(crate) fn routers(&self) -> &BTreeMap<Id, Router> {
+        &self.routers
+    }
+    pub(crate) fn mac_cursor(&self) -> u32 {
+        self.mac_cursor
+    }
+    pub(crate) fn vni_cursor(&self) -> u32 {
+        self.vni_cursor
+    }
+    pub(crate) fn ip_cursors(&self) -> &BTreeMap<Id, u128> {
+        &self.ip_cursors
+    }
+    pub(crate) fn tokens(&self) -> &BTreeMap<String, TokenRecord> {
+        &self.tokens
+    }
+    pub(crate) fn floating_ips(&self) -> &BTreeMap<Id, crate::model::FloatingIp> {
+        &self.floating_ips
+    }
+}
+
+impl Indexes {
+    pub(crate) fn vni_used(&self) -> &BTreeMap<u32, Id> {
+        &self.vni_used
+    }
+    pub(crate) fn ip_used(&self) -> &BTreeMap<(Id, u128), Id> {
+        &self.ip_used
+    }
+    pub(crate) fn mac_used(&self) -> &BTreeSet<(Id, Mac)> {
+        &self.mac_used
+    }
+    pub(crate) fn vpc_hosts(&self) -> &BTreeMap<Id, BTreeMap<HostId, u32>> {
+        &self.vpc_hosts
+    }
+    pub(crate) fn sg_ports(&self) -> &BTreeSet<(Id, Id)> {
+        &self.sg_ports
+    }
+    pub(crate) fn sg_hosts(&self) -> &BTreeMap<Id, BTreeMap<HostId, u32>> {
+        &self.sg_hosts
+    }
+    pub(crate) fn sg_rules(&self) -> &BTreeSet<(Id, Id)> {
+        &self.sg_rules
+    }
+    pub(crate) fn rule_match(&self) -> &BTreeMap<RuleMatch, Id> {
+        &self.rule_match
+    }
+    pub(crate) fn remote_refs(&self) -> &BTreeSet<(Id, Id)> {
+        &self.remote_refs
+    }
+    pub(crate) fn default_sg(&self) -> &BTreeMap<ProjectId, Id> {
+        &self.default_sg
+    }
+    pub(crate) fn fip_fixed(&self) -> &BTreeMap<(Id, IpAddr), Id> {
+        &self.fip_fixed
+    }
+    pub(crate) fn subnet_router(&self) -> &BTreeMap<Id, Id> {
+        &self.subnet_router
+    }
+    pub(crate) fn tagged(&self) -> &crate::tags::TagIndex {
+        &self.tagged
+    }
 }
 
 /// The whole replicated network state.
 #[derive(Clone, Debug, Default)]
 pub struct State {
+    /// The primary tables: read anywhere (`self.t.ports()`), written only by
+    /// the commit paths (`commit.rs`).
     pub(crate) t: Tables,
+    /// Derived indexes: read anywhere, kept by the commit paths only.
     pub(crate) ix: Indexes,
     /// Resources touched by the entry being applied (transient).
-    pub(crate) marks: crate::changes::Marks,
+    marks: crate::changes::Marks,
 }
 
 /// A snapshot could not be read.
@@ -207,6 +301,17 @@ impl State {
         *blake3::hash(&self.snapshot()).as_bytes()
     }
 
+    /// Whether the tag index equals one rebuilt from the tables (for tests).
+    pub fn tag_index_is_consistent(&self) -> bool {
+        let mut fresh = State {
+            t: self.t.clone(),
+            ix: Indexes::default(),
+            marks: Default::default(),
+        };
+        fresh.rebuild_indexes();
+        fresh.ix.tagged == self.ix.tagged
+    }
+
     /// Whether every index equals one rebuilt from the tables (for tests).
     pub fn indexes_are_consistent(&self) -> bool {
         let mut fresh = State {
@@ -218,79 +323,6 @@ impl State {
         fresh.ix == self.ix
     }
 
-    fn rebuild_indexes(&mut self) {
-        let t = std::mem::take(&mut self.t);
-        for vpc in t.vpcs.values() {
-            self.ix.vni_used.insert(vpc.vni, vpc.id);
-            self.usage_add(&vpc.meta.project_id, ResourceKind::Network, 1);
-        }
-        for subnet in t.subnets.values() {
-            self.ix.net_subnets.insert((subnet.network_id, subnet.id));
-            self.usage_add(&subnet.meta.project_id, ResourceKind::Subnet, 1);
-        }
-        for sg in t.security_groups.values() {
-            if sg.is_default {
-                self.ix.default_sg.insert(sg.meta.project_id.clone(), sg.id);
-            }
-            self.usage_add(&sg.meta.project_id, ResourceKind::SecurityGroup, 1);
-        }
-        for rule in t.rules.values() {
-            self.index_rule(rule, true);
-        }
-        for router in t.routers.values() {
-            self.usage_add(&router.meta.project_id, ResourceKind::Router, 1);
-        }
-        self.t = t;
-        let routers: Vec<Router> = self.t.routers.values().cloned().collect();
-        for router in &routers {
-            self.index_router(router, true);
-        }
-        let ports: Vec<Port> = self.t.ports.values().cloned().collect();
-        for port in &ports {
-            self.index_port(port, true);
-        }
-        let fips: Vec<crate::model::FloatingIp> = self.t.floating_ips.values().cloned().collect();
-        for fip in &fips {
-            self.index_fip(fip, true);
-        }
-        for (token, record) in &self.t.tokens {
-            self.ix.token_ages.insert((record.index, token.clone()));
-            self.ix.token_weight += record.weight();
-        }
-        let mut tagged = crate::tags::TagIndex::new();
-        for (kind, id, tags) in self.all_tags() {
-            for tag in tags {
-                tagged.entry(tag.clone()).or_default().insert((kind, id));
-            }
-        }
-        self.ix.tagged = tagged;
-    }
-
-    pub(crate) fn usage_add(&mut self, project: &ProjectId, kind: ResourceKind, n: u64) {
-        match self.ix.usage.get_mut(project.as_str()) {
-            Some(kinds) => *kinds.entry(kind).or_insert(0) += n,
-            None => {
-                self.ix
-                    .usage
-                    .insert(project.clone(), BTreeMap::from([(kind, n)]));
-            }
-        }
-    }
-
-    pub(crate) fn usage_sub(&mut self, project: &ProjectId, kind: ResourceKind, n: u64) {
-        if let Some(kinds) = self.ix.usage.get_mut(project.as_str()) {
-            if let Some(count) = kinds.get_mut(&kind) {
-                *count = count.saturating_sub(n);
-                if *count == 0 {
-                    kinds.remove(&kind);
-                }
-            }
-            if kinds.is_empty() {
-                self.ix.usage.remove(project.as_str());
-            }
-        }
-    }
-
     /// How many resources of a kind a project has.
     pub fn usage(&self, project: &str, kind: ResourceKind) -> u64 {
         self.ix
@@ -299,107 +331,6 @@ impl State {
             .and_then(|kinds| kinds.get(&kind))
             .copied()
             .unwrap_or(0)
-    }
-
-    /// Adds (`insert`) or removes a rule from the indexes.
-    pub(crate) fn index_rule(&mut self, rule: &SecurityGroupRule, insert: bool) {
-        let project = rule.meta.project_id.clone();
-        if insert {
-            self.ix.sg_rules.insert((rule.security_group_id, rule.id));
-            self.ix.rule_match.insert(rule.match_key(), rule.id);
-            if let Some(g) = rule.remote_group_id {
-                self.ix.remote_refs.insert((g, rule.id));
-            }
-            self.usage_add(&project, ResourceKind::SecurityGroupRule, 1);
-        } else {
-            self.ix.sg_rules.remove(&(rule.security_group_id, rule.id));
-            self.ix.rule_match.remove(&rule.match_key());
-            if let Some(g) = rule.remote_group_id {
-                self.ix.remote_refs.remove(&(g, rule.id));
-            }
-            self.usage_sub(&project, ResourceKind::SecurityGroupRule, 1);
-        }
-    }
-
-    /// Adds or removes a router's interfaces from the indexes.
-    pub(crate) fn index_router(&mut self, router: &Router, insert: bool) {
-        for iface in &router.interfaces {
-            let Some(net) = self.t.subnets.get(&iface.subnet_id).map(|s| s.network_id) else {
-                continue;
-            };
-            let key = (net, router.id);
-            if insert {
-                self.ix.subnet_router.insert(iface.subnet_id, router.id);
-                *self.ix.net_routers.entry(key).or_insert(0) += 1;
-            } else {
-                self.ix.subnet_router.remove(&iface.subnet_id);
-                if let Some(n) = self.ix.net_routers.get_mut(&key) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.ix.net_routers.remove(&key);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Adds or removes a port from every index (not from the table).
-    pub(crate) fn index_port(&mut self, port: &Port, insert: bool) {
-        let project = &port.meta.project_id;
-        let net = port.network_id;
-        if insert {
-            self.ix.net_ports.insert((net, port.id));
-            for ip in &port.fixed_ips {
-                self.ix
-                    .ip_used
-                    .insert((ip.subnet_id, ip_to_int(ip.ip_address)), port.id);
-            }
-            self.ix.mac_used.insert((net, port.mac_address));
-            for sg in &port.security_groups {
-                self.ix.sg_ports.insert((*sg, port.id));
-            }
-            if let Some(host) = &port.binding_host {
-                match self.ix.host_ports.get_mut(host.as_str()) {
-                    Some(set) => {
-                        set.insert(port.id);
-                    }
-                    None => {
-                        self.ix
-                            .host_ports
-                            .insert(host.clone(), BTreeSet::from([port.id]));
-                    }
-                }
-                bump(self.ix.vpc_hosts.entry(net).or_default(), host);
-                for sg in &port.security_groups {
-                    bump(self.ix.sg_hosts.entry(*sg).or_default(), host);
-                }
-            }
-            self.usage_add(project, ResourceKind::Port, 1);
-        } else {
-            self.ix.net_ports.remove(&(net, port.id));
-            for ip in &port.fixed_ips {
-                self.ix
-                    .ip_used
-                    .remove(&(ip.subnet_id, ip_to_int(ip.ip_address)));
-            }
-            self.ix.mac_used.remove(&(net, port.mac_address));
-            for sg in &port.security_groups {
-                self.ix.sg_ports.remove(&(*sg, port.id));
-            }
-            if let Some(host) = &port.binding_host {
-                if let Some(set) = self.ix.host_ports.get_mut(host.as_str()) {
-                    set.remove(&port.id);
-                    if set.is_empty() {
-                        self.ix.host_ports.remove(host.as_str());
-                    }
-                }
-                unbump(&mut self.ix.vpc_hosts, net, host);
-                for sg in &port.security_groups {
-                    unbump(&mut self.ix.sg_hosts, *sg, host);
-                }
-            }
-            self.usage_sub(project, ResourceKind::Port, 1);
-        }
     }
 
     // ---- read accessors -------------------------------------------------------
@@ -437,11 +368,11 @@ impl State {
     }
     /// A port by ID.
     pub fn port(&self, id: &Id) -> Option<&Port> {
-        self.t.ports.get(id)
+        self.t.ports.get(id).map(|p| &**p)
     }
     /// All ports in ID order.
     pub fn ports(&self) -> impl Iterator<Item = &Port> {
-        self.t.ports.values()
+        self.t.ports.values().map(|p| &**p)
     }
     /// Number of ports.
     pub fn port_count(&self) -> usize {
@@ -452,7 +383,7 @@ impl State {
         self.ix
             .net_ports
             .range((network_id, Id(0))..=(network_id, Id(u128::MAX)))
-            .filter_map(|(_, p)| self.t.ports.get(p))
+            .filter_map(|(_, p)| self.t.ports.get(p).map(|p| &**p))
     }
     /// Ports bound to one host in ID order (from the index).
     pub fn ports_of_host<'a>(&'a self, host: &str) -> impl Iterator<Item = &'a Port> + 'a {
@@ -461,7 +392,7 @@ impl State {
             .get(host)
             .into_iter()
             .flatten()
-            .filter_map(|p| self.t.ports.get(p))
+            .filter_map(|p| self.t.ports.get(p).map(|p| &**p))
     }
     /// A security group by ID.
     pub fn security_group(&self, id: &Id) -> Option<&SecurityGroup> {
@@ -529,26 +460,6 @@ impl State {
             .range((port, Id(0))..=(port, Id(u128::MAX)))
             .map(|(_, f)| *f)
             .collect()
-    }
-    /// Adds or removes a floating IP from the indexes.
-    pub(crate) fn index_fip(&mut self, fip: &crate::model::FloatingIp, insert: bool) {
-        let addr = (fip.floating_subnet_id, ip_to_int(fip.floating_ip_address));
-        let assoc = fip.port_id.zip(fip.fixed_ip_address);
-        if insert {
-            self.ix.ip_used.insert(addr, fip.id);
-            self.ix.net_fips.insert((fip.floating_network_id, fip.id));
-            if let Some((port, fixed)) = assoc {
-                self.ix.port_fips.insert((port, fip.id));
-                self.ix.fip_fixed.insert((port, fixed), fip.id);
-            }
-        } else {
-            self.ix.ip_used.remove(&addr);
-            self.ix.net_fips.remove(&(fip.floating_network_id, fip.id));
-            if let Some((port, fixed)) = assoc {
-                self.ix.port_fips.remove(&(port, fip.id));
-                self.ix.fip_fixed.remove(&(port, fixed));
-            }
-        }
     }
     /// The project's default security group, if created yet.
     pub fn default_security_group(&self, project: &str) -> Option<Id> {
@@ -852,30 +763,5 @@ impl State {
             .sg_hosts
             .get(&sg)
             .is_some_and(|hosts| hosts.contains_key(host))
-    }
-}
-
-/// Counts one more port of `host` under an outer key (clones the name only once).
-fn bump(hosts: &mut BTreeMap<HostId, u32>, host: &str) {
-    match hosts.get_mut(host) {
-        Some(n) => *n += 1,
-        None => {
-            hosts.insert(host.to_string(), 1);
-        }
-    }
-}
-
-/// Counts one port of `host` less, dropping empty entries.
-fn unbump(map: &mut BTreeMap<Id, BTreeMap<HostId, u32>>, outer: Id, host: &str) {
-    if let Some(hosts) = map.get_mut(&outer) {
-        if let Some(n) = hosts.get_mut(host) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                hosts.remove(host);
-            }
-        }
-        if hosts.is_empty() {
-            map.remove(&outer);
-        }
     }
 }

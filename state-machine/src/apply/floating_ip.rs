@@ -4,9 +4,9 @@
 
 use crate::apply::Ctx;
 use crate::command::{Kind, Rejection, Reply};
-use crate::goal::{DiffCollector, GoalKey, Scope, Touch};
+use crate::goal::DiffCollector;
 use crate::ids::{Id, ProjectId};
-use crate::model::FloatingIp;
+use crate::model::{FloatingIp, ResourceKind};
 use crate::state::{int_to_ip, ip_to_int, State};
 use crate::validate;
 use std::net::IpAddr;
@@ -45,15 +45,26 @@ impl State {
         crate::ids::validate_client_id("id", id)?;
         validate::ident("project_id", project)?;
         validate::name("description", description)?;
-        if self.t.floating_ips.contains_key(&id) {
+        if self.t.floating_ips().contains_key(&id) {
             return Err(Rejection::AlreadyExists {
                 kind: Kind::FloatingIp,
                 id: id.to_string(),
             });
         }
-        if !self.t.vpcs.contains_key(&net) {
-            return Err(Rejection::not_found(Kind::Vpc, net));
+        let vpc = self
+            .t
+            .vpcs()
+            .get(&net)
+            .ok_or_else(|| Rejection::not_found(Kind::Vpc, net))?;
+        // The model has no shared or external networks: an address comes only
+        // from the caller's own network (issue 13, finding 5).
+        if vpc.meta.project_id != *project {
+            return Err(Rejection::invalid(
+                "floating_network_id",
+                format!("network {net} belongs to another project"),
+            ));
         }
+        self.check_quota(project, ResourceKind::FloatingIp, 1)?;
         let (subnet_id, n, cursor) = match address {
             Some(ip) => {
                 let subnet = self
@@ -71,7 +82,7 @@ impl State {
                         subnet_id: subnet.id,
                     });
                 }
-                if self.ix.ip_used.contains_key(&(subnet.id, ip_to_int(ip))) {
+                if self.ix.ip_used().contains_key(&(subnet.id, ip_to_int(ip))) {
                     return Err(Rejection::IpInUse {
                         ip,
                         subnet_id: subnet.id,
@@ -88,7 +99,7 @@ impl State {
         };
         let v4 = self
             .t
-            .subnets
+            .subnets()
             .get(&subnet_id)
             .is_some_and(|s| s.cidr.network().is_ipv4());
         let fixed = match association {
@@ -105,14 +116,8 @@ impl State {
             description: description.to_string(),
             meta: ctx.meta(project),
         };
-        if let Some(cursor) = cursor {
-            self.t.ip_cursors.insert(subnet_id, cursor);
-        }
-        let touch = self.fip_touch(None, Some(&fip));
-        d.before(self, &touch);
-        self.index_fip(&fip, true);
-        self.changed(Kind::FloatingIp, id);
-        self.t.floating_ips.insert(id, fip.clone());
+        self.commit_cursors(cursor.map(|c| (subnet_id, c)), None, None);
+        self.commit_fip(id, Some(fip.clone()), d);
         Ok(Reply::FloatingIp(fip))
     }
 
@@ -126,7 +131,7 @@ impl State {
     ) -> Result<Reply, Rejection> {
         let fip = self
             .t
-            .floating_ips
+            .floating_ips()
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::FloatingIp, id))?;
         validate::revision(expected, fip.meta.revision)?;
@@ -161,22 +166,17 @@ impl State {
                 self.check_association(id, fip.floating_network_id, port, fixed)?,
             ))),
         };
+        let mut new = fip.clone();
         if let Some(target) = target {
-            self.set_fip_association(ctx, id, target, d);
+            new.port_id = target.map(|(p, _)| p);
+            new.fixed_ip_address = target.map(|(_, ip)| ip);
         }
-        self.changed(Kind::FloatingIp, id);
-        if let Some(fip) = self.t.floating_ips.get_mut(&id) {
-            if let Some(description) = update.description {
-                fip.description = description.to_string();
-            }
-            ctx.touch(&mut fip.meta);
+        if let Some(description) = update.description {
+            new.description = description.to_string();
         }
-        self.t
-            .floating_ips
-            .get(&id)
-            .cloned()
-            .map(Reply::FloatingIp)
-            .ok_or_else(|| Rejection::not_found(Kind::FloatingIp, id))
+        ctx.touch(&mut new.meta);
+        self.commit_fip(id, Some(new.clone()), d);
+        Ok(Reply::FloatingIp(new))
     }
 
     pub(crate) fn delete_floating_ip(
@@ -188,17 +188,11 @@ impl State {
     ) -> Result<Reply, Rejection> {
         let fip = self
             .t
-            .floating_ips
+            .floating_ips()
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::FloatingIp, id))?;
         validate::revision(expected, fip.meta.revision)?;
-        let fip = fip.clone();
-        let touch = self.fip_touch(Some(&fip), None);
-        d.before(self, &touch);
-        self.index_fip(&fip, false);
-        self.index_tags(Kind::FloatingIp, id, &fip.meta.tags, false);
-        self.changed(Kind::FloatingIp, id);
-        self.t.floating_ips.remove(&id);
+        self.commit_fip(id, None, d);
         Ok(Reply::Deleted)
     }
 
@@ -210,19 +204,14 @@ impl State {
         target: Option<(Id, IpAddr)>,
         d: &mut DiffCollector,
     ) {
-        let Some(old) = self.t.floating_ips.get(&id).cloned() else {
+        let Some(old) = self.t.floating_ips().get(&id) else {
             return;
         };
         let mut new = old.clone();
         new.port_id = target.map(|(p, _)| p);
         new.fixed_ip_address = target.map(|(_, ip)| ip);
         ctx.touch(&mut new.meta);
-        let touch = self.fip_touch(Some(&old), Some(&new));
-        d.before(self, &touch);
-        self.index_fip(&old, false);
-        self.index_fip(&new, true);
-        self.changed(Kind::FloatingIp, id);
-        self.t.floating_ips.insert(id, new);
+        self.commit_fip(id, Some(new), d);
     }
 
     /// The fixed address a floating IP would map to, checked.
@@ -235,7 +224,7 @@ impl State {
     ) -> Result<IpAddr, Rejection> {
         let port = self
             .t
-            .ports
+            .ports()
             .get(&port_id)
             .ok_or_else(|| Rejection::not_found(Kind::Port, port_id))?;
         if port.network_id == net {
@@ -272,7 +261,7 @@ impl State {
                 "floating IPs map to IPv4 addresses",
             ));
         }
-        match self.ix.fip_fixed.get(&(port_id, ip)) {
+        match self.ix.fip_fixed().get(&(port_id, ip)) {
             Some(other) if *other != fip => Err(Rejection::InUse {
                 kind: Kind::Port,
                 id: port_id.to_string(),
@@ -280,22 +269,5 @@ impl State {
             }),
             _ => Ok(ip),
         }
-    }
-
-    /// The host-scope objects a floating IP change may touch.
-    fn fip_touch(&self, old: Option<&FloatingIp>, new: Option<&FloatingIp>) -> Touch {
-        let mut touch = Touch::default();
-        for fip in [old, new].into_iter().flatten() {
-            let host = fip
-                .port_id
-                .and_then(|p| self.t.ports.get(&p))
-                .and_then(|p| p.binding_host.clone());
-            if let Some(host) = host {
-                touch
-                    .objects
-                    .push((Scope::Host(host), GoalKey::FloatingIp(fip.id)));
-            }
-        }
-        touch
     }
 }

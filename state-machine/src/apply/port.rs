@@ -6,7 +6,7 @@
 
 use crate::apply::Ctx;
 use crate::command::{FixedIpRequest, Kind, PortSpec, PortUpdate, Rejection, Reply};
-use crate::goal::{DiffCollector, GoalKey, Scope};
+use crate::goal::DiffCollector;
 use crate::ids::{HostId, Id, ProjectId};
 use crate::limits::{
     BATCH_PORTS_MAX, MAC_PREFIX, MAC_SUFFIXES_MAX, PORT_ADDRESS_PAIRS_MAX, PORT_FIXED_IPS_MAX,
@@ -76,16 +76,11 @@ impl State {
                 is_default: true,
                 meta: ctx.meta(&project),
             };
-            self.insert_security_group(ctx, sg, rule_ids);
+            self.insert_security_group(ctx, sg, rule_ids, d);
         }
-        for (subnet, cursor) in overlay.ip_cursors {
-            self.t.ip_cursors.insert(subnet, cursor);
-        }
-        if let Some(cursor) = overlay.mac_cursor {
-            self.t.mac_cursor = cursor;
-        }
+        self.commit_cursors(overlay.ip_cursors, overlay.mac_cursor, None);
         for port in &planned {
-            self.commit_port(None, Some(port.clone()), d);
+            self.commit_port(port.id, Some(Box::new(port.clone())), d);
         }
         Ok(planned)
     }
@@ -96,14 +91,14 @@ impl State {
         validate::name("name", &spec.name)?;
         validate::name("device_id", &spec.device_id)?;
         validate::name("device_owner", &spec.device_owner)?;
-        if self.t.ports.contains_key(&spec.id) || ov.ids.contains(&spec.id) {
+        if self.t.ports().contains_key(&spec.id) || ov.ids.contains(&spec.id) {
             return Err(Rejection::AlreadyExists {
                 kind: Kind::Port,
                 id: spec.id.to_string(),
             });
         }
         let net = spec.network_id;
-        if !self.t.vpcs.contains_key(&net) {
+        if !self.t.vpcs().contains_key(&net) {
             return Err(Rejection::not_found(Kind::Vpc, net));
         }
         let pending = ov
@@ -123,7 +118,7 @@ impl State {
         let mac_address = match spec.mac_address {
             Some(mac) => {
                 check_mac(&mac)?;
-                if self.ix.mac_used.contains(&(net, mac)) || ov.macs.contains(&(net, mac)) {
+                if self.ix.mac_used().contains(&(net, mac)) || ov.macs.contains(&(net, mac)) {
                     return Err(Rejection::MacInUse {
                         mac: mac.to_string(),
                         network_id: net,
@@ -166,7 +161,7 @@ impl State {
     fn check_binding(&self, host: &HostId) -> Result<(), Rejection> {
         let h = self
             .t
-            .hosts
+            .hosts()
             .get(host)
             .ok_or_else(|| Rejection::not_found(Kind::Host, host))?;
         if h.status == HostStatus::Maintenance {
@@ -188,7 +183,7 @@ impl State {
         for g in groups {
             let sg = self
                 .t
-                .security_groups
+                .security_groups()
                 .get(g)
                 .ok_or_else(|| Rejection::not_found(Kind::SecurityGroup, g))?;
             if sg.meta.project_id != project {
@@ -208,13 +203,13 @@ impl State {
     /// choose derived IDs, so only a state written before they were refused
     /// can hold one; overwriting it would corrupt the indexes.
     fn check_derived_ids_free(&self, sg_id: Id, rule_ids: &[Id; 4]) -> Result<(), Rejection> {
-        if self.t.security_groups.contains_key(&sg_id) {
+        if self.t.security_groups().contains_key(&sg_id) {
             return Err(Rejection::AlreadyExists {
                 kind: Kind::SecurityGroup,
                 id: sg_id.to_string(),
             });
         }
-        if let Some(taken) = rule_ids.iter().find(|id| self.t.rules.contains_key(id)) {
+        if let Some(taken) = rule_ids.iter().find(|id| self.t.rules().contains_key(id)) {
             return Err(Rejection::AlreadyExists {
                 kind: Kind::SecurityGroupRule,
                 id: taken.to_string(),
@@ -225,7 +220,7 @@ impl State {
 
     /// The project's default group, planning its creation if it does not exist.
     fn default_group(&self, ctx: Ctx, project: &ProjectId, ov: &mut Overlay) -> Id {
-        if let Some(id) = self.ix.default_sg.get(project) {
+        if let Some(id) = self.ix.default_sg().get(project) {
             return *id;
         }
         *ov.default_sgs
@@ -234,7 +229,7 @@ impl State {
     }
 
     fn allocate_mac(&self, net: Id, ov: &mut Overlay) -> Result<Mac, Rejection> {
-        let mut cursor = ov.mac_cursor.unwrap_or(self.t.mac_cursor) % MAC_SUFFIXES_MAX;
+        let mut cursor = ov.mac_cursor.unwrap_or(self.t.mac_cursor()) % MAC_SUFFIXES_MAX;
         for _ in 0..MAC_SUFFIXES_MAX {
             let b = cursor.to_be_bytes();
             let mac = Mac([
@@ -246,7 +241,7 @@ impl State {
                 b[3],
             ]);
             cursor = (cursor + 1) % MAC_SUFFIXES_MAX;
-            if !self.ix.mac_used.contains(&(net, mac)) && !ov.macs.contains(&(net, mac)) {
+            if !self.ix.mac_used().contains(&(net, mac)) && !ov.macs.contains(&(net, mac)) {
                 ov.mac_cursor = Some(cursor);
                 return Ok(mac);
             }
@@ -294,7 +289,7 @@ impl State {
                 (Some(id), _) => {
                     let s = self
                         .t
-                        .subnets
+                        .subnets()
                         .get(&id)
                         .ok_or_else(|| Rejection::not_found(Kind::Subnet, id))?;
                     if s.network_id != net {
@@ -338,7 +333,7 @@ impl State {
                     let n = ip_to_int(ip);
                     let key = (subnet.id, n);
                     if subnet.gateway_ip == Some(ip)
-                        || self.ix.ip_used.contains_key(&key)
+                        || self.ix.ip_used().contains_key(&key)
                         || ov.ips.contains(&key)
                         || taken.contains(&key)
                     {
@@ -395,7 +390,7 @@ impl State {
         let cursor = ov
             .ip_cursors
             .get(&id)
-            .or_else(|| self.t.ip_cursors.get(&id))
+            .or_else(|| self.t.ip_cursors().get(&id))
             .copied()
             .unwrap_or(first);
         let is_free = |n: u128| !ov.ips.contains(&(id, n)) && !taken.contains(&(id, n));
@@ -423,7 +418,7 @@ impl State {
     ) -> Option<u128> {
         let mut cand = lo;
         while cand <= hi {
-            for ((_, used), _) in self.ix.ip_used.range((subnet, cand)..=(subnet, hi)) {
+            for ((_, used), _) in self.ix.ip_used().range((subnet, cand)..=(subnet, hi)) {
                 if *used != cand {
                     break;
                 }
@@ -440,93 +435,6 @@ impl State {
         None
     }
 
-    /// Replaces `old` by `new` (either may be absent) with diff tracking.
-    pub(crate) fn commit_port(
-        &mut self,
-        old: Option<Port>,
-        new: Option<Port>,
-        d: &mut DiffCollector,
-    ) {
-        self.record_port_touch(old.as_ref(), new.as_ref(), d);
-        if let Some(old) = &old {
-            if new.is_none() {
-                self.index_tags(Kind::Port, old.id, &old.meta.tags, false);
-            }
-            self.index_port(old, false);
-            self.changed(Kind::Port, old.id);
-            self.t.ports.remove(&old.id);
-        }
-        if let Some(new) = new {
-            self.index_port(&new, true);
-            self.changed(Kind::Port, new.id);
-            self.t.ports.insert(new.id, new);
-        }
-    }
-
-    /// Records, on the state before, every object and subscription that may
-    /// differ between the state with `old` and the state with `new` in its place.
-    /// Its size is independent of how many hosts share the port's VPC or groups.
-    fn record_port_touch(&self, old: Option<&Port>, new: Option<&Port>, d: &mut DiffCollector) {
-        let Some(id) = old.or(new).map(|p| p.id) else {
-            return;
-        };
-        // Each side's values, the new side's only where they differ from the old
-        // side's (fixed-size, so the hot path allocates nothing here).
-        let nets = distinct(old.map(|p| p.network_id), new.map(|p| p.network_id));
-        let hosts = distinct(
-            old.and_then(|p| p.binding_host.as_deref()),
-            new.and_then(|p| p.binding_host.as_deref()),
-        );
-        let hosts = || hosts.iter().flatten();
-        let old_groups = old.map_or(&[][..], |p| &p.security_groups[..]);
-        let new_groups = new.map_or(&[][..], |p| &p.security_groups[..]);
-        let groups = old_groups.iter().chain(
-            new_groups
-                .iter()
-                .filter(|g| old_groups.binary_search(g).is_err()),
-        );
-        let fips = self.fips_of_port(id);
-        for host in hosts() {
-            d.host_object(self, host, GoalKey::Port(id));
-            // The port's floating IPs follow it from host to host.
-            for fip in &fips {
-                d.host_object(self, host, GoalKey::FloatingIp(*fip));
-            }
-        }
-        for net in nets.iter().flatten() {
-            let scope = Scope::Vpc(*net);
-            d.shared_object(self, &scope, GoalKey::Neighbor(id));
-            for host in hosts() {
-                d.sub(self, host, &scope);
-            }
-        }
-        for sg in groups {
-            d.shared_object(
-                self,
-                &Scope::Members(*sg),
-                GoalKey::SgMember {
-                    group_id: *sg,
-                    port_id: id,
-                },
-            );
-            if hosts().next().is_none() {
-                continue;
-            }
-            let rules = Scope::Rules(*sg);
-            for host in hosts() {
-                d.sub(self, host, &rules);
-            }
-            for (_, rule_id) in self.ix.sg_rules.range((*sg, Id(0))..=(*sg, Id(u128::MAX))) {
-                if let Some(remote) = self.t.rules.get(rule_id).and_then(|r| r.remote_group_id) {
-                    let members = Scope::Members(remote);
-                    for host in hosts() {
-                        d.sub(self, host, &members);
-                    }
-                }
-            }
-        }
-    }
-
     pub(crate) fn update_port(
         &mut self,
         ctx: Ctx,
@@ -537,7 +445,7 @@ impl State {
     ) -> Result<Reply, Rejection> {
         let old = self
             .t
-            .ports
+            .ports()
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
         validate::revision(expected, old.meta.revision)?;
@@ -576,9 +484,8 @@ impl State {
             new.admin_state_up = up;
         }
         ctx.touch(&mut new.meta);
-        let old = old.clone();
-        self.commit_port(Some(old), Some(new.clone()), d);
-        Ok(Reply::Port(Box::new(new)))
+        self.commit_port(id, Some(new.clone()), d);
+        Ok(Reply::Port(new))
     }
 
     pub(crate) fn set_port_status(
@@ -591,7 +498,7 @@ impl State {
     ) -> Result<Reply, Rejection> {
         let old = self
             .t
-            .ports
+            .ports()
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
         if let PortStatus::Error(reason) = status {
@@ -600,14 +507,13 @@ impl State {
         let moved = if_bound_to.is_some_and(|h| old.binding_host.as_deref() != Some(h));
         let changed = if_revision_at_most.is_some_and(|r| old.meta.revision > r);
         if old.status == *status || moved || changed {
-            return Ok(Reply::Port(Box::new(old.clone())));
+            return Ok(Reply::Port(old.clone()));
         }
         let mut new = old.clone();
         new.status = status.clone();
         ctx.touch(&mut new.meta);
-        let old = old.clone();
-        self.commit_port(Some(old), Some(new.clone()), d);
-        Ok(Reply::Port(Box::new(new)))
+        self.commit_port(id, Some(new.clone()), d);
+        Ok(Reply::Port(new))
     }
 
     pub(crate) fn delete_port(
@@ -619,24 +525,17 @@ impl State {
     ) -> Result<Reply, Rejection> {
         let old = self
             .t
-            .ports
+            .ports()
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
         validate::revision(expected, old.meta.revision)?;
-        let old = old.clone();
         // Like Neutron, deleting a port disassociates its floating IPs.
         for fip in self.fips_of_port(id) {
             self.set_fip_association(ctx, fip, None, d);
         }
-        self.commit_port(Some(old), None, d);
+        self.commit_port(id, None, d);
         Ok(Reply::Deleted)
     }
-}
-
-/// `a` and `b`, without `b` if it equals `a`.
-fn distinct<T: PartialEq>(a: Option<T>, b: Option<T>) -> [Option<T>; 2] {
-    let b = b.filter(|b| a.as_ref() != Some(b));
-    [a, b]
 }
 
 fn check_mac(mac: &Mac) -> Result<(), Rejection> {
