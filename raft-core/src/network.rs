@@ -121,17 +121,17 @@ impl Method {
 /// receiver appends the pieces in order and installs the snapshot with the
 /// last one.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct SnapshotChunk {
+pub struct SnapshotChunk {
     /// The sending leader's vote.
-    pub(crate) vote: Vote,
+    pub vote: Vote,
     /// What the whole snapshot covers.
-    pub(crate) meta: SnapshotMeta,
+    pub meta: SnapshotMeta,
     /// Where `data` starts in the snapshot.
-    pub(crate) offset: u64,
+    pub offset: u64,
     /// The bytes from `offset` on.
-    pub(crate) data: Vec<u8>,
+    pub data: Vec<u8>,
     /// Whether this is the last piece.
-    pub(crate) done: bool,
+    pub done: bool,
 }
 
 impl Peers {

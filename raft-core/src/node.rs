@@ -24,7 +24,8 @@ use crate::error::{AdminError, ReadError, ShutdownError, StartError, WriteError}
 use crate::faults::{LinkFaults, Mutation};
 use crate::limits::{
     APPEND_ENTRIES_PER_RPC_MAX, RAFT_PENDING_RESET_STREAMS_MAX, RAFT_STREAMS_PER_CONNECTION_MAX,
-    SNAPSHOT_CHUNK_BYTES_MAX, SNAPSHOT_LOG_BYTES_MAX, SNAPSHOT_SIZE_CHECK_MS, WRITE_ATTEMPTS_MAX,
+    SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX, SNAPSHOT_LOG_BYTES_MAX, SNAPSHOT_SIZE_CHECK_MS,
+    WRITE_ATTEMPTS_MAX,
 };
 use crate::network::{Method, NetworkFactory, PeerError, Peers};
 use crate::read_rounds::{JoinError, RoundFuture, SharedRounds};
@@ -99,6 +100,9 @@ pub struct RaftNodeConfig {
     /// harness's "lost un-fsynced writes"); durability of acknowledged
     /// writes is unchanged because every append is fsynced before its ack.
     pub wal_buffered_until_sync: bool,
+    /// The largest snapshot this node reassembles from a leader's
+    /// `InstallSnapshot` pieces (`SNAPSHOT_BYTES_MAX`; tests lower it).
+    pub snapshot_bytes_max: u64,
 }
 
 impl RaftNodeConfig {
@@ -128,6 +132,7 @@ impl RaftNodeConfig {
             link_faults: None,
             mutation: None,
             wal_buffered_until_sync: false,
+            snapshot_bytes_max: SNAPSHOT_BYTES_MAX,
         }
     }
 
@@ -294,7 +299,7 @@ impl RaftNode {
             leader_reads: Arc::clone(&leader_reads),
             request_timeout,
         });
-        let service = RaftGrpc::service(raft.clone(), leader_reads);
+        let service = RaftGrpc::service(raft.clone(), leader_reads, config.snapshot_bytes_max);
         let server_task = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .tcp_nodelay(true)

@@ -16,7 +16,7 @@ use openraft::raft::{AppendEntriesRequest, SnapshotResponse, TransferLeaderReque
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{from_message, to_reply};
-use crate::limits::GRPC_MESSAGE_BYTES_MAX;
+use crate::limits::{GRPC_MESSAGE_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX};
 use crate::network::SnapshotChunk;
 use crate::node::LeaderRead;
 use crate::read_rounds::SharedRounds;
@@ -32,6 +32,9 @@ pub struct RaftGrpc {
     /// The snapshot being received piece by piece, if any (one sender at a
     /// time: only a leader sends snapshots).
     receiving: Arc<Mutex<Option<Receiving>>>,
+    /// The largest snapshot reassembled (`SNAPSHOT_BYTES_MAX` unless a
+    /// test lowers it).
+    snapshot_bytes_max: u64,
 }
 
 /// A snapshot partly received.
@@ -46,11 +49,13 @@ impl RaftGrpc {
     pub(crate) fn service(
         raft: Raft,
         leader_reads: Arc<SharedRounds<LeaderRead>>,
+        snapshot_bytes_max: u64,
     ) -> RaftServiceServer<RaftGrpc> {
         RaftServiceServer::new(RaftGrpc {
             raft,
             leader_reads,
             receiving: Arc::new(Mutex::new(None)),
+            snapshot_bytes_max,
         })
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
@@ -147,33 +152,81 @@ impl RaftService for RaftGrpc {
     }
 }
 
+/// Why an `InstallSnapshot` piece was refused. Every refusal drops the
+/// partial snapshot it would have joined (except [`ReceiveError::Stale`],
+/// which leaves a newer leader's transfer alone), so the sender starts over.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// One piece is larger than a sender ever makes one.
+    #[error("snapshot piece of {0} bytes exceeds SNAPSHOT_CHUNK_BYTES_MAX")]
+    PieceTooLarge(usize),
+    /// The pieces so far would exceed the largest snapshot a member takes
+    /// (`SNAPSHOT_BYTES_MAX`).
+    #[error("snapshot would exceed the snapshot size limit ({0} bytes or more)")]
+    SnapshotTooLarge(u64),
+    /// The piece does not continue the snapshot in progress (another
+    /// leader, another snapshot, a gap or an overlap).
+    #[error("snapshot piece at offset {0} does not continue the snapshot in progress")]
+    Discontinuous(u64),
+    /// A new snapshot from a leader older than the one whose snapshot is
+    /// being received.
+    #[error("snapshot from a vote older than the snapshot in progress")]
+    Stale,
+}
+
+impl From<ReceiveError> for Status {
+    fn from(e: ReceiveError) -> Status {
+        match e {
+            ReceiveError::PieceTooLarge(_) | ReceiveError::SnapshotTooLarge(_) => {
+                Status::resource_exhausted(e.to_string())
+            }
+            ReceiveError::Discontinuous(_) | ReceiveError::Stale => {
+                Status::failed_precondition(e.to_string())
+            }
+        }
+    }
+}
+
 impl RaftGrpc {
     /// Adds `chunk` to the snapshot being received; the whole snapshot once
-    /// `chunk` is its last piece. A piece that does not continue the
-    /// snapshot in progress (another leader, another snapshot, a gap) is
-    /// refused unless it starts a new one, so the sender starts over.
-    fn receive(&self, chunk: SnapshotChunk) -> Result<Option<(Vote, Snapshot)>, Status> {
+    /// `chunk` is its last piece. There is at most one snapshot in progress,
+    /// of at most `snapshot_bytes_max` bytes: a piece at offset 0 starts a
+    /// new one (replacing the one in progress unless that one comes from a
+    /// newer vote); any other piece must continue the one in progress
+    /// exactly. A refused piece drops the partial snapshot (see
+    /// [`ReceiveError`]).
+    fn receive(&self, chunk: SnapshotChunk) -> Result<Option<(Vote, Snapshot)>, ReceiveError> {
         let mut receiving = self.receiving.lock().unwrap_or_else(|e| e.into_inner());
+        let piece_bytes = chunk.data.len();
+        if piece_bytes as u64 > SNAPSHOT_CHUNK_BYTES_MAX {
+            *receiving = None;
+            return Err(ReceiveError::PieceTooLarge(piece_bytes));
+        }
         if chunk.offset == 0 {
+            let newer_in_progress = receiving.as_ref().is_some_and(|r| {
+                r.vote.partial_cmp(&chunk.vote) == Some(std::cmp::Ordering::Greater)
+            });
+            if newer_in_progress {
+                return Err(ReceiveError::Stale);
+            }
             *receiving = Some(Receiving {
                 vote: chunk.vote,
                 meta: chunk.meta,
                 data: chunk.data,
             });
         } else {
-            let continues = receiving.as_ref().is_some_and(|r| {
+            let Some(r) = receiving.as_mut().filter(|r| {
                 r.vote == chunk.vote && r.meta == chunk.meta && r.data.len() as u64 == chunk.offset
-            });
-            if !continues {
+            }) else {
                 *receiving = None;
-                return Err(Status::failed_precondition(format!(
-                    "snapshot piece at offset {} does not continue the snapshot in progress",
-                    chunk.offset
-                )));
+                return Err(ReceiveError::Discontinuous(chunk.offset));
+            };
+            let total_bytes = chunk.offset.saturating_add(piece_bytes as u64);
+            if total_bytes > self.snapshot_bytes_max {
+                *receiving = None;
+                return Err(ReceiveError::SnapshotTooLarge(total_bytes));
             }
-            if let Some(r) = receiving.as_mut() {
-                r.data.extend_from_slice(&chunk.data);
-            }
+            r.data.extend_from_slice(&chunk.data);
         }
         if !chunk.done {
             return Ok(None);
