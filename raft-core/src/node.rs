@@ -36,6 +36,7 @@ use crate::storage::{
 use crate::types::{
     EntryResponse, LogId, Node, NodeId, Raft, Request, Response, ServerState, TypeConfig,
 };
+use alcor_tls::{client_tls_config, server_config, ClientAuth, Protocol, TlsFiles, TlsIncoming};
 
 /// How long `shutdown` waits for the gRPC server to drain.
 const SERVER_DRAIN_MS_MAX: u64 = 2_000;
@@ -103,6 +104,12 @@ pub struct RaftNodeConfig {
     /// The largest snapshot this node reassembles from a leader's
     /// `InstallSnapshot` pieces (`SNAPSHOT_BYTES_MAX`; tests lower it).
     pub snapshot_bytes_max: u64,
+    /// Mutual TLS on the Raft port and to peers: this member's certificate
+    /// (identity `alcor://peer/ID` plus server names for its Raft
+    /// address) and the CA that signs members. Only current members may
+    /// then call the Raft port, each only as itself. `None`: plain text,
+    /// and anyone who can connect may call (`--insecure`).
+    pub tls: Option<TlsFiles>,
 }
 
 impl RaftNodeConfig {
@@ -133,6 +140,7 @@ impl RaftNodeConfig {
             mutation: None,
             wal_buffered_until_sync: false,
             snapshot_bytes_max: SNAPSHOT_BYTES_MAX,
+            tls: None,
         }
     }
 
@@ -266,7 +274,22 @@ impl RaftNode {
         let events = state_machine.events();
         let changes = state_machine.changes();
 
-        let peers = Arc::new(Peers::new(config.node_id, config.link_faults.clone()));
+        let (server_tls, client_tls) = match &config.tls {
+            Some(files) => {
+                let tls_error = |e: alcor_tls::TlsError| StartError::Tls(e.to_string());
+                let server = server_config(files, ClientAuth::Required, Protocol::Grpc)
+                    .map_err(tls_error)?;
+                let client = client_tls_config(&files.ca, Some((&files.cert, &files.key)))
+                    .map_err(tls_error)?;
+                (Some(server), Some(client))
+            }
+            None => (None, None),
+        };
+        let peers = Arc::new(Peers::new(
+            config.node_id,
+            config.link_faults.clone(),
+            client_tls,
+        ));
         let network = NetworkFactory::new(config.node_id, Arc::clone(&peers));
         let raft = Raft::new(
             config.node_id,
@@ -299,23 +322,32 @@ impl RaftNode {
             leader_reads: Arc::clone(&leader_reads),
             request_timeout,
         });
-        let service = RaftGrpc::service(raft.clone(), leader_reads, config.snapshot_bytes_max);
-        let server_task = tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .tcp_nodelay(true)
-                .max_concurrent_streams(RAFT_STREAMS_PER_CONNECTION_MAX)
-                .http2_max_pending_accept_reset_streams(Some(RAFT_PENDING_RESET_STREAMS_MAX))
-                .add_service(service)
-                .serve_with_incoming_shutdown(
-                    // `tcp_nodelay` above is ignored for a caller-supplied listener;
-                    // without this every Raft round trip waits for a delayed ACK.
-                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                    async {
-                        let _ = stop_rx.await;
-                    },
-                )
-                .await
-        });
+        let service = RaftGrpc::service(
+            raft.clone(),
+            leader_reads,
+            config.snapshot_bytes_max,
+            server_tls.is_some(),
+        );
+        let router = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .max_concurrent_streams(RAFT_STREAMS_PER_CONNECTION_MAX)
+            .http2_max_pending_accept_reset_streams(Some(RAFT_PENDING_RESET_STREAMS_MAX))
+            .add_service(service);
+        let stopped = async {
+            let _ = stop_rx.await;
+        };
+        let server_task = match server_tls {
+            Some(tls) => {
+                let incoming = TlsIncoming::new(listener, tls)?;
+                tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped))
+            }
+            None => tokio::spawn(router.serve_with_incoming_shutdown(
+                // `tcp_nodelay` above is ignored for a caller-supplied listener;
+                // without this every Raft round trip waits for a delayed ACK.
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                stopped,
+            )),
+        };
 
         let node = RaftNode {
             id: config.node_id,

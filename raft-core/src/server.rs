@@ -20,7 +20,10 @@ use crate::limits::{GRPC_MESSAGE_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX};
 use crate::network::SnapshotChunk;
 use crate::node::LeaderRead;
 use crate::read_rounds::SharedRounds;
-use crate::types::{Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
+use crate::types::{NodeId, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
+use alcor_proto::identity::Principal;
+use alcor_tls::identity::cert_identity_of_request;
+use openraft::vote::RaftLeaderId;
 
 /// Serves Raft RPCs for one node.
 #[derive(Clone)]
@@ -35,6 +38,10 @@ pub struct RaftGrpc {
     /// The largest snapshot reassembled (`SNAPSHOT_BYTES_MAX` unless a
     /// test lowers it).
     snapshot_bytes_max: u64,
+    /// Whether callers must be current members, proven by a client
+    /// certificate (the port serves TLS); `false` serves anyone
+    /// (`--insecure`).
+    members_only: bool,
 }
 
 /// A snapshot partly received.
@@ -50,12 +57,14 @@ impl RaftGrpc {
         raft: Raft,
         leader_reads: Arc<SharedRounds<LeaderRead>>,
         snapshot_bytes_max: u64,
+        members_only: bool,
     ) -> RaftServiceServer<RaftGrpc> {
         RaftServiceServer::new(RaftGrpc {
             raft,
             leader_reads,
             receiving: Arc::new(Mutex::new(None)),
             snapshot_bytes_max,
+            members_only,
         })
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
@@ -76,9 +85,13 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<Streaming<RaftMessage>>,
     ) -> Result<Response<AppendAnswers>, Status> {
-        let input = tokio_stream::StreamExt::map_while(request.into_inner(), |message| {
+        let caller = self.caller(&request)?;
+        let input = tokio_stream::StreamExt::map_while(request.into_inner(), move |message| {
             let message = message.ok()?;
-            from_message::<AppendEntriesRequest<TypeConfig>>(&message).ok()
+            let rpc = from_message::<AppendEntriesRequest<TypeConfig>>(&message).ok()?;
+            // A request in another member's name ends the stream.
+            check_sender(caller, &rpc.vote).ok()?;
+            Some(rpc)
         });
         let answers = self.raft.stream_append(input).map(|answer| {
             crate::convert::to_message(&answer).map_err(|e| Status::internal(e.to_string()))
@@ -90,12 +103,16 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let caller = self.caller(&request)?;
         let rpc: AppendEntriesRequest<TypeConfig> = from_message(request.get_ref())?;
+        check_sender(caller, &rpc.vote)?;
         to_reply(&self.raft.append_entries(rpc).await)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let caller = self.caller(&request)?;
         let rpc: VoteRequest<TypeConfig> = from_message(request.get_ref())?;
+        check_sender(caller, &rpc.vote)?;
         to_reply(&self.raft.vote(rpc).await)
     }
 
@@ -103,7 +120,9 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let caller = self.caller(&request)?;
         let rpc: VoteRequest<TypeConfig> = from_message(request.get_ref())?;
+        check_sender(caller, &rpc.vote)?;
         to_reply(&self.raft.pre_vote(rpc).await)
     }
 
@@ -111,7 +130,9 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let caller = self.caller(&request)?;
         let chunk: SnapshotChunk = from_message(request.get_ref())?;
+        check_sender(caller, &chunk.vote)?;
         let Some(snapshot) = self.receive(chunk)? else {
             // Not complete yet: answer with this member's vote, so that a
             // leader that has been superseded stops sending.
@@ -126,7 +147,9 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let caller = self.caller(&request)?;
         let req: TransferLeaderRequest<TypeConfig> = from_message(request.get_ref())?;
+        check_sender(caller, req.from_leader())?;
         to_reply(&self.raft.handle_transfer_leader(req).await)
     }
 
@@ -134,6 +157,7 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.caller(&request)?;
         let app_data: crate::types::Request = from_message(request.get_ref())?;
         to_reply(&self.raft.client_write(app_data).await)
     }
@@ -142,6 +166,7 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.caller(&request)?;
         let () = from_message(request.get_ref())?;
         let read_log_id = self
             .leader_reads
@@ -149,6 +174,60 @@ impl RaftService for RaftGrpc {
             .await
             .map_err(|e| Status::resource_exhausted(format!("read index rounds: {e:?}")))?;
         to_reply(&read_log_id)
+    }
+}
+
+impl RaftGrpc {
+    /// The member calling, from its client certificate: `None` when the
+    /// port serves everyone (`--insecure`). UNAUTHENTICATED without a
+    /// certificate; PERMISSION_DENIED for a certificate that names no peer
+    /// or a peer that is not a current member or learner. A node that has
+    /// no membership yet (waiting to be initialized or added) holds no state
+    /// and accepts any peer the CA signed.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Option<NodeId>, Status> {
+        if !self.members_only {
+            return Ok(None);
+        }
+        let member = match cert_identity_of_request(request) {
+            None => {
+                return Err(Status::unauthenticated(
+                    "the Raft port needs a member's client certificate",
+                ))
+            }
+            Some(Err(e)) => {
+                return Err(Status::permission_denied(format!(
+                    "client certificate: {e}"
+                )))
+            }
+            Some(Ok(Principal::Peer { member })) => member,
+            Some(Ok(other)) => {
+                return Err(Status::permission_denied(format!(
+                    "{other} is not a cluster member"
+                )))
+            }
+        };
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let membership = &metrics.membership_config;
+        if membership.log_id().is_some() && membership.get_node(&member).is_none() {
+            return Err(Status::permission_denied(format!(
+                "member {member} is not in this node's membership"
+            )));
+        }
+        Ok(Some(member))
+    }
+}
+
+/// Refuses a message in the name of another member than the `caller`
+/// (PERMISSION_DENIED): a vote's candidate, an append's or snapshot's
+/// leader must be the member whose certificate sent it.
+fn check_sender(caller: Option<NodeId>, vote: &Vote) -> Result<(), Status> {
+    let named = *vote.leader_id().node_id();
+    match caller {
+        Some(member) if member != named => Err(Status::permission_denied(format!(
+            "member {member} sent a message in member {named}'s name"
+        ))),
+        _ => Ok(()),
     }
 }
 
