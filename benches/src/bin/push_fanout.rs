@@ -727,7 +727,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .collect();
             if args.agents_per_connection > 1 {
                 if i % args.agents_per_connection == 0 {
-                    shared = Some(SharedConnections::new(&cluster.apis)?);
+                    shared = Some(SharedConnections::new(&cluster.apis, None)?);
                 }
             } else {
                 shared = None;
