@@ -196,7 +196,7 @@ impl Cluster {
             .append(true)
             .open(&m.log)?;
         let child = Command::new(&self.alcor)
-            .args(["server", "--id", &m.id.to_string()])
+            .args(["server", "--insecure", "--id", &m.id.to_string()])
             .args(["--raft-addr", &m.raft, "--api-addr", &m.api])
             .arg("--data-dir")
             .arg(&m.data)

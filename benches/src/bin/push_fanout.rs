@@ -156,7 +156,7 @@ impl Cluster {
             let log_path = cluster._root.path().join(format!("node-{id}.log"));
             let log = std::fs::File::create(&log_path)?;
             let child = Command::new(&args.alcor)
-                .args(["server", "--id", &id.to_string()])
+                .args(["server", "--insecure", "--id", &id.to_string()])
                 .args(["--raft-addr", &raft(id), "--api-addr", &api(id)])
                 .arg("--data-dir")
                 .arg(cluster._root.path().join(format!("node-{id}")))
