@@ -3,6 +3,8 @@
 //! the CA, refuses plain text and certificates of other CAs, and its Raft
 //! port takes only current members, each only in its own name.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
