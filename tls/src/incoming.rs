@@ -125,3 +125,74 @@ impl axum::serve::Listener for TlsIncoming {
         Ok(self.local_addr)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+    use std::net::IpAddr;
+
+    use alcor_proto::identity::Principal;
+    use futures::StreamExt;
+    use rustls::pki_types::ServerName;
+    use rustls::{ClientConfig, RootCertStore};
+    use tokio_rustls::TlsConnector;
+
+    use super::*;
+    use crate::config::read_certs;
+    use crate::dev::DevCa;
+    use crate::{principal_of_cert, server_config, ClientAuth, Protocol};
+
+    /// The identity of the certificate the server at `addr` presents.
+    async fn served_identity(addr: SocketAddr, roots: &RootCertStore) -> Principal {
+        #[allow(deprecated, reason = "the ring provider, as in production")]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::IpAddress(addr.ip().into());
+        let tls = TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let (_, session) = tls.get_ref();
+        let leaf = &session.peer_certificates().unwrap()[0];
+        principal_of_cert(leaf).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_rewritten_certificate_is_served_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = DevCa::new("test CA").unwrap();
+        ca.write_ca(dir.path()).unwrap();
+        let loopback = [IpAddr::from([127, 0, 0, 1])];
+        let first = Principal::Peer { member: 1 };
+        let files = ca
+            .write_issued(dir.path(), "member", &first, &[], &loopback)
+            .unwrap();
+        let config = server_config(&files, ClientAuth::Optional, Protocol::Grpc).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut incoming = TlsIncoming::new(listener, config).unwrap();
+        let addr = incoming.local_addr();
+        // Complete the server side of each handshake.
+        tokio::spawn(async move { while incoming.next().await.is_some() {} });
+        let mut roots = RootCertStore::empty();
+        roots.add(read_certs(&files.ca).unwrap().remove(0)).unwrap();
+
+        assert_eq!(served_identity(addr, &roots).await, first);
+        // A renewed certificate (another identity, to tell them apart) in
+        // the same files; the next check after CERT_RELOAD_CHECK_MS serves it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let second = Principal::Peer { member: 2 };
+        ca.write_issued(dir.path(), "member", &second, &[], &loopback)
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(
+            crate::limits::CERT_RELOAD_CHECK_MS + 200,
+        ))
+        .await;
+        assert_eq!(served_identity(addr, &roots).await, second);
+    }
+}
