@@ -37,24 +37,35 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const _: () = assert!(BACKOFF_INITIAL.as_millis() <= BACKOFF_MAX.as_millis());
 const _: () = assert!(ROUNDS_MAX >= 1 && ENDPOINTS_MAX >= 1);
 
-/// TLS settings of a client.
-///
-/// The SDK is TLS-ready but this build does not carry a TLS stack: tonic's
-/// `tls-*` features are not enabled in the workspace, and the server does not
-/// serve TLS either. [`ClientBuilder::connect`] therefore refuses a
-/// configuration with TLS set ([`Error::Config`]) instead of silently
-/// connecting in clear text. Enabling it is a matter of turning on
-/// `tonic/tls-ring` and mapping these fields to `ClientTlsConfig`.
+/// TLS settings of a client (rustls; endpoints are then dialled as
+/// `https://`). Members are verified against the cluster's own CA, which
+/// must be given: this build carries no platform roots.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsConfig {
-    /// PEM of the CA that signed the servers' certificates; `None`: the
-    /// platform's roots.
+    /// PEM of the CA that signed the servers' certificates (required).
     pub ca_certificate_pem: Option<Vec<u8>>,
     /// Name to verify the servers' certificates against; `None`: the host
     /// part of each endpoint.
     pub domain_name: Option<String>,
     /// Client certificate and key (PEM) for mutual TLS.
     pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// tonic's form of `tls`; a configuration without a CA is refused.
+pub(crate) fn tonic_tls(tls: &TlsConfig) -> Result<tonic::transport::ClientTlsConfig, Error> {
+    let ca = tls
+        .ca_certificate_pem
+        .as_ref()
+        .ok_or_else(|| Error::Config("TLS needs the CA certificate of the cluster".to_string()))?;
+    let mut config = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca));
+    if let Some(domain) = &tls.domain_name {
+        config = config.domain_name(domain.clone());
+    }
+    if let Some((cert, key)) = &tls.identity_pem {
+        config = config.identity(tonic::transport::Identity::from_pem(cert, key));
+    }
+    Ok(config)
 }
 
 /// Builds a [`Client`].
@@ -128,7 +139,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Connect with TLS (see [`TlsConfig`]: refused by this build).
+    /// Connect with TLS (see [`TlsConfig`]).
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
         self
@@ -148,11 +159,6 @@ impl ClientBuilder {
                 "give 1 to {ENDPOINTS_MAX} endpoints, not {}",
                 self.endpoints.len()
             )));
-        }
-        if self.tls.is_some() {
-            return Err(Error::Config(
-                "TLS is not compiled into this build (tonic's tls feature is off)".to_string(),
-            ));
         }
         for (name, value) in [
             ("deadline", self.deadline),

@@ -127,9 +127,21 @@ impl Client {
 
     pub(crate) fn from_builder(builder: ClientBuilder) -> Result<Client, Error> {
         let mut slots = Vec::with_capacity(builder.endpoints.len());
+        let tls = builder
+            .tls
+            .as_ref()
+            .map(crate::config::tonic_tls)
+            .transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         for address in builder.endpoints {
-            let endpoint = Endpoint::from_shared(format!("http://{address}"))
-                .map_err(|e| Error::Config(format!("endpoint {address:?}: {e}")))?
+            let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
+                .map_err(|e| Error::Config(format!("endpoint {address:?}: {e}")))?;
+            if let Some(tls) = &tls {
+                endpoint = endpoint
+                    .tls_config(tls.clone())
+                    .map_err(|e| Error::Config(format!("endpoint {address:?}: tls: {e}")))?;
+            }
+            let endpoint = endpoint
                 .connect_timeout(builder.connect_timeout)
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(KEEPALIVE_INTERVAL)

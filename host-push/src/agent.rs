@@ -38,7 +38,7 @@ use alcor_proto::push::v1::host_push_client::HostPushClient;
 use alcor_state_machine::{apply_changes, goal_digest, GoalKey, GoalObject, GoalState, HostId, Id};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::convert;
 use crate::error::AgentError;
@@ -74,6 +74,9 @@ pub struct SimAgentConfig {
     /// Shared connections use the transport's default receive window:
     /// `stream_window_bytes` applies only to an agent's own connection.
     pub shared: Option<SharedConnections>,
+    /// TLS to the members (the cluster CA and this agent's certificate,
+    /// `alcor://agent/HOST`); `None`: plain text.
+    pub tls: Option<ClientTlsConfig>,
 }
 
 /// One HTTP/2 connection per endpoint that several simulated agents share,
@@ -89,10 +92,13 @@ pub struct SharedConnections {
 
 impl SharedConnections {
     /// Lazily connected channels to `endpoints`, with the agents' keepalive.
-    pub fn new(endpoints: &[String]) -> Result<SharedConnections, AgentError> {
+    pub fn new(
+        endpoints: &[String],
+        tls: Option<&ClientTlsConfig>,
+    ) -> Result<SharedConnections, AgentError> {
         let mut by_endpoint = BTreeMap::new();
         for endpoint in endpoints {
-            let channel = stream_endpoint(endpoint, None)?.connect_lazy();
+            let channel = stream_endpoint(endpoint, None, tls)?.connect_lazy();
             by_endpoint.insert(endpoint.clone(), channel);
         }
         Ok(SharedConnections {
@@ -119,6 +125,7 @@ impl SimAgentConfig {
             apply_delay: Duration::ZERO,
             stream_window_bytes: None,
             shared: None,
+            tls: None,
         }
     }
 }
@@ -179,7 +186,7 @@ impl SimAgent {
             return Err(AgentError::EmptyHostId);
         }
         for endpoint in &config.endpoints {
-            endpoint_of(endpoint)?;
+            endpoint_of(endpoint, config.tls.is_some())?;
         }
         let failing = watch::Sender::new(config.fail_ports.clone());
         Ok(SimAgent {
@@ -315,9 +322,13 @@ impl SimAgent {
         let channel: Channel = match shared.and_then(|s| s.channel(address)) {
             Some(channel) => channel,
             None => {
-                stream_endpoint(address, self.config.stream_window_bytes)?
-                    .connect()
-                    .await?
+                stream_endpoint(
+                    address,
+                    self.config.stream_window_bytes,
+                    self.config.tls.as_ref(),
+                )?
+                .connect()
+                .await?
             }
         };
         let mut client = HostPushClient::new(channel)
@@ -559,10 +570,24 @@ fn host_fraction(host: &str, salt: u64) -> f64 {
 }
 
 /// The endpoint an agent streams from: connect timeout, no Nagle, HTTP/2
-/// keepalive (a dead node is noticed), and the receive window if set.
-fn stream_endpoint(address: &str, window_bytes: Option<u32>) -> Result<Endpoint, AgentError> {
+/// keepalive (a dead node is noticed), the receive window if set, and TLS
+/// if given.
+fn stream_endpoint(
+    address: &str,
+    window_bytes: Option<u32>,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<Endpoint, AgentError> {
     let keepalive = Duration::from_millis(limits::HTTP2_KEEPALIVE_MS);
-    Ok(endpoint_of(address)?
+    let mut endpoint = endpoint_of(address, tls.is_some())?;
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls.clone())
+            .map_err(|e| AgentError::InvalidEndpoint {
+                endpoint: address.to_string(),
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(endpoint
         .connect_timeout(Duration::from_millis(limits::CONNECT_TIMEOUT_MS_MAX))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(keepalive)
@@ -572,10 +597,13 @@ fn stream_endpoint(address: &str, window_bytes: Option<u32>) -> Result<Endpoint,
         .initial_connection_window_size(window_bytes))
 }
 
-/// Parses an endpoint, defaulting to plain HTTP/2.
-fn endpoint_of(address: &str) -> Result<Endpoint, AgentError> {
+/// Parses an endpoint, defaulting to HTTP/2 over TLS when `tls`, else
+/// plain HTTP/2.
+fn endpoint_of(address: &str, tls: bool) -> Result<Endpoint, AgentError> {
     let uri = if address.contains("://") {
         address.to_string()
+    } else if tls {
+        format!("https://{address}")
     } else {
         format!("http://{address}")
     };

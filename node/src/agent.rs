@@ -13,15 +13,15 @@ use alcor_state_machine::{GoalObject, GoalState};
 use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::cluster_client::ClusterClient;
 use anyhow::Context;
+use tonic::transport::{ClientTlsConfig, Endpoint};
 
 use crate::cli::{AgentArgs, AgentSimArgs};
 
 /// Runs one agent until SIGINT/SIGTERM.
 pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
-    let agent = SimAgent::new(SimAgentConfig::new(
-        args.host_id.clone(),
-        args.endpoints.clone(),
-    ))?;
+    let mut config = SimAgentConfig::new(args.host_id.clone(), args.endpoints.clone());
+    config.tls = args.tls.tonic_tls()?;
+    let agent = SimAgent::new(config)?;
     let runner = {
         let agent = agent.clone();
         tokio::spawn(async move { agent.run(crate::server::shutdown_signal()).await })
@@ -87,6 +87,7 @@ pub(crate) async fn run_sim(args: AgentSimArgs) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let per_connection = u64::from(args.agents_per_connection);
+    let tls = args.tls.tonic_tls()?;
     let mut shared = None;
     for i in 0..args.agents {
         let first = usize::try_from(i).unwrap_or(0) % n_endpoints;
@@ -95,9 +96,10 @@ pub(crate) async fn run_sim(args: AgentSimArgs) -> anyhow::Result<()> {
             .collect();
         let host = format!("{}{i:05}", args.host_prefix);
         let mut config = SimAgentConfig::new(host, endpoints);
+        config.tls = tls.clone();
         if per_connection > 1 {
             if i % per_connection == 0 {
-                shared = Some(SharedConnections::new(&args.endpoints)?);
+                shared = Some(SharedConnections::new(&args.endpoints, tls.as_ref())?);
             }
             config.shared = shared.clone();
         }
@@ -127,7 +129,7 @@ pub(crate) async fn run_sim(args: AgentSimArgs) -> anyhow::Result<()> {
             _ = &mut signal => break Ok(()),
             _ = ticker.tick() => {}
         }
-        let matching = matching(&args.endpoints, &agents).await;
+        let matching = matching(&args.endpoints, tls.as_ref(), &agents).await;
         println!("{}", summary(&agents, matching, started.elapsed()));
         if deadline.is_some() && matching == agents.len() {
             break Ok(());
@@ -150,11 +152,25 @@ pub(crate) async fn run_sim(args: AgentSimArgs) -> anyhow::Result<()> {
 
 /// How many agents hold exactly the controller's goal state for their host
 /// (the controller read through the first endpoint that answers).
-async fn matching(endpoints: &[String], agents: &[SimAgent]) -> usize {
+async fn matching(
+    endpoints: &[String],
+    tls: Option<&ClientTlsConfig>,
+    agents: &[SimAgent],
+) -> usize {
     let mut client = None;
     for endpoint in endpoints {
-        if let Ok(c) = ClusterClient::connect(format!("http://{endpoint}")).await {
-            client = Some(c);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let Ok(mut dial) = Endpoint::from_shared(format!("{scheme}://{endpoint}")) else {
+            continue;
+        };
+        if let Some(tls) = tls {
+            let Ok(with_tls) = dial.tls_config(tls.clone()) else {
+                continue;
+            };
+            dial = with_tls;
+        }
+        if let Ok(channel) = dial.connect().await {
+            client = Some(ClusterClient::new(channel));
             break;
         }
     }

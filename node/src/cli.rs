@@ -30,6 +30,22 @@ pub(crate) enum Command {
     Dev(DevArgs),
 }
 
+/// TLS to the members, for clients (`alcor ctl`, agents).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ClientTlsArgs {
+    /// The cluster's CA certificate (PEM); when given, members are dialled
+    /// over TLS (`https://`) and verified against it.
+    #[arg(long, env = "ALCOR_CA_FILE", global = true)]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// A client certificate (PEM) to present (mutual TLS); needs --ca-file
+    /// and --key-file.
+    #[arg(long, env = "ALCOR_CERT_FILE", global = true)]
+    pub(crate) cert_file: Option<PathBuf>,
+    /// The private key of --cert-file (PEM).
+    #[arg(long, env = "ALCOR_KEY_FILE", global = true)]
+    pub(crate) key_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct AgentArgs {
     /// The host this agent programs (must be registered, e.g. `alcor ctl hosts create`).
@@ -47,6 +63,8 @@ pub(crate) struct AgentArgs {
     /// Seconds between status lines (revision, objects, digest).
     #[arg(long, env = "ALCOR_REPORT_INTERVAL_S", default_value_t = 5)]
     pub(crate) report_interval_s: u64,
+    #[command(flatten)]
+    pub(crate) tls: ClientTlsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +99,8 @@ pub(crate) struct AgentSimArgs {
     /// running until Ctrl-C; fails after this many seconds.
     #[arg(long, env = "ALCOR_SIM_EXIT_WHEN_CONVERGED_S")]
     pub(crate) exit_when_converged_s: Option<u64>,
+    #[command(flatten)]
+    pub(crate) tls: ClientTlsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +186,26 @@ pub(crate) struct ServerArgs {
     /// Upper bound on one write or linearizable read inside the node.
     #[arg(long, env = "ALCOR_REQUEST_TIMEOUT_MS", default_value_t = 5_000)]
     pub(crate) request_timeout_ms: u64,
+    /// This member's certificate (PEM, leaf first). It must carry the URI
+    /// `alcor://peer/ID` (ID = --id) in its subject alternative names, plus
+    /// the DNS names or IPs peers and clients dial. Served on every listener
+    /// (API, Raft, REST, metrics) and presented to peers; re-read when the
+    /// file changes.
+    #[arg(long, env = "ALCOR_TLS_CERT", requires_all = ["tls_key", "tls_ca"])]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "ALCOR_TLS_KEY", requires_all = ["tls_cert", "tls_ca"])]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// The CA certificate (PEM) that signs members, clients and agents. The
+    /// Raft port takes only certificates it signed for current members; the
+    /// API verifies client certificates against it when one is presented.
+    #[arg(long, env = "ALCOR_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
+    pub(crate) tls_ca: Option<PathBuf>,
+    /// Serve every listener in plain text, with no peer authentication on the
+    /// Raft port (anyone who can connect may act as a member). Without TLS
+    /// files the server refuses to start unless this is given.
+    #[arg(long, env = "ALCOR_INSECURE", conflicts_with_all = ["tls_cert", "tls_key", "tls_ca"])]
+    pub(crate) insecure: bool,
     /// Address to serve the OpenStack Networking API v2.0 (Neutron-compatible
     /// REST) on, next to the gRPC API; unset: no REST API. Needs
     /// --rest-token-file.
@@ -277,6 +317,8 @@ pub(crate) struct CtlArgs {
     /// sends what is left as grpc-timeout).
     #[arg(long, env = "ALCOR_TIMEOUT_MS", global = true, default_value_t = 5_000)]
     pub(crate) timeout_ms: u64,
+    #[command(flatten)]
+    pub(crate) tls: ClientTlsArgs,
     #[command(subcommand)]
     pub(crate) resource: Resource,
 }
@@ -1010,4 +1052,64 @@ pub(crate) enum ClusterVerb {
         #[arg(long)]
         stale: bool,
     },
+}
+
+impl ClientTlsArgs {
+    /// The files as the SDK's TLS settings; `None` without --ca-file.
+    pub(crate) fn sdk_tls(&self) -> anyhow::Result<Option<alcor_client::TlsConfig>> {
+        let Some(ca) = &self.ca_file else {
+            if self.cert_file.is_some() || self.key_file.is_some() {
+                anyhow::bail!("--cert-file and --key-file need --ca-file");
+            }
+            return Ok(None);
+        };
+        let read = |flag: &str, path: &PathBuf| {
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))
+        };
+        let identity_pem = match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => Some((read("--cert-file", cert)?, read("--key-file", key)?)),
+            (None, None) => None,
+            _ => anyhow::bail!("give both --cert-file and --key-file, or neither"),
+        };
+        Ok(Some(alcor_client::TlsConfig {
+            ca_certificate_pem: Some(read("--ca-file", ca)?),
+            domain_name: None,
+            identity_pem,
+        }))
+    }
+
+    /// The files as a tonic client TLS config; `None` without --ca-file.
+    pub(crate) fn tonic_tls(&self) -> anyhow::Result<Option<tonic::transport::ClientTlsConfig>> {
+        let Some(tls) = self.sdk_tls()? else {
+            return Ok(None);
+        };
+        let mut config = tonic::transport::ClientTlsConfig::new();
+        if let Some(ca) = tls.ca_certificate_pem {
+            config = config.ca_certificate(tonic::transport::Certificate::from_pem(ca));
+        }
+        if let Some((cert, key)) = tls.identity_pem {
+            config = config.identity(tonic::transport::Identity::from_pem(cert, key));
+        }
+        Ok(Some(config))
+    }
+}
+
+impl ServerArgs {
+    /// The TLS files, or `None` with --insecure; an error when neither is
+    /// given (the secure default).
+    pub(crate) fn tls_files(&self) -> anyhow::Result<Option<alcor_tls::TlsFiles>> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca, self.insecure) {
+            (Some(cert), Some(key), Some(ca), false) => Ok(Some(alcor_tls::TlsFiles {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (None, None, None, true) => Ok(None),
+            _ => anyhow::bail!(
+                "no TLS configured: give --tls-cert, --tls-key and --tls-ca (the CA that signs \
+                 members, clients and agents), or --insecure to serve plain text without \
+                 authentication"
+            ),
+        }
+    }
 }

@@ -14,9 +14,9 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{
-    BarrierArgs, ClusterVerb, CtlArgs, FloatingIpState, FloatingIpVerb, HostState, HostVerb,
-    OutputFormat, PortVerb, QuotaVerb, Resource, RouterVerb, RuleDirection, RuleEtherType,
-    RuleVerb, SecurityGroupVerb, SubnetVerb, TagUpdate, TaggedListOpts, VpcVerb,
+    BarrierArgs, ClientTlsArgs, ClusterVerb, CtlArgs, FloatingIpState, FloatingIpVerb, HostState,
+    HostVerb, OutputFormat, PortVerb, QuotaVerb, Resource, RouterVerb, RuleDirection,
+    RuleEtherType, RuleVerb, SecurityGroupVerb, SubnetVerb, TagUpdate, TaggedListOpts, VpcVerb,
 };
 use crate::output;
 
@@ -49,21 +49,31 @@ pub(crate) fn exit_code(error: &anyhow::Error) -> u8 {
     }
 }
 
-/// The SDK client for `--endpoints` and `--timeout-ms`.
-pub(crate) fn client(endpoints: &[String], timeout: Duration) -> anyhow::Result<Client> {
-    let client = Client::builder()
+/// The SDK client for `--endpoints`, `--timeout-ms` and the TLS flags.
+pub(crate) fn client(
+    endpoints: &[String],
+    timeout: Duration,
+    tls: &ClientTlsArgs,
+) -> anyhow::Result<Client> {
+    let mut builder = Client::builder()
         .endpoints(endpoints.iter().cloned())
         .deadline(timeout)
         .attempt_timeout(timeout.min(ATTEMPT_TIMEOUT_MAX))
-        .connect_timeout(timeout.min(Duration::from_secs(1)))
-        .build()
-        .context("--endpoints")?;
+        .connect_timeout(timeout.min(Duration::from_secs(1)));
+    if let Some(tls) = tls.sdk_tls()? {
+        builder = builder.tls(tls);
+    }
+    let client = builder.build().context("--endpoints")?;
     Ok(client)
 }
 
 /// Runs one `alcor ctl` invocation.
 pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
-    let client = client(&args.endpoints, Duration::from_millis(args.timeout_ms))?;
+    let client = client(
+        &args.endpoints,
+        Duration::from_millis(args.timeout_ms),
+        &args.tls,
+    )?;
     let format = args.output;
     match args.resource {
         Resource::Hosts { verb } => hosts(&client, verb, format).await,

@@ -2,7 +2,15 @@
 //! processes (data under `--data-dir`, reused by the next run), simulated host
 //! agents in this process, writes a demo VPC, subnet and a batch of ports spread
 //! over the hosts, prints what each agent received, and serves until Ctrl-C.
+//!
+//! Secure like a production cluster, with no set-up: every run generates a
+//! throwaway CA under `DATA_DIR/tls/` and signs a certificate for each member
+//! (`alcor://peer/ID`, server names `localhost` and `127.0.0.1`), one for the
+//! CLI (`alcor://admin`) and one per simulated host (`alcor://agent/HOST`);
+//! members serve TLS with them and the CLI calls and agents present them.
 
+use std::net::IpAddr;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -15,8 +23,11 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 use crate::agent::{hex_prefix, status_line};
-use crate::cli::DevArgs;
+use crate::cli::{ClientTlsArgs, DevArgs};
 use crate::ctl;
+use alcor_proto::identity::Principal;
+use alcor_tls::dev::DevCa;
+use alcor_tls::TlsFiles;
 
 /// Project the demo resources belong to.
 const DEMO_PROJECT: &str = "demo";
@@ -61,9 +72,12 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         .collect();
     let endpoints: Vec<String> = addrs.iter().map(|(_, _, api)| api.clone()).collect();
 
+    let hosts: Vec<String> = (1..=args.hosts).map(|h| format!("host-{h}")).collect();
+    let certs = DevCerts::generate(&args.data_dir.join("tls"), args.nodes, &hosts)?;
     let exe = std::env::current_exe().context("locate the alcor binary")?;
     let mut members = Vec::new();
     for (id, raft, api) in &addrs {
+        let member_tls = certs.member(*id);
         let dir = args.data_dir.join(format!("node-{id}"));
         let log_path = args.data_dir.join(format!("node-{id}.log"));
         let log = std::fs::OpenOptions::new()
@@ -83,6 +97,12 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
             .arg("--data-dir")
             .arg(&dir)
             .args(["--initial-cluster", &initial_cluster.join(",")])
+            .arg("--tls-cert")
+            .arg(&member_tls.cert)
+            .arg("--tls-key")
+            .arg(&member_tls.key)
+            .arg("--tls-ca")
+            .arg(&member_tls.ca)
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
@@ -95,7 +115,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         );
         members.push(Member { id: *id, child });
     }
-    let result = demo(&args, &endpoints).await;
+    let result = demo(&args, &endpoints, &hosts, &certs).await;
     let (stop_tx, agents) = match result {
         Ok(ok) => ok,
         Err(e) => {
@@ -105,9 +125,13 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     };
     if !args.exit_after_demo {
         println!("\nserving; API endpoints {}", endpoints.join(","));
+        let admin = &certs.admin;
         println!(
-            "try: alcor ctl --endpoints {} ports list",
-            endpoints.join(",")
+            "try: alcor ctl --endpoints {} --ca-file {} --cert-file {} --key-file {} ports list",
+            endpoints.join(","),
+            admin.ca.display(),
+            admin.cert.display(),
+            admin.key.display()
         );
         println!(
             "Ctrl-C stops the cluster (data stays in {})",
@@ -128,12 +152,17 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 async fn demo(
     args: &DevArgs,
     endpoints: &[String],
+    hosts: &[String],
+    certs: &DevCerts,
 ) -> anyhow::Result<(watch::Sender<bool>, Vec<SimAgent>)> {
-    let client = ctl::client(endpoints, Duration::from_secs(5))?;
+    let client = ctl::client(
+        endpoints,
+        Duration::from_secs(5),
+        &certs.client_args(&certs.admin),
+    )?;
     let leader = wait_for_leader(&client).await?;
     println!("leader: member {leader}");
 
-    let hosts: Vec<String> = (1..=args.hosts).map(|h| format!("host-{h}")).collect();
     for (h, host) in hosts.iter().enumerate() {
         let message = pb::CreateHostRequest {
             id: host.clone(),
@@ -154,7 +183,9 @@ async fn demo(
         // Spread the agents over the members; each lists all of them for failover.
         let mut list = endpoints.to_vec();
         list.rotate_left(h % endpoints.len());
-        let agent = SimAgent::new(SimAgentConfig::new(host.clone(), list))?;
+        let mut config = SimAgentConfig::new(host.clone(), list);
+        config.tls = certs.client_args(&certs.agents[h]).tonic_tls()?;
+        let agent = SimAgent::new(config)?;
         let mut stop = stop_rx.clone();
         let runner = agent.clone();
         tokio::spawn(async move {
@@ -173,7 +204,7 @@ async fn demo(
             let status = client.cluster().status().await?;
             status.applied_index.unwrap_or(0)
         }
-        None => create_demo(&client, args.ports, &hosts).await?,
+        None => create_demo(&client, args.ports, hosts).await?,
     };
 
     let deadline = Instant::now() + CONVERGE_WAIT_MAX;
@@ -213,6 +244,58 @@ async fn demo(
     let digests: Vec<String> = agents.iter().map(|a| hex_prefix(&a.digest())).collect();
     println!("agent digests: {}", digests.join(" "));
     Ok((stop_tx, agents))
+}
+
+/// The certificates of one `alcor dev` run (see the module docs).
+struct DevCerts {
+    members: Vec<TlsFiles>,
+    admin: TlsFiles,
+    /// One per simulated host, in host order.
+    agents: Vec<TlsFiles>,
+}
+
+impl DevCerts {
+    /// A new CA in `dir` and every certificate the run needs.
+    fn generate(dir: &Path, n_members: u64, hosts: &[String]) -> anyhow::Result<DevCerts> {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        let ca = DevCa::new("alcor dev CA")?;
+        ca.write_ca(dir)?;
+        let localhost = ["localhost".to_string()];
+        let loopback = [IpAddr::from([127, 0, 0, 1])];
+        let members = (1..=n_members)
+            .map(|id| {
+                let peer = Principal::Peer { member: id };
+                ca.write_issued(dir, &format!("member-{id}"), &peer, &localhost, &loopback)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let admin = ca.write_issued(dir, "admin", &Principal::Admin, &[], &[])?;
+        let agents = hosts
+            .iter()
+            .map(|host| {
+                let agent = Principal::Agent { host: host.clone() };
+                ca.write_issued(dir, &format!("agent-{host}"), &agent, &[], &[])
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(DevCerts {
+            members,
+            admin,
+            agents,
+        })
+    }
+
+    /// Member `id`'s files (ids start at 1).
+    fn member(&self, id: u64) -> &TlsFiles {
+        &self.members[usize::try_from(id - 1).unwrap_or(0)]
+    }
+
+    /// `files` as a client's TLS flags.
+    fn client_args(&self, files: &TlsFiles) -> ClientTlsArgs {
+        ClientTlsArgs {
+            ca_file: Some(files.ca.clone()),
+            cert_file: Some(files.cert.clone()),
+            key_file: Some(files.key.clone()),
+        }
+    }
 }
 
 async fn wait_for_leader(client: &Client) -> anyhow::Result<u64> {

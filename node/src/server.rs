@@ -10,6 +10,7 @@ use alcor_api_gateway::{AckSource, ClusterService, OrchestratorService};
 use alcor_host_push::{PushConfig, PushService};
 use alcor_proto::api::v1::orchestrator_server::OrchestratorServer;
 use alcor_raft_core::{RaftListen, RaftNode, RaftNodeConfig};
+use alcor_tls::{ClientAuth, Protocol, TlsFiles, TlsIncoming};
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -30,6 +31,13 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         anyhow::bail!(
             "{UNSAFE_MUTATION_ENV} is set but this build has no mutation switches \
              (build alcor-node with --features unsafe-mutations)"
+        );
+    }
+    let tls = args.tls_files()?;
+    if tls.is_none() {
+        tracing::warn!(
+            "--insecure: every listener serves plain text and the Raft port takes anyone \
+             as a member"
         );
     }
     let members = initial_cluster::parse(&args.initial_cluster)
@@ -74,6 +82,7 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.snapshot_logs_to_keep = args.snapshot_logs_to_keep;
     config.request_timeout_ms = args.request_timeout_ms;
     config.bootstrap = !args.join;
+    config.tls = tls.clone();
     #[cfg(feature = "unsafe-mutations")]
     if let Some(mutation) = args.unsafe_mutation {
         tracing::error!(
@@ -111,14 +120,17 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Some(listener) => {
             let mut registry = Registry::with_prefix("alcor_push");
             push.register_metrics(&mut registry);
-            Some(tokio::spawn(serve_metrics(listener, registry)))
+            Some(match &tls {
+                Some(files) => {
+                    let incoming =
+                        tls_incoming(listener, files, ClientAuth::Optional, Protocol::Http1)?;
+                    tokio::spawn(serve_metrics(incoming, registry))
+                }
+                None => tokio::spawn(serve_metrics(listener, registry)),
+            })
         }
         None => None,
     };
-    // tonic ignores `Server::tcp_nodelay` for caller-supplied listeners: set it here, or
-    // every small response waits for the peer's delayed ACK (~40 ms).
-    let incoming =
-        tonic::transport::server::TcpIncoming::from(api_listener).with_nodelay(Some(true));
     // One signal stops both APIs: a task turns SIGINT/SIGTERM into `stop`.
     let (stop, stopped_rx) = tokio::sync::watch::channel(false);
     let signal = {
@@ -145,17 +157,23 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // REST and gRPC share one orchestrator service: one write batcher, one
     // request limit.
     let orchestrator = OrchestratorService::new(Arc::clone(&node));
-    let rest = rest.map(|(listener, tokens)| {
-        if let Some(addr) = args.rest_addr {
-            tracing::info!(rest_addr = %addr, "serving the REST API");
+    let rest = match rest {
+        Some((listener, tokens)) => {
+            if let Some(addr) = args.rest_addr {
+                tracing::info!(rest_addr = %addr, tls = tls.is_some(), "serving the REST API");
+            }
+            let (svc, stop) = (Arc::new(orchestrator.clone()), stopping(stopped_rx.clone()));
+            Some(match &tls {
+                Some(files) => {
+                    let incoming =
+                        tls_incoming(listener, files, ClientAuth::Optional, Protocol::Http1)?;
+                    tokio::spawn(alcor_rest_gateway::serve_on(incoming, svc, tokens, stop))
+                }
+                None => tokio::spawn(alcor_rest_gateway::serve(listener, svc, tokens, stop)),
+            })
         }
-        tokio::spawn(alcor_rest_gateway::serve(
-            listener,
-            Arc::new(orchestrator.clone()),
-            tokens,
-            stopping(stopped_rx.clone()),
-        ))
-    });
+        None => None,
+    };
     let shutdown = {
         let push = push.clone();
         let stopped = stopping(stopped_rx);
@@ -167,8 +185,21 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
     };
     let keepalive = std::time::Duration::from_millis(args.http2_keepalive_ms);
-    let serve = build_api_router(Arc::clone(&node), orchestrator, push, keepalive)
-        .serve_with_incoming_shutdown(incoming, shutdown);
+    let router = build_api_router(Arc::clone(&node), orchestrator, push, keepalive);
+    let serve: ApiServed = match &tls {
+        // Client certificates are optional on the API: a caller may prove
+        // its identity with one (verified against the CA) or otherwise.
+        Some(files) => {
+            let incoming = tls_incoming(api_listener, files, ClientAuth::Optional, Protocol::Grpc)?;
+            Box::pin(router.serve_with_incoming_shutdown(incoming, shutdown))
+        }
+        // tonic ignores `Server::tcp_nodelay` for caller-supplied listeners: set it here, or
+        // every small response waits for the peer's delayed ACK (~40 ms).
+        None => Box::pin(router.serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(api_listener).with_nodelay(Some(true)),
+            shutdown,
+        )),
+    };
     // Watch streams and calls parked on a dead Raft never end by themselves:
     // once stopping, the drain is bounded, then the rest is dropped.
     let drain_bound = {
@@ -247,8 +278,27 @@ pub(crate) fn build_api_router(
         .add_service(push.into_server())
 }
 
+/// The API server's run, over TLS or plain TCP.
+type ApiServed = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send>,
+>;
+
+/// TLS connections on `listener` with this member's certificate.
+fn tls_incoming(
+    listener: TcpListener,
+    files: &TlsFiles,
+    client_auth: ClientAuth,
+    protocol: Protocol,
+) -> anyhow::Result<TlsIncoming> {
+    let config = alcor_tls::server_config(files, client_auth, protocol).context("TLS files")?;
+    Ok(TlsIncoming::new(listener, config)?)
+}
+
 /// Serves `registry` as Prometheus text on `GET /metrics` until aborted.
-async fn serve_metrics(listener: TcpListener, registry: Registry) {
+async fn serve_metrics<L>(listener: L, registry: Registry)
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+{
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(metrics_addr = %addr, "serving metrics");
     }

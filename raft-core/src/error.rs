@@ -16,6 +16,9 @@ pub enum StartError {
     /// Storage could not be opened or recovered.
     #[error("storage: {0}")]
     Storage(String),
+    /// The TLS files could not be loaded.
+    #[error("tls: {0}")]
+    Tls(String),
     /// The Raft listen address could not be bound.
     #[error("bind raft listener: {0}")]
     Bind(#[from] std::io::Error),

@@ -53,6 +53,18 @@ pub const SNAPSHOT_SIZE_CHECK_MS: u64 = 500;
 /// the envelope and encoding overhead always fit.
 pub const SNAPSHOT_CHUNK_BYTES_MAX: u64 = 4 * 1024 * 1024;
 
+/// Largest snapshot a member reassembles from `InstallSnapshot` pieces.
+/// The pieces are gathered in memory before openraft installs the whole
+/// snapshot, so without a bound a sender could grow the buffer until the
+/// member runs out of memory. A snapshot is the bincode encoding of the
+/// state: a port with one fixed IP, one security group, a host binding and
+/// a project id encodes to a few hundred bytes, and a member holding
+/// 1,000,000 ports measured 1,174-1,189 B of RSS per port, indexes and
+/// allocator overhead included (benches/README.md, `restart1m`). So a
+/// 1,000,000-port snapshot is at most ~1.2 GB and likely ~300 MB; 2 GiB
+/// leaves room above the largest state the controller is built for.
+pub const SNAPSHOT_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
+
 /// Appends waiting for the WAL flusher. When full, `append` waits: that is
 /// the backpressure from a slow disk to openraft.
 pub const APPEND_QUEUE_MAX: usize = 1024;
@@ -73,5 +85,6 @@ pub const WRITE_ATTEMPTS_MAX: u32 = 3;
 pub const READS_WAITING_MAX: usize = 65_536;
 
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX * 2 <= GRPC_MESSAGE_BYTES_MAX as u64);
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX <= SNAPSHOT_BYTES_MAX);
 const _: () = assert!(FLUSH_BATCH_MAX <= APPEND_QUEUE_MAX);
 const _: () = assert!(APPEND_ENTRIES_BYTES_MAX * 4 <= GRPC_MESSAGE_BYTES_MAX);

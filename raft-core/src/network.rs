@@ -23,7 +23,7 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
 use crate::append_stream::{self, AppendAnswer, Link};
@@ -64,6 +64,9 @@ pub struct Peers {
     channels: Mutex<BTreeMap<(NodeId, Class), (String, Channel)>>,
     /// Test-only fault injection; `None` in production.
     pub(crate) faults: Option<Arc<dyn LinkFaults>>,
+    /// Mutual TLS to peers (this member's certificate, the cluster CA);
+    /// `None` speaks plain text (`--insecure`).
+    tls: Option<ClientTlsConfig>,
 }
 
 /// Which RaftService method to call.
@@ -121,27 +124,33 @@ impl Method {
 /// receiver appends the pieces in order and installs the snapshot with the
 /// last one.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct SnapshotChunk {
+pub struct SnapshotChunk {
     /// The sending leader's vote.
-    pub(crate) vote: Vote,
+    pub vote: Vote,
     /// What the whole snapshot covers.
-    pub(crate) meta: SnapshotMeta,
+    pub meta: SnapshotMeta,
     /// Where `data` starts in the snapshot.
-    pub(crate) offset: u64,
+    pub offset: u64,
     /// The bytes from `offset` on (one byte string, see `StoredSnapshot`).
     #[serde(with = "serde_bytes")]
-    pub(crate) data: Vec<u8>,
+    pub data: Vec<u8>,
     /// Whether this is the last piece.
-    pub(crate) done: bool,
+    pub done: bool,
 }
 
 impl Peers {
-    /// An empty cache for node `id`, with optional fault injection.
-    pub fn new(id: NodeId, faults: Option<Arc<dyn LinkFaults>>) -> Peers {
+    /// An empty cache for node `id`, with optional fault injection,
+    /// connecting with `tls` when given (else plain text).
+    pub fn new(
+        id: NodeId,
+        faults: Option<Arc<dyn LinkFaults>>,
+        tls: Option<ClientTlsConfig>,
+    ) -> Peers {
         Peers {
             id,
             channels: Mutex::new(BTreeMap::new()),
             faults,
+            tls,
         }
     }
 
@@ -158,13 +167,18 @@ impl Peers {
         let channel = match channels.get(&(target, class)) {
             Some((addr, channel)) if addr == raft_addr => channel.clone(),
             _ => {
-                let endpoint = Endpoint::from_shared(format!("http://{raft_addr}"))
-                    .map_err(|e| PeerError::BadAddress {
-                        addr: raft_addr.to_string(),
-                        reason: e.to_string(),
-                    })?
+                let bad_address = |e: tonic::transport::Error| PeerError::BadAddress {
+                    addr: raft_addr.to_string(),
+                    reason: e.to_string(),
+                };
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                let mut endpoint = Endpoint::from_shared(format!("{scheme}://{raft_addr}"))
+                    .map_err(bad_address)?
                     .tcp_nodelay(true)
                     .connect_timeout(Duration::from_secs(1));
+                if let Some(tls) = &self.tls {
+                    endpoint = endpoint.tls_config(tls.clone()).map_err(bad_address)?;
+                }
                 let channel = endpoint.connect_lazy();
                 channels.insert((target, class), (raft_addr.to_string(), channel.clone()));
                 channel

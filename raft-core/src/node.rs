@@ -24,7 +24,8 @@ use crate::error::{AdminError, ReadError, ShutdownError, StartError, WriteError}
 use crate::faults::{LinkFaults, Mutation};
 use crate::limits::{
     APPEND_ENTRIES_PER_RPC_MAX, RAFT_PENDING_RESET_STREAMS_MAX, RAFT_STREAMS_PER_CONNECTION_MAX,
-    SNAPSHOT_CHUNK_BYTES_MAX, SNAPSHOT_LOG_BYTES_MAX, SNAPSHOT_SIZE_CHECK_MS, WRITE_ATTEMPTS_MAX,
+    SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX, SNAPSHOT_LOG_BYTES_MAX, SNAPSHOT_SIZE_CHECK_MS,
+    WRITE_ATTEMPTS_MAX,
 };
 use crate::network::{Method, NetworkFactory, PeerError, Peers};
 use crate::read_rounds::{JoinError, RoundFuture, SharedRounds};
@@ -35,6 +36,7 @@ use crate::storage::{
 use crate::types::{
     EntryResponse, LogId, Node, NodeId, Raft, Request, Response, ServerState, TypeConfig,
 };
+use alcor_tls::{client_tls_config, server_config, ClientAuth, Protocol, TlsFiles, TlsIncoming};
 
 /// How long `shutdown` waits for the gRPC server to drain.
 const SERVER_DRAIN_MS_MAX: u64 = 2_000;
@@ -111,6 +113,15 @@ pub struct RaftNodeConfig {
     /// harness's "lost un-fsynced writes"); durability of acknowledged
     /// writes is unchanged because every append is fsynced before its ack.
     pub wal_buffered_until_sync: bool,
+    /// The largest snapshot this node reassembles from a leader's
+    /// `InstallSnapshot` pieces (`SNAPSHOT_BYTES_MAX`; tests lower it).
+    pub snapshot_bytes_max: u64,
+    /// Mutual TLS on the Raft port and to peers: this member's certificate
+    /// (identity `alcor://peer/ID` plus server names for its Raft
+    /// address) and the CA that signs members. Only current members may
+    /// then call the Raft port, each only as itself. `None`: plain text,
+    /// and anyone who can connect may call (`--insecure`).
+    pub tls: Option<TlsFiles>,
 }
 
 impl RaftNodeConfig {
@@ -140,6 +151,8 @@ impl RaftNodeConfig {
             link_faults: None,
             mutation: None,
             wal_buffered_until_sync: false,
+            snapshot_bytes_max: SNAPSHOT_BYTES_MAX,
+            tls: None,
         }
     }
 
@@ -276,7 +289,22 @@ impl RaftNode {
         let events = state_machine.events();
         let changes = state_machine.changes();
 
-        let peers = Arc::new(Peers::new(config.node_id, config.link_faults.clone()));
+        let (server_tls, client_tls) = match &config.tls {
+            Some(files) => {
+                let tls_error = |e: alcor_tls::TlsError| StartError::Tls(e.to_string());
+                let server = server_config(files, ClientAuth::Required, Protocol::Grpc)
+                    .map_err(tls_error)?;
+                let client = client_tls_config(&files.ca, Some((&files.cert, &files.key)))
+                    .map_err(tls_error)?;
+                (Some(server), Some(client))
+            }
+            None => (None, None),
+        };
+        let peers = Arc::new(Peers::new(
+            config.node_id,
+            config.link_faults.clone(),
+            client_tls,
+        ));
         let network = NetworkFactory::new(config.node_id, Arc::clone(&peers));
         let raft = Raft::new(
             config.node_id,
@@ -320,23 +348,32 @@ impl RaftNode {
             },
             join_in_flight,
         );
-        let service = RaftGrpc::service(raft.clone(), leader_reads);
-        let server_task = tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .tcp_nodelay(true)
-                .max_concurrent_streams(RAFT_STREAMS_PER_CONNECTION_MAX)
-                .http2_max_pending_accept_reset_streams(Some(RAFT_PENDING_RESET_STREAMS_MAX))
-                .add_service(service)
-                .serve_with_incoming_shutdown(
-                    // `tcp_nodelay` above is ignored for a caller-supplied listener;
-                    // without this every Raft round trip waits for a delayed ACK.
-                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                    async {
-                        let _ = stop_rx.await;
-                    },
-                )
-                .await
-        });
+        let service = RaftGrpc::service(
+            raft.clone(),
+            leader_reads,
+            config.snapshot_bytes_max,
+            server_tls.is_some(),
+        );
+        let router = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .max_concurrent_streams(RAFT_STREAMS_PER_CONNECTION_MAX)
+            .http2_max_pending_accept_reset_streams(Some(RAFT_PENDING_RESET_STREAMS_MAX))
+            .add_service(service);
+        let stopped = async {
+            let _ = stop_rx.await;
+        };
+        let server_task = match server_tls {
+            Some(tls) => {
+                let incoming = TlsIncoming::new(listener, tls)?;
+                tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped))
+            }
+            None => tokio::spawn(router.serve_with_incoming_shutdown(
+                // `tcp_nodelay` above is ignored for a caller-supplied listener;
+                // without this every Raft round trip waits for a delayed ACK.
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                stopped,
+            )),
+        };
 
         let node = RaftNode {
             id: config.node_id,

@@ -16,11 +16,14 @@ use openraft::raft::{AppendEntriesRequest, SnapshotResponse, TransferLeaderReque
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{from_message, to_reply};
-use crate::limits::GRPC_MESSAGE_BYTES_MAX;
+use crate::limits::{GRPC_MESSAGE_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX};
 use crate::network::SnapshotChunk;
 use crate::node::LeaderRead;
 use crate::read_rounds::SharedRounds;
-use crate::types::{Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
+use crate::types::{NodeId, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
+use alcor_proto::identity::Principal;
+use alcor_tls::identity::cert_identity_of_request;
+use openraft::vote::RaftLeaderId;
 
 /// Serves Raft RPCs for one node.
 #[derive(Clone)]
@@ -32,6 +35,13 @@ pub struct RaftGrpc {
     /// The snapshot being received piece by piece, if any (one sender at a
     /// time: only a leader sends snapshots).
     receiving: Arc<Mutex<Option<Receiving>>>,
+    /// The largest snapshot reassembled (`SNAPSHOT_BYTES_MAX` unless a
+    /// test lowers it).
+    snapshot_bytes_max: u64,
+    /// Whether callers must be current members, proven by a client
+    /// certificate (the port serves TLS); `false` serves anyone
+    /// (`--insecure`).
+    members_only: bool,
 }
 
 /// A snapshot partly received.
@@ -46,11 +56,15 @@ impl RaftGrpc {
     pub(crate) fn service(
         raft: Raft,
         leader_reads: Arc<SharedRounds<LeaderRead>>,
+        snapshot_bytes_max: u64,
+        members_only: bool,
     ) -> RaftServiceServer<RaftGrpc> {
         RaftServiceServer::new(RaftGrpc {
             raft,
             leader_reads,
             receiving: Arc::new(Mutex::new(None)),
+            snapshot_bytes_max,
+            members_only,
         })
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
@@ -71,9 +85,13 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<Streaming<RaftMessage>>,
     ) -> Result<Response<AppendAnswers>, Status> {
-        let input = tokio_stream::StreamExt::map_while(request.into_inner(), |message| {
+        let caller = self.caller(&request)?;
+        let input = tokio_stream::StreamExt::map_while(request.into_inner(), move |message| {
             let message = message.ok()?;
-            from_message::<AppendEntriesRequest<TypeConfig>>(&message).ok()
+            let rpc = from_message::<AppendEntriesRequest<TypeConfig>>(&message).ok()?;
+            // A request in another member's name ends the stream.
+            check_sender(caller, &rpc.vote).ok()?;
+            Some(rpc)
         });
         let answers = self.raft.stream_append(input).map(|answer| {
             crate::convert::to_message(&answer).map_err(|e| Status::internal(e.to_string()))
@@ -85,12 +103,16 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let caller = self.caller(&request)?;
         let rpc: AppendEntriesRequest<TypeConfig> = from_message(request.get_ref())?;
+        check_sender(caller, &rpc.vote)?;
         to_reply(&self.raft.append_entries(rpc).await)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let caller = self.caller(&request)?;
         let rpc: VoteRequest<TypeConfig> = from_message(request.get_ref())?;
+        check_sender(caller, &rpc.vote)?;
         to_reply(&self.raft.vote(rpc).await)
     }
 
@@ -98,7 +120,9 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let caller = self.caller(&request)?;
         let rpc: VoteRequest<TypeConfig> = from_message(request.get_ref())?;
+        check_sender(caller, &rpc.vote)?;
         to_reply(&self.raft.pre_vote(rpc).await)
     }
 
@@ -106,7 +130,9 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let caller = self.caller(&request)?;
         let chunk: SnapshotChunk = from_message(request.get_ref())?;
+        check_sender(caller, &chunk.vote)?;
         let Some(snapshot) = self.receive(chunk)? else {
             // Not complete yet: answer with this member's vote, so that a
             // leader that has been superseded stops sending.
@@ -121,7 +147,9 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let caller = self.caller(&request)?;
         let req: TransferLeaderRequest<TypeConfig> = from_message(request.get_ref())?;
+        check_sender(caller, req.from_leader())?;
         to_reply(&self.raft.handle_transfer_leader(req).await)
     }
 
@@ -129,6 +157,7 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.caller(&request)?;
         let app_data: crate::types::Request = from_message(request.get_ref())?;
         to_reply(&self.raft.client_write(app_data).await)
     }
@@ -137,6 +166,7 @@ impl RaftService for RaftGrpc {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.caller(&request)?;
         let () = from_message(request.get_ref())?;
         let read_log_id = self
             .leader_reads
@@ -148,32 +178,134 @@ impl RaftService for RaftGrpc {
 }
 
 impl RaftGrpc {
+    /// The member calling, from its client certificate: `None` when the
+    /// port serves everyone (`--insecure`). UNAUTHENTICATED without a
+    /// certificate; PERMISSION_DENIED for a certificate that names no peer
+    /// or a peer that is not a current member or learner. A node that has
+    /// no membership yet (waiting to be initialized or added) holds no state
+    /// and accepts any peer the CA signed.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Option<NodeId>, Status> {
+        if !self.members_only {
+            return Ok(None);
+        }
+        let member = match cert_identity_of_request(request) {
+            None => {
+                return Err(Status::unauthenticated(
+                    "the Raft port needs a member's client certificate",
+                ))
+            }
+            Some(Err(e)) => {
+                return Err(Status::permission_denied(format!(
+                    "client certificate: {e}"
+                )))
+            }
+            Some(Ok(Principal::Peer { member })) => member,
+            Some(Ok(other)) => {
+                return Err(Status::permission_denied(format!(
+                    "{other} is not a cluster member"
+                )))
+            }
+        };
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let membership = &metrics.membership_config;
+        if membership.log_id().is_some() && membership.get_node(&member).is_none() {
+            return Err(Status::permission_denied(format!(
+                "member {member} is not in this node's membership"
+            )));
+        }
+        Ok(Some(member))
+    }
+}
+
+/// Refuses a message in the name of another member than the `caller`
+/// (PERMISSION_DENIED): a vote's candidate, an append's or snapshot's
+/// leader must be the member whose certificate sent it.
+fn check_sender(caller: Option<NodeId>, vote: &Vote) -> Result<(), Status> {
+    let named = *vote.leader_id().node_id();
+    match caller {
+        Some(member) if member != named => Err(Status::permission_denied(format!(
+            "member {member} sent a message in member {named}'s name"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Why an `InstallSnapshot` piece was refused. Every refusal drops the
+/// partial snapshot it would have joined (except [`ReceiveError::Stale`],
+/// which leaves a newer leader's transfer alone), so the sender starts over.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// One piece is larger than a sender ever makes one.
+    #[error("snapshot piece of {0} bytes exceeds SNAPSHOT_CHUNK_BYTES_MAX")]
+    PieceTooLarge(usize),
+    /// The pieces so far would exceed the largest snapshot a member takes
+    /// (`SNAPSHOT_BYTES_MAX`).
+    #[error("snapshot would exceed the snapshot size limit ({0} bytes or more)")]
+    SnapshotTooLarge(u64),
+    /// The piece does not continue the snapshot in progress (another
+    /// leader, another snapshot, a gap or an overlap).
+    #[error("snapshot piece at offset {0} does not continue the snapshot in progress")]
+    Discontinuous(u64),
+    /// A new snapshot from a leader older than the one whose snapshot is
+    /// being received.
+    #[error("snapshot from a vote older than the snapshot in progress")]
+    Stale,
+}
+
+impl From<ReceiveError> for Status {
+    fn from(e: ReceiveError) -> Status {
+        match e {
+            ReceiveError::PieceTooLarge(_) | ReceiveError::SnapshotTooLarge(_) => {
+                Status::resource_exhausted(e.to_string())
+            }
+            ReceiveError::Discontinuous(_) | ReceiveError::Stale => {
+                Status::failed_precondition(e.to_string())
+            }
+        }
+    }
+}
+
+impl RaftGrpc {
     /// Adds `chunk` to the snapshot being received; the whole snapshot once
-    /// `chunk` is its last piece. A piece that does not continue the
-    /// snapshot in progress (another leader, another snapshot, a gap) is
-    /// refused unless it starts a new one, so the sender starts over.
-    fn receive(&self, chunk: SnapshotChunk) -> Result<Option<(Vote, Snapshot)>, Status> {
+    /// `chunk` is its last piece. There is at most one snapshot in progress,
+    /// of at most `snapshot_bytes_max` bytes: a piece at offset 0 starts a
+    /// new one (replacing the one in progress unless that one comes from a
+    /// newer vote); any other piece must continue the one in progress
+    /// exactly. A refused piece drops the partial snapshot (see
+    /// [`ReceiveError`]).
+    fn receive(&self, chunk: SnapshotChunk) -> Result<Option<(Vote, Snapshot)>, ReceiveError> {
         let mut receiving = self.receiving.lock().unwrap_or_else(|e| e.into_inner());
+        let piece_bytes = chunk.data.len();
+        if piece_bytes as u64 > SNAPSHOT_CHUNK_BYTES_MAX {
+            *receiving = None;
+            return Err(ReceiveError::PieceTooLarge(piece_bytes));
+        }
         if chunk.offset == 0 {
+            let newer_in_progress = receiving.as_ref().is_some_and(|r| {
+                r.vote.partial_cmp(&chunk.vote) == Some(std::cmp::Ordering::Greater)
+            });
+            if newer_in_progress {
+                return Err(ReceiveError::Stale);
+            }
             *receiving = Some(Receiving {
                 vote: chunk.vote,
                 meta: chunk.meta,
                 data: chunk.data,
             });
         } else {
-            let continues = receiving.as_ref().is_some_and(|r| {
+            let Some(r) = receiving.as_mut().filter(|r| {
                 r.vote == chunk.vote && r.meta == chunk.meta && r.data.len() as u64 == chunk.offset
-            });
-            if !continues {
+            }) else {
                 *receiving = None;
-                return Err(Status::failed_precondition(format!(
-                    "snapshot piece at offset {} does not continue the snapshot in progress",
-                    chunk.offset
-                )));
+                return Err(ReceiveError::Discontinuous(chunk.offset));
+            };
+            let total_bytes = chunk.offset.saturating_add(piece_bytes as u64);
+            if total_bytes > self.snapshot_bytes_max {
+                *receiving = None;
+                return Err(ReceiveError::SnapshotTooLarge(total_bytes));
             }
-            if let Some(r) = receiving.as_mut() {
-                r.data.extend_from_slice(&chunk.data);
-            }
+            r.data.extend_from_slice(&chunk.data);
         }
         if !chunk.done {
             return Ok(None);

@@ -180,6 +180,20 @@ pub async fn serve(
             tracing::debug!(error = %e, "set TCP_NODELAY");
         }
     });
+    serve_on(listener, svc, tokens, shutdown).await
+}
+
+/// Like [`serve`], on any axum listener (e.g. TLS connections).
+pub async fn serve_on<L>(
+    listener: L,
+    svc: Arc<OrchestratorService>,
+    tokens: Tokens,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(svc, tokens))
         .with_graceful_shutdown(shutdown)
         .await

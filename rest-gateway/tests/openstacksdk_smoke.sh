@@ -94,7 +94,7 @@ EOF
 chmod 600 "$WORK/tokens.toml"
 
 for id in 1 2 3; do
-    "$BIN" server --id "$id" --data-dir "$WORK/node-$id" \
+    "$BIN" server --insecure --id "$id" --data-dir "$WORK/node-$id" \
         --raft-addr "$(raft "$id")" --api-addr "$(api "$id")" \
         --initial-cluster "$CLUSTER" \
         --rest-addr "$(rest "$id")" --rest-token-file "$WORK/tokens.toml" \

@@ -112,6 +112,11 @@ struct Args {
     /// Heartbeat interval passed to the servers (ms); unset: the server default.
     #[arg(long)]
     heartbeat_ms: Option<u64>,
+    /// Serve and dial TLS (the TLS-on row): a throwaway CA and member
+    /// certificates in the temp dir, clients present an admin certificate;
+    /// unset: the members run with --insecure.
+    #[arg(long)]
+    tls: bool,
     /// JSON output path; default benches/results/cluster_load-<date>.json.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -134,6 +139,8 @@ struct Cluster {
     alcor: PathBuf,
     initial: String,
     extra: Vec<String>,
+    /// Where the members' certificates are (`--tls`); `None`: --insecure.
+    tls_dir: Option<PathBuf>,
     members: Vec<Member>,
     // Dropped after `Drop::drop` has killed the members.
     _root: tempfile::TempDir,
@@ -178,10 +185,16 @@ impl Cluster {
         if let Some(hb) = args.heartbeat_ms {
             extra.extend(["--heartbeat-interval-ms".to_string(), hb.to_string()]);
         }
+        let tls_dir = if args.tls {
+            Some(write_certs(&root.path().join("tls"))?)
+        } else {
+            None
+        };
         let mut cluster = Cluster {
             alcor: args.alcor.clone(),
             initial,
             extra,
+            tls_dir,
             members,
             _root: root,
         };
@@ -197,8 +210,25 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(&m.log)?;
-        let child = Command::new(&self.alcor)
-            .args(["server", "--id", &m.id.to_string()])
+        let mut command = Command::new(&self.alcor);
+        command.arg("server");
+        match &self.tls_dir {
+            Some(dir) => {
+                let file = |name: String| dir.join(name);
+                command
+                    .arg("--tls-cert")
+                    .arg(file(format!("member-{}.pem", m.id)))
+                    .arg("--tls-key")
+                    .arg(file(format!("member-{}-key.pem", m.id)))
+                    .arg("--tls-ca")
+                    .arg(file("ca.pem".to_string()));
+            }
+            None => {
+                command.arg("--insecure");
+            }
+        }
+        let child = command
+            .args(["--id", &m.id.to_string()])
             .args(["--raft-addr", &m.raft, "--api-addr", &m.api])
             .arg("--data-dir")
             .arg(&m.data)
@@ -264,8 +294,49 @@ impl Drop for Cluster {
 
 // ------------------------------------------------------------- clients --
 
+/// The clients' TLS settings once a `--tls` cluster has written its
+/// certificates; unset: plain text.
+static CLIENT_TLS: std::sync::OnceLock<tonic::transport::ClientTlsConfig> =
+    std::sync::OnceLock::new();
+
+/// The run's CA: every cluster of one run gets certificates from it, so the
+/// clients' [`CLIENT_TLS`] fits them all.
+static CA: std::sync::OnceLock<alcor_tls::dev::DevCa> = std::sync::OnceLock::new();
+
+/// The CA's certificate and certificates for the members
+/// (`alcor://peer/ID`, 127.0.0.1) and an admin client in `dir`; sets
+/// [`CLIENT_TLS`] on first use. Returns `dir`.
+fn write_certs(dir: &Path) -> anyhow::Result<PathBuf> {
+    use alcor_proto::identity::Principal;
+    std::fs::create_dir_all(dir)?;
+    if CA.get().is_none() {
+        let _ = CA.set(alcor_tls::dev::DevCa::new("cluster_load CA")?);
+    }
+    let ca = CA.get().context("the run's CA")?;
+    ca.write_ca(dir)?;
+    let loopback = [std::net::IpAddr::from([127, 0, 0, 1])];
+    for id in 1..=MEMBERS {
+        let peer = Principal::Peer { member: id };
+        ca.write_issued(dir, &format!("member-{id}"), &peer, &[], &loopback)?;
+    }
+    let admin = ca.write_issued(dir, "admin", &Principal::Admin, &[], &[])?;
+    let tls = alcor_tls::client_tls_config(&admin.ca, Some((&admin.cert, &admin.key)))?;
+    let _ = CLIENT_TLS.set(tls);
+    Ok(dir.to_path_buf())
+}
+
+/// `endpoint` as http:// or, after `--tls` set [`CLIENT_TLS`], https://.
+fn endpoint_of(endpoint: &str) -> anyhow::Result<Endpoint> {
+    Ok(match CLIENT_TLS.get() {
+        Some(tls) => {
+            Endpoint::from_shared(format!("https://{endpoint}"))?.tls_config(tls.clone())?
+        }
+        None => Endpoint::from_shared(format!("http://{endpoint}"))?,
+    })
+}
+
 async fn connect(endpoint: &str) -> anyhow::Result<Channel> {
-    let channel = Endpoint::from_shared(format!("http://{endpoint}"))?
+    let channel = endpoint_of(endpoint)?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .connect()
@@ -276,7 +347,7 @@ async fn connect(endpoint: &str) -> anyhow::Result<Channel> {
 
 /// A channel that connects on first use and reconnects after failures.
 fn connect_lazy(endpoint: &str) -> anyhow::Result<Channel> {
-    Ok(Endpoint::from_shared(format!("http://{endpoint}"))?
+    Ok(endpoint_of(endpoint)?
         .connect_timeout(Duration::from_millis(200))
         .tcp_nodelay(true)
         .connect_lazy())
@@ -1033,6 +1104,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "warmup_s": timing.warmup.as_secs_f64(),
             "measure_s": timing.measure.as_secs_f64(),
             "quick": args.quick,
+            "tls": args.tls,
             "election_timeout_ms": args.election_timeout_ms,
             "heartbeat_ms": args.heartbeat_ms,
             "alcor": args.alcor,

@@ -156,7 +156,7 @@ impl Cluster {
             let log_path = cluster._root.path().join(format!("node-{id}.log"));
             let log = std::fs::File::create(&log_path)?;
             let child = Command::new(&args.alcor)
-                .args(["server", "--id", &id.to_string()])
+                .args(["server", "--insecure", "--id", &id.to_string()])
                 .args(["--raft-addr", &raft(id), "--api-addr", &api(id)])
                 .arg("--data-dir")
                 .arg(cluster._root.path().join(format!("node-{id}")))
@@ -727,7 +727,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .collect();
             if args.agents_per_connection > 1 {
                 if i % args.agents_per_connection == 0 {
-                    shared = Some(SharedConnections::new(&cluster.apis)?);
+                    shared = Some(SharedConnections::new(&cluster.apis, None)?);
                 }
             } else {
                 shared = None;

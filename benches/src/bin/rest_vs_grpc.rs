@@ -123,7 +123,7 @@ impl Cluster {
         for id in 1..=MEMBERS {
             let log = std::fs::File::create(cluster.root.path().join(format!("node-{id}.log")))?;
             let child = Command::new(&args.alcor)
-                .args(["server", "--id", &id.to_string()])
+                .args(["server", "--insecure", "--id", &id.to_string()])
                 .args(["--raft-addr", &port(20, id), "--api-addr", &port(0, id)])
                 .args(["--rest-addr", &port(10, id)])
                 .arg("--rest-token-file")

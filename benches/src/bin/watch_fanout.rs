@@ -77,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     let mut children = Members(Vec::new());
     for id in 1..=MEMBERS {
         let child = Command::new(&alcor)
-            .args(["server", "--id", &id.to_string()])
+            .args(["server", "--insecure", "--id", &id.to_string()])
             .args(["--api-addr", &apis[(id - 1) as usize]])
             .args([
                 "--raft-addr",

@@ -97,7 +97,8 @@ impl ProcessCluster {
             .join(",");
         let mut members = BTreeMap::new();
         for id in 1..=n {
-            let mut command: Vec<std::ffi::OsString> = vec!["server".into(), "--id".into()];
+            let mut command: Vec<std::ffi::OsString> =
+                vec!["server".into(), "--insecure".into(), "--id".into()];
             command.push(id.to_string().into());
             command.push("--data-dir".into());
             command.push(dir.path().join(format!("node-{id}")).into());

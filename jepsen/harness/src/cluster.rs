@@ -196,6 +196,7 @@ impl Processes {
         command
             .arg(&bin)
             .arg("server")
+            .arg("--insecure")
             .args(["--id", &s.id.to_string()])
             .arg("--data-dir")
             .arg(&data_dir)

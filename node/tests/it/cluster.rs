@@ -164,9 +164,18 @@ impl ProcessCluster {
             .append(true)
             .open(&log)
             .expect("log file");
+        // Plain text unless the test gives TLS files.
+        let tls = self
+            .server_args
+            .iter()
+            .chain(&member.own_args)
+            .any(|a| a == "--tls-cert");
         let mut command = Command::new(BIN);
+        command.arg("server");
+        if !tls {
+            command.arg("--insecure");
+        }
         command
-            .arg("server")
             .args(["--id", &id.to_string()])
             .arg("--data-dir")
             .arg(&data_dir)

@@ -17,6 +17,7 @@ mod push;
 mod push_scale;
 mod snapshot;
 mod tags;
+mod tls;
 #[cfg(not(feature = "unsafe-mutations"))]
 mod unsafe_mutations;
 mod watch;

@@ -22,6 +22,7 @@ fn server_output(extra_args: &[&str], env: &[(&str, &str)]) -> Option<Output> {
     let api_addr = format!("127.0.0.1:{}", free_port());
     let mut child = Command::new(BIN)
         .arg("server")
+        .arg("--insecure")
         .args(["--id", "1"])
         .arg("--data-dir")
         .arg(dir.path().join("node-1"))

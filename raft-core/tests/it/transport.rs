@@ -173,3 +173,98 @@ async fn hostile_lengths_and_nesting_get_grpc_errors_and_the_node_keeps_serving(
     assert!(write.result.is_ok(), "{:?}", write.result);
     cluster.shutdown().await;
 }
+
+/// One `InstallSnapshot` piece from a made-up leader (node 9, `term`) of
+/// the snapshot up to log index `index`, `bytes` long at `offset`.
+fn snapshot_piece(term: u64, index: u64, offset: u64, bytes: usize) -> RaftMessage {
+    let leader = alcor_raft_core::types::CommittedLeaderId { term, node_id: 9 };
+    let chunk = alcor_raft_core::network::SnapshotChunk {
+        vote: openraft::Vote::new_committed(term, 9),
+        meta: alcor_raft_core::types::SnapshotMeta {
+            last_log_id: Some(openraft::LogId::new(leader, index)),
+            last_membership: Default::default(),
+        },
+        offset,
+        data: vec![0x5a; bytes],
+        done: false,
+    };
+    alcor_raft_core::convert::to_message(&chunk).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_snapshot_pieces_are_refused_and_the_node_keeps_serving() {
+    const MIB: usize = 1024 * 1024;
+    // 6 MiB instead of SNAPSHOT_BYTES_MAX's 2 GiB, so the test sends little.
+    let cluster = TestCluster::start(1, |c| c.snapshot_bytes_max = 6 * MIB as u64).await;
+    let addr = format!("http://{}", cluster.node(1).raft_addr());
+    let mut client = RaftServiceClient::connect(addr)
+        .await
+        .unwrap()
+        .max_encoding_message_size(64 * MIB);
+    let chunk = alcor_raft_core::limits::SNAPSHOT_CHUNK_BYTES_MAX as usize;
+
+    // A snapshot that grows past the bound is refused and dropped: the next
+    // piece has nothing to continue.
+    client
+        .install_snapshot(snapshot_piece(5, 100, 0, chunk))
+        .await
+        .unwrap();
+    let status = client
+        .install_snapshot(snapshot_piece(5, 100, chunk as u64, chunk))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let status = client
+        .install_snapshot(snapshot_piece(5, 100, chunk as u64, MIB))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+
+    // A piece larger than any sender makes is refused outright.
+    let status = client
+        .install_snapshot(snapshot_piece(5, 100, 0, chunk + 1))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+
+    // A piece of another snapshot (or with a gap) ends the one in progress
+    // instead of joining it.
+    client
+        .install_snapshot(snapshot_piece(5, 100, 0, MIB))
+        .await
+        .unwrap();
+    let status = client
+        .install_snapshot(snapshot_piece(5, 200, MIB as u64, MIB))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    let status = client
+        .install_snapshot(snapshot_piece(5, 100, MIB as u64, MIB))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+
+    // A new snapshot from an older vote leaves the newer one in progress.
+    client
+        .install_snapshot(snapshot_piece(5, 100, 0, MIB))
+        .await
+        .unwrap();
+    let status = client
+        .install_snapshot(snapshot_piece(4, 300, 0, MIB))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    client
+        .install_snapshot(snapshot_piece(5, 100, MIB as u64, MIB))
+        .await
+        .unwrap();
+
+    // The node is still up and still commits writes.
+    let write = cluster
+        .node(1)
+        .client_write(crate::cluster::create_host(3))
+        .await
+        .unwrap();
+    assert!(write.result.is_ok(), "{:?}", write.result);
+    cluster.shutdown().await;
+}

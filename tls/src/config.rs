@@ -1,0 +1,227 @@
+//! rustls configurations from PEM files.
+//!
+//! Servers present a certificate that is re-read when its files change
+//! (checked at most every `CERT_RELOAD_CHECK_MS`, on a handshake), so a
+//! renewed certificate is served without a restart; the CA is read once.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{RootCertStore, ServerConfig};
+
+use crate::limits::CERT_RELOAD_CHECK_MS;
+use crate::TlsError;
+
+/// The three PEM files of a TLS endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA that signs members, clients and agents.
+    pub ca: PathBuf,
+    /// This endpoint's certificate (chain), leaf first.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
+/// Whether a server demands a client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Every client must present a certificate signed by the CA (the Raft
+    /// port).
+    Required,
+    /// A client may present one (it is then verified against the CA) or
+    /// authenticate otherwise, e.g. with a bearer token (the API).
+    Optional,
+}
+
+/// What a listener speaks over TLS (its ALPN protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// gRPC (HTTP/2).
+    Grpc,
+    /// HTTP/1.1 (REST and metrics).
+    Http1,
+}
+
+/// The crypto provider of every config: ring (no cmake, no OpenSSL), as
+/// tonic's `tls-ring` clients use.
+#[allow(
+    deprecated,
+    reason = "rustls deprecates ring's provider for lacking post-quantum key exchange; aws-lc needs cmake"
+)]
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Every certificate in the PEM file `path`.
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = read(path)?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(path, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(pem_error(path, "no certificate".to_string()));
+    }
+    Ok(certs)
+}
+
+/// The private key in the PEM file `path`.
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = read(path)?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| pem_error(path, e.to_string()))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn pem_error(path: &Path, reason: String) -> TlsError {
+    TlsError::Pem {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// A server config presenting `files.cert`/`files.key` (reloaded when they
+/// change) and verifying client certificates against `files.ca`.
+pub fn server_config(
+    files: &TlsFiles,
+    client_auth: ClientAuth,
+    protocol: Protocol,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = provider();
+    let mut roots = RootCertStore::empty();
+    for ca in read_certs(&files.ca)? {
+        roots.add(ca)?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    let verifier: Arc<dyn ClientCertVerifier> = match client_auth {
+        ClientAuth::Required => verifier.build(),
+        ClientAuth::Optional => verifier.allow_unauthenticated().build(),
+    }
+    .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let resolver = ReloadingCert::load(files.cert.clone(), files.key.clone(), provider.clone())?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = match protocol {
+        Protocol::Grpc => vec![b"h2".to_vec()],
+        Protocol::Http1 => vec![b"http/1.1".to_vec()],
+    };
+    Ok(Arc::new(config))
+}
+
+/// A tonic client config trusting `ca` and, when given, presenting the
+/// certificate and key `identity` (mutual TLS).
+pub fn client_tls_config(
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<tonic::transport::ClientTlsConfig, TlsError> {
+    let config = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
+    Ok(match identity {
+        Some((cert, key)) => config.identity(tonic::transport::Identity::from_pem(
+            read(cert)?,
+            read(key)?,
+        )),
+        None => config,
+    })
+}
+
+/// The server certificate, re-read from its files when their modification
+/// times change. A reload that fails (e.g. the key is mid-rewrite) keeps
+/// the previous certificate and is retried at the next check.
+#[derive(Debug)]
+struct ReloadingCert {
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+    loaded: Mutex<Loaded>,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    certified: Arc<CertifiedKey>,
+    /// The files' modification times when `certified` was read.
+    stamps: (Option<SystemTime>, Option<SystemTime>),
+    checked: Instant,
+}
+
+impl ReloadingCert {
+    fn load(
+        cert: PathBuf,
+        key: PathBuf,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<ReloadingCert, TlsError> {
+        let stamps = stamps(&cert, &key);
+        let certified = Arc::new(certified_key(&cert, &key, &provider)?);
+        Ok(ReloadingCert {
+            cert,
+            key,
+            provider,
+            loaded: Mutex::new(Loaded {
+                certified,
+                stamps,
+                checked: Instant::now(),
+            }),
+        })
+    }
+
+    fn current(&self) -> Arc<CertifiedKey> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if loaded.checked.elapsed() < Duration::from_millis(CERT_RELOAD_CHECK_MS) {
+            return Arc::clone(&loaded.certified);
+        }
+        loaded.checked = Instant::now();
+        let stamps = stamps(&self.cert, &self.key);
+        if stamps != loaded.stamps {
+            match certified_key(&self.cert, &self.key, &self.provider) {
+                Ok(certified) => {
+                    tracing::info!(cert = %self.cert.display(), "reloaded the TLS certificate");
+                    loaded.certified = Arc::new(certified);
+                    loaded.stamps = stamps;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "TLS certificate reload failed; keeping the old one")
+                }
+            }
+        }
+        Arc::clone(&loaded.certified)
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+fn stamps(cert: &Path, key: &Path) -> (Option<SystemTime>, Option<SystemTime>) {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    (modified(cert), modified(key))
+}
+
+fn certified_key(
+    cert: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
+    let chain = read_certs(cert)?;
+    let signing = provider.key_provider.load_private_key(read_key(key)?)?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified
+        .keys_match()
+        .map_err(|e| pem_error(key, e.to_string()))?;
+    Ok(certified)
+}

@@ -1,0 +1,198 @@
+//! TLS connections of one listener: a task accepts TCP connections and runs
+//! each handshake in its own task (at most `HANDSHAKES_IN_FLIGHT_MAX` at
+//! once, each bounded by `HANDSHAKE_MS_MAX`), so one slow client never
+//! holds up the others. Connections whose handshake fails (plain text, a
+//! certificate the CA did not sign, none where one is required) are closed
+//! and logged at debug; the server only ever sees verified ones.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::ServerConfig;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+use crate::limits::{ACCEPTED_QUEUE_MAX, HANDSHAKES_IN_FLIGHT_MAX, HANDSHAKE_MS_MAX};
+
+/// Handshaken connections of one listener, for tonic (as a `Stream`) or
+/// axum (as a `Listener`). Dropping it stops accepting.
+#[derive(Debug)]
+pub struct TlsIncoming {
+    accepted: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local_addr: SocketAddr,
+    accept_task: JoinHandle<()>,
+}
+
+impl TlsIncoming {
+    /// Starts accepting TLS connections on `listener` with `config`.
+    pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<TlsIncoming> {
+        let local_addr = listener.local_addr()?;
+        let (tx, accepted) = mpsc::channel(ACCEPTED_QUEUE_MAX);
+        let accept_task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), tx));
+        Ok(TlsIncoming {
+            accepted,
+            local_addr,
+            accept_task,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+impl Drop for TlsIncoming {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    accepted: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+) {
+    let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
+    loop {
+        let Ok(slot) = Arc::clone(&handshakes).acquire_owned().await else {
+            return;
+        };
+        let (tcp, addr) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // E.g. out of file descriptors: wait instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if accepted.is_closed() {
+            return;
+        }
+        // Small gRPC answers must not wait for the peer's delayed ACK.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "set TCP_NODELAY");
+        }
+        let (acceptor, accepted) = (acceptor.clone(), accepted.clone());
+        tokio::spawn(async move {
+            let handshake = tokio::time::timeout(
+                Duration::from_millis(HANDSHAKE_MS_MAX),
+                acceptor.accept(tcp),
+            )
+            .await;
+            drop(slot);
+            match handshake {
+                Ok(Ok(tls)) => {
+                    let _ = accepted.send((tls, addr)).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake refused"),
+                Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+impl futures::Stream for TlsIncoming {
+    type Item = std::io::Result<TlsStream<TcpStream>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.accepted
+            .poll_recv(cx)
+            .map(|conn| conn.map(|(tls, _)| Ok(tls)))
+    }
+}
+
+impl axum::serve::Listener for TlsIncoming {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.accepted.recv().await {
+            Some(conn) => conn,
+            // The accept task is gone (only when dropped): accept nothing more.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local_addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+    use std::net::IpAddr;
+
+    use alcor_proto::identity::Principal;
+    use futures::StreamExt;
+    use rustls::pki_types::ServerName;
+    use rustls::{ClientConfig, RootCertStore};
+    use tokio_rustls::TlsConnector;
+
+    use super::*;
+    use crate::config::read_certs;
+    use crate::dev::DevCa;
+    use crate::{principal_of_cert, server_config, ClientAuth, Protocol};
+
+    /// The identity of the certificate the server at `addr` presents.
+    async fn served_identity(addr: SocketAddr, roots: &RootCertStore) -> Principal {
+        #[allow(deprecated, reason = "the ring provider, as in production")]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::IpAddress(addr.ip().into());
+        let tls = TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let (_, session) = tls.get_ref();
+        let leaf = &session.peer_certificates().unwrap()[0];
+        principal_of_cert(leaf).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_rewritten_certificate_is_served_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = DevCa::new("test CA").unwrap();
+        ca.write_ca(dir.path()).unwrap();
+        let loopback = [IpAddr::from([127, 0, 0, 1])];
+        let first = Principal::Peer { member: 1 };
+        let files = ca
+            .write_issued(dir.path(), "member", &first, &[], &loopback)
+            .unwrap();
+        let config = server_config(&files, ClientAuth::Optional, Protocol::Grpc).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut incoming = TlsIncoming::new(listener, config).unwrap();
+        let addr = incoming.local_addr();
+        // Complete the server side of each handshake.
+        tokio::spawn(async move { while incoming.next().await.is_some() {} });
+        let mut roots = RootCertStore::empty();
+        roots.add(read_certs(&files.ca).unwrap().remove(0)).unwrap();
+
+        assert_eq!(served_identity(addr, &roots).await, first);
+        // A renewed certificate (another identity, to tell them apart) in
+        // the same files; the next check after CERT_RELOAD_CHECK_MS serves it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let second = Principal::Peer { member: 2 };
+        ca.write_issued(dir.path(), "member", &second, &[], &loopback)
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(
+            crate::limits::CERT_RELOAD_CHECK_MS + 200,
+        ))
+        .await;
+        assert_eq!(served_identity(addr, &roots).await, second);
+    }
+}
