@@ -2,6 +2,7 @@
 //! gRPC status ([`to_status`]). Each status carries a stable reason code in
 //! the `x-alcor-reason` header (and at the start of its message).
 
+use alcor_proto::identity::Denial;
 use alcor_raft_core::{ReadError, WriteError};
 use alcor_state_machine::Rejection;
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -30,6 +31,9 @@ pub enum ApiError {
     /// `CONCURRENT_REQUESTS_MAX` requests are already in flight.
     #[error("too many concurrent requests")]
     Overloaded,
+    /// Authentication or authorization refused the call.
+    #[error("{1}")]
+    Denied(Denial, String),
     /// The state machine answered with an unexpected reply (a bug).
     #[error("internal: {0}")]
     Internal(String),
@@ -83,6 +87,10 @@ pub fn to_status(error: &ApiError) -> Status {
             ReadError::Fatal(_) => (Code::Unavailable, "RAFT_STOPPED"),
         },
         ApiError::Overloaded => (Code::ResourceExhausted, "OVERLOADED"),
+        ApiError::Denied(Denial::Unauthenticated, _) => {
+            (Code::Unauthenticated, Denial::Unauthenticated.code())
+        }
+        ApiError::Denied(denial, _) => (Code::PermissionDenied, denial.code()),
         ApiError::Internal(_) => (Code::Internal, "INTERNAL"),
     };
     metadata.insert(REASON_HEADER, MetadataValue::from_static(reason));

@@ -168,14 +168,24 @@ pub(crate) struct ServerArgs {
     pub(crate) request_timeout_ms: u64,
     /// Address to serve the OpenStack Networking API v2.0 (Neutron-compatible
     /// REST) on, next to the gRPC API; unset: no REST API. Needs
-    /// --rest-token-file.
-    #[arg(long, env = "ALCOR_REST_ADDR", requires = "rest_token_file")]
+    /// --token-file (or --rest-token-file).
+    #[arg(long, env = "ALCOR_REST_ADDR")]
     pub(crate) rest_addr: Option<SocketAddr>,
-    /// The REST API's tokens: a TOML or JSON file mapping each X-Auth-Token
-    /// value to `{project_id, role}` (role `member` or `admin`), e.g.
-    /// `["secret"]` / `project_id = "demo"` / `role = "member"`.
+    /// The bearer tokens of the gRPC and REST APIs: a TOML or JSON file
+    /// mapping each token (or `sha256:HEX` of it) to `{role, project_id}`
+    /// (role `admin`, `member`, `reader`) or `{role = "agent", host_id}`.
+    /// With a token file every gRPC call must present a token; without one
+    /// every caller is the admin. Reloaded when it changes and on SIGHUP.
+    #[arg(long, env = "ALCOR_TOKEN_FILE", conflicts_with = "rest_token_file")]
+    pub(crate) token_file: Option<PathBuf>,
+    /// The older name of --token-file (same file, same effect on both APIs).
     #[arg(long, env = "ALCOR_REST_TOKEN_FILE", verbatim_doc_comment)]
     pub(crate) rest_token_file: Option<PathBuf>,
+    /// Address to serve the host agents' push stream on, apart from the
+    /// API (so hypervisors need not reach the admin API); unset: the push
+    /// stream is served on --api-addr.
+    #[arg(long, env = "ALCOR_PUSH_ADDR")]
+    pub(crate) push_addr: Option<SocketAddr>,
     /// A deliberate bug, for mutation testing of the fault suites only
     /// (`stale-reads`, `ack-before-commit`, `skip-fsync`, `double-apply`). Never in production:
     /// the member logs an error at start when it is set. Only in builds with the
