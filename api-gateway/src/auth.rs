@@ -26,15 +26,16 @@
 //! | Orchestrator other writes | all | own project | – | – | – |
 //! | Orchestrator hosts, `SetQuota`, `ResetQuota`, `Watch` | yes | – | – | – | – |
 //! | Cluster `Status`, `Barrier` | yes | yes | yes | – | – |
+//! | Cluster `AckedRevisions` | yes | yes | yes | – | yes |
 //! | Cluster `HostDigest` | yes | – | – | own host | – |
-//! | Cluster `AckedRevisions` | yes | – | – | – | yes |
 //! | Cluster membership, snapshot, campaign | yes | – | – | – | – |
 //! | HostPush `Sync` | any host | – | – | own host | – |
 //! | anything else | yes | – | – | – | – |
 //!
 //! `Watch` streams every project's changes, so it is the admin's until it
-//! filters by project. `Status` and `Barrier` tell cluster health and
-//! which hosts lag, not tenant data.
+//! filters by project. `Status`, `Barrier` and `AckedRevisions` tell
+//! cluster health and which hosts lag, not tenant data; `Barrier` asks the
+//! other members' `AckedRevisions` with its caller's bearer token.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -131,7 +132,8 @@ pub fn method_allowed(path: &str, principal: &Principal) -> bool {
         "alcor.api.v1.Cluster" => match method {
             "Status" | "Barrier" => admin || tenant,
             "HostDigest" => admin || agent,
-            "AckedRevisions" => admin || peer,
+            // Barrier asks the other members with its caller's credential.
+            "AckedRevisions" => admin || tenant || peer,
             _ => admin,
         },
         "alcor.push.v1.HostPush" => admin || agent,
@@ -275,7 +277,7 @@ mod tests {
             (c("AddLearner"), [true, false, false, false, false]),
             (c("Status"), [true, true, true, false, false]),
             (c("HostDigest"), [true, false, false, true, false]),
-            (c("AckedRevisions"), [true, false, false, false, true]),
+            (c("AckedRevisions"), [true, true, true, false, true]),
             (push, [true, false, false, true, false]),
         ];
         for (path, allowed) in cases {

@@ -8,8 +8,7 @@ use alcor_state_machine::Rejection;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Status};
 
-/// Header carrying the machine-readable reason of a failed call.
-pub const REASON_HEADER: &str = "x-alcor-reason";
+pub use alcor_proto::REASON_HEADER;
 /// Header set to `true` when a failed write may still commit.
 pub const INDETERMINATE_HEADER: &str = "x-alcor-indeterminate";
 /// Header naming the rejected entry of a batch create.

@@ -55,6 +55,7 @@ pub mod limits;
 mod listing;
 pub mod orchestrator;
 mod request;
+mod scope;
 pub mod tokens;
 pub mod watch;
 

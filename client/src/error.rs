@@ -12,8 +12,7 @@
 
 use tonic::{Code, Status};
 
-/// Header with the machine-readable reason (as api-gateway's `REASON_HEADER`).
-pub const REASON_HEADER: &str = "x-alcor-reason";
+pub use alcor_proto::REASON_HEADER;
 /// Header set to `true` when a failed write may still commit.
 pub const INDETERMINATE_HEADER: &str = "x-alcor-indeterminate";
 /// Header naming the rejected entry of a batch create.
