@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use alcor_host_push::{SharedConnections, SimAgent, SimAgentConfig};
+use alcor_proto::identity::{BearerToken, AUTHORIZATION_HEADER};
 use alcor_state_machine::{GoalObject, GoalState};
 
 use alcor_proto::api::v1 as pb;
@@ -18,10 +19,9 @@ use crate::cli::{AgentArgs, AgentSimArgs};
 
 /// Runs one agent until SIGINT/SIGTERM.
 pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
-    let agent = SimAgent::new(SimAgentConfig::new(
-        args.host_id.clone(),
-        args.endpoints.clone(),
-    ))?;
+    let mut config = SimAgentConfig::new(args.host_id.clone(), args.endpoints.clone());
+    config.token = args.credentials.token()?;
+    let agent = SimAgent::new(config)?;
     let runner = {
         let agent = agent.clone();
         tokio::spawn(async move { agent.run(crate::server::shutdown_signal()).await })
@@ -83,6 +83,7 @@ pub(crate) async fn run_sim(args: AgentSimArgs) -> anyhow::Result<()> {
         anyhow::bail!("--endpoints is empty");
     }
     let n_endpoints = args.endpoints.len();
+    let token = args.credentials.token()?;
     let mut agents = Vec::new();
     let mut tasks = Vec::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -95,6 +96,7 @@ pub(crate) async fn run_sim(args: AgentSimArgs) -> anyhow::Result<()> {
             .collect();
         let host = format!("{}{i:05}", args.host_prefix);
         let mut config = SimAgentConfig::new(host, endpoints);
+        config.token.clone_from(&token);
         if per_connection > 1 {
             if i % per_connection == 0 {
                 shared = Some(SharedConnections::new(&args.endpoints)?);
@@ -127,7 +129,7 @@ pub(crate) async fn run_sim(args: AgentSimArgs) -> anyhow::Result<()> {
             _ = &mut signal => break Ok(()),
             _ = ticker.tick() => {}
         }
-        let matching = matching(&args.endpoints, &agents).await;
+        let matching = matching(&args.endpoints, &agents, token.as_ref()).await;
         println!("{}", summary(&agents, matching, started.elapsed()));
         if deadline.is_some() && matching == agents.len() {
             break Ok(());
@@ -150,7 +152,7 @@ pub(crate) async fn run_sim(args: AgentSimArgs) -> anyhow::Result<()> {
 
 /// How many agents hold exactly the controller's goal state for their host
 /// (the controller read through the first endpoint that answers).
-async fn matching(endpoints: &[String], agents: &[SimAgent]) -> usize {
+async fn matching(endpoints: &[String], agents: &[SimAgent], token: Option<&BearerToken>) -> usize {
     let mut client = None;
     for endpoint in endpoints {
         if let Ok(c) = ClusterClient::connect(format!("http://{endpoint}")).await {
@@ -163,10 +165,13 @@ async fn matching(endpoints: &[String], agents: &[SimAgent]) -> usize {
     };
     let mut n_matching = 0;
     for agent in agents {
-        let request = pb::HostDigestRequest {
+        let mut request = tonic::Request::new(pb::HostDigestRequest {
             host: agent.host_id().to_string(),
             stale: true,
-        };
+        });
+        if let Some(value) = token.and_then(|t| t.header_value().parse().ok()) {
+            request.metadata_mut().insert(AUTHORIZATION_HEADER, value);
+        }
         let Ok(expected) = client
             .host_digest(request)
             .await

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use alcor_api_gateway::limits::TOKEN_BYTES_MAX;
+use alcor_proto::identity::BearerToken;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Alcor: a Raft-replicated SDN controller.
@@ -47,6 +49,43 @@ pub(crate) struct AgentArgs {
     /// Seconds between status lines (revision, objects, digest).
     #[arg(long, env = "ALCOR_REPORT_INTERVAL_S", default_value_t = 5)]
     pub(crate) report_interval_s: u64,
+    #[command(flatten)]
+    pub(crate) credentials: TokenArgs,
+}
+
+/// The bearer token a client sends (a token of the members' token file:
+/// an agent token for `alcor agent`, a member's, reader's or admin's for
+/// `alcor ctl`).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct TokenArgs {
+    /// Bearer token sent on every call (`authorization: Bearer TOKEN`).
+    #[arg(long, env = "ALCOR_TOKEN", global = true, hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// A file whose content is the bearer token (instead of --token; not
+    /// the members' token table, which `alcor server --token-file` reads).
+    #[arg(
+        long = "token-file",
+        env = "ALCOR_CLIENT_TOKEN_FILE",
+        global = true,
+        conflicts_with = "token"
+    )]
+    pub(crate) token_path: Option<PathBuf>,
+}
+
+impl TokenArgs {
+    /// The token given, if any (read from --token-file when that is set).
+    pub(crate) fn token(&self) -> anyhow::Result<Option<BearerToken>> {
+        if let Some(path) = &self.token_path {
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            if size > TOKEN_BYTES_MAX as u64 * 2 {
+                anyhow::bail!("--token-file {}: larger than a token", path.display());
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--token-file {}: {e}", path.display()))?;
+            return Ok(Some(BearerToken::new(text)));
+        }
+        Ok(self.token.clone().map(BearerToken::new))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +116,8 @@ pub(crate) struct AgentSimArgs {
     #[arg(long, env = "ALCOR_SIM_AGENTS_PER_CONNECTION", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::server::API_STREAMS_PER_CONNECTION_MAX)))]
     pub(crate) agents_per_connection: u32,
+    #[command(flatten)]
+    pub(crate) credentials: TokenArgs,
     /// Exit (status 0) once every agent matches the controller, instead of
     /// running until Ctrl-C; fails after this many seconds.
     #[arg(long, env = "ALCOR_SIM_EXIT_WHEN_CONVERGED_S")]
@@ -287,6 +328,8 @@ pub(crate) struct CtlArgs {
     /// sends what is left as grpc-timeout).
     #[arg(long, env = "ALCOR_TIMEOUT_MS", global = true, default_value_t = 5_000)]
     pub(crate) timeout_ms: u64,
+    #[command(flatten)]
+    pub(crate) credentials: TokenArgs,
     #[command(subcommand)]
     pub(crate) resource: Resource,
 }

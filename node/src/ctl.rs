@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use alcor_client::types as pb;
 use alcor_client::{Client, Error};
+use alcor_proto::identity::BearerToken;
 use anyhow::{bail, Context};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -50,8 +51,16 @@ pub(crate) fn exit_code(error: &anyhow::Error) -> u8 {
 }
 
 /// The SDK client for `--endpoints` and `--timeout-ms`.
-pub(crate) fn client(endpoints: &[String], timeout: Duration) -> anyhow::Result<Client> {
-    let client = Client::builder()
+pub(crate) fn client(
+    endpoints: &[String],
+    timeout: Duration,
+    token: Option<BearerToken>,
+) -> anyhow::Result<Client> {
+    let mut builder = Client::builder();
+    if let Some(token) = token {
+        builder = builder.bearer_token(token);
+    }
+    let client = builder
         .endpoints(endpoints.iter().cloned())
         .deadline(timeout)
         .attempt_timeout(timeout.min(ATTEMPT_TIMEOUT_MAX))
@@ -63,7 +72,11 @@ pub(crate) fn client(endpoints: &[String], timeout: Duration) -> anyhow::Result<
 
 /// Runs one `alcor ctl` invocation.
 pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
-    let client = client(&args.endpoints, Duration::from_millis(args.timeout_ms))?;
+    let client = client(
+        &args.endpoints,
+        Duration::from_millis(args.timeout_ms),
+        args.credentials.token()?,
+    )?;
     let format = args.output;
     match args.resource {
         Resource::Hosts { verb } => hosts(&client, verb, format).await,

@@ -129,7 +129,7 @@ async fn demo(
     args: &DevArgs,
     endpoints: &[String],
 ) -> anyhow::Result<(watch::Sender<bool>, Vec<SimAgent>)> {
-    let client = ctl::client(endpoints, Duration::from_secs(5))?;
+    let client = ctl::client(endpoints, Duration::from_secs(5), None)?;
     let leader = wait_for_leader(&client).await?;
     println!("leader: member {leader}");
 

@@ -56,6 +56,29 @@ pub enum Principal {
     },
 }
 
+/// A bearer token a client sends; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(String);
+
+impl BearerToken {
+    /// Wraps a token (surrounding whitespace, as left by a token file's
+    /// trailing newline, is dropped).
+    pub fn new(token: impl Into<String>) -> BearerToken {
+        BearerToken(token.into().trim().to_string())
+    }
+
+    /// The [`AUTHORIZATION_HEADER`] value: `Bearer TOKEN`.
+    pub fn header_value(&self) -> String {
+        format!("{BEARER_PREFIX}{}", self.0)
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(***)")
+    }
+}
+
 /// Why a call was refused by authentication or authorization: the reason
 /// code (`x-alcor-reason`) of an UNAUTHENTICATED or PERMISSION_DENIED
 /// status. Clients and the REST gateway map these codes, never the message.
