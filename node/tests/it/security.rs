@@ -401,7 +401,9 @@ async fn agents_open_only_their_own_host_stream_and_ack_only_what_was_sent() {
 
     // Host A's agent may not open host B's stream, nor may a member.
     let other = open_stream(&push_addr, AGENT_A, "hb").await;
-    let status = other.err().expect("hb's stream refused");
+    let Err(status) = other else {
+        panic!("hb's stream was opened with ha's token");
+    };
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
     let reason = status
         .metadata()
