@@ -42,10 +42,11 @@ use std::time::Duration;
 use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::cluster_client::ClusterClient;
 use alcor_proto::api::v1::cluster_server::{Cluster, ClusterServer};
+use alcor_proto::identity::{Denial, Principal, AUTHORIZATION_HEADER};
 use alcor_raft_core::{AdminError, Node, NodeMetrics, RaftNode, ReadError};
 use alcor_state_machine::goal_digest;
 use tokio::time::Instant;
-use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
@@ -164,6 +165,7 @@ impl ClusterService {
         &self,
         seen: &mut ClusterAcks,
         deadline: Instant,
+        credential: Option<&MetadataValue<Ascii>>,
         enough: impl Fn(&BTreeMap<String, u64>) -> bool,
     ) {
         seen.merge(self.local_acks());
@@ -187,8 +189,9 @@ impl ClusterService {
                 continue;
             };
             let id = *id;
+            let credential = credential.cloned();
             asked.spawn(async move {
-                let answer = tokio::time::timeout(wait, peer_acks(client, wait))
+                let answer = tokio::time::timeout(wait, peer_acks(client, wait, credential))
                     .await
                     .unwrap_or_else(|_| Err(Status::deadline_exceeded("no answer in time")));
                 (id, answer)
@@ -379,9 +382,19 @@ impl Cluster for ClusterService {
         request: Request<pb::HostDigestRequest>,
     ) -> Result<Response<pb::HostDigestResponse>, Status> {
         let budget = deadline::budget(request.metadata());
+        let caller = crate::auth::caller(&request);
         let req = request.into_inner();
         if req.host.is_empty() {
             return Err(invalid("host: must not be empty"));
+        }
+        // An agent compares its own table only.
+        if let Principal::Agent { host } = &caller {
+            if *host != req.host {
+                return Err(to_status(&ApiError::Denied(
+                    Denial::HostDenied,
+                    format!("{caller} may not read host {:?}", req.host),
+                )));
+            }
         }
         let host = req.host;
         let read = move |s: &alcor_state_machine::State| {
@@ -419,6 +432,9 @@ impl Cluster for ClusterService {
         request: Request<pb::BarrierRequest>,
     ) -> Result<Response<pb::BarrierResponse>, Status> {
         let deadline = Instant::now() + budget_or_max(request.metadata());
+        // The other members' ack tables are asked with the caller's own
+        // credential (members share the token file).
+        let credential = request.metadata().get(AUTHORIZATION_HEADER).cloned();
         let req = request.into_inner();
         let mut hosts = barrier_request_hosts(&req.hosts)?;
         let mut revision = req.revision;
@@ -440,7 +456,7 @@ impl Cluster for ClusterService {
         // counts when it is slow to answer a later one.
         let mut seen = ClusterAcks::default();
         loop {
-            self.cluster_acks(&mut seen, deadline, |acks| {
+            self.cluster_acks(&mut seen, deadline, credential.as_ref(), |acks| {
                 pending_hosts(&hosts, acks, revision).is_empty()
             })
             .await;
@@ -473,9 +489,15 @@ impl Cluster for ClusterService {
 async fn peer_acks(
     mut client: ClusterClient<Channel>,
     wait: Duration,
+    credential: Option<MetadataValue<Ascii>>,
 ) -> Result<BTreeMap<String, u64>, Status> {
     let mut request = Request::new(pb::AckedRevisionsRequest {});
     request.set_timeout(wait);
+    if let Some(credential) = credential {
+        request
+            .metadata_mut()
+            .insert(AUTHORIZATION_HEADER, credential);
+    }
     let response = client.acked_revisions(request).await?;
     Ok(response.into_inner().acked.into_iter().collect())
 }

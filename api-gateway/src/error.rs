@@ -2,13 +2,13 @@
 //! gRPC status ([`to_status`]). Each status carries a stable reason code in
 //! the `x-alcor-reason` header (and at the start of its message).
 
+use alcor_proto::identity::Denial;
 use alcor_raft_core::{ReadError, WriteError};
 use alcor_state_machine::Rejection;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Status};
 
-/// Header carrying the machine-readable reason of a failed call.
-pub const REASON_HEADER: &str = "x-alcor-reason";
+pub use alcor_proto::REASON_HEADER;
 /// Header set to `true` when a failed write may still commit.
 pub const INDETERMINATE_HEADER: &str = "x-alcor-indeterminate";
 /// Header naming the rejected entry of a batch create.
@@ -30,6 +30,9 @@ pub enum ApiError {
     /// `CONCURRENT_REQUESTS_MAX` requests are already in flight.
     #[error("too many concurrent requests")]
     Overloaded,
+    /// Authentication or authorization refused the call.
+    #[error("{1}")]
+    Denied(Denial, String),
     /// The state machine answered with an unexpected reply (a bug).
     #[error("internal: {0}")]
     Internal(String),
@@ -83,6 +86,10 @@ pub fn to_status(error: &ApiError) -> Status {
             ReadError::Fatal(_) => (Code::Unavailable, "RAFT_STOPPED"),
         },
         ApiError::Overloaded => (Code::ResourceExhausted, "OVERLOADED"),
+        ApiError::Denied(Denial::Unauthenticated, _) => {
+            (Code::Unauthenticated, Denial::Unauthenticated.code())
+        }
+        ApiError::Denied(denial, _) => (Code::PermissionDenied, denial.code()),
         ApiError::Internal(_) => (Code::Internal, "INTERNAL"),
     };
     metadata.insert(REASON_HEADER, MetadataValue::from_static(reason));

@@ -26,6 +26,11 @@
 //! - [`deadline`]: honours the client's `grpc-timeout`.
 //! - [`watch`]: the Watch history and its watchers.
 //! - [`limits`]: every bound, named `*_MAX`.
+//! - [`tokens`]: the token file shared with the REST gateway (hashed
+//!   entries, constant-time comparison, reload on change or SIGHUP).
+//! - [`auth`]: the authentication layer of the gRPC listeners and the
+//!   role table (who may call which method); the services scope members
+//!   and readers to their project and agents to their host.
 //!
 //! # Invariants
 //! - A rejected request changes nothing: rejections come from the
@@ -38,6 +43,7 @@
 //! openraft or RocksDB (only `alcor-raft-core`'s facade), nor on
 //! `host-push`.
 
+pub mod auth;
 mod batcher;
 pub mod cluster;
 pub mod convert;
@@ -49,8 +55,11 @@ pub mod limits;
 mod listing;
 pub mod orchestrator;
 mod request;
+mod scope;
+pub mod tokens;
 pub mod watch;
 
+pub use auth::{AuthConfig, AuthLayer};
 pub use cluster::{AckSource, ClusterService};
 pub use error::{to_status, ApiError, BATCH_INDEX_HEADER, INDETERMINATE_HEADER, REASON_HEADER};
 pub use orchestrator::OrchestratorService;

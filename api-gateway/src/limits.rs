@@ -79,3 +79,18 @@ pub const WATCHERS_MAX: usize = 4_096;
 
 const _: () = assert!(WATCH_BATCH_MAX <= WATCH_HISTORY_MAX);
 const _: () = assert!(WATCH_STREAM_BUFFER_MAX <= WATCH_HISTORY_MAX);
+
+/// Tokens in a token file (shared by the gRPC and REST APIs).
+pub const TOKENS_MAX: usize = 100_000;
+
+/// Bytes of one bearer token (longer ones are refused unhashed).
+pub const TOKEN_BYTES_MAX: usize = 1_024;
+
+/// Bytes of a token file: `TOKENS_MAX` entries of a few hundred bytes.
+pub const TOKEN_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// How often the token file's modification time is checked (a revoked
+/// token works at most this long after the file changed, plus the reload).
+pub const TOKEN_FILE_POLL_MS: u64 = 1_000;
+
+const _: () = assert!(TOKEN_BYTES_MAX as u64 * 2 <= TOKEN_FILE_BYTES_MAX);

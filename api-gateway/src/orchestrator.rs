@@ -20,6 +20,7 @@ use alcor_state_machine::{Command, Id, Kind, Rejection, Reply, State};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
+use crate::auth;
 use crate::batcher::Batcher;
 use crate::convert;
 use crate::deadline;
@@ -28,6 +29,7 @@ use crate::fields::{Fields, Selectable};
 use crate::limits::{CONCURRENT_REQUESTS_MAX, REQUEST_BYTES_MAX, RESPONSE_BYTES_MAX};
 use crate::listing::{page_limit, tag_indexed, ListKey, Listing};
 use crate::request::{DeleteRequest, GetRequest, ListRequest};
+use crate::scope::{self, Guarded, Owned, Scope};
 use crate::watch::{WatchHub, WatchStream};
 
 /// Serves the resource API of one node.
@@ -140,20 +142,79 @@ impl OrchestratorService {
 
     /// Create, Update and the other writes answering with a resource:
     /// `command` from the request, proposed, its reply rendered by `render`.
-    async fn write_request<Q: Sync, T: Send>(
+    async fn write_request<Q: Guarded + Sync + Send, T: Send>(
         &self,
-        request: Request<Q>,
+        mut request: Request<Q>,
         command: impl FnOnce(&Q) -> Result<Command, Rejection> + Send,
         render: impl FnOnce(Reply) -> Result<T, ApiError> + Send,
     ) -> Result<Response<T>, Status> {
         let budget = deadline::budget(request.metadata());
+        let scope = Scope::of(&auth::caller(&request));
         respond(
             async {
+                self.guard(budget, &scope, request.get_mut()).await?;
                 let command = command(request.get_ref())?;
                 self.write_as(budget, command, render).await
             }
             .await,
         )
+    }
+
+    /// The scope checks of a write (see [`crate::scope`]): admin-only
+    /// attributes, the project of what it creates, the projects of what it
+    /// names. Nothing to check for the admin.
+    async fn guard<Q: Guarded>(
+        &self,
+        budget: Option<Duration>,
+        scope: &Scope,
+        request: &mut Q,
+    ) -> Result<(), ApiError> {
+        if *scope == Scope::All {
+            return Ok(());
+        }
+        if let Some(attribute) = request.admin_only() {
+            scope.admin_only(attribute)?;
+        }
+        for project in request.projects_mut() {
+            scope.claim(project)?;
+        }
+        self.check_refs(budget, scope, scope::parsed(request.references()))
+            .await
+    }
+
+    /// NOT_FOUND when one of `refs` belongs to a project `scope` may not
+    /// see. A resource's project never changes, so a stale read that finds
+    /// them all answers for good; a miss (the resource may be too new for
+    /// this node) reads again linearizably. One that does not exist at all
+    /// is left to the write, which fails on it.
+    async fn check_refs(
+        &self,
+        budget: Option<Duration>,
+        scope: &Scope,
+        refs: Vec<(Kind, Id)>,
+    ) -> Result<(), ApiError> {
+        if refs.is_empty() || *scope == Scope::All {
+            return Ok(());
+        }
+        let (seen, refs_seen) = (scope.clone(), refs.clone());
+        let (mut foreign, known) = self
+            .read(budget, true, move |s| {
+                (
+                    scope::foreign(s, &seen, &refs_seen),
+                    scope::all_known(s, &refs_seen),
+                )
+            })
+            .await?;
+        if foreign.is_none() && !known {
+            let seen = scope.clone();
+            foreign = self
+                .read(budget, false, move |s| scope::foreign(s, &seen, &refs))
+                .await?;
+        }
+        match foreign {
+            Some((kind, id)) => Err(scope::hidden(kind, id)),
+            None => Ok(()),
+        }
     }
 
     /// Get: the resource `find` looks up by the request's ID (parsed by
@@ -169,9 +230,10 @@ impl OrchestratorService {
     where
         Q: GetRequest + Sync,
         I: ToString + Send,
-        T: Selectable + Send,
+        T: Selectable + Owned + Send,
     {
         let budget = deadline::budget(request.metadata());
+        let scope = Scope::of(&auth::caller(&request));
         let req = request.get_ref();
         respond(
             async {
@@ -180,9 +242,12 @@ impl OrchestratorService {
                 let found = self
                     .read(budget, req.stale(), move |s| find(s, &id).ok_or(id))
                     .await?;
-                found
-                    .map(|m| fields.apply(m))
-                    .map_err(|id| not_found(kind, id))
+                match found {
+                    // Another project's resource does not exist for the caller.
+                    Ok(m) if scope.sees(m.project()) => Ok(fields.apply(m)),
+                    Ok(_) => Err(not_found(kind, req.id())),
+                    Err(id) => Err(not_found(kind, id)),
+                }
             }
             .await,
         )
@@ -206,16 +271,18 @@ impl OrchestratorService {
         T: Selectable + Send,
     {
         let budget = deadline::budget(request.metadata());
+        let scope = Scope::of(&auth::caller(&request));
         let req = request.get_ref();
         respond(
             async {
+                let project = scope.filter(req.project_id())?;
                 let fields = Fields::parse::<T>(req.fields())?;
                 let marker = K::parse_marker(req.marker())?;
                 let filters = filters(req)?;
                 let listing = Listing {
                     limit: page_limit(req.limit()),
                     marker,
-                    project: req.project_id().to_owned(),
+                    project,
                     tags: req.tag_filter()?,
                     fields,
                 };
@@ -233,6 +300,7 @@ impl OrchestratorService {
     async fn delete_by_id<Q, I>(
         &self,
         request: Request<Q>,
+        kind: Kind,
         parse: impl FnOnce(&str) -> Result<I, Rejection> + Send,
         command: impl FnOnce(I, Option<u64>) -> Command + Send,
     ) -> Result<Response<pb::DeleteResponse>, Status>
@@ -240,9 +308,12 @@ impl OrchestratorService {
         Q: DeleteRequest + Sync,
     {
         let budget = deadline::budget(request.metadata());
+        let scope = Scope::of(&auth::caller(&request));
         let req = request.get_ref();
         respond(
             async {
+                let refs = scope::parsed(vec![(kind, req.id())]);
+                self.check_refs(budget, &scope, refs).await?;
                 let command = command(parse(req.id())?, req.expected_revision());
                 match self.write(budget, command).await? {
                     (revision, Reply::Deleted) => Ok(pb::DeleteResponse { revision }),
@@ -386,7 +457,7 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::DeleteHostRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        self.delete_by_id(request, host_id, |id, expected_revision| {
+        self.delete_by_id(request, Kind::Host, host_id, |id, expected_revision| {
             Command::DeleteHost {
                 id,
                 expected_revision,
@@ -447,7 +518,7 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::DeleteVpcRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        self.delete_by_id(request, resource_id, |id, expected_revision| {
+        self.delete_by_id(request, Kind::Vpc, resource_id, |id, expected_revision| {
             Command::DeleteVpc {
                 id,
                 expected_revision,
@@ -512,12 +583,15 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::DeleteSubnetRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        self.delete_by_id(request, resource_id, |id, expected_revision| {
-            Command::DeleteSubnet {
+        self.delete_by_id(
+            request,
+            Kind::Subnet,
+            resource_id,
+            |id, expected_revision| Command::DeleteSubnet {
                 id,
                 expected_revision,
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -591,7 +665,7 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::DeletePortRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        self.delete_by_id(request, resource_id, |id, expected_revision| {
+        self.delete_by_id(request, Kind::Port, resource_id, |id, expected_revision| {
             Command::DeletePort {
                 id,
                 expected_revision,
@@ -659,12 +733,15 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::DeleteSecurityGroupRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        self.delete_by_id(request, resource_id, |id, expected_revision| {
-            Command::DeleteSecurityGroup {
+        self.delete_by_id(
+            request,
+            Kind::SecurityGroup,
+            resource_id,
+            |id, expected_revision| Command::DeleteSecurityGroup {
                 id,
                 expected_revision,
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -717,12 +794,15 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::DeleteSecurityGroupRuleRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        self.delete_by_id(request, resource_id, |id, expected_revision| {
-            Command::DeleteSecurityGroupRule {
+        self.delete_by_id(
+            request,
+            Kind::SecurityGroupRule,
+            resource_id,
+            |id, expected_revision| Command::DeleteSecurityGroupRule {
                 id,
                 expected_revision,
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -778,12 +858,15 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::DeleteRouterRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        self.delete_by_id(request, resource_id, |id, expected_revision| {
-            Command::DeleteRouter {
+        self.delete_by_id(
+            request,
+            Kind::Router,
+            resource_id,
+            |id, expected_revision| Command::DeleteRouter {
                 id,
                 expected_revision,
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -881,12 +964,15 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::DeleteFloatingIpRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        self.delete_by_id(request, resource_id, |id, expected_revision| {
-            Command::DeleteFloatingIp {
+        self.delete_by_id(
+            request,
+            Kind::FloatingIp,
+            resource_id,
+            |id, expected_revision| Command::DeleteFloatingIp {
                 id,
                 expected_revision,
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -895,10 +981,11 @@ impl Orchestrator for OrchestratorService {
         request: Request<pb::GetQuotaRequest>,
     ) -> Result<Response<pb::Quota>, Status> {
         let budget = deadline::budget(request.metadata());
+        let scope = Scope::of(&auth::caller(&request));
         let req = request.get_ref();
         respond(
             async {
-                let project = convert::quota_project(&req.project_id)?;
+                let project = convert::quota_project(&scope.filter(&req.project_id)?)?;
                 self.quota(budget, req.stale, project).await
             }
             .await,

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use alcor_proto::identity::BearerToken;
+
 use crate::error::Error;
 use crate::transport::Client;
 
@@ -89,6 +91,7 @@ pub struct ClientBuilder {
     pub(crate) attempt_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) tls: Option<TlsConfig>,
+    pub(crate) token: Option<BearerToken>,
 }
 
 impl Default for ClientBuilder {
@@ -99,6 +102,7 @@ impl Default for ClientBuilder {
             attempt_timeout: ATTEMPT_TIMEOUT_DEFAULT,
             connect_timeout: CONNECT_TIMEOUT_DEFAULT,
             tls: None,
+            token: None,
         }
     }
 }
@@ -142,6 +146,18 @@ impl ClientBuilder {
     /// Connect with TLS (see [`TlsConfig`]).
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Sends `token` as `authorization: Bearer TOKEN` on every call
+    /// (streams included): a token of the members' token file.
+    pub fn token(self, token: impl Into<String>) -> Self {
+        self.bearer_token(BearerToken::new(token))
+    }
+
+    /// Like [`token`](Self::token), for a token already wrapped.
+    pub fn bearer_token(mut self, token: BearerToken) -> Self {
+        self.token = Some(token);
         self
     }
 

@@ -12,8 +12,7 @@
 
 use tonic::{Code, Status};
 
-/// Header with the machine-readable reason (as api-gateway's `REASON_HEADER`).
-pub const REASON_HEADER: &str = "x-alcor-reason";
+pub use alcor_proto::REASON_HEADER;
 /// Header set to `true` when a failed write may still commit.
 pub const INDETERMINATE_HEADER: &str = "x-alcor-indeterminate";
 /// Header naming the rejected entry of a batch create.
@@ -131,6 +130,15 @@ pub enum Error {
     /// (WATCH_LAGGED): re-list, then watch from the list's revision.
     #[error("compacted: {0}")]
     Compacted(Details),
+    /// No credential, or one the members do not know (UNAUTHENTICATED,
+    /// reason `UNAUTHENTICATED`): give a token of the token file.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(Details),
+    /// The credential's role may not do this, or not in this project or for
+    /// this host (PERMISSION_DENIED; the reason is one of
+    /// `alcor_proto::identity::Denial`'s codes).
+    #[error("permission denied: {0}")]
+    PermissionDenied(Details),
     /// The client configuration is unusable.
     #[error("invalid client configuration: {0}")]
     Config(String),
@@ -158,6 +166,8 @@ impl Error {
             | Error::ResourceExhausted(d)
             | Error::InvalidArgument(d)
             | Error::DeadlineExceeded(d)
+            | Error::Unauthenticated(d)
+            | Error::PermissionDenied(d)
             | Error::Compacted(d)
             | Error::PreconditionFailed { details: d, .. }
             | Error::QuotaExceeded { details: d }
@@ -250,6 +260,8 @@ pub(crate) fn classify(status: &Status) -> Verdict {
         Code::ResourceExhausted => Error::ResourceExhausted(details),
         Code::InvalidArgument => Error::InvalidArgument(details),
         Code::DeadlineExceeded => Error::DeadlineExceeded(details),
+        Code::Unauthenticated => Error::Unauthenticated(details),
+        Code::PermissionDenied => Error::PermissionDenied(details),
         code => Error::Other { code, details },
     };
     Verdict::Final(error)

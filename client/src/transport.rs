@@ -25,7 +25,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use alcor_proto::identity::AUTHORIZATION_HEADER;
 use tokio::time::Instant;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
 
@@ -72,6 +74,8 @@ struct Inner {
     /// Connections opened so far (all endpoints).
     connects: AtomicU64,
     connect_timeout: Duration,
+    /// `Bearer TOKEN`, sent on every call when the builder had a token.
+    authorization: Option<MetadataValue<Ascii>>,
 }
 
 /// A handle to an Alcor cluster; cheap to clone, and clones share the
@@ -126,6 +130,15 @@ impl Client {
     }
 
     pub(crate) fn from_builder(builder: ClientBuilder) -> Result<Client, Error> {
+        let authorization = match &builder.token {
+            Some(token) => Some(
+                token
+                    .header_value()
+                    .parse::<MetadataValue<Ascii>>()
+                    .map_err(|_| Error::Config("the token must be visible ASCII".to_string()))?,
+            ),
+            None => None,
+        };
         let mut slots = Vec::with_capacity(builder.endpoints.len());
         let tls = builder
             .tls
@@ -160,6 +173,7 @@ impl Client {
                 preferred: AtomicUsize::new(0),
                 connects: AtomicU64::new(0),
                 connect_timeout: builder.connect_timeout,
+                authorization,
             }),
             deadline: builder.deadline,
             attempt_timeout: builder.attempt_timeout,
@@ -283,6 +297,11 @@ impl Client {
                 Ok(channel) => {
                     let timeout = left.min(self.attempt_timeout);
                     let mut request = tonic::Request::new(message.clone());
+                    if let Some(authorization) = &self.inner.authorization {
+                        request
+                            .metadata_mut()
+                            .insert(AUTHORIZATION_HEADER, authorization.clone());
+                    }
                     if !self.streaming {
                         request.set_timeout(timeout);
                     }

@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use alcor_proto::identity::{BearerToken, AUTHORIZATION_HEADER};
 use alcor_proto::push::v1::host_push_client::HostPushClient;
 use alcor_state_machine::{apply_changes, goal_digest, GoalKey, GoalObject, GoalState, HostId, Id};
 use tokio::sync::{mpsc, watch};
@@ -77,6 +78,9 @@ pub struct SimAgentConfig {
     /// TLS to the members (the cluster CA and this agent's certificate,
     /// `alcor://agent/HOST`); `None`: plain text.
     pub tls: Option<ClientTlsConfig>,
+    /// Sent as `authorization: Bearer TOKEN` when opening the stream (an
+    /// agent token for this host, or an admin's); `None`: no credential.
+    pub token: Option<BearerToken>,
 }
 
 /// One HTTP/2 connection per endpoint that several simulated agents share,
@@ -126,6 +130,7 @@ impl SimAgentConfig {
             stream_window_bytes: None,
             shared: None,
             tls: None,
+            token: None,
         }
     }
 }
@@ -343,7 +348,15 @@ impl SimAgent {
         // The queue is empty: this cannot be full.
         tx.try_send(convert::agent_to_pb(&hello)?)
             .map_err(|_| AgentError::Protocol("outbound queue closed".to_string()))?;
-        let mut inbound = client.sync(ReceiverStream::new(rx)).await?.into_inner();
+        let mut request = tonic::Request::new(ReceiverStream::new(rx));
+        if let Some(token) = &self.config.token {
+            let value = token
+                .header_value()
+                .parse()
+                .map_err(|_| AgentError::Protocol("the token must be visible ASCII".to_string()))?;
+            request.metadata_mut().insert(AUTHORIZATION_HEADER, value);
+        }
+        let mut inbound = client.sync(request).await?.into_inner();
         let mut failing = self.shared.failing.subscribe();
         failing.borrow_and_update();
         let digest_period = self

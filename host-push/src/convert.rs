@@ -2,6 +2,8 @@
 //!
 //! Goal objects and keys travel as `bincode_v1` bytes: bincode 2 with serde
 //! and `config::standard()`, rejecting trailing bytes (see push.proto).
+//! Decoding is bounded by `BINCODE_BYTES_MAX` (bincode's `with_limit`): a
+//! length prefix claiming more fails instead of being allocated.
 
 use alcor_proto::push::v1 as pb;
 use alcor_state_machine::{GoalChange, GoalKey, GoalObject};
@@ -9,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::ConvertError;
+use crate::limits;
 use crate::message::{Ack, AgentMessage, ControllerMessage, ErrorCode, Hello, ResourceStatus};
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ConvertError> {
@@ -19,7 +22,8 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ConvertError> {
 }
 
 fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, ConvertError> {
-    let (value, n_read) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+    let config = bincode::config::standard().with_limit::<{ limits::BINCODE_BYTES_MAX }>();
+    let (value, n_read) = bincode::serde::decode_from_slice(bytes, config)
         .map_err(|source| ConvertError::Decode { what, source })?;
     if n_read != bytes.len() {
         return Err(ConvertError::Trailing {
@@ -251,6 +255,16 @@ pub fn agent_from_pb(message: &pb::AgentMessage) -> Result<AgentMessage, Convert
 mod tests {
     use super::*;
     use alcor_state_machine::Id;
+
+    #[test]
+    fn a_length_prefix_claiming_terabytes_fails_instead_of_allocating() {
+        // Varint 253 + u64 LE: a string of 2^44 bytes (16 TiB) in 9 bytes.
+        let mut hostile = vec![253u8];
+        hostile.extend_from_slice(&(1u64 << 44).to_le_bytes());
+        assert!(decode::<String>("hostile", &hostile).is_err());
+        assert!(decode::<Vec<u64>>("hostile", &hostile).is_err());
+        assert!(decode::<GoalObject>("hostile", &hostile).is_err());
+    }
 
     #[test]
     fn messages_survive_a_round_trip_through_protobuf() {

@@ -72,8 +72,20 @@ pub const HELLO_TIMEOUT_MS_MAX: u64 = 5_000;
 /// Largest push message sent or accepted (a FullSync is one message).
 pub const PUSH_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// Hosts whose last ack a node remembers.
+/// Hosts whose last ack a node remembers. When full, the entries of hosts
+/// with neither a live stream nor a waiter are evicted; live streams are
+/// at most `AGENTS_MAX`, so there is room after an eviction unless
+/// waiters hold it.
 pub const ACKED_HOSTS_MAX: usize = 100_000;
+
+/// Bytes of a `host_id` in a Hello (an identity's name bound).
+pub const HOST_ID_BYTES_MAX: usize = alcor_proto::identity::IDENTITY_NAME_BYTES_MAX;
+
+/// Bytes one `bincode_v1` payload may claim while decoding: a length
+/// prefix beyond it fails instead of allocating what it claims.
+pub const BINCODE_BYTES_MAX: usize = PUSH_MESSAGE_BYTES_MAX;
+
+const _: () = assert!(AGENTS_MAX < ACKED_HOSTS_MAX);
 
 /// Acks and reports queued by an agent. Acks are cumulative, so an agent
 /// drops an ack rather than wait when this is full.

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use alcor_proto::identity::{Denial, Principal};
 use alcor_proto::push::v1 as pb;
 use alcor_proto::push::v1::host_push_server::{HostPush, HostPushServer};
 use alcor_raft_core::{RaftNode, StateView};
@@ -71,6 +72,8 @@ pub struct PushConfig {
     pub full_syncs_max: usize,
     /// Whether acks drive port status (`SetPortStatus` proposals).
     pub propose_port_status: bool,
+    /// Hosts whose last ack is remembered (see `limits::ACKED_HOSTS_MAX`).
+    pub acked_hosts_max: usize,
 }
 
 impl Default for PushConfig {
@@ -84,6 +87,7 @@ impl Default for PushConfig {
             batch_window_ms: limits::BATCH_WINDOW_MS,
             full_syncs_max: limits::FULL_SYNCS_CONCURRENT_MAX,
             propose_port_status: true,
+            acked_hosts_max: limits::ACKED_HOSTS_MAX,
         }
     }
 }
@@ -105,6 +109,9 @@ struct Inner {
     /// The last revision each host acknowledged (to this node); `None`
     /// until its first ack (an entry may exist for a waiter).
     acked: Mutex<BTreeMap<HostId, watch::Sender<Option<u64>>>>,
+    /// Hosts with a live stream on this node (and how many): their ack
+    /// entries are never evicted.
+    connected: Mutex<BTreeMap<HostId, usize>>,
     /// Acks on their way to the port-status proposer.
     status: Arc<StatusFeed>,
     /// Set by `close`: every session and the feeder end.
@@ -150,6 +157,7 @@ impl PushService {
                 retainer,
                 agents: Arc::new(Semaphore::new(config.agents_max)),
                 acked: Mutex::new(BTreeMap::new()),
+                connected: Mutex::new(BTreeMap::new()),
                 status,
                 stop,
                 full_syncs: Semaphore::new(config.full_syncs_max.max(1)),
@@ -275,13 +283,37 @@ impl Inner {
         self.acked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn connected(&self) -> std::sync::MutexGuard<'_, BTreeMap<HostId, usize>> {
+        // Plain counter updates: ignore poisoning.
+        self.connected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes room in a full ack table: drops the entries of hosts with no
+    /// live stream on this node and nobody waiting on them (hosts that
+    /// left, or were deleted). Returns whether there is room now.
+    fn room_for_ack(&self, acked: &mut BTreeMap<HostId, watch::Sender<Option<u64>>>) -> bool {
+        if acked.len() < self.config.acked_hosts_max {
+            return true;
+        }
+        let connected = self.connected();
+        acked
+            .retain(|host, revision| revision.receiver_count() > 0 || connected.contains_key(host));
+        tracing::info!(
+            kept = acked.len(),
+            "ack table full: evicted disconnected hosts"
+        );
+        acked.len() < self.config.acked_hosts_max
+    }
+
     /// `host`'s entry of the ack table, created if there is room.
     fn watch_acked(&self, host: &str) -> Option<watch::Receiver<Option<u64>>> {
         let mut acked = self.acked();
         if let Some(revision) = acked.get(host) {
             return Some(revision.subscribe());
         }
-        if acked.len() >= limits::ACKED_HOSTS_MAX {
+        if !self.room_for_ack(&mut acked) {
             return None;
         }
         let (revision, watching) = watch::channel(None);
@@ -299,7 +331,7 @@ impl Inner {
                 }
                 raised
             });
-        } else if acked.len() < limits::ACKED_HOSTS_MAX {
+        } else if self.room_for_ack(&mut acked) {
             acked.insert(host.to_string(), watch::Sender::new(Some(revision)));
         } else {
             tracing::warn!(host, "ack table full: ack not recorded");
@@ -324,8 +356,10 @@ impl HostPush for PushService {
                 self.inner.metrics.agents_refused.inc();
                 Status::resource_exhausted("too many agent streams")
             })?;
+        let caller = request.extensions().get::<Principal>().cloned();
         let mut inbound = request.into_inner();
         let hello = read_hello(&mut inbound).await?;
+        check_host(caller.as_ref(), &hello.host_id)?;
         tracing::debug!(host = hello.host_id, revision = ?hello.revision, "agent connected");
         let (tx, rx) = mpsc::channel(limits::AGENT_QUEUE_MAX);
         tokio::spawn(run_session(
@@ -404,10 +438,48 @@ async fn read_hello(inbound: &mut Streaming<pb::AgentMessage>) -> Result<Hello, 
             hello.protocol_version
         )));
     }
-    if hello.host_id.is_empty() {
-        return Err(Status::invalid_argument("empty host_id"));
+    let host = &hello.host_id;
+    if host.is_empty()
+        || host.len() > limits::HOST_ID_BYTES_MAX
+        || host.chars().any(char::is_control)
+    {
+        return Err(Status::invalid_argument(format!(
+            "host_id must have 1 to {} bytes and no control characters",
+            limits::HOST_ID_BYTES_MAX
+        )));
     }
     Ok(hello)
+}
+
+/// Refuses a stream for `host` unless the caller may open it: an agent
+/// only its own host's, the admin any (tools and tests). A stream without
+/// a caller did not come through an authentication layer (in-process
+/// tests) and is served.
+fn check_host(caller: Option<&Principal>, host: &str) -> Result<(), Status> {
+    let denied = |denial: Denial, message: String| {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        metadata.insert(
+            alcor_proto::REASON_HEADER,
+            tonic::metadata::MetadataValue::from_static(denial.code()),
+        );
+        Err(Status::with_metadata(
+            tonic::Code::PermissionDenied,
+            message,
+            metadata,
+        ))
+    };
+    match caller {
+        None | Some(Principal::Admin) => Ok(()),
+        Some(Principal::Agent { host: own }) if own == host => Ok(()),
+        Some(caller @ Principal::Agent { .. }) => denied(
+            Denial::HostDenied,
+            format!("{caller} may not open the stream of host {host:?}"),
+        ),
+        Some(caller) => denied(
+            Denial::RoleDenied,
+            format!("{caller} may not open push streams"),
+        ),
+    }
 }
 
 /// Aborts the wrapped task when dropped.
@@ -455,6 +527,11 @@ struct SessionShared {
     unacked: Mutex<VecDeque<(u64, Instant)>>,
     /// The agent's latest digest report, `(revision, digest)`.
     digest: watch::Sender<Option<(u64, [u8; 32])>>,
+    /// The highest revision the agent may ack: what its Hello claimed (no
+    /// further than the node's state then) or what was sent to it since.
+    /// An ack beyond is a protocol error: it would mark ports and pass
+    /// `Barrier` for revisions the agent never received.
+    ackable: AtomicU64,
 }
 
 impl SessionShared {
@@ -480,6 +557,34 @@ impl Drop for Connected<'_> {
     }
 }
 
+/// Counts a stream of a host in `Inner::connected` while it lives.
+struct ConnectedHost<'a> {
+    inner: &'a Inner,
+    host: HostId,
+}
+
+impl<'a> ConnectedHost<'a> {
+    fn new(inner: &'a Inner, host: &str) -> ConnectedHost<'a> {
+        *inner.connected().entry(host.to_string()).or_insert(0) += 1;
+        ConnectedHost {
+            inner,
+            host: host.to_string(),
+        }
+    }
+}
+
+impl Drop for ConnectedHost<'_> {
+    fn drop(&mut self) {
+        let mut connected = self.inner.connected();
+        if let Some(n) = connected.get_mut(&self.host) {
+            *n -= 1;
+            if *n == 0 {
+                connected.remove(&self.host);
+            }
+        }
+    }
+}
+
 /// One agent's stream, until it or the node goes away.
 async fn run_session(
     inner: Arc<Inner>,
@@ -490,10 +595,13 @@ async fn run_session(
 ) {
     let protocol_version = hello.protocol_version;
     let host = hello.host_id;
+    let applied = inner.view.read(|state| state.applied_index()).unwrap_or(0);
     let shared = Arc::new(SessionShared {
         unacked: Mutex::new(VecDeque::new()),
         digest: watch::Sender::new(None),
+        ackable: AtomicU64::new(hello.revision.unwrap_or(0).min(applied)),
     });
+    let _connected_host = ConnectedHost::new(&inner, &host);
     let mut reader = AbortOnDrop(tokio::spawn(read_agent(
         Arc::clone(&inner),
         host.clone(),
@@ -538,6 +646,11 @@ async fn run_session(
                         unacked.push_back(sample);
                     }
                     inner.metrics.diff_batches.inc();
+                    if let Some(pb::controller_message::Kind::DiffBatch(batch)) = &message.kind {
+                        shared
+                            .ackable
+                            .fetch_max(batch.to_revision, Ordering::Relaxed);
+                    }
                     permit.send(Box::new(Ok(message)));
                 }
                 Err(e) => {
@@ -590,6 +703,7 @@ async fn run_session(
                 // agent waiting for room for its parts must not hold it.
                 drop(slot);
                 inner.metrics.full_syncs.inc();
+                shared.ackable.fetch_max(revision, Ordering::Relaxed);
                 // Batches sent before the FullSync will not be acked one
                 // by one any more.
                 shared.unacked().clear();
@@ -864,6 +978,16 @@ async fn read_agent(
         };
         match convert::agent_from_pb(&message) {
             Ok(AgentMessage::Ack(ack)) => {
+                let ackable = shared.ackable.load(Ordering::Relaxed);
+                if ack.revision > ackable {
+                    tracing::warn!(
+                        host,
+                        revision = ack.revision,
+                        ackable,
+                        "ack beyond what was sent: closing the stream"
+                    );
+                    return;
+                }
                 {
                     let now = Instant::now();
                     let mut unacked = shared.unacked();

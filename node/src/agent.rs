@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use alcor_host_push::{SharedConnections, SimAgent, SimAgentConfig};
+use alcor_proto::identity::{BearerToken, AUTHORIZATION_HEADER};
 use alcor_state_machine::{GoalObject, GoalState};
 
 use alcor_proto::api::v1 as pb;
@@ -21,6 +22,7 @@ use crate::cli::{AgentArgs, AgentSimArgs};
 pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let mut config = SimAgentConfig::new(args.host_id.clone(), args.endpoints.clone());
     config.tls = args.tls.tonic_tls()?;
+    config.token = args.credentials.token()?;
     let agent = SimAgent::new(config)?;
     let runner = {
         let agent = agent.clone();
@@ -83,6 +85,7 @@ pub(crate) async fn run_sim(args: AgentSimArgs) -> anyhow::Result<()> {
         anyhow::bail!("--endpoints is empty");
     }
     let n_endpoints = args.endpoints.len();
+    let token = args.credentials.token()?;
     let mut agents = Vec::new();
     let mut tasks = Vec::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -97,6 +100,7 @@ pub(crate) async fn run_sim(args: AgentSimArgs) -> anyhow::Result<()> {
         let host = format!("{}{i:05}", args.host_prefix);
         let mut config = SimAgentConfig::new(host, endpoints);
         config.tls = tls.clone();
+        config.token.clone_from(&token);
         if per_connection > 1 {
             if i % per_connection == 0 {
                 shared = Some(SharedConnections::new(&args.endpoints, tls.as_ref())?);
@@ -129,7 +133,7 @@ pub(crate) async fn run_sim(args: AgentSimArgs) -> anyhow::Result<()> {
             _ = &mut signal => break Ok(()),
             _ = ticker.tick() => {}
         }
-        let matching = matching(&args.endpoints, tls.as_ref(), &agents).await;
+        let matching = matching(&args.endpoints, tls.as_ref(), &agents, token.as_ref()).await;
         println!("{}", summary(&agents, matching, started.elapsed()));
         if deadline.is_some() && matching == agents.len() {
             break Ok(());
@@ -156,6 +160,7 @@ async fn matching(
     endpoints: &[String],
     tls: Option<&ClientTlsConfig>,
     agents: &[SimAgent],
+    token: Option<&BearerToken>,
 ) -> usize {
     let mut client = None;
     for endpoint in endpoints {
@@ -179,10 +184,13 @@ async fn matching(
     };
     let mut n_matching = 0;
     for agent in agents {
-        let request = pb::HostDigestRequest {
+        let mut request = tonic::Request::new(pb::HostDigestRequest {
             host: agent.host_id().to_string(),
             stale: true,
-        };
+        });
+        if let Some(value) = token.and_then(|t| t.header_value().parse().ok()) {
+            request.metadata_mut().insert(AUTHORIZATION_HEADER, value);
+        }
         let Ok(expected) = client
             .host_digest(request)
             .await

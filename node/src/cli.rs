@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use alcor_api_gateway::limits::TOKEN_BYTES_MAX;
+use alcor_proto::identity::BearerToken;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Alcor: a Raft-replicated SDN controller.
@@ -65,6 +67,43 @@ pub(crate) struct AgentArgs {
     pub(crate) report_interval_s: u64,
     #[command(flatten)]
     pub(crate) tls: ClientTlsArgs,
+    #[command(flatten)]
+    pub(crate) credentials: TokenArgs,
+}
+
+/// The bearer token a client sends (a token of the members' token file:
+/// an agent token for `alcor agent`, a member's, reader's or admin's for
+/// `alcor ctl`).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct TokenArgs {
+    /// Bearer token sent on every call (`authorization: Bearer TOKEN`).
+    #[arg(long, env = "ALCOR_TOKEN", global = true, hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// A file whose content is the bearer token (instead of --token; not
+    /// the members' token table, which `alcor server --token-file` reads).
+    #[arg(
+        long = "token-file",
+        env = "ALCOR_CLIENT_TOKEN_FILE",
+        global = true,
+        conflicts_with = "token"
+    )]
+    pub(crate) token_path: Option<PathBuf>,
+}
+
+impl TokenArgs {
+    /// The token given, if any (read from --token-file when that is set).
+    pub(crate) fn token(&self) -> anyhow::Result<Option<BearerToken>> {
+        if let Some(path) = &self.token_path {
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            if size > TOKEN_BYTES_MAX as u64 * 2 {
+                anyhow::bail!("--token-file {}: larger than a token", path.display());
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--token-file {}: {e}", path.display()))?;
+            return Ok(Some(BearerToken::new(text)));
+        }
+        Ok(self.token.clone().map(BearerToken::new))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +134,8 @@ pub(crate) struct AgentSimArgs {
     #[arg(long, env = "ALCOR_SIM_AGENTS_PER_CONNECTION", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::server::API_STREAMS_PER_CONNECTION_MAX)))]
     pub(crate) agents_per_connection: u32,
+    #[command(flatten)]
+    pub(crate) credentials: TokenArgs,
     /// Exit (status 0) once every agent matches the controller, instead of
     /// running until Ctrl-C; fails after this many seconds.
     #[arg(long, env = "ALCOR_SIM_EXIT_WHEN_CONVERGED_S")]
@@ -208,14 +249,24 @@ pub(crate) struct ServerArgs {
     pub(crate) insecure: bool,
     /// Address to serve the OpenStack Networking API v2.0 (Neutron-compatible
     /// REST) on, next to the gRPC API; unset: no REST API. Needs
-    /// --rest-token-file.
-    #[arg(long, env = "ALCOR_REST_ADDR", requires = "rest_token_file")]
+    /// --token-file (or --rest-token-file).
+    #[arg(long, env = "ALCOR_REST_ADDR")]
     pub(crate) rest_addr: Option<SocketAddr>,
-    /// The REST API's tokens: a TOML or JSON file mapping each X-Auth-Token
-    /// value to `{project_id, role}` (role `member` or `admin`), e.g.
-    /// `["secret"]` / `project_id = "demo"` / `role = "member"`.
+    /// The bearer tokens of the gRPC and REST APIs: a TOML or JSON file
+    /// mapping each token (or `sha256:HEX` of it) to `{role, project_id}`
+    /// (role `admin`, `member`, `reader`) or `{role = "agent", host_id}`.
+    /// With a token file every gRPC call must present a token; without one
+    /// every caller is the admin. Reloaded when it changes and on SIGHUP.
+    #[arg(long, env = "ALCOR_TOKEN_FILE", conflicts_with = "rest_token_file")]
+    pub(crate) token_file: Option<PathBuf>,
+    /// The older name of --token-file (same file, same effect on both APIs).
     #[arg(long, env = "ALCOR_REST_TOKEN_FILE", verbatim_doc_comment)]
     pub(crate) rest_token_file: Option<PathBuf>,
+    /// Address to serve the host agents' push stream on, apart from the
+    /// API (so hypervisors need not reach the admin API); unset: the push
+    /// stream is served on --api-addr.
+    #[arg(long, env = "ALCOR_PUSH_ADDR")]
+    pub(crate) push_addr: Option<SocketAddr>,
     /// A deliberate bug, for mutation testing of the fault suites only
     /// (`stale-reads`, `ack-before-commit`, `skip-fsync`, `double-apply`). Never in production:
     /// the member logs an error at start when it is set. Only in builds with the
@@ -319,6 +370,8 @@ pub(crate) struct CtlArgs {
     pub(crate) timeout_ms: u64,
     #[command(flatten)]
     pub(crate) tls: ClientTlsArgs,
+    #[command(flatten)]
+    pub(crate) credentials: TokenArgs,
     #[command(subcommand)]
     pub(crate) resource: Resource,
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use alcor_client::types as pb;
 use alcor_client::{Client, Error};
+use alcor_proto::identity::BearerToken;
 use anyhow::{bail, Context};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -49,11 +50,13 @@ pub(crate) fn exit_code(error: &anyhow::Error) -> u8 {
     }
 }
 
-/// The SDK client for `--endpoints`, `--timeout-ms` and the TLS flags.
+/// The SDK client for `--endpoints`, `--timeout-ms`, the TLS flags and the
+/// bearer token.
 pub(crate) fn client(
     endpoints: &[String],
     timeout: Duration,
     tls: &ClientTlsArgs,
+    token: Option<BearerToken>,
 ) -> anyhow::Result<Client> {
     let mut builder = Client::builder()
         .endpoints(endpoints.iter().cloned())
@@ -62,6 +65,9 @@ pub(crate) fn client(
         .connect_timeout(timeout.min(Duration::from_secs(1)));
     if let Some(tls) = tls.sdk_tls()? {
         builder = builder.tls(tls);
+    }
+    if let Some(token) = token {
+        builder = builder.bearer_token(token);
     }
     let client = builder.build().context("--endpoints")?;
     Ok(client)
@@ -73,6 +79,7 @@ pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
         &args.endpoints,
         Duration::from_millis(args.timeout_ms),
         &args.tls,
+        args.credentials.token()?,
     )?;
     let format = args.output;
     match args.resource {

@@ -159,6 +159,7 @@ async fn demo(
         endpoints,
         Duration::from_secs(5),
         &certs.client_args(&certs.admin),
+        None,
     )?;
     let leader = wait_for_leader(&client).await?;
     println!("leader: member {leader}");

@@ -5,8 +5,10 @@
 
 use std::sync::Arc;
 
+use alcor_api_gateway::limits::TOKEN_FILE_POLL_MS;
 use alcor_api_gateway::limits::{REQUEST_BYTES_MAX, RESPONSE_BYTES_MAX};
-use alcor_api_gateway::{AckSource, ClusterService, OrchestratorService};
+use alcor_api_gateway::tokens::TokenTable;
+use alcor_api_gateway::{AckSource, AuthConfig, AuthLayer, ClusterService, OrchestratorService};
 use alcor_host_push::{PushConfig, PushService};
 use alcor_proto::api::v1::orchestrator_server::OrchestratorServer;
 use alcor_raft_core::{RaftListen, RaftNode, RaftNodeConfig};
@@ -57,15 +59,42 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let rest = match (args.rest_addr, &args.rest_token_file) {
-        (Some(addr), Some(file)) => {
-            let tokens = alcor_rest_gateway::Tokens::load(file).context("--rest-token-file")?;
+    let push_listener = match args.push_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind --push-addr {addr}"))?,
+        ),
+        None => None,
+    };
+    // One token table for both APIs, reloaded when the file changes.
+    let token_file = args.token_file.clone().or(args.rest_token_file.clone());
+    let (tokens, token_reloader) = match token_file {
+        Some(path) => {
+            let poll = std::time::Duration::from_millis(TOKEN_FILE_POLL_MS);
+            let (table, task) = TokenTable::watch(path, poll).context("--token-file")?;
+            (Some(table), Some(task))
+        }
+        None => (None, None),
+    };
+    let auth = AuthConfig {
+        // Unless the member runs --insecure without a token file, every gRPC
+        // call must authenticate: with a bearer token or a client
+        // certificate signed by the cluster CA.
+        credentials_required: tokens.is_some() || tls.is_some(),
+        tokens: tokens.clone(),
+        cert_principal: tls.as_ref().map(|_| {
+            Arc::new(alcor_tls::principal_of_extensions) as alcor_api_gateway::auth::CertPrincipal
+        }),
+    };
+    let rest = match (args.rest_addr, &tokens) {
+        (Some(addr), Some(tokens)) => {
             let listener = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("bind --rest-addr {addr}"))?;
-            Some((listener, tokens))
+            Some((listener, tokens.clone()))
         }
-        (Some(_), None) => anyhow::bail!("--rest-addr needs --rest-token-file"),
+        (Some(_), None) => anyhow::bail!("--rest-addr needs --token-file"),
         (None, _) => None,
     };
     let mut config = RaftNodeConfig::new(
@@ -185,10 +214,49 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
     };
     let keepalive = std::time::Duration::from_millis(args.http2_keepalive_ms);
-    let router = build_api_router(Arc::clone(&node), orchestrator, push, keepalive);
+    let pushed = match push_listener {
+        Some(listener) => {
+            if let Some(addr) = args.push_addr {
+                tracing::info!(push_addr = %addr, tls = tls.is_some(), "serving the push stream apart from the API");
+            }
+            let push_shutdown = {
+                let push = push.clone();
+                let stopped = stopping(stop.subscribe());
+                async move {
+                    stopped.await;
+                    push.close();
+                }
+            };
+            let router = build_push_router(push.clone(), auth.clone(), keepalive);
+            let served: ApiServed = match &tls {
+                Some(files) => {
+                    let incoming =
+                        tls_incoming(listener, files, ClientAuth::Optional, Protocol::Grpc)?;
+                    Box::pin(router.serve_with_incoming_shutdown(incoming, push_shutdown))
+                }
+                None => Box::pin(router.serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    push_shutdown,
+                )),
+            };
+            Some(tokio::spawn(served))
+        }
+        None => None,
+    };
+    let push_on_api = pushed.is_none().then(|| push.clone());
+    let router = build_api_router(
+        Arc::clone(&node),
+        orchestrator,
+        ApiServices {
+            acks: push,
+            push: push_on_api,
+        },
+        auth,
+        keepalive,
+    );
     let serve: ApiServed = match &tls {
         // Client certificates are optional on the API: a caller may prove
-        // its identity with one (verified against the CA) or otherwise.
+        // its identity with one (verified against the CA) or with a token.
         Some(files) => {
             let incoming = tls_incoming(api_listener, files, ClientAuth::Optional, Protocol::Grpc)?;
             Box::pin(router.serve_with_incoming_shutdown(incoming, shutdown))
@@ -232,6 +300,16 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(metrics) = metrics {
         metrics.abort();
     }
+    if let Some(reloader) = token_reloader {
+        reloader.abort();
+    }
+    let push_served = match pushed {
+        Some(task) => match task.await {
+            Ok(result) => result.context("serve push"),
+            Err(e) => Err(anyhow::anyhow!("push task: {e}")),
+        },
+        None => Ok(()),
+    };
     let fatal = if fatal.is_finished() {
         fatal.await.ok()
     } else {
@@ -248,34 +326,68 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     served.context("serve api")?;
     rest_served?;
+    push_served?;
     stopped.context("shut down raft")?;
     tracing::info!("alcor server stopped");
     Ok(())
 }
 
+/// The push service's parts in the API router: `acks` feeds the cluster
+/// API's `Barrier`; `push` is the stream itself when it is served on the
+/// API listener (no `--push-addr`).
+pub(crate) struct ApiServices {
+    pub(crate) acks: PushService,
+    pub(crate) push: Option<PushService>,
+}
+
 /// Every gRPC service a node serves on `--api-addr`: the orchestrator API
 /// (`orchestrator`, shared with the REST API), the cluster API (which reads
-/// the host acks `push` records) and the host agents' push stream, with
-/// HTTP/2 keepalive every `keepalive` (detects dead agents).
+/// the host acks of `services.acks`) and, unless it has a listener of its
+/// own, the host agents' push stream; every call authenticated by `auth`,
+/// with HTTP/2 keepalive every `keepalive` (detects dead agents).
 pub(crate) fn build_api_router(
     node: Arc<RaftNode>,
     orchestrator: OrchestratorService,
-    push: PushService,
+    services: ApiServices,
+    auth: AuthConfig,
     keepalive: std::time::Duration,
-) -> Router {
+) -> Router<tower_layer::Stack<AuthLayer, tower_layer::Identity>> {
     let orchestrator = OrchestratorServer::new(orchestrator)
         .max_decoding_message_size(REQUEST_BYTES_MAX)
         .max_encoding_message_size(RESPONSE_BYTES_MAX);
+    let router = grpc_server(auth, keepalive)
+        .add_service(orchestrator)
+        .add_service(
+            ClusterService::with_acks(node, Arc::new(PushAcks(services.acks))).into_server(),
+        );
+    match services.push {
+        Some(push) => router.add_service(push.into_server()),
+        None => router,
+    }
+}
+
+/// The host agents' push stream alone (`--push-addr`), authenticated by
+/// `auth`.
+pub(crate) fn build_push_router(
+    push: PushService,
+    auth: AuthConfig,
+    keepalive: std::time::Duration,
+) -> Router<tower_layer::Stack<AuthLayer, tower_layer::Identity>> {
+    grpc_server(auth, keepalive).add_service(push.into_server())
+}
+
+/// A tonic server with the member's transport settings and `auth` in
+/// front of every service.
+fn grpc_server(
+    auth: AuthConfig,
+    keepalive: std::time::Duration,
+) -> tonic::transport::Server<tower_layer::Stack<AuthLayer, tower_layer::Identity>> {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive))
         .max_concurrent_streams(Some(API_STREAMS_PER_CONNECTION_MAX))
-        .add_service(orchestrator)
-        .add_service(
-            ClusterService::with_acks(node, Arc::new(PushAcks(push.clone()))).into_server(),
-        )
-        .add_service(push.into_server())
+        .layer(AuthLayer::new(auth))
 }
 
 /// The API server's run, over TLS or plain TCP.

@@ -56,6 +56,75 @@ pub enum Principal {
     },
 }
 
+/// A bearer token a client sends; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(String);
+
+impl BearerToken {
+    /// Wraps a token (surrounding whitespace, as left by a token file's
+    /// trailing newline, is dropped).
+    pub fn new(token: impl Into<String>) -> BearerToken {
+        BearerToken(token.into().trim().to_string())
+    }
+
+    /// The [`AUTHORIZATION_HEADER`] value: `Bearer TOKEN`.
+    pub fn header_value(&self) -> String {
+        format!("{BEARER_PREFIX}{}", self.0)
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(***)")
+    }
+}
+
+/// Why a call was refused by authentication or authorization: the reason
+/// code (`x-alcor-reason`) of an UNAUTHENTICATED or PERMISSION_DENIED
+/// status. Clients and the REST gateway map these codes, never the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Denial {
+    /// No credential where one is required, or an unknown token
+    /// (UNAUTHENTICATED).
+    Unauthenticated,
+    /// The caller's role may not call this method at all.
+    RoleDenied,
+    /// The request acts on or names a project other than the caller's.
+    ProjectDenied,
+    /// An agent named a host other than its own.
+    HostDenied,
+    /// The request sets an attribute only an admin may set
+    /// (`binding:host_id`, as in Neutron's policy).
+    AdminOnlyAttribute,
+}
+
+impl Denial {
+    /// Every denial, for tables and tests.
+    pub const ALL: [Denial; 5] = [
+        Denial::Unauthenticated,
+        Denial::RoleDenied,
+        Denial::ProjectDenied,
+        Denial::HostDenied,
+        Denial::AdminOnlyAttribute,
+    ];
+
+    /// The stable reason code.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Denial::Unauthenticated => "UNAUTHENTICATED",
+            Denial::RoleDenied => "ROLE_DENIED",
+            Denial::ProjectDenied => "PROJECT_DENIED",
+            Denial::HostDenied => "HOST_DENIED",
+            Denial::AdminOnlyAttribute => "ADMIN_ONLY_ATTRIBUTE",
+        }
+    }
+
+    /// The denial of a reason code, if it is one.
+    pub fn from_code(code: &str) -> Option<Denial> {
+        Denial::ALL.into_iter().find(|d| d.code() == code)
+    }
+}
+
 /// Why an identity URI was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityError(String);
@@ -146,6 +215,14 @@ mod tests {
         for p in all {
             assert_eq!(Principal::parse_uri(&p.to_uri()), Ok(p));
         }
+    }
+
+    #[test]
+    fn every_denial_round_trips_through_its_code() {
+        for d in Denial::ALL {
+            assert_eq!(Denial::from_code(d.code()), Some(d));
+        }
+        assert_eq!(Denial::from_code("NOT_FOUND"), None);
     }
 
     #[test]

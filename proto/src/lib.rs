@@ -14,6 +14,11 @@
 pub mod codec;
 pub mod identity;
 
+/// Header carrying the machine-readable reason code of a failed call (on
+/// every listener; [`identity::Denial`] lists the codes of refused
+/// credentials).
+pub const REASON_HEADER: &str = "x-alcor-reason";
+
 /// Controller-to-host-agent goal-state push (`alcor.push.v1`).
 pub mod push {
     /// Version 1 of the push protocol.

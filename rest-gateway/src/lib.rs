@@ -59,31 +59,23 @@
 //!
 //! # Authentication: the token file
 //! Every `/v2.0/...` route except the index needs an `X-Auth-Token` header
-//! naming a token of the token file (`alcor server --rest-token-file F`);
-//! a missing or unknown token is 401. The file maps each token to a
-//! project and a role, in TOML:
+//! naming a token of the member's token file (`alcor server --token-file F`,
+//! or the older `--rest-token-file`), the same file the gRPC API reads
+//! (`alcor_api_gateway::tokens` documents its format: roles `admin`,
+//! `member`, `reader`, `agent`, optionally hashed `sha256:HEX` entries); a
+//! missing or unknown token is 401. The file is reloaded when it changes
+//! and on SIGHUP: a revoked token stops working without a restart.
 //!
-//! ```toml
-//! ["3f9c0d7e-admin-secret"]
-//! project_id = "admin"
-//! role = "admin"
+//! | role | REST API |
+//! |---|---|
+//! | `admin` | every project; creates in its own (`project_id` of the grant, default `admin`) unless the body names one; sets `binding:host_id`; changes quotas |
+//! | `member` | its project: creates there by default, may not create in another (403 `PolicyNotAuthorized`), sees only its project's resources in lists, gets 404 for another project's resources (and networks, when creating subnets or ports on them); may not set `binding:host_id` (403, as Neutron's policy) |
+//! | `reader` | like a member, but `GET` only (other methods 403) |
+//! | `agent` | none (403): agents use the push stream |
 //!
-//! ["b71a-demo-secret"]
-//! project_id = "demo"
-//! role = "member"
-//! ```
-//!
-//! or the same in JSON (a file whose first non-blank character is `{`):
-//! `{"b71a-demo-secret": {"project_id": "demo", "role": "member"}}`.
-//! Unknown roles or attributes make the file invalid (the server refuses to
-//! start). A `member` creates in its own project by default, may not create
-//! in another (403 `PolicyNotAuthorized`), sees only its project's resources
-//! in lists, and gets 404 for another project's resources (and networks, when
-//! creating subnets or ports on them). An `admin` sees and acts on every
-//! project and creates in its own unless the body names `project_id`.
-//! The file is read once at start; the tokens are secrets (mode 0600).
-//! openstacksdk and the `openstack` CLI use it with
-//! `auth_type=admin_token`, `endpoint=http://HOST:PORT`, `token=TOKEN`.
+//! The tokens are secrets (mode 0600). openstacksdk and the `openstack` CLI
+//! use it with `auth_type=admin_token`, `endpoint=http://HOST:PORT`,
+//! `token=TOKEN`.
 
 mod attrs;
 pub mod auth;
@@ -113,7 +105,8 @@ use axum::Router;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-pub use auth::{Caller, Grant, Role, TokenFileError, Tokens};
+pub use alcor_api_gateway::tokens::{Grant, Role, TokenFileError, TokenTable, Tokens};
+pub use auth::Caller;
 pub use error::{from_status, RestError};
 
 /// Header naming the request in every response.
@@ -128,15 +121,13 @@ pub(crate) type Svc = OrchestratorService;
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) svc: Arc<Svc>,
-    pub(crate) tokens: Arc<Tokens>,
+    pub(crate) tokens: TokenTable,
 }
 
-/// The REST API over `svc`, authenticating with `tokens`.
-pub fn router(svc: Arc<OrchestratorService>, tokens: Tokens) -> Router {
-    let state = AppState {
-        svc,
-        tokens: Arc::new(tokens),
-    };
+/// The REST API over `svc`, authenticating with `tokens` (read at each
+/// request: a reloaded table applies at once).
+pub fn router(svc: Arc<OrchestratorService>, tokens: TokenTable) -> Router {
+    let state = AppState { svc, tokens };
     let mut protected =
         Router::new().route("/v2.0/extensions", axum::routing::get(meta::extensions));
     protected = protected.route(
@@ -170,7 +161,7 @@ pub fn router(svc: Arc<OrchestratorService>, tokens: Tokens) -> Router {
 pub async fn serve(
     listener: TcpListener,
     svc: Arc<OrchestratorService>,
-    tokens: Tokens,
+    tokens: TokenTable,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
@@ -187,7 +178,7 @@ pub async fn serve(
 pub async fn serve_on<L>(
     listener: L,
     svc: Arc<OrchestratorService>,
-    tokens: Tokens,
+    tokens: TokenTable,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
@@ -261,23 +252,38 @@ async fn request_id(request: Request, next: Next) -> Response {
 }
 
 async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let caller = request
+    let grant = request
         .headers()
         .get(AUTH_TOKEN_HEADER)
         .and_then(|t| t.to_str().ok())
-        .and_then(|t| state.tokens.caller(t));
-    match caller {
-        Some(caller) => {
-            request.extensions_mut().insert(caller);
-            next.run(request).await
-        }
-        None => RestError::new(
+        .and_then(|t| state.tokens.grant(t));
+    let Some(grant) = grant else {
+        return RestError::new(
             StatusCode::UNAUTHORIZED,
             "NotAuthorized",
             "The request you have made requires authentication (X-Auth-Token).",
         )
-        .into_response(),
-    }
+        .into_response();
+    };
+    let caller = match Caller::of(&grant) {
+        Some(caller) if !caller.reads_only() || request.method() == axum::http::Method::GET => {
+            caller
+        }
+        _ => {
+            return RestError::new(
+                StatusCode::FORBIDDEN,
+                "PolicyNotAuthorized",
+                format!(
+                    "{} may not {} this resource",
+                    grant.principal(),
+                    request.method()
+                ),
+            )
+            .into_response()
+        }
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
 }
 
 async fn not_found() -> Response {

@@ -30,12 +30,6 @@ pub const SUBNET_LOOKUPS_CONCURRENT_MAX: usize = 16;
 /// while concurrent changes keep moving the resource's revision.
 pub const TAG_CAS_ATTEMPTS_MAX: usize = 8;
 
-/// Tokens in a token file.
-pub const TOKENS_MAX: usize = 100_000;
-
-/// Bytes of one token.
-pub const TOKEN_BYTES_MAX: usize = 1_024;
-
 const _: () = assert!(BODY_BYTES_MAX <= REQUEST_BYTES_MAX);
 const _: () = assert!(SCAN_PAGE_MAX <= LIST_PAGE_MAX);
 const _: () = assert!(PAGE_MAX <= LIST_PAGE_MAX);

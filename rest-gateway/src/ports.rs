@@ -124,6 +124,7 @@ impl Resource for Ports {
     const PLURAL: &'static str = "ports";
     const NOT_FOUND: &'static str = "PortNotFound";
     const BULK_MAX: usize = BULK_PORTS_MAX;
+    const ADMIN_ONLY: &'static [&'static str] = &["binding:host_id"];
     const FILTERS: &'static [&'static str] = &[
         "id",
         "name",

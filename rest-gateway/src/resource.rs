@@ -78,6 +78,9 @@ pub(crate) trait Resource: Send + Sync + 'static {
     /// Items in one bulk create; 1: no bulk create. A larger batch is
     /// refused before anything is looked up or written.
     const BULK_MAX: usize = 1;
+    /// Attributes only an admin may set in a create or update (Neutron's
+    /// policy); anyone else gets 403 `PolicyNotAuthorized`.
+    const ADMIN_ONLY: &'static [&'static str] = &[];
 
     /// Reads one by ID (404 with `NOT_FOUND` when missing).
     fn get(svc: &Svc, id: &str) -> impl Future<Output = Result<Item, RestError>> + Send;
@@ -261,6 +264,24 @@ async fn check_references(
         }
     }
     Ok(())
+}
+
+/// 403 when a non-admin `caller` sets one of `R::ADMIN_ONLY` in `attrs`.
+fn check_admin_only<R: Resource>(caller: &Caller, attrs: &Attrs) -> Result<(), RestError> {
+    if caller.admin {
+        return Ok(());
+    }
+    match R::ADMIN_ONLY.iter().find(|key| attrs.peek(key).is_some()) {
+        None => Ok(()),
+        Some(key) => Err(RestError::new(
+            StatusCode::FORBIDDEN,
+            "PolicyNotAuthorized",
+            format!(
+                "(rule:{}:{key}) is disallowed by policy: only an admin may set it",
+                R::SINGULAR
+            ),
+        )),
+    }
 }
 
 /// `If-Match: revision_number=N` → N.
@@ -632,6 +653,7 @@ async fn create<R: Resource>(
             let mut items = Vec::with_capacity(raw_items.len());
             for map in raw_items {
                 let mut attrs = Attrs::new(map);
+                check_admin_only::<R>(&caller, &attrs)?;
                 let project = match attrs.project()? {
                     None => caller.project_id.clone(),
                     Some(p) if caller.sees(&p) => p,
@@ -690,6 +712,7 @@ async fn update<R: Resource>(
             let id = path_id::<R>(&id)?;
             let expected = expected_revision(&headers)?;
             let attrs = wrapped(body, R::SINGULAR).await?;
+            check_admin_only::<R>(&caller, &attrs)?;
             let svc = &*state.svc;
             if !caller.admin {
                 visible::<R>(svc, &caller, &id).await?;

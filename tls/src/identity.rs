@@ -54,6 +54,17 @@ pub fn principal_of_request<T>(request: &tonic::Request<T>) -> Option<Principal>
     principal_of_cert(leaf).ok()
 }
 
+/// The identity of the verified client certificate of the connection a
+/// request came on, from its extensions (for tower layers in front of
+/// tonic services, which see the HTTP request, not a `tonic::Request`).
+pub fn principal_of_extensions(extensions: &tonic::codegen::http::Extensions) -> Option<Principal> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let certs = extensions
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?
+        .peer_certs()?;
+    principal_of_cert(certs.first()?).ok()
+}
+
 /// Like [`principal_of_request`], but tells a request without a client
 /// certificate (`None`) from one whose certificate names no valid identity
 /// (`Some(Err)`).

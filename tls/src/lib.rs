@@ -28,7 +28,7 @@ pub mod incoming;
 pub mod limits;
 
 pub use config::{client_tls_config, server_config, ClientAuth, Protocol, TlsFiles};
-pub use identity::{principal_of_cert, principal_of_request};
+pub use identity::{principal_of_cert, principal_of_extensions, principal_of_request};
 pub use incoming::TlsIncoming;
 
 use std::path::PathBuf;

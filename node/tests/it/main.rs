@@ -15,6 +15,7 @@ mod kill_leader;
 mod membership;
 mod push;
 mod push_scale;
+mod security;
 mod snapshot;
 mod tags;
 mod tls;

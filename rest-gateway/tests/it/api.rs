@@ -77,8 +77,8 @@ async fn envelopes_fields_filters_and_paging() {
     let port = rest
         .post(
             "/v2.0/ports",
-            ALICE,
-            json!({"port": {"network_id": net, "name": "p0", "binding:host_id": "h1",
+            ADMIN,
+            json!({"port": {"network_id": net, "name": "p0", "binding:host_id": "h1", "project_id": "alice",
                             "device_id": "vm-0", "fixed_ips": [{"ip_address": "10.0.0.50"}]}}),
         )
         .await;
@@ -99,11 +99,11 @@ async fn envelopes_fields_filters_and_paging() {
     let bulk = rest
         .post(
             "/v2.0/ports.json",
-            ALICE,
+            ADMIN,
             json!({"ports": [
-                {"network_id": net, "name": "p1", "device_id": "vm-1"},
-                {"network_id": net, "name": "p2"},
-                {"network_id": net, "name": "p3", "binding:host_id": "h2"},
+                {"network_id": net, "name": "p1", "device_id": "vm-1", "project_id": "alice"},
+                {"network_id": net, "name": "p2", "project_id": "alice"},
+                {"network_id": net, "name": "p3", "binding:host_id": "h2", "project_id": "alice"},
             ]}),
         )
         .await;

@@ -5,7 +5,7 @@ use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::api::{network_with_subnet, s};
-use crate::harness::{expect, Rest, ALICE, BOB};
+use crate::harness::{expect, Rest, ADMIN, ALICE, BOB};
 
 fn ids(list: &Value) -> Vec<String> {
     let mut out: Vec<String> = list["floatingips"]
@@ -16,12 +16,23 @@ fn ids(list: &Value) -> Vec<String> {
     out
 }
 
+/// The project a test token acts in.
+fn project_of(token: &str) -> &'static str {
+    if token == ALICE {
+        "alice"
+    } else {
+        "bob"
+    }
+}
+
+/// A port of `token`'s project on `net` bound to h1 (binding a port is the
+/// admin's).
 async fn port(rest: &Rest, token: &str, net: &str) -> (String, String) {
     let p = rest
         .post(
             "/v2.0/ports",
-            token,
-            json!({"port": {"network_id": net, "binding:host_id": "h1"}}),
+            ADMIN,
+            json!({"port": {"network_id": net, "binding:host_id": "h1", "project_id": project_of(token)}}),
         )
         .await;
     expect(&p, StatusCode::CREATED, None);

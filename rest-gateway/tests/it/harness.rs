@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use alcor_api_gateway::OrchestratorService;
 use alcor_raft_core::{Node, RaftListen, RaftNode, RaftNodeConfig};
-use alcor_rest_gateway::{Grant, Role, Tokens};
+use alcor_rest_gateway::{Grant, Role, TokenTable, Tokens};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{HeaderMap, Method, Request, StatusCode};
@@ -22,6 +22,10 @@ use tokio::task::JoinHandle;
 pub(crate) const ADMIN: &str = "admin-token";
 pub(crate) const ALICE: &str = "alice-token";
 pub(crate) const BOB: &str = "bob-token";
+/// A reader of alice's project.
+pub(crate) const CAROL: &str = "carol-token";
+/// The agent of host h1 (no REST access).
+pub(crate) const AGENT: &str = "agent-h1-token";
 
 /// How long any wait in these tests may take.
 const WAIT_MS_MAX: u64 = 20_000;
@@ -50,16 +54,16 @@ impl Reply {
     }
 }
 
-fn tokens() -> Tokens {
-    let grant = |p: &str, role| Grant {
-        project_id: p.to_string(),
-        role,
-    };
-    Tokens::new([
-        (ADMIN.to_string(), grant("admin", Role::Admin)),
-        (ALICE.to_string(), grant("alice", Role::Member)),
-        (BOB.to_string(), grant("bob", Role::Member)),
+fn tokens() -> TokenTable {
+    let tokens = Tokens::new([
+        (ADMIN.to_string(), Grant::in_project(Role::Admin, "admin")),
+        (ALICE.to_string(), Grant::in_project(Role::Member, "alice")),
+        (BOB.to_string(), Grant::in_project(Role::Member, "bob")),
+        (CAROL.to_string(), Grant::in_project(Role::Reader, "alice")),
+        (AGENT.to_string(), Grant::agent("h1")),
     ])
+    .expect("tokens");
+    TokenTable::fixed(tokens)
 }
 
 impl Rest {

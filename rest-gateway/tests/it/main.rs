@@ -6,4 +6,5 @@ mod bad_input;
 mod families;
 mod floating_ips;
 mod harness;
+mod roles;
 mod tags;
