@@ -106,7 +106,7 @@ done
 ENDPOINTS="$(api 1),$(api 2),$(api 3)"
 deadline=$((SECONDS + 30))
 for host in 1 2; do
-    until "$BIN" ctl --endpoints "$ENDPOINTS" hosts create \
+    until ALCOR_TOKEN="$ADMIN_TOKEN" "$BIN" ctl --endpoints "$ENDPOINTS" hosts create \
         --id "smoke-h$host" --project-id admin --underlay-ip "192.0.2.$host" >/dev/null 2>&1; do
         if [ "$SECONDS" -ge "$deadline" ]; then
             echo "cluster did not accept writes within 30 s" >&2

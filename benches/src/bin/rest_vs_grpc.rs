@@ -47,6 +47,8 @@ const SAMPLES_PER_CLIENT_MAX: usize = 1_000_000;
 const ERROR_SAMPLES_MAX: usize = 5;
 /// The bench's token (the file is written into the temp dir, mode 0600).
 const TOKEN: &str = "rest-vs-grpc-bench-token";
+/// The admin token the fixture registers hosts with (hosts are the admin's).
+const ADMIN_TOKEN: &str = "rest-vs-grpc-bench-admin-token";
 /// Project of every port.
 const PROJECT: &str = "bench";
 
@@ -74,9 +76,10 @@ struct Args {
     /// Member i listens on BASE+i (gRPC), BASE+10+i (REST), BASE+20+i (Raft).
     #[arg(long, default_value_t = 27_400)]
     base_port: u16,
-    /// The REST token's role: member (checks the network's project per
-    /// create, as for a tenant) or admin (no check, as for a service).
-    #[arg(long, default_value = "member")]
+    /// The token's role: admin (as for a service such as Nova; the bench
+    /// binds ports to hosts, which only an admin may) or member (checks the
+    /// network's project per create; binding is then refused).
+    #[arg(long, default_value = "admin")]
     role: String,
     /// Order of the runs.
     #[arg(long, value_delimiter = ',', default_value = "grpc,rest")]
@@ -100,7 +103,7 @@ impl Cluster {
         std::fs::write(
             &tokens,
             format!(
-                "[\"{TOKEN}\"]\nproject_id = \"{PROJECT}\"\nrole = \"{}\"\n",
+                "[\"{TOKEN}\"]\nproject_id = \"{PROJECT}\"\nrole = \"{}\"\n\n[\"{ADMIN_TOKEN}\"]\nproject_id = \"admin\"\nrole = \"admin\"\n",
                 args.role
             ),
         )?;
@@ -175,9 +178,25 @@ async fn connect(endpoint: &str) -> anyhow::Result<Channel> {
         .with_context(|| format!("connect {endpoint}"))
 }
 
+/// A gRPC request carrying the bench's token (the members have a token
+/// file, so every gRPC call must authenticate).
 fn req<T>(message: T) -> tonic::Request<T> {
+    req_as(message, TOKEN)
+}
+
+/// A gRPC request carrying the admin token (the fixture's hosts and quota).
+fn req_admin<T>(message: T) -> tonic::Request<T> {
+    req_as(message, ADMIN_TOKEN)
+}
+
+/// A gRPC request carrying `token`.
+fn req_as<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut r = tonic::Request::new(message);
     r.set_timeout(REQUEST_TIMEOUT);
+    if let Ok(value) = format!("{}{token}", alcor_proto::identity::BEARER_PREFIX).parse() {
+        r.metadata_mut()
+            .insert(alcor_proto::identity::AUTHORIZATION_HEADER, value);
+    }
     r
 }
 
@@ -214,7 +233,7 @@ async fn fixture(api: &str, n_hosts: usize) -> anyhow::Result<(String, Vec<Strin
     let mut hosts = Vec::new();
     for h in 0..n_hosts {
         let id = format!("host-{h}");
-        c.create_host(req(pb::CreateHostRequest {
+        c.create_host(req_admin(pb::CreateHostRequest {
             id: id.clone(),
             project_id: "admin".to_string(),
             underlay_ip: format!("192.168.{}.{}", h / 250, h % 250 + 1),
@@ -224,7 +243,7 @@ async fn fixture(api: &str, n_hosts: usize) -> anyhow::Result<(String, Vec<Strin
         .with_context(|| format!("create {id}"))?;
         hosts.push(id);
     }
-    c.set_quota(req(pb::SetQuotaRequest {
+    c.set_quota(req_admin(pb::SetQuotaRequest {
         project_id: PROJECT.to_string(),
         network: Some(-1),
         subnet: Some(-1),
@@ -234,7 +253,7 @@ async fn fixture(api: &str, n_hosts: usize) -> anyhow::Result<(String, Vec<Strin
     .await
     .context("set the quota")?;
     let vpc = c
-        .create_vpc(req(pb::CreateVpcRequest {
+        .create_vpc(req_admin(pb::CreateVpcRequest {
             project_id: PROJECT.to_string(),
             name: "bench".to_string(),
             cidr: "10.0.0.0/8".to_string(),
@@ -243,7 +262,7 @@ async fn fixture(api: &str, n_hosts: usize) -> anyhow::Result<(String, Vec<Strin
         .await
         .context("create the network")?
         .into_inner();
-    c.create_subnet(req(pb::CreateSubnetRequest {
+    c.create_subnet(req_admin(pb::CreateSubnetRequest {
         project_id: PROJECT.to_string(),
         network_id: vpc.id.clone(),
         name: "bench".to_string(),
