@@ -10,7 +10,7 @@ use std::time::Duration;
 use alcor_api_gateway::tokens::hashed_entry;
 use alcor_client::types::{self as pb, CreateHostRequest, CreatePortRequest, CreateVpcRequest};
 use alcor_client::{Client, Error};
-use alcor_proto::identity::{Denial, AUTHORIZATION_HEADER};
+use alcor_proto::identity::{Denial, AUTHORIZATION_HEADER, BEARER_PREFIX};
 use alcor_proto::push::v1 as push;
 use alcor_proto::push::v1::host_push_client::HostPushClient;
 use tokio::sync::mpsc;
@@ -316,7 +316,7 @@ async fn open_stream(
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
     request.metadata_mut().insert(
         AUTHORIZATION_HEADER,
-        format!("Bearer {token}").parse().expect("header"),
+        format!("{BEARER_PREFIX}{token}").parse().expect("header"),
     );
     let inbound = client.sync(request).await?.into_inner();
     Ok((tx, inbound))
