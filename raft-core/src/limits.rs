@@ -34,6 +34,17 @@ pub const APPEND_ENTRIES_BYTES_PER_MS_MIN: usize = 8 * 1024;
 /// stream costs a few hundred bytes.
 pub const RAFT_PENDING_RESET_STREAMS_MAX: usize = 4096;
 
+/// How long a Raft connection may go without an answered HTTP/2 ping before
+/// it is dropped and the next RPC dials a new one; pings go out this often,
+/// idle or not, on both the client and the server side. Without it a
+/// connection whose packets a partition dropped stays in TCP's
+/// retransmission backoff after the partition heals (the next retry can be
+/// 12 s away), and every RPC multiplexed on it times out meanwhile: two
+/// members of a healthy majority could not elect a leader for over 10 s in
+/// a Jepsen `random-halves` run because their own link had been cut by
+/// the previous fault.
+pub const PEER_PING_UNANSWERED_MS_MAX: u64 = 1000;
+
 /// Concurrent streams per Raft connection (a peer has one connection per
 /// traffic class; replication is one `StreamAppend` stream per session).
 pub const RAFT_STREAMS_PER_CONNECTION_MAX: u32 = 256;

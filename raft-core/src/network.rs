@@ -30,7 +30,8 @@ use crate::append_stream::{self, AppendAnswer, Link};
 use crate::convert;
 use crate::faults::{LinkFate, LinkFaults};
 use crate::limits::{
-    APPEND_ENTRIES_BYTES_PER_MS_MIN, GRPC_MESSAGE_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX,
+    APPEND_ENTRIES_BYTES_PER_MS_MIN, GRPC_MESSAGE_BYTES_MAX, PEER_PING_UNANSWERED_MS_MAX,
+    SNAPSHOT_CHUNK_BYTES_MAX,
 };
 use crate::types::{Node, NodeId, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
 
@@ -175,7 +176,10 @@ impl Peers {
                 let mut endpoint = Endpoint::from_shared(format!("{scheme}://{raft_addr}"))
                     .map_err(bad_address)?
                     .tcp_nodelay(true)
-                    .connect_timeout(Duration::from_secs(1));
+                    .connect_timeout(Duration::from_secs(1))
+                    .http2_keep_alive_interval(Duration::from_millis(PEER_PING_UNANSWERED_MS_MAX))
+                    .keep_alive_timeout(Duration::from_millis(PEER_PING_UNANSWERED_MS_MAX))
+                    .keep_alive_while_idle(true);
                 if let Some(tls) = &self.tls {
                     endpoint = endpoint.tls_config(tls.clone()).map_err(bad_address)?;
                 }

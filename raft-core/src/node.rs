@@ -23,9 +23,9 @@ use tokio::time::Instant;
 use crate::error::{AdminError, ReadError, ShutdownError, StartError, WriteError};
 use crate::faults::{LinkFaults, Mutation};
 use crate::limits::{
-    APPEND_ENTRIES_PER_RPC_MAX, RAFT_PENDING_RESET_STREAMS_MAX, RAFT_STREAMS_PER_CONNECTION_MAX,
-    SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX, SNAPSHOT_LOG_BYTES_MAX, SNAPSHOT_SIZE_CHECK_MS,
-    WRITE_ATTEMPTS_MAX,
+    APPEND_ENTRIES_PER_RPC_MAX, PEER_PING_UNANSWERED_MS_MAX, RAFT_PENDING_RESET_STREAMS_MAX,
+    RAFT_STREAMS_PER_CONNECTION_MAX, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX,
+    SNAPSHOT_LOG_BYTES_MAX, SNAPSHOT_SIZE_CHECK_MS, WRITE_ATTEMPTS_MAX,
 };
 use crate::network::{Method, NetworkFactory, PeerError, Peers};
 use crate::read_rounds::{JoinError, RoundFuture, SharedRounds};
@@ -358,6 +358,8 @@ impl RaftNode {
             .tcp_nodelay(true)
             .max_concurrent_streams(RAFT_STREAMS_PER_CONNECTION_MAX)
             .http2_max_pending_accept_reset_streams(Some(RAFT_PENDING_RESET_STREAMS_MAX))
+            .http2_keepalive_interval(Some(Duration::from_millis(PEER_PING_UNANSWERED_MS_MAX)))
+            .http2_keepalive_timeout(Some(Duration::from_millis(PEER_PING_UNANSWERED_MS_MAX)))
             .add_service(service);
         let stopped = async {
             let _ = stop_rx.await;
