@@ -30,6 +30,9 @@ pub(crate) enum Command {
     /// Start a local cluster of `alcor server` processes plus simulated agents,
     /// write a demo VPC, subnet and ports, and serve until Ctrl-C.
     Dev(DevArgs),
+    /// Issue a certificate from a throwaway CA kept in a directory (created on
+    /// first use): for trials and tests, never for production.
+    Certs(CertsArgs),
 }
 
 /// TLS to the members, for clients (`alcor ctl`, agents).
@@ -165,6 +168,29 @@ pub(crate) struct DevArgs {
     /// Exit after the demo instead of serving until Ctrl-C (for scripts and tests).
     #[arg(long, env = "ALCOR_DEV_EXIT")]
     pub(crate) exit_after_demo: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertsArgs {
+    /// The CA's directory: `ca.pem` and `ca-key.pem` (created when missing),
+    /// and the issued `NAME.pem` and `NAME-key.pem`.
+    #[arg(long)]
+    pub(crate) dir: PathBuf,
+    /// The identity the certificate carries: `admin`, `member/PROJECT`,
+    /// `reader/PROJECT`, `agent/HOST` or `peer/ID` (a cluster member), with
+    /// or without the `alcor://` prefix.
+    #[arg(long)]
+    pub(crate) identity: String,
+    /// File stem of the certificate and key (default: the identity with `/`
+    /// as `-`, e.g. `peer-3`).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// DNS names the certificate serves as (members), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) dns: Vec<String>,
+    /// IP addresses the certificate serves as (members), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) ip: Vec<std::net::IpAddr>,
 }
 
 /// Log line format.

@@ -1,11 +1,13 @@
 //! `alcor`: one binary for the controller. `alcor server` runs a cluster
 //! member (Raft + the gRPC API + the agents' push stream); `alcor ctl` is the
-//! operator CLI; `alcor agent` a simulated host agent (`alcor agent-sim` many); `alcor dev` a local cluster.
+//! operator CLI; `alcor agent` a simulated host agent (`alcor agent-sim` many); `alcor dev` a local cluster;
+//! `alcor certs` issues throwaway certificates.
 //!
 //! This file only parses the command line and dispatches; see `server` and
 //! `ctl`. It is the only crate in the workspace that uses `anyhow`.
 
 mod agent;
+mod certs;
 mod cli;
 mod ctl;
 mod dev;
@@ -32,6 +34,7 @@ async fn main() -> ExitCode {
         cli::Command::Agent(args) => agent::run(args).await,
         cli::Command::AgentSim(args) => agent::run_sim(args).await,
         cli::Command::Dev(args) => dev::run(args).await,
+        cli::Command::Certs(args) => certs::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,8 +11,9 @@ use alcor_api_gateway::tokens::TokenTable;
 use alcor_api_gateway::{AckSource, AuthConfig, AuthLayer, ClusterService, OrchestratorService};
 use alcor_host_push::{PushConfig, PushService};
 use alcor_proto::api::v1::orchestrator_server::OrchestratorServer;
+use alcor_proto::identity::Denial;
 use alcor_raft_core::{RaftListen, RaftNode, RaftNodeConfig};
-use alcor_tls::{ClientAuth, Protocol, TlsFiles, TlsIncoming};
+use alcor_tls::{ClientAuth, ClientIdentity, Protocol, TlsFiles, TlsIncoming};
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -153,9 +154,9 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 Some(files) => {
                     let incoming =
                         tls_incoming(listener, files, ClientAuth::Optional, Protocol::Http1)?;
-                    tokio::spawn(serve_metrics(incoming, registry))
+                    tokio::spawn(serve_metrics(incoming, registry, auth.clone()))
                 }
-                None => tokio::spawn(serve_metrics(listener, registry)),
+                None => tokio::spawn(serve_metrics(listener, registry, auth.clone())),
             })
         }
         None => None,
@@ -407,35 +408,72 @@ fn tls_incoming(
 }
 
 /// Serves `registry` as Prometheus text on `GET /metrics` until aborted.
-async fn serve_metrics<L>(listener: L, registry: Registry)
+/// A scrape needs a credential of this cluster, as a gRPC call does (any
+/// role: a bearer token of the token file or a client certificate signed by
+/// the CA), unless the member runs `--insecure` without a token file;
+/// without one the answer is 401 with reason `UNAUTHENTICATED`.
+async fn serve_metrics<L>(listener: L, registry: Registry, auth: AuthConfig)
 where
     L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+    ClientIdentity:
+        for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(metrics_addr = %addr, "serving metrics");
     }
     let registry = Arc::new(registry);
+    let auth = Arc::new(auth);
     let app = axum::Router::new().route(
         "/metrics",
-        axum::routing::get(move || {
-            let registry = Arc::clone(&registry);
-            async move {
-                let mut body = String::new();
-                match prometheus_client::encoding::text::encode(&mut body, &registry) {
-                    Ok(()) => (
-                        axum::http::StatusCode::OK,
-                        [(axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
-                        body,
-                    ),
-                    Err(e) => (
-                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                        [(axum::http::header::CONTENT_TYPE, "text/plain")],
-                        e.to_string(),
-                    ),
+        axum::routing::get(
+            move |axum::extract::ConnectInfo(identity): axum::extract::ConnectInfo<
+                ClientIdentity,
+            >,
+                  headers: axum::http::HeaderMap| {
+                let registry = Arc::clone(&registry);
+                let auth = Arc::clone(&auth);
+                async move {
+                    let mut extensions = axum::http::Extensions::new();
+                    if let Some(principal) = identity.0 {
+                        extensions.insert(principal);
+                    }
+                    if let Err(e) = auth.authenticate(&headers, &extensions) {
+                        return (
+                            axum::http::StatusCode::UNAUTHORIZED,
+                            [
+                                (axum::http::header::CONTENT_TYPE, "text/plain"),
+                                (
+                                    axum::http::HeaderName::from_static(alcor_proto::REASON_HEADER),
+                                    Denial::Unauthenticated.code(),
+                                ),
+                            ],
+                            e.to_string(),
+                        );
+                    }
+                    let mut body = String::new();
+                    match prometheus_client::encoding::text::encode(&mut body, &registry) {
+                        Ok(()) => (
+                            axum::http::StatusCode::OK,
+                            [
+                                (axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE),
+                                (axum::http::header::CACHE_CONTROL, "no-store"),
+                            ],
+                            body,
+                        ),
+                        Err(e) => (
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            [
+                                (axum::http::header::CONTENT_TYPE, "text/plain"),
+                                (axum::http::header::CACHE_CONTROL, "no-store"),
+                            ],
+                            e.to_string(),
+                        ),
+                    }
                 }
-            }
-        }),
+            },
+        ),
     );
+    let app = app.into_make_service_with_connect_info::<ClientIdentity>();
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!("metrics endpoint stopped: {e}");
     }

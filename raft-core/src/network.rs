@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use alcor_proto::raft::v1::raft_service_client::RaftServiceClient;
 use alcor_proto::raft::v1::RaftMessage;
+use alcor_tls::ReloadingClientTls;
 use openraft::base::{BoxFuture, BoxStream};
 use openraft::errors::{
     Fatal, NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Timeout,
@@ -23,7 +24,7 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use crate::append_stream::{self, AppendAnswer, Link};
@@ -62,12 +63,22 @@ pub enum PeerError {
 pub struct Peers {
     /// This node's id (the `from` of every link).
     id: NodeId,
-    channels: Mutex<BTreeMap<(NodeId, Class), (String, Channel)>>,
+    channels: Mutex<BTreeMap<(NodeId, Class), Cached>>,
     /// Test-only fault injection; `None` in production.
     pub(crate) faults: Option<Arc<dyn LinkFaults>>,
-    /// Mutual TLS to peers (this member's certificate, the cluster CA);
-    /// `None` speaks plain text (`--insecure`).
-    tls: Option<ClientTlsConfig>,
+    /// Mutual TLS to peers (this member's certificate, the cluster CA),
+    /// re-read when the files change; `None` speaks plain text
+    /// (`--insecure`).
+    tls: Option<ReloadingClientTls>,
+}
+
+/// A cached channel: the address it dials and the TLS generation it was
+/// built with.
+#[derive(Debug)]
+struct Cached {
+    addr: String,
+    generation: u64,
+    channel: Channel,
 }
 
 /// Which RaftService method to call.
@@ -145,7 +156,7 @@ impl Peers {
     pub fn new(
         id: NodeId,
         faults: Option<Arc<dyn LinkFaults>>,
-        tls: Option<ClientTlsConfig>,
+        tls: Option<ReloadingClientTls>,
     ) -> Peers {
         Peers {
             id,
@@ -156,23 +167,29 @@ impl Peers {
     }
 
     /// A client for `target` at `raft_addr` for `class`, reusing the
-    /// cached channel unless the address changed. Connecting happens on
-    /// first use.
+    /// cached channel unless the address or the TLS files changed (a
+    /// renewed certificate is presented on new connections; the old
+    /// channel closes once its RPCs finish). Connecting happens on first
+    /// use.
     pub(crate) fn client(
         &self,
         target: NodeId,
         raft_addr: &str,
         class: Class,
     ) -> Result<RaftServiceClient<Channel>, PeerError> {
+        let tls = self.tls.as_ref().map(ReloadingClientTls::current);
+        let generation = tls.as_ref().map_or(0, |(_, generation)| *generation);
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         let channel = match channels.get(&(target, class)) {
-            Some((addr, channel)) if addr == raft_addr => channel.clone(),
+            Some(cached) if cached.addr == raft_addr && cached.generation == generation => {
+                cached.channel.clone()
+            }
             _ => {
                 let bad_address = |e: tonic::transport::Error| PeerError::BadAddress {
                     addr: raft_addr.to_string(),
                     reason: e.to_string(),
                 };
-                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                let scheme = if tls.is_some() { "https" } else { "http" };
                 let mut endpoint = Endpoint::from_shared(format!("{scheme}://{raft_addr}"))
                     .map_err(bad_address)?
                     .tcp_nodelay(true)
@@ -180,11 +197,16 @@ impl Peers {
                     .http2_keep_alive_interval(Duration::from_millis(PEER_PING_UNANSWERED_MS_MAX))
                     .keep_alive_timeout(Duration::from_millis(PEER_PING_UNANSWERED_MS_MAX))
                     .keep_alive_while_idle(true);
-                if let Some(tls) = &self.tls {
-                    endpoint = endpoint.tls_config(tls.clone()).map_err(bad_address)?;
+                if let Some((config, _)) = tls {
+                    endpoint = endpoint.tls_config(config).map_err(bad_address)?;
                 }
                 let channel = endpoint.connect_lazy();
-                channels.insert((target, class), (raft_addr.to_string(), channel.clone()));
+                let cached = Cached {
+                    addr: raft_addr.to_string(),
+                    generation,
+                    channel: channel.clone(),
+                };
+                channels.insert((target, class), cached);
                 channel
             }
         };

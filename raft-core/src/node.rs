@@ -36,7 +36,7 @@ use crate::storage::{
 use crate::types::{
     EntryResponse, LogId, Node, NodeId, Raft, Request, Response, ServerState, TypeConfig,
 };
-use alcor_tls::{client_tls_config, server_config, ClientAuth, Protocol, TlsFiles, TlsIncoming};
+use alcor_tls::{server_config, ClientAuth, Protocol, ReloadingClientTls, TlsFiles, TlsIncoming};
 
 /// How long `shutdown` waits for the gRPC server to drain.
 const SERVER_DRAIN_MS_MAX: u64 = 2_000;
@@ -294,7 +294,7 @@ impl RaftNode {
                 let tls_error = |e: alcor_tls::TlsError| StartError::Tls(e.to_string());
                 let server = server_config(files, ClientAuth::Required, Protocol::Grpc)
                     .map_err(tls_error)?;
-                let client = client_tls_config(&files.ca, Some((&files.cert, &files.key)))
+                let client = ReloadingClientTls::load(&files.ca, Some((&files.cert, &files.key)))
                     .map_err(tls_error)?;
                 (Some(server), Some(client))
             }

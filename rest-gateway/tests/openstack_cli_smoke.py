@@ -9,7 +9,7 @@ route, floating IPs (associate, unset, move), tags (create, filters, set/unset),
 `openstack quota ...` is left out: it resolves the project through the
 Identity API, which an admin_token endpoint does not have.
 
-Environment: ALCOR_REST_URL, ALCOR_REST_TOKEN (admin), ALCOR_REST_MEMBER_TOKEN,
+Environment: ALCOR_REST_URL, ALCOR_REST_CACERT (with https), ALCOR_REST_TOKEN (admin), ALCOR_REST_MEMBER_TOKEN,
 ALCOR_SMOKE_HOSTS (comma-separated registered host IDs, >= 2). The CLI runs as
 `python -m openstackclient.shell` of this interpreter (the `openstack` entry
 point of the same venv). Exits non-zero on the first failed check. Driven by
@@ -27,6 +27,9 @@ ADMIN = os.environ["ALCOR_REST_TOKEN"]
 MEMBER = os.environ["ALCOR_REST_MEMBER_TOKEN"]
 HOSTS = os.environ["ALCOR_SMOKE_HOSTS"].split(",")
 CLI = [sys.executable, "-m", "openstackclient.shell"]
+# The CA that signed the members' certificates (an https:// URL), if any.
+if os.environ.get("ALCOR_REST_CACERT"):
+    CLI += ["--os-cacert", os.environ["ALCOR_REST_CACERT"]]
 
 # One command may take this long (the CLI starts in about a second).
 COMMAND_TIMEOUT_S = 60

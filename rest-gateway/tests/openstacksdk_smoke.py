@@ -3,7 +3,8 @@ Neutron-compatible REST API, without Keystone: the `admin_token` auth type
 sends a fixed token to a fixed endpoint.
 
 Environment:
-  ALCOR_REST_URL           e.g. http://127.0.0.1:9697 (one member's --rest-addr)
+  ALCOR_REST_URL           e.g. https://127.0.0.1:9697 (one member's --rest-addr)
+  ALCOR_REST_CACERT        the CA of the members' certificates (with https)
   ALCOR_REST_TOKEN         an admin token of the token file
   ALCOR_REST_MEMBER_TOKEN  a member token of another project
   ALCOR_SMOKE_HOSTS        comma-separated registered host IDs (>= 2)
@@ -22,12 +23,16 @@ URL = os.environ["ALCOR_REST_URL"]
 ADMIN = os.environ["ALCOR_REST_TOKEN"]
 MEMBER = os.environ["ALCOR_REST_MEMBER_TOKEN"]
 HOSTS = os.environ["ALCOR_SMOKE_HOSTS"].split(",")
+# The CA that signed the members' certificates (an https:// URL), if any.
+CACERT = os.environ.get("ALCOR_REST_CACERT")
 
 
 def connect(token):
+    tls = {"cacert": CACERT} if CACERT else {}
     return openstack.connection.Connection(
         auth_type="admin_token",
         auth={"endpoint": URL, "token": token},
+        **tls,
     )
 
 

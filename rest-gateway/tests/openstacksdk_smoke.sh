@@ -2,7 +2,8 @@
 # The openstacksdk and `openstack` CLI scenarios against a real 3-process
 # cluster: installs a pinned openstacksdk and python-openstackclient from PyPI
 # into a venv under the target directory, starts three `alcor server` members
-# with --rest-addr and a token file, registers two hosts, runs
+# with TLS on every listener (certificates from `alcor certs`), --rest-addr
+# and a token file, registers two hosts, runs
 # openstacksdk_smoke.py and openstack_cli_smoke.py against one member's REST
 # API and tears everything down (also on failure or interruption). Bounded in
 # time.
@@ -64,10 +65,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Nine free ports: raft, api and rest for each of three members.
+# Ten free ports: raft, api and rest for each of three members, and member
+# 1's metrics.
 read -r -a PORTS <<<"$(python3 - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(9)]
+socks = [socket.socket() for _ in range(10)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))
@@ -78,6 +80,7 @@ EOF
 raft() { echo "127.0.0.1:${PORTS[$(($1 - 1))]}"; }
 api() { echo "127.0.0.1:${PORTS[$(($1 + 2))]}"; }
 rest() { echo "127.0.0.1:${PORTS[$(($1 + 5))]}"; }
+METRICS="127.0.0.1:${PORTS[9]}"
 CLUSTER="1=$(raft 1)/$(api 1),2=$(raft 2)/$(api 2),3=$(raft 3)/$(api 3)"
 
 ADMIN_TOKEN="smoke-admin-$RANDOM$RANDOM"
@@ -93,11 +96,21 @@ role = "member"
 EOF
 chmod 600 "$WORK/tokens.toml"
 
+# TLS as in production: one CA, a certificate per member naming it
+# (alcor://peer/ID) and serving 127.0.0.1; clients verify against the CA.
+TLS=$WORK/tls
 for id in 1 2 3; do
-    "$BIN" server --insecure --id "$id" --data-dir "$WORK/node-$id" \
+    "$BIN" certs --dir "$TLS" --identity "peer/$id" --ip 127.0.0.1 --dns localhost >/dev/null
+done
+export ALCOR_CA_FILE=$TLS/ca.pem
+
+for id in 1 2 3; do
+    "$BIN" server --id "$id" --data-dir "$WORK/node-$id" \
+        --tls-cert "$TLS/peer-$id.pem" --tls-key "$TLS/peer-$id-key.pem" --tls-ca "$TLS/ca.pem" \
         --raft-addr "$(raft "$id")" --api-addr "$(api "$id")" \
         --initial-cluster "$CLUSTER" \
-        --rest-addr "$(rest "$id")" --rest-token-file "$WORK/tokens.toml" \
+        --rest-addr "$(rest "$id")" --token-file "$WORK/tokens.toml" \
+        $([ "$id" = 1 ] && echo --metrics-addr "$METRICS") \
         --log warn >"$WORK/node-$id.log" 2>&1 &
     PIDS+=("$!")
 done
@@ -116,8 +129,34 @@ for host in 1 2; do
     done
 done
 
+# Metrics over TLS need a credential of the cluster: none is refused (401
+# UNAUTHENTICATED), a token or a client certificate signed by the CA is served.
+"$BIN" certs --dir "$TLS" --identity admin >/dev/null
+"$VENV/bin/python" - "$METRICS" "$TLS" "$ADMIN_TOKEN" <<'EOF'
+import ssl, sys, urllib.error, urllib.request
+addr, tls, token = sys.argv[1:]
+def scrape(headers=None, cert=False):
+    context = ssl.create_default_context(cafile=f"{tls}/ca.pem")
+    if cert:
+        context.load_cert_chain(f"{tls}/admin.pem", f"{tls}/admin-key.pem")
+    request = urllib.request.Request(f"https://{addr}/metrics", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return response.status, response.headers.get("x-alcor-reason"), response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("x-alcor-reason"), ""
+status, reason, _ = scrape()
+assert (status, reason) == (401, "UNAUTHENTICATED"), (status, reason)
+status, _, body = scrape({"authorization": f"Bearer {token}"})
+assert status == 200 and "alcor_push" in body, (status, body[:200])
+status, _, body = scrape(cert=True)
+assert status == 200 and "alcor_push" in body, (status, body[:200])
+print("ok: metrics over TLS: 401 without a credential, served with a token or a client certificate")
+EOF
+
 # Talk to member 2 (a follower unless it won the election): writes are forwarded.
-export ALCOR_REST_URL="http://$(rest 2)"
+export ALCOR_REST_URL="https://$(rest 2)"
+export ALCOR_REST_CACERT=$TLS/ca.pem
 export ALCOR_REST_TOKEN="$ADMIN_TOKEN"
 export ALCOR_REST_MEMBER_TOKEN="$MEMBER_TOKEN"
 export ALCOR_SMOKE_HOSTS="smoke-h1,smoke-h2"

@@ -2,7 +2,10 @@
 //!
 //! Servers present a certificate that is re-read when its files change
 //! (checked at most every `CERT_RELOAD_CHECK_MS`, on a handshake), so a
-//! renewed certificate is served without a restart; the CA is read once.
+//! renewed certificate is served without a restart; the CA a server checks
+//! clients against is read once. A member's own client side (its Raft
+//! connections to peers) re-reads its CA, certificate and key the same way
+//! ([`ReloadingClientTls`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -139,6 +142,101 @@ pub fn client_tls_config(
     })
 }
 
+/// A client's TLS (the CA it trusts and, for mutual TLS, its certificate and
+/// key), re-read when the files' modification times change, checked at most
+/// every `CERT_RELOAD_CHECK_MS`. Each successful reload bumps a generation,
+/// so a caller that caches connections knows to dial new ones with the new
+/// files. A reload that fails (e.g. a file mid-rewrite) keeps the previous
+/// config and is retried at the next check.
+#[derive(Debug)]
+pub struct ReloadingClientTls {
+    ca: PathBuf,
+    identity: Option<(PathBuf, PathBuf)>,
+    loaded: Mutex<LoadedClient>,
+}
+
+#[derive(Debug)]
+struct LoadedClient {
+    config: tonic::transport::ClientTlsConfig,
+    generation: u64,
+    stamps: Vec<Option<SystemTime>>,
+    checked: Instant,
+}
+
+impl ReloadingClientTls {
+    /// Reads `ca` and, when given, the certificate and key `identity`.
+    pub fn load(ca: &Path, identity: Option<(&Path, &Path)>) -> Result<Self, TlsError> {
+        let identity = identity.map(|(c, k)| (c.to_path_buf(), k.to_path_buf()));
+        let reloading = ReloadingClientTls {
+            ca: ca.to_path_buf(),
+            identity,
+            loaded: Mutex::new(LoadedClient {
+                config: tonic::transport::ClientTlsConfig::new(),
+                generation: 0,
+                stamps: Vec::new(),
+                checked: Instant::now(),
+            }),
+        };
+        let stamps = reloading.stamps();
+        let config = reloading.read()?;
+        {
+            let mut loaded = reloading.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            loaded.config = config;
+            loaded.stamps = stamps;
+        }
+        Ok(reloading)
+    }
+
+    /// The config to dial with now, and its generation.
+    pub fn current(&self) -> (tonic::transport::ClientTlsConfig, u64) {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if loaded.checked.elapsed() >= Duration::from_millis(CERT_RELOAD_CHECK_MS) {
+            loaded.checked = Instant::now();
+            let stamps = self.stamps();
+            if stamps != loaded.stamps {
+                match self.read() {
+                    Ok(config) => {
+                        tracing::info!(ca = %self.ca.display(), "reloaded the client TLS files");
+                        loaded.config = config;
+                        loaded.stamps = stamps;
+                        loaded.generation += 1;
+                    }
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "client TLS reload failed; keeping the old files"
+                    ),
+                }
+            }
+        }
+        (loaded.config.clone(), loaded.generation)
+    }
+
+    fn read(&self) -> Result<tonic::transport::ClientTlsConfig, TlsError> {
+        let identity = self
+            .identity
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()));
+        // Checked like a server's certificate, so a half-written pair is
+        // refused here instead of failing every handshake.
+        if let Some((cert, key)) = identity {
+            read_certs(cert)?;
+            read_key(key)?;
+        }
+        read_certs(&self.ca)?;
+        client_tls_config(&self.ca, identity)
+    }
+
+    fn stamps(&self) -> Vec<Option<SystemTime>> {
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let mut stamps = vec![modified(&self.ca)];
+        if let Some((cert, key)) = &self.identity {
+            stamps.push(modified(cert));
+            stamps.push(modified(key));
+        }
+        stamps
+    }
+}
+
 /// The server certificate, re-read from its files when their modification
 /// times change. A reload that fails (e.g. the key is mid-rewrite) keeps
 /// the previous certificate and is retried at the next check.
@@ -224,4 +322,53 @@ fn certified_key(
         .keys_match()
         .map_err(|e| pem_error(key, e.to_string()))?;
     Ok(certified)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+    use alcor_proto::identity::Principal;
+
+    use super::*;
+    use crate::dev::DevCa;
+
+    fn after_the_next_check() {
+        std::thread::sleep(Duration::from_millis(CERT_RELOAD_CHECK_MS + 100));
+    }
+
+    #[test]
+    fn a_renewed_client_certificate_is_reloaded_and_a_broken_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = DevCa::new("test CA").unwrap();
+        ca.write_ca(dir.path()).unwrap();
+        let files = ca
+            .write_issued(
+                dir.path(),
+                "member",
+                &Principal::Peer { member: 1 },
+                &[],
+                &[],
+            )
+            .unwrap();
+        let tls = ReloadingClientTls::load(&files.ca, Some((&files.cert, &files.key))).unwrap();
+        assert_eq!(tls.current().1, 0);
+        after_the_next_check();
+        assert_eq!(tls.current().1, 0, "unchanged files are not reloaded");
+
+        ca.write_issued(
+            dir.path(),
+            "member",
+            &Principal::Peer { member: 1 },
+            &[],
+            &[],
+        )
+        .unwrap();
+        after_the_next_check();
+        assert_eq!(tls.current().1, 1, "renewed files are reloaded");
+
+        std::fs::write(&files.key, "not a key").unwrap();
+        after_the_next_check();
+        assert_eq!(tls.current().1, 1, "a broken key keeps the old files");
+    }
 }

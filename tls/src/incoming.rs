@@ -126,6 +126,31 @@ impl axum::serve::Listener for TlsIncoming {
     }
 }
 
+/// The identity of an axum connection's verified client certificate, if
+/// any (`into_make_service_with_connect_info::<ClientIdentity>()`, then the
+/// `ConnectInfo<ClientIdentity>` extractor). Plain TCP connections have
+/// none.
+#[derive(Debug, Clone, Default)]
+pub struct ClientIdentity(pub Option<alcor_proto::identity::Principal>);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsIncoming>>
+    for ClientIdentity
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsIncoming>) -> Self {
+        let (_, session) = stream.io().get_ref();
+        let leaf = session.peer_certificates().and_then(|chain| chain.first());
+        ClientIdentity(leaf.and_then(|cert| crate::principal_of_cert(cert).ok()))
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for ClientIdentity
+{
+    fn connect_info(_: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        ClientIdentity(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]

@@ -27,9 +27,11 @@ pub mod identity;
 pub mod incoming;
 pub mod limits;
 
-pub use config::{client_tls_config, server_config, ClientAuth, Protocol, TlsFiles};
+pub use config::{
+    client_tls_config, server_config, ClientAuth, Protocol, ReloadingClientTls, TlsFiles,
+};
 pub use identity::{principal_of_cert, principal_of_extensions, principal_of_request};
-pub use incoming::TlsIncoming;
+pub use incoming::{ClientIdentity, TlsIncoming};
 
 use std::path::PathBuf;
 

@@ -15,8 +15,9 @@ use alcor_proto::api::v1::cluster_client::ClusterClient;
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
+use crate::pki::{self, Pki};
 use crate::topology::{node_addr, ns_name};
 
 /// Port of every node's Raft service (each node has its own address).
@@ -41,7 +42,7 @@ pub fn raft_addr(slot: usize) -> String {
 /// A lazily connecting channel to node `slot`'s API: every worker makes its
 /// own, so one lost connection is one client's.
 pub fn channel(slot: usize, timeout: Duration) -> Result<Channel> {
-    Ok(Endpoint::from_shared(format!("http://{}", api_addr(slot)))?
+    Ok(pki::endpoint(&api_addr(slot))?
         .connect_timeout(Duration::from_millis(500))
         .timeout(timeout)
         .connect_lazy())
@@ -79,6 +80,8 @@ pub struct Processes {
     /// `fiu-run -x` (the fsync-error fault), under the run's data root so
     /// that they go with it; `None`: no libfiu.
     fiu_ctrl: Option<PathBuf>,
+    /// Where member certificates come from; `None`: `--insecure` members.
+    pki: Option<Pki>,
 }
 
 /// libfiu's failure points for `fsync` and `fdatasync`.
@@ -97,6 +100,7 @@ impl Processes {
         data_root: &Path,
         server_args: Vec<String>,
         fiu: bool,
+        pki: Option<Pki>,
     ) -> Result<Processes> {
         let initial_cluster = (1..=nodes)
             .map(|slot| format!("{slot}={}/{}", raft_addr(slot), api_addr(slot)))
@@ -121,6 +125,7 @@ impl Processes {
             next_id: nodes as u64 + 1,
             crashed: Vec::new(),
             fiu_ctrl: fiu.then(|| data_root.join("fiu-ctrl")),
+            pki,
         };
         for slot in 1..=nodes {
             processes.spawn(slot)?;
@@ -172,6 +177,22 @@ impl Processes {
         let bin = self.bin.clone();
         let server_args = self.server_args.clone();
         let fiu_ctrl = self.fiu_ctrl.clone();
+        // TLS flags, or --insecure; a member's certificate names its id and
+        // serves its slot's address.
+        let tls_args: Vec<std::ffi::OsString> = match (&self.pki, self.id_of(slot)) {
+            (Some(pki), Some(id)) => {
+                let issued = pki.issue(&format!("peer/{id}"), &[node_addr(slot)])?;
+                vec![
+                    "--tls-cert".into(),
+                    issued.cert.into(),
+                    "--tls-key".into(),
+                    issued.key.into(),
+                    "--tls-ca".into(),
+                    pki.ca().into(),
+                ]
+            }
+            _ => vec!["--insecure".into()],
+        };
         let s = self.slot(slot)?;
         if s.child.is_some() {
             bail!("n{slot} is already running");
@@ -196,7 +217,7 @@ impl Processes {
         command
             .arg(&bin)
             .arg("server")
-            .arg("--insecure")
+            .args(&tls_args)
             .args(["--id", &s.id.to_string()])
             .arg("--data-dir")
             .arg(&data_dir)

@@ -58,12 +58,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::checks::Verdict;
 use crate::cluster::{api_addr, channel};
 use crate::history::{Event, History, OpType, Process};
+use crate::pki::{self, Pki};
 use crate::run::{fixed_id, on_any};
 use crate::workloads::{
     bounded, classify_mutation, describe, reason, request, CALL_TIMEOUT, PROJECT,
@@ -511,7 +512,7 @@ pub struct Outcome {
 
 /// A channel for long-lived watch streams: no call deadline, keepalive on.
 fn watch_channel(slot: usize) -> Result<Channel> {
-    Ok(Endpoint::from_shared(format!("http://{}", api_addr(slot)))?
+    Ok(pki::endpoint(&api_addr(slot))?
         .connect_timeout(Duration::from_millis(500))
         .http2_keep_alive_interval(KEEPALIVE)
         .keep_alive_timeout(KEEPALIVE * 2)
@@ -695,12 +696,28 @@ async fn watcher(
 }
 
 /// Starts an `alcor agent` for `host` and a task parsing its status lines.
-fn spawn_agent(bin: &Path, host: &str, nodes: usize, i: usize, run_dir: &Path) -> Result<Agent> {
+/// With `pki`, the agent dials over TLS and presents its host's certificate.
+fn spawn_agent(
+    bin: &Path,
+    host: &str,
+    nodes: usize,
+    i: usize,
+    run_dir: &Path,
+    pki: Option<&Pki>,
+) -> Result<Agent> {
     let endpoints: Vec<String> = (0..nodes).map(|k| api_addr((i + k) % nodes + 1)).collect();
     let path = run_dir.join(format!("agent-{host}.log"));
     let mut file = File::create(&path).with_context(|| format!("create {}", path.display()))?;
     let stderr = file.try_clone()?;
-    let mut child = tokio::process::Command::new(bin)
+    let mut command = tokio::process::Command::new(bin);
+    if let Some(pki) = pki {
+        let issued = pki.issue(&format!("agent/{host}"), &[])?;
+        command
+            .env("ALCOR_CA_FILE", pki.ca())
+            .env("ALCOR_CERT_FILE", &issued.cert)
+            .env("ALCOR_KEY_FILE", &issued.key);
+    }
+    let mut child = command
         .arg("agent")
         .args(["--host-id", host])
         .args(["--endpoints", &endpoints.join(",")])
@@ -751,6 +768,7 @@ impl Convergence {
         deadline: Instant,
         think: Duration,
         seed: u64,
+        pki: Option<&Pki>,
     ) -> Result<Convergence> {
         let shared = Arc::new(Shared {
             history,
@@ -760,7 +778,7 @@ impl Convergence {
         });
         let mut agents = Vec::new();
         for (i, host) in shared.setup.hosts.iter().enumerate() {
-            agents.push(spawn_agent(bin, host, nodes, i, run_dir)?);
+            agents.push(spawn_agent(bin, host, nodes, i, run_dir, pki)?);
         }
         let (stop, stopped) = watch::channel(false);
         let mut watchers = Vec::new();

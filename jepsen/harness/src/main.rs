@@ -13,6 +13,7 @@ mod convergence;
 mod delay;
 mod history;
 mod nemesis;
+mod pki;
 mod run;
 mod topology;
 mod workloads;
@@ -132,6 +133,12 @@ pub struct RunArgs {
     /// Count a fault whose effect could not be confirmed as a failure.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub require_verified: bool,
+    /// Members serve plain text and take anyone (`alcor server --insecure`);
+    /// by default every listener uses TLS with certificates from `alcor
+    /// certs`, members authenticate each other on the Raft port, agents
+    /// present their host's certificate, and the harness an admin's.
+    #[arg(long)]
+    pub insecure: bool,
     /// Keep the nodes' data directories (under /tmp) after the run.
     #[arg(long)]
     pub keep_data: bool,

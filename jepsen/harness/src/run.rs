@@ -24,6 +24,7 @@ use crate::cluster::{self, channel, Processes};
 use crate::convergence::{self, Convergence};
 use crate::history::{Event, History, Op, OpType, Process};
 use crate::nemesis::{Fault, Nemesis, Schedule};
+use crate::pki::{self, Pki};
 use crate::topology::{self, Topology};
 use crate::workloads::{self, register_id, Ctx, Fixtures, Workload, CALL_TIMEOUT, PROJECT};
 use crate::RunArgs;
@@ -403,6 +404,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         run_dir.display()
     );
 
+    let pki = (!args.insecure).then(|| Pki::new(&bin, data_root.join("tls")));
+    if let Some(pki) = &pki {
+        pki::use_client_tls(pki.admin_client()?);
+    }
     let topology = Topology::create(args.nodes)?;
     let start = std::time::Instant::now();
     let history = Arc::new(History::create(&run_dir.join("history.jsonl"), start)?);
@@ -413,6 +418,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         &data_root,
         server_args(),
         faults.contains(&Fault::FsyncError),
+        pki.clone(),
     )?));
     let slots: Vec<usize> = (1..=args.nodes).collect();
     let until = Instant::now() + STARTUP_WAIT;
@@ -479,6 +485,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
             deadline,
             args.think,
             seed,
+            pki.as_ref(),
         )?),
         None => None,
     };
