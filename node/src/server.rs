@@ -197,7 +197,13 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 Some(files) => {
                     let incoming =
                         tls_incoming(listener, files, ClientAuth::Optional, Protocol::Http1)?;
-                    tokio::spawn(alcor_rest_gateway::serve_on(incoming, svc, tokens, stop))
+                    tokio::spawn(alcor_rest_gateway::serve_on(
+                        incoming,
+                        svc,
+                        tokens,
+                        alcor_rest_gateway::Scheme::Https,
+                        stop,
+                    ))
                 }
                 None => tokio::spawn(alcor_rest_gateway::serve(listener, svc, tokens, stop)),
             })

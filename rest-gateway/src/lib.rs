@@ -171,24 +171,51 @@ pub async fn serve(
             tracing::debug!(error = %e, "set TCP_NODELAY");
         }
     });
-    serve_on(listener, svc, tokens, shutdown).await
+    serve_on(listener, svc, tokens, Scheme::Http, shutdown).await
 }
 
-/// Like [`serve`], on any axum listener (e.g. TLS connections).
+/// How the listener's connections arrive, for the links the API returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain text: links say `http://`, or what a TLS-terminating proxy's
+    /// `x-forwarded-proto` says.
+    Http,
+    /// TLS connections: links always say `https://`.
+    Https,
+}
+
+/// Like [`serve`], on any axum listener (e.g. TLS connections, `Https`).
 pub async fn serve_on<L>(
     listener: L,
     svc: Arc<OrchestratorService>,
     tokens: TokenTable,
+    scheme: Scheme,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    axum::serve(listener, router(svc, tokens))
+    let mut app = router(svc, tokens);
+    if scheme == Scheme::Https {
+        // Served over TLS the scheme is known: a client's header cannot
+        // turn the links into plain text ones.
+        app = app.layer(middleware::from_fn(
+            |mut request: axum::extract::Request, next: middleware::Next| async move {
+                request
+                    .headers_mut()
+                    .insert(FORWARDED_PROTO, HeaderValue::from_static("https"));
+                next.run(request).await
+            },
+        ));
+    }
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// The header a TLS-terminating proxy names the client's scheme in.
+const FORWARDED_PROTO: &str = "x-forwarded-proto";
 
 /// A JSON body with its content type.
 pub(crate) fn json_body(value: &Value) -> impl IntoResponse {
@@ -201,14 +228,15 @@ pub(crate) fn json_body(value: &Value) -> impl IntoResponse {
     )
 }
 
-/// `http://host:port` as the client reached us (for links).
+/// `http://host:port` or `https://host:port` as the client reached us (for
+/// links).
 pub(crate) fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
     let scheme = headers
-        .get("x-forwarded-proto")
+        .get(FORWARDED_PROTO)
         .and_then(|h| h.to_str().ok())
         .filter(|p| *p == "https" || *p == "http")
         .unwrap_or("http");
