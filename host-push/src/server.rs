@@ -294,17 +294,7 @@ impl Inner {
     /// live stream on this node and nobody waiting on them (hosts that
     /// left, or were deleted). Returns whether there is room now.
     fn room_for_ack(&self, acked: &mut BTreeMap<HostId, watch::Sender<Option<u64>>>) -> bool {
-        if acked.len() < self.config.acked_hosts_max {
-            return true;
-        }
-        let connected = self.connected();
-        acked
-            .retain(|host, revision| revision.receiver_count() > 0 || connected.contains_key(host));
-        tracing::info!(
-            kept = acked.len(),
-            "ack table full: evicted disconnected hosts"
-        );
-        acked.len() < self.config.acked_hosts_max
+        make_room(acked, &self.connected(), self.config.acked_hosts_max)
     }
 
     /// `host`'s entry of the ack table, created if there is room.
@@ -1024,10 +1014,66 @@ async fn read_agent(
     }
 }
 
+/// Whether `acked` has room for one more host, after dropping, when it
+/// holds `max` entries or more, those of hosts with no live stream
+/// (`connected`) and nobody waiting on them.
+fn make_room(
+    acked: &mut BTreeMap<HostId, watch::Sender<Option<u64>>>,
+    connected: &BTreeMap<HostId, usize>,
+    max: usize,
+) -> bool {
+    if acked.len() < max {
+        return true;
+    }
+    acked.retain(|host, revision| revision.receiver_count() > 0 || connected.contains_key(host));
+    tracing::info!(
+        kept = acked.len(),
+        "ack table full: evicted disconnected hosts"
+    );
+    acked.len() < max
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alcor_state_machine::{GoalKey, Id};
+
+    #[test]
+    fn a_full_ack_table_evicts_only_hosts_nobody_streams_or_waits_on() {
+        let entry = |revision| watch::channel(Some(revision));
+        let (waited, waiter) = entry(1);
+        let (streaming, _) = entry(2);
+        let (gone, _) = entry(3);
+        let mut acked: BTreeMap<HostId, _> = BTreeMap::from([
+            ("waited".to_string(), waited),
+            ("streaming".to_string(), streaming),
+            ("gone".to_string(), gone),
+        ]);
+        let connected = BTreeMap::from([("streaming".to_string(), 1)]);
+
+        assert!(
+            make_room(&mut acked, &connected, 4),
+            "not full: no eviction"
+        );
+        assert_eq!(acked.len(), 3);
+        assert!(
+            make_room(&mut acked, &connected, 3),
+            "the departed host made room"
+        );
+        assert_eq!(
+            acked.keys().collect::<Vec<_>>(),
+            ["streaming", "waited"],
+            "live streams and waiters keep their entries"
+        );
+        assert!(
+            !make_room(&mut acked, &connected, 2),
+            "no room: all are held"
+        );
+        assert_eq!(acked.len(), 2);
+        drop(waiter);
+        assert!(make_room(&mut acked, &connected, 2), "the waiter left");
+        assert_eq!(acked.keys().collect::<Vec<_>>(), ["streaming"]);
+    }
 
     #[test]
     fn collapse_keeps_the_last_change_of_each_object_in_order() {
