@@ -2,22 +2,26 @@
 //!
 //! Servers present a certificate that is re-read when its files change
 //! (checked at most every `CERT_RELOAD_CHECK_MS`, on a handshake), so a
-//! renewed certificate is served without a restart; the CA a server checks
-//! clients against is read once. A member's own client side (its Raft
-//! connections to peers) re-reads its CA, certificate and key the same way
-//! ([`ReloadingClientTls`]).
+//! renewed certificate is served without a restart. The CA a server checks
+//! client certificates against is re-read the same way, so a CA can be
+//! rotated (old and new in one bundle, then the new one alone) without a
+//! restart. A member's own client side (its Raft connections to peers)
+//! re-reads its CA, certificate and key too ([`ReloadingClientTls`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::danger::ClientCertVerifier;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
 
 use crate::limits::CERT_RELOAD_CHECK_MS;
 use crate::TlsError;
@@ -103,16 +107,8 @@ pub fn server_config(
     protocol: Protocol,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = provider();
-    let mut roots = RootCertStore::empty();
-    for ca in read_certs(&files.ca)? {
-        roots.add(ca)?;
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-    let verifier: Arc<dyn ClientCertVerifier> = match client_auth {
-        ClientAuth::Required => verifier.build(),
-        ClientAuth::Optional => verifier.allow_unauthenticated().build(),
-    }
-    .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier = ReloadingVerifier::load(files.ca.clone(), client_auth, provider.clone())?;
+    let verifier: Arc<dyn ClientCertVerifier> = Arc::new(verifier);
     let resolver = ReloadingCert::load(files.cert.clone(), files.key.clone(), provider.clone())?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -140,6 +136,136 @@ pub fn client_tls_config(
         )),
         None => config,
     })
+}
+
+/// A webpki verifier of client certificates signed by the CAs in `ca`.
+fn build_verifier(
+    ca: &Path,
+    client_auth: ClientAuth,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(ca)? {
+        roots.add(cert)?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    match client_auth {
+        ClientAuth::Required => verifier.build(),
+        ClientAuth::Optional => verifier.allow_unauthenticated().build(),
+    }
+    .map_err(|e| TlsError::Verifier(e.to_string()))
+}
+
+/// A server's verifier of client certificates, rebuilt from the CA file
+/// when its modification time changes (checked at most every
+/// `CERT_RELOAD_CHECK_MS`, on a handshake). A rebuild that fails keeps the
+/// previous CA and is retried at the next check. It sends no CA names as
+/// hints: Alcor's clients hold one certificate each and present it anyway.
+#[derive(Debug)]
+struct ReloadingVerifier {
+    ca: PathBuf,
+    client_auth: ClientAuth,
+    provider: Arc<CryptoProvider>,
+    loaded: Mutex<LoadedVerifier>,
+}
+
+#[derive(Debug)]
+struct LoadedVerifier {
+    verifier: Arc<dyn ClientCertVerifier>,
+    stamp: Option<SystemTime>,
+    checked: Instant,
+}
+
+impl ReloadingVerifier {
+    fn load(
+        ca: PathBuf,
+        client_auth: ClientAuth,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<ReloadingVerifier, TlsError> {
+        let stamp = modified(&ca);
+        let verifier = build_verifier(&ca, client_auth, &provider)?;
+        Ok(ReloadingVerifier {
+            ca,
+            client_auth,
+            provider,
+            loaded: Mutex::new(LoadedVerifier {
+                verifier,
+                stamp,
+                checked: Instant::now(),
+            }),
+        })
+    }
+
+    fn current(&self) -> Arc<dyn ClientCertVerifier> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if loaded.checked.elapsed() >= Duration::from_millis(CERT_RELOAD_CHECK_MS) {
+            loaded.checked = Instant::now();
+            let stamp = modified(&self.ca);
+            if stamp != loaded.stamp {
+                match build_verifier(&self.ca, self.client_auth, &self.provider) {
+                    Ok(verifier) => {
+                        tracing::info!(ca = %self.ca.display(), "reloaded the client CA");
+                        loaded.verifier = verifier;
+                        loaded.stamp = stamp;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "client CA reload failed; keeping the old one")
+                    }
+                }
+            }
+        }
+        Arc::clone(&loaded.verifier)
+    }
+}
+
+impl ClientCertVerifier for ReloadingVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.client_auth == ClientAuth::Required
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.current()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current().supported_verify_schemes()
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// A client's TLS (the CA it trusts and, for mutual TLS, its certificate and

@@ -189,6 +189,82 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_rotated_client_ca_is_trusted_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = DevCa::new("old CA").unwrap();
+        old.write_ca(dir.path()).unwrap();
+        let loopback = [IpAddr::from([127, 0, 0, 1])];
+        let member = Principal::Peer { member: 1 };
+        let files = old
+            .write_issued(dir.path(), "member", &member, &[], &loopback)
+            .unwrap();
+        let config = server_config(&files, ClientAuth::Required, Protocol::Grpc).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut incoming = TlsIncoming::new(listener, config).unwrap();
+        let addr = incoming.local_addr();
+        let (verified_tx, mut verified) = mpsc::channel(8);
+        tokio::spawn(async move {
+            while let Some(Ok(conn)) = incoming.next().await {
+                let (_, session) = conn.get_ref();
+                let leaf = session.peer_certificates().unwrap()[0].clone();
+                let _ = verified_tx.send(principal_of_cert(&leaf).unwrap()).await;
+            }
+        });
+        // A client whose certificate the new CA signed.
+        let other = tempfile::tempdir().unwrap();
+        let new = DevCa::new("new CA").unwrap();
+        new.write_ca(other.path()).unwrap();
+        let client = new
+            .write_issued(other.path(), "admin", &Principal::Admin, &[], &[])
+            .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(read_certs(&files.ca).unwrap().remove(0)).unwrap();
+        #[allow(deprecated, reason = "the ring provider, as in production")]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = Arc::new(
+            ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_client_auth_cert(
+                    read_certs(&client.cert).unwrap(),
+                    crate::config::read_key(&client.key).unwrap(),
+                )
+                .unwrap(),
+        );
+        let connect = || {
+            let config = Arc::clone(&config);
+            async move {
+                let tcp = TcpStream::connect(addr).await.unwrap();
+                let name = ServerName::IpAddress(addr.ip().into());
+                // With TLS 1.3 a refused client certificate shows only on
+                // the server side: what the listener yields is the verdict.
+                TlsConnector::from(config).connect(name, tcp).await
+            }
+        };
+        let _refused = connect().await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), verified.recv())
+                .await
+                .is_err(),
+            "a certificate of a CA the server does not trust is refused"
+        );
+
+        // Rotation, first step: the CA file holds the old and the new CA.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        std::fs::write(&files.ca, format!("{}{}", old.cert_pem(), new.cert_pem())).unwrap();
+        tokio::time::sleep(Duration::from_millis(
+            crate::limits::CERT_RELOAD_CHECK_MS + 200,
+        ))
+        .await;
+        let _accepted = connect().await.unwrap();
+        let principal = tokio::time::timeout(Duration::from_secs(5), verified.recv())
+            .await
+            .unwrap();
+        assert_eq!(principal, Some(Principal::Admin));
+    }
+
+    #[tokio::test]
     async fn a_rewritten_certificate_is_served_without_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let ca = DevCa::new("test CA").unwrap();
