@@ -177,14 +177,17 @@ impl Peers {
         raft_addr: &str,
         class: Class,
     ) -> Result<RaftServiceClient<Channel>, PeerError> {
-        let tls = self.tls.as_ref().map(ReloadingClientTls::current);
-        let generation = tls.as_ref().map_or(0, |(_, generation)| *generation);
+        // Only the generation on the hot path: the config is cloned only
+        // when a channel is built.
+        let generation = self.tls.as_ref().map_or(0, ReloadingClientTls::generation);
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         let channel = match channels.get(&(target, class)) {
             Some(cached) if cached.addr == raft_addr && cached.generation == generation => {
                 cached.channel.clone()
             }
             _ => {
+                let tls = self.tls.as_ref().map(ReloadingClientTls::current);
+                let generation = tls.as_ref().map_or(generation, |(_, now)| *now);
                 let bad_address = |e: tonic::transport::Error| PeerError::BadAddress {
                     addr: raft_addr.to_string(),
                     reason: e.to_string(),

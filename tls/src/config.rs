@@ -313,8 +313,21 @@ impl ReloadingClientTls {
         Ok(reloading)
     }
 
+    /// The generation of the files now: cheap, for callers that cache
+    /// connections and need the config only when the generation moved.
+    pub fn generation(&self) -> u64 {
+        self.refreshed().generation
+    }
+
     /// The config to dial with now, and its generation.
     pub fn current(&self) -> (tonic::transport::ClientTlsConfig, u64) {
+        let loaded = self.refreshed();
+        (loaded.config.clone(), loaded.generation)
+    }
+
+    /// The loaded files, re-read first if they changed and the last check
+    /// is `CERT_RELOAD_CHECK_MS` old.
+    fn refreshed(&self) -> std::sync::MutexGuard<'_, LoadedClient> {
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         if loaded.checked.elapsed() >= Duration::from_millis(CERT_RELOAD_CHECK_MS) {
             loaded.checked = Instant::now();
@@ -334,7 +347,7 @@ impl ReloadingClientTls {
                 }
             }
         }
-        (loaded.config.clone(), loaded.generation)
+        loaded
     }
 
     fn read(&self) -> Result<tonic::transport::ClientTlsConfig, TlsError> {
