@@ -31,12 +31,12 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let mut ticker = tokio::time::interval(Duration::from_secs(args.report_interval_s.max(1)));
     loop {
         tokio::select! {
-            _ = ticker.tick() => println!("{}", status_line(&agent)),
+            _ = ticker.tick() => out!("{}", status_line(&agent)),
             _ = tokio::time::sleep(Duration::from_millis(200)), if runner.is_finished() => break,
         }
     }
     runner.await?;
-    println!("{}", status_line(&agent));
+    out!("{}", status_line(&agent));
     Ok(())
 }
 
@@ -134,7 +134,7 @@ pub(crate) async fn run_sim(args: AgentSimArgs) -> anyhow::Result<()> {
             _ = ticker.tick() => {}
         }
         let matching = matching(&args.endpoints, tls.as_ref(), &agents, token.as_ref()).await;
-        println!("{}", summary(&agents, matching, started.elapsed()));
+        out!("{}", summary(&agents, matching, started.elapsed()));
         if deadline.is_some() && matching == agents.len() {
             break Ok(());
         }

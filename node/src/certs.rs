@@ -32,9 +32,9 @@ pub(crate) fn run(args: &CertsArgs) -> anyhow::Result<()> {
     let (ca, created) = DevCa::open_or_create(&args.dir, CA_NAME)?;
     let files = ca.write_issued(&args.dir, &name, &principal, &args.dns, &args.ip)?;
     if created {
-        println!("ca   {}", files.ca.display());
+        out!("ca   {}", files.ca.display());
     }
-    println!("cert {}", files.cert.display());
-    println!("key  {}", files.key.display());
+    out!("cert {}", files.cert.display());
+    out!("key  {}", files.key.display());
     Ok(())
 }

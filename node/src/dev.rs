@@ -108,7 +108,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("start member {id}"))?;
-        println!(
+        out!(
             "member {id}: api {api}  raft {raft}  data {}  log {}",
             dir.display(),
             log_path.display()
@@ -124,27 +124,27 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
     };
     if !args.exit_after_demo {
-        println!("\nserving; API endpoints {}", endpoints.join(","));
+        out!("\nserving; API endpoints {}", endpoints.join(","));
         let admin = &certs.admin;
-        println!(
+        out!(
             "try: alcor ctl --endpoints {} --ca-file {} --cert-file {} --key-file {} ports list",
             endpoints.join(","),
             admin.ca.display(),
             admin.cert.display(),
             admin.key.display()
         );
-        println!(
+        out!(
             "Ctrl-C stops the cluster (data stays in {})",
             args.data_dir.display()
         );
         crate::server::shutdown_signal().await;
         for agent in &agents {
-            println!("{}", status_line(agent));
+            out!("{}", status_line(agent));
         }
     }
     let _ = stop_tx.send(true);
     stop_members(&mut members).await;
-    println!("stopped");
+    out!("stopped");
     Ok(())
 }
 
@@ -162,7 +162,7 @@ async fn demo(
         None,
     )?;
     let leader = wait_for_leader(&client).await?;
-    println!("leader: member {leader}");
+    out!("leader: member {leader}");
 
     for (h, host) in hosts.iter().enumerate() {
         let message = pb::CreateHostRequest {
@@ -172,8 +172,8 @@ async fn demo(
             ..Default::default()
         };
         match client.hosts().create(message).await {
-            Ok(_) => println!("registered {host}"),
-            Err(alcor_client::Error::Conflict(_)) => println!("{host} already registered"),
+            Ok(_) => out!("registered {host}"),
+            Err(alcor_client::Error::Conflict(_)) => out!("{host} already registered"),
             Err(e) => return Err(e.into()),
         }
     }
@@ -201,7 +201,7 @@ async fn demo(
 
     let target = match find_demo_vpc(&client).await? {
         Some(vpc) => {
-            println!("reusing data: VPC {} ({}) exists", vpc.name, vpc.id);
+            out!("reusing data: VPC {} ({}) exists", vpc.name, vpc.id);
             let status = client.cluster().status().await?;
             status.applied_index.unwrap_or(0)
         }
@@ -221,9 +221,9 @@ async fn demo(
             );
         }
     }
-    println!("\nwhat each agent received (revision >= {target}):");
+    out!("\nwhat each agent received (revision >= {target}):");
     for agent in &agents {
-        println!("{}", status_line(agent));
+        out!("{}", status_line(agent));
         let table = agent.table();
         let own: Vec<String> = table
             .values()
@@ -240,10 +240,10 @@ async fn demo(
             })
             .take(3)
             .collect();
-        println!("           first ports: {}", own.join(", "));
+        out!("           first ports: {}", own.join(", "));
     }
     let digests: Vec<String> = agents.iter().map(|a| hex_prefix(&a.digest())).collect();
-    println!("agent digests: {}", digests.join(" "));
+    out!("agent digests: {}", digests.join(" "));
     Ok((stop_tx, agents))
 }
 
@@ -340,7 +340,7 @@ async fn create_demo(client: &Client, n_ports: usize, hosts: &[String]) -> anyho
             ..Default::default()
         })
         .await?;
-    println!("created VPC {} ({}) vni {}", vpc.name, vpc.id, vpc.vni);
+    out!("created VPC {} ({}) vni {}", vpc.name, vpc.id, vpc.vni);
     let subnet = client
         .subnets()
         .create(pb::CreateSubnetRequest {
@@ -351,7 +351,7 @@ async fn create_demo(client: &Client, n_ports: usize, hosts: &[String]) -> anyho
             ..Default::default()
         })
         .await?;
-    println!("created subnet {} {}", subnet.id, subnet.cidr);
+    out!("created subnet {} {}", subnet.id, subnet.cidr);
     let ports = (0..n_ports)
         .map(|i| pb::CreatePortRequest {
             project_id: DEMO_PROJECT.to_string(),
@@ -365,7 +365,7 @@ async fn create_demo(client: &Client, n_ports: usize, hosts: &[String]) -> anyho
         .collect();
     let created = client.ports().create_many(ports).await?;
     let revision = created.first().map(|p| p.revision).unwrap_or(0);
-    println!(
+    out!(
         "created {} ports in one batch at revision {revision}",
         created.len()
     );
@@ -382,10 +382,10 @@ async fn stop_members(members: &mut [Member]) {
     }
     for member in members.iter_mut() {
         match tokio::time::timeout(STOP_WAIT_MAX, member.child.wait()).await {
-            Ok(Ok(status)) => println!("member {} exited ({status})", member.id),
+            Ok(Ok(status)) => out!("member {} exited ({status})", member.id),
             _ => {
                 let _ = member.child.kill().await;
-                println!("member {} killed after {STOP_WAIT_MAX:?}", member.id);
+                out!("member {} killed after {STOP_WAIT_MAX:?}", member.id);
             }
         }
     }

@@ -6,6 +6,15 @@
 //! This file only parses the command line and dispatches; see `server` and
 //! `ctl`. It is the only crate in the workspace that uses `anyhow`.
 
+/// `println!` for what a command prints on stdout, except that a closed
+/// pipe (`alcor ctl cluster status | head -1`) ends the process quietly
+/// with status 0, as Unix tools do, instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_line(format_args!($($arg)*))
+    };
+}
+
 mod agent;
 mod certs;
 mod cli;

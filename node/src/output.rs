@@ -18,17 +18,34 @@ pub(crate) trait Render {
     fn json(&self) -> Value;
 }
 
+/// Writes one line to stdout (see the `out!` macro). A closed pipe ends
+/// the process with status 0; any other write error with status 1.
+pub(crate) fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"));
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Prints one resource.
 pub(crate) fn one<T: Render>(item: &T, format: OutputFormat) {
     match format {
-        OutputFormat::Json => println!("{}", item.json()),
+        OutputFormat::Json => out!("{}", item.json()),
         OutputFormat::Table => {
             let mut table = Table::new();
             table.set_header(vec!["FIELD", "VALUE"]);
             for (name, value) in T::header().iter().zip(item.row()) {
                 table.add_row(vec![name.to_string(), value]);
             }
-            println!("{table}");
+            out!("{table}");
         }
     }
 }
@@ -40,7 +57,7 @@ pub(crate) fn list<T: Render>(key: &str, page: &Page<T>, format: OutputFormat) {
     match format {
         OutputFormat::Json => {
             let items: Vec<Value> = items.iter().map(Render::json).collect();
-            println!("{}", json!({ key: items, "next_marker": next_marker }));
+            out!("{}", json!({ key: items, "next_marker": next_marker }));
         }
         OutputFormat::Table => {
             let mut table = Table::new();
@@ -48,9 +65,9 @@ pub(crate) fn list<T: Render>(key: &str, page: &Page<T>, format: OutputFormat) {
             for item in items {
                 table.add_row(item.row());
             }
-            println!("{table}");
+            out!("{table}");
             if !next_marker.is_empty() {
-                println!("next marker: {next_marker}");
+                out!("next marker: {next_marker}");
             }
         }
     }
@@ -59,8 +76,8 @@ pub(crate) fn list<T: Render>(key: &str, page: &Page<T>, format: OutputFormat) {
 /// Prints the result of a delete.
 pub(crate) fn deleted(id: &str, revision: u64, format: OutputFormat) {
     match format {
-        OutputFormat::Json => println!("{}", json!({ "id": id, "revision": revision })),
-        OutputFormat::Table => println!("deleted {id} at revision {revision}"),
+        OutputFormat::Json => out!("{}", json!({ "id": id, "revision": revision })),
+        OutputFormat::Table => out!("deleted {id} at revision {revision}"),
     }
 }
 
@@ -419,7 +436,7 @@ pub(crate) fn quota(q: &pb::Quota, format: OutputFormat) {
                 limit_map.insert(name.to_string(), json!(limit));
                 usage_map.insert(name.to_string(), json!(used));
             }
-            println!(
+            out!(
                 "{}",
                 json!({ "project_id": q.project_id, "limits": limit_map, "usage": usage_map })
             );
@@ -435,8 +452,8 @@ pub(crate) fn quota(q: &pb::Quota, format: OutputFormat) {
                 };
                 table.add_row(vec![name.to_string(), limit, used.to_string()]);
             }
-            println!("quota of project {}", q.project_id);
-            println!("{table}");
+            out!("quota of project {}", q.project_id);
+            out!("{table}");
         }
     }
 }
@@ -479,7 +496,7 @@ pub(crate) fn status(s: &pb::StatusResponse, format: OutputFormat) {
     match format {
         OutputFormat::Json => {
             let members: Vec<Value> = s.members.iter().map(member_json).collect();
-            println!(
+            out!(
                 "{}",
                 json!({
                     "id": s.id, "state": s.state, "leader_id": s.leader_id, "term": s.term,
@@ -490,7 +507,7 @@ pub(crate) fn status(s: &pb::StatusResponse, format: OutputFormat) {
             );
         }
         OutputFormat::Table => {
-            println!(
+            out!(
                 "node {} ({}), leader {}, term {}, last log {}, committed {}, applied {}, snapshot {}",
                 s.id,
                 s.state,
@@ -501,7 +518,7 @@ pub(crate) fn status(s: &pb::StatusResponse, format: OutputFormat) {
                 index_or_dash(s.applied_index),
                 index_or_dash(s.snapshot_index),
             );
-            println!("{}", members_table(s));
+            out!("{}", members_table(s));
         }
     }
 }
@@ -520,9 +537,9 @@ pub(crate) fn members(s: &pb::StatusResponse, format: OutputFormat) {
                     member
                 })
                 .collect();
-            println!("{}", json!({ "members": members }));
+            out!("{}", json!({ "members": members }));
         }
-        OutputFormat::Table => println!("{}", members_table(s)),
+        OutputFormat::Table => out!("{}", members_table(s)),
     }
 }
 
@@ -531,19 +548,19 @@ pub(crate) fn membership(m: &pb::MembershipResponse, format: OutputFormat) {
     match format {
         OutputFormat::Json => {
             let members: Vec<Value> = m.members.iter().map(member_json).collect();
-            println!(
+            out!(
                 "{}",
                 json!({ "log_index": m.log_index, "members": members })
             );
         }
         OutputFormat::Table => {
-            println!("membership committed at log index {}", m.log_index);
+            out!("membership committed at log index {}", m.log_index);
             let mut table = Table::new();
             table.set_header(vec!["ID", "RAFT ADDR", "API ADDR", "ROLE"]);
             for m in &m.members {
                 table.add_row(member_row(m));
             }
-            println!("{table}");
+            out!("{table}");
         }
     }
 }
@@ -551,11 +568,11 @@ pub(crate) fn membership(m: &pb::MembershipResponse, format: OutputFormat) {
 /// Prints `alcor ctl cluster snapshot`.
 pub(crate) fn snapshot(s: &pb::TriggerSnapshotResponse, format: OutputFormat) {
     match format {
-        OutputFormat::Json => println!(
+        OutputFormat::Json => out!(
             "{}",
             json!({ "snapshot_index": s.snapshot_index, "purged_index": s.purged_index })
         ),
-        OutputFormat::Table => println!(
+        OutputFormat::Table => out!(
             "snapshot at log index {}, log purged up to {}",
             index_or_dash(s.snapshot_index),
             index_or_dash(s.purged_index)
@@ -567,11 +584,11 @@ pub(crate) fn snapshot(s: &pb::TriggerSnapshotResponse, format: OutputFormat) {
 pub(crate) fn host_digest(host: &str, d: &pb::HostDigestResponse, format: OutputFormat) {
     let hex: String = d.digest.iter().map(|b| format!("{b:02x}")).collect();
     match format {
-        OutputFormat::Json => println!(
+        OutputFormat::Json => out!(
             "{}",
             json!({ "host": host, "revision": d.revision, "digest": hex })
         ),
-        OutputFormat::Table => println!("{host} at revision {}: {hex}", d.revision),
+        OutputFormat::Table => out!("{host} at revision {}: {hex}", d.revision),
     }
 }
 
@@ -584,7 +601,7 @@ pub(crate) fn barrier(b: &pb::BarrierResponse, format: OutputFormat) {
                 .iter()
                 .map(|a| json!({ "host": a.host, "revision": a.revision }))
                 .collect();
-            println!(
+            out!(
                 "{}",
                 json!({ "revision": b.revision, "acked": acked, "pending": b.pending })
             );
@@ -595,8 +612,8 @@ pub(crate) fn barrier(b: &pb::BarrierResponse, format: OutputFormat) {
             for a in &b.acked {
                 table.add_row(vec![a.host.clone(), a.revision.to_string()]);
             }
-            println!("every host acked revision {}", b.revision);
-            println!("{table}");
+            out!("every host acked revision {}", b.revision);
+            out!("{table}");
         }
     }
 }

@@ -13,6 +13,7 @@ mod floating_ips;
 mod garbage;
 mod kill_leader;
 mod membership;
+mod pipes;
 mod push;
 mod push_scale;
 mod security;
