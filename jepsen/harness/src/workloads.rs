@@ -149,7 +149,11 @@ pub fn register_id(k: usize) -> String {
 
 /// The `x-alcor-reason` header of a status.
 pub(crate) fn reason(status: &Status) -> Option<&str> {
-    status.metadata().get("x-alcor-reason")?.to_str().ok()
+    status
+        .metadata()
+        .get(alcor_proto::REASON_HEADER)?
+        .to_str()
+        .ok()
 }
 
 /// Short text for the history's `error` field.

@@ -14,7 +14,7 @@ use crate::workload::{self, req, uuid, PROJECT};
 fn reason(status: &tonic::Status) -> String {
     status
         .metadata()
-        .get("x-alcor-reason")
+        .get(alcor_proto::REASON_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string()

@@ -221,7 +221,7 @@ async fn watch_from_before_a_restarted_members_snapshot_is_compacted_and_a_relis
     assert_eq!(refused.code(), Code::FailedPrecondition);
     let reason = refused
         .metadata()
-        .get("x-alcor-reason")
+        .get(alcor_proto::REASON_HEADER)
         .and_then(|v| v.to_str().ok());
     assert_eq!(reason, Some("COMPACTED"));
     assert!(refused.message().contains("re-list"), "{refused:?}");
