@@ -366,7 +366,6 @@ impl ReloadingClientTls {
     }
 
     fn stamps(&self) -> Vec<Option<SystemTime>> {
-        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let mut stamps = vec![modified(&self.ca)];
         if let Some((cert, key)) = &self.identity {
             stamps.push(modified(cert));
@@ -445,7 +444,6 @@ impl ResolvesServerCert for ReloadingCert {
 }
 
 fn stamps(cert: &Path, key: &Path) -> (Option<SystemTime>, Option<SystemTime>) {
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     (modified(cert), modified(key))
 }
 
