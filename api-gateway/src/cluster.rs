@@ -54,10 +54,8 @@ use crate::deadline;
 use crate::error::{to_status, ApiError, INDETERMINATE_HEADER, REASON_HEADER};
 use crate::limits::REQUEST_TIMEOUT_MS_MAX;
 
-/// Header naming the leader a non-leader knows of (a node id).
-pub const LEADER_ID_HEADER: &str = "x-alcor-leader-id";
-/// Header with the API address of that leader.
-pub const LEADER_API_HEADER: &str = "x-alcor-leader-api";
+use alcor_proto::reason::Reason;
+pub use alcor_proto::{LEADER_API_HEADER, LEADER_ID_HEADER};
 
 /// Elections `Campaign` starts at most.
 const CAMPAIGN_ATTEMPTS_MAX: u32 = 4;
@@ -550,7 +548,7 @@ fn barrier_timeout(revision: u64, pending: &[String], silent: &BTreeMap<u64, Str
     }
     status_with(
         Code::DeadlineExceeded,
-        "BARRIER_TIMEOUT",
+        Reason::BarrierTimeout,
         &message,
         MetadataMap::new(),
     )
@@ -631,7 +629,8 @@ fn check_addr(field: &str, addr: &str) -> Result<(), Status> {
 }
 
 /// A status with the reason both in the header and at the message start.
-fn status_with(code: Code, reason: &'static str, message: &str, metadata: MetadataMap) -> Status {
+fn status_with(code: Code, reason: Reason, message: &str, metadata: MetadataMap) -> Status {
+    let reason = reason.code();
     let mut metadata = metadata;
     metadata.insert(REASON_HEADER, MetadataValue::from_static(reason));
     Status::with_metadata(code, format!("{reason}: {message}"), metadata)
@@ -640,7 +639,7 @@ fn status_with(code: Code, reason: &'static str, message: &str, metadata: Metada
 fn invalid(message: &str) -> Status {
     status_with(
         Code::InvalidArgument,
-        "INVALID_FIELD",
+        Reason::InvalidField,
         message,
         MetadataMap::new(),
     )
@@ -651,7 +650,7 @@ fn timeout_status(what: &str) -> Status {
     metadata.insert(INDETERMINATE_HEADER, MetadataValue::from_static("true"));
     status_with(
         Code::DeadlineExceeded,
-        "TIMEOUT",
+        Reason::Timeout,
         &format!("{what} did not finish within the deadline; it may still take effect"),
         metadata,
     )
@@ -676,20 +675,20 @@ pub fn admin_status(error: &AdminError) -> Status {
             }
             status_with(
                 Code::FailedPrecondition,
-                "NOT_LEADER",
+                Reason::NotLeader,
                 &error.to_string(),
                 metadata,
             )
         }
         AdminError::Rejected(_) => status_with(
             Code::FailedPrecondition,
-            "MEMBERSHIP_REJECTED",
+            Reason::MembershipRejected,
             &error.to_string(),
             metadata,
         ),
         AdminError::Fatal(_) => status_with(
             Code::Unavailable,
-            "RAFT_STOPPED",
+            Reason::RaftStopped,
             &error.to_string(),
             metadata,
         ),

@@ -3,16 +3,13 @@
 //! the `x-alcor-reason` header (and at the start of its message).
 
 use alcor_proto::identity::Denial;
+use alcor_proto::reason::{Reason, Resource};
 use alcor_raft_core::{ReadError, WriteError};
-use alcor_state_machine::Rejection;
+use alcor_state_machine::{Kind, Pool, Rejection};
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Status};
 
-pub use alcor_proto::REASON_HEADER;
-/// Header set to `true` when a failed write may still commit.
-pub const INDETERMINATE_HEADER: &str = "x-alcor-indeterminate";
-/// Header naming the rejected entry of a batch create.
-pub const BATCH_INDEX_HEADER: &str = "x-alcor-batch-index";
+pub use alcor_proto::{BATCH_INDEX_HEADER, INDETERMINATE_HEADER, REASON_HEADER, RESOURCE_HEADER};
 
 /// Why a gateway call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,68 +59,119 @@ pub fn to_status(error: &ApiError) -> Status {
                 metadata.insert(BATCH_INDEX_HEADER, MetadataValue::from(*index as u64));
                 rejection = cause;
             }
-            (rejection_code(rejection), rejection.code())
+            let (code, reason, resource) = rejection_status(rejection);
+            if let Some(resource) = resource {
+                metadata.insert(RESOURCE_HEADER, MetadataValue::from_static(resource.code()));
+            }
+            (code, reason.code())
         }
         ApiError::Write(write) => {
             let (code, reason) = match write {
-                WriteError::NoLeader => (Code::Unavailable, "NO_LEADER"),
-                WriteError::Timeout => (Code::DeadlineExceeded, "TIMEOUT"),
-                WriteError::LeaderUnreachable { .. } => (Code::Unavailable, "LEADER_UNREACHABLE"),
-                WriteError::Fatal(_) => (Code::Unavailable, "RAFT_STOPPED"),
+                WriteError::NoLeader => (Code::Unavailable, Reason::NoLeader),
+                WriteError::Timeout => (Code::DeadlineExceeded, Reason::Timeout),
+                WriteError::LeaderUnreachable { .. } => {
+                    (Code::Unavailable, Reason::LeaderUnreachable)
+                }
+                WriteError::Fatal(_) => (Code::Unavailable, Reason::RaftStopped),
             };
             // Only NoLeader guarantees the proposal was never appended.
             if !matches!(write, WriteError::NoLeader) {
                 metadata.insert(INDETERMINATE_HEADER, MetadataValue::from_static("true"));
             }
-            (code, reason)
+            (code, reason.code())
         }
-        ApiError::Read(read) => match read {
-            ReadError::NoLeader => (Code::Unavailable, "NO_LEADER"),
-            ReadError::NoQuorum(_) => (Code::Unavailable, "NO_QUORUM"),
-            ReadError::Timeout => (Code::DeadlineExceeded, "TIMEOUT"),
-            ReadError::Overloaded => (Code::ResourceExhausted, "OVERLOADED"),
-            ReadError::LeaderUnreachable { .. } => (Code::Unavailable, "LEADER_UNREACHABLE"),
-            ReadError::Fatal(_) => (Code::Unavailable, "RAFT_STOPPED"),
-        },
-        ApiError::Overloaded => (Code::ResourceExhausted, "OVERLOADED"),
+        ApiError::Read(read) => {
+            let (code, reason) = match read {
+                ReadError::NoLeader => (Code::Unavailable, Reason::NoLeader),
+                ReadError::NoQuorum(_) => (Code::Unavailable, Reason::NoQuorum),
+                ReadError::Timeout => (Code::DeadlineExceeded, Reason::Timeout),
+                ReadError::Overloaded => (Code::ResourceExhausted, Reason::Overloaded),
+                ReadError::LeaderUnreachable { .. } => {
+                    (Code::Unavailable, Reason::LeaderUnreachable)
+                }
+                ReadError::Fatal(_) => (Code::Unavailable, Reason::RaftStopped),
+            };
+            (code, reason.code())
+        }
+        ApiError::Overloaded => (Code::ResourceExhausted, Reason::Overloaded.code()),
         ApiError::Denied(Denial::Unauthenticated, _) => {
             (Code::Unauthenticated, Denial::Unauthenticated.code())
         }
         ApiError::Denied(denial, _) => (Code::PermissionDenied, denial.code()),
-        ApiError::Internal(_) => (Code::Internal, "INTERNAL"),
+        ApiError::Internal(_) => (Code::Internal, Reason::Internal.code()),
     };
     metadata.insert(REASON_HEADER, MetadataValue::from_static(reason));
     Status::with_metadata(code, format!("{reason}: {error}"), metadata)
 }
 
-/// The status code of one (non-batch) rejection.
-fn rejection_code(rejection: &Rejection) -> Code {
+/// The status code, reason and resource of one (non-batch) rejection: the
+/// one place a state-machine rejection becomes wire codes.
+pub fn rejection_status(rejection: &Rejection) -> (Code, Reason, Option<Resource>) {
+    let exists = Code::AlreadyExists;
+    let invalid = Code::InvalidArgument;
+    let exhausted = Code::ResourceExhausted;
     match rejection {
-        Rejection::NotFound { .. } => Code::NotFound,
-        Rejection::AlreadyExists { .. }
-        | Rejection::IpInUse { .. }
-        | Rejection::MacInUse { .. }
-        | Rejection::OverlappingSubnet { .. }
-        | Rejection::RuleExists { .. }
-        | Rejection::TokenConflict { .. } => Code::AlreadyExists,
-        Rejection::InvalidCidr { .. }
-        | Rejection::InvalidField { .. }
-        | Rejection::IpOutsideSubnet { .. }
-        | Rejection::BatchTooLarge { .. }
-        | Rejection::ReservedId { .. } => Code::InvalidArgument,
-        Rejection::StaleRevision { .. } | Rejection::InUse { .. } => Code::FailedPrecondition,
-        Rejection::PoolExhausted { .. } | Rejection::QuotaExceeded { .. } => {
-            Code::ResourceExhausted
+        Rejection::NotFound { kind, .. } => {
+            (Code::NotFound, Reason::NotFound, Some(resource(*kind)))
         }
+        Rejection::AlreadyExists { kind, .. } => {
+            (exists, Reason::AlreadyExists, Some(resource(*kind)))
+        }
+        Rejection::IpInUse { .. } => (exists, Reason::IpInUse, None),
+        Rejection::MacInUse { .. } => (exists, Reason::MacInUse, None),
+        Rejection::OverlappingSubnet { .. } => (exists, Reason::OverlappingSubnet, None),
+        Rejection::RuleExists { .. } => (exists, Reason::RuleExists, None),
+        Rejection::TokenConflict { .. } => (exists, Reason::TokenConflict, None),
+        Rejection::AlreadyAssociated { .. } => (
+            exists,
+            Reason::AlreadyAssociated,
+            Some(Resource::FloatingIp),
+        ),
+        Rejection::InvalidCidr { .. } => (invalid, Reason::InvalidCidr, None),
+        Rejection::InvalidField { .. } => (invalid, Reason::InvalidField, None),
+        Rejection::IpOutsideSubnet { .. } => (invalid, Reason::IpOutsideSubnet, None),
+        Rejection::BatchTooLarge { .. } => (invalid, Reason::BatchTooLarge, None),
+        Rejection::ReservedId { .. } => (invalid, Reason::ReservedId, None),
+        Rejection::StaleRevision { .. } => (Code::FailedPrecondition, Reason::StaleRevision, None),
+        Rejection::InUse { kind, .. } => (
+            Code::FailedPrecondition,
+            Reason::InUse,
+            Some(resource(*kind)),
+        ),
+        // An older member's words: the pool is not known by type.
+        Rejection::PoolExhausted { .. } => (exhausted, Reason::PoolExhausted, None),
+        Rejection::Exhausted { pool } => {
+            let resource = match pool {
+                Pool::Subnet(_) => Resource::Subnet,
+                Pool::Network(_) => Resource::Network,
+                Pool::MacAddresses(_) => Resource::MacAddress,
+                Pool::Vnis => Resource::Vni,
+            };
+            (exhausted, Reason::PoolExhausted, Some(resource))
+        }
+        Rejection::QuotaExceeded { .. } => (exhausted, Reason::QuotaExceeded, None),
         // Nested batches do not exist; treat one like its own entry.
-        Rejection::BatchEntry { cause, .. } => rejection_code(cause),
+        Rejection::BatchEntry { cause, .. } => rejection_status(cause),
+    }
+}
+
+/// The wire name of a state-machine resource kind.
+fn resource(kind: Kind) -> Resource {
+    match kind {
+        Kind::Host => Resource::Host,
+        Kind::Vpc => Resource::Network,
+        Kind::Subnet => Resource::Subnet,
+        Kind::Port => Resource::Port,
+        Kind::SecurityGroup => Resource::SecurityGroup,
+        Kind::SecurityGroupRule => Resource::SecurityGroupRule,
+        Kind::Router => Resource::Router,
+        Kind::FloatingIp => Resource::FloatingIp,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alcor_state_machine::Kind;
 
     fn reason(status: &Status) -> Option<&str> {
         status.metadata().get(REASON_HEADER)?.to_str().ok()

@@ -22,6 +22,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use alcor_proto::api::v1 as pb;
+use alcor_proto::reason::Reason;
 use alcor_raft_core::{ChangeEvent, RaftNode};
 use alcor_state_machine::ResourceChange;
 use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -140,7 +141,8 @@ impl std::fmt::Debug for WatchHub {
     }
 }
 
-fn status(code: Code, reason: &'static str, message: String) -> Status {
+fn status(code: Code, reason: Reason, message: String) -> Status {
+    let reason = reason.code();
     let mut metadata = MetadataMap::new();
     metadata.insert(REASON_HEADER, MetadataValue::from_static(reason));
     Status::with_metadata(code, format!("{reason}: {message}"), metadata)
@@ -149,7 +151,7 @@ fn status(code: Code, reason: &'static str, message: String) -> Status {
 fn compacted(from: u64, floor: u64) -> Status {
     status(
         Code::FailedPrecondition,
-        "COMPACTED",
+        Reason::Compacted,
         format!(
             "revision {from} is older than this node's watch history (which starts after \
              {floor}): re-list and watch from the list's revision"
@@ -192,7 +194,7 @@ impl WatchHub {
             .map_err(|_| {
                 status(
                     Code::ResourceExhausted,
-                    "OVERLOADED",
+                    Reason::Overloaded,
                     format!("{WATCHERS_MAX} watchers already on this node"),
                 )
             })?;
@@ -240,7 +242,7 @@ impl Cursor {
         if self.seq < history.first_seq {
             return Step::End(status(
                 Code::Aborted,
-                "WATCH_LAGGED",
+                Reason::WatchLagged,
                 "this watcher fell behind the node's watch history: re-list and watch again"
                     .to_string(),
             ));
@@ -250,7 +252,7 @@ impl Cursor {
             if history.closed {
                 return Step::End(status(
                     Code::Unavailable,
-                    "RAFT_STOPPED",
+                    Reason::RaftStopped,
                     "this node stopped applying changes".to_string(),
                 ));
             }

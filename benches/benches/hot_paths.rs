@@ -123,7 +123,7 @@ fn ipam_fixture(free_every: usize) -> (Driver, usize, usize) {
     loop {
         match try_apply(&mut d, Command::CreatePort(ipam_port(n))) {
             Ok(_) => n += 1,
-            Err(Rejection::PoolExhausted { .. }) => break,
+            Err(Rejection::Exhausted { .. }) => break,
             Err(e) => panic!("IPAM fixture port rejected: {e}"),
         }
     }

@@ -10,19 +10,15 @@
 //! the gateway's logic: it is a transport failure (connection refused or
 //! reset, local timeout) and the call may or may not have reached the server.
 
+use alcor_proto::reason::Reason;
 use tonic::{Code, Status};
 
-pub use alcor_proto::REASON_HEADER;
-/// Header set to `true` when a failed write may still commit.
-pub const INDETERMINATE_HEADER: &str = "x-alcor-indeterminate";
-/// Header naming the rejected entry of a batch create.
-pub const BATCH_INDEX_HEADER: &str = "x-alcor-batch-index";
-/// Header with the leader's API address, on NOT_LEADER answers.
-pub const LEADER_API_HEADER: &str = "x-alcor-leader-api";
-/// Header the SDK reads the resource's current revision from on a
-/// STALE_REVISION answer. The server does not send it yet; until it does,
-/// `Error::PreconditionFailed::current_revision` is `None`.
-pub const CURRENT_REVISION_HEADER: &str = "x-alcor-current-revision";
+// The server does not send CURRENT_REVISION_HEADER yet; until it does,
+// `Error::PreconditionFailed::current_revision` is `None`.
+pub use alcor_proto::{
+    BATCH_INDEX_HEADER, CURRENT_REVISION_HEADER, INDETERMINATE_HEADER, LEADER_API_HEADER,
+    REASON_HEADER, RESOURCE_HEADER,
+};
 
 /// What the server said about a refused call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +29,10 @@ pub struct Details {
     pub message: String,
     /// The failing entry of a batch create (`x-alcor-batch-index`).
     pub batch_index: Option<u32>,
+    /// The kind of resource the failure is about (`x-alcor-resource`, an
+    /// [`alcor_proto::reason::Resource`] code): the missing one of
+    /// NOT_FOUND, the used one of IN_USE, the pool of POOL_EXHAUSTED.
+    pub resource: Option<String>,
 }
 
 impl std::fmt::Display for Details {
@@ -215,6 +215,7 @@ pub(crate) fn classify(status: &Status) -> Verdict {
         reason,
         message: status.message().to_string(),
         batch_index: header(status, BATCH_INDEX_HEADER).and_then(|v| v.parse().ok()),
+        resource: header(status, RESOURCE_HEADER),
     };
     let indeterminate = header(status, INDETERMINATE_HEADER).is_some_and(|v| v == "true");
     let message = details.to_string();
@@ -231,20 +232,21 @@ pub(crate) fn classify(status: &Status) -> Verdict {
                 leader_api: None,
             }
         }
-        Code::ResourceExhausted if details.reason == "OVERLOADED" => {
+        Code::ResourceExhausted if details.reason == Reason::Overloaded.code() => {
             return Verdict::NotApplied {
                 message,
                 leader_api: None,
             }
         }
-        Code::FailedPrecondition if details.reason == "NOT_LEADER" => {
+        Code::FailedPrecondition if details.reason == Reason::NotLeader.code() => {
             return Verdict::NotApplied {
                 message,
                 leader_api: header(status, LEADER_API_HEADER),
             }
         }
         Code::FailedPrecondition | Code::Aborted
-            if details.reason == "COMPACTED" || details.reason == "WATCH_LAGGED" =>
+            if details.reason == Reason::Compacted.code()
+                || details.reason == Reason::WatchLagged.code() =>
         {
             Error::Compacted(details)
         }
@@ -254,7 +256,7 @@ pub(crate) fn classify(status: &Status) -> Verdict {
             current_revision: header(status, CURRENT_REVISION_HEADER).and_then(|v| v.parse().ok()),
             details,
         },
-        Code::ResourceExhausted if details.reason == "QUOTA_EXCEEDED" => {
+        Code::ResourceExhausted if details.reason == Reason::QuotaExceeded.code() => {
             Error::QuotaExceeded { details }
         }
         Code::ResourceExhausted => Error::ResourceExhausted(details),
@@ -283,6 +285,7 @@ fn classify_unexplained(status: &Status) -> Verdict {
                 reason: "-".to_string(),
                 message: status.message().to_string(),
                 batch_index: None,
+                resource: None,
             },
         }),
     }

@@ -74,7 +74,7 @@ pub use cluster::Cluster;
 pub use config::{ClientBuilder, TlsConfig};
 pub use error::{
     Details, Error, BATCH_INDEX_HEADER, CURRENT_REVISION_HEADER, INDETERMINATE_HEADER,
-    LEADER_API_HEADER, REASON_HEADER,
+    LEADER_API_HEADER, REASON_HEADER, RESOURCE_HEADER,
 };
 pub use resources::{
     FloatingIps, Hosts, Page, Ports, Quotas, Routers, SecurityGroupRules, SecurityGroups, Subnets,

@@ -449,6 +449,7 @@ mod tests {
                 reason: "STALE_REVISION".into(),
                 message: "moved".into(),
                 batch_index: None,
+                resource: None,
             },
             current_revision: None,
         };

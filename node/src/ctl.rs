@@ -802,6 +802,7 @@ mod tests {
             reason: "X".into(),
             message: "x".into(),
             batch_index: None,
+            resource: None,
         };
         let errors = [
             Error::NotFound(details.clone()),

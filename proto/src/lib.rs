@@ -13,11 +13,27 @@
 
 pub mod codec;
 pub mod identity;
+pub mod reason;
 
 /// Header carrying the machine-readable reason code of a failed call (on
 /// every listener; [`identity::Denial`] lists the codes of refused
 /// credentials).
 pub const REASON_HEADER: &str = "x-alcor-reason";
+/// Header naming the kind of resource a failure is about
+/// ([`reason::Resource`]): the missing one of NOT_FOUND, the used one of
+/// IN_USE, the pool of POOL_EXHAUSTED.
+pub const RESOURCE_HEADER: &str = "x-alcor-resource";
+/// Header set to `true` when a failed write may still commit.
+pub const INDETERMINATE_HEADER: &str = "x-alcor-indeterminate";
+/// Header naming the rejected entry of a batch create.
+pub const BATCH_INDEX_HEADER: &str = "x-alcor-batch-index";
+/// Header with the leader's member ID, on NOT_LEADER answers.
+pub const LEADER_ID_HEADER: &str = "x-alcor-leader-id";
+/// Header with the leader's API address, on NOT_LEADER answers.
+pub const LEADER_API_HEADER: &str = "x-alcor-leader-api";
+/// Header the SDK reads a resource's current revision from on a
+/// STALE_REVISION answer. The server does not send it yet.
+pub const CURRENT_REVISION_HEADER: &str = "x-alcor-current-revision";
 
 /// Controller-to-host-agent goal-state push (`alcor.push.v1`).
 pub mod push {

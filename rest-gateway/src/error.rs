@@ -4,7 +4,8 @@
 
 use std::borrow::Cow;
 
-use alcor_api_gateway::{INDETERMINATE_HEADER, REASON_HEADER};
+use alcor_proto::reason::{Reason, Resource};
+use alcor_proto::{INDETERMINATE_HEADER, REASON_HEADER, RESOURCE_HEADER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tonic::{Code, Status};
@@ -95,21 +96,21 @@ impl<T> Answer<T> for Result<tonic::Response<T>, Status> {
 
 /// Maps a failed orchestrator call to Neutron's HTTP code and error type.
 ///
-/// The reason comes from the `x-alcor-reason` header (falling back on the
-/// gRPC code for reasons this table does not know); the resource kind of
-/// NOT_FOUND and IN_USE comes from the rejection's message (`"network <id>
-/// not found"`), which the state machine words stably.
+/// Decided from codes only, never from message text: the reason comes from
+/// the `x-alcor-reason` header and the resource from `x-alcor-resource`
+/// (both [`alcor_proto::reason`]); a status without a known reason falls
+/// back on its gRPC code.
 ///
-/// | reason | kind | HTTP | Neutron type |
+/// | reason | resource | HTTP | Neutron type |
 /// |---|---|---|---|
-/// | NOT_FOUND | network/subnet/port/security group/router/host/floating IP | 404 | `NetworkNotFound`, `SubnetNotFound`, `PortNotFound`, `SecurityGroupNotFound`, `RouterNotFound`, `HostNotFound`, `FloatingIPNotFound` |
+/// | NOT_FOUND | network/subnet/port/security group (rule)/router/host/floating IP | 404 | `NetworkNotFound`, `SubnetNotFound`, `PortNotFound`, `SecurityGroupNotFound`, `SecurityGroupRuleNotFound`, `RouterNotFound`, `HostNotFound`, `FloatingIPNotFound` |
 /// | IP_IN_USE | | 409 | `IpAddressInUse` |
 /// | MAC_IN_USE | | 409 | `MacAddressInUse` |
-/// | IN_USE | port, "floating IP ... already maps to" | 409 | `FloatingIPPortAlreadyAssociated` |
+/// | ALREADY_ASSOCIATED | | 409 | `FloatingIPPortAlreadyAssociated` |
 /// | IN_USE | network/subnet/port/security group/router | 409 | `NetworkInUse`, `SubnetInUse`, `PortInUse`, `SecurityGroupInUse`, `RouterInUse` |
-/// | POOL_EXHAUSTED | subnet or network | 409 | `IpAddressGenerationFailure` |
-/// | POOL_EXHAUSTED | MAC addresses | 503 | `MacAddressGenerationFailure` |
-/// | POOL_EXHAUSTED | VNI range | 503 | `NoNetworkAvailable` |
+/// | POOL_EXHAUSTED | subnet, network or none | 409 | `IpAddressGenerationFailure` |
+/// | POOL_EXHAUSTED | mac_address | 503 | `MacAddressGenerationFailure` |
+/// | POOL_EXHAUSTED | vni | 503 | `NoNetworkAvailable` |
 /// | QUOTA_EXCEEDED | | 409 | `OverQuota` |
 /// | RULE_EXISTS | | 409 | `SecurityGroupRuleExists` |
 /// | ALREADY_EXISTS, TOKEN_CONFLICT | | 409 | `Conflict` |
@@ -120,75 +121,92 @@ impl<T> Answer<T> for Result<tonic::Response<T>, Status> {
 /// | TIMEOUT | | 504 | `RequestTimeout` (indeterminate: header `x-alcor-indeterminate`) |
 /// | anything else | | by gRPC code | `NotFound` 404, `Conflict` 409, `InvalidInput` 400, `OverQuota` 409, `ServiceUnavailable` 503, `RequestTimeout` 504, `InternalServerError` 500 |
 pub fn from_status(status: &Status) -> RestError {
-    let reason = status
-        .metadata()
-        .get(REASON_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let message = strip_prefixes(status.message(), reason);
-    let kind = kind_of(message);
+    let header = |name: &str| {
+        status
+            .metadata()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let reason_code = header(REASON_HEADER);
+    let reason = Reason::from_code(reason_code);
+    let resource = Resource::from_code(header(RESOURCE_HEADER));
+    let message = strip_prefixes(status.message(), reason_code);
     let conflict = StatusCode::CONFLICT;
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
     let (http, neutron): (StatusCode, &'static str) = match reason {
-        "NOT_FOUND" => (
+        Some(Reason::NotFound) => (
             StatusCode::NOT_FOUND,
-            match kind {
-                Some("network") => "NetworkNotFound",
-                Some("subnet") => "SubnetNotFound",
-                Some("port") => "PortNotFound",
-                Some("security group") => "SecurityGroupNotFound",
-                Some("security group rule") => "SecurityGroupRuleNotFound",
-                Some("router") => "RouterNotFound",
-                Some("host") => "HostNotFound",
-                Some("floating IP") => "FloatingIPNotFound",
+            match resource {
+                Some(Resource::Network) => "NetworkNotFound",
+                Some(Resource::Subnet) => "SubnetNotFound",
+                Some(Resource::Port) => "PortNotFound",
+                Some(Resource::SecurityGroup) => "SecurityGroupNotFound",
+                Some(Resource::SecurityGroupRule) => "SecurityGroupRuleNotFound",
+                Some(Resource::Router) => "RouterNotFound",
+                Some(Resource::Host) => "HostNotFound",
+                Some(Resource::FloatingIp) => "FloatingIPNotFound",
                 _ => "NotFound",
             },
         ),
-        "IP_IN_USE" => (conflict, "IpAddressInUse"),
-        "MAC_IN_USE" => (conflict, "MacAddressInUse"),
-        "IN_USE" if kind == Some("port") && message.contains("floating IP") => {
-            (conflict, "FloatingIPPortAlreadyAssociated")
-        }
-        "IN_USE" => (
+        Some(Reason::IpInUse) => (conflict, "IpAddressInUse"),
+        Some(Reason::MacInUse) => (conflict, "MacAddressInUse"),
+        Some(Reason::AlreadyAssociated) => (conflict, "FloatingIPPortAlreadyAssociated"),
+        Some(Reason::InUse) => (
             conflict,
-            match kind {
-                Some("network") => "NetworkInUse",
-                Some("subnet") => "SubnetInUse",
-                Some("port") => "PortInUse",
-                Some("security group") => "SecurityGroupInUse",
-                Some("router") => "RouterInUse",
+            match resource {
+                Some(Resource::Network) => "NetworkInUse",
+                Some(Resource::Subnet) => "SubnetInUse",
+                Some(Resource::Port) => "PortInUse",
+                Some(Resource::SecurityGroup) => "SecurityGroupInUse",
+                Some(Resource::Router) => "RouterInUse",
                 _ => "InUse",
             },
         ),
-        "POOL_EXHAUSTED" if message.contains("MAC") => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "MacAddressGenerationFailure",
-        ),
-        "POOL_EXHAUSTED" if message.contains("VNI") => {
-            (StatusCode::SERVICE_UNAVAILABLE, "NoNetworkAvailable")
-        }
-        "POOL_EXHAUSTED" => (conflict, "IpAddressGenerationFailure"),
-        "QUOTA_EXCEEDED" => (conflict, "OverQuota"),
-        "RULE_EXISTS" => (conflict, "SecurityGroupRuleExists"),
-        "ALREADY_EXISTS" | "TOKEN_CONFLICT" => (conflict, "Conflict"),
-        "STALE_REVISION" => (
+        Some(Reason::PoolExhausted) => match resource {
+            Some(Resource::MacAddress) => (unavailable, "MacAddressGenerationFailure"),
+            Some(Resource::Vni) => (unavailable, "NoNetworkAvailable"),
+            _ => (conflict, "IpAddressGenerationFailure"),
+        },
+        Some(Reason::QuotaExceeded) => (conflict, "OverQuota"),
+        Some(Reason::RuleExists) => (conflict, "SecurityGroupRuleExists"),
+        Some(Reason::AlreadyExists | Reason::TokenConflict) => (conflict, "Conflict"),
+        Some(Reason::StaleRevision) => (
             StatusCode::PRECONDITION_FAILED,
             "RevisionNumberConstraintFailed",
         ),
-        "OVERLAPPING_SUBNET" | "INVALID_CIDR" | "INVALID_FIELD" | "BATCH_TOO_LARGE"
-        | "RESERVED_ID" => (StatusCode::BAD_REQUEST, "InvalidInput"),
-        "IP_OUTSIDE_SUBNET" => (StatusCode::BAD_REQUEST, "InvalidIpForSubnet"),
-        "NO_LEADER" | "NO_QUORUM" | "LEADER_UNREACHABLE" | "RAFT_STOPPED" | "OVERLOADED" => {
-            (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable")
-        }
-        "TIMEOUT" => (StatusCode::GATEWAY_TIMEOUT, "RequestTimeout"),
-        _ => match status.code() {
+        Some(
+            Reason::OverlappingSubnet
+            | Reason::InvalidCidr
+            | Reason::InvalidField
+            | Reason::BatchTooLarge
+            | Reason::ReservedId,
+        ) => (StatusCode::BAD_REQUEST, "InvalidInput"),
+        Some(Reason::IpOutsideSubnet) => (StatusCode::BAD_REQUEST, "InvalidIpForSubnet"),
+        Some(
+            Reason::NoLeader
+            | Reason::NoQuorum
+            | Reason::LeaderUnreachable
+            | Reason::RaftStopped
+            | Reason::Overloaded,
+        ) => (unavailable, "ServiceUnavailable"),
+        Some(Reason::Timeout) => (StatusCode::GATEWAY_TIMEOUT, "RequestTimeout"),
+        Some(
+            Reason::NotLeader
+            | Reason::MembershipRejected
+            | Reason::BarrierTimeout
+            | Reason::Compacted
+            | Reason::WatchLagged
+            | Reason::Internal,
+        )
+        | None => match status.code() {
             Code::NotFound => (StatusCode::NOT_FOUND, "NotFound"),
             Code::AlreadyExists | Code::FailedPrecondition | Code::Aborted => {
                 (conflict, "Conflict")
             }
             Code::InvalidArgument | Code::OutOfRange => (StatusCode::BAD_REQUEST, "InvalidInput"),
             Code::ResourceExhausted => (conflict, "OverQuota"),
-            Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+            Code::Unavailable => (unavailable, "ServiceUnavailable"),
             Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "RequestTimeout"),
             Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "NotAuthorized"),
             Code::PermissionDenied => (StatusCode::FORBIDDEN, "PolicyNotAuthorized"),
@@ -198,7 +216,7 @@ pub fn from_status(status: &Status) -> RestError {
     };
     let message = match neutron {
         "InvalidInput" => format!("Invalid input for operation: {message}."),
-        "OverQuota" if reason == "QUOTA_EXCEEDED" => {
+        "OverQuota" if reason == Some(Reason::QuotaExceeded) => {
             // Neutron's wording: "Quota exceeded for resources: ['port']."
             let mut m = message.to_string();
             if let Some(first) = m.get(..1) {
@@ -234,27 +252,11 @@ fn strip_prefixes<'a>(message: &'a str, reason: &str) -> &'a str {
     rest
 }
 
-/// The resource kind a rejection message starts with.
-fn kind_of(message: &str) -> Option<&'static str> {
-    // Longest first: "security group rule" before "security group".
-    const KINDS: [&str; 8] = [
-        "security group rule",
-        "security group",
-        "floating IP",
-        "network",
-        "subnet",
-        "port",
-        "router",
-        "host",
-    ];
-    KINDS
-        .into_iter()
-        .find(|k| message.strip_prefix(k).is_some_and(|r| r.starts_with(' ')))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alcor_api_gateway::ApiError;
+    use alcor_state_machine::{Id, Kind, Pool, Rejection};
     use tonic::metadata::{MetadataMap, MetadataValue};
 
     fn status(code: Code, reason: &'static str, message: &str) -> Status {
@@ -263,28 +265,117 @@ mod tests {
         Status::with_metadata(code, format!("{reason}: {message}"), md)
     }
 
+    /// What the REST gateway answers for a rejection, through the real
+    /// gRPC mapping of the API gateway.
+    fn rest_of(rejection: Rejection) -> (StatusCode, String) {
+        let e = from_status(&alcor_api_gateway::to_status(&ApiError::Rejected(
+            rejection,
+        )));
+        (e.status, e.kind.into_owned())
+    }
+
     #[test]
-    fn not_found_and_in_use_take_the_kind_from_the_message() {
-        let e = from_status(&status(Code::NotFound, "NOT_FOUND", "network x not found"));
-        assert_eq!(
-            (e.status, e.kind.as_ref()),
-            (StatusCode::NOT_FOUND, "NetworkNotFound")
+    fn neutron_types_follow_the_rejection_not_its_words() {
+        let id = Id(7);
+        let not_found = |kind| Rejection::NotFound {
+            kind,
+            id: "x".to_string(),
+        };
+        let in_use = |kind| Rejection::InUse {
+            kind,
+            id: "x".to_string(),
+            reason: "it is used".to_string(),
+        };
+        let exhausted = |pool| Rejection::Exhausted { pool };
+        let table = [
+            (not_found(Kind::Vpc), 404, "NetworkNotFound"),
+            (not_found(Kind::Subnet), 404, "SubnetNotFound"),
+            (not_found(Kind::Port), 404, "PortNotFound"),
+            (not_found(Kind::SecurityGroup), 404, "SecurityGroupNotFound"),
+            (
+                not_found(Kind::SecurityGroupRule),
+                404,
+                "SecurityGroupRuleNotFound",
+            ),
+            (not_found(Kind::Router), 404, "RouterNotFound"),
+            (not_found(Kind::Host), 404, "HostNotFound"),
+            (not_found(Kind::FloatingIp), 404, "FloatingIPNotFound"),
+            (in_use(Kind::Vpc), 409, "NetworkInUse"),
+            (in_use(Kind::Subnet), 409, "SubnetInUse"),
+            (in_use(Kind::Port), 409, "PortInUse"),
+            (in_use(Kind::SecurityGroup), 409, "SecurityGroupInUse"),
+            (in_use(Kind::Router), 409, "RouterInUse"),
+            (
+                exhausted(Pool::Subnet(id)),
+                409,
+                "IpAddressGenerationFailure",
+            ),
+            (
+                exhausted(Pool::Network(id)),
+                409,
+                "IpAddressGenerationFailure",
+            ),
+            (
+                exhausted(Pool::MacAddresses(id)),
+                503,
+                "MacAddressGenerationFailure",
+            ),
+            (exhausted(Pool::Vnis), 503, "NoNetworkAvailable"),
+            (
+                Rejection::PoolExhausted {
+                    scope: "MAC addresses of network x".to_string(),
+                },
+                409,
+                "IpAddressGenerationFailure",
+            ),
+            (
+                Rejection::AlreadyAssociated {
+                    port_id: id,
+                    ip: "10.0.0.5".parse().unwrap(),
+                    floating_ip_id: Id(8),
+                },
+                409,
+                "FloatingIPPortAlreadyAssociated",
+            ),
+            (
+                Rejection::BatchEntry {
+                    index: 2,
+                    cause: Box::new(not_found(Kind::Port)),
+                },
+                404,
+                "PortNotFound",
+            ),
+        ];
+        for (rejection, http, neutron) in table {
+            let what = format!("{rejection:?}");
+            assert_eq!(
+                rest_of(rejection),
+                (StatusCode::from_u16(http).unwrap(), neutron.to_string()),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn rewording_a_message_changes_no_error_type() {
+        let mut md = MetadataMap::new();
+        md.insert(REASON_HEADER, MetadataValue::from_static("NOT_FOUND"));
+        md.insert(RESOURCE_HEADER, MetadataValue::from_static("port"));
+        let reworded = Status::with_metadata(
+            Code::NotFound,
+            "NOT_FOUND: network n has no MAC or VNI or floating IP",
+            md,
         );
-        let e = from_status(&status(
-            Code::FailedPrecondition,
-            "IN_USE",
-            "subnet x is in use: 2 ports",
-        ));
-        assert_eq!(
-            (e.status, e.kind.as_ref()),
-            (StatusCode::CONFLICT, "SubnetInUse")
-        );
+        assert_eq!(from_status(&reworded).kind, "PortNotFound");
+    }
+
+    #[test]
+    fn batch_entry_words_are_stripped_from_the_message() {
         let e = from_status(&status(
             Code::NotFound,
             "NOT_FOUND",
             "batch entry 2 rejected: port y not found",
         ));
-        assert_eq!(e.kind, "PortNotFound");
         assert_eq!(e.message, "port y not found");
     }
 

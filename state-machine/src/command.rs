@@ -506,7 +506,9 @@ pub enum Rejection {
         /// The VPC.
         network_id: Id,
     },
-    /// No free address left.
+    /// No free address left. Only older members send this form (the scope
+    /// as words); it stays so their replies still decode. New code sends
+    /// [`Rejection::Exhausted`].
     #[error("no free address in {scope}")]
     PoolExhausted {
         /// The subnet, network, VNI or MAC range that ran out.
@@ -576,32 +578,51 @@ pub enum Rejection {
         #[serde(deserialize_with = "crate::decode::nested")]
         cause: Box<Rejection>,
     },
+    // New variants go last: replies travel between members as bincode,
+    // which numbers variants by position.
+    /// A pool ran out.
+    #[error("no free {pool}")]
+    Exhausted {
+        /// Which one.
+        pool: Pool,
+    },
+    /// A floating IP already maps to this fixed address of the port.
+    #[error("port {port_id} is in use: floating IP {floating_ip_id} already maps to {ip}")]
+    AlreadyAssociated {
+        /// The port.
+        port_id: Id,
+        /// Its fixed address.
+        ip: IpAddr,
+        /// The floating IP that maps to it.
+        floating_ip_id: Id,
+    },
+}
+
+/// A pool a [`Rejection::Exhausted`] ran out of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Pool {
+    /// The addresses of a subnet.
+    Subnet(Id),
+    /// The addresses of every subnet of a network.
+    Network(Id),
+    /// The MAC addresses of a network.
+    MacAddresses(Id),
+    /// The VNI range.
+    Vnis,
+}
+
+impl std::fmt::Display for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pool::Subnet(id) => write!(f, "address in subnet {id}"),
+            Pool::Network(id) => write!(f, "address in network {id}"),
+            Pool::MacAddresses(id) => write!(f, "MAC address in network {id}"),
+            Pool::Vnis => f.write_str("VNI in the VNI range"),
+        }
+    }
 }
 
 impl Rejection {
-    /// A stable, machine-readable code for the rejection.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Rejection::NotFound { .. } => "NOT_FOUND",
-            Rejection::AlreadyExists { .. } => "ALREADY_EXISTS",
-            Rejection::InvalidCidr { .. } => "INVALID_CIDR",
-            Rejection::InvalidField { .. } => "INVALID_FIELD",
-            Rejection::OverlappingSubnet { .. } => "OVERLAPPING_SUBNET",
-            Rejection::IpOutsideSubnet { .. } => "IP_OUTSIDE_SUBNET",
-            Rejection::IpInUse { .. } => "IP_IN_USE",
-            Rejection::MacInUse { .. } => "MAC_IN_USE",
-            Rejection::PoolExhausted { .. } => "POOL_EXHAUSTED",
-            Rejection::InUse { .. } => "IN_USE",
-            Rejection::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
-            Rejection::StaleRevision { .. } => "STALE_REVISION",
-            Rejection::RuleExists { .. } => "RULE_EXISTS",
-            Rejection::BatchTooLarge { .. } => "BATCH_TOO_LARGE",
-            Rejection::BatchEntry { .. } => "BATCH_ENTRY",
-            Rejection::TokenConflict { .. } => "TOKEN_CONFLICT",
-            Rejection::ReservedId { .. } => "RESERVED_ID",
-        }
-    }
-
     pub(crate) fn not_found(kind: Kind, id: impl ToString) -> Rejection {
         Rejection::NotFound {
             kind,

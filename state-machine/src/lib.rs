@@ -44,8 +44,8 @@ mod validate;
 pub use apply::Outcome;
 pub use changes::{Resource, ResourceChange};
 pub use command::{
-    Command, FixedIpRequest, GatewaySpec, Kind, PortSpec, PortUpdate, Proposal, Rejection, Reply,
-    SubnetUpdate,
+    Command, FixedIpRequest, GatewaySpec, Kind, Pool, PortSpec, PortUpdate, Proposal, Rejection,
+    Reply, SubnetUpdate,
 };
 pub use goal::{
     apply_changes, goal_digest, Diffs, GoalChange, GoalKey, GoalObject, GoalState, HostDiff, Scope,

@@ -19,7 +19,10 @@ async fn server_refusals_map_to_typed_errors() {
         .vpcs()
         .get("00000000-0000-4000-8000-00000000dead")
         .await;
-    assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
+    let Err(Error::NotFound(details)) = missing else {
+        panic!("{missing:?}");
+    };
+    assert_eq!(details.resource.as_deref(), Some("network"));
 
     let overlapping = client
         .subnets()

@@ -3,7 +3,7 @@
 //! release it. The port's binding host receives it (host scope) for local DNAT.
 
 use crate::apply::Ctx;
-use crate::command::{Kind, Rejection, Reply};
+use crate::command::{Kind, Pool, Rejection, Reply};
 use crate::goal::DiffCollector;
 use crate::ids::{Id, ProjectId};
 use crate::model::{FloatingIp, ResourceKind};
@@ -93,8 +93,8 @@ impl State {
             None => self
                 .subnets_of(net)
                 .find_map(|s| self.plan_single_ip(s).map(|(n, c)| (s.id, n, Some(c))))
-                .ok_or_else(|| Rejection::PoolExhausted {
-                    scope: format!("network {net}"),
+                .ok_or(Rejection::Exhausted {
+                    pool: Pool::Network(net),
                 })?,
         };
         let v4 = self
@@ -262,10 +262,10 @@ impl State {
             ));
         }
         match self.ix.fip_fixed().get(&(port_id, ip)) {
-            Some(other) if *other != fip => Err(Rejection::InUse {
-                kind: Kind::Port,
-                id: port_id.to_string(),
-                reason: format!("floating IP {other} already maps to {ip}"),
+            Some(other) if *other != fip => Err(Rejection::AlreadyAssociated {
+                port_id,
+                ip,
+                floating_ip_id: *other,
             }),
             _ => Ok(ip),
         }

@@ -5,7 +5,7 @@
 //! entries of the same batch took; only a fully valid plan is committed.
 
 use crate::apply::Ctx;
-use crate::command::{FixedIpRequest, Kind, PortSpec, PortUpdate, Rejection, Reply};
+use crate::command::{FixedIpRequest, Kind, Pool, PortSpec, PortUpdate, Rejection, Reply};
 use crate::goal::DiffCollector;
 use crate::ids::{HostId, Id, ProjectId};
 use crate::limits::{
@@ -246,8 +246,8 @@ impl State {
                 return Ok(mac);
             }
         }
-        Err(Rejection::PoolExhausted {
-            scope: format!("MAC addresses of network {net}"),
+        Err(Rejection::Exhausted {
+            pool: Pool::MacAddresses(net),
         })
     }
 
@@ -278,8 +278,8 @@ impl State {
                 }
             }
             if any_subnet && out.is_empty() {
-                return Err(Rejection::PoolExhausted {
-                    scope: format!("network {net}"),
+                return Err(Rejection::Exhausted {
+                    pool: Pool::Network(net),
                 });
             }
             return Ok(out);
@@ -344,11 +344,11 @@ impl State {
                     }
                     n
                 }
-                None => self.allocate_ip(subnet, ov, &taken).ok_or_else(|| {
-                    Rejection::PoolExhausted {
-                        scope: format!("subnet {}", subnet.id),
-                    }
-                })?,
+                None => self
+                    .allocate_ip(subnet, ov, &taken)
+                    .ok_or(Rejection::Exhausted {
+                        pool: Pool::Subnet(subnet.id),
+                    })?,
             };
             taken.insert((subnet.id, n));
             out.push(FixedIp {

@@ -1,7 +1,7 @@
 //! VPC commands: create (VNI allocation), update and delete.
 
 use crate::apply::Ctx;
-use crate::command::{Kind, Rejection, Reply};
+use crate::command::{Kind, Pool, Rejection, Reply};
 use crate::goal::DiffCollector;
 use crate::ids::{validate_client_id, Id, ProjectId};
 use crate::limits::{MTU_DEFAULT, MTU_MAX, MTU_MIN, VNI_MAX, VNI_MIN};
@@ -62,9 +62,9 @@ impl State {
                 });
             }
             Some(v) => v,
-            None => self.next_free_vni().ok_or(Rejection::PoolExhausted {
-                scope: "VNI range".to_string(),
-            })?,
+            None => self
+                .next_free_vni()
+                .ok_or(Rejection::Exhausted { pool: Pool::Vnis })?,
         };
         let vpc = Vpc {
             id,
