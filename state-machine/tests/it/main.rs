@@ -7,6 +7,7 @@ mod diffs;
 mod floating_ips;
 mod props;
 mod purity;
+mod rejections;
 mod rules;
 mod support;
 mod tags;
