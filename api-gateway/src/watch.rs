@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use alcor_proto::api::v1 as pb;
 use alcor_proto::reason::Reason;
+use alcor_proto::COMPACT_REVISION_HEADER;
 use alcor_raft_core::{ChangeEvent, RaftNode};
 use alcor_state_machine::ResourceChange;
 use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -149,14 +150,18 @@ fn status(code: Code, reason: Reason, message: String) -> Status {
 }
 
 fn compacted(from: u64, floor: u64) -> Status {
-    status(
+    let mut status = status(
         Code::FailedPrecondition,
         Reason::Compacted,
         format!(
             "revision {from} is older than this node's watch history (which starts after \
              {floor}): re-list and watch from the list's revision"
         ),
-    )
+    );
+    status
+        .metadata_mut()
+        .insert(COMPACT_REVISION_HEADER, MetadataValue::from(floor));
+    status
 }
 
 impl WatchHub {
@@ -447,7 +452,11 @@ mod tests {
         };
         h.restart(50);
         match cursor.step(&h) {
-            Step::End(status) => assert_eq!(status.code(), Code::FailedPrecondition),
+            Step::End(status) => {
+                assert_eq!(status.code(), Code::FailedPrecondition);
+                let floor = status.metadata().get(COMPACT_REVISION_HEADER);
+                assert_eq!(floor.and_then(|v| v.to_str().ok()), Some("50"));
+            }
             _ => panic!("a restart must end the cursor"),
         }
         assert_eq!(h.seq_after(50), h.next_seq());

@@ -31,6 +31,9 @@ pub const BATCH_INDEX_HEADER: &str = "x-alcor-batch-index";
 pub const LEADER_ID_HEADER: &str = "x-alcor-leader-id";
 /// Header with the leader's API address, on NOT_LEADER answers.
 pub const LEADER_API_HEADER: &str = "x-alcor-leader-api";
+/// Header with the revision a node's watch history starts after, on
+/// COMPACTED answers: a watch from it or later can be served.
+pub const COMPACT_REVISION_HEADER: &str = "x-alcor-compact-revision";
 /// Header the SDK reads a resource's current revision from on a
 /// STALE_REVISION answer. The server does not send it yet.
 pub const CURRENT_REVISION_HEADER: &str = "x-alcor-current-revision";

@@ -521,16 +521,23 @@ fn watch_channel(slot: usize) -> Result<Channel> {
 }
 
 /// The floor in a COMPACTED message: "... (which starts after 1234) ...".
-fn floor_of(message: &str) -> Option<u64> {
-    let rest = message.split("starts after ").nth(1)?;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
+/// The revision the node's watch history starts after, from a COMPACTED
+/// answer's header.
+fn floor_of(status: &Status) -> Option<u64> {
+    status
+        .metadata()
+        .get(alcor_proto::COMPACT_REVISION_HEADER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 fn end_of(status: &Status) -> End {
-    match (status.code(), reason(status)) {
-        (Code::FailedPrecondition, Some("COMPACTED")) => End::Compacted(floor_of(status.message())),
-        (Code::Aborted, Some("WATCH_LAGGED")) => End::Lagged,
+    use alcor_proto::reason::Reason;
+    match (status.code(), reason(status).and_then(Reason::from_code)) {
+        (Code::FailedPrecondition, Some(Reason::Compacted)) => End::Compacted(floor_of(status)),
+        (Code::Aborted, Some(Reason::WatchLagged)) => End::Lagged,
         _ => End::Broken(describe(status)),
     }
 }
@@ -612,7 +619,10 @@ fn record_stream(shared: &Shared, key: &str, segment: &Segment) {
     let (kind, error) = match &segment.end {
         End::Done => (OpType::Ok, None),
         End::Compacted(_) => (OpType::Fail, Some("COMPACTED".to_string())),
-        End::Lagged => (OpType::Info, Some("WATCH_LAGGED".to_string())),
+        End::Lagged => (
+            OpType::Info,
+            Some(alcor_proto::reason::Reason::WatchLagged.code().to_string()),
+        ),
         End::Broken(why) => (OpType::Info, Some(why.clone())),
     };
     shared.record(
@@ -1392,11 +1402,14 @@ mod tests {
     }
 
     #[test]
-    fn the_floor_is_read_from_a_compacted_message() {
-        let message = "COMPACTED: revision 80 is older than this node's watch history (which \
-                       starts after 5123): re-list and watch from the list's revision";
-        assert_eq!(floor_of(message), Some(5123));
-        assert_eq!(floor_of("COMPACTED: gone"), None);
+    fn the_floor_is_read_from_the_compact_revision_header_not_the_words() {
+        let mut status = Status::failed_precondition("COMPACTED: starts after 9");
+        assert_eq!(floor_of(&status), None);
+        status.metadata_mut().insert(
+            alcor_proto::COMPACT_REVISION_HEADER,
+            tonic::metadata::MetadataValue::from(5123u64),
+        );
+        assert_eq!(floor_of(&status), Some(5123));
     }
 
     #[test]

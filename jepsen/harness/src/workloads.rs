@@ -167,7 +167,7 @@ pub(crate) fn describe(status: &Status) -> String {
 pub fn classify_mutation(status: &Status) -> OpType {
     let indeterminate = status
         .metadata()
-        .get("x-alcor-indeterminate")
+        .get(alcor_proto::INDETERMINATE_HEADER)
         .and_then(|v| v.to_str().ok())
         == Some("true");
     if indeterminate {
