@@ -112,8 +112,8 @@ class ServerHelp:
         res = subprocess.run(
             [self.alcor, "server", *argv, "--help"], capture_output=True, text=True
         )
-        error = res.stderr.strip().splitlines()[:1]
-        check(res.returncode == 0, f"{where}: `alcor server` refuses {shlex.join(argv)}: {error}")
+        error = (res.stderr.strip().splitlines() or [""])[0]
+        check(res.returncode == 0, f"{where}: `alcor server` refuses it: {error}: {shlex.join(argv)}")
 
 
 def flags_in(text):
@@ -152,7 +152,8 @@ def check_kubernetes(help):
             except Exception as e:  # every failure, a missing schema included
                 path_in = ".".join(str(p) for p in getattr(e, "path", []))
                 message = getattr(e, "message", str(e))
-                check(False, f"{name}: not a valid object of Kubernetes {version}: {path_in}: {message}")
+                at = f"{path_in}: " if path_in else ""
+                check(False, f"{name}: not a valid object of Kubernetes {version}: {at}{message}")
     container_ports = {}
     for path, doc in docs:
         for c in containers_of(doc):
@@ -216,6 +217,8 @@ def check_statefulset_members(help, doc, container, where):
     up later: it must --join)."""
     set_name = doc["metadata"]["name"]
     replicas = doc["spec"].get("replicas", 1)
+    if not isinstance(replicas, int):
+        return  # the schema check reports it
     env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
     env.update(POD_NAMESPACE="default", POD_NAME="")
     initial_members = int(env.get("INITIAL_MEMBERS", replicas))
