@@ -11,6 +11,11 @@ inside its venv, which provides kubernetes-validate, PyYAML and hadolint).
   command line it and the systemd unit produce is parsed by the real binary
   (`alcor server ARGS --help`: clap checks every name and value, starts
   nothing); the members must agree on --initial-cluster.
+- Boot (as root): those command lines run as real processes on loopback
+  addresses, with the pods' DNS names in a private /etc/hosts and TLS material
+  made as README "Deployment" says; they elect a leader, replicate a write, take
+  in the member beyond the initial ones (--join, add-learner, promote) and stop
+  cleanly on SIGTERM.
 - systemd: `systemd-analyze verify` prints nothing, and `systemd-analyze
   security --offline` rates the unit's exposure at most SYSTEMD_EXPOSURE_MAX.
 - Dockerfile: hadolint passes, every COPY source exists, every workspace
@@ -20,6 +25,7 @@ Usage: check.py ALCOR_BIN. Prints one line per failure and a closing
 "deploy-check: N passed, M failed"; exit status 1 on any failure.
 """
 
+import json
 import os
 import re
 import shlex
@@ -27,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 from pathlib import Path
 
@@ -227,6 +234,7 @@ def check_statefulset_members(help, doc, container, where):
         f"{where}: INITIAL_MEMBERS={initial_members} but replicas={replicas} (change both)",
     )
     clusters = set()
+    members = {}
     for ordinal in range(replicas + 1):
         env["POD_NAME"] = f"{set_name}-{ordinal}"
         member = f"{where} as pod {env['POD_NAME']}"
@@ -236,6 +244,7 @@ def check_statefulset_members(help, doc, container, where):
             continue
         check(argv[:1] == ["server"], f"{member}: runs `alcor {argv[:1]}`, not `alcor server`")
         argv = argv[1:]
+        members[ordinal] = argv
         help.check_parses(argv, member)
         member_id = ordinal + 1
         check(flag_value(argv, "id") == str(member_id), f"{member}: --id is not {member_id}")
@@ -260,6 +269,150 @@ def check_statefulset_members(help, doc, container, where):
             value = flag_value(argv, flag) or ""
             check(f"peer-{member_id}" in value, f"{member}: --{flag} {value} is not member {member_id}'s")
     check(len(clusters) == 1, f"{where}: members disagree on --initial-cluster: {sorted(clusters)}")
+    if len(members) == replicas + 1 and not failures:
+        check_boot(help.alcor, set_name, members, where)
+
+
+# ---- Boot ----
+
+# Bound on each wait of the boot check (leader, membership change, stop).
+BOOT_WAIT_S_MAX = 60
+
+
+def in_hosts(hosts, argv):
+    """`argv` in a private mount namespace whose /etc/hosts is `hosts`."""
+    script = 'mount --bind "$0" /etc/hosts && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(hosts), *argv]
+
+
+def check_boot(alcor, set_name, members, where):
+    """Boots the members' rendered command lines as real processes: TLS
+    material made as README "Deployment" says, the pods' DNS names mapped to
+    loopback addresses (a private /etc/hosts), each member binding its own
+    loopback address instead of 0.0.0.0. The members elect a leader, a write
+    on one is read on another, the member beyond the initial ones joins
+    (add-learner, promote) and every member stops cleanly on SIGTERM."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        print("deploy-check: not root: the StatefulSet's command lines are not booted", flush=True)
+        return
+    work = Path(tempfile.mkdtemp(prefix="alcor-deploy-boot."))
+    procs = {}
+    ctl_errors = []
+    try:
+        joiner = max(members)
+        cluster = flag_value(members[joiner], "initial-cluster")
+        hosts = {}  # member id -> the pod's DNS name
+        for entry in cluster.split(","):
+            member_id, addrs = entry.split("=", 1)
+            hosts[int(member_id)] = addrs.split("/")[0].rsplit(":", 1)[0]
+        namespace = hosts[1].split(".")[2]
+        hosts_file = work / "hosts"
+        hosts_file.write_text(
+            "127.0.0.1 localhost\n"
+            + "".join(f"127.0.0.{10 + i} {host}\n" for i, host in hosts.items())
+        )
+        tls = work / "etc/alcor/tls"
+        (work / "etc/alcor/tokens").mkdir(parents=True)
+        (work / "etc/alcor/tokens/tokens.toml").write_text('["boot-check-admin"]\nrole = "admin"\n')
+        client_service = f"alcor.{namespace}.svc.cluster.local,alcor.{namespace}.svc,localhost"
+        for member_id, host in hosts.items():
+            certs = [alcor, "certs", "--dir", str(tls), "--identity", f"peer/{member_id}"]
+            certs += ["--ip", "127.0.0.1", "--dns", f"{host},{client_service}"]
+            subprocess.run(certs, check=True, capture_output=True)
+        subprocess.run(
+            [alcor, "certs", "--dir", str(tls), "--identity", "admin"], check=True, capture_output=True
+        )
+
+        def start(ordinal):
+            member_id = ordinal + 1
+            argv = [
+                a.replace("0.0.0.0:", f"127.0.0.{10 + member_id}:")
+                .replace("/etc/alcor/", f"{work}/etc/alcor/")
+                .replace("/var/lib/alcor", f"{work}/data-{member_id}")
+                for a in members[ordinal]
+            ]
+            log = open(work / f"member-{member_id}.log", "w")
+            procs[member_id] = subprocess.Popen(
+                in_hosts(hosts_file, [alcor, "server", *argv]), stdout=log, stderr=subprocess.STDOUT
+            )
+
+        def ctl(member_id, *args):
+            argv = [alcor, "ctl", "-o", "json", "--endpoints", f"{hosts[member_id]}:8001"]
+            argv += ["--ca-file", str(tls / "ca.pem"), "--cert-file", str(tls / "admin.pem")]
+            argv += ["--key-file", str(tls / "admin-key.pem"), "--timeout-ms", "5000", *args]
+            res = subprocess.run(in_hosts(hosts_file, argv), capture_output=True, text=True, timeout=60)
+            ctl_errors.append(" ".join(res.stderr.split()))
+            return res.stdout if res.returncode == 0 else None
+
+        def wait_for(what, predicate):
+            deadline = time.monotonic() + BOOT_WAIT_S_MAX
+            while time.monotonic() < deadline:
+                if predicate():
+                    return True
+                exited = {i: p.returncode for i, p in procs.items() if p.poll() is not None}
+                if exited:
+                    check(False, f"{where}: booted members exited (id: status) {exited} before {what}")
+                    return False
+                time.sleep(0.5)
+            check(False, f"{where}: booted members: {what} within {BOOT_WAIT_S_MAX} s")
+            return False
+
+        def status(member_id):
+            out = ctl(member_id, "cluster", "status")
+            return json.loads(out) if out else {}
+
+        def sees(member_id, voters):
+            s = status(member_id)
+            ids = sorted(m["id"] for m in s.get("members", []) if m["voter"])
+            return s.get("leader_id") is not None and ids == voters
+
+        initial = sorted(o for o in members if o != joiner)
+        voters = [o + 1 for o in initial]
+        for ordinal in initial:
+            start(ordinal)
+        if not all(wait_for(f"member {o + 1} sees a leader", lambda o=o: sees(o + 1, voters)) for o in initial):
+            return
+        check(True, "")
+        created = ctl(1, "vpcs", "create", "--project-id", "deploy-check", "--name", "deploy-boot-check", "--cidr", "10.0.0.0/16")
+        check(
+            created is not None,
+            f"{where}: booted members: a VPC cannot be created through member 1: {ctl_errors[-1]}",
+        )
+        last = max(voters)
+        wait_for(
+            f"member {last} reads the VPC written through member 1",
+            lambda: "deploy-boot-check" in (ctl(last, "vpcs", "list") or ""),
+        )
+        joiner_id = joiner + 1
+        start(joiner)
+        host = hosts[joiner_id]
+        added = ctl(1, "cluster", "add-learner", "--id", str(joiner_id),
+                    "--raft-addr", f"{host}:7001", "--api-addr", f"{host}:8001")
+        check(added is not None, f"{where}: booted members: add-learner {joiner_id}: {ctl_errors[-1]}")
+        promoted = ctl(1, "cluster", "promote", str(joiner_id))
+        check(promoted is not None, f"{where}: booted members: promote {joiner_id}: {ctl_errors[-1]}")
+        wait_for(
+            f"the joined member {joiner_id} sees itself a voter",
+            lambda: sees(joiner_id, voters + [joiner_id]),
+        )
+        for member_id, proc in procs.items():
+            proc.terminate()
+        for member_id, proc in procs.items():
+            try:
+                code = proc.wait(timeout=BOOT_WAIT_S_MAX)
+            except subprocess.TimeoutExpired:
+                code = None
+            check(code == 0, f"{where}: booted member {member_id} ends with {code} on SIGTERM")
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if failures:
+            for log in sorted(work.glob("member-*.log")):
+                print(f"---- {log.name} (tail)", flush=True)
+                print("\n".join(log.read_text(errors="replace").splitlines()[-15:]), flush=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # ---- systemd ----
