@@ -124,7 +124,9 @@ class ServerHelp:
             [self.alcor, "server", *argv, "--help"], capture_output=True, text=True
         )
         error = (res.stderr.strip().splitlines() or [""])[0]
-        check(res.returncode == 0, f"{where}: `alcor server` refuses it: {error}: {shlex.join(argv)}")
+        check(
+            res.returncode == 0, f"{where}: `alcor server` refuses it: {error}: {shlex.join(argv)}"
+        )
 
 
 def flags_in(text):
@@ -145,7 +147,7 @@ def containers_of(doc):
     return spec.get("initContainers", []) + spec.get("containers", [])
 
 
-def check_kubernetes(help):
+def check_kubernetes(server_help):
     manifests = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
     check(manifests, "deploy/kubernetes: no manifests")
     docs = []
@@ -175,7 +177,7 @@ def check_kubernetes(help):
             where = f"{rel(path)} container {c['name']}"
             script = " ".join(c.get("command", []) + c.get("args", []))
             env_names = [e["name"] for e in c.get("env", []) if e["name"].startswith("ALCOR_")]
-            help.check_names(flags_in(script), env_names, where)
+            server_help.check_names(flags_in(script), env_names, where)
             for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                 port = c.get(probe, {}).get("httpGet", {}).get("port")
                 if port is not None:
@@ -190,7 +192,7 @@ def check_kubernetes(help):
                     f"{where}: --{flag} binds port {port}, not among the container's ports",
                 )
             if "alcor server" in script and doc["kind"] == "StatefulSet":
-                check_statefulset_members(help, doc, c, where)
+                check_statefulset_members(server_help, doc, c, where)
         if doc.get("kind") == "Service":
             for p in doc["spec"].get("ports", []):
                 target = p.get("targetPort", p["port"])
@@ -222,7 +224,7 @@ def flag_value(argv, flag):
     return argv[argv.index(f"--{flag}") + 1]
 
 
-def check_statefulset_members(help, doc, container, where):
+def check_statefulset_members(server_help, doc, container, where):
     """Each member's command line parses, and the members agree on the
     cluster: for the manifest's replicas, and one member beyond them (scaled
     up later: it must --join)."""
@@ -249,7 +251,7 @@ def check_statefulset_members(help, doc, container, where):
         check(argv[:1] == ["server"], f"{member}: runs `alcor {argv[:1]}`, not `alcor server`")
         argv = argv[1:]
         members[ordinal] = argv
-        help.check_parses(argv, member)
+        server_help.check_parses(argv, member)
         member_id = ordinal + 1
         check(flag_value(argv, "id") == str(member_id), f"{member}: --id is not {member_id}")
         cluster = flag_value(argv, "initial-cluster") or ""
@@ -271,10 +273,13 @@ def check_statefulset_members(help, doc, container, where):
             check("--join" in argv, f"{member}: a member beyond the initial ones must --join")
         for flag in ("tls-cert", "tls-key"):
             value = flag_value(argv, flag) or ""
-            check(f"peer-{member_id}" in value, f"{member}: --{flag} {value} is not member {member_id}'s")
+            check(
+                f"peer-{member_id}" in value,
+                f"{member}: --{flag} {value} is not member {member_id}'s",
+            )
     check(len(clusters) == 1, f"{where}: members disagree on --initial-cluster: {sorted(clusters)}")
     if len(members) == replicas + 1 and not failures:
-        check_boot(help.alcor, container, members, where)
+        check_boot(server_help.alcor, container, members, where)
 
 
 # ---- Boot ----
@@ -327,7 +332,9 @@ def check_boot(alcor, container, members, where):
             certs += ["--ip", "127.0.0.1", "--dns", f"{host},{client_service}"]
             subprocess.run(certs, check=True, capture_output=True)
         subprocess.run(
-            [alcor, "certs", "--dir", str(tls), "--identity", "admin"], check=True, capture_output=True
+            [alcor, "certs", "--dir", str(tls), "--identity", "admin"],
+            check=True,
+            capture_output=True,
         )
 
         def start(ordinal):
@@ -347,7 +354,9 @@ def check_boot(alcor, container, members, where):
             argv = [alcor, "ctl", "-o", "json", "--endpoints", f"{hosts[member_id]}:8001"]
             argv += ["--ca-file", str(tls / "ca.pem"), "--cert-file", str(tls / "admin.pem")]
             argv += ["--key-file", str(tls / "admin-key.pem"), "--timeout-ms", "5000", *args]
-            res = subprocess.run(in_hosts(hosts_file, argv), capture_output=True, text=True, timeout=60)
+            res = subprocess.run(
+                in_hosts(hosts_file, argv), capture_output=True, text=True, timeout=60
+            )
             ctl_errors.append(" ".join(res.stderr.split()))
             return res.stdout if res.returncode == 0 else None
 
@@ -358,7 +367,9 @@ def check_boot(alcor, container, members, where):
                     return True
                 exited = {i: p.returncode for i, p in procs.items() if p.poll() is not None}
                 if exited:
-                    check(False, f"{where}: booted members exited (id: status) {exited} before {what}")
+                    check(
+                        False, f"{where}: booted members exited (id: status) {exited} before {what}"
+                    )
                     return False
                 time.sleep(0.5)
             check(False, f"{where}: booted members: {what} within {BOOT_WAIT_S_MAX} s")
@@ -377,11 +388,24 @@ def check_boot(alcor, container, members, where):
         voters = [o + 1 for o in initial]
         for ordinal in initial:
             start(ordinal)
-        if not all(wait_for(f"member {o + 1} sees a leader", lambda o=o: sees(o + 1, voters)) for o in initial):
+        if not all(
+            wait_for(f"member {o + 1} sees a leader", lambda o=o: sees(o + 1, voters))
+            for o in initial
+        ):
             return
         check(True, "")
         check_probes(container, "127.0.0.11", where)
-        created = ctl(1, "vpcs", "create", "--project-id", "deploy-check", "--name", "deploy-boot-check", "--cidr", "10.0.0.0/16")
+        created = ctl(
+            1,
+            "vpcs",
+            "create",
+            "--project-id",
+            "deploy-check",
+            "--name",
+            "deploy-boot-check",
+            "--cidr",
+            "10.0.0.0/16",
+        )
         check(
             created is not None,
             f"{where}: booted members: a VPC cannot be created through member 1: {ctl_errors[-1]}",
@@ -394,11 +418,24 @@ def check_boot(alcor, container, members, where):
         joiner_id = joiner + 1
         start(joiner)
         host = hosts[joiner_id]
-        added = ctl(1, "cluster", "add-learner", "--id", str(joiner_id),
-                    "--raft-addr", f"{host}:7001", "--api-addr", f"{host}:8001")
-        check(added is not None, f"{where}: booted members: add-learner {joiner_id}: {ctl_errors[-1]}")
+        added = ctl(
+            1,
+            "cluster",
+            "add-learner",
+            "--id",
+            str(joiner_id),
+            "--raft-addr",
+            f"{host}:7001",
+            "--api-addr",
+            f"{host}:8001",
+        )
+        check(
+            added is not None, f"{where}: booted members: add-learner {joiner_id}: {ctl_errors[-1]}"
+        )
         promoted = ctl(1, "cluster", "promote", str(joiner_id))
-        check(promoted is not None, f"{where}: booted members: promote {joiner_id}: {ctl_errors[-1]}")
+        check(
+            promoted is not None, f"{where}: booted members: promote {joiner_id}: {ctl_errors[-1]}"
+        )
         wait_for(
             f"the joined member {joiner_id} sees itself a voter",
             lambda: sees(joiner_id, voters + [joiner_id]),
@@ -480,7 +517,7 @@ def env_file(path):
     return env
 
 
-def check_systemd(help):
+def check_systemd(server_help):
     unit = DEPLOY / "systemd" / "alcor.service"
     settings = unit_settings(unit)
     exec_start = [v for k, v in settings if k == "ExecStart"]
@@ -491,11 +528,19 @@ def check_systemd(help):
     for k, v in settings:
         if k == "EnvironmentFile":
             example = DEPLOY / "systemd" / Path(v.lstrip("-")).name
-            check(example.exists(), f"{rel(unit)}: no example {rel(example)} of EnvironmentFile={v}")
+            check(
+                example.exists(), f"{rel(unit)}: no example {rel(example)} of EnvironmentFile={v}"
+            )
             if example.exists():
                 env.update(env_file(example))
-    help.check_names(flags_in(exec_start[0] if exec_start else ""), [n for n in env if n.startswith("ALCOR_")], str(rel(unit)))
-    help.check_parses(argv[2:] + help.env_as_flags(env), f"{rel(unit)} with its environment file")
+    server_help.check_names(
+        flags_in(exec_start[0] if exec_start else ""),
+        [n for n in env if n.startswith("ALCOR_")],
+        str(rel(unit)),
+    )
+    server_help.check_parses(
+        argv[2:] + server_help.env_as_flags(env), f"{rel(unit)} with its environment file"
+    )
 
     if shutil.which("systemd-analyze") is None:
         print("deploy-check: no systemd-analyze here; the unit is not verified", flush=True)
@@ -504,15 +549,26 @@ def check_systemd(help):
         # verify wants the executables to exist: point ExecStart at the build.
         copy = Path(tmp) / unit.name
         text = re.sub(
-            r"^ExecStart=\S+", lambda _: f"ExecStart={help.alcor}", unit.read_text(), flags=re.M
+            r"^ExecStart=\S+",
+            lambda _: f"ExecStart={server_help.alcor}",
+            unit.read_text(),
+            flags=re.M,
         )
         copy.write_text(text)
-        res = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True)
+        res = subprocess.run(
+            ["systemd-analyze", "verify", str(copy)], capture_output=True, text=True
+        )
         # It warns about unknown keys and bad values but exits 0: any output fails.
         output = (res.stdout + res.stderr).strip()
         check(res.returncode == 0 and not output, f"{rel(unit)}: systemd-analyze verify: {output}")
         res = subprocess.run(
-            ["systemd-analyze", "security", "--offline=yes", f"--threshold={SYSTEMD_EXPOSURE_MAX}", str(copy)],
+            [
+                "systemd-analyze",
+                "security",
+                "--offline=yes",
+                f"--threshold={SYSTEMD_EXPOSURE_MAX}",
+                str(copy),
+            ],
             capture_output=True,
             text=True,
         )
@@ -526,7 +582,7 @@ def check_systemd(help):
 # ---- Dockerfile ----
 
 
-def check_dockerfile(help, container_ports):
+def check_dockerfile(server_help, container_ports):
     path = DEPLOY / "Dockerfile"
     hadolint = Path(sys.executable).parent / "hadolint"
     res = subprocess.run([str(hadolint), "--no-color", str(path)], capture_output=True, text=True)
@@ -543,7 +599,10 @@ def check_dockerfile(help, container_ports):
             sources = [w for w in words[1:-1] if not w.startswith("--")]
             for source in sources:
                 copied.add(source.rstrip("/"))
-                check((ROOT / source).exists(), f"{rel(path)}: COPY source {source} is not in the repository")
+                check(
+                    (ROOT / source).exists(),
+                    f"{rel(path)}: COPY source {source} is not in the repository",
+                )
         if words[0] == "ENV":
             env_names += [w.split("=", 1)[0] for w in words[1:] if w.startswith("ALCOR_")]
         if words[0] == "EXPOSE":
@@ -551,7 +610,7 @@ def check_dockerfile(help, container_ports):
     members = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["members"]
     for member in members:
         check(member in copied, f"{rel(path)}: does not COPY workspace member {member}")
-    help.check_names(flags_in(text), env_names, str(rel(path)))
+    server_help.check_names(flags_in(text), env_names, str(rel(path)))
     check(
         exposed == set(container_ports.values()),
         f"{rel(path)}: EXPOSE {sorted(exposed)} but the StatefulSet opens {sorted(container_ports.values())}",
@@ -561,10 +620,10 @@ def check_dockerfile(help, container_ports):
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: check.py ALCOR_BIN")
-    help = ServerHelp(sys.argv[1])
-    container_ports = check_kubernetes(help)
-    check_systemd(help)
-    check_dockerfile(help, container_ports)
+    server_help = ServerHelp(sys.argv[1])
+    container_ports = check_kubernetes(server_help)
+    check_systemd(server_help)
+    check_dockerfile(server_help, container_ports)
     print(f"deploy-check: {passes} passed, {len(failures)} failed")
     sys.exit(1 if failures else 0)
 
