@@ -21,5 +21,9 @@ cargo test -p alcor-node --features unsafe-mutations --no-fail-fast --test it \
 ./rest-gateway/tests/openstacksdk_smoke.sh
 # The benchmark runner end to end against Alcor-RS, etcd and OVN (figures not checked).
 ./benches/run.sh --smoke --debug
+# Offline checks of deploy/ (Kubernetes schemas, the flags it passes against the
+# `alcor` binary built above, the systemd unit, the Dockerfile, a boot of the
+# StatefulSet's command lines).
+./deploy/check.sh
 # Black-box faults: real processes in network namespaces, nemeses, checker.
 ./jepsen/run-short.sh
