@@ -19,6 +19,10 @@ pub mod identity;
 /// credentials).
 pub const REASON_HEADER: &str = "x-alcor-reason";
 
+// `GRPC_METHODS`: every method path the generated services route (see
+// `build.rs`), the bounded set of a metric's method label.
+include!(concat!(env!("OUT_DIR"), "/grpc_methods.rs"));
+
 /// Controller-to-host-agent goal-state push (`alcor.push.v1`).
 pub mod push {
     /// Version 1 of the push protocol.
