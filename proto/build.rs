@@ -44,7 +44,58 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .codec_path("crate::codec::PushCodec")
             .compile_protos(&push, &includes)?;
     }
+    write_method_paths()?;
     Ok(())
+}
+
+/// Writes `grpc_methods.rs`: every gRPC method path (`/package.Service/
+/// Method`) the generated code routes, sorted, as `GRPC_METHODS`. They are
+/// read from the generated code itself, so the list cannot drift from the
+/// `.proto` files.
+fn write_method_paths() -> Result<(), Box<dyn std::error::Error>> {
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    let target = out.join("grpc_methods.rs");
+    let mut paths = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&out)? {
+        let path = entry?.path();
+        if path == target || path.extension().is_none_or(|ext| ext != "rs") {
+            continue;
+        }
+        let code = std::fs::read_to_string(&path)?;
+        for literal in code.split('"').skip(1).step_by(2) {
+            if is_method_path(literal) {
+                paths.insert(literal.to_string());
+            }
+        }
+    }
+    if paths.is_empty() {
+        return Err("no gRPC method paths in the generated code".into());
+    }
+    let mut text = String::from("/// Every gRPC method path of the generated services, sorted.\n");
+    text.push_str("pub const GRPC_METHODS: &[&str] = &[\n");
+    for path in &paths {
+        text.push_str(&format!("    {path:?},\n"));
+    }
+    text.push_str("];\n");
+    std::fs::write(target, text)?;
+    Ok(())
+}
+
+/// `/package.Service/Method`: one leading slash, a dotted service name, a
+/// method name, nothing else.
+fn is_method_path(literal: &str) -> bool {
+    let Some(rest) = literal.strip_prefix('/') else {
+        return false;
+    };
+    let Some((service, method)) = rest.split_once('/') else {
+        return false;
+    };
+    let word = |s: &str, extra: char| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == extra)
+    };
+    service.contains('.') && word(service, '.') && word(method, '_')
 }
 
 /// Appends every `*.proto` file below `dir` (recursively) to `out`.

@@ -26,6 +26,8 @@
 //! - [`deadline`]: honours the client's `grpc-timeout`.
 //! - [`watch`]: the Watch history and its watchers.
 //! - [`limits`]: every bound, named `*_MAX`.
+//! - [`metrics`]: the gRPC listeners' metrics layer (calls by method and
+//!   code, in flight, refusals by reason).
 //! - [`tokens`]: the token file shared with the REST gateway (hashed
 //!   entries, constant-time comparison, reload on change or SIGHUP).
 //! - [`auth`]: the authentication layer of the gRPC listeners and the
@@ -53,6 +55,7 @@ pub mod fields;
 mod ids;
 pub mod limits;
 mod listing;
+pub mod metrics;
 pub mod orchestrator;
 mod request;
 mod scope;
@@ -62,4 +65,5 @@ pub mod watch;
 pub use auth::{AuthConfig, AuthLayer};
 pub use cluster::{AckSource, ClusterService};
 pub use error::{to_status, ApiError, BATCH_INDEX_HEADER, INDETERMINATE_HEADER, REASON_HEADER};
+pub use metrics::{GrpcMetrics, GrpcMetricsLayer};
 pub use orchestrator::OrchestratorService;

@@ -62,6 +62,11 @@ impl OrchestratorService {
             .max_encoding_message_size(RESPONSE_BYTES_MAX)
     }
 
+    /// Registers the Watch metrics of this service in `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.watch.register_metrics(registry);
+    }
+
     fn permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
         Arc::clone(&self.permits)
             .try_acquire_owned()

@@ -26,6 +26,9 @@ use alcor_proto::reason::Reason;
 use alcor_proto::COMPACT_REVISION_HEADER;
 use alcor_raft_core::{ChangeEvent, RaftNode};
 use alcor_state_machine::ResourceChange;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -116,6 +119,28 @@ struct Shared {
     /// Carries the next sequence number; changes whenever the history does.
     wake: watch::Sender<u64>,
     watchers: Arc<Semaphore>,
+    metrics: WatchMetrics,
+}
+
+/// The watchers' metrics (names after the registry's prefix, `alcor_`):
+/// `watch_watchers`, `watch_lagged_total`, `watch_compacted_total`.
+#[derive(Debug, Clone, Default)]
+struct WatchMetrics {
+    /// Watch streams being served.
+    watchers: Gauge,
+    /// Watchers ended with WATCH_LAGGED.
+    lagged: Counter,
+    /// Watches refused or ended with COMPACTED.
+    compacted: Counter,
+}
+
+/// Counts a watcher as served until dropped.
+struct Watching(Gauge);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Shared {
@@ -185,10 +210,33 @@ impl WatchHub {
                 node: Arc::clone(&node),
                 wake,
                 watchers: Arc::new(Semaphore::new(WATCHERS_MAX)),
+                metrics: WatchMetrics::default(),
             }),
         };
         tokio::spawn(feed(Arc::clone(&hub.shared), node, changes));
         hub
+    }
+
+    /// Registers the watchers' metrics in `registry` (under its prefix:
+    /// `alcor` gives `alcor_watch_...`).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let metrics = &self.shared.metrics;
+        let watch = registry.sub_registry_with_prefix("watch");
+        watch.register(
+            "watchers",
+            "Watch streams being served by this member",
+            metrics.watchers.clone(),
+        );
+        watch.register(
+            "lagged",
+            "Watchers ended because they fell behind the watch history (WATCH_LAGGED)",
+            metrics.lagged.clone(),
+        );
+        watch.register(
+            "compacted",
+            "Watches refused or ended because their revision left the watch history (COMPACTED)",
+            metrics.compacted.clone(),
+        );
     }
 
     /// A stream of the events of `kind` (0: all) after `from` (`None`: after
@@ -207,6 +255,7 @@ impl WatchHub {
             let history = self.shared.lock();
             let from = from.unwrap_or(history.head);
             if from < history.floor {
+                self.shared.metrics.compacted.inc();
                 return Err(compacted(from, history.floor));
             }
             Cursor {
@@ -289,6 +338,8 @@ async fn serve(
     _permit: OwnedSemaphorePermit,
 ) {
     let mut wake = shared.wake.subscribe();
+    shared.metrics.watchers.inc();
+    let _watching = Watching(shared.metrics.watchers.clone());
     loop {
         let step = cursor.step(&shared.lock());
         match step {
@@ -301,6 +352,15 @@ async fn serve(
                 }
             }
             Step::End(status) => {
+                // The cursor ends a watcher with one code per cause.
+                let ended = match status.code() {
+                    Code::Aborted => Some(&shared.metrics.lagged),
+                    Code::FailedPrecondition => Some(&shared.metrics.compacted),
+                    _ => None,
+                };
+                if let Some(counter) = ended {
+                    counter.inc();
+                }
                 let _ = tx.send(Err(status)).await;
                 return;
             }

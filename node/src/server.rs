@@ -8,11 +8,15 @@ use std::sync::Arc;
 use alcor_api_gateway::limits::TOKEN_FILE_POLL_MS;
 use alcor_api_gateway::limits::{REQUEST_BYTES_MAX, RESPONSE_BYTES_MAX};
 use alcor_api_gateway::tokens::TokenTable;
-use alcor_api_gateway::{AckSource, AuthConfig, AuthLayer, ClusterService, OrchestratorService};
+use alcor_api_gateway::{
+    AckSource, AuthConfig, AuthLayer, ClusterService, GrpcMetrics, GrpcMetricsLayer,
+    OrchestratorService,
+};
 use alcor_host_push::{PushConfig, PushService};
 use alcor_proto::api::v1::orchestrator_server::OrchestratorServer;
 use alcor_proto::identity::Denial;
 use alcor_raft_core::{RaftListen, RaftNode, RaftNodeConfig};
+use alcor_rest_gateway::RestMetrics;
 use alcor_tls::{ClientAuth, ClientIdentity, Protocol, TlsFiles, TlsIncoming};
 use anyhow::Context;
 use prometheus_client::registry::Registry;
@@ -146,10 +150,19 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     let push = PushService::new(&node, push_config)
         .map_err(|status| anyhow::anyhow!("start host push: {}", status.message()))?;
+    // REST and gRPC share one orchestrator service: one write batcher, one
+    // request limit.
+    let orchestrator = OrchestratorService::new(Arc::clone(&node));
+    let (grpc_metrics, rest_metrics) = (GrpcMetrics::default(), RestMetrics::default());
     let metrics = match metrics_listener {
         Some(listener) => {
-            let mut registry = Registry::with_prefix("alcor_push");
-            push.register_metrics(&mut registry);
+            // One registry, every family under `alcor_` (README, "Metrics").
+            let mut registry = Registry::with_prefix("alcor");
+            node.register_metrics(&mut registry);
+            orchestrator.register_metrics(&mut registry);
+            grpc_metrics.register(&mut registry);
+            rest_metrics.register(&mut registry);
+            push.register_metrics(registry.sub_registry_with_prefix("push"));
             Some(match &tls {
                 Some(files) => {
                     let incoming =
@@ -184,9 +197,6 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
             reason
         })
     };
-    // REST and gRPC share one orchestrator service: one write batcher, one
-    // request limit.
-    let orchestrator = OrchestratorService::new(Arc::clone(&node));
     let rest = match rest {
         Some((listener, tokens)) => {
             if let Some(addr) = args.rest_addr {
@@ -202,10 +212,17 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
                         svc,
                         tokens,
                         alcor_rest_gateway::Scheme::Https,
+                        rest_metrics,
                         stop,
                     ))
                 }
-                None => tokio::spawn(alcor_rest_gateway::serve(listener, svc, tokens, stop)),
+                None => tokio::spawn(alcor_rest_gateway::serve(
+                    listener,
+                    svc,
+                    tokens,
+                    rest_metrics,
+                    stop,
+                )),
             })
         }
         None => None,
@@ -234,7 +251,8 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
                     push.close();
                 }
             };
-            let router = build_push_router(push.clone(), auth.clone(), keepalive);
+            let router =
+                build_push_router(push.clone(), auth.clone(), grpc_metrics.clone(), keepalive);
             let served: ApiServed = match &tls {
                 Some(files) => {
                     let incoming =
@@ -259,6 +277,7 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
             push: push_on_api,
         },
         auth,
+        grpc_metrics,
         keepalive,
     );
     let serve: ApiServed = match &tls {
@@ -350,19 +369,21 @@ pub(crate) struct ApiServices {
 /// Every gRPC service a node serves on `--api-addr`: the orchestrator API
 /// (`orchestrator`, shared with the REST API), the cluster API (which reads
 /// the host acks of `services.acks`) and, unless it has a listener of its
-/// own, the host agents' push stream; every call authenticated by `auth`,
-/// with HTTP/2 keepalive every `keepalive` (detects dead agents).
+/// own, the host agents' push stream; every call authenticated by `auth`
+/// and measured into `metrics`, with HTTP/2 keepalive every `keepalive`
+/// (detects dead agents).
 pub(crate) fn build_api_router(
     node: Arc<RaftNode>,
     orchestrator: OrchestratorService,
     services: ApiServices,
     auth: AuthConfig,
+    metrics: GrpcMetrics,
     keepalive: std::time::Duration,
-) -> Router<tower_layer::Stack<AuthLayer, tower_layer::Identity>> {
+) -> Router<ApiLayers> {
     let orchestrator = OrchestratorServer::new(orchestrator)
         .max_decoding_message_size(REQUEST_BYTES_MAX)
         .max_encoding_message_size(RESPONSE_BYTES_MAX);
-    let router = grpc_server(auth, keepalive)
+    let router = grpc_server(auth, metrics, keepalive)
         .add_service(orchestrator)
         .add_service(
             ClusterService::with_acks(node, Arc::new(PushAcks(services.acks))).into_server(),
@@ -374,26 +395,34 @@ pub(crate) fn build_api_router(
 }
 
 /// The host agents' push stream alone (`--push-addr`), authenticated by
-/// `auth`.
+/// `auth` and measured into `metrics`.
 pub(crate) fn build_push_router(
     push: PushService,
     auth: AuthConfig,
+    metrics: GrpcMetrics,
     keepalive: std::time::Duration,
-) -> Router<tower_layer::Stack<AuthLayer, tower_layer::Identity>> {
-    grpc_server(auth, keepalive).add_service(push.into_server())
+) -> Router<ApiLayers> {
+    grpc_server(auth, metrics, keepalive).add_service(push.into_server())
 }
 
-/// A tonic server with the member's transport settings and `auth` in
-/// front of every service.
+/// The layers in front of every gRPC service of a member: the metrics
+/// outside (refused calls are counted too), then authentication.
+pub(crate) type ApiLayers =
+    tower_layer::Stack<AuthLayer, tower_layer::Stack<GrpcMetricsLayer, tower_layer::Identity>>;
+
+/// A tonic server with the member's transport settings, `metrics` and
+/// `auth` in front of every service.
 fn grpc_server(
     auth: AuthConfig,
+    metrics: GrpcMetrics,
     keepalive: std::time::Duration,
-) -> tonic::transport::Server<tower_layer::Stack<AuthLayer, tower_layer::Identity>> {
+) -> tonic::transport::Server<ApiLayers> {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive))
         .max_concurrent_streams(Some(API_STREAMS_PER_CONNECTION_MAX))
+        .layer(GrpcMetricsLayer::new(metrics))
         .layer(AuthLayer::new(auth))
 }
 

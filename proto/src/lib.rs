@@ -38,6 +38,10 @@ pub const COMPACT_REVISION_HEADER: &str = "x-alcor-compact-revision";
 /// STALE_REVISION answer. The server does not send it yet.
 pub const CURRENT_REVISION_HEADER: &str = "x-alcor-current-revision";
 
+// `GRPC_METHODS`: every method path the generated services route (see
+// `build.rs`), the bounded set of a metric's method label.
+include!(concat!(env!("OUT_DIR"), "/grpc_methods.rs"));
+
 /// Controller-to-host-agent goal-state push (`alcor.push.v1`).
 pub mod push {
     /// Version 1 of the push protocol.

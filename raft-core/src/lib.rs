@@ -13,6 +13,7 @@
 //! - `read_rounds`: concurrent linearizable reads share one ReadIndex round.
 //! - [`codec`]: the versioned encoding of everything persisted or sent.
 //! - [`limits`]: every bound, named `*_max`.
+//! - [`metrics`]: the member's Raft and storage metrics (etcd's names).
 //!
 //! # Invariants
 //! - No business rules: openraft trait impls only delegate to
@@ -30,6 +31,7 @@ mod election;
 pub mod error;
 pub mod faults;
 pub mod limits;
+pub mod metrics;
 mod mutation;
 pub mod network;
 pub mod node;
@@ -40,6 +42,7 @@ pub mod types;
 
 pub use error::{AdminError, ReadError, ShutdownError, StartError, WriteError};
 pub use faults::{LinkFate, LinkFaults};
+pub use metrics::RaftMetrics;
 #[cfg(feature = "unsafe-mutations")]
 pub use mutation::Mutation;
 #[cfg(not(feature = "unsafe-mutations"))]

@@ -34,6 +34,7 @@ use crate::limits::{
     APPEND_ENTRIES_BYTES_PER_MS_MIN, GRPC_MESSAGE_BYTES_MAX, PEER_PING_UNANSWERED_MS_MAX,
     SNAPSHOT_CHUNK_BYTES_MAX,
 };
+use crate::metrics::RaftMetrics;
 use crate::types::{Node, NodeId, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
 
 /// Why a peer RPC failed before the peer could answer it.
@@ -297,12 +298,18 @@ async fn send(
 pub struct NetworkFactory {
     id: NodeId,
     peers: Arc<Peers>,
+    metrics: RaftMetrics,
 }
 
 impl NetworkFactory {
     /// A factory for node `id` sharing `peers`' channels.
     pub fn new(id: NodeId, peers: Arc<Peers>) -> NetworkFactory {
-        NetworkFactory { id, peers }
+        NetworkFactory::with_metrics(id, peers, RaftMetrics::default())
+    }
+
+    /// [`NetworkFactory::new`] recording snapshot sends into `metrics`.
+    pub fn with_metrics(id: NodeId, peers: Arc<Peers>, metrics: RaftMetrics) -> NetworkFactory {
+        NetworkFactory { id, peers, metrics }
     }
 }
 
@@ -313,6 +320,8 @@ pub struct Connection {
     target: NodeId,
     raft_addr: String,
     peers: Arc<Peers>,
+    /// Snapshot send times, outcomes and bytes.
+    metrics: RaftMetrics,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -324,6 +333,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             raft_addr: node.raft_addr.clone(),
             peers: Arc::clone(&self.peers),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -494,10 +504,25 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        tokio::select! {
+        let started = std::time::Instant::now();
+        let bytes = snapshot.snapshot.get_ref().len() as u64;
+        let sent = tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
             sent = self.send_snapshot(vote, snapshot, &option) => sent,
+        };
+        self.metrics
+            .snapshot_send
+            .observe(started.elapsed().as_secs_f64());
+        match &sent {
+            Ok(_) => {
+                self.metrics.snapshot_send_success.inc();
+                self.metrics.snapshot_send_bytes.inc_by(bytes);
+            }
+            Err(_) => {
+                self.metrics.snapshot_send_failures.inc();
+            }
         }
+        sent
     }
 
     async fn transfer_leader(

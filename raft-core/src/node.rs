@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use alcor_state_machine::{Command, Proposal, State};
@@ -15,6 +15,7 @@ use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use openraft::{ChangeMembers, ReadPolicy, SnapshotPolicy};
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -27,11 +28,12 @@ use crate::limits::{
     RAFT_STREAMS_PER_CONNECTION_MAX, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX,
     SNAPSHOT_LOG_BYTES_MAX, SNAPSHOT_SIZE_CHECK_MS, WRITE_ATTEMPTS_MAX,
 };
+use crate::metrics::{Pending, RaftCollector, RaftMetrics};
 use crate::network::{Method, NetworkFactory, PeerError, Peers};
 use crate::read_rounds::{JoinError, RoundFuture, SharedRounds};
 use crate::server::RaftGrpc;
 use crate::storage::{
-    self, AppliedEvent, ChangeEvent, DbClosed, LogStore, StateMachineStore, StateView,
+    self, AppliedEvent, ChangeEvent, Db, DbClosed, LogStore, StateMachineStore, StateView,
 };
 use crate::types::{
     EntryResponse, LogId, Node, NodeId, Raft, Request, Response, ServerState, TypeConfig,
@@ -233,6 +235,11 @@ pub struct RaftNode {
     request_timeout: Duration,
     mutation: Option<Mutation>,
     raft_addr: SocketAddr,
+    /// This member's Raft and storage metrics (see [`crate::metrics`]).
+    metrics: RaftMetrics,
+    /// The database, for its sizes at scrape time (weak: `shutdown` waits
+    /// until every strong handle is gone).
+    db: Weak<Db>,
     /// What `shutdown` stops; `None` once it has run.
     running: Mutex<Option<Running>>,
 }
@@ -246,6 +253,8 @@ struct Running {
     /// Starts a pre-vote when the leader's lease runs out; aborted at
     /// shutdown.
     campaigner: JoinHandle<()>,
+    /// Counts leader changes; aborted at shutdown.
+    leader_tracker: JoinHandle<()>,
     /// Lets `shutdown` wait until RocksDB is really closed.
     db_closed: DbClosed,
 }
@@ -276,15 +285,17 @@ impl RaftNode {
             .map_err(|e| StartError::DataDir(format!("{}: {e}", config.data_dir.display())))?;
         let (db, db_closed) = storage::open_db(&config.data_dir, config.wal_buffered_until_sync)
             .map_err(|e| StartError::DataDir(e.to_string()))?;
-        let log_store = LogStore::new(
+        let metrics = RaftMetrics::default();
+        let log_store = LogStore::with_metrics(
             Arc::clone(&db),
             config.mutation != Some(Mutation::SkipFsync),
+            &metrics,
         )
         .map_err(|e| StartError::Storage(e.to_string()))?;
         let committed = log_store.committed();
         let appended_bytes = log_store.appended_bytes();
-        let state_machine =
-            StateMachineStore::open(db).map_err(|e| StartError::Storage(e.to_string()))?;
+        let state_machine = StateMachineStore::with_metrics(Arc::clone(&db), metrics.clone())
+            .map_err(|e| StartError::Storage(e.to_string()))?;
         let view = state_machine.view();
         let events = state_machine.events();
         let changes = state_machine.changes();
@@ -305,7 +316,8 @@ impl RaftNode {
             config.link_faults.clone(),
             client_tls,
         ));
-        let network = NetworkFactory::new(config.node_id, Arc::clone(&peers));
+        let network =
+            NetworkFactory::with_metrics(config.node_id, Arc::clone(&peers), metrics.clone());
         let raft = Raft::new(
             config.node_id,
             raft_config,
@@ -320,6 +332,11 @@ impl RaftNode {
             raft.clone(),
             appended_bytes,
             config.snapshot_log_bytes_since_last,
+        ));
+
+        let leader_tracker = tokio::spawn(crate::metrics::track_leader(
+            raft.clone(),
+            metrics.leader_changes.clone(),
         ));
 
         let campaigner = tokio::spawn(crate::election::campaign_when_lease_expires(
@@ -386,6 +403,8 @@ impl RaftNode {
             committed,
             peers,
             reads,
+            metrics,
+            db: Arc::downgrade(&db),
             request_timeout,
             mutation: config.mutation,
             raft_addr,
@@ -394,6 +413,7 @@ impl RaftNode {
                 server_task,
                 snapshot_by_size,
                 campaigner,
+                leader_tracker,
                 db_closed,
             })),
         };
@@ -461,9 +481,30 @@ impl RaftNode {
         }
         let request = Request::Apply(proposal);
         let deadline = Instant::now() + self.request_timeout;
-        tokio::time::timeout_at(deadline, self.write_with_retries(&request, deadline))
-            .await
-            .map_err(|_| WriteError::Timeout)?
+        let _pending = Pending::start(&self.metrics);
+        let written =
+            tokio::time::timeout_at(deadline, self.write_with_retries(&request, deadline))
+                .await
+                .map_err(|_| WriteError::Timeout)
+                .and_then(|written| written);
+        if written.is_err() {
+            self.metrics.proposals_failed.inc();
+        }
+        written
+    }
+
+    /// Registers this member's Raft and storage metrics in `registry`
+    /// (names in [`crate::metrics`], after the registry's prefix).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        crate::metrics::register(
+            registry,
+            &self.metrics,
+            RaftCollector {
+                raft: self.raft.clone(),
+                db: Weak::clone(&self.db),
+                committed: self.committed.clone(),
+            },
+        );
     }
 
     /// [`Mutation::AckBeforeCommit`]: proposes in the background and
@@ -812,6 +853,7 @@ impl RaftNode {
         };
         running.snapshot_by_size.abort();
         running.campaigner.abort();
+        running.leader_tracker.abort();
         let raft_result = self.raft.shutdown().await;
         let _ = running.server_stop.send(());
         let mut server_task = running.server_task;
@@ -839,6 +881,7 @@ impl Drop for RaftNode {
         if let Some(running) = running {
             running.snapshot_by_size.abort();
             running.campaigner.abort();
+            running.leader_tracker.abort();
             let _ = running.server_stop.send(());
         }
     }

@@ -83,6 +83,7 @@ pub mod error;
 mod floatingips;
 pub mod limits;
 mod meta;
+pub mod metrics;
 mod networks;
 mod ports;
 mod query;
@@ -108,6 +109,7 @@ use tokio::net::TcpListener;
 pub use alcor_api_gateway::tokens::{Grant, Role, TokenFileError, TokenTable, Tokens};
 pub use auth::Caller;
 pub use error::{from_status, RestError};
+pub use metrics::RestMetrics;
 
 /// Header naming the request in every response.
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
@@ -157,11 +159,12 @@ pub fn router(svc: Arc<OrchestratorService>, tokens: TokenTable) -> Router {
 }
 
 /// Serves [`router`] on `listener` until `shutdown` resolves (then finishes
-/// the requests in flight).
+/// the requests in flight), measuring every request into `metrics`.
 pub async fn serve(
     listener: TcpListener,
     svc: Arc<OrchestratorService>,
     tokens: TokenTable,
+    metrics: RestMetrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
@@ -171,7 +174,7 @@ pub async fn serve(
             tracing::debug!(error = %e, "set TCP_NODELAY");
         }
     });
-    serve_on(listener, svc, tokens, Scheme::Http, shutdown).await
+    serve_on(listener, svc, tokens, Scheme::Http, metrics, shutdown).await
 }
 
 /// How the listener's connections arrive, for the links the API returns.
@@ -190,13 +193,16 @@ pub async fn serve_on<L>(
     svc: Arc<OrchestratorService>,
     tokens: TokenTable,
     scheme: Scheme,
+    metrics: RestMetrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    let mut app = router(svc, tokens);
+    // A `Router::layer` sees the matched route template of each request.
+    let mut app =
+        router(svc, tokens).layer(middleware::from_fn_with_state(metrics, metrics::measure));
     if scheme == Scheme::Https {
         // Served over TLS the scheme is known: a client's header cannot
         // turn the links into plain text ones.

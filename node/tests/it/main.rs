@@ -13,6 +13,7 @@ mod floating_ips;
 mod garbage;
 mod kill_leader;
 mod membership;
+mod metrics;
 mod pipes;
 mod push;
 mod push_scale;

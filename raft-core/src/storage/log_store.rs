@@ -51,12 +51,14 @@ use std::sync::Arc;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
+use prometheus_client::metrics::histogram::Histogram;
 use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
 use tokio::sync::{mpsc, watch};
 
 use super::{cf, io_error, synced, Db, CF_LOGS, CF_META};
 use crate::codec;
 use crate::limits::{APPEND_ENTRIES_BYTES_MAX, APPEND_QUEUE_MAX, FLUSH_BATCH_MAX};
+use crate::metrics::RaftMetrics;
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
 /// Longest wait in `purge` for the snapshot covering it to be on disk.
@@ -112,7 +114,12 @@ impl LogStore {
     /// `fsync: false` is [`crate::Mutation::SkipFsync`], for mutation tests
     /// only: appends are acknowledged without flushing the WAL.
     pub fn new(db: Arc<Db>, fsync: bool) -> io::Result<LogStore> {
-        LogStore::with_snapshot_guards(db, fsync, true)
+        LogStore::open(db, fsync, true, Histogram::new(std::iter::empty()))
+    }
+
+    /// [`LogStore::new`] timing every WAL fsync into `metrics`.
+    pub fn with_metrics(db: Arc<Db>, fsync: bool, metrics: &RaftMetrics) -> io::Result<LogStore> {
+        LogStore::open(db, fsync, true, metrics.wal_fsync.clone())
     }
 
     /// [`LogStore::new`] with the snapshot guards on or off; off only for
@@ -122,6 +129,20 @@ impl LogStore {
         fsync: bool,
         snapshot_guards: bool,
     ) -> io::Result<LogStore> {
+        LogStore::open(
+            db,
+            fsync,
+            snapshot_guards,
+            Histogram::new(std::iter::empty()),
+        )
+    }
+
+    fn open(
+        db: Arc<Db>,
+        fsync: bool,
+        snapshot_guards: bool,
+        wal_fsync: Histogram,
+    ) -> io::Result<LogStore> {
         if fsync {
             db.flush_wal(true)
                 .map_err(|e| io_error("fsync wal at open", e))?;
@@ -130,7 +151,7 @@ impl LogStore {
         let flusher_db = Arc::clone(&db);
         let flusher = std::thread::Builder::new()
             .name("raft-wal-flusher".to_string())
-            .spawn(move || run_flusher(&flusher_db, flush_rx, fsync))?;
+            .spawn(move || run_flusher(&flusher_db, flush_rx, fsync, &wal_fsync))?;
         let committed = read_meta::<LogId>(&db, KEY_COMMITTED)?;
         let (committed_tx, _) = watch::channel(committed);
         Ok(LogStore {
@@ -156,7 +177,13 @@ impl LogStore {
 
 /// Fsyncs the WAL once per batch of queued appends, then acknowledges them
 /// in the order they were queued.
-fn run_flusher(db: &DB, mut rx: mpsc::Receiver<IOFlushed<TypeConfig>>, fsync: bool) {
+/// Each fsync's duration goes into `wal_fsync`.
+fn run_flusher(
+    db: &DB,
+    mut rx: mpsc::Receiver<IOFlushed<TypeConfig>>,
+    fsync: bool,
+    wal_fsync: &Histogram,
+) {
     let mut batch = Vec::with_capacity(FLUSH_BATCH_MAX);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -167,7 +194,10 @@ fn run_flusher(db: &DB, mut rx: mpsc::Receiver<IOFlushed<TypeConfig>>, fsync: bo
             }
         }
         let result = if fsync {
-            db.flush_wal(true).map_err(|e| e.into_string())
+            let started = std::time::Instant::now();
+            let result = db.flush_wal(true).map_err(|e| e.into_string());
+            wal_fsync.observe(started.elapsed().as_secs_f64());
+            result
         } else {
             Ok(())
         };

@@ -28,11 +28,11 @@ pub use log_store::{LogReader, LogStore};
 pub use state_machine::{AppliedEvent, ChangeEvent, SnapshotBuilder, StateMachineStore, StateView};
 
 /// Column family holding log entries.
-const CF_LOGS: &str = "logs";
+pub(crate) const CF_LOGS: &str = "logs";
 /// Column family holding the vote, commit index and purge point.
-const CF_META: &str = "meta";
+pub(crate) const CF_META: &str = "meta";
 /// Column family holding the latest snapshot.
-const CF_SM: &str = "sm";
+pub(crate) const CF_SM: &str = "sm";
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]

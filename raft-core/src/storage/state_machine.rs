@@ -10,6 +10,7 @@
 
 use std::io::{self, Cursor};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use alcor_state_machine::{Diffs, ResourceChange, State};
 use openraft::storage::{EntryResponder, RaftStateMachine};
@@ -22,6 +23,7 @@ use tokio_stream::{Stream, StreamExt};
 use super::{cf, io_error, synced, Db, CF_SM};
 use crate::codec;
 use crate::limits::APPLIED_EVENTS_MAX;
+use crate::metrics::RaftMetrics;
 use crate::types::{
     EntryResponse, LogId, Request, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
     TypeConfig,
@@ -139,6 +141,8 @@ pub struct StateMachineStore {
     /// Serializes snapshot persistence so an older snapshot never
     /// overwrites a newer one.
     persist_lock: Arc<Mutex<()>>,
+    /// Apply, snapshot build and restore times, snapshot size.
+    metrics: RaftMetrics,
 }
 
 /// Builds a snapshot of the current state; runs beside `apply`.
@@ -146,6 +150,12 @@ pub struct SnapshotBuilder {
     db: Arc<Db>,
     applied: Arc<RwLock<Applied>>,
     persist_lock: Arc<Mutex<()>>,
+    metrics: RaftMetrics,
+}
+
+/// A byte count as a gauge value.
+fn bytes_gauge(bytes: usize) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
 fn poisoned() -> io::Error {
@@ -156,13 +166,26 @@ impl StateMachineStore {
     /// Loads the latest snapshot from `db` (or starts empty). openraft then
     /// replays the committed log entries after it.
     pub fn open(db: Arc<Db>) -> io::Result<StateMachineStore> {
+        StateMachineStore::with_metrics(db, RaftMetrics::default())
+    }
+
+    /// [`StateMachineStore::open`] recording into `metrics`.
+    pub fn with_metrics(db: Arc<Db>, metrics: RaftMetrics) -> io::Result<StateMachineStore> {
         let applied = match read_snapshot(&db)? {
             None => Applied {
                 state: State::new(),
                 last_applied: None,
                 membership: StoredMembership::default(),
             },
-            Some(stored) => restore(&stored)?,
+            Some(stored) => {
+                let started = Instant::now();
+                let applied = restore(&stored)?;
+                metrics
+                    .snapshot_restore
+                    .observe(started.elapsed().as_secs_f64());
+                metrics.snapshot_bytes.set(bytes_gauge(stored.data.len()));
+                applied
+            }
         };
         let (events, _) = broadcast::channel(APPLIED_EVENTS_MAX);
         let (changes, _) = broadcast::channel(APPLIED_EVENTS_MAX);
@@ -172,6 +195,7 @@ impl StateMachineStore {
             events,
             changes,
             persist_lock: Arc::new(Mutex::new(())),
+            metrics,
         })
     }
 
@@ -250,6 +274,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
+        let started = Instant::now();
         let (data, last_log_id, last_membership) = {
             let applied = self.applied.read().map_err(|_| poisoned())?;
             (
@@ -264,6 +289,12 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         let stored = StoredSnapshot { meta, data };
         persist_snapshot(&self.db, &self.persist_lock, &stored)?;
+        self.metrics
+            .snapshot_build
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .snapshot_bytes
+            .set(bytes_gauge(stored.data.len()));
         Ok(Snapshot {
             meta: stored.meta,
             snapshot: Cursor::new(stored.data),
@@ -304,7 +335,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 let (response, diffs) = match entry.payload {
                     EntryPayload::Blank => (EntryResponse::Blank, Diffs::default()),
                     EntryPayload::Normal(Request::Apply(proposal)) => {
+                        let started = Instant::now();
                         let outcome = applied.state.apply(log_index, &proposal);
+                        self.metrics.apply.observe(started.elapsed().as_secs_f64());
                         if !outcome.changes.is_empty() {
                             changed.push(ChangeEvent::Entry {
                                 log_index,
@@ -345,6 +378,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             db: Arc::clone(&self.db),
             applied: Arc::clone(&self.applied),
             persist_lock: Arc::clone(&self.persist_lock),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -353,12 +387,19 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> io::Result<()> {
+        let started = Instant::now();
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data: snapshot.into_inner(),
         };
         let restored = restore(&stored)?;
         persist_snapshot(&self.db, &self.persist_lock, &stored)?;
+        self.metrics
+            .snapshot_restore
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .snapshot_bytes
+            .set(bytes_gauge(stored.data.len()));
         *self.applied.write().map_err(|_| poisoned())? = restored;
         let log_index = meta.last_log_id.map_or(0, |id| id.index);
         let _ = self

@@ -97,6 +97,7 @@ impl Rest {
             listener,
             Arc::clone(&svc),
             tokens(),
+            alcor_rest_gateway::RestMetrics::default(),
             async {
                 let _ = stop_rx.await;
             },
