@@ -94,12 +94,3 @@ pub const TOKEN_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 pub const TOKEN_FILE_POLL_MS: u64 = 1_000;
 
 const _: () = assert!(TOKEN_BYTES_MAX as u64 * 2 <= TOKEN_FILE_BYTES_MAX);
-
-/// Distinct reason codes that get a label of their own in the gRPC
-/// metrics (`grpc_server_rejections_total`); later ones count as `OTHER`.
-/// The codes are the gateway's own, a few dozen today: the bound only
-/// keeps a label from growing without limit if that ever changes.
-pub const REASON_LABELS_MAX: usize = 128;
-
-/// Bytes of a reason code taken as a metric label (longer: `OTHER`).
-pub const REASON_LABEL_BYTES_MAX: usize = 40;

@@ -16,17 +16,15 @@
 //! Label values are bounded: the service and method come from
 //! [`alcor_proto::GRPC_METHODS`] (any other path is `unknown`), the code
 //! from the 17 gRPC codes, the reason from the status's reason header,
-//! taken only when it looks like a code (`[A-Z0-9_]`, at most
-//! `REASON_LABEL_BYTES_MAX` bytes) and only for the first
-//! `REASON_LABELS_MAX` distinct codes (then `OTHER`); the message text is
-//! never read.
+//! taken only when it is a code of the wire contract
+//! ([`alcor_proto::reason::Reason`] or [`alcor_proto::identity::Denial`];
+//! anything else is `OTHER`); the message text is never read.
 //!
 //! The layer sits outside the authentication layer, so refused calls are
 //! counted too.
 
-use std::collections::BTreeSet;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -42,7 +40,8 @@ use tonic::Code;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::limits::{REASON_LABELS_MAX, REASON_LABEL_BYTES_MAX};
+use alcor_proto::identity::Denial;
+use alcor_proto::reason::Reason;
 
 /// The label of a path that is no known method, and of a reason that is
 /// not taken as a label.
@@ -76,7 +75,7 @@ struct CodeLabels {
 struct ReasonLabels {
     grpc_service: &'static str,
     grpc_method: &'static str,
-    reason: String,
+    reason: &'static str,
 }
 
 #[derive(Debug)]
@@ -86,8 +85,6 @@ struct Inner {
     handling: Family<CodeLabels, Histogram>,
     in_flight: Family<MethodLabels, Gauge>,
     rejections: Family<ReasonLabels, Counter>,
-    /// The reason codes taken as labels so far (at most `REASON_LABELS_MAX`).
-    reasons: Mutex<BTreeSet<String>>,
 }
 
 /// The gRPC listeners' metrics; cloning shares them.
@@ -107,7 +104,6 @@ impl Default for GrpcMetrics {
                 }),
                 in_flight: Family::default(),
                 rejections: Family::default(),
-                reasons: Mutex::new(BTreeSet::new()),
             }),
         }
     }
@@ -144,33 +140,16 @@ impl GrpcMetrics {
             self.inner.rejections.clone(),
         );
     }
+}
 
-    /// The label of a reason code: the code itself while it looks like one
-    /// and fewer than `REASON_LABELS_MAX` distinct codes were seen.
-    fn reason_label(&self, reason: &[u8]) -> String {
-        let looks_like_code = !reason.is_empty()
-            && reason.len() <= REASON_LABEL_BYTES_MAX
-            && reason
-                .iter()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_');
-        if !looks_like_code {
-            return OTHER_REASON.to_string();
-        }
-        let reason = String::from_utf8_lossy(reason).into_owned();
-        let mut reasons = self
-            .inner
-            .reasons
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if reasons.contains(&reason) {
-            return reason;
-        }
-        if reasons.len() >= REASON_LABELS_MAX {
-            return OTHER_REASON.to_string();
-        }
-        reasons.insert(reason.clone());
-        reason
-    }
+/// The label of a reason code: the code itself when the wire contract has
+/// it, else `OTHER`.
+fn reason_label(reason: &[u8]) -> &'static str {
+    let reason = std::str::from_utf8(reason).unwrap_or("");
+    Reason::from_code(reason)
+        .map(Reason::code)
+        .or_else(|| Denial::from_code(reason).map(Denial::code))
+        .unwrap_or(OTHER_REASON)
 }
 
 /// The service and method labels of a request path.
@@ -230,7 +209,7 @@ struct Call {
     started: Instant,
     /// The status code and reason seen so far.
     code: Option<Code>,
-    reason: Option<String>,
+    reason: Option<&'static str>,
     recorded: bool,
 }
 
@@ -256,7 +235,7 @@ impl Call {
             self.code = Some(code);
         }
         if let Some(reason) = headers.get(REASON_HEADER) {
-            self.reason = Some(self.metrics.reason_label(reason.as_bytes()));
+            self.reason = Some(reason_label(reason.as_bytes()));
         }
     }
 
@@ -421,14 +400,15 @@ mod tests {
     }
 
     #[test]
-    fn reason_labels_are_codes_and_their_number_is_bounded() {
-        let metrics = GrpcMetrics::default();
-        assert_eq!(metrics.reason_label(b"IP_IN_USE"), "IP_IN_USE");
-        assert_eq!(metrics.reason_label(b"ip in use"), OTHER_REASON);
-        for n in 0..REASON_LABELS_MAX {
-            metrics.reason_label(format!("CODE_{n}").as_bytes());
+    fn reason_labels_are_the_contracts_codes_and_nothing_else() {
+        for reason in Reason::ALL {
+            assert_eq!(reason_label(reason.code().as_bytes()), reason.code());
         }
-        assert_eq!(metrics.reason_label(b"ONE_TOO_MANY"), OTHER_REASON);
-        assert_eq!(metrics.reason_label(b"IP_IN_USE"), "IP_IN_USE");
+        for denial in Denial::ALL {
+            assert_eq!(reason_label(denial.code().as_bytes()), denial.code());
+        }
+        assert_eq!(reason_label(b"ip in use"), OTHER_REASON);
+        assert_eq!(reason_label(b"SOMETHING_NEW"), OTHER_REASON);
+        assert_eq!(reason_label(&[0xff, 0xfe]), OTHER_REASON);
     }
 }
