@@ -31,6 +31,8 @@
 //! - [`auth`]: the authentication layer of the gRPC listeners and the
 //!   role table (who may call which method); the services scope members
 //!   and readers to their project and agents to their host.
+//! - [`request_id`]: one id per request (kept from the caller's
+//!   `x-request-id` or made), returned and on every log line of it.
 //!
 //! # Invariants
 //! - A rejected request changes nothing: rejections come from the
@@ -55,6 +57,7 @@ pub mod limits;
 mod listing;
 pub mod orchestrator;
 mod request;
+pub mod request_id;
 mod scope;
 pub mod tokens;
 pub mod watch;
@@ -63,3 +66,4 @@ pub use auth::{AuthConfig, AuthLayer};
 pub use cluster::{AckSource, ClusterService};
 pub use error::{to_status, ApiError, BATCH_INDEX_HEADER, INDETERMINATE_HEADER, REASON_HEADER};
 pub use orchestrator::OrchestratorService;
+pub use request_id::RequestIdLayer;

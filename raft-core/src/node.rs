@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::error::{AdminError, ReadError, ShutdownError, StartError, WriteError};
 use crate::faults::{LinkFaults, Mutation};
+use crate::health::{health_server, NotReady, Readiness};
 use crate::limits::{
     APPEND_ENTRIES_PER_RPC_MAX, PEER_PING_UNANSWERED_MS_MAX, RAFT_PENDING_RESET_STREAMS_MAX,
     RAFT_STREAMS_PER_CONNECTION_MAX, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX,
@@ -36,7 +37,9 @@ use crate::storage::{
 use crate::types::{
     EntryResponse, LogId, Node, NodeId, Raft, Request, Response, ServerState, TypeConfig,
 };
+use alcor_proto::raft::v1::raft_service_server::RaftServiceServer;
 use alcor_tls::{server_config, ClientAuth, Protocol, ReloadingClientTls, TlsFiles, TlsIncoming};
+use tonic::server::NamedService;
 
 /// How long `shutdown` waits for the gRPC server to drain.
 const SERVER_DRAIN_MS_MAX: u64 = 2_000;
@@ -233,6 +236,8 @@ pub struct RaftNode {
     request_timeout: Duration,
     mutation: Option<Mutation>,
     raft_addr: SocketAddr,
+    /// Whether this member is ready (`health::track` keeps it current).
+    readiness: Arc<watch::Sender<Readiness>>,
     /// What `shutdown` stops; `None` once it has run.
     running: Mutex<Option<Running>>,
 }
@@ -246,6 +251,8 @@ struct Running {
     /// Starts a pre-vote when the leader's lease runs out; aborted at
     /// shutdown.
     campaigner: JoinHandle<()>,
+    /// Keeps `readiness` current; aborted at shutdown.
+    readiness_tracker: JoinHandle<()>,
     /// Lets `shutdown` wait until RocksDB is really closed.
     db_closed: DbClosed,
 }
@@ -282,6 +289,7 @@ impl RaftNode {
         )
         .map_err(|e| StartError::Storage(e.to_string()))?;
         let committed = log_store.committed();
+        let start_committed = committed.borrow().map(|id| id.index);
         let appended_bytes = log_store.appended_bytes();
         let state_machine =
             StateMachineStore::open(db).map_err(|e| StartError::Storage(e.to_string()))?;
@@ -329,6 +337,17 @@ impl RaftNode {
             Duration::from_millis(config.heartbeat_interval_ms),
         ));
 
+        let (readiness, readiness_rx) = watch::channel(Err(NotReady::Starting));
+        let readiness = Arc::new(readiness);
+        let readiness_tracker = tokio::spawn(crate::health::track(
+            raft.clone(),
+            config.node_id,
+            Duration::from_millis(config.election_timeout_max_ms),
+            Duration::from_millis(config.heartbeat_interval_ms),
+            start_committed,
+            Arc::clone(&readiness),
+        ));
+
         let listener = match config.raft_listen {
             RaftListen::Addr(addr) => TcpListener::bind(addr).await?,
             RaftListen::Listener(listener) => listener,
@@ -354,13 +373,22 @@ impl RaftNode {
             config.snapshot_bytes_max,
             server_tls.is_some(),
         );
+        // Health on the Raft port: anyone past its TLS handshake (a
+        // certificate the cluster CA signed) may ask; the Raft RPCs
+        // themselves also demand a current member.
+        let health = health_server(
+            readiness_rx,
+            &[<RaftServiceServer<RaftGrpc> as NamedService>::NAME],
+        )
+        .await;
         let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .max_concurrent_streams(RAFT_STREAMS_PER_CONNECTION_MAX)
             .http2_max_pending_accept_reset_streams(Some(RAFT_PENDING_RESET_STREAMS_MAX))
             .http2_keepalive_interval(Some(Duration::from_millis(PEER_PING_UNANSWERED_MS_MAX)))
             .http2_keepalive_timeout(Some(Duration::from_millis(PEER_PING_UNANSWERED_MS_MAX)))
-            .add_service(service);
+            .add_service(service)
+            .add_service(health);
         let stopped = async {
             let _ = stop_rx.await;
         };
@@ -389,11 +417,13 @@ impl RaftNode {
             request_timeout,
             mutation: config.mutation,
             raft_addr,
+            readiness,
             running: Mutex::new(Some(Running {
                 server_stop,
                 server_task,
                 snapshot_by_size,
                 campaigner,
+                readiness_tracker,
                 db_closed,
             })),
         };
@@ -774,6 +804,12 @@ impl RaftNode {
         }
     }
 
+    /// Whether this member is ready to serve, kept current (see
+    /// [`crate::health`]): what gRPC health and `/readyz` report.
+    pub fn readiness(&self) -> watch::Receiver<Readiness> {
+        self.readiness.subscribe()
+    }
+
     /// A snapshot of this node's Raft metrics.
     pub fn metrics(&self) -> NodeMetrics {
         let committed_index = self.committed.borrow().map(|id| id.index);
@@ -810,6 +846,10 @@ impl RaftNode {
         let Some(running) = running else {
             return Ok(());
         };
+        // Unready first, so health checks turn away callers while the
+        // listeners drain.
+        running.readiness_tracker.abort();
+        let _ = self.readiness.send_replace(Err(NotReady::Stopped));
         running.snapshot_by_size.abort();
         running.campaigner.abort();
         let raft_result = self.raft.shutdown().await;
@@ -839,6 +879,7 @@ impl Drop for RaftNode {
         if let Some(running) = running {
             running.snapshot_by_size.abort();
             running.campaigner.abort();
+            running.readiness_tracker.abort();
             let _ = running.server_stop.send(());
         }
     }
