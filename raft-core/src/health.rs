@@ -83,10 +83,9 @@ pub(crate) struct Probe {
 pub(crate) struct Gate {
     /// This member's commit index when it started.
     start_committed: Option<u64>,
-    /// The index to have applied, fixed when a leader is first seen.
+    /// The index to have applied, fixed when a leader is first seen (so
+    /// the gate, once passed, stays open: the applied index only grows).
     target: Option<u64>,
-    /// Reached once: the gate stays open.
-    passed: bool,
 }
 
 impl Gate {
@@ -96,36 +95,32 @@ impl Gate {
         Gate {
             start_committed,
             target: None,
-            passed: false,
         }
     }
 }
 
 /// The readiness of a member that sees `probe`, with leader lease `lease`.
 pub(crate) fn decide(probe: &Probe, lease: Duration, gate: &mut Gate) -> Readiness {
-    if !probe.since_leader.is_some_and(|since| since <= lease) {
+    if probe.since_leader.is_none_or(|since| since > lease) {
         return Err(NotReady::NoLeader);
     }
-    if !gate.passed {
-        let target = *gate.target.get_or_insert_with(|| {
-            gate.start_committed
-                .max(probe.cluster_committed)
-                .unwrap_or(0)
+    let target = *gate.target.get_or_insert_with(|| {
+        gate.start_committed
+            .max(probe.cluster_committed)
+            .unwrap_or(0)
+    });
+    if probe.applied.unwrap_or(0) < target {
+        return Err(NotReady::CatchingUp {
+            applied: probe.applied,
+            target,
         });
-        if probe.applied.unwrap_or(0) < target {
-            return Err(NotReady::CatchingUp {
-                applied: probe.applied,
-                target,
-            });
-        }
-        gate.passed = true;
     }
     Ok(())
 }
 
 /// Reads one [`Probe`] from `raft`; `None` once Raft has stopped.
 async fn probe(raft: &Raft, id: NodeId) -> Option<Probe> {
-    let (state, leader, applied, cluster_committed, quorum_acked, single_voter) = {
+    let (state, leader, applied, quorum_acked, single_voter) = {
         let metrics = raft.metrics();
         let m = metrics.borrow_watched();
         if m.running_state.is_err() {
@@ -137,23 +132,27 @@ async fn probe(raft: &Raft, id: NodeId) -> Option<Probe> {
             m.state,
             m.current_leader,
             m.last_applied.map(|l| l.index),
-            m.cluster_committed.map(|l| l.index),
             m.last_quorum_acked.map(|at| at.elapsed()),
             single_voter,
         )
     };
+    // The leader's contact and the commit index it reported, read
+    // together: the first contact is never seen without its commit index.
+    let (since_contact, cluster_committed) = raft
+        .with_raft_state(|s| {
+            let since_contact = s
+                .vote_ref()
+                .is_committed()
+                .then(|| s.vote_last_modified().map(|at| at.elapsed()))
+                .flatten();
+            (since_contact, s.cluster_committed().map(|l| l.index))
+        })
+        .await
+        .ok()?;
     let since_leader = match state {
         ServerState::Leader if single_voter => Some(Duration::ZERO),
         ServerState::Leader => quorum_acked,
-        ServerState::Follower | ServerState::Learner if leader.is_some() => raft
-            .with_raft_state(|s| {
-                s.vote_ref()
-                    .is_committed()
-                    .then(|| s.vote_last_modified().map(|at| at.elapsed()))
-                    .flatten()
-            })
-            .await
-            .ok()?,
+        ServerState::Follower | ServerState::Learner if leader.is_some() => since_contact,
         ServerState::Follower | ServerState::Learner | ServerState::Candidate => None,
         ServerState::Shutdown => return None,
     };
