@@ -484,14 +484,9 @@ def check_probes(container, address, where):
                 status = e.code
             except (OSError, http.client.HTTPException) as e:
                 status = repr(e)
-            if status in (200, 404) or time.monotonic() > deadline:
+            if status == 200 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        if status == 404:
-            # Until the binary serves the path (/livez and /readyz are being
-            # added): say so loudly, fail on any other answer.
-            print(f"SKIP {where}: {probe} {url}: 404, this alcor does not serve it yet", flush=True)
-            continue
         check(status == 200, f"{where}: {probe} {url} answers {status}, not 200, to the kubelet")
 
 

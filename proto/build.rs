@@ -31,16 +31,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into_iter()
         .partition(|p| p.starts_with(Path::new(PROTO_ROOT).join("alcor/push")));
     let includes = [PathBuf::from(PROTO_ROOT)];
+    // The encoded descriptors of the compiled files, for gRPC server
+    // reflection (`src/lib.rs`: `FILE_DESCRIPTOR_SETS`); one set per call.
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     if !rest.is_empty() {
         tonic_prost_build::configure()
             .build_client(true)
             .build_server(true)
+            .file_descriptor_set_path(out_dir.join("alcor_descriptor_set.bin"))
             .compile_protos(&rest, &includes)?;
     }
     if !push.is_empty() {
         tonic_prost_build::configure()
             .build_client(true)
             .build_server(true)
+            .file_descriptor_set_path(out_dir.join("alcor_push_descriptor_set.bin"))
             .codec_path("crate::codec::PushCodec")
             .compile_protos(&push, &includes)?;
     }

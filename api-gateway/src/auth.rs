@@ -30,6 +30,7 @@
 //! | Cluster `HostDigest` | yes | – | – | own host | – |
 //! | Cluster membership, snapshot, campaign | yes | – | – | – | – |
 //! | HostPush `Sync` | any host | – | – | own host | – |
+//! | `grpc.health.v1.Health`, server reflection | yes | yes | yes | yes | yes |
 //! | anything else | yes | – | – | – | – |
 //!
 //! `Watch` streams every project's changes, so it is the admin's until it
@@ -159,6 +160,11 @@ pub fn method_allowed(path: &str, principal: &Principal) -> bool {
             _ => admin,
         },
         "alcor.push.v1.HostPush" => admin || agent,
+        // Health says SERVING or not, reflection what the public protos
+        // say: any caller with a credential of this cluster may ask.
+        "grpc.health.v1.Health"
+        | "grpc.reflection.v1.ServerReflection"
+        | "grpc.reflection.v1alpha.ServerReflection" => true,
         _ => admin,
     }
 }
@@ -286,7 +292,7 @@ mod tests {
         let push = "/alcor.push.v1.HostPush/Sync".to_string();
         let peer = Principal::Peer { member: 2 };
         let all = [Principal::Admin, member(), reader(), agent(), peer.clone()];
-        let cases: [(String, [bool; 5]); 14] = [
+        let cases: [(String, [bool; 5]); 16] = [
             (o("GetPort"), [true, true, true, false, false]),
             (o("ListPorts"), [true, true, true, false, false]),
             (o("GetQuota"), [true, true, true, false, false]),
@@ -301,6 +307,11 @@ mod tests {
             (c("HostDigest"), [true, false, false, true, false]),
             (c("AckedRevisions"), [true, true, true, false, true]),
             (push, [true, false, false, true, false]),
+            ("/grpc.health.v1.Health/Check".to_string(), [true; 5]),
+            (
+                "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo".to_string(),
+                [true; 5],
+            ),
         ];
         for (path, allowed) in cases {
             for (principal, want) in all.iter().zip(allowed) {

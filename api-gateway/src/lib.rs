@@ -33,6 +33,8 @@
 //! - [`auth`]: the authentication layer of the gRPC listeners and the
 //!   role table (who may call which method); the services scope members
 //!   and readers to their project and agents to their host.
+//! - [`request_id`]: one id per request (kept from the caller's
+//!   `x-request-id` or made), returned and on every log line of it.
 //!
 //! # Invariants
 //! - A rejected request changes nothing: rejections come from the
@@ -58,6 +60,7 @@ mod listing;
 pub mod metrics;
 pub mod orchestrator;
 mod request;
+pub mod request_id;
 mod scope;
 pub mod tokens;
 pub mod watch;
@@ -67,3 +70,4 @@ pub use cluster::{AckSource, ClusterService};
 pub use error::{to_status, ApiError, BATCH_INDEX_HEADER, INDETERMINATE_HEADER, REASON_HEADER};
 pub use metrics::{GrpcMetrics, GrpcMetricsLayer};
 pub use orchestrator::OrchestratorService;
+pub use request_id::RequestIdLayer;

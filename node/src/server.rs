@@ -10,18 +10,23 @@ use alcor_api_gateway::limits::{REQUEST_BYTES_MAX, RESPONSE_BYTES_MAX};
 use alcor_api_gateway::tokens::TokenTable;
 use alcor_api_gateway::{
     AckSource, AuthConfig, AuthLayer, ClusterService, GrpcMetrics, GrpcMetricsLayer,
-    OrchestratorService,
+    OrchestratorService, RequestIdLayer,
 };
 use alcor_host_push::{PushConfig, PushService};
-use alcor_proto::api::v1::orchestrator_server::OrchestratorServer;
+use alcor_proto::api::v1::cluster_server;
+use alcor_proto::api::v1::orchestrator_server::{self, OrchestratorServer};
 use alcor_proto::identity::Denial;
-use alcor_raft_core::{RaftListen, RaftNode, RaftNodeConfig};
+use alcor_proto::push::v1::host_push_server as push_server;
+use alcor_raft_core::health::health_server;
+use alcor_raft_core::{RaftListen, RaftNode, RaftNodeConfig, Readiness};
 use alcor_rest_gateway::RestMetrics;
 use alcor_tls::{ClientAuth, ClientIdentity, Protocol, TlsFiles, TlsIncoming};
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tonic::transport::server::Router;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::HealthService;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogFormat, ServerArgs};
@@ -167,9 +172,19 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 Some(files) => {
                     let incoming =
                         tls_incoming(listener, files, ClientAuth::Optional, Protocol::Http1)?;
-                    tokio::spawn(serve_metrics(incoming, registry, auth.clone()))
+                    tokio::spawn(serve_metrics(
+                        incoming,
+                        registry,
+                        auth.clone(),
+                        node.readiness(),
+                    ))
                 }
-                None => tokio::spawn(serve_metrics(listener, registry, auth.clone())),
+                None => tokio::spawn(serve_metrics(
+                    listener,
+                    registry,
+                    auth.clone(),
+                    node.readiness(),
+                )),
             })
         }
         None => None,
@@ -251,8 +266,14 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
                     push.close();
                 }
             };
-            let router =
-                build_push_router(push.clone(), auth.clone(), grpc_metrics.clone(), keepalive);
+            let health = health_server(node.readiness(), &[push_server::SERVICE_NAME]).await;
+            let router = build_push_router(
+                push.clone(),
+                health,
+                auth.clone(),
+                grpc_metrics.clone(),
+                keepalive,
+            );
             let served: ApiServed = match &tls {
                 Some(files) => {
                     let incoming =
@@ -279,7 +300,8 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         auth,
         grpc_metrics,
         keepalive,
-    );
+    )
+    .await?;
     let serve: ApiServed = match &tls {
         // Client certificates are optional on the API: a caller may prove
         // its identity with one (verified against the CA) or with a token.
@@ -368,18 +390,28 @@ pub(crate) struct ApiServices {
 
 /// Every gRPC service a node serves on `--api-addr`: the orchestrator API
 /// (`orchestrator`, shared with the REST API), the cluster API (which reads
-/// the host acks of `services.acks`) and, unless it has a listener of its
-/// own, the host agents' push stream; every call authenticated by `auth`
-/// and measured into `metrics`, with HTTP/2 keepalive every `keepalive`
-/// (detects dead agents).
-pub(crate) fn build_api_router(
+/// the host acks of `services.acks`), unless it has a listener of its
+/// own the host agents' push stream, and `grpc.health.v1` and server
+/// reflection for them; every call authenticated by `auth` and measured
+/// into `metrics`, with HTTP/2 keepalive every `keepalive` (detects dead
+/// agents).
+pub(crate) async fn build_api_router(
     node: Arc<RaftNode>,
     orchestrator: OrchestratorService,
     services: ApiServices,
     auth: AuthConfig,
     metrics: GrpcMetrics,
     keepalive: std::time::Duration,
-) -> Router<ApiLayers> {
+) -> anyhow::Result<Router<GrpcLayers>> {
+    let mut names = vec![
+        orchestrator_server::SERVICE_NAME,
+        cluster_server::SERVICE_NAME,
+    ];
+    if services.push.is_some() {
+        names.push(push_server::SERVICE_NAME);
+    }
+    let health = health_server(node.readiness(), &names).await;
+    let (reflection, reflection_v1alpha) = reflection(&names)?;
     let orchestrator = OrchestratorServer::new(orchestrator)
         .max_decoding_message_size(REQUEST_BYTES_MAX)
         .max_encoding_message_size(RESPONSE_BYTES_MAX);
@@ -387,41 +419,84 @@ pub(crate) fn build_api_router(
         .add_service(orchestrator)
         .add_service(
             ClusterService::with_acks(node, Arc::new(PushAcks(services.acks))).into_server(),
-        );
-    match services.push {
+        )
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(reflection_v1alpha);
+    Ok(match services.push {
         Some(push) => router.add_service(push.into_server()),
         None => router,
-    }
+    })
 }
 
-/// The host agents' push stream alone (`--push-addr`), authenticated by
-/// `auth` and measured into `metrics`.
+/// gRPC server reflection (v1, and v1alpha for older clients) listing
+/// `services`, health and reflection itself, from the descriptors
+/// `alcor-proto` ships: `grpcurl list` and `grpcurl describe` work.
+fn reflection(
+    services: &[&str],
+) -> anyhow::Result<(
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+)> {
+    let builder = || {
+        let mut builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        for set in alcor_proto::FILE_DESCRIPTOR_SETS {
+            builder = builder.register_encoded_file_descriptor_set(set);
+        }
+        let listed = services.iter().copied().chain([
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ]);
+        listed.fold(builder, |builder, name| builder.with_service_name(name))
+    };
+    let v1 = builder().build_v1().context("reflection descriptors")?;
+    let v1alpha = builder()
+        .build_v1alpha()
+        .context("reflection descriptors")?;
+    Ok((v1, v1alpha))
+}
+
+/// The host agents' push stream alone (`--push-addr`) and its `health`,
+/// authenticated by `auth` and measured into `metrics`.
 pub(crate) fn build_push_router(
     push: PushService,
+    health: HealthServer<HealthService>,
     auth: AuthConfig,
     metrics: GrpcMetrics,
     keepalive: std::time::Duration,
-) -> Router<ApiLayers> {
-    grpc_server(auth, metrics, keepalive).add_service(push.into_server())
+) -> Router<GrpcLayers> {
+    grpc_server(auth, metrics, keepalive)
+        .add_service(push.into_server())
+        .add_service(health)
 }
 
-/// The layers in front of every gRPC service of a member: the metrics
-/// outside (refused calls are counted too), then authentication.
-pub(crate) type ApiLayers =
-    tower_layer::Stack<AuthLayer, tower_layer::Stack<GrpcMetricsLayer, tower_layer::Identity>>;
+/// The layers in front of every service of a member's gRPC listeners: the
+/// request id (outermost), the metrics (refused calls are counted too),
+/// then authentication.
+pub(crate) type GrpcLayers = tower_layer::Stack<
+    AuthLayer,
+    tower_layer::Stack<GrpcMetricsLayer, tower_layer::Stack<RequestIdLayer, tower_layer::Identity>>,
+>;
 
-/// A tonic server with the member's transport settings, `metrics` and
-/// `auth` in front of every service.
+/// A tonic server with the member's transport settings, a request id for
+/// every call, `metrics` and `auth` in front of every service.
 fn grpc_server(
     auth: AuthConfig,
     metrics: GrpcMetrics,
     keepalive: std::time::Duration,
-) -> tonic::transport::Server<ApiLayers> {
+) -> tonic::transport::Server<GrpcLayers> {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive))
         .max_concurrent_streams(Some(API_STREAMS_PER_CONNECTION_MAX))
+        .layer(RequestIdLayer)
         .layer(GrpcMetricsLayer::new(metrics))
         .layer(AuthLayer::new(auth))
 }
@@ -446,9 +521,14 @@ fn tls_incoming(
 /// A scrape needs a credential of this cluster, as a gRPC call does (any
 /// role: a bearer token of the token file or a client certificate signed by
 /// the CA), unless the member runs `--insecure` without a token file;
-/// without one the answer is 401 with reason `UNAUTHENTICATED`.
-async fn serve_metrics<L>(listener: L, registry: Registry, auth: AuthConfig)
-where
+/// without one the answer is 401 with reason `UNAUTHENTICATED`. Also
+/// serves the probes of [`probe_routes`], which need no credential.
+async fn serve_metrics<L>(
+    listener: L,
+    registry: Registry,
+    auth: AuthConfig,
+    readiness: tokio::sync::watch::Receiver<Readiness>,
+) where
     L: axum::serve::Listener<Addr = std::net::SocketAddr>,
     ClientIdentity:
         for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
@@ -508,10 +588,49 @@ where
             },
         ),
     );
-    let app = app.into_make_service_with_connect_info::<ClientIdentity>();
+    let app = app
+        .merge(probe_routes(readiness))
+        .into_make_service_with_connect_info::<ClientIdentity>();
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!("metrics endpoint stopped: {e}");
     }
+}
+
+/// `GET /livez`: 200 while the process answers, quorum or not (a restart
+/// cannot bring back a lost quorum). `GET /readyz`: 200 while `readiness`
+/// is ready (the meaning of gRPC health SERVING: a leader in sight and
+/// caught up since start), else 503 with a short reason. Neither asks for a
+/// credential, as Kubernetes probes carry none (etcd serves `/health` the
+/// same way); they tell "ok" or a reason such as "no leader", nothing more.
+fn probe_routes(readiness: tokio::sync::watch::Receiver<Readiness>) -> axum::Router {
+    use axum::http::{header, HeaderName, StatusCode};
+    const HEADERS: [(HeaderName, &str); 2] = [
+        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    axum::Router::new()
+        .route(
+            "/livez",
+            axum::routing::get(
+                move || async move { (StatusCode::OK, HEADERS, "ok\n".to_string()) },
+            ),
+        )
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let verdict = *readiness.borrow();
+                async move {
+                    match verdict {
+                        Ok(()) => (StatusCode::OK, HEADERS, "ok\n".to_string()),
+                        Err(reason) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            HEADERS,
+                            format!("not ready: {reason}\n"),
+                        ),
+                    }
+                }
+            }),
+        )
 }
 
 /// The environment twin of `--unsafe-mutation`; a build without the

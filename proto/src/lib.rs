@@ -8,12 +8,13 @@
 //! between these types and its domain types in one `convert` module. The
 //! one hand-written piece is [`codec`], the push stream's wire codec
 //! (prost's, with small buffers); [`identity`] names who a caller is
-//! (certificate URIs, bearer header). It must not depend on any other Alcor
+//! (certificate URIs, bearer header); [`request_id`] names one call. It must not depend on any other Alcor
 //! crate.
 
 pub mod codec;
 pub mod identity;
 pub mod reason;
+pub mod request_id;
 
 /// Header carrying the machine-readable reason code of a failed call (on
 /// every listener; [`identity::Denial`] lists the codes of refused
@@ -41,6 +42,13 @@ pub const CURRENT_REVISION_HEADER: &str = "x-alcor-current-revision";
 // `GRPC_METHODS`: every method path the generated services route (see
 // `build.rs`), the bounded set of a metric's method label.
 include!(concat!(env!("OUT_DIR"), "/grpc_methods.rs"));
+
+/// The encoded `FileDescriptorSet`s of every Alcor protocol (`alcor.api.v1`
+/// and `alcor.raft.v1`; `alcor.push.v1`), for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SETS: [&[u8]; 2] = [
+    include_bytes!(concat!(env!("OUT_DIR"), "/alcor_descriptor_set.bin")),
+    include_bytes!(concat!(env!("OUT_DIR"), "/alcor_push_descriptor_set.bin")),
+];
 
 /// Controller-to-host-agent goal-state push (`alcor.push.v1`).
 pub mod push {

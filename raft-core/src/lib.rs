@@ -8,6 +8,8 @@
 //! - [`network`] / [`server`]: the `alcor.raft.v1.RaftService` client and
 //!   server; [`convert`] is the only place protobuf types are touched;
 //!   `append_stream`: pipelined replication over one gRPC stream.
+//! - [`health`]: readiness (a leader in sight, caught up since start) and
+//!   its `grpc.health.v1` service, served on the Raft port and the node's.
 //! - [`node`]: [`RaftNode`], the facade the node binary, API gateway and
 //!   host-push build on.
 //! - `read_rounds`: concurrent linearizable reads share one ReadIndex round.
@@ -30,6 +32,7 @@ pub mod convert;
 mod election;
 pub mod error;
 pub mod faults;
+pub mod health;
 pub mod limits;
 pub mod metrics;
 mod mutation;
@@ -42,6 +45,7 @@ pub mod types;
 
 pub use error::{AdminError, ReadError, ShutdownError, StartError, WriteError};
 pub use faults::{LinkFate, LinkFaults};
+pub use health::{NotReady, Readiness};
 pub use metrics::RaftMetrics;
 #[cfg(feature = "unsafe-mutations")]
 pub use mutation::Mutation;

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use crate::error::{AdminError, ReadError, ShutdownError, StartError, WriteError};
 use crate::faults::{LinkFaults, Mutation};
+use crate::health::{health_server, NotReady, Readiness};
 use crate::limits::{
     APPEND_ENTRIES_PER_RPC_MAX, PEER_PING_UNANSWERED_MS_MAX, RAFT_PENDING_RESET_STREAMS_MAX,
     RAFT_STREAMS_PER_CONNECTION_MAX, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX,
@@ -38,7 +39,9 @@ use crate::storage::{
 use crate::types::{
     EntryResponse, LogId, Node, NodeId, Raft, Request, Response, ServerState, TypeConfig,
 };
+use alcor_proto::raft::v1::raft_service_server::RaftServiceServer;
 use alcor_tls::{server_config, ClientAuth, Protocol, ReloadingClientTls, TlsFiles, TlsIncoming};
+use tonic::server::NamedService;
 
 /// How long `shutdown` waits for the gRPC server to drain.
 const SERVER_DRAIN_MS_MAX: u64 = 2_000;
@@ -240,6 +243,8 @@ pub struct RaftNode {
     /// The database, for its sizes at scrape time (weak: `shutdown` waits
     /// until every strong handle is gone).
     db: Weak<Db>,
+    /// Whether this member is ready (`health::track` keeps it current).
+    readiness: Arc<watch::Sender<Readiness>>,
     /// What `shutdown` stops; `None` once it has run.
     running: Mutex<Option<Running>>,
 }
@@ -255,6 +260,8 @@ struct Running {
     campaigner: JoinHandle<()>,
     /// Counts leader changes; aborted at shutdown.
     leader_tracker: JoinHandle<()>,
+    /// Keeps `readiness` current; aborted at shutdown.
+    readiness_tracker: JoinHandle<()>,
     /// Lets `shutdown` wait until RocksDB is really closed.
     db_closed: DbClosed,
 }
@@ -293,6 +300,7 @@ impl RaftNode {
         )
         .map_err(|e| StartError::Storage(e.to_string()))?;
         let committed = log_store.committed();
+        let start_committed = committed.borrow().map(|id| id.index);
         let appended_bytes = log_store.appended_bytes();
         let state_machine = StateMachineStore::with_metrics(Arc::clone(&db), metrics.clone())
             .map_err(|e| StartError::Storage(e.to_string()))?;
@@ -346,6 +354,17 @@ impl RaftNode {
             Duration::from_millis(config.heartbeat_interval_ms),
         ));
 
+        let (readiness, readiness_rx) = watch::channel(Err(NotReady::Starting));
+        let readiness = Arc::new(readiness);
+        let readiness_tracker = tokio::spawn(crate::health::track(
+            raft.clone(),
+            config.node_id,
+            Duration::from_millis(config.election_timeout_max_ms),
+            Duration::from_millis(config.heartbeat_interval_ms),
+            start_committed,
+            Arc::clone(&readiness),
+        ));
+
         let listener = match config.raft_listen {
             RaftListen::Addr(addr) => TcpListener::bind(addr).await?,
             RaftListen::Listener(listener) => listener,
@@ -371,13 +390,22 @@ impl RaftNode {
             config.snapshot_bytes_max,
             server_tls.is_some(),
         );
+        // Health on the Raft port: anyone past its TLS handshake (a
+        // certificate the cluster CA signed) may ask; the Raft RPCs
+        // themselves also demand a current member.
+        let health = health_server(
+            readiness_rx,
+            &[<RaftServiceServer<RaftGrpc> as NamedService>::NAME],
+        )
+        .await;
         let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .max_concurrent_streams(RAFT_STREAMS_PER_CONNECTION_MAX)
             .http2_max_pending_accept_reset_streams(Some(RAFT_PENDING_RESET_STREAMS_MAX))
             .http2_keepalive_interval(Some(Duration::from_millis(PEER_PING_UNANSWERED_MS_MAX)))
             .http2_keepalive_timeout(Some(Duration::from_millis(PEER_PING_UNANSWERED_MS_MAX)))
-            .add_service(service);
+            .add_service(service)
+            .add_service(health);
         let stopped = async {
             let _ = stop_rx.await;
         };
@@ -408,12 +436,14 @@ impl RaftNode {
             request_timeout,
             mutation: config.mutation,
             raft_addr,
+            readiness,
             running: Mutex::new(Some(Running {
                 server_stop,
                 server_task,
                 snapshot_by_size,
                 campaigner,
                 leader_tracker,
+                readiness_tracker,
                 db_closed,
             })),
         };
@@ -815,6 +845,12 @@ impl RaftNode {
         }
     }
 
+    /// Whether this member is ready to serve, kept current (see
+    /// [`crate::health`]): what gRPC health and `/readyz` report.
+    pub fn readiness(&self) -> watch::Receiver<Readiness> {
+        self.readiness.subscribe()
+    }
+
     /// A snapshot of this node's Raft metrics.
     pub fn metrics(&self) -> NodeMetrics {
         let committed_index = self.committed.borrow().map(|id| id.index);
@@ -851,6 +887,10 @@ impl RaftNode {
         let Some(running) = running else {
             return Ok(());
         };
+        // Unready first, so health checks turn away callers while the
+        // listeners drain.
+        running.readiness_tracker.abort();
+        let _ = self.readiness.send_replace(Err(NotReady::Stopped));
         running.snapshot_by_size.abort();
         running.campaigner.abort();
         running.leader_tracker.abort();
@@ -882,6 +922,7 @@ impl Drop for RaftNode {
             running.snapshot_by_size.abort();
             running.campaigner.abort();
             running.leader_tracker.abort();
+            running.readiness_tracker.abort();
             let _ = running.server_stop.send(());
         }
     }

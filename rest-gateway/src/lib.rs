@@ -105,6 +105,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::Value;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 pub use alcor_api_gateway::tokens::{Grant, Role, TokenFileError, TokenTable, Tokens};
 pub use auth::Caller;
@@ -249,36 +250,15 @@ pub(crate) fn base_url(headers: &HeaderMap) -> String {
     format!("{scheme}://{host}")
 }
 
-/// `req-<uuid v4>`.
-fn new_request_id() -> String {
-    let mut b = [0u8; 16];
-    if getrandom::fill(&mut b).is_err() {
-        // Still unique enough to correlate logs; never fail a request for it.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        b = nanos.to_le_bytes();
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "req-{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
+/// Names the request (`req-<uuid v4>`) in its response and in every line
+/// it logs: the handlers run inside its span.
 async fn request_id(request: Request, next: Next) -> Response {
-    let id = new_request_id();
+    let id = alcor_api_gateway::request_id::new_request_id();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let mut response = next.run(request).await;
-    tracing::debug!(request_id = %id, %method, %path, status = response.status().as_u16(), "rest");
+    let span = alcor_api_gateway::request_id::request_span(&id, &format!("{method} {path}"));
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "rest"));
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }

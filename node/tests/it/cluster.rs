@@ -267,6 +267,11 @@ impl ProcessCluster {
             .ok()
     }
 
+    /// Member `id`'s whole log (its stderr, every start appended).
+    pub(crate) fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.log_path(id)).unwrap_or_default()
+    }
+
     /// The last lines of every member's log, for failure messages.
     pub(crate) fn logs(&self) -> String {
         let mut out = String::new();

@@ -11,6 +11,7 @@ mod disk_and_leadership;
 mod fields;
 mod floating_ips;
 mod garbage;
+mod health;
 mod kill_leader;
 mod membership;
 mod metrics;
