@@ -12,6 +12,7 @@
 //!   host-push build on.
 //! - `read_rounds`: concurrent linearizable reads share one ReadIndex round.
 //! - [`codec`]: the versioned encoding of everything persisted or sent.
+//! - [`backup`]: the backup file format (`alcor ctl snapshot save`).
 //! - [`limits`]: every bound, named `*_max`.
 //!
 //! # Invariants
@@ -24,6 +25,7 @@
 //! - This is the only crate that depends on RocksDB or openraft.
 
 mod append_stream;
+pub mod backup;
 pub mod codec;
 pub mod convert;
 mod election;

@@ -563,11 +563,30 @@ impl RaftNode {
         &self,
         read: impl FnOnce(&State) -> R,
     ) -> Result<R, ReadError> {
+        self.wait_linearizable().await?;
+        self.view
+            .read(read)
+            .map_err(|e| ReadError::Fatal(e.to_string()))
+    }
+
+    /// The backup file (`backup::encode`) of the whole state at a
+    /// linearizable point: a ReadIndex, then the state's snapshot bytes at
+    /// an applied index at or above it, with the log id they cover. It
+    /// holds every write acknowledged before this call.
+    pub async fn backup(&self) -> Result<Vec<u8>, ReadError> {
+        self.wait_linearizable().await?;
+        let (last_log_id, state) = self
+            .view
+            .snapshot_with_log_id()
+            .map_err(|e| ReadError::Fatal(e.to_string()))?;
+        Ok(crate::backup::encode(last_log_id, &state))
+    }
+
+    /// Waits until this node has applied every write acknowledged before
+    /// the call (ReadIndex, then the local apply).
+    async fn wait_linearizable(&self) -> Result<(), ReadError> {
         if self.mutation == Some(Mutation::StaleReads) {
-            return self
-                .view
-                .read(read)
-                .map_err(|e| ReadError::Fatal(e.to_string()));
+            return Ok(());
         }
         let deadline = Instant::now() + self.request_timeout;
         let read_index = self.read_index_with_retries(deadline).await?;
@@ -584,9 +603,7 @@ impl RaftNode {
                     }
                 })?;
         }
-        self.view
-            .read(read)
-            .map_err(|e| ReadError::Fatal(e.to_string()))
+        Ok(())
     }
 
     /// [`Self::read_index`], asked again while the answer is "no leader" or

@@ -123,6 +123,13 @@ impl StateView {
         Ok(read(&applied.state))
     }
 
+    /// The state's snapshot bytes and the last log id they cover, taken
+    /// together under one read lock (what a backup holds).
+    pub fn snapshot_with_log_id(&self) -> Result<(Option<LogId>, Vec<u8>), StatePoisoned> {
+        let applied = self.applied.read().map_err(|_| StatePoisoned)?;
+        Ok((applied.last_applied, applied.state.snapshot()))
+    }
+
     /// The last log index applied (including blank/membership entries).
     pub fn applied_index(&self) -> Result<Option<u64>, StatePoisoned> {
         let applied = self.applied.read().map_err(|_| StatePoisoned)?;
@@ -244,6 +251,14 @@ fn persist_snapshot(db: &DB, persist_lock: &Mutex<()>, stored: &StoredSnapshot) 
     db.write_opt(batch, &synced())
         .map_err(|e| io_error("persist snapshot", e))?;
     Ok(())
+}
+
+/// Writes the snapshot of a data directory restored from a backup: `data`
+/// (`State::snapshot()` bytes) as of `meta`. Checks that it restores first.
+pub(super) fn write_restored_snapshot(db: &DB, meta: SnapshotMeta, data: Vec<u8>) -> io::Result<()> {
+    let stored = StoredSnapshot { meta, data };
+    restore(&stored)?;
+    persist_snapshot(db, &Mutex::new(()), &stored)
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
