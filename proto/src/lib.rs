@@ -19,6 +19,10 @@ pub mod identity;
 /// credentials).
 pub const REASON_HEADER: &str = "x-alcor-reason";
 
+/// Largest piece of a backup file in one `Cluster.SaveSnapshot` message
+/// (well under every client's and server's message limit).
+pub const BACKUP_CHUNK_BYTES_MAX: usize = 1024 * 1024;
+
 /// Controller-to-host-agent goal-state push (`alcor.push.v1`).
 pub mod push {
     /// Version 1 of the push protocol.

@@ -31,6 +31,8 @@ pub mod convert;
 mod election;
 pub mod error;
 pub mod faults;
+#[cfg(test)]
+mod fixtures;
 pub mod limits;
 mod mutation;
 pub mod network;

@@ -95,12 +95,12 @@ struct Applied {
 
 /// A snapshot as persisted in the `sm` column family.
 #[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta,
+pub(crate) struct StoredSnapshot {
+    pub(crate) meta: SnapshotMeta,
     /// `State::snapshot()` bytes (as one byte string: the same encoding as
     /// a sequence of `u8`, decoded with one copy instead of per byte).
     #[serde(with = "serde_bytes")]
-    data: Vec<u8>,
+    pub(crate) data: Vec<u8>,
 }
 
 /// The state was poisoned by a panic while it was being mutated; it can no
