@@ -110,13 +110,15 @@ pub(crate) async fn save(
 /// Streams the backup into `part` and fsyncs it.
 async fn download(client: &Client, part: &Path) -> anyhow::Result<()> {
     let mut download = client.cluster().save_snapshot().await?;
-    let mut out = std::fs::File::create(part)
-        .with_context(|| format!("create {}", part.display()))?;
+    let mut out =
+        std::fs::File::create(part).with_context(|| format!("create {}", part.display()))?;
     let mut n_bytes = 0u64;
     while let Some(chunk) = download.next_chunk().await? {
         n_bytes = n_bytes.saturating_add(chunk.len() as u64);
         if n_bytes > BACKUP_FILE_BYTES_MAX {
-            anyhow::bail!("the member sent more than a backup may hold ({BACKUP_FILE_BYTES_MAX} bytes)");
+            anyhow::bail!(
+                "the member sent more than a backup may hold ({BACKUP_FILE_BYTES_MAX} bytes)"
+            );
         }
         out.write_all(&chunk)
             .with_context(|| format!("write {}", part.display()))?;

@@ -15,9 +15,10 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{
-    BarrierArgs, ClientTlsArgs, ClusterVerb, CtlArgs, CtlSnapshotVerb, FloatingIpState, FloatingIpVerb, HostState,
-    HostVerb, OutputFormat, PortVerb, QuotaVerb, Resource, RouterVerb, RuleDirection,
-    RuleEtherType, RuleVerb, SecurityGroupVerb, SubnetVerb, TagUpdate, TaggedListOpts, VpcVerb,
+    BarrierArgs, ClientTlsArgs, ClusterVerb, CtlArgs, CtlSnapshotVerb, FloatingIpState,
+    FloatingIpVerb, HostState, HostVerb, OutputFormat, PortVerb, QuotaVerb, Resource, RouterVerb,
+    RuleDirection, RuleEtherType, RuleVerb, SecurityGroupVerb, SubnetVerb, TagUpdate,
+    TaggedListOpts, VpcVerb,
 };
 use crate::output;
 

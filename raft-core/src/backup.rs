@@ -100,7 +100,9 @@ pub enum BackupError {
     #[error("backup file has {0} bytes after its body")]
     TrailingBytes(u64),
     /// The checksum does not match: the file is corrupt.
-    #[error("backup checksum mismatch (file sha256 {expected}, computed {actual}): the file is corrupt")]
+    #[error(
+        "backup checksum mismatch (file sha256 {expected}, computed {actual}): the file is corrupt"
+    )]
     ChecksumMismatch {
         /// The checksum in the header (hex).
         expected: String,

@@ -353,6 +353,7 @@ impl RaftNode {
             leader_reads,
             config.snapshot_bytes_max,
             server_tls.is_some(),
+            peers.newer.clone(),
         );
         let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
@@ -757,7 +758,18 @@ impl RaftNode {
     /// (a failed fsync or another storage error, a panic in its core), so
     /// that the process can fail-stop and be restarted by its supervisor
     /// instead of lingering as a member that answers nothing.
+    ///
+    /// A Raft message of a newer wire version than this build speaks stops
+    /// the member the same way: it cannot take part until it is upgraded.
     pub async fn fatal(&self) -> String {
+        tokio::select! {
+            reason = self.peers.newer.met() => reason,
+            reason = self.raft_fatal() => reason,
+        }
+    }
+
+    /// Resolves once openraft has stopped on a fatal error.
+    async fn raft_fatal(&self) -> String {
         let mut metrics = self.raft.metrics();
         loop {
             if let Err(fatal) = &metrics.borrow_and_update().running_state {

@@ -22,7 +22,11 @@ const WRITERS: u64 = 4;
 const LOAD_MS: u64 = 700;
 
 fn sdk(cluster: &ProcessCluster) -> Client {
-    let endpoints: Vec<String> = cluster.ids().iter().map(|id| cluster.api_addr(*id)).collect();
+    let endpoints: Vec<String> = cluster
+        .ids()
+        .iter()
+        .map(|id| cluster.api_addr(*id))
+        .collect();
     Client::builder()
         .endpoints(endpoints)
         .deadline(Duration::from_secs(10))
@@ -258,10 +262,20 @@ impl Everything {
         same("vpcs", &self.vpcs, &restored.vpcs, revision);
         same("subnets", &self.subnets, &restored.subnets, revision);
         same("ports", &self.ports, &restored.ports, revision);
-        same("security groups", &self.security_groups, &restored.security_groups, revision);
+        same(
+            "security groups",
+            &self.security_groups,
+            &restored.security_groups,
+            revision,
+        );
         same("rules", &self.rules, &restored.rules, revision);
         same("routers", &self.routers, &restored.routers, revision);
-        same("floating ips", &self.floating_ips, &restored.floating_ips, revision);
+        same(
+            "floating ips",
+            &self.floating_ips,
+            &restored.floating_ips,
+            revision,
+        );
         same("quota", &[&self.quota], &[&restored.quota], revision);
     }
 
@@ -335,7 +349,10 @@ async fn a_backup_saved_under_load_restores_a_new_cluster_with_every_resource_an
                     let id = uuid(1_000_000 * (w + 1) + n);
                     let request = port(&uuid(0xa1), &uuid(0xa2), id.clone(), "h2");
                     if let Ok(port) = client.ports().create(request).await {
-                        acked.lock().expect("acked").push((id, port.revision, Instant::now()));
+                        acked
+                            .lock()
+                            .expect("acked")
+                            .push((id, port.revision, Instant::now()));
                     }
                 }
             })
@@ -361,7 +378,12 @@ async fn a_backup_saved_under_load_restores_a_new_cluster_with_every_resource_an
             &file.display().to_string(),
         ])
     });
-    assert!(saved.0, "snapshot save failed: {}\n{}", saved.2, source.logs());
+    assert!(
+        saved.0,
+        "snapshot save failed: {}\n{}",
+        saved.2,
+        source.logs()
+    );
     tokio::time::sleep(Duration::from_millis(LOAD_MS)).await;
     stop.store(true, Ordering::Relaxed);
     for writer in writers {
@@ -400,12 +422,18 @@ async fn a_backup_saved_under_load_restores_a_new_cluster_with_every_resource_an
     for (id, port_revision, at) in &acked {
         if *at < save_started {
             assert!(
-                got.ports.iter().any(|p| p.id == *id && p.revision == *port_revision),
+                got.ports
+                    .iter()
+                    .any(|p| p.id == *id && p.revision == *port_revision),
                 "port {id} (revision {port_revision}) acknowledged before the save is missing"
             );
         }
     }
-    assert!(got.ports.len() > 2 + before_save, "{} ports", got.ports.len());
+    assert!(
+        got.ports.len() > 2 + before_save,
+        "{} ports",
+        got.ports.len()
+    );
     expected.assert_same(&got, revision);
 
     let next = restored_client

@@ -26,9 +26,9 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
 use tokio::sync::oneshot;
 
 pub use log_store::{LogReader, LogStore};
-pub use state_machine::{AppliedEvent, ChangeEvent, SnapshotBuilder, StateMachineStore, StateView};
 #[cfg(test)]
 pub(crate) use state_machine::StoredSnapshot;
+pub use state_machine::{AppliedEvent, ChangeEvent, SnapshotBuilder, StateMachineStore, StateView};
 
 use crate::backup::Backup;
 use crate::types::{CommittedLeaderId, LogId, Node, NodeId, SnapshotMeta, StoredMembership};

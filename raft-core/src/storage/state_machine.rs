@@ -11,7 +11,7 @@
 use std::io::{self, Cursor};
 use std::sync::{Arc, Mutex, RwLock};
 
-use alcor_state_machine::{Diffs, ResourceChange, State};
+use alcor_state_machine::{Diffs, ResourceChange, SnapshotError, State, SNAPSHOT_VERSION};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use rocksdb::DB;
@@ -216,7 +216,15 @@ fn read_snapshot(db: &DB) -> io::Result<Option<StoredSnapshot>> {
 
 /// Rebuilds the applied state from a snapshot.
 fn restore(stored: &StoredSnapshot) -> io::Result<Applied> {
-    let state = State::restore(&stored.data).map_err(|e| io_error("restore snapshot", e))?;
+    let state = State::restore(&stored.data).map_err(|e| match e {
+        SnapshotError::UnsupportedVersion(found) if found > SNAPSHOT_VERSION => io_error(
+            "restore snapshot",
+            format!(
+                "state format version {found} is newer than this build reads ({SNAPSHOT_VERSION}): run a newer alcor"
+            ),
+        ),
+        e => io_error("restore snapshot", e),
+    })?;
     // The state only sees proposal entries, so it may lag the snapshot's
     // last log id (blank/membership entries) but never lead it.
     let snapshot_index = stored.meta.last_log_id.map_or(0, |id| id.index);
@@ -255,7 +263,11 @@ fn persist_snapshot(db: &DB, persist_lock: &Mutex<()>, stored: &StoredSnapshot) 
 
 /// Writes the snapshot of a data directory restored from a backup: `data`
 /// (`State::snapshot()` bytes) as of `meta`. Checks that it restores first.
-pub(super) fn write_restored_snapshot(db: &DB, meta: SnapshotMeta, data: Vec<u8>) -> io::Result<()> {
+pub(super) fn write_restored_snapshot(
+    db: &DB,
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+) -> io::Result<()> {
     let stored = StoredSnapshot { meta, data };
     restore(&stored)?;
     persist_snapshot(db, &Mutex::new(()), &stored)
