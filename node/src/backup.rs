@@ -13,15 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use alcor_client::Client;
-use alcor_raft_core::backup::{self, BACKUP_HEADER_BYTES};
-use alcor_raft_core::limits::SNAPSHOT_BYTES_MAX;
+use alcor_raft_core::backup;
+use alcor_raft_core::limits::BACKUP_FILE_BYTES_MAX;
 use anyhow::Context;
 use serde_json::json;
 
 use crate::cli::{OutputFormat, SnapshotRestoreArgs};
-
-/// Largest backup file accepted: the largest state snapshot plus a header.
-const BACKUP_FILE_BYTES_MAX: u64 = SNAPSHOT_BYTES_MAX + BACKUP_HEADER_BYTES as u64;
 
 /// `FILE.part`, where a save writes before the rename.
 fn part_path(file: &Path) -> PathBuf {

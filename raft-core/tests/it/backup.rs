@@ -81,3 +81,32 @@ async fn a_member_cut_off_from_the_leader_gives_no_stale_backup() {
     assert!(decoded.state.host("h7").is_some());
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_written_by_a_newer_format_is_refused_at_start_with_a_clear_error() {
+    use std::collections::BTreeMap;
+
+    use alcor_raft_core::codec::FORMAT_VERSION;
+    use alcor_raft_core::{Node, RaftListen, RaftNode, StartError};
+
+    let dir = tempfile::TempDir::new().unwrap();
+    {
+        let (db, _closed) = alcor_raft_core::storage::open_db(dir.path(), false).unwrap();
+        let meta = db.cf_handle("meta").unwrap();
+        // A vote record as a build with the next format version writes it.
+        db.put_cf(meta, b"vote", [FORMAT_VERSION + 1, 0, 0, 0])
+            .unwrap();
+    }
+    let listen = RaftListen::Addr("127.0.0.1:0".parse().unwrap());
+    let node = Node {
+        raft_addr: "127.0.0.1:1".to_string(),
+        api_addr: "127.0.0.1:2".to_string(),
+    };
+    let members = BTreeMap::from([(1, node)]);
+    let config = RaftNodeConfig::new(1, dir.path().to_path_buf(), listen, members);
+    let error = RaftNode::start(config).await.unwrap_err();
+    assert!(
+        matches!(&error, StartError::Raft(m) | StartError::Storage(m) if m.contains("newer than this build reads")),
+        "{error}"
+    );
+}
