@@ -8,6 +8,9 @@
 //!   them: it answers FAILED_PRECONDITION with reason `NOT_LEADER` and the
 //!   leader it knows of in the `x-alcor-leader-id` / `x-alcor-leader-api`
 //!   headers, so an operator always knows which node made the change.
+//! - `SaveSnapshot` streams a backup file (`alcor_raft_core::backup`) of
+//!   the answering node's state after a linearizable read point, in
+//!   `BACKUP_CHUNK_BYTES_MAX` pieces.
 //! - `TriggerSnapshot` acts on the answering node (snapshots are local), and
 //!   so does `Campaign` (an election started there moves the leadership).
 //! - `HostDigest` is a read like any other: linearizable unless `stale`,
@@ -234,8 +237,35 @@ impl ClusterService {
     }
 }
 
+/// The pieces of a backup file, each at most `BACKUP_CHUNK_BYTES_MAX`.
+pub type SnapshotChunks =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::SnapshotChunk, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl Cluster for ClusterService {
+    type SaveSnapshotStream = SnapshotChunks;
+
+    async fn save_snapshot(
+        &self,
+        request: Request<pb::SaveSnapshotRequest>,
+    ) -> Result<Response<SnapshotChunks>, Status> {
+        let budget = budget_or_max(request.metadata());
+        let file = tokio::time::timeout(budget, self.node.backup())
+            .await
+            .unwrap_or(Err(ReadError::Timeout))
+            .map_err(|e| to_status(&ApiError::Read(e)))?;
+        let chunk_bytes = alcor_proto::BACKUP_CHUNK_BYTES_MAX;
+        let n_chunks = file.len().div_ceil(chunk_bytes);
+        // Copied one piece at a time, as the transport asks for them.
+        let chunks = (0..n_chunks).map(move |i| {
+            let end = file.len().min((i + 1) * chunk_bytes);
+            Ok(pb::SnapshotChunk {
+                data: file[i * chunk_bytes..end].to_vec(),
+            })
+        });
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
     async fn status(
         &self,
         _request: Request<pb::StatusRequest>,

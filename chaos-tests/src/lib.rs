@@ -240,7 +240,15 @@ async fn drive(
         let acked = op.outcome == Outcome::Ok(None);
         ops.push(op);
         if acked {
-            break node.metrics().last_log_index.unwrap_or(0);
+            // The highest applied index: at least the acked write's (its
+            // leader applied it before answering), and committed, so every
+            // node reaches it. A node's last log index may hold an entry
+            // that never commits (a deposed leader's), which none applies.
+            break nodes
+                .iter()
+                .filter_map(|(_, n)| n.metrics().applied_index)
+                .max()
+                .unwrap_or(0);
         }
         if Instant::now() > recovery_deadline {
             return Err(RunError::Liveness(format!(

@@ -6,8 +6,30 @@ use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::cluster_client::ClusterClient;
 
 use crate::config::RESPONSE_BYTES_MAX;
-use crate::error::Error;
+use crate::error::{classify, Error, Verdict};
 use crate::transport::{Client, Retry, Routing};
+
+/// The bytes of a backup file as the member streams them
+/// ([`Cluster::save_snapshot`]).
+#[derive(Debug)]
+pub struct SnapshotDownload {
+    stream: tonic::Streaming<pb::SnapshotChunk>,
+}
+
+impl SnapshotDownload {
+    /// The next piece of the file, `None` at its end.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        match self.stream.message().await {
+            Ok(chunk) => Ok(chunk.map(|c| c.data)),
+            Err(status) => Err(match classify(&status) {
+                Verdict::Final(error) => error,
+                Verdict::NotApplied { message, .. } | Verdict::MaybeApplied { message, .. } => {
+                    Error::Unavailable { message }
+                }
+            }),
+        }
+    }
+}
 
 /// Cluster status and membership (`client.cluster()`).
 ///
@@ -115,6 +137,31 @@ impl Cluster<'_> {
             remove_member,
             request
         )
+    }
+
+    /// Opens a backup of the whole state (`alcor ctl snapshot save`): the
+    /// answering member takes it at a linearizable point, so it holds every
+    /// write acknowledged before the call, and streams the backup file's
+    /// bytes. Opening fails over like a read; a stream that breaks is an
+    /// error (start the save again).
+    pub async fn save_snapshot(&self) -> Result<SnapshotDownload, Error> {
+        let stream = self
+            .client
+            .streaming()
+            .waiting()
+            .call(
+                Retry::Read,
+                Routing::Any,
+                pb::SaveSnapshotRequest {},
+                |channel, request| async move {
+                    ClusterClient::new(channel)
+                        .max_decoding_message_size(RESPONSE_BYTES_MAX)
+                        .save_snapshot(request)
+                        .await
+                },
+            )
+            .await?;
+        Ok(SnapshotDownload { stream })
     }
 
     /// Builds a snapshot on the answering member now and waits for it.

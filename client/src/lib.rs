@@ -70,7 +70,7 @@ mod resources;
 mod transport;
 mod watch;
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, SnapshotDownload};
 pub use config::{ClientBuilder, TlsConfig};
 pub use error::{
     Details, Error, BATCH_INDEX_HEADER, CURRENT_REVISION_HEADER, INDETERMINATE_HEADER,

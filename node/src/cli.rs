@@ -33,6 +33,38 @@ pub(crate) enum Command {
     /// Issue a certificate from a throwaway CA kept in a directory (created on
     /// first use): for trials and tests, never for production.
     Certs(CertsArgs),
+    /// Offline work on backup files (`alcor ctl snapshot save` makes them).
+    Snapshot {
+        #[command(subcommand)]
+        verb: SnapshotVerb,
+    },
+}
+
+/// `alcor snapshot ...`: offline, no member involved.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SnapshotVerb {
+    /// Build one member's data directory of a NEW cluster from a backup file;
+    /// run it once per member (same file, same --initial-cluster), then start
+    /// the members with that --initial-cluster. A corrupt, truncated or newer
+    /// file is refused and nothing is created.
+    Restore(SnapshotRestoreArgs),
+}
+
+/// `alcor snapshot restore`.
+#[derive(Debug, Args)]
+pub(crate) struct SnapshotRestoreArgs {
+    /// The backup file.
+    pub(crate) file: PathBuf,
+    /// The member's new data directory; must not exist or be empty.
+    #[arg(long)]
+    pub(crate) data_dir: PathBuf,
+    /// Every member of the new cluster as ID=RAFT_ADDR/API_ADDR (as for
+    /// `alcor server`); they all become voters.
+    #[arg(long)]
+    pub(crate) initial_cluster: String,
+    /// The member this directory is for (a key of --initial-cluster).
+    #[arg(long)]
+    pub(crate) id: u64,
 }
 
 /// TLS to the members, for clients (`alcor ctl`, agents).
@@ -453,6 +485,11 @@ pub(crate) enum Resource {
     Cluster {
         #[command(subcommand)]
         verb: ClusterVerb,
+    },
+    /// Backups of the whole state.
+    Snapshot {
+        #[command(subcommand)]
+        verb: CtlSnapshotVerb,
     },
     /// Wait (within --timeout-ms) until every host affected has acked a
     /// revision; fails naming the pending hosts when the deadline passes.
@@ -1080,6 +1117,18 @@ pub(crate) enum QuotaVerb {
     Reset {
         /// The project.
         project_id: String,
+    },
+}
+
+/// `alcor ctl snapshot ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum CtlSnapshotVerb {
+    /// Stream a backup of the whole state, taken at a linearizable point, into
+    /// FILE (written to FILE.part, checked, then renamed); prints its
+    /// revision and SHA-256. Admin only; --timeout-ms bounds the whole save.
+    Save {
+        /// Where to write the backup.
+        file: PathBuf,
     },
 }
 

@@ -15,9 +15,10 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{
-    BarrierArgs, ClientTlsArgs, ClusterVerb, CtlArgs, FloatingIpState, FloatingIpVerb, HostState,
-    HostVerb, OutputFormat, PortVerb, QuotaVerb, Resource, RouterVerb, RuleDirection,
-    RuleEtherType, RuleVerb, SecurityGroupVerb, SubnetVerb, TagUpdate, TaggedListOpts, VpcVerb,
+    BarrierArgs, ClientTlsArgs, ClusterVerb, CtlArgs, CtlSnapshotVerb, FloatingIpState,
+    FloatingIpVerb, HostState, HostVerb, OutputFormat, PortVerb, QuotaVerb, Resource, RouterVerb,
+    RuleDirection, RuleEtherType, RuleVerb, SecurityGroupVerb, SubnetVerb, TagUpdate,
+    TaggedListOpts, VpcVerb,
 };
 use crate::output;
 
@@ -94,6 +95,12 @@ pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
         Resource::Quotas { verb } => quotas(&client, verb, format).await,
         Resource::Cluster { verb } => cluster(&client, verb, format).await,
         Resource::Barrier(args) => barrier(&client, args, format).await,
+        Resource::Snapshot {
+            verb: CtlSnapshotVerb::Save { file },
+        } => {
+            let timeout = Duration::from_millis(args.timeout_ms);
+            crate::backup::save(&client, &file, timeout, format).await
+        }
     }
 }
 

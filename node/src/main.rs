@@ -1,7 +1,8 @@
 //! `alcor`: one binary for the controller. `alcor server` runs a cluster
 //! member (Raft + the gRPC API + the agents' push stream); `alcor ctl` is the
 //! operator CLI; `alcor agent` a simulated host agent (`alcor agent-sim` many); `alcor dev` a local cluster;
-//! `alcor certs` issues throwaway certificates.
+//! `alcor certs` issues throwaway certificates; `alcor snapshot restore` builds
+//! data directories from a backup.
 //!
 //! This file only parses the command line and dispatches; see `server` and
 //! `ctl`. It is the only crate in the workspace that uses `anyhow`.
@@ -16,6 +17,7 @@ macro_rules! out {
 }
 
 mod agent;
+mod backup;
 mod certs;
 mod cli;
 mod ctl;
@@ -44,6 +46,9 @@ async fn main() -> ExitCode {
         cli::Command::AgentSim(args) => agent::run_sim(args).await,
         cli::Command::Dev(args) => dev::run(args).await,
         cli::Command::Certs(args) => certs::run(&args),
+        cli::Command::Snapshot {
+            verb: cli::SnapshotVerb::Restore(args),
+        } => backup::restore(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -50,6 +50,10 @@ pub const FILE_DESCRIPTOR_SETS: [&[u8]; 2] = [
     include_bytes!(concat!(env!("OUT_DIR"), "/alcor_push_descriptor_set.bin")),
 ];
 
+/// Largest piece of a backup file in one `Cluster.SaveSnapshot` message
+/// (well under every client's and server's message limit).
+pub const BACKUP_CHUNK_BYTES_MAX: usize = 1024 * 1024;
+
 /// Controller-to-host-agent goal-state push (`alcor.push.v1`).
 pub mod push {
     /// Version 1 of the push protocol.

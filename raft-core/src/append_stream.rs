@@ -132,7 +132,16 @@ where
         Ok(Err(status)) => return Err(link.status_error(status, timeout)),
         Ok(Ok(response)) => response.into_inner(),
     };
-    Ok(answers(inbound, answers_alive, link, unanswered, timeout))
+    let newer = peers.newer.clone();
+    let peer = raft_addr.to_string();
+    Ok(answers(
+        inbound,
+        answers_alive,
+        link,
+        unanswered,
+        timeout,
+        (newer, peer),
+    ))
 }
 
 /// The requests as envelopes, each recorded as unanswered when it leaves;
@@ -192,12 +201,14 @@ fn answers(
     link: Link,
     unanswered: Arc<Unanswered>,
     timeout: Duration,
+    (newer, peer): (convert::NewerWire, String),
 ) -> BoxStream<'static, AppendAnswer> {
     let state = Some((inbound, Instant::now()));
     let answers = futures::stream::unfold(state, move |state| {
         // Owned by this closure, so dropped with the stream.
         let _alive = &alive;
         let (link, unanswered) = (link.clone(), Arc::clone(&unanswered));
+        let (newer, peer) = (newer.clone(), peer.clone());
         async move {
             let (mut inbound, last_answer) = state?;
             let next = loop {
@@ -234,7 +245,7 @@ fn answers(
                 return Some((Err(link.timeout(timeout)), None));
             }
             let answer: Result<StreamAppendResult<TypeConfig>, Fatal<TypeConfig>> =
-                match convert::from_message(&message) {
+                match newer.decode(&message, &peer) {
                     Ok(answer) => answer,
                     Err(status) => return Some((Err(link.status_error(status, timeout)), None)),
                 };

@@ -32,6 +32,15 @@ pub enum DecodeError {
     /// The record was written by an encoding this build does not know.
     #[error("unknown format version {0}")]
     UnknownVersion(u8),
+    /// The record was written by a newer build: this one must not touch
+    /// the data (run the newer build, or restore a backup).
+    #[error("record format version {found} is newer than this build reads ({supported}): run a newer alcor")]
+    NewerVersion {
+        /// The version of the record.
+        found: u8,
+        /// The newest this build reads.
+        supported: u8,
+    },
     /// The bytes are not a valid encoding of the expected type.
     #[error("malformed payload: {0}")]
     Malformed(#[from] bincode::error::DecodeError),
@@ -89,6 +98,10 @@ pub fn decode_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError
     match bytes.split_first() {
         None => Err(DecodeError::Empty),
         Some((&FORMAT_VERSION, rest)) => decode_value(rest),
+        Some((&found, _)) if found > FORMAT_VERSION => Err(DecodeError::NewerVersion {
+            found,
+            supported: FORMAT_VERSION,
+        }),
         Some((&version, _)) => Err(DecodeError::UnknownVersion(version)),
     }
 }
@@ -112,7 +125,15 @@ mod tests {
         bytes[0] = 99;
         assert!(matches!(
             decode_record::<u64>(&bytes),
-            Err(DecodeError::UnknownVersion(99))
+            Err(DecodeError::NewerVersion {
+                found: 99,
+                supported: FORMAT_VERSION
+            })
+        ));
+        bytes[0] = 0;
+        assert!(matches!(
+            decode_record::<u64>(&bytes),
+            Err(DecodeError::UnknownVersion(0))
         ));
     }
 

@@ -14,6 +14,7 @@
 //!   host-push build on.
 //! - `read_rounds`: concurrent linearizable reads share one ReadIndex round.
 //! - [`codec`]: the versioned encoding of everything persisted or sent.
+//! - [`backup`]: the backup file format (`alcor ctl snapshot save`).
 //! - [`limits`]: every bound, named `*_max`.
 //! - [`metrics`]: the member's Raft and storage metrics (etcd's names).
 //!
@@ -27,11 +28,14 @@
 //! - This is the only crate that depends on RocksDB or openraft.
 
 mod append_stream;
+pub mod backup;
 pub mod codec;
 pub mod convert;
 mod election;
 pub mod error;
 pub mod faults;
+#[cfg(test)]
+mod fixtures;
 pub mod health;
 pub mod limits;
 pub mod metrics;

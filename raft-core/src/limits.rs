@@ -76,6 +76,11 @@ pub const SNAPSHOT_CHUNK_BYTES_MAX: u64 = 4 * 1024 * 1024;
 /// leaves room above the largest state the controller is built for.
 pub const SNAPSHOT_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
 
+/// Largest backup file (`alcor ctl snapshot save`) read or written: the
+/// largest state snapshot plus the backup header.
+pub const BACKUP_FILE_BYTES_MAX: u64 =
+    SNAPSHOT_BYTES_MAX + crate::backup::BACKUP_HEADER_BYTES as u64;
+
 /// Appends waiting for the WAL flusher. When full, `append` waits: that is
 /// the backpressure from a slow disk to openraft.
 pub const APPEND_QUEUE_MAX: usize = 1024;

@@ -71,6 +71,8 @@ pub struct Peers {
     /// re-read when the files change; `None` speaks plain text
     /// (`--insecure`).
     tls: Option<ReloadingClientTls>,
+    /// Records a reply of a newer wire version (the node then stops).
+    pub(crate) newer: convert::NewerWire,
 }
 
 /// A cached channel: the address it dials and the TLS generation it was
@@ -164,6 +166,7 @@ impl Peers {
             channels: Mutex::new(BTreeMap::new()),
             faults,
             tls,
+            newer: convert::NewerWire::default(),
         }
     }
 
@@ -236,7 +239,7 @@ impl Peers {
         let timeout = timeout + Duration::from_millis(size_ms as u64);
         let Some(faults) = &self.faults else {
             let reply = send(client, method, message, timeout).await?;
-            return Ok(convert::from_message(&reply)?);
+            return Ok(self.newer.decode(&reply, raft_addr)?);
         };
         match faults.request(self.id, target) {
             LinkFate::Deliver => {}
@@ -263,7 +266,7 @@ impl Peers {
         if faults.reply_lost(self.id, target) {
             return Err(PeerError::Timeout(timeout));
         }
-        Ok(convert::from_message(&reply)?)
+        Ok(self.newer.decode(&reply, raft_addr)?)
     }
 }
 

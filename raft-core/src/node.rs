@@ -389,6 +389,7 @@ impl RaftNode {
             leader_reads,
             config.snapshot_bytes_max,
             server_tls.is_some(),
+            peers.newer.clone(),
         );
         // Health on the Raft port: anyone past its TLS handshake (a
         // certificate the cluster CA signed) may ask; the Raft RPCs
@@ -634,11 +635,30 @@ impl RaftNode {
         &self,
         read: impl FnOnce(&State) -> R,
     ) -> Result<R, ReadError> {
+        self.wait_linearizable().await?;
+        self.view
+            .read(read)
+            .map_err(|e| ReadError::Fatal(e.to_string()))
+    }
+
+    /// The backup file (`backup::encode`) of the whole state at a
+    /// linearizable point: a ReadIndex, then the state's snapshot bytes at
+    /// an applied index at or above it, with the log id they cover. It
+    /// holds every write acknowledged before this call.
+    pub async fn backup(&self) -> Result<Vec<u8>, ReadError> {
+        self.wait_linearizable().await?;
+        let (last_log_id, state) = self
+            .view
+            .snapshot_with_log_id()
+            .map_err(|e| ReadError::Fatal(e.to_string()))?;
+        Ok(crate::backup::encode(last_log_id, &state))
+    }
+
+    /// Waits until this node has applied every write acknowledged before
+    /// the call (ReadIndex, then the local apply).
+    async fn wait_linearizable(&self) -> Result<(), ReadError> {
         if self.mutation == Some(Mutation::StaleReads) {
-            return self
-                .view
-                .read(read)
-                .map_err(|e| ReadError::Fatal(e.to_string()));
+            return Ok(());
         }
         let deadline = Instant::now() + self.request_timeout;
         let read_index = self.read_index_with_retries(deadline).await?;
@@ -655,9 +675,7 @@ impl RaftNode {
                     }
                 })?;
         }
-        self.view
-            .read(read)
-            .map_err(|e| ReadError::Fatal(e.to_string()))
+        Ok(())
     }
 
     /// [`Self::read_index`], asked again while the answer is "no leader" or
@@ -811,7 +829,18 @@ impl RaftNode {
     /// (a failed fsync or another storage error, a panic in its core), so
     /// that the process can fail-stop and be restarted by its supervisor
     /// instead of lingering as a member that answers nothing.
+    ///
+    /// A Raft message of a newer wire version than this build speaks stops
+    /// the member the same way: it cannot take part until it is upgraded.
     pub async fn fatal(&self) -> String {
+        tokio::select! {
+            reason = self.peers.newer.met() => reason,
+            reason = self.raft_fatal() => reason,
+        }
+    }
+
+    /// Resolves once openraft has stopped on a fatal error.
+    async fn raft_fatal(&self) -> String {
         let mut metrics = self.raft.metrics();
         loop {
             if let Err(fatal) = &metrics.borrow_and_update().running_state {

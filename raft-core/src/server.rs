@@ -15,7 +15,7 @@ use openraft::async_runtime::watch::WatchReceiver;
 use openraft::raft::{AppendEntriesRequest, SnapshotResponse, TransferLeaderRequest, VoteRequest};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::convert::{from_message, to_reply};
+use crate::convert::{to_reply, NewerWire};
 use crate::limits::{GRPC_MESSAGE_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX};
 use crate::network::SnapshotChunk;
 use crate::node::LeaderRead;
@@ -42,6 +42,15 @@ pub struct RaftGrpc {
     /// certificate (the port serves TLS); `false` serves anyone
     /// (`--insecure`).
     members_only: bool,
+    /// Records a request of a newer wire version (the node then stops).
+    newer: NewerWire,
+}
+
+/// Where a request came from, for error messages.
+fn peer_name<T>(request: &Request<T>) -> String {
+    request
+        .remote_addr()
+        .map_or_else(|| "a peer".to_string(), |addr| addr.to_string())
 }
 
 /// A snapshot partly received.
@@ -58,6 +67,7 @@ impl RaftGrpc {
         leader_reads: Arc<SharedRounds<LeaderRead>>,
         snapshot_bytes_max: u64,
         members_only: bool,
+        newer: NewerWire,
     ) -> RaftServiceServer<RaftGrpc> {
         RaftServiceServer::new(RaftGrpc {
             raft,
@@ -65,6 +75,7 @@ impl RaftGrpc {
             receiving: Arc::new(Mutex::new(None)),
             snapshot_bytes_max,
             members_only,
+            newer,
         })
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
@@ -86,9 +97,12 @@ impl RaftService for RaftGrpc {
         request: Request<Streaming<RaftMessage>>,
     ) -> Result<Response<AppendAnswers>, Status> {
         let caller = self.caller(&request)?;
+        let newer = self.newer.clone();
         let input = tokio_stream::StreamExt::map_while(request.into_inner(), move |message| {
             let message = message.ok()?;
-            let rpc = from_message::<AppendEntriesRequest<TypeConfig>>(&message).ok()?;
+            let rpc = newer
+                .decode::<AppendEntriesRequest<TypeConfig>>(&message, "a StreamAppend peer")
+                .ok()?;
             // A request in another member's name ends the stream.
             check_sender(caller, &rpc.vote).ok()?;
             Some(rpc)
@@ -104,14 +118,16 @@ impl RaftService for RaftGrpc {
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         let caller = self.caller(&request)?;
-        let rpc: AppendEntriesRequest<TypeConfig> = from_message(request.get_ref())?;
+        let rpc: AppendEntriesRequest<TypeConfig> =
+            self.newer.decode(request.get_ref(), &peer_name(&request))?;
         check_sender(caller, &rpc.vote)?;
         to_reply(&self.raft.append_entries(rpc).await)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let caller = self.caller(&request)?;
-        let rpc: VoteRequest<TypeConfig> = from_message(request.get_ref())?;
+        let rpc: VoteRequest<TypeConfig> =
+            self.newer.decode(request.get_ref(), &peer_name(&request))?;
         check_sender(caller, &rpc.vote)?;
         to_reply(&self.raft.vote(rpc).await)
     }
@@ -121,7 +137,8 @@ impl RaftService for RaftGrpc {
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         let caller = self.caller(&request)?;
-        let rpc: VoteRequest<TypeConfig> = from_message(request.get_ref())?;
+        let rpc: VoteRequest<TypeConfig> =
+            self.newer.decode(request.get_ref(), &peer_name(&request))?;
         check_sender(caller, &rpc.vote)?;
         to_reply(&self.raft.pre_vote(rpc).await)
     }
@@ -131,7 +148,7 @@ impl RaftService for RaftGrpc {
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         let caller = self.caller(&request)?;
-        let chunk: SnapshotChunk = from_message(request.get_ref())?;
+        let chunk: SnapshotChunk = self.newer.decode(request.get_ref(), &peer_name(&request))?;
         check_sender(caller, &chunk.vote)?;
         let Some(snapshot) = self.receive(chunk)? else {
             // Not complete yet: answer with this member's vote, so that a
@@ -148,7 +165,8 @@ impl RaftService for RaftGrpc {
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         let caller = self.caller(&request)?;
-        let req: TransferLeaderRequest<TypeConfig> = from_message(request.get_ref())?;
+        let req: TransferLeaderRequest<TypeConfig> =
+            self.newer.decode(request.get_ref(), &peer_name(&request))?;
         check_sender(caller, req.from_leader())?;
         to_reply(&self.raft.handle_transfer_leader(req).await)
     }
@@ -158,7 +176,8 @@ impl RaftService for RaftGrpc {
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         self.caller(&request)?;
-        let app_data: crate::types::Request = from_message(request.get_ref())?;
+        let app_data: crate::types::Request =
+            self.newer.decode(request.get_ref(), &peer_name(&request))?;
         to_reply(&self.raft.client_write(app_data).await)
     }
 
@@ -167,7 +186,7 @@ impl RaftService for RaftGrpc {
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         self.caller(&request)?;
-        let () = from_message(request.get_ref())?;
+        let () = self.newer.decode(request.get_ref(), &peer_name(&request))?;
         let read_log_id = self
             .leader_reads
             .join()

@@ -71,6 +71,16 @@ impl ProcessCluster {
 
     /// Spawns `n` members, each with `server_args` added to its command line.
     pub(crate) fn start_with(n: u64, server_args: &[&str]) -> ProcessCluster {
+        let mut cluster = ProcessCluster::prepare(n, server_args);
+        for id in 1..=n {
+            cluster.spawn(id);
+        }
+        cluster
+    }
+
+    /// `n` members with distinct ports and data dirs, none started: a test
+    /// may fill their data dirs first (`data_dir`), then `spawn` each.
+    pub(crate) fn prepare(n: u64, server_args: &[&str]) -> ProcessCluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut members: BTreeMap<u64, Member> = (1..=n)
             .map(|id| {
@@ -89,15 +99,21 @@ impl ProcessCluster {
         for member in members.values_mut() {
             member.initial_cluster = initial_cluster.clone();
         }
-        let mut cluster = ProcessCluster {
+        ProcessCluster {
             members,
             server_args: server_args.iter().map(|a| a.to_string()).collect(),
             dir,
-        };
-        for id in 1..=n {
-            cluster.spawn(id);
         }
-        cluster
+    }
+
+    /// Member `id`'s data directory.
+    pub(crate) fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("node-{id}"))
+    }
+
+    /// The `--initial-cluster` of the first members.
+    pub(crate) fn initial_cluster(&self) -> String {
+        initial_cluster_of(&self.members)
     }
 
     /// Spawns `n` members; member `id` also gets `own_args(id)` (after the
@@ -155,7 +171,7 @@ impl ProcessCluster {
 
     /// Starts member `id` (again) from its data dir.
     pub(crate) fn spawn(&mut self, id: u64) {
-        let data_dir = self.dir.path().join(format!("node-{id}"));
+        let data_dir = self.data_dir(id);
         let log = self.log_path(id);
         let member = self.members.get_mut(&id).expect("member");
         assert!(member.child.is_none(), "member {id} already running");

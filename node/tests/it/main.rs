@@ -2,6 +2,7 @@
 //! 127.0.0.1, driven by the gRPC client, `alcor ctl` and simulated agents.
 
 mod agents;
+mod backup;
 mod barrier;
 mod cluster;
 mod ctl_resources;

@@ -280,6 +280,18 @@ fn read_entries_within<RB: RangeBounds<u64>>(
     Ok(entries)
 }
 
+/// Writes the log state of a data directory restored from a backup at
+/// `log_id`: the log is purged up to it and committed up to it, so the
+/// member starts with no entries, and its first new entry is the next index.
+pub(super) fn write_restored_log_state(db: &DB, log_id: &LogId) -> io::Result<()> {
+    let bytes = codec::encode_record(log_id).map_err(|e| io_error("encode restored", e))?;
+    let mut batch = WriteBatch::default();
+    batch.put_cf(cf(db, CF_META)?, KEY_LAST_PURGED, &bytes);
+    batch.put_cf(cf(db, CF_META)?, KEY_COMMITTED, &bytes);
+    db.write_opt(batch, &synced())
+        .map_err(|e| io_error("write restored log state", e))
+}
+
 impl LogStore {
     /// The last log id of the snapshot on disk, waiting (at most
     /// `PURGE_SNAPSHOT_WAIT_MS_MAX`) until it reaches `index`: after an

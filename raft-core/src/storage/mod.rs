@@ -16,16 +16,22 @@
 mod log_store;
 mod state_machine;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::ops::Deref;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
 use tokio::sync::oneshot;
 
 pub use log_store::{LogReader, LogStore};
+#[cfg(test)]
+pub(crate) use state_machine::StoredSnapshot;
 pub use state_machine::{AppliedEvent, ChangeEvent, SnapshotBuilder, StateMachineStore, StateView};
+
+use crate::backup::Backup;
+use crate::types::{CommittedLeaderId, LogId, Node, NodeId, SnapshotMeta, StoredMembership};
 
 /// Column family holding log entries.
 pub(crate) const CF_LOGS: &str = "logs";
@@ -119,4 +125,113 @@ fn synced() -> rocksdb::WriteOptions {
     let mut opts = rocksdb::WriteOptions::default();
     opts.set_sync(true);
     opts
+}
+
+/// Why a data directory could not be built from a backup. Nothing is left
+/// at the target path when this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The target exists and is not an empty directory: a restore never
+    /// overwrites a member's data.
+    #[error("data dir {0} exists and is not empty; restore only into a new directory")]
+    DataDirNotEmpty(PathBuf),
+    /// The new cluster has no members.
+    #[error("the new cluster needs at least one member")]
+    NoMembers,
+    /// Creating or writing the directory failed.
+    #[error("restore into {path}: {reason}")]
+    Io {
+        /// The directory being written.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Builds the data directory `dir` of one member of a new cluster whose
+/// members are `members`, holding `backup`'s state: the snapshot on disk
+/// covers the backup's revision (under term 0, so any election of the new
+/// cluster outranks it), the log is empty and purged up to it, and the
+/// membership is `members`, all voters. Every member's directory is the
+/// same; starting them gives a cluster whose first new entry is
+/// `revision + 1`. The directory is built beside `dir` and renamed into
+/// place once complete, so a failure leaves nothing at `dir`.
+pub fn restore_data_dir(
+    dir: &Path,
+    backup: &Backup,
+    members: &BTreeMap<NodeId, Node>,
+) -> Result<LogId, RestoreError> {
+    let Some(&lowest) = members.keys().next() else {
+        return Err(RestoreError::NoMembers);
+    };
+    let io_err = |path: &Path, e: &dyn std::fmt::Display| RestoreError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let target_exists = match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(RestoreError::DataDirNotEmpty(dir.to_path_buf()));
+            }
+            true
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+            return Err(RestoreError::DataDirNotEmpty(dir.to_path_buf()))
+        }
+        Err(e) => return Err(io_err(dir, &e)),
+    };
+    let mut staging = dir.as_os_str().to_owned();
+    staging.push(".restoring");
+    let staging = PathBuf::from(staging);
+    // A leftover of a restore that died half-way.
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| io_err(&staging, &e))?;
+    }
+    let log_id = LogId::new(
+        CommittedLeaderId {
+            term: 0,
+            node_id: lowest,
+        },
+        backup.header.revision,
+    );
+    let written = write_restored(&staging, backup, members, log_id)
+        .map_err(|e| io_err(&staging, &e))
+        .and_then(|()| {
+            if target_exists {
+                std::fs::remove_dir(dir).map_err(|e| io_err(dir, &e))?;
+            }
+            std::fs::rename(&staging, dir).map_err(|e| io_err(dir, &e))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::File::open(parent)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| io_err(parent, &e))?;
+            }
+            Ok(())
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    written.map(|()| log_id)
+}
+
+/// Creates the database in `dir` and writes the restored snapshot and log
+/// state (synced); the database is closed when this returns.
+fn write_restored(
+    dir: &Path,
+    backup: &Backup,
+    members: &BTreeMap<NodeId, Node>,
+    log_id: LogId,
+) -> io::Result<()> {
+    let (db, _closed) = open_db(dir, false).map_err(|e| io_error("open", e))?;
+    let voters: BTreeSet<NodeId> = members.keys().copied().collect();
+    let membership = openraft::Membership::new(vec![voters], members.clone())
+        .map_err(|e| io_error("membership", e))?;
+    let meta = SnapshotMeta {
+        last_log_id: Some(log_id),
+        last_membership: StoredMembership::new(Some(log_id), membership),
+    };
+    state_machine::write_restored_snapshot(&db, meta, backup.body.clone())?;
+    log_store::write_restored_log_state(&db, &log_id)?;
+    Ok(())
 }

@@ -12,7 +12,7 @@ use std::io::{self, Cursor};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use alcor_state_machine::{Diffs, ResourceChange, State};
+use alcor_state_machine::{Diffs, ResourceChange, SnapshotError, State, SNAPSHOT_VERSION};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use rocksdb::DB;
@@ -97,12 +97,12 @@ struct Applied {
 
 /// A snapshot as persisted in the `sm` column family.
 #[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta,
+pub(crate) struct StoredSnapshot {
+    pub(crate) meta: SnapshotMeta,
     /// `State::snapshot()` bytes (as one byte string: the same encoding as
     /// a sequence of `u8`, decoded with one copy instead of per byte).
     #[serde(with = "serde_bytes")]
-    data: Vec<u8>,
+    pub(crate) data: Vec<u8>,
 }
 
 /// The state was poisoned by a panic while it was being mutated; it can no
@@ -123,6 +123,13 @@ impl StateView {
     pub fn read<R>(&self, read: impl FnOnce(&State) -> R) -> Result<R, StatePoisoned> {
         let applied = self.applied.read().map_err(|_| StatePoisoned)?;
         Ok(read(&applied.state))
+    }
+
+    /// The state's snapshot bytes and the last log id they cover, taken
+    /// together under one read lock (what a backup holds).
+    pub fn snapshot_with_log_id(&self) -> Result<(Option<LogId>, Vec<u8>), StatePoisoned> {
+        let applied = self.applied.read().map_err(|_| StatePoisoned)?;
+        Ok((applied.last_applied, applied.state.snapshot()))
     }
 
     /// The last log index applied (including blank/membership entries).
@@ -233,7 +240,15 @@ fn read_snapshot(db: &DB) -> io::Result<Option<StoredSnapshot>> {
 
 /// Rebuilds the applied state from a snapshot.
 fn restore(stored: &StoredSnapshot) -> io::Result<Applied> {
-    let state = State::restore(&stored.data).map_err(|e| io_error("restore snapshot", e))?;
+    let state = State::restore(&stored.data).map_err(|e| match e {
+        SnapshotError::UnsupportedVersion(found) if found > SNAPSHOT_VERSION => io_error(
+            "restore snapshot",
+            format!(
+                "state format version {found} is newer than this build reads ({SNAPSHOT_VERSION}): run a newer alcor"
+            ),
+        ),
+        e => io_error("restore snapshot", e),
+    })?;
     // The state only sees proposal entries, so it may lag the snapshot's
     // last log id (blank/membership entries) but never lead it.
     let snapshot_index = stored.meta.last_log_id.map_or(0, |id| id.index);
@@ -268,6 +283,18 @@ fn persist_snapshot(db: &DB, persist_lock: &Mutex<()>, stored: &StoredSnapshot) 
     db.write_opt(batch, &synced())
         .map_err(|e| io_error("persist snapshot", e))?;
     Ok(())
+}
+
+/// Writes the snapshot of a data directory restored from a backup: `data`
+/// (`State::snapshot()` bytes) as of `meta`. Checks that it restores first.
+pub(super) fn write_restored_snapshot(
+    db: &DB,
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+) -> io::Result<()> {
+    let stored = StoredSnapshot { meta, data };
+    restore(&stored)?;
+    persist_snapshot(db, &Mutex::new(()), &stored)
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {

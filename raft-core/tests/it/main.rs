@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+mod backup;
 mod catch_up;
 mod cluster;
 mod snapshot_guards;

@@ -268,3 +268,36 @@ async fn hostile_snapshot_pieces_are_refused_and_the_node_keeps_serving() {
     assert!(write.result.is_ok(), "{:?}", write.result);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raft_message_of_a_newer_wire_version_stops_the_member_with_a_clear_error() {
+    let cluster = TestCluster::start(1, |_| {}).await;
+    let addr = format!("http://{}", cluster.node(1).raft_addr());
+    let mut client = RaftServiceClient::connect(addr).await.unwrap();
+    let wait = std::time::Duration::from_millis(300);
+
+    // Garbage of the current version is refused and is no reason to stop.
+    let garbage = RaftMessage {
+        version: alcor_raft_core::convert::WIRE_VERSION,
+        payload: vec![0xff; 8],
+    };
+    assert!(client.vote(garbage).await.is_err());
+    assert!(tokio::time::timeout(wait, cluster.node(1).fatal())
+        .await
+        .is_err());
+
+    let newer = RaftMessage {
+        version: alcor_raft_core::convert::WIRE_VERSION + 1,
+        payload: Vec::new(),
+    };
+    let status = client.vote(newer).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let reason = tokio::time::timeout(wait, cluster.node(1).fatal())
+        .await
+        .expect("the member stops");
+    assert!(
+        reason.contains("newer than this build speaks") && reason.contains("upgrade this member"),
+        "{reason}"
+    );
+    cluster.shutdown().await;
+}
