@@ -8,8 +8,9 @@
 //! between these types and its domain types in one `convert` module. The
 //! one hand-written piece is [`codec`], the push stream's wire codec
 //! (prost's, with small buffers); [`identity`] names who a caller is
-//! (certificate URIs, bearer header); [`request_id`] names one call. It must not depend on any other Alcor
-//! crate.
+//! (certificate URIs, bearer header); [`reason`] holds the reason and
+//! resource codes of failures; [`request_id`] names one call. Header names
+//! are the constants below. It must not depend on any other Alcor crate.
 
 pub mod codec;
 pub mod identity;
