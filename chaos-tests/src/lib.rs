@@ -119,21 +119,27 @@ fn pick_node(live: &cluster::Live, rng: &mut ChaCha8Rng) -> Option<Arc<RaftNode>
 }
 
 async fn add(node: &RaftNode, value: u64, start: Instant) -> Op {
+    add_at(node, value, start).await.0
+}
+
+/// [`add`], and the log index the add was applied at when it was acked.
+async fn add_at(node: &RaftNode, value: u64, start: Instant) -> (Op, Option<u64>) {
     let invoke = start.elapsed();
-    let outcome = match node.client_write(add_proposal(value)).await {
-        Ok(response) if response.result.is_ok() => Outcome::Ok(None),
+    let (outcome, index) = match node.client_write(add_proposal(value)).await {
+        Ok(response) if response.result.is_ok() => (Outcome::Ok(None), Some(response.log_index)),
         // A rejection is a committed, deterministic "no".
-        Ok(_) => Outcome::Fail,
+        Ok(_) => (Outcome::Fail, None),
         // Documented as "not appended": proven non-application.
-        Err(WriteError::NoLeader) => Outcome::Fail,
-        Err(_) => Outcome::Info,
+        Err(WriteError::NoLeader) => (Outcome::Fail, None),
+        Err(_) => (Outcome::Info, None),
     };
-    Op {
+    let op = Op {
         add: Some(value),
         invoke,
         complete: start.elapsed(),
         outcome,
-    }
+    };
+    (op, index)
 }
 
 async fn client(
@@ -236,19 +242,13 @@ async fn drive(
         final_value += 1;
         let nodes = cluster.nodes();
         let node = &nodes[(final_value as usize) % nodes.len()].1;
-        let op = add(node, final_value, start).await;
-        let acked = op.outcome == Outcome::Ok(None);
+        let (op, index) = add_at(node, final_value, start).await;
         ops.push(op);
-        if acked {
-            // The highest applied index: at least the acked write's (its
-            // leader applied it before answering), and committed, so every
-            // node reaches it. A node's last log index may hold an entry
-            // that never commits (a deposed leader's), which none applies.
-            break nodes
-                .iter()
-                .filter_map(|(_, n)| n.metrics().applied_index)
-                .max()
-                .unwrap_or(0);
+        // The acked write's own index: committed, so every node reaches it.
+        // (A node's last log index may hold an entry that never commits, a
+        // deposed leader's; applied-index metrics may lag the ack.)
+        if let Some(index) = index {
+            break index;
         }
         if Instant::now() > recovery_deadline {
             return Err(RunError::Liveness(format!(
