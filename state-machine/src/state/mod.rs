@@ -737,7 +737,7 @@ impl State {
             network_id: port.network_id,
             mac_address: port.mac_address,
             ips: port.fixed_ips.iter().map(|f| f.ip_address).collect(),
-            allowed_address_pairs: port.allowed_address_pairs.clone(),
+            allowed_address_pairs: port.allowed_address_pairs.to_vec(),
             host_id: host_id.clone(),
             host_ip: host.underlay_ip,
         })
