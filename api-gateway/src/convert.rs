@@ -913,7 +913,7 @@ pub fn port(p: &Port) -> pb::Port {
         id: p.id.to_string(),
         project_id: p.meta.project_id.clone(),
         network_id: p.network_id.to_string(),
-        name: p.name.clone(),
+        name: p.name.to_string(),
         fixed_ips: p
             .fixed_ips
             .iter()
@@ -924,8 +924,8 @@ pub fn port(p: &Port) -> pb::Port {
             .collect(),
         mac_address: p.mac_address.to_string(),
         binding_host: p.binding_host.clone().unwrap_or_default(),
-        device_id: p.device_id.clone(),
-        device_owner: p.device_owner.clone(),
+        device_id: p.device_id.to_string(),
+        device_owner: p.device_owner.to_string(),
         security_groups: p.security_groups.iter().map(Id::to_string).collect(),
         allowed_address_pairs: p
             .allowed_address_pairs

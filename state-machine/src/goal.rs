@@ -629,12 +629,12 @@ impl PortConfig {
             id: p.id,
             project_id: p.meta.project_id.clone(),
             network_id: p.network_id,
-            fixed_ips: p.fixed_ips.clone(),
+            fixed_ips: p.fixed_ips.to_vec(),
             mac_address: p.mac_address,
-            device_id: p.device_id.clone(),
-            device_owner: p.device_owner.clone(),
-            security_groups: p.security_groups.clone(),
-            allowed_address_pairs: p.allowed_address_pairs.clone(),
+            device_id: p.device_id.to_string(),
+            device_owner: p.device_owner.to_string(),
+            security_groups: p.security_groups.to_vec(),
+            allowed_address_pairs: p.allowed_address_pairs.to_vec(),
             admin_state_up: p.admin_state_up,
         }
     }

@@ -1,7 +1,9 @@
 //! Loads N ports (default 1,000,000) into one state machine and reports memory per
 //! port, indexes included: jemalloc's allocated bytes (what the state holds, in
 //! jemalloc's size classes, as in the `alcor` binary, which uses jemalloc too) and
-//! the resident set, plus the apply rate of 1,000-port batches.
+//! the resident set, plus the apply rate of 1,000-port batches; then takes a
+//! snapshot and times `State::restore` of it (what a restarting member does
+//! before it replays its log tail), with the restored state's heap per port.
 //!
 //! Usage: `cargo run --release -p alcor-benches --bin sm_memory -- [n_ports] [n_hosts]`
 
@@ -57,4 +59,32 @@ fn main() {
     println!("heap: {heap_per_port:.0} bytes allocated per port (jemalloc stats.allocated)");
     println!("rss: {before} KiB before, {after} KiB after: {per_port:.0} bytes per port (indexes included)");
     assert_eq!(d.state.port_count(), n_ports);
+
+    let started = Instant::now();
+    let bytes = d.state.snapshot();
+    let encode_s = started.elapsed().as_secs_f64();
+    let digest = d.state.digest();
+    drop(d);
+    let heap_before = allocated_bytes();
+    let started = Instant::now();
+    let restored = match alcor_state_machine::State::restore(&bytes) {
+        Ok(state) => state,
+        Err(e) => panic!("restore of a fresh snapshot failed: {e}"),
+    };
+    let restore_s = started.elapsed().as_secs_f64();
+    let heap_after = allocated_bytes();
+    println!(
+        "snapshot: {} bytes, encoded in {encode_s:.2} s, restored in {restore_s:.2} s",
+        bytes.len()
+    );
+    println!(
+        "restored heap: {:.0} bytes allocated per port",
+        heap_after.saturating_sub(heap_before) as f64 / n_ports as f64
+    );
+    assert_eq!(restored.port_count(), n_ports);
+    assert_eq!(
+        restored.digest(),
+        digest,
+        "restore gives back the same state"
+    );
 }

@@ -143,15 +143,15 @@ impl State {
         }
         Ok(Port {
             id: spec.id,
-            name: spec.name.clone(),
+            name: spec.name.as_str().into(),
             network_id: net,
-            fixed_ips,
+            fixed_ips: fixed_ips.into(),
             mac_address,
             binding_host: spec.binding_host.clone(),
-            device_id: spec.device_id.clone(),
-            device_owner: spec.device_owner.clone(),
-            security_groups,
-            allowed_address_pairs,
+            device_id: spec.device_id.as_str().into(),
+            device_owner: spec.device_owner.as_str().into(),
+            security_groups: security_groups.into(),
+            allowed_address_pairs: allowed_address_pairs.into(),
             admin_state_up: spec.admin_state_up,
             status: PortStatus::Down,
             meta: ctx.meta(&spec.project_id),
@@ -452,15 +452,15 @@ impl State {
         let mut new = old.clone();
         if let Some(name) = &u.name {
             validate::name("name", name)?;
-            new.name = name.clone();
+            new.name = name.as_str().into();
         }
         if let Some(device_id) = &u.device_id {
             validate::name("device_id", device_id)?;
-            new.device_id = device_id.clone();
+            new.device_id = device_id.as_str().into();
         }
         if let Some(owner) = &u.device_owner {
             validate::name("device_owner", owner)?;
-            new.device_owner = owner.clone();
+            new.device_owner = owner.as_str().into();
         }
         if let Some(host) = &u.binding_host {
             if let Some(h) = host {
@@ -475,10 +475,10 @@ impl State {
             new.binding_host = host.clone();
         }
         if let Some(groups) = &u.security_groups {
-            new.security_groups = self.check_groups(&old.meta.project_id, groups)?;
+            new.security_groups = self.check_groups(&old.meta.project_id, groups)?.into();
         }
         if let Some(pairs) = &u.allowed_address_pairs {
-            new.allowed_address_pairs = check_pairs(pairs)?;
+            new.allowed_address_pairs = check_pairs(pairs)?.into();
         }
         if let Some(up) = u.admin_state_up {
             new.admin_state_up = up;

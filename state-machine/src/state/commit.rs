@@ -376,55 +376,6 @@ impl State {
             .map(|key| self.change_of(key))
             .collect()
     }
-
-    /// Builds every index from the tables (after a restore, and in tests).
-    pub(super) fn rebuild_indexes(&mut self) {
-        let (t, ix) = (&self.t, &mut self.ix);
-        for vpc in t.vpcs.values() {
-            ix.tags(Kind::Vpc, vpc.id, &vpc.meta.tags, true);
-            ix.vni_used.insert(vpc.vni, vpc.id);
-            ix.book(Some(ResourceKind::Network), None, Some(&vpc.meta));
-        }
-        for subnet in t.subnets.values() {
-            ix.tags(Kind::Subnet, subnet.id, &subnet.meta.tags, true);
-            ix.net_subnets.insert((subnet.network_id, subnet.id));
-            ix.book(Some(ResourceKind::Subnet), None, Some(&subnet.meta));
-        }
-        for sg in t.security_groups.values() {
-            ix.tags(Kind::SecurityGroup, sg.id, &sg.meta.tags, true);
-            if sg.is_default {
-                ix.default_sg.insert(sg.meta.project_id.clone(), sg.id);
-            }
-            ix.book(Some(ResourceKind::SecurityGroup), None, Some(&sg.meta));
-        }
-        for rule in t.rules.values() {
-            ix.rule(rule, true);
-            ix.book(
-                Some(ResourceKind::SecurityGroupRule),
-                None,
-                Some(&rule.meta),
-            );
-        }
-        for router in t.routers.values() {
-            ix.tags(Kind::Router, router.id, &router.meta.tags, true);
-            ix.router(router, &t.subnets, true);
-            ix.book(Some(ResourceKind::Router), None, Some(&router.meta));
-        }
-        for port in t.ports.values() {
-            ix.tags(Kind::Port, port.id, &port.meta.tags, true);
-            ix.port(port, true);
-            ix.book(Some(ResourceKind::Port), None, Some(&port.meta));
-        }
-        for fip in t.floating_ips.values() {
-            ix.tags(Kind::FloatingIp, fip.id, &fip.meta.tags, true);
-            ix.fip(fip, true);
-            ix.book(Some(ResourceKind::FloatingIp), None, Some(&fip.meta));
-        }
-        for (token, record) in &t.tokens {
-            ix.token_ages.insert((record.index, token.clone()));
-            ix.token_weight += record.weight();
-        }
-    }
 }
 
 impl State {
@@ -533,7 +484,12 @@ fn store<T>(table: &mut BTreeMap<Id, T>, id: Id, new: Option<T>) {
 
 impl Indexes {
     /// Counts a resource in (created) or out (deleted) of its project's usage.
-    fn book(&mut self, quota: Option<ResourceKind>, old: Option<&Meta>, new: Option<&Meta>) {
+    pub(super) fn book(
+        &mut self,
+        quota: Option<ResourceKind>,
+        old: Option<&Meta>,
+        new: Option<&Meta>,
+    ) {
         match (old, new) {
             (Some(old), Some(new)) => {
                 debug_assert_eq!(old.project_id, new.project_id, "projects never change")
@@ -593,7 +549,7 @@ impl Indexes {
     }
 
     /// Adds (`insert`) or removes a resource's tags from the tag index.
-    fn tags(&mut self, kind: Kind, id: Id, tags: &Tags, insert: bool) {
+    pub(super) fn tags(&mut self, kind: Kind, id: Id, tags: &Tags, insert: bool) {
         for tag in tags {
             if insert {
                 match self.tagged.get_mut(tag.as_str()) {
@@ -622,7 +578,7 @@ impl Indexes {
     }
 
     /// Adds or removes a rule from the indexes.
-    fn rule(&mut self, rule: &SecurityGroupRule, insert: bool) {
+    pub(super) fn rule(&mut self, rule: &SecurityGroupRule, insert: bool) {
         if insert {
             self.sg_rules.insert((rule.security_group_id, rule.id));
             self.rule_match.insert(rule.match_key(), rule.id);
@@ -639,7 +595,7 @@ impl Indexes {
     }
 
     /// Adds or removes a router's interfaces from the indexes.
-    fn router(&mut self, router: &Router, subnets: &BTreeMap<Id, Subnet>, insert: bool) {
+    pub(super) fn router(&mut self, router: &Router, subnets: &BTreeMap<Id, Subnet>, insert: bool) {
         for iface in &router.interfaces {
             let Some(net) = subnets.get(&iface.subnet_id).map(|s| s.network_id) else {
                 continue;
@@ -666,7 +622,7 @@ impl Indexes {
     }
 
     /// Adds or removes a port from every index.
-    fn port(&mut self, port: &Port, insert: bool) {
+    pub(super) fn port(&mut self, port: &Port, insert: bool) {
         let net = port.network_id;
         if insert {
             self.net_ports.insert((net, port.id));
@@ -725,7 +681,7 @@ impl Indexes {
     }
 
     /// Adds or removes a floating IP from the indexes.
-    fn fip(&mut self, fip: &FloatingIp, insert: bool) {
+    pub(super) fn fip(&mut self, fip: &FloatingIp, insert: bool) {
         let addr = (fip.floating_subnet_id, ip_to_int(fip.floating_ip_address));
         let assoc = fip.port_id.zip(fip.fixed_ip_address);
         if insert {

@@ -21,6 +21,7 @@ use crate::model::{
 use serde::{Deserialize, Serialize};
 
 mod commit;
+mod rebuild;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -38,7 +39,9 @@ pub(crate) struct Tables {
     subnets: BTreeMap<Id, Subnet>,
     /// Boxed: a B-tree node then moves and holds 24-byte entries, not
     /// 300-byte ones (its nodes are about two-thirds full), which is most of a
-    /// port's memory at a million ports (`sm_memory`).
+    /// port's memory at a million ports (`sm_memory`). Decoded in bulk (same
+    /// bytes as any map; see [`rebuild::bulk_map`]).
+    #[serde(deserialize_with = "rebuild::bulk_map")]
     ports: BTreeMap<Id, Box<Port>>,
     security_groups: BTreeMap<Id, SecurityGroup>,
     rules: BTreeMap<Id, SecurityGroupRule>,
@@ -734,7 +737,7 @@ impl State {
             network_id: port.network_id,
             mac_address: port.mac_address,
             ips: port.fixed_ips.iter().map(|f| f.ip_address).collect(),
-            allowed_address_pairs: port.allowed_address_pairs.clone(),
+            allowed_address_pairs: port.allowed_address_pairs.to_vec(),
             host_id: host_id.clone(),
             host_ip: host.underlay_ip,
         })

@@ -398,7 +398,7 @@ fn first_port_of_a_project_creates_its_default_security_group() {
         .state
         .default_security_group(PROJECT)
         .expect("default group");
-    assert_eq!(p.security_groups, vec![sg]);
+    assert_eq!(p.security_groups[..], [sg]);
     assert_eq!(w.state.security_group(&sg).unwrap().name, "default");
     let rules: Vec<_> = w
         .state
@@ -419,7 +419,7 @@ fn first_port_of_a_project_creates_its_default_security_group() {
     );
     // A second port reuses it.
     let q = as_port(w.ok(port(6, 1, None)));
-    assert_eq!(q.security_groups, vec![sg]);
+    assert_eq!(q.security_groups[..], [sg]);
 }
 
 #[test]
