@@ -22,19 +22,10 @@ pub const DUMP_OBJECTS_MAX: usize = 1_048_576;
 /// The VXLAN UDP port (IANA).
 pub const VXLAN_PORT: u16 = 4789;
 
-/// VXLAN network identifiers are 24 bits.
-pub const VNI_MAX: u32 = (1 << 24) - 1;
-
 /// Bytes VXLAN over IPv4 adds to a frame (outer IP 20, UDP 8, VXLAN 8,
 /// inner Ethernet 14); the VPC's MTU must leave room for it on the
 /// underlay, which is the operator's to size.
 pub const VXLAN_OVERHEAD_BYTES: u32 = 50;
-
-/// Lowest MTU a port is given (IPv4's minimum).
-pub const MTU_MIN: u32 = 68;
-
-/// Highest MTU a port is given (jumbo frames).
-pub const MTU_MAX: u32 = 9_000;
 
 /// Linux interface names hold at most this many bytes (IFNAMSIZ - 1).
 pub const IFNAME_BYTES_MAX: usize = 15;
@@ -43,5 +34,8 @@ pub const IFNAME_BYTES_MAX: usize = 15;
 /// ports are reported as failed and the next change retries them).
 pub const RECONCILE_MS_MAX: u64 = 60_000;
 
-const _: () = assert!(MTU_MIN < MTU_MAX);
+// VNIs and MTUs are bounded where the controller checks them
+// (`alcor_state_machine::limits::{VNI_MIN, VNI_MAX, MTU_MIN, MTU_MAX}`);
+// the plan checks them again against the same constants.
+const _: () = assert!(alcor_state_machine::limits::VNI_MAX < (1 << 24));
 const _: () = assert!(VPCS_PER_HOST_MAX <= PORTS_PER_HOST_MAX);

@@ -22,6 +22,7 @@ use alcor_state_machine::{GoalObject, GoalState, Id};
 use ipnet::IpNet;
 
 use crate::limits;
+use alcor_state_machine::limits as sm_limits;
 
 /// Every name of an object the agent owns starts with this.
 pub const OWNED_PREFIX: &str = "alc";
@@ -278,21 +279,22 @@ fn plan_port(
     let vpc = vpcs_by_id
         .get(&port.network_id)
         .ok_or_else(|| format!("VPC {} is not in the goal state", port.network_id))?;
-    if vpc.vni == 0 || vpc.vni > limits::VNI_MAX {
+    if !(sm_limits::VNI_MIN..=sm_limits::VNI_MAX).contains(&vpc.vni) {
         return Err(format!(
-            "VNI {} of VPC {} is outside 1..={}",
+            "VNI {} of VPC {} is outside {}..={}",
             vpc.vni,
             vpc.id,
-            limits::VNI_MAX
+            sm_limits::VNI_MIN,
+            sm_limits::VNI_MAX
         ));
     }
-    if !(limits::MTU_MIN..=limits::MTU_MAX).contains(&vpc.mtu) {
+    if !(sm_limits::MTU_MIN..=sm_limits::MTU_MAX).contains(&vpc.mtu) {
         return Err(format!(
             "MTU {} of VPC {} is outside {}..={}",
             vpc.mtu,
             vpc.id,
-            limits::MTU_MIN,
-            limits::MTU_MAX
+            sm_limits::MTU_MIN,
+            sm_limits::MTU_MAX
         ));
     }
     if port.fixed_ips.len() > limits::ADDRESSES_PER_PORT_MAX {

@@ -8,6 +8,7 @@ use alcor_state_machine::{GoalObject, GoalState, Id};
 use proptest::prelude::*;
 
 use super::*;
+use alcor_state_machine::limits as sm_limits;
 
 const HOST: &str = "host-a";
 const UNDERLAY: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
@@ -161,7 +162,7 @@ fn names_are_owned_short_and_stable() {
     assert_eq!(netns_name("h", Id(7)), netns_name("h", Id(7)));
     assert_ne!(netns_name("h", Id(7)), netns_name("g", Id(7)));
     assert!(netns_name("h", Id(7)).starts_with(&netns_prefix("h")));
-    assert_eq!(bridge_name(limits::VNI_MAX), "alcbffffff");
+    assert_eq!(bridge_name(sm_limits::VNI_MAX), "alcbffffff");
 }
 
 fn arbitrary_goal() -> impl Strategy<Value = (GoalState, Vec<u128>)> {
@@ -173,7 +174,7 @@ fn arbitrary_goal() -> impl Strategy<Value = (GoalState, Vec<u128>)> {
         let mut objects = Vec::new();
         for v in 1u128..=4 {
             let vni = if v == 4 {
-                limits::VNI_MAX + 1
+                sm_limits::VNI_MAX + 1
             } else {
                 v as u32
             };

@@ -71,12 +71,22 @@ impl ProcessCluster {
 
     /// Spawns `n` members, each with `server_args` added to its command line.
     pub(crate) fn start_with(n: u64, server_args: &[&str]) -> ProcessCluster {
+        ProcessCluster::start_with_api_host(n, server_args, "127.0.0.1")
+    }
+
+    /// Spawns `n` members whose API (and push) listeners bind `api_host`
+    /// (e.g. a bridge address that agents in other network namespaces reach).
+    pub(crate) fn start_with_api_host(
+        n: u64,
+        server_args: &[&str],
+        api_host: &str,
+    ) -> ProcessCluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut members: BTreeMap<u64, Member> = (1..=n)
             .map(|id| {
                 let member = Member {
                     raft_addr: format!("127.0.0.1:{}", free_port()),
-                    api_addr: format!("127.0.0.1:{}", free_port()),
+                    api_addr: format!("{api_host}:{}", free_port()),
                     initial_cluster: String::new(),
                     join: false,
                     own_args: Vec::new(),
