@@ -5,7 +5,8 @@
 //! and real pings between them follow the VPCs: every pair in one VPC is
 //! reachable (across hosts and on one host), nothing crosses to the other
 //! VPC even where both use the same addresses. A deleted port's objects
-//! go and pings to it fail; a killed agent leaves the dataplane working,
+//! go and pings to it fail; a port the kernel refuses shows ERROR with the
+//! reason; a killed agent leaves the dataplane working,
 //! and its restart recreates nothing (interface indexes are unchanged).
 //!
 //! Security groups are not enforced yet (the next slice of issue 14), so
@@ -439,6 +440,55 @@ async fn linux_dataplane_connects_ports_of_one_vpc_isolates_vpcs_and_survives_ag
     let neighbour = ip(&["-n", &netns[5], "neigh", "show", "10.0.1.10"]);
     assert!(neighbour.contains(&macs[4]), "{neighbour}");
     assert!(!neighbour.contains(&macs[0]), "{neighbour}");
+
+    // A port the kernel refuses (a foreign link squats its interface name
+    // on host 2) is acked as failed: ERROR with the kernel's reason.
+    let squatted = uuid(0xff);
+    let squatted_id: Id = squatted.parse().expect("uuid");
+    let host_netns = underlay.host_netns(2);
+    ip(&[
+        "-n",
+        &host_netns,
+        "link",
+        "add",
+        &names::veth_name(squatted_id),
+        "type",
+        "bridge",
+    ]);
+    let message = pb::CreatePortRequest {
+        id: squatted.clone(),
+        project_id: PROJECT.into(),
+        network_id: vpcs[0].clone(),
+        fixed_ips: vec![pb::FixedIpRequest {
+            subnet_id: subnets[0].clone(),
+            ip_address: "10.0.1.30".into(),
+        }],
+        binding_host: underlay.host_ids[2].clone(),
+        ..Default::default()
+    };
+    write(&cluster, &all, "create port", &[], |mut c| {
+        let message = message.clone();
+        async move { c.create_port(req(message)).await }
+    })
+    .await
+    .expect("port created");
+    let detail = cluster
+        .eventually("the refused port to show ERROR with the reason", || async {
+            let mut client = cluster.client(all[0]).await?;
+            let message = pb::GetPortRequest {
+                id: squatted.clone(),
+                stale: false,
+                ..Default::default()
+            };
+            let port = client.get_port(req(message)).await.ok()?.into_inner();
+            (port.status == pb::PortStatus::Error as i32).then_some(port.status_detail)
+        })
+        .await;
+    assert!(detail.contains(&names::veth_name(squatted_id)), "{detail}");
+    assert!(
+        ping(&netns[0], &address(2)),
+        "one refused port broke its VPC"
+    );
 
     // Delete a-12 (host 2): its namespace, its veth and every remote entry
     // of it go, and pings to it fail; the rest of its VPC still answers.
