@@ -231,9 +231,12 @@ proptest! {
             prop_assert!(plan.ports_of(vpc.vni).next().is_some());
         }
         let vxlans: Vec<&String> = plan.vpcs.values().map(|v| &v.vxlan).collect();
-        for ((vxlan, _), remote) in &plan.fdb {
+        // Local ports are reached on the bridge, never through a tunnel.
+        let local_macs: Vec<[u8; 6]> = local.iter().map(|n| mac(*n as u8).0).collect();
+        for ((vxlan, remote_mac), remote) in &plan.fdb {
             prop_assert!(vxlans.contains(&vxlan));
             prop_assert_ne!(*remote, UNDERLAY);
+            prop_assert!(!local_macs.contains(remote_mac));
         }
         for ((vxlan, _), mac) in &plan.neighbours {
             prop_assert!(plan.fdb.contains_key(&(vxlan.clone(), *mac)));
