@@ -24,12 +24,20 @@
 //! its table; a node that finds a different one answers with a FullSync.
 //! [`SimAgent::corrupt_table`] damages the table on purpose to exercise it.
 //!
+//! A real dataplane: with [`SimAgentConfig::dataplane`] set, the agent
+//! awaits [`Dataplane::program`] of the new table after every change
+//! before it acks, and acks the ports it could not program as failed with
+//! the dataplane's reason (the node wires the Linux dataplane in; this
+//! crate knows only the trait). Reconnects never call it: the dataplane
+//! keeps what it programmed until the next table.
+//!
 //! Slow agents: `apply_delay` makes the agent sleep before applying each
 //! message and `stream_window_bytes` shrinks its HTTP/2 receive window, so
 //! a node's queue for it fills quickly.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -47,6 +55,17 @@ use crate::limits;
 use crate::message::{
     Ack, AgentMessage, ControllerMessage, Hello, ResourceStatus, PROTOCOL_VERSION,
 };
+
+/// Programs goal tables into a data plane (the Linux one lives in the
+/// `alcor-dataplane` crate; the node wires it in).
+pub trait Dataplane: Send + Sync + std::fmt::Debug {
+    /// Makes the data plane match `goal` (the host's whole table); resolves
+    /// to the ports that could not be programmed, with the reason.
+    fn program(
+        &self,
+        goal: GoalState,
+    ) -> Pin<Box<dyn Future<Output = BTreeMap<Id, String>> + Send>>;
+}
 
 /// What a [`SimAgent`] needs.
 #[derive(Debug, Clone)]
@@ -81,6 +100,9 @@ pub struct SimAgentConfig {
     /// Sent as `authorization: Bearer TOKEN` when opening the stream (an
     /// agent token for this host, or an admin's); `None`: no credential.
     pub token: Option<BearerToken>,
+    /// Programs every new table before it is acked; `None`: the table
+    /// stays in memory only (the simulated agent).
+    pub dataplane: Option<Arc<dyn Dataplane>>,
 }
 
 /// One HTTP/2 connection per endpoint that several simulated agents share,
@@ -131,6 +153,7 @@ impl SimAgentConfig {
             shared: None,
             tls: None,
             token: None,
+            dataplane: None,
         }
     }
 }
@@ -167,6 +190,8 @@ struct Shared {
     failing: watch::Sender<BTreeMap<Id, String>>,
     /// Ports failing until the next FullSync.
     transient: Mutex<BTreeMap<Id, String>>,
+    /// Ports the dataplane could not program in its last pass.
+    unprogrammed: Mutex<BTreeMap<Id, String>>,
     full_syncs: AtomicU64,
     digest_reports: AtomicU64,
     diff_batches: AtomicU64,
@@ -201,6 +226,7 @@ impl SimAgent {
                 revision: watch::Sender::new(0),
                 failing,
                 transient: Mutex::new(BTreeMap::new()),
+                unprogrammed: Mutex::new(BTreeMap::new()),
                 full_syncs: AtomicU64::new(0),
                 digest_reports: AtomicU64::new(0),
                 diff_batches: AtomicU64::new(0),
@@ -383,6 +409,11 @@ impl SimAgent {
                         tokio::time::sleep(self.config.apply_delay).await;
                     }
                     let revision = self.apply(message)?;
+                    if let Some(dataplane) = &self.config.dataplane {
+                        let goal = self.table();
+                        let failed = dataplane.program(goal).await;
+                        *self.shared.unprogrammed() = failed;
+                    }
                     *progressed = true;
                     revision
                 }
@@ -417,6 +448,9 @@ impl SimAgent {
     fn ack(&self, revision: u64) -> Ack {
         let mut failing = self.shared.failing.borrow().clone();
         for (id, reason) in self.shared.transient().iter() {
+            failing.entry(*id).or_insert_with(|| reason.clone());
+        }
+        for (id, reason) in self.shared.unprogrammed().iter() {
             failing.entry(*id).or_insert_with(|| reason.clone());
         }
         let statuses = if failing.is_empty() {
@@ -482,6 +516,13 @@ impl Shared {
         // Every update of the table is a single assignment or
         // `apply_changes` on a plain map: ignore poisoning.
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn unprogrammed(&self) -> MutexGuard<'_, BTreeMap<Id, String>> {
+        // Whole-map assignments: ignore poisoning.
+        self.unprogrammed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn transient(&self) -> MutexGuard<'_, BTreeMap<Id, String>> {

@@ -37,7 +37,7 @@ pub mod server;
 mod status;
 mod window;
 
-pub use agent::{AgentCounters, SharedConnections, SimAgent, SimAgentConfig};
+pub use agent::{AgentCounters, Dataplane, SharedConnections, SimAgent, SimAgentConfig};
 pub use error::{AgentError, ConvertError, WaitAckedError};
 pub use message::PROTOCOL_VERSION;
 pub use metrics::ResyncCause;

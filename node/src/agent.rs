@@ -1,5 +1,7 @@
-//! `alcor agent`: a simulated host agent that keeps its host's goal state in
-//! memory, acks each revision, and prints a status line now and then.
+//! `alcor agent`: a host agent that keeps its host's goal state in memory,
+//! acks each revision, and prints a status line now and then; with
+//! `--dataplane linux` it also programs each new table into the kernel
+//! (crate `alcor-dataplane`) before acking it.
 //! `alcor agent-sim`: many of them in one process (each on its own stream,
 //! `--agents-per-connection` of them sharing an HTTP/2 connection),
 //! with a periodic summary that checks every agent's digest against the
@@ -7,22 +9,83 @@
 
 use std::time::Duration;
 
-use alcor_host_push::{SharedConnections, SimAgent, SimAgentConfig};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use alcor_dataplane::Reconciler;
+use alcor_host_push::{Dataplane, SharedConnections, SimAgent, SimAgentConfig};
 use alcor_proto::identity::{BearerToken, AUTHORIZATION_HEADER};
-use alcor_state_machine::{GoalObject, GoalState};
+use alcor_state_machine::{GoalObject, GoalState, Id};
 
 use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::cluster_client::ClusterClient;
 use anyhow::Context;
 use tonic::transport::{ClientTlsConfig, Endpoint};
 
-use crate::cli::{AgentArgs, AgentSimArgs};
+use crate::cli::{AgentArgs, AgentSimArgs, DataplaneKind};
+
+/// The Linux dataplane behind host-push's [`Dataplane`]: each table is
+/// planned and reconciled, one pass at a time.
+#[derive(Debug)]
+struct LinuxDataplane {
+    host_id: String,
+    underlay_ip: IpAddr,
+    /// One pass at a time (a pass reads, then changes, the kernel).
+    reconciler: Arc<tokio::sync::Mutex<Reconciler>>,
+}
+
+impl Dataplane for LinuxDataplane {
+    fn program(
+        &self,
+        goal: GoalState,
+    ) -> Pin<Box<dyn Future<Output = BTreeMap<Id, String>> + Send>> {
+        let plan = alcor_dataplane::plan(&goal, &self.host_id, self.underlay_ip);
+        let reconciler = self.reconciler.clone();
+        Box::pin(async move {
+            let started = tokio::time::Instant::now();
+            let outcome = reconciler.lock().await.reconcile(&plan).await;
+            tracing::info!(
+                ports = plan.ports.len(),
+                remote_entries = plan.fdb.len() + plan.neighbours.len(),
+                changes = outcome.n_changes,
+                failed = outcome.failed.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "dataplane reconciled"
+            );
+            for (port, reason) in &outcome.failed {
+                tracing::warn!(%port, reason, "port not programmed");
+            }
+            outcome.failed
+        })
+    }
+}
 
 /// Runs one agent until SIGINT/SIGTERM.
 pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let mut config = SimAgentConfig::new(args.host_id.clone(), args.endpoints.clone());
     config.tls = args.tls.tonic_tls()?;
     config.token = args.credentials.token()?;
+    if args.dataplane == DataplaneKind::Linux {
+        // What the kernel was told goes to stderr (`ALCOR_LOG`, default info).
+        let filter = std::env::var("ALCOR_LOG").unwrap_or_else(|_| "info".to_string());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter)?)
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .try_init();
+        let underlay_ip = args
+            .underlay_ip
+            .context("--underlay-ip is required with --dataplane linux")?;
+        let reconciler = Reconciler::new(&args.host_id).context("netlink")?;
+        config.dataplane = Some(Arc::new(LinuxDataplane {
+            host_id: args.host_id.clone(),
+            underlay_ip,
+            reconciler: Arc::new(tokio::sync::Mutex::new(reconciler)),
+        }));
+    }
     let agent = SimAgent::new(config)?;
     let runner = {
         let agent = agent.clone();

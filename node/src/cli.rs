@@ -22,7 +22,8 @@ pub(crate) enum Command {
     Server(ServerArgs),
     /// Talk to a running cluster.
     Ctl(CtlArgs),
-    /// Run a simulated host agent: keeps its host's goal state in memory.
+    /// Run a host agent: keeps its host's goal state in memory (simulated,
+    /// the default) or programs it into the Linux kernel (`--dataplane linux`).
     Agent(AgentArgs),
     /// Simulate many host agents in one process, each on its own stream, and
     /// check them against the controller's digests.
@@ -100,10 +101,27 @@ pub(crate) struct AgentArgs {
     /// Seconds between status lines (revision, objects, digest).
     #[arg(long, env = "ALCOR_REPORT_INTERVAL_S", default_value_t = 5)]
     pub(crate) report_interval_s: u64,
+    /// Where the goal state goes: `sim` keeps it in memory; `linux` programs
+    /// VXLAN devices, bridges, veth pairs and port namespaces (needs root).
+    #[arg(long, env = "ALCOR_DATAPLANE", value_enum, default_value_t = DataplaneKind::Sim)]
+    pub(crate) dataplane: DataplaneKind,
+    /// This host's underlay address: the local end of its VXLAN tunnels
+    /// (the address the host is registered with). Required with `--dataplane linux`.
+    #[arg(long, env = "ALCOR_UNDERLAY_IP", required_if_eq("dataplane", "linux"))]
+    pub(crate) underlay_ip: Option<std::net::IpAddr>,
     #[command(flatten)]
     pub(crate) tls: ClientTlsArgs,
     #[command(flatten)]
     pub(crate) credentials: TokenArgs,
+}
+
+/// The data plane `alcor agent` programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum DataplaneKind {
+    /// None: the goal state stays in memory (scale tests).
+    Sim,
+    /// The Linux kernel through netlink (crate `alcor-dataplane`).
+    Linux,
 }
 
 /// The bearer token a client sends (a token of the members' token file:

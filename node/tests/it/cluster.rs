@@ -71,7 +71,17 @@ impl ProcessCluster {
 
     /// Spawns `n` members, each with `server_args` added to its command line.
     pub(crate) fn start_with(n: u64, server_args: &[&str]) -> ProcessCluster {
-        let mut cluster = ProcessCluster::prepare(n, server_args);
+        ProcessCluster::start_with_api_host(n, server_args, "127.0.0.1")
+    }
+
+    /// Spawns `n` members whose API (and push) listeners bind `api_host`
+    /// (e.g. a bridge address that agents in other network namespaces reach).
+    pub(crate) fn start_with_api_host(
+        n: u64,
+        server_args: &[&str],
+        api_host: &str,
+    ) -> ProcessCluster {
+        let mut cluster = ProcessCluster::prepare_with_api_host(n, server_args, api_host);
         for id in 1..=n {
             cluster.spawn(id);
         }
@@ -81,12 +91,17 @@ impl ProcessCluster {
     /// `n` members with distinct ports and data dirs, none started: a test
     /// may fill their data dirs first (`data_dir`), then `spawn` each.
     pub(crate) fn prepare(n: u64, server_args: &[&str]) -> ProcessCluster {
+        ProcessCluster::prepare_with_api_host(n, server_args, "127.0.0.1")
+    }
+
+    /// [`ProcessCluster::prepare`] with the API listeners on `api_host`.
+    fn prepare_with_api_host(n: u64, server_args: &[&str], api_host: &str) -> ProcessCluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut members: BTreeMap<u64, Member> = (1..=n)
             .map(|id| {
                 let member = Member {
                     raft_addr: format!("127.0.0.1:{}", free_port()),
-                    api_addr: format!("127.0.0.1:{}", free_port()),
+                    api_addr: format!("{api_host}:{}", free_port()),
                     initial_cluster: String::new(),
                     join: false,
                     own_args: Vec::new(),

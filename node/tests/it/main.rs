@@ -7,6 +7,7 @@ mod barrier;
 mod cluster;
 mod ctl_resources;
 mod ctl_verbs;
+mod dataplane;
 mod dev;
 mod disk_and_leadership;
 mod fields;

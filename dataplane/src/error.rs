@@ -1,0 +1,46 @@
+//! Errors of the kernel side. The plan cannot fail: what it cannot plan
+//! is a per-port reason in [`crate::Plan::failed`].
+
+/// A netlink, namespace or thread failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    /// A netlink request failed.
+    #[error("netlink: {what}: {source}")]
+    Netlink {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// A netlink connection could not be opened.
+    #[error("netlink connection: {0}")]
+    Connection(#[source] std::io::Error),
+    /// A network namespace could not be created, entered or removed.
+    #[error("network namespace {name}: {reason}")]
+    Namespace {
+        /// The namespace.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// A kernel dump returned more than `DUMP_OBJECTS_MAX` objects.
+    #[error("{what}: more than {max} objects in one dump")]
+    DumpTooLong {
+        /// What was dumped.
+        what: &'static str,
+        /// The bound.
+        max: usize,
+    },
+    /// An object was expected and is not there.
+    #[error("{0} not found")]
+    Missing(String),
+}
+
+impl DataplaneError {
+    /// A netlink error while doing `what`.
+    pub(crate) fn netlink(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Self {
+        let what = what.into();
+        move |source| DataplaneError::Netlink { what, source }
+    }
+}

@@ -1,0 +1,41 @@
+//! Bounds of the Linux dataplane. Every loop over goal-state objects and
+//! every kernel dump the reconciler reads is bounded by one of these.
+
+/// Local ports one host programs (each is a veth pair and a network
+/// namespace); ports past it are reported as failed.
+pub const PORTS_PER_HOST_MAX: usize = 4_096;
+
+/// VPCs one host programs (each is a bridge and a VXLAN device).
+pub const VPCS_PER_HOST_MAX: usize = 1_024;
+
+/// Static FDB entries plus static neighbour entries one host programs
+/// (remote ports times their addresses); remote ports past it are left out.
+pub const REMOTE_ENTRIES_PER_HOST_MAX: usize = 262_144;
+
+/// Addresses of one port that are configured in its namespace.
+pub const ADDRESSES_PER_PORT_MAX: usize = 16;
+
+/// Objects read from one kernel dump (links, addresses, routes,
+/// neighbours); a longer dump is an error, not a partial read.
+pub const DUMP_OBJECTS_MAX: usize = 1_048_576;
+
+/// The VXLAN UDP port (IANA).
+pub const VXLAN_PORT: u16 = 4789;
+
+/// Bytes VXLAN over IPv4 adds to a frame (outer IP 20, UDP 8, VXLAN 8,
+/// inner Ethernet 14); the VPC's MTU must leave room for it on the
+/// underlay, which is the operator's to size.
+pub const VXLAN_OVERHEAD_BYTES: u32 = 50;
+
+/// Linux interface names hold at most this many bytes (IFNAMSIZ - 1).
+pub const IFNAME_BYTES_MAX: usize = 15;
+
+/// How long one reconcile pass may take before it is abandoned (its
+/// ports are reported as failed and the next change retries them).
+pub const RECONCILE_MS_MAX: u64 = 60_000;
+
+// VNIs and MTUs are bounded where the controller checks them
+// (`alcor_state_machine::limits::{VNI_MIN, VNI_MAX, MTU_MIN, MTU_MAX}`);
+// the plan checks them again against the same constants.
+const _: () = assert!(alcor_state_machine::limits::VNI_MAX < (1 << 24));
+const _: () = assert!(VPCS_PER_HOST_MAX <= PORTS_PER_HOST_MAX);

@@ -1,0 +1,245 @@
+//! Unit and property tests of the plan.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use alcor_state_machine::goal::{Neighbor, PortConfig, SubnetConfig, VpcConfig};
+use alcor_state_machine::model::{FixedIp, Mac};
+use alcor_state_machine::{GoalObject, GoalState, Id};
+use proptest::prelude::*;
+
+use super::*;
+use alcor_state_machine::limits as sm_limits;
+
+const HOST: &str = "host-a";
+const UNDERLAY: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("address")
+}
+
+fn vpc(id: u128, vni: u32) -> GoalObject {
+    GoalObject::Vpc(VpcConfig {
+        id: Id(id),
+        vni,
+        mtu: 1450,
+        cidr: Some("10.0.0.0/16".parse().expect("cidr")),
+        admin_state_up: true,
+    })
+}
+
+fn subnet(id: u128, vpc: u128) -> GoalObject {
+    GoalObject::Subnet(SubnetConfig {
+        id: Id(id),
+        network_id: Id(vpc),
+        cidr: "10.0.1.0/24".parse().expect("cidr"),
+        gateway_ip: Some(ip("10.0.1.1")),
+        enable_dhcp: false,
+        dns_nameservers: Vec::new(),
+        host_routes: Vec::new(),
+    })
+}
+
+fn mac(n: u8) -> Mac {
+    Mac([0xfa, 0x16, 0x3e, 0, 0, n])
+}
+
+fn port(id: u128, vpc: u128, subnet: u128, address: &str) -> GoalObject {
+    GoalObject::Port(PortConfig {
+        id: Id(id),
+        project_id: "p1".into(),
+        network_id: Id(vpc),
+        fixed_ips: vec![FixedIp {
+            subnet_id: Id(subnet),
+            ip_address: ip(address),
+        }],
+        mac_address: mac(id as u8),
+        device_id: String::new(),
+        device_owner: String::new(),
+        security_groups: Vec::new(),
+        allowed_address_pairs: Vec::new(),
+        admin_state_up: true,
+    })
+}
+
+fn neighbour(port: u128, vpc: u128, host: &str, host_ip: &str, address: &str) -> GoalObject {
+    GoalObject::Neighbor(Neighbor {
+        port_id: Id(port),
+        network_id: Id(vpc),
+        mac_address: mac(port as u8),
+        ips: vec![ip(address)],
+        allowed_address_pairs: Vec::new(),
+        host_id: host.into(),
+        host_ip: ip(host_ip),
+    })
+}
+
+fn goal(objects: Vec<GoalObject>) -> GoalState {
+    objects.into_iter().map(|o| (o.key(), o)).collect()
+}
+
+#[test]
+fn two_vpcs_with_one_cidr_get_their_own_bridge_and_vxlan_device() {
+    let state = goal(vec![
+        vpc(1, 100),
+        subnet(11, 1),
+        port(21, 1, 11, "10.0.1.5"),
+        vpc(2, 200),
+        subnet(12, 2),
+        port(22, 2, 12, "10.0.1.5"),
+    ]);
+    let plan = plan(&state, HOST, UNDERLAY);
+    assert!(plan.failed.is_empty(), "{:?}", plan.failed);
+    assert_eq!(plan.vpcs.len(), 2);
+    assert_eq!(plan.vpcs[&100].bridge, "alcb000064");
+    assert_eq!(plan.vpcs[&100].vxlan, "alcx000064");
+    assert_eq!(plan.vpcs[&200].vxlan, "alcx0000c8");
+    assert_eq!(plan.vpcs[&200].local, UNDERLAY);
+    let first = &plan.ports[&veth_name(Id(21))];
+    let second = &plan.ports[&veth_name(Id(22))];
+    assert_eq!((first.vni, second.vni), (100, 200));
+    assert_eq!(first.addresses, vec!["10.0.1.5/24".parse().expect("net")]);
+    assert_eq!(first.gateways, vec![ip("10.0.1.1")]);
+    assert_eq!(first.mtu, 1450);
+    assert_eq!(first.mac, mac(21).0);
+    assert_ne!(first.netns, second.netns);
+}
+
+#[test]
+fn remote_ports_become_fdb_and_neighbour_entries_and_local_ones_do_not() {
+    let state = goal(vec![
+        vpc(1, 100),
+        subnet(11, 1),
+        port(21, 1, 11, "10.0.1.5"),
+        neighbour(21, 1, HOST, "192.0.2.1", "10.0.1.5"),
+        neighbour(22, 1, "host-b", "192.0.2.2", "10.0.1.6"),
+        neighbour(23, 1, "host-c", "192.0.2.3", "10.0.1.7"),
+    ]);
+    let plan = plan(&state, HOST, UNDERLAY);
+    let vxlan = vxlan_name(100);
+    assert_eq!(plan.fdb.len(), 2);
+    assert_eq!(plan.fdb[&(vxlan.clone(), mac(22).0)], ip("192.0.2.2"));
+    assert_eq!(plan.fdb[&(vxlan.clone(), mac(23).0)], ip("192.0.2.3"));
+    assert_eq!(plan.neighbours.len(), 2);
+    assert_eq!(plan.neighbours[&(vxlan, ip("10.0.1.7"))], mac(23).0);
+}
+
+#[test]
+fn remote_ports_of_a_vpc_without_local_ports_are_not_programmed() {
+    let state = goal(vec![
+        vpc(1, 100),
+        subnet(11, 1),
+        neighbour(22, 1, "host-b", "192.0.2.2", "10.0.1.6"),
+    ]);
+    let plan = plan(&state, HOST, UNDERLAY);
+    assert_eq!(plan, Plan::default());
+}
+
+#[test]
+fn a_port_that_cannot_be_planned_is_failed_with_the_reason() {
+    let state = goal(vec![
+        vpc(1, 100),
+        subnet(11, 1),
+        port(21, 1, 99, "10.0.1.5"),
+        port(22, 7, 11, "10.0.1.6"),
+        port(23, 1, 11, "10.9.9.9"),
+        vpc(3, 0),
+        subnet(13, 3),
+        port(24, 3, 13, "10.0.1.8"),
+    ]);
+    let plan = plan(&state, HOST, UNDERLAY);
+    assert!(plan.ports.is_empty());
+    assert!(plan.vpcs.is_empty());
+    assert!(plan.failed[&Id(21)].contains("subnet"));
+    assert!(plan.failed[&Id(22)].contains("VPC"));
+    assert!(plan.failed[&Id(23)].contains("outside subnet"));
+    assert!(plan.failed[&Id(24)].contains("VNI 0"));
+}
+
+#[test]
+fn names_are_owned_short_and_stable() {
+    assert_eq!(veth_name(Id(7)), veth_name(Id(7)));
+    assert_eq!(veth_name(Id(7))[4..], peer_name(Id(7))[4..]);
+    assert_eq!(netns_name("h", Id(7)), netns_name("h", Id(7)));
+    assert_ne!(netns_name("h", Id(7)), netns_name("g", Id(7)));
+    assert!(netns_name("h", Id(7)).starts_with(&netns_prefix("h")));
+    assert_eq!(bridge_name(sm_limits::VNI_MAX), "alcbffffff");
+}
+
+fn arbitrary_goal() -> impl Strategy<Value = (GoalState, Vec<u128>)> {
+    // Up to 4 VPCs (VNIs 1..=4, one with an out-of-range VNI), ports and
+    // neighbours spread over three hosts, some with missing subnets.
+    let ports = prop::collection::vec((1u128..=5, 0u8..=3, 1u8..=250, 0usize..3), 0..24);
+    ports.prop_map(|ports| {
+        let hosts = [HOST, "host-b", "host-c"];
+        let mut objects = Vec::new();
+        for v in 1u128..=4 {
+            let vni = if v == 4 {
+                sm_limits::VNI_MAX + 1
+            } else {
+                v as u32
+            };
+            objects.push(vpc(v, vni));
+            objects.push(subnet(10 + v, v));
+        }
+        let mut local = Vec::new();
+        for (i, (v, _, last, host)) in ports.iter().enumerate() {
+            let id = 1_000 + i as u128;
+            let address = format!("10.0.1.{last}");
+            let host = hosts[*host];
+            objects.push(neighbour(
+                id,
+                *v,
+                host,
+                &format!("192.0.2.{}", i + 10),
+                &address,
+            ));
+            if host == HOST {
+                objects.push(port(id, *v, 10 + *v, &address));
+                local.push(id);
+            }
+        }
+        (goal(objects), local)
+    })
+}
+
+proptest! {
+    #[test]
+    fn every_local_port_is_planned_or_failed_and_every_object_is_consistent(
+        (state, local) in arbitrary_goal()
+    ) {
+        let plan = plan(&state, HOST, UNDERLAY);
+        // The same input always gives the same plan.
+        prop_assert_eq!(&plan, &super::plan(&state, HOST, UNDERLAY));
+        let mut seen: Vec<Id> = plan.ports.values().map(|p| p.port_id).collect();
+        seen.extend(plan.failed.keys());
+        seen.sort();
+        let mut expected: Vec<Id> = local.iter().map(|n| Id(*n)).collect();
+        expected.sort();
+        prop_assert_eq!(seen, expected);
+        for (name, port) in &plan.ports {
+            prop_assert!(plan.vpcs.contains_key(&port.vni));
+            prop_assert_eq!(name, &port.veth);
+            for owned in [&port.veth, &port.peer] {
+                prop_assert!(owned.len() <= limits::IFNAME_BYTES_MAX);
+                prop_assert!(owned.starts_with(OWNED_PREFIX));
+            }
+            prop_assert!(port.netns.starts_with(&netns_prefix(HOST)));
+        }
+        for vpc in plan.vpcs.values() {
+            prop_assert!(vpc.bridge.len() <= limits::IFNAME_BYTES_MAX);
+            prop_assert!(vpc.vxlan.len() <= limits::IFNAME_BYTES_MAX);
+            prop_assert!(plan.ports_of(vpc.vni).next().is_some());
+        }
+        let vxlans: Vec<&String> = plan.vpcs.values().map(|v| &v.vxlan).collect();
+        // Local ports are reached on the bridge, never through a tunnel.
+        let local_macs: Vec<[u8; 6]> = local.iter().map(|n| mac(*n as u8).0).collect();
+        for ((vxlan, remote_mac), remote) in &plan.fdb {
+            prop_assert!(vxlans.contains(&vxlan));
+            prop_assert_ne!(*remote, UNDERLAY);
+            prop_assert!(!local_macs.contains(remote_mac));
+        }
+        for ((vxlan, _), mac) in &plan.neighbours {
+            prop_assert!(plan.fdb.contains_key(&(vxlan.clone(), *mac)));
+        }
+    }
+}

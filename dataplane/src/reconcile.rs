@@ -1,0 +1,727 @@
+//! The kernel side: make the host's network objects match a [`Plan`].
+//!
+//! Each pass reads what the agent owns (links named `alc…` in the agent's
+//! namespace, namespaces named by [`crate::plan::netns_prefix`], FDB and
+//! neighbour entries on its VXLAN devices), and then, in order: deletes
+//! ports no longer planned, makes each VPC's bridge and VXLAN device match
+//! (recreating a VXLAN device only when its identity — VNI, local address,
+//! port, learning, proxy — differs), deletes VPCs no longer planned, makes
+//! each port match, and adds and removes FDB and neighbour entries one by
+//! one. Nothing that matches is touched, so an agent restart or a repeat
+//! pass changes nothing (the test compares interface indexes).
+//!
+//! The inside of a port's namespace (MAC, MTU, addresses, default route)
+//! is checked when the port is created, when its plan changes, and once
+//! per port after the agent starts; the reconciler remembers the plans it
+//! applied to skip unchanged ports afterwards.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use alcor_state_machine::Id;
+use futures::{Stream, TryStreamExt};
+use ipnet::IpNet;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage};
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder,
+};
+
+use crate::error::DataplaneError;
+use crate::limits;
+use crate::netns;
+use crate::plan::{self, Plan, PortPlan, VpcPlan};
+
+/// What one pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Ports not programmed, with the reason (the plan's failures included).
+    pub failed: BTreeMap<Id, String>,
+    /// Kernel objects created, changed or deleted.
+    pub n_changes: u64,
+}
+
+/// Makes the kernel match plans, one pass at a time. Holds the agent's
+/// netlink connection (in the agent's own namespace).
+#[derive(Debug)]
+pub struct Reconciler {
+    handle: Handle,
+    /// Prefix of the port namespaces of this host.
+    netns_prefix: String,
+    /// Ports whose namespace was configured to this plan (by veth name).
+    configured: BTreeMap<String, PortPlan>,
+    n_changes: u64,
+}
+
+/// What the reconciler reads of one link.
+#[derive(Clone, Debug)]
+struct Link {
+    index: u32,
+    kind: Option<InfoKind>,
+    mtu: u32,
+    up: bool,
+    controller: Option<u32>,
+    mac: Vec<u8>,
+    vxlan: Vec<InfoVxlan>,
+}
+
+impl Reconciler {
+    /// Opens a netlink connection in the current namespace (must run
+    /// inside a tokio runtime) for host `host_id`.
+    pub fn new(host_id: &str) -> Result<Reconciler, DataplaneError> {
+        let (connection, handle, _) =
+            rtnetlink::new_connection().map_err(DataplaneError::Connection)?;
+        tokio::spawn(connection);
+        Ok(Reconciler {
+            handle,
+            netns_prefix: plan::netns_prefix(host_id),
+            configured: BTreeMap::new(),
+            n_changes: 0,
+        })
+    }
+
+    /// One pass: makes the kernel match `plan`, bounded by
+    /// `RECONCILE_MS_MAX`; reports the ports it could not program.
+    pub async fn reconcile(&mut self, plan: &Plan) -> Outcome {
+        self.n_changes = 0;
+        let budget = Duration::from_millis(limits::RECONCILE_MS_MAX);
+        let mut failed = match tokio::time::timeout(budget, self.pass(plan)).await {
+            Ok(Ok(failed)) => failed,
+            Ok(Err(e)) => all_ports(plan, &e.to_string()),
+            Err(_) => {
+                self.configured.clear();
+                all_ports(plan, "the reconcile pass timed out")
+            }
+        };
+        failed.extend(plan.failed.iter().map(|(id, r)| (*id, r.clone())));
+        Outcome {
+            failed,
+            n_changes: self.n_changes,
+        }
+    }
+
+    async fn pass(&mut self, plan: &Plan) -> Result<BTreeMap<Id, String>, DataplaneError> {
+        let mut failed = BTreeMap::new();
+        let links = self.owned_links().await?;
+        // Ports no longer planned: the host end (its peer goes with it),
+        // then the namespace.
+        for (name, link) in &links {
+            if name.starts_with(plan::VETH_PREFIX) && !plan.ports.contains_key(name) {
+                self.delete_link(name, link.index).await?;
+                self.configured.remove(name);
+            }
+        }
+        let wanted_netns: BTreeSet<&str> = plan.ports.values().map(|p| p.netns.as_str()).collect();
+        for name in netns::list(&self.netns_prefix)? {
+            if !wanted_netns.contains(name.as_str()) {
+                netns::remove(&name).await?;
+                self.n_changes += 1;
+            }
+        }
+        // VPCs.
+        let mut vxlans: BTreeMap<String, u32> = BTreeMap::new();
+        let mut bridges: BTreeMap<u32, u32> = BTreeMap::new();
+        for vpc in plan.vpcs.values() {
+            match self.ensure_vpc(vpc, &links).await {
+                Ok((bridge, vxlan)) => {
+                    bridges.insert(vpc.vni, bridge);
+                    vxlans.insert(vpc.vxlan.clone(), vxlan);
+                }
+                Err(e) => {
+                    for port in plan.ports_of(vpc.vni) {
+                        failed.insert(port, format!("VPC with VNI {}: {e}", vpc.vni));
+                    }
+                }
+            }
+        }
+        let wanted_links: BTreeSet<&str> = plan
+            .vpcs
+            .values()
+            .flat_map(|v| [v.bridge.as_str(), v.vxlan.as_str()])
+            .collect();
+        for (name, link) in &links {
+            let vpc_link =
+                name.starts_with(plan::VXLAN_PREFIX) || name.starts_with(plan::BRIDGE_PREFIX);
+            if vpc_link && !wanted_links.contains(name.as_str()) {
+                self.delete_link(name, link.index).await?;
+            }
+        }
+        // Ports.
+        for port in plan.ports.values() {
+            let Some(bridge) = bridges.get(&port.vni) else {
+                continue;
+            };
+            if let Err(e) = self.ensure_port(port, *bridge, links.get(&port.veth)).await {
+                self.configured.remove(&port.veth);
+                failed.insert(port.port_id, e.to_string());
+            }
+        }
+        // Remote ports.
+        self.sync_fdb(plan, &vxlans).await?;
+        self.sync_neighbours(plan, &vxlans).await?;
+        Ok(failed)
+    }
+
+    /// The links named `alc…` in the agent's namespace, by name.
+    async fn owned_links(&self) -> Result<BTreeMap<String, Link>, DataplaneError> {
+        let stream = self.handle.link().get().execute();
+        let messages = collect_bounded(stream, "links").await?;
+        let mut links = BTreeMap::new();
+        for message in messages {
+            let (name, link) = read_link(&message);
+            if name.starts_with(plan::OWNED_PREFIX) {
+                links.insert(name, link);
+            }
+        }
+        Ok(links)
+    }
+
+    async fn link(&self, name: &str) -> Result<Link, DataplaneError> {
+        link_named(&self.handle, name).await
+    }
+
+    async fn delete_link(&mut self, name: &str, index: u32) -> Result<(), DataplaneError> {
+        tracing::info!(link = name, "deleting");
+        self.handle
+            .link()
+            .del(index)
+            .execute()
+            .await
+            .map_err(DataplaneError::netlink(format!("delete {name}")))?;
+        self.n_changes += 1;
+        Ok(())
+    }
+
+    /// Makes VPC `vpc`'s bridge and VXLAN device match; returns their
+    /// indexes.
+    async fn ensure_vpc(
+        &mut self,
+        vpc: &VpcPlan,
+        links: &BTreeMap<String, Link>,
+    ) -> Result<(u32, u32), DataplaneError> {
+        let bridge = match links.get(&vpc.bridge) {
+            Some(link) if link.kind == Some(InfoKind::Bridge) => link.clone(),
+            other => {
+                if let Some(link) = other {
+                    self.delete_link(&vpc.bridge, link.index).await?;
+                }
+                let message = LinkBridge::new(&vpc.bridge).mtu(vpc.mtu).up().build();
+                self.add_link(&vpc.bridge, message).await?;
+                self.link(&vpc.bridge).await?
+            }
+        };
+        self.ensure_link(&vpc.bridge, &bridge, vpc.mtu, None)
+            .await?;
+        let vxlan = match links.get(&vpc.vxlan) {
+            Some(link) if vxlan_matches(link, vpc) => link.clone(),
+            other => {
+                if let Some(link) = other {
+                    self.delete_link(&vpc.vxlan, link.index).await?;
+                }
+                let mut builder = LinkVxlan::new(&vpc.vxlan, vpc.vni)
+                    .port(limits::VXLAN_PORT)
+                    .learning(false)
+                    .proxy(true);
+                builder = match vpc.local {
+                    IpAddr::V4(local) => builder.local(local),
+                    IpAddr::V6(local) => builder.local6(local),
+                };
+                let message = builder.mtu(vpc.mtu).controller(bridge.index).up().build();
+                self.add_link(&vpc.vxlan, message).await?;
+                self.link(&vpc.vxlan).await?
+            }
+        };
+        self.ensure_link(&vpc.vxlan, &vxlan, vpc.mtu, Some(bridge.index))
+            .await?;
+        Ok((bridge.index, vxlan.index))
+    }
+
+    async fn add_link(&mut self, name: &str, message: LinkMessage) -> Result<(), DataplaneError> {
+        tracing::info!(link = name, "creating");
+        self.handle
+            .link()
+            .add(message)
+            .execute()
+            .await
+            .map_err(DataplaneError::netlink(format!("create {name}")))?;
+        self.n_changes += 1;
+        Ok(())
+    }
+
+    /// Sets what differs of an existing link: MTU, controller, up.
+    async fn ensure_link(
+        &mut self,
+        name: &str,
+        link: &Link,
+        mtu: u32,
+        controller: Option<u32>,
+    ) -> Result<(), DataplaneError> {
+        let wrong_controller = controller.is_some() && link.controller != controller;
+        if link.mtu == mtu && link.up && !wrong_controller {
+            return Ok(());
+        }
+        let mut builder = LinkUnspec::new_with_index(link.index).mtu(mtu).up();
+        if let Some(controller) = controller {
+            builder = builder.controller(controller);
+        }
+        self.handle
+            .link()
+            .set(builder.build())
+            .execute()
+            .await
+            .map_err(DataplaneError::netlink(format!("update {name}")))?;
+        self.n_changes += 1;
+        Ok(())
+    }
+
+    /// Makes port `port` match: its veth pair (created with the far end in
+    /// the port's namespace) and, when needed, the namespace's inside.
+    async fn ensure_port(
+        &mut self,
+        port: &PortPlan,
+        bridge: u32,
+        existing: Option<&Link>,
+    ) -> Result<(), DataplaneError> {
+        let existing = existing.filter(|l| l.kind == Some(InfoKind::Veth));
+        match existing {
+            Some(link) => {
+                self.ensure_link(&port.veth, link, port.mtu, Some(bridge))
+                    .await?;
+            }
+            None => {
+                if !netns::exists(&port.netns) {
+                    netns::run_in(&port.netns, true, |_| async { Ok(()) }).await?;
+                    self.n_changes += 1;
+                }
+                let file = netns::open(&port.netns)?;
+                let peer = LinkMessageBuilder::<LinkUnspec>::new()
+                    .name(port.peer.clone())
+                    .address(port.mac.to_vec())
+                    .mtu(port.mtu)
+                    .setns_by_fd(file.as_raw_fd())
+                    .build();
+                let message = LinkVeth::new(&port.veth, &port.peer)
+                    .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+                    .mtu(port.mtu)
+                    .controller(bridge)
+                    .up()
+                    .build();
+                self.add_link(&port.veth, message).await?;
+                drop(file);
+                self.configured.remove(&port.veth);
+            }
+        }
+        if self.configured.get(&port.veth) == Some(port) {
+            return Ok(());
+        }
+        let inside = port.clone();
+        let n_changes = netns::run_in(&port.netns, false, move |handle| async move {
+            configure_inside(&handle, &inside).await
+        })
+        .await?;
+        self.n_changes += n_changes;
+        self.configured.insert(port.veth.clone(), port.clone());
+        Ok(())
+    }
+
+    /// Adds missing and removes unplanned static FDB entries on the
+    /// planned VXLAN devices.
+    async fn sync_fdb(
+        &mut self,
+        plan: &Plan,
+        vxlans: &BTreeMap<String, u32>,
+    ) -> Result<(), DataplaneError> {
+        let by_index: BTreeMap<u32, &String> = vxlans.iter().map(|(n, i)| (*i, n)).collect();
+        let request = self
+            .handle
+            .neighbours()
+            .get()
+            .set_address_family(AddressFamily::Bridge);
+        let messages = collect_bounded(request.execute(), "FDB entries").await?;
+        let mut existing: BTreeMap<(String, [u8; 6]), (IpAddr, NeighbourMessage)> = BTreeMap::new();
+        for message in messages {
+            let Some(vxlan) = by_index.get(&message.header.ifindex) else {
+                continue;
+            };
+            let (Some(mac), Some(dst)) = (neighbour_mac(&message), neighbour_ip(&message)) else {
+                continue;
+            };
+            existing.insert(((*vxlan).clone(), mac), (dst, message));
+        }
+        for (key, (dst, message)) in &existing {
+            if plan.fdb.get(key) != Some(dst) {
+                self.handle
+                    .neighbours()
+                    .del(message.clone())
+                    .execute()
+                    .await
+                    .map_err(DataplaneError::netlink(format!(
+                        "delete FDB entry on {}",
+                        key.0
+                    )))?;
+                self.n_changes += 1;
+            }
+        }
+        for ((vxlan, mac), dst) in &plan.fdb {
+            let Some(index) = vxlans.get(vxlan) else {
+                continue;
+            };
+            if existing.get(&(vxlan.clone(), *mac)).map(|e| e.0) == Some(*dst) {
+                continue;
+            }
+            self.handle
+                .neighbours()
+                .add_bridge(*index, mac)
+                .destination(*dst)
+                .flags(NeighbourFlags::Own)
+                .state(NeighbourState::Permanent)
+                .replace()
+                .execute()
+                .await
+                .map_err(DataplaneError::netlink(format!("add FDB entry on {vxlan}")))?;
+            self.n_changes += 1;
+        }
+        Ok(())
+    }
+
+    /// Adds missing and removes unplanned static neighbour entries on the
+    /// planned VXLAN devices (the devices' proxy answers ARP/ND from them).
+    async fn sync_neighbours(
+        &mut self,
+        plan: &Plan,
+        vxlans: &BTreeMap<String, u32>,
+    ) -> Result<(), DataplaneError> {
+        let by_index: BTreeMap<u32, &String> = vxlans.iter().map(|(n, i)| (*i, n)).collect();
+        let mut existing: BTreeMap<(String, IpAddr), ([u8; 6], NeighbourMessage)> = BTreeMap::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let request = self.handle.neighbours().get().set_address_family(family);
+            for message in collect_bounded(request.execute(), "neighbours").await? {
+                let Some(vxlan) = by_index.get(&message.header.ifindex) else {
+                    continue;
+                };
+                if message.header.state != NeighbourState::Permanent {
+                    continue;
+                }
+                let (Some(ip), Some(mac)) = (neighbour_ip(&message), neighbour_mac(&message))
+                else {
+                    continue;
+                };
+                existing.insert(((*vxlan).clone(), ip), (mac, message));
+            }
+        }
+        for (key, (mac, message)) in &existing {
+            if plan.neighbours.get(key) != Some(mac) {
+                self.handle
+                    .neighbours()
+                    .del(message.clone())
+                    .execute()
+                    .await
+                    .map_err(DataplaneError::netlink(format!(
+                        "delete neighbour on {}",
+                        key.0
+                    )))?;
+                self.n_changes += 1;
+            }
+        }
+        for ((vxlan, ip), mac) in &plan.neighbours {
+            let Some(index) = vxlans.get(vxlan) else {
+                continue;
+            };
+            if existing.get(&(vxlan.clone(), *ip)).map(|e| e.0) == Some(*mac) {
+                continue;
+            }
+            self.handle
+                .neighbours()
+                .add(*index, *ip)
+                .link_layer_address(mac)
+                .state(NeighbourState::Permanent)
+                .replace()
+                .execute()
+                .await
+                .map_err(DataplaneError::netlink(format!("add neighbour on {vxlan}")))?;
+            self.n_changes += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Inside a port's namespace: loopback up, the far end's MAC, MTU,
+/// addresses and default routes as planned, and up. Returns the number of
+/// changes.
+async fn configure_inside(handle: &Handle, port: &PortPlan) -> Result<u64, DataplaneError> {
+    let mut n_changes = 0;
+    let lo = link_named(handle, "lo").await?;
+    if !lo.up {
+        set_link(
+            handle,
+            LinkUnspec::new_with_index(lo.index).up().build(),
+            "lo",
+        )
+        .await?;
+        n_changes += 1;
+    }
+    let link = link_named(handle, &port.peer).await?;
+    if link.mac != port.mac || link.mtu != port.mtu {
+        let down = LinkUnspec::new_with_index(link.index).down().build();
+        set_link(handle, down, &port.peer).await?;
+        let message = LinkUnspec::new_with_index(link.index)
+            .address(port.mac.to_vec())
+            .mtu(port.mtu)
+            .build();
+        set_link(handle, message, &port.peer).await?;
+        n_changes += 1;
+    }
+    // Addresses (IPv6 link-local ones are the kernel's).
+    let request = handle.address().get().set_link_index_filter(link.index);
+    let mut present: BTreeMap<IpNet, AddressMessage> = BTreeMap::new();
+    for message in collect_bounded(request.execute(), "addresses").await? {
+        if let Some(net) = address_of(&message) {
+            present.insert(net, message);
+        }
+    }
+    for (net, message) in &present {
+        let link_local =
+            matches!(net.addr(), IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+        if !link_local && !port.addresses.contains(net) {
+            handle
+                .address()
+                .del(message.clone())
+                .execute()
+                .await
+                .map_err(DataplaneError::netlink(format!("delete address {net}")))?;
+            n_changes += 1;
+        }
+    }
+    for net in &port.addresses {
+        if !present.contains_key(net) {
+            handle
+                .address()
+                .add(link.index, net.addr(), net.prefix_len())
+                .execute()
+                .await
+                .map_err(DataplaneError::netlink(format!("add address {net}")))?;
+            n_changes += 1;
+        }
+    }
+    if !link.up || n_changes > 0 {
+        let up = LinkUnspec::new_with_index(link.index).up().build();
+        set_link(handle, up, &port.peer).await?;
+    }
+    n_changes += sync_default_routes(handle, link.index, &port.gateways).await?;
+    Ok(n_changes)
+}
+
+/// Makes the default routes of the main table be exactly one via each of
+/// `gateways` (one per family) out of link `index`.
+async fn sync_default_routes(
+    handle: &Handle,
+    index: u32,
+    gateways: &[IpAddr],
+) -> Result<u64, DataplaneError> {
+    let mut n_changes = 0;
+    let queries = [
+        RouteMessageBuilder::<Ipv4Addr>::new().build(),
+        RouteMessageBuilder::<Ipv6Addr>::new().build(),
+    ];
+    let mut present: Vec<(Option<IpAddr>, RouteMessage)> = Vec::new();
+    for query in queries {
+        for route in collect_bounded(handle.route().get(query).execute(), "routes").await? {
+            if route.header.destination_prefix_length == 0
+                && route.header.table == RouteHeader::RT_TABLE_MAIN
+            {
+                present.push((route_gateway(&route), route));
+            }
+        }
+    }
+    for (gateway, route) in &present {
+        if !gateway.is_some_and(|g| gateways.contains(&g)) {
+            handle
+                .route()
+                .del(route.clone())
+                .execute()
+                .await
+                .map_err(DataplaneError::netlink("delete default route"))?;
+            n_changes += 1;
+        }
+    }
+    for gateway in gateways {
+        if present.iter().any(|(g, _)| *g == Some(*gateway)) {
+            continue;
+        }
+        let route = match gateway {
+            IpAddr::V4(v4) => RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(*v4)
+                .output_interface(index)
+                .build(),
+            IpAddr::V6(v6) => RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(*v6)
+                .output_interface(index)
+                .build(),
+        };
+        handle
+            .route()
+            .add(route)
+            .replace()
+            .execute()
+            .await
+            .map_err(DataplaneError::netlink(format!(
+                "add default route via {gateway}"
+            )))?;
+        n_changes += 1;
+    }
+    Ok(n_changes)
+}
+
+async fn set_link(handle: &Handle, message: LinkMessage, name: &str) -> Result<(), DataplaneError> {
+    handle
+        .link()
+        .set(message)
+        .execute()
+        .await
+        .map_err(DataplaneError::netlink(format!("update {name}")))
+}
+
+async fn link_named(handle: &Handle, name: &str) -> Result<Link, DataplaneError> {
+    let message = handle
+        .link()
+        .get()
+        .match_name(name.to_string())
+        .execute()
+        .try_next()
+        .await
+        .map_err(DataplaneError::netlink(format!("read {name}")))?
+        .ok_or_else(|| DataplaneError::Missing(format!("link {name}")))?;
+    Ok(read_link(&message).1)
+}
+
+/// Every item of a dump, or an error past `DUMP_OBJECTS_MAX`.
+async fn collect_bounded<T>(
+    stream: impl Stream<Item = Result<T, rtnetlink::Error>>,
+    what: &'static str,
+) -> Result<Vec<T>, DataplaneError> {
+    futures::pin_mut!(stream);
+    let mut items = Vec::new();
+    while let Some(item) = stream
+        .try_next()
+        .await
+        .map_err(DataplaneError::netlink(format!("read {what}")))?
+    {
+        if items.len() >= limits::DUMP_OBJECTS_MAX {
+            return Err(DataplaneError::DumpTooLong {
+                what,
+                max: limits::DUMP_OBJECTS_MAX,
+            });
+        }
+        items.push(item);
+    }
+    Ok(items)
+}
+
+fn read_link(message: &LinkMessage) -> (String, Link) {
+    let mut name = String::new();
+    let mut link = Link {
+        index: message.header.index,
+        kind: None,
+        mtu: 0,
+        up: message.header.flags.contains(LinkFlags::Up),
+        controller: None,
+        mac: Vec::new(),
+        vxlan: Vec::new(),
+    };
+    for attribute in &message.attributes {
+        match attribute {
+            LinkAttribute::IfName(n) => name.clone_from(n),
+            LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
+            LinkAttribute::Controller(index) => link.controller = Some(*index),
+            LinkAttribute::Address(mac) => link.mac.clone_from(mac),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    match info {
+                        LinkInfo::Kind(kind) => link.kind = Some(kind.clone()),
+                        LinkInfo::Data(InfoData::Vxlan(data)) => link.vxlan.clone_from(data),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (name, link)
+}
+
+/// Whether an existing VXLAN device has the identity `vpc` plans (what
+/// cannot be changed in place).
+fn vxlan_matches(link: &Link, vpc: &VpcPlan) -> bool {
+    if link.kind != Some(InfoKind::Vxlan) {
+        return false;
+    }
+    let local = match vpc.local {
+        IpAddr::V4(v4) => InfoVxlan::Local(v4),
+        IpAddr::V6(v6) => InfoVxlan::Local6(v6),
+    };
+    [
+        InfoVxlan::Id(vpc.vni),
+        local,
+        InfoVxlan::Port(limits::VXLAN_PORT),
+        InfoVxlan::Learning(false),
+        InfoVxlan::Proxy(true),
+    ]
+    .iter()
+    .all(|wanted| link.vxlan.contains(wanted))
+}
+
+fn neighbour_mac(message: &NeighbourMessage) -> Option<[u8; 6]> {
+    message.attributes.iter().find_map(|a| match a {
+        NeighbourAttribute::LinkLayerAddress(mac) => <[u8; 6]>::try_from(mac.as_slice()).ok(),
+        _ => None,
+    })
+}
+
+fn neighbour_ip(message: &NeighbourMessage) -> Option<IpAddr> {
+    message.attributes.iter().find_map(|a| match a {
+        NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
+        NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+        // FDB entries (family AF_BRIDGE) carry their VTEP as raw bytes.
+        NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => match bytes.len() {
+            4 => <[u8; 4]>::try_from(bytes.as_slice()).ok().map(IpAddr::from),
+            16 => <[u8; 16]>::try_from(bytes.as_slice())
+                .ok()
+                .map(IpAddr::from),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+fn address_of(message: &AddressMessage) -> Option<IpNet> {
+    let ip = message.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Address(ip) => Some(*ip),
+        _ => None,
+    })?;
+    IpNet::new(ip, message.header.prefix_len).ok()
+}
+
+fn route_gateway(route: &RouteMessage) -> Option<IpAddr> {
+    route.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Gateway(RouteAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
+        RouteAttribute::Gateway(RouteAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    })
+}
+
+/// Every planned port, failed with `reason`.
+fn all_ports(plan: &Plan, reason: &str) -> BTreeMap<Id, String> {
+    plan.ports
+        .values()
+        .map(|p| (p.port_id, reason.to_string()))
+        .collect()
+}
