@@ -297,8 +297,10 @@ impl RaftNode {
         let raft_config = Arc::new(config.raft_config()?);
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StartError::DataDir(format!("{}: {e}", config.data_dir.display())))?;
+        let started = Instant::now();
         let (db, db_closed) = storage::open_db(&config.data_dir, config.wal_buffered_until_sync)
             .map_err(|e| StartError::DataDir(e.to_string()))?;
+        let opened_ms = started.elapsed().as_millis();
         let metrics = RaftMetrics::default();
         let log_store = LogStore::with_metrics(
             Arc::clone(&db),
@@ -311,6 +313,7 @@ impl RaftNode {
         let appended_bytes = log_store.appended_bytes();
         let state_machine = StateMachineStore::with_metrics(Arc::clone(&db), metrics.clone())
             .map_err(|e| StartError::Storage(e.to_string()))?;
+        let restored_ms = started.elapsed().as_millis();
         let view = state_machine.view();
         let events = state_machine.events();
         let changes = state_machine.changes();
@@ -342,6 +345,14 @@ impl RaftNode {
         )
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
+        tracing::info!(
+            opened_ms,
+            restored_ms,
+            raft_started_ms = started.elapsed().as_millis(),
+            applied = view.applied_index().ok().flatten(),
+            committed = start_committed,
+            "storage opened (times since start); entries up to `committed` replay next"
+        );
 
         let snapshot_by_size = tokio::spawn(snapshot_by_size(
             raft.clone(),

@@ -497,6 +497,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut changed = Vec::new();
         {
             let mut applied = write_applied(&self.applied).await?;
+            // Nobody listens for goal-state diffs (the log replayed at
+            // start, before the push layer subscribes): skip computing
+            // them. Checked under the write lock, so a subscriber that
+            // comes later reads a state that already holds this batch.
+            let diffs_wanted = self.events.receiver_count() > 0;
             for (entry, responder) in batch {
                 let log_index = entry.log_id.index;
                 applied.last_applied = Some(entry.log_id);
@@ -504,7 +509,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Blank => (EntryResponse::Blank, Diffs::default()),
                     EntryPayload::Normal(Request::Apply(proposal)) => {
                         let started = Instant::now();
-                        let outcome = applied.state.apply(log_index, &proposal);
+                        let outcome = if diffs_wanted {
+                            applied.state.apply(log_index, &proposal)
+                        } else {
+                            applied.state.apply_without_diffs(log_index, &proposal)
+                        };
                         self.metrics.apply.observe(started.elapsed().as_secs_f64());
                         if !outcome.changes.is_empty() {
                             changed.push(ChangeEvent::Entry {
