@@ -461,11 +461,16 @@ async fn fixture(leader: &str, n_hosts: usize) -> anyhow::Result<Arc<PortGen>> {
         };
         // A member that has just won its election may still answer
         // NO_LEADER (a write that was never appended): ask again, bounded.
+        // (Seen once on a heavily loaded box: a retry after NO_LEADER found
+        // the host created, so a repeated attempt accepts ALREADY_EXISTS.)
         let deadline = Instant::now() + SETUP_TIMEOUT;
+        let mut retried = false;
         loop {
             match c.create_host(req(message.clone(), SETUP_TIMEOUT)).await {
                 Ok(_) => break,
+                Err(e) if retried && e.code() == tonic::Code::AlreadyExists => break,
                 Err(e) if is_no_leader(&e) && Instant::now() < deadline => {
+                    retried = true;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(e) => return Err(e).with_context(|| format!("create {id}")),
