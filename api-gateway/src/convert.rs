@@ -299,7 +299,7 @@ pub fn update_host(req: &pb::UpdateHostRequest) -> Result<Command, Rejection> {
     })
 }
 
-/// `CreateVpc` → `Command::CreateVpc` (under its request token).
+/// `CreateVpc` → `Command::CreateVpcV5` (under its request token).
 pub fn create_vpc(req: &pb::CreateVpcRequest) -> Result<Command, Rejection> {
     let command = Command::CreateVpcV5 {
         id: new_id_for("id", &req.id, &req.request_token, "vpc")?,
@@ -315,7 +315,7 @@ pub fn create_vpc(req: &pb::CreateVpcRequest) -> Result<Command, Rejection> {
     with_token(&req.request_token, command)
 }
 
-/// `UpdateVpc` → `Command::UpdateVpc`.
+/// `UpdateVpc` → `Command::UpdateVpcV5`.
 pub fn update_vpc(req: &pb::UpdateVpcRequest) -> Result<Command, Rejection> {
     let command = Command::UpdateVpcV5 {
         id: parse_id("id", &req.id)?,

@@ -213,7 +213,7 @@ pub struct SubnetUpdate {
 /// snapshot format that introduced it (`CreatePortV5`); the older variant
 /// stays and applies as it did, by converting to the newer one with the
 /// defaults its format implies. Gateways propose the newest variants.
-/// `tests/it/command_positions.rs` pins every position.
+/// `tests/it/props.rs` pins every position (`command_variants_keep_their_log_positions`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[allow(
     missing_docs,
