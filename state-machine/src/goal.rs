@@ -122,6 +122,17 @@ pub struct PortConfig {
     pub allowed_address_pairs: Vec<AddressPair>,
     /// Administrative state.
     pub admin_state_up: bool,
+    /// Port security: when off the agent enforces neither security groups
+    /// nor address checks on the port. Not in the `bincode_v1` encoding
+    /// (agents of protocol 2 decode the objects as they were): the push
+    /// protocol carries it in a field of its own (`GoalObject.port_security_disabled`).
+    #[serde(skip, default = "port_security_default")]
+    pub port_security_enabled: bool,
+}
+
+/// What a `PortConfig` decoded from `bincode_v1` alone has.
+fn port_security_default() -> bool {
+    true
 }
 
 /// A remote port as a neighbor: where to tunnel to reach its addresses.
@@ -657,8 +668,13 @@ impl PortConfig {
             device_id: p.device_id.to_string(),
             device_owner: p.device_owner.to_string(),
             security_groups: p.security_groups.to_vec(),
-            allowed_address_pairs: p.allowed_address_pairs.to_vec(),
+            allowed_address_pairs: p
+                .allowed_address_pairs
+                .iter()
+                .map(|pair| AddressPair::from(*pair))
+                .collect(),
             admin_state_up: p.admin_state_up,
+            port_security_enabled: p.port_security_enabled,
         }
     }
 }

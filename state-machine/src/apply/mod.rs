@@ -19,7 +19,7 @@ pub(crate) use floating_ip::FipUpdate;
 pub(crate) use subnet::NewSubnet;
 
 use crate::changes::ResourceChange;
-use crate::command::{Command, Proposal, Rejection, Reply};
+use crate::command::{Command, PortSpecV5, PortUpdateV5, Proposal, Rejection, Reply};
 use crate::goal::{DiffCollector, Diffs};
 use crate::ids::{HostId, Id, ProjectId};
 use crate::model::{Meta, ResourceKind, SecurityGroupRule};
@@ -152,7 +152,27 @@ impl State {
                 *cidr,
                 *vni,
                 *mtu,
-                *admin_state_up,
+                (*admin_state_up, true),
+                d,
+            ),
+            Command::CreateVpcV5 {
+                id,
+                project_id,
+                name,
+                cidr,
+                vni,
+                mtu,
+                admin_state_up,
+                port_security_enabled,
+            } => self.create_vpc(
+                ctx,
+                *id,
+                project_id,
+                name,
+                *cidr,
+                *vni,
+                *mtu,
+                (*admin_state_up, *port_security_enabled),
                 d,
             ),
             Command::UpdateVpc {
@@ -166,7 +186,23 @@ impl State {
                 *id,
                 name.as_deref(),
                 *mtu,
-                *admin_state_up,
+                (*admin_state_up, None),
+                *expected_revision,
+                d,
+            ),
+            Command::UpdateVpcV5 {
+                id,
+                name,
+                mtu,
+                admin_state_up,
+                port_security_enabled,
+                expected_revision,
+            } => self.update_vpc(
+                ctx,
+                *id,
+                name.as_deref(),
+                *mtu,
+                (*admin_state_up, *port_security_enabled),
                 *expected_revision,
                 d,
             ),
@@ -209,18 +245,22 @@ impl State {
                 id,
                 expected_revision,
             } => self.delete_subnet(*id, *expected_revision, d),
-            Command::CreatePort(spec) => self
-                .create_ports(ctx, std::slice::from_ref(spec), d)
-                .map(|mut ports| match ports.pop() {
-                    Some(port) => Reply::Port(Box::new(port)),
-                    None => Reply::Ports(Vec::new()),
-                })
-                .map_err(|e| match e {
-                    Rejection::BatchEntry { cause, .. } => *cause,
-                    other => other,
-                }),
-            Command::CreatePorts(specs) => self.create_ports(ctx, specs, d).map(Reply::Ports),
+            Command::CreatePort(spec) => self.create_port(ctx, PortSpecV5::from(spec.clone()), d),
+            Command::CreatePortV5(spec) => self.create_port(ctx, spec.clone(), d),
+            Command::CreatePorts(specs) => {
+                let specs: Vec<PortSpecV5> = specs.iter().cloned().map(PortSpecV5::from).collect();
+                self.create_ports(ctx, &specs, d).map(Reply::Ports)
+            }
+            Command::CreatePortsV5(specs) => self.create_ports(ctx, specs, d).map(Reply::Ports),
             Command::UpdatePort {
+                id,
+                update,
+                expected_revision,
+            } => {
+                let update = PortUpdateV5::from(update.clone());
+                self.update_port(ctx, *id, &update, *expected_revision, d)
+            }
+            Command::UpdatePortV5 {
                 id,
                 update,
                 expected_revision,
