@@ -118,11 +118,15 @@ impl Underlay {
     }
 
     pub(crate) fn create() -> Underlay {
+        // Unique per process and per underlay (tests of one binary run
+        // side by side).
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
         let pid = std::process::id();
         let underlay = Underlay {
-            run: format!("{:05x}", pid % 0x10_0000),
-            subnet: u8::try_from(pid % 250).expect("below 250"),
-            host_ids: (0..N_HOSTS).map(|h| format!("dp-{pid}-h{h}")).collect(),
+            run: format!("{:04x}{n}", pid % 0x1_0000),
+            subnet: u8::try_from((pid + 97 * n) % 250).expect("below 250"),
+            host_ids: (0..N_HOSTS).map(|h| format!("dp-{pid}-{n}-h{h}")).collect(),
             agents: BTreeMap::new(),
             log_dir: tempfile::tempdir().expect("tempdir"),
         };
