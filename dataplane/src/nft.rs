@@ -71,3 +71,24 @@ pub(crate) async fn apply(batch: &Batch) -> Result<(), DataplaneError> {
     .map(|_| ())
     .map_err(failed("apply the batch"))
 }
+
+/// Fails unless bridged IPv4 and IPv6 traffic goes through the IP hooks
+/// (`br_netfilter` loaded and `net.bridge.bridge-nf-call-ip{,6}tables` 1
+/// in this namespace): without them the stateful rules would never see a
+/// bridged packet, so ports would be up and unfiltered.
+pub(crate) fn check_bridge_hooks() -> Result<(), DataplaneError> {
+    for name in ["bridge-nf-call-iptables", "bridge-nf-call-ip6tables"] {
+        let path = format!("/proc/sys/net/bridge/{name}");
+        let value = std::fs::read_to_string(&path).unwrap_or_default();
+        if value.trim() != "1" {
+            return Err(DataplaneError::Nftables {
+                what: "bridged traffic",
+                reason: format!(
+                    "net.bridge.{name} is not 1 (is br_netfilter loaded?): \
+                     security groups would not see bridged traffic"
+                ),
+            });
+        }
+    }
+    Ok(())
+}

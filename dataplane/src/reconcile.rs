@@ -180,6 +180,9 @@ impl Reconciler {
     /// Makes the agent's nftables tables match the plan's firewall in one
     /// atomic batch (nothing when they already do).
     async fn sync_firewall(&mut self, plan: &Plan) -> Result<(), DataplaneError> {
+        if !plan.firewall.ports.is_empty() {
+            nft::check_bridge_hooks()?;
+        }
         let existing = nft::read().await?;
         let batch = firewall::diff(&firewall::ruleset(&plan.firewall), &existing);
         nft::apply(&batch).await?;
