@@ -389,8 +389,10 @@ fn net_value(net: &IpNet) -> Value {
     }
 }
 
-/// Statements of one security-group rule in a port chain; `verdict` ends it.
-fn rule_statements(rule: &RulePlan, ingress: bool, verdict: &str) -> Value {
+/// Statements of one security-group rule in a port chain; `verdict` ends
+/// it. `None` for a rule that can never match (a remote prefix of the
+/// other family: Neutron refuses such rules; the plan stays total).
+fn rule_statements(rule: &RulePlan, ingress: bool, verdict: &str) -> Option<Value> {
     let family = if rule.ipv6 { "ip6" } else { "ip" };
     let mut out = vec![matches(
         "==",
@@ -402,12 +404,9 @@ fn rule_statements(rule: &RulePlan, ingress: bool, verdict: &str) -> Value {
         Remote::Any => {}
         Remote::Prefix(net) => {
             if net.addr().is_ipv6() != rule.ipv6 {
-                // A prefix of the other family never matches (Neutron
-                // refuses such rules; the plan stays total).
-                out.push(matches("==", meta("nfproto"), json!("none")));
-            } else {
-                out.push(matches("==", payload(family, address), net_value(net)));
+                return None;
             }
+            out.push(matches("==", payload(family, address), net_value(net)));
         }
         Remote::Group(group) => {
             let prefix = if rule.ipv6 {
@@ -452,7 +451,7 @@ fn rule_statements(rule: &RulePlan, ingress: bool, verdict: &str) -> Value {
         }
     }
     out.push(json!({ verdict: null }));
-    Value::Array(out)
+    Some(Value::Array(out))
 }
 
 /// The rules every port chain starts with: established and related
@@ -573,7 +572,7 @@ pub fn ruleset(firewall: &Firewall) -> Ruleset {
             filter
                 .egress
                 .iter()
-                .map(|r| rule(rule_statements(r, false, "return"))),
+                .filter_map(|r| rule_statements(r, false, "return").map(rule)),
         );
         eg.push(rule(json!([{"drop": null}])));
         let mut ing = stateful_head();
@@ -581,7 +580,7 @@ pub fn ruleset(firewall: &Firewall) -> Ruleset {
             filter
                 .ingress
                 .iter()
-                .map(|r| rule(rule_statements(r, true, "accept"))),
+                .filter_map(|r| rule_statements(r, true, "accept").map(rule)),
         );
         ing.push(rule(json!([{"drop": null}])));
         inet.chains.insert(

@@ -568,3 +568,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_rule_whose_prefix_is_of_the_other_family_is_left_out() {
+    let mut objects = base();
+    objects.push(port(21, "10.0.1.5", &[50]));
+    let mut rule = sg_rule(61, 50, Direction::Ingress);
+    rule.remote_ip_prefix = Some("2001:db8::/32".parse().expect("net"));
+    objects.push(GoalObject::SgRule(rule));
+    let ruleset = ruleset(&planned(objects).firewall);
+    let chain = &inet(&ruleset).chains[&format!("{INGRESS_PREFIX}{}", Id(21))];
+    assert_eq!(chain.rules.len(), stateful_head().len() + 1);
+}
