@@ -499,11 +499,21 @@ fn arbitrary_goal() -> impl Strategy<Value = Vec<GoalObject>> {
     let port_groups = proptest::collection::vec(proptest::collection::vec(0u128..4, 0..3), 0..6);
     let rules = proptest::collection::vec(
         (
-            0u128..4,
-            any::<bool>(),
-            proptest::option::of(prop_oneof![Just(1u8), Just(6u8), Just(17u8)]),
+            (0u128..4, any::<bool>(), any::<bool>()),
+            proptest::option::of(prop_oneof![
+                Just(1u8),
+                Just(6u8),
+                Just(17u8),
+                Just(58u8),
+                Just(132u8)
+            ]),
             proptest::option::of(1u16..100),
             proptest::option::of(0u128..4),
+            proptest::option::of(prop_oneof![
+                Just("10.0.0.0/8"),
+                Just("192.0.2.7/32"),
+                Just("2001:db8::/32")
+            ]),
         ),
         0..8,
     );
@@ -514,17 +524,23 @@ fn arbitrary_goal() -> impl Strategy<Value = Vec<GoalObject>> {
             let groups: Vec<u128> = groups.iter().map(|g| 50 + g).collect();
             objects.push(port(21 + i as u128, &format!("10.0.1.{}", 5 + i), &groups));
         }
-        for (i, (group, ingress, protocol, min, remote)) in rules.into_iter().enumerate() {
+        for (i, ((group, ingress, ipv6), protocol, min, remote, prefix)) in
+            rules.into_iter().enumerate()
+        {
             let direction = if ingress {
                 Direction::Ingress
             } else {
                 Direction::Egress
             };
             let mut rule = sg_rule(60 + i as u128, 50 + group, direction);
+            if ipv6 {
+                rule.ethertype = EtherType::Ipv6;
+            }
+            rule.remote_ip_prefix = prefix.map(|p| p.parse().expect("net"));
             rule.protocol = protocol;
             rule.port_range_min = min.filter(|_| protocol.is_some());
             rule.port_range_max = rule.port_range_min.map(|m| m + 10);
-            rule.remote_group_id = remote.map(|r| Id(50 + r));
+            rule.remote_group_id = remote.map(|r| Id(50 + r)).filter(|_| prefix.is_none());
             objects.push(GoalObject::SgRule(rule));
         }
         for (i, (group, last)) in members.into_iter().enumerate() {
@@ -579,4 +595,22 @@ fn a_rule_whose_prefix_is_of_the_other_family_is_left_out() {
     let ruleset = ruleset(&planned(objects).firewall);
     let chain = &inet(&ruleset).chains[&format!("{INGRESS_PREFIX}{}", Id(21))];
     assert_eq!(chain.rules.len(), stateful_head().len() + 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// The kernel takes every batch the plan can produce and reads back
+    /// what was planned (32 cases: each runs `nft` a few times).
+    #[test]
+    fn the_kernel_takes_any_planned_batch(a in arbitrary_goal(), b in arbitrary_goal()) {
+        let scratch = Scratch::new("any");
+        let first = ruleset(&planned(a).firewall);
+        scratch.apply(&diff(&first, &Existing::new()));
+        let found = scratch.read();
+        prop_assert_eq!(&found, &applied(&first));
+        let second = ruleset(&planned(b).firewall);
+        scratch.apply(&diff(&second, &found));
+        prop_assert_eq!(scratch.read(), applied(&second));
+    }
 }
