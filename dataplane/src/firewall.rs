@@ -14,9 +14,10 @@
 //!   (`nf_conntrack_bridge`), so bridged IP traffic is filtered where
 //!   `br_netfilter` hands it to the IP hooks (the bridges' default
 //!   `nf_call_iptables`), as Neutron's hybrid iptables firewall does. The
-//!   base chain `prerouting` (priority raw - 100) puts each VPC's traffic in
-//!   a conntrack zone of its own (`ct zone`, from the bridge), so VPCs with
-//!   one CIDR never share a connection. The base chain `forward` jumps
+//!   base chain `prerouting` (priority -300, before conntrack at -200)
+//!   puts each VPC's traffic in a conntrack zone of its own (`ct zone`,
+//!   from the bridge; see [`zone`]), so VPCs with one CIDR do not share
+//!   connections. The base chain `forward` jumps
 //!   through the maps `egress` and `ingress` (bridge . MAC → chain) to the
 //!   source port's `eg-<port ID>` chain and the destination port's
 //!   `in-<port ID>` chain; a port's MAC identifies it on its bridge
