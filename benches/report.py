@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Summarise one run of benches/run.sh: medians over the repetitions, ratios
-(Alcor-RS / peer) against the issue-7 targets, as summary.json + summary.md,
+(Alcor-RS / peer) against the issue-12 targets, as summary.json + summary.md,
 and (with --plots, needs matplotlib) PNG plots, all in the run's folder.
 
 Input files in RUN_DIR: alcor-rep<N>.json (cluster_load), etcd-rep<N>.json
@@ -81,29 +81,31 @@ def summarise(run_dir):
         )
 
     add("serial writes/s, 1 client", m(a, "create_port, 1 client"), m(e, "put, 1 client"),
-        "etcd put", ">= 2x etcd", 2.0)
+        "etcd put", ">= 1.5x etcd", 1.5)
     p50a = m(a, "create_port, 1 client", "p50_ms")
     comp.append({"metric": "serial write p50 ms", "alcor": p50a,
                  "peer": m(e, "put, 1 client", "p50_ms"), "peer_name": "etcd put",
                  "ratio": ratio(p50a, m(e, "put, 1 client", "p50_ms")),
-                 "target": "< 0.5 ms", "met": None if p50a is None else p50a < 0.5, "digits": 2})
+                 "target": "<= 0.6 ms", "met": None if p50a is None else p50a <= 0.6, "digits": 2})
     for c in (16, 64, 256):
         add(f"writes/s, {c} clients", m(a, f"create_port, {c} clients"),
             m(e, f"put, {c} clients"), "etcd put",
-            ">= 2x etcd" if c == 256 else None, 2.0 if c == 256 else None)
+            ">= 1.5x etcd" if c == 256 else None, 1.5 if c == 256 else None)
     add("linearizable reads/s, 256 clients", m(a, "get_port linearizable, 256 clients"),
         m(e, "get linearizable, 256 clients"), "etcd get", ">= 1.5x etcd", 1.5)
     add("stale reads/s, 256 clients", m(a, "get_port stale, 256 clients"),
         m(e, "get serializable, 256 clients"), "etcd serializable get")
     raw100 = m(o, "ovsdb-client transact, 100/txn", "items_per_s")
     add("ports/s, 100 per request, 1 client", m(a, "create_ports x100, 1 clients", "items_per_s"),
-        raw100, "OVN raw 100/txn", ">= 20x OVN raw", 20.0)
+        raw100, "OVN raw 100/txn")
     batch_rates = [m(a, f"create_ports x{size}, {c} clients", "items_per_s")
                    for size in (100, 1000) for c in (1, 4)]
     batch_rates = [v for v in batch_rates if v is not None]
     best_batch = max(batch_rates) if batch_rates else None
     add("ports/s, best batch row (x100/x1000, 1/4 clients)", best_batch, raw100,
-        "OVN raw 100/txn", ">= 20x OVN raw", 20.0)
+        "OVN raw 100/txn", ">= 50,000/s and >= 3x OVN raw", 3.0)
+    if best_batch is not None and comp[-1]["met"] is not None:
+        comp[-1]["met"] = comp[-1]["met"] and best_batch >= 50_000
     add("ports/s, 100 per request vs ovn-nbctl", m(a, "create_ports x100, 1 clients", "items_per_s"),
         m(o, "ovn-nbctl lsp-add, 100 per txn", "items_per_s"), "OVN nbctl 100/txn")
     add("ports/s, 1 per request vs ovsdb-client", m(a, "create_port, 1 client", "items_per_s"),
@@ -117,8 +119,8 @@ def summarise(run_dir):
     e_p50 = med(fe, "kill_to_ack_p50_ms")
     comp.append({"metric": "failover kill -9 -> ack ms (ours p99 / etcd p50)", "alcor": a_p99,
                  "peer": e_p50, "peer_name": "etcd", "ratio": ratio(a_p99, e_p50),
-                 "target": "< 0.25x etcd median",
-                 "met": None if a_p99 is None or e_p50 is None else a_p99 < 0.25 * e_p50,
+                 "target": "p99 <= 500 ms",
+                 "met": None if a_p99 is None else a_p99 <= 500,
                  "digits": 0})
     comp.append({"metric": "failover kill -9 -> ack ms, p50 (ours / etcd)",
                  "alcor": med(fa, "kill_to_ack_p50_ms"), "peer": e_p50, "peer_name": "etcd",

@@ -15,12 +15,13 @@ use std::str::FromStr;
 use alcor_proto::api::v1 as pb;
 use alcor_state_machine::limits::{ID_BYTES_MAX, NAME_BYTES_MAX, TAGS_MAX, TOKEN_BYTES_MAX};
 use alcor_state_machine::model::{
-    AddressPair, AllocationPool, Direction, EtherType, FloatingIp, Host, HostStatus, Mac, Port,
-    PortStatus, Quota, ResourceKind, Route, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
+    AllocationPool, AllowedAddressPair, Direction, EtherType, FloatingIp, Host, HostStatus, Mac,
+    PairAddress, Port, PortStatus, Quota, ResourceKind, Route, Router, SecurityGroup,
+    SecurityGroupRule, Subnet, Vpc,
 };
 use alcor_state_machine::{
-    validate_client_id, validate_tags, Command, FixedIpRequest, GatewaySpec, Id, Kind, PortSpec,
-    PortUpdate, Rejection, Resource, ResourceChange, SubnetUpdate, TagFilter, Tags,
+    validate_client_id, validate_tags, Command, FixedIpRequest, GatewaySpec, Id, Kind, PortSpecV5,
+    PortUpdateV5, Rejection, Resource, ResourceChange, SubnetUpdate, TagFilter, Tags,
 };
 use ipnet::IpNet;
 
@@ -242,12 +243,14 @@ fn parse_ips(field: &str, ips: &[String]) -> Result<Vec<IpAddr>, Rejection> {
     ips.iter().map(|ip| parse_ip(field, ip)).collect()
 }
 
-fn parse_address_pairs(pairs: &[pb::AddressPair]) -> Result<Vec<AddressPair>, Rejection> {
+/// Pairs as given: `10.0.0.5` stays an address, `10.0.0.5/32` a prefix.
+fn parse_address_pairs(pairs: &[pb::AddressPair]) -> Result<Vec<AllowedAddressPair>, Rejection> {
     pairs
         .iter()
         .map(|p| {
-            Ok(AddressPair {
-                ip_address: parse_ip_or_net("allowed_address_pairs.ip_address", &p.ip_address)?,
+            Ok(AllowedAddressPair {
+                ip_address: PairAddress::from_str(&p.ip_address)
+                    .map_err(|e| invalid("allowed_address_pairs.ip_address", e))?,
                 mac_address: parse_opt(&p.mac_address, |t| {
                     parse_mac("allowed_address_pairs.mac_address", t)
                 })?,
@@ -296,9 +299,9 @@ pub fn update_host(req: &pb::UpdateHostRequest) -> Result<Command, Rejection> {
     })
 }
 
-/// `CreateVpc` → `Command::CreateVpc` (under its request token).
+/// `CreateVpc` → `Command::CreateVpcV5` (under its request token).
 pub fn create_vpc(req: &pb::CreateVpcRequest) -> Result<Command, Rejection> {
-    let command = Command::CreateVpc {
+    let command = Command::CreateVpcV5 {
         id: new_id_for("id", &req.id, &req.request_token, "vpc")?,
         project_id: parse_name_id("project_id", &req.project_id, true)?,
         name: parse_name("name", &req.name)?,
@@ -306,18 +309,20 @@ pub fn create_vpc(req: &pb::CreateVpcRequest) -> Result<Command, Rejection> {
         vni: req.vni,
         mtu: req.mtu,
         admin_state_up: req.admin_state_up.unwrap_or(true),
+        port_security_enabled: req.port_security_enabled.unwrap_or(true),
     };
     let command = with_tags(parse_tags("tags", &req.tags)?, command);
     with_token(&req.request_token, command)
 }
 
-/// `UpdateVpc` → `Command::UpdateVpc`.
+/// `UpdateVpc` → `Command::UpdateVpcV5`.
 pub fn update_vpc(req: &pb::UpdateVpcRequest) -> Result<Command, Rejection> {
-    let command = Command::UpdateVpc {
+    let command = Command::UpdateVpcV5 {
         id: parse_id("id", &req.id)?,
         name: parse_opt_name("name", req.name.as_deref())?,
         mtu: req.mtu,
         admin_state_up: req.admin_state_up,
+        port_security_enabled: req.port_security_enabled,
         expected_revision: req.expected_revision,
     };
     retag(req.tags.as_ref(), command)
@@ -382,15 +387,15 @@ pub fn update_subnet(req: &pb::UpdateSubnetRequest) -> Result<Command, Rejection
     retag(req.tags.as_ref(), command)
 }
 
-/// `CreatePort` → `Command::CreatePort` (under its request token).
+/// `CreatePort` → `Command::CreatePortV5` (under its request token).
 pub fn create_port(req: &pb::CreatePortRequest) -> Result<Command, Rejection> {
     let spec = port_spec(req, new_id_for("id", &req.id, &req.request_token, "port")?)?;
-    let command = with_tags(parse_tags("tags", &req.tags)?, Command::CreatePort(spec));
+    let command = with_tags(parse_tags("tags", &req.tags)?, Command::CreatePortV5(spec));
     with_token(&req.request_token, command)
 }
 
 /// One port of a `CreatePort`/`CreatePorts` request, with its ID decided.
-fn port_spec(req: &pb::CreatePortRequest, id: Id) -> Result<PortSpec, Rejection> {
+fn port_spec(req: &pb::CreatePortRequest, id: Id) -> Result<PortSpecV5, Rejection> {
     let fixed_ips = req
         .fixed_ips
         .iter()
@@ -402,7 +407,7 @@ fn port_spec(req: &pb::CreatePortRequest, id: Id) -> Result<PortSpec, Rejection>
         })
         .collect::<Result<Vec<_>, Rejection>>()?;
     let allowed_address_pairs = parse_address_pairs(&req.allowed_address_pairs)?;
-    Ok(PortSpec {
+    Ok(PortSpecV5 {
         id,
         project_id: parse_name_id("project_id", &req.project_id, true)?,
         network_id: parse_id("network_id", &req.network_id)?,
@@ -421,10 +426,11 @@ fn port_spec(req: &pb::CreatePortRequest, id: Id) -> Result<PortSpec, Rejection>
             .transpose()?,
         allowed_address_pairs,
         admin_state_up: req.admin_state_up.unwrap_or(true),
+        port_security_enabled: req.port_security_enabled,
     })
 }
 
-/// `CreatePorts` → `Command::CreatePorts`, refusing oversized batches
+/// `CreatePorts` → `Command::CreatePortsV5`, refusing oversized batches
 /// before parsing any entry.
 pub fn create_ports(req: &pb::CreatePortsRequest) -> Result<Command, Rejection> {
     if req.ports.len() > PORTS_BATCH_MAX {
@@ -464,10 +470,10 @@ pub fn create_ports(req: &pb::CreatePortsRequest) -> Result<Command, Rejection> 
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    with_token(&req.request_token, Command::CreatePorts(specs))
+    with_token(&req.request_token, Command::CreatePortsV5(specs))
 }
 
-/// `UpdatePort` → `Command::UpdatePort`.
+/// `UpdatePort` → `Command::UpdatePortV5`.
 pub fn update_port(req: &pb::UpdatePortRequest) -> Result<Command, Rejection> {
     let binding_host = match req.binding_host.as_deref() {
         None => None,
@@ -489,9 +495,9 @@ pub fn update_port(req: &pb::UpdatePortRequest) -> Result<Command, Rejection> {
         .as_deref()
         .map(|n| parse_name("device_owner", n))
         .transpose()?;
-    let command = Command::UpdatePort {
+    let command = Command::UpdatePortV5 {
         id: parse_id("id", &req.id)?,
-        update: PortUpdate {
+        update: PortUpdateV5 {
             name,
             binding_host,
             device_id,
@@ -507,6 +513,7 @@ pub fn update_port(req: &pb::UpdatePortRequest) -> Result<Command, Rejection> {
                 .map(|l| parse_address_pairs(&l.pairs))
                 .transpose()?,
             admin_state_up: req.admin_state_up,
+            port_security_enabled: req.port_security_enabled,
         },
         expected_revision: req.expected_revision,
     };
@@ -868,6 +875,7 @@ pub fn vpc(v: &Vpc) -> pb::Vpc {
         vni: v.vni,
         mtu: v.mtu,
         admin_state_up: v.admin_state_up,
+        port_security_enabled: v.port_security_enabled,
         tags: tag_list(&v.meta.tags),
         revision: v.meta.revision,
         created_at_ms: v.meta.created_at,
@@ -931,11 +939,13 @@ pub fn port(p: &Port) -> pb::Port {
             .allowed_address_pairs
             .iter()
             .map(|a| pb::AddressPair {
+                // As given; the MAC defaults to the port's, as in Neutron.
                 ip_address: a.ip_address.to_string(),
-                mac_address: a.mac_address.map(|m| m.to_string()).unwrap_or_default(),
+                mac_address: a.mac_address.unwrap_or(p.mac_address).to_string(),
             })
             .collect(),
         admin_state_up: p.admin_state_up,
+        port_security_enabled: p.port_security_enabled,
         status: status as i32,
         status_detail,
         tags: tag_list(&p.meta.tags),

@@ -5,7 +5,7 @@
 use alcor_proto::identity::Denial;
 use alcor_proto::reason::{Reason, Resource};
 use alcor_raft_core::{ReadError, WriteError};
-use alcor_state_machine::{Kind, Pool, Rejection};
+use alcor_state_machine::{Kind, Pool, PortSecurityNeed, Rejection};
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Status};
 
@@ -126,6 +126,14 @@ pub fn rejection_status(rejection: &Rejection) -> (Code, Reason, Option<Resource
             exists,
             Reason::AlreadyAssociated,
             Some(Resource::FloatingIp),
+        ),
+        Rejection::PortSecurityRequired { need, .. } => (
+            Code::FailedPrecondition,
+            Reason::PortSecurityRequired,
+            match need {
+                PortSecurityNeed::SecurityGroups => Some(Resource::SecurityGroup),
+                PortSecurityNeed::AllowedAddressPairs => None,
+            },
         ),
         Rejection::InvalidCidr { .. } => (invalid, Reason::InvalidCidr, None),
         Rejection::InvalidField { .. } => (invalid, Reason::InvalidField, None),

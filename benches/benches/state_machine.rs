@@ -65,6 +65,20 @@ fn port_create(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // The same batch as a restart replays it: nobody listens for diffs.
+    group.bench_function(
+        "batch_1000_ports_replayed_without_diffs_in_10k_port_vpc_10_hosts",
+        |b| {
+            b.iter_batched_ref(
+                || base.state.clone(),
+                |state| {
+                    let outcome = state.apply_without_diffs(base.index + 1, &proposal);
+                    assert!(outcome.result.is_ok());
+                },
+                BatchSize::LargeInput,
+            )
+        },
+    );
     group.finish();
 }
 

@@ -37,7 +37,17 @@ fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Co
 fn object_to_pb(object: &GoalObject) -> Result<pb::GoalObject, ConvertError> {
     Ok(pb::GoalObject {
         bincode_v1: encode(object)?,
+        // Not in `bincode_v1` (see `PortConfig::port_security_enabled`).
+        port_security_disabled: matches!(object, GoalObject::Port(p) if !p.port_security_enabled),
     })
+}
+
+fn object_from_pb(object: &pb::GoalObject) -> Result<GoalObject, ConvertError> {
+    let mut decoded: GoalObject = decode("goal object", &object.bincode_v1)?;
+    if let GoalObject::Port(port) = &mut decoded {
+        port.port_security_enabled = !object.port_security_disabled;
+    }
+    Ok(decoded)
 }
 
 fn key_to_pb(key: &GoalKey) -> Result<pb::GoalKey, ConvertError> {
@@ -56,10 +66,7 @@ fn change_to_pb(change: &GoalChange) -> Result<pb::Change, ConvertError> {
 
 fn change_from_pb(change: &pb::Change) -> Result<GoalChange, ConvertError> {
     match &change.kind {
-        Some(pb::change::Kind::Upsert(object)) => Ok(GoalChange::Upsert(decode(
-            "goal object",
-            &object.bincode_v1,
-        )?)),
+        Some(pb::change::Kind::Upsert(object)) => Ok(GoalChange::Upsert(object_from_pb(object)?)),
         Some(pb::change::Kind::Remove(key)) => {
             Ok(GoalChange::Remove(decode("goal key", &key.bincode_v1)?))
         }
@@ -153,7 +160,7 @@ pub fn controller_from_pb(
             objects: sync
                 .objects
                 .iter()
-                .map(|o| decode("goal object", &o.bincode_v1))
+                .map(object_from_pb)
                 .collect::<Result<_, _>>()?,
             more: sync.more,
         }),
@@ -341,6 +348,58 @@ mod tests {
         assert_eq!(parts.len(), 1);
         let sync = sync_of(&parts[0]);
         assert!(sync.objects.is_empty() && !sync.more && sync.revision == 9);
+    }
+
+    fn port(port_security_enabled: bool) -> GoalObject {
+        GoalObject::Port(alcor_state_machine::goal::PortConfig {
+            id: Id(5),
+            project_id: "p1".to_string(),
+            network_id: Id(1),
+            fixed_ips: Vec::new(),
+            mac_address: alcor_state_machine::model::Mac([0xfa, 0x16, 0x3e, 0, 0, 5]),
+            device_id: String::new(),
+            device_owner: String::new(),
+            security_groups: Vec::new(),
+            allowed_address_pairs: Vec::new(),
+            admin_state_up: true,
+            port_security_enabled,
+        })
+    }
+
+    #[test]
+    fn a_ports_port_security_reaches_the_agent_in_diffs_and_full_syncs() {
+        for enabled in [false, true] {
+            let object = port(enabled);
+            let batch = ControllerMessage::DiffBatch {
+                from_revision: 1,
+                to_revision: 2,
+                changes: vec![GoalChange::Upsert(object.clone())],
+            };
+            let back = controller_from_pb(&controller_to_pb(&batch).unwrap()).unwrap();
+            assert_eq!(back, batch);
+            let parts = full_sync_parts_to_pb(2, std::slice::from_ref(&object), 4_096).unwrap();
+            match controller_from_pb(&parts[0]).unwrap() {
+                ControllerMessage::FullSync { objects, .. } => assert_eq!(objects, [object]),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_agent_reading_only_bincode_v1_sees_the_port_as_before() {
+        // bincode_v1 is unchanged (older agents decode it); the flag is its
+        // own field, and a controller that never sets it means "enabled".
+        let pb_object = object_to_pb(&port(false)).unwrap();
+        assert!(pb_object.port_security_disabled);
+        assert_eq!(
+            decode::<GoalObject>("goal object", &pb_object.bincode_v1).unwrap(),
+            port(true)
+        );
+        let old_controller = pb::GoalObject {
+            port_security_disabled: false,
+            ..pb_object
+        };
+        assert_eq!(object_from_pb(&old_controller).unwrap(), port(true));
     }
 
     #[test]

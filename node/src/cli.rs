@@ -291,7 +291,7 @@ pub(crate) struct ServerArgs {
     #[arg(long, env = "ALCOR_ELECTION_TIMEOUT_MAX_MS", default_value_t = alcor_raft_core::node::ELECTION_TIMEOUT_MAX_MS_DEFAULT)]
     pub(crate) election_timeout_max_ms: u64,
     /// Build a snapshot after this many log entries since the last one.
-    #[arg(long, env = "ALCOR_SNAPSHOT_LOGS_SINCE_LAST", default_value_t = 5_000)]
+    #[arg(long, env = "ALCOR_SNAPSHOT_LOGS_SINCE_LAST", default_value_t = alcor_raft_core::node::SNAPSHOT_LOGS_SINCE_LAST_DEFAULT)]
     pub(crate) snapshot_logs_since_last: u64,
     /// Also build a snapshot once this many bytes of log were appended since
     /// the last one (default 64 MiB), whatever the entry count.

@@ -267,6 +267,7 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
                 admin_state_up,
                 expected_revision,
                 tags: tag_set(tag_update),
+                port_security_enabled: None,
             };
             output::one(&vpcs.update(request).await?, format);
         }

@@ -32,6 +32,10 @@ pub enum Reason {
     InUse,
     /// A floating IP already maps to that fixed address of the port.
     AlreadyAssociated,
+    /// The port has port security off, yet would have security groups
+    /// (resource header `security_group`) or allowed address pairs (no
+    /// resource header).
+    PortSecurityRequired,
     /// A project quota would be exceeded.
     QuotaExceeded,
     /// Compare-and-set failed: the resource moved since it was read.
@@ -72,7 +76,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for tables and tests.
-    pub const ALL: [Reason; 29] = [
+    pub const ALL: [Reason; 30] = [
         Reason::NotFound,
         Reason::AlreadyExists,
         Reason::InvalidCidr,
@@ -84,6 +88,7 @@ impl Reason {
         Reason::PoolExhausted,
         Reason::InUse,
         Reason::AlreadyAssociated,
+        Reason::PortSecurityRequired,
         Reason::QuotaExceeded,
         Reason::StaleRevision,
         Reason::RuleExists,
@@ -118,6 +123,7 @@ impl Reason {
             Reason::PoolExhausted => "POOL_EXHAUSTED",
             Reason::InUse => "IN_USE",
             Reason::AlreadyAssociated => "ALREADY_ASSOCIATED",
+            Reason::PortSecurityRequired => "PORT_SECURITY_REQUIRED",
             Reason::QuotaExceeded => "QUOTA_EXCEEDED",
             Reason::StaleRevision => "STALE_REVISION",
             Reason::RuleExists => "RULE_EXISTS",

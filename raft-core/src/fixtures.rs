@@ -5,7 +5,8 @@
 //! `tests/fixtures/` holds one file per format, named after its version:
 //! a stored log entry and vote (codec `FORMAT_VERSION`), a stored snapshot
 //! (codec version and the state's `SNAPSHOT_VERSION`), a Raft wire payload
-//! (`WIRE_VERSION`) and a backup file (`BACKUP_FORMAT_VERSION`). Each test
+//! (`WIRE_VERSION`) and a backup file (`BACKUP_FORMAT_VERSION` and the
+//! state's `SNAPSHOT_VERSION`). Each test
 //! decodes the checked-in file and compares the value with the sample
 //! built here, then encodes the sample and compares the bytes with the file.
 //!
@@ -203,7 +204,8 @@ fn raft_wire_payload_fixture_decodes_to_the_sample_and_encodes_the_same() {
 
 #[test]
 fn backup_fixture_decodes_to_the_sample_state_and_encodes_the_same() {
-    let name = format!("backup-v{BACKUP_FORMAT_VERSION}.alcorbak");
+    // The body is a state snapshot: its format is part of the name.
+    let name = format!("backup-v{BACKUP_FORMAT_VERSION}-s{SNAPSHOT_VERSION}.alcorbak");
     let current = backup::encode(Some(log_id(2, 5)), &sample_state().snapshot());
     check_fixture(&name, &current, |stored| {
         let decoded = backup::decode(stored).unwrap();
@@ -213,4 +215,22 @@ fn backup_fixture_decodes_to_the_sample_state_and_encodes_the_same() {
         assert!(decoded.state.same_content(&sample_state()));
         assert_eq!(decoded.body, sample_state().snapshot());
     });
+}
+
+/// Files older builds wrote (state snapshot format 4) still read: the state
+/// they hold is the sample state.
+#[test]
+fn fixtures_of_state_format_4_still_restore_to_the_sample_state() {
+    let stored = std::fs::read(path("stored-snapshot-r1-s4.bin")).unwrap();
+    let decoded: StoredSnapshot = codec::decode_record(&stored).unwrap();
+    assert_eq!(decoded.meta, sample_snapshot().meta);
+    let state = State::restore(&decoded.data).unwrap();
+    assert!(state.same_content(&sample_state()));
+    assert_eq!(state.snapshot(), sample_state().snapshot());
+
+    let stored = std::fs::read(path("backup-v1.alcorbak")).unwrap();
+    let decoded = backup::decode(&stored).unwrap();
+    assert_eq!(decoded.header.revision, 5);
+    assert!(decoded.state.same_content(&sample_state()));
+    assert_eq!(decoded.state.snapshot(), sample_state().snapshot());
 }

@@ -107,6 +107,8 @@ impl<T> Answer<T> for Result<tonic::Response<T>, Status> {
 /// | IP_IN_USE | | 409 | `IpAddressInUse` |
 /// | MAC_IN_USE | | 409 | `MacAddressInUse` |
 /// | ALREADY_ASSOCIATED | | 409 | `FloatingIPPortAlreadyAssociated` |
+/// | PORT_SECURITY_REQUIRED | security_group | 409 | `PortSecurityAndIPRequiredForSecurityGroups` |
+/// | PORT_SECURITY_REQUIRED | | 409 | `AddressPairAndPortSecurityRequired` |
 /// | IN_USE | network/subnet/port/security group/router | 409 | `NetworkInUse`, `SubnetInUse`, `PortInUse`, `SecurityGroupInUse`, `RouterInUse` |
 /// | POOL_EXHAUSTED | subnet, network or none | 409 | `IpAddressGenerationFailure` |
 /// | POOL_EXHAUSTED | mac_address | 503 | `MacAddressGenerationFailure` |
@@ -152,6 +154,13 @@ pub fn from_status(status: &Status) -> RestError {
         Some(Reason::IpInUse) => (conflict, "IpAddressInUse"),
         Some(Reason::MacInUse) => (conflict, "MacAddressInUse"),
         Some(Reason::AlreadyAssociated) => (conflict, "FloatingIPPortAlreadyAssociated"),
+        Some(Reason::PortSecurityRequired) => (
+            conflict,
+            match resource {
+                Some(Resource::SecurityGroup) => "PortSecurityAndIPRequiredForSecurityGroups",
+                _ => "AddressPairAndPortSecurityRequired",
+            },
+        ),
         Some(Reason::InUse) => (
             conflict,
             match resource {
@@ -256,7 +265,7 @@ fn strip_prefixes<'a>(message: &'a str, reason: &str) -> &'a str {
 mod tests {
     use super::*;
     use alcor_api_gateway::ApiError;
-    use alcor_state_machine::{Id, Kind, Pool, Rejection};
+    use alcor_state_machine::{Id, Kind, Pool, PortSecurityNeed, Rejection};
     use tonic::metadata::{MetadataMap, MetadataValue};
 
     fn status(code: Code, reason: &'static str, message: &str) -> Status {
@@ -327,6 +336,22 @@ mod tests {
                 },
                 409,
                 "IpAddressGenerationFailure",
+            ),
+            (
+                Rejection::PortSecurityRequired {
+                    port_id: id,
+                    need: PortSecurityNeed::SecurityGroups,
+                },
+                409,
+                "PortSecurityAndIPRequiredForSecurityGroups",
+            ),
+            (
+                Rejection::PortSecurityRequired {
+                    port_id: id,
+                    need: PortSecurityNeed::AllowedAddressPairs,
+                },
+                409,
+                "AddressPairAndPortSecurityRequired",
             ),
             (
                 Rejection::AlreadyAssociated {

@@ -67,7 +67,7 @@ pub(crate) async fn index(headers: HeaderMap) -> Response {
 }
 
 /// `(alias, name, description)` of the extensions we implement.
-const EXTENSIONS: [(&str, &str, &str); 17] = [
+const EXTENSIONS: [(&str, &str, &str); 18] = [
     (
         "security-group",
         "security-group",
@@ -98,6 +98,11 @@ const EXTENSIONS: [(&str, &str, &str); 17] = [
         "allowed-address-pairs",
         "Allowed Address Pairs",
         "allowed_address_pairs of ports",
+    ),
+    (
+        "port-security",
+        "Port Security",
+        "port_security_enabled of networks and ports",
     ),
     ("network-mtu", "Network MTU", "the mtu of networks"),
     (

@@ -27,7 +27,7 @@ fn render(v: &pb::Vpc) -> Item {
         "subnets": [],
         "shared": false,
         "router:external": false,
-        "port_security_enabled": true,
+        "port_security_enabled": v.port_security_enabled,
         "description": "",
         "availability_zone_hints": [],
         "availability_zones": [],
@@ -132,12 +132,12 @@ impl Resource for Networks {
             vni: None,
             mtu: a.u32("mtu")?,
             admin_state_up: a.boolean("admin_state_up")?,
+            port_security_enabled: a.boolean("port_security_enabled")?,
             tags: a.strings("tags")?.unwrap_or_default(),
             ..Default::default()
         };
         a.only_default("shared", &json!(false))?;
         a.only_default("router:external", &json!(false))?;
-        a.only_default("port_security_enabled", &json!(true))?;
         a.only_default("description", &json!(""))?;
         a.only_default("availability_zone_hints", &json!([]))?;
         a.finish()?;
@@ -157,11 +157,11 @@ impl Resource for Networks {
             mtu: a.u32("mtu")?,
             admin_state_up: a.boolean("admin_state_up")?,
             tags: a.strings("tags")?.map(|tags| pb::TagSet { tags }),
+            port_security_enabled: a.boolean("port_security_enabled")?,
             expected_revision,
         };
         a.only_default("shared", &json!(false))?;
         a.only_default("router:external", &json!(false))?;
-        a.only_default("port_security_enabled", &json!(true))?;
         a.only_default("description", &json!(""))?;
         a.finish()?;
         let vpc = svc.update_vpc(Request::new(request)).await.rest()?;

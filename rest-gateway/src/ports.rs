@@ -60,7 +60,7 @@ fn render(p: &pb::Port) -> Item {
         "allowed_address_pairs": pairs,
         "admin_state_up": p.admin_state_up,
         "status": status(p),
-        "port_security_enabled": true,
+        "port_security_enabled": p.port_security_enabled,
         "extra_dhcp_opts": [],
         "description": "",
         "revision_number": p.revision,
@@ -75,7 +75,6 @@ fn defaults_only(a: &mut Attrs) -> Result<(), RestError> {
     a.only_default("description", &json!(""))?;
     a.only_default("binding:vnic_type", &json!("normal"))?;
     a.only_default("binding:profile", &json!({}))?;
-    a.only_default("port_security_enabled", &json!(true))?;
     a.only_default("extra_dhcp_opts", &json!([]))
 }
 
@@ -111,6 +110,7 @@ fn create_request(mut a: Attrs) -> Result<pb::CreatePortRequest, RestError> {
         security_groups: a.strings("security_groups")?.map(|ids| pb::IdList { ids }),
         allowed_address_pairs: pairs,
         admin_state_up: a.boolean("admin_state_up")?,
+        port_security_enabled: a.boolean("port_security_enabled")?,
         tags: a.strings("tags")?.unwrap_or_default(),
         ..Default::default()
     };
@@ -217,11 +217,12 @@ impl Resource for Ports {
             allowed_address_pairs: address_pairs(&mut a)?
                 .map(|pairs| pb::AddressPairList { pairs }),
             tags: a.strings("tags")?.map(|tags| pb::TagSet { tags }),
+            port_security_enabled: a.boolean("port_security_enabled")?,
             expected_revision,
         };
         defaults_only(&mut a)?;
         a.finish_update(
-            "name, binding:host_id, device_id, device_owner, security_groups, allowed_address_pairs, admin_state_up, tags",
+            "name, binding:host_id, device_id, device_owner, security_groups, allowed_address_pairs, admin_state_up, port_security_enabled, tags",
         )?;
         let port = svc.update_port(Request::new(request)).await.rest()?;
         Ok(render(&port))

@@ -117,6 +117,29 @@ def main():
           "port set moves the binding host")
     check(moved["revision_number"] > ports[0]["revision_number"], "port revision moved")
 
+    paired = ok("port", "create", "cli-pairs", "--network", net["id"],
+                "--allowed-address", "ip-address=10.77.0.200",
+                "--allowed-address", "ip-address=10.77.1.0/24,mac-address=fa:16:3e:00:00:aa")
+    check(sorted(paired["allowed_address_pairs"], key=lambda a: a["ip_address"]) == [
+        {"ip_address": "10.77.0.200", "mac_address": paired["mac_address"]},
+        {"ip_address": "10.77.1.0/24", "mac_address": "fa:16:3e:00:00:aa"},
+    ], "port create --allowed-address comes back as sent")
+    quiet("port", "delete", paired["id"])
+
+    open_net = ok("network", "create", "cli-open", "--disable-port-security")
+    check(open_net["port_security_enabled"] is False, "network create --disable-port-security")
+    open_port = ok("port", "create", "cli-open-port", "--network", open_net["id"])
+    check(open_port["port_security_enabled"] is False and not open_port["security_group_ids"],
+          "its port has port security off and no group")
+    quiet("port", "set", "--enable-port-security", open_port["id"])
+    check(ok("port", "show", open_port["id"])["port_security_enabled"] is True,
+          "port set --enable-port-security")
+    quiet("port", "set", "--disable-port-security", open_port["id"])
+    check(ok("port", "show", open_port["id"])["port_security_enabled"] is False,
+          "port set --disable-port-security")
+    quiet("port", "delete", open_port["id"])
+    quiet("network", "delete", open_net["id"])
+
     sg = ok("security", "group", "create", "cli-sg", "--description", "cli")
     check(sg["name"] == "cli-sg" and len(sg["rules"]) == 2, "security group create (2 egress rules)")
     ssh = ok("security", "group", "rule", "create", sg["id"], "--ingress", "--protocol", "tcp",
@@ -142,6 +165,8 @@ def main():
     guarded = ok("port", "show", ports[1]["id"])
     check(sg["id"] in guarded["security_group_ids"], "port set --security-group")
     fails("delete a group in use", "in use", "security", "group", "delete", sg["id"])
+    fails("port security off while a group remains", "port security disabled",
+          "port", "set", "--disable-port-security", ports[1]["id"])
     quiet("port", "set", "--no-security-group", ports[1]["id"])
     quiet("security", "group", "set", "--name", "cli-sg-2", sg["id"])
     check(ok("security", "group", "show", sg["id"])["name"] == "cli-sg-2",

@@ -183,6 +183,68 @@ def tags(net_api, net_id):
     net_api.delete_network(tagged, ignore_missing=False)
 
 
+def address_pairs(net_api, net_id):
+    """Allowed address pairs come back as sent, the MAC defaulting to the port's."""
+    port = net_api.create_port(network_id=net_id, name="smoke-pairs", allowed_address_pairs=[
+        {"ip_address": "10.77.0.200"},
+        {"ip_address": "10.77.1.0/24", "mac_address": "fa:16:3e:00:00:aa"},
+        {"ip_address": "10.77.2.1/32"},
+    ])
+    want = [
+        {"ip_address": "10.77.0.200", "mac_address": port.mac_address},
+        {"ip_address": "10.77.1.0/24", "mac_address": "fa:16:3e:00:00:aa"},
+        {"ip_address": "10.77.2.1/32", "mac_address": port.mac_address},
+    ]
+    got = lambda p: sorted(p.allowed_address_pairs, key=lambda a: a["ip_address"])  # noqa: E731
+    check(got(port) == want, "address pairs come back as sent")
+    check(got(net_api.get_port(port.id)) == want, "address pairs read back as sent")
+    updated = net_api.update_port(port, allowed_address_pairs=[{"ip_address": "10.77.0.201"}])
+    check(updated.allowed_address_pairs
+          == [{"ip_address": "10.77.0.201", "mac_address": port.mac_address}],
+          "address pairs replaced as sent")
+    net_api.delete_port(port, ignore_missing=False)
+
+
+def port_security(net_api, net_id):
+    """port_security_enabled on networks (the default of their ports) and ports."""
+    sg = net_api.create_security_group(name="smoke-ps-sg")
+    open_net = net_api.create_network(name="smoke-open", is_port_security_enabled=False)
+    check(open_net.is_port_security_enabled is False, "network without port security")
+    open_port = net_api.create_port(network_id=open_net.id, name="smoke-open-port")
+    check(open_port.is_port_security_enabled is False and open_port.security_group_ids == [],
+          "its ports have port security off and no security group")
+    expect_error(exc.ConflictException, "PortSecurityAndIPRequiredForSecurityGroups",
+                 "port security off with a security group", net_api.create_port,
+                 network_id=open_net.id, security_group_ids=[sg.id])
+    expect_error(exc.ConflictException, "AddressPairAndPortSecurityRequired",
+                 "port security off with an address pair", net_api.create_port,
+                 network_id=open_net.id, allowed_address_pairs=[{"ip_address": "10.0.0.9"}])
+    guarded = net_api.create_port(network_id=net_id, name="smoke-guarded",
+                                  security_group_ids=[sg.id])
+    check(guarded.is_port_security_enabled is True, "port security on by default")
+    expect_error(exc.ConflictException, "PortSecurityAndIPRequiredForSecurityGroups",
+                 "turn port security off while groups remain", net_api.update_port,
+                 guarded.id, is_port_security_enabled=False)
+    opened = net_api.update_port(guarded.id, is_port_security_enabled=False,
+                                 security_group_ids=[])
+    check(opened.is_port_security_enabled is False and opened.security_group_ids == [],
+          "port security off with the groups removed")
+    explicit = net_api.create_port(network_id=net_id, name="smoke-off",
+                                   is_port_security_enabled=False)
+    check(explicit.is_port_security_enabled is False and explicit.security_group_ids == [],
+          "a port asks for port security off")
+    net_api.update_network(open_net.id, is_port_security_enabled=True)
+    check(net_api.get_network(open_net.id).is_port_security_enabled is True,
+          "network port security back on")
+    later = net_api.create_port(network_id=open_net.id, name="smoke-later")
+    check(later.is_port_security_enabled is True and len(later.security_group_ids) == 1,
+          "its new ports get port security and the default group")
+    for p in (open_port, guarded, explicit, later):
+        net_api.delete_port(p.id, ignore_missing=False)
+    net_api.delete_network(open_net, ignore_missing=False)
+    net_api.delete_security_group(sg, ignore_missing=False)
+
+
 def quotas(net_api, member):
     """An admin sets a member project's router quota; the member hits it."""
     project = member.create_network(name="smoke-qnet").project_id
@@ -306,6 +368,8 @@ def main():
     security_groups(net_api)
     routers(net_api)
     quotas(net_api, member)
+    address_pairs(net_api, net.id)
+    port_security(net_api, net.id)
 
     # Delete everything (with the current revision for one of them).
     fresh = net_api.get_port(updated.id)

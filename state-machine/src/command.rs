@@ -5,8 +5,8 @@
 
 use crate::ids::{HostId, Id, ProjectId};
 use crate::model::{
-    AddressPair, AllocationPool, Direction, EtherType, HostStatus, Mac, PortStatus, Quota,
-    ResourceKind, Route,
+    AddressPair, AllocationPool, AllowedAddressPair, Direction, EtherType, HostStatus, Mac,
+    PortStatus, Quota, ResourceKind, Route,
 };
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -90,6 +90,104 @@ pub struct PortUpdate {
     pub admin_state_up: Option<bool>,
 }
 
+/// Everything needed to create one port, as [`Command::CreatePortV5`] and
+/// [`Command::CreatePortsV5`] carry it: [`PortSpec`] plus port security, with
+/// allowed address pairs as the client gave them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PortSpecV5 {
+    /// ID of the new port.
+    pub id: Id,
+    /// Owning project.
+    pub project_id: ProjectId,
+    /// The VPC.
+    pub network_id: Id,
+    /// Display name.
+    pub name: String,
+    /// Requested addresses; empty means one address from the first subnet with room.
+    pub fixed_ips: Vec<FixedIpRequest>,
+    /// Requested MAC; `None` means allocate one with the `fa:16:3e` prefix.
+    pub mac_address: Option<Mac>,
+    /// Binding host.
+    pub binding_host: Option<HostId>,
+    /// Device ID.
+    pub device_id: String,
+    /// Device owner.
+    pub device_owner: String,
+    /// Security groups; `None` means the project's default group (none when
+    /// port security is off), `Some(vec![])` none.
+    pub security_groups: Option<Vec<Id>>,
+    /// Allowed address pairs, as given.
+    pub allowed_address_pairs: Vec<AllowedAddressPair>,
+    /// Administrative state.
+    pub admin_state_up: bool,
+    /// Port security; `None` means the network's `port_security_enabled`.
+    pub port_security_enabled: Option<bool>,
+}
+
+impl From<PortSpec> for PortSpecV5 {
+    /// A format-4 spec: pairs are prefixes, port security as the network's.
+    fn from(s: PortSpec) -> PortSpecV5 {
+        PortSpecV5 {
+            id: s.id,
+            project_id: s.project_id,
+            network_id: s.network_id,
+            name: s.name,
+            fixed_ips: s.fixed_ips,
+            mac_address: s.mac_address,
+            binding_host: s.binding_host,
+            device_id: s.device_id,
+            device_owner: s.device_owner,
+            security_groups: s.security_groups,
+            allowed_address_pairs: s
+                .allowed_address_pairs
+                .into_iter()
+                .map(AllowedAddressPair::from)
+                .collect(),
+            admin_state_up: s.admin_state_up,
+            port_security_enabled: None,
+        }
+    }
+}
+
+/// Fields a port update of [`Command::UpdatePortV5`] may change; `None`
+/// leaves a field alone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct PortUpdateV5 {
+    /// New name.
+    pub name: Option<String>,
+    /// New binding host (`Some(None)` unbinds).
+    pub binding_host: Option<Option<HostId>>,
+    /// New device ID.
+    pub device_id: Option<String>,
+    /// New device owner.
+    pub device_owner: Option<String>,
+    /// New security groups.
+    pub security_groups: Option<Vec<Id>>,
+    /// New allowed address pairs, as given.
+    pub allowed_address_pairs: Option<Vec<AllowedAddressPair>>,
+    /// New administrative state.
+    pub admin_state_up: Option<bool>,
+    /// Port security on or off.
+    pub port_security_enabled: Option<bool>,
+}
+
+impl From<PortUpdate> for PortUpdateV5 {
+    fn from(u: PortUpdate) -> PortUpdateV5 {
+        PortUpdateV5 {
+            name: u.name,
+            binding_host: u.binding_host,
+            device_id: u.device_id,
+            device_owner: u.device_owner,
+            security_groups: u.security_groups,
+            allowed_address_pairs: u
+                .allowed_address_pairs
+                .map(|pairs| pairs.into_iter().map(AllowedAddressPair::from).collect()),
+            admin_state_up: u.admin_state_up,
+            port_security_enabled: None,
+        }
+    }
+}
+
 /// Fields a subnet update may change.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct SubnetUpdate {
@@ -108,6 +206,14 @@ pub struct SubnetUpdate {
 }
 
 /// A state-machine command. IDs of new resources are chosen before proposing.
+///
+/// Commands are bincode in the Raft log, which numbers variants by position
+/// and fields by order: a variant's fields never change once released, and
+/// new variants go last. A changed command is a new variant named after the
+/// snapshot format that introduced it (`CreatePortV5`); the older variant
+/// stays and applies as it did, by converting to the newer one with the
+/// defaults its format implies. Gateways propose the newest variants.
+/// `tests/it/props.rs` pins every position (`command_variants_keep_their_log_positions`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[allow(
     missing_docs,
@@ -327,6 +433,38 @@ pub enum Command {
     /// applied in order with its own result (not atomic, unlike `CreatePorts`),
     /// and all get this entry's index as revision. May not nest.
     Batch(#[serde(deserialize_with = "crate::decode::nested")] Vec<Command>),
+
+    // Format 5 (new variants go last; see the enum's doc).
+    /// [`Command::CreateVpc`] plus the default port security of its ports.
+    CreateVpcV5 {
+        id: Id,
+        project_id: ProjectId,
+        name: String,
+        cidr: Option<IpNet>,
+        vni: Option<u32>,
+        mtu: Option<u32>,
+        admin_state_up: bool,
+        port_security_enabled: bool,
+    },
+    /// [`Command::UpdateVpc`] plus the default port security of new ports.
+    UpdateVpcV5 {
+        id: Id,
+        name: Option<String>,
+        mtu: Option<u32>,
+        admin_state_up: Option<bool>,
+        port_security_enabled: Option<bool>,
+        expected_revision: Option<u64>,
+    },
+    /// Create one port (format 5).
+    CreatePortV5(PortSpecV5),
+    /// Create many ports atomically: all or none (format 5).
+    CreatePortsV5(Vec<PortSpecV5>),
+    /// Update a port (format 5).
+    UpdatePortV5 {
+        id: Id,
+        update: PortUpdateV5,
+        expected_revision: Option<u64>,
+    },
 }
 
 impl Command {
@@ -336,15 +474,15 @@ impl Command {
             Command::CreateHost { .. } => "create_host",
             Command::UpdateHost { .. } => "update_host",
             Command::DeleteHost { .. } => "delete_host",
-            Command::CreateVpc { .. } => "create_vpc",
-            Command::UpdateVpc { .. } => "update_vpc",
+            Command::CreateVpc { .. } | Command::CreateVpcV5 { .. } => "create_vpc",
+            Command::UpdateVpc { .. } | Command::UpdateVpcV5 { .. } => "update_vpc",
             Command::DeleteVpc { .. } => "delete_vpc",
             Command::CreateSubnet { .. } => "create_subnet",
             Command::UpdateSubnet { .. } => "update_subnet",
             Command::DeleteSubnet { .. } => "delete_subnet",
-            Command::CreatePort(_) => "create_port",
-            Command::CreatePorts(_) => "create_ports",
-            Command::UpdatePort { .. } => "update_port",
+            Command::CreatePort(_) | Command::CreatePortV5(_) => "create_port",
+            Command::CreatePorts(_) | Command::CreatePortsV5(_) => "create_ports",
+            Command::UpdatePort { .. } | Command::UpdatePortV5 { .. } => "update_port",
             Command::SetPortStatus { .. } => "set_port_status",
             Command::DeletePort { .. } => "delete_port",
             Command::CreateSecurityGroup { .. } => "create_security_group",
@@ -596,6 +734,34 @@ pub enum Rejection {
         /// The floating IP that maps to it.
         floating_ip_id: Id,
     },
+    /// Port security is off for the port (asked for or its network's
+    /// default), yet it would have security groups or allowed address pairs:
+    /// Neutron's 409.
+    #[error("port {port_id} has port security disabled and cannot have {need}")]
+    PortSecurityRequired {
+        /// The port.
+        port_id: Id,
+        /// What needs port security.
+        need: PortSecurityNeed,
+    },
+}
+
+/// What a port needs port security for ([`Rejection::PortSecurityRequired`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PortSecurityNeed {
+    /// Security groups.
+    SecurityGroups,
+    /// Allowed address pairs.
+    AllowedAddressPairs,
+}
+
+impl std::fmt::Display for PortSecurityNeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PortSecurityNeed::SecurityGroups => "security groups",
+            PortSecurityNeed::AllowedAddressPairs => "allowed address pairs",
+        })
+    }
 }
 
 /// A pool a [`Rejection::Exhausted`] ran out of.

@@ -122,6 +122,17 @@ pub struct PortConfig {
     pub allowed_address_pairs: Vec<AddressPair>,
     /// Administrative state.
     pub admin_state_up: bool,
+    /// Port security: when off the agent enforces neither security groups
+    /// nor address checks on the port. Not in the `bincode_v1` encoding
+    /// (agents of protocol 2 decode the objects as they were): the push
+    /// protocol carries it in a field of its own (`GoalObject.port_security_disabled`).
+    #[serde(skip, default = "port_security_default")]
+    pub port_security_enabled: bool,
+}
+
+/// What a `PortConfig` decoded from `bincode_v1` alone has.
+fn port_security_default() -> bool {
+    true
 }
 
 /// A remote port as a neighbor: where to tunnel to reach its addresses.
@@ -362,9 +373,20 @@ pub(crate) struct DiffCollector {
     shared_objects: BTreeMap<Scope, BTreeMap<GoalKey, Option<Box<GoalObject>>>>,
     /// Subscriptions to shared scopes: scope -> host -> subscribed before.
     subs: BTreeMap<Scope, BTreeMap<HostId, bool>>,
+    /// Records nothing and finishes empty ([`DiffCollector::off`]).
+    off: bool,
 }
 
 impl DiffCollector {
+    /// A collector that records nothing: [`DiffCollector::finish`] returns
+    /// no diffs.
+    pub(crate) fn off() -> DiffCollector {
+        DiffCollector {
+            off: true,
+            ..DiffCollector::default()
+        }
+    }
+
     /// Records the current value of an object of `host`'s own scope.
     pub(crate) fn host_object(&mut self, state: &crate::State, host: &str, key: GoalKey) {
         self.host_object_with(host, key, || state.host_value(host, &key));
@@ -382,6 +404,9 @@ impl DiffCollector {
         key: GoalKey,
         value: impl FnOnce() -> Option<GoalObject>,
     ) {
+        if self.off {
+            return;
+        }
         if !self.host_objects.contains_key(host) {
             self.host_objects.insert(host.to_string(), BTreeMap::new());
         }
@@ -414,6 +439,9 @@ impl DiffCollector {
             !matches!(scope, Scope::Host(_)),
             "host objects go through host_object"
         );
+        if self.off {
+            return;
+        }
         if !self.shared_objects.contains_key(scope) {
             self.shared_objects.insert(scope.clone(), BTreeMap::new());
         }
@@ -427,6 +455,9 @@ impl DiffCollector {
 
     /// Records whether `host` is subscribed to a shared scope now.
     pub(crate) fn sub(&mut self, state: &crate::State, host: &str, scope: &Scope) {
+        if self.off {
+            return;
+        }
         if !self.subs.contains_key(scope) {
             self.subs.insert(scope.clone(), BTreeMap::new());
         }
@@ -440,6 +471,9 @@ impl DiffCollector {
 
     /// The net changes, evaluated against the state after the command.
     pub(crate) fn finish(self, state: &crate::State) -> Diffs {
+        if self.off {
+            return Diffs::default();
+        }
         // Hosts that joined or left each shared scope: the scope's content (or its
         // removal) is computed once per scope and shared by them, not once per host.
         let mut joined: BTreeMap<&Scope, Vec<HostId>> = BTreeMap::new();
@@ -634,8 +668,13 @@ impl PortConfig {
             device_id: p.device_id.to_string(),
             device_owner: p.device_owner.to_string(),
             security_groups: p.security_groups.to_vec(),
-            allowed_address_pairs: p.allowed_address_pairs.to_vec(),
+            allowed_address_pairs: p
+                .allowed_address_pairs
+                .iter()
+                .map(|pair| AddressPair::from(*pair))
+                .collect(),
             admin_state_up: p.admin_state_up,
+            port_security_enabled: p.port_security_enabled,
         }
     }
 }

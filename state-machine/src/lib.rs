@@ -44,13 +44,13 @@ mod validate;
 pub use apply::Outcome;
 pub use changes::{Resource, ResourceChange};
 pub use command::{
-    Command, FixedIpRequest, GatewaySpec, Kind, Pool, PortSpec, PortUpdate, Proposal, Rejection,
-    Reply, SubnetUpdate,
+    Command, FixedIpRequest, GatewaySpec, Kind, Pool, PortSecurityNeed, PortSpec, PortSpecV5,
+    PortUpdate, PortUpdateV5, Proposal, Rejection, Reply, SubnetUpdate,
 };
 pub use goal::{
     apply_changes, goal_digest, Diffs, GoalChange, GoalKey, GoalObject, GoalState, HostDiff, Scope,
     ScopedDiff,
 };
 pub use ids::{validate_client_id, HostId, Id, ProjectId};
-pub use state::{SnapshotError, State, SNAPSHOT_VERSION};
+pub use state::{SnapshotError, State, SNAPSHOT_VERSION, SNAPSHOT_VERSIONS_READ};
 pub use tags::{validate_tags, TagFilter, Tags};

@@ -61,6 +61,9 @@ pub struct Vpc {
     pub mtu: u32,
     /// Administrative state.
     pub admin_state_up: bool,
+    /// Whether its new ports get port security unless they say otherwise
+    /// (`port_security_enabled`; `true` for VPCs of snapshot format 4).
+    pub port_security_enabled: bool,
     /// Bookkeeping.
     pub meta: Meta,
 }
@@ -117,13 +120,84 @@ pub struct FixedIp {
     pub ip_address: IpAddr,
 }
 
-/// An extra address a port may use (VIPs, pods).
+/// An extra address a port may use (VIPs, pods), as a prefix: what
+/// commands of snapshot format 4 carry and what host agents receive.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct AddressPair {
     /// Address or prefix.
     pub ip_address: IpNet,
     /// MAC; `None` means the port's own.
     pub mac_address: Option<Mac>,
+}
+
+/// An allowed address pair as the client gave it (Neutron's
+/// `allowed_address_pairs` entry): a plain address stays a plain address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AllowedAddressPair {
+    /// An address or a prefix.
+    pub ip_address: PairAddress,
+    /// MAC; `None` means the port's own.
+    pub mac_address: Option<Mac>,
+}
+
+/// The address of an [`AllowedAddressPair`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PairAddress {
+    /// One address, given without a prefix length.
+    Ip(IpAddr),
+    /// A prefix (a host prefix such as `/32` included).
+    Net(IpNet),
+}
+
+impl PairAddress {
+    /// The prefix it covers (a plain address is its host prefix).
+    pub fn net(self) -> IpNet {
+        match self {
+            PairAddress::Ip(ip) => IpNet::from(ip),
+            PairAddress::Net(net) => net,
+        }
+    }
+}
+
+impl std::fmt::Display for PairAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PairAddress::Ip(ip) => ip.fmt(f),
+            PairAddress::Net(net) => net.fmt(f),
+        }
+    }
+}
+
+impl std::str::FromStr for PairAddress {
+    type Err = String;
+    /// `10.0.0.5` is an address, `10.0.0.5/32` a prefix.
+    fn from_str(s: &str) -> Result<PairAddress, String> {
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(PairAddress::Ip(ip));
+        }
+        s.parse::<IpNet>()
+            .map(PairAddress::Net)
+            .map_err(|_| format!("not an address or a prefix: {s:?}"))
+    }
+}
+
+impl From<AddressPair> for AllowedAddressPair {
+    /// A format-4 pair: it always was a prefix.
+    fn from(pair: AddressPair) -> AllowedAddressPair {
+        AllowedAddressPair {
+            ip_address: PairAddress::Net(pair.ip_address),
+            mac_address: pair.mac_address,
+        }
+    }
+}
+
+impl From<AllowedAddressPair> for AddressPair {
+    fn from(pair: AllowedAddressPair) -> AddressPair {
+        AddressPair {
+            ip_address: pair.ip_address.net(),
+            mac_address: pair.mac_address,
+        }
+    }
 }
 
 /// A MAC address.
@@ -197,10 +271,13 @@ pub struct Port {
     pub device_owner: Box<str>,
     /// Security groups applied to it, sorted.
     pub security_groups: Box<[Id]>,
-    /// Extra addresses it may use.
-    pub allowed_address_pairs: Box<[AddressPair]>,
+    /// Extra addresses it may use, as given, sorted.
+    pub allowed_address_pairs: Box<[AllowedAddressPair]>,
     /// Administrative state.
     pub admin_state_up: bool,
+    /// Port security (`port_security_enabled`): when off, the port has no
+    /// security groups and its agent enforces no address checks.
+    pub port_security_enabled: bool,
     /// Operational status.
     pub status: PortStatus,
     /// Bookkeeping.
@@ -436,8 +513,8 @@ pub struct FloatingIp {
 mod tests {
     use super::*;
 
-    /// `Port` as it was with `String` and `Vec` fields: what older members
-    /// wrote into snapshots and log entries.
+    /// `Port` with `String` and `Vec` fields (as format 4 had them, the
+    /// format-5 fields added).
     #[derive(Serialize)]
     struct PortWithVecs {
         id: Id,
@@ -449,8 +526,9 @@ mod tests {
         device_id: String,
         device_owner: String,
         security_groups: Vec<Id>,
-        allowed_address_pairs: Vec<AddressPair>,
+        allowed_address_pairs: Vec<AllowedAddressPair>,
         admin_state_up: bool,
+        port_security_enabled: bool,
         status: PortStatus,
         meta: Meta,
     }
@@ -470,12 +548,13 @@ mod tests {
             device_id: "vm-7".into(),
             device_owner: "compute:nova".into(),
             security_groups: vec![Id(3), Id(4)].into(),
-            allowed_address_pairs: vec![AddressPair {
+            allowed_address_pairs: vec![AllowedAddressPair {
                 ip_address: "10.0.1.0/24".parse().expect("literal"),
                 mac_address: None,
             }]
             .into(),
             admin_state_up: true,
+            port_security_enabled: false,
             status: PortStatus::Error("unplugged".to_string()),
             meta: Meta {
                 project_id: "p1".to_string(),
@@ -502,6 +581,7 @@ mod tests {
             security_groups: p.security_groups.to_vec(),
             allowed_address_pairs: p.allowed_address_pairs.to_vec(),
             admin_state_up: p.admin_state_up,
+            port_security_enabled: p.port_security_enabled,
             status: p.status.clone(),
             meta: p.meta.clone(),
         };

@@ -92,10 +92,14 @@ fn taggable(command: &Command) -> bool {
         command,
         Command::CreateVpc { .. }
             | Command::UpdateVpc { .. }
+            | Command::CreateVpcV5 { .. }
+            | Command::UpdateVpcV5 { .. }
             | Command::CreateSubnet { .. }
             | Command::UpdateSubnet { .. }
             | Command::CreatePort(_)
             | Command::UpdatePort { .. }
+            | Command::CreatePortV5(_)
+            | Command::UpdatePortV5 { .. }
             | Command::CreateSecurityGroup { .. }
             | Command::UpdateSecurityGroup { .. }
             | Command::CreateRouter { .. }

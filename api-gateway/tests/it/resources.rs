@@ -237,8 +237,111 @@ async fn cas_update_succeeds_then_a_stale_revision_fails_and_changes_nothing() {
         .await
         .expect("update port")
         .into_inner();
-    assert_eq!(paired.allowed_address_pairs.len(), 1);
-    assert_eq!(paired.allowed_address_pairs[0].ip_address, "10.0.0.100/32");
+    // As sent (an address stays an address), the MAC the port's own.
+    assert_eq!(
+        paired.allowed_address_pairs,
+        vec![pb::AddressPair {
+            ip_address: "10.0.0.100".into(),
+            mac_address: port.mac_address.clone(),
+        }]
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn address_pairs_come_back_as_sent_and_port_security_off_excludes_groups_and_pairs() {
+    let cluster = TestCluster::start(1).await;
+    let mut c = cluster.client(0).await;
+    let vpc = create_vpc(&mut c, PROJECT, "pairs").await;
+    assert!(vpc.port_security_enabled);
+    let pair = |ip: &str, mac: &str| pb::AddressPair {
+        ip_address: ip.into(),
+        mac_address: mac.into(),
+    };
+    let port = c
+        .create_port(pb::CreatePortRequest {
+            project_id: PROJECT.into(),
+            network_id: vpc.id.clone(),
+            allowed_address_pairs: vec![
+                pair("10.77.0.200", ""),
+                pair("10.77.0.200/32", "fa:16:3e:00:00:aa"),
+                pair("10.77.1.0/24", ""),
+            ],
+            ..Default::default()
+        })
+        .await
+        .expect("create port")
+        .into_inner();
+    let mac = port.mac_address.as_str();
+    assert_eq!(
+        port.allowed_address_pairs,
+        vec![
+            pair("10.77.0.200", mac),
+            pair("10.77.0.200/32", "fa:16:3e:00:00:aa"),
+            pair("10.77.1.0/24", mac),
+        ]
+    );
+    assert!(port.port_security_enabled);
+    assert_eq!(port.security_groups.len(), 1, "the default group");
+
+    // A network without port security: its ports have none and no group.
+    let open = c
+        .create_vpc(pb::CreateVpcRequest {
+            project_id: PROJECT.into(),
+            name: "open".into(),
+            port_security_enabled: Some(false),
+            ..Default::default()
+        })
+        .await
+        .expect("create vpc")
+        .into_inner();
+    assert!(!open.port_security_enabled);
+    let open_port = pb::CreatePortRequest {
+        project_id: PROJECT.into(),
+        network_id: open.id.clone(),
+        ..Default::default()
+    };
+    let unguarded = c
+        .create_port(open_port.clone())
+        .await
+        .expect("create port")
+        .into_inner();
+    assert!(!unguarded.port_security_enabled);
+    assert!(unguarded.security_groups.is_empty());
+    let with_group = pb::CreatePortRequest {
+        security_groups: Some(pb::IdList {
+            ids: port.security_groups.clone(),
+        }),
+        ..open_port.clone()
+    };
+    let refused = c.create_port(with_group).await;
+    assert_status(refused, Code::FailedPrecondition, "PORT_SECURITY_REQUIRED");
+    let with_pair = pb::CreatePortRequest {
+        allowed_address_pairs: vec![pair("10.77.0.9", "")],
+        ..open_port
+    };
+    let refused = c.create_port(with_pair).await;
+    assert_status(refused, Code::FailedPrecondition, "PORT_SECURITY_REQUIRED");
+
+    // Turning it off on a port that keeps its group or pairs is refused.
+    let off = pb::UpdatePortRequest {
+        id: port.id.clone(),
+        port_security_enabled: Some(false),
+        ..Default::default()
+    };
+    let refused = c.update_port(off.clone()).await;
+    assert_status(refused, Code::FailedPrecondition, "PORT_SECURITY_REQUIRED");
+    let cleared = c
+        .update_port(pb::UpdatePortRequest {
+            security_groups: Some(pb::IdList { ids: Vec::new() }),
+            allowed_address_pairs: Some(pb::AddressPairList { pairs: Vec::new() }),
+            ..off
+        })
+        .await
+        .expect("update port")
+        .into_inner();
+    assert!(!cleared.port_security_enabled);
+    assert!(cleared.security_groups.is_empty() && cleared.allowed_address_pairs.is_empty());
     cluster.shutdown().await;
 }
 

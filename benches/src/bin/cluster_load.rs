@@ -437,23 +437,45 @@ impl PortGen {
 }
 
 /// Hosts, one VPC (10.0.0.0/8) with one /8 subnet; returns the port generator.
+/// A write refused with reason NO_LEADER: never appended, safe to repeat.
+fn is_no_leader(status: &tonic::Status) -> bool {
+    status
+        .metadata()
+        .get(alcor_proto::REASON_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(alcor_proto::reason::Reason::from_code)
+        == Some(alcor_proto::reason::Reason::NoLeader)
+}
+
 async fn fixture(leader: &str, n_hosts: usize) -> anyhow::Result<Arc<PortGen>> {
     let channel = connect(leader).await?;
     let mut c = orch(channel);
     let mut hosts = Vec::new();
     for h in 0..n_hosts {
         let id = format!("host-{h}");
-        c.create_host(req(
-            pb::CreateHostRequest {
-                id: id.clone(),
-                project_id: "admin".to_string(),
-                underlay_ip: format!("192.168.{}.{}", h / 250, h % 250 + 1),
-                ..Default::default()
-            },
-            SETUP_TIMEOUT,
-        ))
-        .await
-        .with_context(|| format!("create {id}"))?;
+        let message = pb::CreateHostRequest {
+            id: id.clone(),
+            project_id: "admin".to_string(),
+            underlay_ip: format!("192.168.{}.{}", h / 250, h % 250 + 1),
+            ..Default::default()
+        };
+        // A member that has just won its election may still answer
+        // NO_LEADER (a write that was never appended): ask again, bounded.
+        // (Seen once on a heavily loaded box: a retry after NO_LEADER found
+        // the host created, so a repeated attempt accepts ALREADY_EXISTS.)
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        let mut retried = false;
+        loop {
+            match c.create_host(req(message.clone(), SETUP_TIMEOUT)).await {
+                Ok(_) => break,
+                Err(e) if retried && e.code() == tonic::Code::AlreadyExists => break,
+                Err(e) if is_no_leader(&e) && Instant::now() < deadline => {
+                    retried = true;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e).with_context(|| format!("create {id}")),
+            }
+        }
         hosts.push(id);
     }
     let vpc = c

@@ -5,7 +5,10 @@
 //! `WriteBatch` is atomic and one fsync covers all of them:
 //! - `logs`: key = big-endian `u64` log index, value = versioned `Entry`;
 //! - `meta`: `vote`, `committed`, `last_purged`;
-//! - `sm`:   `snapshot` = the latest snapshot (meta + state bytes).
+//! - `sm`:   `snapshot_file` = the name of the latest snapshot's file in
+//!   `snapshots/` (meta + state bytes) and `snapshot_last_log_id`; data
+//!   directories written before snapshot files hold the snapshot itself
+//!   under `snapshot`, read until the next snapshot replaces it.
 //!
 //! The applied state itself is never written except inside a snapshot: on
 //! restart the state machine loads the latest snapshot and openraft replays

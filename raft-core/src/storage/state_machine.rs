@@ -8,8 +8,9 @@
 //! across an `.await`) and reaches disk only as snapshots in the `sm`
 //! column family.
 
-use std::io::{self, Cursor};
-use std::sync::{Arc, Mutex, RwLock};
+use std::io::{self, Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard, TryLockError};
 use std::time::Instant;
 
 use alcor_state_machine::{Diffs, ResourceChange, SnapshotError, State, SNAPSHOT_VERSION};
@@ -22,14 +23,28 @@ use tokio_stream::{Stream, StreamExt};
 
 use super::{cf, io_error, synced, Db, CF_SM};
 use crate::codec;
-use crate::limits::APPLIED_EVENTS_MAX;
+use crate::limits::{
+    APPLIED_EVENTS_MAX, APPLY_LOCK_POLL, APPLY_LOCK_POLL_MAX, SNAPSHOT_SYNC_BYTES_MAX,
+};
 use crate::metrics::RaftMetrics;
 use crate::types::{
     EntryResponse, LogId, Request, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
     TypeConfig,
 };
 
+/// The latest snapshot as one RocksDB value: what versions before snapshot
+/// files wrote. Read when `KEY_SNAPSHOT_FILE` is absent; deleted by the
+/// next snapshot.
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
+/// The name of the latest snapshot's file in `SNAPSHOT_DIR`. A snapshot is
+/// a file, not a RocksDB value: writing hundreds of megabytes through the
+/// WAL held every log append behind it (the Raft core stalled, and under
+/// load followers campaigned).
+const KEY_SNAPSHOT_FILE: &[u8] = b"snapshot_file";
+/// The folder of snapshot files inside the data directory.
+const SNAPSHOT_DIR: &str = "snapshots";
+/// Every snapshot file's name starts with this.
+const SNAPSHOT_FILE_PREFIX: &str = "snap-";
 /// The last log id of the snapshot under `KEY_SNAPSHOT`, written in the same
 /// synced batch, so the log store can read it without decoding a snapshot.
 const KEY_SNAPSHOT_LAST: &[u8] = b"snapshot_last_log_id";
@@ -224,16 +239,76 @@ impl StateMachineStore {
     }
 }
 
+/// The latest snapshot: the file `KEY_SNAPSHOT_FILE` names, else (a data
+/// directory written before snapshots moved to files) the record kept
+/// inside RocksDB under `KEY_SNAPSHOT`.
 fn read_snapshot(db: &DB) -> io::Result<Option<StoredSnapshot>> {
-    let bytes = db
-        .get_cf(cf(db, CF_SM)?, KEY_SNAPSHOT)
-        .map_err(|e| io_error("read snapshot", e))?;
-    match bytes {
-        None => Ok(None),
-        Some(bytes) => {
-            let stored =
-                codec::decode_record(&bytes).map_err(|e| io_error("decode snapshot", e))?;
-            Ok(Some(stored))
+    let sm = cf(db, CF_SM)?;
+    let file = db
+        .get_cf(sm, KEY_SNAPSHOT_FILE)
+        .map_err(|e| io_error("read snapshot file name", e))?;
+    let bytes = match file {
+        Some(name) => {
+            let path = snapshot_path(db, &name)?;
+            std::fs::read(&path).map_err(|e| {
+                io::Error::new(e.kind(), format!("read snapshot {}: {e}", path.display()))
+            })?
+        }
+        None => match db
+            .get_cf(sm, KEY_SNAPSHOT)
+            .map_err(|e| io_error("read snapshot", e))?
+        {
+            Some(bytes) => bytes,
+            None => return Ok(None),
+        },
+    };
+    let stored = codec::decode_record(&bytes).map_err(|e| io_error("decode snapshot", e))?;
+    Ok(Some(stored))
+}
+
+/// The folder of snapshot files, inside the data directory.
+fn snapshot_dir(db: &DB) -> PathBuf {
+    db.path().join(SNAPSHOT_DIR)
+}
+
+/// The path of the snapshot file `name` (as stored under
+/// `KEY_SNAPSHOT_FILE`), refusing anything but a plain file name.
+fn snapshot_path(db: &DB, name: &[u8]) -> io::Result<PathBuf> {
+    let name = std::str::from_utf8(name)
+        .ok()
+        .filter(|n| {
+            n.starts_with(SNAPSHOT_FILE_PREFIX) && Path::new(n).file_name() == Some(n.as_ref())
+        })
+        .ok_or_else(|| io_error("read snapshot", "the snapshot file name is not a file name"))?;
+    Ok(snapshot_dir(db).join(name))
+}
+
+/// Writes `bytes` to `path` and syncs it, `SNAPSHOT_SYNC_BYTES_MAX` at a
+/// time: one fsync of hundreds of megabytes at the end would make every
+/// WAL fsync issued meanwhile (ext4 commits the journal for both) wait
+/// for all of it.
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = std::fs::File::create(path)?;
+    for chunk in bytes.chunks(SNAPSHOT_SYNC_BYTES_MAX) {
+        file.write_all(chunk)?;
+        file.sync_data()?;
+    }
+    file.sync_all()
+}
+
+/// Removes every snapshot file but `keep` (best effort: a file left over
+/// is removed by the next snapshot).
+fn remove_snapshot_files_but(dir: &Path, keep: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name != keep && name.starts_with(SNAPSHOT_FILE_PREFIX) {
+            if let Err(e) = std::fs::remove_file(entry.path()) {
+                tracing::warn!(file = name, error = %e, "could not remove an old snapshot file");
+            }
         }
     }
 }
@@ -269,19 +344,37 @@ fn restore(stored: &StoredSnapshot) -> io::Result<Applied> {
 /// Persists `stored` (synced) unless a snapshot at least as new is there.
 fn persist_snapshot(db: &DB, persist_lock: &Mutex<()>, stored: &StoredSnapshot) -> io::Result<()> {
     let _guard = persist_lock.lock().map_err(|_| poisoned())?;
-    if let Some(current) = read_snapshot(db)? {
-        if current.meta.last_log_id >= stored.meta.last_log_id {
+    // The small last-log-id key, not the snapshot: decoding hundreds of
+    // megabytes to compare two log ids cost as much as the write.
+    if let Some(current) = durable_snapshot_last(db)? {
+        if Some(current) >= stored.meta.last_log_id {
             return Ok(());
         }
     }
     let bytes = codec::encode_record(stored).map_err(|e| io_error("encode snapshot", e))?;
     let last = codec::encode_record(&stored.meta.last_log_id)
         .map_err(|e| io_error("encode snapshot last log id", e))?;
+    // The file first (written, synced, renamed, the folder synced), then
+    // one small synced batch that points at it. A crash in between leaves
+    // an unreferenced file, removed by the next snapshot.
+    let dir = snapshot_dir(db);
+    std::fs::create_dir_all(&dir).map_err(|e| io_error("create the snapshot folder", e))?;
+    let index = stored.meta.last_log_id.map_or(0, |id| id.index);
+    let name = format!("{SNAPSHOT_FILE_PREFIX}{index:020}.bin");
+    let partial = dir.join(format!("{name}.part"));
+    write_synced(&partial, &bytes).map_err(|e| io_error("write the snapshot file", e))?;
+    std::fs::rename(&partial, dir.join(&name))
+        .and_then(|()| std::fs::File::open(&dir)?.sync_all())
+        .map_err(|e| io_error("install the snapshot file", e))?;
+    let sm = cf(db, CF_SM)?;
     let mut batch = rocksdb::WriteBatch::default();
-    batch.put_cf(cf(db, CF_SM)?, KEY_SNAPSHOT, bytes);
-    batch.put_cf(cf(db, CF_SM)?, KEY_SNAPSHOT_LAST, last);
+    batch.put_cf(sm, KEY_SNAPSHOT_FILE, name.as_bytes());
+    batch.put_cf(sm, KEY_SNAPSHOT_LAST, last);
+    // The in-database copy an older version wrote, now superseded.
+    batch.delete_cf(sm, KEY_SNAPSHOT);
     db.write_opt(batch, &synced())
         .map_err(|e| io_error("persist snapshot", e))?;
+    remove_snapshot_files_but(&dir, &name);
     Ok(())
 }
 
@@ -300,33 +393,81 @@ pub(super) fn write_restored_snapshot(
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotData;
 
+    /// Serialises and persists on a blocking thread: a large state takes
+    /// hundreds of milliseconds to encode and its synced write as long, and
+    /// on a runtime worker that stalls heartbeats and the Raft server until
+    /// followers campaign (seen as leader changes under load, every time all
+    /// members reached the size trigger together).
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
-        let started = Instant::now();
-        let (data, last_log_id, last_membership) = {
-            let applied = self.applied.read().map_err(|_| poisoned())?;
-            (
-                applied.state.snapshot(),
-                applied.last_applied,
-                applied.membership.clone(),
-            )
-        };
-        let meta = SnapshotMeta {
-            last_log_id,
-            last_membership,
-        };
-        let stored = StoredSnapshot { meta, data };
-        persist_snapshot(&self.db, &self.persist_lock, &stored)?;
-        self.metrics
-            .snapshot_build
-            .observe(started.elapsed().as_secs_f64());
-        self.metrics
-            .snapshot_bytes
-            .set(bytes_gauge(stored.data.len()));
-        Ok(Snapshot {
-            meta: stored.meta,
-            snapshot: Cursor::new(stored.data),
+        let (db, applied) = (Arc::clone(&self.db), Arc::clone(&self.applied));
+        let (persist_lock, metrics) = (Arc::clone(&self.persist_lock), self.metrics.clone());
+        blocking(move || {
+            let started = Instant::now();
+            let (data, last_log_id, last_membership) = {
+                let applied = applied.read().map_err(|_| poisoned())?;
+                (
+                    applied.state.snapshot(),
+                    applied.last_applied,
+                    applied.membership.clone(),
+                )
+            };
+            let meta = SnapshotMeta {
+                last_log_id,
+                last_membership,
+            };
+            let stored = StoredSnapshot { meta, data };
+            persist_snapshot(&db, &persist_lock, &stored)?;
+            metrics
+                .snapshot_build
+                .observe(started.elapsed().as_secs_f64());
+            metrics.snapshot_bytes.set(bytes_gauge(stored.data.len()));
+            Ok(Snapshot {
+                meta: stored.meta,
+                snapshot: Cursor::new(stored.data),
+            })
         })
+        .await
     }
+}
+
+/// Runs `work` on tokio's blocking pool: decoding, encoding and synced
+/// writes of whole snapshots must not occupy a runtime worker.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| io::Error::other(format!("snapshot task failed: {e}")))?
+}
+
+/// Takes the state's write lock without ever waiting as a writer on a
+/// runtime worker. `std`'s `RwLock` prefers writers: while `apply` waits
+/// for the write lock, every new reader (API reads, the push layer, watch)
+/// blocks too. A snapshot holds the read lock for as long as it encodes the
+/// whole state (up to a second at a million ports), so a blocking `write()`
+/// there stalled every runtime worker until followers campaigned. Instead
+/// the writer polls `try_write` every `APPLY_LOCK_POLL`: readers go on,
+/// writes wait for the encoding. After `APPLY_LOCK_POLL_MAX` (a reader that
+/// never lets go) it waits in `block_in_place` on a multi-thread runtime.
+async fn write_applied(applied: &RwLock<Applied>) -> io::Result<RwLockWriteGuard<'_, Applied>> {
+    let started = std::time::Instant::now();
+    loop {
+        match applied.try_write() {
+            Ok(guard) => return Ok(guard),
+            Err(TryLockError::Poisoned(_)) => return Err(poisoned()),
+            Err(TryLockError::WouldBlock) if started.elapsed() >= APPLY_LOCK_POLL_MAX => break,
+            Err(TryLockError::WouldBlock) => {}
+        }
+        tokio::time::sleep(APPLY_LOCK_POLL).await;
+    }
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    let guard = if multi_thread {
+        tokio::task::block_in_place(|| applied.write())
+    } else {
+        applied.write()
+    };
+    guard.map_err(|_| poisoned())
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
@@ -355,7 +496,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut events = Vec::with_capacity(batch.len());
         let mut changed = Vec::new();
         {
-            let mut applied = self.applied.write().map_err(|_| poisoned())?;
+            let mut applied = write_applied(&self.applied).await?;
+            // Nobody listens for goal-state diffs (the log replayed at
+            // start, before the push layer subscribes): skip computing
+            // them. Checked under the write lock, so a subscriber that
+            // comes later reads a state that already holds this batch.
+            let diffs_wanted = self.events.receiver_count() > 0;
             for (entry, responder) in batch {
                 let log_index = entry.log_id.index;
                 applied.last_applied = Some(entry.log_id);
@@ -363,7 +509,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Blank => (EntryResponse::Blank, Diffs::default()),
                     EntryPayload::Normal(Request::Apply(proposal)) => {
                         let started = Instant::now();
-                        let outcome = applied.state.apply(log_index, &proposal);
+                        let outcome = if diffs_wanted {
+                            applied.state.apply(log_index, &proposal)
+                        } else {
+                            applied.state.apply_without_diffs(log_index, &proposal)
+                        };
                         self.metrics.apply.observe(started.elapsed().as_secs_f64());
                         if !outcome.changes.is_empty() {
                             changed.push(ChangeEvent::Entry {
@@ -419,15 +569,21 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta: meta.clone(),
             data: snapshot.into_inner(),
         };
-        let restored = restore(&stored)?;
-        persist_snapshot(&self.db, &self.persist_lock, &stored)?;
+        let (db, persist_lock) = (Arc::clone(&self.db), Arc::clone(&self.persist_lock));
+        let (restored, bytes) = blocking(move || {
+            let restored = restore(&stored)?;
+            persist_snapshot(&db, &persist_lock, &stored)?;
+            Ok((restored, stored.data.len()))
+        })
+        .await?;
         self.metrics
             .snapshot_restore
             .observe(started.elapsed().as_secs_f64());
-        self.metrics
-            .snapshot_bytes
-            .set(bytes_gauge(stored.data.len()));
-        *self.applied.write().map_err(|_| poisoned())? = restored;
+        self.metrics.snapshot_bytes.set(bytes_gauge(bytes));
+        let old = std::mem::replace(&mut *write_applied(&self.applied).await?, restored);
+        // The old state may hold millions of allocations: free them off the
+        // runtime too.
+        drop(tokio::task::spawn_blocking(move || drop(old)));
         let log_index = meta.last_log_id.map_or(0, |id| id.index);
         let _ = self
             .events
@@ -439,7 +595,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
-        Ok(read_snapshot(&self.db)?.map(|stored| Snapshot {
+        let (db, persist_lock) = (Arc::clone(&self.db), Arc::clone(&self.persist_lock));
+        // Under the persist lock: a new snapshot removes the old file.
+        let stored = blocking(move || {
+            let _guard = persist_lock.lock().map_err(|_| poisoned())?;
+            read_snapshot(&db)
+        })
+        .await?;
+        Ok(stored.map(|stored| Snapshot {
             meta: stored.meta,
             snapshot: Cursor::new(stored.data),
         }))
@@ -473,5 +636,99 @@ mod tests {
         assert_eq!(fast_bytes, codec::encode_record(&old).unwrap());
         let back: StoredSnapshot = codec::decode_record(&fast_bytes).unwrap();
         assert_eq!(back.data, old.data);
+    }
+
+    fn stored_at(index: u64) -> StoredSnapshot {
+        let last_log_id = LogId::new(
+            crate::types::CommittedLeaderId {
+                term: 2,
+                node_id: 1,
+            },
+            index,
+        );
+        StoredSnapshot {
+            meta: SnapshotMeta {
+                last_log_id: Some(last_log_id),
+                last_membership: StoredMembership::default(),
+            },
+            data: State::new().snapshot(),
+        }
+    }
+
+    fn snapshot_files(db: &DB) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(snapshot_dir(db))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_snapshot_is_a_file_outside_the_wal_and_replaces_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _closed) = super::super::open_db(dir.path(), false).unwrap();
+        let lock = Mutex::new(());
+        persist_snapshot(&db, &lock, &stored_at(10)).unwrap();
+        persist_snapshot(&db, &lock, &stored_at(20)).unwrap();
+        // An older one arriving late changes nothing.
+        persist_snapshot(&db, &lock, &stored_at(15)).unwrap();
+        assert_eq!(snapshot_files(&db), vec![format!("snap-{:020}.bin", 20)]);
+        let sm = cf(&db, CF_SM).unwrap();
+        assert!(db.get_cf(sm, KEY_SNAPSHOT).unwrap().is_none());
+        let back = read_snapshot(&db).unwrap().unwrap();
+        assert_eq!(back.meta.last_log_id.map(|id| id.index), Some(20));
+        assert_eq!(
+            durable_snapshot_last(&db).unwrap().map(|id| id.index),
+            Some(20)
+        );
+    }
+
+    #[test]
+    fn a_snapshot_kept_inside_rocksdb_by_an_older_version_still_loads_and_moves_to_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _closed) = super::super::open_db(dir.path(), false).unwrap();
+        let sm = cf(&db, CF_SM).unwrap();
+        let old = stored_at(7);
+        db.put_cf(sm, KEY_SNAPSHOT, codec::encode_record(&old).unwrap())
+            .unwrap();
+        let back = read_snapshot(&db).unwrap().unwrap();
+        assert_eq!(back.meta.last_log_id, old.meta.last_log_id);
+        assert_eq!(durable_snapshot_last(&db).unwrap(), old.meta.last_log_id);
+        persist_snapshot(&db, &Mutex::new(()), &stored_at(9)).unwrap();
+        assert!(db.get_cf(sm, KEY_SNAPSHOT).unwrap().is_none());
+        assert_eq!(
+            read_snapshot(&db)
+                .unwrap()
+                .unwrap()
+                .meta
+                .last_log_id
+                .map(|id| id.index),
+            Some(9)
+        );
+    }
+
+    #[test]
+    fn a_snapshot_file_name_that_leaves_the_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _closed) = super::super::open_db(dir.path(), false).unwrap();
+        let sm = cf(&db, CF_SM).unwrap();
+        db.put_cf(sm, KEY_SNAPSHOT_FILE, b"snap-../../etc/passwd")
+            .unwrap();
+        assert!(read_snapshot(&db).is_err());
+    }
+
+    #[test]
+    fn a_missing_snapshot_file_is_an_error_not_an_empty_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _closed) = super::super::open_db(dir.path(), false).unwrap();
+        persist_snapshot(&db, &Mutex::new(()), &stored_at(5)).unwrap();
+        for name in snapshot_files(&db) {
+            std::fs::remove_file(snapshot_dir(&db).join(name)).unwrap();
+        }
+        assert_eq!(
+            read_snapshot(&db).err().map(|e| e.kind()),
+            Some(io::ErrorKind::NotFound)
+        );
     }
 }

@@ -19,7 +19,7 @@ pub(crate) use floating_ip::FipUpdate;
 pub(crate) use subnet::NewSubnet;
 
 use crate::changes::ResourceChange;
-use crate::command::{Command, Proposal, Rejection, Reply};
+use crate::command::{Command, PortSpecV5, PortUpdateV5, Proposal, Rejection, Reply};
 use crate::goal::{DiffCollector, Diffs};
 use crate::ids::{HostId, Id, ProjectId};
 use crate::model::{Meta, ResourceKind, SecurityGroupRule};
@@ -75,13 +75,29 @@ impl State {
     /// proposal always give the same outcome and the same new state. A rejected
     /// command changes nothing but the applied index.
     pub fn apply(&mut self, log_index: u64, proposal: &Proposal) -> Outcome {
+        self.apply_collecting(log_index, proposal, DiffCollector::default())
+    }
+
+    /// [`State::apply`] without computing goal-state diffs (`diffs` is
+    /// empty): the same new state, result and changes. For replaying the
+    /// log when nobody listens for diffs (a restart), where evaluating
+    /// goal objects before and after every command was half the cost.
+    pub fn apply_without_diffs(&mut self, log_index: u64, proposal: &Proposal) -> Outcome {
+        self.apply_collecting(log_index, proposal, DiffCollector::off())
+    }
+
+    fn apply_collecting(
+        &mut self,
+        log_index: u64,
+        proposal: &Proposal,
+        mut diffs: DiffCollector,
+    ) -> Outcome {
         let derived = std::cell::Cell::new(0);
         let ctx = Ctx {
             index: log_index,
             time_ms: proposal.time_ms,
             derived: &derived,
         };
-        let mut diffs = DiffCollector::default();
         self.clear_marks();
         let result = self.dispatch(ctx, &proposal.command, &mut diffs);
         self.commit_applied_index(log_index);
@@ -136,7 +152,27 @@ impl State {
                 *cidr,
                 *vni,
                 *mtu,
-                *admin_state_up,
+                (*admin_state_up, true),
+                d,
+            ),
+            Command::CreateVpcV5 {
+                id,
+                project_id,
+                name,
+                cidr,
+                vni,
+                mtu,
+                admin_state_up,
+                port_security_enabled,
+            } => self.create_vpc(
+                ctx,
+                *id,
+                project_id,
+                name,
+                *cidr,
+                *vni,
+                *mtu,
+                (*admin_state_up, *port_security_enabled),
                 d,
             ),
             Command::UpdateVpc {
@@ -150,7 +186,23 @@ impl State {
                 *id,
                 name.as_deref(),
                 *mtu,
-                *admin_state_up,
+                (*admin_state_up, None),
+                *expected_revision,
+                d,
+            ),
+            Command::UpdateVpcV5 {
+                id,
+                name,
+                mtu,
+                admin_state_up,
+                port_security_enabled,
+                expected_revision,
+            } => self.update_vpc(
+                ctx,
+                *id,
+                name.as_deref(),
+                *mtu,
+                (*admin_state_up, *port_security_enabled),
                 *expected_revision,
                 d,
             ),
@@ -193,18 +245,22 @@ impl State {
                 id,
                 expected_revision,
             } => self.delete_subnet(*id, *expected_revision, d),
-            Command::CreatePort(spec) => self
-                .create_ports(ctx, std::slice::from_ref(spec), d)
-                .map(|mut ports| match ports.pop() {
-                    Some(port) => Reply::Port(Box::new(port)),
-                    None => Reply::Ports(Vec::new()),
-                })
-                .map_err(|e| match e {
-                    Rejection::BatchEntry { cause, .. } => *cause,
-                    other => other,
-                }),
-            Command::CreatePorts(specs) => self.create_ports(ctx, specs, d).map(Reply::Ports),
+            Command::CreatePort(spec) => self.create_port(ctx, PortSpecV5::from(spec.clone()), d),
+            Command::CreatePortV5(spec) => self.create_port(ctx, spec.clone(), d),
+            Command::CreatePorts(specs) => {
+                let specs: Vec<PortSpecV5> = specs.iter().cloned().map(PortSpecV5::from).collect();
+                self.create_ports(ctx, &specs, d).map(Reply::Ports)
+            }
+            Command::CreatePortsV5(specs) => self.create_ports(ctx, specs, d).map(Reply::Ports),
             Command::UpdatePort {
+                id,
+                update,
+                expected_revision,
+            } => {
+                let update = PortUpdateV5::from(update.clone());
+                self.update_port(ctx, *id, &update, *expected_revision, d)
+            }
+            Command::UpdatePortV5 {
                 id,
                 update,
                 expected_revision,

@@ -5,7 +5,9 @@
 //! entries of the same batch took; only a fully valid plan is committed.
 
 use crate::apply::Ctx;
-use crate::command::{FixedIpRequest, Kind, Pool, PortSpec, PortUpdate, Rejection, Reply};
+use crate::command::{
+    FixedIpRequest, Kind, Pool, PortSecurityNeed, PortSpecV5, PortUpdateV5, Rejection, Reply,
+};
 use crate::goal::DiffCollector;
 use crate::ids::{HostId, Id, ProjectId};
 use crate::limits::{
@@ -13,7 +15,8 @@ use crate::limits::{
     PORT_SECURITY_GROUPS_MAX,
 };
 use crate::model::{
-    AddressPair, FixedIp, HostStatus, Mac, Port, PortStatus, ResourceKind, SecurityGroup, Subnet,
+    AllowedAddressPair, FixedIp, HostStatus, Mac, PairAddress, Port, PortStatus, ResourceKind,
+    SecurityGroup, Subnet,
 };
 use crate::state::{int_to_ip, ip_to_int, State};
 use crate::validate;
@@ -33,10 +36,28 @@ struct Overlay {
 }
 
 impl State {
+    /// Creates one port: a batch of one, rejected as itself.
+    pub(crate) fn create_port(
+        &mut self,
+        ctx: Ctx,
+        spec: PortSpecV5,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
+        self.create_ports(ctx, std::slice::from_ref(&spec), d)
+            .map(|mut ports| match ports.pop() {
+                Some(port) => Reply::Port(Box::new(port)),
+                None => Reply::Ports(Vec::new()),
+            })
+            .map_err(|e| match e {
+                Rejection::BatchEntry { cause, .. } => *cause,
+                other => other,
+            })
+    }
+
     pub(crate) fn create_ports(
         &mut self,
         ctx: Ctx,
-        specs: &[PortSpec],
+        specs: &[PortSpecV5],
         d: &mut DiffCollector,
     ) -> Result<Vec<Port>, Rejection> {
         if specs.len() > BATCH_PORTS_MAX {
@@ -85,7 +106,7 @@ impl State {
         Ok(planned)
     }
 
-    fn plan_port(&self, ctx: Ctx, spec: &PortSpec, ov: &mut Overlay) -> Result<Port, Rejection> {
+    fn plan_port(&self, ctx: Ctx, spec: &PortSpecV5, ov: &mut Overlay) -> Result<Port, Rejection> {
         crate::ids::validate_client_id("id", spec.id)?;
         validate::ident("project_id", &spec.project_id)?;
         validate::name("name", &spec.name)?;
@@ -98,9 +119,14 @@ impl State {
             });
         }
         let net = spec.network_id;
-        if !self.t.vpcs().contains_key(&net) {
-            return Err(Rejection::not_found(Kind::Vpc, net));
-        }
+        let vpc = self
+            .t
+            .vpcs()
+            .get(&net)
+            .ok_or_else(|| Rejection::not_found(Kind::Vpc, net))?;
+        let port_security_enabled = spec
+            .port_security_enabled
+            .unwrap_or(vpc.port_security_enabled);
         let pending = ov
             .ports_per_project
             .get(&spec.project_id)
@@ -112,9 +138,16 @@ impl State {
         }
         let security_groups = match &spec.security_groups {
             Some(groups) => self.check_groups(&spec.project_id, groups)?,
-            None => vec![self.default_group(ctx, &spec.project_id, ov)],
+            None if port_security_enabled => vec![self.default_group(ctx, &spec.project_id, ov)],
+            None => Vec::new(),
         };
         let allowed_address_pairs = check_pairs(&spec.allowed_address_pairs)?;
+        check_port_security(
+            spec.id,
+            port_security_enabled,
+            &security_groups,
+            &allowed_address_pairs,
+        )?;
         let mac_address = match spec.mac_address {
             Some(mac) => {
                 check_mac(&mac)?;
@@ -153,6 +186,7 @@ impl State {
             security_groups: security_groups.into(),
             allowed_address_pairs: allowed_address_pairs.into(),
             admin_state_up: spec.admin_state_up,
+            port_security_enabled,
             status: PortStatus::Down,
             meta: ctx.meta(&spec.project_id),
         })
@@ -439,7 +473,7 @@ impl State {
         &mut self,
         ctx: Ctx,
         id: Id,
-        u: &PortUpdate,
+        u: &PortUpdateV5,
         expected: Option<u64>,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
@@ -483,6 +517,15 @@ impl State {
         if let Some(up) = u.admin_state_up {
             new.admin_state_up = up;
         }
+        if let Some(enabled) = u.port_security_enabled {
+            new.port_security_enabled = enabled;
+        }
+        check_port_security(
+            id,
+            new.port_security_enabled,
+            &new.security_groups,
+            &new.allowed_address_pairs,
+        )?;
         ctx.touch(&mut new.meta);
         self.commit_port(id, Some(new.clone()), d);
         Ok(Reply::Port(new))
@@ -548,7 +591,7 @@ fn check_mac(mac: &Mac) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn check_pairs(pairs: &[AddressPair]) -> Result<Vec<AddressPair>, Rejection> {
+fn check_pairs(pairs: &[AllowedAddressPair]) -> Result<Vec<AllowedAddressPair>, Rejection> {
     if pairs.len() > PORT_ADDRESS_PAIRS_MAX {
         return Err(Rejection::invalid(
             "allowed_address_pairs",
@@ -556,7 +599,9 @@ fn check_pairs(pairs: &[AddressPair]) -> Result<Vec<AddressPair>, Rejection> {
         ));
     }
     for pair in pairs {
-        validate::canonical_cidr(&pair.ip_address)?;
+        if let PairAddress::Net(net) = &pair.ip_address {
+            validate::canonical_cidr(net)?;
+        }
         if let Some(mac) = &pair.mac_address {
             check_mac(mac)?;
         }
@@ -565,4 +610,27 @@ fn check_pairs(pairs: &[AddressPair]) -> Result<Vec<AddressPair>, Rejection> {
     sorted.sort();
     sorted.dedup();
     Ok(sorted)
+}
+
+/// A port without port security has no security groups and no allowed
+/// address pairs (Neutron refuses both with a 409).
+fn check_port_security(
+    port_id: Id,
+    enabled: bool,
+    security_groups: &[Id],
+    pairs: &[AllowedAddressPair],
+) -> Result<(), Rejection> {
+    let need = if enabled {
+        None
+    } else if !security_groups.is_empty() {
+        Some(PortSecurityNeed::SecurityGroups)
+    } else if !pairs.is_empty() {
+        Some(PortSecurityNeed::AllowedAddressPairs)
+    } else {
+        None
+    };
+    match need {
+        Some(need) => Err(Rejection::PortSecurityRequired { port_id, need }),
+        None => Ok(()),
+    }
 }

@@ -24,7 +24,7 @@ impl State {
         cidr: Option<IpNet>,
         vni: Option<u32>,
         mtu: Option<u32>,
-        admin_state_up: bool,
+        (admin_state_up, port_security_enabled): (bool, bool),
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
         validate_client_id("id", id)?;
@@ -73,6 +73,7 @@ impl State {
             vni,
             mtu,
             admin_state_up,
+            port_security_enabled,
             meta: ctx.meta(project),
         };
         let cursor = if vni >= VNI_MAX { VNI_MIN } else { vni + 1 };
@@ -107,7 +108,7 @@ impl State {
         id: Id,
         name: Option<&str>,
         mtu: Option<u32>,
-        admin_state_up: Option<bool>,
+        (admin_state_up, port_security_enabled): (Option<bool>, Option<bool>),
         expected: Option<u64>,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
@@ -135,6 +136,10 @@ impl State {
         }
         if let Some(up) = admin_state_up {
             new.admin_state_up = up;
+        }
+        if let Some(enabled) = port_security_enabled {
+            // The default of ports created from now on; existing ports keep theirs.
+            new.port_security_enabled = enabled;
         }
         ctx.touch(&mut new.meta);
         self.commit_vpc(id, Some(new.clone()), d);

@@ -22,11 +22,19 @@ use serde::{Deserialize, Serialize};
 
 mod commit;
 mod rebuild;
+mod v4;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-/// Snapshot format version written in the header.
-pub const SNAPSHOT_VERSION: u32 = 4;
+/// Snapshot format version written in the header. [`State::restore`] also
+/// reads every version in [`SNAPSHOT_VERSIONS_READ`].
+///
+/// 5: VPCs and ports carry `port_security_enabled`; allowed address pairs
+/// keep whether they were given as an address or a prefix (`state/v4.rs`
+/// reads version 4 and documents the defaults).
+pub const SNAPSHOT_VERSION: u32 = 5;
+/// Every snapshot version [`State::restore`] reads, oldest first.
+pub const SNAPSHOT_VERSIONS_READ: [u32; 2] = [4, SNAPSHOT_VERSION];
 /// Magic bytes at the start of every snapshot.
 pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"ALCORSM\0";
 
@@ -226,6 +234,16 @@ pub enum SnapshotError {
     Corrupt(String),
 }
 
+/// Decodes a whole snapshot body (bounded), refusing trailing bytes.
+fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SnapshotError> {
+    let (t, used): (T, usize) =
+        crate::decode::decode_bounded(body).map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
+    if used != body.len() {
+        return Err(SnapshotError::Corrupt("trailing bytes".to_string()));
+    }
+    Ok(t)
+}
+
 pub(crate) fn ip_to_int(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(v4) => u128::from(u32::from(v4)),
@@ -274,14 +292,12 @@ impl State {
         let mut version = [0u8; 4];
         version.copy_from_slice(&bytes[SNAPSHOT_MAGIC.len()..header_len]);
         let version = u32::from_le_bytes(version);
-        if version != SNAPSHOT_VERSION {
-            return Err(SnapshotError::UnsupportedVersion(version));
-        }
-        let (t, used): (Tables, usize) = crate::decode::decode_bounded(&bytes[header_len..])
-            .map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
-        if used != bytes.len() - header_len {
-            return Err(SnapshotError::Corrupt("trailing bytes".to_string()));
-        }
+        let body = &bytes[header_len..];
+        let t = match version {
+            4 => decode_body::<v4::TablesV4>(body)?.into(),
+            SNAPSHOT_VERSION => decode_body::<Tables>(body)?,
+            other => return Err(SnapshotError::UnsupportedVersion(other)),
+        };
         let mut state = State {
             t,
             ix: Indexes::default(),
@@ -737,7 +753,11 @@ impl State {
             network_id: port.network_id,
             mac_address: port.mac_address,
             ips: port.fixed_ips.iter().map(|f| f.ip_address).collect(),
-            allowed_address_pairs: port.allowed_address_pairs.to_vec(),
+            allowed_address_pairs: port
+                .allowed_address_pairs
+                .iter()
+                .map(|pair| (*pair).into())
+                .collect(),
             host_id: host_id.clone(),
             host_ip: host.underlay_ip,
         })

@@ -9,5 +9,6 @@ mod props;
 mod purity;
 mod rejections;
 mod rules;
+mod snapshot_formats;
 mod support;
 mod tags;

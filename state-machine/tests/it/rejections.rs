@@ -3,7 +3,7 @@
 //! position. A variant inserted in the middle would make members of two
 //! versions read each other's rejections as the wrong kind; new ones go last.
 
-use alcor_state_machine::{Id, Kind, Pool, Rejection};
+use alcor_state_machine::{Id, Kind, Pool, PortSecurityNeed, Rejection};
 
 fn variant_index(rejection: &Rejection) -> u8 {
     let bytes = bincode::serde::encode_to_vec(rejection, bincode::config::standard())
@@ -15,7 +15,7 @@ fn variant_index(rejection: &Rejection) -> u8 {
 fn rejection_variants_keep_their_wire_positions() {
     let s = String::new;
     let ip = "10.0.0.1".parse().expect("an address");
-    let table: [(Rejection, u8); 19] = [
+    let table: [(Rejection, u8); 20] = [
         (
             Rejection::NotFound {
                 kind: Kind::Port,
@@ -121,6 +121,13 @@ fn rejection_variants_keep_their_wire_positions() {
                 floating_ip_id: Id(2),
             },
             18,
+        ),
+        (
+            Rejection::PortSecurityRequired {
+                port_id: Id(1),
+                need: PortSecurityNeed::SecurityGroups,
+            },
+            19,
         ),
     ];
     for (rejection, index) in &table {
