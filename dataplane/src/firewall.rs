@@ -143,12 +143,11 @@ pub struct Firewall {
     pub zones: BTreeMap<String, u16>,
 }
 
-/// Whether a port's traffic is filtered. The model has no
-/// `port_security_enabled` yet (issue 15 adds it); when it lands, return
-/// it here: a port without port security gets no chains and no map
-/// elements, so neither anti-spoofing nor its groups apply to it.
-fn port_security_enabled(_port: &PortConfig) -> bool {
-    true
+/// Whether a port's traffic is filtered: a port without port security
+/// gets no chains and no map elements, so neither anti-spoofing nor its
+/// groups apply to it (Neutron's `port_security_enabled` false).
+fn port_security_enabled(port: &PortConfig) -> bool {
+    port.port_security_enabled
 }
 
 /// The conntrack zone of VNI `vni`: zones are 16 bits, VNIs 24, so two

@@ -53,6 +53,7 @@ fn port(id: u128, address: &str, groups: &[u128]) -> GoalObject {
         security_groups: groups.iter().map(|g| Id(*g)).collect(),
         allowed_address_pairs: Vec::new(),
         admin_state_up: true,
+        port_security_enabled: true,
     })
 }
 
@@ -613,4 +614,31 @@ proptest! {
         scratch.apply(&diff(&second, &found));
         prop_assert_eq!(scratch.read(), applied(&second));
     }
+}
+
+#[test]
+fn a_port_without_port_security_has_no_filter_and_no_dispatch_entry() {
+    let mut objects = example();
+    for object in &mut objects {
+        if let GoalObject::Port(p) = object {
+            if p.id == Id(22) {
+                p.port_security_enabled = false;
+            }
+        }
+    }
+    let plan = planned(objects);
+    assert!(
+        plan.ports.values().any(|p| p.port_id == Id(22)),
+        "still programmed"
+    );
+    assert!(!plan.firewall.ports.contains_key(&Id(22)));
+    let ruleset = ruleset(&plan.firewall);
+    let port = Id(22).to_string();
+    for table in ruleset.tables.values() {
+        assert!(table.chains.keys().all(|name| !name.ends_with(&port)));
+        for set in table.sets.values() {
+            assert!(set.elements.values().all(|target| !target.ends_with(&port)));
+        }
+    }
+    assert!(plan.firewall.ports.contains_key(&Id(21)));
 }
