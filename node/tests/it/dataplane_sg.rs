@@ -2,7 +2,7 @@
 //! (needs root): the hosts, cluster and agents of `dataplane.rs`, ports in
 //! two VPCs with one CIDR over the 3 hosts, and security groups created
 //! through the public API with a port-range rule, a prefix rule and
-//! remote-group rules. A probe matrix (ping, TCP to an allowed and a
+//! remote-group rules, and one port with port security off. A probe matrix (ping, TCP to an allowed and a
 //! denied port, UDP) between every pair of ports must equal what a model
 //! of the policy in this file implies: every allowed pair reachable, every
 //! denied one unreachable, nothing across VPCs. After each change (a rule
@@ -54,22 +54,24 @@ const ADM: usize = 2;
 const N_GROUPS: usize = 3;
 
 /// One port: name, VPC, host, last byte of its address in 10.0.1.0/24,
-/// groups.
+/// groups, port security.
 struct SgPort {
     name: &'static str,
     vpc: usize,
     host: usize,
     last: u8,
     groups: &'static [usize],
+    secured: bool,
 }
 
-const PORTS: [SgPort; 8] = [
+const PORTS: [SgPort; 9] = [
     SgPort {
         name: "w1",
         vpc: 0,
         host: 0,
         last: 10,
         groups: &[WEB],
+        secured: true,
     },
     SgPort {
         name: "w2",
@@ -77,6 +79,7 @@ const PORTS: [SgPort; 8] = [
         host: 1,
         last: 11,
         groups: &[WEB],
+        secured: true,
     },
     SgPort {
         name: "d1",
@@ -84,6 +87,7 @@ const PORTS: [SgPort; 8] = [
         host: 2,
         last: 20,
         groups: &[DB],
+        secured: true,
     },
     SgPort {
         name: "d2",
@@ -91,6 +95,7 @@ const PORTS: [SgPort; 8] = [
         host: 0,
         last: 21,
         groups: &[DB],
+        secured: true,
     },
     SgPort {
         name: "a1",
@@ -98,6 +103,7 @@ const PORTS: [SgPort; 8] = [
         host: 1,
         last: 33,
         groups: &[ADM],
+        secured: true,
     },
     SgPort {
         name: "n1",
@@ -105,6 +111,7 @@ const PORTS: [SgPort; 8] = [
         host: 2,
         last: 12,
         groups: &[],
+        secured: true,
     },
     SgPort {
         name: "b1",
@@ -112,6 +119,7 @@ const PORTS: [SgPort; 8] = [
         host: 1,
         last: 10,
         groups: &[WEB, DB],
+        secured: true,
     },
     SgPort {
         name: "b2",
@@ -119,6 +127,16 @@ const PORTS: [SgPort; 8] = [
         host: 2,
         last: 20,
         groups: &[WEB, DB],
+        secured: true,
+    },
+    // Port security off: nothing is enforced on it either way.
+    SgPort {
+        name: "o1",
+        vpc: 0,
+        host: 0,
+        last: 40,
+        groups: &[],
+        secured: false,
     },
 ];
 
@@ -215,8 +233,11 @@ impl Policy {
 
     /// Whether `probe` from port `from` to port `to` (one VPC) passes.
     fn allows(&self, from: usize, to: usize, probe: Probe) -> bool {
-        if self.groups[from].is_empty() {
+        if PORTS[from].secured && self.groups[from].is_empty() {
             return false;
+        }
+        if !PORTS[to].secured {
+            return true;
         }
         let source = PORTS[from].last;
         self.rules.iter().any(|rule| {
@@ -576,6 +597,7 @@ async fn security_groups_and_anti_spoofing_shape_the_probe_matrix_and_follow_eac
             security_groups: Some(pb::IdList {
                 ids: port.groups.iter().map(|g| groups[*g].clone()).collect(),
             }),
+            port_security_enabled: Some(port.secured),
             ..Default::default()
         };
         write(&cluster, &all, "create port", &[], |mut c| {
