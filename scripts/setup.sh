@@ -4,14 +4,14 @@
 # build links instead of compiling the bundled C++ (see .cargo/config.toml).
 # protoc is vendored for our own protos; the etcd-client crate (peer benchmark)
 # runs the system protoc. iproute2/iptables run the Jepsen-style harness (and
-# iproute2, ping and nsenter the Linux dataplane test) and
+# iproute2, ping, nsenter and nft the Linux dataplane test) and
 # fiu-utils (libfiu) its fsync-error fault;
 # etcd-server and ovn-central are the peers of the benchmark runner.
 set -euo pipefail
 need=()
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 dpkg -s librocksdb-dev >/dev/null 2>&1 || need+=(librocksdb-dev)
-for pkg in pkg-config protobuf-compiler iproute2 iputils-ping util-linux iptables fiu-utils etcd-server etcd-client ovn-central \
+for pkg in pkg-config protobuf-compiler iproute2 iputils-ping util-linux iptables nftables fiu-utils etcd-server etcd-client ovn-central \
     python3-venv; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -32,6 +32,14 @@ pub enum DataplaneError {
         /// The bound.
         max: usize,
     },
+    /// `nft` failed or printed what cannot be read.
+    #[error("nftables: {what}: {reason}")]
+    Nftables {
+        /// What was being done.
+        what: &'static str,
+        /// Why (nft's own message).
+        reason: String,
+    },
     /// An object was expected and is not there.
     #[error("{0} not found")]
     Missing(String),

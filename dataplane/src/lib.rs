@@ -10,17 +10,23 @@
 //!   change: creates what is missing, updates what differs, deletes what
 //!   is no longer planned. It never flushes: a restarted agent finds its
 //!   objects and keeps those still wanted.
+//! - [`firewall`] (pure): security groups and anti-spoofing as the
+//!   content of the agent's nftables tables, and the smallest batch of
+//!   `nft` commands from what exists to it; `nft` applies it (through the
+//!   `nftables` crate, one atomic batch per pass).
 //! - `netns`: port namespaces (entered by a thread of their own).
 //! - [`limits`]: the bounds.
 //!
 //! Must not depend on: the push protocol or any transport (`host-push`
 //! calls the dataplane through a callback the node wires), the Raft
 //! crates, or shell commands (`ip`, `bridge`): the kernel is driven through
-//! netlink only.
+//! netlink, and nftables through `nft`'s JSON interface.
 
 pub mod error;
+pub mod firewall;
 pub mod limits;
 mod netns;
+mod nft;
 pub mod plan;
 pub mod reconcile;
 

@@ -15,6 +15,19 @@ pub const REMOTE_ENTRIES_PER_HOST_MAX: usize = 262_144;
 /// Addresses of one port that are configured in its namespace.
 pub const ADDRESSES_PER_PORT_MAX: usize = 16;
 
+/// Fixed IPs plus allowed address pairs of one port that its
+/// anti-spoofing chain lets it send from; a port with more is failed.
+pub const SOURCES_PER_PORT_MAX: usize = 64;
+
+/// Security-group rules (of all its groups) one port's chains hold; a
+/// port with more is failed rather than filtered by a subset.
+pub const RULES_PER_PORT_MAX: usize = 1_024;
+
+/// Addresses in all remote-group sets of one host together; members past
+/// it are left out of their sets (their groups' rules then allow less,
+/// never more).
+pub const GROUP_MEMBERS_PER_HOST_MAX: usize = 262_144;
+
 /// Objects read from one kernel dump (links, addresses, routes,
 /// neighbours); a longer dump is an error, not a partial read.
 pub const DUMP_OBJECTS_MAX: usize = 1_048_576;
@@ -39,3 +52,4 @@ pub const RECONCILE_MS_MAX: u64 = 60_000;
 // the plan checks them again against the same constants.
 const _: () = assert!(alcor_state_machine::limits::VNI_MAX < (1 << 24));
 const _: () = assert!(VPCS_PER_HOST_MAX <= PORTS_PER_HOST_MAX);
+const _: () = assert!(SOURCES_PER_PORT_MAX >= ADDRESSES_PER_PORT_MAX);

@@ -12,7 +12,9 @@
 //! VPC's MTU and a default route via the subnet's gateway. Per remote port
 //! of those VPCs: a static FDB entry (MAC → remote underlay address) and a
 //! static neighbour entry per address (address → MAC) on the VXLAN device,
-//! so ARP is answered locally and nothing floods.
+//! so ARP is answered locally and nothing floods. Per local port with
+//! port security: its security groups and anti-spoofing
+//! ([`crate::firewall`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -21,6 +23,7 @@ use alcor_state_machine::goal::{Neighbor, PortConfig, SubnetConfig, VpcConfig};
 use alcor_state_machine::{GoalObject, GoalState, Id};
 use ipnet::IpNet;
 
+use crate::firewall::{plan_firewall, Firewall};
 use crate::limits;
 use alcor_state_machine::limits as sm_limits;
 
@@ -130,6 +133,8 @@ pub struct Plan {
     pub fdb: BTreeMap<(String, [u8; 6]), IpAddr>,
     /// Static neighbour entries: (VXLAN device, remote address) → remote MAC.
     pub neighbours: BTreeMap<(String, IpAddr), [u8; 6]>,
+    /// Security groups and anti-spoofing of the local ports.
+    pub firewall: Firewall,
     /// Local ports that cannot be programmed, with the reason.
     pub failed: BTreeMap<Id, String>,
 }
@@ -213,6 +218,18 @@ pub fn plan(goal: &GoalState, host_id: &str, underlay_ip: IpAddr) -> Plan {
                 n_entries += 1;
             }
         }
+    }
+    let bridges = out
+        .vpcs
+        .iter()
+        .map(|(vni, v)| (*vni, v.bridge.clone()))
+        .collect();
+    let (firewall, unfiltered) = plan_firewall(goal, &out.ports, &bridges);
+    out.firewall = firewall;
+    for (port, reason) in unfiltered {
+        // A port whose filters cannot be planned is not programmed at all.
+        out.ports.retain(|_, p| p.port_id != port);
+        out.failed.insert(port, reason);
     }
     debug_assert!(out.ports.values().all(|p| out.vpcs.contains_key(&p.vni)));
     debug_assert!(out

@@ -7,7 +7,9 @@
 //! (recreating a VXLAN device only when its identity — VNI, local address,
 //! port, learning, proxy — differs), deletes VPCs no longer planned, makes
 //! each port match, and adds and removes FDB and neighbour entries one by
-//! one. Nothing that matches is touched, so an agent restart or a repeat
+//! one. Between VPCs and ports, the agent's nftables tables are made to
+//! match the plan's firewall in one atomic batch ([`crate::firewall`]).
+//! Nothing that matches is touched, so an agent restart or a repeat
 //! pass changes nothing (the test compares interface indexes).
 //!
 //! The inside of a port's namespace (MAC, MTU, addresses, default route)
@@ -37,8 +39,10 @@ use rtnetlink::{
 };
 
 use crate::error::DataplaneError;
+use crate::firewall;
 use crate::limits;
 use crate::netns;
+use crate::nft;
 use crate::plan::{self, Plan, PortPlan, VpcPlan};
 
 /// What one pass did.
@@ -155,6 +159,8 @@ impl Reconciler {
                 self.delete_link(name, link.index).await?;
             }
         }
+        // Filters before ports, so a new port is never up unfiltered.
+        self.sync_firewall(plan).await?;
         // Ports.
         for port in plan.ports.values() {
             let Some(bridge) = bridges.get(&port.vni) else {
@@ -169,6 +175,19 @@ impl Reconciler {
         self.sync_fdb(plan, &vxlans).await?;
         self.sync_neighbours(plan, &vxlans).await?;
         Ok(failed)
+    }
+
+    /// Makes the agent's nftables tables match the plan's firewall in one
+    /// atomic batch (nothing when they already do).
+    async fn sync_firewall(&mut self, plan: &Plan) -> Result<(), DataplaneError> {
+        if !plan.firewall.ports.is_empty() {
+            nft::check_bridge_hooks()?;
+        }
+        let existing = nft::read().await?;
+        let batch = firewall::diff(&firewall::ruleset(&plan.firewall), &existing);
+        nft::apply(&batch).await?;
+        self.n_changes += batch.n_changes;
+        Ok(())
     }
 
     /// The links named `alc…` in the agent's namespace, by name.

@@ -50,6 +50,8 @@ impl Dataplane for LinuxDataplane {
             tracing::info!(
                 ports = plan.ports.len(),
                 remote_entries = plan.fdb.len() + plan.neighbours.len(),
+                filtered_ports = plan.firewall.ports.len(),
+                remote_groups = plan.firewall.groups.len(),
                 changes = outcome.n_changes,
                 failed = outcome.failed.len(),
                 elapsed_ms = started.elapsed().as_millis() as u64,

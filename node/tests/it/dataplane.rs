@@ -9,8 +9,9 @@
 //! reason; a killed agent leaves the dataplane working,
 //! and its restart recreates nothing (interface indexes are unchanged).
 //!
-//! Security groups are not enforced yet (the next slice of issue 14), so
-//! the ports' default groups do not limit these pings.
+//! Security groups are enforced (`dataplane_sg.rs` tests them); every port
+//! here is in its project's default group, which admits its members, so
+//! the pings follow the VPCs only.
 //!
 //! Everything the test creates (bridge, host namespaces, port namespaces,
 //! agent processes) is named after this test process and removed by a
@@ -30,7 +31,7 @@ use crate::cluster::{ProcessCluster, BIN, WAIT_MS_MAX};
 use crate::workload::{req, uuid, write, PROJECT};
 
 /// Hosts (network namespaces with an agent each).
-const N_HOSTS: usize = 3;
+pub(crate) const N_HOSTS: usize = 3;
 
 /// One port of the test: its name, VPC index, host index, last byte of its address.
 struct TestPort {
@@ -89,39 +90,43 @@ const PORTS: [TestPort; 7] = [
 
 /// The test's network: an underlay bridge in the root namespace and one
 /// namespace per host with a veth onto it; removed on drop.
-struct Underlay {
+pub(crate) struct Underlay {
     /// Short, unique per test process (names must fit 15 bytes).
     run: String,
     /// Third byte of the underlay network 198.19.X.0/24.
     subnet: u8,
-    host_ids: Vec<String>,
+    pub(crate) host_ids: Vec<String>,
     agents: BTreeMap<usize, Child>,
     log_dir: tempfile::TempDir,
 }
 
 impl Underlay {
-    fn bridge(&self) -> String {
+    pub(crate) fn bridge(&self) -> String {
         format!("dpt{}", self.run)
     }
 
-    fn host_netns(&self, host: usize) -> String {
+    pub(crate) fn host_netns(&self, host: usize) -> String {
         format!("dpt{}-h{host}", self.run)
     }
 
-    fn bridge_ip(&self) -> String {
+    pub(crate) fn bridge_ip(&self) -> String {
         format!("198.19.{}.254", self.subnet)
     }
 
-    fn host_ip(&self, host: usize) -> String {
+    pub(crate) fn host_ip(&self, host: usize) -> String {
         format!("198.19.{}.{}", self.subnet, host + 1)
     }
 
-    fn create() -> Underlay {
+    pub(crate) fn create() -> Underlay {
+        // Unique per process and per underlay (tests of one binary run
+        // side by side).
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
         let pid = std::process::id();
         let underlay = Underlay {
-            run: format!("{:05x}", pid % 0x10_0000),
-            subnet: u8::try_from(pid % 250).expect("below 250"),
-            host_ids: (0..N_HOSTS).map(|h| format!("dp-{pid}-h{h}")).collect(),
+            run: format!("{:04x}{n}", pid % 0x1_0000),
+            subnet: u8::try_from((pid + 97 * n) % 250).expect("below 250"),
+            host_ids: (0..N_HOSTS).map(|h| format!("dp-{pid}-{n}-h{h}")).collect(),
             agents: BTreeMap::new(),
             log_dir: tempfile::tempdir().expect("tempdir"),
         };
@@ -154,7 +159,7 @@ impl Underlay {
     }
 
     /// Starts (again) host `host`'s agent in its namespace.
-    fn start_agent(&mut self, host: usize, endpoints: &str) {
+    pub(crate) fn start_agent(&mut self, host: usize, endpoints: &str) {
         let log = self.agent_log(host);
         let stderr = File::options()
             .create(true)
@@ -177,17 +182,17 @@ impl Underlay {
     }
 
     /// SIGKILLs host `host`'s agent.
-    fn kill_agent(&mut self, host: usize) {
+    pub(crate) fn kill_agent(&mut self, host: usize) {
         let mut child = self.agents.remove(&host).expect("agent running");
         child.kill().expect("kill agent");
         child.wait().expect("reap agent");
     }
 
-    fn agent_log(&self, host: usize) -> std::path::PathBuf {
+    pub(crate) fn agent_log(&self, host: usize) -> std::path::PathBuf {
         self.log_dir.path().join(format!("agent-{host}.log"))
     }
 
-    fn agent_logs(&self) -> String {
+    pub(crate) fn agent_logs(&self) -> String {
         let mut out = String::new();
         for host in 0..N_HOSTS {
             let text = std::fs::read_to_string(self.agent_log(host)).unwrap_or_default();
@@ -231,7 +236,7 @@ impl Drop for Underlay {
 }
 
 /// Runs `program args`; its stdout on success, else stderr.
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<String, String> {
     let output = Command::new(program)
         .args(args)
         .output()
@@ -246,7 +251,7 @@ fn run(program: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
-fn ip(args: &[&str]) -> String {
+pub(crate) fn ip(args: &[&str]) -> String {
     run("ip", args).expect("ip command")
 }
 
@@ -280,7 +285,7 @@ fn ping_all(pairs: &[(String, String)]) -> Vec<bool> {
 }
 
 /// Interface name → index of the links in namespace `netns` named `alc…`.
-fn owned_ifindexes(netns: &str) -> BTreeMap<String, u32> {
+pub(crate) fn owned_ifindexes(netns: &str) -> BTreeMap<String, u32> {
     let text = ip(&["-n", netns, "-o", "link", "show"]);
     text.lines()
         .filter_map(|line| {
@@ -293,7 +298,7 @@ fn owned_ifindexes(netns: &str) -> BTreeMap<String, u32> {
         .collect()
 }
 
-async fn wait_for(what: &str, underlay: &Underlay, mut probe: impl FnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, underlay: &Underlay, mut probe: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_MS_MAX);
     while !probe() {
         assert!(

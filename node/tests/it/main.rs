@@ -8,6 +8,7 @@ mod cluster;
 mod ctl_resources;
 mod ctl_verbs;
 mod dataplane;
+mod dataplane_sg;
 mod dev;
 mod disk_and_leadership;
 mod fields;

@@ -1,0 +1,865 @@
+//! Security groups and anti-spoofing as nftables objects (pure: no I/O).
+//!
+//! The agent owns two tables named [`TABLE`], one per family, in its own
+//! network namespace, and nothing else in nftables:
+//!
+//! - `bridge alcor` (stateless, sees the bridge port a frame came from):
+//!   the base chain `forward` jumps through the map `ports` (host veth →
+//!   chain) to one anti-spoofing chain `sp-<port ID>` per local port, which
+//!   lets a frame through only from the port's MAC with one of its fixed IPs
+//!   or allowed address pairs (IPv4, ARP with a matching sender, IPv6), its
+//!   IPv6 link-local addresses and DHCP discovery; everything else from
+//!   the port is dropped.
+//! - `inet alcor` (stateful): this kernel has no bridge conntrack
+//!   (`nf_conntrack_bridge`), so bridged IP traffic is filtered where
+//!   `br_netfilter` hands it to the IP hooks (the bridges' default
+//!   `nf_call_iptables`), as Neutron's hybrid iptables firewall does. The
+//!   base chain `prerouting` (priority -300, before conntrack at -200)
+//!   puts each VPC's traffic in a conntrack zone of its own (`ct zone`,
+//!   from the bridge; see [`zone`]), so VPCs with one CIDR do not share
+//!   connections. The base chain `forward` jumps
+//!   through the maps `egress` and `ingress` (bridge . MAC → chain) to the
+//!   source port's `eg-<port ID>` chain and the destination port's
+//!   `in-<port ID>` chain; a port's MAC identifies it on its bridge
+//!   because the bridge table drops every frame a port sends from another
+//!   MAC. Each port chain accepts established and related traffic, drops
+//!   invalid traffic, lets IPv6 neighbour discovery through, then has one
+//!   rule per security-group rule of the port's groups (protocol, port
+//!   range or ICMP type/code, remote prefix or remote group), and ends in
+//!   `drop`: default deny both ways, as Neutron's, so a port without
+//!   groups sends and receives nothing. Remote groups are named sets
+//!   `g4-<group ID>`/`g6-<group ID>` of their members' addresses.
+//!
+//! Traffic to or from a port that is not local (a VXLAN device on the
+//! bridge) is judged by the other host's chains for that port; same-host
+//! traffic passes both the sender's egress and the receiver's ingress
+//! chain here.
+//!
+//! [`Ruleset`] is the desired content of both tables; [`Existing`] is what
+//! a read found; [`diff`] is the smallest batch of `nft -j` commands from
+//! one to the other: set and map elements are added and deleted one by
+//! one, and only chains whose rules differ are rewritten (flushed and
+//! refilled in the same atomic batch). Every rule carries a comment with a
+//! hash of its statements, because the kernel gives rules back in a
+//! normalised form (`meta l4proto 6 th dport 22` reads back as
+//! `tcp dport 22`): rules are compared by comment, never by expression.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use alcor_state_machine::goal::{PortConfig, RuleConfig};
+use alcor_state_machine::model::{Direction, EtherType};
+use alcor_state_machine::{GoalObject, GoalState, Id};
+use ipnet::IpNet;
+use serde_json::{json, Value};
+
+use crate::limits;
+use crate::plan::PortPlan;
+
+/// Name of the agent's table in both families.
+pub const TABLE: &str = "alcor";
+/// Anti-spoofing chains: `sp-` + the port ID (bridge family).
+pub const SPOOF_PREFIX: &str = "sp-";
+/// Egress chains: `eg-` + the port ID (inet family).
+pub const EGRESS_PREFIX: &str = "eg-";
+/// Ingress chains: `in-` + the port ID (inet family).
+pub const INGRESS_PREFIX: &str = "in-";
+/// IPv4 member sets of remote groups: `g4-` + the group ID.
+pub const GROUP4_PREFIX: &str = "g4-";
+/// IPv6 member sets of remote groups: `g6-` + the group ID.
+pub const GROUP6_PREFIX: &str = "g6-";
+
+/// An nftables family the agent has a table in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    /// Stateful filtering (IPv4 and IPv6).
+    Inet,
+    /// Anti-spoofing per bridge port.
+    Bridge,
+}
+
+impl Family {
+    /// The family's name in nft.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Inet => "inet",
+            Family::Bridge => "bridge",
+        }
+    }
+}
+
+/// What a rule's remote end must be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Remote {
+    /// Anything (of the rule's family).
+    Any,
+    /// An address in this prefix.
+    Prefix(IpNet),
+    /// A member of this group.
+    Group(Id),
+}
+
+/// One security-group rule as it applies to one port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RulePlan {
+    /// IPv6 (else IPv4).
+    pub ipv6: bool,
+    /// IP protocol; `None`: any.
+    pub protocol: Option<u8>,
+    /// Destination port range (TCP, UDP, SCTP, DCCP, UDP-Lite) or ICMP
+    /// type and code (`port_range_min`, `port_range_max`), as Neutron.
+    pub range: (Option<u16>, Option<u16>),
+    /// The remote end (source of ingress, destination of egress traffic).
+    pub remote: Remote,
+}
+
+/// The filters of one local port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortFilter {
+    /// The port.
+    pub port_id: Id,
+    /// Host end of its veth pair (a port of `bridge`).
+    pub veth: String,
+    /// The VPC bridge it is on.
+    pub bridge: String,
+    /// Its MAC.
+    pub mac: [u8; 6],
+    /// What it may send from: (MAC, addresses), sorted.
+    pub sources: Vec<([u8; 6], IpNet)>,
+    /// Rules of traffic towards it.
+    pub ingress: Vec<RulePlan>,
+    /// Rules of traffic from it.
+    pub egress: Vec<RulePlan>,
+}
+
+/// The whole firewall of one host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Firewall {
+    /// Per port with port security.
+    pub ports: BTreeMap<Id, PortFilter>,
+    /// Remote groups the local ports' rules name → their members' addresses.
+    pub groups: BTreeMap<Id, BTreeSet<IpAddr>>,
+    /// VPC bridge → conntrack zone.
+    pub zones: BTreeMap<String, u16>,
+}
+
+/// Whether a port's traffic is filtered: a port without port security
+/// gets no chains and no map elements, so neither anti-spoofing nor its
+/// groups apply to it (Neutron's `port_security_enabled` false).
+fn port_security_enabled(port: &PortConfig) -> bool {
+    port.port_security_enabled
+}
+
+/// The conntrack zone of VNI `vni`: zones are 16 bits, VNIs 24, so two
+/// VPCs on one host share a zone only when their VNIs are equal modulo
+/// 65,535 (then a connection of one with the same addresses and ports as
+/// one of the other would be mistaken for it).
+pub fn zone(vni: u32) -> u16 {
+    u16::try_from(vni % 65_535 + 1).unwrap_or(u16::MAX)
+}
+
+/// The firewall of the planned local ports `ports` (by veth) and bridges
+/// `bridges` (by VNI), from goal state `goal`; the ports whose filters
+/// cannot be planned, with the reason.
+pub fn plan_firewall(
+    goal: &GoalState,
+    ports: &BTreeMap<String, PortPlan>,
+    bridges: &BTreeMap<u32, String>,
+) -> (Firewall, BTreeMap<Id, String>) {
+    let mut configs: BTreeMap<Id, &PortConfig> = BTreeMap::new();
+    let mut rules: BTreeMap<Id, Vec<&RuleConfig>> = BTreeMap::new();
+    let mut members: BTreeMap<Id, BTreeSet<IpAddr>> = BTreeMap::new();
+    for object in goal.values() {
+        match object {
+            GoalObject::Port(port) => {
+                configs.insert(port.id, port);
+            }
+            GoalObject::SgRule(rule) => rules.entry(rule.security_group_id).or_default().push(rule),
+            GoalObject::SgMember(member) => {
+                members
+                    .entry(member.group_id)
+                    .or_default()
+                    .extend(member.ips.iter().copied());
+            }
+            _ => {}
+        }
+    }
+    let mut out = Firewall::default();
+    let mut failed = BTreeMap::new();
+    for (vni, bridge) in bridges {
+        out.zones.insert(bridge.clone(), zone(*vni));
+    }
+    for planned in ports.values() {
+        let Some(config) = configs.get(&planned.port_id) else {
+            continue;
+        };
+        if !port_security_enabled(config) {
+            continue;
+        }
+        let Some(bridge) = bridges.get(&planned.vni) else {
+            continue;
+        };
+        match port_filter(config, planned, bridge, &rules) {
+            Ok(filter) => {
+                out.ports.insert(planned.port_id, filter);
+            }
+            Err(reason) => {
+                failed.insert(planned.port_id, reason);
+            }
+        }
+    }
+    let mut n_members = 0usize;
+    for filter in out.ports.values() {
+        for rule in filter.ingress.iter().chain(&filter.egress) {
+            if let Remote::Group(group) = rule.remote {
+                if out.groups.contains_key(&group) {
+                    continue;
+                }
+                // Past the bound a group has fewer members here: its rules
+                // allow less, never more.
+                let addresses: BTreeSet<IpAddr> = members
+                    .get(&group)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .take(limits::GROUP_MEMBERS_PER_HOST_MAX.saturating_sub(n_members))
+                    .collect();
+                n_members += addresses.len();
+                out.groups.insert(group, addresses);
+            }
+        }
+    }
+    (out, failed)
+}
+
+fn port_filter(
+    config: &PortConfig,
+    planned: &PortPlan,
+    bridge: &str,
+    rules: &BTreeMap<Id, Vec<&RuleConfig>>,
+) -> Result<PortFilter, String> {
+    let mac = config.mac_address.0;
+    let mut sources: Vec<([u8; 6], IpNet)> = config
+        .fixed_ips
+        .iter()
+        .map(|f| (mac, IpNet::from(f.ip_address)))
+        .collect();
+    for pair in &config.allowed_address_pairs {
+        let pair_mac = pair.mac_address.map_or(mac, |m| m.0);
+        sources.push((pair_mac, pair.ip_address.trunc()));
+    }
+    sources.sort();
+    sources.dedup();
+    if sources.len() > limits::SOURCES_PER_PORT_MAX {
+        return Err(format!(
+            "more than {} fixed IPs and allowed address pairs",
+            limits::SOURCES_PER_PORT_MAX
+        ));
+    }
+    let mut groups = config.security_groups.clone();
+    groups.sort();
+    groups.dedup();
+    let mut ingress = Vec::new();
+    let mut egress = Vec::new();
+    for group in &groups {
+        let mut of_group = rules.get(group).cloned().unwrap_or_default();
+        of_group.sort_by_key(|r| r.id);
+        for rule in of_group {
+            let planned_rule = rule_plan(rule);
+            match rule.direction {
+                Direction::Ingress => ingress.push(planned_rule),
+                Direction::Egress => egress.push(planned_rule),
+            }
+        }
+    }
+    if ingress.len() + egress.len() > limits::RULES_PER_PORT_MAX {
+        return Err(format!(
+            "more than {} security group rules",
+            limits::RULES_PER_PORT_MAX
+        ));
+    }
+    Ok(PortFilter {
+        port_id: planned.port_id,
+        veth: planned.veth.clone(),
+        bridge: bridge.to_string(),
+        mac,
+        sources,
+        ingress,
+        egress,
+    })
+}
+
+fn rule_plan(rule: &RuleConfig) -> RulePlan {
+    let remote = match (rule.remote_ip_prefix, rule.remote_group_id) {
+        (Some(prefix), _) => Remote::Prefix(prefix.trunc()),
+        (None, Some(group)) => Remote::Group(group),
+        (None, None) => Remote::Any,
+    };
+    RulePlan {
+        ipv6: rule.ethertype == EtherType::Ipv6,
+        protocol: rule.protocol,
+        range: (rule.port_range_min, rule.port_range_max),
+        remote,
+    }
+}
+
+/// A chain's desired form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainSpec {
+    /// Base chain: (hook, priority); `None`: a regular chain.
+    pub base: Option<(&'static str, i32)>,
+    /// Its rules in order: (statements, comment).
+    pub rules: Vec<(Value, String)>,
+}
+
+/// A named set or verdict map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetSpec {
+    /// Key type (one or more nft type names; more than one: a concatenation).
+    pub key: Vec<&'static str>,
+    /// Verdict map (elements map to a chain to jump to) or plain set.
+    pub map: bool,
+    /// Elements: key parts → chain to jump to (empty for a plain set).
+    pub elements: BTreeMap<Vec<String>, String>,
+}
+
+/// What one family's table holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableSpec {
+    /// By name.
+    pub chains: BTreeMap<String, ChainSpec>,
+    /// Sets and maps by name.
+    pub sets: BTreeMap<String, SetSpec>,
+}
+
+/// The desired content of both tables.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ruleset {
+    /// Per family.
+    pub tables: BTreeMap<Family, TableSpec>,
+}
+
+/// What a read of the kernel found in one of the agent's tables: chains
+/// with their rules' comments, sets and maps with their elements.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExistingTable {
+    /// Chain → comments of its rules in order (`""` for a rule without).
+    pub chains: BTreeMap<String, Vec<String>>,
+    /// Set or map → its elements (key parts → jump target, `""` for sets).
+    pub sets: BTreeMap<String, BTreeMap<Vec<String>, String>>,
+}
+
+/// What a read found: the tables that exist.
+pub type Existing = BTreeMap<Family, ExistingTable>;
+
+/// Text of a MAC as nft prints it.
+pub fn mac_text(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn rule(statements: Value) -> (Value, String) {
+    let hash = blake3::hash(statements.to_string().as_bytes());
+    let comment: String = hash.as_bytes()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (statements, comment)
+}
+
+fn matches(op: &str, left: Value, right: Value) -> Value {
+    json!({"match": {"op": op, "left": left, "right": right}})
+}
+
+fn payload(protocol: &str, field: &str) -> Value {
+    json!({"payload": {"protocol": protocol, "field": field}})
+}
+
+fn meta(key: &str) -> Value {
+    json!({"meta": {"key": key}})
+}
+
+fn net_value(net: &IpNet) -> Value {
+    if net.prefix_len() == net.max_prefix_len() {
+        json!(net.addr().to_string())
+    } else {
+        json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}})
+    }
+}
+
+/// Statements of one security-group rule in a port chain; `verdict` ends
+/// it. `None` for a rule that can never match (a remote prefix of the
+/// other family: Neutron refuses such rules; the plan stays total).
+fn rule_statements(rule: &RulePlan, ingress: bool, verdict: &str) -> Option<Value> {
+    let family = if rule.ipv6 { "ip6" } else { "ip" };
+    let mut out = vec![matches(
+        "==",
+        meta("nfproto"),
+        json!(if rule.ipv6 { "ipv6" } else { "ipv4" }),
+    )];
+    let address = if ingress { "saddr" } else { "daddr" };
+    match &rule.remote {
+        Remote::Any => {}
+        Remote::Prefix(net) => {
+            if net.addr().is_ipv6() != rule.ipv6 {
+                return None;
+            }
+            out.push(matches("==", payload(family, address), net_value(net)));
+        }
+        Remote::Group(group) => {
+            let prefix = if rule.ipv6 {
+                GROUP6_PREFIX
+            } else {
+                GROUP4_PREFIX
+            };
+            out.push(matches(
+                "==",
+                payload(family, address),
+                json!(format!("@{prefix}{group}")),
+            ));
+        }
+    }
+    if let Some(protocol) = rule.protocol {
+        out.push(matches("==", meta("l4proto"), json!(protocol)));
+        let (min, max) = rule.range;
+        match protocol {
+            // TCP, DCCP, UDP, UDP-Lite, SCTP: a destination port range.
+            6 | 17 | 33 | 132 | 136 => {
+                if let Some(min) = min {
+                    let max = max.unwrap_or(min).max(min);
+                    let right = if max == min {
+                        json!(min)
+                    } else {
+                        json!({"range": [min, max]})
+                    };
+                    out.push(matches("==", payload("th", "dport"), right));
+                }
+            }
+            // ICMP and ICMPv6: type, then code.
+            1 | 58 => {
+                let icmp = if protocol == 1 { "icmp" } else { "icmpv6" };
+                if let Some(kind) = min {
+                    out.push(matches("==", payload(icmp, "type"), json!(kind)));
+                    if let Some(code) = max {
+                        out.push(matches("==", payload(icmp, "code"), json!(code)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out.push(json!({ verdict: null }));
+    Some(Value::Array(out))
+}
+
+/// The rules every port chain starts with: established and related
+/// accepted, invalid dropped, IPv6 neighbour discovery accepted.
+fn stateful_head() -> Vec<(Value, String)> {
+    vec![
+        rule(json!([
+            matches("in", json!({"ct": {"key": "state"}}), json!(["established", "related"])),
+            {"accept": null}
+        ])),
+        rule(json!([
+            matches("in", json!({"ct": {"key": "state"}}), json!("invalid")),
+            {"drop": null}
+        ])),
+        rule(json!([
+            matches("==", payload("icmpv6", "type"), json!({"set": ["nd-neighbor-solicit", "nd-neighbor-advert"]})),
+            {"accept": null}
+        ])),
+    ]
+}
+
+/// The anti-spoofing rules of one port (each ends in `return`, the last
+/// drops).
+fn spoof_rules(filter: &PortFilter) -> Vec<(Value, String)> {
+    let own = json!(mac_text(&filter.mac));
+    let mut out = Vec::new();
+    for (mac, net) in &filter.sources {
+        let mac = json!(mac_text(mac));
+        let from_mac = matches("==", payload("ether", "saddr"), mac.clone());
+        if net.addr().is_ipv4() {
+            out.push(rule(json!([
+                from_mac.clone(),
+                matches("==", payload("ip", "saddr"), net_value(net)),
+                {"return": null}
+            ])));
+            out.push(rule(json!([
+                from_mac,
+                matches("==", payload("arp", "saddr ether"), mac),
+                matches("==", payload("arp", "saddr ip"), net_value(net)),
+                {"return": null}
+            ])));
+        } else {
+            out.push(rule(json!([
+                from_mac,
+                matches("==", payload("ip6", "saddr"), net_value(net)),
+                {"return": null}
+            ])));
+        }
+    }
+    let from_own = matches("==", payload("ether", "saddr"), own);
+    // Link-local IPv6 (neighbour discovery) and DHCP discovery.
+    out.push(rule(json!([
+        from_own.clone(),
+        matches("==", payload("ip6", "saddr"), json!({"prefix": {"addr": "fe80::", "len": 10}})),
+        {"return": null}
+    ])));
+    out.push(rule(json!([
+        from_own,
+        matches("==", payload("ip", "saddr"), json!("0.0.0.0")),
+        matches("==", payload("udp", "dport"), json!(67)),
+        {"return": null}
+    ])));
+    out.push(rule(json!([{"drop": null}])));
+    out
+}
+
+/// The desired content of the agent's tables for `firewall`.
+pub fn ruleset(firewall: &Firewall) -> Ruleset {
+    let mut inet = TableSpec::default();
+    let mut bridge = TableSpec::default();
+    let zone_rules = firewall
+        .zones
+        .iter()
+        .map(|(bridge, zone)| {
+            rule(json!([
+                matches("==", meta("iifname"), json!(bridge)),
+                {"mangle": {"key": {"ct": {"key": "zone"}}, "value": zone}}
+            ]))
+        })
+        .collect();
+    inet.chains.insert(
+        "prerouting".to_string(),
+        ChainSpec {
+            base: Some(("prerouting", -300)),
+            rules: zone_rules,
+        },
+    );
+    let dispatch = |address: &str, map: &str| {
+        rule(json!([{"vmap": {
+            "key": {"concat": [meta("iifname"), payload("ether", address)]},
+            "data": format!("@{map}")
+        }}]))
+    };
+    inet.chains.insert(
+        "forward".to_string(),
+        ChainSpec {
+            base: Some(("forward", 0)),
+            rules: vec![dispatch("saddr", "egress"), dispatch("daddr", "ingress")],
+        },
+    );
+    bridge.chains.insert(
+        "forward".to_string(),
+        ChainSpec {
+            base: Some(("forward", -200)),
+            rules: vec![rule(
+                json!([{"vmap": {"key": meta("iifname"), "data": "@ports"}}]),
+            )],
+        },
+    );
+    let mut egress = BTreeMap::new();
+    let mut ingress = BTreeMap::new();
+    let mut ports = BTreeMap::new();
+    for filter in firewall.ports.values() {
+        let key = vec![filter.bridge.clone(), mac_text(&filter.mac)];
+        let chain = |prefix: &str| format!("{prefix}{}", filter.port_id);
+        let mut eg = stateful_head();
+        eg.extend(
+            filter
+                .egress
+                .iter()
+                .filter_map(|r| rule_statements(r, false, "return").map(rule)),
+        );
+        eg.push(rule(json!([{"drop": null}])));
+        let mut ing = stateful_head();
+        ing.extend(
+            filter
+                .ingress
+                .iter()
+                .filter_map(|r| rule_statements(r, true, "accept").map(rule)),
+        );
+        ing.push(rule(json!([{"drop": null}])));
+        inet.chains.insert(
+            chain(EGRESS_PREFIX),
+            ChainSpec {
+                base: None,
+                rules: eg,
+            },
+        );
+        inet.chains.insert(
+            chain(INGRESS_PREFIX),
+            ChainSpec {
+                base: None,
+                rules: ing,
+            },
+        );
+        bridge.chains.insert(
+            chain(SPOOF_PREFIX),
+            ChainSpec {
+                base: None,
+                rules: spoof_rules(filter),
+            },
+        );
+        egress.insert(key.clone(), chain(EGRESS_PREFIX));
+        ingress.insert(key, chain(INGRESS_PREFIX));
+        ports.insert(vec![filter.veth.clone()], chain(SPOOF_PREFIX));
+    }
+    let concat = vec!["ifname", "ether_addr"];
+    for (name, elements) in [("egress", egress), ("ingress", ingress)] {
+        inet.sets.insert(
+            name.to_string(),
+            SetSpec {
+                key: concat.clone(),
+                map: true,
+                elements,
+            },
+        );
+    }
+    bridge.sets.insert(
+        "ports".to_string(),
+        SetSpec {
+            key: vec!["ifname"],
+            map: true,
+            elements: ports,
+        },
+    );
+    for (group, addresses) in &firewall.groups {
+        for (prefix, key, v6) in [
+            (GROUP4_PREFIX, "ipv4_addr", false),
+            (GROUP6_PREFIX, "ipv6_addr", true),
+        ] {
+            let elements = addresses
+                .iter()
+                .filter(|a| a.is_ipv6() == v6)
+                .map(|a| (vec![a.to_string()], String::new()))
+                .collect();
+            inet.sets.insert(
+                format!("{prefix}{group}"),
+                SetSpec {
+                    key: vec![key],
+                    map: false,
+                    elements,
+                },
+            );
+        }
+    }
+    let mut out = Ruleset::default();
+    out.tables.insert(Family::Inet, inet);
+    out.tables.insert(Family::Bridge, bridge);
+    out
+}
+
+/// Reads one table from `nft -j list table FAMILY alcor` output.
+pub fn parse_table(output: &Value) -> ExistingTable {
+    let mut out = ExistingTable::default();
+    let Some(objects) = output.get("nftables").and_then(Value::as_array) else {
+        return out;
+    };
+    for object in objects {
+        if let Some(chain) = object.get("chain") {
+            if let Some(name) = chain.get("name").and_then(Value::as_str) {
+                out.chains.entry(name.to_string()).or_default();
+            }
+        } else if let Some(rule) = object.get("rule") {
+            if let Some(chain) = rule.get("chain").and_then(Value::as_str) {
+                let comment = rule.get("comment").and_then(Value::as_str).unwrap_or("");
+                out.chains
+                    .entry(chain.to_string())
+                    .or_default()
+                    .push(comment.to_string());
+            }
+        } else if let Some(set) = object.get("set").or_else(|| object.get("map")) {
+            let Some(name) = set.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            let elements = set
+                .get("elem")
+                .and_then(Value::as_array)
+                .map(|elements| elements.iter().filter_map(parse_element).collect())
+                .unwrap_or_default();
+            out.sets.insert(name.to_string(), elements);
+        }
+    }
+    out
+}
+
+/// One element: a key (a string or a concatenation) or `[key, {"jump":
+/// {"target": chain}}]`; addresses are normalised through `IpAddr`.
+fn parse_element(element: &Value) -> Option<(Vec<String>, String)> {
+    let (key, target) = match element.as_array() {
+        Some(pair) if pair.len() == 2 => {
+            let target = pair[1].get("jump")?.get("target")?.as_str()?.to_string();
+            (&pair[0], target)
+        }
+        _ => (element, String::new()),
+    };
+    let part = |v: &Value| -> Option<String> {
+        let text = v.as_str()?;
+        Some(match text.parse::<IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => text.to_lowercase(),
+        })
+    };
+    let parts = match key.get("concat").and_then(Value::as_array) {
+        Some(parts) => parts.iter().map(part).collect::<Option<Vec<_>>>()?,
+        None => vec![part(key)?],
+    };
+    Some((parts, target))
+}
+
+/// A batch of `nft -j` commands and how many objects it changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The commands, in order.
+    pub commands: Vec<Value>,
+    /// Objects created, changed or deleted (tables, chains, sets, elements).
+    pub n_changes: u64,
+}
+
+fn element_value(key: &[String], target: &str) -> Value {
+    let key = if key.len() == 1 {
+        json!(key[0])
+    } else {
+        json!({"concat": key})
+    };
+    if target.is_empty() {
+        key
+    } else {
+        json!([key, {"jump": {"target": target}}])
+    }
+}
+
+/// The smallest batch that turns `existing` into `desired`. Order: tables,
+/// sets, chains, set elements added, chains rewritten, map elements
+/// deleted then added, set elements deleted, chains and sets no longer
+/// wanted deleted (a chain is flushed first: the kernel deletes only empty
+/// chains, and only once no map element jumps to it).
+pub fn diff(desired: &Ruleset, existing: &Existing) -> Batch {
+    let mut out = Batch::default();
+    let mut late = Vec::new();
+    for (family, spec) in &desired.tables {
+        let empty = ExistingTable::default();
+        let found = existing.get(family);
+        let have = found.unwrap_or(&empty);
+        let f = family.as_str();
+        let object =
+            |kind: &str, name: &str| json!({kind: {"family": f, "table": TABLE, "name": name}});
+        if found.is_none() {
+            out.commands
+                .push(json!({"add": {"table": {"family": f, "name": TABLE}}}));
+            out.n_changes += 1;
+        }
+        for (name, set) in &spec.sets {
+            if have.sets.contains_key(name) {
+                continue;
+            }
+            let key = if set.key.len() == 1 {
+                json!(set.key[0])
+            } else {
+                json!(set.key)
+            };
+            let mut body = json!({"family": f, "table": TABLE, "name": name, "type": key});
+            let kind = if set.map {
+                body["map"] = json!("verdict");
+                "map"
+            } else {
+                "set"
+            };
+            out.commands.push(json!({"add": {kind: body}}));
+            out.n_changes += 1;
+        }
+        for (name, chain) in &spec.chains {
+            if have.chains.contains_key(name) {
+                continue;
+            }
+            let mut body = json!({"family": f, "table": TABLE, "name": name});
+            if let Some((hook, prio)) = chain.base {
+                body["type"] = json!("filter");
+                body["hook"] = json!(hook);
+                body["prio"] = json!(prio);
+                body["policy"] = json!("accept");
+            }
+            out.commands.push(json!({"add": {"chain": body}}));
+            out.n_changes += 1;
+        }
+        let no_elements = BTreeMap::new();
+        let element_changes = |maps: bool, add: bool, commands: &mut Vec<Value>| {
+            let mut n = 0;
+            for (name, set) in spec.sets.iter().filter(|(_, s)| s.map == maps) {
+                let present = have.sets.get(name).unwrap_or(&no_elements);
+                let (from, against) = if add {
+                    (&set.elements, present)
+                } else {
+                    (present, &set.elements)
+                };
+                let elements: Vec<Value> = from
+                    .iter()
+                    .filter(|(k, t)| against.get(*k) != Some(*t))
+                    .map(|(k, t)| element_value(k, t))
+                    .collect();
+                if elements.is_empty() {
+                    continue;
+                }
+                n += elements.len() as u64;
+                let verb = if add { "add" } else { "delete" };
+                let mut body = object("element", name);
+                body["element"]["elem"] = json!(elements);
+                commands.push(json!({verb: body}));
+            }
+            n
+        };
+        out.n_changes += element_changes(false, true, &mut out.commands);
+        for (name, chain) in &spec.chains {
+            let comments: Vec<&String> = chain.rules.iter().map(|(_, c)| c).collect();
+            let present: Option<Vec<&String>> = have.chains.get(name).map(|r| r.iter().collect());
+            if present.as_ref() == Some(&comments) {
+                continue;
+            }
+            if present.is_some_and(|p| !p.is_empty()) {
+                out.commands.push(json!({"flush": object("chain", name)}));
+            }
+            for (statements, comment) in &chain.rules {
+                out.commands.push(json!({"add": {"rule": {
+                    "family": f, "table": TABLE, "chain": name,
+                    "expr": statements, "comment": comment
+                }}}));
+            }
+            out.n_changes += 1;
+        }
+        out.n_changes += element_changes(true, false, &mut out.commands);
+        out.n_changes += element_changes(true, true, &mut out.commands);
+        out.n_changes += element_changes(false, false, &mut out.commands);
+        for (name, rules) in &have.chains {
+            if !spec.chains.contains_key(name) {
+                if !rules.is_empty() {
+                    late.push(json!({"flush": object("chain", name)}));
+                }
+                late.push(json!({"delete": object("chain", name)}));
+                out.n_changes += 1;
+            }
+        }
+        for name in have.sets.keys() {
+            if !spec.sets.contains_key(name) {
+                // Sets are deleted after every chain rewrite and removal.
+                let kind = if name.starts_with(GROUP4_PREFIX) || name.starts_with(GROUP6_PREFIX) {
+                    "set"
+                } else {
+                    "map"
+                };
+                late.push(json!({"delete": object(kind, name)}));
+                out.n_changes += 1;
+            }
+        }
+    }
+    // Chain flushes and deletes before set deletes (rules reference sets).
+    late.sort_by_key(|c| c.get("delete").is_some_and(|d| d.get("chain").is_none()));
+    out.commands.extend(late);
+    out
+}
+
+#[cfg(test)]
+mod tests;
