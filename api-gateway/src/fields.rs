@@ -41,7 +41,7 @@ selectable! {
     pb::Host { id, project_id, underlay_ip, status, revision, created_at_ms, updated_at_ms }
     pb::Vpc {
         id, project_id, name, cidr, vni, mtu, admin_state_up, revision, created_at_ms,
-        updated_at_ms, tags,
+        updated_at_ms, tags, port_security_enabled,
     }
     pb::Subnet {
         id, project_id, network_id, name, cidr, gateway_ip, allocation_pools, enable_dhcp,
@@ -50,7 +50,7 @@ selectable! {
     pb::Port {
         id, project_id, network_id, name, fixed_ips, mac_address, binding_host, device_id,
         device_owner, security_groups, allowed_address_pairs, admin_state_up, status,
-        status_detail, revision, created_at_ms, updated_at_ms, tags,
+        status_detail, revision, created_at_ms, updated_at_ms, tags, port_security_enabled,
     }
     pb::SecurityGroup {
         id, project_id, name, description, is_default, revision, created_at_ms, updated_at_ms,
