@@ -105,10 +105,6 @@ const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX <= SNAPSHOT_BYTES_MAX);
 const _: () = assert!(FLUSH_BATCH_MAX <= APPEND_QUEUE_MAX);
 const _: () = assert!(APPEND_ENTRIES_BYTES_MAX * 4 <= GRPC_MESSAGE_BYTES_MAX);
 
-/// How often `apply` retries the state's write lock while a reader (a
-/// snapshot being encoded) holds it; see `storage::state_machine`.
-pub const APPLY_LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(1);
-
 /// How long `apply` polls before it waits for the write lock outright.
 /// Encoding a 1,000,000-port state takes well under this.
 pub const APPLY_LOCK_POLL_MAX: std::time::Duration = std::time::Duration::from_secs(10);

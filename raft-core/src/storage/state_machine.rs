@@ -23,9 +23,7 @@ use tokio_stream::{Stream, StreamExt};
 
 use super::{cf, io_error, synced, Db, CF_SM};
 use crate::codec;
-use crate::limits::{
-    APPLIED_EVENTS_MAX, APPLY_LOCK_POLL, APPLY_LOCK_POLL_MAX, SNAPSHOT_SYNC_BYTES_MAX,
-};
+use crate::limits::{APPLIED_EVENTS_MAX, APPLY_LOCK_POLL_MAX, SNAPSHOT_SYNC_BYTES_MAX};
 use crate::metrics::RaftMetrics;
 use crate::types::{
     EntryResponse, LogId, Request, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
@@ -439,6 +437,11 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| io::Error::other(format!("snapshot task failed: {e}")))?
 }
+
+/// How often `apply` retries the state's write lock while a reader (a
+/// snapshot being encoded) holds it: a period, not a limit (that is
+/// `APPLY_LOCK_POLL_MAX`).
+const APPLY_LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Takes the state's write lock without ever waiting as a writer on a
 /// runtime worker. `std`'s `RwLock` prefers writers: while `apply` waits
