@@ -12,6 +12,16 @@ pub const VPCS_PER_HOST_MAX: usize = 1_024;
 /// (remote ports times their addresses); remote ports past it are left out.
 pub const REMOTE_ENTRIES_PER_HOST_MAX: usize = 262_144;
 
+/// Router copies one host programs (each is a network namespace); routers
+/// past it are left out (their subnets are then not routed on this host).
+pub const ROUTERS_PER_HOST_MAX: usize = 1_024;
+
+/// Interfaces (attached subnets) of one router copy that are programmed.
+pub const INTERFACES_PER_ROUTER_MAX: usize = 64;
+
+/// Static routes of one router copy that are programmed.
+pub const ROUTES_PER_ROUTER_MAX: usize = 256;
+
 /// Addresses of one port that are configured in its namespace.
 pub const ADDRESSES_PER_PORT_MAX: usize = 16;
 

@@ -15,11 +15,27 @@
 //! so ARP is answered locally and nothing floods. Per local port with
 //! port security: its security groups and anti-spoofing
 //! ([`crate::firewall`]).
+//!
+//! Per router attached to a planned VPC (distributed: every host of the
+//! VPC has its own copy, as Neutron's DVR): a network namespace holding,
+//! for each attached subnet of that VPC, a veth pair whose host end is on
+//! the VPC's bridge and whose far end carries the subnet's gateway address,
+//! with forwarding on and the router's static routes. Traffic between two
+//! subnets of a VPC is routed on the sender's host: never through another
+//! host's router. Each host's copy answers with MACs of its own
+//! ([`router_mac`]: a hash of host, router and subnet), the DVR host MAC's
+//! role: a routed frame that crosses the tunnel carries the sending host's
+//! router MAC, which no other host uses, so no bridge ever learns a
+//! gateway MAC on its VXLAN port and pulls local traffic off the host. A
+//! port's ARP for its gateway is never tunnelled (no flood entries, and
+//! the VXLAN proxy knows only remote ports), so the local copy answers.
+//! A router copy belongs to one VPC: two VPCs stay apart even when one
+//! router is attached to both.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use alcor_state_machine::goal::{Neighbor, PortConfig, SubnetConfig, VpcConfig};
+use alcor_state_machine::goal::{Neighbor, PortConfig, RouterConfig, SubnetConfig, VpcConfig};
 use alcor_state_machine::{GoalObject, GoalState, Id};
 use ipnet::IpNet;
 
@@ -41,6 +57,15 @@ pub const PEER_PREFIX: &str = "alcq";
 /// the port ID, so agents of several hosts on one machine (the tests)
 /// each own only their own namespaces.
 pub const NETNS_PREFIX: &str = "alc-";
+/// Router namespaces: `alcr-` + 8 hex digits of the host ID's hash + `-` +
+/// the VNI in 6 hex digits + `-` + the router ID.
+pub const ROUTER_NETNS_PREFIX: &str = "alcr-";
+/// Host ends of router interfaces (on the VPC's bridge): `alcg` + 11 hex
+/// digits of the hash of router and subnet.
+pub const GATEWAY_PREFIX: &str = "alcg";
+/// Router ends of router interfaces (in the router's namespace, with the
+/// gateway address): `alch` + the same.
+pub const ROUTER_PEER_PREFIX: &str = "alch";
 
 /// The bridge of VNI `vni`.
 pub fn bridge_name(vni: u32) -> String {
@@ -70,6 +95,57 @@ pub fn netns_prefix(host_id: &str) -> String {
 /// The network namespace of port `port` on host `host_id`.
 pub fn netns_name(host_id: &str, port: Id) -> String {
     format!("{}{port}", netns_prefix(host_id))
+}
+
+/// The namespace prefix of every router namespace of host `host_id`.
+pub fn router_netns_prefix(host_id: &str) -> String {
+    format!(
+        "{ROUTER_NETNS_PREFIX}{}-",
+        short_hash(host_id.as_bytes(), 8)
+    )
+}
+
+/// The namespace of router `router`'s copy for VNI `vni` on host `host_id`.
+pub fn router_netns_name(host_id: &str, vni: u32, router: Id) -> String {
+    format!("{}{vni:06x}-{router}", router_netns_prefix(host_id))
+}
+
+fn interface_key(router: Id, subnet: Id) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(&router.0.to_be_bytes());
+    key[16..].copy_from_slice(&subnet.0.to_be_bytes());
+    key
+}
+
+/// The host end of router `router`'s interface on subnet `subnet`.
+pub fn gateway_veth_name(router: Id, subnet: Id) -> String {
+    format!(
+        "{GATEWAY_PREFIX}{}",
+        short_hash(&interface_key(router, subnet), 11)
+    )
+}
+
+/// The router end of router `router`'s interface on subnet `subnet`.
+pub fn gateway_peer_name(router: Id, subnet: Id) -> String {
+    format!(
+        "{ROUTER_PEER_PREFIX}{}",
+        short_hash(&interface_key(router, subnet), 11)
+    )
+}
+
+/// The MAC of router `router`'s interface on subnet `subnet` on host
+/// `host_id`: locally administered, unicast, and different on every host
+/// (see the module doc).
+pub fn router_mac(host_id: &str, router: Id, subnet: Id) -> [u8; 6] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(host_id.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&interface_key(router, subnet));
+    let hash = hasher.finalize();
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&hash.as_bytes()[..6]);
+    mac[0] = (mac[0] & 0xfc) | 0x02;
+    mac
 }
 
 /// The first `n_digits` hex digits of the BLAKE3 hash of `bytes`.
@@ -122,6 +198,40 @@ pub struct PortPlan {
     pub gateways: Vec<IpAddr>,
 }
 
+/// One interface of a router copy: a veth pair from the VPC's bridge into
+/// the router's namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouterInterfacePlan {
+    /// The attached subnet.
+    pub subnet_id: Id,
+    /// Host end (on the bridge).
+    pub veth: String,
+    /// Router end (in the namespace).
+    pub peer: String,
+    /// MAC of the router end ([`router_mac`]).
+    pub mac: [u8; 6],
+    /// The subnet's gateway address with the subnet's prefix length.
+    pub address: IpNet,
+}
+
+/// One router's copy on this host for one VPC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouterPlan {
+    /// The router.
+    pub router_id: Id,
+    /// VNI of the VPC (the bridge its interfaces are on).
+    pub vni: u32,
+    /// Its namespace.
+    pub netns: String,
+    /// MTU of its interfaces (the VPC's).
+    pub mtu: u32,
+    /// Its interfaces, sorted by host end name.
+    pub interfaces: Vec<RouterInterfacePlan>,
+    /// Static routes (destination, next hop), sorted; only those whose
+    /// next hop is on an attached subnet (the kernel refuses the others).
+    pub routes: Vec<(IpNet, IpAddr)>,
+}
+
 /// Everything one host needs in the kernel.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -133,6 +243,8 @@ pub struct Plan {
     pub fdb: BTreeMap<(String, [u8; 6]), IpAddr>,
     /// Static neighbour entries: (VXLAN device, remote address) → remote MAC.
     pub neighbours: BTreeMap<(String, IpAddr), [u8; 6]>,
+    /// Router copies by namespace name.
+    pub routers: BTreeMap<String, RouterPlan>,
     /// Security groups and anti-spoofing of the local ports.
     pub firewall: Firewall,
     /// Local ports that cannot be programmed, with the reason.
@@ -156,6 +268,7 @@ pub fn plan(goal: &GoalState, host_id: &str, underlay_ip: IpAddr) -> Plan {
     let mut subnets: BTreeMap<Id, &SubnetConfig> = BTreeMap::new();
     let mut ports: Vec<&PortConfig> = Vec::new();
     let mut neighbours: Vec<&Neighbor> = Vec::new();
+    let mut routers: Vec<&RouterConfig> = Vec::new();
     for object in goal.values() {
         match object {
             GoalObject::Vpc(vpc) => {
@@ -166,6 +279,7 @@ pub fn plan(goal: &GoalState, host_id: &str, underlay_ip: IpAddr) -> Plan {
             }
             GoalObject::Port(port) => ports.push(port),
             GoalObject::Neighbor(neighbour) => neighbours.push(neighbour),
+            GoalObject::Router(router) => routers.push(router),
             _ => {}
         }
     }
@@ -219,6 +333,25 @@ pub fn plan(goal: &GoalState, host_id: &str, underlay_ip: IpAddr) -> Plan {
             }
         }
     }
+    // A subnet is on one router (the controller's rule); should two claim
+    // it, the first by (VPC, router ID) keeps it, never two gateways.
+    let mut claimed: BTreeSet<Id> = BTreeSet::new();
+    for router in routers {
+        if out.routers.len() >= limits::ROUTERS_PER_HOST_MAX {
+            break;
+        }
+        let planned = plan_router(
+            router,
+            &vpcs_by_id,
+            &subnets,
+            &out.vpcs,
+            host_id,
+            &mut claimed,
+        );
+        if let Some(planned) = planned {
+            out.routers.insert(planned.netns.clone(), planned);
+        }
+    }
     let bridges = out
         .vpcs
         .iter()
@@ -232,11 +365,80 @@ pub fn plan(goal: &GoalState, host_id: &str, underlay_ip: IpAddr) -> Plan {
         out.failed.insert(port, reason);
     }
     debug_assert!(out.ports.values().all(|p| out.vpcs.contains_key(&p.vni)));
+    debug_assert!(out.routers.values().all(|r| out.vpcs.contains_key(&r.vni)));
     debug_assert!(out
         .ports
         .values()
         .all(|p| !out.failed.contains_key(&p.port_id)));
     out
+}
+
+/// Router `router`'s copy for its VPC on this host, if the VPC is planned
+/// here, the router is up and it has an interface on a subnet of the VPC.
+fn plan_router(
+    router: &RouterConfig,
+    vpcs_by_id: &BTreeMap<Id, &VpcConfig>,
+    subnets: &BTreeMap<Id, &SubnetConfig>,
+    planned_vpcs: &BTreeMap<u32, VpcPlan>,
+    host_id: &str,
+    claimed: &mut BTreeSet<Id>,
+) -> Option<RouterPlan> {
+    let vpc = vpcs_by_id.get(&router.network_id)?;
+    let vpc_plan = planned_vpcs.get(&vpc.vni)?;
+    if !router.admin_state_up {
+        return None;
+    }
+    let mut interfaces = Vec::new();
+    for interface in router
+        .interfaces
+        .iter()
+        .take(limits::INTERFACES_PER_ROUTER_MAX)
+    {
+        // Interfaces on subnets of other VPCs belong to those VPCs' copies.
+        let Some(subnet) = subnets
+            .get(&interface.subnet_id)
+            .filter(|s| s.network_id == router.network_id)
+        else {
+            continue;
+        };
+        if !subnet.cidr.contains(&interface.ip_address) || !claimed.insert(subnet.id) {
+            continue;
+        }
+        let Ok(address) = IpNet::new(interface.ip_address, subnet.cidr.prefix_len()) else {
+            continue;
+        };
+        interfaces.push(RouterInterfacePlan {
+            subnet_id: subnet.id,
+            veth: gateway_veth_name(router.id, subnet.id),
+            peer: gateway_peer_name(router.id, subnet.id),
+            mac: router_mac(host_id, router.id, subnet.id),
+            address,
+        });
+    }
+    if interfaces.is_empty() {
+        return None;
+    }
+    interfaces.sort_by(|a, b| a.veth.cmp(&b.veth));
+    interfaces.dedup_by(|a, b| a.veth == b.veth);
+    let mut routes: Vec<(IpNet, IpAddr)> = router
+        .routes
+        .iter()
+        .take(limits::ROUTES_PER_ROUTER_MAX)
+        .filter(|r| r.destination.addr().is_ipv4() == r.nexthop.is_ipv4())
+        .filter(|r| interfaces.iter().any(|i| i.address.contains(&r.nexthop)))
+        .map(|r| (r.destination.trunc(), r.nexthop))
+        .collect();
+    routes.sort();
+    // One next hop per destination (the kernel's main table holds one).
+    routes.dedup_by(|a, b| a.0 == b.0);
+    Some(RouterPlan {
+        router_id: router.id,
+        vni: vpc.vni,
+        netns: router_netns_name(host_id, vpc.vni, router.id),
+        mtu: vpc_plan.mtu,
+        interfaces,
+        routes,
+    })
 }
 
 /// Adds `planned` and its VPC to `out` unless a limit or a name collision

@@ -1,21 +1,23 @@
 //! The kernel side: make the host's network objects match a [`Plan`].
 //!
 //! Each pass reads what the agent owns (links named `alc…` in the agent's
-//! namespace, namespaces named by [`crate::plan::netns_prefix`], FDB and
-//! neighbour entries on its VXLAN devices), and then, in order: deletes
-//! ports no longer planned, makes each VPC's bridge and VXLAN device match
-//! (recreating a VXLAN device only when its identity — VNI, local address,
-//! port, learning, proxy — differs), deletes VPCs no longer planned, makes
-//! each port match, and adds and removes FDB and neighbour entries one by
-//! one. Between VPCs and ports, the agent's nftables tables are made to
+//! namespace, namespaces named by [`crate::plan::netns_prefix`] and
+//! [`crate::plan::router_netns_prefix`], FDB and neighbour entries on its
+//! VXLAN devices), and then, in order: deletes ports, router interfaces
+//! and router copies no longer planned, makes each VPC's bridge and VXLAN
+//! device match (recreating a VXLAN device only when its identity — VNI,
+//! local address, port, learning, proxy — differs), deletes VPCs no longer
+//! planned, makes each port and each router copy match, and adds and
+//! removes FDB and neighbour entries one by one. Between VPCs and ports, the agent's nftables tables are made to
 //! match the plan's firewall in one atomic batch ([`crate::firewall`]).
 //! Nothing that matches is touched, so an agent restart or a repeat
 //! pass changes nothing (the test compares interface indexes).
 //!
 //! The inside of a port's namespace (MAC, MTU, addresses, default route)
-//! is checked when the port is created, when its plan changes, and once
-//! per port after the agent starts; the reconciler remembers the plans it
-//! applied to skip unchanged ports afterwards.
+//! and of a router's (sysctls, interfaces, gateway addresses, static
+//! routes of protocol `static`) is checked when it is created, when its
+//! plan changes, and once after the agent starts; the reconciler remembers
+//! the plans it applied to skip unchanged ones afterwards.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -32,7 +34,9 @@ use rtnetlink::packet_route::link::{
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol,
+};
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{
     Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder,
@@ -43,7 +47,7 @@ use crate::firewall;
 use crate::limits;
 use crate::netns;
 use crate::nft;
-use crate::plan::{self, Plan, PortPlan, VpcPlan};
+use crate::plan::{self, Plan, PortPlan, RouterPlan, VpcPlan};
 
 /// What one pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -61,9 +65,24 @@ pub struct Reconciler {
     handle: Handle,
     /// Prefix of the port namespaces of this host.
     netns_prefix: String,
+    /// Prefix of the router namespaces of this host.
+    router_prefix: String,
     /// Ports whose namespace was configured to this plan (by veth name).
     configured: BTreeMap<String, PortPlan>,
+    /// Router copies whose namespace was configured to this plan (by
+    /// namespace name).
+    configured_routers: BTreeMap<String, RouterPlan>,
     n_changes: u64,
+}
+
+/// A veth pair to create: host end on a bridge, far end in a namespace.
+struct VethPair<'a> {
+    veth: &'a str,
+    peer: &'a str,
+    mac: [u8; 6],
+    mtu: u32,
+    bridge: u32,
+    netns: &'a str,
 }
 
 /// What the reconciler reads of one link.
@@ -88,7 +107,9 @@ impl Reconciler {
         Ok(Reconciler {
             handle,
             netns_prefix: plan::netns_prefix(host_id),
+            router_prefix: plan::router_netns_prefix(host_id),
             configured: BTreeMap::new(),
+            configured_routers: BTreeMap::new(),
             n_changes: 0,
         })
     }
@@ -103,6 +124,7 @@ impl Reconciler {
             Ok(Err(e)) => all_ports(plan, &e.to_string()),
             Err(_) => {
                 self.configured.clear();
+                self.configured_routers.clear();
                 all_ports(plan, "the reconcile pass timed out")
             }
         };
@@ -128,6 +150,25 @@ impl Reconciler {
         for name in netns::list(&self.netns_prefix)? {
             if !wanted_netns.contains(name.as_str()) {
                 netns::remove(&name).await?;
+                self.n_changes += 1;
+            }
+        }
+        // Router interfaces and copies no longer planned (a namespace takes
+        // its interfaces' far ends, and so the pairs, with it).
+        let wanted_gateways: BTreeSet<&str> = plan
+            .routers
+            .values()
+            .flat_map(|r| r.interfaces.iter().map(|i| i.veth.as_str()))
+            .collect();
+        for (name, link) in &links {
+            if name.starts_with(plan::GATEWAY_PREFIX) && !wanted_gateways.contains(name.as_str()) {
+                self.delete_link(name, link.index).await?;
+            }
+        }
+        for name in netns::list(&self.router_prefix)? {
+            if !plan.routers.contains_key(&name) {
+                netns::remove(&name).await?;
+                self.configured_routers.remove(&name);
                 self.n_changes += 1;
             }
         }
@@ -169,6 +210,17 @@ impl Reconciler {
             if let Err(e) = self.ensure_port(port, *bridge, links.get(&port.veth)).await {
                 self.configured.remove(&port.veth);
                 failed.insert(port.port_id, e.to_string());
+            }
+        }
+        // Routers: a copy that cannot be programmed leaves its ports
+        // unrouted, not unprogrammed; the next pass retries it.
+        for router in plan.routers.values() {
+            let Some(bridge) = bridges.get(&router.vni) else {
+                continue;
+            };
+            if let Err(e) = self.ensure_router(router, *bridge, &links).await {
+                self.configured_routers.remove(&router.netns);
+                tracing::warn!(router = %router.router_id, vni = router.vni, "router not programmed: {e}");
             }
         }
         // Remote ports.
@@ -321,21 +373,15 @@ impl Reconciler {
                     netns::run_in(&port.netns, true, |_| async { Ok(()) }).await?;
                     self.n_changes += 1;
                 }
-                let file = netns::open(&port.netns)?;
-                let peer = LinkMessageBuilder::<LinkUnspec>::new()
-                    .name(port.peer.clone())
-                    .address(port.mac.to_vec())
-                    .mtu(port.mtu)
-                    .setns_by_fd(file.as_raw_fd())
-                    .build();
-                let message = LinkVeth::new(&port.veth, &port.peer)
-                    .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-                    .mtu(port.mtu)
-                    .controller(bridge)
-                    .up()
-                    .build();
-                self.add_link(&port.veth, message).await?;
-                drop(file);
+                let pair = VethPair {
+                    veth: &port.veth,
+                    peer: &port.peer,
+                    mac: port.mac,
+                    mtu: port.mtu,
+                    bridge,
+                    netns: &port.netns,
+                };
+                self.add_veth_pair(&pair).await?;
                 self.configured.remove(&port.veth);
             }
         }
@@ -349,6 +395,78 @@ impl Reconciler {
         .await?;
         self.n_changes += n_changes;
         self.configured.insert(port.veth.clone(), port.clone());
+        Ok(())
+    }
+
+    /// Creates a veth pair whose host end is on bridge `bridge` and whose
+    /// far end (with its MAC) is in an existing namespace.
+    async fn add_veth_pair(&mut self, pair: &VethPair<'_>) -> Result<(), DataplaneError> {
+        let file = netns::open(pair.netns)?;
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(pair.peer.to_string())
+            .address(pair.mac.to_vec())
+            .mtu(pair.mtu)
+            .setns_by_fd(file.as_raw_fd())
+            .build();
+        let message = LinkVeth::new(pair.veth, pair.peer)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .mtu(pair.mtu)
+            .controller(pair.bridge)
+            .up()
+            .build();
+        self.add_link(pair.veth, message).await?;
+        drop(file);
+        Ok(())
+    }
+
+    /// Makes router copy `router` match: its namespace, one veth pair per
+    /// interface (host end on bridge `bridge`) and, when needed, the
+    /// namespace's inside.
+    async fn ensure_router(
+        &mut self,
+        router: &RouterPlan,
+        bridge: u32,
+        links: &BTreeMap<String, Link>,
+    ) -> Result<(), DataplaneError> {
+        if !netns::exists(&router.netns) {
+            netns::run_in(&router.netns, true, |_| async { Ok(()) }).await?;
+            self.n_changes += 1;
+            self.configured_routers.remove(&router.netns);
+        }
+        for interface in &router.interfaces {
+            let existing = links
+                .get(&interface.veth)
+                .filter(|l| l.kind == Some(InfoKind::Veth));
+            match existing {
+                Some(link) => {
+                    self.ensure_link(&interface.veth, link, router.mtu, Some(bridge))
+                        .await?;
+                }
+                None => {
+                    let pair = VethPair {
+                        veth: &interface.veth,
+                        peer: &interface.peer,
+                        mac: interface.mac,
+                        mtu: router.mtu,
+                        bridge,
+                        netns: &router.netns,
+                    };
+                    self.add_veth_pair(&pair).await?;
+                    self.configured_routers.remove(&router.netns);
+                }
+            }
+        }
+        if self.configured_routers.get(&router.netns) == Some(router) {
+            return Ok(());
+        }
+        let inside = router.clone();
+        let n_changes = netns::run_in(&router.netns, false, move |handle| async move {
+            configure_router(&handle, &inside).await
+        })
+        .await?;
+        self.n_changes += n_changes;
+        self.configured_routers
+            .insert(router.netns.clone(), router.clone());
         Ok(())
     }
 
@@ -488,15 +606,33 @@ async fn configure_inside(handle: &Handle, port: &PortPlan) -> Result<u64, Datap
         .await?;
         n_changes += 1;
     }
-    let link = link_named(handle, &port.peer).await?;
-    if link.mac != port.mac || link.mtu != port.mtu {
+    let (index, changed) =
+        sync_link(handle, &port.peer, port.mac, port.mtu, &port.addresses).await?;
+    n_changes += changed;
+    n_changes += sync_default_routes(handle, index, &port.gateways).await?;
+    Ok(n_changes)
+}
+
+/// Makes link `name` (inside a namespace) have MAC `mac`, MTU `mtu`,
+/// exactly `addresses` (besides IPv6 link-local ones) and be up. Returns
+/// its index and the number of changes.
+async fn sync_link(
+    handle: &Handle,
+    name: &str,
+    mac: [u8; 6],
+    mtu: u32,
+    addresses: &[IpNet],
+) -> Result<(u32, u64), DataplaneError> {
+    let mut n_changes = 0;
+    let link = link_named(handle, name).await?;
+    if link.mac != mac || link.mtu != mtu {
         let down = LinkUnspec::new_with_index(link.index).down().build();
-        set_link(handle, down, &port.peer).await?;
+        set_link(handle, down, name).await?;
         let message = LinkUnspec::new_with_index(link.index)
-            .address(port.mac.to_vec())
-            .mtu(port.mtu)
+            .address(mac.to_vec())
+            .mtu(mtu)
             .build();
-        set_link(handle, message, &port.peer).await?;
+        set_link(handle, message, name).await?;
         n_changes += 1;
     }
     // Addresses (IPv6 link-local ones are the kernel's).
@@ -510,7 +646,7 @@ async fn configure_inside(handle: &Handle, port: &PortPlan) -> Result<u64, Datap
     for (net, message) in &present {
         let link_local =
             matches!(net.addr(), IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
-        if !link_local && !port.addresses.contains(net) {
+        if !link_local && !addresses.contains(net) {
             handle
                 .address()
                 .del(message.clone())
@@ -520,7 +656,7 @@ async fn configure_inside(handle: &Handle, port: &PortPlan) -> Result<u64, Datap
             n_changes += 1;
         }
     }
-    for net in &port.addresses {
+    for net in addresses {
         if !present.contains_key(net) {
             handle
                 .address()
@@ -533,9 +669,131 @@ async fn configure_inside(handle: &Handle, port: &PortPlan) -> Result<u64, Datap
     }
     if !link.up || n_changes > 0 {
         let up = LinkUnspec::new_with_index(link.index).up().build();
-        set_link(handle, up, &port.peer).await?;
+        set_link(handle, up, name).await?;
     }
-    n_changes += sync_default_routes(handle, link.index, &port.gateways).await?;
+    Ok((link.index, n_changes))
+}
+
+/// The sysctls of a router namespace: forwarding on, and ARP answered
+/// only on the interface that holds the address asked for (every
+/// interface of a copy is on one bridge, so without it each would answer
+/// for every gateway).
+const ROUTER_SYSCTLS: [(&str, &str); 3] = [
+    ("/proc/sys/net/ipv4/ip_forward", "1"),
+    ("/proc/sys/net/ipv4/conf/all/arp_ignore", "1"),
+    ("/proc/sys/net/ipv6/conf/all/forwarding", "1"),
+];
+
+/// Inside a router namespace: sysctls, loopback up, each interface's MAC,
+/// MTU, gateway address and up, and the static routes as planned. Returns
+/// the number of changes.
+async fn configure_router(handle: &Handle, router: &RouterPlan) -> Result<u64, DataplaneError> {
+    let mut n_changes = 0;
+    for (path, value) in ROUTER_SYSCTLS {
+        // This thread is in the router's namespace: /proc/sys/net is its.
+        let current = std::fs::read_to_string(path).unwrap_or_default();
+        if current.trim() == value {
+            continue;
+        }
+        if let Err(e) = std::fs::write(path, value) {
+            if path.contains("ipv6") && e.kind() == std::io::ErrorKind::NotFound {
+                continue; // a kernel without IPv6
+            }
+            return Err(DataplaneError::Namespace {
+                name: router.netns.clone(),
+                reason: format!("write {path}: {e}"),
+            });
+        }
+        n_changes += 1;
+    }
+    let lo = link_named(handle, "lo").await?;
+    if !lo.up {
+        set_link(
+            handle,
+            LinkUnspec::new_with_index(lo.index).up().build(),
+            "lo",
+        )
+        .await?;
+        n_changes += 1;
+    }
+    for interface in &router.interfaces {
+        let (_, changed) = sync_link(
+            handle,
+            &interface.peer,
+            interface.mac,
+            router.mtu,
+            &[interface.address],
+        )
+        .await?;
+        n_changes += changed;
+    }
+    n_changes += sync_static_routes(handle, &router.routes).await?;
+    Ok(n_changes)
+}
+
+/// Makes the static routes (protocol `static`) of the main table be
+/// exactly `routes`.
+async fn sync_static_routes(
+    handle: &Handle,
+    routes: &[(IpNet, IpAddr)],
+) -> Result<u64, DataplaneError> {
+    let mut n_changes = 0;
+    let queries = [
+        RouteMessageBuilder::<Ipv4Addr>::new().build(),
+        RouteMessageBuilder::<Ipv6Addr>::new().build(),
+    ];
+    let mut present: Vec<((IpNet, Option<IpAddr>), RouteMessage)> = Vec::new();
+    for query in queries {
+        for route in collect_bounded(handle.route().get(query).execute(), "routes").await? {
+            if route.header.table != RouteHeader::RT_TABLE_MAIN
+                || route.header.protocol != RouteProtocol::Static
+            {
+                continue;
+            }
+            if let Some(destination) = route_destination(&route) {
+                present.push(((destination, route_gateway(&route)), route));
+            }
+        }
+    }
+    for ((destination, gateway), route) in &present {
+        if !gateway.is_some_and(|g| routes.contains(&(*destination, g))) {
+            handle
+                .route()
+                .del(route.clone())
+                .execute()
+                .await
+                .map_err(DataplaneError::netlink(format!(
+                    "delete route to {destination}"
+                )))?;
+            n_changes += 1;
+        }
+    }
+    for (destination, nexthop) in routes {
+        if present
+            .iter()
+            .any(|(k, _)| *k == (*destination, Some(*nexthop)))
+        {
+            continue;
+        }
+        let what = format!("add route to {destination} via {nexthop}");
+        let route = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(destination.addr(), destination.prefix_len())
+            .and_then(|b| b.gateway(*nexthop))
+            .map_err(|e| DataplaneError::Namespace {
+                name: what.clone(),
+                reason: e.to_string(),
+            })?
+            .protocol(RouteProtocol::Static)
+            .build();
+        handle
+            .route()
+            .add(route)
+            .replace()
+            .execute()
+            .await
+            .map_err(DataplaneError::netlink(what))?;
+        n_changes += 1;
+    }
     Ok(n_changes)
 }
 
@@ -727,6 +985,26 @@ fn address_of(message: &AddressMessage) -> Option<IpNet> {
         _ => None,
     })?;
     IpNet::new(ip, message.header.prefix_len).ok()
+}
+
+fn route_destination(route: &RouteMessage) -> Option<IpNet> {
+    let length = route.header.destination_prefix_length;
+    let address = route.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Destination(RouteAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
+        RouteAttribute::Destination(RouteAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    });
+    match address {
+        Some(address) => IpNet::new(address, length).ok(),
+        None if length == 0 => {
+            let any = match route.header.address_family {
+                AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            };
+            IpNet::new(any, 0).ok()
+        }
+        None => None,
+    }
 }
 
 fn route_gateway(route: &RouteMessage) -> Option<IpAddr> {

@@ -244,3 +244,254 @@ proptest! {
         }
     }
 }
+
+fn subnet_in(id: u128, vpc: u128, cidr: &str, gateway: &str) -> GoalObject {
+    GoalObject::Subnet(SubnetConfig {
+        id: Id(id),
+        network_id: Id(vpc),
+        cidr: cidr.parse().expect("cidr"),
+        gateway_ip: Some(ip(gateway)),
+        enable_dhcp: false,
+        dns_nameservers: Vec::new(),
+        host_routes: Vec::new(),
+    })
+}
+
+fn router(id: u128, vpc: u128, interfaces: &[(u128, &str)], routes: &[(&str, &str)]) -> GoalObject {
+    GoalObject::Router(RouterConfig {
+        id: Id(id),
+        network_id: Id(vpc),
+        admin_state_up: true,
+        interfaces: interfaces
+            .iter()
+            .map(
+                |(subnet, address)| alcor_state_machine::model::RouterInterface {
+                    subnet_id: Id(*subnet),
+                    ip_address: ip(address),
+                },
+            )
+            .collect(),
+        routes: routes
+            .iter()
+            .map(|(destination, nexthop)| alcor_state_machine::model::Route {
+                destination: destination.parse().expect("prefix"),
+                nexthop: ip(nexthop),
+            })
+            .collect(),
+    })
+}
+
+/// VPC 1 (two subnets, one local port) and VPC 2 (the same CIDRs, one
+/// local port), router 50 attached to both VPCs' first subnet and to VPC
+/// 1's second, as the goal state delivers it: one copy per VPC.
+fn routed_goal() -> GoalState {
+    goal(vec![
+        vpc(1, 100),
+        vpc(2, 200),
+        subnet_in(11, 1, "10.0.1.0/24", "10.0.1.1"),
+        subnet_in(12, 1, "10.0.2.0/24", "10.0.2.1"),
+        subnet_in(21, 2, "10.0.1.0/24", "10.0.1.1"),
+        port(31, 1, 11, "10.0.1.5"),
+        port(32, 2, 21, "10.0.1.5"),
+        router(
+            50,
+            1,
+            &[(11, "10.0.1.1"), (12, "10.0.2.1"), (21, "10.0.1.1")],
+            &[
+                ("192.168.0.0/16", "10.0.2.9"),
+                ("172.16.0.0/12", "10.9.9.9"),
+            ],
+        ),
+        router(
+            50,
+            2,
+            &[(11, "10.0.1.1"), (12, "10.0.2.1"), (21, "10.0.1.1")],
+            &[],
+        ),
+    ])
+}
+
+#[test]
+fn a_router_copy_per_vpc_holds_the_gateways_of_that_vpcs_attached_subnets() {
+    let plan = plan(&routed_goal(), HOST, UNDERLAY);
+    assert_eq!(plan.routers.len(), 2, "{:?}", plan.routers);
+    let copy = &plan.routers[&router_netns_name(HOST, 100, Id(50))];
+    assert_eq!(copy.vni, 100);
+    assert_eq!(copy.mtu, 1450);
+    let mut addresses: Vec<String> = copy
+        .interfaces
+        .iter()
+        .map(|i| i.address.to_string())
+        .collect();
+    addresses.sort();
+    assert_eq!(addresses, ["10.0.1.1/24", "10.0.2.1/24"]);
+    // A route whose next hop is on no attached subnet is left out.
+    assert_eq!(
+        copy.routes,
+        [("192.168.0.0/16".parse().expect("net"), ip("10.0.2.9"))]
+    );
+    let other = &plan.routers[&router_netns_name(HOST, 200, Id(50))];
+    assert_eq!(other.interfaces.len(), 1);
+    assert_eq!(other.interfaces[0].subnet_id, Id(21));
+    assert_eq!(other.vni, 200);
+    // Each copy's interfaces go on its own VPC's bridge.
+    assert!(plan.vpcs.contains_key(&copy.vni) && plan.vpcs.contains_key(&other.vni));
+}
+
+#[test]
+fn router_macs_differ_per_host_and_interface_and_are_local_unicast() {
+    let here = plan(&routed_goal(), HOST, UNDERLAY);
+    let there = plan(&routed_goal(), "host-b", UNDERLAY);
+    let macs = |p: &Plan| -> Vec<[u8; 6]> {
+        p.routers
+            .values()
+            .flat_map(|r| r.interfaces.iter().map(|i| i.mac))
+            .collect()
+    };
+    let (here_macs, there_macs) = (macs(&here), macs(&there));
+    assert_eq!(here_macs.len(), 3);
+    for mac in &here_macs {
+        assert_eq!(mac[0] & 0x03, 0x02, "locally administered unicast");
+        assert!(
+            !there_macs.contains(mac),
+            "a router MAC shared by two hosts"
+        );
+        assert_eq!(here_macs.iter().filter(|m| *m == mac).count(), 1);
+    }
+    // Names do not depend on the host; namespaces do.
+    let names = |p: &Plan| -> Vec<String> {
+        p.routers
+            .values()
+            .flat_map(|r| r.interfaces.iter().map(|i| i.veth.clone()))
+            .collect()
+    };
+    assert_eq!(names(&here), names(&there));
+    assert!(here.routers.keys().all(|n| !there.routers.contains_key(n)));
+}
+
+#[test]
+fn routers_of_vpcs_without_local_ports_or_down_are_not_programmed() {
+    let mut state = routed_goal();
+    state.retain(|_, o| !matches!(o, GoalObject::Port(p) if p.id == Id(32)));
+    let plan = plan(&state, HOST, UNDERLAY);
+    assert_eq!(plan.routers.len(), 1);
+    assert!(plan.routers.values().all(|r| r.vni == 100));
+    for object in state.values_mut() {
+        if let GoalObject::Router(r) = object {
+            r.admin_state_up = false;
+        }
+    }
+    assert!(super::plan(&state, HOST, UNDERLAY).routers.is_empty());
+}
+
+fn arbitrary_routed_goal() -> impl Strategy<Value = GoalState> {
+    // Up to 3 VPCs with up to 4 subnets each, ports on some, routers
+    // attached to arbitrary subnets (of any VPC) with arbitrary routes.
+    let ports = prop::collection::vec((1u128..=3, 0u128..4, 2u8..=250), 0..10);
+    let routers = prop::collection::vec(
+        (
+            1u128..=3,
+            prop::collection::vec((1u128..=3, 0u128..4), 0..5),
+            prop::collection::vec((0u8..=255, 0u8..=255), 0..4),
+        ),
+        0..6,
+    );
+    (ports, routers).prop_map(|(ports, routers)| {
+        let mut objects = Vec::new();
+        for v in 1u128..=3 {
+            objects.push(vpc(v, v as u32));
+            for s in 0..4u128 {
+                objects.push(subnet_in(
+                    v * 10 + s,
+                    v,
+                    &format!("10.0.{s}.0/24"),
+                    &format!("10.0.{s}.1"),
+                ));
+            }
+        }
+        for (i, (v, s, last)) in ports.iter().enumerate() {
+            objects.push(port(
+                1_000 + i as u128,
+                *v,
+                v * 10 + s,
+                &format!("10.0.{s}.{last}"),
+            ));
+        }
+        for (i, (v, interfaces, routes)) in routers.iter().enumerate() {
+            let interfaces: Vec<(u128, String)> = interfaces
+                .iter()
+                .map(|(iv, s)| (iv * 10 + s, format!("10.0.{s}.1")))
+                .collect();
+            let interfaces: Vec<(u128, &str)> =
+                interfaces.iter().map(|(s, a)| (*s, a.as_str())).collect();
+            let routes: Vec<(String, String)> = routes
+                .iter()
+                .map(|(d, n)| (format!("192.168.{d}.0/24"), format!("10.0.{}.{n}", n % 5)))
+                .collect();
+            let routes: Vec<(&str, &str)> = routes
+                .iter()
+                .map(|(d, n)| (d.as_str(), n.as_str()))
+                .collect();
+            objects.push(router(500 + i as u128, *v, &interfaces, &routes));
+        }
+        goal(objects)
+    })
+}
+
+proptest! {
+    #[test]
+    fn every_router_copy_is_owned_on_a_planned_vpc_and_routes_only_its_own_subnets(
+        state in arbitrary_routed_goal()
+    ) {
+        let plan = plan(&state, HOST, UNDERLAY);
+        prop_assert_eq!(&plan, &super::plan(&state, HOST, UNDERLAY));
+        let mut macs: Vec<[u8; 6]> = plan.ports.values().map(|p| p.mac).collect();
+        let mut veths: Vec<&String> = plan.ports.keys().collect();
+        let mut subnets: Vec<Id> = Vec::new();
+        for (name, copy) in &plan.routers {
+            prop_assert_eq!(name, &copy.netns);
+            prop_assert!(name.starts_with(&router_netns_prefix(HOST)));
+            prop_assert!(!name.starts_with(&netns_prefix(HOST)));
+            prop_assert!(plan.vpcs.contains_key(&copy.vni));
+            prop_assert!(!copy.interfaces.is_empty());
+            for interface in &copy.interfaces {
+                for owned in [&interface.veth, &interface.peer] {
+                    prop_assert!(owned.len() <= limits::IFNAME_BYTES_MAX);
+                    prop_assert!(owned.starts_with(OWNED_PREFIX));
+                }
+                // The subnet is of the copy's own VPC.
+                let subnet = state.values().find_map(|o| match o {
+                    GoalObject::Subnet(s) if s.id == interface.subnet_id => Some(s),
+                    _ => None,
+                });
+                let subnet = subnet.expect("planned interface on a known subnet");
+                let vpc_vni = state.values().find_map(|o| match o {
+                    GoalObject::Vpc(v) if v.id == subnet.network_id => Some(v.vni),
+                    _ => None,
+                });
+                prop_assert_eq!(vpc_vni, Some(copy.vni));
+                prop_assert!(subnet.cidr.contains(&interface.address.addr()));
+                macs.push(interface.mac);
+                veths.push(&interface.veth);
+                subnets.push(interface.subnet_id);
+            }
+            for (_, nexthop) in &copy.routes {
+                prop_assert!(copy.interfaces.iter().any(|i| i.address.contains(nexthop)));
+            }
+        }
+        // No two owned links or MACs of one host collide.
+        let n_macs = macs.len();
+        macs.sort();
+        macs.dedup();
+        prop_assert_eq!(macs.len(), n_macs);
+        let n_veths = veths.len();
+        veths.sort();
+        veths.dedup();
+        prop_assert_eq!(veths.len(), n_veths);
+        // One gateway per subnet.
+        let n_subnets = subnets.len();
+        subnets.sort();
+        subnets.dedup();
+        prop_assert_eq!(subnets.len(), n_subnets);
+    }
+}

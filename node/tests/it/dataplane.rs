@@ -13,25 +13,16 @@
 //! here is in its project's default group, which admits its members, so
 //! the pings follow the VPCs only.
 //!
-//! Everything the test creates (bridge, host namespaces, port namespaces,
-//! agent processes) is named after this test process and removed by a
-//! drop guard, failure or not.
-
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+//! The topology (hosts, cluster, agents) is `dataplane_fixture.rs`'s.
 
 use alcor_dataplane::plan as names;
 use alcor_proto::api::v1 as pb;
 use alcor_state_machine::Id;
-use tonic::Code;
 
-use crate::cluster::{ProcessCluster, BIN, WAIT_MS_MAX};
-use crate::workload::{req, uuid, write, PROJECT};
-
-/// Hosts (network namespaces with an agent each).
-pub(crate) const N_HOSTS: usize = 3;
+use crate::dataplane_fixture::{
+    ip, owned_ifindexes, ping, ping_all, run, wait_for, PortSpec, Topology,
+};
+use crate::workload::{req, uuid};
 
 /// One port of the test: its name, VPC index, host index, last byte of its address.
 struct TestPort {
@@ -88,327 +79,40 @@ const PORTS: [TestPort; 7] = [
     },
 ];
 
-/// The test's network: an underlay bridge in the root namespace and one
-/// namespace per host with a veth onto it; removed on drop.
-pub(crate) struct Underlay {
-    /// Short, unique per test process (names must fit 15 bytes).
-    run: String,
-    /// Third byte of the underlay network 198.19.X.0/24.
-    subnet: u8,
-    pub(crate) host_ids: Vec<String>,
-    agents: BTreeMap<usize, Child>,
-    log_dir: tempfile::TempDir,
-}
-
-impl Underlay {
-    pub(crate) fn bridge(&self) -> String {
-        format!("dpt{}", self.run)
-    }
-
-    pub(crate) fn host_netns(&self, host: usize) -> String {
-        format!("dpt{}-h{host}", self.run)
-    }
-
-    pub(crate) fn bridge_ip(&self) -> String {
-        format!("198.19.{}.254", self.subnet)
-    }
-
-    pub(crate) fn host_ip(&self, host: usize) -> String {
-        format!("198.19.{}.{}", self.subnet, host + 1)
-    }
-
-    pub(crate) fn create() -> Underlay {
-        // Unique per process and per underlay (tests of one binary run
-        // side by side).
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
-        let pid = std::process::id();
-        let underlay = Underlay {
-            run: format!("{:04x}{n}", pid % 0x1_0000),
-            subnet: u8::try_from((pid + 97 * n) % 250).expect("below 250"),
-            host_ids: (0..N_HOSTS).map(|h| format!("dp-{pid}-{n}-h{h}")).collect(),
-            agents: BTreeMap::new(),
-            log_dir: tempfile::tempdir().expect("tempdir"),
-        };
-        let bridge = underlay.bridge();
-        ip(&["link", "add", &bridge, "type", "bridge"]);
-        ip(&[
-            "addr",
-            "add",
-            &format!("{}/24", underlay.bridge_ip()),
-            "dev",
-            &bridge,
-        ]);
-        ip(&["link", "set", &bridge, "up"]);
-        for host in 0..N_HOSTS {
-            let netns = underlay.host_netns(host);
-            let outside = format!("dpt{}h{host}", underlay.run);
-            let inside = format!("dpt{}u{host}", underlay.run);
-            ip(&["netns", "add", &netns]);
-            ip(&[
-                "link", "add", &outside, "type", "veth", "peer", "name", &inside,
-            ]);
-            ip(&["link", "set", &inside, "netns", &netns]);
-            ip(&["link", "set", &outside, "master", &bridge, "up"]);
-            let address = format!("{}/24", underlay.host_ip(host));
-            ip(&["-n", &netns, "addr", "add", &address, "dev", &inside]);
-            ip(&["-n", &netns, "link", "set", &inside, "up"]);
-            ip(&["-n", &netns, "link", "set", "lo", "up"]);
-        }
-        underlay
-    }
-
-    /// Starts (again) host `host`'s agent in its namespace.
-    pub(crate) fn start_agent(&mut self, host: usize, endpoints: &str) {
-        let log = self.agent_log(host);
-        let stderr = File::options()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&log)
-            .expect("agent log");
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.host_netns(host)))
-            .arg(BIN)
-            .args(["agent", "--host-id", &self.host_ids[host]])
-            .args(["--endpoints", endpoints])
-            .args(["--dataplane", "linux", "--underlay-ip", &self.host_ip(host)])
-            .env("ALCOR_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn agent");
-        assert!(self.agents.insert(host, child).is_none());
-    }
-
-    /// SIGKILLs host `host`'s agent.
-    pub(crate) fn kill_agent(&mut self, host: usize) {
-        let mut child = self.agents.remove(&host).expect("agent running");
-        child.kill().expect("kill agent");
-        child.wait().expect("reap agent");
-    }
-
-    pub(crate) fn agent_log(&self, host: usize) -> std::path::PathBuf {
-        self.log_dir.path().join(format!("agent-{host}.log"))
-    }
-
-    pub(crate) fn agent_logs(&self) -> String {
-        let mut out = String::new();
-        for host in 0..N_HOSTS {
-            let text = std::fs::read_to_string(self.agent_log(host)).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = lines[lines.len().saturating_sub(15)..].join("\n");
-            out.push_str(&format!("--- agent {host} ---\n{tail}\n"));
-        }
-        out
-    }
-
-    fn port_netns(&self, port: &TestPort, id: &str) -> String {
-        let id: Id = id.parse().expect("uuid");
-        names::netns_name(&self.host_ids[port.host], id)
-    }
-}
-
-impl Drop for Underlay {
-    fn drop(&mut self) {
-        for (_, mut child) in std::mem::take(&mut self.agents) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let prefixes: Vec<String> = self
-            .host_ids
-            .iter()
-            .map(|h| names::netns_prefix(h))
-            .collect();
-        if let Ok(entries) = std::fs::read_dir("/run/netns") {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().to_string();
-                if prefixes.iter().any(|p| name.starts_with(p)) {
-                    let _ = run("ip", &["netns", "del", &name]);
-                }
-            }
-        }
-        for host in 0..N_HOSTS {
-            let _ = run("ip", &["netns", "del", &self.host_netns(host)]);
-        }
-        let _ = run("ip", &["link", "del", &self.bridge()]);
-    }
-}
-
-/// Runs `program args`; its stdout on success, else stderr.
-pub(crate) fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{program}: {e}"))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).to_string())
-    } else {
-        Err(format!(
-            "{program} {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
-}
-
-pub(crate) fn ip(args: &[&str]) -> String {
-    run("ip", args).expect("ip command")
-}
-
-/// Whether one ping from namespace `netns` to `address` is answered
-/// within a second.
-fn ping(netns: &str, address: &str) -> bool {
-    run(
-        "ip",
-        &["netns", "exec", netns, "ping", "-c1", "-W1", "-q", address],
-    )
-    .is_ok()
-}
-
-/// Pings every `(from netns, to address)` at once; the answered ones.
-fn ping_all(pairs: &[(String, String)]) -> Vec<bool> {
-    let children: Vec<_> = pairs
-        .iter()
-        .map(|(netns, address)| {
-            Command::new("ip")
-                .args(["netns", "exec", netns, "ping", "-c1", "-W1", "-q", address])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn ping")
-        })
-        .collect();
-    children
-        .into_iter()
-        .map(|mut c| c.wait().is_ok_and(|s| s.success()))
-        .collect()
-}
-
-/// Interface name → index of the links in namespace `netns` named `alc…`.
-pub(crate) fn owned_ifindexes(netns: &str) -> BTreeMap<String, u32> {
-    let text = ip(&["-n", netns, "-o", "link", "show"]);
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split(": ");
-            let index = fields.next()?.trim().parse().ok()?;
-            let name = fields.next()?.split('@').next()?.to_string();
-            name.starts_with(names::OWNED_PREFIX)
-                .then_some((name, index))
-        })
-        .collect()
-}
-
-pub(crate) async fn wait_for(what: &str, underlay: &Underlay, mut probe: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_MS_MAX);
-    while !probe() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {WAIT_MS_MAX} ms waiting for {what}\n{}",
-            underlay.agent_logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn linux_dataplane_connects_ports_of_one_vpc_isolates_vpcs_and_survives_agent_restarts() {
-    let mut underlay = Underlay::create();
-    let cluster = ProcessCluster::start_with_api_host(3, &[], &underlay.bridge_ip());
-    let all = cluster.ids();
-    cluster.leader(&all).await;
-    let endpoints: Vec<String> = all.iter().map(|id| cluster.api_addr(*id)).collect();
-    let endpoints = endpoints.join(",");
-
-    for host in 0..N_HOSTS {
-        let message = pb::CreateHostRequest {
-            id: underlay.host_ids[host].clone(),
-            project_id: PROJECT.into(),
-            underlay_ip: underlay.host_ip(host),
-            ..Default::default()
-        };
-        write(
-            &cluster,
-            &all,
-            "create host",
-            &[Code::AlreadyExists],
-            |mut c| {
-                let message = message.clone();
-                async move { c.create_host(req(message)).await }
-            },
-        )
-        .await;
-        underlay.start_agent(host, &endpoints);
-    }
+    let mut topology = Topology::start().await;
     let vpcs = [uuid(0xd0), uuid(0xd1)];
     let subnets = [uuid(0xe0), uuid(0xe1)];
     for (vpc, subnet) in vpcs.iter().zip(&subnets) {
-        let message = pb::CreateVpcRequest {
-            id: vpc.clone(),
-            project_id: PROJECT.into(),
-            name: "vpc".into(),
-            cidr: "10.0.0.0/16".into(),
-            ..Default::default()
-        };
-        write(
-            &cluster,
-            &all,
-            "create vpc",
-            &[Code::AlreadyExists],
-            |mut c| {
-                let message = message.clone();
-                async move { c.create_vpc(req(message)).await }
-            },
-        )
-        .await;
-        let message = pb::CreateSubnetRequest {
-            id: subnet.clone(),
-            project_id: PROJECT.into(),
-            network_id: vpc.clone(),
-            cidr: "10.0.1.0/24".into(),
-            gateway_ip: "10.0.1.1".into(),
-            ..Default::default()
-        };
-        write(
-            &cluster,
-            &all,
-            "create subnet",
-            &[Code::AlreadyExists],
-            |mut c| {
-                let message = message.clone();
-                async move { c.create_subnet(req(message)).await }
-            },
-        )
-        .await;
+        topology.create_vpc(vpc, "10.0.0.0/16").await;
+        topology
+            .create_subnet(subnet, vpc, "10.0.1.0/24", "10.0.1.1")
+            .await;
     }
     let mut ids = Vec::new();
     let mut macs = Vec::new();
     for (i, port) in PORTS.iter().enumerate() {
         let id = uuid(0xf0 + i as u64);
-        let message = pb::CreatePortRequest {
-            id: id.clone(),
-            project_id: PROJECT.into(),
-            network_id: vpcs[port.vpc].clone(),
-            fixed_ips: vec![pb::FixedIpRequest {
-                subnet_id: subnets[port.vpc].clone(),
-                ip_address: format!("10.0.1.{}", port.last),
-            }],
-            binding_host: underlay.host_ids[port.host].clone(),
-            name: port.name.into(),
-            ..Default::default()
-        };
-        let created = write(&cluster, &all, "create port", &[], |mut c| {
-            let message = message.clone();
-            async move { c.create_port(req(message)).await }
-        })
-        .await
-        .expect("port created");
+        let created = topology
+            .create_port(&PortSpec {
+                id: &id,
+                name: port.name,
+                vpc: &vpcs[port.vpc],
+                subnet: &subnets[port.vpc],
+                address: &format!("10.0.1.{}", port.last),
+                host: port.host,
+                groups: None,
+                secured: true,
+            })
+            .await;
         ids.push(id);
         macs.push(created.mac_address);
     }
     let netns: Vec<String> = PORTS
         .iter()
         .zip(&ids)
-        .map(|(p, id)| underlay.port_netns(p, id))
+        .map(|(p, id)| topology.port_netns(p.host, id))
         .collect();
     let address = |i: usize| format!("10.0.1.{}", PORTS[i].last);
 
@@ -428,9 +132,11 @@ async fn linux_dataplane_connects_ports_of_one_vpc_isolates_vpcs_and_survives_ag
             }
         }
     }
-    wait_for("every pair of one VPC to answer pings", &underlay, || {
-        ping_all(&same_vpc).iter().all(|ok| *ok)
-    })
+    wait_for(
+        "every pair of one VPC to answer pings",
+        &topology.underlay,
+        || ping_all(&same_vpc).iter().all(|ok| *ok),
+    )
     .await;
     // Nothing crosses VPCs, even to an address the other VPC uses.
     let answered = ping_all(&other_vpc);
@@ -450,7 +156,7 @@ async fn linux_dataplane_connects_ports_of_one_vpc_isolates_vpcs_and_survives_ag
     // on host 2) is acked as failed: ERROR with the kernel's reason.
     let squatted = uuid(0xff);
     let squatted_id: Id = squatted.parse().expect("uuid");
-    let host_netns = underlay.host_netns(2);
+    let host_netns = topology.underlay.host_netns(2);
     ip(&[
         "-n",
         &host_netns,
@@ -460,23 +166,19 @@ async fn linux_dataplane_connects_ports_of_one_vpc_isolates_vpcs_and_survives_ag
         "type",
         "bridge",
     ]);
-    let message = pb::CreatePortRequest {
-        id: squatted.clone(),
-        project_id: PROJECT.into(),
-        network_id: vpcs[0].clone(),
-        fixed_ips: vec![pb::FixedIpRequest {
-            subnet_id: subnets[0].clone(),
-            ip_address: "10.0.1.30".into(),
-        }],
-        binding_host: underlay.host_ids[2].clone(),
-        ..Default::default()
-    };
-    write(&cluster, &all, "create port", &[], |mut c| {
-        let message = message.clone();
-        async move { c.create_port(req(message)).await }
-    })
-    .await
-    .expect("port created");
+    topology
+        .create_port(&PortSpec {
+            id: &squatted,
+            name: "squatted",
+            vpc: &vpcs[0],
+            subnet: &subnets[0],
+            address: "10.0.1.30",
+            host: 2,
+            groups: None,
+            secured: true,
+        })
+        .await;
+    let (cluster, all) = (&topology.cluster, &topology.all);
     let detail = cluster
         .eventually("the refused port to show ERROR with the reason", || async {
             let mut client = cluster.client(all[0]).await?;
@@ -498,18 +200,11 @@ async fn linux_dataplane_connects_ports_of_one_vpc_isolates_vpcs_and_survives_ag
     // Delete a-12 (host 2): its namespace, its veth and every remote entry
     // of it go, and pings to it fail; the rest of its VPC still answers.
     let deleted = 2;
-    let message = pb::DeletePortRequest {
-        id: ids[deleted].clone(),
-        expected_revision: None,
-    };
-    write(&cluster, &all, "delete port", &[Code::NotFound], |mut c| {
-        let message = message.clone();
-        async move { c.delete_port(req(message)).await }
-    })
-    .await;
+    topology.delete_port(&ids[deleted]).await;
     let id: Id = ids[deleted].parse().expect("uuid");
+    let underlay = &topology.underlay;
     let host_netns = underlay.host_netns(PORTS[deleted].host);
-    wait_for("the deleted port's objects to go", &underlay, || {
+    wait_for("the deleted port's objects to go", underlay, || {
         // Static VXLAN entries name their VTEP (`dst`); the bridge's own
         // learned entries age out by themselves.
         let fdb =
@@ -532,14 +227,16 @@ async fn linux_dataplane_connects_ports_of_one_vpc_isolates_vpcs_and_survives_ag
     let host = 1;
     let before = owned_ifindexes(&underlay.host_netns(host));
     assert!(before.len() >= 2 + 2 + 2, "{before:?}");
-    underlay.kill_agent(host);
+    topology.underlay.kill_agent(host);
     assert!(
         ping(&netns[0], &address(1)),
         "a dead agent stopped the dataplane"
     );
-    underlay.start_agent(host, &endpoints);
+    let endpoints = topology.endpoints.clone();
+    topology.underlay.start_agent(host, &endpoints);
+    let underlay = &topology.underlay;
     let log = underlay.agent_log(host);
-    wait_for("the restarted agent to reconcile", &underlay, || {
+    wait_for("the restarted agent to reconcile", underlay, || {
         std::fs::read_to_string(&log).is_ok_and(|t| t.contains("dataplane reconciled"))
     })
     .await;
@@ -552,6 +249,5 @@ async fn linux_dataplane_connects_ports_of_one_vpc_isolates_vpcs_and_survives_ag
         text.contains("changes=0"),
         "the restart changed the kernel:\n{text}"
     );
-    drop(cluster);
-    drop(underlay);
+    drop(topology);
 }

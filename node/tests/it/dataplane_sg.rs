@@ -1,5 +1,5 @@
 //! Security groups and anti-spoofing of the Linux dataplane end to end
-//! (needs root): the hosts, cluster and agents of `dataplane.rs`, ports in
+//! (needs root): the hosts, cluster and agents of `dataplane_fixture.rs`, ports in
 //! two VPCs with one CIDR over the 3 hosts, and security groups created
 //! through the public API with a port-range rule, a prefix rule and
 //! remote-group rules, and one port with port security off. A probe matrix (ping, TCP to an allowed and a
@@ -30,7 +30,9 @@ use alcor_state_machine::Id;
 use tonic::Code;
 
 use crate::cluster::ProcessCluster;
-use crate::dataplane::{ip, wait_for, Underlay, N_HOSTS};
+use crate::dataplane_fixture::{
+    ip, wait_for, PortSpec, Topology, Underlay, CHANGE_MS_MAX, CHANGE_SLACK_MS,
+};
 use crate::workload::{req, uuid, write, PROJECT};
 
 /// TCP port the "web" rule opens (range 8000-8001).
@@ -41,11 +43,6 @@ const TCP_SHUT: u16 = 8002;
 const UDP_PORT: u16 = 9000;
 /// Bound of one probe (ping, connect, UDP reply).
 const PROBE_MS: u64 = 500;
-/// A change must show in the matrix within this (issue 14)...
-const CHANGE_MS_MAX: u64 = 1_000;
-/// ...plus this much for a loaded 2-core machine: a probe round takes
-/// `PROBE_MS` and the first matching round must start before the sum.
-const CHANGE_SLACK_MS: u64 = 1_500;
 
 /// Groups.
 const WEB: usize = 0;
@@ -481,72 +478,15 @@ fn ip_in(netns: &str, args: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_groups_and_anti_spoofing_shape_the_probe_matrix_and_follow_each_change() {
-    let mut underlay = Underlay::create();
-    let cluster = ProcessCluster::start_with_api_host(3, &[], &underlay.bridge_ip());
-    let all = cluster.ids();
-    cluster.leader(&all).await;
-    let endpoints: Vec<String> = all.iter().map(|id| cluster.api_addr(*id)).collect();
-    let endpoints = endpoints.join(",");
-    for host in 0..N_HOSTS {
-        let message = pb::CreateHostRequest {
-            id: underlay.host_ids[host].clone(),
-            project_id: PROJECT.into(),
-            underlay_ip: underlay.host_ip(host),
-            ..Default::default()
-        };
-        write(
-            &cluster,
-            &all,
-            "create host",
-            &[Code::AlreadyExists],
-            |mut c| {
-                let message = message.clone();
-                async move { c.create_host(req(message)).await }
-            },
-        )
-        .await;
-        underlay.start_agent(host, &endpoints);
-    }
+    let topology = Topology::start().await;
+    let (cluster, all, underlay) = (&topology.cluster, &topology.all, &topology.underlay);
     let vpcs = [uuid(0x7d0), uuid(0x7d1)];
     let subnets = [uuid(0x7e0), uuid(0x7e1)];
     for (vpc, subnet) in vpcs.iter().zip(&subnets) {
-        let message = pb::CreateVpcRequest {
-            id: vpc.clone(),
-            project_id: PROJECT.into(),
-            name: "vpc".into(),
-            cidr: "10.0.0.0/16".into(),
-            ..Default::default()
-        };
-        write(
-            &cluster,
-            &all,
-            "create vpc",
-            &[Code::AlreadyExists],
-            |mut c| {
-                let message = message.clone();
-                async move { c.create_vpc(req(message)).await }
-            },
-        )
-        .await;
-        let message = pb::CreateSubnetRequest {
-            id: subnet.clone(),
-            project_id: PROJECT.into(),
-            network_id: vpc.clone(),
-            cidr: "10.0.1.0/24".into(),
-            gateway_ip: "10.0.1.1".into(),
-            ..Default::default()
-        };
-        write(
-            &cluster,
-            &all,
-            "create subnet",
-            &[Code::AlreadyExists],
-            |mut c| {
-                let message = message.clone();
-                async move { c.create_subnet(req(message)).await }
-            },
-        )
-        .await;
+        topology.create_vpc(vpc, "10.0.0.0/16").await;
+        topology
+            .create_subnet(subnet, vpc, "10.0.1.0/24", "10.0.1.1")
+            .await;
     }
     let groups: Vec<String> = (0..N_GROUPS).map(|g| uuid(0x600 + g as u64)).collect();
     for (g, id) in groups.iter().enumerate() {
@@ -557,8 +497,8 @@ async fn security_groups_and_anti_spoofing_shape_the_probe_matrix_and_follow_eac
             ..Default::default()
         };
         write(
-            &cluster,
-            &all,
+            cluster,
+            all,
             "create group",
             &[Code::AlreadyExists],
             |mut c| {
@@ -579,43 +519,31 @@ async fn security_groups_and_anti_spoofing_shape_the_probe_matrix_and_follow_eac
         assert!(n_allowed > 0 && n_allowed < of_kind.count(), "{probe:?}");
     }
     for rule in &policy.rules {
-        create_rule(&cluster, &all, &groups, rule).await;
+        create_rule(cluster, all, &groups, rule).await;
     }
     let mut ids = Vec::new();
     for (i, port) in PORTS.iter().enumerate() {
         let id = uuid(0x700 + i as u64);
-        let message = pb::CreatePortRequest {
-            id: id.clone(),
-            project_id: PROJECT.into(),
-            network_id: vpcs[port.vpc].clone(),
-            fixed_ips: vec![pb::FixedIpRequest {
-                subnet_id: subnets[port.vpc].clone(),
-                ip_address: format!("10.0.1.{}", port.last),
-            }],
-            binding_host: underlay.host_ids[port.host].clone(),
-            name: port.name.into(),
-            security_groups: Some(pb::IdList {
-                ids: port.groups.iter().map(|g| groups[*g].clone()).collect(),
-            }),
-            port_security_enabled: Some(port.secured),
-            ..Default::default()
-        };
-        write(&cluster, &all, "create port", &[], |mut c| {
-            let message = message.clone();
-            async move { c.create_port(req(message)).await }
-        })
-        .await
-        .expect("port created");
+        topology
+            .create_port(&PortSpec {
+                id: &id,
+                name: port.name,
+                vpc: &vpcs[port.vpc],
+                subnet: &subnets[port.vpc],
+                address: &format!("10.0.1.{}", port.last),
+                host: port.host,
+                groups: Some(port.groups.iter().map(|g| groups[*g].clone()).collect()),
+                secured: port.secured,
+            })
+            .await;
         ids.push(id);
     }
     let netns: Vec<String> = PORTS
         .iter()
         .zip(&ids)
-        .map(|(p, id)| {
-            names::netns_name(&underlay.host_ids[p.host], id.parse::<Id>().expect("uuid"))
-        })
+        .map(|(p, id)| topology.port_netns(p.host, id))
         .collect();
-    wait_for("every port's namespace", &underlay, || {
+    wait_for("every port's namespace", underlay, || {
         netns
             .iter()
             .all(|n| std::path::Path::new(&format!("/run/netns/{n}")).exists())
@@ -630,7 +558,7 @@ async fn security_groups_and_anti_spoofing_shape_the_probe_matrix_and_follow_eac
         &policy,
         Instant::now(),
         crate::cluster::WAIT_MS_MAX,
-        &underlay,
+        underlay,
     );
     eprintln!("initial matrix matched after {} ms", took.as_millis());
 
@@ -687,7 +615,7 @@ async fn security_groups_and_anti_spoofing_shape_the_probe_matrix_and_follow_eac
             "set",
             &peer(a1),
             "address",
-            &mac_of(&cluster, &all, &ids[a1]).await,
+            &mac_of(cluster, all, &ids[a1]).await,
         ],
     );
     ip_in(&netns[a1], &["neigh", "flush", "all"]);
@@ -704,11 +632,11 @@ async fn security_groups_and_anti_spoofing_shape_the_probe_matrix_and_follow_eac
         proto: Proto::Tcp(TCP_OPEN, TCP_OPEN),
         remote: Remote::Group(ADM),
     };
-    create_rule(&cluster, &all, &groups, &added).await;
+    create_rule(cluster, all, &groups, &added).await;
     let since = Instant::now();
     policy.rules.push(added);
     let budget = CHANGE_MS_MAX + CHANGE_SLACK_MS;
-    let took = await_matrix("rule added", &netns, &policy, since, budget, &underlay);
+    let took = await_matrix("rule added", &netns, &policy, since, budget, underlay);
     eprintln!("rule added: matrix matched after {} ms", took.as_millis());
 
     // Remove a rule: web's TCP port range.
@@ -716,14 +644,14 @@ async fn security_groups_and_anti_spoofing_shape_the_probe_matrix_and_follow_eac
         id: uuid(0x501),
         expected_revision: None,
     };
-    write(&cluster, &all, "delete rule", &[Code::NotFound], |mut c| {
+    write(cluster, all, "delete rule", &[Code::NotFound], |mut c| {
         let message = message.clone();
         async move { c.delete_security_group_rule(req(message)).await }
     })
     .await;
     let since = Instant::now();
     policy.rules.retain(|r| r.id != 0x501);
-    let took = await_matrix("rule removed", &netns, &policy, since, budget, &underlay);
+    let took = await_matrix("rule removed", &netns, &policy, since, budget, underlay);
     eprintln!("rule removed: matrix matched after {} ms", took.as_millis());
 
     // Take w2 out of web (into adm): its ingress chain changes, and its
@@ -736,7 +664,7 @@ async fn security_groups_and_anti_spoofing_shape_the_probe_matrix_and_follow_eac
         }),
         ..Default::default()
     };
-    write(&cluster, &all, "update port", &[], |mut c| {
+    write(cluster, all, "update port", &[], |mut c| {
         let message = message.clone();
         async move { c.update_port(req(message)).await }
     })
@@ -750,14 +678,13 @@ async fn security_groups_and_anti_spoofing_shape_the_probe_matrix_and_follow_eac
         &policy,
         since,
         budget,
-        &underlay,
+        underlay,
     );
     eprintln!(
         "port out of a group: matrix matched after {} ms",
         took.as_millis()
     );
-    drop(cluster);
-    drop(underlay);
+    drop(topology);
 }
 
 /// The MAC the controller gave port `id`.

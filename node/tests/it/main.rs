@@ -8,6 +8,8 @@ mod cluster;
 mod ctl_resources;
 mod ctl_verbs;
 mod dataplane;
+mod dataplane_fixture;
+mod dataplane_routing;
 mod dataplane_sg;
 mod dev;
 mod disk_and_leadership;
