@@ -266,6 +266,23 @@ async fn routers_route_between_subnets_on_every_host_and_follow_each_change() {
         before,
         "routing on one host went through the tunnel"
     );
+    // Control: a ping to a2 (host 1) is counted.
+    let a2 = 1;
+    ip(&[
+        "netns",
+        "exec",
+        &a1_netns,
+        "ping",
+        "-c3",
+        "-i0.2",
+        "-W1",
+        "-q",
+        &address(a2),
+    ]);
+    assert!(
+        tunnelled_packets(&host0) >= before + 3,
+        "the counter missed the tunnel"
+    );
     let router: Id = routers[0].parse().expect("uuid");
     let subnet: Id = subnets[0].parse().expect("uuid");
     let mac = names::router_mac(&underlay.host_ids[0], router, subnet);
@@ -287,7 +304,6 @@ async fn routers_route_between_subnets_on_every_host_and_follow_each_change() {
     eprintln!("port deleted: matrix matched after {} ms", took.as_millis());
 
     // Move a2 from host 1 to host 2 (VPC a and its router come back there).
-    let a2 = 1;
     topology.move_port(&ids[a2], 2).await;
     let since = Instant::now();
     model.hosts[a2] = 2;
