@@ -33,7 +33,11 @@
 //! Traffic to or from a port that is not local (a VXLAN device on the
 //! bridge) is judged by the other host's chains for that port; same-host
 //! traffic passes both the sender's egress and the receiver's ingress
-//! chain here.
+//! chain here. Routed traffic crosses the bridge twice (port → router
+//! copy, router copy → port) in the VPC's zone: router MACs have no
+//! chains, so the sender's egress chain judges the first crossing and the
+//! receiver's ingress chain the second, the second still `new` to
+//! conntrack (no reply seen yet).
 //!
 //! [`Ruleset`] is the desired content of both tables; [`Existing`] is what
 //! a read found; [`diff`] is the smallest batch of `nft -j` commands from

@@ -8,8 +8,9 @@
 //! device match (recreating a VXLAN device only when its identity — VNI,
 //! local address, port, learning, proxy — differs), deletes VPCs no longer
 //! planned, makes each port and each router copy match, and adds and
-//! removes FDB and neighbour entries one by one. Between VPCs and ports, the agent's nftables tables are made to
-//! match the plan's firewall in one atomic batch ([`crate::firewall`]).
+//! removes FDB and neighbour entries one by one. Between VPCs and ports,
+//! the agent's nftables tables are made to match the plan's firewall in
+//! one atomic batch ([`crate::firewall`]).
 //! Nothing that matches is touched, so an agent restart or a repeat
 //! pass changes nothing (the test compares interface indexes).
 //!
@@ -220,7 +221,11 @@ impl Reconciler {
             };
             if let Err(e) = self.ensure_router(router, *bridge, &links).await {
                 self.configured_routers.remove(&router.netns);
-                tracing::warn!(router = %router.router_id, vni = router.vni, "router not programmed: {e}");
+                tracing::warn!(
+                    router = %router.router_id,
+                    vni = router.vni,
+                    "router not programmed: {e}"
+                );
             }
         }
         // Remote ports.

@@ -49,6 +49,7 @@ impl Dataplane for LinuxDataplane {
             let outcome = reconciler.lock().await.reconcile(&plan).await;
             tracing::info!(
                 ports = plan.ports.len(),
+                routers = plan.routers.len(),
                 remote_entries = plan.fdb.len() + plan.neighbours.len(),
                 filtered_ports = plan.firewall.ports.len(),
                 remote_groups = plan.firewall.groups.len(),
