@@ -11,7 +11,10 @@
 //! deleted, a port moved to another host, a subnet added to the router)
 //! the matrix must match within `CHANGE_MS_MAX` plus `CHANGE_SLACK_MS`.
 //! A routed ping across a restart of its host's agent loses at most one
-//! probe, and the restarted agent's first pass changes nothing.
+//! probe, and the restarted agent's first pass changes nothing; a ping
+//! across hosts loses at most one probe across a kill of the leader; and
+//! once the whole controller is down and every agent restarted without it,
+//! the matrix is unchanged.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -20,7 +23,7 @@ use alcor_dataplane::plan as names;
 use alcor_state_machine::Id;
 
 use crate::dataplane_fixture::{
-    await_pings, ip, wait_for, PortSpec, Topology, CHANGE_MS_MAX, CHANGE_SLACK_MS,
+    await_pings, ip, wait_for, PortSpec, Topology, CHANGE_MS_MAX, CHANGE_SLACK_MS, N_HOSTS,
 };
 use crate::workload::uuid;
 
@@ -36,8 +39,9 @@ struct RoutedPort {
 
 /// Subnets: (VPC, third byte of 10.0.X.0/24).
 const SUBNETS: [(usize, u8); 5] = [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2)];
-/// Probes (every 100 ms) of the ping that runs across an agent restart.
-const RESTART_PROBES: u32 = 50;
+/// Probes (every 100 ms) of a ping that runs across an agent restart or a
+/// leader kill.
+const PING_PROBES: u32 = 50;
 
 /// The subnet of VPC a that joins the router later.
 const LATE_SUBNET: usize = 2;
@@ -170,6 +174,39 @@ impl Model {
             }
         }
         (pairs, want)
+    }
+}
+
+/// A ping of `PING_PROBES` probes, 100 ms apart, running in the background.
+struct Pinger(std::process::Child);
+
+impl Pinger {
+    fn start(netns: &str, address: &str) -> Pinger {
+        let child = Command::new("ip")
+            .args(["netns", "exec", netns, "ping", "-q", "-i0.1", "-W1"])
+            .args(["-c", &PING_PROBES.to_string(), address])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ping");
+        Pinger(child)
+    }
+
+    /// Waits for the ping to end; fails unless at most one probe was lost
+    /// across `what`.
+    fn lost_at_most_one(self, what: &str) {
+        let output = self.0.wait_with_output().expect("ping");
+        let summary = String::from_utf8_lossy(&output.stdout);
+        let received = summary
+            .split(", ")
+            .find_map(|part| part.strip_suffix(" received"))
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("no ping summary: {summary}"));
+        assert!(
+            received + 1 >= PING_PROBES,
+            "{what} lost {} of {PING_PROBES} probes: {summary}",
+            PING_PROBES - received
+        );
     }
 }
 
@@ -326,13 +363,7 @@ async fn routers_route_between_subnets_on_every_host_and_follow_each_change() {
 
     // Restart host 0's agent under a routed ping (a1 -> a3 on host 0):
     // at most one probe is lost, and the restart changes nothing.
-    let pinger = Command::new("ip")
-        .args(["netns", "exec", &a1_netns, "ping", "-q", "-i0.1", "-W1"])
-        .args(["-c", &RESTART_PROBES.to_string(), &address(a3)])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn ping");
+    let pinger = Pinger::start(&a1_netns, &address(a3));
     topology.underlay.kill_agent(0);
     let endpoints = topology.endpoints.clone();
     topology.underlay.start_agent(0, &endpoints);
@@ -342,18 +373,7 @@ async fn routers_route_between_subnets_on_every_host_and_follow_each_change() {
         std::fs::read_to_string(&log).is_ok_and(|t| t.contains("dataplane reconciled"))
     })
     .await;
-    let output = pinger.wait_with_output().expect("ping");
-    let summary = String::from_utf8_lossy(&output.stdout);
-    let received = summary
-        .split(", ")
-        .find_map(|part| part.strip_suffix(" received"))
-        .and_then(|n| n.trim().parse::<u32>().ok())
-        .unwrap_or_else(|| panic!("no ping summary: {summary}"));
-    assert!(
-        received + 1 >= RESTART_PROBES,
-        "the restart lost {} of {RESTART_PROBES} probes: {summary}",
-        RESTART_PROBES - received
-    );
+    pinger.lost_at_most_one("the agent restart");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let first = text
         .lines()
@@ -362,6 +382,85 @@ async fn routers_route_between_subnets_on_every_host_and_follow_each_change() {
     assert!(
         first.contains("changes=0"),
         "the restart changed the kernel:\n{text}"
+    );
+
+    // Kill the leader under a ping across hosts (a1 on host 0 -> a2, now
+    // on host 2): the kernel forwards without the controller, and the
+    // agents, whose streams the kill cuts, are not flushed.
+    let (pairs, want) = model.matrix(&topology, &ids);
+    let across = pairs
+        .iter()
+        .position(|(netns, to)| *netns == a1_netns && *to == address(a2))
+        .expect("a1 -> a2 is in the matrix");
+    assert!(want[across], "a1 reaches a2 by the model");
+    // Every agent streams from the leader first, so the kill cuts them all.
+    let leader = topology.cluster.leader(&topology.all).await;
+    let mut first: Vec<u64> = vec![leader];
+    first.extend(topology.all.iter().copied().filter(|id| *id != leader));
+    let leader_first: Vec<String> = first
+        .iter()
+        .map(|id| topology.cluster.api_addr(*id))
+        .collect();
+    let leader_first = leader_first.join(",");
+    for host in 0..N_HOSTS {
+        topology.underlay.kill_agent(host);
+        topology.underlay.start_agent(host, &leader_first);
+    }
+    let underlay = &topology.underlay;
+    wait_for("the agents to stream from the leader", underlay, || {
+        (0..N_HOSTS).all(|host| {
+            std::fs::read_to_string(underlay.agent_log(host))
+                .is_ok_and(|t| t.contains("dataplane reconciled"))
+        })
+    })
+    .await;
+    let pinger = Pinger::start(&a1_netns, &address(a2));
+    topology.cluster.kill(leader);
+    let rest: Vec<u64> = topology
+        .all
+        .iter()
+        .copied()
+        .filter(|id| *id != leader)
+        .collect();
+    let new_leader = topology.cluster.leader(&rest).await;
+    eprintln!("leader {leader} killed, {new_leader} leads");
+    pinger.lost_at_most_one("the leader kill");
+
+    // The controller down: every agent stops, the other members die, the
+    // agents start again and find no controller. What the kernel was
+    // told stays: the matrix is unchanged.
+    for host in 0..N_HOSTS {
+        topology.underlay.kill_agent(host);
+    }
+    for id in rest {
+        topology.cluster.kill(id);
+    }
+    for host in 0..N_HOSTS {
+        topology.underlay.start_agent(host, &endpoints);
+    }
+    let underlay = &topology.underlay;
+    wait_for(
+        "every restarted agent to find no controller",
+        underlay,
+        || {
+            (0..N_HOSTS).all(|host| {
+                std::fs::read_to_string(underlay.agent_log(host))
+                    .is_ok_and(|t| t.matches("push stream ended").count() >= 3)
+            })
+        },
+    )
+    .await;
+    let took = await_pings(
+        "controller down, agents restarted",
+        &pairs,
+        &want,
+        Instant::now(),
+        CHANGE_MS_MAX + CHANGE_SLACK_MS,
+        underlay,
+    );
+    eprintln!(
+        "controller down, agents restarted: matrix unchanged ({} ms)",
+        took.as_millis()
     );
     drop(topology);
 }
