@@ -356,6 +356,30 @@ pub struct ExistingTable {
 /// What a read found: the tables that exist.
 pub type Existing = BTreeMap<Family, ExistingTable>;
 
+/// What a read finds once `ruleset` was applied in full (the reconciler's
+/// memory of its tables between two passes).
+pub fn applied(ruleset: &Ruleset) -> Existing {
+    ruleset
+        .tables
+        .iter()
+        .map(|(family, spec)| {
+            let table = ExistingTable {
+                chains: spec
+                    .chains
+                    .iter()
+                    .map(|(n, c)| (n.clone(), c.rules.iter().map(|r| r.1.clone()).collect()))
+                    .collect(),
+                sets: spec
+                    .sets
+                    .iter()
+                    .map(|(n, s)| (n.clone(), s.elements.clone()))
+                    .collect(),
+            };
+            (*family, table)
+        })
+        .collect()
+}
+
 /// Text of a MAC as nft prints it.
 pub fn mac_text(mac: &[u8; 6]) -> String {
     mac.iter()

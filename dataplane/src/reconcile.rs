@@ -73,6 +73,9 @@ pub struct Reconciler {
     /// Router copies whose namespace was configured to this plan (by
     /// namespace name).
     configured_routers: BTreeMap<String, RouterPlan>,
+    /// The agent's nftables tables as its last successful batch left them;
+    /// `None`: read them from the kernel on the next pass.
+    firewall_applied: Option<firewall::Existing>,
     n_changes: u64,
 }
 
@@ -111,6 +114,7 @@ impl Reconciler {
             router_prefix: plan::router_netns_prefix(host_id),
             configured: BTreeMap::new(),
             configured_routers: BTreeMap::new(),
+            firewall_applied: None,
             n_changes: 0,
         })
     }
@@ -240,10 +244,19 @@ impl Reconciler {
         if !plan.firewall.ports.is_empty() {
             nft::check_bridge_hooks()?;
         }
-        let existing = nft::read().await?;
-        let batch = firewall::diff(&firewall::ruleset(&plan.firewall), &existing);
+        let desired = firewall::ruleset(&plan.firewall);
+        // The kernel is read on the first pass and after a failed one; in
+        // between, only this agent writes its tables, so they hold what its
+        // last batch made of them (a read of 1,000 ports' chains costs about
+        // a second).
+        let existing = match self.firewall_applied.take() {
+            Some(existing) => existing,
+            None => nft::read().await?,
+        };
+        let batch = firewall::diff(&desired, &existing);
         nft::apply(&batch).await?;
         self.n_changes += batch.n_changes;
+        self.firewall_applied = Some(firewall::applied(&desired));
         Ok(())
     }
 

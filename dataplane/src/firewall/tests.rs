@@ -112,29 +112,6 @@ fn planned(objects: Vec<GoalObject>) -> Plan {
     plan(&goal(objects), HOST, UNDERLAY)
 }
 
-/// What a read finds after `ruleset` was applied in full.
-fn applied(ruleset: &Ruleset) -> Existing {
-    ruleset
-        .tables
-        .iter()
-        .map(|(family, spec)| {
-            let table = ExistingTable {
-                chains: spec
-                    .chains
-                    .iter()
-                    .map(|(n, c)| (n.clone(), c.rules.iter().map(|r| r.1.clone()).collect()))
-                    .collect(),
-                sets: spec
-                    .sets
-                    .iter()
-                    .map(|(n, s)| (n.clone(), s.elements.clone()))
-                    .collect(),
-            };
-            (*family, table)
-        })
-        .collect()
-}
-
 /// A throwaway network namespace (removed on drop) to run `nft` in.
 struct Scratch(String);
 
