@@ -395,12 +395,14 @@ pub enum Binding {
     Bound,
 }
 
-/// A router interface on a subnet; it takes the subnet's gateway address.
+/// A router interface on a subnet: the subnet's gateway address (by subnet)
+/// or the given port's address (by port), held by its port (see
+/// [`crate::State::interface_port`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RouterInterface {
     /// Subnet attached.
     pub subnet_id: Id,
-    /// Address the router answers on (the subnet's gateway).
+    /// Address the router answers on.
     pub ip_address: IpAddr,
 }
 
