@@ -15,13 +15,14 @@ use std::str::FromStr;
 use alcor_proto::api::v1 as pb;
 use alcor_state_machine::limits::{ID_BYTES_MAX, NAME_BYTES_MAX, TAGS_MAX, TOKEN_BYTES_MAX};
 use alcor_state_machine::model::{
-    AllocationPool, AllowedAddressPair, Direction, EtherType, FloatingIp, Host, HostStatus, Mac,
-    PairAddress, Port, PortStatus, Quota, ResourceKind, Route, Router, SecurityGroup,
-    SecurityGroupRule, Subnet, Vpc,
+    AllocationPool, AllowedAddressPair, Binding, Direction, EtherType, FloatingIp, Host,
+    HostStatus, Mac, PairAddress, Port, PortStatus, Quota, ResourceKind, Route, Router,
+    RouterInterface, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
 use alcor_state_machine::{
-    validate_client_id, validate_tags, Command, FixedIpRequest, GatewaySpec, Id, Kind, PortSpecV5,
-    PortUpdateV5, Rejection, Resource, ResourceChange, SubnetUpdate, TagFilter, Tags,
+    validate_client_id, validate_tags, Command, FixedIpRequest, GatewaySpec, Id, InterfaceRef,
+    InterfaceTarget, Kind, PortSpecV5, PortUpdateV5, Rejection, Resource, ResourceChange, State,
+    SubnetUpdate, TagFilter, Tags,
 };
 use ipnet::IpNet;
 
@@ -387,10 +388,10 @@ pub fn update_subnet(req: &pb::UpdateSubnetRequest) -> Result<Command, Rejection
     retag(req.tags.as_ref(), command)
 }
 
-/// `CreatePort` → `Command::CreatePortV5` (under its request token).
+/// `CreatePort` → `Command::CreatePortV6` (under its request token).
 pub fn create_port(req: &pb::CreatePortRequest) -> Result<Command, Rejection> {
     let spec = port_spec(req, new_id_for("id", &req.id, &req.request_token, "port")?)?;
-    let command = with_tags(parse_tags("tags", &req.tags)?, Command::CreatePortV5(spec));
+    let command = with_tags(parse_tags("tags", &req.tags)?, Command::CreatePortV6(spec));
     with_token(&req.request_token, command)
 }
 
@@ -430,7 +431,7 @@ fn port_spec(req: &pb::CreatePortRequest, id: Id) -> Result<PortSpecV5, Rejectio
     })
 }
 
-/// `CreatePorts` → `Command::CreatePortsV5`, refusing oversized batches
+/// `CreatePorts` → `Command::CreatePortsV6`, refusing oversized batches
 /// before parsing any entry.
 pub fn create_ports(req: &pb::CreatePortsRequest) -> Result<Command, Rejection> {
     if req.ports.len() > PORTS_BATCH_MAX {
@@ -470,10 +471,10 @@ pub fn create_ports(req: &pb::CreatePortsRequest) -> Result<Command, Rejection> 
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    with_token(&req.request_token, Command::CreatePortsV5(specs))
+    with_token(&req.request_token, Command::CreatePortsV6(specs))
 }
 
-/// `UpdatePort` → `Command::UpdatePortV5`.
+/// `UpdatePort` → `Command::UpdatePortV6`.
 pub fn update_port(req: &pb::UpdatePortRequest) -> Result<Command, Rejection> {
     let binding_host = match req.binding_host.as_deref() {
         None => None,
@@ -495,7 +496,7 @@ pub fn update_port(req: &pb::UpdatePortRequest) -> Result<Command, Rejection> {
         .as_deref()
         .map(|n| parse_name("device_owner", n))
         .transpose()?;
-    let command = Command::UpdatePortV5 {
+    let command = Command::UpdatePortV6 {
         id: parse_id("id", &req.id)?,
         update: PortUpdateV5 {
             name,
@@ -746,20 +747,43 @@ pub fn update_router(req: &pb::UpdateRouterRequest) -> Result<Command, Rejection
     retag(req.tags.as_ref(), command)
 }
 
-/// `AddRouterInterface` (`add`) or `RemoveRouterInterface` → the command.
+/// `AddRouterInterface` (`add`) or `RemoveRouterInterface` → the command:
+/// by `subnet_id` or by `port_id`, exactly one of them.
 pub fn router_interface(req: &pb::RouterInterfaceRequest, add: bool) -> Result<Command, Rejection> {
     let router_id = parse_id("router_id", &req.router_id)?;
-    let subnet_id = parse_id("subnet_id", &req.subnet_id)?;
-    Ok(if add {
-        Command::AddRouterInterface {
-            router_id,
-            subnet_id,
+    let by_port = match (req.subnet_id.is_empty(), req.port_id.is_empty()) {
+        (false, true) => false,
+        (true, false) => true,
+        _ => {
+            return Err(invalid(
+                "subnet_id",
+                "give exactly one of subnet_id and port_id",
+            ))
         }
-    } else {
-        Command::RemoveRouterInterface {
+    };
+    if by_port && !req.interface_port_id.is_empty() {
+        return Err(invalid("interface_port_id", "only with subnet_id"));
+    }
+    Ok(match (add, by_port) {
+        (true, false) => Command::AddRouterInterfaceV6 {
             router_id,
-            subnet_id,
-        }
+            target: InterfaceTarget::Subnet {
+                subnet_id: parse_id("subnet_id", &req.subnet_id)?,
+                port_id: new_id("interface_port_id", &req.interface_port_id)?,
+            },
+        },
+        (true, true) => Command::AddRouterInterfaceV6 {
+            router_id,
+            target: InterfaceTarget::Port(parse_id("port_id", &req.port_id)?),
+        },
+        (false, false) => Command::RemoveRouterInterfaceV6 {
+            router_id,
+            target: InterfaceRef::Subnet(parse_id("subnet_id", &req.subnet_id)?),
+        },
+        (false, true) => Command::RemoveRouterInterfaceV6 {
+            router_id,
+            target: InterfaceRef::Port(parse_id("port_id", &req.port_id)?),
+        },
     })
 }
 
@@ -910,8 +934,9 @@ pub fn subnet(s: &Subnet) -> pb::Subnet {
     }
 }
 
-/// A port as a message.
-pub fn port(p: &Port) -> pb::Port {
+/// A port as a message; `binding` is derived from the state
+/// ([`State::binding`]).
+pub fn port(p: &Port, binding: Binding) -> pb::Port {
     let (status, status_detail) = match &p.status {
         PortStatus::Down => (pb::PortStatus::Down, String::new()),
         PortStatus::Active => (pb::PortStatus::Active, String::new()),
@@ -946,6 +971,11 @@ pub fn port(p: &Port) -> pb::Port {
             .collect(),
         admin_state_up: p.admin_state_up,
         port_security_enabled: p.port_security_enabled,
+        vif_type: match binding {
+            Binding::Unbound => pb::VifType::Unbound,
+            Binding::HostUnknown => pb::VifType::BindingFailed,
+            Binding::Bound => pb::VifType::Ovs,
+        } as i32,
         status: status as i32,
         status_detail,
         tags: tag_list(&p.meta.tags),
@@ -1008,8 +1038,18 @@ fn routes(routes: &[Route]) -> Vec<pb::Route> {
         .collect()
 }
 
-/// A router as a message.
-pub fn router(r: &Router) -> pb::Router {
+/// A port rendered against the state it lives in.
+pub fn port_in(state: &State, p: &Port) -> pb::Port {
+    port(p, state.binding(p))
+}
+
+/// A router rendered against the state it lives in (its interfaces' ports).
+pub fn router_in(state: &State, r: &Router) -> pb::Router {
+    router(r, |iface| state.interface_port(r.id, iface).map(|p| p.id))
+}
+
+/// A router as a message; `port_of` names an interface's port.
+pub fn router(r: &Router, port_of: impl Fn(&RouterInterface) -> Option<Id>) -> pb::Router {
     pb::Router {
         id: r.id.to_string(),
         project_id: r.meta.project_id.clone(),
@@ -1021,6 +1061,7 @@ pub fn router(r: &Router) -> pb::Router {
             .map(|i| pb::RouterInterface {
                 subnet_id: i.subnet_id.to_string(),
                 ip_address: i.ip_address.to_string(),
+                port_id: port_of(i).map(|p| p.to_string()).unwrap_or_default(),
             })
             .collect(),
         routes: routes(&r.routes),
@@ -1088,12 +1129,13 @@ pub fn watch_kind(change: &ResourceChange) -> i32 {
     resource_kind(kind) as i32
 }
 
-/// One applied change as a Watch event; `router_of` derives a floating
-/// IP's router (see [`floating_ip`]).
+/// One applied change as a Watch event; what is derived (a floating IP's
+/// router, a port's binding, a router's interface ports) comes from `state`
+/// when it is readable.
 pub fn watch_event(
     revision: u64,
     change: &ResourceChange,
-    router_of: impl Fn(&FloatingIp) -> Option<Id>,
+    state: Option<&State>,
 ) -> pb::WatchEvent {
     use pb::watch_event::Object;
     let (kind, id, kind_of_event, object) = match change {
@@ -1105,7 +1147,14 @@ pub fn watch_event(
                 Resource::Host(h) => (h.id.clone(), Object::Host(host(h))),
                 Resource::Vpc(v) => (v.id.to_string(), Object::Vpc(vpc(v))),
                 Resource::Subnet(s) => (s.id.to_string(), Object::Subnet(subnet(s))),
-                Resource::Port(p) => (p.id.to_string(), Object::Port(port(p))),
+                Resource::Port(p) => {
+                    let binding = match (state, &p.binding_host) {
+                        (Some(s), _) => s.binding(p),
+                        (None, None) => Binding::Unbound,
+                        (None, Some(_)) => Binding::Bound,
+                    };
+                    (p.id.to_string(), Object::Port(port(p, binding)))
+                }
                 Resource::SecurityGroup(g) => {
                     (g.id.to_string(), Object::SecurityGroup(security_group(g)))
                 }
@@ -1113,10 +1162,16 @@ pub fn watch_event(
                     r.id.to_string(),
                     Object::SecurityGroupRule(security_group_rule(r)),
                 ),
-                Resource::Router(r) => (r.id.to_string(), Object::Router(router(r))),
+                Resource::Router(r) => {
+                    let rendered = match state {
+                        Some(s) => router_in(s, r),
+                        None => router(r, |_| None),
+                    };
+                    (r.id.to_string(), Object::Router(rendered))
+                }
                 Resource::FloatingIp(f) => (
                     f.id.to_string(),
-                    Object::FloatingIp(floating_ip(f, router_of(f))),
+                    Object::FloatingIp(floating_ip(f, state.and_then(|s| s.floating_ip_router(f)))),
                 ),
             };
             (resource.kind(), id, pb::WatchEventType::Put, Some(object))

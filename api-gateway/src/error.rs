@@ -135,6 +135,11 @@ pub fn rejection_status(rejection: &Rejection) -> (Code, Reason, Option<Resource
                 PortSecurityNeed::AllowedAddressPairs => None,
             },
         ),
+        Rejection::RouterInterfacePort { .. } => (
+            Code::FailedPrecondition,
+            Reason::RouterInterfacePort,
+            Some(Resource::Port),
+        ),
         Rejection::InvalidCidr { .. } => (invalid, Reason::InvalidCidr, None),
         Rejection::InvalidField { .. } => (invalid, Reason::InvalidField, None),
         Rejection::IpOutsideSubnet { .. } => (invalid, Reason::IpOutsideSubnet, None),

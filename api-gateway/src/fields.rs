@@ -51,6 +51,7 @@ selectable! {
         id, project_id, network_id, name, fixed_ips, mac_address, binding_host, device_id,
         device_owner, security_groups, allowed_address_pairs, admin_state_up, status,
         status_detail, revision, created_at_ms, updated_at_ms, tags, port_security_enabled,
+        vif_type,
     }
     pb::SecurityGroup {
         id, project_id, name, description, is_default, revision, created_at_ms, updated_at_ms,

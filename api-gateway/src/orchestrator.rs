@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::orchestrator_server::{Orchestrator, OrchestratorServer};
 use alcor_raft_core::{RaftNode, ReadError, WriteError};
-use alcor_state_machine::model::{FloatingIp, Port, SecurityGroupRule, Subnet};
+use alcor_state_machine::model::{FloatingIp, Port, Router, SecurityGroupRule, Subnet};
 use alcor_state_machine::{Command, Id, Kind, Rejection, Reply, State};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
@@ -344,6 +344,36 @@ impl OrchestratorService {
 
     /// A floating IP from a write reply; its router is derived from this
     /// node's applied state (see `FloatingIp.router_id`).
+    /// A port as written, its binding derived from this member's state.
+    fn render_port(&self, port: &Port) -> Result<pb::Port, ApiError> {
+        Ok(self.node.read_stale(|s| convert::port_in(s, port))?)
+    }
+
+    /// A router as written, its interfaces' ports from this member's state.
+    fn render_router(&self, router: &Router) -> Result<pb::Router, ApiError> {
+        Ok(self.node.read_stale(|s| convert::router_in(s, router))?)
+    }
+
+    /// A router after an interface change: the changed interface's port is
+    /// the reply's (this member may not have applied the change yet), the
+    /// others' from this member's state.
+    fn render_interface(
+        &self,
+        router: &Router,
+        subnet_id: Id,
+        port_id: Option<Id>,
+    ) -> Result<pb::Router, ApiError> {
+        Ok(self.node.read_stale(|s| {
+            convert::router(router, |iface| {
+                if iface.subnet_id == subnet_id {
+                    port_id
+                } else {
+                    s.interface_port(router.id, iface).map(|p| p.id)
+                }
+            })
+        })?)
+    }
+
     fn render_floating_ip(&self, fip: &FloatingIp) -> Result<pb::FloatingIp, ApiError> {
         let router = self.node.read_stale(|s| s.floating_ip_router(fip))?;
         Ok(convert::floating_ip(fip, router))
@@ -604,7 +634,7 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::CreatePortRequest>,
     ) -> Result<Response<pb::Port>, Status> {
-        let render = reply!(Reply::Port(port) => Ok(convert::port(&port)));
+        let render = reply!(Reply::Port(port) => self.render_port(&port));
         self.write_request(request, convert::create_port, render)
             .await
     }
@@ -614,7 +644,7 @@ impl Orchestrator for OrchestratorService {
         request: Request<pb::CreatePortsRequest>,
     ) -> Result<Response<pb::CreatePortsResponse>, Status> {
         let render = reply!(Reply::Ports(ports) => Ok(pb::CreatePortsResponse {
-            ports: ports.iter().map(convert::port).collect(),
+            ports: self.node.read_stale(|s| ports.iter().map(|p| convert::port_in(s, p)).collect())?,
         }));
         self.write_request(request, convert::create_ports, render)
             .await
@@ -625,7 +655,7 @@ impl Orchestrator for OrchestratorService {
         request: Request<pb::GetPortRequest>,
     ) -> Result<Response<pb::Port>, Status> {
         self.get(request, Kind::Port, resource_id, |s, id| {
-            s.port(id).map(convert::port)
+            s.port(id).map(|p| convert::port_in(s, p))
         })
         .await
     }
@@ -646,7 +676,7 @@ impl Orchestrator for OrchestratorService {
                 };
                 let keep =
                     |p: &Port| host.is_empty() || p.binding_host.as_deref() == Some(host.as_str());
-                list.page(items, keep, convert::port)
+                list.page(items, keep, |p| convert::port_in(s, p))
             },
             |ports, next_marker, revision| pb::ListPortsResponse {
                 ports,
@@ -661,7 +691,7 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::UpdatePortRequest>,
     ) -> Result<Response<pb::Port>, Status> {
-        let render = reply!(Reply::Port(port) => Ok(convert::port(&port)));
+        let render = reply!(Reply::Port(port) => self.render_port(&port));
         self.write_request(request, convert::update_port, render)
             .await
     }
@@ -815,7 +845,7 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::CreateRouterRequest>,
     ) -> Result<Response<pb::Router>, Status> {
-        let render = reply!(Reply::Router(router) => Ok(convert::router(&router)));
+        let render = reply!(Reply::Router(router) => self.render_router(&router));
         self.write_request(request, convert::create_router, render)
             .await
     }
@@ -825,7 +855,7 @@ impl Orchestrator for OrchestratorService {
         request: Request<pb::GetRouterRequest>,
     ) -> Result<Response<pb::Router>, Status> {
         self.get(request, Kind::Router, resource_id, |s, id| {
-            s.router(id).map(convert::router)
+            s.router(id).map(|r| convert::router_in(s, r))
         })
         .await
     }
@@ -839,7 +869,7 @@ impl Orchestrator for OrchestratorService {
             |_| Ok(()),
             |s, list, ()| {
                 let items = tag_indexed(s, Kind::Router, &list.tags, s.routers(), State::router);
-                list.page(items, |_| true, convert::router)
+                list.page(items, |_| true, |r| convert::router_in(s, r))
             },
             |routers, next_marker, revision| pb::ListRoutersResponse {
                 routers,
@@ -854,7 +884,7 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::UpdateRouterRequest>,
     ) -> Result<Response<pb::Router>, Status> {
-        let render = reply!(Reply::Router(router) => Ok(convert::router(&router)));
+        let render = reply!(Reply::Router(router) => self.render_router(&router));
         self.write_request(request, convert::update_router, render)
             .await
     }
@@ -879,7 +909,9 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::RouterInterfaceRequest>,
     ) -> Result<Response<pb::Router>, Status> {
-        let render = reply!(Reply::Router(router) => Ok(convert::router(&router)));
+        let render = reply!(Reply::RouterInterface { router, subnet_id, port_id } => {
+            self.render_interface(&router, subnet_id, port_id)
+        });
         let command = |req: &pb::RouterInterfaceRequest| convert::router_interface(req, true);
         self.write_request(request, command, render).await
     }
@@ -888,7 +920,9 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::RouterInterfaceRequest>,
     ) -> Result<Response<pb::Router>, Status> {
-        let render = reply!(Reply::Router(router) => Ok(convert::router(&router)));
+        let render = reply!(Reply::RouterInterface { router, subnet_id, port_id } => {
+            self.render_interface(&router, subnet_id, port_id)
+        });
         let command = |req: &pb::RouterInterfaceRequest| convert::router_interface(req, false);
         self.write_request(request, command, render).await
     }

@@ -284,6 +284,7 @@ impl Guarded for pb::RouterInterfaceRequest {
         vec![
             (Kind::Router, &self.router_id),
             (Kind::Subnet, &self.subnet_id),
+            (Kind::Port, &self.port_id),
         ]
     }
 }

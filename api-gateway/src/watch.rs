@@ -57,11 +57,9 @@ impl Event {
     /// is derived from `node`'s state at that moment.
     fn message(&self, node: &RaftNode) -> &pb::WatchEvent {
         self.message.get_or_init(|| {
-            convert::watch_event(self.revision, &self.changes[self.position], |fip| {
-                node.read_stale(|s| s.floating_ip_router(fip))
-                    .ok()
-                    .flatten()
-            })
+            let change = &self.changes[self.position];
+            node.read_stale(|s| convert::watch_event(self.revision, change, Some(s)))
+                .unwrap_or_else(|_| convert::watch_event(self.revision, change, None))
         })
     }
 }

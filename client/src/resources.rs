@@ -276,6 +276,7 @@ impl Routers<'_> {
         let request = pb::RouterInterfaceRequest {
             router_id: router_id.to_string(),
             subnet_id: subnet_id.to_string(),
+            ..Default::default()
         };
         orchestrator!(self.client, Retry::Never, add_router_interface, request)
     }
@@ -289,6 +290,7 @@ impl Routers<'_> {
         let request = pb::RouterInterfaceRequest {
             router_id: router_id.to_string(),
             subnet_id: subnet_id.to_string(),
+            ..Default::default()
         };
         orchestrator!(self.client, Retry::Never, remove_router_interface, request)
     }

@@ -36,6 +36,9 @@ pub enum Reason {
     /// (resource header `security_group`) or allowed address pairs (no
     /// resource header).
     PortSecurityRequired,
+    /// The port is a router's interface: only removing the interface deletes
+    /// it or changes its device (resource header `port`).
+    RouterInterfacePort,
     /// A project quota would be exceeded.
     QuotaExceeded,
     /// Compare-and-set failed: the resource moved since it was read.
@@ -76,7 +79,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for tables and tests.
-    pub const ALL: [Reason; 30] = [
+    pub const ALL: [Reason; 31] = [
         Reason::NotFound,
         Reason::AlreadyExists,
         Reason::InvalidCidr,
@@ -89,6 +92,7 @@ impl Reason {
         Reason::InUse,
         Reason::AlreadyAssociated,
         Reason::PortSecurityRequired,
+        Reason::RouterInterfacePort,
         Reason::QuotaExceeded,
         Reason::StaleRevision,
         Reason::RuleExists,
@@ -124,6 +128,7 @@ impl Reason {
             Reason::InUse => "IN_USE",
             Reason::AlreadyAssociated => "ALREADY_ASSOCIATED",
             Reason::PortSecurityRequired => "PORT_SECURITY_REQUIRED",
+            Reason::RouterInterfacePort => "ROUTER_INTERFACE_PORT",
             Reason::QuotaExceeded => "QUOTA_EXCEEDED",
             Reason::StaleRevision => "STALE_REVISION",
             Reason::RuleExists => "RULE_EXISTS",

@@ -109,6 +109,7 @@ impl<T> Answer<T> for Result<tonic::Response<T>, Status> {
 /// | ALREADY_ASSOCIATED | | 409 | `FloatingIPPortAlreadyAssociated` |
 /// | PORT_SECURITY_REQUIRED | security_group | 409 | `PortSecurityAndIPRequiredForSecurityGroups` |
 /// | PORT_SECURITY_REQUIRED | | 409 | `AddressPairAndPortSecurityRequired` |
+/// | ROUTER_INTERFACE_PORT | port | 409 | `ServicePortInUse` |
 /// | IN_USE | network/subnet/port/security group/router | 409 | `NetworkInUse`, `SubnetInUse`, `PortInUse`, `SecurityGroupInUse`, `RouterInUse` |
 /// | POOL_EXHAUSTED | subnet, network or none | 409 | `IpAddressGenerationFailure` |
 /// | POOL_EXHAUSTED | mac_address | 503 | `MacAddressGenerationFailure` |
@@ -161,6 +162,7 @@ pub fn from_status(status: &Status) -> RestError {
                 _ => "AddressPairAndPortSecurityRequired",
             },
         ),
+        Some(Reason::RouterInterfacePort) => (conflict, "ServicePortInUse"),
         Some(Reason::InUse) => (
             conflict,
             match resource {
@@ -352,6 +354,14 @@ mod tests {
                 },
                 409,
                 "AddressPairAndPortSecurityRequired",
+            ),
+            (
+                Rejection::RouterInterfacePort {
+                    port_id: id,
+                    router_id: Id(9),
+                },
+                409,
+                "ServicePortInUse",
             ),
             (
                 Rejection::AlreadyAssociated {

@@ -40,7 +40,15 @@ fn render(p: &pb::Port) -> Item {
             json!({"ip_address": a.ip_address, "mac_address": mac})
         })
         .collect();
-    let bound = !p.binding_host.is_empty();
+    // Neutron's binding:vif_type and, once bound, vif_details.
+    let (vif_type, vif_details) = match pb::VifType::try_from(p.vif_type) {
+        Ok(pb::VifType::Ovs) => (
+            "ovs",
+            json!({"port_filter": p.port_security_enabled, "connectivity": "l2"}),
+        ),
+        Ok(pb::VifType::BindingFailed) => ("binding_failed", json!({})),
+        _ => ("unbound", json!({})),
+    };
     object(json!({
         "id": p.id,
         "name": p.name,
@@ -51,8 +59,8 @@ fn render(p: &pb::Port) -> Item {
         "mac_address": p.mac_address,
         "binding:host_id": p.binding_host,
         "binding:vnic_type": "normal",
-        "binding:vif_type": if bound { "ovs" } else { "unbound" },
-        "binding:vif_details": {},
+        "binding:vif_type": vif_type,
+        "binding:vif_details": vif_details,
         "binding:profile": {},
         "device_id": p.device_id,
         "device_owner": p.device_owner,

@@ -1,6 +1,8 @@
 //! `/v2.0/routers`, with `PUT /v2.0/routers/{id}/add_router_interface` and
-//! `/remove_router_interface` (by `subnet_id`; a router interface takes the
-//! subnet's gateway address).
+//! `/remove_router_interface`, by `subnet_id` (a new port with device owner
+//! `network:router_interface` takes the subnet's gateway address) or by
+//! `port_id` (that port becomes the interface); removing an interface
+//! deletes its port, as in Neutron.
 
 use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::orchestrator_server::Orchestrator;
@@ -16,6 +18,7 @@ use tonic::Request;
 use crate::attrs::{iso8601, Attrs};
 use crate::auth::Caller;
 use crate::error::{Answer, RestError};
+use crate::ports::Ports;
 use crate::resource::{
     object, page_request, path_id, read_json, respond, single, visible, Item, Resource, Scope,
 };
@@ -189,8 +192,9 @@ async fn remove_interface(
     respond(interface(state, caller, id, body, false).await)
 }
 
-/// Adds or removes the interface named by `{"subnet_id": ...}`; answers
-/// Neutron's interface info.
+/// Adds or removes the interface named by `{"subnet_id": ...}` or
+/// `{"port_id": ...}` (exactly one); answers Neutron's interface info, whose
+/// `port_id` is the interface's port.
 async fn interface(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -200,35 +204,69 @@ async fn interface(
 ) -> Result<Response, RestError> {
     let id = path_id::<Routers>(&id)?;
     let mut a = Attrs::new(read_json(body).await?);
-    if a.take("port_id").is_some_and(|p| !p.is_null()) {
+    let subnet_id = a.nullable_string("subnet_id")?;
+    let port_id = a.nullable_string("port_id")?;
+    a.finish()?;
+    if subnet_id.is_empty() == port_id.is_empty() {
         return Err(RestError::bad_request(
-            "router interfaces by port_id are not supported yet (give subnet_id)",
+            "Bad router request: give exactly one of subnet_id and port_id",
         ));
     }
-    let subnet_id = a.required("subnet_id")?;
-    a.finish()?;
     let svc = &*state.svc;
     let router = visible::<Routers>(svc, &caller, &id).await?;
     if !caller.admin {
-        let subnet = path_id::<Subnets>(&subnet_id)?;
-        visible::<Subnets>(svc, &caller, &subnet).await?;
+        if !subnet_id.is_empty() {
+            visible::<Subnets>(svc, &caller, &path_id::<Subnets>(&subnet_id)?).await?;
+        }
+        if !port_id.is_empty() {
+            visible::<Ports>(svc, &caller, &path_id::<Ports>(&port_id)?).await?;
+        }
     }
+    let named = |i: &&pb::RouterInterface| {
+        (!subnet_id.is_empty() && i.subnet_id == subnet_id)
+            || (!port_id.is_empty() && i.port_id == port_id)
+    };
+    // A removed interface is no longer in the answer: read it first.
+    let before = if add {
+        None
+    } else {
+        let current = svc
+            .get_router(Request::new(pb::GetRouterRequest {
+                id: id.clone(),
+                stale: false,
+                ..Default::default()
+            }))
+            .await
+            .rest()?;
+        current.interfaces.iter().find(named).cloned()
+    };
     let request = Request::new(pb::RouterInterfaceRequest {
         router_id: id.clone(),
         subnet_id: subnet_id.clone(),
+        port_id: port_id.clone(),
+        ..Default::default()
     });
-    if add {
+    let after = if add {
         svc.add_router_interface(request).await
     } else {
         svc.remove_router_interface(request).await
     }
     .rest()?;
+    let iface = match before {
+        Some(iface) => Some(iface),
+        None => after.interfaces.iter().find(named).cloned(),
+    }
+    .unwrap_or_else(|| pb::RouterInterface {
+        subnet_id: subnet_id.clone(),
+        port_id: port_id.clone(),
+        ..Default::default()
+    });
     let project = router.get("project_id").cloned().unwrap_or(Value::Null);
     let body = json!({
         "id": id,
-        "subnet_id": subnet_id,
-        "subnet_ids": [subnet_id],
-        "port_id": "",
+        "subnet_id": iface.subnet_id,
+        "subnet_ids": [iface.subnet_id],
+        "port_id": iface.port_id,
         "tenant_id": project,
         "project_id": project,
     });

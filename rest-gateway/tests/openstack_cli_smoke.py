@@ -4,7 +4,8 @@ Keystone: every command runs with `--os-auth-type admin_token --os-endpoint
 URL --os-token TOKEN`, prints `-f json`, and the JSON is parsed and checked.
 
 Covers create / list / show / set / delete of networks, subnets, ports,
-security groups and rules, routers with a subnet interface and a static
+security groups and rules, routers with a subnet interface (a port: listed
+by `port list --router`, not deletable through the port API) and a static
 route, floating IPs (associate, unset, move), tags (create, filters, set/unset), exit codes and messages of failing commands, and project scoping.
 `openstack quota ...` is left out: it resolves the project through the
 Identity API, which an admin_token endpoint does not have.
@@ -178,6 +179,15 @@ def main():
     router = ok("router", "create", "cli-router")
     check(router["name"] == "cli-router" and router["routes"] == [], "router create")
     quiet("router", "add", "subnet", router["id"], sub["id"])
+    router_ports = ok("port", "list", "--router", router["id"])
+    check(len(router_ports) == 1, "port list --router lists the interface port")
+    iface = ok("port", "show", router_ports[0]["ID"])
+    check(iface["device_owner"] == "network:router_interface"
+          and iface["device_id"] == router["id"]
+          and sub["gateway_ip"] in json.dumps(iface["fixed_ips"]),
+          "the interface port: owned by the router, on the gateway address")
+    fails("delete a router interface port", "interface of router", "port", "delete",
+          iface["id"])
     fails("delete a router with an interface", "in use", "router", "delete", router["id"])
     quiet("router", "set", "--route", "destination=192.168.60.0/24,gateway=10.60.0.9",
           router["id"])

@@ -13,6 +13,8 @@ Exits non-zero on the first failed check. Driven by openstacksdk_smoke.sh.
 """
 
 import os
+import shlex
+import subprocess
 import sys
 import time
 
@@ -245,6 +247,75 @@ def port_security(net_api, net_id):
     net_api.delete_security_group(sg, ignore_missing=False)
 
 
+def router_ports(net_api, net_id):
+    """Router interfaces are ports: by subnet a port on the gateway address,
+    owned by the router and listed by `ports(device_id=router)`; the port API
+    may not delete it (409); removing the interface deletes it. By port: the
+    given port becomes the interface."""
+    sub = net_api.create_subnet(
+        network_id=net_id, cidr="10.21.0.0/24", ip_version=4, name="smoke-rif-sub"
+    )
+    router = net_api.create_router(name="smoke-rif-router")
+    info = net_api.add_interface_to_router(router, subnet_id=sub.id)
+    check(info["port_id"] and info["subnet_id"] == sub.id, "interface answers its port")
+    port = net_api.get_port(info["port_id"])
+    check(port.device_owner == "network:router_interface" and port.device_id == router.id,
+          "interface port is owned by the router")
+    check([f["ip_address"] for f in port.fixed_ips] == [sub.gateway_ip]
+          and port.fixed_ips[0]["subnet_id"] == sub.id,
+          "interface port holds the gateway address")
+    check([p.id for p in net_api.ports(device_id=router.id)] == [port.id],
+          "ports of the router list the interface port")
+    expect_error(exc.ConflictException, "ServicePortInUse", "delete a router interface port",
+                 net_api.delete_port, port, ignore_missing=False)
+    info = net_api.remove_interface_from_router(router, subnet_id=sub.id)
+    check(info["port_id"] == port.id, "removal answers the interface port")
+    check(net_api.find_port(port.id) is None, "removing the interface deleted its port")
+    given = net_api.create_port(network_id=net_id, fixed_ips=[{"subnet_id": sub.id}],
+                                name="smoke-rif-given")
+    info = net_api.add_interface_to_router(router, port_id=given.id)
+    check(info["port_id"] == given.id and info["subnet_id"] == sub.id, "interface by port")
+    owned = net_api.get_port(given.id)
+    check(owned.device_owner == "network:router_interface" and owned.device_id == router.id,
+          "the given port is the interface")
+    net_api.remove_interface_from_router(router, port_id=given.id)
+    check(net_api.find_port(given.id) is None, "removing by port deleted it (as Neutron)")
+    net_api.delete_router(router, ignore_missing=False)
+    net_api.delete_subnet(sub, ignore_missing=False)
+    print("ok: router interfaces are ports")
+
+
+def binding_before_host(net_api, net_id):
+    """Nova binds before the host's agent ever connected: the port is
+    accepted, DOWN with vif_type binding_failed; the host registers, its agent
+    connects, receives the port and acks it: vif_type ovs, ACTIVE."""
+    late = os.environ["ALCOR_SMOKE_LATE_HOST"]
+    port = net_api.create_port(network_id=net_id, name="smoke-late", binding_host_id=late,
+                               device_id="vm-late", device_owner="compute:nova")
+    check(port.binding_host_id == late and port.status == "DOWN"
+          and port.binding_vif_type == "binding_failed",
+          "bound to an unknown host: DOWN, binding_failed")
+    subprocess.run(shlex.split(os.environ["ALCOR_SMOKE_REGISTER_LATE_HOST"]), check=True,
+                   stdout=subprocess.DEVNULL)
+    port = net_api.get_port(port.id)
+    check(port.binding_vif_type == "ovs" and port.binding_vif_details.get("port_filter") is True,
+          "the host registered: vif_type ovs")
+    with open(os.environ["ALCOR_SMOKE_AGENT_LOG"], "w") as log:
+        agent = subprocess.Popen(shlex.split(os.environ["ALCOR_SMOKE_LATE_AGENT"]),
+                                 stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while net_api.get_port(port.id).status != "ACTIVE":
+            if time.monotonic() > deadline or agent.poll() is not None:
+                check(False, "the late host's agent programs the port within 30 s")
+            time.sleep(0.2)
+        print("ok: the late host's agent received the port and acked it: ACTIVE")
+    finally:
+        agent.kill()
+        agent.wait(timeout=10)
+    net_api.delete_port(port, ignore_missing=False)
+
+
 def quotas(net_api, member):
     """An admin sets a member project's router quota; the member hits it."""
     project = member.create_network(name="smoke-qnet").project_id
@@ -367,6 +438,8 @@ def main():
     tags(net_api, net.id)
     security_groups(net_api)
     routers(net_api)
+    router_ports(net_api, net.id)
+    binding_before_host(net_api, net.id)
     quotas(net_api, member)
     address_pairs(net_api, net.id)
     port_security(net_api, net.id)

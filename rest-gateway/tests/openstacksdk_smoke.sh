@@ -3,7 +3,8 @@
 # cluster: installs a pinned openstacksdk and python-openstackclient from PyPI
 # into a venv under the target directory, starts three `alcor server` members
 # with TLS on every listener (certificates from `alcor certs`), --rest-addr
-# and a token file, registers two hosts, runs
+# and a token file, registers two hosts (a third registers during the run,
+# with a simulated agent), runs
 # openstacksdk_smoke.py and openstack_cli_smoke.py against one member's REST
 # API and tears everything down (also on failure or interruption). Bounded in
 # time.
@@ -85,6 +86,7 @@ CLUSTER="1=$(raft 1)/$(api 1),2=$(raft 2)/$(api 2),3=$(raft 3)/$(api 3)"
 
 ADMIN_TOKEN="smoke-admin-$RANDOM$RANDOM"
 MEMBER_TOKEN="smoke-member-$RANDOM$RANDOM"
+AGENT_TOKEN="smoke-agent-$RANDOM$RANDOM"
 cat >"$WORK/tokens.toml" <<EOF
 ["$ADMIN_TOKEN"]
 project_id = "admin"
@@ -93,6 +95,10 @@ role = "admin"
 ["$MEMBER_TOKEN"]
 project_id = "demo"
 role = "member"
+
+["$AGENT_TOKEN"]
+role = "agent"
+host_id = "smoke-h-late"
 EOF
 chmod 600 "$WORK/tokens.toml"
 
@@ -160,5 +166,12 @@ export ALCOR_REST_CACERT=$TLS/ca.pem
 export ALCOR_REST_TOKEN="$ADMIN_TOKEN"
 export ALCOR_REST_MEMBER_TOKEN="$MEMBER_TOKEN"
 export ALCOR_SMOKE_HOSTS="smoke-h1,smoke-h2"
+# A host that registers during the run (binding before the host exists): the
+# scenario registers it with `alcor ctl` and starts its agent with this
+# command line (its stdout and stderr go to the agent log).
+export ALCOR_SMOKE_LATE_HOST="smoke-h-late"
+export ALCOR_SMOKE_REGISTER_LATE_HOST="$BIN ctl --endpoints $ENDPOINTS --token $ADMIN_TOKEN hosts create --id smoke-h-late --project-id admin --underlay-ip 192.0.2.9"
+export ALCOR_SMOKE_LATE_AGENT="$BIN agent --host-id smoke-h-late --endpoints $ENDPOINTS --token $AGENT_TOKEN --report-interval-s 60"
+export ALCOR_SMOKE_AGENT_LOG="$WORK/node-agent.log"
 timeout "$TIMEOUT_S" "$VENV/bin/python" rest-gateway/tests/openstacksdk_smoke.py
 timeout "$CLI_TIMEOUT_S" "$VENV/bin/python" rest-gateway/tests/openstack_cli_smoke.py

@@ -465,6 +465,55 @@ pub enum Command {
         update: PortUpdateV5,
         expected_revision: Option<u64>,
     },
+    // Format 6 (the snapshot layout is format 5's; these commands differ in
+    // what they accept, so older log entries keep applying as they did).
+    /// [`Command::CreatePortV5`], accepting a binding host the controller
+    /// does not know yet (the port binds when it registers).
+    CreatePortV6(PortSpecV5),
+    /// [`Command::CreatePortsV5`], accepting unknown binding hosts.
+    CreatePortsV6(Vec<PortSpecV5>),
+    /// [`Command::UpdatePortV5`], accepting an unknown binding host.
+    UpdatePortV6 {
+        id: Id,
+        update: PortUpdateV5,
+        expected_revision: Option<u64>,
+    },
+    /// Attach a router to a subnet through a port (Neutron's
+    /// `add_router_interface`): by subnet, a new port (`port_id`) with the
+    /// subnet's gateway address is created in the same entry; by port, the
+    /// given port becomes the interface. Either way the port's
+    /// `device_owner` is [`DEVICE_OWNER_ROUTER_INTERFACE`](crate::model::DEVICE_OWNER_ROUTER_INTERFACE)
+    /// and its `device_id` the router.
+    AddRouterInterfaceV6 {
+        router_id: Id,
+        target: InterfaceTarget,
+    },
+    /// Detach a router from a subnet (named by the subnet or by the
+    /// interface's port); the interface's port is deleted, as in Neutron.
+    RemoveRouterInterfaceV6 { router_id: Id, target: InterfaceRef },
+}
+
+/// What [`Command::AddRouterInterfaceV6`] attaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InterfaceTarget {
+    /// A subnet, through a new port with this ID holding its gateway address.
+    Subnet {
+        /// The subnet.
+        subnet_id: Id,
+        /// ID of the port to create.
+        port_id: Id,
+    },
+    /// An existing port (one fixed address, not used by a device).
+    Port(Id),
+}
+
+/// Which interface [`Command::RemoveRouterInterfaceV6`] removes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InterfaceRef {
+    /// The interface on this subnet.
+    Subnet(Id),
+    /// The interface through this port.
+    Port(Id),
 }
 
 impl Command {
@@ -480,9 +529,15 @@ impl Command {
             Command::CreateSubnet { .. } => "create_subnet",
             Command::UpdateSubnet { .. } => "update_subnet",
             Command::DeleteSubnet { .. } => "delete_subnet",
-            Command::CreatePort(_) | Command::CreatePortV5(_) => "create_port",
-            Command::CreatePorts(_) | Command::CreatePortsV5(_) => "create_ports",
-            Command::UpdatePort { .. } | Command::UpdatePortV5 { .. } => "update_port",
+            Command::CreatePort(_) | Command::CreatePortV5(_) | Command::CreatePortV6(_) => {
+                "create_port"
+            }
+            Command::CreatePorts(_) | Command::CreatePortsV5(_) | Command::CreatePortsV6(_) => {
+                "create_ports"
+            }
+            Command::UpdatePort { .. }
+            | Command::UpdatePortV5 { .. }
+            | Command::UpdatePortV6 { .. } => "update_port",
             Command::SetPortStatus { .. } => "set_port_status",
             Command::DeletePort { .. } => "delete_port",
             Command::CreateSecurityGroup { .. } => "create_security_group",
@@ -493,8 +548,12 @@ impl Command {
             Command::CreateRouter { .. } => "create_router",
             Command::UpdateRouter { .. } => "update_router",
             Command::DeleteRouter { .. } => "delete_router",
-            Command::AddRouterInterface { .. } => "add_router_interface",
-            Command::RemoveRouterInterface { .. } => "remove_router_interface",
+            Command::AddRouterInterface { .. } | Command::AddRouterInterfaceV6 { .. } => {
+                "add_router_interface"
+            }
+            Command::RemoveRouterInterface { .. } | Command::RemoveRouterInterfaceV6 { .. } => {
+                "remove_router_interface"
+            }
             Command::CreateFloatingIp { .. } => "create_floating_ip",
             Command::UpdateFloatingIp { .. } => "update_floating_ip",
             Command::DeleteFloatingIp { .. } => "delete_floating_ip",
@@ -536,6 +595,17 @@ pub enum Reply {
     Deleted,
     /// The result of each command of a [`Command::Batch`], in order.
     Batch(#[serde(deserialize_with = "crate::decode::nested")] Vec<Result<Reply, Rejection>>),
+    // New variants go last (replies travel between members as bincode).
+    /// A router after an interface was added or removed, and that interface.
+    RouterInterface {
+        /// The router after the change.
+        router: crate::model::Router,
+        /// The interface's subnet.
+        subnet_id: Id,
+        /// The interface's port (`None` for an interface added by a format-4
+        /// command, which had none).
+        port_id: Option<Id>,
+    },
 }
 
 /// Kinds of resources named in rejections.
@@ -743,6 +813,15 @@ pub enum Rejection {
         port_id: Id,
         /// What needs port security.
         need: PortSecurityNeed,
+    },
+    /// The port is a router's interface: only removing the interface
+    /// deletes it or changes its device (Neutron's 409 `ServicePortInUse`).
+    #[error("port {port_id} cannot be changed or deleted directly: it is an interface of router {router_id}")]
+    RouterInterfacePort {
+        /// The port.
+        port_id: Id,
+        /// Its router.
+        router_id: Id,
     },
 }
 

@@ -44,8 +44,9 @@ mod validate;
 pub use apply::Outcome;
 pub use changes::{Resource, ResourceChange};
 pub use command::{
-    Command, FixedIpRequest, GatewaySpec, Kind, Pool, PortSecurityNeed, PortSpec, PortSpecV5,
-    PortUpdate, PortUpdateV5, Proposal, Rejection, Reply, SubnetUpdate,
+    Command, FixedIpRequest, GatewaySpec, InterfaceRef, InterfaceTarget, Kind, Pool,
+    PortSecurityNeed, PortSpec, PortSpecV5, PortUpdate, PortUpdateV5, Proposal, Rejection, Reply,
+    SubnetUpdate,
 };
 pub use goal::{
     apply_changes, goal_digest, Diffs, GoalChange, GoalKey, GoalObject, GoalState, HostDiff, Scope,

@@ -379,12 +379,30 @@ pub struct RuleMatch {
     pub remote_group_id: Option<Id>,
 }
 
-/// A router interface on a subnet; it takes the subnet's gateway address.
+/// The `device_owner` of a port that is a router's interface (Neutron's).
+pub const DEVICE_OWNER_ROUTER_INTERFACE: &str = "network:router_interface";
+
+/// How far a port's binding got, derived from the state (never stored):
+/// Neutron's `binding:vif_type` `unbound`, `binding_failed` and a bound type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// No binding host.
+    Unbound,
+    /// Bound to a host the controller does not know (yet): the port stays
+    /// down and binds when the host registers.
+    HostUnknown,
+    /// Bound to a registered host.
+    Bound,
+}
+
+/// A router interface on a subnet: the subnet's gateway address (by subnet)
+/// or the given port's address (by port), held by its port (see
+/// [`crate::State::interface_port`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RouterInterface {
     /// Subnet attached.
     pub subnet_id: Id,
-    /// Address the router answers on (the subnet's gateway).
+    /// Address the router answers on.
     pub ip_address: IpAddr,
 }
 

@@ -100,6 +100,8 @@ fn taggable(command: &Command) -> bool {
             | Command::UpdatePort { .. }
             | Command::CreatePortV5(_)
             | Command::UpdatePortV5 { .. }
+            | Command::CreatePortV6(_)
+            | Command::UpdatePortV6 { .. }
             | Command::CreateSecurityGroup { .. }
             | Command::UpdateSecurityGroup { .. }
             | Command::CreateRouter { .. }

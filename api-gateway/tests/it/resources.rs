@@ -620,18 +620,53 @@ async fn router_interfaces_attach_and_detach_and_hold_their_subnet() {
     let attach = pb::RouterInterfaceRequest {
         router_id: router.id.clone(),
         subnet_id: subnet.id.clone(),
+        ..Default::default()
     };
     let attached = c
         .add_router_interface(attach.clone())
         .await
         .expect("add interface")
         .into_inner();
+    let port_id = attached.interfaces[0].port_id.clone();
+    assert!(!port_id.is_empty(), "the interface is a port");
     assert_eq!(
         attached.interfaces,
         vec![pb::RouterInterface {
             subnet_id: subnet.id.clone(),
             ip_address: subnet.gateway_ip.clone(),
+            port_id: port_id.clone(),
         }]
+    );
+    let get_port = pb::GetPortRequest {
+        id: port_id.clone(),
+        stale: false,
+        ..Default::default()
+    };
+    let port = c
+        .get_port(get_port.clone())
+        .await
+        .expect("the interface's port")
+        .into_inner();
+    assert_eq!(
+        (
+            port.device_owner.as_str(),
+            port.device_id.as_str(),
+            port.fixed_ips[0].ip_address.as_str()
+        ),
+        (
+            "network:router_interface",
+            router.id.as_str(),
+            subnet.gateway_ip.as_str()
+        )
+    );
+    assert_status(
+        c.delete_port(pb::DeletePortRequest {
+            id: port_id.clone(),
+            expected_revision: None,
+        })
+        .await,
+        Code::FailedPrecondition,
+        "ROUTER_INTERFACE_PORT",
     );
     let updated = c
         .update_router(pb::UpdateRouterRequest {
@@ -694,6 +729,7 @@ async fn router_interfaces_attach_and_detach_and_hold_their_subnet() {
         .expect("remove interface")
         .into_inner();
     assert!(detached.interfaces.is_empty());
+    assert_status(c.get_port(get_port).await, Code::NotFound, "NOT_FOUND");
     // Detaching what is not attached names the field (the state machine's
     // choice; Neutron answers 404).
     assert_status(

@@ -207,6 +207,7 @@ async fn floating_ips_are_created_once_per_token_associated_with_cas_filtered_an
     c.add_router_interface(req(pb::RouterInterfaceRequest {
         router_id: router.id.clone(),
         subnet_id: subnet.clone(),
+        ..Default::default()
     }))
     .await
     .expect("add interface");

@@ -18,6 +18,7 @@ mod floating_ips;
 mod garbage;
 mod health;
 mod kill_leader;
+mod late_host;
 mod membership;
 mod metrics;
 mod pipes;

@@ -173,7 +173,7 @@ async fn security_groups_embed_their_rules_and_refuse_duplicates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn routers_attach_and_detach_subnets_by_id() {
+async fn routers_attach_and_detach_subnets_by_id_through_a_port() {
     let rest = Rest::start().await;
     let (_net, subnet) = network_with_subnet(&rest, ALICE, "10.1.0.0/24").await;
 
@@ -190,10 +190,19 @@ async fn routers_attach_and_detach_subnets_by_id() {
     let add = format!("/v2.0/routers/{rid}/add_router_interface");
     let remove = format!("/v2.0/routers/{rid}/remove_router_interface");
 
-    let by_port = rest
+    let both = rest
+        .call(
+            Method::PUT,
+            &add,
+            ALICE,
+            Some(json!({"port_id": rid, "subnet_id": subnet})),
+        )
+        .await;
+    expect(&both, StatusCode::BAD_REQUEST, Some("BadRequest"));
+    let no_such_port = rest
         .call(Method::PUT, &add, ALICE, Some(json!({"port_id": rid})))
         .await;
-    expect(&by_port, StatusCode::BAD_REQUEST, Some("BadRequest"));
+    expect(&no_such_port, StatusCode::NOT_FOUND, Some("PortNotFound"));
     let stranger = rest
         .call(Method::PUT, &add, BOB, Some(json!({"subnet_id": subnet})))
         .await;
@@ -202,11 +211,36 @@ async fn routers_attach_and_detach_subnets_by_id() {
         .call(Method::PUT, &add, ALICE, Some(json!({"subnet_id": subnet})))
         .await;
     expect(&added, StatusCode::OK, None);
+    let port_id = s(&added.body["port_id"]);
+    assert!(!port_id.is_empty(), "the interface is a port");
     assert_eq!(
         added.body,
-        json!({"id": rid, "subnet_id": subnet, "subnet_ids": [subnet], "port_id": "",
+        json!({"id": rid, "subnet_id": subnet, "subnet_ids": [subnet], "port_id": port_id,
                "tenant_id": "alice", "project_id": "alice"})
     );
+    let iface = rest.get(&format!("/v2.0/ports/{port_id}"), ALICE).await;
+    expect(&iface, StatusCode::OK, None);
+    assert_eq!(
+        (
+            iface.body["port"]["device_owner"].clone(),
+            iface.body["port"]["device_id"].clone(),
+            iface.body["port"]["fixed_ips"][0]["ip_address"].clone()
+        ),
+        (
+            json!("network:router_interface"),
+            json!(rid),
+            json!("10.1.0.1")
+        )
+    );
+    let undeletable = rest
+        .call(
+            Method::DELETE,
+            &format!("/v2.0/ports/{port_id}"),
+            ALICE,
+            None,
+        )
+        .await;
+    expect(&undeletable, StatusCode::CONFLICT, Some("ServicePortInUse"));
     let busy = rest
         .call(Method::DELETE, &format!("/v2.0/routers/{rid}"), ALICE, None)
         .await;
@@ -242,6 +276,9 @@ async fn routers_attach_and_detach_subnets_by_id() {
         .await;
     expect(&removed, StatusCode::OK, None);
     assert_eq!(removed.body["subnet_ids"], json!([subnet]));
+    assert_eq!(removed.body["port_id"], json!(port_id));
+    let gone = rest.get(&format!("/v2.0/ports/{port_id}"), ALICE).await;
+    expect(&gone, StatusCode::NOT_FOUND, Some("PortNotFound"));
     let deleted = rest
         .call(Method::DELETE, &format!("/v2.0/routers/{rid}"), ALICE, None)
         .await;

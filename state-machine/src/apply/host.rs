@@ -4,7 +4,7 @@
 use crate::apply::Ctx;
 use crate::command::{Kind, Rejection, Reply};
 use crate::goal::DiffCollector;
-use crate::ids::ProjectId;
+use crate::ids::{Id, ProjectId};
 use crate::model::{Host, HostStatus};
 use crate::state::State;
 use crate::validate;
@@ -40,6 +40,16 @@ impl State {
             meta: ctx.meta(project),
         };
         self.commit_host(id, Some(host.clone()), d);
+        // Ports bound to it before it registered are bound now: each is
+        // written again (a new revision), so watchers see the binding change.
+        let waiting: Vec<Id> = self.ports_of_host(id).map(|p| p.id).collect();
+        for port_id in waiting {
+            if let Some(port) = self.t.ports().get(&port_id) {
+                let mut port = port.clone();
+                ctx.touch(&mut port.meta);
+                self.commit_port(port_id, Some(port), d);
+            }
+        }
         Ok(Reply::Host(host))
     }
 

@@ -16,6 +16,7 @@ mod subnet;
 mod vpc;
 
 pub(crate) use floating_ip::FipUpdate;
+use port::HostRule;
 pub(crate) use subnet::NewSubnet;
 
 use crate::changes::ResourceChange;
@@ -245,26 +246,57 @@ impl State {
                 id,
                 expected_revision,
             } => self.delete_subnet(*id, *expected_revision, d),
-            Command::CreatePort(spec) => self.create_port(ctx, PortSpecV5::from(spec.clone()), d),
-            Command::CreatePortV5(spec) => self.create_port(ctx, spec.clone(), d),
+            Command::CreatePort(spec) => {
+                let spec = PortSpecV5::from(spec.clone());
+                self.create_port(ctx, spec, HostRule::Registered, d)
+            }
+            Command::CreatePortV5(spec) => {
+                self.create_port(ctx, spec.clone(), HostRule::Registered, d)
+            }
+            Command::CreatePortV6(spec) => self.create_port(ctx, spec.clone(), HostRule::Any, d),
             Command::CreatePorts(specs) => {
                 let specs: Vec<PortSpecV5> = specs.iter().cloned().map(PortSpecV5::from).collect();
-                self.create_ports(ctx, &specs, d).map(Reply::Ports)
+                self.create_ports(ctx, &specs, HostRule::Registered, d)
+                    .map(Reply::Ports)
             }
-            Command::CreatePortsV5(specs) => self.create_ports(ctx, specs, d).map(Reply::Ports),
+            Command::CreatePortsV5(specs) => self
+                .create_ports(ctx, specs, HostRule::Registered, d)
+                .map(Reply::Ports),
+            Command::CreatePortsV6(specs) => self
+                .create_ports(ctx, specs, HostRule::Any, d)
+                .map(Reply::Ports),
             Command::UpdatePort {
                 id,
                 update,
                 expected_revision,
             } => {
                 let update = PortUpdateV5::from(update.clone());
-                self.update_port(ctx, *id, &update, *expected_revision, d)
+                self.update_port(
+                    ctx,
+                    *id,
+                    &update,
+                    *expected_revision,
+                    HostRule::Registered,
+                    d,
+                )
             }
             Command::UpdatePortV5 {
                 id,
                 update,
                 expected_revision,
-            } => self.update_port(ctx, *id, update, *expected_revision, d),
+            } => self.update_port(
+                ctx,
+                *id,
+                update,
+                *expected_revision,
+                HostRule::Registered,
+                d,
+            ),
+            Command::UpdatePortV6 {
+                id,
+                update,
+                expected_revision,
+            } => self.update_port(ctx, *id, update, *expected_revision, HostRule::Any, d),
             Command::SetPortStatus {
                 id,
                 status,
@@ -366,6 +398,12 @@ impl State {
                 router_id,
                 subnet_id,
             } => self.router_interface(ctx, *router_id, *subnet_id, false, d),
+            Command::AddRouterInterfaceV6 { router_id, target } => {
+                self.add_router_interface(ctx, *router_id, *target, d)
+            }
+            Command::RemoveRouterInterfaceV6 { router_id, target } => {
+                self.remove_router_interface(ctx, *router_id, *target, d)
+            }
             Command::CreateFloatingIp {
                 id,
                 project_id,

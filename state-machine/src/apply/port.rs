@@ -16,7 +16,7 @@ use crate::limits::{
 };
 use crate::model::{
     AllowedAddressPair, FixedIp, HostStatus, Mac, PairAddress, Port, PortStatus, ResourceKind,
-    SecurityGroup, Subnet,
+    SecurityGroup, Subnet, DEVICE_OWNER_ROUTER_INTERFACE,
 };
 use crate::state::{int_to_ip, ip_to_int, State};
 use crate::validate;
@@ -35,15 +35,27 @@ struct Overlay {
     default_sgs: BTreeMap<ProjectId, Id>,
 }
 
+/// Which binding hosts a command accepts: commands before format 6 refuse a
+/// host the controller does not know (and must keep doing so when their log
+/// entries are applied again); format-6 commands accept it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HostRule {
+    /// Only registered hosts (`NotFound` otherwise).
+    Registered,
+    /// Any well-formed host name; the port binds when the host registers.
+    Any,
+}
+
 impl State {
     /// Creates one port: a batch of one, rejected as itself.
     pub(crate) fn create_port(
         &mut self,
         ctx: Ctx,
         spec: PortSpecV5,
+        hosts: HostRule,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
-        self.create_ports(ctx, std::slice::from_ref(&spec), d)
+        self.create_ports(ctx, std::slice::from_ref(&spec), hosts, d)
             .map(|mut ports| match ports.pop() {
                 Some(port) => Reply::Port(Box::new(port)),
                 None => Reply::Ports(Vec::new()),
@@ -58,6 +70,7 @@ impl State {
         &mut self,
         ctx: Ctx,
         specs: &[PortSpecV5],
+        hosts: HostRule,
         d: &mut DiffCollector,
     ) -> Result<Vec<Port>, Rejection> {
         if specs.len() > BATCH_PORTS_MAX {
@@ -69,12 +82,12 @@ impl State {
         let mut overlay = Overlay::default();
         let mut planned = Vec::with_capacity(specs.len());
         for (index, spec) in specs.iter().enumerate() {
-            let port =
-                self.plan_port(ctx, spec, &mut overlay)
-                    .map_err(|cause| Rejection::BatchEntry {
-                        index,
-                        cause: Box::new(cause),
-                    })?;
+            let port = self
+                .plan_port(ctx, spec, hosts, &mut overlay)
+                .map_err(|cause| Rejection::BatchEntry {
+                    index,
+                    cause: Box::new(cause),
+                })?;
             planned.push(port);
         }
         // The default groups' rule IDs, derived in the order they always were
@@ -106,7 +119,13 @@ impl State {
         Ok(planned)
     }
 
-    fn plan_port(&self, ctx: Ctx, spec: &PortSpecV5, ov: &mut Overlay) -> Result<Port, Rejection> {
+    fn plan_port(
+        &self,
+        ctx: Ctx,
+        spec: &PortSpecV5,
+        hosts: HostRule,
+        ov: &mut Overlay,
+    ) -> Result<Port, Rejection> {
         crate::ids::validate_client_id("id", spec.id)?;
         validate::ident("project_id", &spec.project_id)?;
         validate::name("name", &spec.name)?;
@@ -134,8 +153,9 @@ impl State {
             .unwrap_or(0);
         self.check_quota(&spec.project_id, ResourceKind::Port, pending + 1)?;
         if let Some(host) = &spec.binding_host {
-            self.check_binding(host)?;
+            self.check_binding(host, hosts)?;
         }
+        let may_take_gateway = spec.device_owner == DEVICE_OWNER_ROUTER_INTERFACE;
         let security_groups = match &spec.security_groups {
             Some(groups) => self.check_groups(&spec.project_id, groups)?,
             None if port_security_enabled => vec![self.default_group(ctx, &spec.project_id, ov)],
@@ -161,7 +181,7 @@ impl State {
             }
             None => self.allocate_mac(net, ov)?,
         };
-        let fixed_ips = self.plan_fixed_ips(net, &spec.fixed_ips, ov)?;
+        let fixed_ips = self.plan_fixed_ips(net, &spec.fixed_ips, may_take_gateway, ov)?;
         // Claim everything in the overlay only once the entry is fully valid.
         ov.ids.insert(spec.id);
         ov.macs.insert((net, mac_address));
@@ -192,12 +212,16 @@ impl State {
         })
     }
 
-    fn check_binding(&self, host: &HostId) -> Result<(), Rejection> {
-        let h = self
-            .t
-            .hosts()
-            .get(host)
-            .ok_or_else(|| Rejection::not_found(Kind::Host, host))?;
+    /// A port may be bound to a host the controller does not know yet (Nova
+    /// binds before the host's agent first connects): it stays down until
+    /// the host registers. A host in maintenance takes no new binding.
+    fn check_binding(&self, host: &HostId, hosts: HostRule) -> Result<(), Rejection> {
+        let Some(h) = self.t.hosts().get(host) else {
+            return match hosts {
+                HostRule::Registered => Err(Rejection::not_found(Kind::Host, host)),
+                HostRule::Any => validate::ident("binding_host", host),
+            };
+        };
         if h.status == HostStatus::Maintenance {
             return Err(Rejection::invalid(
                 "binding_host",
@@ -289,6 +313,7 @@ impl State {
         &self,
         net: Id,
         requests: &[FixedIpRequest],
+        may_take_gateway: bool,
         ov: &mut Overlay,
     ) -> Result<Vec<FixedIp>, Rejection> {
         if requests.len() > PORT_FIXED_IPS_MAX {
@@ -366,7 +391,7 @@ impl State {
                     }
                     let n = ip_to_int(ip);
                     let key = (subnet.id, n);
-                    if subnet.gateway_ip == Some(ip)
+                    if (subnet.gateway_ip == Some(ip) && !may_take_gateway)
                         || self.ix.ip_used().contains_key(&key)
                         || ov.ips.contains(&key)
                         || taken.contains(&key)
@@ -475,6 +500,7 @@ impl State {
         id: Id,
         u: &PortUpdateV5,
         expected: Option<u64>,
+        hosts: HostRule,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
         let old = self
@@ -483,6 +509,18 @@ impl State {
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
         validate::revision(expected, old.meta.revision)?;
+        if let Some(router_id) = self.interface_router(old) {
+            let device_changes = u.device_id.as_deref().is_some_and(|v| v != &*old.device_id)
+                || u.device_owner
+                    .as_deref()
+                    .is_some_and(|v| v != &*old.device_owner);
+            if device_changes {
+                return Err(Rejection::RouterInterfacePort {
+                    port_id: id,
+                    router_id,
+                });
+            }
+        }
         let mut new = old.clone();
         if let Some(name) = &u.name {
             validate::name("name", name)?;
@@ -499,7 +537,7 @@ impl State {
         if let Some(host) = &u.binding_host {
             if let Some(h) = host {
                 if Some(h) != old.binding_host.as_ref() {
-                    self.check_binding(h)?;
+                    self.check_binding(h, hosts)?;
                 }
             }
             if *host != old.binding_host {
@@ -572,6 +610,12 @@ impl State {
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
         validate::revision(expected, old.meta.revision)?;
+        if let Some(router_id) = self.interface_router(old) {
+            return Err(Rejection::RouterInterfacePort {
+                port_id: id,
+                router_id,
+            });
+        }
         // Like Neutron, deleting a port disassociates its floating IPs.
         for fip in self.fips_of_port(id) {
             self.set_fip_association(ctx, fip, None, d);

@@ -33,9 +33,10 @@ impl State {
     /// Replaces (`Some`) or deletes (`None`) host `id`.
     pub(crate) fn commit_host(&mut self, id: &str, new: Option<Host>, d: &mut DiffCollector) {
         let old = self.t.hosts.get(id);
-        // Every neighbor entry of every port on the host carries its underlay IP.
-        if let (Some(old), Some(new)) = (old, &new) {
-            if old.underlay_ip != new.underlay_ip {
+        // Every neighbor entry of every port on the host carries its underlay
+        // IP; ports bound to the host before it registered get theirs now.
+        if let (old, Some(new)) = (old, &new) {
+            if old.is_none_or(|old| old.underlay_ip != new.underlay_ip) {
                 for port in self.ports_of_host(id) {
                     d.shared_object(
                         self,

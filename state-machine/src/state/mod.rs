@@ -472,6 +472,44 @@ impl State {
         let subnet = port.fixed_ips.iter().find(|f| f.ip_address == fixed)?;
         self.ix.subnet_router.get(&subnet.subnet_id).copied()
     }
+    /// The port of a router's interface: the port holding the interface's
+    /// address that names the router as its device (`None` for an interface
+    /// added by a format-4 command, which made no port).
+    pub fn interface_port(
+        &self,
+        router_id: Id,
+        iface: &crate::model::RouterInterface,
+    ) -> Option<&Port> {
+        let key = (iface.subnet_id, ip_to_int(iface.ip_address));
+        let port = self.t.ports.get(self.ix.ip_used.get(&key)?)?;
+        (self.interface_router(port) == Some(router_id)).then_some(&**port)
+    }
+    /// The router a port is an interface of: its device owner is
+    /// [`DEVICE_OWNER_ROUTER_INTERFACE`](crate::model::DEVICE_OWNER_ROUTER_INTERFACE),
+    /// its device the router, and the router has an interface on one of its
+    /// addresses.
+    pub fn interface_router(&self, port: &Port) -> Option<Id> {
+        if &*port.device_owner != crate::model::DEVICE_OWNER_ROUTER_INTERFACE {
+            return None;
+        }
+        let router_id: Id = port.device_id.parse().ok()?;
+        let router = self.t.routers.get(&router_id)?;
+        let on_it = router.interfaces.iter().any(|i| {
+            port.fixed_ips
+                .iter()
+                .any(|f| f.subnet_id == i.subnet_id && f.ip_address == i.ip_address)
+        });
+        on_it.then_some(router_id)
+    }
+    /// How far a port's binding got (Neutron's `binding:vif_type`): no host,
+    /// a host the controller does not know (yet), or a known host.
+    pub fn binding(&self, port: &Port) -> crate::model::Binding {
+        match &port.binding_host {
+            None => crate::model::Binding::Unbound,
+            Some(host) if self.t.hosts.contains_key(host) => crate::model::Binding::Bound,
+            Some(_) => crate::model::Binding::HostUnknown,
+        }
+    }
     /// Floating IPs associated with one port.
     pub(crate) fn fips_of_port(&self, port: Id) -> Vec<Id> {
         self.ix

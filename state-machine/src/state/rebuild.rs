@@ -142,8 +142,8 @@ impl Indexes {
             host_ports: vec![Vec::new(); hosts.len()],
             ..PortEntries::default()
         };
-        // Bound ports whose host is not in the table (no valid state has
-        // them, but an index must not lose them): per key.
+        // Bound ports whose host is not in the table (waiting for it to
+        // register; the host numbering below covers registered ones): per key.
         let mut unknown_host: Vec<&Port> = Vec::new();
         for port in t.ports.values() {
             let net = port.network_id;

@@ -2,12 +2,14 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+mod binding;
 mod derived_ids;
 mod diffs;
 mod floating_ips;
 mod props;
 mod purity;
 mod rejections;
+mod router_ports;
 mod rules;
 mod snapshot_formats;
 mod support;

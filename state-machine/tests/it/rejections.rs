@@ -15,7 +15,7 @@ fn variant_index(rejection: &Rejection) -> u8 {
 fn rejection_variants_keep_their_wire_positions() {
     let s = String::new;
     let ip = "10.0.0.1".parse().expect("an address");
-    let table: [(Rejection, u8); 20] = [
+    let table: [(Rejection, u8); 21] = [
         (
             Rejection::NotFound {
                 kind: Kind::Port,
@@ -128,6 +128,13 @@ fn rejection_variants_keep_their_wire_positions() {
                 need: PortSecurityNeed::SecurityGroups,
             },
             19,
+        ),
+        (
+            Rejection::RouterInterfacePort {
+                port_id: Id(1),
+                router_id: Id(2),
+            },
+            20,
         ),
     ];
     for (rejection, index) in &table {
