@@ -164,6 +164,7 @@ impl Topology {
         let message = pb::RouterInterfaceRequest {
             router_id: router.into(),
             subnet_id: subnet.into(),
+            ..Default::default()
         };
         write(
             &self.cluster,
