@@ -28,6 +28,10 @@ use alcor_state_machine::{Command, Id};
 use anyhow::{bail, Context};
 use clap::Parser;
 
+/// The allocator of the `alcor` binary (the agent), so the figures match it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Set in the child that runs inside the benchmark's namespace.
 const INSIDE_ENV: &str = "ALCOR_DATAPLANE_BENCH_INSIDE";
 
