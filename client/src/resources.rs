@@ -295,6 +295,36 @@ impl Routers<'_> {
         orchestrator!(self.client, Retry::Never, remove_router_interface, request)
     }
 
+    /// Makes port `port_id` (one fixed address, no device) an interface of
+    /// the router, on its subnet. Not repeatable (see [`Routers::add_interface`]).
+    pub async fn add_interface_port(
+        &self,
+        router_id: &str,
+        port_id: &str,
+    ) -> Result<pb::Router, Error> {
+        let request = pb::RouterInterfaceRequest {
+            router_id: router_id.to_string(),
+            port_id: port_id.to_string(),
+            ..Default::default()
+        };
+        orchestrator!(self.client, Retry::Never, add_router_interface, request)
+    }
+
+    /// Removes the interface whose port is `port_id`; the port is deleted,
+    /// as in Neutron. Not repeatable (see [`Routers::add_interface`]).
+    pub async fn remove_interface_port(
+        &self,
+        router_id: &str,
+        port_id: &str,
+    ) -> Result<pb::Router, Error> {
+        let request = pb::RouterInterfaceRequest {
+            router_id: router_id.to_string(),
+            port_id: port_id.to_string(),
+            ..Default::default()
+        };
+        orchestrator!(self.client, Retry::Never, remove_router_interface, request)
+    }
+
     /// Replaces the static routes (compare-and-set when `expected_revision`
     /// is given, which makes it repeatable).
     pub async fn set_routes(

@@ -1005,20 +1005,31 @@ pub(crate) enum RouterVerb {
     AddInterface {
         /// The router.
         router_id: String,
-        /// The subnet.
-        #[arg(long)]
-        subnet_id: String,
+        #[command(flatten)]
+        on: InterfaceOn,
     },
-    /// Detach a subnet.
+    /// Detach a subnet (the interface's port is deleted, as in Neutron).
     RemoveInterface {
         /// The router.
         router_id: String,
-        /// The subnet.
-        #[arg(long)]
-        subnet_id: String,
+        #[command(flatten)]
+        on: InterfaceOn,
     },
     /// Delete a router with no interfaces.
     Delete(DeleteOpts),
+}
+
+/// Which interface: by subnet (a new port on its gateway address) or by
+/// an existing port.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct InterfaceOn {
+    /// The subnet.
+    #[arg(long)]
+    pub(crate) subnet_id: Option<String>,
+    /// The port (one fixed address, no device).
+    #[arg(long)]
+    pub(crate) port_id: Option<String>,
 }
 
 /// Floating IP status filter.

@@ -679,18 +679,22 @@ async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> any
             };
             output::one(&routers.update(request).await?, format);
         }
-        RouterVerb::AddInterface {
-            router_id,
-            subnet_id,
-        } => output::one(
-            &routers.add_interface(&router_id, &subnet_id).await?,
-            format,
-        ),
-        RouterVerb::RemoveInterface {
-            router_id,
-            subnet_id,
-        } => {
-            let router = routers.remove_interface(&router_id, &subnet_id).await?;
+        RouterVerb::AddInterface { router_id, on } => {
+            let router = match (on.subnet_id, on.port_id) {
+                (Some(subnet_id), _) => routers.add_interface(&router_id, &subnet_id).await?,
+                (None, Some(port_id)) => routers.add_interface_port(&router_id, &port_id).await?,
+                (None, None) => anyhow::bail!("--subnet-id or --port-id is required"),
+            };
+            output::one(&router, format);
+        }
+        RouterVerb::RemoveInterface { router_id, on } => {
+            let router = match (on.subnet_id, on.port_id) {
+                (Some(subnet_id), _) => routers.remove_interface(&router_id, &subnet_id).await?,
+                (None, Some(port_id)) => {
+                    routers.remove_interface_port(&router_id, &port_id).await?
+                }
+                (None, None) => anyhow::bail!("--subnet-id or --port-id is required"),
+            };
             output::one(&router, format);
         }
         RouterVerb::Delete(o) => delete!(routers, o, format),

@@ -98,6 +98,16 @@ fn port_status(status: i32) -> &'static str {
     }
 }
 
+/// Neutron's `binding:vif_type` text of a port's binding state.
+fn vif_type(vif_type: i32) -> &'static str {
+    match pb::VifType::try_from(vif_type) {
+        Ok(pb::VifType::Unbound) => "unbound",
+        Ok(pb::VifType::BindingFailed) => "binding_failed",
+        Ok(pb::VifType::Ovs) => "ovs",
+        _ => "unknown",
+    }
+}
+
 impl Render for pb::Host {
     fn header() -> &'static [&'static str] {
         &["ID", "PROJECT", "UNDERLAY IP", "STATUS", "REVISION"]
@@ -215,7 +225,8 @@ impl Render for pb::Port {
             "binding_host": self.binding_host, "device_id": self.device_id,
             "device_owner": self.device_owner, "security_groups": self.security_groups,
             "admin_state_up": self.admin_state_up, "status": port_status(self.status),
-            "status_detail": self.status_detail, "revision": self.revision,
+            "status_detail": self.status_detail, "vif_type": vif_type(self.vif_type),
+            "revision": self.revision,
             "tags": self.tags,
             "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
         })
@@ -349,7 +360,9 @@ impl Render for pb::Router {
         let interfaces: Vec<Value> = self
             .interfaces
             .iter()
-            .map(|i| json!({ "subnet_id": i.subnet_id, "ip_address": i.ip_address }))
+            .map(|i| {
+                json!({ "subnet_id": i.subnet_id, "ip_address": i.ip_address, "port_id": i.port_id })
+            })
             .collect();
         let routes: Vec<Value> = self
             .routes

@@ -157,6 +157,63 @@ async fn ctl_creates_lists_and_deletes_security_groups_rules_routers_and_sets_qu
         ],
     );
     assert_eq!(detached["interfaces"].as_array().map(Vec::len), Some(0));
+    // The interface made by subnet was a port; removing it deleted it.
+    let made = attached["interfaces"][0]["port_id"]
+        .as_str()
+        .expect("interface port id")
+        .to_string();
+    assert!(!made.is_empty(), "{attached}");
+    assert!(ctl_fails(&cluster, &["ports", "get", &made]));
+
+    // By an existing port: it becomes the interface, and goes with it.
+    let port = ctl(
+        &cluster,
+        &[
+            "ports",
+            "create",
+            "--project-id",
+            PROJECT,
+            "--network-id",
+            &vpc,
+            "--subnet-id",
+            &subnet,
+            "--ip",
+            "10.0.1.77",
+        ],
+    );
+    let port_id = port["id"].as_str().expect("port id").to_string();
+    assert_eq!(port["vif_type"], "unbound", "{port}");
+    let attached = ctl(
+        &cluster,
+        &[
+            "routers",
+            "add-interface",
+            &router_id,
+            "--port-id",
+            &port_id,
+        ],
+    );
+    assert_eq!(
+        attached["interfaces"][0]["port_id"],
+        port_id.as_str(),
+        "{attached}"
+    );
+    assert!(
+        ctl_fails(&cluster, &["routers", "add-interface", &router_id]),
+        "neither --subnet-id nor --port-id"
+    );
+    let detached = ctl(
+        &cluster,
+        &[
+            "routers",
+            "remove-interface",
+            &router_id,
+            "--port-id",
+            &port_id,
+        ],
+    );
+    assert_eq!(detached["interfaces"].as_array().map(Vec::len), Some(0));
+    assert!(ctl_fails(&cluster, &["ports", "get", &port_id]));
     ctl(&cluster, &["routers", "delete", &router_id]);
 
     // Quotas: set one limit, the others stay; usage counts what exists.
