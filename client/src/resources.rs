@@ -265,6 +265,20 @@ resource! {
     delete: DeleteRouterRequest => delete_router,
 }
 
+/// The interface request naming a router's interface by subnet or by port.
+fn interface_request(
+    router_id: &str,
+    subnet_id: &str,
+    port_id: &str,
+) -> pb::RouterInterfaceRequest {
+    pb::RouterInterfaceRequest {
+        router_id: router_id.to_string(),
+        subnet_id: subnet_id.to_string(),
+        port_id: port_id.to_string(),
+        ..Default::default()
+    }
+}
+
 impl Routers<'_> {
     /// Attaches a subnet on its gateway address. Not repeatable: after an
     /// unknown outcome it fails with [`Error::Indeterminate`].
@@ -273,11 +287,7 @@ impl Routers<'_> {
         router_id: &str,
         subnet_id: &str,
     ) -> Result<pb::Router, Error> {
-        let request = pb::RouterInterfaceRequest {
-            router_id: router_id.to_string(),
-            subnet_id: subnet_id.to_string(),
-            ..Default::default()
-        };
+        let request = interface_request(router_id, subnet_id, "");
         orchestrator!(self.client, Retry::Never, add_router_interface, request)
     }
 
@@ -287,11 +297,7 @@ impl Routers<'_> {
         router_id: &str,
         subnet_id: &str,
     ) -> Result<pb::Router, Error> {
-        let request = pb::RouterInterfaceRequest {
-            router_id: router_id.to_string(),
-            subnet_id: subnet_id.to_string(),
-            ..Default::default()
-        };
+        let request = interface_request(router_id, subnet_id, "");
         orchestrator!(self.client, Retry::Never, remove_router_interface, request)
     }
 
@@ -302,11 +308,7 @@ impl Routers<'_> {
         router_id: &str,
         port_id: &str,
     ) -> Result<pb::Router, Error> {
-        let request = pb::RouterInterfaceRequest {
-            router_id: router_id.to_string(),
-            port_id: port_id.to_string(),
-            ..Default::default()
-        };
+        let request = interface_request(router_id, "", port_id);
         orchestrator!(self.client, Retry::Never, add_router_interface, request)
     }
 
@@ -317,11 +319,7 @@ impl Routers<'_> {
         router_id: &str,
         port_id: &str,
     ) -> Result<pb::Router, Error> {
-        let request = pb::RouterInterfaceRequest {
-            router_id: router_id.to_string(),
-            port_id: port_id.to_string(),
-            ..Default::default()
-        };
+        let request = interface_request(router_id, "", port_id);
         orchestrator!(self.client, Retry::Never, remove_router_interface, request)
     }
 

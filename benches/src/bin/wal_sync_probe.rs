@@ -6,8 +6,9 @@
 //! Usage: `wal_sync_probe [--dbs 3] [--writes 20000] [--value-bytes 300]
 //! [--recycle-logs N] [--write-buffer-mib M] [--dir D]`
 //!
-//! Prints, per database, the mean, p50 and p99 of the synced write after a
-//! warm-up that rotates the WAL at least once (so recycled logs are in use).
+//! Prints, per database, the mean, p50 and p99 of the synced write after
+//! `--warmup` untimed writes (to time recycled logs, make the warm-up long
+//! enough to rotate the WAL at least once).
 
 use anyhow::{Context, Result};
 use clap::Parser;
