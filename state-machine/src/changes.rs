@@ -111,7 +111,10 @@ impl State {
             Kind::Host => None,
             Kind::Vpc => t.vpcs().get(&id).cloned().map(Resource::Vpc),
             Kind::Subnet => t.subnets().get(&id).cloned().map(Resource::Subnet),
-            Kind::Port => t.ports().get(&id).cloned().map(Resource::Port),
+            Kind::Port => t
+                .ports()
+                .get(&id)
+                .map(|p| Resource::Port(Box::new(p.clone()))),
             Kind::SecurityGroup => t
                 .security_groups()
                 .get(&id)

@@ -45,7 +45,7 @@ impl State {
         let waiting: Vec<Id> = self.ports_of_host(id).map(|p| p.id).collect();
         for port_id in waiting {
             if let Some(port) = self.t.ports().get(&port_id) {
-                let mut port = port.clone();
+                let mut port = Box::new(port.clone());
                 ctx.touch(&mut port.meta);
                 self.commit_port(port_id, Some(port), d);
             }

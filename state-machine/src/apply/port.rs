@@ -521,7 +521,7 @@ impl State {
                 });
             }
         }
-        let mut new = old.clone();
+        let mut new = Box::new(old.clone());
         if let Some(name) = &u.name {
             validate::name("name", name)?;
             new.name = name.as_str().into();
@@ -588,9 +588,9 @@ impl State {
         let moved = if_bound_to.is_some_and(|h| old.binding_host.as_deref() != Some(h));
         let changed = if_revision_at_most.is_some_and(|r| old.meta.revision > r);
         if old.status == *status || moved || changed {
-            return Ok(Reply::Port(old.clone()));
+            return Ok(Reply::Port(Box::new(old.clone())));
         }
-        let mut new = old.clone();
+        let mut new = Box::new(old.clone());
         new.status = status.clone();
         ctx.touch(&mut new.meta);
         self.commit_port(id, Some(new.clone()), d);

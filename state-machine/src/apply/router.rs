@@ -294,7 +294,7 @@ impl State {
                 port.device_id = router_id.to_string().into();
                 port.device_owner = DEVICE_OWNER_ROUTER_INTERFACE.into();
                 ctx.touch(&mut port.meta);
-                self.commit_port(port_id, Some(port), d);
+                self.commit_port(port_id, Some(Box::new(port)), d);
             }
         }
         new.interfaces.push(RouterInterface {

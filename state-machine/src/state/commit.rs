@@ -138,7 +138,7 @@ impl State {
 
     /// Replaces, inserts or deletes port `id`, with diff tracking.
     pub(crate) fn commit_port(&mut self, id: Id, new: Option<Box<Port>>, d: &mut DiffCollector) {
-        self.record_port_touch(self.t.ports.get(&id).map(|p| &**p), new.as_deref(), d);
+        self.record_port_touch(self.t.ports.get(&id), new.as_deref(), d);
         if new.is_none() {
             assert!(
                 self.ix
@@ -162,7 +162,15 @@ impl State {
         self.ix
             .retag(Kind::Port, id, old.map(|p| &p.meta), new_meta);
         self.marks.mark(ChangeKey::Id(Kind::Port, id));
-        store(&mut self.t.ports, id, new);
+        match new {
+            Some(port) => {
+                assert_eq!(port.id, id, "a port is stored under its own ID");
+                self.t.ports.insert(port);
+            }
+            None => {
+                self.t.ports.remove(&id);
+            }
+        }
     }
 
     /// Replaces, inserts or deletes security group `id` (its rules go through

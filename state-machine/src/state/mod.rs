@@ -18,9 +18,11 @@ use crate::model::RuleMatch;
 use crate::model::{
     Host, Mac, Port, Quota, ResourceKind, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
+use port_table::PortTable;
 use serde::{Deserialize, Serialize};
 
 mod commit;
+mod port_table;
 mod rebuild;
 mod v4;
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,12 +47,9 @@ pub(crate) struct Tables {
     hosts: BTreeMap<HostId, Host>,
     vpcs: BTreeMap<Id, Vpc>,
     subnets: BTreeMap<Id, Subnet>,
-    /// Boxed: a B-tree node then moves and holds 24-byte entries, not
-    /// 300-byte ones (its nodes are about two-thirds full), which is most of a
-    /// port's memory at a million ports (`sm_memory`). Decoded in bulk (same
-    /// bytes as any map; see [`rebuild::bulk_map`]).
-    #[serde(deserialize_with = "rebuild::bulk_map")]
-    ports: BTreeMap<Id, Box<Port>>,
+    /// Hashed by ID with an ordered ID set ([`port_table`]); written as the
+    /// map from ID to port earlier versions wrote, and decoded in bulk.
+    ports: PortTable,
     security_groups: BTreeMap<Id, SecurityGroup>,
     rules: BTreeMap<Id, SecurityGroupRule>,
     routers: BTreeMap<Id, Router>,
@@ -137,7 +136,7 @@ impl Tables {
     pub(crate) fn subnets(&self) -> &BTreeMap<Id, Subnet> {
         &self.subnets
     }
-    pub(crate) fn ports(&self) -> &BTreeMap<Id, Box<Port>> {
+    pub(crate) fn ports(&self) -> &PortTable {
         &self.ports
     }
     pub(crate) fn security_groups(&self) -> &BTreeMap<Id, SecurityGroup> {
@@ -387,11 +386,11 @@ impl State {
     }
     /// A port by ID.
     pub fn port(&self, id: &Id) -> Option<&Port> {
-        self.t.ports.get(id).map(|p| &**p)
+        self.t.ports.get(id)
     }
     /// All ports in ID order.
     pub fn ports(&self) -> impl Iterator<Item = &Port> {
-        self.t.ports.values().map(|p| &**p)
+        self.t.ports.values()
     }
     /// Number of ports.
     pub fn port_count(&self) -> usize {
@@ -402,7 +401,7 @@ impl State {
         self.ix
             .net_ports
             .range((network_id, Id(0))..=(network_id, Id(u128::MAX)))
-            .filter_map(|(_, p)| self.t.ports.get(p).map(|p| &**p))
+            .filter_map(|(_, p)| self.t.ports.get(p))
     }
     /// Ports bound to one host in ID order (from the index).
     pub fn ports_of_host<'a>(&'a self, host: &str) -> impl Iterator<Item = &'a Port> + 'a {
@@ -411,7 +410,7 @@ impl State {
             .get(host)
             .into_iter()
             .flatten()
-            .filter_map(|p| self.t.ports.get(p).map(|p| &**p))
+            .filter_map(|p| self.t.ports.get(p))
     }
     /// A security group by ID.
     pub fn security_group(&self, id: &Id) -> Option<&SecurityGroup> {
@@ -482,7 +481,7 @@ impl State {
     ) -> Option<&Port> {
         let key = (iface.subnet_id, ip_to_int(iface.ip_address));
         let port = self.t.ports.get(self.ix.ip_used.get(&key)?)?;
-        (self.interface_router(port) == Some(router_id)).then_some(&**port)
+        (self.interface_router(port) == Some(router_id)).then_some(port)
     }
     /// The router a port is an interface of: its device owner is
     /// [`DEVICE_OWNER_ROUTER_INTERFACE`](crate::model::DEVICE_OWNER_ROUTER_INTERFACE),

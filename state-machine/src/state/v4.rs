@@ -13,7 +13,7 @@
 //! The types here are never written: [`State::snapshot`](super::State::snapshot)
 //! writes the newest format only.
 
-use super::{Tables, TokenRecord};
+use super::{PortTable, Tables, TokenRecord};
 use crate::command::{Rejection, Reply};
 use crate::ids::{HostId, Id, ProjectId};
 use crate::model::{
@@ -180,11 +180,12 @@ impl From<TablesV4> for Tables {
             hosts: t.hosts,
             vpcs: t.vpcs.into_iter().map(|(id, v)| (id, v.into())).collect(),
             subnets: t.subnets,
-            ports: t
-                .ports
-                .into_iter()
-                .map(|(id, p)| (id, Box::new(Port::from(p))))
-                .collect(),
+            ports: PortTable::from_ports(
+                t.ports
+                    .into_values()
+                    .map(|p| Box::new(Port::from(p)))
+                    .collect(),
+            ),
             security_groups: t.security_groups,
             rules: t.rules,
             routers: t.routers,
