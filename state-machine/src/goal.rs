@@ -367,12 +367,16 @@ impl Diffs {
 #[derive(Default)]
 pub(crate) struct DiffCollector {
     /// Objects of hosts' own scopes: host -> key -> value before (boxed, since
-    /// most are absent and B-tree nodes move their values on insert).
-    host_objects: BTreeMap<HostId, BTreeMap<GoalKey, Option<Box<GoalObject>>>>,
+    /// most are absent and B-tree nodes move their values on insert). Hashed by
+    /// host name (a batch touches hundreds of hosts, and comparing names in a
+    /// tree was a tenth of a batch's apply); sorted by name in `finish`, so
+    /// the hash order never reaches the diffs.
+    host_objects: HostMap<BTreeMap<GoalKey, Option<Box<GoalObject>>>>,
     /// Objects of shared scopes: scope -> key -> value before.
     shared_objects: BTreeMap<Scope, BTreeMap<GoalKey, Option<Box<GoalObject>>>>,
-    /// Subscriptions to shared scopes: scope -> host -> subscribed before.
-    subs: BTreeMap<Scope, BTreeMap<HostId, bool>>,
+    /// Subscriptions to shared scopes: scope -> host -> subscribed before
+    /// (hashed by host name, sorted in `finish`, as `host_objects`).
+    subs: BTreeMap<Scope, HostMap<bool>>,
     /// Records nothing and finishes empty ([`DiffCollector::off`]).
     off: bool,
 }
@@ -407,12 +411,7 @@ impl DiffCollector {
         if self.off {
             return;
         }
-        if !self.host_objects.contains_key(host) {
-            self.host_objects.insert(host.to_string(), BTreeMap::new());
-        }
-        let Some(keys) = self.host_objects.get_mut(host) else {
-            unreachable!("inserted above");
-        };
+        let keys = self.host_objects.entry_ref(host).or_default();
         if let std::collections::btree_map::Entry::Vacant(slot) = keys.entry(key) {
             slot.insert(value().map(Box::new));
         }
@@ -459,14 +458,14 @@ impl DiffCollector {
             return;
         }
         if !self.subs.contains_key(scope) {
-            self.subs.insert(scope.clone(), BTreeMap::new());
+            self.subs.insert(scope.clone(), HostMap::default());
         }
         let Some(hosts) = self.subs.get_mut(scope) else {
             unreachable!("inserted above");
         };
-        if !hosts.contains_key(host) {
-            hosts.insert(host.to_string(), state.subscribed(host, scope));
-        }
+        hosts
+            .entry_ref(host)
+            .or_insert_with(|| state.subscribed(host, scope));
     }
 
     /// The net changes, evaluated against the state after the command.
@@ -479,7 +478,7 @@ impl DiffCollector {
         let mut joined: BTreeMap<&Scope, Vec<HostId>> = BTreeMap::new();
         let mut left: BTreeMap<&Scope, Vec<HostId>> = BTreeMap::new();
         for (scope, hosts) in &self.subs {
-            for (host, before) in hosts {
+            for (host, before) in by_name(hosts) {
                 let after = state.subscribed(host, scope);
                 if *before == after {
                     continue;
@@ -541,6 +540,8 @@ impl DiffCollector {
         let host = self
             .host_objects
             .into_iter()
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
             .filter_map(|(host, keys)| {
                 let changes: Vec<GoalChange> = keys
                     .iter()
@@ -571,6 +572,17 @@ impl DiffCollector {
         }
         keys.into_iter().collect()
     }
+}
+
+/// A map keyed by host name for one command's collection: hashed with a
+/// per-process seed (host names come from clients), never iterated unsorted.
+type HostMap<V> = hashbrown::HashMap<HostId, V, std::hash::RandomState>;
+
+/// The entries of a [`HostMap`] in host-name order.
+fn by_name<V>(map: &HostMap<V>) -> Vec<(&HostId, &V)> {
+    let mut entries: Vec<(&HostId, &V)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    entries
 }
 
 /// The change that moves `key` from `before` to `after`, if they differ.

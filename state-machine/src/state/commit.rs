@@ -72,7 +72,7 @@ impl State {
             let (lo, hi) = ((id, Id(0)), (id, Id(u128::MAX)));
             assert!(
                 self.ix.net_subnets.range(lo..=hi).next().is_none()
-                    && self.ix.net_ports.range(lo..=hi).next().is_none(),
+                    && !self.ix.net_ports.has_any(id),
                 "VPC {id} deleted while subnets or ports are in it (the handler checks)"
             );
         }
@@ -180,8 +180,7 @@ impl State {
         if new.is_none() {
             let (lo, hi) = ((id, Id(0)), (id, Id(u128::MAX)));
             assert!(
-                self.ix.sg_rules.range(lo..=hi).next().is_none()
-                    && self.ix.sg_ports.range(lo..=hi).next().is_none(),
+                self.ix.sg_rules.range(lo..=hi).next().is_none() && !self.ix.sg_ports.has_any(id),
                 "group {id} deleted with rules or ports (the handler removes or refuses them)"
             );
         }
@@ -634,14 +633,14 @@ impl Indexes {
     pub(super) fn port(&mut self, port: &Port, insert: bool) {
         let net = port.network_id;
         if insert {
-            self.net_ports.insert((net, port.id));
+            self.net_ports.insert(net, port.id);
             for ip in &port.fixed_ips {
                 self.ip_used
                     .insert((ip.subnet_id, ip_to_int(ip.ip_address)), port.id);
             }
             self.mac_used.insert((net, port.mac_address));
             for sg in &port.security_groups {
-                self.sg_ports.insert((*sg, port.id));
+                self.sg_ports.insert(*sg, port.id);
             }
             if let Some(host) = &port.binding_host {
                 match self.host_ports.get_mut(host.as_str()) {
@@ -659,14 +658,14 @@ impl Indexes {
                 }
             }
         } else {
-            self.net_ports.remove(&(net, port.id));
+            self.net_ports.remove(net, port.id);
             for ip in &port.fixed_ips {
                 self.ip_used
                     .remove(&(ip.subnet_id, ip_to_int(ip.ip_address)));
             }
             self.mac_used.remove(&(net, port.mac_address));
             for sg in &port.security_groups {
-                self.sg_ports.remove(&(*sg, port.id));
+                self.sg_ports.remove(*sg, port.id);
             }
             if let Some(host) = &port.binding_host {
                 let set = self

@@ -18,10 +18,12 @@ use crate::model::RuleMatch;
 use crate::model::{
     Host, Mac, Port, Quota, ResourceKind, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
+use id_sets::IdSets;
 use port_table::PortTable;
 use serde::{Deserialize, Serialize};
 
 mod commit;
+mod id_sets;
 mod port_table;
 mod rebuild;
 mod v4;
@@ -91,14 +93,16 @@ impl TokenRecord {
 pub(crate) struct Indexes {
     vni_used: BTreeMap<u32, Id>,
     net_subnets: BTreeSet<(Id, Id)>,
-    net_ports: BTreeSet<(Id, Id)>,
+    /// VPC -> its ports.
+    net_ports: IdSets,
     ip_used: BTreeMap<(Id, u128), Id>,
     mac_used: BTreeSet<(Id, Mac)>,
     /// host -> its bound ports (nested so a host name is stored once, not per port).
     host_ports: BTreeMap<HostId, BTreeSet<Id>>,
     /// VPC -> host -> number of the host's ports in the VPC.
     vpc_hosts: BTreeMap<Id, BTreeMap<HostId, u32>>,
-    sg_ports: BTreeSet<(Id, Id)>,
+    /// group -> its ports.
+    sg_ports: IdSets,
     /// group -> host -> number of the host's ports in the group.
     sg_hosts: BTreeMap<Id, BTreeMap<HostId, u32>>,
     sg_rules: BTreeSet<(Id, Id)>,
@@ -178,7 +182,7 @@ impl Indexes {
     pub(crate) fn vpc_hosts(&self) -> &BTreeMap<Id, BTreeMap<HostId, u32>> {
         &self.vpc_hosts
     }
-    pub(crate) fn sg_ports(&self) -> &BTreeSet<(Id, Id)> {
+    pub(crate) fn sg_ports(&self) -> &IdSets {
         &self.sg_ports
     }
     pub(crate) fn sg_hosts(&self) -> &BTreeMap<Id, BTreeMap<HostId, u32>> {
@@ -400,8 +404,8 @@ impl State {
     pub fn ports_of_network(&self, network_id: Id) -> impl Iterator<Item = &Port> {
         self.ix
             .net_ports
-            .range((network_id, Id(0))..=(network_id, Id(u128::MAX)))
-            .filter_map(|(_, p)| self.t.ports.get(p))
+            .of(network_id)
+            .filter_map(|p| self.t.ports.get(p))
     }
     /// Ports bound to one host in ID order (from the index).
     pub fn ports_of_host<'a>(&'a self, host: &str) -> impl Iterator<Item = &'a Port> + 'a {
@@ -675,7 +679,7 @@ impl State {
                 if *group == group_id =>
             {
                 let port = self.t.ports.get(&port_id)?;
-                self.ix.sg_ports.contains(&(group_id, port_id)).then(|| {
+                self.ix.sg_ports.contains(group_id, port_id).then(|| {
                     GoalObject::SgMember(SgMember {
                         group_id,
                         port_id,
@@ -736,11 +740,7 @@ impl State {
                 }
             }
             Scope::Members(group) => {
-                for (_, port_id) in self
-                    .ix
-                    .sg_ports
-                    .range((*group, Id(0))..=(*group, Id(u128::MAX)))
-                {
+                for port_id in self.ix.sg_ports.of(*group) {
                     if let Some(port) = self.t.ports.get(port_id) {
                         let ips = port.fixed_ips.iter().map(|f| f.ip_address).collect();
                         out.push(GoalObject::SgMember(SgMember {

@@ -175,10 +175,10 @@ impl Indexes {
             }
             self.tags(Kind::Port, port.id, &port.meta.tags, true);
         }
-        self.net_ports.append(&mut sorted_set(e.net_ports));
+        self.net_ports.extend_bulk(e.net_ports);
         self.ip_used.append(&mut sorted_map(e.ip_used));
         self.mac_used.append(&mut sorted_set(e.mac_used));
-        self.sg_ports.append(&mut sorted_set(e.sg_ports));
+        self.sg_ports.extend_bulk(e.sg_ports);
         for (h, ports) in e.host_ports.into_iter().enumerate() {
             if !ports.is_empty() {
                 let mut set: BTreeSet<Id> = ports.into_iter().collect();
