@@ -82,7 +82,7 @@ impl State {
                         subnet_id: subnet.id,
                     });
                 }
-                if self.ix.ip_used().contains_key(&(subnet.id, ip_to_int(ip))) {
+                if self.ix.ip_used().contains(subnet.id, &ip_to_int(ip)) {
                     return Err(Rejection::IpInUse {
                         ip,
                         subnet_id: subnet.id,

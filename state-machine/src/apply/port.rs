@@ -171,7 +171,7 @@ impl State {
         let mac_address = match spec.mac_address {
             Some(mac) => {
                 check_mac(&mac)?;
-                if self.ix.mac_used().contains(&(net, mac)) || ov.macs.contains(&(net, mac)) {
+                if self.ix.mac_used().contains(net, &mac) || ov.macs.contains(&(net, mac)) {
                     return Err(Rejection::MacInUse {
                         mac: mac.to_string(),
                         network_id: net,
@@ -299,7 +299,7 @@ impl State {
                 b[3],
             ]);
             cursor = (cursor + 1) % MAC_SUFFIXES_MAX;
-            if !self.ix.mac_used().contains(&(net, mac)) && !ov.macs.contains(&(net, mac)) {
+            if !self.ix.mac_used().contains(net, &mac) && !ov.macs.contains(&(net, mac)) {
                 ov.mac_cursor = Some(cursor);
                 return Ok(mac);
             }
@@ -392,7 +392,7 @@ impl State {
                     let n = ip_to_int(ip);
                     let key = (subnet.id, n);
                     if (subnet.gateway_ip == Some(ip) && !may_take_gateway)
-                        || self.ix.ip_used().contains_key(&key)
+                        || self.ix.ip_used().contains(subnet.id, &n)
                         || ov.ips.contains(&key)
                         || taken.contains(&key)
                     {
@@ -477,7 +477,7 @@ impl State {
     ) -> Option<u128> {
         let mut cand = lo;
         while cand <= hi {
-            for ((_, used), _) in self.ix.ip_used().range((subnet, cand)..=(subnet, hi)) {
+            for (used, _) in self.ix.ip_used().range(subnet, cand..=hi) {
                 if *used != cand {
                     break;
                 }

@@ -163,7 +163,7 @@ impl State {
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::SecurityGroup, id))?;
         validate::revision(expected, sg.meta.revision)?;
-        if let Some(port) = self.ix.sg_ports().of(id).next() {
+        if let Some(port) = self.ix.sg_ports().keys_of(id).next() {
             return Err(Rejection::InUse {
                 kind: Kind::SecurityGroup,
                 id: id.to_string(),

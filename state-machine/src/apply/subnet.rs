@@ -128,7 +128,7 @@ impl State {
             }
             if let Some(ip) = gateway {
                 check_gateway(&new.cidr, ip)?;
-                if let Some(user) = self.ix.ip_used().get(&(id, ip_to_int(ip))) {
+                if let Some(user) = self.ix.ip_used().get(id, &ip_to_int(ip)) {
                     return Err(Rejection::InUse {
                         kind: Kind::Subnet,
                         id: id.to_string(),
@@ -187,7 +187,7 @@ impl State {
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::Subnet, id))?;
         validate::revision(expected, subnet.meta.revision)?;
-        if let Some(((_, _), port)) = self.ix.ip_used().range((id, 0)..=(id, u128::MAX)).next() {
+        if let Some((_, port)) = self.ix.ip_used().range(id, ..).next() {
             return Err(Rejection::InUse {
                 kind: Kind::Subnet,
                 id: id.to_string(),

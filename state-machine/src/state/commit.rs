@@ -114,11 +114,7 @@ impl State {
         }
         if new.is_none() {
             assert!(
-                self.ix
-                    .ip_used
-                    .range((id, 0)..=(id, u128::MAX))
-                    .next()
-                    .is_none()
+                !self.ix.ip_used.has_any(id)
                     && !self.ix.subnet_router.contains_key(&id),
                 "subnet {id} deleted with addresses or a router interface in it (the handler checks)"
             );
@@ -633,14 +629,14 @@ impl Indexes {
     pub(super) fn port(&mut self, port: &Port, insert: bool) {
         let net = port.network_id;
         if insert {
-            self.net_ports.insert(net, port.id);
+            self.net_ports.insert(net, port.id, ());
             for ip in &port.fixed_ips {
                 self.ip_used
-                    .insert((ip.subnet_id, ip_to_int(ip.ip_address)), port.id);
+                    .insert(ip.subnet_id, ip_to_int(ip.ip_address), port.id);
             }
-            self.mac_used.insert((net, port.mac_address));
+            self.mac_used.insert(net, port.mac_address, ());
             for sg in &port.security_groups {
-                self.sg_ports.insert(*sg, port.id);
+                self.sg_ports.insert(*sg, port.id, ());
             }
             if let Some(host) = &port.binding_host {
                 match self.host_ports.get_mut(host.as_str()) {
@@ -658,14 +654,13 @@ impl Indexes {
                 }
             }
         } else {
-            self.net_ports.remove(net, port.id);
+            self.net_ports.remove(net, &port.id);
             for ip in &port.fixed_ips {
-                self.ip_used
-                    .remove(&(ip.subnet_id, ip_to_int(ip.ip_address)));
+                self.ip_used.remove(ip.subnet_id, &ip_to_int(ip.ip_address));
             }
-            self.mac_used.remove(&(net, port.mac_address));
+            self.mac_used.remove(net, &port.mac_address);
             for sg in &port.security_groups {
-                self.sg_ports.remove(*sg, port.id);
+                self.sg_ports.remove(*sg, &port.id);
             }
             if let Some(host) = &port.binding_host {
                 let set = self
@@ -693,14 +688,14 @@ impl Indexes {
         let addr = (fip.floating_subnet_id, ip_to_int(fip.floating_ip_address));
         let assoc = fip.port_id.zip(fip.fixed_ip_address);
         if insert {
-            self.ip_used.insert(addr, fip.id);
+            self.ip_used.insert(addr.0, addr.1, fip.id);
             self.net_fips.insert((fip.floating_network_id, fip.id));
             if let Some((port, fixed)) = assoc {
                 self.port_fips.insert((port, fip.id));
                 self.fip_fixed.insert((port, fixed), fip.id);
             }
         } else {
-            self.ip_used.remove(&addr);
+            self.ip_used.remove(addr.0, &addr.1);
             self.net_fips.remove(&(fip.floating_network_id, fip.id));
             if let Some((port, fixed)) = assoc {
                 self.port_fips.remove(&(port, fip.id));

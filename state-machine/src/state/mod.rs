@@ -18,12 +18,12 @@ use crate::model::RuleMatch;
 use crate::model::{
     Host, Mac, Port, Quota, ResourceKind, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
-use id_sets::IdSets;
+use nested::Nested;
 use port_table::PortTable;
 use serde::{Deserialize, Serialize};
 
 mod commit;
-mod id_sets;
+mod nested;
 mod port_table;
 mod rebuild;
 mod v4;
@@ -94,15 +94,17 @@ pub(crate) struct Indexes {
     vni_used: BTreeMap<u32, Id>,
     net_subnets: BTreeSet<(Id, Id)>,
     /// VPC -> its ports.
-    net_ports: IdSets,
-    ip_used: BTreeMap<(Id, u128), Id>,
-    mac_used: BTreeSet<(Id, Mac)>,
+    net_ports: Nested<Id>,
+    /// subnet -> address -> the port or floating IP using it.
+    ip_used: Nested<u128, Id>,
+    /// VPC -> MACs in use.
+    mac_used: Nested<Mac>,
     /// host -> its bound ports (nested so a host name is stored once, not per port).
     host_ports: BTreeMap<HostId, BTreeSet<Id>>,
     /// VPC -> host -> number of the host's ports in the VPC.
     vpc_hosts: BTreeMap<Id, BTreeMap<HostId, u32>>,
     /// group -> its ports.
-    sg_ports: IdSets,
+    sg_ports: Nested<Id>,
     /// group -> host -> number of the host's ports in the group.
     sg_hosts: BTreeMap<Id, BTreeMap<HostId, u32>>,
     sg_rules: BTreeSet<(Id, Id)>,
@@ -173,16 +175,16 @@ impl Indexes {
     pub(crate) fn vni_used(&self) -> &BTreeMap<u32, Id> {
         &self.vni_used
     }
-    pub(crate) fn ip_used(&self) -> &BTreeMap<(Id, u128), Id> {
+    pub(crate) fn ip_used(&self) -> &Nested<u128, Id> {
         &self.ip_used
     }
-    pub(crate) fn mac_used(&self) -> &BTreeSet<(Id, Mac)> {
+    pub(crate) fn mac_used(&self) -> &Nested<Mac> {
         &self.mac_used
     }
     pub(crate) fn vpc_hosts(&self) -> &BTreeMap<Id, BTreeMap<HostId, u32>> {
         &self.vpc_hosts
     }
-    pub(crate) fn sg_ports(&self) -> &IdSets {
+    pub(crate) fn sg_ports(&self) -> &Nested<Id> {
         &self.sg_ports
     }
     pub(crate) fn sg_hosts(&self) -> &BTreeMap<Id, BTreeMap<HostId, u32>> {
@@ -404,7 +406,7 @@ impl State {
     pub fn ports_of_network(&self, network_id: Id) -> impl Iterator<Item = &Port> {
         self.ix
             .net_ports
-            .of(network_id)
+            .keys_of(network_id)
             .filter_map(|p| self.t.ports.get(p))
     }
     /// Ports bound to one host in ID order (from the index).
@@ -483,8 +485,11 @@ impl State {
         router_id: Id,
         iface: &crate::model::RouterInterface,
     ) -> Option<&Port> {
-        let key = (iface.subnet_id, ip_to_int(iface.ip_address));
-        let port = self.t.ports.get(self.ix.ip_used.get(&key)?)?;
+        let used = self
+            .ix
+            .ip_used
+            .get(iface.subnet_id, &ip_to_int(iface.ip_address))?;
+        let port = self.t.ports.get(used)?;
         (self.interface_router(port) == Some(router_id)).then_some(port)
     }
     /// The router a port is an interface of: its device owner is
@@ -679,7 +684,7 @@ impl State {
                 if *group == group_id =>
             {
                 let port = self.t.ports.get(&port_id)?;
-                self.ix.sg_ports.contains(group_id, port_id).then(|| {
+                self.ix.sg_ports.contains(group_id, &port_id).then(|| {
                     GoalObject::SgMember(SgMember {
                         group_id,
                         port_id,
@@ -740,7 +745,7 @@ impl State {
                 }
             }
             Scope::Members(group) => {
-                for port_id in self.ix.sg_ports.of(*group) {
+                for port_id in self.ix.sg_ports.keys_of(*group) {
                     if let Some(port) = self.t.ports.get(port_id) {
                         let ips = port.fixed_ips.iter().map(|f| f.ip_address).collect();
                         out.push(GoalObject::SgMember(SgMember {

@@ -118,10 +118,10 @@ impl State {
 /// projects by their number in the host table and in `projects`.
 #[derive(Default)]
 struct PortEntries<'a> {
-    net_ports: Vec<(Id, Id)>,
-    ip_used: Vec<((Id, u128), Id)>,
-    mac_used: Vec<(Id, Mac)>,
-    sg_ports: Vec<(Id, Id)>,
+    net_ports: Vec<(Id, Id, ())>,
+    ip_used: Vec<(Id, u128, Id)>,
+    mac_used: Vec<(Id, Mac, ())>,
+    sg_ports: Vec<(Id, Id, ())>,
     /// Per host number, its bound ports (in port ID order, as the table).
     host_ports: Vec<Vec<Id>>,
     /// (VPC, host number) once per bound port.
@@ -147,14 +147,14 @@ impl Indexes {
         let mut unknown_host: Vec<&Port> = Vec::new();
         for port in t.ports.values() {
             let net = port.network_id;
-            e.net_ports.push((net, port.id));
+            e.net_ports.push((net, port.id, ()));
             for ip in &port.fixed_ips {
                 e.ip_used
-                    .push(((ip.subnet_id, ip_to_int(ip.ip_address)), port.id));
+                    .push((ip.subnet_id, ip_to_int(ip.ip_address), port.id));
             }
-            e.mac_used.push((net, port.mac_address));
+            e.mac_used.push((net, port.mac_address, ()));
             for sg in &port.security_groups {
-                e.sg_ports.push((*sg, port.id));
+                e.sg_ports.push((*sg, port.id, ()));
             }
             if let Some(host) = &port.binding_host {
                 match hosts.binary_search_by(|h| h.as_str().cmp(host)) {
@@ -176,8 +176,8 @@ impl Indexes {
             self.tags(Kind::Port, port.id, &port.meta.tags, true);
         }
         self.net_ports.extend_bulk(e.net_ports);
-        self.ip_used.append(&mut sorted_map(e.ip_used));
-        self.mac_used.append(&mut sorted_set(e.mac_used));
+        self.ip_used.extend_bulk(e.ip_used);
+        self.mac_used.extend_bulk(e.mac_used);
         self.sg_ports.extend_bulk(e.sg_ports);
         for (h, ports) in e.host_ports.into_iter().enumerate() {
             if !ports.is_empty() {
@@ -224,12 +224,6 @@ impl Indexes {
                 .or_insert(0) += 1;
         }
     }
-}
-
-/// A set built from `keys` (sorted here, duplicates kept once).
-fn sorted_set<K: Ord>(mut keys: Vec<K>) -> BTreeSet<K> {
-    keys.sort_unstable();
-    keys.into_iter().collect()
 }
 
 /// A map built from `entries`; of entries with equal keys the last one
