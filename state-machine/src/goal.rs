@@ -576,6 +576,10 @@ impl DiffCollector {
 
 /// A map keyed by host name for one command's collection: hashed with a
 /// per-process seed (host names come from clients), never iterated unsorted.
+#[expect(
+    clippy::disallowed_types,
+    reason = "probed while collecting; walked only through `by_name` or a sort"
+)]
 type HostMap<V> = hashbrown::HashMap<HostId, V, std::hash::RandomState>;
 
 /// The entries of a [`HostMap`] in host-name order.

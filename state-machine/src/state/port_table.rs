@@ -15,6 +15,11 @@
 //! the table takes ~19 bytes a port and the ordered set ~25, against ~36 for
 //! the `BTreeMap<Id, Box<Port>>` it replaces (`sm_memory`).
 
+#![expect(
+    clippy::disallowed_types,
+    reason = "the hash table is only probed; every walk goes through the ordered ID set"
+)]
+
 use crate::ids::Id;
 use crate::model::Port;
 use hashbrown::HashTable;
