@@ -90,18 +90,18 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
         }));
     }
     let agent = SimAgent::new(config)?;
-    let runner = {
+    let mut runner = {
         let agent = agent.clone();
         tokio::spawn(async move { agent.run(crate::server::shutdown_signal()).await })
     };
     let mut ticker = tokio::time::interval(Duration::from_secs(args.report_interval_s.max(1)));
+    // Ends as soon as the agent does (a signal), not at the next tick.
     loop {
         tokio::select! {
             _ = ticker.tick() => out!("{}", status_line(&agent)),
-            _ = tokio::time::sleep(Duration::from_millis(200)), if runner.is_finished() => break,
+            ended = &mut runner => break ended?,
         }
     }
-    runner.await?;
     out!("{}", status_line(&agent));
     Ok(())
 }
