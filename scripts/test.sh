@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: set-up, formatting and lint checks, every test of both
-# workspaces in one (dev) profile, then the end-to-end runs: the REST API under
+# workspaces in one (dev) profile, then the end-to-end runs: the dataplane demo's
+# ping matrix, the REST API under
 # a real openstacksdk and openstack CLI, the benchmark runner's smoke mode, and
 # the short Jepsen-style fault run (about 5 minutes).
 set -euo pipefail
@@ -11,6 +12,9 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 (cd jepsen && cargo clippy --workspace --all-targets -- -D warnings)
 cargo test --workspace --no-fail-fast
+# The Linux dataplane demo (root) with the `alcor` just built: one round of its
+# ping matrix must match its policy.
+ALCOR_BIN="${CARGO_TARGET_DIR:-target}/debug/alcor" ./scripts/run.sh --dataplane --rounds 1
 # The node test that needs a mutation switch in the binary (the workspace run
 # above builds `alcor` without them and checks that it refuses them).
 cargo test -p alcor-node --features unsafe-mutations --no-fail-fast --test it \

@@ -14,7 +14,8 @@
 //! - `TriggerSnapshot` acts on the answering node (snapshots are local), and
 //!   so does `Campaign` (an election started there moves the leadership).
 //! - `HostDigest` is a read like any other: linearizable unless `stale`,
-//!   served by any node.
+//!   served by any node; it adds the latest digest report of the host's
+//!   agent on the answering node, from the [`AckSource`].
 //! - `AckedRevisions` answers the host acks recorded on this node, from the
 //!   [`AckSource`] the node wires in (none: an empty table).
 //! - `Barrier` waits until every host it covers has acked a revision on
@@ -76,11 +77,16 @@ pub const BARRIER_HOSTS_MAX: usize = 10_000;
 /// Longest host name `Barrier` accepts.
 const HOST_NAME_BYTES_MAX: usize = 255;
 
-/// Where a node's host acks come from (the host push service, which this
-/// crate must not depend on).
+/// Where a node's host acks and digest reports come from (the host push
+/// service, which this crate must not depend on).
 pub trait AckSource: Send + Sync + 'static {
     /// Every host's last revision acked to this node.
     fn acked(&self) -> BTreeMap<String, u64>;
+
+    /// The latest digest report of `host`'s agent on this node, if any.
+    fn agent_report(&self, _host: &str) -> Option<pb::AgentDigestReport> {
+        None
+    }
 }
 
 /// Serves cluster status and administration for one node.
@@ -424,6 +430,7 @@ impl Cluster for ClusterService {
                 )));
             }
         }
+        let agent_report = self.acks.as_ref().and_then(|a| a.agent_report(&req.host));
         let host = req.host;
         let read = move |s: &alcor_state_machine::State| {
             (s.applied_index(), goal_digest(&s.goal_state(&host)))
@@ -443,6 +450,7 @@ impl Cluster for ClusterService {
         Ok(Response::new(pb::HostDigestResponse {
             revision,
             digest: digest.to_vec(),
+            agent_report,
         }))
     }
 

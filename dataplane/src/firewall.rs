@@ -50,6 +50,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use alcor_state_machine::goal::{PortConfig, RuleConfig};
 use alcor_state_machine::model::{Direction, EtherType};
@@ -312,8 +313,21 @@ fn rule_plan(rule: &RuleConfig) -> RulePlan {
 pub struct ChainSpec {
     /// Base chain: (hook, priority); `None`: a regular chain.
     pub base: Option<(&'static str, i32)>,
-    /// Its rules in order: (statements, comment).
-    pub rules: Vec<(Value, String)>,
+    /// Its rules in order: (statements, comment); shared, so a port's
+    /// chains memoized by [`PortChains`] cost no copy.
+    pub rules: Rules,
+}
+
+/// The rules of one chain in order: (statements, comment).
+pub type Rules = Arc<[(Value, String)]>;
+
+/// The chains of each port filter from the last [`ruleset_cached`] call,
+/// for the next: a port whose filter is unchanged reuses them (building,
+/// printing and hashing every rule of 1,000 ports was most of an
+/// unchanged pass). Holds only the ports of that last call.
+#[derive(Clone, Debug, Default)]
+pub struct PortChains {
+    by_port: BTreeMap<Id, (PortFilter, [Rules; 3])>,
 }
 
 /// A named set or verdict map.
@@ -548,6 +562,33 @@ fn spoof_rules(filter: &PortFilter) -> Vec<(Value, String)> {
 
 /// The desired content of the agent's tables for `firewall`.
 pub fn ruleset(firewall: &Firewall) -> Ruleset {
+    ruleset_cached(firewall, &mut PortChains::default())
+}
+
+/// The egress, ingress and anti-spoofing chains of one port.
+fn port_rules(filter: &PortFilter) -> [Rules; 3] {
+    let mut eg = stateful_head();
+    eg.extend(
+        filter
+            .egress
+            .iter()
+            .filter_map(|r| rule_statements(r, false, "return").map(rule)),
+    );
+    eg.push(rule(json!([{"drop": null}])));
+    let mut ing = stateful_head();
+    ing.extend(
+        filter
+            .ingress
+            .iter()
+            .filter_map(|r| rule_statements(r, true, "accept").map(rule)),
+    );
+    ing.push(rule(json!([{"drop": null}])));
+    [eg.into(), ing.into(), spoof_rules(filter).into()]
+}
+
+/// [`ruleset`], reusing the chains `cache` holds for ports whose filter
+/// did not change, and leaving in it this call's.
+pub fn ruleset_cached(firewall: &Firewall, cache: &mut PortChains) -> Ruleset {
     let mut inet = TableSpec::default();
     let mut bridge = TableSpec::default();
     let zone_rules = firewall
@@ -577,7 +618,7 @@ pub fn ruleset(firewall: &Firewall) -> Ruleset {
         "forward".to_string(),
         ChainSpec {
             base: Some(("forward", 0)),
-            rules: vec![dispatch("saddr", "egress"), dispatch("daddr", "ingress")],
+            rules: vec![dispatch("saddr", "egress"), dispatch("daddr", "ingress")].into(),
         },
     );
     bridge.chains.insert(
@@ -586,31 +627,25 @@ pub fn ruleset(firewall: &Firewall) -> Ruleset {
             base: Some(("forward", -200)),
             rules: vec![rule(
                 json!([{"vmap": {"key": meta("iifname"), "data": "@ports"}}]),
-            )],
+            )]
+            .into(),
         },
     );
     let mut egress = BTreeMap::new();
     let mut ingress = BTreeMap::new();
     let mut ports = BTreeMap::new();
+    let mut chains_by_port = BTreeMap::new();
     for filter in firewall.ports.values() {
         let key = vec![filter.bridge.clone(), mac_text(&filter.mac)];
         let chain = |prefix: &str| format!("{prefix}{}", filter.port_id);
-        let mut eg = stateful_head();
-        eg.extend(
-            filter
-                .egress
-                .iter()
-                .filter_map(|r| rule_statements(r, false, "return").map(rule)),
+        let [eg, ing, spoof] = match cache.by_port.get(&filter.port_id) {
+            Some((cached, rules)) if cached == filter => rules.clone(),
+            _ => port_rules(filter),
+        };
+        chains_by_port.insert(
+            filter.port_id,
+            (filter.clone(), [eg.clone(), ing.clone(), spoof.clone()]),
         );
-        eg.push(rule(json!([{"drop": null}])));
-        let mut ing = stateful_head();
-        ing.extend(
-            filter
-                .ingress
-                .iter()
-                .filter_map(|r| rule_statements(r, true, "accept").map(rule)),
-        );
-        ing.push(rule(json!([{"drop": null}])));
         inet.chains.insert(
             chain(EGRESS_PREFIX),
             ChainSpec {
@@ -629,13 +664,14 @@ pub fn ruleset(firewall: &Firewall) -> Ruleset {
             chain(SPOOF_PREFIX),
             ChainSpec {
                 base: None,
-                rules: spoof_rules(filter),
+                rules: spoof,
             },
         );
         egress.insert(key.clone(), chain(EGRESS_PREFIX));
         ingress.insert(key, chain(INGRESS_PREFIX));
         ports.insert(vec![filter.veth.clone()], chain(SPOOF_PREFIX));
     }
+    cache.by_port = chains_by_port;
     let concat = vec!["ifname", "ether_addr"];
     for (name, elements) in [("egress", egress), ("ingress", ingress)] {
         inet.sets.insert(
@@ -850,7 +886,7 @@ pub fn diff(desired: &Ruleset, existing: &Existing) -> Batch {
             if present.is_some_and(|p| !p.is_empty()) {
                 out.commands.push(json!({"flush": object("chain", name)}));
             }
-            for (statements, comment) in &chain.rules {
+            for (statements, comment) in chain.rules.iter() {
                 out.commands.push(json!({"add": {"rule": {
                     "family": f, "table": TABLE, "chain": name,
                     "expr": statements, "comment": comment

@@ -31,5 +31,5 @@ pub mod plan;
 pub mod reconcile;
 
 pub use error::DataplaneError;
-pub use plan::{plan, Plan, PortPlan, VpcPlan};
+pub use plan::{plan, programmed_digest, Plan, PortPlan, VpcPlan};
 pub use reconcile::{Outcome, Reconciler};

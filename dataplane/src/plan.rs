@@ -558,5 +558,47 @@ fn plan_port(
     })
 }
 
+/// The digest of what a pass programmed from `plan` when the ports in
+/// `failed` could not be programmed (`DigestReport.programmed_digest`):
+/// BLAKE3 of the plan's `Debug` rendering without those ports (their veth
+/// pair and namespace, their filter) and without `plan.failed`. Every
+/// collection of a plan is ordered (`BTreeMap`, sorted `Vec`s), so one
+/// plan and one failure set always give one digest; the rendering is this
+/// crate's, so a checker must use the agent's version of this function.
+/// Equal to `programmed_digest(plan, &BTreeMap::new())` exactly when every
+/// planned port was programmed.
+pub fn programmed_digest(plan: &Plan, failed: &BTreeMap<Id, String>) -> [u8; 32] {
+    use std::io::Write;
+    let mut hasher = blake3::Hasher::new();
+    let ports = plan
+        .ports
+        .values()
+        .filter(|p| !failed.contains_key(&p.port_id));
+    let filters = plan
+        .firewall
+        .ports
+        .iter()
+        .filter(|(id, _)| !failed.contains_key(id));
+    // Writing into a hasher cannot fail.
+    let _ = write!(hasher, "vpcs {:?}\nports ", plan.vpcs);
+    for port in ports {
+        let _ = writeln!(hasher, "{port:?}");
+    }
+    let _ = write!(
+        hasher,
+        "fdb {:?}\nneighbours {:?}\nrouters {:?}\nfilters ",
+        plan.fdb, plan.neighbours, plan.routers
+    );
+    for filter in filters {
+        let _ = writeln!(hasher, "{filter:?}");
+    }
+    let _ = write!(
+        hasher,
+        "groups {:?}\nzones {:?}",
+        plan.firewall.groups, plan.firewall.zones
+    );
+    *hasher.finalize().as_bytes()
+}
+
 #[cfg(test)]
 mod tests;

@@ -76,6 +76,9 @@ pub struct Reconciler {
     /// The agent's nftables tables as its last successful batch left them;
     /// `None`: read them from the kernel on the next pass.
     firewall_applied: Option<firewall::Existing>,
+    /// The port chains of the last desired ruleset (a memo of a pure
+    /// function: valid whatever the kernel holds).
+    port_chains: firewall::PortChains,
     n_changes: u64,
 }
 
@@ -115,6 +118,7 @@ impl Reconciler {
             configured: BTreeMap::new(),
             configured_routers: BTreeMap::new(),
             firewall_applied: None,
+            port_chains: firewall::PortChains::default(),
             n_changes: 0,
         })
     }
@@ -244,7 +248,7 @@ impl Reconciler {
         if !plan.firewall.ports.is_empty() {
             nft::check_bridge_hooks()?;
         }
-        let desired = firewall::ruleset(&plan.firewall);
+        let desired = firewall::ruleset_cached(&plan.firewall, &mut self.port_chains);
         // The kernel is read on the first pass and after a failed one; in
         // between, only this agent writes its tables, so they hold what its
         // last batch made of them (a read of 1,000 ports' chains costs about

@@ -60,11 +60,19 @@ use crate::message::{
 /// `alcor-dataplane` crate; the node wires it in).
 pub trait Dataplane: Send + Sync + std::fmt::Debug {
     /// Makes the data plane match `goal` (the host's whole table); resolves
-    /// to the ports that could not be programmed, with the reason.
-    fn program(
-        &self,
-        goal: GoalState,
-    ) -> Pin<Box<dyn Future<Output = BTreeMap<Id, String>> + Send>>;
+    /// to what it then holds.
+    fn program(&self, goal: GoalState) -> Pin<Box<dyn Future<Output = Programmed> + Send>>;
+}
+
+/// What a data plane holds after one [`Dataplane::program`] pass.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Programmed {
+    /// The ports that could not be programmed, with the reason (acked as
+    /// failed).
+    pub failed: BTreeMap<Id, String>,
+    /// The digest of what the data plane holds, in its own terms; sent
+    /// with each digest report (`DigestReport.programmed_digest`).
+    pub digest: [u8; 32],
 }
 
 /// What a [`SimAgent`] needs.
@@ -190,8 +198,9 @@ struct Shared {
     failing: watch::Sender<BTreeMap<Id, String>>,
     /// Ports failing until the next FullSync.
     transient: Mutex<BTreeMap<Id, String>>,
-    /// Ports the dataplane could not program in its last pass.
-    unprogrammed: Mutex<BTreeMap<Id, String>>,
+    /// What the dataplane holds after its last pass; `None` before the
+    /// first one and without a dataplane.
+    programmed: Mutex<Option<Programmed>>,
     full_syncs: AtomicU64,
     digest_reports: AtomicU64,
     diff_batches: AtomicU64,
@@ -226,7 +235,7 @@ impl SimAgent {
                 revision: watch::Sender::new(0),
                 failing,
                 transient: Mutex::new(BTreeMap::new()),
-                unprogrammed: Mutex::new(BTreeMap::new()),
+                programmed: Mutex::new(None),
                 full_syncs: AtomicU64::new(0),
                 digest_reports: AtomicU64::new(0),
                 diff_batches: AtomicU64::new(0),
@@ -411,8 +420,8 @@ impl SimAgent {
                     let revision = self.apply(message)?;
                     if let Some(dataplane) = &self.config.dataplane {
                         let goal = self.table();
-                        let failed = dataplane.program(goal).await;
-                        *self.shared.unprogrammed() = failed;
+                        let programmed = dataplane.program(goal).await;
+                        *self.shared.programmed() = Some(programmed);
                     }
                     *progressed = true;
                     revision
@@ -425,9 +434,13 @@ impl SimAgent {
                 _ = digest_tick.tick(), if self.config.digest_interval.is_some() => {
                     let report = {
                         let table = self.shared.table();
+                        // Programmed from this table (the pass runs right
+                        // after the table changes, in this loop).
+                        let programmed = self.shared.programmed().as_ref().map(|p| p.digest);
                         table.revision.map(|revision| AgentMessage::DigestReport {
                             revision,
                             digest: goal_digest(&table.goal),
+                            programmed,
                         })
                     };
                     if let Some(report) = report {
@@ -450,8 +463,10 @@ impl SimAgent {
         for (id, reason) in self.shared.transient().iter() {
             failing.entry(*id).or_insert_with(|| reason.clone());
         }
-        for (id, reason) in self.shared.unprogrammed().iter() {
-            failing.entry(*id).or_insert_with(|| reason.clone());
+        if let Some(programmed) = self.shared.programmed().as_ref() {
+            for (id, reason) in &programmed.failed {
+                failing.entry(*id).or_insert_with(|| reason.clone());
+            }
         }
         let statuses = if failing.is_empty() {
             Vec::new()
@@ -518,9 +533,9 @@ impl Shared {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn unprogrammed(&self) -> MutexGuard<'_, BTreeMap<Id, String>> {
-        // Whole-map assignments: ignore poisoning.
-        self.unprogrammed
+    fn programmed(&self) -> MutexGuard<'_, Option<Programmed>> {
+        // Whole assignments: ignore poisoning.
+        self.programmed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }

@@ -210,12 +210,15 @@ pub fn agent_to_pb(message: &AgentMessage) -> Result<pb::AgentMessage, ConvertEr
                 })
                 .collect::<Result<_, ConvertError>>()?,
         }),
-        AgentMessage::DigestReport { revision, digest } => {
-            pb::agent_message::Kind::DigestReport(pb::DigestReport {
-                revision: *revision,
-                digest: digest.to_vec(),
-            })
-        }
+        AgentMessage::DigestReport {
+            revision,
+            digest,
+            programmed,
+        } => pb::agent_message::Kind::DigestReport(pb::DigestReport {
+            revision: *revision,
+            digest: digest.to_vec(),
+            programmed_digest: programmed.map(|d| d.to_vec()).unwrap_or_default(),
+        }),
     };
     Ok(pb::AgentMessage { kind: Some(kind) })
 }
@@ -248,9 +251,18 @@ pub fn agent_from_pb(message: &pb::AgentMessage) -> Result<AgentMessage, Convert
         Some(pb::agent_message::Kind::DigestReport(report)) => {
             let digest = <[u8; 32]>::try_from(report.digest.as_slice())
                 .map_err(|_| ConvertError::DigestLength(report.digest.len()))?;
+            // Empty: no data plane, or an agent older than the field.
+            let programmed = match report.programmed_digest.as_slice() {
+                [] => None,
+                bytes => Some(
+                    <[u8; 32]>::try_from(bytes)
+                        .map_err(|_| ConvertError::DigestLength(bytes.len()))?,
+                ),
+            };
             Ok(AgentMessage::DigestReport {
                 revision: report.revision,
                 digest,
+                programmed,
             })
         }
         None => Err(ConvertError::Missing("AgentMessage.kind")),
@@ -293,6 +305,43 @@ mod tests {
             revision: Some(0),
         });
         assert_eq!(agent_from_pb(&agent_to_pb(&hello).unwrap()).unwrap(), hello);
+    }
+
+    #[test]
+    fn a_digest_report_carries_the_programmed_digest_only_when_there_is_one() {
+        for programmed in [None, Some([9; 32])] {
+            let report = AgentMessage::DigestReport {
+                revision: 4,
+                digest: [1; 32],
+                programmed,
+            };
+            let wire = agent_to_pb(&report).unwrap();
+            assert_eq!(agent_from_pb(&wire).unwrap(), report);
+        }
+        // An agent that predates the field sends nothing in it.
+        let old = pb::AgentMessage {
+            kind: Some(pb::agent_message::Kind::DigestReport(pb::DigestReport {
+                revision: 4,
+                digest: vec![1; 32],
+                ..Default::default()
+            })),
+        };
+        let decoded = agent_from_pb(&old).unwrap();
+        assert!(matches!(
+            decoded,
+            AgentMessage::DigestReport {
+                programmed: None,
+                ..
+            }
+        ));
+        let mut truncated = old;
+        if let Some(pb::agent_message::Kind::DigestReport(report)) = &mut truncated.kind {
+            report.programmed_digest = vec![9; 31];
+        }
+        assert!(matches!(
+            agent_from_pb(&truncated),
+            Err(ConvertError::DigestLength(31))
+        ));
     }
 
     fn neighbor(n: u128, addresses: usize) -> GoalObject {

@@ -37,9 +37,11 @@ pub mod server;
 mod status;
 mod window;
 
-pub use agent::{AgentCounters, Dataplane, SharedConnections, SimAgent, SimAgentConfig};
+pub use agent::{
+    AgentCounters, Dataplane, Programmed, SharedConnections, SimAgent, SimAgentConfig,
+};
 pub use error::{AgentError, ConvertError, WaitAckedError};
 pub use message::PROTOCOL_VERSION;
 pub use metrics::ResyncCause;
-pub use server::{PushConfig, PushService};
+pub use server::{AgentReport, PushConfig, PushService};
 pub use status::StatusCounters;

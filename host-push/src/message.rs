@@ -27,6 +27,10 @@ pub enum AgentMessage {
         revision: u64,
         /// `goal_digest` of the table.
         digest: [u8; 32],
+        /// The digest of what the agent's data plane programmed from the
+        /// table ([`crate::Programmed::digest`]); `None` without a data
+        /// plane or from an older agent.
+        programmed: Option<[u8; 32]>,
     },
 }
 

@@ -92,6 +92,18 @@ impl Default for PushConfig {
     }
 }
 
+/// A host agent's latest digest report (`DigestReport`) on this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AgentReport {
+    /// The revision of the agent's table.
+    pub revision: u64,
+    /// `goal_digest` of that table.
+    pub digest: [u8; 32],
+    /// The digest of what its data plane programmed from that table;
+    /// `None` from a simulated or older agent.
+    pub programmed: Option<[u8; 32]>,
+}
+
 /// Serves `alcor.push.v1.HostPush` for one node. Cheap to clone; all
 /// clones share the window, the acks and the stop signal.
 #[derive(Debug, Clone)]
@@ -112,6 +124,9 @@ struct Inner {
     /// Hosts with a live stream on this node (and how many): their ack
     /// entries are never evicted.
     connected: Mutex<BTreeMap<HostId, usize>>,
+    /// The latest digest report of each host in `connected` (taken and
+    /// dropped under its lock, so never of another host).
+    reports: Mutex<BTreeMap<HostId, AgentReport>>,
     /// Acks on their way to the port-status proposer.
     status: Arc<StatusFeed>,
     /// Set by `close`: every session and the feeder end.
@@ -158,6 +173,7 @@ impl PushService {
                 agents: Arc::new(Semaphore::new(config.agents_max)),
                 acked: Mutex::new(BTreeMap::new()),
                 connected: Mutex::new(BTreeMap::new()),
+                reports: Mutex::new(BTreeMap::new()),
                 status,
                 stop,
                 full_syncs: Semaphore::new(config.full_syncs_max.max(1)),
@@ -182,6 +198,12 @@ impl PushService {
             .acked()
             .get(host)
             .and_then(|revision| *revision.borrow())
+    }
+
+    /// The latest digest report of `host`'s agent on this node, while it
+    /// streams here.
+    pub fn agent_report(&self, host: &str) -> Option<AgentReport> {
+        self.inner.reports().get(host).copied()
     }
 
     /// Every host's last acknowledged revision on this node.
@@ -288,6 +310,20 @@ impl Inner {
         self.connected
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Taken after `connected` when both are.
+    fn reports(&self) -> std::sync::MutexGuard<'_, BTreeMap<HostId, AgentReport>> {
+        // Plain inserts and removes: ignore poisoning.
+        self.reports.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps `report` as `host`'s latest, if the host still streams here.
+    fn record_report(&self, host: &str, report: AgentReport) {
+        let connected = self.connected();
+        if connected.contains_key(host) {
+            self.reports().insert(host.to_string(), report);
+        }
     }
 
     /// Makes room in a full ack table: drops the entries of hosts with no
@@ -570,6 +606,7 @@ impl Drop for ConnectedHost<'_> {
             *n -= 1;
             if *n == 0 {
                 connected.remove(&self.host);
+                self.inner.reports().remove(&self.host);
             }
         }
     }
@@ -998,8 +1035,20 @@ async fn read_agent(
                     }
                 }
             }
-            Ok(AgentMessage::DigestReport { revision, digest }) => {
+            Ok(AgentMessage::DigestReport {
+                revision,
+                digest,
+                programmed,
+            }) => {
                 inner.metrics.digest_reports.inc();
+                inner.record_report(
+                    &host,
+                    AgentReport {
+                        revision,
+                        digest,
+                        programmed,
+                    },
+                );
                 shared.digest.send_replace(Some((revision, digest)));
             }
             Ok(AgentMessage::Hello(_)) => {

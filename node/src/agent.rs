@@ -9,16 +9,15 @@
 
 use std::time::Duration;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use alcor_dataplane::Reconciler;
-use alcor_host_push::{Dataplane, SharedConnections, SimAgent, SimAgentConfig};
+use alcor_host_push::{Dataplane, Programmed, SharedConnections, SimAgent, SimAgentConfig};
 use alcor_proto::identity::{BearerToken, AUTHORIZATION_HEADER};
-use alcor_state_machine::{GoalObject, GoalState, Id};
+use alcor_state_machine::{GoalObject, GoalState};
 
 use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::cluster_client::ClusterClient;
@@ -28,7 +27,8 @@ use tonic::transport::{ClientTlsConfig, Endpoint};
 use crate::cli::{AgentArgs, AgentSimArgs, DataplaneKind};
 
 /// The Linux dataplane behind host-push's [`Dataplane`]: each table is
-/// planned and reconciled, one pass at a time.
+/// planned and reconciled, one pass at a time; what it programmed is the
+/// plan without the ports that failed (`alcor_dataplane::programmed_digest`).
 #[derive(Debug)]
 struct LinuxDataplane {
     host_id: String,
@@ -38,10 +38,7 @@ struct LinuxDataplane {
 }
 
 impl Dataplane for LinuxDataplane {
-    fn program(
-        &self,
-        goal: GoalState,
-    ) -> Pin<Box<dyn Future<Output = BTreeMap<Id, String>> + Send>> {
+    fn program(&self, goal: GoalState) -> Pin<Box<dyn Future<Output = Programmed> + Send>> {
         let plan = alcor_dataplane::plan(&goal, &self.host_id, self.underlay_ip);
         let reconciler = self.reconciler.clone();
         Box::pin(async move {
@@ -61,7 +58,10 @@ impl Dataplane for LinuxDataplane {
             for (port, reason) in &outcome.failed {
                 tracing::warn!(%port, reason, "port not programmed");
             }
-            outcome.failed
+            Programmed {
+                digest: alcor_dataplane::programmed_digest(&plan, &outcome.failed),
+                failed: outcome.failed,
+            }
         })
     }
 }
@@ -90,18 +90,18 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
         }));
     }
     let agent = SimAgent::new(config)?;
-    let runner = {
+    let mut runner = {
         let agent = agent.clone();
         tokio::spawn(async move { agent.run(crate::server::shutdown_signal()).await })
     };
     let mut ticker = tokio::time::interval(Duration::from_secs(args.report_interval_s.max(1)));
+    // Ends as soon as the agent does (a signal), not at the next tick.
     loop {
         tokio::select! {
             _ = ticker.tick() => out!("{}", status_line(&agent)),
-            _ = tokio::time::sleep(Duration::from_millis(200)), if runner.is_finished() => break,
+            ended = &mut runner => break ended?,
         }
     }
-    runner.await?;
     out!("{}", status_line(&agent));
     Ok(())
 }

@@ -593,15 +593,41 @@ pub(crate) fn snapshot(s: &pb::TriggerSnapshotResponse, format: OutputFormat) {
     }
 }
 
-/// Prints `alcor ctl cluster host-digest`; the digest in lowercase hex.
+/// Prints `alcor ctl cluster host-digest`: the controller's digest and the
+/// agent's latest report on the answering node, digests in lowercase hex
+/// (an empty programmed digest: the agent programs no dataplane).
 pub(crate) fn host_digest(host: &str, d: &pb::HostDigestResponse, format: OutputFormat) {
-    let hex: String = d.digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    let digest = hex(&d.digest);
     match format {
-        OutputFormat::Json => out!(
-            "{}",
-            json!({ "host": host, "revision": d.revision, "digest": hex })
-        ),
-        OutputFormat::Table => out!("{host} at revision {}: {hex}", d.revision),
+        OutputFormat::Json => {
+            let agent = d.agent_report.as_ref().map(|r| {
+                json!({
+                    "revision": r.revision,
+                    "digest": hex(&r.digest),
+                    "programmed_digest": hex(&r.programmed_digest),
+                })
+            });
+            out!(
+                "{}",
+                json!({ "host": host, "revision": d.revision, "digest": digest, "agent_report": agent })
+            )
+        }
+        OutputFormat::Table => {
+            out!("{host} at revision {}: {digest}", d.revision);
+            if let Some(r) = &d.agent_report {
+                out!(
+                    "agent report at revision {}: {}  programmed: {}",
+                    r.revision,
+                    hex(&r.digest),
+                    if r.programmed_digest.is_empty() {
+                        "-".to_string()
+                    } else {
+                        hex(&r.programmed_digest)
+                    }
+                );
+            }
+        }
     }
 }
 

@@ -642,12 +642,22 @@ const UNSAFE_MUTATION_ENV: &str = "ALCOR_UNSAFE_MUTATION";
 const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The cluster API's view of this node's host acks (`Barrier`,
-/// `AckedRevisions`).
+/// `AckedRevisions`) and agent digest reports (`HostDigest`).
 struct PushAcks(PushService);
 
 impl AckSource for PushAcks {
     fn acked(&self) -> std::collections::BTreeMap<String, u64> {
         self.0.acked()
+    }
+
+    fn agent_report(&self, host: &str) -> Option<alcor_proto::api::v1::AgentDigestReport> {
+        self.0
+            .agent_report(host)
+            .map(|r| alcor_proto::api::v1::AgentDigestReport {
+                revision: r.revision,
+                digest: r.digest.to_vec(),
+                programmed_digest: r.programmed.map(|d| d.to_vec()).unwrap_or_default(),
+            })
     }
 }
 

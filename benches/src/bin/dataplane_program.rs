@@ -108,7 +108,8 @@ fn outside() -> anyhow::Result<()> {
     ran
 }
 
-/// One agent pass over the host's whole table, as `alcor agent` does it.
+/// One agent pass over the host's whole table, as `alcor agent` does it
+/// (plan, reconcile, digest of what was programmed).
 async fn pass(
     reconciler: &mut alcor_dataplane::Reconciler,
     d: &Driver,
@@ -119,6 +120,8 @@ async fn pass(
     let started = Instant::now();
     let plan = alcor_dataplane::plan(&goal, &host_id, underlay);
     let outcome = reconciler.reconcile(&plan).await;
+    // The digest the agent reports of what it programmed.
+    std::hint::black_box(alcor_dataplane::programmed_digest(&plan, &outcome.failed));
     let took = started.elapsed();
     if let Some((port, reason)) = outcome.failed.iter().next() {
         bail!(

@@ -549,6 +549,19 @@ proptest! {
     }
 
     #[test]
+    fn a_ruleset_built_on_the_chains_of_an_earlier_one_equals_one_built_afresh(
+        a in arbitrary_goal(),
+        b in arbitrary_goal(),
+    ) {
+        let mut cache = PortChains::default();
+        let first = planned(a).firewall;
+        let second = planned(b).firewall;
+        prop_assert_eq!(ruleset_cached(&first, &mut cache), ruleset(&first));
+        prop_assert_eq!(ruleset_cached(&second, &mut cache), ruleset(&second));
+        prop_assert_eq!(ruleset_cached(&first, &mut cache), ruleset(&first));
+    }
+
+    #[test]
     fn every_port_chain_ends_in_drop_and_every_local_port_is_filtered(a in arbitrary_goal()) {
         let plan = planned(a);
         let ruleset = ruleset(&plan.firewall);

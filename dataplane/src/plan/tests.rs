@@ -157,6 +157,49 @@ fn a_port_that_cannot_be_planned_is_failed_with_the_reason() {
 }
 
 #[test]
+fn the_programmed_digest_changes_with_the_plan_and_with_each_failed_local_port() {
+    let state = goal(vec![
+        vpc(1, 100),
+        subnet(11, 1),
+        port(21, 1, 11, "10.0.1.5"),
+        port(22, 1, 11, "10.0.1.6"),
+        neighbour(31, 1, "host-b", "192.0.2.2", "10.0.1.7"),
+    ]);
+    let planned = plan(&state, HOST, UNDERLAY);
+    assert!(planned.firewall.ports.contains_key(&Id(21)));
+    let failed = |ids: &[u128]| -> BTreeMap<Id, String> {
+        ids.iter()
+            .map(|id| (Id(*id), "refused".to_string()))
+            .collect()
+    };
+    let all = programmed_digest(&planned, &failed(&[]));
+    assert_eq!(
+        all,
+        programmed_digest(&plan(&state, HOST, UNDERLAY), &failed(&[])),
+        "one plan, one digest"
+    );
+    let without_21 = programmed_digest(&planned, &failed(&[21]));
+    let without_22 = programmed_digest(&planned, &failed(&[22]));
+    let without_both = programmed_digest(&planned, &failed(&[21, 22]));
+    let digests = BTreeSet::from([all, without_21, without_22, without_both]);
+    assert_eq!(digests.len(), 4, "each failed port shows");
+    // The reason does not count, nor a failed port this host does not
+    // program (a remote one).
+    let other_reason = BTreeMap::from([(Id(21), "another reason".to_string())]);
+    assert_eq!(programmed_digest(&planned, &other_reason), without_21);
+    assert_eq!(programmed_digest(&planned, &failed(&[31])), all);
+    // Any other change of the plan shows too.
+    let mut other = planned.clone();
+    for vpc in other.vpcs.values_mut() {
+        vpc.mtu -= 1;
+    }
+    assert_ne!(programmed_digest(&other, &failed(&[])), all);
+    let mut other = planned.clone();
+    other.fdb.clear();
+    assert_ne!(programmed_digest(&other, &failed(&[])), all);
+}
+
+#[test]
 fn names_are_owned_short_and_stable() {
     assert_eq!(veth_name(Id(7)), veth_name(Id(7)));
     assert_eq!(veth_name(Id(7))[4..], peer_name(Id(7))[4..]);

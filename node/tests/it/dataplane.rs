@@ -6,7 +6,9 @@
 //! reachable (across hosts and on one host), nothing crosses to the other
 //! VPC even where both use the same addresses. A deleted port's objects
 //! go and pings to it fail; a port the kernel refuses shows ERROR with the
-//! reason; a killed agent leaves the dataplane working,
+//! reason; an agent reports the digest of what it programmed (the plan of
+//! its goal state, without a refused port while it is refused); a killed
+//! agent leaves the dataplane working,
 //! and its restart recreates nothing (interface indexes are unchanged).
 //!
 //! Security groups are enforced (`dataplane_sg.rs` tests them); every port
@@ -15,7 +17,10 @@
 //!
 //! The topology (hosts, cluster, agents) is `dataplane_fixture.rs`'s.
 
+use std::collections::BTreeMap;
+
 use alcor_dataplane::plan as names;
+use alcor_dataplane::programmed_digest;
 use alcor_proto::api::v1 as pb;
 use alcor_state_machine::Id;
 
@@ -152,6 +157,16 @@ async fn linux_dataplane_connects_ports_of_one_vpc_isolates_vpcs_and_survives_ag
     assert!(neighbour.contains(&macs[4]), "{neighbour}");
     assert!(!neighbour.contains(&macs[0]), "{neighbour}");
 
+    // Host 2's agent reports the digest of what it programmed: the plan
+    // of its goal state, every port in.
+    let underlay_ip: std::net::IpAddr = topology.underlay.host_ip(2).parse().expect("address");
+    let host_id = topology.underlay.host_ids[2].clone();
+    let (goal, report) = topology.agent_report(2, BTreeMap::new()).await;
+    let planned = alcor_dataplane::plan(&goal, &host_id, underlay_ip);
+    assert!(!planned.ports.is_empty());
+    let everything = programmed_digest(&planned, &BTreeMap::new()).to_vec();
+    assert_eq!(report.programmed_digest, everything);
+
     // A port the kernel refuses (a foreign link squats its interface name
     // on host 2) is acked as failed: ERROR with the kernel's reason.
     let squatted = uuid(0xff);
@@ -192,6 +207,21 @@ async fn linux_dataplane_connects_ports_of_one_vpc_isolates_vpcs_and_survives_ag
         })
         .await;
     assert!(detail.contains(&names::veth_name(squatted_id)), "{detail}");
+    // While it is refused, what the agent reports as programmed is the
+    // plan without it.
+    let refused = BTreeMap::from([(squatted_id, detail.clone())]);
+    let (goal, report) = topology.agent_report(2, refused.clone()).await;
+    let planned = alcor_dataplane::plan(&goal, &host_id, underlay_ip);
+    assert!(planned.ports.values().any(|p| p.port_id == squatted_id));
+    assert_ne!(
+        report.programmed_digest,
+        programmed_digest(&planned, &BTreeMap::new()).to_vec(),
+        "a refused port counted as programmed"
+    );
+    assert_eq!(
+        report.programmed_digest,
+        programmed_digest(&planned, &refused).to_vec()
+    );
     assert!(
         ping(&netns[0], &address(2)),
         "one refused port broke its VPC"

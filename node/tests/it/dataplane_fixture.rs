@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use alcor_dataplane::plan as names;
 use alcor_proto::api::v1 as pb;
-use alcor_state_machine::Id;
+use alcor_state_machine::{goal_digest, GoalState, Id};
 use tonic::Code;
 
 use crate::cluster::{ProcessCluster, BIN, WAIT_MS_MAX};
+use crate::push::{agent_config, converges, RunningAgent};
 use crate::workload::{req, write, PROJECT};
 
 /// Hosts (network namespaces with an agent each).
@@ -235,6 +236,50 @@ impl Topology {
         })
         .await
         .expect("port moved");
+    }
+
+    /// Host `host`'s goal state as the controller has it, and the latest
+    /// digest report of its agent whose table is that goal state (asked
+    /// of every member: an agent reports to the one it streams from). The
+    /// goal state comes from a simulated agent of the same host (no digest
+    /// reports of its own; it acks `fail_ports` as failed, as the real
+    /// agent does, so it leaves port statuses alone).
+    pub(crate) async fn agent_report(
+        &self,
+        host: usize,
+        fail_ports: BTreeMap<Id, String>,
+    ) -> (GoalState, pb::AgentDigestReport) {
+        let host_id = self.underlay.host_ids[host].clone();
+        let endpoints = self.endpoints.split(',').map(String::from).collect();
+        let mut config = agent_config(&host_id, endpoints);
+        config.digest_interval = None;
+        config.fail_ports = fail_ports;
+        let reader = RunningAgent::start(config);
+        converges(&self.cluster, &self.all, &reader.agent).await;
+        let goal = reader.agent.table();
+        let digest = goal_digest(&goal).to_vec();
+        let report = self
+            .cluster
+            .eventually(
+                &format!("{host_id}'s agent to report a table equal to the controller's"),
+                || async {
+                    for id in &self.all {
+                        let mut client = self.cluster.cluster_client(*id).await?;
+                        let message = pb::HostDigestRequest {
+                            host: host_id.clone(),
+                            stale: true,
+                        };
+                        let response = client.host_digest(req(message)).await.ok()?;
+                        match response.into_inner().agent_report {
+                            Some(report) if report.digest == digest => return Some(report),
+                            _ => {}
+                        }
+                    }
+                    None
+                },
+            )
+            .await;
+        (goal, report)
     }
 
     /// The namespace of port `id` on host `host`.

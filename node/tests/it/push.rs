@@ -489,3 +489,35 @@ async fn a_frozen_agent_is_dropped_by_http2_keepalive_and_streams_again_once_res
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alcor_agent_exits_cleanly_at_sigterm_without_waiting_for_its_next_status_line() {
+    // No controller answers: the agent keeps reconnecting, and its next
+    // status line is an hour away.
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let mut child = std::process::Command::new(crate::cluster::BIN)
+        .args(["agent", "--host-id", "host-a", "--endpoints", &endpoint])
+        .args(["--report-interval-s", "3600"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn alcor agent");
+    // Time to install its signal handler (a signal before that would kill
+    // it, and the exit status would not be success).
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal the agent");
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(5_000);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("alcor agent still runs 5 s after SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+}
