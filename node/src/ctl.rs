@@ -268,6 +268,7 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
                 expected_revision,
                 tags: tag_set(tag_update),
                 port_security_enabled: None,
+                qos_policy_id: None,
             };
             output::one(&vpcs.update(request).await?, format);
         }
