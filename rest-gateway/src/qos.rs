@@ -408,7 +408,7 @@ async fn create_rule(
             policy_id: policy.id.clone(),
             rule: Some(pb::QosRule {
                 id: rule_id,
-                kind: Some(kind.clone()),
+                kind: Some(kind),
             }),
             ..Default::default()
         }))
