@@ -455,6 +455,12 @@ async fn update_rule(
     let policy = policy_of(svc, &caller, &id).await?;
     find_rule(&policy, rule_type, &rule_id)?;
     let mut a = rule_attrs(body, rule_type).await?;
+    // Some clients repeat the rule's ID in the body.
+    if a.string("id")?.is_some_and(|id| id != rule_id) {
+        return Err(RestError::bad_request(
+            "Bad request: the body names another rule",
+        ));
+    }
     let request = match rule_type {
         RuleType::BandwidthLimit => pb::UpdateQosRuleRequest {
             max_kbps: a.u32("max_kbps")?,
