@@ -69,7 +69,7 @@ pub(crate) async fn index(headers: HeaderMap) -> Response {
 }
 
 /// `(alias, name, description)` of the extensions we implement.
-const EXTENSIONS: [(&str, &str, &str); 22] = [
+const EXTENSIONS: [(&str, &str, &str); 20] = [
     (
         "security-group",
         "security-group",
@@ -155,22 +155,12 @@ const EXTENSIONS: [(&str, &str, &str); 22] = [
     (
         "qos",
         "Quality of Service",
-        "QoS policies with bandwidth-limit and DSCP-marking rules; qos_policy_id on networks and ports",
+        "QoS policies with bandwidth-limit and DSCP-marking rules, /v2.0/qos/rule-types; qos_policy_id on networks and ports",
     ),
     (
         "qos-bw-limit-direction",
         "Direction for QoS bandwidth limit rule",
         "ingress and egress bandwidth-limit rules",
-    ),
-    (
-        "qos-rules-alias",
-        "QoS rules alias API",
-        "rule types at /v2.0/qos/rule-types",
-    ),
-    (
-        "qos-default",
-        "QoS default policy",
-        "is_default (always false)",
     ),
 ];
 
