@@ -16,13 +16,13 @@ use alcor_proto::api::v1 as pb;
 use alcor_state_machine::limits::{ID_BYTES_MAX, NAME_BYTES_MAX, TAGS_MAX, TOKEN_BYTES_MAX};
 use alcor_state_machine::model::{
     AllocationPool, AllowedAddressPair, Binding, Direction, EtherType, FloatingIp, Host,
-    HostStatus, Mac, PairAddress, Port, PortStatus, Quota, ResourceKind, Route, Router,
-    RouterInterface, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
+    HostStatus, Mac, PairAddress, Port, PortStatus, QosPolicy, QosRule, QosRuleKind, Quota,
+    ResourceKind, Route, Router, RouterInterface, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
 use alcor_state_machine::{
     validate_client_id, validate_tags, Command, FixedIpRequest, GatewaySpec, Id, InterfaceRef,
-    InterfaceTarget, Kind, PortSpecV5, PortUpdateV5, Rejection, Resource, ResourceChange, State,
-    SubnetUpdate, TagFilter, Tags,
+    InterfaceTarget, Kind, PortSpecV5, PortUpdateV5, QosRuleUpdate, Rejection, Resource,
+    ResourceChange, State, SubnetUpdate, TagFilter, Tags,
 };
 use ipnet::IpNet;
 
@@ -302,7 +302,7 @@ pub fn update_host(req: &pb::UpdateHostRequest) -> Result<Command, Rejection> {
 
 /// `CreateVpc` → `Command::CreateVpcV5` (under its request token).
 pub fn create_vpc(req: &pb::CreateVpcRequest) -> Result<Command, Rejection> {
-    let command = Command::CreateVpcV5 {
+    let command = Command::CreateVpcV7 {
         id: new_id_for("id", &req.id, &req.request_token, "vpc")?,
         project_id: parse_name_id("project_id", &req.project_id, true)?,
         name: parse_name("name", &req.name)?,
@@ -311,19 +311,21 @@ pub fn create_vpc(req: &pb::CreateVpcRequest) -> Result<Command, Rejection> {
         mtu: req.mtu,
         admin_state_up: req.admin_state_up.unwrap_or(true),
         port_security_enabled: req.port_security_enabled.unwrap_or(true),
+        qos_policy_id: parse_opt(&req.qos_policy_id, |t| parse_id("qos_policy_id", t))?,
     };
     let command = with_tags(parse_tags("tags", &req.tags)?, command);
     with_token(&req.request_token, command)
 }
 
-/// `UpdateVpc` → `Command::UpdateVpcV5`.
+/// `UpdateVpc` → `Command::UpdateVpcV7`.
 pub fn update_vpc(req: &pb::UpdateVpcRequest) -> Result<Command, Rejection> {
-    let command = Command::UpdateVpcV5 {
+    let command = Command::UpdateVpcV7 {
         id: parse_id("id", &req.id)?,
         name: parse_opt_name("name", req.name.as_deref())?,
         mtu: req.mtu,
         admin_state_up: req.admin_state_up,
         port_security_enabled: req.port_security_enabled,
+        qos_policy_id: parse_qos_change(req.qos_policy_id.as_deref())?,
         expected_revision: req.expected_revision,
     };
     retag(req.tags.as_ref(), command)
@@ -388,10 +390,14 @@ pub fn update_subnet(req: &pb::UpdateSubnetRequest) -> Result<Command, Rejection
     retag(req.tags.as_ref(), command)
 }
 
-/// `CreatePort` → `Command::CreatePortV6` (under its request token).
+/// `CreatePort` → `Command::CreatePortV7` (under its request token).
 pub fn create_port(req: &pb::CreatePortRequest) -> Result<Command, Rejection> {
     let spec = port_spec(req, new_id_for("id", &req.id, &req.request_token, "port")?)?;
-    let command = with_tags(parse_tags("tags", &req.tags)?, Command::CreatePortV6(spec));
+    let command = Command::CreatePortV7 {
+        spec,
+        qos_policy_id: parse_opt(&req.qos_policy_id, |t| parse_id("qos_policy_id", t))?,
+    };
+    let command = with_tags(parse_tags("tags", &req.tags)?, command);
     with_token(&req.request_token, command)
 }
 
@@ -450,6 +456,11 @@ pub fn create_ports(req: &pb::CreatePortsRequest) -> Result<Command, Rejection> 
         .map(|(index, port)| {
             let spec = if !port.tags.is_empty() {
                 Err(invalid("tags", "not supported on the entries of a batch"))
+            } else if !port.qos_policy_id.is_empty() {
+                Err(invalid(
+                    "qos_policy_id",
+                    "not supported on the entries of a batch",
+                ))
             } else if port.request_token.is_empty() {
                 // Under a batch token, an entry without an id gets one derived from
                 // (token, position), so a retried batch is the identical command.
@@ -474,7 +485,7 @@ pub fn create_ports(req: &pb::CreatePortsRequest) -> Result<Command, Rejection> 
     with_token(&req.request_token, Command::CreatePortsV6(specs))
 }
 
-/// `UpdatePort` → `Command::UpdatePortV6`.
+/// `UpdatePort` → `Command::UpdatePortV7`.
 pub fn update_port(req: &pb::UpdatePortRequest) -> Result<Command, Rejection> {
     let binding_host = match req.binding_host.as_deref() {
         None => None,
@@ -496,7 +507,7 @@ pub fn update_port(req: &pb::UpdatePortRequest) -> Result<Command, Rejection> {
         .as_deref()
         .map(|n| parse_name("device_owner", n))
         .transpose()?;
-    let command = Command::UpdatePortV6 {
+    let command = Command::UpdatePortV7 {
         id: parse_id("id", &req.id)?,
         update: PortUpdateV5 {
             name,
@@ -516,6 +527,7 @@ pub fn update_port(req: &pb::UpdatePortRequest) -> Result<Command, Rejection> {
             admin_state_up: req.admin_state_up,
             port_security_enabled: req.port_security_enabled,
         },
+        qos_policy_id: parse_qos_change(req.qos_policy_id.as_deref())?,
         expected_revision: req.expected_revision,
     };
     retag(req.tags.as_ref(), command)
@@ -900,6 +912,7 @@ pub fn vpc(v: &Vpc) -> pb::Vpc {
         mtu: v.mtu,
         admin_state_up: v.admin_state_up,
         port_security_enabled: v.port_security_enabled,
+        qos_policy_id: String::new(),
         tags: tag_list(&v.meta.tags),
         revision: v.meta.revision,
         created_at_ms: v.meta.created_at,
@@ -976,6 +989,7 @@ pub fn port(p: &Port, binding: Binding) -> pb::Port {
             Binding::HostUnknown => pb::VifType::BindingFailed,
             Binding::Bound => pb::VifType::Ovs,
         } as i32,
+        qos_policy_id: String::new(),
         status: status as i32,
         status_detail,
         tags: tag_list(&p.meta.tags),
@@ -1038,9 +1052,24 @@ fn routes(routes: &[Route]) -> Vec<pb::Route> {
         .collect()
 }
 
-/// A port rendered against the state it lives in.
+/// A port rendered against the state it lives in (its binding and QoS policy).
 pub fn port_in(state: &State, p: &Port) -> pb::Port {
-    port(p, state.binding(p))
+    pb::Port {
+        qos_policy_id: id_text(state.port_qos_policy_id(p.id)),
+        ..port(p, state.binding(p))
+    }
+}
+
+/// A VPC rendered against the state it lives in (its QoS policy).
+pub fn vpc_in(state: &State, v: &Vpc) -> pb::Vpc {
+    pb::Vpc {
+        qos_policy_id: id_text(state.network_qos_policy_id(v.id)),
+        ..vpc(v)
+    }
+}
+
+fn id_text(id: Option<Id>) -> String {
+    id.map(|id| id.to_string()).unwrap_or_default()
 }
 
 /// A router rendered against the state it lives in (its interfaces' ports).
@@ -1117,6 +1146,8 @@ pub fn resource_kind(kind: Kind) -> pb::ResourceKind {
         Kind::SecurityGroupRule => pb::ResourceKind::SecurityGroupRule,
         Kind::Router => pb::ResourceKind::Router,
         Kind::FloatingIp => pb::ResourceKind::FloatingIp,
+        // Rules change as part of their policy.
+        Kind::QosPolicy | Kind::QosRule => pb::ResourceKind::QosPolicy,
     }
 }
 
@@ -1145,7 +1176,13 @@ pub fn watch_event(
         ResourceChange::Put(resource) => {
             let (id, object) = match resource {
                 Resource::Host(h) => (h.id.clone(), Object::Host(host(h))),
-                Resource::Vpc(v) => (v.id.to_string(), Object::Vpc(vpc(v))),
+                Resource::Vpc(v) => {
+                    let rendered = match state {
+                        Some(s) => vpc_in(s, v),
+                        None => vpc(v),
+                    };
+                    (v.id.to_string(), Object::Vpc(rendered))
+                }
                 Resource::Subnet(s) => (s.id.to_string(), Object::Subnet(subnet(s))),
                 Resource::Port(p) => {
                     let binding = match (state, &p.binding_host) {
@@ -1153,7 +1190,11 @@ pub fn watch_event(
                         (None, None) => Binding::Unbound,
                         (None, Some(_)) => Binding::Bound,
                     };
-                    (p.id.to_string(), Object::Port(port(p, binding)))
+                    let rendered = pb::Port {
+                        qos_policy_id: id_text(state.and_then(|s| s.port_qos_policy_id(p.id))),
+                        ..port(p, binding)
+                    };
+                    (p.id.to_string(), Object::Port(rendered))
                 }
                 Resource::SecurityGroup(g) => {
                     (g.id.to_string(), Object::SecurityGroup(security_group(g)))
@@ -1169,6 +1210,7 @@ pub fn watch_event(
                     };
                     (r.id.to_string(), Object::Router(rendered))
                 }
+                Resource::QosPolicy(q) => (q.id.to_string(), Object::QosPolicy(qos_policy(q))),
                 Resource::FloatingIp(f) => (
                     f.id.to_string(),
                     Object::FloatingIp(floating_ip(f, state.and_then(|s| s.floating_ip_router(f)))),
@@ -1206,6 +1248,142 @@ pub fn quota(project_id: &str, limits: &Quota, usage: impl Fn(ResourceKind) -> u
             security_group: usage(ResourceKind::SecurityGroup),
             security_group_rule: usage(ResourceKind::SecurityGroupRule),
         }),
+    }
+}
+
+// ---------------------------------------------------------------- QoS --
+
+/// A QoS policy change of an update: unset leaves it, empty removes it.
+fn parse_qos_change(text: Option<&str>) -> Result<Option<Option<Id>>, Rejection> {
+    text.map(|t| parse_opt(t, |t| parse_id("qos_policy_id", t)))
+        .transpose()
+}
+
+/// `CreateQosPolicy` → `Command::CreateQosPolicy` (under its request token).
+pub fn create_qos_policy(req: &pb::CreateQosPolicyRequest) -> Result<Command, Rejection> {
+    let command = Command::CreateQosPolicy {
+        id: new_id_for("id", &req.id, &req.request_token, "qos_policy")?,
+        project_id: parse_name_id("project_id", &req.project_id, true)?,
+        name: parse_name("name", &req.name)?,
+        description: parse_name("description", &req.description)?,
+        shared: req.shared,
+    };
+    with_token(&req.request_token, command)
+}
+
+/// `UpdateQosPolicy` → `Command::UpdateQosPolicy`.
+pub fn update_qos_policy(req: &pb::UpdateQosPolicyRequest) -> Result<Command, Rejection> {
+    Ok(Command::UpdateQosPolicy {
+        id: parse_id("id", &req.id)?,
+        name: parse_opt_name("name", req.name.as_deref())?,
+        description: parse_opt_name("description", req.description.as_deref())?,
+        shared: req.shared,
+        expected_revision: req.expected_revision,
+    })
+}
+
+fn parse_qos_direction(value: i32) -> Result<Direction, Rejection> {
+    match pb::Direction::try_from(value) {
+        Ok(pb::Direction::Unspecified | pb::Direction::Egress) => Ok(Direction::Egress),
+        Ok(pb::Direction::Ingress) => Ok(Direction::Ingress),
+        Err(_) => Err(invalid("direction", "must be INGRESS or EGRESS")),
+    }
+}
+
+fn parse_dscp_mark(value: u32) -> Result<u8, Rejection> {
+    u8::try_from(value).map_err(|_| invalid("dscp_mark", format!("{value} is not a DSCP mark")))
+}
+
+/// `CreateQosRule` → `Command::CreateQosRule` (under its request token),
+/// its values checked as the state machine checks them.
+pub fn create_qos_rule(req: &pb::CreateQosRuleRequest) -> Result<Command, Rejection> {
+    let rule = req
+        .rule
+        .as_ref()
+        .ok_or_else(|| invalid("rule", "missing"))?;
+    let kind = match &rule.kind {
+        Some(pb::qos_rule::Kind::BandwidthLimit(b)) => QosRuleKind::BandwidthLimit {
+            direction: parse_qos_direction(b.direction)?,
+            max_kbps: b.max_kbps,
+            max_burst_kbps: b.max_burst_kbps,
+        },
+        Some(pb::qos_rule::Kind::DscpMarking(m)) => QosRuleKind::DscpMarking {
+            dscp_mark: parse_dscp_mark(m.dscp_mark)?,
+        },
+        None => return Err(invalid("rule", "names no rule type")),
+    };
+    alcor_state_machine::validate_qos_rule(&kind)?;
+    let command = Command::CreateQosRule {
+        policy_id: parse_id("policy_id", &req.policy_id)?,
+        rule: QosRule {
+            id: new_id_for("rule.id", &rule.id, &req.request_token, "qos_rule")?,
+            kind,
+        },
+    };
+    with_token(&req.request_token, command)
+}
+
+/// `UpdateQosRule` → `Command::UpdateQosRule`.
+pub fn update_qos_rule(req: &pb::UpdateQosRuleRequest) -> Result<Command, Rejection> {
+    Ok(Command::UpdateQosRule {
+        policy_id: parse_id("policy_id", &req.policy_id)?,
+        rule_id: parse_id("rule_id", &req.rule_id)?,
+        update: QosRuleUpdate {
+            max_kbps: req.max_kbps,
+            max_burst_kbps: req.max_burst_kbps,
+            direction: req.direction.map(parse_qos_direction).transpose()?,
+            dscp_mark: req.dscp_mark.map(parse_dscp_mark).transpose()?,
+        },
+    })
+}
+
+/// `DeleteQosRule` → `Command::DeleteQosRule`.
+pub fn delete_qos_rule(req: &pb::DeleteQosRuleRequest) -> Result<Command, Rejection> {
+    Ok(Command::DeleteQosRule {
+        policy_id: parse_id("policy_id", &req.policy_id)?,
+        rule_id: parse_id("rule_id", &req.rule_id)?,
+    })
+}
+
+/// A QoS rule as a message.
+pub fn qos_rule(r: &QosRule) -> pb::QosRule {
+    let kind = match r.kind {
+        QosRuleKind::BandwidthLimit {
+            direction,
+            max_kbps,
+            max_burst_kbps,
+        } => pb::qos_rule::Kind::BandwidthLimit(pb::QosBandwidthLimit {
+            direction: match direction {
+                Direction::Ingress => pb::Direction::Ingress,
+                Direction::Egress => pb::Direction::Egress,
+            } as i32,
+            max_kbps,
+            max_burst_kbps,
+        }),
+        QosRuleKind::DscpMarking { dscp_mark } => {
+            pb::qos_rule::Kind::DscpMarking(pb::QosDscpMarking {
+                dscp_mark: u32::from(dscp_mark),
+            })
+        }
+    };
+    pb::QosRule {
+        id: r.id.to_string(),
+        kind: Some(kind),
+    }
+}
+
+/// A QoS policy as a message.
+pub fn qos_policy(q: &QosPolicy) -> pb::QosPolicy {
+    pb::QosPolicy {
+        id: q.id.to_string(),
+        project_id: q.meta.project_id.clone(),
+        name: q.name.clone(),
+        description: q.description.clone(),
+        shared: q.shared,
+        rules: q.rules.iter().map(qos_rule).collect(),
+        revision: q.meta.revision,
+        created_at_ms: q.meta.created_at,
+        updated_at_ms: q.meta.updated_at,
     }
 }
 

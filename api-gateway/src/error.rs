@@ -140,6 +140,7 @@ pub fn rejection_status(rejection: &Rejection) -> (Code, Reason, Option<Resource
             Reason::RouterInterfacePort,
             Some(Resource::Port),
         ),
+        Rejection::QosRuleExists { .. } => (exists, Reason::QosRuleExists, Some(Resource::QosRule)),
         Rejection::InvalidCidr { .. } => (invalid, Reason::InvalidCidr, None),
         Rejection::InvalidField { .. } => (invalid, Reason::InvalidField, None),
         Rejection::IpOutsideSubnet { .. } => (invalid, Reason::IpOutsideSubnet, None),
@@ -178,6 +179,8 @@ fn resource(kind: Kind) -> Resource {
         Kind::SecurityGroup => Resource::SecurityGroup,
         Kind::SecurityGroupRule => Resource::SecurityGroupRule,
         Kind::Router => Resource::Router,
+        Kind::QosPolicy => Resource::QosPolicy,
+        Kind::QosRule => Resource::QosRule,
         Kind::FloatingIp => Resource::FloatingIp,
     }
 }

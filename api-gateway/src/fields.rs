@@ -41,7 +41,7 @@ selectable! {
     pb::Host { id, project_id, underlay_ip, status, revision, created_at_ms, updated_at_ms }
     pb::Vpc {
         id, project_id, name, cidr, vni, mtu, admin_state_up, revision, created_at_ms,
-        updated_at_ms, tags, port_security_enabled,
+        updated_at_ms, tags, port_security_enabled, qos_policy_id,
     }
     pb::Subnet {
         id, project_id, network_id, name, cidr, gateway_ip, allocation_pools, enable_dhcp,
@@ -51,7 +51,7 @@ selectable! {
         id, project_id, network_id, name, fixed_ips, mac_address, binding_host, device_id,
         device_owner, security_groups, allowed_address_pairs, admin_state_up, status,
         status_detail, revision, created_at_ms, updated_at_ms, tags, port_security_enabled,
-        vif_type,
+        vif_type, qos_policy_id,
     }
     pb::SecurityGroup {
         id, project_id, name, description, is_default, revision, created_at_ms, updated_at_ms,
@@ -70,6 +70,10 @@ selectable! {
         id, project_id, floating_network_id, floating_subnet_id, floating_ip_address, port_id,
         fixed_ip_address, router_id, status, description, revision, created_at_ms,
         updated_at_ms, tags,
+    }
+    pb::QosPolicy {
+        id, project_id, name, description, shared, rules, revision, created_at_ms,
+        updated_at_ms,
     }
 }
 

@@ -5,7 +5,7 @@
 use std::fmt::Display;
 
 use alcor_state_machine::model::{
-    FloatingIp, Host, Meta, Port, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
+    FloatingIp, Host, Meta, Port, QosPolicy, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
 };
 use alcor_state_machine::{Id, Kind, Rejection, State, TagFilter};
 
@@ -72,7 +72,8 @@ listed_by_id!(
     SecurityGroup,
     SecurityGroupRule,
     Router,
-    FloatingIp
+    FloatingIp,
+    QosPolicy
 );
 
 /// What a List request asks for besides its kind's own filters, parsed.

@@ -345,8 +345,18 @@ impl OrchestratorService {
     /// A floating IP from a write reply; its router is derived from this
     /// node's applied state (see `FloatingIp.router_id`).
     /// A port as written, its binding derived from this member's state.
-    fn render_port(&self, port: &Port) -> Result<pb::Port, ApiError> {
-        Ok(self.node.read_stale(|s| convert::port_in(s, port))?)
+    /// A port as written; its QoS policy as the request set it (`qos`:
+    /// this member may not have applied the change yet), else as this
+    /// member's state has it.
+    fn render_port(&self, port: &Port, qos: Option<String>) -> Result<pb::Port, ApiError> {
+        let rendered = self.node.read_stale(|s| convert::port_in(s, port))?;
+        Ok(match qos {
+            Some(qos_policy_id) => pb::Port {
+                qos_policy_id,
+                ..rendered
+            },
+            None => rendered,
+        })
     }
 
     /// A router as written, its interfaces' ports from this member's state.
@@ -505,7 +515,9 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::CreateVpcRequest>,
     ) -> Result<Response<pb::Vpc>, Status> {
-        let render = reply!(Reply::Vpc(vpc) => Ok(convert::vpc(&vpc)));
+        let qos = request.get_ref().qos_policy_id.clone();
+        let render =
+            reply!(Reply::Vpc(vpc) => Ok(pb::Vpc { qos_policy_id: qos, ..convert::vpc(&vpc) }));
         self.write_request(request, convert::create_vpc, render)
             .await
     }
@@ -515,7 +527,7 @@ impl Orchestrator for OrchestratorService {
         request: Request<pb::GetVpcRequest>,
     ) -> Result<Response<pb::Vpc>, Status> {
         self.get(request, Kind::Vpc, resource_id, |s, id| {
-            s.vpc(id).map(convert::vpc)
+            s.vpc(id).map(|v| convert::vpc_in(s, v))
         })
         .await
     }
@@ -529,7 +541,7 @@ impl Orchestrator for OrchestratorService {
             |_| Ok(()),
             |s, list, ()| {
                 let items = tag_indexed(s, Kind::Vpc, &list.tags, s.vpcs(), State::vpc);
-                list.page(items, |_| true, convert::vpc)
+                list.page(items, |_| true, |v| convert::vpc_in(s, v))
             },
             |vpcs, next_marker, revision| pb::ListVpcsResponse {
                 vpcs,
@@ -544,7 +556,13 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::UpdateVpcRequest>,
     ) -> Result<Response<pb::Vpc>, Status> {
-        let render = reply!(Reply::Vpc(vpc) => Ok(convert::vpc(&vpc)));
+        // The policy as the request set it (this member may not have applied
+        // the change yet), else as this member's state has it.
+        let qos = request.get_ref().qos_policy_id.clone();
+        let render = reply!(Reply::Vpc(vpc) => {
+            let rendered = self.node.read_stale(|s| convert::vpc_in(s, &vpc))?;
+            Ok(pb::Vpc { qos_policy_id: qos.unwrap_or(rendered.qos_policy_id.clone()), ..rendered })
+        });
         self.write_request(request, convert::update_vpc, render)
             .await
     }
@@ -634,7 +652,8 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::CreatePortRequest>,
     ) -> Result<Response<pb::Port>, Status> {
-        let render = reply!(Reply::Port(port) => self.render_port(&port));
+        let qos = request.get_ref().qos_policy_id.clone();
+        let render = reply!(Reply::Port(port) => self.render_port(&port, Some(qos)));
         self.write_request(request, convert::create_port, render)
             .await
     }
@@ -691,7 +710,8 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::UpdatePortRequest>,
     ) -> Result<Response<pb::Port>, Status> {
-        let render = reply!(Reply::Port(port) => self.render_port(&port));
+        let qos = request.get_ref().qos_policy_id.clone();
+        let render = reply!(Reply::Port(port) => self.render_port(&port, qos));
         self.write_request(request, convert::update_port, render)
             .await
     }
@@ -1013,6 +1033,94 @@ impl Orchestrator for OrchestratorService {
             },
         )
         .await
+    }
+
+    async fn create_qos_policy(
+        &self,
+        request: Request<pb::CreateQosPolicyRequest>,
+    ) -> Result<Response<pb::QosPolicy>, Status> {
+        let render = reply!(Reply::QosPolicy(q) => Ok(convert::qos_policy(&q)));
+        self.write_request(request, convert::create_qos_policy, render)
+            .await
+    }
+
+    async fn get_qos_policy(
+        &self,
+        request: Request<pb::GetQosPolicyRequest>,
+    ) -> Result<Response<pb::QosPolicy>, Status> {
+        self.get(request, Kind::QosPolicy, resource_id, |s, id| {
+            s.qos_policy(id).map(convert::qos_policy)
+        })
+        .await
+    }
+
+    async fn list_qos_policies(
+        &self,
+        request: Request<pb::ListQosPoliciesRequest>,
+    ) -> Result<Response<pb::ListQosPoliciesResponse>, Status> {
+        self.list(
+            request,
+            |_| Ok(()),
+            |s, list, ()| list.page(s.qos_policies(), |_| true, convert::qos_policy),
+            |qos_policies, next_marker, revision| pb::ListQosPoliciesResponse {
+                qos_policies,
+                next_marker,
+                revision,
+            },
+        )
+        .await
+    }
+
+    async fn update_qos_policy(
+        &self,
+        request: Request<pb::UpdateQosPolicyRequest>,
+    ) -> Result<Response<pb::QosPolicy>, Status> {
+        let render = reply!(Reply::QosPolicy(q) => Ok(convert::qos_policy(&q)));
+        self.write_request(request, convert::update_qos_policy, render)
+            .await
+    }
+
+    async fn delete_qos_policy(
+        &self,
+        request: Request<pb::DeleteQosPolicyRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        self.delete_by_id(
+            request,
+            Kind::QosPolicy,
+            resource_id,
+            |id, expected_revision| Command::DeleteQosPolicy {
+                id,
+                expected_revision,
+            },
+        )
+        .await
+    }
+
+    async fn create_qos_rule(
+        &self,
+        request: Request<pb::CreateQosRuleRequest>,
+    ) -> Result<Response<pb::QosPolicy>, Status> {
+        let render = reply!(Reply::QosPolicy(q) => Ok(convert::qos_policy(&q)));
+        self.write_request(request, convert::create_qos_rule, render)
+            .await
+    }
+
+    async fn update_qos_rule(
+        &self,
+        request: Request<pb::UpdateQosRuleRequest>,
+    ) -> Result<Response<pb::QosPolicy>, Status> {
+        let render = reply!(Reply::QosPolicy(q) => Ok(convert::qos_policy(&q)));
+        self.write_request(request, convert::update_qos_rule, render)
+            .await
+    }
+
+    async fn delete_qos_rule(
+        &self,
+        request: Request<pb::DeleteQosRuleRequest>,
+    ) -> Result<Response<pb::QosPolicy>, Status> {
+        let render = reply!(Reply::QosPolicy(q) => Ok(convert::qos_policy(&q)));
+        self.write_request(request, convert::delete_qos_rule, render)
+            .await
     }
 
     async fn get_quota(

@@ -113,6 +113,7 @@ get_requests! {
     pb::GetSecurityGroupRuleRequest,
     pb::GetRouterRequest,
     pb::GetFloatingIpRequest,
+    pb::GetQosPolicyRequest,
 }
 
 list_requests! {
@@ -124,6 +125,7 @@ list_requests! {
     pb::ListSecurityGroupRulesRequest,
     pb::ListRoutersRequest { tagged },
     pb::ListFloatingIpsRequest { tagged },
+    pb::ListQosPoliciesRequest,
 }
 
 delete_requests! {
@@ -135,4 +137,5 @@ delete_requests! {
     pb::DeleteSecurityGroupRuleRequest,
     pb::DeleteRouterRequest,
     pb::DeleteFloatingIpRequest,
+    pb::DeleteQosPolicyRequest,
 }

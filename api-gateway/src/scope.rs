@@ -101,6 +101,7 @@ pub(crate) fn owner(state: &State, kind: Kind, id: &Id) -> Option<String> {
         Kind::SecurityGroupRule => &state.security_group_rule(id)?.meta.project_id,
         Kind::Router => &state.router(id)?.meta.project_id,
         Kind::FloatingIp => &state.floating_ip(id)?.meta.project_id,
+        Kind::QosPolicy => &state.qos_policy(id)?.meta.project_id,
         _ => return None,
     };
     Some(project.to_string())
@@ -306,6 +307,42 @@ impl Guarded for pb::UpdateFloatingIpRequest {
     }
 }
 
+// A network's or port's QoS policy is not a reference here: another
+// project's shared policy may be used, which the state machine checks.
+
+impl Guarded for pb::CreateQosPolicyRequest {
+    fn projects_mut(&mut self) -> Vec<&mut String> {
+        vec![&mut self.project_id]
+    }
+    fn references(&self) -> Vec<(Kind, &str)> {
+        Vec::new()
+    }
+}
+
+impl Guarded for pb::UpdateQosPolicyRequest {
+    fn references(&self) -> Vec<(Kind, &str)> {
+        vec![(Kind::QosPolicy, &self.id)]
+    }
+}
+
+impl Guarded for pb::CreateQosRuleRequest {
+    fn references(&self) -> Vec<(Kind, &str)> {
+        vec![(Kind::QosPolicy, &self.policy_id)]
+    }
+}
+
+impl Guarded for pb::UpdateQosRuleRequest {
+    fn references(&self) -> Vec<(Kind, &str)> {
+        vec![(Kind::QosPolicy, &self.policy_id)]
+    }
+}
+
+impl Guarded for pb::DeleteQosRuleRequest {
+    fn references(&self) -> Vec<(Kind, &str)> {
+        vec![(Kind::QosPolicy, &self.policy_id)]
+    }
+}
+
 /// A resource message's project.
 pub(crate) trait Owned {
     fn project(&self) -> &str;
@@ -329,7 +366,8 @@ owned!(
     pb::SecurityGroup,
     pb::SecurityGroupRule,
     pb::Router,
-    pb::FloatingIp
+    pb::FloatingIp,
+    pb::QosPolicy
 );
 
 #[cfg(test)]

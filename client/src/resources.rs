@@ -279,6 +279,51 @@ fn interface_request(
     }
 }
 
+resource! {
+    /// QoS policies and their rules (`client.qos_policies()`); a network or
+    /// port names one in `qos_policy_id`.
+    QosPolicies, qos_policies, QosPolicy, "QoS policy",
+    create: CreateQosPolicyRequest => create_qos_policy,
+    get: GetQosPolicyRequest => get_qos_policy,
+    list: ListQosPoliciesRequest => list_qos_policies.qos_policies,
+    update: UpdateQosPolicyRequest => update_qos_policy,
+    delete: DeleteQosPolicyRequest => delete_qos_policy,
+}
+
+impl QosPolicies<'_> {
+    /// Adds a rule to a policy; answers the policy. Under a request token
+    /// (set unless the caller chose one), so it is retried safely.
+    pub async fn create_rule(
+        &self,
+        mut request: pb::CreateQosRuleRequest,
+    ) -> Result<pb::QosPolicy, Error> {
+        tokenize(&mut request.request_token)?;
+        orchestrator!(self.client, Retry::Idempotent, create_qos_rule, request)
+    }
+
+    /// Changes the set fields of a rule; answers the policy. Not repeatable
+    /// (see [`Routers::add_interface`]).
+    pub async fn update_rule(
+        &self,
+        request: pb::UpdateQosRuleRequest,
+    ) -> Result<pb::QosPolicy, Error> {
+        orchestrator!(self.client, Retry::Never, update_qos_rule, request)
+    }
+
+    /// Removes a rule; answers the policy. Not repeatable.
+    pub async fn delete_rule(
+        &self,
+        policy_id: &str,
+        rule_id: &str,
+    ) -> Result<pb::QosPolicy, Error> {
+        let request = pb::DeleteQosRuleRequest {
+            policy_id: policy_id.to_string(),
+            rule_id: rule_id.to_string(),
+        };
+        orchestrator!(self.client, Retry::Never, delete_qos_rule, request)
+    }
+}
+
 impl Routers<'_> {
     /// Attaches a subnet on its gateway address. Not repeatable: after an
     /// unknown outcome it fails with [`Error::Indeterminate`].

@@ -39,6 +39,14 @@ fn object_to_pb(object: &GoalObject) -> Result<pb::GoalObject, ConvertError> {
         bincode_v1: encode(object)?,
         // Not in `bincode_v1` (see `PortConfig::port_security_enabled`).
         port_security_disabled: matches!(object, GoalObject::Port(p) if !p.port_security_enabled),
+        // Not in `bincode_v1` either (see `PortConfig::qos`).
+        qos_bincode_v1: match object {
+            GoalObject::Port(p) => match &p.qos {
+                Some(qos) => encode(qos)?,
+                None => Vec::new(),
+            },
+            _ => Vec::new(),
+        },
     })
 }
 
@@ -46,6 +54,9 @@ fn object_from_pb(object: &pb::GoalObject) -> Result<GoalObject, ConvertError> {
     let mut decoded: GoalObject = decode("goal object", &object.bincode_v1)?;
     if let GoalObject::Port(port) = &mut decoded {
         port.port_security_enabled = !object.port_security_disabled;
+        if !object.qos_bincode_v1.is_empty() {
+            port.qos = Some(decode("QoS policy", &object.qos_bincode_v1)?);
+        }
     }
     Ok(decoded)
 }
@@ -412,7 +423,33 @@ mod tests {
             allowed_address_pairs: Vec::new(),
             admin_state_up: true,
             port_security_enabled,
+            qos: None,
         })
+    }
+
+    #[test]
+    fn a_ports_qos_policy_reaches_the_agent_beside_bincode_v1() {
+        use alcor_state_machine::goal::QosConfig;
+        use alcor_state_machine::model::{QosRule, QosRuleKind};
+        let mut object = port(true);
+        if let GoalObject::Port(p) = &mut object {
+            p.qos = Some(QosConfig {
+                policy_id: Id(9),
+                rules: vec![QosRule {
+                    id: Id(10),
+                    kind: QosRuleKind::DscpMarking { dscp_mark: 26 },
+                }],
+            });
+        }
+        let pb_object = object_to_pb(&object).unwrap();
+        assert!(!pb_object.qos_bincode_v1.is_empty());
+        assert_eq!(object_from_pb(&pb_object).unwrap(), object);
+        // bincode_v1 alone (an older agent) is the port without a policy.
+        assert_eq!(
+            decode::<GoalObject>("goal object", &pb_object.bincode_v1).unwrap(),
+            port(true)
+        );
+        assert!(object_to_pb(&port(true)).unwrap().qos_bincode_v1.is_empty());
     }
 
     #[test]

@@ -499,6 +499,12 @@ pub(crate) enum Resource {
         #[command(subcommand)]
         verb: QuotaVerb,
     },
+    /// QoS policies and their rules (bandwidth limits, DSCP marks); set one
+    /// on a VPC or port with `--qos-policy-id`.
+    QosPolicies {
+        #[command(subcommand)]
+        verb: QosVerb,
+    },
     /// The cluster itself.
     Cluster {
         #[command(subcommand)]
@@ -698,6 +704,9 @@ pub(crate) enum VpcVerb {
         /// Only update if the VPC is still at this revision.
         #[arg(long)]
         expected_revision: Option<u64>,
+        /// The QoS policy of its ports that have none ("" removes it).
+        #[arg(long)]
+        qos_policy_id: Option<String>,
         #[command(flatten)]
         tag_update: TagUpdate,
     },
@@ -848,6 +857,9 @@ pub(crate) enum PortVerb {
         /// Only update if the port is still at this revision.
         #[arg(long)]
         expected_revision: Option<u64>,
+        /// The port's own QoS policy ("" removes it).
+        #[arg(long)]
+        qos_policy_id: Option<String>,
         #[command(flatten)]
         tag_update: TagUpdate,
     },
@@ -915,6 +927,102 @@ pub(crate) enum RuleEtherType {
 }
 
 /// Security group rules have no update in the API: delete and create.
+#[derive(Debug, Subcommand)]
+pub(crate) enum QosVerb {
+    /// Create a QoS policy (no rules yet).
+    Create {
+        #[command(flatten)]
+        new: CreateOpts,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Other projects may use it.
+        #[arg(long)]
+        shared: bool,
+    },
+    /// List QoS policies.
+    List(ListOpts),
+    /// Show one QoS policy with its rules.
+    #[command(visible_alias = "show")]
+    Get(GetOpts),
+    /// Change a QoS policy.
+    Update {
+        /// The policy.
+        id: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Shared or not.
+        #[arg(long)]
+        shared: Option<bool>,
+        /// Only update if the policy is still at this revision.
+        #[arg(long)]
+        expected_revision: Option<u64>,
+    },
+    /// Delete a QoS policy no VPC or port uses.
+    Delete(DeleteOpts),
+    /// Add a bandwidth limit (one per direction).
+    AddBandwidthLimit {
+        /// The policy.
+        policy_id: String,
+        /// Rate, kbit/s.
+        #[arg(long)]
+        max_kbps: u32,
+        /// Burst, kbit (0: the agent's default).
+        #[arg(long, default_value_t = 0)]
+        max_burst_kbps: u32,
+        /// Which way (egress: from the port).
+        #[arg(long, value_enum, default_value = "egress")]
+        direction: RuleDirection,
+        /// Rule ID (UUID); generated when omitted.
+        #[arg(long, default_value = "")]
+        rule_id: String,
+    },
+    /// Add a DSCP mark (one per policy).
+    AddDscpMarking {
+        /// The policy.
+        policy_id: String,
+        /// The mark (0, 8, 10, ..., 46, 48, 56).
+        #[arg(long)]
+        dscp_mark: u32,
+        /// Rule ID (UUID); generated when omitted.
+        #[arg(long, default_value = "")]
+        rule_id: String,
+    },
+    /// Change a rule (only the fields of its type).
+    UpdateRule {
+        /// The policy.
+        policy_id: String,
+        /// The rule.
+        rule_id: String,
+        /// New rate of a bandwidth limit.
+        #[arg(long)]
+        max_kbps: Option<u32>,
+        /// New burst of a bandwidth limit.
+        #[arg(long)]
+        max_burst_kbps: Option<u32>,
+        /// New direction of a bandwidth limit.
+        #[arg(long, value_enum)]
+        direction: Option<RuleDirection>,
+        /// New DSCP mark.
+        #[arg(long)]
+        dscp_mark: Option<u32>,
+    },
+    /// Remove a rule.
+    DeleteRule {
+        /// The policy.
+        policy_id: String,
+        /// The rule.
+        rule_id: String,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum RuleVerb {
     /// Add a rule to a security group.

@@ -16,8 +16,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{
     BarrierArgs, ClientTlsArgs, ClusterVerb, CtlArgs, CtlSnapshotVerb, FloatingIpState,
-    FloatingIpVerb, HostState, HostVerb, OutputFormat, PortVerb, QuotaVerb, Resource, RouterVerb,
-    RuleDirection, RuleEtherType, RuleVerb, SecurityGroupVerb, SubnetVerb, TagUpdate,
+    FloatingIpVerb, HostState, HostVerb, OutputFormat, PortVerb, QosVerb, QuotaVerb, Resource,
+    RouterVerb, RuleDirection, RuleEtherType, RuleVerb, SecurityGroupVerb, SubnetVerb, TagUpdate,
     TaggedListOpts, VpcVerb,
 };
 use crate::output;
@@ -93,6 +93,7 @@ pub(crate) async fn run(args: CtlArgs) -> anyhow::Result<()> {
         Resource::Routers { verb } => routers(&client, verb, format).await,
         Resource::FloatingIps { verb } => floating_ips(&client, verb, format).await,
         Resource::Quotas { verb } => quotas(&client, verb, format).await,
+        Resource::QosPolicies { verb } => qos_policies(&client, verb, format).await,
         Resource::Cluster { verb } => cluster(&client, verb, format).await,
         Resource::Barrier(args) => barrier(&client, args, format).await,
         Resource::Snapshot {
@@ -258,6 +259,7 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
             mtu,
             admin_state_up,
             expected_revision,
+            qos_policy_id,
             tag_update,
         } => {
             let request = pb::UpdateVpcRequest {
@@ -268,6 +270,7 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
                 expected_revision,
                 tags: tag_set(tag_update),
                 port_security_enabled: None,
+                qos_policy_id,
             };
             output::one(&vpcs.update(request).await?, format);
         }
@@ -424,9 +427,11 @@ async fn ports(client: &Client, verb: PortVerb, format: OutputFormat) -> anyhow:
             security_groups,
             admin_state_up,
             expected_revision,
+            qos_policy_id,
             tag_update,
         } => {
             let request = pb::UpdatePortRequest {
+                qos_policy_id,
                 tags: tag_set(tag_update),
                 id,
                 name,
@@ -771,6 +776,122 @@ async fn floating_ips(
         }
         FloatingIpVerb::Delete(o) => delete!(fips, o, format),
     }
+    Ok(())
+}
+
+fn pb_direction(direction: RuleDirection) -> pb::Direction {
+    match direction {
+        RuleDirection::Ingress => pb::Direction::Ingress,
+        RuleDirection::Egress => pb::Direction::Egress,
+    }
+}
+
+async fn qos_policies(client: &Client, verb: QosVerb, format: OutputFormat) -> anyhow::Result<()> {
+    let policies = client.qos_policies();
+    let add_rule =
+        |policy_id: String, id: String, kind: pb::qos_rule::Kind| pb::CreateQosRuleRequest {
+            policy_id,
+            rule: Some(pb::QosRule {
+                id,
+                kind: Some(kind),
+            }),
+            ..Default::default()
+        };
+    let policy = match verb {
+        QosVerb::Create {
+            new,
+            name,
+            description,
+            shared,
+        } => {
+            let request = pb::CreateQosPolicyRequest {
+                id: new.id,
+                project_id: new.project_id,
+                name,
+                description,
+                shared,
+                ..Default::default()
+            };
+            policies.create(request).await?
+        }
+        QosVerb::List(o) => {
+            let filter = list_request!(ListQosPoliciesRequest { o; });
+            output::list("qos_policies", &policies.list(filter).await?, format);
+            return Ok(());
+        }
+        QosVerb::Get(o) => {
+            show!(policies, o, format);
+            return Ok(());
+        }
+        QosVerb::Update {
+            id,
+            name,
+            description,
+            shared,
+            expected_revision,
+        } => {
+            let request = pb::UpdateQosPolicyRequest {
+                id,
+                name,
+                description,
+                shared,
+                expected_revision,
+            };
+            policies.update(request).await?
+        }
+        QosVerb::Delete(o) => {
+            delete!(policies, o, format);
+            return Ok(());
+        }
+        QosVerb::AddBandwidthLimit {
+            policy_id,
+            max_kbps,
+            max_burst_kbps,
+            direction,
+            rule_id,
+        } => {
+            let kind = pb::qos_rule::Kind::BandwidthLimit(pb::QosBandwidthLimit {
+                direction: pb_direction(direction) as i32,
+                max_kbps,
+                max_burst_kbps,
+            });
+            policies
+                .create_rule(add_rule(policy_id, rule_id, kind))
+                .await?
+        }
+        QosVerb::AddDscpMarking {
+            policy_id,
+            dscp_mark,
+            rule_id,
+        } => {
+            let kind = pb::qos_rule::Kind::DscpMarking(pb::QosDscpMarking { dscp_mark });
+            policies
+                .create_rule(add_rule(policy_id, rule_id, kind))
+                .await?
+        }
+        QosVerb::UpdateRule {
+            policy_id,
+            rule_id,
+            max_kbps,
+            max_burst_kbps,
+            direction,
+            dscp_mark,
+        } => {
+            let request = pb::UpdateQosRuleRequest {
+                policy_id,
+                rule_id,
+                max_kbps,
+                max_burst_kbps,
+                direction: direction.map(|d| pb_direction(d) as i32),
+                dscp_mark,
+            };
+            policies.update_rule(request).await?
+        }
+        QosVerb::DeleteRule { policy_id, rule_id } => {
+            policies.delete_rule(&policy_id, &rule_id).await?
+        }
+    };
+    output::one(&policy, format);
     Ok(())
 }
 

@@ -150,9 +150,72 @@ impl Render for pb::Vpc {
             "id": self.id, "project_id": self.project_id, "name": self.name,
             "cidr": self.cidr, "vni": self.vni, "mtu": self.mtu,
             "admin_state_up": self.admin_state_up, "revision": self.revision,
-            "tags": self.tags,
+            "tags": self.tags, "qos_policy_id": self.qos_policy_id,
             "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
         })
+    }
+}
+
+impl Render for pb::QosPolicy {
+    fn header() -> &'static [&'static str] {
+        &["ID", "PROJECT", "NAME", "SHARED", "RULES", "REVISION"]
+    }
+    fn row(&self) -> Vec<String> {
+        let rules: Vec<String> = self.rules.iter().map(qos_rule_text).collect();
+        vec![
+            self.id.clone(),
+            self.project_id.clone(),
+            self.name.clone(),
+            self.shared.to_string(),
+            rules.join("; "),
+            self.revision.to_string(),
+        ]
+    }
+    fn json(&self) -> Value {
+        let rules: Vec<Value> = self.rules.iter().map(qos_rule_json).collect();
+        json!({
+            "id": self.id, "project_id": self.project_id, "name": self.name,
+            "description": self.description, "shared": self.shared, "rules": rules,
+            "revision": self.revision,
+            "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,
+        })
+    }
+}
+
+fn qos_direction(direction: i32) -> &'static str {
+    match pb::Direction::try_from(direction) {
+        Ok(pb::Direction::Ingress) => "ingress",
+        _ => "egress",
+    }
+}
+
+/// A rule in a table cell: `<id> bandwidth_limit egress 1000 kbps (burst 100 kbit)`.
+fn qos_rule_text(rule: &pb::QosRule) -> String {
+    match &rule.kind {
+        Some(pb::qos_rule::Kind::BandwidthLimit(b)) => format!(
+            "{} bandwidth_limit {} {} kbps (burst {} kbit)",
+            rule.id,
+            qos_direction(b.direction),
+            b.max_kbps,
+            b.max_burst_kbps
+        ),
+        Some(pb::qos_rule::Kind::DscpMarking(m)) => {
+            format!("{} dscp_marking {}", rule.id, m.dscp_mark)
+        }
+        None => rule.id.clone(),
+    }
+}
+
+fn qos_rule_json(rule: &pb::QosRule) -> Value {
+    match &rule.kind {
+        Some(pb::qos_rule::Kind::BandwidthLimit(b)) => json!({
+            "id": rule.id, "type": "bandwidth_limit", "direction": qos_direction(b.direction),
+            "max_kbps": b.max_kbps, "max_burst_kbps": b.max_burst_kbps,
+        }),
+        Some(pb::qos_rule::Kind::DscpMarking(m)) => json!({
+            "id": rule.id, "type": "dscp_marking", "dscp_mark": m.dscp_mark,
+        }),
+        None => json!({ "id": rule.id }),
     }
 }
 
@@ -226,6 +289,7 @@ impl Render for pb::Port {
             "device_owner": self.device_owner, "security_groups": self.security_groups,
             "admin_state_up": self.admin_state_up, "status": port_status(self.status),
             "status_detail": self.status_detail, "vif_type": vif_type(self.vif_type),
+            "qos_policy_id": self.qos_policy_id,
             "revision": self.revision,
             "tags": self.tags,
             "created_at_ms": self.created_at_ms, "updated_at_ms": self.updated_at_ms,

@@ -39,6 +39,8 @@ pub enum Reason {
     /// The port is a router's interface: only removing the interface deletes
     /// it or changes its device (resource header `port`).
     RouterInterfacePort,
+    /// A QoS policy already has a rule of that type (and direction).
+    QosRuleExists,
     /// A project quota would be exceeded.
     QuotaExceeded,
     /// Compare-and-set failed: the resource moved since it was read.
@@ -79,7 +81,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for tables and tests.
-    pub const ALL: [Reason; 31] = [
+    pub const ALL: [Reason; 32] = [
         Reason::NotFound,
         Reason::AlreadyExists,
         Reason::InvalidCidr,
@@ -93,6 +95,7 @@ impl Reason {
         Reason::AlreadyAssociated,
         Reason::PortSecurityRequired,
         Reason::RouterInterfacePort,
+        Reason::QosRuleExists,
         Reason::QuotaExceeded,
         Reason::StaleRevision,
         Reason::RuleExists,
@@ -129,6 +132,7 @@ impl Reason {
             Reason::AlreadyAssociated => "ALREADY_ASSOCIATED",
             Reason::PortSecurityRequired => "PORT_SECURITY_REQUIRED",
             Reason::RouterInterfacePort => "ROUTER_INTERFACE_PORT",
+            Reason::QosRuleExists => "QOS_RULE_EXISTS",
             Reason::QuotaExceeded => "QUOTA_EXCEEDED",
             Reason::StaleRevision => "STALE_REVISION",
             Reason::RuleExists => "RULE_EXISTS",
@@ -179,11 +183,15 @@ pub enum Resource {
     MacAddress,
     /// The range of VXLAN network identifiers.
     Vni,
+    /// A QoS policy.
+    QosPolicy,
+    /// A rule of a QoS policy.
+    QosRule,
 }
 
 impl Resource {
     /// Every resource kind, for tables and tests.
-    pub const ALL: [Resource; 10] = [
+    pub const ALL: [Resource; 12] = [
         Resource::Network,
         Resource::Subnet,
         Resource::Port,
@@ -194,6 +202,8 @@ impl Resource {
         Resource::FloatingIp,
         Resource::MacAddress,
         Resource::Vni,
+        Resource::QosPolicy,
+        Resource::QosRule,
     ];
 
     /// The stable name sent in the resource header.
@@ -208,6 +218,8 @@ impl Resource {
             Resource::Host => "host",
             Resource::FloatingIp => "floating_ip",
             Resource::MacAddress => "mac_address",
+            Resource::QosPolicy => "qos_policy",
+            Resource::QosRule => "qos_rule",
             Resource::Vni => "vni",
         }
     }

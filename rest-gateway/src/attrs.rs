@@ -61,6 +61,18 @@ impl Attrs {
         }
     }
 
+    /// A string attribute of an update where `null` clears it: unset is
+    /// `None`, `null` `Some("")`.
+    pub(crate) fn nullable_update(&mut self, name: &str) -> Result<Option<String>, RestError> {
+        match self.peek(name) {
+            Some(Value::Null) => {
+                self.take(name);
+                Ok(Some(String::new()))
+            }
+            _ => self.string(name),
+        }
+    }
+
     /// A required string attribute.
     pub(crate) fn required(&mut self, name: &str) -> Result<String, RestError> {
         self.string(name)?.ok_or_else(|| {

@@ -103,14 +103,15 @@ impl<T> Answer<T> for Result<tonic::Response<T>, Status> {
 ///
 /// | reason | resource | HTTP | Neutron type |
 /// |---|---|---|---|
-/// | NOT_FOUND | network/subnet/port/security group (rule)/router/host/floating IP | 404 | `NetworkNotFound`, `SubnetNotFound`, `PortNotFound`, `SecurityGroupNotFound`, `SecurityGroupRuleNotFound`, `RouterNotFound`, `HostNotFound`, `FloatingIPNotFound` |
+/// | NOT_FOUND | network/subnet/port/security group (rule)/router/host/floating IP/QoS policy (rule) | 404 | `NetworkNotFound`, `SubnetNotFound`, `PortNotFound`, `SecurityGroupNotFound`, `SecurityGroupRuleNotFound`, `RouterNotFound`, `HostNotFound`, `FloatingIPNotFound`, `QosPolicyNotFound`, `QosRuleNotFound` |
 /// | IP_IN_USE | | 409 | `IpAddressInUse` |
 /// | MAC_IN_USE | | 409 | `MacAddressInUse` |
 /// | ALREADY_ASSOCIATED | | 409 | `FloatingIPPortAlreadyAssociated` |
 /// | PORT_SECURITY_REQUIRED | security_group | 409 | `PortSecurityAndIPRequiredForSecurityGroups` |
 /// | PORT_SECURITY_REQUIRED | | 409 | `AddressPairAndPortSecurityRequired` |
 /// | ROUTER_INTERFACE_PORT | port | 409 | `ServicePortInUse` |
-/// | IN_USE | network/subnet/port/security group/router | 409 | `NetworkInUse`, `SubnetInUse`, `PortInUse`, `SecurityGroupInUse`, `RouterInUse` |
+/// | IN_USE | network/subnet/port/security group/router/QoS policy | 409 | `NetworkInUse`, `SubnetInUse`, `PortInUse`, `SecurityGroupInUse`, `RouterInUse`, `QosPolicyInUse` |
+/// | QOS_RULE_EXISTS | qos_rule | 409 | `QoSRulesConflict` |
 /// | POOL_EXHAUSTED | subnet, network or none | 409 | `IpAddressGenerationFailure` |
 /// | POOL_EXHAUSTED | mac_address | 503 | `MacAddressGenerationFailure` |
 /// | POOL_EXHAUSTED | vni | 503 | `NoNetworkAvailable` |
@@ -149,6 +150,8 @@ pub fn from_status(status: &Status) -> RestError {
                 Some(Resource::Router) => "RouterNotFound",
                 Some(Resource::Host) => "HostNotFound",
                 Some(Resource::FloatingIp) => "FloatingIPNotFound",
+                Some(Resource::QosPolicy) => "QosPolicyNotFound",
+                Some(Resource::QosRule) => "QosRuleNotFound",
                 _ => "NotFound",
             },
         ),
@@ -163,6 +166,7 @@ pub fn from_status(status: &Status) -> RestError {
             },
         ),
         Some(Reason::RouterInterfacePort) => (conflict, "ServicePortInUse"),
+        Some(Reason::QosRuleExists) => (conflict, "QoSRulesConflict"),
         Some(Reason::InUse) => (
             conflict,
             match resource {
@@ -171,6 +175,7 @@ pub fn from_status(status: &Status) -> RestError {
                 Some(Resource::Port) => "PortInUse",
                 Some(Resource::SecurityGroup) => "SecurityGroupInUse",
                 Some(Resource::Router) => "RouterInUse",
+                Some(Resource::QosPolicy) => "QosPolicyInUse",
                 _ => "InUse",
             },
         ),

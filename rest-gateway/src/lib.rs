@@ -37,6 +37,13 @@
 //!   (list; replace all with `{"tags": [...]}`; remove all, 204) and
 //!   `GET/PUT/DELETE .../tags/{tag}` (204 if present else 404 `TagNotFound`;
 //!   add, 201; remove, 204).
+//! - `/v2.0/qos/policies` (list/show/create/update `name`, `description`,
+//!   `shared`/delete; 409 `QosPolicyInUse` while a network or port uses
+//!   it), `.../{id}/bandwidth_limit_rules` (`max_kbps`, `max_burst_kbps`,
+//!   `direction`) and `.../{id}/dscp_marking_rules` (`dscp_mark`): list,
+//!   create (a second rule of a type and direction: 409 `QoSRulesConflict`),
+//!   show, update, delete; `GET /v2.0/qos/rule-types`. `qos_policy_id` on
+//!   networks and ports (create and update; `null` removes it).
 //! - `/v2.0/quotas/{project_id}`: `GET`, `PUT` (partial), `DELETE` (reset,
 //!   204); `/v2.0/quotas/{project_id}/details`: limit, used, reserved (0).
 //!   Changing quotas, and reading another project's, is for admins.
@@ -86,6 +93,7 @@ mod meta;
 pub mod metrics;
 mod networks;
 mod ports;
+mod qos;
 mod query;
 mod quotas;
 mod resource;
@@ -145,6 +153,8 @@ pub fn router(svc: Arc<OrchestratorService>, tokens: TokenTable) -> Router {
     protected = resource::routes::<routers::Routers>(protected);
     protected = routers::interface_routes(protected);
     protected = resource::routes::<floatingips::FloatingIps>(protected);
+    protected = resource::routes::<qos::QosPolicies>(protected);
+    protected = qos::rule_routes(protected);
     protected = quotas::routes(protected);
     let protected = protected.layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()

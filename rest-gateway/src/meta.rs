@@ -8,6 +8,7 @@ use crate::floatingips::FloatingIps;
 use crate::limits::{BODY_BYTES_MAX, PAGE_MAX};
 use crate::networks::Networks;
 use crate::ports::Ports;
+use crate::qos::QosPolicies;
 use crate::resource::Resource;
 use crate::routers::Routers;
 use crate::security_groups::{SecurityGroupRules, SecurityGroups};
@@ -27,7 +28,7 @@ fn collection<R: Resource>() -> Collection {
 }
 
 /// Every collection served.
-fn collections() -> [Collection; 7] {
+fn collections() -> [Collection; 8] {
     [
         collection::<Networks>(),
         collection::<Subnets>(),
@@ -36,6 +37,7 @@ fn collections() -> [Collection; 7] {
         collection::<SecurityGroupRules>(),
         collection::<Routers>(),
         collection::<FloatingIps>(),
+        collection::<QosPolicies>(),
     ]
 }
 
@@ -67,7 +69,7 @@ pub(crate) async fn index(headers: HeaderMap) -> Response {
 }
 
 /// `(alias, name, description)` of the extensions we implement.
-const EXTENSIONS: [(&str, &str, &str); 18] = [
+const EXTENSIONS: [(&str, &str, &str); 20] = [
     (
         "security-group",
         "security-group",
@@ -149,6 +151,16 @@ const EXTENSIONS: [(&str, &str, &str); 18] = [
         "fields",
         "Field selection",
         "fields= selects the attributes returned",
+    ),
+    (
+        "qos",
+        "Quality of Service",
+        "QoS policies with bandwidth-limit and DSCP-marking rules, /v2.0/qos/rule-types; qos_policy_id on networks and ports",
+    ),
+    (
+        "qos-bw-limit-direction",
+        "Direction for QoS bandwidth limit rule",
+        "ingress and egress bandwidth-limit rules",
     ),
 ];
 

@@ -5,7 +5,7 @@ use alcor_proto::api::v1::orchestrator_server::Orchestrator;
 use serde_json::{json, Value};
 use tonic::Request;
 
-use crate::attrs::{iso8601, Attrs};
+use crate::attrs::{iso8601, nullable, Attrs};
 use crate::error::{Answer, RestError};
 use crate::limits::SCAN_PAGE_MAX;
 use crate::query::Query;
@@ -28,6 +28,7 @@ fn render(v: &pb::Vpc) -> Item {
         "shared": false,
         "router:external": false,
         "port_security_enabled": v.port_security_enabled,
+        "qos_policy_id": nullable(&v.qos_policy_id),
         "description": "",
         "availability_zone_hints": [],
         "availability_zones": [],
@@ -85,6 +86,7 @@ impl Resource for Networks {
         "shared",
         "router:external",
         "port_security_enabled",
+        "qos_policy_id",
         "description",
         "revision_number",
     ];
@@ -134,6 +136,7 @@ impl Resource for Networks {
             admin_state_up: a.boolean("admin_state_up")?,
             port_security_enabled: a.boolean("port_security_enabled")?,
             tags: a.strings("tags")?.unwrap_or_default(),
+            qos_policy_id: a.nullable_string("qos_policy_id")?,
             ..Default::default()
         };
         a.only_default("shared", &json!(false))?;
@@ -158,6 +161,7 @@ impl Resource for Networks {
             admin_state_up: a.boolean("admin_state_up")?,
             tags: a.strings("tags")?.map(|tags| pb::TagSet { tags }),
             port_security_enabled: a.boolean("port_security_enabled")?,
+            qos_policy_id: a.nullable_update("qos_policy_id")?,
             expected_revision,
         };
         a.only_default("shared", &json!(false))?;

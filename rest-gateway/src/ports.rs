@@ -5,7 +5,7 @@ use alcor_proto::api::v1::orchestrator_server::Orchestrator;
 use serde_json::{json, Value};
 use tonic::Request;
 
-use crate::attrs::{iso8601, Attrs};
+use crate::attrs::{iso8601, nullable, Attrs};
 use crate::error::{Answer, RestError};
 use crate::limits::BULK_PORTS_MAX;
 use crate::resource::{object, page_request, Item, Resource, Scope};
@@ -69,6 +69,7 @@ fn render(p: &pb::Port) -> Item {
         "admin_state_up": p.admin_state_up,
         "status": status(p),
         "port_security_enabled": p.port_security_enabled,
+        "qos_policy_id": nullable(&p.qos_policy_id),
         "extra_dhcp_opts": [],
         "description": "",
         "revision_number": p.revision,
@@ -120,6 +121,7 @@ fn create_request(mut a: Attrs) -> Result<pb::CreatePortRequest, RestError> {
         admin_state_up: a.boolean("admin_state_up")?,
         port_security_enabled: a.boolean("port_security_enabled")?,
         tags: a.strings("tags")?.unwrap_or_default(),
+        qos_policy_id: a.nullable_string("qos_policy_id")?,
         ..Default::default()
     };
     defaults_only(&mut a)?;
@@ -150,6 +152,7 @@ impl Resource for Ports {
         "admin_state_up",
         "status",
         "port_security_enabled",
+        "qos_policy_id",
         "description",
         "revision_number",
     ];
@@ -226,11 +229,12 @@ impl Resource for Ports {
                 .map(|pairs| pb::AddressPairList { pairs }),
             tags: a.strings("tags")?.map(|tags| pb::TagSet { tags }),
             port_security_enabled: a.boolean("port_security_enabled")?,
+            qos_policy_id: a.nullable_update("qos_policy_id")?,
             expected_revision,
         };
         defaults_only(&mut a)?;
         a.finish_update(
-            "name, binding:host_id, device_id, device_owner, security_groups, allowed_address_pairs, admin_state_up, port_security_enabled, tags",
+            "name, binding:host_id, device_id, device_owner, security_groups, allowed_address_pairs, admin_state_up, port_security_enabled, qos_policy_id, tags",
         )?;
         let port = svc.update_port(Request::new(request)).await.rest()?;
         Ok(render(&port))

@@ -6,7 +6,10 @@ URL --os-token TOKEN`, prints `-f json`, and the JSON is parsed and checked.
 Covers create / list / show / set / delete of networks, subnets, ports,
 security groups and rules, routers with a subnet interface (a port: listed
 by `port list --router`, not deletable through the port API) and a static
-route, floating IPs (associate, unset, move), tags (create, filters, set/unset), exit codes and messages of failing commands, and project scoping.
+route, floating IPs (associate, unset, move), tags (create, filters, set/unset),
+QoS policies and rules (bandwidth limits per direction, a DSCP mark, on a
+network and a port, 409 while in use), exit codes and messages of failing
+commands, and project scoping.
 `openstack quota ...` is left out: it resolves the project through the
 Identity API, which an admin_token endpoint does not have.
 
@@ -235,6 +238,49 @@ def main():
     quiet("network", "set", "--no-tag", tagged["id"])
     check(ok("network", "show", tagged["id"])["tags"] == [], "network set --no-tag")
     quiet("network", "delete", tagged["id"])
+
+    # QoS: a policy with a bandwidth limit per direction and a DSCP mark,
+    # on a network and a port; in use (409) until both let go.
+    qos = ok("network", "qos", "policy", "create", "cli-qos", "--description", "gold")
+    check(qos["name"] == "cli-qos" and qos["rules"] == [], "network qos policy create")
+    bw = ok("network", "qos", "rule", "create", "--type", "bandwidth-limit",
+            "--max-kbps", "1000", "--max-burst-kbits", "100", "--egress", "cli-qos")
+    check(bw["max_kbps"] == 1000 and bw["max_burst_kbps"] == 100
+          and bw["direction"] == "egress", "qos rule create --type bandwidth-limit --egress")
+    ok("network", "qos", "rule", "create", "--type", "bandwidth-limit",
+       "--max-kbps", "500", "--ingress", "cli-qos")
+    fails("a second egress limit", "already has a rule", "network", "qos", "rule", "create",
+          "--type", "bandwidth-limit", "--max-kbps", "5", "--egress", "cli-qos")
+    dscp = ok("network", "qos", "rule", "create", "--type", "dscp-marking", "--dscp-mark", "26",
+              "cli-qos")
+    check(dscp["dscp_mark"] == 26, "qos rule create --type dscp-marking")
+    fails("an invalid DSCP mark", "dscp_mark", "network", "qos", "rule", "create",
+          "--type", "dscp-marking", "--dscp-mark", "7", "cli-qos")
+    rules = ok("network", "qos", "rule", "list", "cli-qos")
+    check(len(rules) == 3, "qos rule list: two limits and a mark")
+    quiet("network", "qos", "rule", "set", "--max-kbps", "2000", "cli-qos", bw["id"])
+    check(ok("network", "qos", "rule", "show", "cli-qos", bw["id"])["max_kbps"] == 2000,
+          "qos rule set --max-kbps")
+    quiet("network", "set", "--qos-policy", "cli-qos", net["id"])
+    check(ok("network", "show", net["id"])["qos_policy_id"] == qos["id"],
+          "network set --qos-policy")
+    quiet("port", "set", "--qos-policy", "cli-qos", ports[0]["id"])
+    check(ok("port", "show", ports[0]["id"])["qos_policy_id"] == qos["id"],
+          "port set --qos-policy")
+    fails("delete a QoS policy in use", "is in use", "network", "qos", "policy", "delete",
+          "cli-qos")
+    quiet("network", "set", "--no-qos-policy", net["id"])
+    check(ok("network", "show", net["id"])["qos_policy_id"] is None,
+          "network set --no-qos-policy")
+    fails("delete a QoS policy a port uses", "is in use", "network", "qos", "policy",
+          "delete", "cli-qos")
+    quiet("port", "unset", "--qos-policy", ports[0]["id"])
+    check(ok("port", "show", ports[0]["id"])["qos_policy_id"] is None,
+          "port unset --qos-policy")
+    quiet("network", "qos", "rule", "delete", "cli-qos", dscp["id"])
+    quiet("network", "qos", "policy", "delete", "cli-qos")
+    fails("deleted QoS policy is gone", "found for cli-qos", "network", "qos", "policy",
+          "show", "cli-qos")
 
     # Another project sees none of it.
     check(ok("network", "list", token=MEMBER) == [], "member lists only its project")

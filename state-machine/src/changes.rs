@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 
 use crate::command::Kind;
 use crate::ids::{HostId, Id};
-use crate::model::{FloatingIp, Host, Port, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc};
+use crate::model::{
+    FloatingIp, Host, Port, QosPolicy, Router, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
+};
 use crate::state::State;
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +29,7 @@ pub enum Resource {
     SecurityGroupRule(SecurityGroupRule),
     Router(Router),
     FloatingIp(FloatingIp),
+    QosPolicy(QosPolicy),
 }
 
 impl Resource {
@@ -41,6 +44,7 @@ impl Resource {
             Resource::SecurityGroupRule(_) => Kind::SecurityGroupRule,
             Resource::Router(_) => Kind::Router,
             Resource::FloatingIp(_) => Kind::FloatingIp,
+            Resource::QosPolicy(_) => Kind::QosPolicy,
         }
     }
 }
@@ -123,6 +127,8 @@ impl State {
             Kind::SecurityGroupRule => t.rules().get(&id).cloned().map(Resource::SecurityGroupRule),
             Kind::Router => t.routers().get(&id).cloned().map(Resource::Router),
             Kind::FloatingIp => t.floating_ips().get(&id).cloned().map(Resource::FloatingIp),
+            Kind::QosPolicy => self.qos_policy(&id).cloned().map(Resource::QosPolicy),
+            Kind::QosRule => None,
         };
         match found {
             Some(resource) => ResourceChange::Put(resource),

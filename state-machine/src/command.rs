@@ -6,7 +6,7 @@
 use crate::ids::{HostId, Id, ProjectId};
 use crate::model::{
     AddressPair, AllocationPool, AllowedAddressPair, Direction, EtherType, HostStatus, Mac,
-    PortStatus, Quota, ResourceKind, Route,
+    PortStatus, QosRule, Quota, ResourceKind, Route,
 };
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -491,6 +491,90 @@ pub enum Command {
     /// Detach a router from a subnet (named by the subnet or by the
     /// interface's port); the interface's port is deleted, as in Neutron.
     RemoveRouterInterfaceV6 { router_id: Id, target: InterfaceRef },
+
+    // Format 7 (snapshot format 7: QoS policies, and the policy of networks
+    // and ports).
+    /// Create a QoS policy (no rules yet).
+    CreateQosPolicy {
+        id: Id,
+        project_id: ProjectId,
+        name: String,
+        description: String,
+        shared: bool,
+    },
+    /// Update a QoS policy's name, description or sharing.
+    UpdateQosPolicy {
+        id: Id,
+        name: Option<String>,
+        description: Option<String>,
+        shared: Option<bool>,
+        expected_revision: Option<u64>,
+    },
+    /// Delete a QoS policy no network or port uses (its rules go with it).
+    DeleteQosPolicy {
+        id: Id,
+        expected_revision: Option<u64>,
+    },
+    /// Add a rule to a policy (at most one per [`QosRuleSlot`](crate::model::QosRuleSlot)).
+    CreateQosRule { policy_id: Id, rule: QosRule },
+    /// Change fields of a rule; its kind stays.
+    UpdateQosRule {
+        policy_id: Id,
+        rule_id: Id,
+        update: QosRuleUpdate,
+    },
+    /// Remove a rule from a policy.
+    DeleteQosRule { policy_id: Id, rule_id: Id },
+    /// [`Command::CreateVpcV5`] plus the network's QoS policy.
+    CreateVpcV7 {
+        id: Id,
+        project_id: ProjectId,
+        name: String,
+        cidr: Option<IpNet>,
+        vni: Option<u32>,
+        mtu: Option<u32>,
+        admin_state_up: bool,
+        port_security_enabled: bool,
+        qos_policy_id: Option<Id>,
+    },
+    /// [`Command::UpdateVpcV5`] plus the network's QoS policy (`Some(None)`
+    /// removes it).
+    UpdateVpcV7 {
+        id: Id,
+        name: Option<String>,
+        mtu: Option<u32>,
+        admin_state_up: Option<bool>,
+        port_security_enabled: Option<bool>,
+        qos_policy_id: Option<Option<Id>>,
+        expected_revision: Option<u64>,
+    },
+    /// [`Command::CreatePortV6`] plus the port's own QoS policy.
+    CreatePortV7 {
+        spec: PortSpecV5,
+        qos_policy_id: Option<Id>,
+    },
+    /// [`Command::UpdatePortV6`] plus the port's own QoS policy (`Some(None)`
+    /// removes it).
+    UpdatePortV7 {
+        id: Id,
+        update: PortUpdateV5,
+        qos_policy_id: Option<Option<Id>>,
+        expected_revision: Option<u64>,
+    },
+}
+
+/// Fields a [`Command::UpdateQosRule`] may change; `None` leaves a field
+/// alone, and a field the rule's kind does not have is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct QosRuleUpdate {
+    /// New rate of a bandwidth limit, kbit/s.
+    pub max_kbps: Option<u32>,
+    /// New burst of a bandwidth limit, kbit.
+    pub max_burst_kbps: Option<u32>,
+    /// New direction of a bandwidth limit.
+    pub direction: Option<Direction>,
+    /// New mark of a DSCP-marking rule.
+    pub dscp_mark: Option<u8>,
 }
 
 /// What [`Command::AddRouterInterfaceV6`] attaches.
@@ -523,21 +607,27 @@ impl Command {
             Command::CreateHost { .. } => "create_host",
             Command::UpdateHost { .. } => "update_host",
             Command::DeleteHost { .. } => "delete_host",
-            Command::CreateVpc { .. } | Command::CreateVpcV5 { .. } => "create_vpc",
-            Command::UpdateVpc { .. } | Command::UpdateVpcV5 { .. } => "update_vpc",
+            Command::CreateVpc { .. }
+            | Command::CreateVpcV5 { .. }
+            | Command::CreateVpcV7 { .. } => "create_vpc",
+            Command::UpdateVpc { .. }
+            | Command::UpdateVpcV5 { .. }
+            | Command::UpdateVpcV7 { .. } => "update_vpc",
             Command::DeleteVpc { .. } => "delete_vpc",
             Command::CreateSubnet { .. } => "create_subnet",
             Command::UpdateSubnet { .. } => "update_subnet",
             Command::DeleteSubnet { .. } => "delete_subnet",
-            Command::CreatePort(_) | Command::CreatePortV5(_) | Command::CreatePortV6(_) => {
-                "create_port"
-            }
+            Command::CreatePort(_)
+            | Command::CreatePortV5(_)
+            | Command::CreatePortV6(_)
+            | Command::CreatePortV7 { .. } => "create_port",
             Command::CreatePorts(_) | Command::CreatePortsV5(_) | Command::CreatePortsV6(_) => {
                 "create_ports"
             }
             Command::UpdatePort { .. }
             | Command::UpdatePortV5 { .. }
-            | Command::UpdatePortV6 { .. } => "update_port",
+            | Command::UpdatePortV6 { .. }
+            | Command::UpdatePortV7 { .. } => "update_port",
             Command::SetPortStatus { .. } => "set_port_status",
             Command::DeletePort { .. } => "delete_port",
             Command::CreateSecurityGroup { .. } => "create_security_group",
@@ -557,6 +647,12 @@ impl Command {
             Command::CreateFloatingIp { .. } => "create_floating_ip",
             Command::UpdateFloatingIp { .. } => "update_floating_ip",
             Command::DeleteFloatingIp { .. } => "delete_floating_ip",
+            Command::CreateQosPolicy { .. } => "create_qos_policy",
+            Command::UpdateQosPolicy { .. } => "update_qos_policy",
+            Command::DeleteQosPolicy { .. } => "delete_qos_policy",
+            Command::CreateQosRule { .. } => "create_qos_rule",
+            Command::UpdateQosRule { .. } => "update_qos_rule",
+            Command::DeleteQosRule { .. } => "delete_qos_rule",
             Command::SetQuota { .. } => "set_quota",
             Command::ResetQuota { .. } => "reset_quota",
             Command::Batch(_) => "batch",
@@ -606,6 +702,8 @@ pub enum Reply {
         /// command, which had none).
         port_id: Option<Id>,
     },
+    /// The QoS policy after the change (of the policy or of one of its rules).
+    QosPolicy(crate::model::QosPolicy),
 }
 
 /// Kinds of resources named in rejections.
@@ -627,6 +725,11 @@ pub enum Kind {
     Router,
     /// Floating IP.
     FloatingIp,
+    // New variants go last (rejections travel between members as bincode).
+    /// QoS policy.
+    QosPolicy,
+    /// QoS rule.
+    QosRule,
 }
 
 impl std::fmt::Display for Kind {
@@ -640,6 +743,8 @@ impl std::fmt::Display for Kind {
             Kind::SecurityGroupRule => "security group rule",
             Kind::Router => "router",
             Kind::FloatingIp => "floating IP",
+            Kind::QosPolicy => "QoS policy",
+            Kind::QosRule => "QoS rule",
         };
         f.write_str(s)
     }
@@ -822,6 +927,15 @@ pub enum Rejection {
         port_id: Id,
         /// Its router.
         router_id: Id,
+    },
+    /// The policy already has a rule in the new rule's slot (one bandwidth
+    /// limit per direction, one DSCP mark): Neutron's 409.
+    #[error("QoS policy {policy_id} already has a rule of that type and direction: {existing_id}")]
+    QosRuleExists {
+        /// The policy.
+        policy_id: Id,
+        /// The rule in that slot.
+        existing_id: Id,
     },
 }
 

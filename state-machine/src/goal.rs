@@ -12,7 +12,7 @@
 
 use crate::ids::{HostId, Id, ProjectId};
 use crate::model::{AddressPair, Direction, EtherType, FixedIp, Mac, Route, RouterInterface};
-use crate::model::{Port, Router, SecurityGroupRule, Subnet, Vpc};
+use crate::model::{Port, QosPolicy, QosRule, Router, SecurityGroupRule, Subnet, Vpc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -128,6 +128,29 @@ pub struct PortConfig {
     /// protocol carries it in a field of its own (`GoalObject.port_security_disabled`).
     #[serde(skip, default = "port_security_default")]
     pub port_security_enabled: bool,
+    /// The port's effective QoS policy (its own, else its network's). Not in
+    /// the `bincode_v1` encoding either: the push protocol carries it in
+    /// `GoalObject.qos_bincode_v1`.
+    #[serde(skip)]
+    pub qos: Option<QosConfig>,
+}
+
+/// What an agent needs of a port's effective QoS policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QosConfig {
+    /// The policy.
+    pub policy_id: Id,
+    /// Its rules, sorted by ID.
+    pub rules: Vec<QosRule>,
+}
+
+impl QosConfig {
+    pub(crate) fn of(policy: &QosPolicy) -> QosConfig {
+        QosConfig {
+            policy_id: policy.id,
+            rules: policy.rules.clone(),
+        }
+    }
 }
 
 /// What a `PortConfig` decoded from `bincode_v1` alone has.
@@ -691,6 +714,7 @@ impl PortConfig {
                 .collect(),
             admin_state_up: p.admin_state_up,
             port_security_enabled: p.port_security_enabled,
+            qos: None,
         }
     }
 }

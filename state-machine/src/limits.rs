@@ -71,3 +71,6 @@ pub const DECODE_CLAIM_PER_INPUT_BYTE_MAX: usize = 16;
 /// and batch-entry rejections. Deeper bytes are a decode error, not a stack
 /// overflow ([`crate::decode`]).
 pub const NESTING_MAX: usize = 3;
+/// Highest `max_kbps` and `max_burst_kbps` of a QoS bandwidth-limit rule
+/// (Neutron's: a signed 32-bit column).
+pub const QOS_KBPS_MAX: u32 = 2_147_483_647;

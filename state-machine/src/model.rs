@@ -527,6 +527,82 @@ pub struct FloatingIp {
     pub meta: Meta,
 }
 
+/// A QoS policy (Neutron's `qos` extension): rules applied to the ports
+/// that use it, directly (`qos_policy_id` on the port) or through their
+/// network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QosPolicy {
+    /// ID.
+    pub id: Id,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Whether other projects' networks and ports may use it.
+    pub shared: bool,
+    /// Its rules, sorted by ID; at most one of each [`QosRuleKind::slot`].
+    pub rules: Vec<QosRule>,
+    /// Bookkeeping.
+    pub meta: Meta,
+}
+
+/// One rule of a [`QosPolicy`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct QosRule {
+    /// ID.
+    pub id: Id,
+    /// What it does.
+    pub kind: QosRuleKind,
+}
+
+/// What a [`QosRule`] does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum QosRuleKind {
+    /// Limit the port's bandwidth in one direction (`qos-bw-limit-direction`:
+    /// egress is traffic from the port, ingress traffic to it).
+    BandwidthLimit {
+        /// Which way.
+        direction: Direction,
+        /// Rate, kbit/s.
+        max_kbps: u32,
+        /// Burst, kbit (0: the agent's default).
+        max_burst_kbps: u32,
+    },
+    /// Mark the DSCP field of the port's egress packets.
+    DscpMarking {
+        /// The mark, one of [`DSCP_MARKS`].
+        dscp_mark: u8,
+    },
+}
+
+/// Which rules of a policy exclude each other: a policy has at most one rule
+/// per slot (one bandwidth limit per direction, one DSCP mark), as in Neutron.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum QosRuleSlot {
+    /// A bandwidth limit in this direction.
+    BandwidthLimit(Direction),
+    /// The DSCP mark.
+    DscpMarking,
+}
+
+impl QosRuleKind {
+    /// The slot the rule occupies in its policy.
+    pub fn slot(&self) -> QosRuleSlot {
+        match self {
+            QosRuleKind::BandwidthLimit { direction, .. } => {
+                QosRuleSlot::BandwidthLimit(*direction)
+            }
+            QosRuleKind::DscpMarking { .. } => QosRuleSlot::DscpMarking,
+        }
+    }
+}
+
+/// The DSCP marks a rule may set (Neutron's `VALID_DSCP_MARKS`: 0, the class
+/// selectors, the assured-forwarding classes and expedited forwarding).
+pub const DSCP_MARKS: [u8; 21] = [
+    0, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 46, 48, 56,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

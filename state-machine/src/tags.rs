@@ -102,6 +102,10 @@ fn taggable(command: &Command) -> bool {
             | Command::UpdatePortV5 { .. }
             | Command::CreatePortV6(_)
             | Command::UpdatePortV6 { .. }
+            | Command::CreateVpcV7 { .. }
+            | Command::UpdateVpcV7 { .. }
+            | Command::CreatePortV7 { .. }
+            | Command::UpdatePortV7 { .. }
             | Command::CreateSecurityGroup { .. }
             | Command::UpdateSecurityGroup { .. }
             | Command::CreateRouter { .. }
@@ -212,7 +216,7 @@ impl State {
                     self.commit_fip(id, Some(new), d);
                 }
             }
-            Kind::Host | Kind::SecurityGroupRule => {}
+            Kind::Host | Kind::SecurityGroupRule | Kind::QosPolicy | Kind::QosRule => {}
         }
     }
 

@@ -54,6 +54,7 @@ fn port(id: u128, address: &str, groups: &[u128]) -> GoalObject {
         allowed_address_pairs: Vec::new(),
         admin_state_up: true,
         port_security_enabled: true,
+        qos: None,
     })
 }
 

@@ -59,6 +59,7 @@ fn port(id: u128, vpc: u128, subnet: u128, address: &str) -> GoalObject {
         allowed_address_pairs: Vec::new(),
         admin_state_up: true,
         port_security_enabled: true,
+        qos: None,
     })
 }
 

@@ -228,3 +228,80 @@ async fn ctl_creates_lists_and_deletes_security_groups_rules_routers_and_sets_qu
     assert_eq!(shown["usage"]["network"], 1, "{shown}");
     assert_eq!(shown["usage"]["router"], 0, "{shown}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_creates_qos_policies_and_rules_and_sets_them_on_vpcs_and_ports() {
+    let cluster = ProcessCluster::start(3);
+    let all = cluster.ids();
+    cluster.leader(&all).await;
+    let (vpc, subnet, port) = (uuid(0xd0), uuid(0xd1), uuid(0xd2));
+    workload::create_network(&cluster, &all, &vpc, &subnet).await;
+    workload::create_port(&cluster, &all, &vpc, &subnet, &port, "").await;
+
+    let policy = ctl(
+        &cluster,
+        &[
+            "qos-policies",
+            "create",
+            "--project-id",
+            PROJECT,
+            "--name",
+            "gold",
+        ],
+    );
+    let id = policy["id"].as_str().expect("policy id").to_string();
+    let with_limit = ctl(
+        &cluster,
+        &[
+            "qos-policies",
+            "add-bandwidth-limit",
+            &id,
+            "--max-kbps",
+            "1000",
+        ],
+    );
+    assert_eq!(with_limit["rules"][0]["direction"], "egress");
+    assert_eq!(with_limit["rules"][0]["max_kbps"], 1000);
+    assert!(
+        ctl_fails(
+            &cluster,
+            &[
+                "qos-policies",
+                "add-bandwidth-limit",
+                &id,
+                "--max-kbps",
+                "5"
+            ],
+        ),
+        "a second egress limit is refused"
+    );
+    assert!(
+        ctl_fails(
+            &cluster,
+            &["qos-policies", "add-dscp-marking", &id, "--dscp-mark", "7"],
+        ),
+        "7 is not a DSCP mark"
+    );
+    let marked = ctl(
+        &cluster,
+        &["qos-policies", "add-dscp-marking", &id, "--dscp-mark", "26"],
+    );
+    assert_eq!(marked["rules"].as_array().map(Vec::len), Some(2));
+
+    let on_port = ctl(
+        &cluster,
+        &["ports", "update", &port, "--qos-policy-id", &id],
+    );
+    assert_eq!(on_port["qos_policy_id"], id.as_str());
+    let on_vpc = ctl(&cluster, &["vpcs", "update", &vpc, "--qos-policy-id", &id]);
+    assert_eq!(on_vpc["qos_policy_id"], id.as_str());
+    assert!(
+        ctl_fails(&cluster, &["qos-policies", "delete", &id]),
+        "a policy in use is not deleted"
+    );
+    ctl(&cluster, &["ports", "update", &port, "--qos-policy-id", ""]);
+    ctl(&cluster, &["vpcs", "update", &vpc, "--qos-policy-id", ""]);
+    ctl(&cluster, &["qos-policies", "delete", &id]);
+    let listed = ctl(&cluster, &["qos-policies", "list"]);
+    assert_eq!(listed["qos_policies"], serde_json::json!([]));
+}

@@ -24,6 +24,7 @@ mod metrics;
 mod pipes;
 mod push;
 mod push_scale;
+mod qos;
 mod security;
 mod snapshot;
 mod tags;

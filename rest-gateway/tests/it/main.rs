@@ -6,5 +6,6 @@ mod bad_input;
 mod families;
 mod floating_ips;
 mod harness;
+mod qos;
 mod roles;
 mod tags;

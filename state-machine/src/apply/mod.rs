@@ -9,6 +9,7 @@
 mod floating_ip;
 mod host;
 pub(crate) mod port;
+mod qos;
 mod quota;
 mod router;
 mod security_group;
@@ -17,6 +18,7 @@ mod vpc;
 
 pub(crate) use floating_ip::FipUpdate;
 use port::HostRule;
+pub use qos::validate_qos_rule;
 pub(crate) use subnet::NewSubnet;
 
 use crate::changes::ResourceChange;
@@ -448,6 +450,95 @@ impl State {
             Command::Batch(commands) => self.batch(ctx, commands, d),
             Command::Idempotent { token, command } => self.idempotent(ctx, token, command, d),
             Command::WithTags { tags, command } => self.with_tags(ctx, tags, command, d),
+            Command::CreateQosPolicy {
+                id,
+                project_id,
+                name,
+                description,
+                shared,
+            } => self.create_qos_policy(ctx, *id, project_id, (name, description, *shared), d),
+            Command::UpdateQosPolicy {
+                id,
+                name,
+                description,
+                shared,
+                expected_revision,
+            } => self.update_qos_policy(
+                ctx,
+                *id,
+                (name.as_deref(), description.as_deref(), *shared),
+                *expected_revision,
+                d,
+            ),
+            Command::DeleteQosPolicy {
+                id,
+                expected_revision,
+            } => self.delete_qos_policy(*id, *expected_revision, d),
+            Command::CreateQosRule { policy_id, rule } => {
+                self.create_qos_rule(ctx, *policy_id, *rule, d)
+            }
+            Command::UpdateQosRule {
+                policy_id,
+                rule_id,
+                update,
+            } => self.update_qos_rule(ctx, *policy_id, *rule_id, update, d),
+            Command::DeleteQosRule { policy_id, rule_id } => {
+                self.delete_qos_rule(ctx, *policy_id, *rule_id, d)
+            }
+            Command::CreateVpcV7 {
+                id,
+                project_id,
+                name,
+                cidr,
+                vni,
+                mtu,
+                admin_state_up,
+                port_security_enabled,
+                qos_policy_id,
+            } => self.create_vpc_with_qos(project_id, *qos_policy_id, d, |s, d| {
+                s.create_vpc(
+                    ctx,
+                    *id,
+                    project_id,
+                    name,
+                    *cidr,
+                    *vni,
+                    *mtu,
+                    (*admin_state_up, *port_security_enabled),
+                    d,
+                )
+            }),
+            Command::UpdateVpcV7 {
+                id,
+                name,
+                mtu,
+                admin_state_up,
+                port_security_enabled,
+                qos_policy_id,
+                expected_revision,
+            } => self.update_vpc_with_qos(*id, *qos_policy_id, d, |s, d| {
+                s.update_vpc(
+                    ctx,
+                    *id,
+                    name.as_deref(),
+                    *mtu,
+                    (*admin_state_up, *port_security_enabled),
+                    *expected_revision,
+                    d,
+                )
+            }),
+            Command::CreatePortV7 {
+                spec,
+                qos_policy_id,
+            } => self.create_port_with_qos(ctx, spec, *qos_policy_id, d),
+            Command::UpdatePortV7 {
+                id,
+                update,
+                qos_policy_id,
+                expected_revision,
+            } => {
+                self.update_port_with_qos(ctx, *id, update, (*qos_policy_id, *expected_revision), d)
+            }
         }
     }
 

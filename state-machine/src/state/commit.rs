@@ -67,6 +67,9 @@ impl State {
     /// Replaces, inserts or deletes VPC `id`.
     pub(crate) fn commit_vpc(&mut self, id: Id, new: Option<Vpc>, d: &mut DiffCollector) {
         d.shared_object(self, &Scope::Vpc(id), GoalKey::Vpc(id));
+        if new.is_none() {
+            self.forget_qos_user(Kind::Vpc, id);
+        }
         let old = self.t.vpcs.get(&id);
         if new.is_none() {
             let (lo, hi) = ((id, Id(0)), (id, Id(u128::MAX)));
@@ -144,6 +147,7 @@ impl State {
                     .is_none(),
                 "port {id} deleted with floating IPs associated (the handler disassociates them)"
             );
+            self.forget_qos_user(Kind::Port, id);
         }
         let old = self.t.ports.get(&id);
         if let Some(old) = old {

@@ -10,8 +10,8 @@
 //! commit paths of [`commit`], one per table.
 
 use crate::goal::{
-    FloatingIpConfig, GoalKey, GoalObject, GoalState, Neighbor, PortConfig, RouterConfig,
-    RuleConfig, Scope, SgMember, SubnetConfig, VpcConfig,
+    FloatingIpConfig, GoalKey, GoalObject, GoalState, Neighbor, RouterConfig, RuleConfig, Scope,
+    SgMember, SubnetConfig, VpcConfig,
 };
 use crate::ids::{HostId, Id, ProjectId};
 use crate::model::RuleMatch;
@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 mod commit;
 mod nested;
 mod port_table;
+mod qos;
 mod rebuild;
 mod v4;
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,9 +37,13 @@ use std::net::IpAddr;
 /// 5: VPCs and ports carry `port_security_enabled`; allowed address pairs
 /// keep whether they were given as an address or a prefix (`state/v4.rs`
 /// reads version 4 and documents the defaults).
-pub const SNAPSHOT_VERSION: u32 = 5;
+/// 6 changed commands only (no snapshot was written as 6).
+/// 7: QoS policies and the policies of networks and ports, one table
+/// appended after format 5's ([`qos::QosTables`]; a format-5 body is read as
+/// one with no QoS).
+pub const SNAPSHOT_VERSION: u32 = 7;
 /// Every snapshot version [`State::restore`] reads, oldest first.
-pub const SNAPSHOT_VERSIONS_READ: [u32; 2] = [4, SNAPSHOT_VERSION];
+pub const SNAPSHOT_VERSIONS_READ: [u32; 3] = [4, 5, SNAPSHOT_VERSION];
 /// Magic bytes at the start of every snapshot.
 pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"ALCORSM\0";
 
@@ -65,6 +70,8 @@ pub(crate) struct Tables {
     /// Remembered request tokens.
     tokens: BTreeMap<String, TokenRecord>,
     floating_ips: BTreeMap<Id, crate::model::FloatingIp>,
+    /// QoS policies and who uses them (format 7; last, see [`SNAPSHOT_VERSION`]).
+    qos: qos::QosTables,
 }
 
 /// What a request token was first used for.
@@ -300,6 +307,7 @@ impl State {
         let body = &bytes[header_len..];
         let t = match version {
             4 => decode_body::<v4::TablesV4>(body)?.into(),
+            5 => decode_body::<Tables>(&qos::format5_body_as_current(body))?,
             SNAPSHOT_VERSION => decode_body::<Tables>(body)?,
             other => return Err(SnapshotError::UnsupportedVersion(other)),
         };
@@ -626,7 +634,7 @@ impl State {
             GoalKey::Port(id) => {
                 let port = self.t.ports.get(&id)?;
                 (port.binding_host.as_deref() == Some(host))
-                    .then(|| GoalObject::Port(PortConfig::of(port)))
+                    .then(|| GoalObject::Port(self.port_config(port)))
             }
             GoalKey::FloatingIp(id) => {
                 let fip = self.t.floating_ips.get(&id)?;
@@ -703,7 +711,7 @@ impl State {
             Scope::Host(host) => {
                 let mut fips = Vec::new();
                 for port in self.ports_of_host(host) {
-                    out.push(GoalObject::Port(PortConfig::of(port)));
+                    out.push(GoalObject::Port(self.port_config(port)));
                     for (_, fip) in self
                         .ix
                         .port_fips

@@ -195,6 +195,7 @@ impl From<TablesV4> for Tables {
             ip_cursors: t.ip_cursors,
             tokens,
             floating_ips: t.floating_ips,
+            qos: Default::default(),
         }
     }
 }

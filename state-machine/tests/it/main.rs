@@ -8,6 +8,7 @@ mod diffs;
 mod floating_ips;
 mod props;
 mod purity;
+mod qos;
 mod rejections;
 mod router_ports;
 mod rules;

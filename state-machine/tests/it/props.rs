@@ -7,11 +7,11 @@
 use crate::support::*;
 use alcor_state_machine::model::{
     AllocationPool, AllowedAddressPair, Direction, EtherType, HostStatus, PairAddress, PortStatus,
-    Quota, Route,
+    QosRule, QosRuleKind, Quota, Route,
 };
 use alcor_state_machine::{
     Command, FixedIpRequest, Id, InterfaceRef, InterfaceTarget, PortSpec, PortSpecV5, PortUpdate,
-    PortUpdateV5, State, SubnetUpdate,
+    PortUpdateV5, QosRuleUpdate, State, SubnetUpdate,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -306,6 +306,136 @@ fn arb_v6_command() -> impl Strategy<Value = Command> {
     ]
 }
 
+fn arb_direction() -> impl Strategy<Value = Direction> {
+    prop_oneof![Just(Direction::Ingress), Just(Direction::Egress)]
+}
+
+/// A QoS rule: bandwidth limits (sometimes above the limit) or DSCP marks
+/// (sometimes invalid).
+fn arb_qos_rule() -> impl Strategy<Value = QosRule> {
+    let kind = prop_oneof![
+        (
+            arb_direction(),
+            prop_oneof![Just(0u32), Just(1000), Just(u32::MAX)],
+            0u32..3
+        )
+            .prop_map(|(direction, max_kbps, max_burst_kbps)| {
+                QosRuleKind::BandwidthLimit {
+                    direction,
+                    max_kbps,
+                    max_burst_kbps,
+                }
+            }),
+        prop_oneof![Just(0u8), Just(26), Just(46), Just(7)]
+            .prop_map(|dscp_mark| QosRuleKind::DscpMarking { dscp_mark }),
+    ];
+    (30u128..35, kind).prop_map(|(n, kind)| QosRule { id: Id(n), kind })
+}
+
+/// A QoS policy ID from a small pool, or none.
+fn arb_qos_id() -> impl Strategy<Value = Option<Id>> {
+    prop_oneof![Just(None), (20u128..23).prop_map(|n| Some(Id(n)))]
+}
+
+/// The format-7 commands: QoS policies, rules, and the policy of networks
+/// and ports.
+fn arb_v7_command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        (20u128..23, any::<bool>()).prop_map(|(n, shared)| Command::CreateQosPolicy {
+            id: Id(n),
+            project_id: if n == 22 { "proj-b" } else { PROJECT }.into(),
+            name: format!("qos-{n}"),
+            description: String::new(),
+            shared,
+        }),
+        (
+            20u128..23,
+            proptest::option::of(any::<bool>()),
+            arb_expected()
+        )
+            .prop_map(|(n, shared, expected_revision)| Command::UpdateQosPolicy {
+                id: Id(n),
+                name: Some(format!("qos-{n}b")),
+                description: None,
+                shared,
+                expected_revision,
+            }),
+        (20u128..23, arb_expected()).prop_map(|(n, expected_revision)| {
+            Command::DeleteQosPolicy {
+                id: Id(n),
+                expected_revision,
+            }
+        }),
+        (20u128..23, arb_qos_rule()).prop_map(|(n, rule)| Command::CreateQosRule {
+            policy_id: Id(n),
+            rule,
+        }),
+        (
+            20u128..23,
+            30u128..35,
+            proptest::option::of(prop_oneof![Just(5u32), Just(u32::MAX)]),
+            proptest::option::of(arb_direction()),
+            proptest::option::of(prop_oneof![Just(10u8), Just(9)]),
+        )
+            .prop_map(|(n, r, max_kbps, direction, dscp_mark)| {
+                Command::UpdateQosRule {
+                    policy_id: Id(n),
+                    rule_id: Id(r),
+                    update: QosRuleUpdate {
+                        max_kbps,
+                        max_burst_kbps: None,
+                        direction,
+                        dscp_mark,
+                    },
+                }
+            }),
+        (20u128..23, 30u128..35).prop_map(|(n, r)| Command::DeleteQosRule {
+            policy_id: Id(n),
+            rule_id: Id(r),
+        }),
+        (1u128..4, arb_qos_id()).prop_map(|(n, qos_policy_id)| Command::CreateVpcV7 {
+            id: Id(n),
+            project_id: PROJECT.into(),
+            name: format!("vpc-{n}"),
+            cidr: None,
+            vni: None,
+            mtu: None,
+            admin_state_up: true,
+            port_security_enabled: true,
+            qos_policy_id,
+        }),
+        (1u128..3, proptest::option::of(arb_qos_id()), arb_expected()).prop_map(
+            |(n, qos_policy_id, expected_revision)| Command::UpdateVpcV7 {
+                id: Id(n),
+                name: None,
+                mtu: None,
+                admin_state_up: None,
+                port_security_enabled: None,
+                qos_policy_id,
+                expected_revision,
+            }
+        ),
+        (arb_spec_v5(), arb_qos_id()).prop_map(|(spec, qos_policy_id)| Command::CreatePortV7 {
+            spec,
+            qos_policy_id,
+        }),
+        (
+            100u128..110,
+            proptest::option::of(arb_host()),
+            proptest::option::of(arb_qos_id())
+        )
+            .prop_map(|(n, host, qos_policy_id)| Command::UpdatePortV7 {
+                id: Id(n),
+                update: PortUpdateV5 {
+                    binding_host: host.map(|h| h.map(str::to_string)),
+                    ..PortUpdateV5::default()
+                },
+                qos_policy_id,
+                expected_revision: None,
+            }),
+    ]
+}
+
 /// The creates, and the updates and deletes of ports, rules and floating IPs.
 fn arb_common_command() -> impl Strategy<Value = Command> {
     prop_oneof![
@@ -442,7 +572,8 @@ fn arb_simple_command() -> BoxedStrategy<Command> {
         20 => arb_common_command(),
         5 => arb_rare_command(),
         5 => arb_v5_command(),
-        5 => arb_v6_command()
+        5 => arb_v6_command(),
+        5 => arb_v7_command()
     ]
     .boxed()
 }
@@ -678,6 +809,20 @@ fn prelude() -> Vec<Command> {
         router_id: Id(70),
         subnet_id: Id(10),
     });
+    out.push(Command::CreateQosPolicy {
+        id: Id(20),
+        project_id: PROJECT.into(),
+        name: "qos".into(),
+        description: String::new(),
+        shared: false,
+    });
+    out.push(Command::CreateQosRule {
+        policy_id: Id(20),
+        rule: QosRule {
+            id: Id(30),
+            kind: QosRuleKind::DscpMarking { dscp_mark: 26 },
+        },
+    });
     out
 }
 
@@ -773,11 +918,21 @@ fn variant(command: &Command) -> usize {
         Command::UpdatePortV6 { .. } => 39,
         Command::AddRouterInterfaceV6 { .. } => 40,
         Command::RemoveRouterInterfaceV6 { .. } => 41,
+        Command::CreateQosPolicy { .. } => 42,
+        Command::UpdateQosPolicy { .. } => 43,
+        Command::DeleteQosPolicy { .. } => 44,
+        Command::CreateQosRule { .. } => 45,
+        Command::UpdateQosRule { .. } => 46,
+        Command::DeleteQosRule { .. } => 47,
+        Command::CreateVpcV7 { .. } => 48,
+        Command::UpdateVpcV7 { .. } => 49,
+        Command::CreatePortV7 { .. } => 50,
+        Command::UpdatePortV7 { .. } => 51,
     }
 }
 
 /// Number of `Command` variants; [`variant`] maps onto `0..VARIANTS`.
-const VARIANTS: usize = 42;
+const VARIANTS: usize = 52;
 
 /// Marks the variants of a command and of the commands it wraps.
 fn mark_variants(command: &Command, seen: &mut [bool; VARIANTS]) {

@@ -15,7 +15,7 @@ fn variant_index(rejection: &Rejection) -> u8 {
 fn rejection_variants_keep_their_wire_positions() {
     let s = String::new;
     let ip = "10.0.0.1".parse().expect("an address");
-    let table: [(Rejection, u8); 21] = [
+    let table: [(Rejection, u8); 22] = [
         (
             Rejection::NotFound {
                 kind: Kind::Port,
@@ -135,6 +135,13 @@ fn rejection_variants_keep_their_wire_positions() {
                 router_id: Id(2),
             },
             20,
+        ),
+        (
+            Rejection::QosRuleExists {
+                policy_id: Id(1),
+                existing_id: Id(2),
+            },
+            21,
         ),
     ];
     for (rejection, index) in &table {
