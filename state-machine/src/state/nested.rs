@@ -5,8 +5,9 @@
 //! The same entries in one tree keyed by `(Id, K)` repeat the ID in every key
 //! (a port's VPC: 16 more bytes per entry), and every comparison on the way down
 //! a million-entry tree compares the ID first. Nested, each entry holds only
-//! `K` (half the memory and half the cache lines per node searched for 16-byte
-//! keys), and one ID's entries are its whole inner map, in order. An ID with no
+//! `K`, and one ID's entries are its whole inner map, in order. Measured with
+//! `sm_memory`: nesting the four indexes cut ~140 B of heap per port and made
+//! batch apply ~20 % faster (benches/README.md "the state's layout"). An ID with no
 //! entries has no inner map, so equal entries give equal indexes.
 
 use crate::ids::Id;
