@@ -297,6 +297,10 @@ pub(crate) struct ServerArgs {
     /// the last one (default 64 MiB), whatever the entry count.
     #[arg(long, env = "ALCOR_SNAPSHOT_LOG_BYTES_SINCE_LAST", default_value_t = alcor_raft_core::limits::SNAPSHOT_LOG_BYTES_MAX)]
     pub(crate) snapshot_log_bytes_since_last: u64,
+    /// ... or, when larger, this percentage of the last snapshot's size: the
+    /// log a restart replays stays proportional to the state it restores.
+    #[arg(long, env = "ALCOR_SNAPSHOT_LOG_STATE_PERCENT", default_value_t = alcor_raft_core::node::SNAPSHOT_LOG_STATE_PERCENT_DEFAULT)]
+    pub(crate) snapshot_log_state_percent: u64,
     /// Log entries kept behind the latest snapshot.
     #[arg(long, env = "ALCOR_SNAPSHOT_LOGS_TO_KEEP", default_value_t = 1_000)]
     pub(crate) snapshot_logs_to_keep: u64,

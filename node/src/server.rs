@@ -118,6 +118,7 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.election_timeout_max_ms = args.election_timeout_max_ms;
     config.snapshot_logs_since_last = args.snapshot_logs_since_last;
     config.snapshot_log_bytes_since_last = args.snapshot_log_bytes_since_last;
+    config.snapshot_log_state_percent = args.snapshot_log_state_percent;
     config.snapshot_logs_to_keep = args.snapshot_logs_to_keep;
     config.request_timeout_ms = args.request_timeout_ms;
     config.bootstrap = !args.join;

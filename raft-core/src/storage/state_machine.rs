@@ -10,6 +10,7 @@
 
 use std::io::{self, Cursor, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard, TryLockError};
 use std::time::Instant;
 
@@ -161,6 +162,9 @@ pub struct StateMachineStore {
     /// Serializes snapshot persistence so an older snapshot never
     /// overwrites a newer one.
     persist_lock: Arc<Mutex<()>>,
+    /// Bytes of the snapshot this member holds (restored, built or
+    /// installed last); the size trigger scales with it.
+    snapshot_bytes: Arc<AtomicU64>,
     /// Apply, snapshot build and restore times, snapshot size.
     metrics: RaftMetrics,
 }
@@ -170,6 +174,7 @@ pub struct SnapshotBuilder {
     db: Arc<Db>,
     applied: Arc<RwLock<Applied>>,
     persist_lock: Arc<Mutex<()>>,
+    snapshot_bytes: Arc<AtomicU64>,
     metrics: RaftMetrics,
 }
 
@@ -191,6 +196,7 @@ impl StateMachineStore {
 
     /// [`StateMachineStore::open`] recording into `metrics`.
     pub fn with_metrics(db: Arc<Db>, metrics: RaftMetrics) -> io::Result<StateMachineStore> {
+        let snapshot_bytes = Arc::new(AtomicU64::new(0));
         let applied = match read_snapshot(&db)? {
             None => Applied {
                 state: State::new(),
@@ -204,6 +210,7 @@ impl StateMachineStore {
                     .snapshot_restore
                     .observe(started.elapsed().as_secs_f64());
                 metrics.snapshot_bytes.set(bytes_gauge(stored.data.len()));
+                snapshot_bytes.store(stored.data.len() as u64, Ordering::Relaxed);
                 applied
             }
         };
@@ -215,6 +222,7 @@ impl StateMachineStore {
             events,
             changes,
             persist_lock: Arc::new(Mutex::new(())),
+            snapshot_bytes,
             metrics,
         })
     }
@@ -224,6 +232,12 @@ impl StateMachineStore {
         StateView {
             applied: Arc::clone(&self.applied),
         }
+    }
+
+    /// The size in bytes of the snapshot this member holds, kept current as
+    /// snapshots are built and installed (0 before the first).
+    pub fn snapshot_bytes(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.snapshot_bytes)
     }
 
     /// A sender to subscribe to applied-entry events from.
@@ -399,6 +413,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
         let (db, applied) = (Arc::clone(&self.db), Arc::clone(&self.applied));
         let (persist_lock, metrics) = (Arc::clone(&self.persist_lock), self.metrics.clone());
+        let snapshot_bytes = Arc::clone(&self.snapshot_bytes);
         blocking(move || {
             let started = Instant::now();
             let (data, last_log_id, last_membership) = {
@@ -419,6 +434,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 .snapshot_build
                 .observe(started.elapsed().as_secs_f64());
             metrics.snapshot_bytes.set(bytes_gauge(stored.data.len()));
+            snapshot_bytes.store(stored.data.len() as u64, Ordering::Relaxed);
             Ok(Snapshot {
                 meta: stored.meta,
                 snapshot: Cursor::new(stored.data),
@@ -558,6 +574,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             db: Arc::clone(&self.db),
             applied: Arc::clone(&self.applied),
             persist_lock: Arc::clone(&self.persist_lock),
+            snapshot_bytes: Arc::clone(&self.snapshot_bytes),
             metrics: self.metrics.clone(),
         }
     }
@@ -583,6 +600,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .snapshot_restore
             .observe(started.elapsed().as_secs_f64());
         self.metrics.snapshot_bytes.set(bytes_gauge(bytes));
+        self.snapshot_bytes.store(bytes as u64, Ordering::Relaxed);
         let old = std::mem::replace(&mut *write_applied(&self.applied).await?, restored);
         // The old state may hold millions of allocations: free them off the
         // runtime too.
