@@ -6,9 +6,10 @@
 //! diff before and after, the change record). In a million-entry B-tree each of
 //! those lookups walks four or five nodes, comparing 16-byte keys; in the hash
 //! table it is one probe. The ordered set keeps every walk in ID order, so the
-//! hash table is only ever probed, never iterated, and its per-process seed
-//! cannot reach an output (the snapshot, a listing, a diff): two members with
-//! different seeds write byte-identical snapshots (tested below).
+//! hash table is probed, and iterated only by the snapshot encode, which sorts
+//! the rows by ID before writing them: its per-process seed cannot reach an
+//! output (the snapshot, a listing, a diff), and two members with different
+//! seeds write byte-identical snapshots (tested below).
 //!
 //! The rows hold `Box<Port>` (one pointer per slot): a hash table keeps up to
 //! half its slots empty, and empty 8-byte slots cost little. Measured with
@@ -18,7 +19,7 @@
 
 #![expect(
     clippy::disallowed_types,
-    reason = "the hash table is only probed; every walk goes through the ordered ID set"
+    reason = "the hash table is probed, or iterated and sorted by ID; every walk is in ID order"
 )]
 
 use crate::ids::Id;
@@ -135,9 +136,17 @@ impl std::fmt::Debug for PortTable {
 
 /// Written as a map from ID to port in ID order: the bytes of the
 /// `BTreeMap<Id, Box<Port>>` earlier snapshots held.
+///
+/// The rows are read in the table's own order and sorted by ID rather than
+/// walked through the ordered set: a probe per ID was 40 % of the snapshot
+/// encode at 1,000,000 ports (each probe waits on the row it finds), while
+/// the table's rows can be read ahead and 24-byte pairs sort in cache. The
+/// sort makes the order the IDs', so the table's seed still reaches no output.
 impl serde::Serialize for PortTable {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.values().map(|p| (p.id, p)))
+        let mut rows: Vec<(Id, &Port)> = self.rows.iter().map(|p| (p.id, &**p)).collect();
+        rows.sort_unstable_by_key(|(id, _)| *id);
+        s.collect_map(rows)
     }
 }
 
