@@ -729,6 +729,54 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn the_size_trigger_sees_the_bytes_of_each_snapshot_built_installed_or_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _closed) = super::super::open_db(dir.path(), false).unwrap();
+        let mut store = StateMachineStore::open(Arc::clone(&db)).unwrap();
+        let size = store.snapshot_bytes();
+        assert_eq!(size.load(Ordering::Relaxed), 0);
+
+        let built = store
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        let built_len = built.snapshot.get_ref().len() as u64;
+        assert!(built_len > 0);
+        assert_eq!(size.load(Ordering::Relaxed), built_len);
+
+        // A larger snapshot from the leader replaces it.
+        let mut bigger = stored_at(40);
+        let mut state = State::new();
+        let host = alcor_state_machine::Proposal {
+            time_ms: 1_700_000_000_000,
+            command: alcor_state_machine::Command::CreateHost {
+                id: "h1".to_string(),
+                project_id: "p1".to_string(),
+                underlay_ip: "192.0.2.1".parse().unwrap(),
+            },
+        };
+        assert!(state.apply(1, &host).result.is_ok());
+        bigger.data = state.snapshot();
+        let installed_len = bigger.data.len() as u64;
+        assert_ne!(installed_len, built_len);
+        store
+            .install_snapshot(&bigger.meta, Cursor::new(bigger.data))
+            .await
+            .unwrap();
+        assert_eq!(size.load(Ordering::Relaxed), installed_len);
+
+        // A restart reads it back with the snapshot it restores.
+        drop(store);
+        let reopened = StateMachineStore::open(db).unwrap();
+        assert_eq!(
+            reopened.snapshot_bytes().load(Ordering::Relaxed),
+            installed_len
+        );
+    }
+
     #[test]
     fn a_snapshot_file_name_that_leaves_the_folder_is_refused() {
         let dir = tempfile::tempdir().unwrap();
