@@ -92,6 +92,10 @@ pub struct Reconciler {
     /// The agent's nftables tables as its last successful batch left them;
     /// `None`: read them from the kernel on the next pass.
     firewall_applied: Option<firewall::Existing>,
+    /// The firewall the last successful batch programmed (with
+    /// `firewall_applied`): the next batch builds and diffs only what
+    /// differs from it.
+    firewall_programmed: Option<firewall::Firewall>,
     /// The port chains of the last desired ruleset (a memo of a pure
     /// function: valid whatever the kernel holds).
     port_chains: firewall::PortChains,
@@ -139,6 +143,7 @@ impl Reconciler {
             configured: BTreeMap::new(),
             configured_routers: BTreeMap::new(),
             firewall_applied: None,
+            firewall_programmed: None,
             port_chains: firewall::PortChains::default(),
             programmed: None,
             full_at: None,
@@ -162,6 +167,7 @@ impl Reconciler {
             self.full_at = Some(Instant::now());
             // Read the nftables tables back too.
             self.firewall_applied = None;
+            self.firewall_programmed = None;
         }
         let budget = Duration::from_millis(limits::RECONCILE_MS_MAX);
         let pass = async {
@@ -186,6 +192,7 @@ impl Reconciler {
                 self.configured.clear();
                 self.configured_routers.clear();
                 self.firewall_applied = None;
+                self.firewall_programmed = None;
                 all_ports(plan, "the reconcile pass timed out")
             }
         };
@@ -526,19 +533,45 @@ impl Reconciler {
         if !plan.firewall.ports.is_empty() {
             nft::check_bridge_hooks()?;
         }
-        let desired = firewall::ruleset_cached(&plan.firewall, &mut self.port_chains);
         // The kernel is read on the first pass and after a failed one; in
         // between, only this agent writes its tables, so they hold what its
         // last batch made of them (a read of 1,000 ports' chains costs about
-        // a second).
-        let existing = match self.firewall_applied.take() {
-            Some(existing) => existing,
-            None => nft::read().await?,
+        // a second), and only what changed since is built and diffed.
+        let memory = self.firewall_applied.take();
+        let last = self.firewall_programmed.take();
+        let existing = match (memory, last) {
+            (Some(memory), Some(last)) => {
+                return self.sync_firewall_scoped(plan, memory, &last).await
+            }
+            (Some(memory), None) => memory,
+            (None, _) => nft::read().await?,
         };
+        let desired = firewall::ruleset_cached(&plan.firewall, &mut self.port_chains);
         let batch = firewall::diff(&desired, &existing);
         nft::apply(&batch).await?;
         self.n_changes += batch.n_changes;
+        self.firewall_programmed = Some(plan.firewall.clone());
         self.firewall_applied = Some(firewall::applied(&desired));
+        Ok(())
+    }
+
+    /// [`Self::sync_firewall`] when the tables hold `last` (`memory` is
+    /// what a read would find): builds, diffs and remembers only the part
+    /// that differs from it ([`firewall::Scope`]).
+    async fn sync_firewall_scoped(
+        &mut self,
+        plan: &Plan,
+        mut memory: firewall::Existing,
+        last: &firewall::Firewall,
+    ) -> Result<(), DataplaneError> {
+        let scope = firewall::Scope::between(last, &plan.firewall);
+        let desired = firewall::ruleset_scoped(&plan.firewall, &mut self.port_chains, &scope);
+        let batch = firewall::diff(&desired, &firewall::restrict(&memory, &scope));
+        nft::apply(&batch).await?;
+        self.n_changes += batch.n_changes;
+        firewall::merge(&mut memory, &scope, firewall::applied(&desired));
+        self.firewall_applied = Some(memory);
+        self.firewall_programmed = Some(plan.firewall.clone());
         Ok(())
     }
 
