@@ -131,7 +131,7 @@ fn random_plan(rng: &mut ChaCha8Rng, host_id: &str) -> Plan {
             .map(|s| {
                 // A subnet is in one VPC: a copy on another VPC has
                 // other interfaces.
-                let subnet = Id(u128::from(vpc.vni) << 8 | u128::from(s) + 2 * u128::from(n));
+                let subnet = Id((u128::from(vpc.vni) << 8) | (u128::from(s) + 2 * u128::from(n)));
                 RouterInterfacePlan {
                     subnet_id: subnet,
                     veth: plan::gateway_veth_name(router_id, subnet),
