@@ -589,6 +589,139 @@ fn port_rules(filter: &PortFilter) -> [Rules; 3] {
 /// [`ruleset`], reusing the chains `cache` holds for ports whose filter
 /// did not change, and leaving in it this call's.
 pub fn ruleset_cached(firewall: &Firewall, cache: &mut PortChains) -> Ruleset {
+    ruleset_of(firewall, cache, None)
+}
+
+/// The part of the agent's tables a change from one [`Firewall`] to the
+/// next touches: the base chains, the chains of the ports whose filter
+/// differs (and the map elements that jump to them), and the member sets
+/// of the groups whose members differ. An incremental pass builds, reads
+/// back from its memory and diffs only this part.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Ports whose filter was added, changed or removed.
+    pub ports: BTreeSet<Id>,
+    /// Remote groups whose members were added, changed or removed.
+    pub groups: BTreeSet<Id>,
+}
+
+impl Scope {
+    /// What differs from `last` to `next`.
+    pub fn between(last: &Firewall, next: &Firewall) -> Scope {
+        fn changed<V: PartialEq>(a: &BTreeMap<Id, V>, b: &BTreeMap<Id, V>) -> BTreeSet<Id> {
+            let gone = a.keys().filter(|k| !b.contains_key(k));
+            let differ = b
+                .iter()
+                .filter(|(k, v)| a.get(k) != Some(*v))
+                .map(|(k, _)| k);
+            gone.chain(differ).copied().collect()
+        }
+        Scope {
+            ports: changed(&last.ports, &next.ports),
+            groups: changed(&last.groups, &next.groups),
+        }
+    }
+
+    /// The names of the port chains in scope.
+    fn chains(&self) -> BTreeSet<String> {
+        self.ports
+            .iter()
+            .flat_map(|id| {
+                [EGRESS_PREFIX, INGRESS_PREFIX, SPOOF_PREFIX].map(|p| format!("{p}{id}"))
+            })
+            .collect()
+    }
+
+    /// The names of the group sets in scope.
+    fn sets(&self) -> BTreeSet<String> {
+        self.groups
+            .iter()
+            .flat_map(|id| [GROUP4_PREFIX, GROUP6_PREFIX].map(|p| format!("{p}{id}")))
+            .collect()
+    }
+}
+
+/// Whether chain `name` is a base chain (always in a scope).
+fn is_base_chain(name: &str) -> bool {
+    ![EGRESS_PREFIX, INGRESS_PREFIX, SPOOF_PREFIX]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+/// Whether set `name` is a group's member set (else a dispatch map).
+fn is_group_set(name: &str) -> bool {
+    name.starts_with(GROUP4_PREFIX) || name.starts_with(GROUP6_PREFIX)
+}
+
+/// The desired content of the part of the tables `scope` names (see
+/// [`Scope`]), reusing and updating `cache` for those ports only.
+pub fn ruleset_scoped(firewall: &Firewall, cache: &mut PortChains, scope: &Scope) -> Ruleset {
+    ruleset_of(firewall, cache, Some(scope))
+}
+
+/// The part of `existing` that `scope` names: base chains, the scope's
+/// port chains, the dispatch maps with only the elements that jump to
+/// them, and the scope's group sets.
+pub fn restrict(existing: &Existing, scope: &Scope) -> Existing {
+    let chains = scope.chains();
+    let sets = scope.sets();
+    existing
+        .iter()
+        .map(|(family, table)| {
+            let part = ExistingTable {
+                chains: table
+                    .chains
+                    .iter()
+                    .filter(|(n, _)| is_base_chain(n) || chains.contains(*n))
+                    .map(|(n, c)| (n.clone(), c.clone()))
+                    .collect(),
+                sets: table
+                    .sets
+                    .iter()
+                    .filter(|(n, _)| !is_group_set(n) || sets.contains(*n))
+                    .map(|(n, elements)| {
+                        let kept = elements
+                            .iter()
+                            .filter(|(_, t)| is_group_set(n) || chains.contains(*t))
+                            .map(|(k, t)| (k.clone(), t.clone()))
+                            .collect();
+                        (n.clone(), kept)
+                    })
+                    .collect(),
+            };
+            (*family, part)
+        })
+        .collect()
+}
+
+/// Replaces in `memory` the part `scope` names with `part` (what a read
+/// of that part finds once the scoped batch is applied).
+pub fn merge(memory: &mut Existing, scope: &Scope, part: Existing) {
+    let chains = scope.chains();
+    let sets = scope.sets();
+    for table in memory.values_mut() {
+        table
+            .chains
+            .retain(|n, _| !(is_base_chain(n) || chains.contains(n)));
+        table
+            .sets
+            .retain(|n, _| !is_group_set(n) || !sets.contains(n));
+        for (n, elements) in table.sets.iter_mut() {
+            if !is_group_set(n) {
+                elements.retain(|_, t| !chains.contains(t));
+            }
+        }
+    }
+    for (family, part) in part {
+        let table = memory.entry(family).or_default();
+        table.chains.extend(part.chains);
+        for (n, elements) in part.sets {
+            table.sets.entry(n).or_default().extend(elements);
+        }
+    }
+}
+
+fn ruleset_of(firewall: &Firewall, cache: &mut PortChains, scope: Option<&Scope>) -> Ruleset {
     let mut inet = TableSpec::default();
     let mut bridge = TableSpec::default();
     let zone_rules = firewall
@@ -635,7 +768,11 @@ pub fn ruleset_cached(firewall: &Firewall, cache: &mut PortChains) -> Ruleset {
     let mut ingress = BTreeMap::new();
     let mut ports = BTreeMap::new();
     let mut chains_by_port = BTreeMap::new();
-    for filter in firewall.ports.values() {
+    let filters = firewall
+        .ports
+        .values()
+        .filter(|f| scope.is_none_or(|s| s.ports.contains(&f.port_id)));
+    for filter in filters {
         let key = vec![filter.bridge.clone(), mac_text(&filter.mac)];
         let chain = |prefix: &str| format!("{prefix}{}", filter.port_id);
         let [eg, ing, spoof] = match cache.by_port.get(&filter.port_id) {
@@ -671,7 +808,15 @@ pub fn ruleset_cached(firewall: &Firewall, cache: &mut PortChains) -> Ruleset {
         ingress.insert(key, chain(INGRESS_PREFIX));
         ports.insert(vec![filter.veth.clone()], chain(SPOOF_PREFIX));
     }
-    cache.by_port = chains_by_port;
+    match scope {
+        None => cache.by_port = chains_by_port,
+        Some(scope) => {
+            for id in &scope.ports {
+                cache.by_port.remove(id);
+            }
+            cache.by_port.extend(chains_by_port);
+        }
+    }
     let concat = vec!["ifname", "ether_addr"];
     for (name, elements) in [("egress", egress), ("ingress", ingress)] {
         inet.sets.insert(
@@ -691,7 +836,11 @@ pub fn ruleset_cached(firewall: &Firewall, cache: &mut PortChains) -> Ruleset {
             elements: ports,
         },
     );
-    for (group, addresses) in &firewall.groups {
+    let groups = firewall
+        .groups
+        .iter()
+        .filter(|(g, _)| scope.is_none_or(|s| s.groups.contains(g)));
+    for (group, addresses) in groups {
         for (prefix, key, v6) in [
             (GROUP4_PREFIX, "ipv4_addr", false),
             (GROUP6_PREFIX, "ipv6_addr", true),
@@ -878,9 +1027,9 @@ pub fn diff(desired: &Ruleset, existing: &Existing) -> Batch {
         };
         out.n_changes += element_changes(false, true, &mut out.commands);
         for (name, chain) in &spec.chains {
-            let comments: Vec<&String> = chain.rules.iter().map(|(_, c)| c).collect();
-            let present: Option<Vec<&String>> = have.chains.get(name).map(|r| r.iter().collect());
-            if present.as_ref() == Some(&comments) {
+            let present = have.chains.get(name);
+            let comments = chain.rules.iter().map(|(_, c)| c);
+            if present.is_some_and(|p| p.iter().eq(comments)) {
                 continue;
             }
             if present.is_some_and(|p| !p.is_empty()) {

@@ -10,6 +10,8 @@
 //!   change: creates what is missing, updates what differs, deletes what
 //!   is no longer planned. It never flushes: a restarted agent finds its
 //!   objects and keeps those still wanted.
+//! - [`delta`] (pure): the objects a change from the plan the kernel
+//!   holds to the next touches, for the reconciler's incremental passes.
 //! - [`firewall`] (pure): security groups and anti-spoofing as the
 //!   content of the agent's nftables tables, and the smallest batch of
 //!   `nft` commands from what exists to it; `nft` applies it (through the
@@ -22,6 +24,7 @@
 //! crates, or shell commands (`ip`, `bridge`): the kernel is driven through
 //! netlink, and nftables through `nft`'s JSON interface.
 
+pub mod delta;
 pub mod error;
 pub mod firewall;
 pub mod limits;

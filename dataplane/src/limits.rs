@@ -57,6 +57,12 @@ pub const IFNAME_BYTES_MAX: usize = 15;
 /// ports are reported as failed and the next change retries them).
 pub const RECONCILE_MS_MAX: u64 = 60_000;
 
+/// How long the reconciler trusts its memory of what it programmed: the
+/// first pass this long after the last full pass is full again (it reads
+/// every owned object back, nftables tables included, and repairs what
+/// changed behind the agent's back); passes in between are incremental.
+pub const FULL_PASS_INTERVAL_MS_MAX: u64 = 300_000;
+
 // VNIs and MTUs are bounded where the controller checks them
 // (`alcor_state_machine::limits::{VNI_MIN, VNI_MAX, MTU_MIN, MTU_MAX}`);
 // the plan checks them again against the same constants.

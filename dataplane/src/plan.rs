@@ -569,7 +569,9 @@ fn plan_port(
 /// planned port was programmed.
 pub fn programmed_digest(plan: &Plan, failed: &BTreeMap<Id, String>) -> [u8; 32] {
     use std::io::Write;
-    let mut hasher = blake3::Hasher::new();
+    // Buffered: the rendering comes in thousands of short pieces, and a
+    // hasher update per piece cost most of the digest's time.
+    let mut hasher = std::io::BufWriter::with_capacity(DIGEST_BUFFER_BYTES, blake3::Hasher::new());
     let ports = plan
         .ports
         .values()
@@ -597,8 +599,15 @@ pub fn programmed_digest(plan: &Plan, failed: &BTreeMap<Id, String>) -> [u8; 32]
         "groups {:?}\nzones {:?}",
         plan.firewall.groups, plan.firewall.zones
     );
-    *hasher.finalize().as_bytes()
+    match hasher.into_inner() {
+        Ok(hasher) => *hasher.finalize().as_bytes(),
+        // Flushing into a hasher cannot fail.
+        Err(e) => *e.into_inner().get_ref().finalize().as_bytes(),
+    }
 }
+
+/// The buffer between the digest's rendering and its hasher.
+const DIGEST_BUFFER_BYTES: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests;

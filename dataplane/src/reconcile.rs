@@ -19,15 +19,28 @@
 //! routes of protocol `static`) is checked when it is created, when its
 //! plan changes, and once after the agent starts; the reconciler remembers
 //! the plans it applied to skip unchanged ones afterwards.
+//!
+//! That is a *full* pass. Once one has programmed a plan without a
+//! failure, the reconciler keeps that plan: it is the only writer of its
+//! objects, so the kernel holds it. The next pass is then *incremental*:
+//! it touches only what [`Delta::between`] the kept plan and the new one
+//! names (reading those links back one by one, by name), adds and deletes
+//! the FDB and neighbour entries that differ without dumping any, and
+//! diffs the firewall against its last batch. A pass after a failed or
+//! timed-out one, the first pass, and the first pass after
+//! `FULL_PASS_INTERVAL_MS_MAX` are full again (they read everything back,
+//! the nftables tables included), so what changed behind the agent's back
+//! is repaired then.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alcor_state_machine::Id;
 use futures::{Stream, TryStreamExt};
 use ipnet::IpNet;
+use nix::errno::Errno;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
@@ -43,6 +56,7 @@ use rtnetlink::{
     Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder,
 };
 
+use crate::delta::Delta;
 use crate::error::DataplaneError;
 use crate::firewall;
 use crate::limits;
@@ -57,6 +71,8 @@ pub struct Outcome {
     pub failed: BTreeMap<Id, String>,
     /// Kernel objects created, changed or deleted.
     pub n_changes: u64,
+    /// Whether the pass read the kernel in full (else it was incremental).
+    pub full: bool,
 }
 
 /// Makes the kernel match plans, one pass at a time. Holds the agent's
@@ -76,9 +92,18 @@ pub struct Reconciler {
     /// The agent's nftables tables as its last successful batch left them;
     /// `None`: read them from the kernel on the next pass.
     firewall_applied: Option<firewall::Existing>,
+    /// The firewall the last successful batch programmed (with
+    /// `firewall_applied`): the next batch builds and diffs only what
+    /// differs from it.
+    firewall_programmed: Option<firewall::Firewall>,
     /// The port chains of the last desired ruleset (a memo of a pure
     /// function: valid whatever the kernel holds).
     port_chains: firewall::PortChains,
+    /// The plan (without its firewall) the last pass programmed without a
+    /// failure, which the kernel holds; `None`: the next pass is full.
+    programmed: Option<Plan>,
+    /// When the last full pass started.
+    full_at: Option<Instant>,
     n_changes: u64,
 }
 
@@ -118,22 +143,56 @@ impl Reconciler {
             configured: BTreeMap::new(),
             configured_routers: BTreeMap::new(),
             firewall_applied: None,
+            firewall_programmed: None,
             port_chains: firewall::PortChains::default(),
+            programmed: None,
+            full_at: None,
             n_changes: 0,
         })
     }
 
     /// One pass: makes the kernel match `plan`, bounded by
-    /// `RECONCILE_MS_MAX`; reports the ports it could not program.
+    /// `RECONCILE_MS_MAX`; reports the ports it could not program. The
+    /// pass is incremental when the last one programmed its plan without a
+    /// failure less than `FULL_PASS_INTERVAL_MS_MAX` after a full pass,
+    /// and full otherwise (see the module doc).
     pub async fn reconcile(&mut self, plan: &Plan) -> Outcome {
         self.n_changes = 0;
+        let interval = Duration::from_millis(limits::FULL_PASS_INTERVAL_MS_MAX);
+        let fresh = self.full_at.is_some_and(|at| at.elapsed() < interval);
+        let last = if fresh { self.programmed.take() } else { None };
+        self.programmed = None;
+        let full = last.is_none();
+        if full {
+            self.full_at = Some(Instant::now());
+            // Read the nftables tables back too.
+            self.firewall_applied = None;
+            self.firewall_programmed = None;
+        }
         let budget = Duration::from_millis(limits::RECONCILE_MS_MAX);
-        let mut failed = match tokio::time::timeout(budget, self.pass(plan)).await {
-            Ok(Ok(failed)) => failed,
+        let pass = async {
+            match &last {
+                Some(last) => self.incremental_pass(last, plan).await,
+                None => self.pass(plan).await,
+            }
+        };
+        let mut failed = match tokio::time::timeout(budget, pass).await {
+            Ok(Ok((failed, complete))) => {
+                if complete && failed.is_empty() {
+                    self.programmed = Some(Plan {
+                        firewall: firewall::Firewall::default(),
+                        failed: BTreeMap::new(),
+                        ..plan.clone()
+                    });
+                }
+                failed
+            }
             Ok(Err(e)) => all_ports(plan, &e.to_string()),
             Err(_) => {
                 self.configured.clear();
                 self.configured_routers.clear();
+                self.firewall_applied = None;
+                self.firewall_programmed = None;
                 all_ports(plan, "the reconcile pass timed out")
             }
         };
@@ -141,11 +200,15 @@ impl Reconciler {
         Outcome {
             failed,
             n_changes: self.n_changes,
+            full,
         }
     }
 
-    async fn pass(&mut self, plan: &Plan) -> Result<BTreeMap<Id, String>, DataplaneError> {
+    /// A full pass: reads every object the agent owns. Returns the ports
+    /// that failed and whether every router copy was programmed.
+    async fn pass(&mut self, plan: &Plan) -> Result<(BTreeMap<Id, String>, bool), DataplaneError> {
         let mut failed = BTreeMap::new();
+        let mut complete = true;
         let links = self.owned_links().await?;
         // Ports no longer planned: the host end (its peer goes with it),
         // then the namespace.
@@ -228,18 +291,240 @@ impl Reconciler {
                 continue;
             };
             if let Err(e) = self.ensure_router(router, *bridge, &links).await {
-                self.configured_routers.remove(&router.netns);
-                tracing::warn!(
-                    router = %router.router_id,
-                    vni = router.vni,
-                    "router not programmed: {e}"
-                );
+                self.router_failed(router, &e);
+                complete = false;
             }
         }
         // Remote ports.
         self.sync_fdb(plan, &vxlans).await?;
         self.sync_neighbours(plan, &vxlans).await?;
-        Ok(failed)
+        Ok((failed, complete))
+    }
+
+    fn router_failed(&mut self, router: &RouterPlan, e: &DataplaneError) {
+        self.configured_routers.remove(&router.netns);
+        tracing::warn!(
+            router = %router.router_id,
+            vni = router.vni,
+            "router not programmed: {e}"
+        );
+    }
+
+    /// An incremental pass from `last`, which the kernel holds (the last
+    /// pass programmed it without a failure), to `plan`: the steps of a
+    /// full pass, in its order, on the objects the change touches only.
+    async fn incremental_pass(
+        &mut self,
+        last: &Plan,
+        plan: &Plan,
+    ) -> Result<(BTreeMap<Id, String>, bool), DataplaneError> {
+        let delta = Delta::between(last, plan);
+        let mut failed = BTreeMap::new();
+        let mut complete = true;
+        // Only the links the change touches, read by name.
+        let mut names: BTreeSet<&str> = BTreeSet::new();
+        names.extend(delta.ports_removed.iter().map(|p| p.veth.as_str()));
+        names.extend(delta.ports_changed.iter().map(|p| p.veth.as_str()));
+        names.extend(delta.gateways_removed.iter().copied());
+        names.extend(
+            delta
+                .routers_changed
+                .iter()
+                .flat_map(|r| r.interfaces.iter().map(|i| i.veth.as_str())),
+        );
+        names.extend(
+            delta
+                .vpcs_removed
+                .iter()
+                .chain(&delta.vpcs_changed)
+                .flat_map(|v| [v.bridge.as_str(), v.vxlan.as_str()]),
+        );
+        let mut links = BTreeMap::new();
+        for name in names {
+            if let Some(link) = self.find_link(name).await? {
+                links.insert(name.to_string(), link);
+            }
+        }
+        for port in &delta.ports_removed {
+            if let Some(link) = links.get(&port.veth) {
+                self.delete_link(&port.veth, link.index).await?;
+            }
+            self.configured.remove(&port.veth);
+            if netns::exists(&port.netns) {
+                netns::remove(&port.netns).await?;
+                self.n_changes += 1;
+            }
+        }
+        for name in &delta.gateways_removed {
+            if let Some(link) = links.get(*name) {
+                self.delete_link(name, link.index).await?;
+            }
+        }
+        for router in &delta.routers_removed {
+            if netns::exists(&router.netns) {
+                netns::remove(&router.netns).await?;
+                self.n_changes += 1;
+            }
+            self.configured_routers.remove(&router.netns);
+        }
+        let mut vxlans: BTreeMap<String, u32> = BTreeMap::new();
+        let mut bridges: BTreeMap<u32, u32> = BTreeMap::new();
+        for vpc in &delta.vpcs_changed {
+            match self.ensure_vpc(vpc, &links).await {
+                Ok((bridge, vxlan)) => {
+                    bridges.insert(vpc.vni, bridge);
+                    vxlans.insert(vpc.vxlan.clone(), vxlan);
+                }
+                Err(e) => {
+                    for port in plan.ports_of(vpc.vni) {
+                        failed.insert(port, format!("VPC with VNI {}: {e}", vpc.vni));
+                    }
+                }
+            }
+        }
+        for vpc in &delta.vpcs_removed {
+            for name in [&vpc.bridge, &vpc.vxlan] {
+                if let Some(link) = links.get(name) {
+                    self.delete_link(name, link.index).await?;
+                }
+            }
+        }
+        self.sync_firewall(plan).await?;
+        for port in &delta.ports_changed {
+            let Some(bridge) = bridges.get(&port.vni) else {
+                continue;
+            };
+            if let Err(e) = self.ensure_port(port, *bridge, links.get(&port.veth)).await {
+                self.configured.remove(&port.veth);
+                failed.insert(port.port_id, e.to_string());
+            }
+        }
+        for router in &delta.routers_changed {
+            let Some(bridge) = bridges.get(&router.vni) else {
+                continue;
+            };
+            if let Err(e) = self.ensure_router(router, *bridge, &links).await {
+                self.router_failed(router, &e);
+                complete = false;
+            }
+        }
+        self.apply_entries(&delta, &mut vxlans).await?;
+        Ok((failed, complete))
+    }
+
+    /// The index of VXLAN device `name`, read once per pass.
+    async fn vxlan_index(
+        &self,
+        name: &str,
+        vxlans: &mut BTreeMap<String, u32>,
+    ) -> Result<u32, DataplaneError> {
+        if let Some(index) = vxlans.get(name) {
+            return Ok(*index);
+        }
+        let index = self.link(name).await?.index;
+        vxlans.insert(name.to_string(), index);
+        Ok(index)
+    }
+
+    /// Deletes and adds the FDB and neighbour entries `delta` names.
+    async fn apply_entries(
+        &mut self,
+        delta: &Delta<'_>,
+        vxlans: &mut BTreeMap<String, u32>,
+    ) -> Result<(), DataplaneError> {
+        for (vxlan, mac, dst) in &delta.fdb_removed {
+            let index = self.vxlan_index(vxlan, vxlans).await?;
+            // `Own` (NTF_SELF): the VXLAN device's own table, as added;
+            // without it the kernel looks in its bridge's.
+            let mut request = self
+                .handle
+                .neighbours()
+                .add_bridge(index, mac)
+                .destination(*dst)
+                .flags(NeighbourFlags::Own);
+            let message = request.message_mut().clone();
+            self.delete_entry(message, "FDB entry", vxlan).await?;
+        }
+        for (vxlan, ip, mac) in &delta.neighbours_removed {
+            let index = self.vxlan_index(vxlan, vxlans).await?;
+            let mut request = self
+                .handle
+                .neighbours()
+                .add(index, *ip)
+                .link_layer_address(mac);
+            let message = request.message_mut().clone();
+            self.delete_entry(message, "neighbour", vxlan).await?;
+        }
+        for (vxlan, mac, dst) in &delta.fdb_added {
+            let index = self.vxlan_index(vxlan, vxlans).await?;
+            self.add_fdb(vxlan, index, mac, *dst).await?;
+        }
+        for (vxlan, ip, mac) in &delta.neighbours_added {
+            let index = self.vxlan_index(vxlan, vxlans).await?;
+            self.add_neighbour(vxlan, index, *ip, mac).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes one FDB or neighbour entry; one already gone is no error.
+    async fn delete_entry(
+        &mut self,
+        message: NeighbourMessage,
+        what: &str,
+        vxlan: &str,
+    ) -> Result<(), DataplaneError> {
+        match self.handle.neighbours().del(message).execute().await {
+            Ok(()) => {
+                self.n_changes += 1;
+                Ok(())
+            }
+            Err(e) if error_code(&e) == Some(Errno::ENOENT as i32) => Ok(()),
+            Err(e) => Err(DataplaneError::Netlink {
+                what: format!("delete {what} on {vxlan}"),
+                source: e,
+            }),
+        }
+    }
+
+    async fn add_fdb(
+        &mut self,
+        vxlan: &str,
+        index: u32,
+        mac: &[u8; 6],
+        dst: IpAddr,
+    ) -> Result<(), DataplaneError> {
+        self.handle
+            .neighbours()
+            .add_bridge(index, mac)
+            .destination(dst)
+            .flags(NeighbourFlags::Own)
+            .state(NeighbourState::Permanent)
+            .replace()
+            .execute()
+            .await
+            .map_err(DataplaneError::netlink(format!("add FDB entry on {vxlan}")))?;
+        self.n_changes += 1;
+        Ok(())
+    }
+
+    async fn add_neighbour(
+        &mut self,
+        vxlan: &str,
+        index: u32,
+        ip: IpAddr,
+        mac: &[u8; 6],
+    ) -> Result<(), DataplaneError> {
+        self.handle
+            .neighbours()
+            .add(index, ip)
+            .link_layer_address(mac)
+            .state(NeighbourState::Permanent)
+            .replace()
+            .execute()
+            .await
+            .map_err(DataplaneError::netlink(format!("add neighbour on {vxlan}")))?;
+        self.n_changes += 1;
+        Ok(())
     }
 
     /// Makes the agent's nftables tables match the plan's firewall in one
@@ -248,19 +533,45 @@ impl Reconciler {
         if !plan.firewall.ports.is_empty() {
             nft::check_bridge_hooks()?;
         }
-        let desired = firewall::ruleset_cached(&plan.firewall, &mut self.port_chains);
         // The kernel is read on the first pass and after a failed one; in
         // between, only this agent writes its tables, so they hold what its
         // last batch made of them (a read of 1,000 ports' chains costs about
-        // a second).
-        let existing = match self.firewall_applied.take() {
-            Some(existing) => existing,
-            None => nft::read().await?,
+        // a second), and only what changed since is built and diffed.
+        let memory = self.firewall_applied.take();
+        let last = self.firewall_programmed.take();
+        let existing = match (memory, last) {
+            (Some(memory), Some(last)) => {
+                return self.sync_firewall_scoped(plan, memory, &last).await
+            }
+            (Some(memory), None) => memory,
+            (None, _) => nft::read().await?,
         };
+        let desired = firewall::ruleset_cached(&plan.firewall, &mut self.port_chains);
         let batch = firewall::diff(&desired, &existing);
         nft::apply(&batch).await?;
         self.n_changes += batch.n_changes;
+        self.firewall_programmed = Some(plan.firewall.clone());
         self.firewall_applied = Some(firewall::applied(&desired));
+        Ok(())
+    }
+
+    /// [`Self::sync_firewall`] when the tables hold `last` (`memory` is
+    /// what a read would find): builds, diffs and remembers only the part
+    /// that differs from it ([`firewall::Scope`]).
+    async fn sync_firewall_scoped(
+        &mut self,
+        plan: &Plan,
+        mut memory: firewall::Existing,
+        last: &firewall::Firewall,
+    ) -> Result<(), DataplaneError> {
+        let scope = firewall::Scope::between(last, &plan.firewall);
+        let desired = firewall::ruleset_scoped(&plan.firewall, &mut self.port_chains, &scope);
+        let batch = firewall::diff(&desired, &firewall::restrict(&memory, &scope));
+        nft::apply(&batch).await?;
+        self.n_changes += batch.n_changes;
+        firewall::merge(&mut memory, &scope, firewall::applied(&desired));
+        self.firewall_applied = Some(memory);
+        self.firewall_programmed = Some(plan.firewall.clone());
         Ok(())
     }
 
@@ -280,6 +591,27 @@ impl Reconciler {
 
     async fn link(&self, name: &str) -> Result<Link, DataplaneError> {
         link_named(&self.handle, name).await
+    }
+
+    /// Link `name` in the agent's namespace, if it exists.
+    async fn find_link(&self, name: &str) -> Result<Option<Link>, DataplaneError> {
+        let request = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute()
+            .try_next()
+            .await;
+        match request {
+            Ok(Some(message)) => Ok(Some(read_link(&message).1)),
+            Ok(None) => Ok(None),
+            Err(e) if error_code(&e) == Some(Errno::ENODEV as i32) => Ok(None),
+            Err(e) => Err(DataplaneError::Netlink {
+                what: format!("read {name}"),
+                source: e,
+            }),
+        }
     }
 
     async fn delete_link(&mut self, name: &str, index: u32) -> Result<(), DataplaneError> {
@@ -537,17 +869,7 @@ impl Reconciler {
             if existing.get(&(vxlan.clone(), *mac)).map(|e| e.0) == Some(*dst) {
                 continue;
             }
-            self.handle
-                .neighbours()
-                .add_bridge(*index, mac)
-                .destination(*dst)
-                .flags(NeighbourFlags::Own)
-                .state(NeighbourState::Permanent)
-                .replace()
-                .execute()
-                .await
-                .map_err(DataplaneError::netlink(format!("add FDB entry on {vxlan}")))?;
-            self.n_changes += 1;
+            self.add_fdb(vxlan, *index, mac, *dst).await?;
         }
         Ok(())
     }
@@ -598,16 +920,7 @@ impl Reconciler {
             if existing.get(&(vxlan.clone(), *ip)).map(|e| e.0) == Some(*mac) {
                 continue;
             }
-            self.handle
-                .neighbours()
-                .add(*index, *ip)
-                .link_layer_address(mac)
-                .state(NeighbourState::Permanent)
-                .replace()
-                .execute()
-                .await
-                .map_err(DataplaneError::netlink(format!("add neighbour on {vxlan}")))?;
-            self.n_changes += 1;
+            self.add_neighbour(vxlan, *index, *ip, mac).await?;
         }
         Ok(())
     }
@@ -1035,6 +1348,14 @@ fn route_gateway(route: &RouteMessage) -> Option<IpAddr> {
         RouteAttribute::Gateway(RouteAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
         _ => None,
     })
+}
+
+/// The errno of a netlink error the kernel sent, if it is one.
+fn error_code(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(message) => Some(-message.raw_code()),
+        _ => None,
+    }
 }
 
 /// Every planned port, failed with `reason`.

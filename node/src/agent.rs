@@ -51,6 +51,7 @@ impl Dataplane for LinuxDataplane {
                 filtered_ports = plan.firewall.ports.len(),
                 remote_groups = plan.firewall.groups.len(),
                 changes = outcome.n_changes,
+                full_pass = outcome.full,
                 failed = outcome.failed.len(),
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "dataplane reconciled"

@@ -163,16 +163,30 @@ async fn inside(args: Args) -> anyhow::Result<()> {
     }
 
     let mut times = Vec::new();
+    let (mut creates, mut deletes) = (Vec::new(), Vec::new());
     let first = (args.ports + 1) as u128;
     for n in first..first + args.changes as u128 {
         d.must(Command::CreatePorts(vec![port_spec(n, 1, &host_id)]));
-        times.push(pass(&mut reconciler, &d).await?.0);
+        creates.push(pass(&mut reconciler, &d).await?.0);
         d.must(Command::DeletePort {
             id: port_id(n),
             expected_revision: None,
         });
-        times.push(pass(&mut reconciler, &d).await?.0);
+        deletes.push(pass(&mut reconciler, &d).await?.0);
     }
+    creates.sort();
+    deletes.sort();
+    for (what, sorted) in [("create", &creates), ("delete", &deletes)] {
+        if !sorted.is_empty() {
+            println!(
+                "  {what}: p50 {:.1} ms, max {:.1} ms",
+                ms(quantile(sorted, 0.5)),
+                ms(quantile(sorted, 1.0)),
+            );
+        }
+    }
+    times.extend(creates);
+    times.extend(deletes);
     times.sort();
     if !times.is_empty() {
         println!(

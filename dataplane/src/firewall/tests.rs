@@ -577,6 +577,28 @@ proptest! {
     }
 }
 
+proptest! {
+    /// The incremental pass's firewall: the scoped batch is the full
+    /// diff's batch, and the merged memory is what a read would find.
+    #[test]
+    fn a_scoped_diff_is_the_full_diff_and_its_memory_the_full_memory(
+        a in arbitrary_goal(),
+        b in arbitrary_goal(),
+    ) {
+        let first = planned(a).firewall;
+        let second = planned(b).firewall;
+        let mut cache = PortChains::default();
+        let mut memory = applied(&ruleset_cached(&first, &mut cache));
+        let scope = Scope::between(&first, &second);
+        let part = ruleset_scoped(&second, &mut cache, &scope);
+        let batch = diff(&part, &restrict(&memory, &scope));
+        prop_assert_eq!(&batch, &diff(&ruleset(&second), &memory));
+        merge(&mut memory, &scope, applied(&part));
+        prop_assert_eq!(&memory, &applied(&ruleset(&second)));
+        prop_assert_eq!(ruleset_cached(&second, &mut cache), ruleset(&second));
+    }
+}
+
 #[test]
 fn a_rule_whose_prefix_is_of_the_other_family_is_left_out() {
     let mut objects = base();
