@@ -7,9 +7,9 @@
 //! ([`PortConfig::qos`]), so every commit here records the ports whose
 //! effective policy it may change as diff candidates before it writes.
 //!
-//! The table sits last in [`Tables`](super::Tables): a format-5 body is a
+//! The table follows format 5's in [`Tables`](super::Tables): a format-5 body is a
 //! format-7 body without it, so it is read by appending an empty table's
-//! encoding ([`format5_body_as_current`]).
+//! encoding ([`format5_body_as_format7`]).
 
 use super::State;
 use crate::changes::ChangeKey;
@@ -32,7 +32,7 @@ pub(crate) struct QosTables {
 
 /// A format-5 snapshot body in format 7: the same bytes followed by an empty
 /// [`QosTables`] (bincode writes a struct as its fields in order).
-pub(super) fn format5_body_as_current(body: &[u8]) -> Vec<u8> {
+pub(super) fn format5_body_as_format7(body: &[u8]) -> Vec<u8> {
     let mut out = body.to_vec();
     // Encoding plain data into a Vec has no failure mode other than OOM.
     if let Ok(empty) =
