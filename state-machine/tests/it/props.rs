@@ -521,7 +521,7 @@ fn arb_common_command() -> impl Strategy<Value = Command> {
         }),
         (
             80u128..83,
-            1u128..3,
+            1u128..4,
             proptest::option::of(100u128..110),
             0u8..4
         )
@@ -620,7 +620,7 @@ fn arb_v8_command() -> impl Strategy<Value = Command> {
             }
         }),
         (
-            1u128..3,
+            1u128..4,
             proptest::option::of(any::<bool>()),
             arb_expected()
         )
@@ -850,7 +850,8 @@ fn arb_step() -> BoxedStrategy<Vec<Command>> {
 }
 
 /// A small world most generated commands can act on: hosts, two VPCs with
-/// subnets, two groups (one naming the other as remote group) and a router.
+/// subnets, two groups (one naming the other as remote group), a router and
+/// its gateway on an external network.
 fn prelude() -> Vec<Command> {
     let mut out: Vec<Command> = HOSTS[..3]
         .iter()
@@ -892,6 +893,34 @@ fn prelude() -> Vec<Command> {
     out.push(Command::AddRouterInterface {
         router_id: Id(70),
         subnet_id: Id(10),
+    });
+    // An external network (3) with the router's gateway on it: floating IPs
+    // of it reach the ports of subnet 10 and no others.
+    out.push(Command::CreateVpcV8 {
+        id: Id(3),
+        project_id: "admin".into(),
+        name: "ext".into(),
+        cidr: None,
+        vni: None,
+        mtu: None,
+        admin_state_up: true,
+        port_security_enabled: true,
+        qos_policy_id: None,
+        external: true,
+    });
+    out.push(subnet(15, 3, "10.9.0.0/28"));
+    out.push(Command::UpdateRouterV8 {
+        id: Id(70),
+        name: None,
+        routes: None,
+        admin_state_up: None,
+        gateway: Some(Some(GatewayRequest {
+            network_id: Id(3),
+            enable_snat: true,
+            port_id: Id(115),
+            fixed_ips: Vec::new(),
+        })),
+        expected_revision: None,
     });
     out.push(Command::CreateQosPolicy {
         id: Id(20),
