@@ -142,6 +142,10 @@ pub(crate) struct Indexes {
     token_weight: u64,
     /// tag -> (kind, ID) of every resource carrying it.
     tagged: crate::tags::TagIndex,
+    /// (QoS policy, port) for every port with its own policy.
+    qos_ports: BTreeSet<(Id, Id)>,
+    /// (QoS policy, network) for every network with a policy.
+    qos_networks: BTreeSet<(Id, Id)>,
 }
 
 // Read access from outside this module; writes go through `commit`.
