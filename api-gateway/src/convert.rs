@@ -17,12 +17,13 @@ use alcor_state_machine::limits::{ID_BYTES_MAX, NAME_BYTES_MAX, TAGS_MAX, TOKEN_
 use alcor_state_machine::model::{
     AllocationPool, AllowedAddressPair, Binding, Direction, EtherType, FloatingIp, Host,
     HostStatus, Mac, PairAddress, Port, PortStatus, QosPolicy, QosRule, QosRuleKind, Quota,
-    ResourceKind, Route, Router, RouterInterface, SecurityGroup, SecurityGroupRule, Subnet, Vpc,
+    ResourceKind, Route, Router, RouterGateway, RouterInterface, SecurityGroup, SecurityGroupRule,
+    Subnet, Vpc,
 };
 use alcor_state_machine::{
-    validate_client_id, validate_tags, Command, FixedIpRequest, GatewaySpec, Id, InterfaceRef,
-    InterfaceTarget, Kind, PortSpecV5, PortUpdateV5, QosRuleUpdate, Rejection, Resource,
-    ResourceChange, State, SubnetUpdate, TagFilter, Tags,
+    validate_client_id, validate_tags, Command, FixedIpRequest, GatewayRequest, GatewaySpec, Id,
+    InterfaceRef, InterfaceTarget, Kind, PortSpecV5, PortUpdateV5, QosRuleUpdate, Rejection,
+    Resource, ResourceChange, State, SubnetUpdate, TagFilter, Tags,
 };
 use ipnet::IpNet;
 
@@ -300,9 +301,9 @@ pub fn update_host(req: &pb::UpdateHostRequest) -> Result<Command, Rejection> {
     })
 }
 
-/// `CreateVpc` → `Command::CreateVpcV5` (under its request token).
+/// `CreateVpc` → `Command::CreateVpcV8` (under its request token).
 pub fn create_vpc(req: &pb::CreateVpcRequest) -> Result<Command, Rejection> {
-    let command = Command::CreateVpcV7 {
+    let command = Command::CreateVpcV8 {
         id: new_id_for("id", &req.id, &req.request_token, "vpc")?,
         project_id: parse_name_id("project_id", &req.project_id, true)?,
         name: parse_name("name", &req.name)?,
@@ -312,20 +313,22 @@ pub fn create_vpc(req: &pb::CreateVpcRequest) -> Result<Command, Rejection> {
         admin_state_up: req.admin_state_up.unwrap_or(true),
         port_security_enabled: req.port_security_enabled.unwrap_or(true),
         qos_policy_id: parse_opt(&req.qos_policy_id, |t| parse_id("qos_policy_id", t))?,
+        external: req.external,
     };
     let command = with_tags(parse_tags("tags", &req.tags)?, command);
     with_token(&req.request_token, command)
 }
 
-/// `UpdateVpc` → `Command::UpdateVpcV7`.
+/// `UpdateVpc` → `Command::UpdateVpcV8`.
 pub fn update_vpc(req: &pb::UpdateVpcRequest) -> Result<Command, Rejection> {
-    let command = Command::UpdateVpcV7 {
+    let command = Command::UpdateVpcV8 {
         id: parse_id("id", &req.id)?,
         name: parse_opt_name("name", req.name.as_deref())?,
         mtu: req.mtu,
         admin_state_up: req.admin_state_up,
         port_security_enabled: req.port_security_enabled,
         qos_policy_id: parse_qos_change(req.qos_policy_id.as_deref())?,
+        external: req.external,
         expected_revision: req.expected_revision,
     };
     retag(req.tags.as_ref(), command)
@@ -731,21 +734,48 @@ pub fn create_security_group_rule(
     with_token(&req.request_token, command)
 }
 
-/// `CreateRouter` → `Command::CreateRouter` (under its request token).
+/// `CreateRouter` → `Command::CreateRouterV8` (under its request token;
+/// the gateway port's ID derives from the token too, so a retry is the
+/// same command).
 pub fn create_router(req: &pb::CreateRouterRequest) -> Result<Command, Rejection> {
-    let command = Command::CreateRouter {
+    let gateway = req
+        .external_gateway
+        .as_ref()
+        .map(|g| {
+            let port_id = new_id_for(
+                "external_gateway.port_id",
+                "",
+                &req.request_token,
+                "router_gateway",
+            )?;
+            gateway_request(g, port_id)
+        })
+        .transpose()?;
+    let command = Command::CreateRouterV8 {
         id: new_id_for("id", &req.id, &req.request_token, "router")?,
         project_id: parse_name_id("project_id", &req.project_id, true)?,
         name: parse_name("name", &req.name)?,
         routes: parse_routes("routes", &req.routes)?,
+        gateway,
     };
     let command = with_tags(parse_tags("tags", &req.tags)?, command);
     with_token(&req.request_token, command)
 }
 
-/// `UpdateRouter` → `Command::UpdateRouter`.
+/// `UpdateRouter` → `Command::UpdateRouterV8`.
 pub fn update_router(req: &pb::UpdateRouterRequest) -> Result<Command, Rejection> {
-    let command = Command::UpdateRouter {
+    let gateway = req
+        .external_gateway
+        .as_ref()
+        .map(|change| {
+            change
+                .gateway
+                .as_ref()
+                .map(|g| gateway_request(g, new_id("external_gateway.port_id", "")?))
+                .transpose()
+        })
+        .transpose()?;
+    let command = Command::UpdateRouterV8 {
         id: parse_id("id", &req.id)?,
         name: parse_opt_name("name", req.name.as_deref())?,
         routes: req
@@ -754,9 +784,34 @@ pub fn update_router(req: &pb::UpdateRouterRequest) -> Result<Command, Rejection
             .map(|l| parse_routes("routes", &l.routes))
             .transpose()?,
         admin_state_up: req.admin_state_up,
+        gateway,
         expected_revision: req.expected_revision,
     };
     retag(req.tags.as_ref(), command)
+}
+
+/// A gateway of a router request, its new port's ID decided.
+fn gateway_request(g: &pb::RouterGatewayRequest, port_id: Id) -> Result<GatewayRequest, Rejection> {
+    let fixed_ips = g
+        .external_fixed_ips
+        .iter()
+        .map(|f| {
+            Ok(FixedIpRequest {
+                subnet_id: parse_opt(&f.subnet_id, |t| {
+                    parse_id("external_gateway.external_fixed_ips.subnet_id", t)
+                })?,
+                ip_address: parse_opt(&f.ip_address, |t| {
+                    parse_ip("external_gateway.external_fixed_ips.ip_address", t)
+                })?,
+            })
+        })
+        .collect::<Result<Vec<_>, Rejection>>()?;
+    Ok(GatewayRequest {
+        network_id: parse_id("external_gateway.network_id", &g.network_id)?,
+        enable_snat: g.enable_snat.unwrap_or(true),
+        port_id,
+        fixed_ips,
+    })
 }
 
 /// `AddRouterInterface` (`add`) or `RemoveRouterInterface` → the command:
@@ -913,6 +968,7 @@ pub fn vpc(v: &Vpc) -> pb::Vpc {
         admin_state_up: v.admin_state_up,
         port_security_enabled: v.port_security_enabled,
         qos_policy_id: String::new(),
+        external: false,
         tags: tag_list(&v.meta.tags),
         revision: v.meta.revision,
         created_at_ms: v.meta.created_at,
@@ -1060,10 +1116,12 @@ pub fn port_in(state: &State, p: &Port) -> pb::Port {
     }
 }
 
-/// A VPC rendered against the state it lives in (its QoS policy).
+/// A VPC rendered against the state it lives in (its QoS policy and
+/// `router:external`).
 pub fn vpc_in(state: &State, v: &Vpc) -> pb::Vpc {
     pb::Vpc {
         qos_policy_id: id_text(state.network_qos_policy_id(v.id)),
+        external: state.network_is_external(v.id),
         ..vpc(v)
     }
 }
@@ -1072,9 +1130,30 @@ fn id_text(id: Option<Id>) -> String {
     id.map(|id| id.to_string()).unwrap_or_default()
 }
 
-/// A router rendered against the state it lives in (its interfaces' ports).
+/// A router rendered against the state it lives in (its interfaces' ports
+/// and its gateway).
 pub fn router_in(state: &State, r: &Router) -> pb::Router {
-    router(r, |iface| state.interface_port(r.id, iface).map(|p| p.id))
+    pb::Router {
+        external_gateway: state.router_gateway(r.id).map(router_gateway),
+        ..router(r, |iface| state.interface_port(r.id, iface).map(|p| p.id))
+    }
+}
+
+/// A router's gateway as a message.
+pub fn router_gateway(g: &RouterGateway) -> pb::RouterGateway {
+    pb::RouterGateway {
+        network_id: g.network_id.to_string(),
+        enable_snat: g.enable_snat,
+        port_id: g.port_id.to_string(),
+        external_fixed_ips: g
+            .external_fixed_ips
+            .iter()
+            .map(|f| pb::FixedIp {
+                subnet_id: f.subnet_id.to_string(),
+                ip_address: f.ip_address.to_string(),
+            })
+            .collect(),
+    }
 }
 
 /// A router as a message; `port_of` names an interface's port.
@@ -1094,6 +1173,7 @@ pub fn router(r: &Router, port_of: impl Fn(&RouterInterface) -> Option<Id>) -> p
             })
             .collect(),
         routes: routes(&r.routes),
+        external_gateway: None,
         tags: tag_list(&r.meta.tags),
         revision: r.meta.revision,
         created_at_ms: r.meta.created_at,

@@ -141,6 +141,16 @@ pub fn rejection_status(rejection: &Rejection) -> (Code, Reason, Option<Resource
             Some(Resource::Port),
         ),
         Rejection::QosRuleExists { .. } => (exists, Reason::QosRuleExists, Some(Resource::QosRule)),
+        Rejection::ExternalNetworkUnreachable { .. } => (
+            Code::FailedPrecondition,
+            Reason::ExternalNetworkUnreachable,
+            Some(Resource::Network),
+        ),
+        Rejection::GatewayInUseByFloatingIps { .. } => (
+            Code::FailedPrecondition,
+            Reason::GatewayInUse,
+            Some(Resource::Router),
+        ),
         Rejection::InvalidCidr { .. } => (invalid, Reason::InvalidCidr, None),
         Rejection::InvalidField { .. } => (invalid, Reason::InvalidField, None),
         Rejection::IpOutsideSubnet { .. } => (invalid, Reason::IpOutsideSubnet, None),

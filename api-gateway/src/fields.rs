@@ -41,7 +41,7 @@ selectable! {
     pb::Host { id, project_id, underlay_ip, status, revision, created_at_ms, updated_at_ms }
     pb::Vpc {
         id, project_id, name, cidr, vni, mtu, admin_state_up, revision, created_at_ms,
-        updated_at_ms, tags, port_security_enabled, qos_policy_id,
+        updated_at_ms, tags, port_security_enabled, qos_policy_id, external,
     }
     pb::Subnet {
         id, project_id, network_id, name, cidr, gateway_ip, allocation_pools, enable_dhcp,
@@ -64,7 +64,7 @@ selectable! {
     }
     pb::Router {
         id, project_id, name, admin_state_up, interfaces, routes, revision, created_at_ms,
-        updated_at_ms, tags,
+        updated_at_ms, tags, external_gateway,
     }
     pb::FloatingIp {
         id, project_id, floating_network_id, floating_subnet_id, floating_ip_address, port_id,

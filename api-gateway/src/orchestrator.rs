@@ -15,7 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::orchestrator_server::{Orchestrator, OrchestratorServer};
 use alcor_raft_core::{RaftNode, ReadError, WriteError};
-use alcor_state_machine::model::{FloatingIp, Port, Router, SecurityGroupRule, Subnet};
+use alcor_state_machine::model::{
+    FloatingIp, Port, Router, RouterGateway, SecurityGroupRule, Subnet,
+};
 use alcor_state_machine::{Command, Id, Kind, Rejection, Reply, State};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
@@ -360,8 +362,19 @@ impl OrchestratorService {
     }
 
     /// A router as written, its interfaces' ports from this member's state.
-    fn render_router(&self, router: &Router) -> Result<pb::Router, ApiError> {
-        Ok(self.node.read_stale(|s| convert::router_in(s, router))?)
+    /// A router after a create or update: its gateway is the reply's (this
+    /// member may not have applied the change yet), its interfaces' ports
+    /// from this member's state.
+    fn render_router(
+        &self,
+        router: &Router,
+        gateway: Option<&RouterGateway>,
+    ) -> Result<pb::Router, ApiError> {
+        let rendered = self.node.read_stale(|s| convert::router_in(s, router))?;
+        Ok(pb::Router {
+            external_gateway: gateway.map(convert::router_gateway),
+            ..rendered
+        })
     }
 
     /// A router after an interface change: the changed interface's port is
@@ -373,8 +386,9 @@ impl OrchestratorService {
         subnet_id: Id,
         port_id: Option<Id>,
     ) -> Result<pb::Router, ApiError> {
-        Ok(self.node.read_stale(|s| {
-            convert::router(router, |iface| {
+        Ok(self.node.read_stale(|s| pb::Router {
+            external_gateway: s.router_gateway(router.id).map(convert::router_gateway),
+            ..convert::router(router, |iface| {
                 if iface.subnet_id == subnet_id {
                     port_id
                 } else {
@@ -515,9 +529,15 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::CreateVpcRequest>,
     ) -> Result<Response<pb::Vpc>, Status> {
-        let qos = request.get_ref().qos_policy_id.clone();
-        let render =
-            reply!(Reply::Vpc(vpc) => Ok(pb::Vpc { qos_policy_id: qos, ..convert::vpc(&vpc) }));
+        let (qos, external) = (
+            request.get_ref().qos_policy_id.clone(),
+            request.get_ref().external,
+        );
+        let render = reply!(Reply::Vpc(vpc) => Ok(pb::Vpc {
+            qos_policy_id: qos,
+            external,
+            ..convert::vpc(&vpc)
+        }));
         self.write_request(request, convert::create_vpc, render)
             .await
     }
@@ -558,10 +578,17 @@ impl Orchestrator for OrchestratorService {
     ) -> Result<Response<pb::Vpc>, Status> {
         // The policy as the request set it (this member may not have applied
         // the change yet), else as this member's state has it.
-        let qos = request.get_ref().qos_policy_id.clone();
+        let (qos, external) = (
+            request.get_ref().qos_policy_id.clone(),
+            request.get_ref().external,
+        );
         let render = reply!(Reply::Vpc(vpc) => {
             let rendered = self.node.read_stale(|s| convert::vpc_in(s, &vpc))?;
-            Ok(pb::Vpc { qos_policy_id: qos.unwrap_or(rendered.qos_policy_id.clone()), ..rendered })
+            Ok(pb::Vpc {
+                qos_policy_id: qos.unwrap_or(rendered.qos_policy_id.clone()),
+                external: external.unwrap_or(rendered.external),
+                ..rendered
+            })
         });
         self.write_request(request, convert::update_vpc, render)
             .await
@@ -865,7 +892,9 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::CreateRouterRequest>,
     ) -> Result<Response<pb::Router>, Status> {
-        let render = reply!(Reply::Router(router) => self.render_router(&router));
+        let render = reply!(Reply::RouterGateway { router, gateway } => {
+            self.render_router(&router, gateway.as_ref())
+        });
         self.write_request(request, convert::create_router, render)
             .await
     }
@@ -904,7 +933,9 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::UpdateRouterRequest>,
     ) -> Result<Response<pb::Router>, Status> {
-        let render = reply!(Reply::Router(router) => self.render_router(&router));
+        let render = reply!(Reply::RouterGateway { router, gateway } => {
+            self.render_router(&router, gateway.as_ref())
+        });
         self.write_request(request, convert::update_router, render)
             .await
     }

@@ -683,6 +683,10 @@ pub(crate) enum VpcVerb {
         /// Address space for its subnets.
         #[arg(long, default_value = "")]
         cidr: String,
+        /// An external network (`router:external`): routers may have their
+        /// gateway on it and any project's floating IPs come from it.
+        #[arg(long)]
+        external: bool,
         /// A tag (repeatable).
         #[arg(long = "tag")]
         tags: Vec<String>,
@@ -711,6 +715,9 @@ pub(crate) enum VpcVerb {
         /// The QoS policy of its ports that have none ("" removes it).
         #[arg(long)]
         qos_policy_id: Option<String>,
+        /// Make it external or internal (`router:external`).
+        #[arg(long)]
+        external: Option<bool>,
         #[command(flatten)]
         tag_update: TagUpdate,
     },
@@ -1091,7 +1098,7 @@ pub(crate) enum RouterVerb {
     /// Show one router.
     #[command(visible_alias = "show")]
     Get(GetOpts),
-    /// Change a router: name, state, static routes.
+    /// Change a router: name, state, static routes, external gateway.
     Update {
         /// The router.
         id: String,
@@ -1110,6 +1117,15 @@ pub(crate) enum RouterVerb {
         /// Only update if the router is still at this revision.
         #[arg(long)]
         expected_revision: Option<u64>,
+        /// Set the external gateway on this external network.
+        #[arg(long)]
+        external_gateway: Option<String>,
+        /// With --external-gateway: no source NAT through it.
+        #[arg(long, requires = "external_gateway")]
+        disable_snat: bool,
+        /// Remove the external gateway (and its port).
+        #[arg(long, conflicts_with = "external_gateway")]
+        clear_external_gateway: bool,
         #[command(flatten)]
         tag_update: TagUpdate,
     },

@@ -236,6 +236,7 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
             new,
             name,
             cidr,
+            external,
             tags,
         } => {
             let request = pb::CreateVpcRequest {
@@ -243,6 +244,7 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
                 project_id: new.project_id,
                 name,
                 cidr,
+                external,
                 tags,
                 ..Default::default()
             };
@@ -260,6 +262,7 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
             admin_state_up,
             expected_revision,
             qos_policy_id,
+            external,
             tag_update,
         } => {
             let request = pb::UpdateVpcRequest {
@@ -271,6 +274,7 @@ async fn vpcs(client: &Client, verb: VpcVerb, format: OutputFormat) -> anyhow::R
                 tags: tag_set(tag_update),
                 port_security_enabled: None,
                 qos_policy_id,
+                external,
             };
             output::one(&vpcs.update(request).await?, format);
         }
@@ -661,8 +665,22 @@ async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> any
             routes,
             clear_routes,
             expected_revision,
+            external_gateway,
+            disable_snat,
+            clear_external_gateway,
             tag_update,
         } => {
+            let external_gateway = match (external_gateway, clear_external_gateway) {
+                (Some(network_id), _) => Some(pb::RouterGatewayChange {
+                    gateway: Some(pb::RouterGatewayRequest {
+                        network_id,
+                        enable_snat: Some(!disable_snat),
+                        external_fixed_ips: Vec::new(),
+                    }),
+                }),
+                (None, true) => Some(pb::RouterGatewayChange { gateway: None }),
+                (None, false) => None,
+            };
             let routes = if clear_routes {
                 Some(pb::RouteList { routes: Vec::new() })
             } else if routes.is_empty() {
@@ -681,6 +699,7 @@ async fn routers(client: &Client, verb: RouterVerb, format: OutputFormat) -> any
                 admin_state_up,
                 expected_revision,
                 tags: tag_set(tag_update),
+                external_gateway,
             };
             output::one(&routers.update(request).await?, format);
         }

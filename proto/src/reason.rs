@@ -36,11 +36,18 @@ pub enum Reason {
     /// (resource header `security_group`) or allowed address pairs (no
     /// resource header).
     PortSecurityRequired,
-    /// The port is a router's interface: only removing the interface deletes
-    /// it or changes its device (resource header `port`).
+    /// The port is a router's interface or gateway port: only removing the
+    /// interface or clearing the gateway deletes it or changes its device
+    /// (resource header `port`).
     RouterInterfacePort,
     /// A QoS policy already has a rule of that type (and direction).
     QosRuleExists,
+    /// A floating IP of an external network would map to a port whose
+    /// subnet no router with its gateway on that network is attached to.
+    ExternalNetworkUnreachable,
+    /// A router's gateway would leave its network while floating IPs of that
+    /// network reach ports through the router.
+    GatewayInUse,
     /// A project quota would be exceeded.
     QuotaExceeded,
     /// Compare-and-set failed: the resource moved since it was read.
@@ -81,7 +88,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for tables and tests.
-    pub const ALL: [Reason; 32] = [
+    pub const ALL: [Reason; 34] = [
         Reason::NotFound,
         Reason::AlreadyExists,
         Reason::InvalidCidr,
@@ -96,6 +103,8 @@ impl Reason {
         Reason::PortSecurityRequired,
         Reason::RouterInterfacePort,
         Reason::QosRuleExists,
+        Reason::ExternalNetworkUnreachable,
+        Reason::GatewayInUse,
         Reason::QuotaExceeded,
         Reason::StaleRevision,
         Reason::RuleExists,
@@ -133,6 +142,8 @@ impl Reason {
             Reason::PortSecurityRequired => "PORT_SECURITY_REQUIRED",
             Reason::RouterInterfacePort => "ROUTER_INTERFACE_PORT",
             Reason::QosRuleExists => "QOS_RULE_EXISTS",
+            Reason::ExternalNetworkUnreachable => "EXTERNAL_NETWORK_UNREACHABLE",
+            Reason::GatewayInUse => "GATEWAY_IN_USE",
             Reason::QuotaExceeded => "QUOTA_EXCEEDED",
             Reason::StaleRevision => "STALE_REVISION",
             Reason::RuleExists => "RULE_EXISTS",

@@ -153,6 +153,28 @@ impl Attrs {
         }
     }
 
+    /// A dictionary attribute read with `each` (which must use up its
+    /// attributes): `None` when absent, `Some(None)` for `null` or `{}`
+    /// (Neutron's way of clearing one, e.g. `external_gateway_info`).
+    pub(crate) fn object<T>(
+        &mut self,
+        name: &str,
+        each: impl FnOnce(&mut Attrs) -> Result<T, RestError>,
+    ) -> Result<Option<Option<T>>, RestError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(Value::Object(map)) if map.is_empty() => Ok(Some(None)),
+            Some(Value::Object(map)) => {
+                let mut attrs = Attrs::new(map);
+                let out = each(&mut attrs)?;
+                attrs.finish_in(name)?;
+                Ok(Some(Some(out)))
+            }
+            Some(other) => Err(wrong_type(name, &other, "a dictionary")),
+        }
+    }
+
     /// Refuses a supported-only-at-its-default attribute with another value.
     pub(crate) fn only_default(&mut self, name: &str, default: &Value) -> Result<(), RestError> {
         match self.take(name) {

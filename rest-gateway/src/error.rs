@@ -112,6 +112,8 @@ impl<T> Answer<T> for Result<tonic::Response<T>, Status> {
 /// | ROUTER_INTERFACE_PORT | port | 409 | `ServicePortInUse` |
 /// | IN_USE | network/subnet/port/security group/router/QoS policy | 409 | `NetworkInUse`, `SubnetInUse`, `PortInUse`, `SecurityGroupInUse`, `RouterInUse`, `QosPolicyInUse` |
 /// | QOS_RULE_EXISTS | qos_rule | 409 | `QoSRulesConflict` |
+/// | EXTERNAL_NETWORK_UNREACHABLE | network | 404 | `ExternalGatewayForFloatingIPNotFound` |
+/// | GATEWAY_IN_USE | router | 409 | `RouterExternalGatewayInUseByFloatingIp` |
 /// | POOL_EXHAUSTED | subnet, network or none | 409 | `IpAddressGenerationFailure` |
 /// | POOL_EXHAUSTED | mac_address | 503 | `MacAddressGenerationFailure` |
 /// | POOL_EXHAUSTED | vni | 503 | `NoNetworkAvailable` |
@@ -167,6 +169,11 @@ pub fn from_status(status: &Status) -> RestError {
         ),
         Some(Reason::RouterInterfacePort) => (conflict, "ServicePortInUse"),
         Some(Reason::QosRuleExists) => (conflict, "QoSRulesConflict"),
+        Some(Reason::ExternalNetworkUnreachable) => (
+            StatusCode::NOT_FOUND,
+            "ExternalGatewayForFloatingIPNotFound",
+        ),
+        Some(Reason::GatewayInUse) => (conflict, "RouterExternalGatewayInUseByFloatingIp"),
         Some(Reason::InUse) => (
             conflict,
             match resource {

@@ -13,7 +13,7 @@
 //!   suffix): `GET` list, `POST` create (`{"port": {...}}`, or bulk
 //!   `{"ports": [...]}`, all or nothing; networks and subnets one at a
 //!   time), `GET /{id}`, `PUT /{id}` (networks: `name`, `mtu`,
-//!   `admin_state_up`; subnets: `name`, `gateway_ip`, `allocation_pools`,
+//!   `admin_state_up`, `router:external`; subnets: `name`, `gateway_ip`, `allocation_pools`,
 //!   `enable_dhcp`, `dns_nameservers`, `host_routes`; ports: `name`,
 //!   `binding:host_id`, `device_id`, `device_owner`, `security_groups`,
 //!   `allowed_address_pairs`, `admin_state_up`), `DELETE /{id}` (204).
@@ -21,12 +21,15 @@
 //!   `description`/delete; a group embeds its `security_group_rules`),
 //!   `/v2.0/security-group-rules` (list/show/create/delete; a duplicate is
 //!   409 `SecurityGroupRuleExists`), `/v2.0/routers` (list/show/create/
-//!   update `name`, `routes`, `admin_state_up`/delete), `PUT
+//!   update `name`, `routes`, `admin_state_up`, `external_gateway_info`/
+//!   delete), `PUT
 //!   /v2.0/routers/{id}/add_router_interface` and `/remove_router_interface`
 //!   with `{"subnet_id": ...}` (`port_id` is not supported yet: 400).
 //! - `/v2.0/floatingips` (list/show/create, bulk up to
 //!   [`limits::BULK_FLOATING_IPS_MAX`]/update `port_id`, `fixed_ip_address`,
-//!   `description`/delete): any network can be the `floating_network_id`;
+//!   `description`/delete): the caller's own network or an external one
+//!   (whose floating IPs need a router path to the port: 404
+//!   `ExternalGatewayForFloatingIPNotFound`) can be the `floating_network_id`;
 //!   `PUT` with a `port_id` associates or moves the address, with
 //!   `"port_id": null` disassociates. A bulk create creates one by one and
 //!   deletes what it created when one fails (all or nothing, like Neutron's

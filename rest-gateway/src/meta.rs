@@ -69,7 +69,7 @@ pub(crate) async fn index(headers: HeaderMap) -> Response {
 }
 
 /// `(alias, name, description)` of the extensions we implement.
-const EXTENSIONS: [(&str, &str, &str); 20] = [
+const EXTENSIONS: [(&str, &str, &str); 22] = [
     (
         "security-group",
         "security-group",
@@ -79,6 +79,16 @@ const EXTENSIONS: [(&str, &str, &str); 20] = [
         "router",
         "Neutron L3 Router",
         "routers with subnet interfaces",
+    ),
+    (
+        "external-net",
+        "Neutron external network",
+        "router:external on networks",
+    ),
+    (
+        "ext-gw-mode",
+        "Neutron L3 Configurable external gateway mode",
+        "external_gateway_info of routers with enable_snat and external_fixed_ips",
     ),
     (
         "extraroute",

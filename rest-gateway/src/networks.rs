@@ -26,7 +26,7 @@ fn render(v: &pb::Vpc) -> Item {
         "mtu": v.mtu,
         "subnets": [],
         "shared": false,
-        "router:external": false,
+        "router:external": v.external,
         "port_security_enabled": v.port_security_enabled,
         "qos_policy_id": nullable(&v.qos_policy_id),
         "description": "",
@@ -137,10 +137,10 @@ impl Resource for Networks {
             port_security_enabled: a.boolean("port_security_enabled")?,
             tags: a.strings("tags")?.unwrap_or_default(),
             qos_policy_id: a.nullable_string("qos_policy_id")?,
+            external: a.boolean("router:external")?.unwrap_or(false),
             ..Default::default()
         };
         a.only_default("shared", &json!(false))?;
-        a.only_default("router:external", &json!(false))?;
         a.only_default("description", &json!(""))?;
         a.only_default("availability_zone_hints", &json!([]))?;
         a.finish()?;
@@ -162,10 +162,10 @@ impl Resource for Networks {
             tags: a.strings("tags")?.map(|tags| pb::TagSet { tags }),
             port_security_enabled: a.boolean("port_security_enabled")?,
             qos_policy_id: a.nullable_update("qos_policy_id")?,
+            external: a.boolean("router:external")?,
             expected_revision,
         };
         a.only_default("shared", &json!(false))?;
-        a.only_default("router:external", &json!(false))?;
         a.only_default("description", &json!(""))?;
         a.finish()?;
         let vpc = svc.update_vpc(Request::new(request)).await.rest()?;

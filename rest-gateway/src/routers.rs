@@ -3,6 +3,12 @@
 //! `network:router_interface` takes the subnet's gateway address) or by
 //! `port_id` (that port becomes the interface); removing an interface
 //! deletes its port, as in Neutron.
+//!
+//! `external_gateway_info` (`network_id` of an external network,
+//! `enable_snat` default true, `external_fixed_ips`) on create and update
+//! sets the router's gateway, a port with device owner
+//! `network:router_gateway`; `null` or `{}` clears it (409
+//! `RouterExternalGatewayInUseByFloatingIp` while floating IPs use it).
 
 use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::orchestrator_server::Orchestrator;
@@ -41,7 +47,7 @@ fn render(r: &pb::Router) -> Item {
         "project_id": r.project_id,
         "admin_state_up": r.admin_state_up,
         "status": if r.admin_state_up { "ACTIVE" } else { "DOWN" },
-        "external_gateway_info": null,
+        "external_gateway_info": r.external_gateway.as_ref().map(gateway_info),
         "routes": routes,
         "distributed": true,
         "ha": false,
@@ -56,9 +62,41 @@ fn render(r: &pb::Router) -> Item {
     }))
 }
 
+/// Neutron's `external_gateway_info` of a gateway.
+fn gateway_info(g: &pb::RouterGateway) -> Value {
+    let ips: Vec<Value> = g
+        .external_fixed_ips
+        .iter()
+        .map(|f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}))
+        .collect();
+    json!({
+        "network_id": g.network_id,
+        "enable_snat": g.enable_snat,
+        "external_fixed_ips": ips,
+    })
+}
+
+/// `external_gateway_info` of a request: `None` absent, `Some(None)` cleared.
+fn gateway(a: &mut Attrs) -> Result<Option<Option<pb::RouterGatewayRequest>>, RestError> {
+    a.object("external_gateway_info", |g| {
+        let external_fixed_ips = g
+            .objects("external_fixed_ips", |f| {
+                Ok(pb::FixedIpRequest {
+                    subnet_id: f.string("subnet_id")?.unwrap_or_default(),
+                    ip_address: f.string("ip_address")?.unwrap_or_default(),
+                })
+            })?
+            .unwrap_or_default();
+        Ok(pb::RouterGatewayRequest {
+            network_id: g.required("network_id")?,
+            enable_snat: g.boolean("enable_snat")?,
+            external_fixed_ips,
+        })
+    })
+}
+
 /// Attributes a router accepts only at their default value.
 fn defaults_only(a: &mut Attrs) -> Result<(), RestError> {
-    a.only_default("external_gateway_info", &Value::Null)?;
     a.only_default("description", &json!(""))?;
     a.only_default("availability_zone_hints", &json!([]))?;
     Ok(())
@@ -120,6 +158,7 @@ impl Resource for Routers {
             routes: routes(&mut a, "routes")?.unwrap_or_default(),
             request_token: String::new(),
             tags: a.strings("tags")?.unwrap_or_default(),
+            external_gateway: gateway(&mut a)?.flatten(),
         };
         a.only_default("admin_state_up", &json!(true))?;
         a.only_default("distributed", &json!(true))?;
@@ -142,10 +181,11 @@ impl Resource for Routers {
             routes: routes(&mut a, "routes")?.map(|routes| pb::RouteList { routes }),
             admin_state_up: a.boolean("admin_state_up")?,
             tags: a.strings("tags")?.map(|tags| pb::TagSet { tags }),
+            external_gateway: gateway(&mut a)?.map(|gateway| pb::RouterGatewayChange { gateway }),
             expected_revision,
         };
         defaults_only(&mut a)?;
-        a.finish_update("name, routes, admin_state_up, tags")?;
+        a.finish_update("name, routes, admin_state_up, tags, external_gateway_info")?;
         let r = svc.update_router(Request::new(request)).await.rest()?;
         Ok(render(&r))
     }

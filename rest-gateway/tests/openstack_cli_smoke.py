@@ -6,7 +6,9 @@ URL --os-token TOKEN`, prints `-f json`, and the JSON is parsed and checked.
 Covers create / list / show / set / delete of networks, subnets, ports,
 security groups and rules, routers with a subnet interface (a port: listed
 by `port list --router`, not deletable through the port API) and a static
-route, floating IPs (associate, unset, move), tags (create, filters, set/unset),
+route, floating IPs (associate, unset, move), an external network with a
+router gateway (`--external`, `router set/unset --external-gateway`,
+`--disable-snat`) and a floating IP through it, tags (create, filters, set/unset),
 QoS policies and rules (bandwidth limits per direction, a DSCP mark, on a
 network and a port, 409 while in use), exit codes and messages of failing
 commands, and project scoping.
@@ -189,7 +191,7 @@ def main():
           and iface["device_id"] == router["id"]
           and sub["gateway_ip"] in json.dumps(iface["fixed_ips"]),
           "the interface port: owned by the router, on the gateway address")
-    fails("delete a router interface port", "interface of router", "port", "delete",
+    fails("delete a router interface port", "of router", "port", "delete",
           iface["id"])
     fails("delete a router with an interface", "in use", "router", "delete", router["id"])
     quiet("router", "set", "--route", "destination=192.168.60.0/24,gateway=10.60.0.9",
@@ -222,6 +224,45 @@ def main():
     check(ok("floating", "ip", "list", "--network", public["id"]) == [], "floating ip delete")
     quiet("subnet", "delete", psub["id"])
     quiet("network", "delete", public["id"])
+
+    # The external-network flow: an external network with a subnet, a router
+    # with its gateway there and an interface on the ports' subnet, a
+    # floating IP of the external network on a port behind the router.
+    ext = ok("network", "create", "--external", "cli-ext")
+    check(ext["router:external"] in (True, "External"), "network create --external")
+    esub = ok("subnet", "create", "cli-ext-sub", "--network", ext["id"],
+              "--subnet-range", "203.0.113.0/24")
+    grouter = ok("router", "create", "cli-gw-router")
+    quiet("router", "add", "subnet", grouter["id"], sub["id"])
+    fails("floating IP without a router path", "is not reachable from subnet",
+          "floating", "ip", "create", "--port", ports[1]["id"], ext["id"])
+    quiet("router", "set", "--external-gateway", ext["id"], grouter["id"])
+
+    def gateway_info():
+        info = ok("router", "show", grouter["id"])["external_gateway_info"]
+        return json.loads(info) if isinstance(info, str) and info else info
+
+    info = gateway_info()
+    check(info["network_id"] == ext["id"] and info["enable_snat"] is True
+          and info["external_fixed_ips"][0]["ip_address"].startswith("203.0.113."),
+          "router set --external-gateway")
+    gw = ok("port", "list", "--router", grouter["id"], "--device-owner", "network:router_gateway")
+    check(len(gw) == 1, "port list --router lists the gateway port")
+    fip = ok("floating", "ip", "create", "--port", ports[1]["id"], ext["id"])
+    check(fip["status"] == "ACTIVE" and fip["router_id"] == grouter["id"]
+          and fip["floating_ip_address"].startswith("203.0.113."),
+          "floating ip create on the external network behind the router")
+    fails("unset a gateway a floating IP needs", "required by one or more floating IPs",
+          "router", "unset", "--external-gateway", grouter["id"])
+    quiet("router", "set", "--external-gateway", ext["id"], "--disable-snat", grouter["id"])
+    check(gateway_info()["enable_snat"] is False, "router set --disable-snat")
+    quiet("floating", "ip", "delete", fip["id"])
+    quiet("router", "unset", "--external-gateway", grouter["id"])
+    check(not gateway_info(), "router unset --external-gateway")
+    quiet("router", "remove", "subnet", grouter["id"], sub["id"])
+    quiet("router", "delete", grouter["id"])
+    quiet("subnet", "delete", esub["id"])
+    quiet("network", "delete", ext["id"])
 
     tagged = ok("network", "create", "cli-tagged", "--tag", "red", "--tag", "blue")
     check(sorted(tagged["tags"]) == ["blue", "red"], "network create --tag")

@@ -157,6 +157,76 @@ def floating_ips(net_api, port):
     net_api.delete_network(public, ignore_missing=False)
 
 
+def external_network(net_api, member):
+    """The standard floating-IP flow: an external network with a subnet, a
+    router with its gateway there (a `network:router_gateway` port with an
+    address of it) and an interface on an internal subnet, a floating IP of
+    the external network on a port behind the router; Neutron's 404 without
+    the router path and 409 while the floating IP needs the gateway."""
+    ext = net_api.create_network(name="smoke-ext", is_router_external=True)
+    check(ext.is_router_external, "create an external network")
+    check([n.id for n in net_api.networks(is_router_external=True)] == [ext.id],
+          "filter networks by router:external")
+    esub = net_api.create_subnet(network_id=ext.id, cidr="203.0.113.0/24", ip_version=4)
+    inner = net_api.create_network(name="smoke-inner")
+    isub = net_api.create_subnet(network_id=inner.id, cidr="10.61.0.0/24", ip_version=4)
+    port = net_api.create_port(network_id=inner.id, binding_host_id=HOSTS[0])
+    router = net_api.create_router(name="smoke-gw-router")
+    check(router.external_gateway_info is None, "a new router has no gateway")
+    net_api.add_interface_to_router(router, subnet_id=isub.id)
+    expect_error(exc.NotFoundException, "ExternalGatewayForFloatingIPNotFound",
+                 "floating IP of an external network with no router path",
+                 net_api.create_ip, floating_network_id=ext.id, port_id=port.id)
+    expect_error(exc.BadRequestException, "InvalidInput",
+                 "gateway on a network that is not external",
+                 net_api.update_router, router, external_gateway_info={"network_id": inner.id})
+    router = net_api.update_router(router, external_gateway_info={"network_id": ext.id})
+    info = router.external_gateway_info
+    check(info["network_id"] == ext.id and info["enable_snat"] is True
+          and info["external_fixed_ips"][0]["subnet_id"] == esub.id
+          and info["external_fixed_ips"][0]["ip_address"].startswith("203.0.113."),
+          "set the router's external gateway (SNAT on by default)")
+    gw_ip = info["external_fixed_ips"][0]["ip_address"]
+    gw_ports = list(net_api.ports(device_id=router.id, device_owner="network:router_gateway"))
+    check(len(gw_ports) == 1 and gw_ports[0].network_id == ext.id
+          and gw_ports[0].fixed_ips[0]["ip_address"] == gw_ip,
+          "the gateway is a network:router_gateway port of the router")
+    expect_error(exc.ConflictException, "ServicePortInUse", "delete the gateway port",
+                 net_api.delete_port, gw_ports[0], ignore_missing=False)
+    fip = net_api.create_ip(floating_network_id=ext.id, port_id=port.id)
+    check(fip.status == "ACTIVE" and fip.router_id == router.id
+          and fip.floating_ip_address.startswith("203.0.113."),
+          "floating IP of the external network behind the router")
+    router = net_api.update_router(
+        router, external_gateway_info={"network_id": ext.id, "enable_snat": False})
+    info = router.external_gateway_info
+    check(info["enable_snat"] is False and info["external_fixed_ips"][0]["ip_address"] == gw_ip,
+          "disable SNAT, keeping the gateway address")
+    expect_error(exc.ConflictException, "RouterExternalGatewayInUseByFloatingIp",
+                 "clear a gateway a floating IP needs",
+                 net_api.update_router, router, external_gateway_info={})
+    expect_error(exc.ConflictException, "RouterInUse",
+                 "remove the interface a floating IP needs",
+                 net_api.remove_interface_from_router, router, subnet_id=isub.id)
+    # Another project allocates from the external network too.
+    theirs = member.create_ip(floating_network_id=ext.id)
+    check(theirs.project_id != "admin" and theirs.floating_ip_address.startswith("203.0.113."),
+          "a member allocates a floating IP of the external network")
+    member.delete_ip(theirs, ignore_missing=False)
+    net_api.delete_ip(fip, ignore_missing=False)
+    router = net_api.update_router(router, external_gateway_info={})
+    check(router.external_gateway_info is None, "clear the gateway")
+    check(list(net_api.ports(device_id=router.id, device_owner="network:router_gateway")) == [],
+          "clearing the gateway deletes its port")
+    net_api.remove_interface_from_router(router, subnet_id=isub.id)
+    net_api.delete_router(router, ignore_missing=False)
+    net_api.delete_port(port, ignore_missing=False)
+    for sub_, net_ in ((isub, inner), (esub, ext)):
+        net_api.delete_subnet(sub_, ignore_missing=False)
+        net_api.delete_network(net_, ignore_missing=False)
+    print("ok: external network, router gateway and floating IP through it")
+
+
 def tags(net_api, net_id):
     """Tags in bodies, the four tag filters, and the tags sub-resource."""
     tagged = net_api.create_network(name="smoke-tagged", tags=["red", "blue"])
@@ -435,6 +505,7 @@ def main():
     member.delete_network(own, ignore_missing=False)
 
     floating_ips(net_api, ports[1])
+    external_network(net_api, member)
     tags(net_api, net.id)
     security_groups(net_api)
     routers(net_api)

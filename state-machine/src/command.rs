@@ -6,7 +6,7 @@
 use crate::ids::{HostId, Id, ProjectId};
 use crate::model::{
     AddressPair, AllocationPool, AllowedAddressPair, Direction, EtherType, HostStatus, Mac,
-    PortStatus, QosRule, Quota, ResourceKind, Route,
+    PortStatus, QosRule, Quota, ResourceKind, Route, RouterGateway,
 };
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -561,6 +561,67 @@ pub enum Command {
         qos_policy_id: Option<Option<Id>>,
         expected_revision: Option<u64>,
     },
+
+    // Format 8 (snapshot format 8: external networks and router gateways).
+    /// [`Command::CreateVpcV7`] plus `router:external`.
+    CreateVpcV8 {
+        id: Id,
+        project_id: ProjectId,
+        name: String,
+        cidr: Option<IpNet>,
+        vni: Option<u32>,
+        mtu: Option<u32>,
+        admin_state_up: bool,
+        port_security_enabled: bool,
+        qos_policy_id: Option<Id>,
+        external: bool,
+    },
+    /// [`Command::UpdateVpcV7`] plus `router:external` (turning it off is
+    /// refused while a router has its gateway on the network).
+    UpdateVpcV8 {
+        id: Id,
+        name: Option<String>,
+        mtu: Option<u32>,
+        admin_state_up: Option<bool>,
+        port_security_enabled: Option<bool>,
+        qos_policy_id: Option<Option<Id>>,
+        external: Option<bool>,
+        expected_revision: Option<u64>,
+    },
+    /// [`Command::CreateRouter`] plus its external gateway.
+    CreateRouterV8 {
+        id: Id,
+        project_id: ProjectId,
+        name: String,
+        routes: Vec<Route>,
+        gateway: Option<GatewayRequest>,
+    },
+    /// [`Command::UpdateRouter`] plus its external gateway (`Some(None)`
+    /// clears it; refused while floating IPs of its network reach a port
+    /// through the router).
+    UpdateRouterV8 {
+        id: Id,
+        name: Option<String>,
+        routes: Option<Vec<Route>>,
+        admin_state_up: Option<bool>,
+        gateway: Option<Option<GatewayRequest>>,
+        expected_revision: Option<u64>,
+    },
+}
+
+/// A router's external gateway as [`Command::CreateRouterV8`] and
+/// [`Command::UpdateRouterV8`] ask for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayRequest {
+    /// The external network.
+    pub network_id: Id,
+    /// Source NAT through the gateway (Neutron's default: on).
+    pub enable_snat: bool,
+    /// ID of the gateway port, if one is created (a gateway kept on the same
+    /// network with no addresses asked for keeps its port).
+    pub port_id: Id,
+    /// Addresses asked for; empty: one from the network's first subnet with room.
+    pub fixed_ips: Vec<FixedIpRequest>,
 }
 
 /// Fields a [`Command::UpdateQosRule`] may change; `None` leaves a field
@@ -609,10 +670,12 @@ impl Command {
             Command::DeleteHost { .. } => "delete_host",
             Command::CreateVpc { .. }
             | Command::CreateVpcV5 { .. }
-            | Command::CreateVpcV7 { .. } => "create_vpc",
+            | Command::CreateVpcV7 { .. }
+            | Command::CreateVpcV8 { .. } => "create_vpc",
             Command::UpdateVpc { .. }
             | Command::UpdateVpcV5 { .. }
-            | Command::UpdateVpcV7 { .. } => "update_vpc",
+            | Command::UpdateVpcV7 { .. }
+            | Command::UpdateVpcV8 { .. } => "update_vpc",
             Command::DeleteVpc { .. } => "delete_vpc",
             Command::CreateSubnet { .. } => "create_subnet",
             Command::UpdateSubnet { .. } => "update_subnet",
@@ -635,8 +698,8 @@ impl Command {
             Command::DeleteSecurityGroup { .. } => "delete_security_group",
             Command::CreateSecurityGroupRule { .. } => "create_security_group_rule",
             Command::DeleteSecurityGroupRule { .. } => "delete_security_group_rule",
-            Command::CreateRouter { .. } => "create_router",
-            Command::UpdateRouter { .. } => "update_router",
+            Command::CreateRouter { .. } | Command::CreateRouterV8 { .. } => "create_router",
+            Command::UpdateRouter { .. } | Command::UpdateRouterV8 { .. } => "update_router",
             Command::DeleteRouter { .. } => "delete_router",
             Command::AddRouterInterface { .. } | Command::AddRouterInterfaceV6 { .. } => {
                 "add_router_interface"
@@ -704,6 +767,13 @@ pub enum Reply {
     },
     /// The QoS policy after the change (of the policy or of one of its rules).
     QosPolicy(crate::model::QosPolicy),
+    /// A router after a format-8 create or update, with its external gateway.
+    RouterGateway {
+        /// The router after the change.
+        router: crate::model::Router,
+        /// Its gateway after the change.
+        gateway: Option<RouterGateway>,
+    },
 }
 
 /// Kinds of resources named in rejections.
@@ -919,9 +989,12 @@ pub enum Rejection {
         /// What needs port security.
         need: PortSecurityNeed,
     },
-    /// The port is a router's interface: only removing the interface
-    /// deletes it or changes its device (Neutron's 409 `ServicePortInUse`).
-    #[error("port {port_id} cannot be changed or deleted directly: it is an interface of router {router_id}")]
+    /// The port is a router's interface or gateway port: only removing the
+    /// interface or clearing the gateway deletes it or changes its device
+    /// (Neutron's 409 `ServicePortInUse`).
+    #[error(
+        "port {port_id} cannot be changed or deleted directly: it is a port of router {router_id}"
+    )]
     RouterInterfacePort {
         /// The port.
         port_id: Id,
@@ -936,6 +1009,28 @@ pub enum Rejection {
         policy_id: Id,
         /// The rule in that slot.
         existing_id: Id,
+    },
+    /// A floating IP of an external network would map to a port on a
+    /// subnet no router with its gateway on that network has an interface
+    /// on: Neutron's 404 `ExternalGatewayForFloatingIPNotFound`.
+    #[error("External network {network_id} is not reachable from subnet {subnet_id}.  Therefore, cannot associate Port {port_id} with a Floating IP.")]
+    ExternalNetworkUnreachable {
+        /// The floating IP's network.
+        network_id: Id,
+        /// The subnet of the fixed address.
+        subnet_id: Id,
+        /// The port.
+        port_id: Id,
+    },
+    /// The router's gateway would leave (or move off) its network while
+    /// floating IPs of that network reach ports through the router:
+    /// Neutron's 409 `RouterExternalGatewayInUseByFloatingIp`.
+    #[error("Gateway cannot be updated for router {router_id}, since a gateway to external network {network_id} is required by one or more floating IPs.")]
+    GatewayInUseByFloatingIps {
+        /// The router.
+        router_id: Id,
+        /// Its gateway's network.
+        network_id: Id,
     },
 }
 

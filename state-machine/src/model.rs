@@ -382,6 +382,28 @@ pub struct RuleMatch {
 /// The `device_owner` of a port that is a router's interface (Neutron's).
 pub const DEVICE_OWNER_ROUTER_INTERFACE: &str = "network:router_interface";
 
+/// The `device_owner` of the port holding a router's external gateway
+/// address (Neutron's).
+pub const DEVICE_OWNER_ROUTER_GATEWAY: &str = "network:router_gateway";
+
+/// A router's external gateway (Neutron's `external_gateway_info`): its port
+/// on an external network (device owner [`DEVICE_OWNER_ROUTER_GATEWAY`],
+/// device the router) and whether traffic leaving through it is
+/// source-NATed. Floating IPs of that network reach the subnets the router
+/// has interfaces on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterGateway {
+    /// The external network.
+    pub network_id: Id,
+    /// Source NAT of traffic leaving through the gateway (`enable_snat`).
+    pub enable_snat: bool,
+    /// The gateway port.
+    pub port_id: Id,
+    /// The port's addresses (`external_fixed_ips`); the gateway port's
+    /// addresses never change while it is one.
+    pub external_fixed_ips: Vec<FixedIp>,
+}
+
 /// How far a port's binding got, derived from the state (never stored):
 /// Neutron's `binding:vif_type` `unbound`, `binding_failed` and a bound type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

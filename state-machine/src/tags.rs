@@ -106,6 +106,10 @@ fn taggable(command: &Command) -> bool {
             | Command::UpdateVpcV7 { .. }
             | Command::CreatePortV7 { .. }
             | Command::UpdatePortV7 { .. }
+            | Command::CreateVpcV8 { .. }
+            | Command::UpdateVpcV8 { .. }
+            | Command::CreateRouterV8 { .. }
+            | Command::UpdateRouterV8 { .. }
             | Command::CreateSecurityGroup { .. }
             | Command::UpdateSecurityGroup { .. }
             | Command::CreateRouter { .. }
@@ -122,7 +126,7 @@ fn reply_target(reply: &Reply) -> Option<(Kind, Id)> {
         Reply::Subnet(s) => (Kind::Subnet, s.id),
         Reply::Port(p) => (Kind::Port, p.id),
         Reply::SecurityGroup(g) => (Kind::SecurityGroup, g.id),
-        Reply::Router(r) => (Kind::Router, r.id),
+        Reply::Router(r) | Reply::RouterGateway { router: r, .. } => (Kind::Router, r.id),
         Reply::FloatingIp(f) => (Kind::FloatingIp, f.id),
         _ => return None,
     })
@@ -135,7 +139,7 @@ fn reply_meta(reply: &mut Reply) -> Option<&mut Meta> {
         Reply::Subnet(s) => &mut s.meta,
         Reply::Port(p) => &mut p.meta,
         Reply::SecurityGroup(g) => &mut g.meta,
-        Reply::Router(r) => &mut r.meta,
+        Reply::Router(r) | Reply::RouterGateway { router: r, .. } => &mut r.meta,
         Reply::FloatingIp(f) => &mut f.meta,
         _ => return None,
     })

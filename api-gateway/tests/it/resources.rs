@@ -940,3 +940,150 @@ async fn retried_batch_with_a_token_creates_its_ports_once() {
     assert_eq!(ports.len(), 5, "created once");
     cluster.shutdown().await;
 }
+
+/// The gRPC side of external networks: `external` on a VPC, a router's
+/// `external_gateway` (created with the router, on a follower that may not
+/// have applied it yet: the reply carries it), the floating IP reachability
+/// check (FAILED_PRECONDITION EXTERNAL_NETWORK_UNREACHABLE) and the gateway
+/// held by a floating IP (GATEWAY_IN_USE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_gateways_carry_floating_ips_of_their_network() {
+    let cluster = TestCluster::start(3).await;
+    let leader = cluster.leader().await;
+    let follower = (0..3).find(|i| *i as u64 + 1 != leader).unwrap_or(0);
+    let mut c = cluster.client(follower).await;
+    let ext = c
+        .create_vpc(pb::CreateVpcRequest {
+            project_id: "admin".into(),
+            name: "public".into(),
+            external: true,
+            ..Default::default()
+        })
+        .await
+        .expect("create external vpc")
+        .into_inner();
+    assert!(ext.external);
+    let ext_subnet = c
+        .create_subnet(pb::CreateSubnetRequest {
+            project_id: "admin".into(),
+            network_id: ext.id.clone(),
+            cidr: "203.0.113.0/24".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create external subnet")
+        .into_inner();
+    let vpc = create_vpc(&mut c, PROJECT, "v").await;
+    assert!(!vpc.external);
+    let subnet = create_subnet(&mut c, &vpc.id, "10.5.0.0/24").await;
+    let port = c
+        .create_port(pb::CreatePortRequest {
+            project_id: PROJECT.into(),
+            network_id: vpc.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("create port")
+        .into_inner();
+    let fip_request = pb::CreateFloatingIpRequest {
+        project_id: PROJECT.into(),
+        floating_network_id: ext.id.clone(),
+        port_id: port.id.clone(),
+        ..Default::default()
+    };
+    // Not behind any router yet.
+    assert_status(
+        c.create_floating_ip(fip_request.clone()).await,
+        Code::FailedPrecondition,
+        "EXTERNAL_NETWORK_UNREACHABLE",
+    );
+
+    let router = c
+        .create_router(pb::CreateRouterRequest {
+            project_id: PROJECT.into(),
+            name: "r".into(),
+            external_gateway: Some(pb::RouterGatewayRequest {
+                network_id: ext.id.clone(),
+                enable_snat: None,
+                external_fixed_ips: vec![pb::FixedIpRequest {
+                    subnet_id: ext_subnet.id.clone(),
+                    ip_address: "203.0.113.9".into(),
+                }],
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("create router with a gateway")
+        .into_inner();
+    let gateway = router
+        .external_gateway
+        .clone()
+        .expect("the reply has the gateway");
+    assert_eq!(gateway.network_id, ext.id);
+    assert!(gateway.enable_snat, "SNAT defaults to on");
+    assert_eq!(
+        gateway.external_fixed_ips,
+        vec![pb::FixedIp {
+            subnet_id: ext_subnet.id.clone(),
+            ip_address: "203.0.113.9".into(),
+        }]
+    );
+    let gw_port = c
+        .get_port(pb::GetPortRequest {
+            id: gateway.port_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("the gateway port exists")
+        .into_inner();
+    assert_eq!(gw_port.device_owner, "network:router_gateway");
+    assert_eq!(gw_port.device_id, router.id);
+
+    c.add_router_interface(pb::RouterInterfaceRequest {
+        router_id: router.id.clone(),
+        subnet_id: subnet.id.clone(),
+        ..Default::default()
+    })
+    .await
+    .expect("add interface");
+    let fip = c
+        .create_floating_ip(fip_request)
+        .await
+        .expect("a floating IP behind the router")
+        .into_inner();
+    assert_eq!(fip.router_id, router.id);
+
+    let clear = pb::UpdateRouterRequest {
+        id: router.id.clone(),
+        external_gateway: Some(pb::RouterGatewayChange { gateway: None }),
+        ..Default::default()
+    };
+    assert_status(
+        c.update_router(clear.clone()).await,
+        Code::FailedPrecondition,
+        "GATEWAY_IN_USE",
+    );
+    assert_status(
+        c.update_vpc(pb::UpdateVpcRequest {
+            id: ext.id.clone(),
+            external: Some(false),
+            ..Default::default()
+        })
+        .await,
+        Code::FailedPrecondition,
+        "IN_USE",
+    );
+    c.delete_floating_ip(pb::DeleteFloatingIpRequest {
+        id: fip.id.clone(),
+        ..Default::default()
+    })
+    .await
+    .expect("delete floating IP");
+    let cleared = c
+        .update_router(clear)
+        .await
+        .expect("clear the gateway")
+        .into_inner();
+    assert!(cleared.external_gateway.is_none());
+    cluster.shutdown().await;
+}

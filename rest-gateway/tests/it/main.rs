@@ -3,6 +3,7 @@
 
 mod api;
 mod bad_input;
+mod external;
 mod families;
 mod floating_ips;
 mod harness;

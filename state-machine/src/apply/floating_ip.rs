@@ -1,6 +1,12 @@
 //! Floating IP commands: allocate an address from a subnet of the floating
 //! (external) VPC, associate it with one fixed IPv4 address of a port, move or
 //! release it. The port's binding host receives it (host scope) for local DNAT.
+//!
+//! A floating IP of an external network (format 8) may belong to any project
+//! and maps only to a port on a subnet attached to a router whose gateway is
+//! on that network (Neutron's 404 "External network ... is not reachable
+//! from subnet ..."); one of the caller's own network needs no router, as
+//! before.
 
 use crate::apply::Ctx;
 use crate::command::{Kind, Pool, Rejection, Reply};
@@ -56,9 +62,9 @@ impl State {
             .vpcs()
             .get(&net)
             .ok_or_else(|| Rejection::not_found(Kind::Vpc, net))?;
-        // The model has no shared or external networks: an address comes only
-        // from the caller's own network (issue 13, finding 5).
-        if vpc.meta.project_id != *project {
+        // An address comes from an external network (any project's) or the
+        // caller's own network (issue 13, finding 5).
+        if vpc.meta.project_id != *project && !self.network_is_external(net) {
             return Err(Rejection::invalid(
                 "floating_network_id",
                 format!("network {net} belongs to another project"),
@@ -260,6 +266,9 @@ impl State {
                 "fixed_ip_address",
                 "floating IPs map to IPv4 addresses",
             ));
+        }
+        if let Some(fixed) = port.fixed_ips.iter().find(|f| f.ip_address == ip) {
+            self.external_path(net, port_id, fixed.subnet_id)?;
         }
         match self.ix.fip_fixed().get(&(port_id, ip)) {
             Some(other) if *other != fip => Err(Rejection::AlreadyAssociated {

@@ -539,6 +539,80 @@ impl State {
             } => {
                 self.update_port_with_qos(ctx, *id, update, (*qos_policy_id, *expected_revision), d)
             }
+            Command::CreateVpcV8 {
+                id,
+                project_id,
+                name,
+                cidr,
+                vni,
+                mtu,
+                admin_state_up,
+                port_security_enabled,
+                qos_policy_id,
+                external,
+            } => self.create_vpc_external(*external, |s| {
+                s.create_vpc_with_qos(project_id, *qos_policy_id, d, |s, d| {
+                    s.create_vpc(
+                        ctx,
+                        *id,
+                        project_id,
+                        name,
+                        *cidr,
+                        *vni,
+                        *mtu,
+                        (*admin_state_up, *port_security_enabled),
+                        d,
+                    )
+                })
+            }),
+            Command::UpdateVpcV8 {
+                id,
+                name,
+                mtu,
+                admin_state_up,
+                port_security_enabled,
+                qos_policy_id,
+                external,
+                expected_revision,
+            } => self.update_vpc_external(*id, *external, |s| {
+                s.update_vpc_with_qos(*id, *qos_policy_id, d, |s, d| {
+                    s.update_vpc(
+                        ctx,
+                        *id,
+                        name.as_deref(),
+                        *mtu,
+                        (*admin_state_up, *port_security_enabled),
+                        *expected_revision,
+                        d,
+                    )
+                })
+            }),
+            Command::CreateRouterV8 {
+                id,
+                project_id,
+                name,
+                routes,
+                gateway,
+            } => self.create_router_with_gateway(
+                ctx,
+                (*id, project_id, name, routes),
+                gateway.as_ref(),
+                d,
+            ),
+            Command::UpdateRouterV8 {
+                id,
+                name,
+                routes,
+                admin_state_up,
+                gateway,
+                expected_revision,
+            } => self.update_router_with_gateway(
+                ctx,
+                (*id, name.as_deref(), routes.as_deref(), *admin_state_up),
+                gateway.as_ref().map(Option::as_ref),
+                *expected_revision,
+                d,
+            ),
         }
     }
 

@@ -509,7 +509,7 @@ impl State {
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
         validate::revision(expected, old.meta.revision)?;
-        if let Some(router_id) = self.interface_router(old) {
+        if let Some(router_id) = self.router_of_port(old) {
             let device_changes = u.device_id.as_deref().is_some_and(|v| v != &*old.device_id)
                 || u.device_owner
                     .as_deref()
@@ -610,7 +610,7 @@ impl State {
             .get(&id)
             .ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
         validate::revision(expected, old.meta.revision)?;
-        if let Some(router_id) = self.interface_router(old) {
+        if let Some(router_id) = self.router_of_port(old) {
             return Err(Rejection::RouterInterfacePort {
                 port_id: id,
                 router_id,

@@ -4,17 +4,27 @@
 //! `network:router_interface`, device the router) holding the interface's
 //! address; removing the interface deletes it, and the port API may neither
 //! delete it nor change its device while it is one.
+//!
+//! A router's external gateway (format 8) is a port on an external network
+//! (device owner `network:router_gateway`, device the router) and an SNAT
+//! flag, in the external table (`state/external.rs`). Setting one creates the
+//! port, moving it to another network or address replaces the port, clearing
+//! it or deleting the router deletes the port. The gateway may not leave its
+//! network, nor an interface its subnet, while floating IPs of that network
+//! reach ports through them (Neutron's 409s).
 
 use crate::apply::port::HostRule;
 use crate::apply::Ctx;
 use crate::command::{
-    FixedIpRequest, InterfaceRef, InterfaceTarget, Kind, PortSpecV5, Rejection, Reply,
+    FixedIpRequest, GatewayRequest, InterfaceRef, InterfaceTarget, Kind, PortSpecV5, Rejection,
+    Reply,
 };
 use crate::goal::DiffCollector;
 use crate::ids::{validate_client_id, Id, ProjectId};
 use crate::limits::{ROUTER_INTERFACES_MAX, ROUTER_ROUTES_MAX};
 use crate::model::{
-    FixedIp, ResourceKind, Route, Router, RouterInterface, Subnet, DEVICE_OWNER_ROUTER_INTERFACE,
+    FixedIp, ResourceKind, Route, Router, RouterGateway, RouterInterface, Subnet,
+    DEVICE_OWNER_ROUTER_GATEWAY, DEVICE_OWNER_ROUTER_INTERFACE,
 };
 use crate::state::State;
 use crate::validate;
@@ -29,6 +39,20 @@ impl State {
         routes: &[Route],
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
+        let router = self.check_new_router(ctx, id, project, name, routes)?;
+        self.commit_router(id, Some(router.clone()), d);
+        Ok(Reply::Router(router))
+    }
+
+    /// The router a create would store, checked (nothing is changed).
+    fn check_new_router(
+        &self,
+        ctx: Ctx,
+        id: Id,
+        project: &ProjectId,
+        name: &str,
+        routes: &[Route],
+    ) -> Result<Router, Rejection> {
         validate_client_id("id", id)?;
         validate::ident("project_id", project)?;
         validate::name("name", name)?;
@@ -40,16 +64,201 @@ impl State {
         }
         let routes = validate::routes("routes", routes, ROUTER_ROUTES_MAX)?;
         self.check_quota(project, ResourceKind::Router, 1)?;
-        let router = Router {
+        Ok(Router {
             id,
             name: name.to_string(),
             admin_state_up: true,
             interfaces: Vec::new(),
             routes,
             meta: ctx.meta(project),
-        };
+        })
+    }
+
+    /// [`Command::CreateRouterV8`](crate::Command::CreateRouterV8): the
+    /// router, then its gateway port and gateway.
+    pub(crate) fn create_router_with_gateway(
+        &mut self,
+        ctx: Ctx,
+        (id, project, name, routes): (Id, &ProjectId, &str, &[Route]),
+        gateway: Option<&GatewayRequest>,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
+        let router = self.check_new_router(ctx, id, project, name, routes)?;
+        let change = self.plan_gateway(&router, Some(gateway))?;
+        // The port create is the first change and is all or nothing; what
+        // follows cannot fail.
+        let change = self.create_gateway_port(ctx, change, d)?;
         self.commit_router(id, Some(router.clone()), d);
-        Ok(Reply::Router(router))
+        let gateway = self.commit_gateway_change(ctx, id, change, d);
+        Ok(Reply::RouterGateway { router, gateway })
+    }
+
+    /// [`Command::UpdateRouterV8`](crate::Command::UpdateRouterV8): the
+    /// gateway, then the router's fields.
+    pub(crate) fn update_router_with_gateway(
+        &mut self,
+        ctx: Ctx,
+        (id, name, routes, admin_state_up): (Id, Option<&str>, Option<&[Route]>, Option<bool>),
+        gateway: Option<Option<&GatewayRequest>>,
+        expected: Option<u64>,
+        d: &mut DiffCollector,
+    ) -> Result<Reply, Rejection> {
+        let router = self
+            .t
+            .routers()
+            .get(&id)
+            .ok_or_else(|| Rejection::not_found(Kind::Router, id))?;
+        validate::revision(expected, router.meta.revision)?;
+        if let Some(name) = name {
+            validate::name("name", name)?;
+        }
+        if let Some(routes) = routes {
+            validate::routes("routes", routes, ROUTER_ROUTES_MAX)?;
+        }
+        let change = self.plan_gateway(router, gateway)?;
+        let change = self.create_gateway_port(ctx, change, d)?;
+        let gateway = self.commit_gateway_change(ctx, id, change, d);
+        // Checked above: the update cannot fail now.
+        let reply = self.update_router(ctx, id, name, routes, admin_state_up, expected, d)?;
+        let Reply::Router(router) = reply else {
+            return Ok(reply);
+        };
+        Ok(Reply::RouterGateway { router, gateway })
+    }
+
+    /// What a gateway request (`None`: not asked; `Some(None)`: clear) does
+    /// to `router`'s gateway, checked (nothing is changed).
+    fn plan_gateway(
+        &self,
+        router: &Router,
+        request: Option<Option<&GatewayRequest>>,
+    ) -> Result<GatewayChange, Rejection> {
+        let current = self.router_gateway(router.id);
+        let Some(request) = request else {
+            return Ok(GatewayChange::Keep);
+        };
+        let Some(request) = request else {
+            return match current {
+                None => Ok(GatewayChange::Keep),
+                Some(current) => {
+                    self.check_gateway_unused(router.id, current.network_id)?;
+                    Ok(GatewayChange::Clear)
+                }
+            };
+        };
+        let net = request.network_id;
+        if self.vpc(&net).is_none() {
+            return Err(Rejection::not_found(Kind::Vpc, net));
+        }
+        if !self.network_is_external(net) {
+            return Err(Rejection::invalid(
+                "external_gateway_info",
+                format!("network {net} is not an external network"),
+            ));
+        }
+        if let Some(current) = current {
+            if current.network_id == net {
+                let wanted: Vec<_> = request.fixed_ips.iter().map(|f| f.ip_address).collect();
+                let held: Vec<_> = current
+                    .external_fixed_ips
+                    .iter()
+                    .map(|f| Some(f.ip_address))
+                    .collect();
+                if wanted.is_empty() || wanted == held {
+                    return Ok(GatewayChange::Snat(request.enable_snat));
+                }
+            } else {
+                self.check_gateway_unused(router.id, current.network_id)?;
+            }
+        }
+        let spec = PortSpecV5 {
+            id: request.port_id,
+            project_id: router.meta.project_id.clone(),
+            network_id: net,
+            name: String::new(),
+            fixed_ips: request.fixed_ips.clone(),
+            mac_address: None,
+            binding_host: None,
+            device_id: router.id.to_string(),
+            device_owner: DEVICE_OWNER_ROUTER_GATEWAY.to_string(),
+            security_groups: Some(Vec::new()),
+            allowed_address_pairs: Vec::new(),
+            admin_state_up: true,
+            port_security_enabled: None,
+        };
+        Ok(GatewayChange::NewPort(Box::new(spec), request.enable_snat))
+    }
+
+    /// Refuses to take `router`'s gateway off `network` while a floating IP
+    /// of that network reaches a port through the router.
+    fn check_gateway_unused(&self, router: Id, network: Id) -> Result<(), Rejection> {
+        match self.fip_through(network, router, None) {
+            Some(_) => Err(Rejection::GatewayInUseByFloatingIps {
+                router_id: router,
+                network_id: network,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Creates the new gateway port of a planned change (the one step of a
+    /// gateway change that can fail; all or nothing).
+    fn create_gateway_port(
+        &mut self,
+        ctx: Ctx,
+        change: GatewayChange,
+        d: &mut DiffCollector,
+    ) -> Result<GatewayChange, Rejection> {
+        let GatewayChange::NewPort(spec, snat) = change else {
+            return Ok(change);
+        };
+        let (network_id, port_id) = (spec.network_id, spec.id);
+        self.create_port(ctx, *spec, HostRule::Registered, d)?;
+        let external_fixed_ips = self
+            .port(&port_id)
+            .map(|p| p.fixed_ips.to_vec())
+            .unwrap_or_default();
+        Ok(GatewayChange::Created(RouterGateway {
+            network_id,
+            enable_snat: snat,
+            port_id,
+            external_fixed_ips,
+        }))
+    }
+
+    /// Commits a checked gateway change (its new port already created) and
+    /// deletes the port it replaces; returns the gateway after it.
+    fn commit_gateway_change(
+        &mut self,
+        ctx: Ctx,
+        router: Id,
+        change: GatewayChange,
+        d: &mut DiffCollector,
+    ) -> Option<RouterGateway> {
+        let current = self.router_gateway(router).cloned();
+        let (new, old_port) = match change {
+            GatewayChange::Keep | GatewayChange::NewPort(..) => return current,
+            GatewayChange::Snat(enable_snat) => {
+                let new = current.map(|g| RouterGateway { enable_snat, ..g });
+                (new, None)
+            }
+            GatewayChange::Clear => (None, current.map(|g| g.port_id)),
+            GatewayChange::Created(new) => (Some(new), current.map(|g| g.port_id)),
+        };
+        self.commit_router_gateway(router, new.clone());
+        if let Some(port) = old_port {
+            self.delete_gateway_port(ctx, port, d);
+        }
+        new
+    }
+
+    /// Deletes a former gateway port (like a port delete: its floating IPs
+    /// are disassociated first).
+    fn delete_gateway_port(&mut self, ctx: Ctx, port: Id, d: &mut DiffCollector) {
+        for fip in self.fips_of_port(port) {
+            self.set_fip_association(ctx, fip, None, d);
+        }
+        self.commit_port(port, None, d);
     }
 
     #[allow(
@@ -106,6 +315,12 @@ impl State {
                 id: id.to_string(),
                 reason: format!("it has an interface on subnet {}", iface.subnet_id),
             });
+        }
+        // As in Neutron, the gateway goes with the router (no floating IP
+        // can depend on it: the router has no interfaces).
+        if let Some(gateway) = self.router_gateway(id).cloned() {
+            self.commit_router_gateway(id, None);
+            self.commit_port(gateway.port_id, None, d);
         }
         self.commit_router(id, None, d);
         Ok(Reply::Deleted)
@@ -363,6 +578,21 @@ impl State {
                 (iface, Some(port_id))
             }
         };
+        if let Some(gateway) = self.router_gateway(router_id) {
+            if self
+                .fip_through(gateway.network_id, router_id, Some(iface.subnet_id))
+                .is_some()
+            {
+                return Err(Rejection::InUse {
+                    kind: Kind::Router,
+                    id: router_id.to_string(),
+                    reason: format!(
+                        "its interface on subnet {} is required by one or more floating IPs",
+                        iface.subnet_id
+                    ),
+                });
+            }
+        }
         let mut new = router.clone();
         new.interfaces.retain(|i| *i != iface);
         if let Some(port_id) = port {
@@ -380,4 +610,20 @@ impl State {
             port_id: port,
         })
     }
+}
+
+/// What a gateway request does to a router's gateway.
+#[derive(Debug)]
+enum GatewayChange {
+    /// Nothing.
+    Keep,
+    /// Same network and addresses: only the SNAT flag is set.
+    Snat(bool),
+    /// A new gateway port (this spec) with this SNAT flag; the current one,
+    /// if any, goes.
+    NewPort(Box<PortSpecV5>, bool),
+    /// [`GatewayChange::NewPort`] after its port was created.
+    Created(RouterGateway),
+    /// The gateway goes.
+    Clear,
 }

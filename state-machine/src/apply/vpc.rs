@@ -175,4 +175,60 @@ impl State {
         self.commit_vpc(id, None, d);
         Ok(Reply::Deleted)
     }
+
+    /// [`Command::CreateVpcV8`](crate::Command::CreateVpcV8): the create,
+    /// then `router:external`.
+    pub(crate) fn create_vpc_external(
+        &mut self,
+        external: bool,
+        create: impl FnOnce(&mut State) -> Result<Reply, Rejection>,
+    ) -> Result<Reply, Rejection> {
+        let reply = create(self)?;
+        if let Reply::Vpc(vpc) = &reply {
+            self.commit_network_external(vpc.id, external);
+        }
+        Ok(reply)
+    }
+
+    /// [`Command::UpdateVpcV8`](crate::Command::UpdateVpcV8): the update,
+    /// then `router:external` (not turned off under a router's gateway:
+    /// Neutron's 409 `ExternalNetworkInUse`; not turned on while one of its
+    /// floating IPs maps to a port no router of it reaches).
+    pub(crate) fn update_vpc_external(
+        &mut self,
+        id: Id,
+        external: Option<bool>,
+        update: impl FnOnce(&mut State) -> Result<Reply, Rejection>,
+    ) -> Result<Reply, Rejection> {
+        if external == Some(false) && self.vpc(&id).is_some() {
+            if let Some(router) = self.gateway_router_on(id) {
+                return Err(Rejection::InUse {
+                    kind: Kind::Vpc,
+                    id: id.to_string(),
+                    reason: format!("router {router} has its gateway on it"),
+                });
+            }
+        }
+        if external == Some(true) && !self.network_is_external(id) {
+            // Its floating IPs become external ones: each must reach its
+            // port through a router with its gateway here.
+            for fip in self.floating_ips_of_network(id) {
+                let (Some(port), Some(fixed)) = (fip.port_id, fip.fixed_ip_address) else {
+                    continue;
+                };
+                let subnet = self
+                    .port(&port)
+                    .and_then(|p| p.fixed_ips.iter().find(|f| f.ip_address == fixed))
+                    .map(|f| f.subnet_id);
+                if let Some(subnet) = subnet {
+                    self.external_path_of(id, port, subnet)?;
+                }
+            }
+        }
+        let reply = update(self)?;
+        if let Some(external) = external {
+            self.commit_network_external(id, external);
+        }
+        Ok(reply)
+    }
 }

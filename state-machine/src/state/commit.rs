@@ -69,6 +69,7 @@ impl State {
         d.shared_object(self, &Scope::Vpc(id), GoalKey::Vpc(id));
         if new.is_none() {
             self.forget_qos_user(Kind::Vpc, id);
+            self.forget_external_network(id);
         }
         let old = self.t.vpcs.get(&id);
         if new.is_none() {
@@ -262,8 +263,10 @@ impl State {
             }
         }
         assert!(
-            new.is_some() || old.is_none_or(|r| r.interfaces.is_empty()),
-            "router {id} deleted with interfaces (the handler checks)"
+            new.is_some()
+                || (old.is_none_or(|r| r.interfaces.is_empty())
+                    && self.router_gateway(id).is_none()),
+            "router {id} deleted with interfaces or a gateway (the handler checks)"
         );
         if let Some(old) = old {
             self.ix.router(old, &self.t.subnets, false);

@@ -23,6 +23,7 @@ use port_table::PortTable;
 use serde::{Deserialize, Serialize};
 
 mod commit;
+mod external;
 mod nested;
 mod port_table;
 mod qos;
@@ -41,9 +42,12 @@ use std::net::IpAddr;
 /// 7: QoS policies and the policies of networks and ports, one table
 /// appended after format 5's ([`qos::QosTables`]; a format-5 body is read as
 /// one with no QoS).
-pub const SNAPSHOT_VERSION: u32 = 7;
+/// 8: external networks and router gateways, one table appended after
+/// format 7's ([`external::ExternalTables`]; a format-7 body is read as one
+/// with no external network).
+pub const SNAPSHOT_VERSION: u32 = 8;
 /// Every snapshot version [`State::restore`] reads, oldest first.
-pub const SNAPSHOT_VERSIONS_READ: [u32; 3] = [4, 5, SNAPSHOT_VERSION];
+pub const SNAPSHOT_VERSIONS_READ: [u32; 4] = [4, 5, 7, SNAPSHOT_VERSION];
 /// Magic bytes at the start of every snapshot.
 pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"ALCORSM\0";
 /// Snapshot bytes per port, to size the output before encoding: a state of
@@ -77,8 +81,10 @@ pub(crate) struct Tables {
     /// Remembered request tokens.
     tokens: BTreeMap<String, TokenRecord>,
     floating_ips: BTreeMap<Id, crate::model::FloatingIp>,
-    /// QoS policies and who uses them (format 7; last, see [`SNAPSHOT_VERSION`]).
+    /// QoS policies and who uses them (format 7, see [`SNAPSHOT_VERSION`]).
     qos: qos::QosTables,
+    /// External networks and router gateways (format 8; last).
+    ext: external::ExternalTables,
 }
 
 /// What a request token was first used for.
@@ -143,6 +149,10 @@ pub(crate) struct Indexes {
     token_weight: u64,
     /// tag -> (kind, ID) of every resource carrying it.
     tagged: crate::tags::TagIndex,
+    /// (QoS policy, port) for every port with its own policy.
+    qos_ports: BTreeSet<(Id, Id)>,
+    /// (QoS policy, network) for every network with a policy.
+    qos_networks: BTreeSet<(Id, Id)>,
 }
 
 // Read access from outside this module; writes go through `commit`.
@@ -322,7 +332,10 @@ impl State {
         let body = &bytes[header_len..];
         let t = match version {
             4 => decode_body::<v4::TablesV4>(body)?.into(),
-            5 => decode_body::<Tables>(&qos::format5_body_as_current(body))?,
+            5 => decode_body::<Tables>(&external::format7_body_as_current(
+                &qos::format5_body_as_format7(body),
+            ))?,
+            7 => decode_body::<Tables>(&external::format7_body_as_current(body))?,
             SNAPSHOT_VERSION => decode_body::<Tables>(body)?,
             other => return Err(SnapshotError::UnsupportedVersion(other)),
         };

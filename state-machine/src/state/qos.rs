@@ -7,18 +7,22 @@
 //! ([`PortConfig::qos`]), so every commit here records the ports whose
 //! effective policy it may change as diff candidates before it writes.
 //!
-//! The table sits last in [`Tables`](super::Tables): a format-5 body is a
+//! Who uses a policy is found through the reverse index
+//! ([`Indexes`](super::Indexes) `qos_ports`, `qos_networks`: (policy, user)),
+//! kept by the commit paths here and rebuilt on restore.
+//!
+//! The table follows format 5's in [`Tables`](super::Tables): a format-5 body is a
 //! format-7 body without it, so it is read by appending an empty table's
-//! encoding ([`format5_body_as_current`]).
+//! encoding ([`format5_body_as_format7`]).
 
-use super::State;
+use super::{Indexes, State};
 use crate::changes::ChangeKey;
 use crate::command::Kind;
 use crate::goal::{DiffCollector, GoalKey, PortConfig, QosConfig};
 use crate::ids::Id;
 use crate::model::{Port, QosPolicy};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The QoS rows of the state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -32,7 +36,7 @@ pub(crate) struct QosTables {
 
 /// A format-5 snapshot body in format 7: the same bytes followed by an empty
 /// [`QosTables`] (bincode writes a struct as its fields in order).
-pub(super) fn format5_body_as_current(body: &[u8]) -> Vec<u8> {
+pub(super) fn format5_body_as_format7(body: &[u8]) -> Vec<u8> {
     let mut out = body.to_vec();
     // Encoding plain data into a Vec has no failure mode other than OOM.
     if let Ok(empty) =
@@ -75,14 +79,14 @@ impl State {
         };
         self.t.qos.policies.get(&id)
     }
-    /// Whether a network or port uses the policy, and which first (ID order).
+    /// Whether a network or port uses the policy, and which first (networks
+    /// before ports, each in ID order).
     pub(crate) fn qos_policy_user(&self, policy: Id) -> Option<(Kind, Id)> {
-        let t = &self.t.qos;
-        let network = t.networks.iter().find(|(_, p)| **p == policy);
-        let port = t.ports.iter().find(|(_, p)| **p == policy);
+        let network = users_of(&self.ix.qos_networks, policy).next();
+        let port = users_of(&self.ix.qos_ports, policy).next();
         network
-            .map(|(n, _)| (Kind::Vpc, *n))
-            .or(port.map(|(p, _)| (Kind::Port, *p)))
+            .map(|n| (Kind::Vpc, n))
+            .or(port.map(|p| (Kind::Port, p)))
     }
 
     /// A port's goal-state object, its effective QoS policy included.
@@ -95,12 +99,11 @@ impl State {
     /// Records the goal object of every bound port that uses `policy`
     /// (directly or through its network) as a diff candidate.
     fn record_policy_users(&self, policy: Id, d: &mut DiffCollector) {
-        let t = &self.t.qos;
-        for (port, _) in t.ports.iter().filter(|(_, p)| **p == policy) {
-            self.record_port(*port, d);
+        for port in users_of(&self.ix.qos_ports, policy) {
+            self.record_port(port, d);
         }
-        for (network, _) in t.networks.iter().filter(|(_, p)| **p == policy) {
-            self.record_network_ports(*network, d);
+        for network in users_of(&self.ix.qos_networks, policy) {
+            self.record_network_ports(network, d);
         }
     }
 
@@ -166,10 +169,15 @@ impl State {
                     self.t.qos.policies.contains_key(&policy) && self.port(&port).is_some(),
                     "port {port} given QoS policy {policy}: both exist (the handler checks)"
                 );
-                self.t.qos.ports.insert(port, policy);
+                if let Some(old) = self.t.qos.ports.insert(port, policy) {
+                    self.ix.qos_ports.remove(&(old, port));
+                }
+                self.ix.qos_ports.insert((policy, port));
             }
             None => {
-                self.t.qos.ports.remove(&port);
+                if let Some(old) = self.t.qos.ports.remove(&port) {
+                    self.ix.qos_ports.remove(&(old, port));
+                }
             }
         }
     }
@@ -191,10 +199,15 @@ impl State {
                     self.t.qos.policies.contains_key(&policy) && self.vpc(&network).is_some(),
                     "network {network} given QoS policy {policy}: both exist (the handler checks)"
                 );
-                self.t.qos.networks.insert(network, policy);
+                if let Some(old) = self.t.qos.networks.insert(network, policy) {
+                    self.ix.qos_networks.remove(&(old, network));
+                }
+                self.ix.qos_networks.insert((policy, network));
             }
             None => {
-                self.t.qos.networks.remove(&network);
+                if let Some(old) = self.t.qos.networks.remove(&network) {
+                    self.ix.qos_networks.remove(&(old, network));
+                }
             }
         }
     }
@@ -203,9 +216,32 @@ impl State {
     /// commit paths).
     pub(super) fn forget_qos_user(&mut self, kind: Kind, id: Id) {
         match kind {
-            Kind::Port => self.t.qos.ports.remove(&id),
-            Kind::Vpc => self.t.qos.networks.remove(&id),
-            _ => None,
-        };
+            Kind::Port => {
+                if let Some(policy) = self.t.qos.ports.remove(&id) {
+                    self.ix.qos_ports.remove(&(policy, id));
+                }
+            }
+            Kind::Vpc => {
+                if let Some(policy) = self.t.qos.networks.remove(&id) {
+                    self.ix.qos_networks.remove(&(policy, id));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The users (ports or networks) of `policy` in a (policy, user) index, in ID order.
+fn users_of(index: &BTreeSet<(Id, Id)>, policy: Id) -> impl Iterator<Item = Id> + '_ {
+    index
+        .range((policy, Id(0))..=(policy, Id(u128::MAX)))
+        .map(|(_, user)| *user)
+}
+
+impl Indexes {
+    /// Builds the policy -> users index from the QoS table (restore).
+    pub(super) fn qos_users(&mut self, t: &QosTables) {
+        self.qos_ports = t.ports.iter().map(|(port, p)| (*p, *port)).collect();
+        self.qos_networks = t.networks.iter().map(|(net, p)| (*p, *net)).collect();
     }
 }

@@ -63,6 +63,7 @@ impl State {
             ix.token_ages.insert((record.index, token.clone()));
             ix.token_weight += record.weight();
         }
+        ix.qos_users(&t.qos);
     }
 
     /// Builds every index with the commit paths' per-key helpers only, one
@@ -111,6 +112,7 @@ impl State {
             ix.token_ages.insert((record.index, token.clone()));
             ix.token_weight += record.weight();
         }
+        ix.qos_users(&t.qos);
     }
 }
 

@@ -196,6 +196,7 @@ impl From<TablesV4> for Tables {
             tokens,
             floating_ips: t.floating_ips,
             qos: Default::default(),
+            ext: Default::default(),
         }
     }
 }

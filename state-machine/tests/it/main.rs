@@ -5,6 +5,7 @@
 mod binding;
 mod derived_ids;
 mod diffs;
+mod external;
 mod floating_ips;
 mod props;
 mod purity;

@@ -10,8 +10,8 @@ use alcor_state_machine::model::{
     QosRule, QosRuleKind, Quota, Route,
 };
 use alcor_state_machine::{
-    Command, FixedIpRequest, Id, InterfaceRef, InterfaceTarget, PortSpec, PortSpecV5, PortUpdate,
-    PortUpdateV5, QosRuleUpdate, State, SubnetUpdate,
+    Command, FixedIpRequest, GatewayRequest, Id, InterfaceRef, InterfaceTarget, PortSpec,
+    PortSpecV5, PortUpdate, PortUpdateV5, QosRuleUpdate, State, SubnetUpdate,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -521,7 +521,7 @@ fn arb_common_command() -> impl Strategy<Value = Command> {
         }),
         (
             80u128..83,
-            1u128..3,
+            1u128..4,
             proptest::option::of(100u128..110),
             0u8..4
         )
@@ -573,9 +573,93 @@ fn arb_simple_command() -> BoxedStrategy<Command> {
         5 => arb_rare_command(),
         5 => arb_v5_command(),
         5 => arb_v6_command(),
-        5 => arb_v7_command()
+        5 => arb_v7_command(),
+        5 => arb_v8_command()
     ]
     .boxed()
+}
+
+/// A gateway request on one of the prelude's networks (refused unless it is
+/// external), with a new port ID (some taken) and sometimes an address.
+fn arb_gateway() -> impl Strategy<Value = GatewayRequest> {
+    (
+        1u128..3,
+        any::<bool>(),
+        108u128..114,
+        proptest::option::of(2u8..5),
+    )
+        .prop_map(|(net, enable_snat, port, ip)| GatewayRequest {
+            network_id: Id(net),
+            enable_snat,
+            port_id: Id(port),
+            fixed_ips: ip
+                .map(|k| FixedIpRequest {
+                    subnet_id: None,
+                    ip_address: Some(format!("10.1.0.{k}").parse().unwrap()),
+                })
+                .into_iter()
+                .collect(),
+        })
+}
+
+/// The format-8 commands: `router:external` on networks, router gateways.
+fn arb_v8_command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        (1u128..4, any::<bool>(), arb_qos_id()).prop_map(|(n, external, qos_policy_id)| {
+            Command::CreateVpcV8 {
+                id: Id(n),
+                project_id: PROJECT.into(),
+                name: format!("vpc-{n}"),
+                cidr: None,
+                vni: None,
+                mtu: None,
+                admin_state_up: true,
+                port_security_enabled: true,
+                qos_policy_id,
+                external,
+            }
+        }),
+        (
+            1u128..4,
+            proptest::option::of(any::<bool>()),
+            arb_expected()
+        )
+            .prop_map(|(n, external, expected_revision)| Command::UpdateVpcV8 {
+                id: Id(n),
+                name: None,
+                mtu: None,
+                admin_state_up: None,
+                port_security_enabled: None,
+                qos_policy_id: None,
+                external,
+                expected_revision,
+            }),
+        (70u128..72, proptest::option::of(arb_gateway())).prop_map(|(n, gateway)| {
+            Command::CreateRouterV8 {
+                id: Id(n),
+                project_id: PROJECT.into(),
+                name: "r".into(),
+                routes: vec![],
+                gateway,
+            }
+        }),
+        (
+            70u128..72,
+            proptest::option::of(proptest::option::of(arb_gateway())),
+            proptest::option::of(any::<bool>()),
+            arb_expected(),
+        )
+            .prop_map(|(n, gateway, admin_state_up, expected_revision)| {
+                Command::UpdateRouterV8 {
+                    id: Id(n),
+                    name: None,
+                    routes: None,
+                    admin_state_up,
+                    gateway,
+                    expected_revision,
+                }
+            }),
+    ]
 }
 
 /// A compare-and-set revision now and then (commands in a history of 60 entries
@@ -766,7 +850,8 @@ fn arb_step() -> BoxedStrategy<Vec<Command>> {
 }
 
 /// A small world most generated commands can act on: hosts, two VPCs with
-/// subnets, two groups (one naming the other as remote group) and a router.
+/// subnets, two groups (one naming the other as remote group), a router and
+/// its gateway on an external network.
 fn prelude() -> Vec<Command> {
     let mut out: Vec<Command> = HOSTS[..3]
         .iter()
@@ -808,6 +893,34 @@ fn prelude() -> Vec<Command> {
     out.push(Command::AddRouterInterface {
         router_id: Id(70),
         subnet_id: Id(10),
+    });
+    // An external network (3) with the router's gateway on it: floating IPs
+    // of it reach the ports of subnet 10 and no others.
+    out.push(Command::CreateVpcV8 {
+        id: Id(3),
+        project_id: "admin".into(),
+        name: "ext".into(),
+        cidr: None,
+        vni: None,
+        mtu: None,
+        admin_state_up: true,
+        port_security_enabled: true,
+        qos_policy_id: None,
+        external: true,
+    });
+    out.push(subnet(15, 3, "10.9.0.0/28"));
+    out.push(Command::UpdateRouterV8 {
+        id: Id(70),
+        name: None,
+        routes: None,
+        admin_state_up: None,
+        gateway: Some(Some(GatewayRequest {
+            network_id: Id(3),
+            enable_snat: true,
+            port_id: Id(115),
+            fixed_ips: Vec::new(),
+        })),
+        expected_revision: None,
     });
     out.push(Command::CreateQosPolicy {
         id: Id(20),
@@ -928,11 +1041,15 @@ fn variant(command: &Command) -> usize {
         Command::UpdateVpcV7 { .. } => 49,
         Command::CreatePortV7 { .. } => 50,
         Command::UpdatePortV7 { .. } => 51,
+        Command::CreateVpcV8 { .. } => 52,
+        Command::UpdateVpcV8 { .. } => 53,
+        Command::CreateRouterV8 { .. } => 54,
+        Command::UpdateRouterV8 { .. } => 55,
     }
 }
 
 /// Number of `Command` variants; [`variant`] maps onto `0..VARIANTS`.
-const VARIANTS: usize = 52;
+const VARIANTS: usize = 56;
 
 /// Marks the variants of a command and of the commands it wraps.
 fn mark_variants(command: &Command, seen: &mut [bool; VARIANTS]) {
@@ -990,6 +1107,32 @@ fn command_variants_keep_their_log_positions() {
     assert!(seen.iter().all(|s| *s));
 }
 
+/// Every associated floating IP of an external network reaches its port
+/// through a router with its gateway on that network; every gateway is on
+/// an external network through its own port.
+fn check_external_paths(state: &State) {
+    for router in state.routers() {
+        if let Some(gateway) = state.router_gateway(router.id) {
+            assert!(state.network_is_external(gateway.network_id));
+            let port = state.port(&gateway.port_id).expect("gateway port exists");
+            assert_eq!(state.gateway_router(port), Some(router.id));
+            assert_eq!(&*port.fixed_ips, &gateway.external_fixed_ips[..]);
+        }
+    }
+    for fip in state.floating_ips() {
+        if fip.port_id.is_none() || !state.network_is_external(fip.floating_network_id) {
+            continue;
+        }
+        let router = state
+            .floating_ip_router(fip)
+            .expect("an external floating IP reaches its port through a router");
+        let gateway = state
+            .router_gateway(router)
+            .expect("the router has a gateway");
+        assert_eq!(gateway.network_id, fip.floating_network_id);
+    }
+}
+
 /// A port without port security has no security groups and no pairs.
 fn check_port_security(state: &State) {
     for port in state.ports() {
@@ -1030,6 +1173,7 @@ proptest! {
             }
             check_ipam(&w.state);
             check_port_security(&w.state);
+            check_external_paths(&w.state);
             prop_assert!(w.state.tag_index_is_consistent(), "tag index drifted at command {}", i);
             prop_assert!(w.state.indexes_are_consistent(), "indexes drifted at command {}: {:?}", i, command);
             snapshots.push((w.index, w.state.snapshot()));

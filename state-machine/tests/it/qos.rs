@@ -314,3 +314,41 @@ fn qos_survives_a_snapshot_round_trip() {
     assert_eq!(restored.goal_state("h1"), w.state.goal_state("h1"));
     assert_eq!(restored.network_qos_policy_id(id(1)), Some(id(20)));
 }
+
+#[test]
+fn a_policy_moved_off_a_port_or_network_is_no_longer_in_use() {
+    let mut w = world();
+    w.ok(port_with(100, "h1", Some(20)));
+    w.ok(set_network(Some(20)));
+    // The port and the network move to policy 21: 20 has no user left.
+    w.ok(Command::UpdatePortV7 {
+        id: id(100),
+        update: PortUpdateV5::default(),
+        qos_policy_id: Some(Some(id(21))),
+        expected_revision: None,
+    });
+    w.ok(set_network(Some(21)));
+    assert!(w.state.indexes_are_consistent());
+    w.ok(Command::DeleteQosPolicy {
+        id: id(20),
+        expected_revision: None,
+    });
+    // 21 is used by the network first, then by the port.
+    let e = w.reject(Command::DeleteQosPolicy {
+        id: id(21),
+        expected_revision: None,
+    });
+    assert!(
+        matches!(&e, Rejection::InUse { kind: Kind::QosPolicy, reason, .. } if reason.contains("network")),
+        "{e:?}"
+    );
+    w.ok(set_network(None));
+    let e = w.reject(Command::DeleteQosPolicy {
+        id: id(21),
+        expected_revision: None,
+    });
+    assert!(
+        matches!(&e, Rejection::InUse { reason, .. } if reason.contains("port")),
+        "{e:?}"
+    );
+}

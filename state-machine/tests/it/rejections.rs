@@ -15,7 +15,7 @@ fn variant_index(rejection: &Rejection) -> u8 {
 fn rejection_variants_keep_their_wire_positions() {
     let s = String::new;
     let ip = "10.0.0.1".parse().expect("an address");
-    let table: [(Rejection, u8); 22] = [
+    let table: [(Rejection, u8); 24] = [
         (
             Rejection::NotFound {
                 kind: Kind::Port,
@@ -142,6 +142,21 @@ fn rejection_variants_keep_their_wire_positions() {
                 existing_id: Id(2),
             },
             21,
+        ),
+        (
+            Rejection::ExternalNetworkUnreachable {
+                network_id: Id(1),
+                subnet_id: Id(2),
+                port_id: Id(3),
+            },
+            22,
+        ),
+        (
+            Rejection::GatewayInUseByFloatingIps {
+                router_id: Id(1),
+                network_id: Id(2),
+            },
+            23,
         ),
     ];
     for (rejection, index) in &table {

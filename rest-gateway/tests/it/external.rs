@@ -1,0 +1,198 @@
+//! External networks and router gateways: `router:external`, a router's
+//! `external_gateway_info` (its `network:router_gateway` port, `enable_snat`,
+//! `external_fixed_ips`), floating IPs of an external network through the
+//! router, and Neutron's 404 and 409 when the router path is missing or
+//! still needed.
+
+use hyper::{Method, StatusCode};
+use serde_json::json;
+
+use crate::api::s;
+use crate::harness::{expect, Rest, ADMIN, ALICE};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_external_network_floating_ip_flow_needs_a_router_gateway() {
+    let rest = Rest::start().await;
+    rest.hosts(&["h1"]).await;
+    // The operator's external network with a subnet.
+    let ext = rest
+        .post(
+            "/v2.0/networks",
+            ADMIN,
+            json!({"network": {"name": "public", "router:external": true}}),
+        )
+        .await;
+    expect(&ext, StatusCode::CREATED, None);
+    assert_eq!(ext.body["network"]["router:external"], true);
+    let ext = s(&ext.body["network"]["id"]);
+    let ext_sub = rest
+        .post(
+            "/v2.0/subnets",
+            ADMIN,
+            json!({"subnet": {"network_id": ext, "cidr": "203.0.113.0/24", "ip_version": 4}}),
+        )
+        .await;
+    expect(&ext_sub, StatusCode::CREATED, None);
+    let ext_sub = s(&ext_sub.body["subnet"]["id"]);
+    let listed = rest.get("/v2.0/networks?router:external=true", ADMIN).await;
+    assert_eq!(listed.body["networks"].as_array().map(Vec::len), Some(1));
+
+    // Alice's network, router interface and VM port.
+    let (net, sub) = crate::api::network_with_subnet(&rest, ALICE, "10.7.0.0/24").await;
+    let router = rest
+        .post("/v2.0/routers", ALICE, json!({"router": {"name": "r"}}))
+        .await;
+    expect(&router, StatusCode::CREATED, None);
+    assert!(router.body["router"]["external_gateway_info"].is_null());
+    let router = s(&router.body["router"]["id"]);
+    let r = rest
+        .call(
+            Method::PUT,
+            &format!("/v2.0/routers/{router}/add_router_interface"),
+            ALICE,
+            Some(json!({ "subnet_id": sub })),
+        )
+        .await;
+    expect(&r, StatusCode::OK, None);
+    let vm = rest
+        .post(
+            "/v2.0/ports",
+            ADMIN,
+            json!({"port": {"network_id": net, "binding:host_id": "h1", "project_id": "alice"}}),
+        )
+        .await;
+    expect(&vm, StatusCode::CREATED, None);
+    let vm = s(&vm.body["port"]["id"]);
+
+    // No gateway yet: the external network is not reachable from the subnet.
+    let f = rest
+        .post(
+            "/v2.0/floatingips",
+            ALICE,
+            json!({"floatingip": {"floating_network_id": ext, "port_id": vm}}),
+        )
+        .await;
+    expect(
+        &f,
+        StatusCode::NOT_FOUND,
+        Some("ExternalGatewayForFloatingIPNotFound"),
+    );
+    let message = s(&f.body["NeutronError"]["message"]);
+    assert!(
+        message.starts_with(&format!(
+            "External network {ext} is not reachable from subnet {sub}"
+        )),
+        "{message}"
+    );
+
+    // A gateway on a network that is not external: 400.
+    let r = rest
+        .call(
+            Method::PUT,
+            &format!("/v2.0/routers/{router}"),
+            ALICE,
+            Some(json!({"router": {"external_gateway_info": {"network_id": net}}})),
+        )
+        .await;
+    expect(&r, StatusCode::BAD_REQUEST, Some("InvalidInput"));
+
+    // The gateway: a port of the router on the external network, SNAT on.
+    let r = rest
+        .call(
+            Method::PUT,
+            &format!("/v2.0/routers/{router}"),
+            ALICE,
+            Some(json!({"router": {"external_gateway_info": {"network_id": ext}}})),
+        )
+        .await;
+    expect(&r, StatusCode::OK, None);
+    let info = &r.body["router"]["external_gateway_info"];
+    assert_eq!(info["network_id"], ext.as_str());
+    assert_eq!(info["enable_snat"], true);
+    assert_eq!(info["external_fixed_ips"][0]["subnet_id"], ext_sub.as_str());
+    let gw_ip = s(&info["external_fixed_ips"][0]["ip_address"]);
+    let ports = rest
+        .get(
+            &format!("/v2.0/ports?device_id={router}&device_owner=network:router_gateway"),
+            ADMIN,
+        )
+        .await;
+    let gw_ports = ports.body["ports"].as_array().cloned().unwrap_or_default();
+    assert_eq!(gw_ports.len(), 1, "{}", ports.body);
+    assert_eq!(gw_ports[0]["network_id"], ext.as_str());
+    assert_eq!(gw_ports[0]["fixed_ips"][0]["ip_address"], gw_ip.as_str());
+    let gw_port = s(&gw_ports[0]["id"]);
+    let d = rest
+        .call(
+            Method::DELETE,
+            &format!("/v2.0/ports/{gw_port}"),
+            ADMIN,
+            None,
+        )
+        .await;
+    expect(&d, StatusCode::CONFLICT, Some("ServicePortInUse"));
+
+    // Now the floating IP of the external network reaches the VM.
+    let f = rest
+        .post(
+            "/v2.0/floatingips",
+            ALICE,
+            json!({"floatingip": {"floating_network_id": ext, "port_id": vm}}),
+        )
+        .await;
+    expect(&f, StatusCode::CREATED, None);
+    assert_eq!(f.body["floatingip"]["router_id"], router.as_str());
+    assert_eq!(f.body["floatingip"]["status"], "ACTIVE");
+    let fip = s(&f.body["floatingip"]["id"]);
+
+    // SNAT off keeps the gateway port and address.
+    let r = rest
+        .call(
+            Method::PUT,
+            &format!("/v2.0/routers/{router}"),
+            ALICE,
+            Some(json!({"router": {"external_gateway_info": {"network_id": ext, "enable_snat": false}}})),
+        )
+        .await;
+    expect(&r, StatusCode::OK, None);
+    let info = &r.body["router"]["external_gateway_info"];
+    assert_eq!(info["enable_snat"], false);
+    assert_eq!(info["external_fixed_ips"][0]["ip_address"], gw_ip.as_str());
+
+    // The gateway may not go while the floating IP uses it.
+    let router_path = format!("/v2.0/routers/{router}");
+    let clear = || {
+        rest.call(
+            Method::PUT,
+            &router_path,
+            ALICE,
+            Some(json!({"router": {"external_gateway_info": {}}})),
+        )
+    };
+    let r = clear().await;
+    expect(
+        &r,
+        StatusCode::CONFLICT,
+        Some("RouterExternalGatewayInUseByFloatingIp"),
+    );
+    let r = rest
+        .call(
+            Method::PUT,
+            &format!("/v2.0/floatingips/{fip}"),
+            ALICE,
+            Some(json!({"floatingip": {"port_id": null}})),
+        )
+        .await;
+    expect(&r, StatusCode::OK, None);
+    let r = clear().await;
+    expect(&r, StatusCode::OK, None);
+    assert!(r.body["router"]["external_gateway_info"].is_null());
+    let ports = rest
+        .get(
+            &format!("/v2.0/ports?device_id={router}&device_owner=network:router_gateway"),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(ports.body["ports"].as_array().map(Vec::len), Some(0));
+    rest.shutdown().await;
+}
