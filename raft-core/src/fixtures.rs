@@ -247,3 +247,16 @@ fn fixtures_of_state_format_5_still_restore_to_the_sample_state() {
     let decoded = backup::decode(&stored).unwrap();
     assert_eq!(decoded.state.snapshot(), sample_state().snapshot());
 }
+
+#[test]
+fn fixtures_of_state_format_7_still_restore_to_the_sample_state() {
+    let stored = std::fs::read(path("stored-snapshot-r1-s7.bin")).unwrap();
+    let decoded: StoredSnapshot = codec::decode_record(&stored).unwrap();
+    assert_eq!(decoded.meta, sample_snapshot().meta);
+    let state = State::restore(&decoded.data).unwrap();
+    assert_eq!(state.snapshot(), sample_state().snapshot());
+
+    let stored = std::fs::read(path("backup-v1-s7.alcorbak")).unwrap();
+    let decoded = backup::decode(&stored).unwrap();
+    assert_eq!(decoded.state.snapshot(), sample_state().snapshot());
+}
