@@ -71,3 +71,4 @@ pub use error::{to_status, ApiError, BATCH_INDEX_HEADER, INDETERMINATE_HEADER, R
 pub use metrics::{GrpcMetrics, GrpcMetricsLayer};
 pub use orchestrator::OrchestratorService;
 pub use request_id::RequestIdLayer;
+pub use scope::readable;

@@ -85,6 +85,8 @@ pub(crate) struct Listing<K> {
     pub(crate) marker: Option<K>,
     /// Only this project's resources; empty: every project.
     pub(crate) project: String,
+    /// Other projects' public resources too (see [`crate::scope::readable`]).
+    pub(crate) public: bool,
     /// Only resources whose tags pass (default: all pass).
     pub(crate) tags: TagFilter,
     /// The fields to fill in.
@@ -101,12 +103,25 @@ impl<K: ListKey> Listing<K> {
         keep: impl Fn(&R) -> bool,
         render: impl Fn(&R) -> T,
     ) -> (Vec<T>, String) {
+        self.page_with_public(items, |_| false, keep, render)
+    }
+
+    /// [`Listing::page`] of a kind some of whose resources are `public`
+    /// (readable by every project): those pass the project filter when the
+    /// listing shows public resources.
+    pub(crate) fn page_with_public<'a, R: Listed<Key = K> + 'a, T: Selectable>(
+        &self,
+        items: impl Iterator<Item = &'a R>,
+        public: impl Fn(&R) -> bool,
+        keep: impl Fn(&R) -> bool,
+        render: impl Fn(&R) -> T,
+    ) -> (Vec<T>, String) {
         page(
             items,
             R::key,
             self.marker.clone(),
             |r| {
-                project_matches(&self.project, &r.meta().project_id)
+                (project_matches(&self.project, &r.meta().project_id) || (self.public && public(r)))
                     && self.tags.matches(&r.meta().tags)
                     && keep(r)
             },

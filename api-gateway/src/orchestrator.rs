@@ -16,7 +16,7 @@ use alcor_proto::api::v1 as pb;
 use alcor_proto::api::v1::orchestrator_server::{Orchestrator, OrchestratorServer};
 use alcor_raft_core::{RaftNode, ReadError, WriteError};
 use alcor_state_machine::model::{
-    FloatingIp, Port, Router, RouterGateway, SecurityGroupRule, Subnet,
+    FloatingIp, Port, Router, RouterGateway, SecurityGroupRule, Subnet, Vpc,
 };
 use alcor_state_machine::{Command, Id, Kind, Rejection, Reply, State};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -251,7 +251,7 @@ impl OrchestratorService {
                     .await?;
                 match found {
                     // Another project's resource does not exist for the caller.
-                    Ok(m) if scope.sees(m.project()) => Ok(fields.apply(m)),
+                    Ok(m) if scope.reads(m.project(), m.public()) => Ok(fields.apply(m)),
                     Ok(_) => Err(not_found(kind, req.id())),
                     Err(id) => Err(not_found(kind, id)),
                 }
@@ -290,6 +290,7 @@ impl OrchestratorService {
                     limit: page_limit(req.limit()),
                     marker,
                     project,
+                    public: scope.lists_public(req.project_id()),
                     tags: req.tag_filter()?,
                     fields,
                 };
@@ -561,7 +562,8 @@ impl Orchestrator for OrchestratorService {
             |_| Ok(()),
             |s, list, ()| {
                 let items = tag_indexed(s, Kind::Vpc, &list.tags, s.vpcs(), State::vpc);
-                list.page(items, |_| true, |v| convert::vpc_in(s, v))
+                let public = |v: &Vpc| s.network_is_external(v.id);
+                list.page_with_public(items, public, |_| true, |v| convert::vpc_in(s, v))
             },
             |vpcs, next_marker, revision| pb::ListVpcsResponse {
                 vpcs,

@@ -11,6 +11,10 @@
 //!   floating IP's port): another project's resource is NOT_FOUND, as if it
 //!   did not exist (REST's 404). A floating IP's `floating_network_id` may
 //!   be any project's (external networks, as in REST).
+//! - Reads (Get and List with no project filter) also show every project's
+//!   external networks (Neutron's `router:external`), read-only: writes and
+//!   the references above stay the owner's ([`readable`], the one read rule
+//!   of gRPC and REST).
 //! - `binding_host` (`binding:host_id`) is set by an admin only
 //!   (PERMISSION_DENIED, `ADMIN_ONLY_ATTRIBUTE`).
 //!
@@ -79,6 +83,23 @@ impl Scope {
         }
     }
 
+    /// Whether the caller may read a resource of `project`; `public` for
+    /// one every project may read (an external network).
+    pub(crate) fn reads(&self, project: &str, public: bool) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Project(own) => public || own == project,
+            Scope::Nothing => false,
+        }
+    }
+
+    /// Whether a list with project filter `project` also shows other
+    /// projects' public resources: a member's or reader's list without a
+    /// filter (the admin's sees them all already).
+    pub(crate) fn lists_public(&self, project: &str) -> bool {
+        matches!(self, Scope::Project(_)) && project.is_empty()
+    }
+
     /// Refuses `attribute` unless the caller is the admin.
     pub(crate) fn admin_only(&self, attribute: &str) -> Result<(), ApiError> {
         match self {
@@ -89,6 +110,14 @@ impl Scope {
             )),
         }
     }
+}
+
+/// Whether `principal` may read a resource of `project`; `public` for one
+/// every project may read: an external network (Neutron's
+/// `router:external`, read-only for all but its owner). The one read rule
+/// of the gRPC API and the REST gateway.
+pub fn readable(principal: &Principal, project: &str, public: bool) -> bool {
+    Scope::of(principal).reads(project, public)
 }
 
 /// The project of an existing resource, if it exists.
@@ -346,6 +375,19 @@ impl Guarded for pb::DeleteQosRuleRequest {
 /// A resource message's project.
 pub(crate) trait Owned {
     fn project(&self) -> &str;
+    /// Readable by every project (see [`readable`]).
+    fn public(&self) -> bool {
+        false
+    }
+}
+
+impl Owned for pb::Vpc {
+    fn project(&self) -> &str {
+        &self.project_id
+    }
+    fn public(&self) -> bool {
+        self.external
+    }
 }
 
 macro_rules! owned {
@@ -360,7 +402,6 @@ macro_rules! owned {
 
 owned!(
     pb::Host,
-    pb::Vpc,
     pb::Subnet,
     pb::Port,
     pb::SecurityGroup,

@@ -34,6 +34,13 @@ impl Caller {
         self.admin || self.project_id == project_id
     }
 
+    /// Whether the caller may read a resource of `project_id`; `public` for
+    /// one every project may read (an external network): the gRPC API's
+    /// rule, [`alcor_api_gateway::readable`].
+    pub fn reads(&self, project_id: &str, public: bool) -> bool {
+        alcor_api_gateway::readable(&self.principal, project_id, public)
+    }
+
     /// Whether the caller may only read.
     pub fn reads_only(&self) -> bool {
         matches!(self.principal, Principal::Reader { .. })

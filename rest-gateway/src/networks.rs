@@ -91,6 +91,10 @@ impl Resource for Networks {
         "revision_number",
     ];
 
+    fn public(item: &Item) -> bool {
+        item.get("router:external") == Some(&Value::Bool(true))
+    }
+
     async fn get(svc: &Svc, id: &str) -> Result<Item, RestError> {
         get(svc, id, false).await
     }
@@ -105,15 +109,14 @@ impl Resource for Networks {
         marker: &str,
         limit: usize,
     ) -> Result<(Vec<Item>, String), RestError> {
-        let page = svc
-            .list_vpcs(Request::new(page_request!(
-                scope,
-                marker,
-                limit,
-                pb::ListVpcsRequest {}
-            )))
-            .await
-            .rest()?;
+        let mut request = Request::new(page_request!(scope, marker, limit, pb::ListVpcsRequest {}));
+        if let Some(reader) = &scope.reader {
+            // As the caller, unfiltered: its own networks and every external
+            // one, by the gRPC API's one read rule.
+            request.get_mut().project_id.clear();
+            request.extensions_mut().insert(reader.clone());
+        }
+        let page = svc.list_vpcs(request).await.rest()?;
         Ok((page.vpcs.iter().map(render).collect(), page.next_marker))
     }
 

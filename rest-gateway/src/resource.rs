@@ -25,6 +25,7 @@ use crate::error::RestError;
 use crate::limits::{BODY_BYTES_MAX, PAGE_MAX, SCAN_PAGE_MAX, SUBNET_LOOKUPS_CONCURRENT_MAX};
 use crate::query::Query;
 use crate::{base_url, json_body, AppState, Svc};
+use alcor_proto::identity::Principal;
 
 /// A rendered resource: Neutron's attributes by name.
 pub(crate) type Item = Map<String, Value>;
@@ -44,6 +45,9 @@ pub(crate) struct Scope {
     pub(crate) port_id: String,
     /// Empty: every router (floating IPs).
     pub(crate) router_id: String,
+    /// A member's or reader's identity, for the kinds with resources every
+    /// project reads (networks: [`Resource::public`]); `None` for the admin.
+    pub(crate) reader: Option<Principal>,
     /// The tag filters (served from the tag index).
     pub(crate) tags: TagFilters,
 }
@@ -81,6 +85,12 @@ pub(crate) trait Resource: Send + Sync + 'static {
     /// Attributes only an admin may set in a create or update (Neutron's
     /// policy); anyone else gets 403 `PolicyNotAuthorized`.
     const ADMIN_ONLY: &'static [&'static str] = &[];
+
+    /// Whether every project may read `item` (an external network), not
+    /// only its owner's; writes stay the owner's.
+    fn public(_item: &Item) -> bool {
+        false
+    }
 
     /// Reads one by ID (404 with `NOT_FOUND` when missing).
     fn get(svc: &Svc, id: &str) -> impl Future<Output = Result<Item, RestError>> + Send;
@@ -194,6 +204,17 @@ pub(crate) async fn visible<R: Resource>(
 ) -> Result<Item, RestError> {
     let item = R::get(svc, id).await?;
     if caller.sees(project_of(&item)) {
+        Ok(item)
+    } else {
+        Err(RestError::not_found(R::NOT_FOUND, R::SINGULAR, id))
+    }
+}
+
+/// Reads one the caller may read: its own and public ones
+/// ([`Resource::public`]); 404 otherwise. Writes use [`visible`].
+async fn readable<R: Resource>(svc: &Svc, caller: &Caller, id: &str) -> Result<Item, RestError> {
+    let item = R::get(svc, id).await?;
+    if caller.reads(project_of(&item), R::public(&item)) {
         Ok(item)
     } else {
         Err(RestError::not_found(R::NOT_FOUND, R::SINGULAR, id))
@@ -480,7 +501,7 @@ async fn list_inner<R: Resource>(
             "marker {marker:?} is not an ID"
         )));
     }
-    let keep = |item: &Item| caller.sees(project_of(item)) && query.matches(item);
+    let keep = |item: &Item| caller.reads(project_of(item), R::public(item)) && query.matches(item);
     let mut out: Vec<Item> = Vec::new();
     if let Some(ids) = query.filters.get("id") {
         // Direct lookups instead of a scan.
@@ -519,6 +540,7 @@ async fn list_inner<R: Resource>(
             security_group_id: single("security_group_id"),
             port_id: single("port_id"),
             router_id: single("router_id"),
+            reader: (!caller.admin).then(|| caller.principal.clone()),
             tags: TagFilters {
                 all: query.tags("tags"),
                 any: query.tags("tags-any"),
@@ -602,7 +624,7 @@ async fn show<R: Resource>(
             let id = path_id::<R>(&id)?;
             let query = Query::parse(raw.as_deref(), &[])?;
             let svc = &*state.svc;
-            let mut items = [visible::<R>(svc, &caller, &id).await?];
+            let mut items = [readable::<R>(svc, &caller, &id).await?];
             R::complete(svc, &mut items, &query).await?;
             let [item] = items;
             let body = envelope_one(R::SINGULAR, query.select(item));

@@ -8,8 +8,9 @@ security groups and rules, routers with a subnet interface (a port: listed
 by `port list --router`, not deletable through the port API) and a static
 route, floating IPs (associate, unset, move), an external network with a
 router gateway (`--external`, `router set/unset --external-gateway`,
-`--disable-snat`) and a floating IP through it, tags (create, filters, set/unset),
-QoS policies and rules (bandwidth limits per direction, a DSCP mark, on a
+`--disable-snat`) and a floating IP through it, the external network read
+and used by name by a member of another project, tags (create, filters,
+set/unset), QoS policies and rules (bandwidth limits per direction, a DSCP mark, on a
 network and a port, 409 while in use), exit codes and messages of failing
 commands, and project scoping.
 `openstack quota ...` is left out: it resolves the project through the
@@ -261,6 +262,37 @@ def main():
     check(not gateway_info(), "router unset --external-gateway")
     quiet("router", "remove", "subnet", grouter["id"], sub["id"])
     quiet("router", "delete", grouter["id"])
+
+    # Another project reads the external network (read-only) and uses it by
+    # name: a router gateway and a floating IP, as a plain member.
+    listed = ok("network", "list", "--external", token=MEMBER)
+    check(ext["id"] in [n["ID"] for n in listed], "member: network list --external")
+    check(ok("network", "show", "cli-ext", token=MEMBER)["id"] == ext["id"],
+          "member: network show of the external network by name")
+    fails("member renames another project's external network", "could not be found",
+          "network", "set", "--name", "mine", "cli-ext", token=MEMBER)
+    # `network delete` ignores a 404 (exit 0): the network must still be there.
+    run(MEMBER, "network", "delete", "cli-ext")
+    check(ok("network", "show", ext["id"])["name"] == "cli-ext",
+          "member cannot delete another project's external network")
+    mnet = ok("network", "create", "cli-member-ext-net", token=MEMBER)
+    msub = ok("subnet", "create", "cli-member-ext-sub", "--network", mnet["id"],
+              "--subnet-range", "10.99.0.0/24", token=MEMBER)
+    mport = ok("port", "create", "--network", mnet["id"], "cli-member-vm", token=MEMBER)
+    mrouter = ok("router", "create", "cli-member-router", token=MEMBER)
+    quiet("router", "add", "subnet", mrouter["id"], msub["id"], token=MEMBER)
+    quiet("router", "set", "--external-gateway", "cli-ext", mrouter["id"], token=MEMBER)
+    mfip = ok("floating", "ip", "create", "--port", mport["id"], "cli-ext", token=MEMBER)
+    check(mfip["floating_network_id"] == ext["id"] and mfip["router_id"] == mrouter["id"]
+          and mfip["floating_ip_address"].startswith("203.0.113."),
+          "member: floating ip create from the external network by name")
+    quiet("floating", "ip", "delete", mfip["id"], token=MEMBER)
+    quiet("router", "unset", "--external-gateway", mrouter["id"], token=MEMBER)
+    quiet("router", "remove", "subnet", mrouter["id"], msub["id"], token=MEMBER)
+    quiet("router", "delete", mrouter["id"], token=MEMBER)
+    quiet("port", "delete", mport["id"], token=MEMBER)
+    quiet("subnet", "delete", msub["id"], token=MEMBER)
+    quiet("network", "delete", mnet["id"], token=MEMBER)
     quiet("subnet", "delete", esub["id"])
     quiet("network", "delete", ext["id"])
 

@@ -1087,3 +1087,115 @@ async fn external_gateways_carry_floating_ips_of_their_network() {
     assert!(cleared.external_gateway.is_none());
     cluster.shutdown().await;
 }
+
+/// A request as `principal` (what the auth layer attaches), for the
+/// service called in process.
+fn as_caller<T>(principal: &alcor_proto::identity::Principal, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.extensions_mut().insert(principal.clone());
+    request
+}
+
+/// Neutron's `router:external` networks are read by every project: a member
+/// of another project gets and lists the external network (not the owner's
+/// other networks, and only when its list names no other project), and
+/// cannot update or delete it (NOT_FOUND, as before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_project_reads_an_external_vpc_and_only_its_owner_changes_it() {
+    use alcor_api_gateway::OrchestratorService;
+    use alcor_proto::api::v1::orchestrator_server::Orchestrator;
+    use alcor_proto::identity::Principal;
+
+    let cluster = TestCluster::start(1).await;
+    let svc = OrchestratorService::new(std::sync::Arc::clone(&cluster.nodes[0].node));
+    let admin = Principal::Admin;
+    let bob = Principal::Member {
+        project: "bob".into(),
+    };
+    let create = |name: &str, project: &str, external: bool| pb::CreateVpcRequest {
+        project_id: project.into(),
+        name: name.into(),
+        external,
+        ..Default::default()
+    };
+    let public = svc
+        .create_vpc(as_caller(&admin, create("public", "ops", true)))
+        .await
+        .expect("create external vpc")
+        .into_inner();
+    let private = svc
+        .create_vpc(as_caller(&admin, create("ops-private", "ops", false)))
+        .await
+        .expect("create private vpc")
+        .into_inner();
+    svc.create_vpc(as_caller(&bob, create("bob-net", "", false)))
+        .await
+        .expect("create bob's vpc");
+
+    let list = |project: &str| pb::ListVpcsRequest {
+        project_id: project.into(),
+        ..Default::default()
+    };
+    // Sorted: a list is in ID order.
+    let names = |vpcs: Vec<pb::Vpc>| -> Vec<String> {
+        let mut names: Vec<String> = vpcs.into_iter().map(|v| v.name).collect();
+        names.sort();
+        names
+    };
+    let listed = svc
+        .list_vpcs(as_caller(&bob, list("")))
+        .await
+        .expect("bob lists")
+        .into_inner();
+    assert_eq!(
+        names(listed.vpcs),
+        vec!["bob-net".to_string(), "public".to_string()]
+    );
+    let own = svc
+        .list_vpcs(as_caller(&bob, list("bob")))
+        .await
+        .expect("bob lists his project")
+        .into_inner();
+    assert_eq!(names(own.vpcs), vec!["bob-net".to_string()]);
+    let got = |id: &str| pb::GetVpcRequest {
+        id: id.into(),
+        ..Default::default()
+    };
+    let shown = svc
+        .get_vpc(as_caller(&bob, got(&public.id)))
+        .await
+        .expect("bob gets the external vpc")
+        .into_inner();
+    assert!(shown.external && shown.project_id == "ops");
+    assert_status(
+        svc.get_vpc(as_caller(&bob, got(&private.id))).await,
+        Code::NotFound,
+        "NOT_FOUND",
+    );
+
+    let rename = pb::UpdateVpcRequest {
+        id: public.id.clone(),
+        name: Some("mine".into()),
+        ..Default::default()
+    };
+    assert_status(
+        svc.update_vpc(as_caller(&bob, rename)).await,
+        Code::NotFound,
+        "NOT_FOUND",
+    );
+    let delete = pb::DeleteVpcRequest {
+        id: public.id.clone(),
+        ..Default::default()
+    };
+    assert_status(
+        svc.delete_vpc(as_caller(&bob, delete)).await,
+        Code::NotFound,
+        "NOT_FOUND",
+    );
+    let after = svc
+        .get_vpc(as_caller(&admin, got(&public.id)))
+        .await
+        .expect("admin gets it")
+        .into_inner();
+    assert_eq!(after.name, "public");
+}

@@ -8,7 +8,7 @@ use hyper::{Method, StatusCode};
 use serde_json::json;
 
 use crate::api::s;
-use crate::harness::{expect, Rest, ADMIN, ALICE};
+use crate::harness::{expect, Rest, ADMIN, ALICE, BOB};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_external_network_floating_ip_flow_needs_a_router_gateway() {
@@ -194,5 +194,82 @@ async fn the_external_network_floating_ip_flow_needs_a_router_gateway() {
         )
         .await;
     assert_eq!(ports.body["ports"].as_array().map(Vec::len), Some(0));
+    rest.shutdown().await;
+}
+
+/// The names of the networks `token` lists at `path`.
+async fn listed_names(rest: &Rest, path: &str, token: &str) -> Vec<String> {
+    let listed = rest.get(path, token).await;
+    expect(&listed, StatusCode::OK, None);
+    let networks = listed.body["networks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    networks.iter().map(|n| s(&n["name"])).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_project_reads_an_external_network_and_only_its_owner_changes_it() {
+    let rest = Rest::start().await;
+    let create = |name: &str, external: bool| {
+        rest.post(
+            "/v2.0/networks",
+            ADMIN,
+            json!({"network": {"name": name, "router:external": external}}),
+        )
+    };
+    let public = create("public", true).await;
+    expect(&public, StatusCode::CREATED, None);
+    let public = s(&public.body["network"]["id"]);
+    let private = create("admin-private", false).await;
+    expect(&private, StatusCode::CREATED, None);
+    let private = s(&private.body["network"]["id"]);
+    let sub = rest
+        .post(
+            "/v2.0/subnets",
+            ADMIN,
+            json!({"subnet": {"network_id": public, "cidr": "203.0.113.0/24", "ip_version": 4}}),
+        )
+        .await;
+    expect(&sub, StatusCode::CREATED, None);
+    let (_, _) = crate::api::network_with_subnet(&rest, BOB, "10.8.0.0/24").await;
+
+    // Bob (another project) lists his own networks and the external one.
+    let all = listed_names(&rest, "/v2.0/networks", BOB).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all.contains(&"public".to_string()), "{all:?}");
+    let external = listed_names(&rest, "/v2.0/networks?router:external=true", BOB).await;
+    assert_eq!(external, vec!["public".to_string()]);
+    let internal = listed_names(&rest, "/v2.0/networks?router:external=false", BOB).await;
+    assert!(!internal.contains(&"public".to_string()), "{internal:?}");
+    let by_id = listed_names(&rest, &format!("/v2.0/networks?id={public}"), BOB).await;
+    assert_eq!(by_id, vec!["public".to_string()]);
+    let shown = rest.get(&format!("/v2.0/networks/{public}"), BOB).await;
+    expect(&shown, StatusCode::OK, None);
+    assert_eq!(shown.body["network"]["router:external"], true);
+    assert_eq!(shown.body["network"]["project_id"], "admin");
+
+    // Not the admin's other network, nor the external network's subnet
+    // (Neutron shows those only when shared).
+    let hidden = rest.get(&format!("/v2.0/networks/{private}"), BOB).await;
+    expect(&hidden, StatusCode::NOT_FOUND, Some("NetworkNotFound"));
+    let subnets = rest.get("/v2.0/subnets", BOB).await;
+    assert_eq!(subnets.body["subnets"].as_array().map(Vec::len), Some(1));
+
+    // Read-only for Bob: update and delete are refused as before.
+    let path = format!("/v2.0/networks/{public}");
+    let update = rest
+        .call(
+            Method::PUT,
+            &path,
+            BOB,
+            Some(json!({"network": {"name": "mine"}})),
+        )
+        .await;
+    expect(&update, StatusCode::NOT_FOUND, Some("NetworkNotFound"));
+    let delete = rest.call(Method::DELETE, &path, BOB, None).await;
+    expect(&delete, StatusCode::NOT_FOUND, Some("NetworkNotFound"));
+    let shown = rest.get(&path, ADMIN).await;
+    assert_eq!(shown.body["network"]["name"], "public");
     rest.shutdown().await;
 }
