@@ -4,8 +4,8 @@
 and (with --plots, needs matplotlib) PNG plots, all in the run's folder.
 
 Input files in RUN_DIR: alcor-rep<N>.json (cluster_load), etcd-rep<N>.json
-(etcd_load), ovn-rep<N>.json (ovn_load), optionally alcor-restart.json and
-push*.json. Usage: report.py RUN_DIR [--plots]
+(etcd_load), ovn-rep<N>.json (ovn_load), optionally alcor-restart.json,
+alcor-push-kernel.json and push*.json. Usage: report.py RUN_DIR [--plots]
 """
 
 import glob
@@ -56,6 +56,8 @@ def summarise(run_dir):
     etcd = load(run_dir, "etcd-rep*.json")
     ovn = load(run_dir, "ovn-rep*.json")
     restart = load(run_dir, "alcor-restart.json")
+    push_kernel = [r["push_kernel"] for r in load(run_dir, "alcor-push-kernel.json")
+                   if r.get("push_kernel")]
     a, e, o = rows_by_label(alcor), rows_by_label(etcd), rows_by_label(ovn)
     first = (alcor or etcd or ovn or [{}])[0]
 
@@ -143,6 +145,7 @@ def summarise(run_dir):
         },
         "comparison": comp,
         "restart": rs,
+        "push_kernel": push_kernel,
         "medians": {
             sysname: {
                 label: {k: med(rows, k) for k in
@@ -197,6 +200,15 @@ def markdown(s):
         lines += ["", f"Restart of a member holding {r['ports']:,} ports (built at "
                   f"{fmt(r['build_ports_per_s'])} ports/s): kill -9 → serving {tries}; "
                   f"median {fmt(r['serving_median_ms'])} ms. Memory: {mem}."]
+    for r in s["push_kernel"]:
+        def span(row):
+            k = r[row]["acked_to_kernel"]
+            return (f"{row}: acked → kernel p50 {fmt(k['p50_ms'], 1)} / p99 {fmt(k['p99_ms'], 1)} ms "
+                    f"(write acked p50 {fmt(r[row]['write_acked']['p50_ms'], 1)} ms)")
+        lines += ["", f"Controller to kernel (one Linux dataplane agent holding {r['ports']:,} ports): "
+                  f"FullSync {fmt(r['full_sync_ms'])} ms; "
+                  + "; ".join(span(row) for row in ("create_port", "delete_port", "rule_over_all_ports"))
+                  + " (issue 14 targets: p99 ≤ 100 ms for a port change, ≤ 1 s for a rule)."]
     return "\n".join(lines) + "\n"
 
 

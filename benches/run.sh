@@ -10,8 +10,9 @@
 # Failover (20 tries) runs in the first repetition of each system; the Alcor
 # restart scenario (a member holding 1,000,000 ports), the steady scenario (a
 # loaded cluster without faults for --steady-s seconds, leader changes
-# counted) and the host-push fan-out (simulated agents,
-# PUSH_AGENTS=100,1000,3000) run once at the end.
+# counted), the host-push fan-out (simulated agents,
+# PUSH_AGENTS=100,1000,3000) and, as root, controller-to-kernel through a Linux
+# dataplane agent (cluster_load's push-kernel scenario) run once at the end.
 # benches/report.py then writes summary.json, summary.md (medians, ratios
 # ours/peer, targets) and PNG plots into the run's folder.
 #
@@ -149,6 +150,18 @@ else
     "$BIN/push_fanout" --alcor "$BIN/alcor" --agents "${PUSH_SHARED_AGENTS:-100,1000,10000}" \
         --agents-per-connection 100 --hosts-per-vpc 100 \
         --base-port 27800 --work-dir "$WORK" --out "$OUT/push-fanout-shared.json"
+fi
+
+echo "=== Alcor-RS controller to kernel: a Linux dataplane agent (root only)"
+if [ "$(id -u)" != 0 ]; then
+    echo "skipped: not root (the agent creates network namespaces)"
+elif [ "$SMOKE" = 1 ]; then
+    "$BIN/cluster_load" --alcor "$BIN/alcor" --work-dir "$WORK" --scenarios push-kernel \
+        --push-kernel-ports 20 --push-kernel-changes 3 --push-kernel-rules 1 \
+        --out "$OUT/alcor-push-kernel.json"
+else
+    "$BIN/cluster_load" --alcor "$BIN/alcor" --work-dir "$WORK" --scenarios push-kernel \
+        --out "$OUT/alcor-push-kernel.json"
 fi
 
 if [ "$SMOKE" = 1 ]; then

@@ -9,8 +9,8 @@
 //!
 //! Usage (after `cargo build --release -p alcor-node`):
 //! `cargo run --release -p alcor-benches --bin cluster_load -- [--quick]
-//! [--duration-s 10] [--scenarios serial,concurrent,batch,reads,failover,restart,steady]
-//! [--restart-ports 1000000]`
+//! [--duration-s 10] [--scenarios serial,concurrent,batch,reads,failover,restart,steady,push-kernel]
+//! [--restart-ports 1000000]` (`push-kernel` needs root: see `push_kernel.rs`)
 //!
 //! Output: a table on stdout and `benches/results/cluster_load-<date>.json`.
 //!
@@ -34,6 +34,9 @@ use anyhow::{anyhow, bail, Context};
 use clap::Parser;
 use serde_json::{json, Value};
 use tonic::transport::{Channel, Endpoint};
+
+#[path = "cluster_load/push_kernel.rs"]
+mod push_kernel;
 
 /// Ports per project: the default port quota.
 const PORTS_PER_PROJECT: u64 = 500;
@@ -76,9 +79,10 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     duration_s: u64,
     /// Comma-separated: serial, concurrent, batch, reads, failover, restart,
-    /// steady (restart and steady are not in the default set: restart builds
-    /// `--restart-ports` ports, steady loads a cluster for `--duration-s` and
-    /// counts leader changes).
+    /// steady, push-kernel (restart, steady and push-kernel are not in the
+    /// default set: restart builds `--restart-ports` ports, steady loads a
+    /// cluster for `--duration-s` and counts leader changes, push-kernel
+    /// needs root and times changes from the API to a Linux agent's kernel).
     #[arg(
         long,
         value_delimiter = ',',
@@ -117,6 +121,15 @@ struct Args {
     /// unset: the members run with --insecure.
     #[arg(long)]
     tls: bool,
+    /// Ports on the push-kernel scenario's host before its agent starts.
+    #[arg(long, default_value_t = 1_000)]
+    push_kernel_ports: usize,
+    /// Ports created and then deleted one at a time in the push-kernel scenario.
+    #[arg(long, default_value_t = 50)]
+    push_kernel_changes: usize,
+    /// Rules added to the host's group in the push-kernel scenario.
+    #[arg(long, default_value_t = 5)]
+    push_kernel_rules: usize,
     /// JSON output path; default benches/results/cluster_load-<date>.json.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -148,13 +161,18 @@ struct Cluster {
 
 impl Cluster {
     fn start(args: &Args, work_dir: &Path) -> anyhow::Result<Cluster> {
+        Cluster::start_on(args, work_dir, "127.0.0.1")
+    }
+
+    /// [`Cluster::start`] with the members' APIs on `api_ip` (Raft stays on loopback).
+    fn start_on(args: &Args, work_dir: &Path, api_ip: &str) -> anyhow::Result<Cluster> {
         let root = tempfile::Builder::new()
             .prefix("alcor-cluster-load-")
             .tempdir_in(work_dir)
             .context("create the temp data dir")?;
         let mut members = Vec::new();
         for id in 1..=MEMBERS {
-            let api = format!("127.0.0.1:{}", u64::from(args.base_port) + id);
+            let api = format!("{api_ip}:{}", u64::from(args.base_port) + id);
             let raft = format!("127.0.0.1:{}", u64::from(args.base_port) + 100 + id);
             members.push(Member {
                 id,
@@ -1043,7 +1061,7 @@ async fn restart_big(args: &Args, work: &Path) -> anyhow::Result<Value> {
 // ---------------------------------------------------------------- main --
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    const KNOWN: [&str; 7] = [
+    const KNOWN: [&str; 8] = [
         "serial",
         "concurrent",
         "batch",
@@ -1051,6 +1069,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "failover",
         "restart",
         "steady",
+        "push-kernel",
     ];
     for s in &args.scenarios {
         if !KNOWN.contains(&s.as_str()) {
@@ -1099,6 +1118,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut fail = Value::Null;
     let mut restart = Value::Null;
     let mut steady_run = Value::Null;
+    let mut push_kernel_run = Value::Null;
     for s in &args.scenarios {
         match s.as_str() {
             "serial" => rows.extend(serial(&args, &work, timing).await?),
@@ -1106,6 +1126,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "batch" => rows.extend(batch(&args, &work, timing).await?),
             "reads" => rows.extend(reads(&args, &work, timing).await?),
             "restart" => restart = restart_big(&args, &work).await?,
+            "push-kernel" => push_kernel_run = push_kernel::push_kernel(&args, &work).await?,
             "steady" => {
                 let (row, report) = steady(&args, &work, timing).await?;
                 rows.push(row);
@@ -1135,6 +1156,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "failover": fail,
         "restart": restart,
         "steady": steady_run,
+        "push_kernel": push_kernel_run,
     });
     let out = args.out.clone().unwrap_or_else(|| {
         Path::new(env!("CARGO_MANIFEST_DIR"))
