@@ -124,8 +124,9 @@ struct Args {
     /// Ports on the push-kernel scenario's host before its agent starts.
     #[arg(long, default_value_t = 1_000)]
     push_kernel_ports: usize,
-    /// Ports created and then deleted one at a time in the push-kernel scenario.
-    #[arg(long, default_value_t = 50)]
+    /// Ports created and then deleted one at a time in the push-kernel
+    /// scenario (with --push-kernel-ports at most 1,020: one VPC's bridge).
+    #[arg(long, default_value_t = 20)]
     push_kernel_changes: usize,
     /// Rules added to the host's group in the push-kernel scenario.
     #[arg(long, default_value_t = 5)]

@@ -44,9 +44,15 @@ const FULL_SYNC_WAIT_MAX: Duration = Duration::from_secs(600);
 const PRELOAD_BATCH: usize = 500;
 /// The project of the scenario's ports.
 const PROJECT: &str = "pk";
+/// Ports of one VPC on the host at most: the VPC's Linux bridge holds at
+/// most 1,023 ports (the kernel's `BR_MAX_PORTS` less port 0) and one is
+/// its VXLAN device; a port past it fails with EXFULL, and a failed port
+/// makes every later pass full, which this scenario would then time.
+const VPC_PORTS_MAX: usize = 1_020;
 
 /// The host namespace, its veth pair and the agent in it; all removed on
 /// drop (the agent first, then every namespace it made for ports and routers).
+/// The agent's log (info: a line per pass) stays in the work dir.
 struct Host {
     id: String,
     netns: String,
@@ -112,7 +118,7 @@ impl Host {
             .arg(alcor)
             .args(["agent", "--host-id", &self.id, "--endpoints", endpoint])
             .args(["--dataplane", "linux", "--underlay-ip", HOST_IP])
-            .env("ALCOR_LOG", "warn")
+            .env("ALCOR_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -149,7 +155,6 @@ impl Drop for Host {
         }
         let _ = ip(&["netns", "del", &self.netns]);
         let _ = ip(&["link", "del", &self.veth_root]);
-        let _ = std::fs::remove_file(&self.agent_log);
     }
 }
 
@@ -306,7 +311,11 @@ pub(super) async fn push_kernel(args: &Args, work: &Path) -> anyhow::Result<Valu
         device_owner: "compute:nova".into(),
         ..Default::default()
     };
-    let total = args.push_kernel_ports.clamp(1, 10_000);
+    let total = args.push_kernel_ports.max(1);
+    let changes = args.push_kernel_changes.clamp(1, 1_000);
+    if total + changes > VPC_PORTS_MAX {
+        bail!("--push-kernel-ports + --push-kernel-changes: at most {VPC_PORTS_MAX} (one VPC's bridge)");
+    }
     let mut last = 0;
     for first in (0..total).step_by(PRELOAD_BATCH) {
         let ports = (first..(first + PRELOAD_BATCH).min(total))
@@ -334,7 +343,6 @@ pub(super) async fn push_kernel(args: &Args, work: &Path) -> anyhow::Result<Valu
     let full_sync_ms = ms(started, synced);
     println!("push-kernel FullSync of {total} ports: agent started -> kernel programmed {full_sync_ms:.0} ms");
 
-    let changes = args.push_kernel_changes.clamp(1, 1_000);
     let (mut creates, mut deletes, mut rules) =
         (Spans::default(), Spans::default(), Spans::default());
     let mut created = Vec::new();
@@ -416,6 +424,10 @@ pub(super) async fn push_kernel(args: &Args, work: &Path) -> anyhow::Result<Valu
         rules.push(sent, acked, at);
     }
     let leader_id = cluster.members[li].id;
+    println!(
+        "push-kernel the agent's log (a line per pass): {}",
+        host.agent_log.display()
+    );
     Ok(json!({
         "ports": total,
         "leader": leader_id,
