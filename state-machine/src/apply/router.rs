@@ -103,26 +103,13 @@ impl State {
         expected: Option<u64>,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
-        let router = self
-            .t
-            .routers()
-            .get(&id)
-            .ok_or_else(|| Rejection::not_found(Kind::Router, id))?;
-        validate::revision(expected, router.meta.revision)?;
-        if let Some(name) = name {
-            validate::name("name", name)?;
-        }
-        if let Some(routes) = routes {
-            validate::routes("routes", routes, ROUTER_ROUTES_MAX)?;
-        }
-        let change = self.plan_gateway(router, gateway)?;
+        let router = self.check_router_update(ctx, id, (name, routes, admin_state_up), expected)?;
+        let change = self.plan_gateway(&router, gateway)?;
+        // The port create is the first change and is all or nothing; what
+        // follows cannot fail.
         let change = self.create_gateway_port(ctx, change, d)?;
         let gateway = self.commit_gateway_change(ctx, id, change, d);
-        // Checked above: the update cannot fail now.
-        let reply = self.update_router(ctx, id, name, routes, admin_state_up, expected, d)?;
-        let Reply::Router(router) = reply else {
-            return Ok(reply);
-        };
+        self.commit_router(id, Some(router.clone()), d);
         Ok(Reply::RouterGateway { router, gateway })
     }
 
@@ -275,6 +262,22 @@ impl State {
         expected: Option<u64>,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
+        let new = self.check_router_update(ctx, id, (name, routes, admin_state_up), expected)?;
+        self.commit_router(id, Some(new.clone()), d);
+        Ok(Reply::Router(new))
+    }
+
+    /// The router an update of its own fields (name, routes, admin state)
+    /// would store, checked (nothing is changed): the one set of checks of
+    /// [`Command::UpdateRouter`](crate::Command::UpdateRouter) and
+    /// [`Command::UpdateRouterV8`](crate::Command::UpdateRouterV8).
+    fn check_router_update(
+        &self,
+        ctx: Ctx,
+        id: Id,
+        (name, routes, admin_state_up): (Option<&str>, Option<&[Route]>, Option<bool>),
+        expected: Option<u64>,
+    ) -> Result<Router, Rejection> {
         let router = self
             .t
             .routers()
@@ -293,8 +296,7 @@ impl State {
             new.admin_state_up = up;
         }
         ctx.touch(&mut new.meta);
-        self.commit_router(id, Some(new.clone()), d);
-        Ok(Reply::Router(new))
+        Ok(new)
     }
 
     pub(crate) fn delete_router(
