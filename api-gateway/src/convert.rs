@@ -762,7 +762,7 @@ pub fn create_router(req: &pb::CreateRouterRequest) -> Result<Command, Rejection
     with_token(&req.request_token, command)
 }
 
-/// `UpdateRouter` → `Command::UpdateRouterV8`.
+/// `UpdateRouter` → `Command::UpdateRouterV9`.
 pub fn update_router(req: &pb::UpdateRouterRequest) -> Result<Command, Rejection> {
     let gateway = req
         .external_gateway
@@ -775,7 +775,7 @@ pub fn update_router(req: &pb::UpdateRouterRequest) -> Result<Command, Rejection
                 .transpose()
         })
         .transpose()?;
-    let command = Command::UpdateRouterV8 {
+    let command = Command::UpdateRouterV9 {
         id: parse_id("id", &req.id)?,
         name: parse_opt_name("name", req.name.as_deref())?,
         routes: req

@@ -197,6 +197,13 @@ def external_network(net_api, member):
     check(fip.status == "ACTIVE" and fip.router_id == router.id
           and fip.floating_ip_address.startswith("203.0.113."),
           "floating IP of the external network behind the router")
+    # New external fixed IPs that include the gateway's address keep it.
+    router = net_api.update_router(router, external_gateway_info={
+        "network_id": ext.id,
+        "external_fixed_ips": [{"ip_address": gw_ip}, {"ip_address": "203.0.113.250"}]})
+    check([f["ip_address"] for f in router.external_gateway_info["external_fixed_ips"]]
+          == [gw_ip, "203.0.113.250"],
+          "move the gateway to addresses that include its own: it keeps it")
     router = net_api.update_router(
         router, external_gateway_info={"network_id": ext.id, "enable_snat": False})
     info = router.external_gateway_info

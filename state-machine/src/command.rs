@@ -607,6 +607,21 @@ pub enum Command {
         gateway: Option<Option<GatewayRequest>>,
         expected_revision: Option<u64>,
     },
+
+    // Format 9 (commands only: the snapshot layout stays format 8's).
+    /// [`Command::UpdateRouterV8`] whose new gateway port may take addresses
+    /// the router's current gateway port holds: moving the gateway to
+    /// external fixed IPs that include its address keeps that address (as
+    /// Neutron does). [`Command::UpdateRouterV8`] keeps refusing them as in
+    /// use, so its log entries apply as they did.
+    UpdateRouterV9 {
+        id: Id,
+        name: Option<String>,
+        routes: Option<Vec<Route>>,
+        admin_state_up: Option<bool>,
+        gateway: Option<Option<GatewayRequest>>,
+        expected_revision: Option<u64>,
+    },
 }
 
 /// A router's external gateway as [`Command::CreateRouterV8`] and
@@ -699,7 +714,9 @@ impl Command {
             Command::CreateSecurityGroupRule { .. } => "create_security_group_rule",
             Command::DeleteSecurityGroupRule { .. } => "delete_security_group_rule",
             Command::CreateRouter { .. } | Command::CreateRouterV8 { .. } => "create_router",
-            Command::UpdateRouter { .. } | Command::UpdateRouterV8 { .. } => "update_router",
+            Command::UpdateRouter { .. }
+            | Command::UpdateRouterV8 { .. }
+            | Command::UpdateRouterV9 { .. } => "update_router",
             Command::DeleteRouter { .. } => "delete_router",
             Command::AddRouterInterface { .. } | Command::AddRouterInterfaceV6 { .. } => {
                 "add_router_interface"

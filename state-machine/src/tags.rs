@@ -110,6 +110,7 @@ fn taggable(command: &Command) -> bool {
             | Command::UpdateVpcV8 { .. }
             | Command::CreateRouterV8 { .. }
             | Command::UpdateRouterV8 { .. }
+            | Command::UpdateRouterV9 { .. }
             | Command::CreateSecurityGroup { .. }
             | Command::UpdateSecurityGroup { .. }
             | Command::CreateRouter { .. }

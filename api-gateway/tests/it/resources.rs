@@ -1099,7 +1099,9 @@ fn as_caller<T>(principal: &alcor_proto::identity::Principal, message: T) -> ton
 /// Neutron's `router:external` networks are read by every project: a member
 /// of another project gets and lists the external network (not the owner's
 /// other networks, and only when its list names no other project), and
-/// cannot update or delete it (NOT_FOUND, as before).
+/// cannot update or delete it (NOT_FOUND, as before). Its subnets stay the
+/// owner's (Neutron shows them to other projects only when shared), and the
+/// owner's other network stays invisible to every verb.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_project_reads_an_external_vpc_and_only_its_owner_changes_it() {
     use alcor_api_gateway::OrchestratorService;
@@ -1198,4 +1200,72 @@ async fn every_project_reads_an_external_vpc_and_only_its_owner_changes_it() {
         .expect("admin gets it")
         .into_inner();
     assert_eq!(after.name, "public");
+
+    // The external network's subnet is not Bob's to read.
+    let ext_subnet = svc
+        .create_subnet(as_caller(
+            &admin,
+            pb::CreateSubnetRequest {
+                project_id: "ops".into(),
+                network_id: public.id.clone(),
+                cidr: "203.0.113.0/24".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("admin creates the external subnet")
+        .into_inner();
+    let subnets = |network: &str| pb::ListSubnetsRequest {
+        network_id: network.into(),
+        ..Default::default()
+    };
+    let listed = svc
+        .list_subnets(as_caller(&bob, subnets(&public.id)))
+        .await
+        .expect("bob lists the external network's subnets")
+        .into_inner();
+    assert!(listed.subnets.is_empty(), "{:?}", listed.subnets);
+    let get_subnet = pb::GetSubnetRequest {
+        id: ext_subnet.id.clone(),
+        ..Default::default()
+    };
+    assert_status(
+        svc.get_subnet(as_caller(&bob, get_subnet)).await,
+        Code::NotFound,
+        "NOT_FOUND",
+    );
+    let owned = svc
+        .list_subnets(as_caller(&admin, subnets(&public.id)))
+        .await
+        .expect("admin lists them")
+        .into_inner();
+    assert_eq!(owned.subnets.len(), 1);
+
+    // The reverse: the owner's network that is not external is invisible
+    // to Bob when he changes it too (get and list are checked above).
+    let rename = pb::UpdateVpcRequest {
+        id: private.id.clone(),
+        name: Some("mine".into()),
+        ..Default::default()
+    };
+    assert_status(
+        svc.update_vpc(as_caller(&bob, rename)).await,
+        Code::NotFound,
+        "NOT_FOUND",
+    );
+    let delete = pb::DeleteVpcRequest {
+        id: private.id.clone(),
+        ..Default::default()
+    };
+    assert_status(
+        svc.delete_vpc(as_caller(&bob, delete)).await,
+        Code::NotFound,
+        "NOT_FOUND",
+    );
+    let kept = svc
+        .get_vpc(as_caller(&admin, got(&private.id)))
+        .await
+        .expect("admin gets the private vpc")
+        .into_inner();
+    assert_eq!(kept.name, "ops-private");
 }

@@ -8,6 +8,7 @@ use hyper::{Method, StatusCode};
 use serde_json::json;
 
 use crate::api::s;
+use crate::fixtures::{bound_port, external_network, routed_network};
 use crate::harness::{expect, Rest, ADMIN, ALICE, BOB};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,54 +16,13 @@ async fn the_external_network_floating_ip_flow_needs_a_router_gateway() {
     let rest = Rest::start().await;
     rest.hosts(&["h1"]).await;
     // The operator's external network with a subnet.
-    let ext = rest
-        .post(
-            "/v2.0/networks",
-            ADMIN,
-            json!({"network": {"name": "public", "router:external": true}}),
-        )
-        .await;
-    expect(&ext, StatusCode::CREATED, None);
-    assert_eq!(ext.body["network"]["router:external"], true);
-    let ext = s(&ext.body["network"]["id"]);
-    let ext_sub = rest
-        .post(
-            "/v2.0/subnets",
-            ADMIN,
-            json!({"subnet": {"network_id": ext, "cidr": "203.0.113.0/24", "ip_version": 4}}),
-        )
-        .await;
-    expect(&ext_sub, StatusCode::CREATED, None);
-    let ext_sub = s(&ext_sub.body["subnet"]["id"]);
+    let (ext, ext_sub) = external_network(&rest, "203.0.113.0/24").await;
     let listed = rest.get("/v2.0/networks?router:external=true", ADMIN).await;
     assert_eq!(listed.body["networks"].as_array().map(Vec::len), Some(1));
 
     // Alice's network, router interface and VM port.
-    let (net, sub) = crate::api::network_with_subnet(&rest, ALICE, "10.7.0.0/24").await;
-    let router = rest
-        .post("/v2.0/routers", ALICE, json!({"router": {"name": "r"}}))
-        .await;
-    expect(&router, StatusCode::CREATED, None);
-    assert!(router.body["router"]["external_gateway_info"].is_null());
-    let router = s(&router.body["router"]["id"]);
-    let r = rest
-        .call(
-            Method::PUT,
-            &format!("/v2.0/routers/{router}/add_router_interface"),
-            ALICE,
-            Some(json!({ "subnet_id": sub })),
-        )
-        .await;
-    expect(&r, StatusCode::OK, None);
-    let vm = rest
-        .post(
-            "/v2.0/ports",
-            ADMIN,
-            json!({"port": {"network_id": net, "binding:host_id": "h1", "project_id": "alice"}}),
-        )
-        .await;
-    expect(&vm, StatusCode::CREATED, None);
-    let vm = s(&vm.body["port"]["id"]);
+    let (net, sub, router) = routed_network(&rest, ALICE, "10.7.0.0/24").await;
+    let (vm, _) = bound_port(&rest, ALICE, &net).await;
 
     // No gateway yet: the external network is not reachable from the subnet.
     let f = rest
@@ -197,6 +157,72 @@ async fn the_external_network_floating_ip_flow_needs_a_router_gateway() {
     rest.shutdown().await;
 }
 
+/// Neutron keeps a router's gateway address when its `external_fixed_ips`
+/// change to a list that includes it: the new gateway port takes it over
+/// from the old one in the same write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_the_gateway_to_addresses_that_include_its_own_keeps_that_address() {
+    let rest = Rest::start().await;
+    let (ext, ext_sub) = external_network(&rest, "203.0.113.0/24").await;
+    let router = rest
+        .post("/v2.0/routers", ALICE, json!({"router": {"name": "r"}}))
+        .await;
+    expect(&router, StatusCode::CREATED, None);
+    let path = format!("/v2.0/routers/{}", s(&router.body["router"]["id"]));
+    let set = |ips: &[&str]| {
+        let ips: Vec<_> = ips
+            .iter()
+            .map(|ip| json!({"subnet_id": ext_sub, "ip_address": ip}))
+            .collect();
+        rest.call(
+            Method::PUT,
+            &path,
+            ALICE,
+            Some(json!({"router": {"external_gateway_info": {"network_id": ext, "external_fixed_ips": ips}}})),
+        )
+    };
+    // The gateway's addresses, answered and as its one port holds them.
+    let addresses = |r: &crate::harness::Reply| -> Vec<String> {
+        let ips = r.body["router"]["external_gateway_info"]["external_fixed_ips"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        ips.iter().map(|f| s(&f["ip_address"])).collect()
+    };
+    let gateway_ports = || async {
+        let router = path.trim_start_matches("/v2.0/routers/");
+        let ports = rest
+            .get(
+                &format!("/v2.0/ports?device_id={router}&device_owner=network:router_gateway"),
+                ADMIN,
+            )
+            .await;
+        let ports = ports.body["ports"].as_array().cloned().unwrap_or_default();
+        ports
+            .iter()
+            .map(|p| {
+                let ips = p["fixed_ips"].as_array().cloned().unwrap_or_default();
+                ips.iter().map(|f| s(&f["ip_address"])).collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let r = set(&["203.0.113.10"]).await;
+    expect(&r, StatusCode::OK, None);
+    assert_eq!(addresses(&r), ["203.0.113.10"]);
+    let r = set(&["203.0.113.10", "203.0.113.11"]).await;
+    expect(&r, StatusCode::OK, None);
+    assert_eq!(addresses(&r), ["203.0.113.10", "203.0.113.11"]);
+    assert_eq!(
+        gateway_ports().await,
+        [vec!["203.0.113.10".to_string(), "203.0.113.11".to_string()]]
+    );
+    let r = set(&["203.0.113.11"]).await;
+    expect(&r, StatusCode::OK, None);
+    assert_eq!(addresses(&r), ["203.0.113.11"]);
+    assert_eq!(gateway_ports().await, [vec!["203.0.113.11".to_string()]]);
+    rest.shutdown().await;
+}
+
 /// The names of the networks `token` lists at `path`.
 async fn listed_names(rest: &Rest, path: &str, token: &str) -> Vec<String> {
     let listed = rest.get(path, token).await;
@@ -232,6 +258,7 @@ async fn every_project_reads_an_external_network_and_only_its_owner_changes_it()
         )
         .await;
     expect(&sub, StatusCode::CREATED, None);
+    let sub = s(&sub.body["subnet"]["id"]);
     let (_, _) = crate::api::network_with_subnet(&rest, BOB, "10.8.0.0/24").await;
 
     // Bob (another project) lists his own networks and the external one.
@@ -255,6 +282,14 @@ async fn every_project_reads_an_external_network_and_only_its_owner_changes_it()
     expect(&hidden, StatusCode::NOT_FOUND, Some("NetworkNotFound"));
     let subnets = rest.get("/v2.0/subnets", BOB).await;
     assert_eq!(subnets.body["subnets"].as_array().map(Vec::len), Some(1));
+    let subnets = rest
+        .get(&format!("/v2.0/subnets?network_id={public}"), BOB)
+        .await;
+    assert_eq!(subnets.body["subnets"].as_array().map(Vec::len), Some(0));
+    let subnet = rest.get(&format!("/v2.0/subnets/{sub}"), BOB).await;
+    expect(&subnet, StatusCode::NOT_FOUND, Some("SubnetNotFound"));
+    let by_id = listed_names(&rest, &format!("/v2.0/networks?id={private}"), BOB).await;
+    assert!(by_id.is_empty(), "{by_id:?}");
 
     // Read-only for Bob: update and delete are refused as before.
     let path = format!("/v2.0/networks/{public}");
@@ -271,5 +306,22 @@ async fn every_project_reads_an_external_network_and_only_its_owner_changes_it()
     expect(&delete, StatusCode::NOT_FOUND, Some("NetworkNotFound"));
     let shown = rest.get(&path, ADMIN).await;
     assert_eq!(shown.body["network"]["name"], "public");
+
+    // The reverse: the admin's network that is not external stays invisible
+    // when Bob tries to change it.
+    let path = format!("/v2.0/networks/{private}");
+    let update = rest
+        .call(
+            Method::PUT,
+            &path,
+            BOB,
+            Some(json!({"network": {"name": "mine"}})),
+        )
+        .await;
+    expect(&update, StatusCode::NOT_FOUND, Some("NetworkNotFound"));
+    let delete = rest.call(Method::DELETE, &path, BOB, None).await;
+    expect(&delete, StatusCode::NOT_FOUND, Some("NetworkNotFound"));
+    let shown = rest.get(&path, ADMIN).await;
+    assert_eq!(shown.body["network"]["name"], "admin-private");
     rest.shutdown().await;
 }

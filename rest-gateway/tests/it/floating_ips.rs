@@ -5,7 +5,8 @@ use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::api::{network_with_subnet, s};
-use crate::harness::{expect, Rest, ADMIN, ALICE, BOB};
+use crate::fixtures::{bound_port, routed_network};
+use crate::harness::{expect, Rest, ALICE, BOB};
 
 fn ids(list: &Value) -> Vec<String> {
     let mut out: Vec<String> = list["floatingips"]
@@ -16,54 +17,15 @@ fn ids(list: &Value) -> Vec<String> {
     out
 }
 
-/// The project a test token acts in.
-fn project_of(token: &str) -> &'static str {
-    if token == ALICE {
-        "alice"
-    } else {
-        "bob"
-    }
-}
-
-/// A port of `token`'s project on `net` bound to h1 (binding a port is the
-/// admin's).
-async fn port(rest: &Rest, token: &str, net: &str) -> (String, String) {
-    let p = rest
-        .post(
-            "/v2.0/ports",
-            ADMIN,
-            json!({"port": {"network_id": net, "binding:host_id": "h1", "project_id": project_of(token)}}),
-        )
-        .await;
-    expect(&p, StatusCode::CREATED, None);
-    (
-        s(&p.body["port"]["id"]),
-        s(&p.body["port"]["fixed_ips"][0]["ip_address"]),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floating_ips_associate_move_and_disassociate() {
     let rest = Rest::start().await;
     rest.hosts(&["h1"]).await;
     // The state machine has no shared networks: a project allocates from its own.
     let (public, _) = network_with_subnet(&rest, ALICE, "198.51.100.0/24").await;
-    let (net, subnet) = network_with_subnet(&rest, ALICE, "10.5.0.0/24").await;
-    let router = rest
-        .post("/v2.0/routers", ALICE, json!({"router": {"name": "r"}}))
-        .await;
-    let router = s(&router.body["router"]["id"]);
-    let r = rest
-        .call(
-            Method::PUT,
-            &format!("/v2.0/routers/{router}/add_router_interface"),
-            ALICE,
-            Some(json!({ "subnet_id": subnet })),
-        )
-        .await;
-    expect(&r, StatusCode::OK, None);
-    let (p1, ip1) = port(&rest, ALICE, &net).await;
-    let (p2, ip2) = port(&rest, ALICE, &net).await;
+    let (net, subnet, router) = routed_network(&rest, ALICE, "10.5.0.0/24").await;
+    let (p1, ip1) = bound_port(&rest, ALICE, &net).await;
+    let (p2, ip2) = bound_port(&rest, ALICE, &net).await;
 
     // Allocated and associated at once: ACTIVE, behind the subnet's router.
     let f = rest
@@ -288,7 +250,7 @@ async fn floating_ip_bulk_create_is_all_or_nothing() {
     rest.hosts(&["h1"]).await;
     let (public, _) = network_with_subnet(&rest, ALICE, "203.0.113.0/24").await;
     let (net, _) = network_with_subnet(&rest, ALICE, "10.6.0.0/24").await;
-    let (p1, _) = port(&rest, ALICE, &net).await;
+    let (p1, _) = bound_port(&rest, ALICE, &net).await;
 
     let r = rest
         .post(

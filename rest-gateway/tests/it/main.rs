@@ -5,6 +5,7 @@ mod api;
 mod bad_input;
 mod external;
 mod families;
+mod fixtures;
 mod floating_ips;
 mod harness;
 mod qos;

@@ -19,6 +19,7 @@ mod vpc;
 pub(crate) use floating_ip::FipUpdate;
 use port::HostRule;
 pub use qos::validate_qos_rule;
+use router::HeldAddresses;
 pub(crate) use subnet::NewSubnet;
 
 use crate::changes::ResourceChange;
@@ -611,6 +612,22 @@ impl State {
                 (*id, name.as_deref(), routes.as_deref(), *admin_state_up),
                 gateway.as_ref().map(Option::as_ref),
                 *expected_revision,
+                HeldAddresses::Taken,
+                d,
+            ),
+            Command::UpdateRouterV9 {
+                id,
+                name,
+                routes,
+                admin_state_up,
+                gateway,
+                expected_revision,
+            } => self.update_router_with_gateway(
+                ctx,
+                (*id, name.as_deref(), routes.as_deref(), *admin_state_up),
+                gateway.as_ref().map(Option::as_ref),
+                *expected_revision,
+                HeldAddresses::Free,
                 d,
             ),
         }

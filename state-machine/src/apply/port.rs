@@ -33,6 +33,20 @@ struct Overlay {
     ports_per_project: BTreeMap<ProjectId, u64>,
     /// Default groups to create first: project -> group ID.
     default_sgs: BTreeMap<ProjectId, Id>,
+    /// Addresses a port the same command deletes holds: free to ask for by
+    /// address (a router's gateway port replaced by one keeping its address).
+    released: BTreeSet<(Id, u128)>,
+}
+
+/// A checked port create (nothing changed yet): [`State::plan_ports`]
+/// makes it, [`State::commit_ports`] stores it and cannot fail.
+#[derive(Debug)]
+pub(crate) struct PortsPlan {
+    ports: Vec<Port>,
+    /// Default groups to create first: project, group ID, its rules' IDs.
+    default_sgs: Vec<(ProjectId, Id, [Id; 4])>,
+    ip_cursors: BTreeMap<Id, u128>,
+    mac_cursor: Option<u32>,
 }
 
 /// Which binding hosts a command accepts: commands before format 6 refuse a
@@ -73,13 +87,30 @@ impl State {
         hosts: HostRule,
         d: &mut DiffCollector,
     ) -> Result<Vec<Port>, Rejection> {
+        let plan = self.plan_ports(ctx, specs, hosts, BTreeSet::new())?;
+        Ok(self.commit_ports(ctx, plan, d))
+    }
+
+    /// Checks a batch of port creates against the state (nothing is
+    /// changed); `released` are addresses of a port the caller deletes
+    /// before it commits the plan.
+    pub(crate) fn plan_ports(
+        &self,
+        ctx: Ctx,
+        specs: &[PortSpecV5],
+        hosts: HostRule,
+        released: BTreeSet<(Id, u128)>,
+    ) -> Result<PortsPlan, Rejection> {
         if specs.len() > BATCH_PORTS_MAX {
             return Err(Rejection::BatchTooLarge {
                 len: specs.len(),
                 max: BATCH_PORTS_MAX,
             });
         }
-        let mut overlay = Overlay::default();
+        let mut overlay = Overlay {
+            released,
+            ..Overlay::default()
+        };
         let mut planned = Vec::with_capacity(specs.len());
         for (index, spec) in specs.iter().enumerate() {
             let port = self
@@ -101,7 +132,27 @@ impl State {
             self.check_derived_ids_free(sg_id, &rule_ids)?;
             default_sgs.push((project, sg_id, rule_ids));
         }
-        // Commit: nothing below can fail.
+        Ok(PortsPlan {
+            ports: planned,
+            default_sgs,
+            ip_cursors: overlay.ip_cursors,
+            mac_cursor: overlay.mac_cursor,
+        })
+    }
+
+    /// Stores a checked port create; returns its ports.
+    pub(crate) fn commit_ports(
+        &mut self,
+        ctx: Ctx,
+        plan: PortsPlan,
+        d: &mut DiffCollector,
+    ) -> Vec<Port> {
+        let PortsPlan {
+            ports: planned,
+            default_sgs,
+            ip_cursors,
+            mac_cursor,
+        } = plan;
         for (project, sg_id, rule_ids) in default_sgs {
             let sg = SecurityGroup {
                 id: sg_id,
@@ -112,11 +163,20 @@ impl State {
             };
             self.insert_security_group(ctx, sg, rule_ids, d);
         }
-        self.commit_cursors(overlay.ip_cursors, overlay.mac_cursor, None);
+        self.commit_cursors(ip_cursors, mac_cursor, None);
         for port in &planned {
+            assert!(
+                self.port(&port.id).is_none()
+                    && port.fixed_ips.iter().all(|ip| !self
+                        .ix
+                        .ip_used()
+                        .contains(ip.subnet_id, &ip_to_int(ip.ip_address))),
+                "port {} and its addresses are free when its plan commits (its caller deleted the port that held them)",
+                port.id
+            );
             self.commit_port(port.id, Some(Box::new(port.clone())), d);
         }
-        Ok(planned)
+        planned
     }
 
     fn plan_port(
@@ -392,7 +452,8 @@ impl State {
                     let n = ip_to_int(ip);
                     let key = (subnet.id, n);
                     if (subnet.gateway_ip == Some(ip) && !may_take_gateway)
-                        || self.ix.ip_used().contains(subnet.id, &n)
+                        || (self.ix.ip_used().contains(subnet.id, &n)
+                            && !ov.released.contains(&key))
                         || ov.ips.contains(&key)
                         || taken.contains(&key)
                     {

@@ -8,12 +8,13 @@
 //! A router's external gateway (format 8) is a port on an external network
 //! (device owner `network:router_gateway`, device the router) and an SNAT
 //! flag, in the external table (`state/external.rs`). Setting one creates the
-//! port, moving it to another network or address replaces the port, clearing
-//! it or deleting the router deletes the port. The gateway may not leave its
+//! port, moving it to another network or address replaces the port (the old
+//! port goes first, so with a format-9 command the new one may keep its
+//! addresses), clearing it or deleting the router deletes the port. The gateway may not leave its
 //! network, nor an interface its subnet, while floating IPs of that network
 //! reach ports through them (Neutron's 409s).
 
-use crate::apply::port::HostRule;
+use crate::apply::port::{HostRule, PortsPlan};
 use crate::apply::Ctx;
 use crate::command::{
     FixedIpRequest, GatewayRequest, InterfaceRef, InterfaceTarget, Kind, PortSpecV5, Rejection,
@@ -26,8 +27,9 @@ use crate::model::{
     FixedIp, ResourceKind, Route, Router, RouterGateway, RouterInterface, Subnet,
     DEVICE_OWNER_ROUTER_GATEWAY, DEVICE_OWNER_ROUTER_INTERFACE,
 };
-use crate::state::State;
+use crate::state::{ip_to_int, State};
 use crate::validate;
+use std::collections::BTreeSet;
 
 impl State {
     pub(crate) fn create_router(
@@ -84,45 +86,34 @@ impl State {
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
         let router = self.check_new_router(ctx, id, project, name, routes)?;
-        let change = self.plan_gateway(&router, Some(gateway))?;
-        // The port create is the first change and is all or nothing; what
-        // follows cannot fail.
-        let change = self.create_gateway_port(ctx, change, d)?;
+        let change = self.plan_gateway(ctx, &router, Some(gateway), HeldAddresses::Taken)?;
+        // Checked: nothing below can fail.
         self.commit_router(id, Some(router.clone()), d);
         let gateway = self.commit_gateway_change(ctx, id, change, d);
         Ok(Reply::RouterGateway { router, gateway })
     }
 
-    /// [`Command::UpdateRouterV8`](crate::Command::UpdateRouterV8): the
-    /// gateway, then the router's fields.
+    /// [`Command::UpdateRouterV8`](crate::Command::UpdateRouterV8) and
+    /// [`Command::UpdateRouterV9`](crate::Command::UpdateRouterV9) (`held`
+    /// tells which): the gateway, then the router's fields.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the command's fields, and which variant it is"
+    )]
     pub(crate) fn update_router_with_gateway(
         &mut self,
         ctx: Ctx,
         (id, name, routes, admin_state_up): (Id, Option<&str>, Option<&[Route]>, Option<bool>),
         gateway: Option<Option<&GatewayRequest>>,
         expected: Option<u64>,
+        held: HeldAddresses,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
-        let router = self
-            .t
-            .routers()
-            .get(&id)
-            .ok_or_else(|| Rejection::not_found(Kind::Router, id))?;
-        validate::revision(expected, router.meta.revision)?;
-        if let Some(name) = name {
-            validate::name("name", name)?;
-        }
-        if let Some(routes) = routes {
-            validate::routes("routes", routes, ROUTER_ROUTES_MAX)?;
-        }
-        let change = self.plan_gateway(router, gateway)?;
-        let change = self.create_gateway_port(ctx, change, d)?;
+        let router = self.check_router_update(ctx, id, (name, routes, admin_state_up), expected)?;
+        let change = self.plan_gateway(ctx, &router, gateway, held)?;
+        // Checked: nothing below can fail.
         let gateway = self.commit_gateway_change(ctx, id, change, d);
-        // Checked above: the update cannot fail now.
-        let reply = self.update_router(ctx, id, name, routes, admin_state_up, expected, d)?;
-        let Reply::Router(router) = reply else {
-            return Ok(reply);
-        };
+        self.commit_router(id, Some(router.clone()), d);
         Ok(Reply::RouterGateway { router, gateway })
     }
 
@@ -130,8 +121,10 @@ impl State {
     /// to `router`'s gateway, checked (nothing is changed).
     fn plan_gateway(
         &self,
+        ctx: Ctx,
         router: &Router,
         request: Option<Option<&GatewayRequest>>,
+        held: HeldAddresses,
     ) -> Result<GatewayChange, Rejection> {
         let current = self.router_gateway(router.id);
         let Some(request) = request else {
@@ -186,7 +179,23 @@ impl State {
             admin_state_up: true,
             port_security_enabled: None,
         };
-        Ok(GatewayChange::NewPort(Box::new(spec), request.enable_snat))
+        // The current gateway port goes before the new one is stored, so
+        // the new one may keep its addresses (a format-9 command).
+        let released = match (held, current) {
+            (HeldAddresses::Free, Some(current)) => current
+                .external_fixed_ips
+                .iter()
+                .map(|f| (f.subnet_id, ip_to_int(f.ip_address)))
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        let plan = self
+            .plan_ports(ctx, &[spec], HostRule::Registered, released)
+            .map_err(|e| match e {
+                Rejection::BatchEntry { cause, .. } => *cause,
+                other => other,
+            })?;
+        Ok(GatewayChange::NewPort(Box::new(plan), request.enable_snat))
     }
 
     /// Refuses to take `router`'s gateway off `network` while a floating IP
@@ -201,33 +210,9 @@ impl State {
         }
     }
 
-    /// Creates the new gateway port of a planned change (the one step of a
-    /// gateway change that can fail; all or nothing).
-    fn create_gateway_port(
-        &mut self,
-        ctx: Ctx,
-        change: GatewayChange,
-        d: &mut DiffCollector,
-    ) -> Result<GatewayChange, Rejection> {
-        let GatewayChange::NewPort(spec, snat) = change else {
-            return Ok(change);
-        };
-        let (network_id, port_id) = (spec.network_id, spec.id);
-        self.create_port(ctx, *spec, HostRule::Registered, d)?;
-        let external_fixed_ips = self
-            .port(&port_id)
-            .map(|p| p.fixed_ips.to_vec())
-            .unwrap_or_default();
-        Ok(GatewayChange::Created(RouterGateway {
-            network_id,
-            enable_snat: snat,
-            port_id,
-            external_fixed_ips,
-        }))
-    }
-
-    /// Commits a checked gateway change (its new port already created) and
-    /// deletes the port it replaces; returns the gateway after it.
+    /// Commits a checked gateway change: the current gateway and its port
+    /// go first (so a new port may take their addresses), then the new port
+    /// and gateway are stored; returns the gateway after it.
     fn commit_gateway_change(
         &mut self,
         ctx: Ctx,
@@ -236,20 +221,29 @@ impl State {
         d: &mut DiffCollector,
     ) -> Option<RouterGateway> {
         let current = self.router_gateway(router).cloned();
-        let (new, old_port) = match change {
-            GatewayChange::Keep | GatewayChange::NewPort(..) => return current,
+        let (plan, enable_snat) = match change {
+            GatewayChange::Keep => return current,
             GatewayChange::Snat(enable_snat) => {
                 let new = current.map(|g| RouterGateway { enable_snat, ..g });
-                (new, None)
+                self.commit_router_gateway(router, new.clone());
+                return new;
             }
-            GatewayChange::Clear => (None, current.map(|g| g.port_id)),
-            GatewayChange::Created(new) => (Some(new), current.map(|g| g.port_id)),
+            GatewayChange::Clear => (None, false),
+            GatewayChange::NewPort(plan, enable_snat) => (Some(plan), enable_snat),
         };
-        self.commit_router_gateway(router, new.clone());
-        if let Some(port) = old_port {
-            self.delete_gateway_port(ctx, port, d);
+        if let Some(old) = current {
+            self.commit_router_gateway(router, None);
+            self.delete_gateway_port(ctx, old.port_id, d);
         }
-        new
+        let port = plan.and_then(|plan| self.commit_ports(ctx, *plan, d).pop())?;
+        let new = RouterGateway {
+            network_id: port.network_id,
+            enable_snat,
+            port_id: port.id,
+            external_fixed_ips: port.fixed_ips.to_vec(),
+        };
+        self.commit_router_gateway(router, Some(new.clone()));
+        Some(new)
     }
 
     /// Deletes a former gateway port (like a port delete: its floating IPs
@@ -275,6 +269,23 @@ impl State {
         expected: Option<u64>,
         d: &mut DiffCollector,
     ) -> Result<Reply, Rejection> {
+        let new = self.check_router_update(ctx, id, (name, routes, admin_state_up), expected)?;
+        self.commit_router(id, Some(new.clone()), d);
+        Ok(Reply::Router(new))
+    }
+
+    /// The router an update of its own fields (name, routes, admin state)
+    /// would store, checked (nothing is changed): the one set of checks of
+    /// [`Command::UpdateRouter`](crate::Command::UpdateRouter),
+    /// [`Command::UpdateRouterV8`](crate::Command::UpdateRouterV8) and
+    /// [`Command::UpdateRouterV9`](crate::Command::UpdateRouterV9).
+    fn check_router_update(
+        &self,
+        ctx: Ctx,
+        id: Id,
+        (name, routes, admin_state_up): (Option<&str>, Option<&[Route]>, Option<bool>),
+        expected: Option<u64>,
+    ) -> Result<Router, Rejection> {
         let router = self
             .t
             .routers()
@@ -293,8 +304,7 @@ impl State {
             new.admin_state_up = up;
         }
         ctx.touch(&mut new.meta);
-        self.commit_router(id, Some(new.clone()), d);
-        Ok(Reply::Router(new))
+        Ok(new)
     }
 
     pub(crate) fn delete_router(
@@ -619,11 +629,22 @@ enum GatewayChange {
     Keep,
     /// Same network and addresses: only the SNAT flag is set.
     Snat(bool),
-    /// A new gateway port (this spec) with this SNAT flag; the current one,
-    /// if any, goes.
-    NewPort(Box<PortSpecV5>, bool),
-    /// [`GatewayChange::NewPort`] after its port was created.
-    Created(RouterGateway),
+    /// A new gateway port (this checked create of one port) with this SNAT
+    /// flag; the current one, if any, goes.
+    NewPort(Box<PortsPlan>, bool),
     /// The gateway goes.
     Clear,
+}
+
+/// Whether a new gateway port may ask for addresses the router's current
+/// gateway port holds (which it replaces).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeldAddresses {
+    /// No: they are in use ([`Command::CreateRouterV8`](crate::Command::CreateRouterV8),
+    /// [`Command::UpdateRouterV8`](crate::Command::UpdateRouterV8), whose log
+    /// entries apply as they did).
+    Taken,
+    /// Yes: the router keeps its gateway address, as in Neutron
+    /// ([`Command::UpdateRouterV9`](crate::Command::UpdateRouterV9)).
+    Free,
 }

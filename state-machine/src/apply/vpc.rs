@@ -200,7 +200,10 @@ impl State {
         external: Option<bool>,
         update: impl FnOnce(&mut State) -> Result<Reply, Rejection>,
     ) -> Result<Reply, Rejection> {
-        if external == Some(false) && self.vpc(&id).is_some() {
+        // Only an external network can hold a gateway, so the scan of the
+        // gateways runs only when one is made internal (a rare operator
+        // write), not on every update that names `router:external=false`.
+        if external == Some(false) && self.network_is_external(id) {
             if let Some(router) = self.gateway_router_on(id) {
                 return Err(Rejection::InUse {
                     kind: Kind::Vpc,

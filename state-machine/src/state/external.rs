@@ -52,8 +52,11 @@ impl State {
     }
     /// The first router (ID order) with its gateway on `network`.
     ///
-    /// A scan of the gateways: only network updates and deletes ask, and
-    /// routers are few (a quota each).
+    /// A scan of the gateways, with no index: only a network update that
+    /// turns an external network internal asks (its handler checks the flag
+    /// first; a network that is not external holds no gateway), a rare
+    /// operator write, so an index kept on every gateway change would cost
+    /// more than it saves.
     pub(crate) fn gateway_router_on(&self, network: Id) -> Option<Id> {
         self.t
             .ext

@@ -51,6 +51,29 @@ fn set_gateway(gw: Option<GatewayRequest>) -> Command {
     }
 }
 
+/// [`set_gateway`] as the format-9 command, which may keep the addresses
+/// the current gateway holds.
+fn move_gateway(gw: GatewayRequest) -> Command {
+    Command::UpdateRouterV9 {
+        id: id(ROUTER),
+        name: None,
+        routes: None,
+        admin_state_up: None,
+        gateway: Some(Some(gw)),
+        expected_revision: None,
+    }
+}
+
+/// Gateway addresses asked for by address.
+fn at(ips: &[&str]) -> Vec<FixedIpRequest> {
+    ips.iter()
+        .map(|ip| FixedIpRequest {
+            subnet_id: None,
+            ip_address: Some(ip.parse().unwrap()),
+        })
+        .collect()
+}
+
 fn fip(n: u128, net: u128, port: Option<u128>) -> Command {
     Command::CreateFloatingIp {
         id: id(n),
@@ -286,6 +309,67 @@ fn moving_the_gateway_replaces_its_port() {
     assert!(w.state.port(&id(GW_PORT)).is_none());
     let gw = w.state.router_gateway(id(ROUTER)).expect("gateway");
     assert_eq!((gw.network_id, gw.port_id), (id(3), id(301)));
+}
+
+#[test]
+fn moving_the_gateway_to_addresses_that_include_its_own_keeps_that_address() {
+    let mut w = world();
+    let addresses = |w: &World| -> Vec<String> {
+        let gw = w.state.router_gateway(id(ROUTER)).expect("gateway");
+        let port = w.state.port(&gw.port_id).expect("gateway port");
+        assert_eq!(port.fixed_ips.to_vec(), gw.external_fixed_ips);
+        gw.external_fixed_ips
+            .iter()
+            .map(|f| f.ip_address.to_string())
+            .collect()
+    };
+    w.ok(set_gateway(Some(GatewayRequest {
+        fixed_ips: at(&["203.0.113.10"]),
+        ..gateway(EXT, GW_PORT, true)
+    })));
+    let wider = |port| GatewayRequest {
+        fixed_ips: at(&["203.0.113.10", "203.0.113.11"]),
+        ..gateway(EXT, port, true)
+    };
+    // The format-8 command keeps refusing it, so its log entries apply as
+    // they did.
+    let e = w.reject(set_gateway(Some(wider(301))));
+    assert!(matches!(e, Rejection::IpInUse { .. }), "{e:?}");
+    // Format 9: the router keeps its address and gains the other one.
+    let Reply::RouterGateway {
+        gateway: Some(made),
+        ..
+    } = w.ok(move_gateway(wider(301)))
+    else {
+        panic!("not a gateway reply")
+    };
+    assert_eq!(made.port_id, id(301));
+    assert!(w.state.port(&id(GW_PORT)).is_none());
+    assert_eq!(addresses(&w), ["203.0.113.10", "203.0.113.11"]);
+    assert!(w.state.indexes_are_consistent());
+    // Down to the other address: the first is free again.
+    w.ok(move_gateway(GatewayRequest {
+        fixed_ips: at(&["203.0.113.11"]),
+        ..gateway(EXT, 302, false)
+    }));
+    assert_eq!(addresses(&w), ["203.0.113.11"]);
+    w.ok(Command::CreateFloatingIp {
+        id: id(400),
+        project_id: PROJECT.into(),
+        floating_network_id: id(EXT),
+        floating_ip_address: Some("203.0.113.10".parse().unwrap()),
+        port_id: None,
+        fixed_ip_address: None,
+        description: String::new(),
+    });
+    // A move onto an address something else holds changes nothing.
+    let e = w.reject(move_gateway(GatewayRequest {
+        fixed_ips: at(&["203.0.113.11", "203.0.113.10"]),
+        ..gateway(EXT, 303, true)
+    }));
+    assert!(matches!(e, Rejection::IpInUse { .. }), "{e:?}");
+    assert_eq!(addresses(&w), ["203.0.113.11"]);
+    assert!(w.state.indexes_are_consistent());
 }
 
 #[test]

@@ -586,18 +586,19 @@ fn arb_gateway() -> impl Strategy<Value = GatewayRequest> {
         1u128..3,
         any::<bool>(),
         108u128..114,
-        proptest::option::of(2u8..5),
+        // Zero to two addresses: a move may keep the one the gateway holds.
+        proptest::collection::btree_set(2u8..5, 0..3),
     )
-        .prop_map(|(net, enable_snat, port, ip)| GatewayRequest {
+        .prop_map(|(net, enable_snat, port, ips)| GatewayRequest {
             network_id: Id(net),
             enable_snat,
             port_id: Id(port),
-            fixed_ips: ip
+            fixed_ips: ips
+                .into_iter()
                 .map(|k| FixedIpRequest {
                     subnet_id: None,
                     ip_address: Some(format!("10.1.0.{k}").parse().unwrap()),
                 })
-                .into_iter()
                 .collect(),
         })
 }
@@ -648,15 +649,27 @@ fn arb_v8_command() -> impl Strategy<Value = Command> {
             proptest::option::of(proptest::option::of(arb_gateway())),
             proptest::option::of(any::<bool>()),
             arb_expected(),
+            any::<bool>(),
         )
-            .prop_map(|(n, gateway, admin_state_up, expected_revision)| {
-                Command::UpdateRouterV8 {
-                    id: Id(n),
-                    name: None,
-                    routes: None,
-                    admin_state_up,
-                    gateway,
-                    expected_revision,
+            .prop_map(|(n, gateway, admin_state_up, expected_revision, v9)| {
+                if v9 {
+                    Command::UpdateRouterV9 {
+                        id: Id(n),
+                        name: None,
+                        routes: None,
+                        admin_state_up,
+                        gateway,
+                        expected_revision,
+                    }
+                } else {
+                    Command::UpdateRouterV8 {
+                        id: Id(n),
+                        name: None,
+                        routes: None,
+                        admin_state_up,
+                        gateway,
+                        expected_revision,
+                    }
                 }
             }),
     ]
@@ -1045,11 +1058,12 @@ fn variant(command: &Command) -> usize {
         Command::UpdateVpcV8 { .. } => 53,
         Command::CreateRouterV8 { .. } => 54,
         Command::UpdateRouterV8 { .. } => 55,
+        Command::UpdateRouterV9 { .. } => 56,
     }
 }
 
 /// Number of `Command` variants; [`variant`] maps onto `0..VARIANTS`.
-const VARIANTS: usize = 56;
+const VARIANTS: usize = 57;
 
 /// Marks the variants of a command and of the commands it wraps.
 fn mark_variants(command: &Command, seen: &mut [bool; VARIANTS]) {
