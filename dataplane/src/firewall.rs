@@ -23,11 +23,18 @@
 //!   `in-<port ID>` chain; a port's MAC identifies it on its bridge
 //!   because the bridge table drops every frame a port sends from another
 //!   MAC. Each port chain accepts established and related traffic, drops
-//!   invalid traffic, lets IPv6 neighbour discovery through, then has one
-//!   rule per security-group rule of the port's groups (protocol, port
-//!   range or ICMP type/code, remote prefix or remote group), and ends in
-//!   `drop`: default deny both ways, as Neutron's, so a port without
-//!   groups sends and receives nothing. Remote groups are named sets
+//!   invalid traffic, lets IPv6 neighbour discovery through, then jumps
+//!   to the chain of each of the port's groups for its direction, and
+//!   ends in `drop`: default deny both ways, as Neutron's, so a port
+//!   without groups sends and receives nothing. A group's chains
+//!   `gi-<group ID>` (ingress) and `ge-<group ID>` (egress) hold one rule
+//!   per security-group rule of the group (protocol, port range or ICMP
+//!   type/code, remote prefix or remote group), shared by every member
+//!   port, so a rule change rewrites one chain however many ports the
+//!   group has. An ingress rule accepts; an egress rule goes to the chain
+//!   `to-ingress` (the destination's ingress chain through the map
+//!   `ingress`, then accept), because a `return` would end only the group
+//!   chain, not the port's. Remote groups are named sets
 //!   `g4-<group ID>`/`g6-<group ID>` of their members' addresses.
 //!
 //! Traffic to or from a port that is not local (a VXLAN device on the
@@ -69,6 +76,17 @@ pub const SPOOF_PREFIX: &str = "sp-";
 pub const EGRESS_PREFIX: &str = "eg-";
 /// Ingress chains: `in-` + the port ID (inet family).
 pub const INGRESS_PREFIX: &str = "in-";
+/// Egress rules of a security group: `ge-` + the group ID (inet family).
+pub const GROUP_EGRESS_PREFIX: &str = "ge-";
+/// Ingress rules of a security group: `gi-` + the group ID (inet family).
+pub const GROUP_INGRESS_PREFIX: &str = "gi-";
+/// Where an egress rule that matched goes: the destination port's
+/// ingress chain if it is local and filtered, else accept (inet family).
+pub const TO_INGRESS: &str = "to-ingress";
+/// The port chain prefixes (one chain each per filtered port).
+const PORT_PREFIXES: [&str; 3] = [EGRESS_PREFIX, INGRESS_PREFIX, SPOOF_PREFIX];
+/// The group chain prefixes (one chain each per group of a filtered port).
+const GROUP_CHAIN_PREFIXES: [&str; 2] = [GROUP_EGRESS_PREFIX, GROUP_INGRESS_PREFIX];
 /// IPv4 member sets of remote groups: `g4-` + the group ID.
 pub const GROUP4_PREFIX: &str = "g4-";
 /// IPv6 member sets of remote groups: `g6-` + the group ID.
@@ -131,9 +149,17 @@ pub struct PortFilter {
     pub mac: [u8; 6],
     /// What it may send from: (MAC, addresses), sorted.
     pub sources: Vec<([u8; 6], IpNet)>,
-    /// Rules of traffic towards it.
+    /// Its security groups, sorted and without repeats (their rules are
+    /// in [`Firewall::rules`]).
+    pub groups: Vec<Id>,
+}
+
+/// The rules of one security group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupRules {
+    /// Rules of traffic towards its members, by rule ID.
     pub ingress: Vec<RulePlan>,
-    /// Rules of traffic from it.
+    /// Rules of traffic from its members, by rule ID.
     pub egress: Vec<RulePlan>,
 }
 
@@ -142,6 +168,8 @@ pub struct PortFilter {
 pub struct Firewall {
     /// Per port with port security.
     pub ports: BTreeMap<Id, PortFilter>,
+    /// The groups of those ports → their rules.
+    pub rules: BTreeMap<Id, GroupRules>,
     /// Remote groups the local ports' rules name → their members' addresses.
     pub groups: BTreeMap<Id, BTreeSet<IpAddr>>,
     /// VPC bridge → conntrack zone.
@@ -213,9 +241,16 @@ pub fn plan_firewall(
             }
         }
     }
-    let mut n_members = 0usize;
     for filter in out.ports.values() {
-        for rule in filter.ingress.iter().chain(&filter.egress) {
+        for group in &filter.groups {
+            out.rules
+                .entry(*group)
+                .or_insert_with(|| group_rules(rules.get(group)));
+        }
+    }
+    let mut n_members = 0usize;
+    for group_rules in out.rules.values() {
+        for rule in group_rules.ingress.iter().chain(&group_rules.egress) {
             if let Remote::Group(group) = rule.remote {
                 if out.groups.contains_key(&group) {
                     continue;
@@ -264,20 +299,11 @@ fn port_filter(
     let mut groups = config.security_groups.clone();
     groups.sort();
     groups.dedup();
-    let mut ingress = Vec::new();
-    let mut egress = Vec::new();
-    for group in &groups {
-        let mut of_group = rules.get(group).cloned().unwrap_or_default();
-        of_group.sort_by_key(|r| r.id);
-        for rule in of_group {
-            let planned_rule = rule_plan(rule);
-            match rule.direction {
-                Direction::Ingress => ingress.push(planned_rule),
-                Direction::Egress => egress.push(planned_rule),
-            }
-        }
-    }
-    if ingress.len() + egress.len() > limits::RULES_PER_PORT_MAX {
+    let n_rules: usize = groups
+        .iter()
+        .map(|g| rules.get(g).map_or(0, Vec::len))
+        .sum();
+    if n_rules > limits::RULES_PER_PORT_MAX {
         return Err(format!(
             "more than {} security group rules",
             limits::RULES_PER_PORT_MAX
@@ -289,9 +315,23 @@ fn port_filter(
         bridge: bridge.to_string(),
         mac,
         sources,
-        ingress,
-        egress,
+        groups,
     })
+}
+
+/// The rules of one group (`of_group`: its rules in any order).
+fn group_rules(of_group: Option<&Vec<&RuleConfig>>) -> GroupRules {
+    let mut of_group = of_group.cloned().unwrap_or_default();
+    of_group.sort_by_key(|r| r.id);
+    let mut out = GroupRules::default();
+    for rule in of_group {
+        let planned_rule = rule_plan(rule);
+        match rule.direction {
+            Direction::Ingress => out.ingress.push(planned_rule),
+            Direction::Egress => out.egress.push(planned_rule),
+        }
+    }
+    out
 }
 
 fn rule_plan(rule: &RuleConfig) -> RulePlan {
@@ -431,10 +471,10 @@ fn net_value(net: &IpNet) -> Value {
     }
 }
 
-/// Statements of one security-group rule in a port chain; `verdict` ends
-/// it. `None` for a rule that can never match (a remote prefix of the
-/// other family: Neutron refuses such rules; the plan stays total).
-fn rule_statements(rule: &RulePlan, ingress: bool, verdict: &str) -> Option<Value> {
+/// Statements of one security-group rule in a group chain; `verdict`
+/// ends it. `None` for a rule that can never match (a remote prefix of
+/// the other family: Neutron refuses such rules; the plan stays total).
+fn rule_statements(rule: &RulePlan, ingress: bool, verdict: &Value) -> Option<Value> {
     let family = if rule.ipv6 { "ip6" } else { "ip" };
     let mut out = vec![matches(
         "==",
@@ -492,7 +532,7 @@ fn rule_statements(rule: &RulePlan, ingress: bool, verdict: &str) -> Option<Valu
             _ => {}
         }
     }
-    out.push(json!({ verdict: null }));
+    out.push(verdict.clone());
     Some(Value::Array(out))
 }
 
@@ -565,25 +605,44 @@ pub fn ruleset(firewall: &Firewall) -> Ruleset {
     ruleset_cached(firewall, &mut PortChains::default())
 }
 
-/// The egress, ingress and anti-spoofing chains of one port.
+/// The egress, ingress and anti-spoofing chains of one port: the
+/// stateful head, a jump to each of its groups' chains, `drop`.
 fn port_rules(filter: &PortFilter) -> [Rules; 3] {
-    let mut eg = stateful_head();
-    eg.extend(
-        filter
-            .egress
-            .iter()
-            .filter_map(|r| rule_statements(r, false, "return").map(rule)),
-    );
-    eg.push(rule(json!([{"drop": null}])));
-    let mut ing = stateful_head();
-    ing.extend(
-        filter
-            .ingress
-            .iter()
-            .filter_map(|r| rule_statements(r, true, "accept").map(rule)),
-    );
-    ing.push(rule(json!([{"drop": null}])));
-    [eg.into(), ing.into(), spoof_rules(filter).into()]
+    let chain = |group_prefix: &str| -> Rules {
+        let mut rules = stateful_head();
+        rules.extend(
+            filter
+                .groups
+                .iter()
+                .map(|g| rule(json!([{"jump": {"target": format!("{group_prefix}{g}")}}]))),
+        );
+        rules.push(rule(json!([{"drop": null}])));
+        rules.into()
+    };
+    [
+        chain(GROUP_EGRESS_PREFIX),
+        chain(GROUP_INGRESS_PREFIX),
+        spoof_rules(filter).into(),
+    ]
+}
+
+/// The egress and ingress chains of one group: a rule per security-group
+/// rule (egress ones go on to the destination's ingress chain, ingress
+/// ones accept).
+fn group_chains(rules: &GroupRules) -> [Rules; 2] {
+    let to_ingress = json!({"goto": {"target": TO_INGRESS}});
+    let accept = json!({"accept": null});
+    let eg: Vec<_> = rules
+        .egress
+        .iter()
+        .filter_map(|r| rule_statements(r, false, &to_ingress).map(rule))
+        .collect();
+    let ing: Vec<_> = rules
+        .ingress
+        .iter()
+        .filter_map(|r| rule_statements(r, true, &accept).map(rule))
+        .collect();
+    [eg.into(), ing.into()]
 }
 
 /// [`ruleset`], reusing the chains `cache` holds for ports whose filter
@@ -594,13 +653,16 @@ pub fn ruleset_cached(firewall: &Firewall, cache: &mut PortChains) -> Ruleset {
 
 /// The part of the agent's tables a change from one [`Firewall`] to the
 /// next touches: the base chains, the chains of the ports whose filter
-/// differs (and the map elements that jump to them), and the member sets
-/// of the groups whose members differ. An incremental pass builds, reads
-/// back from its memory and diffs only this part.
+/// differs (and the map elements that jump to them), the chains of the
+/// groups whose rules differ, and the member sets of the groups whose
+/// members differ. An incremental pass builds, reads back from its
+/// memory and diffs only this part.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Scope {
     /// Ports whose filter was added, changed or removed.
     pub ports: BTreeSet<Id>,
+    /// Groups whose rules were added, changed or removed.
+    pub rules: BTreeSet<Id>,
     /// Remote groups whose members were added, changed or removed.
     pub groups: BTreeSet<Id>,
 }
@@ -618,18 +680,22 @@ impl Scope {
         }
         Scope {
             ports: changed(&last.ports, &next.ports),
+            rules: changed(&last.rules, &next.rules),
             groups: changed(&last.groups, &next.groups),
         }
     }
 
-    /// The names of the port chains in scope.
+    /// The names of the port and group chains in scope.
     fn chains(&self) -> BTreeSet<String> {
-        self.ports
+        let ports = self
+            .ports
             .iter()
-            .flat_map(|id| {
-                [EGRESS_PREFIX, INGRESS_PREFIX, SPOOF_PREFIX].map(|p| format!("{p}{id}"))
-            })
-            .collect()
+            .flat_map(|id| PORT_PREFIXES.map(|p| format!("{p}{id}")));
+        let groups = self
+            .rules
+            .iter()
+            .flat_map(|id| GROUP_CHAIN_PREFIXES.map(|p| format!("{p}{id}")));
+        ports.chain(groups).collect()
     }
 
     /// The names of the group sets in scope.
@@ -641,10 +707,12 @@ impl Scope {
     }
 }
 
-/// Whether chain `name` is a base chain (always in a scope).
+/// Whether chain `name` is one of the fixed chains (base chains and
+/// [`TO_INGRESS`], always in a scope).
 fn is_base_chain(name: &str) -> bool {
-    ![EGRESS_PREFIX, INGRESS_PREFIX, SPOOF_PREFIX]
+    !PORT_PREFIXES
         .iter()
+        .chain(&GROUP_CHAIN_PREFIXES)
         .any(|p| name.starts_with(p))
 }
 
@@ -754,6 +822,28 @@ fn ruleset_of(firewall: &Firewall, cache: &mut PortChains, scope: Option<&Scope>
             rules: vec![dispatch("saddr", "egress"), dispatch("daddr", "ingress")].into(),
         },
     );
+    inet.chains.insert(
+        TO_INGRESS.to_string(),
+        ChainSpec {
+            base: None,
+            rules: vec![
+                dispatch("daddr", "ingress"),
+                rule(json!([{"accept": null}])),
+            ]
+            .into(),
+        },
+    );
+    let group_rules = firewall
+        .rules
+        .iter()
+        .filter(|(g, _)| scope.is_none_or(|s| s.rules.contains(g)));
+    for (group, rules) in group_rules {
+        let [eg, ing] = group_chains(rules);
+        for (prefix, rules) in [(GROUP_EGRESS_PREFIX, eg), (GROUP_INGRESS_PREFIX, ing)] {
+            inet.chains
+                .insert(format!("{prefix}{group}"), ChainSpec { base: None, rules });
+        }
+    }
     bridge.chains.insert(
         "forward".to_string(),
         ChainSpec {
@@ -1068,8 +1158,13 @@ pub fn diff(desired: &Ruleset, existing: &Existing) -> Batch {
             }
         }
     }
-    // Chain flushes and deletes before set deletes (rules reference sets).
-    late.sort_by_key(|c| c.get("delete").is_some_and(|d| d.get("chain").is_none()));
+    // Chain flushes, then chain deletes (rules of a port chain jump to
+    // group chains), then set deletes (rules reference sets).
+    late.sort_by_key(|c| match c.get("delete") {
+        None => 0,
+        Some(d) if d.get("chain").is_some() => 1,
+        Some(_) => 2,
+    });
     out.commands.extend(late);
     out
 }

@@ -596,8 +596,8 @@ pub fn programmed_digest(plan: &Plan, failed: &BTreeMap<Id, String>) -> [u8; 32]
     }
     let _ = write!(
         hasher,
-        "groups {:?}\nzones {:?}",
-        plan.firewall.groups, plan.firewall.zones
+        "rules {:?}\ngroups {:?}\nzones {:?}",
+        plan.firewall.rules, plan.firewall.groups, plan.firewall.zones
     );
     match hasher.into_inner() {
         Ok(hasher) => *hasher.finalize().as_bytes(),

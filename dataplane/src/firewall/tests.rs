@@ -259,11 +259,26 @@ fn a_port_without_groups_sends_and_receives_nothing_but_established_traffic() {
 fn rules_become_matches_on_protocol_ports_prefix_and_member_sets() {
     let plan = planned(example());
     let ruleset = ruleset(&plan.firewall);
+    // The rules are in the group's chain, which each member's chain jumps to.
     let ingress = chain_text(
         &ruleset,
         Family::Inet,
-        &format!("{INGRESS_PREFIX}{}", Id(21)),
+        &format!("{GROUP_INGRESS_PREFIX}{}", Id(50)),
     );
+    for port in [21, 22] {
+        let chain = chain_text(
+            &ruleset,
+            Family::Inet,
+            &format!("{INGRESS_PREFIX}{}", Id(port)),
+        );
+        let jump = format!(
+            r#"{{"jump":{{"target":"{GROUP_INGRESS_PREFIX}{}"}}}}"#,
+            Id(50)
+        );
+        assert!(chain.contains(&jump), "{chain}");
+        assert!(!chain.contains(r#""range""#), "{chain}");
+    }
+    assert!(ingress.ends_with(r#"{"accept":null}]"#), "{ingress}");
     assert!(ingress.contains(r#"{"range":[22,80]}"#), "{ingress}");
     assert!(ingress.contains(r#""protocol":"th""#), "{ingress}");
     assert!(
@@ -288,6 +303,20 @@ fn rules_become_matches_on_protocol_ports_prefix_and_member_sets() {
         &format!("{EGRESS_PREFIX}{}", Id(21)),
     );
     assert!(egress.ends_with(r#"[{"drop":null}]"#), "{egress}");
+    // An egress rule that matches goes on to the destination's ingress
+    // chain (a `return` would leave only the group's chain).
+    let group_egress = chain_text(
+        &ruleset,
+        Family::Inet,
+        &format!("{GROUP_EGRESS_PREFIX}{}", Id(50)),
+    );
+    assert!(
+        group_egress.ends_with(&format!(r#"{{"goto":{{"target":"{TO_INGRESS}"}}}}]"#)),
+        "{group_egress}"
+    );
+    let to_ingress = chain_text(&ruleset, Family::Inet, TO_INGRESS);
+    assert!(to_ingress.contains(r#""data":"@ingress""#), "{to_ingress}");
+    assert!(to_ingress.ends_with(r#"[{"accept":null}]"#), "{to_ingress}");
     // Members of group 50 (the local two and a remote one), IPv4 only.
     let members = &inet(&ruleset).sets[&format!("{GROUP4_PREFIX}{}", Id(50))];
     let keys: Vec<&str> = members.elements.keys().map(|k| k[0].as_str()).collect();
@@ -353,7 +382,7 @@ fn a_new_member_is_one_element_added_and_nothing_else() {
 }
 
 #[test]
-fn a_removed_rule_rewrites_only_the_chains_of_its_direction() {
+fn a_removed_rule_rewrites_only_its_groups_chain_of_its_direction() {
     let before = ruleset(&planned(example()).firewall);
     let objects: Vec<GoalObject> = example()
         .into_iter()
@@ -361,24 +390,41 @@ fn a_removed_rule_rewrites_only_the_chains_of_its_direction() {
         .collect();
     let after = ruleset(&planned(objects).firewall);
     let batch = diff(&after, &applied(&before));
-    // Two ports' ingress chains: flushed and refilled, nothing else.
-    assert_eq!(batch.n_changes, 2, "{:?}", batch.commands);
+    // The group's ingress chain: flushed and refilled, nothing else.
+    assert_eq!(batch.n_changes, 1, "{:?}", batch.commands);
     let flushed: Vec<&str> = batch
         .commands
         .iter()
         .filter_map(|c| c["flush"]["chain"]["name"].as_str())
         .collect();
-    assert_eq!(
-        flushed,
-        [
-            format!("{INGRESS_PREFIX}{}", Id(21)),
-            format!("{INGRESS_PREFIX}{}", Id(22))
-        ]
-    );
+    assert_eq!(flushed, [format!("{GROUP_INGRESS_PREFIX}{}", Id(50))]);
     assert!(batch
         .commands
         .iter()
         .all(|c| c.get("flush").is_some() || c["add"].get("rule").is_some()));
+}
+
+#[test]
+fn a_rule_added_to_a_group_of_many_ports_rewrites_one_chain() {
+    let mut objects = base();
+    for id in 100..300 {
+        objects.push(port(id, &format!("10.0.1.{}", id - 90), &[50]));
+    }
+    objects.push(GoalObject::SgRule(sg_rule(61, 50, Direction::Ingress)));
+    let before = planned(objects.clone()).firewall;
+    let mut tcp = sg_rule(62, 50, Direction::Ingress);
+    tcp.protocol = Some(6);
+    tcp.port_range_min = Some(443);
+    objects.push(GoalObject::SgRule(tcp));
+    let after = planned(objects).firewall;
+    let batch = diff(&ruleset(&after), &applied(&ruleset(&before)));
+    assert_eq!(batch.n_changes, 1, "{:?}", batch.commands);
+    // Flush and two rules.
+    assert_eq!(batch.commands.len(), 3, "{:?}", batch.commands);
+    // The incremental pass builds that one chain and the fixed ones.
+    let scope = Scope::between(&before, &after);
+    assert!(scope.ports.is_empty() && scope.groups.is_empty());
+    assert_eq!(scope.rules, BTreeSet::from([Id(50)]));
 }
 
 /// Applies `batch` to `existing` as the kernel would, checking what the
@@ -569,7 +615,7 @@ proptest! {
         prop_assert_eq!(plan.firewall.ports.len(), plan.ports.len());
         for (family, table) in &ruleset.tables {
             for (name, chain) in &table.chains {
-                if chain.base.is_none() {
+                if PORT_PREFIXES.iter().any(|p| name.starts_with(p)) {
                     prop_assert_eq!(&chain.rules.last().expect("rule").0, &json!([{"drop": null}]), "{:?} {}", family, name);
                 }
             }
@@ -607,8 +653,8 @@ fn a_rule_whose_prefix_is_of_the_other_family_is_left_out() {
     rule.remote_ip_prefix = Some("2001:db8::/32".parse().expect("net"));
     objects.push(GoalObject::SgRule(rule));
     let ruleset = ruleset(&planned(objects).firewall);
-    let chain = &inet(&ruleset).chains[&format!("{INGRESS_PREFIX}{}", Id(21))];
-    assert_eq!(chain.rules.len(), stateful_head().len() + 1);
+    let chain = &inet(&ruleset).chains[&format!("{GROUP_INGRESS_PREFIX}{}", Id(50))];
+    assert!(chain.rules.is_empty());
 }
 
 proptest! {

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-use alcor_dataplane::firewall::{self, PortFilter, Remote, RulePlan};
+use alcor_dataplane::firewall::{self, GroupRules, PortFilter, Remote, RulePlan};
 use alcor_dataplane::plan::{self, Plan, PortPlan, RouterInterfacePlan, RouterPlan, VpcPlan};
 use alcor_dataplane::Reconciler;
 use alcor_state_machine::Id;
@@ -19,8 +19,33 @@ const VNIS: [u32; 2] = [0x100, 0x200];
 const N_PORTS: u8 = 5;
 const N_REMOTES: u8 = 4;
 const N_ROUTERS: u8 = 2;
-/// The remote group every port's optional rule names.
+/// The remote group the groups' rules may name.
 const GROUP: Id = Id(0x900);
+/// The security groups ports may be in (each a pair of shared chains).
+const N_GROUPS: u8 = 3;
+
+/// Random rules for one group: up to two per direction.
+fn random_rules(rng: &mut ChaCha8Rng) -> GroupRules {
+    let rule = |rng: &mut ChaCha8Rng| {
+        let remote = match rng.random_range(0..3) {
+            0 => Remote::Any,
+            1 => Remote::Group(GROUP),
+            _ => Remote::Prefix("10.0.0.0/24".parse().expect("prefix")),
+        };
+        RulePlan {
+            ipv6: false,
+            protocol: Some(6),
+            range: (Some(22), Some(22 + rng.random_range(0..2))),
+            remote,
+        }
+    };
+    let n_ingress = rng.random_range(0..3);
+    let n_egress = rng.random_range(0..3);
+    GroupRules {
+        ingress: (0..n_ingress).map(|_| rule(rng)).collect(),
+        egress: (0..n_egress).map(|_| rule(rng)).collect(),
+    }
+}
 
 /// A random plan over a small universe, so that objects come, go and
 /// change between consecutive plans.
@@ -45,6 +70,7 @@ fn random_plan(rng: &mut ChaCha8Rng, host_id: &str) -> Plan {
         return out;
     }
     let mut members = BTreeSet::new();
+    let rules: Vec<GroupRules> = (0..N_GROUPS).map(|_| random_rules(rng)).collect();
     for n in 0..N_PORTS {
         if !rng.random_bool(0.7) {
             continue;
@@ -74,29 +100,21 @@ fn random_plan(rng: &mut ChaCha8Rng, host_id: &str) -> Plan {
         };
         if rng.random_bool(0.8) {
             members.insert(address);
-            let remote = if rng.random_bool(0.5) {
-                Remote::Group(GROUP)
-            } else {
-                Remote::Any
-            };
-            let rule = RulePlan {
-                ipv6: false,
-                protocol: Some(6),
-                range: (Some(22), Some(22 + rng.random_range(0..2))),
-                remote,
-            };
+            let groups: Vec<Id> = (0..N_GROUPS)
+                .filter(|_| rng.random_bool(0.5))
+                .map(|g| Id(0x901 + u128::from(g)))
+                .collect();
+            for group in &groups {
+                let index = usize::try_from(group.0 - 0x901).expect("small");
+                out.firewall.rules.insert(*group, rules[index].clone());
+            }
             let filter = PortFilter {
                 port_id: id,
                 veth: port.veth.clone(),
                 bridge: vpc.bridge.clone(),
                 mac: port.mac,
                 sources: vec![(port.mac, port.addresses[0])],
-                ingress: vec![rule.clone()],
-                egress: if rng.random_bool(0.5) {
-                    vec![rule]
-                } else {
-                    Vec::new()
-                },
+                groups,
             };
             out.firewall.ports.insert(id, filter);
         }
