@@ -49,6 +49,14 @@ pub struct Delta<'a> {
 impl<'a> Delta<'a> {
     /// The change from `last` (programmed in full) to `next`.
     pub fn between(last: &'a Plan, next: &'a Plan) -> Delta<'a> {
+        Delta::between_retrying(last, next, &BTreeSet::new())
+    }
+
+    /// [`Delta::between`], with the ports of `next` whose host end is in
+    /// `retry` counted as changed even where `last` plans them the same:
+    /// ports the last pass failed to program (the rest of `last` is in
+    /// the kernel; theirs may be half made, which an ensure repairs).
+    pub fn between_retrying(last: &'a Plan, next: &'a Plan, retry: &BTreeSet<String>) -> Delta<'a> {
         let mut out = Delta::default();
         for (veth, port) in &last.ports {
             if !next.ports.contains_key(veth) {
@@ -56,7 +64,7 @@ impl<'a> Delta<'a> {
             }
         }
         for (veth, port) in &next.ports {
-            if last.ports.get(veth) != Some(port) {
+            if last.ports.get(veth) != Some(port) || retry.contains(veth) {
                 out.ports_changed.push(port);
             }
         }

@@ -20,17 +20,20 @@
 //! plan changes, and once after the agent starts; the reconciler remembers
 //! the plans it applied to skip unchanged ones afterwards.
 //!
-//! That is a *full* pass. Once one has programmed a plan without a
-//! failure, the reconciler keeps that plan: it is the only writer of its
-//! objects, so the kernel holds it. The next pass is then *incremental*:
-//! it touches only what [`Delta::between`] the kept plan and the new one
-//! names (reading those links back one by one, by name), adds and deletes
-//! the FDB and neighbour entries that differ without dumping any, and
-//! diffs the firewall against its last batch. A pass after a failed or
-//! timed-out one, the first pass, and the first pass after
-//! `FULL_PASS_INTERVAL_MS_MAX` are full again (they read everything back,
-//! the nftables tables included), so what changed behind the agent's back
-//! is repaired then.
+//! That is a *full* pass. Once one has run to its end, the reconciler
+//! keeps its plan: it is the only writer of its objects, so the kernel
+//! holds that plan, except for the ports the pass failed to program. The
+//! next pass is then *incremental*: it touches only what
+//! [`Delta::between_retrying`] the kept plan and the new one names, those
+//! failed ports included (reading those links back one by one, by name),
+//! adds and deletes the FDB and neighbour entries that differ without
+//! dumping any, and diffs the firewall against its last batch. So a port
+//! that cannot be programmed (a full bridge, say) costs its own retry on
+//! every pass, not a full pass of the host. A pass after one that stopped
+//! on an error, failed a router copy or timed out, the first pass, and
+//! the first pass after `FULL_PASS_INTERVAL_MS_MAX` are full again (they
+//! read everything back, the nftables tables included), so what changed
+//! behind the agent's back is repaired then.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -99,9 +102,13 @@ pub struct Reconciler {
     /// The port chains of the last desired ruleset (a memo of a pure
     /// function: valid whatever the kernel holds).
     port_chains: firewall::PortChains,
-    /// The plan (without its firewall) the last pass programmed without a
-    /// failure, which the kernel holds; `None`: the next pass is full.
+    /// The plan (without its firewall) the last pass ran through, which
+    /// the kernel holds but for the ports in `retry`; `None`: the next
+    /// pass is full.
     programmed: Option<Plan>,
+    /// Host ends of the ports of `programmed` that its pass failed to
+    /// program: the next incremental pass redoes them.
+    retry: BTreeSet<String>,
     /// When the last full pass started.
     full_at: Option<Instant>,
     n_changes: u64,
@@ -146,6 +153,7 @@ impl Reconciler {
             firewall_programmed: None,
             port_chains: firewall::PortChains::default(),
             programmed: None,
+            retry: BTreeSet::new(),
             full_at: None,
             n_changes: 0,
         })
@@ -153,14 +161,15 @@ impl Reconciler {
 
     /// One pass: makes the kernel match `plan`, bounded by
     /// `RECONCILE_MS_MAX`; reports the ports it could not program. The
-    /// pass is incremental when the last one programmed its plan without a
-    /// failure less than `FULL_PASS_INTERVAL_MS_MAX` after a full pass,
-    /// and full otherwise (see the module doc).
+    /// pass is incremental when the last one ran to its end (failed ports
+    /// aside) less than `FULL_PASS_INTERVAL_MS_MAX` after a full pass, and
+    /// full otherwise (see the module doc).
     pub async fn reconcile(&mut self, plan: &Plan) -> Outcome {
         self.n_changes = 0;
         let interval = Duration::from_millis(limits::FULL_PASS_INTERVAL_MS_MAX);
         let fresh = self.full_at.is_some_and(|at| at.elapsed() < interval);
         let last = if fresh { self.programmed.take() } else { None };
+        let retry = std::mem::take(&mut self.retry);
         self.programmed = None;
         let full = last.is_none();
         if full {
@@ -172,18 +181,24 @@ impl Reconciler {
         let budget = Duration::from_millis(limits::RECONCILE_MS_MAX);
         let pass = async {
             match &last {
-                Some(last) => self.incremental_pass(last, plan).await,
+                Some(last) => self.incremental_pass(last, &retry, plan).await,
                 None => self.pass(plan).await,
             }
         };
         let mut failed = match tokio::time::timeout(budget, pass).await {
             Ok(Ok((failed, complete))) => {
-                if complete && failed.is_empty() {
+                if complete {
                     self.programmed = Some(Plan {
                         firewall: firewall::Firewall::default(),
                         failed: BTreeMap::new(),
                         ..plan.clone()
                     });
+                    self.retry = plan
+                        .ports
+                        .iter()
+                        .filter(|(_, port)| failed.contains_key(&port.port_id))
+                        .map(|(veth, _)| veth.clone())
+                        .collect();
                 }
                 failed
             }
@@ -311,14 +326,16 @@ impl Reconciler {
     }
 
     /// An incremental pass from `last`, which the kernel holds (the last
-    /// pass programmed it without a failure), to `plan`: the steps of a
-    /// full pass, in its order, on the objects the change touches only.
+    /// pass ran through it) but for the ports whose host ends are in
+    /// `retry` (it failed them), to `plan`: the steps of a full pass, in
+    /// its order, on the objects the change touches and those ports only.
     async fn incremental_pass(
         &mut self,
         last: &Plan,
+        retry: &BTreeSet<String>,
         plan: &Plan,
     ) -> Result<(BTreeMap<Id, String>, bool), DataplaneError> {
-        let delta = Delta::between(last, plan);
+        let delta = Delta::between_retrying(last, plan, retry);
         let mut failed = BTreeMap::new();
         let mut complete = true;
         // Only the links the change touches, read by name.

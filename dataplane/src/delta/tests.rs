@@ -277,3 +277,31 @@ fn one_new_port_touches_only_that_port_and_its_vpc() {
     assert!(delta.fdb_added.is_empty() && delta.neighbours_added.is_empty());
     assert!(delta.ports_removed.is_empty() && delta.vpcs_removed.is_empty());
 }
+
+#[test]
+fn a_port_to_retry_counts_as_changed_with_its_vpc_though_the_plans_agree() {
+    let seed = Seed {
+        vpcs: [Some(0), Some(1), None],
+        ports: [Some((0, 0)), Some((1, 1)), None, None, None, None],
+        remotes: [None, None, None, None, None, None],
+        routers: [None, None],
+    };
+    let plan = build(&seed);
+    let failed = plan::veth_name(Id(2));
+    assert!(plan.ports.contains_key(&failed));
+    let retry = BTreeSet::from([failed.clone(), "alcp-gone".to_string()]);
+    let delta = Delta::between_retrying(&plan, &plan, &retry);
+    assert_eq!(
+        delta
+            .ports_changed
+            .iter()
+            .map(|p| &p.veth)
+            .collect::<Vec<_>>(),
+        vec![&failed]
+    );
+    assert_eq!(
+        delta.vpcs_changed.iter().map(|v| v.vni).collect::<Vec<_>>(),
+        vec![VNIS[1]]
+    );
+    assert!(delta.ports_removed.is_empty() && delta.fdb_added.is_empty());
+}

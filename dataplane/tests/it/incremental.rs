@@ -49,7 +49,7 @@ fn random_rules(rng: &mut ChaCha8Rng) -> GroupRules {
 
 /// A random plan over a small universe, so that objects come, go and
 /// change between consecutive plans.
-fn random_plan(rng: &mut ChaCha8Rng, host_id: &str) -> Plan {
+pub(crate) fn random_plan(rng: &mut ChaCha8Rng, host_id: &str) -> Plan {
     let mut out = Plan::default();
     for vni in VNIS {
         if rng.random_bool(0.8) {

@@ -4,6 +4,7 @@
 //! namespace it made, whatever the outcome.
 
 mod incremental;
+mod retry;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
