@@ -1096,6 +1096,34 @@ fn as_caller<T>(principal: &alcor_proto::identity::Principal, message: T) -> ton
     request
 }
 
+/// `caller` can neither rename nor delete VPC `id`: both answer NOT_FOUND.
+async fn assert_neither_renamed_nor_deleted_by(
+    svc: &alcor_api_gateway::OrchestratorService,
+    caller: &alcor_proto::identity::Principal,
+    id: &str,
+) {
+    use alcor_proto::api::v1::orchestrator_server::Orchestrator;
+    let rename = pb::UpdateVpcRequest {
+        id: id.into(),
+        name: Some("mine".into()),
+        ..Default::default()
+    };
+    assert_status(
+        svc.update_vpc(as_caller(caller, rename)).await,
+        Code::NotFound,
+        "NOT_FOUND",
+    );
+    let delete = pb::DeleteVpcRequest {
+        id: id.into(),
+        ..Default::default()
+    };
+    assert_status(
+        svc.delete_vpc(as_caller(caller, delete)).await,
+        Code::NotFound,
+        "NOT_FOUND",
+    );
+}
+
 /// Neutron's `router:external` networks are read by every project: a member
 /// of another project gets and lists the external network (not the owner's
 /// other networks, and only when its list names no other project), and
@@ -1175,25 +1203,7 @@ async fn every_project_reads_an_external_vpc_and_only_its_owner_changes_it() {
         "NOT_FOUND",
     );
 
-    let rename = pb::UpdateVpcRequest {
-        id: public.id.clone(),
-        name: Some("mine".into()),
-        ..Default::default()
-    };
-    assert_status(
-        svc.update_vpc(as_caller(&bob, rename)).await,
-        Code::NotFound,
-        "NOT_FOUND",
-    );
-    let delete = pb::DeleteVpcRequest {
-        id: public.id.clone(),
-        ..Default::default()
-    };
-    assert_status(
-        svc.delete_vpc(as_caller(&bob, delete)).await,
-        Code::NotFound,
-        "NOT_FOUND",
-    );
+    assert_neither_renamed_nor_deleted_by(&svc, &bob, &public.id).await;
     let after = svc
         .get_vpc(as_caller(&admin, got(&public.id)))
         .await
@@ -1243,25 +1253,7 @@ async fn every_project_reads_an_external_vpc_and_only_its_owner_changes_it() {
 
     // The reverse: the owner's network that is not external is invisible
     // to Bob when he changes it too (get and list are checked above).
-    let rename = pb::UpdateVpcRequest {
-        id: private.id.clone(),
-        name: Some("mine".into()),
-        ..Default::default()
-    };
-    assert_status(
-        svc.update_vpc(as_caller(&bob, rename)).await,
-        Code::NotFound,
-        "NOT_FOUND",
-    );
-    let delete = pb::DeleteVpcRequest {
-        id: private.id.clone(),
-        ..Default::default()
-    };
-    assert_status(
-        svc.delete_vpc(as_caller(&bob, delete)).await,
-        Code::NotFound,
-        "NOT_FOUND",
-    );
+    assert_neither_renamed_nor_deleted_by(&svc, &bob, &private.id).await;
     let kept = svc
         .get_vpc(as_caller(&admin, got(&private.id)))
         .await

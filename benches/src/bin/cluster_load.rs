@@ -466,6 +466,40 @@ fn is_no_leader(status: &tonic::Status) -> bool {
         == Some(alcor_proto::reason::Reason::NoLeader)
 }
 
+/// A VPC of `project` (named after it) with one subnet spanning `cidr`.
+async fn vpc_with_subnet(
+    c: &mut OrchestratorClient<Channel>,
+    project: &str,
+    cidr: &str,
+) -> anyhow::Result<pb::Vpc> {
+    let vpc = c
+        .create_vpc(req(
+            pb::CreateVpcRequest {
+                project_id: project.to_string(),
+                name: project.to_string(),
+                cidr: cidr.to_string(),
+                ..Default::default()
+            },
+            SETUP_TIMEOUT,
+        ))
+        .await
+        .context("create the VPC")?
+        .into_inner();
+    c.create_subnet(req(
+        pb::CreateSubnetRequest {
+            project_id: project.to_string(),
+            network_id: vpc.id.clone(),
+            name: project.to_string(),
+            cidr: cidr.to_string(),
+            ..Default::default()
+        },
+        SETUP_TIMEOUT,
+    ))
+    .await
+    .context("create the subnet")?;
+    Ok(vpc)
+}
+
 async fn fixture(leader: &str, n_hosts: usize) -> anyhow::Result<Arc<PortGen>> {
     let channel = connect(leader).await?;
     let mut c = orch(channel);
@@ -497,31 +531,7 @@ async fn fixture(leader: &str, n_hosts: usize) -> anyhow::Result<Arc<PortGen>> {
         }
         hosts.push(id);
     }
-    let vpc = c
-        .create_vpc(req(
-            pb::CreateVpcRequest {
-                project_id: "bench".to_string(),
-                name: "bench".to_string(),
-                cidr: "10.0.0.0/8".to_string(),
-                ..Default::default()
-            },
-            SETUP_TIMEOUT,
-        ))
-        .await
-        .context("create the VPC")?
-        .into_inner();
-    c.create_subnet(req(
-        pb::CreateSubnetRequest {
-            project_id: "bench".to_string(),
-            network_id: vpc.id.clone(),
-            name: "bench".to_string(),
-            cidr: "10.0.0.0/8".to_string(),
-            ..Default::default()
-        },
-        SETUP_TIMEOUT,
-    ))
-    .await
-    .context("create the subnet")?;
+    let vpc = vpc_with_subnet(&mut c, "bench", "10.0.0.0/8").await?;
     Ok(Arc::new(PortGen {
         next: AtomicU64::new(0),
         network_id: vpc.id,

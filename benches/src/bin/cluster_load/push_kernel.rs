@@ -29,7 +29,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 
-use super::{connect, find_leader, orch, req, Args, Cluster, SETUP_TIMEOUT};
+use super::{connect, find_leader, orch, req, vpc_with_subnet, Args, Cluster, SETUP_TIMEOUT};
 
 /// The underlay: this namespace's end and the host namespace's end.
 const ROOT_IP: &str = "198.19.252.1";
@@ -276,31 +276,7 @@ pub(super) async fn push_kernel(args: &Args, work: &Path) -> anyhow::Result<Valu
     ))
     .await
     .context("create the host")?;
-    let vpc = c
-        .create_vpc(req(
-            pb::CreateVpcRequest {
-                project_id: PROJECT.into(),
-                name: "pk".into(),
-                cidr: "10.0.0.0/16".into(),
-                ..Default::default()
-            },
-            SETUP_TIMEOUT,
-        ))
-        .await
-        .context("create the VPC")?
-        .into_inner();
-    c.create_subnet(req(
-        pb::CreateSubnetRequest {
-            project_id: PROJECT.into(),
-            network_id: vpc.id.clone(),
-            name: "pk".into(),
-            cidr: "10.0.0.0/16".into(),
-            ..Default::default()
-        },
-        SETUP_TIMEOUT,
-    ))
-    .await
-    .context("create the subnet")?;
+    let vpc = vpc_with_subnet(&mut c, PROJECT, "10.0.0.0/16").await?;
     let host_id = host.id.clone();
     let port = |n: usize| pb::CreatePortRequest {
         project_id: PROJECT.into(),
