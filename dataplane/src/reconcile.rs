@@ -122,6 +122,17 @@ struct VethPair<'a> {
     mtu: u32,
     bridge: u32,
     netns: &'a str,
+    /// Host end up at once (else it stays down: a disabled bridge port).
+    up: bool,
+}
+
+/// An nftables batch, built but not yet applied.
+struct FirewallBatch {
+    batch: firewall::Batch,
+    /// What the tables hold once it is applied.
+    applied: firewall::Existing,
+    /// The firewall they then hold.
+    programmed: firewall::Firewall,
 }
 
 /// What the reconciler reads of one link.
@@ -362,56 +373,104 @@ impl Reconciler {
                 links.insert(name.to_string(), link);
             }
         }
+        // Removed ports are cut off first (a host end that is down is a
+        // disabled bridge port: nothing passes it either way), so their
+        // filters may go while their links are being deleted.
         for port in &delta.ports_removed {
             if let Some(link) = links.get(&port.veth) {
-                self.delete_link(&port.veth, link.index).await?;
-            }
-            self.configured.remove(&port.veth);
-            if netns::exists(&port.netns) {
-                netns::remove(&port.netns).await?;
-                self.n_changes += 1;
+                self.set_down(&port.veth, link.index).await?;
             }
         }
-        for name in &delta.gateways_removed {
-            if let Some(link) = links.get(*name) {
-                self.delete_link(name, link.index).await?;
-            }
-        }
-        for router in &delta.routers_removed {
-            if netns::exists(&router.netns) {
-                netns::remove(&router.netns).await?;
-                self.n_changes += 1;
-            }
-            self.configured_routers.remove(&router.netns);
-        }
-        let mut vxlans: BTreeMap<String, u32> = BTreeMap::new();
-        let mut bridges: BTreeMap<u32, u32> = BTreeMap::new();
-        for vpc in &delta.vpcs_changed {
-            match self.ensure_vpc(vpc, &links).await {
-                Ok((bridge, vxlan)) => {
-                    bridges.insert(vpc.vni, bridge);
-                    vxlans.insert(vpc.vxlan.clone(), vxlan);
+        // The firewall's batch runs concurrently with the link work below
+        // (the `nft` process and the kernel's RCU waits of link deletion
+        // overlap; benches/README): no port is up and unfiltered at any
+        // time, because new ports stay down until the batch is in.
+        let batch = self.firewall_batch(plan).await?;
+        let links_work = async {
+            let mut vxlans: BTreeMap<String, u32> = BTreeMap::new();
+            let mut bridges: BTreeMap<u32, u32> = BTreeMap::new();
+            let mut created: Vec<(&PortPlan, u32)> = Vec::new();
+            for port in &delta.ports_removed {
+                if let Some(link) = links.get(&port.veth) {
+                    self.delete_link(&port.veth, link.index).await?;
                 }
-                Err(e) => {
-                    for port in plan.ports_of(vpc.vni) {
-                        failed.insert(port, format!("VPC with VNI {}: {e}", vpc.vni));
-                    }
+                self.configured.remove(&port.veth);
+                if netns::exists(&port.netns) {
+                    netns::remove(&port.netns).await?;
+                    self.n_changes += 1;
                 }
             }
-        }
-        for vpc in &delta.vpcs_removed {
-            for name in [&vpc.bridge, &vpc.vxlan] {
-                if let Some(link) = links.get(name) {
+            for name in &delta.gateways_removed {
+                if let Some(link) = links.get(*name) {
                     self.delete_link(name, link.index).await?;
                 }
             }
+            for router in &delta.routers_removed {
+                if netns::exists(&router.netns) {
+                    netns::remove(&router.netns).await?;
+                    self.n_changes += 1;
+                }
+                self.configured_routers.remove(&router.netns);
+            }
+            for vpc in &delta.vpcs_changed {
+                match self.ensure_vpc(vpc, &links).await {
+                    Ok((bridge, vxlan)) => {
+                        bridges.insert(vpc.vni, bridge);
+                        vxlans.insert(vpc.vxlan.clone(), vxlan);
+                    }
+                    Err(e) => {
+                        for port in plan.ports_of(vpc.vni) {
+                            failed.insert(port, format!("VPC with VNI {}: {e}", vpc.vni));
+                        }
+                    }
+                }
+            }
+            for vpc in &delta.vpcs_removed {
+                for name in [&vpc.bridge, &vpc.vxlan] {
+                    if let Some(link) = links.get(name) {
+                        self.delete_link(name, link.index).await?;
+                    }
+                }
+            }
+            // New ports, host end down.
+            for port in &delta.ports_changed {
+                let Some(bridge) = bridges.get(&port.vni) else {
+                    continue;
+                };
+                if links.contains_key(&port.veth) {
+                    continue;
+                }
+                match self.create_port(port, *bridge).await {
+                    Ok(index) => created.push((port, index)),
+                    Err(e) => {
+                        self.configured.remove(&port.veth);
+                        failed.insert(port.port_id, e.to_string());
+                    }
+                }
+            }
+            Ok::<_, DataplaneError>((vxlans, bridges, created))
+        };
+        let (applied, links_done) = tokio::join!(nft::apply(&batch.batch), links_work);
+        // A failed batch leaves the new ports down; the next (full) pass
+        // programs the tables, then brings them up.
+        applied?;
+        self.firewall_applied_batch(batch);
+        let (mut vxlans, bridges, created) = links_done?;
+        for (port, index) in created {
+            if let Err(e) = self.set_up(&port.veth, index).await {
+                self.configured.remove(&port.veth);
+                failed.insert(port.port_id, e.to_string());
+            }
         }
-        self.sync_firewall(plan).await?;
+        // Ports whose links exist (changed or retried).
         for port in &delta.ports_changed {
             let Some(bridge) = bridges.get(&port.vni) else {
                 continue;
             };
-            if let Err(e) = self.ensure_port(port, *bridge, links.get(&port.veth)).await {
+            let Some(link) = links.get(&port.veth) else {
+                continue;
+            };
+            if let Err(e) = self.ensure_port(port, *bridge, Some(link)).await {
                 self.configured.remove(&port.veth);
                 failed.insert(port.port_id, e.to_string());
             }
@@ -547,6 +606,15 @@ impl Reconciler {
     /// Makes the agent's nftables tables match the plan's firewall in one
     /// atomic batch (nothing when they already do).
     async fn sync_firewall(&mut self, plan: &Plan) -> Result<(), DataplaneError> {
+        let batch = self.firewall_batch(plan).await?;
+        nft::apply(&batch.batch).await?;
+        self.firewall_applied_batch(batch);
+        Ok(())
+    }
+
+    /// The batch that makes the tables match `plan`'s firewall, and what
+    /// they hold once it is applied ([`Self::firewall_applied_batch`]).
+    async fn firewall_batch(&mut self, plan: &Plan) -> Result<FirewallBatch, DataplaneError> {
         if !plan.firewall.ports.is_empty() {
             nft::check_bridge_hooks()?;
         }
@@ -557,39 +625,38 @@ impl Reconciler {
         let memory = self.firewall_applied.take();
         let last = self.firewall_programmed.take();
         let existing = match (memory, last) {
-            (Some(memory), Some(last)) => {
-                return self.sync_firewall_scoped(plan, memory, &last).await
+            (Some(mut memory), Some(last)) => {
+                // Only the part that differs from `last` (`memory` is what
+                // a read would find).
+                let scope = firewall::Scope::between(&last, &plan.firewall);
+                let desired =
+                    firewall::ruleset_scoped(&plan.firewall, &mut self.port_chains, &scope);
+                let batch = firewall::diff(&desired, &firewall::restrict(&memory, &scope));
+                firewall::merge(&mut memory, &scope, firewall::applied(&desired));
+                return Ok(FirewallBatch {
+                    batch,
+                    applied: memory,
+                    programmed: plan.firewall.clone(),
+                });
             }
             (Some(memory), None) => memory,
             (None, _) => nft::read().await?,
         };
         let desired = firewall::ruleset_cached(&plan.firewall, &mut self.port_chains);
-        let batch = firewall::diff(&desired, &existing);
-        nft::apply(&batch).await?;
-        self.n_changes += batch.n_changes;
-        self.firewall_programmed = Some(plan.firewall.clone());
-        self.firewall_applied = Some(firewall::applied(&desired));
-        Ok(())
+        Ok(FirewallBatch {
+            batch: firewall::diff(&desired, &existing),
+            applied: firewall::applied(&desired),
+            programmed: plan.firewall.clone(),
+        })
     }
 
-    /// [`Self::sync_firewall`] when the tables hold `last` (`memory` is
-    /// what a read would find): builds, diffs and remembers only the part
-    /// that differs from it ([`firewall::Scope`]).
-    async fn sync_firewall_scoped(
-        &mut self,
-        plan: &Plan,
-        mut memory: firewall::Existing,
-        last: &firewall::Firewall,
-    ) -> Result<(), DataplaneError> {
-        let scope = firewall::Scope::between(last, &plan.firewall);
-        let desired = firewall::ruleset_scoped(&plan.firewall, &mut self.port_chains, &scope);
-        let batch = firewall::diff(&desired, &firewall::restrict(&memory, &scope));
-        nft::apply(&batch).await?;
-        self.n_changes += batch.n_changes;
-        firewall::merge(&mut memory, &scope, firewall::applied(&desired));
-        self.firewall_applied = Some(memory);
-        self.firewall_programmed = Some(plan.firewall.clone());
-        Ok(())
+    /// Records that `batch` was applied. Until then the reconciler has no
+    /// memory of its tables, so a failed batch makes the next pass read
+    /// them back.
+    fn firewall_applied_batch(&mut self, batch: FirewallBatch) {
+        self.n_changes += batch.batch.n_changes;
+        self.firewall_applied = Some(batch.applied);
+        self.firewall_programmed = Some(batch.programmed);
     }
 
     /// The links named `alc…` in the agent's namespace, by name.
@@ -738,24 +805,50 @@ impl Reconciler {
             Some(link) => {
                 self.ensure_link(&port.veth, link, port.mtu, Some(bridge))
                     .await?;
+                self.configure_port(port).await
             }
-            None => {
-                if !netns::exists(&port.netns) {
-                    netns::run_in(&port.netns, true, |_| async { Ok(()) }).await?;
-                    self.n_changes += 1;
-                }
-                let pair = VethPair {
-                    veth: &port.veth,
-                    peer: &port.peer,
-                    mac: port.mac,
-                    mtu: port.mtu,
-                    bridge,
-                    netns: &port.netns,
-                };
-                self.add_veth_pair(&pair).await?;
-                self.configured.remove(&port.veth);
-            }
+            None => self.add_port(port, bridge, true).await,
         }
+    }
+
+    /// Creates port `port` whose host end does not exist, with that end
+    /// down (a disabled bridge port: nothing passes it), and configures
+    /// its inside; returns the host end's index. [`Self::set_up`] brings
+    /// it up.
+    async fn create_port(&mut self, port: &PortPlan, bridge: u32) -> Result<u32, DataplaneError> {
+        self.add_port(port, bridge, false).await?;
+        Ok(self.link(&port.veth).await?.index)
+    }
+
+    /// Creates port `port`'s namespace when missing and its veth pair,
+    /// host end up or down, then configures its inside.
+    async fn add_port(
+        &mut self,
+        port: &PortPlan,
+        bridge: u32,
+        up: bool,
+    ) -> Result<(), DataplaneError> {
+        if !netns::exists(&port.netns) {
+            netns::run_in(&port.netns, true, |_| async { Ok(()) }).await?;
+            self.n_changes += 1;
+        }
+        let pair = VethPair {
+            veth: &port.veth,
+            peer: &port.peer,
+            mac: port.mac,
+            mtu: port.mtu,
+            bridge,
+            netns: &port.netns,
+            up,
+        };
+        self.add_veth_pair(&pair).await?;
+        self.configured.remove(&port.veth);
+        self.configure_port(port).await
+    }
+
+    /// Configures the inside of port `port`'s namespace unless it already
+    /// holds this plan.
+    async fn configure_port(&mut self, port: &PortPlan) -> Result<(), DataplaneError> {
         if self.configured.get(&port.veth) == Some(port) {
             return Ok(());
         }
@@ -769,6 +862,20 @@ impl Reconciler {
         Ok(())
     }
 
+    /// Sets link `name` down.
+    async fn set_down(&mut self, name: &str, index: u32) -> Result<(), DataplaneError> {
+        let message = LinkUnspec::new_with_index(index).down().build();
+        set_link(&self.handle, message, name).await
+    }
+
+    /// Sets link `name` up.
+    async fn set_up(&mut self, name: &str, index: u32) -> Result<(), DataplaneError> {
+        let message = LinkUnspec::new_with_index(index).up().build();
+        set_link(&self.handle, message, name).await?;
+        self.n_changes += 1;
+        Ok(())
+    }
+
     /// Creates a veth pair whose host end is on bridge `bridge` and whose
     /// far end (with its MAC) is in an existing namespace.
     async fn add_veth_pair(&mut self, pair: &VethPair<'_>) -> Result<(), DataplaneError> {
@@ -779,12 +886,14 @@ impl Reconciler {
             .mtu(pair.mtu)
             .setns_by_fd(file.as_raw_fd())
             .build();
-        let message = LinkVeth::new(pair.veth, pair.peer)
+        let mut builder = LinkVeth::new(pair.veth, pair.peer)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .mtu(pair.mtu)
-            .controller(pair.bridge)
-            .up()
-            .build();
+            .controller(pair.bridge);
+        if pair.up {
+            builder = builder.up();
+        }
+        let message = builder.build();
         self.add_link(pair.veth, message).await?;
         drop(file);
         Ok(())
@@ -821,6 +930,7 @@ impl Reconciler {
                         mtu: router.mtu,
                         bridge,
                         netns: &router.netns,
+                        up: true,
                     };
                     self.add_veth_pair(&pair).await?;
                     self.configured_routers.remove(&router.netns);

@@ -1,0 +1,89 @@
+//! A new port is never up without its filter: an incremental pass
+//! creates it with its host end down while the nftables batch runs, and
+//! brings it up only once the batch is in. Here the batch fails (the
+//! agent's table was deleted behind its back): the port must not be up,
+//! and the next pass (a full one) must program the table and bring the
+//! port up.
+
+use std::process::Command;
+
+use alcor_dataplane::{firewall, Reconciler};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::incremental::random_plan;
+use crate::Host;
+
+/// Whether link `name` of the calling thread's namespace is up; `None`
+/// when there is no such link.
+fn link_up(name: &str) -> Option<bool> {
+    let output = Command::new("ip")
+        .args(["-j", "link", "show", "dev", name])
+        .output()
+        .expect("run ip");
+    if !output.status.success() {
+        return None;
+    }
+    let links: serde_json::Value = serde_json::from_slice(&output.stdout).expect("ip -j");
+    let flags = links[0]["flags"].as_array().expect("flags").clone();
+    Some(flags.iter().any(|f| f == "UP"))
+}
+
+async fn new_port_waits_for_its_filter(host_id: String) {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let (plan, veth) = loop {
+        let plan = random_plan(&mut rng, &host_id);
+        let filtered = plan
+            .ports
+            .iter()
+            .find(|(_, p)| plan.firewall.ports.contains_key(&p.port_id))
+            .map(|(veth, _)| veth.clone());
+        if let Some(veth) = filtered {
+            break (plan, veth);
+        }
+    };
+    let port_id = plan.ports[&veth].port_id;
+    let mut before = plan.clone();
+    before.ports.remove(&veth);
+    before.firewall.ports.remove(&port_id);
+
+    let mut agent = Reconciler::new(&host_id).expect("netlink");
+    let first = agent.reconcile(&before).await;
+    assert!(first.full);
+    assert!(first.failed.is_empty(), "{:?}", first.failed);
+
+    let status = Command::new("nft")
+        .args(["delete", "table", "inet", firewall::TABLE])
+        .status()
+        .expect("run nft");
+    assert!(status.success(), "delete the agent's table");
+    let second = agent.reconcile(&plan).await;
+    assert!(!second.full, "the pass that adds the port is incremental");
+    assert!(
+        second.failed.contains_key(&port_id),
+        "the batch into a missing table succeeded"
+    );
+    assert_ne!(
+        link_up(&veth),
+        Some(true),
+        "the new port is up while its filter failed"
+    );
+
+    let third = agent.reconcile(&plan).await;
+    assert!(third.full, "a failed pass was not followed by a full one");
+    assert!(third.failed.is_empty(), "{:?}", third.failed);
+    assert_eq!(link_up(&veth), Some(true), "the port never came up");
+}
+
+#[test]
+fn a_new_port_stays_down_until_its_filter_is_in() {
+    let host = Host::create("filter");
+    let host_id = host.host_id.clone();
+    host.run(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(new_port_waits_for_its_filter(host_id));
+    });
+}
