@@ -157,7 +157,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "skipped: not root (the agent creates network namespaces)"
 elif [ "$SMOKE" = 1 ]; then
     "$BIN/cluster_load" --alcor "$BIN/alcor" --work-dir "$WORK" --scenarios push-kernel \
-        --push-kernel-ports 20 --push-kernel-changes 3 --push-kernel-rules 1 \
+        --push-kernel-ports 20 --push-kernel-changes 3 --push-kernel-rules 1 --push-kernel-settle-s 1 \
         --out "$OUT/alcor-push-kernel.json"
 else
     "$BIN/cluster_load" --alcor "$BIN/alcor" --work-dir "$WORK" --scenarios push-kernel \

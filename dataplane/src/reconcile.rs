@@ -10,7 +10,8 @@
 //! planned, makes each port and each router copy match, and adds and
 //! removes FDB and neighbour entries one by one. Between VPCs and ports,
 //! the agent's nftables tables are made to match the plan's firewall in
-//! one atomic batch ([`crate::firewall`]).
+//! one atomic batch ([`crate::firewall`]), so no port is ever up without
+//! its filter.
 //! Nothing that matches is touched, so an agent restart or a repeat
 //! pass changes nothing (the test compares interface indexes).
 //!
@@ -29,7 +30,12 @@
 //! adds and deletes the FDB and neighbour entries that differ without
 //! dumping any, and diffs the firewall against its last batch. So a port
 //! that cannot be programmed (a full bridge, say) costs its own retry on
-//! every pass, not a full pass of the host. A pass after one that stopped
+//! every pass, not a full pass of the host. An incremental pass runs its
+//! nftables batch concurrently with its link work (the `nft` process and
+//! the kernel's RCU waits of link deletion overlap) and keeps the same
+//! guarantee another way: the host ends of removed ports go down first (a
+//! down bridge port passes nothing), new ports are created with their host
+//! end down and brought up once the batch is in. A pass after one that stopped
 //! on an error, failed a router copy or timed out, the first pass, and
 //! the first pass after `FULL_PASS_INTERVAL_MS_MAX` are full again (they
 //! read everything back, the nftables tables included), so what changed

@@ -39,7 +39,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use alcor_proto::identity::{BearerToken, AUTHORIZATION_HEADER};
@@ -72,7 +72,64 @@ pub struct Programmed {
     pub failed: BTreeMap<Id, String>,
     /// The digest of what the data plane holds, in its own terms; sent
     /// with each digest report (`DigestReport.programmed_digest`).
-    pub digest: [u8; 32],
+    pub digest: ProgrammedDigest,
+}
+
+/// The digest of what a data plane holds, computed when first read: a
+/// digest report reads it (every `DIGEST_INTERVAL_MS`), the ack of the
+/// pass does not, so hashing the host's whole plan (~3 ms at 1,000 ports)
+/// is off the path from a change to its ack.
+#[derive(Clone)]
+pub struct ProgrammedDigest {
+    value: Arc<OnceLock<[u8; 32]>>,
+    compute: Arc<dyn Fn() -> [u8; 32] + Send + Sync>,
+}
+
+impl ProgrammedDigest {
+    /// A digest known already.
+    pub fn ready(digest: [u8; 32]) -> ProgrammedDigest {
+        ProgrammedDigest {
+            value: Arc::new(OnceLock::from(digest)),
+            compute: Arc::new(move || digest),
+        }
+    }
+
+    /// A digest `compute` gives when first read (it must be pure: it runs
+    /// once, on whatever thread reads the digest first).
+    pub fn deferred(compute: impl Fn() -> [u8; 32] + Send + Sync + 'static) -> ProgrammedDigest {
+        ProgrammedDigest {
+            value: Arc::new(OnceLock::new()),
+            compute: Arc::new(compute),
+        }
+    }
+
+    /// The digest (computed now if it was deferred and never read).
+    pub fn get(&self) -> [u8; 32] {
+        *self.value.get_or_init(|| (self.compute)())
+    }
+}
+
+impl Default for ProgrammedDigest {
+    fn default() -> ProgrammedDigest {
+        ProgrammedDigest::ready([0; 32])
+    }
+}
+
+impl PartialEq for ProgrammedDigest {
+    fn eq(&self, other: &ProgrammedDigest) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for ProgrammedDigest {}
+
+impl std::fmt::Debug for ProgrammedDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.value.get() {
+            Some(digest) => f.debug_tuple("ProgrammedDigest").field(digest).finish(),
+            None => f.write_str("ProgrammedDigest(deferred)"),
+        }
+    }
 }
 
 /// What a [`SimAgent`] needs.
@@ -436,7 +493,12 @@ impl SimAgent {
                         let table = self.shared.table();
                         // Programmed from this table (the pass runs right
                         // after the table changes, in this loop).
-                        let programmed = self.shared.programmed().as_ref().map(|p| p.digest);
+                        let programmed = self
+                            .shared
+                            .programmed()
+                            .as_ref()
+                            .map(|p| p.digest.clone());
+                        let programmed = programmed.map(|d| d.get());
                         table.revision.map(|revision| AgentMessage::DigestReport {
                             revision,
                             digest: goal_digest(&table.goal),
@@ -685,6 +747,31 @@ fn endpoint_of(address: &str, tls: bool) -> Result<Endpoint, AgentError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deferred_digest_is_computed_once_when_first_read() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let counted = calls.clone();
+        let digest = ProgrammedDigest::deferred(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+            [7; 32]
+        });
+        let copy = digest.clone();
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            0,
+            "hashed before it was read"
+        );
+        assert_eq!(copy.get(), [7; 32]);
+        assert_eq!(digest.get(), [7; 32]);
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            1,
+            "hashed again on the second read"
+        );
+        assert_eq!(digest, ProgrammedDigest::ready([7; 32]));
+        assert_ne!(digest, ProgrammedDigest::ready([8; 32]));
+    }
 
     fn member(n: u128) -> GoalObject {
         GoalObject::SgMember(alcor_state_machine::goal::SgMember {

@@ -38,7 +38,8 @@ mod status;
 mod window;
 
 pub use agent::{
-    AgentCounters, Dataplane, Programmed, SharedConnections, SimAgent, SimAgentConfig,
+    AgentCounters, Dataplane, Programmed, ProgrammedDigest, SharedConnections, SimAgent,
+    SimAgentConfig,
 };
 pub use error::{AgentError, ConvertError, WaitAckedError};
 pub use message::PROTOCOL_VERSION;

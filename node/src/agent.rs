@@ -15,7 +15,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use alcor_dataplane::Reconciler;
-use alcor_host_push::{Dataplane, Programmed, SharedConnections, SimAgent, SimAgentConfig};
+use alcor_host_push::{
+    Dataplane, Programmed, ProgrammedDigest, SharedConnections, SimAgent, SimAgentConfig,
+};
 use alcor_proto::identity::{BearerToken, AUTHORIZATION_HEADER};
 use alcor_state_machine::{GoalObject, GoalState};
 
@@ -59,8 +61,12 @@ impl Dataplane for LinuxDataplane {
             for (port, reason) in &outcome.failed {
                 tracing::warn!(%port, reason, "port not programmed");
             }
+            // Hashed when a digest report reads it, not before the ack.
+            let failed = outcome.failed.clone();
             Programmed {
-                digest: alcor_dataplane::programmed_digest(&plan, &outcome.failed),
+                digest: ProgrammedDigest::deferred(move || {
+                    alcor_dataplane::programmed_digest(&plan, &failed)
+                }),
                 failed: outcome.failed,
             }
         })

@@ -131,6 +131,12 @@ struct Args {
     /// Rules added to the host's group in the push-kernel scenario.
     #[arg(long, default_value_t = 5)]
     push_kernel_rules: usize,
+    /// Seconds the push-kernel scenario waits after the FullSync before
+    /// the single-port changes: 1,000 port namespaces just brought up send
+    /// IPv6 router solicitations, MLD reports and DAD probes for ~12 s, and
+    /// the VPC's bridge floods each to every port (see benches/README).
+    #[arg(long, default_value_t = 15)]
+    push_kernel_settle_s: u64,
     /// JSON output path; default benches/results/cluster_load-<date>.json.
     #[arg(long)]
     out: Option<PathBuf>,

@@ -5,7 +5,11 @@
 //!
 //! - **FullSync**: `--push-kernel-ports` ports bound to the host before the
 //!   agent starts; from starting the agent to its ack of the last revision.
-//! - **Single-port changes**: `--push-kernel-changes` ports created one at
+//! - **Single-port changes**, once the host has settled
+//!   (`--push-kernel-settle-s` after the FullSync: the ports just brought
+//!   up flood the VPC's bridge with IPv6 router solicitations, MLD reports
+//!   and DAD probes for ~12 s, and a change measured during that storm
+//!   measures the storm): `--push-kernel-changes` ports created one at
 //!   a time, then deleted one at a time. For each: from sending the write to
 //!   the client's acknowledgement (committed and applied on the leader), and
 //!   from that acknowledgement to the host's ack of the write's revision,
@@ -46,8 +50,8 @@ const PRELOAD_BATCH: usize = 500;
 const PROJECT: &str = "pk";
 /// Ports of one VPC on the host at most: the VPC's Linux bridge holds at
 /// most 1,023 ports (the kernel's `BR_MAX_PORTS` less port 0) and one is
-/// its VXLAN device; a port past it fails with EXFULL, and a failed port
-/// makes every later pass full, which this scenario would then time.
+/// its VXLAN device; a port past it fails with EXFULL, and this scenario
+/// times ports that can be programmed.
 const VPC_PORTS_MAX: usize = 1_020;
 
 /// The host namespace, its veth pair and the agent in it; all removed on
@@ -318,6 +322,9 @@ pub(super) async fn push_kernel(args: &Args, work: &Path) -> anyhow::Result<Valu
         .with_context(|| format!("FullSync\n{}", host.agent_log_tail()))?;
     let full_sync_ms = ms(started, synced);
     println!("push-kernel FullSync of {total} ports: agent started -> kernel programmed {full_sync_ms:.0} ms");
+    let settle = Duration::from_secs(args.push_kernel_settle_s);
+    println!("push-kernel settling for {settle:?} before the single-port changes");
+    tokio::time::sleep(settle).await;
 
     let (mut creates, mut deletes, mut rules) =
         (Spans::default(), Spans::default(), Spans::default());
@@ -408,6 +415,7 @@ pub(super) async fn push_kernel(args: &Args, work: &Path) -> anyhow::Result<Valu
         "ports": total,
         "leader": leader_id,
         "full_sync_ms": super::round2(full_sync_ms),
+        "settle_s": args.push_kernel_settle_s,
         "create_port": creates.report("create_port"),
         "delete_port": deletes.report("delete_port"),
         "rule_over_all_ports": rules.report(&format!("rule over {total} ports")),
