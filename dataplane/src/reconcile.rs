@@ -277,21 +277,9 @@ impl Reconciler {
             }
         }
         // VPCs.
-        let mut vxlans: BTreeMap<String, u32> = BTreeMap::new();
-        let mut bridges: BTreeMap<u32, u32> = BTreeMap::new();
-        for vpc in plan.vpcs.values() {
-            match self.ensure_vpc(vpc, &links).await {
-                Ok((bridge, vxlan)) => {
-                    bridges.insert(vpc.vni, bridge);
-                    vxlans.insert(vpc.vxlan.clone(), vxlan);
-                }
-                Err(e) => {
-                    for port in plan.ports_of(vpc.vni) {
-                        failed.insert(port, format!("VPC with VNI {}: {e}", vpc.vni));
-                    }
-                }
-            }
-        }
+        let (vxlans, bridges) = self
+            .ensure_vpcs(plan.vpcs.values(), &links, plan, &mut failed)
+            .await;
         let wanted_links: BTreeSet<&str> = plan
             .vpcs
             .values()
@@ -393,8 +381,6 @@ impl Reconciler {
         // time, because new ports stay down until the batch is in.
         let batch = self.firewall_batch(plan).await?;
         let links_work = async {
-            let mut vxlans: BTreeMap<String, u32> = BTreeMap::new();
-            let mut bridges: BTreeMap<u32, u32> = BTreeMap::new();
             let mut created: Vec<(&PortPlan, u32)> = Vec::new();
             for port in &delta.ports_removed {
                 if let Some(link) = links.get(&port.veth) {
@@ -418,19 +404,14 @@ impl Reconciler {
                 }
                 self.configured_routers.remove(&router.netns);
             }
-            for vpc in &delta.vpcs_changed {
-                match self.ensure_vpc(vpc, &links).await {
-                    Ok((bridge, vxlan)) => {
-                        bridges.insert(vpc.vni, bridge);
-                        vxlans.insert(vpc.vxlan.clone(), vxlan);
-                    }
-                    Err(e) => {
-                        for port in plan.ports_of(vpc.vni) {
-                            failed.insert(port, format!("VPC with VNI {}: {e}", vpc.vni));
-                        }
-                    }
-                }
-            }
+            let (vxlans, bridges) = self
+                .ensure_vpcs(
+                    delta.vpcs_changed.iter().copied(),
+                    &links,
+                    plan,
+                    &mut failed,
+                )
+                .await;
             for vpc in &delta.vpcs_removed {
                 for name in [&vpc.bridge, &vpc.vxlan] {
                     if let Some(link) = links.get(name) {
@@ -714,6 +695,34 @@ impl Reconciler {
             .map_err(DataplaneError::netlink(format!("delete {name}")))?;
         self.n_changes += 1;
         Ok(())
+    }
+
+    /// Makes each of `vpcs` match ([`Self::ensure_vpc`]); returns their
+    /// VXLAN devices' indexes by name and their bridges' by VNI. The ports
+    /// of a VPC that could not be made go into `failed`.
+    async fn ensure_vpcs<'a>(
+        &mut self,
+        vpcs: impl Iterator<Item = &'a VpcPlan>,
+        links: &BTreeMap<String, Link>,
+        plan: &Plan,
+        failed: &mut BTreeMap<Id, String>,
+    ) -> (BTreeMap<String, u32>, BTreeMap<u32, u32>) {
+        let mut vxlans = BTreeMap::new();
+        let mut bridges = BTreeMap::new();
+        for vpc in vpcs {
+            match self.ensure_vpc(vpc, links).await {
+                Ok((bridge, vxlan)) => {
+                    bridges.insert(vpc.vni, bridge);
+                    vxlans.insert(vpc.vxlan.clone(), vxlan);
+                }
+                Err(e) => {
+                    for port in plan.ports_of(vpc.vni) {
+                        failed.insert(port, format!("VPC with VNI {}: {e}", vpc.vni));
+                    }
+                }
+            }
+        }
+        (vxlans, bridges)
     }
 
     /// Makes VPC `vpc`'s bridge and VXLAN device match; returns their

@@ -77,13 +77,5 @@ async fn new_port_waits_for_its_filter(host_id: String) {
 
 #[test]
 fn a_new_port_stays_down_until_its_filter_is_in() {
-    let host = Host::create("filter");
-    let host_id = host.host_id.clone();
-    host.run(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(new_port_waits_for_its_filter(host_id));
-    });
+    Host::create("filter").block_on(new_port_waits_for_its_filter);
 }

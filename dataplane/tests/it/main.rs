@@ -65,6 +65,22 @@ impl Host {
         .join()
         .expect("the test thread")
     }
+
+    /// Runs the future `test` makes of the host ID inside the host
+    /// namespace, on a current-thread runtime of its own.
+    pub(crate) fn block_on<F>(&self, test: impl FnOnce(String) -> F + Send + 'static)
+    where
+        F: std::future::Future<Output = ()>,
+    {
+        let host_id = self.host_id.clone();
+        self.run(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(test(host_id));
+        });
+    }
 }
 
 impl Drop for Host {

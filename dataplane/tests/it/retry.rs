@@ -74,13 +74,5 @@ async fn retry_after_a_failed_port(host_id: String) {
 
 #[test]
 fn a_port_that_failed_is_retried_by_an_incremental_pass() {
-    let host = Host::create("retry");
-    let host_id = host.host_id.clone();
-    host.run(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(retry_after_a_failed_port(host_id));
-    });
+    Host::create("retry").block_on(retry_after_a_failed_port);
 }
