@@ -40,6 +40,18 @@ pub enum DataplaneError {
         /// Why (nft's own message).
         reason: String,
     },
+    /// A port could not join its VPC's bridge: the bridge holds as many
+    /// ports as the kernel allows.
+    #[error(
+        "{port}: its VPC's bridge on this host is full: a Linux bridge holds at most {max} \
+         ports (BR_MAX_PORTS), one of them the VPC's VXLAN device"
+    )]
+    BridgeFull {
+        /// The port's host end.
+        port: String,
+        /// [`crate::limits::BRIDGE_PORTS_MAX`].
+        max: usize,
+    },
     /// An object was expected and is not there.
     #[error("{0} not found")]
     Missing(String),

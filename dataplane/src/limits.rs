@@ -42,6 +42,12 @@ pub const GROUP_MEMBERS_PER_HOST_MAX: usize = 262_144;
 /// neighbours); a longer dump is an error, not a partial read.
 pub const DUMP_OBJECTS_MAX: usize = 1_048_576;
 
+/// Ports one Linux bridge holds: the kernel's `BR_MAX_PORTS` (1,024) less
+/// port number 0. One of a VPC's is its VXLAN device, so a host holds at
+/// most one less local ports (and router interfaces) of one VPC; the next
+/// fails with `EXFULL` ([`crate::DataplaneError::BridgeFull`]).
+pub const BRIDGE_PORTS_MAX: usize = 1_023;
+
 /// The VXLAN UDP port (IANA).
 pub const VXLAN_PORT: u16 = 4789;
 

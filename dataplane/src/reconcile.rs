@@ -909,7 +909,17 @@ impl Reconciler {
             builder = builder.up();
         }
         let message = builder.build();
-        self.add_link(pair.veth, message).await?;
+        match self.add_link(pair.veth, message).await {
+            Err(DataplaneError::Netlink { source, .. })
+                if error_code(&source) == Some(Errno::EXFULL as i32) =>
+            {
+                return Err(DataplaneError::BridgeFull {
+                    port: pair.veth.to_string(),
+                    max: limits::BRIDGE_PORTS_MAX,
+                });
+            }
+            other => other?,
+        }
         drop(file);
         Ok(())
     }

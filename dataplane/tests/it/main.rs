@@ -3,6 +3,7 @@
 //! underlay address, runs the reconciler in it and removes every
 //! namespace it made, whatever the outcome.
 
+mod bridge_full;
 mod filter_first;
 mod incremental;
 mod retry;

@@ -48,11 +48,11 @@ const FULL_SYNC_WAIT_MAX: Duration = Duration::from_secs(600);
 const PRELOAD_BATCH: usize = 500;
 /// The project of the scenario's ports.
 const PROJECT: &str = "pk";
-/// Ports of one VPC on the host at most: the VPC's Linux bridge holds at
-/// most 1,023 ports (the kernel's `BR_MAX_PORTS` less port 0) and one is
-/// its VXLAN device; a port past it fails with EXFULL, and this scenario
-/// times ports that can be programmed.
-const VPC_PORTS_MAX: usize = 1_020;
+/// Ports of one VPC on the host at most: the VPC's Linux bridge holds
+/// `BRIDGE_PORTS_MAX` ports and one is its VXLAN device; a port past it
+/// fails (`DataplaneError::BridgeFull`), and this scenario times ports that
+/// can be programmed (two spare).
+const VPC_PORTS_MAX: usize = alcor_dataplane::limits::BRIDGE_PORTS_MAX - 3;
 
 /// The host namespace, its veth pair and the agent in it; all removed on
 /// drop (the agent first, then every namespace it made for ports and routers).
