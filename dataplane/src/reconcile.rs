@@ -31,8 +31,9 @@
 //! dumping any, and diffs the firewall against its last batch. So a port
 //! that cannot be programmed (a full bridge, say) costs its own retry on
 //! every pass, not a full pass of the host. An incremental pass runs its
-//! nftables batch concurrently with its link work (the `nft` process and
-//! the kernel's RCU waits of link deletion overlap) and keeps the same
+//! nftables batch concurrently with its link work (measured: little gain,
+//! both wait on RCU grace periods and stretch each other; benches/README)
+//! and keeps the same
 //! guarantee another way: the host ends of removed ports go down first (a
 //! down bridge port passes nothing), new ports are created with their host
 //! end down and brought up once the batch is in. A pass after one that stopped
@@ -376,9 +377,9 @@ impl Reconciler {
             }
         }
         // The firewall's batch runs concurrently with the link work below
-        // (the `nft` process and the kernel's RCU waits of link deletion
-        // overlap; benches/README): no port is up and unfiltered at any
-        // time, because new ports stay down until the batch is in.
+        // (both mostly wait on RCU grace periods; benches/README): no port
+        // is up and unfiltered at any time, because new ports stay down
+        // until the batch is in.
         let batch = self.firewall_batch(plan).await?;
         let links_work = async {
             let mut created: Vec<(&PortPlan, u32)> = Vec::new();

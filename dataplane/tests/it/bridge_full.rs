@@ -7,10 +7,8 @@ use std::process::{Command, Stdio};
 
 use alcor_dataplane::limits::BRIDGE_PORTS_MAX;
 use alcor_dataplane::Reconciler;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
-use crate::incremental::random_plan;
+use crate::incremental::random_plan_where;
 use crate::Host;
 
 /// Ports on bridge `bridge` of the calling thread's namespace.
@@ -49,13 +47,7 @@ fn fill(bridge: &str) {
 }
 
 async fn port_past_a_full_bridge(host_id: String) {
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let plan = loop {
-        let plan = random_plan(&mut rng, &host_id);
-        if plan.ports.len() >= 2 {
-            break plan;
-        }
-    };
+    let plan = random_plan_where(3, &host_id, |p| p.ports.len() >= 2);
     let (veth, last) = plan.ports.iter().next_back().expect("a port");
     let (veth, last) = (veth.clone(), last.clone());
     let mut before = plan.clone();

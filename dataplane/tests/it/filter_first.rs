@@ -7,11 +7,9 @@
 
 use std::process::Command;
 
-use alcor_dataplane::{firewall, Reconciler};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use alcor_dataplane::{firewall, Plan, Reconciler};
 
-use crate::incremental::random_plan;
+use crate::incremental::random_plan_where;
 use crate::Host;
 
 /// Whether link `name` of the calling thread's namespace is up; `None`
@@ -30,18 +28,14 @@ fn link_up(name: &str) -> Option<bool> {
 }
 
 async fn new_port_waits_for_its_filter(host_id: String) {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let (plan, veth) = loop {
-        let plan = random_plan(&mut rng, &host_id);
-        let filtered = plan
-            .ports
+    let filtered = |plan: &Plan| {
+        plan.ports
             .iter()
             .find(|(_, p)| plan.firewall.ports.contains_key(&p.port_id))
-            .map(|(veth, _)| veth.clone());
-        if let Some(veth) = filtered {
-            break (plan, veth);
-        }
+            .map(|(veth, _)| veth.clone())
     };
+    let plan = random_plan_where(11, &host_id, |p| filtered(p).is_some());
+    let veth = filtered(&plan).expect("a filtered port");
     let port_id = plan.ports[&veth].port_id;
     let mut before = plan.clone();
     before.ports.remove(&veth);

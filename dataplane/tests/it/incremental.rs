@@ -47,6 +47,17 @@ fn random_rules(rng: &mut ChaCha8Rng) -> GroupRules {
     }
 }
 
+/// The first of the random plans of `seed` that `wanted` accepts.
+pub(crate) fn random_plan_where(seed: u64, host_id: &str, wanted: impl Fn(&Plan) -> bool) -> Plan {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    loop {
+        let plan = random_plan(&mut rng, host_id);
+        if wanted(&plan) {
+            return plan;
+        }
+    }
+}
+
 /// A random plan over a small universe, so that objects come, go and
 /// change between consecutive plans.
 pub(crate) fn random_plan(rng: &mut ChaCha8Rng, host_id: &str) -> Plan {

@@ -5,10 +5,8 @@
 use std::collections::BTreeMap;
 
 use alcor_dataplane::Reconciler;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
-use crate::incremental::random_plan;
+use crate::incremental::random_plan_where;
 use crate::Host;
 
 /// A plain file where a port's namespace goes: opening it as a namespace
@@ -22,13 +20,7 @@ impl Drop for Blocker {
 }
 
 async fn retry_after_a_failed_port(host_id: String) {
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let plan = loop {
-        let plan = random_plan(&mut rng, &host_id);
-        if plan.ports.len() >= 2 {
-            break plan;
-        }
-    };
+    let plan = random_plan_where(7, &host_id, |p| p.ports.len() >= 2);
     let port = plan.ports.values().next().expect("a port").clone();
     let blocker = Blocker(format!("/run/netns/{}", port.netns));
     std::fs::write(&blocker.0, b"").expect("block the port's namespace");
