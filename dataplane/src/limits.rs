@@ -69,6 +69,13 @@ pub const RECONCILE_MS_MAX: u64 = 60_000;
 /// changed behind the agent's back); passes in between are incremental.
 pub const FULL_PASS_INTERVAL_MS_MAX: u64 = 300_000;
 
+/// How long the host ends of a removed port may outlive the removal of
+/// its namespace. The kernel deletes the pair as it destroys the
+/// namespace (tens of milliseconds later, in its own worker); one that is
+/// still there after this (a process holds the namespace open) is deleted
+/// by the next pass.
+pub const TEARDOWN_MS_MAX: u64 = 2_000;
+
 // VNIs and MTUs are bounded where the controller checks them
 // (`alcor_state_machine::limits::{VNI_MIN, VNI_MAX, MTU_MIN, MTU_MAX}`);
 // the plan checks them again against the same constants.

@@ -36,7 +36,11 @@
 //! and keeps the same
 //! guarantee another way: the host ends of removed ports go down first (a
 //! down bridge port passes nothing), new ports are created with their host
-//! end down and brought up once the batch is in. A pass after one that stopped
+//! end down and brought up once the batch is in. It removes a removed
+//! port's namespace rather than its link: the kernel deletes the pair as
+//! it destroys the namespace, in its own worker, so the pass does not wait
+//! for it; the next passes delete a pair that outlives
+//! `TEARDOWN_MS_MAX` or whose name is planned again. A pass after one that stopped
 //! on an error, failed a router copy or timed out, the first pass, and
 //! the first pass after `FULL_PASS_INTERVAL_MS_MAX` are full again (they
 //! read everything back, the nftables tables included), so what changed
@@ -73,6 +77,10 @@ use crate::limits;
 use crate::netns;
 use crate::nft;
 use crate::plan::{self, Plan, PortPlan, RouterPlan, VpcPlan};
+
+/// How often [`Reconciler::settle`] looks whether the kernel has deleted
+/// the removed ports' links.
+const TEARDOWN_POLL: Duration = Duration::from_millis(5);
 
 /// What one pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -116,6 +124,13 @@ pub struct Reconciler {
     /// Host ends of the ports of `programmed` that its pass failed to
     /// program: the next incremental pass redoes them.
     retry: BTreeSet<String>,
+    /// Host ends of removed ports whose namespace an incremental pass
+    /// removed, with when: the kernel deletes the pair as it destroys the
+    /// namespace, off the pass's critical path. [`Reconciler::reap`] drops
+    /// them once gone and deletes those that outlive
+    /// `TEARDOWN_MS_MAX` (a process still holds the namespace) or are
+    /// planned again.
+    doomed: BTreeMap<String, Instant>,
     /// When the last full pass started.
     full_at: Option<Instant>,
     n_changes: u64,
@@ -172,6 +187,7 @@ impl Reconciler {
             port_chains: firewall::PortChains::default(),
             programmed: None,
             retry: BTreeSet::new(),
+            doomed: BTreeMap::new(),
             full_at: None,
             n_changes: 0,
         })
@@ -198,6 +214,7 @@ impl Reconciler {
         }
         let budget = Duration::from_millis(limits::RECONCILE_MS_MAX);
         let pass = async {
+            self.reap(plan, false).await?;
             match &last {
                 Some(last) => self.incremental_pass(last, &retry, plan).await,
                 None => self.pass(plan).await,
@@ -383,14 +400,21 @@ impl Reconciler {
         let batch = self.firewall_batch(plan).await?;
         let links_work = async {
             let mut created: Vec<(&PortPlan, u32)> = Vec::new();
+            // A removed port's namespace takes its pair with it: the
+            // kernel deletes both ends as it destroys the namespace, in
+            // its own worker, so the pass does not wait out the RCU
+            // grace periods of a link deletion (benches/README).
             for port in &delta.ports_removed {
-                if let Some(link) = links.get(&port.veth) {
-                    self.delete_link(&port.veth, link.index).await?;
-                }
                 self.configured.remove(&port.veth);
+                let link = links.get(&port.veth);
                 if netns::exists(&port.netns) {
                     netns::remove(&port.netns).await?;
                     self.n_changes += 1;
+                    if link.is_some() {
+                        self.doomed.insert(port.veth.clone(), Instant::now());
+                    }
+                } else if let Some(link) = link {
+                    self.delete_link(&port.veth, link.index).await?;
                 }
             }
             for name in &delta.gateways_removed {
@@ -686,16 +710,59 @@ impl Reconciler {
         }
     }
 
+    /// Deletes link `name` (its index read this pass); one the kernel
+    /// deleted meanwhile (a doomed port's, with its namespace) is gone
+    /// already, not an error.
     async fn delete_link(&mut self, name: &str, index: u32) -> Result<(), DataplaneError> {
         tracing::info!(link = name, "deleting");
-        self.handle
-            .link()
-            .del(index)
-            .execute()
-            .await
-            .map_err(DataplaneError::netlink(format!("delete {name}")))?;
-        self.n_changes += 1;
+        match self.handle.link().del(index).execute().await {
+            Ok(()) => {
+                self.n_changes += 1;
+                Ok(())
+            }
+            Err(e) if error_code(&e) == Some(Errno::ENODEV as i32) => Ok(()),
+            Err(e) => Err(DataplaneError::Netlink {
+                what: format!("delete {name}"),
+                source: e,
+            }),
+        }
+    }
+
+    /// Forgets the doomed host ends the kernel has deleted, and deletes
+    /// those `plan` wants again (the name is to be reused), those older
+    /// than `TEARDOWN_MS_MAX`, and, with `all`, every one left.
+    async fn reap(&mut self, plan: &Plan, all: bool) -> Result<(), DataplaneError> {
+        let grace = Duration::from_millis(limits::TEARDOWN_MS_MAX);
+        let doomed: Vec<(String, Instant)> = self
+            .doomed
+            .iter()
+            .map(|(name, at)| (name.clone(), *at))
+            .collect();
+        for (name, at) in doomed {
+            match self.find_link(&name).await? {
+                None => {}
+                Some(link) if all || plan.ports.contains_key(&name) || at.elapsed() >= grace => {
+                    self.delete_link(&name, link.index).await?;
+                }
+                Some(_) => continue,
+            }
+            self.doomed.remove(&name);
+        }
         Ok(())
+    }
+
+    /// Waits until the host ends of the ports removed so far are gone,
+    /// at most `TEARDOWN_MS_MAX` (the kernel deletes them as it destroys
+    /// their namespaces), and then deletes those left. Afterwards a full
+    /// pass over the last plan changes nothing.
+    pub async fn settle(&mut self) -> Result<(), DataplaneError> {
+        let deadline = Instant::now() + Duration::from_millis(limits::TEARDOWN_MS_MAX);
+        let plan = Plan::default();
+        while !self.doomed.is_empty() && Instant::now() < deadline {
+            self.reap(&plan, false).await?;
+            tokio::time::sleep(TEARDOWN_POLL).await;
+        }
+        self.reap(&plan, true).await
     }
 
     /// Makes each of `vpcs` match ([`Self::ensure_vpc`]); returns their

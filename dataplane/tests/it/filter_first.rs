@@ -10,22 +10,7 @@ use std::process::Command;
 use alcor_dataplane::{firewall, Plan, Reconciler};
 
 use crate::incremental::random_plan_where;
-use crate::Host;
-
-/// Whether link `name` of the calling thread's namespace is up; `None`
-/// when there is no such link.
-fn link_up(name: &str) -> Option<bool> {
-    let output = Command::new("ip")
-        .args(["-j", "link", "show", "dev", name])
-        .output()
-        .expect("run ip");
-    if !output.status.success() {
-        return None;
-    }
-    let links: serde_json::Value = serde_json::from_slice(&output.stdout).expect("ip -j");
-    let flags = links[0]["flags"].as_array().expect("flags").clone();
-    Some(flags.iter().any(|f| f == "UP"))
-}
+use crate::{link_up, Host};
 
 async fn new_port_waits_for_its_filter(host_id: String) {
     let filtered = |plan: &Plan| {

@@ -205,6 +205,9 @@ async fn check_sequence(host_id: String, seed: u64, n_steps: usize) {
             "seed {seed} step {step}: pass kind"
         );
         n_incremental += usize::from(!outcome.full);
+        // Removed ports' pairs go with their namespaces, in the kernel's
+        // own time.
+        agent.settle().await.expect("settle");
         let mut checker = Reconciler::new(&host_id).expect("netlink");
         let check = checker.reconcile(&plan).await;
         assert!(check.full);

@@ -7,6 +7,7 @@ mod bridge_full;
 mod filter_first;
 mod incremental;
 mod retry;
+mod teardown;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
@@ -17,6 +18,21 @@ pub(crate) const UNDERLAY: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 fn ip(args: &[&str]) {
     let status = Command::new("ip").args(args).status().expect("run ip");
     assert!(status.success(), "ip {} failed", args.join(" "));
+}
+
+/// Whether link `name` of the calling thread's namespace is up; `None`
+/// when there is no such link.
+pub(crate) fn link_up(name: &str) -> Option<bool> {
+    let output = Command::new("ip")
+        .args(["-j", "link", "show", "dev", name])
+        .output()
+        .expect("run ip");
+    if !output.status.success() {
+        return None;
+    }
+    let links: serde_json::Value = serde_json::from_slice(&output.stdout).expect("ip -j");
+    let flags = links[0]["flags"].as_array().expect("flags").clone();
+    Some(flags.iter().any(|f| f == "UP"))
 }
 
 /// A host namespace with an underlay address, and the host ID whose port

@@ -1,0 +1,130 @@
+//! A removed port is cut off by the pass that removes it (its host end
+//! goes down, its namespace is removed), while its veth pair goes with
+//! the namespace, deleted by the kernel off the pass's critical path. A
+//! pair that outlives its namespace's removal (a process holds the
+//! namespace open) is deleted by a later pass, and at once when its name
+//! is planned again.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use alcor_dataplane::{limits, Plan, Reconciler};
+
+use crate::incremental::random_plan_where;
+use crate::{link_up, Host};
+
+/// A plan with a port, the port's host end, and the plan without it.
+fn plan_and_port(seed: u64, host_id: &str) -> (Plan, String, Plan) {
+    let plan = random_plan_where(seed, host_id, |p| !p.ports.is_empty());
+    let veth = plan.ports.keys().next().expect("a port").clone();
+    let mut without = plan.clone();
+    let port = without.ports.remove(&veth).expect("the port");
+    without.firewall.ports.remove(&port.port_id);
+    (plan, veth, without)
+}
+
+/// Waits up to `limit` for link `name` to be gone; whether it went.
+async fn gone_within(name: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if link_up(name).is_none() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    link_up(name).is_none()
+}
+
+async fn removed_port_goes_with_its_namespace(host_id: String) {
+    let (plan, veth, without) = plan_and_port(21, &host_id);
+    let netns = plan.ports[&veth].netns.clone();
+    let mut agent = Reconciler::new(&host_id).expect("netlink");
+    let first = agent.reconcile(&plan).await;
+    assert!(first.failed.is_empty(), "{:?}", first.failed);
+    assert_eq!(link_up(&veth), Some(true));
+
+    let second = agent.reconcile(&without).await;
+    assert!(
+        !second.full,
+        "the pass that removes the port is incremental"
+    );
+    assert!(second.failed.is_empty(), "{:?}", second.failed);
+    assert_ne!(link_up(&veth), Some(true), "the removed port is still up");
+    assert!(
+        !Path::new("/run/netns").join(&netns).exists(),
+        "the removed port's namespace is still mounted"
+    );
+    // No further pass: the kernel deletes the pair with the namespace.
+    assert!(
+        gone_within(&veth, Duration::from_millis(limits::TEARDOWN_MS_MAX)).await,
+        "the removed port's link outlived its namespace"
+    );
+}
+
+async fn held_namespace_link_is_deleted_later(host_id: String) {
+    let (plan, veth, without) = plan_and_port(22, &host_id);
+    let netns = plan.ports[&veth].netns.clone();
+    let mut agent = Reconciler::new(&host_id).expect("netlink");
+    let first = agent.reconcile(&plan).await;
+    assert!(first.failed.is_empty(), "{:?}", first.failed);
+    // An open handle keeps the namespace, and so the pair, alive.
+    let held = std::fs::File::open(Path::new("/run/netns").join(&netns)).expect("open netns");
+
+    let second = agent.reconcile(&without).await;
+    assert!(second.failed.is_empty(), "{:?}", second.failed);
+    assert_eq!(
+        link_up(&veth),
+        Some(false),
+        "the held port's link is not down"
+    );
+    tokio::time::sleep(Duration::from_millis(limits::TEARDOWN_MS_MAX + 100)).await;
+    assert_eq!(link_up(&veth), Some(false), "the namespace was not held");
+
+    let third = agent.reconcile(&without).await;
+    assert!(!third.full);
+    assert!(third.failed.is_empty(), "{:?}", third.failed);
+    assert_eq!(link_up(&veth), None, "a later pass left the straggler");
+    assert!(third.n_changes >= 1);
+    drop(held);
+}
+
+async fn held_namespace_link_is_replaced_when_planned_again(host_id: String) {
+    let (plan, veth, without) = plan_and_port(23, &host_id);
+    let netns = plan.ports[&veth].netns.clone();
+    let mut agent = Reconciler::new(&host_id).expect("netlink");
+    let first = agent.reconcile(&plan).await;
+    assert!(first.failed.is_empty(), "{:?}", first.failed);
+    let held = std::fs::File::open(Path::new("/run/netns").join(&netns)).expect("open netns");
+
+    let second = agent.reconcile(&without).await;
+    assert!(second.failed.is_empty(), "{:?}", second.failed);
+    // Planned again at once: the pass must replace the doomed pair.
+    let third = agent.reconcile(&plan).await;
+    assert!(!third.full);
+    assert!(third.failed.is_empty(), "{:?}", third.failed);
+    assert_eq!(link_up(&veth), Some(true), "the port is not back up");
+    drop(held);
+
+    let mut checker = Reconciler::new(&host_id).expect("netlink");
+    let check = checker.reconcile(&plan).await;
+    assert!(check.failed.is_empty(), "{:?}", check.failed);
+    assert_eq!(
+        check.n_changes, 0,
+        "a full pass still had to change the re-added port"
+    );
+}
+
+#[test]
+fn a_removed_port_is_cut_off_at_once_and_its_link_goes_with_its_namespace() {
+    Host::create("gone").block_on(removed_port_goes_with_its_namespace);
+}
+
+#[test]
+fn a_link_that_outlives_its_held_namespace_is_deleted_by_a_later_pass() {
+    Host::create("held").block_on(held_namespace_link_is_deleted_later);
+}
+
+#[test]
+fn a_doomed_link_is_replaced_when_its_port_is_planned_again() {
+    Host::create("again").block_on(held_namespace_link_is_replaced_when_planned_again);
+}
