@@ -61,15 +61,24 @@ async fn removed_port_goes_with_its_namespace(host_id: String) {
     );
 }
 
-async fn held_namespace_link_is_deleted_later(host_id: String) {
-    let (plan, veth, without) = plan_and_port(22, &host_id);
+/// A reconciler that programmed a plan with a port and then removed the
+/// port while an open handle kept its namespace (and so its pair) alive;
+/// the plan, the port's host end, the plan without it, and the handle.
+struct Held {
+    agent: Reconciler,
+    plan: Plan,
+    veth: String,
+    without: Plan,
+    _handle: std::fs::File,
+}
+
+async fn remove_while_held(seed: u64, host_id: &str) -> Held {
+    let (plan, veth, without) = plan_and_port(seed, host_id);
     let netns = plan.ports[&veth].netns.clone();
-    let mut agent = Reconciler::new(&host_id).expect("netlink");
+    let mut agent = Reconciler::new(host_id).expect("netlink");
     let first = agent.reconcile(&plan).await;
     assert!(first.failed.is_empty(), "{:?}", first.failed);
-    // An open handle keeps the namespace, and so the pair, alive.
-    let held = std::fs::File::open(Path::new("/run/netns").join(&netns)).expect("open netns");
-
+    let handle = std::fs::File::open(Path::new("/run/netns").join(&netns)).expect("open netns");
     let second = agent.reconcile(&without).await;
     assert!(second.failed.is_empty(), "{:?}", second.failed);
     assert_eq!(
@@ -77,33 +86,45 @@ async fn held_namespace_link_is_deleted_later(host_id: String) {
         Some(false),
         "the held port's link is not down"
     );
-    tokio::time::sleep(Duration::from_millis(limits::TEARDOWN_MS_MAX + 100)).await;
-    assert_eq!(link_up(&veth), Some(false), "the namespace was not held");
+    Held {
+        agent,
+        plan,
+        veth,
+        without,
+        _handle: handle,
+    }
+}
 
-    let third = agent.reconcile(&without).await;
+async fn held_namespace_link_is_deleted_later(host_id: String) {
+    let mut held = remove_while_held(22, &host_id).await;
+    tokio::time::sleep(Duration::from_millis(limits::TEARDOWN_MS_MAX + 100)).await;
+    assert_eq!(
+        link_up(&held.veth),
+        Some(false),
+        "the namespace was not held"
+    );
+
+    let third = held.agent.reconcile(&held.without).await;
     assert!(!third.full);
     assert!(third.failed.is_empty(), "{:?}", third.failed);
-    assert_eq!(link_up(&veth), None, "a later pass left the straggler");
+    assert_eq!(link_up(&held.veth), None, "a later pass left the straggler");
     assert!(third.n_changes >= 1);
-    drop(held);
 }
 
 async fn held_namespace_link_is_replaced_when_planned_again(host_id: String) {
-    let (plan, veth, without) = plan_and_port(23, &host_id);
-    let netns = plan.ports[&veth].netns.clone();
-    let mut agent = Reconciler::new(&host_id).expect("netlink");
-    let first = agent.reconcile(&plan).await;
-    assert!(first.failed.is_empty(), "{:?}", first.failed);
-    let held = std::fs::File::open(Path::new("/run/netns").join(&netns)).expect("open netns");
-
-    let second = agent.reconcile(&without).await;
-    assert!(second.failed.is_empty(), "{:?}", second.failed);
+    let Held {
+        mut agent,
+        plan,
+        veth,
+        _handle: handle,
+        ..
+    } = remove_while_held(23, &host_id).await;
     // Planned again at once: the pass must replace the doomed pair.
     let third = agent.reconcile(&plan).await;
     assert!(!third.full);
     assert!(third.failed.is_empty(), "{:?}", third.failed);
     assert_eq!(link_up(&veth), Some(true), "the port is not back up");
-    drop(held);
+    drop(handle);
 
     let mut checker = Reconciler::new(&host_id).expect("netlink");
     let check = checker.reconcile(&plan).await;
