@@ -14,6 +14,9 @@
 //!   whole table, then reconcile); p50 / p99 / max.
 //! - **A security-group change touching every port**: a rule added to the
 //!   default group that all the ports share, `--rules` times.
+//! - **Teardown**: every port deleted in one change (a VPC emptied, a host
+//!   drained), one pass; then how long until the kernel holds none of
+//!   their links, and the next (idle) pass.
 //!
 //! Times are from "the agent has the new table" to "the kernel is
 //! programmed"; the push from the controller is measured by `push_fanout`.
@@ -240,7 +243,50 @@ async fn inside(args: Args) -> anyhow::Result<()> {
             ms(quantile(&rule_times, 1.0)),
         );
     }
+
+    for n in 1..=args.ports as u128 {
+        d.must(Command::DeletePort {
+            id: port_id(n),
+            expected_revision: None,
+        });
+    }
+    let (teardown, changes) = pass(&mut reconciler, &d).await?;
+    let started = Instant::now();
+    while port_links()? > 0 {
+        if started.elapsed() > TEARDOWN_WAIT_MAX {
+            bail!("port links left {TEARDOWN_WAIT_MAX:?} after the teardown pass");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let gone = started.elapsed();
+    let (next, _) = pass(&mut reconciler, &d).await?;
+    println!(
+        "teardown: {} ports deleted in one pass: {:.0} ms ({changes} kernel changes); \
+         their links gone {:.0} ms after it; the next pass {:.1} ms",
+        args.ports,
+        ms(teardown),
+        ms(gone),
+        ms(next),
+    );
     Ok(())
+}
+
+/// How long the teardown row waits for the kernel to delete the ports'
+/// links.
+const TEARDOWN_WAIT_MAX: Duration = Duration::from_secs(120);
+
+/// Port host ends in this namespace (`ip -o link`, polled every 20 ms).
+fn port_links() -> anyhow::Result<usize> {
+    let output = Process::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .context("run ip")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split(": ").nth(1))
+        .filter(|name| name.starts_with(alcor_dataplane::plan::VETH_PREFIX))
+        .count())
 }
 
 fn main() -> anyhow::Result<()> {
