@@ -36,10 +36,11 @@
 //! and keeps the same
 //! guarantee another way: the host ends of removed ports go down first (a
 //! down bridge port passes nothing), new ports are created with their host
-//! end down and brought up once the batch is in. It removes a removed
-//! port's namespace rather than its link: the kernel deletes the pair as
-//! it destroys the namespace, in its own worker, so the pass does not wait
-//! for it; the next passes delete a pair that outlives
+//! end down and brought up once the batch is in. Either kind of pass sets
+//! a removed port's host end down and removes its namespace rather than
+//! its link: the kernel deletes the pair as it destroys the namespace, in
+//! its own worker, so the pass does not wait for it (35 ms a port on the
+//! benchmark host); the next passes delete a pair that outlives
 //! `TEARDOWN_MS_MAX` or whose name is planned again. A pass after one that stopped
 //! on an error, failed a router copy or timed out, the first pass, and
 //! the first pass after `FULL_PASS_INTERVAL_MS_MAX` are full again (they
@@ -124,8 +125,8 @@ pub struct Reconciler {
     /// Host ends of the ports of `programmed` that its pass failed to
     /// program: the next incremental pass redoes them.
     retry: BTreeSet<String>,
-    /// Host ends of removed ports whose namespace an incremental pass
-    /// removed, with when: the kernel deletes the pair as it destroys the
+    /// Host ends of removed ports whose namespace a pass removed, with
+    /// when: the kernel deletes the pair as it destroys the
     /// namespace, off the pass's critical path. [`Reconciler::reap`] drops
     /// them once gone and deletes those that outlive
     /// `TEARDOWN_MS_MAX` (a process still holds the namespace) or are
@@ -260,12 +261,17 @@ impl Reconciler {
         let mut failed = BTreeMap::new();
         let mut complete = true;
         let links = self.owned_links().await?;
-        // Ports no longer planned: the host end (its peer goes with it),
-        // then the namespace.
+        // Ports no longer planned: the host end goes down (cut off), then
+        // the namespace goes and takes the pair with it (doomed, as in an
+        // incremental pass).
+        let mut unplanned = Vec::new();
         for (name, link) in &links {
             if name.starts_with(plan::VETH_PREFIX) && !plan.ports.contains_key(name) {
-                self.delete_link(name, link.index).await?;
+                if link.up {
+                    self.set_down(name, link.index).await?;
+                }
                 self.configured.remove(name);
+                unplanned.push(name);
             }
         }
         let wanted_netns: BTreeSet<&str> = plan.ports.values().map(|p| p.netns.as_str()).collect();
@@ -274,6 +280,10 @@ impl Reconciler {
                 netns::remove(&name).await?;
                 self.n_changes += 1;
             }
+        }
+        let now = Instant::now();
+        for name in unplanned {
+            self.doomed.entry(name.clone()).or_insert(now);
         }
         // Router interfaces and copies no longer planned (a namespace takes
         // its interfaces' far ends, and so the pairs, with it).

@@ -15,13 +15,14 @@
 //! - **A security-group change touching every port**: a rule added to the
 //!   default group that all the ports share, `--rules` times.
 //! - **Teardown**: every port deleted in one change (a VPC emptied, a host
-//!   drained), one pass; then how long until the kernel holds none of
-//!   their links, and the next (idle) pass.
+//!   drained), one pass (with `--teardown-after-restart`, a fresh
+//!   reconciler's full pass); then how long until the kernel holds none
+//!   of their links, and the next (idle) pass.
 //!
 //! Times are from "the agent has the new table" to "the kernel is
 //! programmed"; the push from the controller is measured by `push_fanout`.
 //!
-//! Usage (root): `dataplane_program [--ports 1000] [--changes 50] [--rules 5] [--settle-s 15]`
+//! Usage (root): `dataplane_program [--ports 1000] [--changes 50] [--rules 5] [--settle-s 15] [--teardown-after-restart]`
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command as Process;
@@ -56,6 +57,10 @@ struct Args {
     /// solicitations, MLD reports and DAD probes for ~12 s.
     #[arg(long, default_value_t = 15)]
     settle_s: u64,
+    /// The teardown pass is a fresh reconciler's full pass (the agent
+    /// restarted while the ports were deleted), not an incremental one.
+    #[arg(long)]
+    teardown_after_restart: bool,
 }
 
 /// The fixture's only host and its underlay address (`vpc_fixture`).
@@ -250,6 +255,9 @@ async fn inside(args: Args) -> anyhow::Result<()> {
             expected_revision: None,
         });
     }
+    if args.teardown_after_restart {
+        reconciler = alcor_dataplane::Reconciler::new(&host_id).context("netlink")?;
+    }
     let (teardown, changes) = pass(&mut reconciler, &d).await?;
     let started = Instant::now();
     while port_links()? > 0 {
@@ -261,9 +269,14 @@ async fn inside(args: Args) -> anyhow::Result<()> {
     let gone = started.elapsed();
     let (next, _) = pass(&mut reconciler, &d).await?;
     println!(
-        "teardown: {} ports deleted in one pass: {:.0} ms ({changes} kernel changes); \
+        "teardown: {} ports deleted in one {} pass: {:.0} ms ({changes} kernel changes); \
          their links gone {:.0} ms after it; the next pass {:.1} ms",
         args.ports,
+        if args.teardown_after_restart {
+            "full (restarted agent)"
+        } else {
+            "incremental"
+        },
         ms(teardown),
         ms(gone),
         ms(next),

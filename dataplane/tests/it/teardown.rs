@@ -1,5 +1,6 @@
-//! A removed port is cut off by the pass that removes it (its host end
-//! goes down, its namespace is removed), while its veth pair goes with
+//! A removed port is cut off by the pass that removes it, incremental or
+//! the first after a restart (its host end goes down, its namespace is
+//! removed), while its veth pair goes with
 //! the namespace, deleted by the kernel off the pass's critical path. A
 //! pair that outlives its namespace's removal (a process holds the
 //! namespace open) is deleted by a later pass, and at once when its name
@@ -35,26 +36,32 @@ async fn gone_within(name: &str, limit: Duration) -> bool {
     link_up(name).is_none()
 }
 
-async fn removed_port_goes_with_its_namespace(host_id: String) {
-    let (plan, veth, without) = plan_and_port(21, &host_id);
+/// Removes a port by an incremental pass, or with `restarted` by a fresh
+/// reconciler's full pass (an agent restart), and checks that the port is
+/// cut off at once and that its link goes with its namespace.
+async fn removed_port_goes_with_its_namespace(host_id: String, seed: u64, restarted: bool) {
+    let (plan, veth, without) = plan_and_port(seed, &host_id);
     let netns = plan.ports[&veth].netns.clone();
     let mut agent = Reconciler::new(&host_id).expect("netlink");
     let first = agent.reconcile(&plan).await;
     assert!(first.failed.is_empty(), "{:?}", first.failed);
     assert_eq!(link_up(&veth), Some(true));
 
+    if restarted {
+        agent = Reconciler::new(&host_id).expect("netlink");
+    }
+    // Held open until the checks, so the pair cannot vanish before them.
+    let handle = std::fs::File::open(Path::new("/run/netns").join(&netns)).expect("open netns");
     let second = agent.reconcile(&without).await;
-    assert!(
-        !second.full,
-        "the pass that removes the port is incremental"
-    );
+    assert_eq!(second.full, restarted, "pass kind");
     assert!(second.failed.is_empty(), "{:?}", second.failed);
-    assert_ne!(link_up(&veth), Some(true), "the removed port is still up");
+    assert_eq!(link_up(&veth), Some(false), "the removed port is not down");
     assert!(
         !Path::new("/run/netns").join(&netns).exists(),
         "the removed port's namespace is still mounted"
     );
     // No further pass: the kernel deletes the pair with the namespace.
+    drop(handle);
     assert!(
         gone_within(&veth, Duration::from_millis(limits::TEARDOWN_MS_MAX)).await,
         "the removed port's link outlived its namespace"
@@ -137,7 +144,14 @@ async fn held_namespace_link_is_replaced_when_planned_again(host_id: String) {
 
 #[test]
 fn a_removed_port_is_cut_off_at_once_and_its_link_goes_with_its_namespace() {
-    Host::create("gone").block_on(removed_port_goes_with_its_namespace);
+    Host::create("gone")
+        .block_on(|host_id| removed_port_goes_with_its_namespace(host_id, 21, false));
+}
+
+#[test]
+fn a_port_removed_while_the_agent_was_down_is_cut_off_by_its_first_pass() {
+    Host::create("restart")
+        .block_on(|host_id| removed_port_goes_with_its_namespace(host_id, 24, true));
 }
 
 #[test]
