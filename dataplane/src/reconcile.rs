@@ -40,8 +40,9 @@
 //! a removed port's host end down and removes its namespace rather than
 //! its link: the kernel deletes the pair as it destroys the namespace, in
 //! its own worker, so the pass does not wait for it (35 ms a port on the
-//! benchmark host); the next passes delete a pair that outlives
-//! `TEARDOWN_MS_MAX` or whose name is planned again. A pass after one that stopped
+//! benchmark host); the next passes (and [`Reconciler::tidy`], which the
+//! agent calls between passes) delete a pair that outlives
+//! `TEARDOWN_MS_MAX`, and a pass deletes one whose name is planned again. A pass after one that stopped
 //! on an error, failed a router copy or timed out, the first pass, and
 //! the first pass after `FULL_PASS_INTERVAL_MS_MAX` are full again (they
 //! read everything back, the nftables tables included), so what changed
@@ -759,6 +760,17 @@ impl Reconciler {
             self.doomed.remove(&name);
         }
         Ok(())
+    }
+
+    /// Between passes: forgets the doomed host ends the kernel has deleted
+    /// and deletes those older than `TEARDOWN_MS_MAX` (a process held
+    /// their namespace), so they do not wait for the next change. Sends
+    /// nothing when no port was removed lately.
+    pub async fn tidy(&mut self) -> Result<(), DataplaneError> {
+        if self.doomed.is_empty() {
+            return Ok(());
+        }
+        self.reap(&Plan::default(), false).await
     }
 
     /// Waits until the host ends of the ports removed so far are gone,

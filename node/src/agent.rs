@@ -89,12 +89,26 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
         let underlay_ip = args
             .underlay_ip
             .context("--underlay-ip is required with --dataplane linux")?;
-        let reconciler = Reconciler::new(&args.host_id).context("netlink")?;
+        let reconciler = Arc::new(tokio::sync::Mutex::new(
+            Reconciler::new(&args.host_id).context("netlink")?,
+        ));
         config.dataplane = Some(Arc::new(LinuxDataplane {
             host_id: args.host_id.clone(),
             underlay_ip,
-            reconciler: Arc::new(tokio::sync::Mutex::new(reconciler)),
+            reconciler: reconciler.clone(),
         }));
+        // Removed ports whose pairs outlive their namespaces (a process
+        // holds one) are deleted between passes too, not at the next change.
+        tokio::spawn(async move {
+            let period = Duration::from_millis(alcor_dataplane::limits::TEARDOWN_MS_MAX);
+            let mut ticker = tokio::time::interval(period);
+            loop {
+                ticker.tick().await;
+                if let Err(e) = reconciler.lock().await.tidy().await {
+                    tracing::warn!("tidying removed ports: {e}");
+                }
+            }
+        });
     }
     let agent = SimAgent::new(config)?;
     let mut runner = {

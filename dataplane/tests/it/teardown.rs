@@ -3,8 +3,8 @@
 //! removed), while its veth pair goes with
 //! the namespace, deleted by the kernel off the pass's critical path. A
 //! pair that outlives its namespace's removal (a process holds the
-//! namespace open) is deleted by a later pass, and at once when its name
-//! is planned again.
+//! namespace open) is deleted by a later pass or between passes, and at
+//! once when its name is planned again.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -118,6 +118,19 @@ async fn held_namespace_link_is_deleted_later(host_id: String) {
     assert!(third.n_changes >= 1);
 }
 
+async fn held_namespace_link_is_deleted_between_passes(host_id: String) {
+    let mut held = remove_while_held(25, &host_id).await;
+    held.agent.tidy().await.expect("tidy");
+    assert_eq!(
+        link_up(&held.veth),
+        Some(false),
+        "tidying deleted a pair before TEARDOWN_MS_MAX"
+    );
+    tokio::time::sleep(Duration::from_millis(limits::TEARDOWN_MS_MAX + 100)).await;
+    held.agent.tidy().await.expect("tidy");
+    assert_eq!(link_up(&held.veth), None, "tidying left the straggler");
+}
+
 async fn held_namespace_link_is_replaced_when_planned_again(host_id: String) {
     let Held {
         mut agent,
@@ -157,6 +170,11 @@ fn a_port_removed_while_the_agent_was_down_is_cut_off_by_its_first_pass() {
 #[test]
 fn a_link_that_outlives_its_held_namespace_is_deleted_by_a_later_pass() {
     Host::create("held").block_on(held_namespace_link_is_deleted_later);
+}
+
+#[test]
+fn a_link_that_outlives_its_held_namespace_is_deleted_between_passes() {
+    Host::create("tidy").block_on(held_namespace_link_is_deleted_between_passes);
 }
 
 #[test]
