@@ -73,7 +73,8 @@ pub const FULL_PASS_INTERVAL_MS_MAX: u64 = 300_000;
 /// its namespace. The kernel deletes the pair as it destroys the
 /// namespace (tens of milliseconds later, in its own worker); one that is
 /// still there after this (a process holds the namespace open) is deleted
-/// by the next pass.
+/// by the next pass or by [`crate::Reconciler::tidy`], which the agent
+/// calls this often.
 pub const TEARDOWN_MS_MAX: u64 = 2_000;
 
 // VNIs and MTUs are bounded where the controller checks them

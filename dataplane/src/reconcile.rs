@@ -39,8 +39,8 @@
 //! end down and brought up once the batch is in. Either kind of pass sets
 //! a removed port's host end down and removes its namespace rather than
 //! its link: the kernel deletes the pair as it destroys the namespace, in
-//! its own worker, so the pass does not wait for it (35 ms a port on the
-//! benchmark host); the next passes (and [`Reconciler::tidy`], which the
+//! its own worker, so the pass does not wait out a link deletion's RCU
+//! grace periods (benches/README); the next passes (and [`Reconciler::tidy`], which the
 //! agent calls between passes) delete a pair that outlives
 //! `TEARDOWN_MS_MAX`, and a pass deletes one whose name is planned again. A pass after one that stopped
 //! on an error, failed a router copy or timed out, the first pass, and
@@ -572,15 +572,29 @@ impl Reconciler {
         what: &str,
         vxlan: &str,
     ) -> Result<(), DataplaneError> {
-        match self.handle.neighbours().del(message).execute().await {
+        let result = self.handle.neighbours().del(message).execute().await;
+        self.deleted(result, Errno::ENOENT, || {
+            format!("delete {what} on {vxlan}")
+        })
+    }
+
+    /// Counts a deletion the kernel made; one whose object was gone
+    /// already (the kernel answered `gone`) is no error and no change.
+    fn deleted(
+        &mut self,
+        result: Result<(), rtnetlink::Error>,
+        gone: Errno,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), DataplaneError> {
+        match result {
             Ok(()) => {
                 self.n_changes += 1;
                 Ok(())
             }
-            Err(e) if error_code(&e) == Some(Errno::ENOENT as i32) => Ok(()),
-            Err(e) => Err(DataplaneError::Netlink {
-                what: format!("delete {what} on {vxlan}"),
-                source: e,
+            Err(e) if error_code(&e) == Some(gone as i32) => Ok(()),
+            Err(source) => Err(DataplaneError::Netlink {
+                what: what(),
+                source,
             }),
         }
     }
@@ -726,17 +740,8 @@ impl Reconciler {
     /// already, not an error.
     async fn delete_link(&mut self, name: &str, index: u32) -> Result<(), DataplaneError> {
         tracing::info!(link = name, "deleting");
-        match self.handle.link().del(index).execute().await {
-            Ok(()) => {
-                self.n_changes += 1;
-                Ok(())
-            }
-            Err(e) if error_code(&e) == Some(Errno::ENODEV as i32) => Ok(()),
-            Err(e) => Err(DataplaneError::Netlink {
-                what: format!("delete {name}"),
-                source: e,
-            }),
-        }
+        let result = self.handle.link().del(index).execute().await;
+        self.deleted(result, Errno::ENODEV, || format!("delete {name}"))
     }
 
     /// Forgets the doomed host ends the kernel has deleted, and deletes
