@@ -18,7 +18,8 @@
 //! - `server_apply_duration_seconds`;
 //! - `disk_wal_fsync_duration_seconds` (one per group commit of appends);
 //! - `snapshot_build_duration_seconds`, `snapshot_restore_duration_seconds`,
-//!   `snapshot_size_in_bytes`;
+//!   `snapshot_size_in_bytes`, and `snapshot_freeze_duration_seconds` (no
+//!   etcd twin: how long a build holds applies off, `State::freeze`);
 //! - `network_snapshot_send_total_duration_seconds`,
 //!   `network_snapshot_send_success_total`,
 //!   `network_snapshot_send_failures_total`,
@@ -69,6 +70,8 @@ pub struct RaftMetrics {
     pub(crate) wal_fsync: Histogram,
     pub(crate) apply: Histogram,
     pub(crate) snapshot_build: Histogram,
+    /// The part of a build that holds the state's lock (`State::freeze`).
+    pub(crate) snapshot_freeze: Histogram,
     pub(crate) snapshot_restore: Histogram,
     /// Bytes of the latest snapshot this member built, installed or loaded.
     pub(crate) snapshot_bytes: Gauge,
@@ -87,6 +90,7 @@ impl Default for RaftMetrics {
             wal_fsync: Histogram::new(wal_fsync_buckets()),
             apply: Histogram::new(apply_buckets()),
             snapshot_build: Histogram::new(snapshot_buckets()),
+            snapshot_freeze: Histogram::new(apply_buckets()),
             snapshot_restore: Histogram::new(snapshot_buckets()),
             snapshot_bytes: Gauge::default(),
             snapshot_send: Histogram::new(snapshot_send_buckets()),
@@ -153,6 +157,12 @@ impl RaftMetrics {
             "build_duration_seconds",
             "Time to build a snapshot of the state and persist it (synced)",
             self.snapshot_build.clone(),
+        );
+        snapshot.register(
+            "freeze_duration_seconds",
+            "Time a snapshot build holds the state's lock, and so applies, off (the rest \
+             of the build encodes a frozen copy)",
+            self.snapshot_freeze.clone(),
         );
         snapshot.register(
             "restore_duration_seconds",

@@ -8,6 +8,7 @@
 //! marks are transient: they never reach snapshots or comparisons.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::command::Kind;
 use crate::ids::{HostId, Id};
@@ -24,7 +25,7 @@ pub enum Resource {
     Host(Host),
     Vpc(Vpc),
     Subnet(Subnet),
-    Port(Box<Port>),
+    Port(Arc<Port>),
     SecurityGroup(SecurityGroup),
     SecurityGroupRule(SecurityGroupRule),
     Router(Router),
@@ -115,10 +116,7 @@ impl State {
             Kind::Host => None,
             Kind::Vpc => t.vpcs().get(&id).cloned().map(Resource::Vpc),
             Kind::Subnet => t.subnets().get(&id).cloned().map(Resource::Subnet),
-            Kind::Port => t
-                .ports()
-                .get(&id)
-                .map(|p| Resource::Port(Box::new(p.clone()))),
+            Kind::Port => t.ports().shared(&id).map(|p| Resource::Port(Arc::clone(p))),
             Kind::SecurityGroup => t
                 .security_groups()
                 .get(&id)

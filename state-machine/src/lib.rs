@@ -53,5 +53,5 @@ pub use goal::{
     ScopedDiff,
 };
 pub use ids::{validate_client_id, HostId, Id, ProjectId};
-pub use state::{SnapshotError, State, SNAPSHOT_VERSION, SNAPSHOT_VERSIONS_READ};
+pub use state::{Frozen, SnapshotError, State, SNAPSHOT_VERSION, SNAPSHOT_VERSIONS_READ};
 pub use tags::{validate_tags, TagFilter, Tags};

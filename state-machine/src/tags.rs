@@ -201,7 +201,7 @@ impl State {
             }
             Kind::Port => {
                 if let Some(new) = retagged(t.ports().get(&id), |r| &mut r.meta, tags, ctx) {
-                    self.commit_port(id, Some(Box::new(new)), d);
+                    self.commit_port(id, Some(std::sync::Arc::new(new)), d);
                 }
             }
             Kind::SecurityGroup => {

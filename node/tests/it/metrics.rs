@@ -35,6 +35,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("alcor_disk_db_total_size_in_bytes", "gauge"),
     ("alcor_disk_db_live_data_size_in_bytes", "gauge"),
     ("alcor_snapshot_build_duration_seconds", "histogram"),
+    ("alcor_snapshot_freeze_duration_seconds", "histogram"),
     ("alcor_snapshot_restore_duration_seconds", "histogram"),
     ("alcor_snapshot_size_in_bytes", "gauge"),
     (
@@ -289,6 +290,7 @@ async fn metrics_have_every_family_and_move_with_writes_reads_rejections_rest_an
     moved("alcor_server_proposals_applied_total", writes);
     moved("alcor_server_apply_duration_seconds_count", writes);
     moved("alcor_disk_wal_fsync_duration_seconds_count", 1.0);
+    moved("alcor_snapshot_freeze_duration_seconds_count", 1.0);
     moved(&handled("CreateVpc", "OK"), writes);
     moved(&handled("GetVpc", "OK"), 1.0);
     moved(&handled("GetVpc", "NotFound"), 1.0);

@@ -139,11 +139,15 @@ impl StateView {
         Ok(read(&applied.state))
     }
 
-    /// The state's snapshot bytes and the last log id they cover, taken
-    /// together under one read lock (what a backup holds).
+    /// The state's snapshot bytes and the last log id they cover, frozen
+    /// together under one read lock (what a backup holds) and encoded after
+    /// it is released.
     pub fn snapshot_with_log_id(&self) -> Result<(Option<LogId>, Vec<u8>), StatePoisoned> {
-        let applied = self.applied.read().map_err(|_| StatePoisoned)?;
-        Ok((applied.last_applied, applied.state.snapshot()))
+        let (last_applied, frozen) = {
+            let applied = self.applied.read().map_err(|_| StatePoisoned)?;
+            (applied.last_applied, applied.state.freeze())
+        };
+        Ok((last_applied, frozen.snapshot()))
     }
 
     /// The last log index applied (including blank/membership entries).
@@ -416,14 +420,21 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let snapshot_bytes = Arc::clone(&self.snapshot_bytes);
         blocking(move || {
             let started = Instant::now();
-            let (data, last_log_id, last_membership) = {
+            // Writes wait for the freeze only (a shared row per port), not
+            // for the encode.
+            let (frozen, last_log_id, last_membership) = {
                 let applied = applied.read().map_err(|_| poisoned())?;
                 (
-                    applied.state.snapshot(),
+                    applied.state.freeze(),
                     applied.last_applied,
                     applied.membership.clone(),
                 )
             };
+            metrics
+                .snapshot_freeze
+                .observe(started.elapsed().as_secs_f64());
+            let data = frozen.snapshot();
+            drop(frozen);
             let meta = SnapshotMeta {
                 last_log_id,
                 last_membership,

@@ -9,6 +9,7 @@ use crate::model::{Host, HostStatus};
 use crate::state::State;
 use crate::validate;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 impl State {
     pub(crate) fn create_host(
@@ -45,9 +46,9 @@ impl State {
         let waiting: Vec<Id> = self.ports_of_host(id).map(|p| p.id).collect();
         for port_id in waiting {
             if let Some(port) = self.t.ports().get(&port_id) {
-                let mut port = Box::new(port.clone());
+                let mut port = port.clone();
                 ctx.touch(&mut port.meta);
-                self.commit_port(port_id, Some(port), d);
+                self.commit_port(port_id, Some(Arc::new(port)), d);
             }
         }
         Ok(Reply::Host(host))

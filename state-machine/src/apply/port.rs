@@ -21,6 +21,7 @@ use crate::model::{
 use crate::state::{int_to_ip, ip_to_int, State};
 use crate::validate;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// What earlier entries of a batch have claimed, on top of the state.
 #[derive(Default)]
@@ -174,7 +175,7 @@ impl State {
                 "port {} and its addresses are free when its plan commits (its caller deleted the port that held them)",
                 port.id
             );
-            self.commit_port(port.id, Some(Box::new(port.clone())), d);
+            self.commit_port(port.id, Some(Arc::new(port.clone())), d);
         }
         planned
     }
@@ -626,7 +627,7 @@ impl State {
             &new.allowed_address_pairs,
         )?;
         ctx.touch(&mut new.meta);
-        self.commit_port(id, Some(new.clone()), d);
+        self.commit_port(id, Some(Arc::new(Port::clone(&new))), d);
         Ok(Reply::Port(new))
     }
 
@@ -654,7 +655,7 @@ impl State {
         let mut new = Box::new(old.clone());
         new.status = status.clone();
         ctx.touch(&mut new.meta);
-        self.commit_port(id, Some(new.clone()), d);
+        self.commit_port(id, Some(Arc::new(Port::clone(&new))), d);
         Ok(Reply::Port(new))
     }
 

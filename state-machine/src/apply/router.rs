@@ -30,6 +30,7 @@ use crate::model::{
 use crate::state::{ip_to_int, State};
 use crate::validate;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 impl State {
     pub(crate) fn create_router(
@@ -519,7 +520,7 @@ impl State {
                 port.device_id = router_id.to_string().into();
                 port.device_owner = DEVICE_OWNER_ROUTER_INTERFACE.into();
                 ctx.touch(&mut port.meta);
-                self.commit_port(port_id, Some(Box::new(port)), d);
+                self.commit_port(port_id, Some(Arc::new(port)), d);
             }
         }
         new.interfaces.push(RouterInterface {

@@ -23,6 +23,7 @@ use crate::model::{
 };
 use crate::tags::Tags;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 impl State {
     /// Sets the index of the entry being applied.
@@ -137,7 +138,7 @@ impl State {
     }
 
     /// Replaces, inserts or deletes port `id`, with diff tracking.
-    pub(crate) fn commit_port(&mut self, id: Id, new: Option<Box<Port>>, d: &mut DiffCollector) {
+    pub(crate) fn commit_port(&mut self, id: Id, new: Option<Arc<Port>>, d: &mut DiffCollector) {
         self.record_port_touch(self.t.ports.get(&id), new.as_deref(), d);
         if new.is_none() {
             assert!(
@@ -356,7 +357,7 @@ impl State {
         );
         self.ix.token_weight += record.weight();
         self.ix.token_ages.insert((record.index, token.to_string()));
-        self.t.tokens.insert(token.to_string(), record);
+        self.t.tokens.insert(token.to_string(), Arc::new(record));
         while self.t.tokens.len() > crate::limits::TOKENS_MAX
             || self.ix.token_weight > crate::limits::TOKEN_REPLY_WEIGHT_MAX
         {

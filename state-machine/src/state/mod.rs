@@ -31,6 +31,7 @@ mod rebuild;
 mod v4;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Snapshot format version written in the header. [`State::restore`] also
 /// reads every version in [`SNAPSHOT_VERSIONS_READ`].
@@ -78,8 +79,9 @@ pub(crate) struct Tables {
     vni_cursor: u32,
     /// Next address (as an integer) to try, per subnet.
     ip_cursors: BTreeMap<Id, u128>,
-    /// Remembered request tokens.
-    tokens: BTreeMap<String, TokenRecord>,
+    /// Remembered request tokens; shared, like the ports, so that a
+    /// [`State::freeze`] copies a pointer per token, not its reply.
+    tokens: BTreeMap<String, Arc<TokenRecord>>,
     floating_ips: BTreeMap<Id, crate::model::FloatingIp>,
     /// QoS policies and who uses them (format 7, see [`SNAPSHOT_VERSION`]).
     qos: qos::QosTables,
@@ -187,7 +189,7 @@ impl Tables {
     pub(crate) fn ip_cursors(&self) -> &BTreeMap<Id, u128> {
         &self.ip_cursors
     }
-    pub(crate) fn tokens(&self) -> &BTreeMap<String, TokenRecord> {
+    pub(crate) fn tokens(&self) -> &BTreeMap<String, Arc<TokenRecord>> {
         &self.tokens
     }
     pub(crate) fn floating_ips(&self) -> &BTreeMap<Id, crate::model::FloatingIp> {
@@ -289,6 +291,43 @@ pub(crate) fn int_to_ip(v4: bool, n: u128) -> IpAddr {
     }
 }
 
+/// The tables of a state at one applied index, from [`State::freeze`].
+pub struct Frozen {
+    t: Tables,
+}
+
+impl Frozen {
+    /// The log index of the last command applied to the frozen state.
+    pub fn applied_index(&self) -> u64 {
+        self.t.applied_index
+    }
+
+    /// The same bytes as [`State::snapshot`] of the state it was taken from,
+    /// at the time it was taken.
+    pub fn snapshot(&self) -> Vec<u8> {
+        encode_snapshot(&self.t)
+    }
+}
+
+/// The versioned binary snapshot format of `t`.
+///
+/// The body is encoded straight into the output, sized up front from the
+/// port count: encoding into a vector of its own and copying that behind
+/// the header moved the whole snapshot twice more (a third of the encode
+/// time at 1,000,000 ports, benches/README.md).
+fn encode_snapshot(t: &Tables) -> Vec<u8> {
+    let capacity = SNAPSHOT_BYTES_PER_PORT_HINT
+        .saturating_mul(t.ports.len())
+        .saturating_add(SNAPSHOT_BYTES_BASE_HINT);
+    let mut out = Vec::with_capacity(capacity);
+    out.extend_from_slice(SNAPSHOT_MAGIC);
+    out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    // Encoding plain data into a Vec has no failure mode other than OOM.
+    let encoded = bincode::serde::encode_into_std_write(t, &mut out, bincode::config::standard());
+    debug_assert!(encoded.is_ok(), "encoding into a Vec failed: {encoded:?}");
+    out
+}
+
 impl State {
     /// An empty state at log index 0.
     pub fn new() -> State {
@@ -301,23 +340,18 @@ impl State {
     }
 
     /// The state in the versioned binary snapshot format.
-    ///
-    /// The body is encoded straight into the output, sized up front from the
-    /// port count: encoding into a vector of its own and copying that behind
-    /// the header moved the whole snapshot twice more (a third of the encode
-    /// time at 1,000,000 ports, benches/README.md).
     pub fn snapshot(&self) -> Vec<u8> {
-        let capacity = SNAPSHOT_BYTES_PER_PORT_HINT
-            .saturating_mul(self.t.ports.len())
-            .saturating_add(SNAPSHOT_BYTES_BASE_HINT);
-        let mut out = Vec::with_capacity(capacity);
-        out.extend_from_slice(SNAPSHOT_MAGIC);
-        out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-        // Encoding plain data into a Vec has no failure mode other than OOM.
-        let encoded =
-            bincode::serde::encode_into_std_write(&self.t, &mut out, bincode::config::standard());
-        debug_assert!(encoded.is_ok(), "encoding into a Vec failed: {encoded:?}");
-        out
+        encode_snapshot(&self.t)
+    }
+
+    /// A copy of the tables to encode later, taken in a small fraction of the
+    /// encode's time: ports and request tokens are shared rows (a pointer and
+    /// a reference count each), the other tables (hosts, VPCs, subnets,
+    /// groups, rules, routers: thousands of rows, not millions) are copied.
+    /// A caller holding a lock around the state takes this under it and
+    /// encodes after letting go, so writes wait for the copy, not the encode.
+    pub fn freeze(&self) -> Frozen {
+        Frozen { t: self.t.clone() }
     }
 
     /// Rebuilds a state from [`State::snapshot`] bytes.

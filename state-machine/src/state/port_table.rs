@@ -11,11 +11,17 @@
 //! output (the snapshot, a listing, a diff), and two members with different
 //! seeds write byte-identical snapshots (tested below).
 //!
-//! The rows hold `Box<Port>` (one pointer per slot): a hash table keeps up to
+//! The rows hold `Arc<Port>` (one pointer per slot): a hash table keeps up to
 //! half its slots empty, and empty 8-byte slots cost little. Measured with
 //! `sm_memory 1000000 1000`, the table and its ordered set together cost ~5 bytes a
 //! port more heap than the `BTreeMap<Id, Box<Port>>` they replace (725 -> 730 B
 //! per port, benches/README.md "the state's layout").
+//!
+//! A row is shared, never changed in place: a commit stores a new `Arc`. So a
+//! clone of the table shares every port with it and costs a pointer copy and
+//! a count per row ([`State::freeze`](crate::State::freeze) takes one under
+//! the state's lock and encodes the snapshot after letting go), and a change
+//! record hands watchers the stored row instead of a copy.
 
 #![expect(
     clippy::disallowed_types,
@@ -27,11 +33,12 @@ use crate::model::Port;
 use hashbrown::HashTable;
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 
 /// Ports by ID; see the module documentation.
 #[derive(Clone, Default)]
 pub(crate) struct PortTable {
-    rows: HashTable<Box<Port>>,
+    rows: HashTable<Arc<Port>>,
     order: BTreeSet<Id>,
     /// SipHash keyed per process: port IDs may be chosen by clients, so a fixed
     /// hash would let one craft colliding IDs and slow every member's apply.
@@ -45,7 +52,12 @@ impl PortTable {
 
     /// The port stored under `id`.
     pub(crate) fn get(&self, id: &Id) -> Option<&Port> {
-        self.rows.find(self.hash(id), |p| p.id == *id).map(|p| &**p)
+        self.shared(id).map(|p| &**p)
+    }
+
+    /// The stored row of `id`, to share rather than copy.
+    pub(crate) fn shared(&self, id: &Id) -> Option<&Arc<Port>> {
+        self.rows.find(self.hash(id), |p| p.id == *id)
     }
 
     pub(crate) fn contains_key(&self, id: &Id) -> bool {
@@ -65,7 +77,7 @@ impl PortTable {
     }
 
     /// Inserts or replaces the port stored under its own ID.
-    pub(crate) fn insert(&mut self, port: Box<Port>) -> Option<Box<Port>> {
+    pub(crate) fn insert(&mut self, port: Arc<Port>) -> Option<Arc<Port>> {
         let id = port.id;
         let old = self.put_row(port);
         if old.is_none() {
@@ -75,7 +87,7 @@ impl PortTable {
     }
 
     /// Inserts or replaces a row in the hash table only.
-    fn put_row(&mut self, port: Box<Port>) -> Option<Box<Port>> {
+    fn put_row(&mut self, port: Arc<Port>) -> Option<Arc<Port>> {
         let hash = self.hash(&port.id);
         let seed = &self.seed;
         match self
@@ -93,7 +105,7 @@ impl PortTable {
     }
 
     /// Removes the port stored under `id`.
-    pub(crate) fn remove(&mut self, id: &Id) -> Option<Box<Port>> {
+    pub(crate) fn remove(&mut self, id: &Id) -> Option<Arc<Port>> {
         let hash = self.hash(id);
         let slot = self.rows.find_entry(hash, |p| p.id == *id).ok()?;
         let (port, _) = slot.remove();
@@ -103,11 +115,7 @@ impl PortTable {
 
     /// A table of `ports`, the last of several with one ID winning; the order
     /// set is built in bulk from the sorted IDs.
-    #[expect(
-        clippy::vec_box,
-        reason = "the boxes move into the table as they are, without a copy of each port"
-    )]
-    pub(crate) fn from_ports(ports: Vec<Box<Port>>) -> Self {
+    pub(crate) fn from_ports(ports: Vec<Arc<Port>>) -> Self {
         let mut table = Self {
             rows: HashTable::with_capacity(ports.len()),
             order: ports.iter().map(|p| p.id).collect(),
@@ -167,7 +175,7 @@ impl<'de> serde::Deserialize<'de> for PortTable {
                 // No capacity from the claimed length: it is not trusted
                 // (`decode`); the vector grows as entries actually decode.
                 let mut ports = Vec::new();
-                while let Some((id, port)) = map.next_entry::<Id, Box<Port>>()? {
+                while let Some((id, port)) = map.next_entry::<Id, Arc<Port>>()? {
                     if port.id != id {
                         return Err(serde::de::Error::custom(format!(
                             "port {} stored under ID {id}",
@@ -189,8 +197,8 @@ mod tests {
     use crate::model::{Mac, Meta, PortStatus};
     use std::collections::BTreeMap;
 
-    fn port(n: u128) -> Box<Port> {
-        Box::new(Port {
+    fn port(n: u128) -> Arc<Port> {
+        Arc::new(Port {
             id: Id(n),
             name: format!("p{n}").into(),
             network_id: Id(1),
@@ -252,9 +260,9 @@ mod tests {
         for n in 0..100u128 {
             assert!(table.insert(port(n)).is_none());
         }
-        let mut renamed = port(7);
+        let mut renamed = Port::clone(&port(7));
         renamed.name = "renamed".into();
-        assert_eq!(table.insert(renamed).map(|p| p.id), Some(Id(7)));
+        assert_eq!(table.insert(Arc::new(renamed)).map(|p| p.id), Some(Id(7)));
         assert_eq!(table.get(&Id(7)).map(|p| &*p.name), Some("renamed"));
         for n in (0..100u128).step_by(2) {
             assert_eq!(table.remove(&Id(n)).map(|p| p.id), Some(Id(n)));

@@ -436,7 +436,7 @@ mod tests {
         let mut ghost = state.t.ports.values().next().cloned().expect("a port");
         ghost.id = Id((0x4 << 76) | 77);
         ghost.binding_host = Some("host-gone".to_string());
-        state.t.ports.insert(Box::new(ghost));
+        state.t.ports.insert(std::sync::Arc::new(ghost));
         let bulk = indexes(&state, false);
         assert!(bulk.host_ports["host-gone"].contains(&Id((0x4 << 76) | 77)));
         assert_eq!(bulk, indexes(&state, true));

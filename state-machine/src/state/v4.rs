@@ -172,7 +172,7 @@ impl From<TablesV4> for Tables {
                     index: record.index,
                     reply: record.reply.into(),
                 };
-                (token, record)
+                (token, std::sync::Arc::new(record))
             })
             .collect();
         Tables {
@@ -183,7 +183,7 @@ impl From<TablesV4> for Tables {
             ports: PortTable::from_ports(
                 t.ports
                     .into_values()
-                    .map(|p| Box::new(Port::from(p)))
+                    .map(|p| std::sync::Arc::new(Port::from(p)))
                     .collect(),
             ),
             security_groups: t.security_groups,

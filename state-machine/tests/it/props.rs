@@ -1173,6 +1173,8 @@ proptest! {
         let mut w = World::new();
         let mut twin = State::new();
         let mut snapshots = Vec::new();
+        let mid = commands.len() / 2;
+        let mut frozen = None;
         for (i, command) in commands.iter().enumerate() {
             let before = w.state.clone();
             let outcome = w.apply(command.clone());
@@ -1191,7 +1193,15 @@ proptest! {
             prop_assert!(w.state.tag_index_is_consistent(), "tag index drifted at command {}", i);
             prop_assert!(w.state.indexes_are_consistent(), "indexes drifted at command {}: {:?}", i, command);
             snapshots.push((w.index, w.state.snapshot()));
+            if i == mid {
+                frozen = Some(w.state.freeze());
+            }
         }
+        // A state frozen mid-history still encodes as it was then, whatever
+        // the later commands replaced or deleted.
+        let frozen = frozen.expect("a history has at least one command");
+        prop_assert_eq!(frozen.applied_index(), snapshots[mid].0);
+        prop_assert_eq!(&frozen.snapshot(), &snapshots[mid].1);
         // Determinism: byte-identical snapshots.
         prop_assert_eq!(w.state.snapshot(), twin.snapshot());
         // Diffs add up to the goal state on every host (and on a host ports
@@ -1206,7 +1216,6 @@ proptest! {
             prop_assert_eq!(restored.goal_state(host), w.state.goal_state(host));
         }
         // Restoring a mid-history snapshot and applying the rest gives the same state.
-        let mid = snapshots.len() / 2;
         let (mid_index, mid_bytes) = &snapshots[mid];
         let mut resumed = State::restore(mid_bytes).expect("restore mid");
         for (offset, command) in commands.iter().enumerate().skip(mid + 1) {
