@@ -1009,7 +1009,7 @@ pub fn port(p: &Port, binding: Binding) -> pb::Port {
     let (status, status_detail) = match &p.status {
         PortStatus::Down => (pb::PortStatus::Down, String::new()),
         PortStatus::Active => (pb::PortStatus::Active, String::new()),
-        PortStatus::Error(reason) => (pb::PortStatus::Error, reason.clone()),
+        PortStatus::Error(reason) => (pb::PortStatus::Error, reason.to_string()),
     };
     pb::Port {
         id: p.id.to_string(),
@@ -1025,7 +1025,7 @@ pub fn port(p: &Port, binding: Binding) -> pb::Port {
             })
             .collect(),
         mac_address: p.mac_address.to_string(),
-        binding_host: p.binding_host.clone().unwrap_or_default(),
+        binding_host: p.binding_host.as_deref().unwrap_or_default().to_string(),
         device_id: p.device_id.to_string(),
         device_owner: p.device_owner.to_string(),
         security_groups: p.security_groups.iter().map(Id::to_string).collect(),

@@ -117,7 +117,7 @@ pub(crate) fn plan(state: &State, acks: &BTreeMap<HostId, HostAck>) -> Vec<Comma
                 continue;
             }
             let want = match ack.failed.get(&port.id) {
-                Some(reason) => PortStatus::Error(reason.clone()),
+                Some(reason) => PortStatus::Error(Box::new(reason.clone())),
                 None => PortStatus::Active,
             };
             if port.status != want {

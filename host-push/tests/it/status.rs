@@ -100,7 +100,7 @@ async fn failed_port_goes_error_with_the_agents_reason_and_active_once_healed() 
     populate(&cluster).await;
     cluster.write(port(102, 1, "h1")).await;
 
-    let error = PortStatus::Error("no vif for vm-100".to_string());
+    let error = PortStatus::Error(Box::new("no vif for vm-100".to_string()));
     wait_status(&cluster, leader, 100, error).await;
     // The agent's other port is fine.
     wait_status(&cluster, leader, 102, PortStatus::Active).await;
@@ -113,7 +113,7 @@ async fn failed_port_goes_error_with_the_agents_reason_and_active_once_healed() 
         .set_failing_ports(BTreeMap::from([(Id(102), long)]));
     let mut want = format!("line one {}", "x".repeat(400));
     want.truncate(NAME_BYTES_MAX);
-    wait_status(&cluster, leader, 102, PortStatus::Error(want)).await;
+    wait_status(&cluster, leader, 102, PortStatus::Error(Box::new(want))).await;
     // 100 is no longer reported: healed.
     wait_status(&cluster, leader, 100, PortStatus::Active).await;
 

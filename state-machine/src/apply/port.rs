@@ -261,7 +261,7 @@ impl State {
             network_id: net,
             fixed_ips: fixed_ips.into(),
             mac_address,
-            binding_host: spec.binding_host.clone(),
+            binding_host: spec.binding_host.as_deref().map(Into::into),
             device_id: spec.device_id.as_str().into(),
             device_owner: spec.device_owner.as_str().into(),
             security_groups: security_groups.into(),
@@ -598,15 +598,15 @@ impl State {
         }
         if let Some(host) = &u.binding_host {
             if let Some(h) = host {
-                if Some(h) != old.binding_host.as_ref() {
+                if Some(h.as_str()) != old.binding_host.as_deref() {
                     self.check_binding(h, hosts)?;
                 }
             }
-            if *host != old.binding_host {
+            if host.as_deref() != old.binding_host.as_deref() {
                 // A moved port must be programmed again on its new host.
                 new.status = PortStatus::Down;
             }
-            new.binding_host = host.clone();
+            new.binding_host = host.as_deref().map(Into::into);
         }
         if let Some(groups) = &u.security_groups {
             new.security_groups = self.check_groups(&old.meta.project_id, groups)?.into();

@@ -647,13 +647,13 @@ impl Indexes {
                 self.sg_ports.insert(*sg, port.id, ());
             }
             if let Some(host) = &port.binding_host {
-                match self.host_ports.get_mut(host.as_str()) {
+                match self.host_ports.get_mut(&**host) {
                     Some(set) => {
                         set.insert(port.id);
                     }
                     None => {
                         self.host_ports
-                            .insert(host.clone(), BTreeSet::from([port.id]));
+                            .insert(host.to_string(), BTreeSet::from([port.id]));
                     }
                 }
                 bump(self.vpc_hosts.entry(net).or_default(), host);
@@ -673,7 +673,7 @@ impl Indexes {
             if let Some(host) = &port.binding_host {
                 let set = self
                     .host_ports
-                    .get_mut(host.as_str())
+                    .get_mut(&**host)
                     .unwrap_or_else(|| panic!("bound port {} is indexed under {host}", port.id));
                 assert!(
                     set.remove(&port.id),
@@ -681,7 +681,7 @@ impl Indexes {
                     port.id
                 );
                 if set.is_empty() {
-                    self.host_ports.remove(host.as_str());
+                    self.host_ports.remove(&**host);
                 }
                 unbump(&mut self.vpc_hosts, net, host);
                 for sg in &port.security_groups {

@@ -584,7 +584,7 @@ impl State {
     pub fn binding(&self, port: &Port) -> crate::model::Binding {
         match &port.binding_host {
             None => crate::model::Binding::Unbound,
-            Some(host) if self.t.hosts.contains_key(host) => crate::model::Binding::Bound,
+            Some(host) if self.t.hosts.contains_key(&**host) => crate::model::Binding::Bound,
             Some(_) => crate::model::Binding::HostUnknown,
         }
     }
@@ -640,10 +640,12 @@ impl State {
             GoalKey::Neighbor(id) => Scope::Vpc(self.t.ports.get(&id)?.network_id),
             GoalKey::SgRule(id) => Scope::Rules(self.t.rules.get(&id)?.security_group_id),
             GoalKey::SgMember { group_id, .. } => Scope::Members(group_id),
-            GoalKey::Port(id) => Scope::Host(self.t.ports.get(&id)?.binding_host.clone()?),
+            GoalKey::Port(id) => {
+                Scope::Host(self.t.ports.get(&id)?.binding_host.as_deref()?.into())
+            }
             GoalKey::FloatingIp(id) => {
                 let port = self.t.floating_ips.get(&id)?.port_id?;
-                Scope::Host(self.t.ports.get(&port)?.binding_host.clone()?)
+                Scope::Host(self.t.ports.get(&port)?.binding_host.as_deref()?.into())
             }
         })
     }
@@ -858,8 +860,7 @@ impl State {
     }
 
     fn neighbor_of(&self, port: &Port) -> Option<Neighbor> {
-        let host_id = port.binding_host.as_ref()?;
-        let host = self.t.hosts.get(host_id)?;
+        let host = self.t.hosts.get(port.binding_host.as_deref()?)?;
         Some(Neighbor {
             port_id: port.id,
             network_id: port.network_id,
@@ -870,7 +871,7 @@ impl State {
                 .iter()
                 .map(|pair| (*pair).into())
                 .collect(),
-            host_id: host_id.clone(),
+            host_id: host.id.clone(),
             host_ip: host.underlay_ip,
         })
     }

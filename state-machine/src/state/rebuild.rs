@@ -208,21 +208,21 @@ impl Indexes {
             return;
         };
         self.host_ports
-            .entry(host.clone())
+            .entry(host.to_string())
             .or_default()
             .insert(port.id);
         *self
             .vpc_hosts
             .entry(port.network_id)
             .or_default()
-            .entry(host.clone())
+            .entry(host.to_string())
             .or_insert(0) += 1;
         for sg in &port.security_groups {
             *self
                 .sg_hosts
                 .entry(*sg)
                 .or_default()
-                .entry(host.clone())
+                .entry(host.to_string())
                 .or_insert(0) += 1;
         }
     }
@@ -435,7 +435,7 @@ mod tests {
         let mut state = state_with_ports();
         let mut ghost = state.t.ports.values().next().cloned().expect("a port");
         ghost.id = Id((0x4 << 76) | 77);
-        ghost.binding_host = Some("host-gone".to_string());
+        ghost.binding_host = Some("host-gone".into());
         state.t.ports.insert(std::sync::Arc::new(ghost));
         let bulk = indexes(&state, false);
         assert!(bulk.host_ports["host-gone"].contains(&Id((0x4 << 76) | 77)));

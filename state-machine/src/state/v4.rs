@@ -127,7 +127,7 @@ impl From<PortV4> for Port {
             network_id: p.network_id,
             fixed_ips: p.fixed_ips.into(),
             mac_address: p.mac_address,
-            binding_host: p.binding_host,
+            binding_host: p.binding_host.map(Into::into),
             device_id: p.device_id.into(),
             device_owner: p.device_owner.into(),
             security_groups: p.security_groups.into(),

@@ -774,7 +774,7 @@ fn arb_port_status() -> impl Strategy<Value = PortStatus> {
     prop_oneof![
         Just(PortStatus::Down),
         Just(PortStatus::Active),
-        (0u8..2).prop_map(|k| PortStatus::Error(format!("agent error {k}"))),
+        (0u8..2).prop_map(|k| PortStatus::Error(Box::new(format!("agent error {k}")))),
     ]
 }
 
