@@ -753,10 +753,10 @@ pub enum Reply {
     Vpc(crate::model::Vpc),
     /// The subnet after the change.
     Subnet(crate::model::Subnet),
-    /// The port after the change.
-    Port(Box<crate::model::Port>),
-    /// The ports a batch created, in request order.
-    Ports(Vec<crate::model::Port>),
+    /// The port after the change (the stored row, shared).
+    Port(std::sync::Arc<crate::model::Port>),
+    /// The ports a batch created, in request order (the stored rows, shared).
+    Ports(Vec<std::sync::Arc<crate::model::Port>>),
     /// The group after the change.
     SecurityGroup(crate::model::SecurityGroup),
     /// The rule after the change.

@@ -9,6 +9,7 @@
 //! one entry (so a rejection of either changes nothing).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::apply::Ctx;
 use crate::command::{Command, Kind, Rejection, Reply};
@@ -138,7 +139,8 @@ fn reply_meta(reply: &mut Reply) -> Option<&mut Meta> {
     Some(match reply {
         Reply::Vpc(v) => &mut v.meta,
         Reply::Subnet(s) => &mut s.meta,
-        Reply::Port(p) => &mut p.meta,
+        // Shared with the table: patched on a copy (a tagged write is rare).
+        Reply::Port(p) => &mut Arc::make_mut(p).meta,
         Reply::SecurityGroup(g) => &mut g.meta,
         Reply::Router(r) | Reply::RouterGateway { router: r, .. } => &mut r.meta,
         Reply::FloatingIp(f) => &mut f.meta,
@@ -201,7 +203,7 @@ impl State {
             }
             Kind::Port => {
                 if let Some(new) = retagged(t.ports().get(&id), |r| &mut r.meta, tags, ctx) {
-                    self.commit_port(id, Some(std::sync::Arc::new(new)), d);
+                    self.commit_port(id, Some(Arc::new(new)), d);
                 }
             }
             Kind::SecurityGroup => {

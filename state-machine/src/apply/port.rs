@@ -72,7 +72,7 @@ impl State {
     ) -> Result<Reply, Rejection> {
         self.create_ports(ctx, std::slice::from_ref(&spec), hosts, d)
             .map(|mut ports| match ports.pop() {
-                Some(port) => Reply::Port(Box::new(port)),
+                Some(port) => Reply::Port(port),
                 None => Reply::Ports(Vec::new()),
             })
             .map_err(|e| match e {
@@ -87,7 +87,7 @@ impl State {
         specs: &[PortSpecV5],
         hosts: HostRule,
         d: &mut DiffCollector,
-    ) -> Result<Vec<Port>, Rejection> {
+    ) -> Result<Vec<Arc<Port>>, Rejection> {
         let plan = self.plan_ports(ctx, specs, hosts, BTreeSet::new())?;
         Ok(self.commit_ports(ctx, plan, d))
     }
@@ -141,13 +141,14 @@ impl State {
         })
     }
 
-    /// Stores a checked port create; returns its ports.
+    /// Stores a checked port create; returns its ports, shared with the
+    /// table (the reply is the stored row, not a copy).
     pub(crate) fn commit_ports(
         &mut self,
         ctx: Ctx,
         plan: PortsPlan,
         d: &mut DiffCollector,
-    ) -> Vec<Port> {
+    ) -> Vec<Arc<Port>> {
         let PortsPlan {
             ports: planned,
             default_sgs,
@@ -165,7 +166,8 @@ impl State {
             self.insert_security_group(ctx, sg, rule_ids, d);
         }
         self.commit_cursors(ip_cursors, mac_cursor, None);
-        for port in &planned {
+        let mut stored = Vec::with_capacity(planned.len());
+        for port in planned {
             assert!(
                 self.port(&port.id).is_none()
                     && port.fixed_ips.iter().all(|ip| !self
@@ -175,9 +177,11 @@ impl State {
                 "port {} and its addresses are free when its plan commits (its caller deleted the port that held them)",
                 port.id
             );
-            self.commit_port(port.id, Some(Arc::new(port.clone())), d);
+            let port = Arc::new(port);
+            self.commit_port(port.id, Some(Arc::clone(&port)), d);
+            stored.push(port);
         }
-        planned
+        stored
     }
 
     fn plan_port(
@@ -583,7 +587,7 @@ impl State {
                 });
             }
         }
-        let mut new = Box::new(old.clone());
+        let mut new = old.clone();
         if let Some(name) = &u.name {
             validate::name("name", name)?;
             new.name = name.as_str().into();
@@ -627,7 +631,8 @@ impl State {
             &new.allowed_address_pairs,
         )?;
         ctx.touch(&mut new.meta);
-        self.commit_port(id, Some(Arc::new(Port::clone(&new))), d);
+        let new = Arc::new(new);
+        self.commit_port(id, Some(Arc::clone(&new)), d);
         Ok(Reply::Port(new))
     }
 
@@ -650,12 +655,13 @@ impl State {
         let moved = if_bound_to.is_some_and(|h| old.binding_host.as_deref() != Some(h));
         let changed = if_revision_at_most.is_some_and(|r| old.meta.revision > r);
         if old.status == *status || moved || changed {
-            return Ok(Reply::Port(Box::new(old.clone())));
+            return Ok(Reply::Port(Arc::new(old.clone())));
         }
-        let mut new = Box::new(old.clone());
+        let mut new = old.clone();
         new.status = status.clone();
         ctx.touch(&mut new.meta);
-        self.commit_port(id, Some(Arc::new(Port::clone(&new))), d);
+        let new = Arc::new(new);
+        self.commit_port(id, Some(Arc::clone(&new)), d);
         Ok(Reply::Port(new))
     }
 

@@ -23,6 +23,7 @@ use crate::model::{
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// [`Tables`] in format 4 (same field order).
 #[derive(Deserialize)]
@@ -146,8 +147,10 @@ impl From<ReplyV4> for Reply {
             ReplyV4::Host(h) => Reply::Host(h),
             ReplyV4::Vpc(v) => Reply::Vpc(v.into()),
             ReplyV4::Subnet(s) => Reply::Subnet(s),
-            ReplyV4::Port(p) => Reply::Port(Box::new(Port::from(*p))),
-            ReplyV4::Ports(ps) => Reply::Ports(ps.into_iter().map(Port::from).collect()),
+            ReplyV4::Port(p) => Reply::Port(Arc::new(Port::from(*p))),
+            ReplyV4::Ports(ps) => {
+                Reply::Ports(ps.into_iter().map(|p| Arc::new(Port::from(p))).collect())
+            }
             ReplyV4::SecurityGroup(g) => Reply::SecurityGroup(g),
             ReplyV4::SecurityGroupRule(r) => Reply::SecurityGroupRule(r),
             ReplyV4::Router(r) => Reply::Router(r),
@@ -172,7 +175,7 @@ impl From<TablesV4> for Tables {
                     index: record.index,
                     reply: record.reply.into(),
                 };
-                (token, std::sync::Arc::new(record))
+                (token, Arc::new(record))
             })
             .collect();
         Tables {
@@ -183,7 +186,7 @@ impl From<TablesV4> for Tables {
             ports: PortTable::from_ports(
                 t.ports
                     .into_values()
-                    .map(|p| std::sync::Arc::new(Port::from(p)))
+                    .map(|p| Arc::new(Port::from(p)))
                     .collect(),
             ),
             security_groups: t.security_groups,

@@ -161,7 +161,7 @@ pub(crate) fn unlimited() -> Command {
 
 pub(crate) fn as_port(reply: Reply) -> alcor_state_machine::model::Port {
     match reply {
-        Reply::Port(p) => *p,
+        Reply::Port(p) => alcor_state_machine::model::Port::clone(&p),
         other => panic!("not a port: {other:?}"),
     }
 }
