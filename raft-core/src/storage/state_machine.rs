@@ -409,32 +409,37 @@ pub(super) fn write_restored_snapshot(
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotData;
 
-    /// Serialises and persists on a blocking thread: a large state takes
-    /// hundreds of milliseconds to encode and its synced write as long, and
-    /// on a runtime worker that stalls heartbeats and the Raft server until
-    /// followers campaign (seen as leader changes under load, every time all
-    /// members reached the size trigger together).
+    /// Freezes, encodes and persists off the runtime workers: a large state
+    /// takes a second to encode and its synced write hundreds of
+    /// milliseconds, and on a runtime worker that stalls heartbeats and the
+    /// Raft server until followers campaign (seen as leader changes under
+    /// load, every time all members reached the size trigger together).
+    ///
+    /// Applies wait only for the freeze (a shared row per port). The encode
+    /// runs on a thread of its own at a lower CPU priority, so that on a
+    /// busy machine it takes what applies and heartbeats leave; the freeze
+    /// (which holds the state's lock) and the persist (a synced RocksDB
+    /// write, which log appends may queue behind) keep the runtime's
+    /// priority.
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
         let (db, applied) = (Arc::clone(&self.db), Arc::clone(&self.applied));
         let (persist_lock, metrics) = (Arc::clone(&self.persist_lock), self.metrics.clone());
         let snapshot_bytes = Arc::clone(&self.snapshot_bytes);
+        let started = Instant::now();
+        let (frozen, last_log_id, last_membership) = blocking(move || {
+            let applied = applied.read().map_err(|_| poisoned())?;
+            Ok((
+                applied.state.freeze(),
+                applied.last_applied,
+                applied.membership.clone(),
+            ))
+        })
+        .await?;
+        metrics
+            .snapshot_freeze
+            .observe(started.elapsed().as_secs_f64());
+        let data = yielding(move || frozen.snapshot()).await?;
         blocking(move || {
-            let started = Instant::now();
-            // Writes wait for the freeze only (a shared row per port), not
-            // for the encode.
-            let (frozen, last_log_id, last_membership) = {
-                let applied = applied.read().map_err(|_| poisoned())?;
-                (
-                    applied.state.freeze(),
-                    applied.last_applied,
-                    applied.membership.clone(),
-                )
-            };
-            metrics
-                .snapshot_freeze
-                .observe(started.elapsed().as_secs_f64());
-            let data = frozen.snapshot();
-            drop(frozen);
             let meta = SnapshotMeta {
                 last_log_id,
                 last_membership,
@@ -454,6 +459,41 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         .await
     }
 }
+
+/// Runs `work` on a thread of its own at a CPU priority
+/// `SNAPSHOT_ENCODE_NICE_STEP` below the process's (Linux keeps the nice
+/// value per thread; a pool thread could not get its priority back without
+/// privileges, hence a thread per call: one per snapshot build). If the
+/// kernel refuses the change the work runs at the process's priority.
+async fn yielding<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("snapshot-encode".to_string())
+        .spawn(move || {
+            let lowered = rustix::process::getpriority_process(None).and_then(|nice| {
+                rustix::process::setpriority_process(
+                    None,
+                    nice.saturating_add(SNAPSHOT_ENCODE_NICE_STEP)
+                        .min(NICE_LOWEST),
+                )
+            });
+            if let Err(e) = lowered {
+                tracing::debug!(error = %e, "snapshot encode runs at the process's priority");
+            }
+            // The receiver is gone only if the build was abandoned.
+            let _ = done.send(work());
+        })?;
+    result
+        .await
+        .map_err(|_| io::Error::other("the snapshot encode thread ended without a result"))
+}
+
+/// How far the snapshot encode's thread lowers its CPU priority (nice
+/// steps): at +10 the kernel gives it about a tenth of a busy CPU's share
+/// next to a thread at the process's priority, and all of an idle one.
+const SNAPSHOT_ENCODE_NICE_STEP: i32 = 10;
+/// Linux's lowest priority (highest nice value).
+const NICE_LOWEST: i32 = 19;
 
 /// Runs `work` on tokio's blocking pool: decoding, encoding and synced
 /// writes of whole snapshots must not occupy a runtime worker.
@@ -738,6 +778,21 @@ mod tests {
                 .map(|id| id.index),
             Some(9)
         );
+    }
+
+    #[tokio::test]
+    async fn the_snapshot_encode_runs_at_a_lower_cpu_priority_than_its_caller() {
+        let nice = || rustix::process::getpriority_process(None).unwrap();
+        let before = nice();
+        let during = yielding(nice).await.unwrap();
+        assert_eq!(
+            during,
+            before
+                .saturating_add(SNAPSHOT_ENCODE_NICE_STEP)
+                .min(NICE_LOWEST)
+        );
+        assert!(before == NICE_LOWEST || during > before);
+        assert_eq!(nice(), before, "the caller's thread keeps its priority");
     }
 
     #[tokio::test]

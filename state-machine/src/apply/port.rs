@@ -647,7 +647,7 @@ impl State {
         let old = self
             .t
             .ports()
-            .get(&id)
+            .shared(&id)
             .ok_or_else(|| Rejection::not_found(Kind::Port, id))?;
         if let PortStatus::Error(reason) = status {
             validate::name("status", reason)?;
@@ -655,9 +655,9 @@ impl State {
         let moved = if_bound_to.is_some_and(|h| old.binding_host.as_deref() != Some(h));
         let changed = if_revision_at_most.is_some_and(|r| old.meta.revision > r);
         if old.status == *status || moved || changed {
-            return Ok(Reply::Port(Arc::new(old.clone())));
+            return Ok(Reply::Port(Arc::clone(old)));
         }
-        let mut new = old.clone();
+        let mut new = Port::clone(old);
         new.status = status.clone();
         ctx.touch(&mut new.meta);
         let new = Arc::new(new);
