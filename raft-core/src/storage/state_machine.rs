@@ -426,18 +426,16 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let (persist_lock, metrics) = (Arc::clone(&self.persist_lock), self.metrics.clone());
         let snapshot_bytes = Arc::clone(&self.snapshot_bytes);
         let started = Instant::now();
+        let freeze_metric = metrics.snapshot_freeze.clone();
         let (frozen, last_log_id, last_membership) = blocking(move || {
             let applied = applied.read().map_err(|_| poisoned())?;
-            Ok((
-                applied.state.freeze(),
-                applied.last_applied,
-                applied.membership.clone(),
-            ))
+            // What the lock is held for, not the wait for it or the pool.
+            let freezing = Instant::now();
+            let frozen = applied.state.freeze();
+            freeze_metric.observe(freezing.elapsed().as_secs_f64());
+            Ok((frozen, applied.last_applied, applied.membership.clone()))
         })
         .await?;
-        metrics
-            .snapshot_freeze
-            .observe(started.elapsed().as_secs_f64());
         let data = yielding(move || frozen.snapshot()).await?;
         blocking(move || {
             let meta = SnapshotMeta {
