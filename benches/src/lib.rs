@@ -121,10 +121,19 @@ pub fn host_name(h: usize) -> String {
 }
 
 /// Adds `n_ports` ports to VPC 1 in batches of `batch`, spread round-robin over
-/// `n_hosts` hosts, with IDs starting at `first_id`.
-pub fn fill_ports(d: &mut Driver, n_ports: usize, n_hosts: usize, batch: usize, first_id: u128) {
+/// `n_hosts` hosts, with IDs starting at `first_id`. Returns the slowest
+/// batch: the ports there were before it and how long it took (a table that
+/// grows shows here, since every member applies that batch at once).
+pub fn fill_ports(
+    d: &mut Driver,
+    n_ports: usize,
+    n_hosts: usize,
+    batch: usize,
+    first_id: u128,
+) -> (usize, std::time::Duration) {
     let mut next = first_id;
     let mut left = n_ports;
+    let mut slowest = (0, std::time::Duration::ZERO);
     while left > 0 {
         let take = left.min(batch);
         let specs = (0..take)
@@ -133,9 +142,15 @@ pub fn fill_ports(d: &mut Driver, n_ports: usize, n_hosts: usize, batch: usize, 
                 port_spec(n, 1, &host_name((n as usize) % n_hosts))
             })
             .collect();
+        let started = std::time::Instant::now();
         d.must(Command::CreatePorts(specs));
+        let took = started.elapsed();
+        if took > slowest.1 {
+            slowest = (n_ports - left, took);
+        }
         next += take as u128;
         left -= take;
     }
+    slowest
 }
 pub mod load;

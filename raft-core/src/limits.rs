@@ -105,6 +105,14 @@ const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX <= SNAPSHOT_BYTES_MAX);
 const _: () = assert!(FLUSH_BATCH_MAX <= APPEND_QUEUE_MAX);
 const _: () = assert!(APPEND_ENTRIES_BYTES_MAX * 4 <= GRPC_MESSAGE_BYTES_MAX);
 
+/// How long `apply` holds the state's write lock at a stretch: once an
+/// entry ends past it, the rest of the batch waits for the next hold.
+/// Readers (API handlers, the push layer, health) block runtime workers
+/// while it is held; holds of 1.5 s (a batch of 1,000-port entries on a
+/// loaded member) stalled every member's Raft core long enough to lose the
+/// leader (benches/README, "elections under batch load").
+pub const APPLY_LOCK_HOLD_MAX: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// How long `apply` polls before it waits for the write lock outright.
 /// Encoding a 1,000,000-port state takes well under this.
 pub const APPLY_LOCK_POLL_MAX: std::time::Duration = std::time::Duration::from_secs(10);

@@ -69,6 +69,8 @@ fn snapshot_send_buckets() -> impl Iterator<Item = f64> {
 pub struct RaftMetrics {
     pub(crate) wal_fsync: Histogram,
     pub(crate) apply: Histogram,
+    /// One hold of the state's write lock by `apply` (one or more entries).
+    pub(crate) apply_lock_hold: Histogram,
     pub(crate) snapshot_build: Histogram,
     /// The part of a build that holds the state's lock (`State::freeze`).
     pub(crate) snapshot_freeze: Histogram,
@@ -89,6 +91,7 @@ impl Default for RaftMetrics {
         RaftMetrics {
             wal_fsync: Histogram::new(wal_fsync_buckets()),
             apply: Histogram::new(apply_buckets()),
+            apply_lock_hold: Histogram::new(apply_buckets()),
             snapshot_build: Histogram::new(snapshot_buckets()),
             snapshot_freeze: Histogram::new(apply_buckets()),
             snapshot_restore: Histogram::new(snapshot_buckets()),
@@ -145,6 +148,12 @@ impl RaftMetrics {
             "apply_duration_seconds",
             "Time to apply one committed entry to the state machine",
             self.apply.clone(),
+        );
+        server.register(
+            "apply_lock_hold_duration_seconds",
+            "Time apply holds the state's write lock at a stretch (readers of the state \
+             wait that long)",
+            self.apply_lock_hold.clone(),
         );
         let disk = registry.sub_registry_with_prefix("disk");
         disk.register(

@@ -116,6 +116,13 @@ struct Args {
     /// Heartbeat interval passed to the servers (ms); unset: the server default.
     #[arg(long)]
     heartbeat_ms: Option<u64>,
+    /// The members' `--log` filter (e.g. `warn,openraft=info` to see elections).
+    #[arg(long, default_value = "warn")]
+    member_log: String,
+    /// Keep every cluster's member logs here (`<cluster>-node-<id>.log`)
+    /// when the cluster is torn down; unset: they go with its temp dir.
+    #[arg(long)]
+    keep_logs: Option<PathBuf>,
     /// Serve and dial TLS (the TLS-on row): a throwaway CA and member
     /// certificates in the temp dir, clients present an admin certificate;
     /// unset: the members run with --insecure.
@@ -161,9 +168,13 @@ struct Cluster {
     extra: Vec<String>,
     /// Where the members' certificates are (`--tls`); `None`: --insecure.
     tls_dir: Option<PathBuf>,
+    /// The members' `--log` filter.
+    log_filter: String,
+    /// Where the members' logs are copied on drop (`--keep-logs`).
+    keep_logs: Option<PathBuf>,
     members: Vec<Member>,
     // Dropped after `Drop::drop` has killed the members.
-    _root: tempfile::TempDir,
+    root: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -220,8 +231,10 @@ impl Cluster {
             initial,
             extra,
             tls_dir,
+            log_filter: args.member_log.clone(),
+            keep_logs: args.keep_logs.clone(),
             members,
-            _root: root,
+            root,
         };
         for i in 0..cluster.members.len() {
             cluster.spawn(i)?;
@@ -257,7 +270,8 @@ impl Cluster {
             .args(["--raft-addr", &m.raft, "--api-addr", &m.api])
             .arg("--data-dir")
             .arg(&m.data)
-            .args(["--initial-cluster", &self.initial, "--log", "warn"])
+            .args(["--initial-cluster", &self.initial])
+            .args(["--log", &self.log_filter])
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
@@ -313,6 +327,32 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for i in 0..self.members.len() {
             self.kill(i);
+        }
+        if let Some(dir) = &self.keep_logs {
+            let name = self
+                .root
+                .path()
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy();
+            for m in &self.members {
+                // The member's own log and RocksDB's (flushes, compactions, stalls).
+                let kept = [
+                    (m.log.clone(), format!("{name}-node-{}.log", m.id)),
+                    (
+                        m.data.join("LOG"),
+                        format!("{name}-node-{}-rocksdb.log", m.id),
+                    ),
+                ];
+                for (from, to) in kept {
+                    let to = dir.join(to);
+                    if let Err(e) =
+                        std::fs::create_dir_all(dir).and_then(|()| std::fs::copy(&from, &to))
+                    {
+                        eprintln!("cannot keep {}: {e}", from.display());
+                    }
+                }
+            }
         }
     }
 }

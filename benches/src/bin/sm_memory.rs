@@ -1,9 +1,10 @@
 //! Loads N ports (default 1,000,000) into one state machine and reports memory per
 //! port, indexes included: jemalloc's allocated bytes (what the state holds, in
 //! jemalloc's size classes, as in the `alcor` binary, which uses jemalloc too) and
-//! the resident set, plus the apply rate of 1,000-port batches; then takes a
-//! snapshot and times `State::restore` of it (what a restarting member does
-//! before it replays its log tail), with the restored state's heap per port.
+//! the resident set, plus the apply rate of 1,000-port batches and the slowest
+//! of them; then takes a snapshot and times `State::restore` of it (what a
+//! restarting member does before it replays its log tail), with the restored
+//! state's heap per port.
 //!
 //! Usage: `cargo run --release -p alcor-benches --bin sm_memory -- [n_ports] [n_hosts]`
 
@@ -44,7 +45,7 @@ fn main() {
     let before = rss_kib();
     let heap_before = allocated_bytes();
     let started = Instant::now();
-    fill_ports(&mut d, n_ports, n_hosts, 1_000, 1_000_000);
+    let (slowest_at, slowest) = fill_ports(&mut d, n_ports, n_hosts, 1_000, 1_000_000);
     let elapsed = started.elapsed();
     let after = rss_kib();
     let heap_after = allocated_bytes();
@@ -55,6 +56,10 @@ fn main() {
         "apply: {:.0} ports/s in 1,000-port batches ({:.2} s)",
         n_ports as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64()
+    );
+    println!(
+        "slowest batch: {:.1} ms, at {slowest_at} ports (what a member's apply holds readers off)",
+        slowest.as_secs_f64() * 1e3
     );
     println!("heap: {heap_per_port:.0} bytes allocated per port (jemalloc stats.allocated)");
     println!("rss: {before} KiB before, {after} KiB after: {per_port:.0} bytes per port (indexes included)");

@@ -30,6 +30,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("alcor_server_proposals_pending", "gauge"),
     ("alcor_server_proposals_failed", "counter"),
     ("alcor_server_apply_duration_seconds", "histogram"),
+    ("alcor_server_apply_lock_hold_duration_seconds", "histogram"),
     ("alcor_disk_wal_fsync_duration_seconds", "histogram"),
     ("alcor_disk_log_size_in_bytes", "gauge"),
     ("alcor_disk_db_total_size_in_bytes", "gauge"),
@@ -289,6 +290,7 @@ async fn metrics_have_every_family_and_move_with_writes_reads_rejections_rest_an
     moved("alcor_server_proposals_committed_total", writes);
     moved("alcor_server_proposals_applied_total", writes);
     moved("alcor_server_apply_duration_seconds_count", writes);
+    moved("alcor_server_apply_lock_hold_duration_seconds_count", 1.0);
     moved("alcor_disk_wal_fsync_duration_seconds_count", 1.0);
     moved("alcor_snapshot_freeze_duration_seconds_count", 1.0);
     moved(&handled("CreateVpc", "OK"), writes);

@@ -24,7 +24,9 @@ use tokio_stream::{Stream, StreamExt};
 
 use super::{cf, io_error, synced, Db, CF_SM};
 use crate::codec;
-use crate::limits::{APPLIED_EVENTS_MAX, APPLY_LOCK_POLL_MAX, SNAPSHOT_SYNC_BYTES_MAX};
+use crate::limits::{
+    APPLIED_EVENTS_MAX, APPLY_LOCK_HOLD_MAX, APPLY_LOCK_POLL_MAX, SNAPSHOT_SYNC_BYTES_MAX,
+};
 use crate::metrics::RaftMetrics;
 use crate::types::{
     EntryResponse, LogId, Request, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
@@ -171,6 +173,9 @@ pub struct StateMachineStore {
     snapshot_bytes: Arc<AtomicU64>,
     /// Apply, snapshot build and restore times, snapshot size.
     metrics: RaftMetrics,
+    /// How long one hold of the write lock may run on
+    /// ([`APPLY_LOCK_HOLD_MAX`]; tests shorten it).
+    lock_hold_max: std::time::Duration,
 }
 
 /// Builds a snapshot of the current state; runs beside `apply`.
@@ -228,6 +233,7 @@ impl StateMachineStore {
             persist_lock: Arc::new(Mutex::new(())),
             snapshot_bytes,
             metrics,
+            lock_hold_max: APPLY_LOCK_HOLD_MAX,
         })
     }
 
@@ -547,9 +553,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok((applied.last_applied, applied.membership.clone()))
     }
 
-    /// Applies the batch under one write lock, then publishes its events and
-    /// only then answers the waiting clients, so a client that reads after
-    /// its reply sees its write.
+    /// Applies the batch in holds of the write lock of at most
+    /// `lock_hold_max` each (and at least one entry), and after each hold
+    /// publishes its events and only then answers its waiting clients, so a
+    /// client that reads after its reply sees its write. Readers wait one
+    /// hold, not the whole batch.
     async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
     where
         Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
@@ -560,60 +568,72 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         while let Some(item) = entries.next().await {
             batch.push(item?);
         }
-        let mut responses = Vec::with_capacity(batch.len());
-        let mut events = Vec::with_capacity(batch.len());
-        let mut changed = Vec::new();
-        {
-            let mut applied = write_applied(&self.applied).await?;
-            // Nobody listens for goal-state diffs (the log replayed at
-            // start, before the push layer subscribes): skip computing
-            // them. Checked under the write lock, so a subscriber that
-            // comes later reads a state that already holds this batch.
-            let diffs_wanted = self.events.receiver_count() > 0;
-            for (entry, responder) in batch {
-                let log_index = entry.log_id.index;
-                applied.last_applied = Some(entry.log_id);
-                let (response, diffs) = match entry.payload {
-                    EntryPayload::Blank => (EntryResponse::Blank, Diffs::default()),
-                    EntryPayload::Normal(Request::Apply(proposal)) => {
-                        let started = Instant::now();
-                        let outcome = if diffs_wanted {
-                            applied.state.apply(log_index, &proposal)
-                        } else {
-                            applied.state.apply_without_diffs(log_index, &proposal)
-                        };
-                        self.metrics.apply.observe(started.elapsed().as_secs_f64());
-                        if !outcome.changes.is_empty() {
-                            changed.push(ChangeEvent::Entry {
-                                log_index,
-                                changes: Arc::new(outcome.changes),
-                            });
+        let mut batch = batch.into_iter();
+        while batch.len() > 0 {
+            let mut responses = Vec::new();
+            let mut events = Vec::new();
+            let mut changed = Vec::new();
+            {
+                let mut applied = write_applied(&self.applied).await?;
+                let held = Instant::now();
+                // Nobody listens for goal-state diffs (the log replayed at
+                // start, before the push layer subscribes): skip computing
+                // them. Checked under the write lock, so a subscriber that
+                // comes later reads a state that already holds this hold's
+                // entries.
+                let diffs_wanted = self.events.receiver_count() > 0;
+                for (entry, responder) in batch.by_ref() {
+                    let log_index = entry.log_id.index;
+                    applied.last_applied = Some(entry.log_id);
+                    let (response, diffs) = match entry.payload {
+                        EntryPayload::Blank => (EntryResponse::Blank, Diffs::default()),
+                        EntryPayload::Normal(Request::Apply(proposal)) => {
+                            let started = Instant::now();
+                            let outcome = if diffs_wanted {
+                                applied.state.apply(log_index, &proposal)
+                            } else {
+                                applied.state.apply_without_diffs(log_index, &proposal)
+                            };
+                            self.metrics.apply.observe(started.elapsed().as_secs_f64());
+                            if !outcome.changes.is_empty() {
+                                changed.push(ChangeEvent::Entry {
+                                    log_index,
+                                    changes: Arc::new(outcome.changes),
+                                });
+                            }
+                            (EntryResponse::Applied(outcome.result), outcome.diffs)
                         }
-                        (EntryResponse::Applied(outcome.result), outcome.diffs)
+                        EntryPayload::Membership(membership) => {
+                            applied.membership =
+                                StoredMembership::new(Some(entry.log_id), membership);
+                            (EntryResponse::Membership, Diffs::default())
+                        }
+                    };
+                    if let Some(responder) = responder {
+                        responses.push((responder, response));
                     }
-                    EntryPayload::Membership(membership) => {
-                        applied.membership = StoredMembership::new(Some(entry.log_id), membership);
-                        (EntryResponse::Membership, Diffs::default())
+                    events.push(AppliedEvent::Entry {
+                        log_index,
+                        diffs: Arc::new(diffs),
+                    });
+                    if held.elapsed() >= self.lock_hold_max {
+                        break;
                     }
-                };
-                if let Some(responder) = responder {
-                    responses.push((responder, response));
                 }
-                events.push(AppliedEvent::Entry {
-                    log_index,
-                    diffs: Arc::new(diffs),
-                });
+                self.metrics
+                    .apply_lock_hold
+                    .observe(held.elapsed().as_secs_f64());
             }
-        }
-        for event in events {
-            // No subscribers is fine; lagging subscribers detect it themselves.
-            let _ = self.events.send(event);
-        }
-        for event in changed {
-            let _ = self.changes.send(event);
-        }
-        for (responder, response) in responses {
-            responder.send(response);
+            for event in events {
+                // No subscribers is fine; lagging subscribers detect it themselves.
+                let _ = self.events.send(event);
+            }
+            for event in changed {
+                let _ = self.changes.send(event);
+            }
+            for (responder, response) in responses {
+                responder.send(response);
+            }
         }
         Ok(())
     }
@@ -791,6 +811,58 @@ mod tests {
         );
         assert!(before == NICE_LOWEST || during > before);
         assert_eq!(nice(), before, "the caller's thread keeps its priority");
+    }
+
+    /// How many holds of the write lock `store`'s applies took so far.
+    fn lock_holds(store: &StateMachineStore) -> u64 {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("holds", "", store.metrics.apply_lock_hold.clone());
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("holds_count "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_batch_longer_than_one_hold_lets_readers_in_between_its_entries() {
+        for (hold_max, holds) in [
+            (std::time::Duration::ZERO, 3),
+            (std::time::Duration::MAX, 1),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (db, _closed) = super::super::open_db(dir.path(), false).unwrap();
+            let mut store = StateMachineStore::open(db).unwrap();
+            store.lock_hold_max = hold_max;
+            let entries = (1..=3u64).map(|n| {
+                let proposal = alcor_state_machine::Proposal {
+                    time_ms: 1_700_000_000_000,
+                    command: alcor_state_machine::Command::CreateHost {
+                        id: format!("h{n}"),
+                        project_id: "p1".to_string(),
+                        underlay_ip: std::net::Ipv4Addr::new(192, 0, 2, n as u8).into(),
+                    },
+                };
+                let leader = crate::types::CommittedLeaderId {
+                    term: 1,
+                    node_id: 1,
+                };
+                let entry = crate::types::Entry {
+                    log_id: LogId::new(leader, n),
+                    payload: EntryPayload::Normal(Request::Apply(proposal)),
+                };
+                Ok((entry, None))
+            });
+            store.apply(tokio_stream::iter(entries)).await.unwrap();
+
+            assert_eq!(lock_holds(&store), holds, "hold budget {hold_max:?}");
+            // Every entry is applied either way, in order.
+            let (last, _) = store.applied_state().await.unwrap();
+            assert_eq!(last.map(|id| id.index), Some(3));
+            let hosts = store.view().read(|s| s.hosts().count()).unwrap();
+            assert_eq!(hosts, 3);
+        }
     }
 
     #[tokio::test]

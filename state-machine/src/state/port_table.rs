@@ -11,11 +11,12 @@
 //! output (the snapshot, a listing, a diff), and two members with different
 //! seeds write byte-identical snapshots (tested below).
 //!
-//! The rows hold `Arc<Port>` (one pointer per slot): a hash table keeps up to
-//! half its slots empty, and empty 8-byte slots cost little. Measured with
-//! `sm_memory 1000000 1000`, the table and its ordered set together cost ~5 bytes a
-//! port more heap than the `BTreeMap<Id, Box<Port>>` they replace (725 -> 730 B
-//! per port, benches/README.md "the state's layout").
+//! The rows hold `Arc<Port>` beside the hash of its ID (16 bytes per slot): a
+//! hash table keeps up to half its slots empty, and empty slots cost little.
+//! The stored hash lets the table grow without reading a single port (a
+//! resize that fetched each row's ID from the heap was 0.6 s at 1,835,000
+//! rows); it costs ~17 bytes of heap a port (`sm_memory`, benches/README.md
+//! "elections under batch load").
 //!
 //! A row is shared, never changed in place: a commit stores a new `Arc`. So a
 //! clone of the table shares every port with it and costs a pointer copy and
@@ -38,7 +39,11 @@ use std::sync::Arc;
 /// Ports by ID; see the module documentation.
 #[derive(Clone, Default)]
 pub(crate) struct PortTable {
-    rows: HashTable<Arc<Port>>,
+    /// Each row beside its ID's hash, so growing the table rehashes without
+    /// reading the port: a resize of 1,835,000 rows that fetched each `Arc`'s
+    /// ID from the heap held applies off for 0.6 s, on every member at the
+    /// same log entry (benches/README, "elections under batch load").
+    rows: HashTable<(u64, Arc<Port>)>,
     order: BTreeSet<Id>,
     /// SipHash keyed per process: port IDs may be chosen by clients, so a fixed
     /// hash would let one craft colliding IDs and slow every member's apply.
@@ -57,7 +62,10 @@ impl PortTable {
 
     /// The stored row of `id`, to share rather than copy.
     pub(crate) fn shared(&self, id: &Id) -> Option<&Arc<Port>> {
-        self.rows.find(self.hash(id), |p| p.id == *id)
+        let hash = self.hash(id);
+        self.rows
+            .find(hash, |(h, p)| *h == hash && p.id == *id)
+            .map(|(_, p)| p)
     }
 
     pub(crate) fn contains_key(&self, id: &Id) -> bool {
@@ -89,16 +97,15 @@ impl PortTable {
     /// Inserts or replaces a row in the hash table only.
     fn put_row(&mut self, port: Arc<Port>) -> Option<Arc<Port>> {
         let hash = self.hash(&port.id);
-        let seed = &self.seed;
         match self
             .rows
-            .entry(hash, |p| p.id == port.id, |p| seed.hash_one(p.id))
+            .entry(hash, |(h, p)| *h == hash && p.id == port.id, |(h, _)| *h)
         {
             hashbrown::hash_table::Entry::Occupied(mut slot) => {
-                Some(std::mem::replace(slot.get_mut(), port))
+                Some(std::mem::replace(&mut slot.get_mut().1, port))
             }
             hashbrown::hash_table::Entry::Vacant(slot) => {
-                slot.insert(port);
+                slot.insert((hash, port));
                 None
             }
         }
@@ -107,8 +114,11 @@ impl PortTable {
     /// Removes the port stored under `id`.
     pub(crate) fn remove(&mut self, id: &Id) -> Option<Arc<Port>> {
         let hash = self.hash(id);
-        let slot = self.rows.find_entry(hash, |p| p.id == *id).ok()?;
-        let (port, _) = slot.remove();
+        let slot = self
+            .rows
+            .find_entry(hash, |(h, p)| *h == hash && p.id == *id)
+            .ok()?;
+        let ((_, port), _) = slot.remove();
         self.order.remove(id);
         Some(port)
     }
@@ -152,7 +162,7 @@ impl std::fmt::Debug for PortTable {
 /// sort makes the order the IDs', so the table's seed still reaches no output.
 impl serde::Serialize for PortTable {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut rows: Vec<(Id, &Port)> = self.rows.iter().map(|p| (p.id, &**p)).collect();
+        let mut rows: Vec<(Id, &Port)> = self.rows.iter().map(|(_, p)| (p.id, &**p)).collect();
         rows.sort_unstable_by_key(|(id, _)| *id);
         s.collect_map(rows)
     }
