@@ -15,6 +15,8 @@
 //! valid value is unchanged, so the format version stays 1.
 
 use alcor_state_machine::decode::decode_bounded;
+use std::io::Write;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -87,9 +89,22 @@ fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
 
 /// Encodes a record for storage: `[FORMAT_VERSION] ++ encode(value)`.
 pub fn encode_record<T: Serialize>(value: &T) -> Result<Vec<u8>, EncodeError> {
-    let mut out = vec![FORMAT_VERSION];
-    bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard())?;
+    let mut out = Vec::new();
+    write_record(value, &mut out)?;
     Ok(out)
+}
+
+/// [`encode_record`]'s bytes written straight to `out`, with no copy of
+/// the whole record in memory (a snapshot record is hundreds of megabytes).
+pub fn write_record<T: Serialize>(value: &T, out: &mut impl Write) -> Result<(), EncodeError> {
+    // A `u8` is one raw byte in bincode's standard configuration, and a
+    // pair is its two encodings back to back.
+    bincode::serde::encode_into_std_write(
+        (FORMAT_VERSION, value),
+        out,
+        bincode::config::standard(),
+    )?;
+    Ok(())
 }
 
 /// Decodes a record written by [`encode_record`], bounded like a wire

@@ -119,8 +119,9 @@ struct Args {
     /// The members' `--log` filter (e.g. `warn,openraft=info` to see elections).
     #[arg(long, default_value = "warn")]
     member_log: String,
-    /// Keep every cluster's member logs here (`<cluster>-node-<id>.log`)
-    /// when the cluster is torn down; unset: they go with its temp dir.
+    /// Keep every cluster's member logs here when the cluster is torn down
+    /// (`<cluster>-node-<id>.log`, and RocksDB's own as
+    /// `<cluster>-node-<id>-rocksdb.log`); unset: they go with its temp dir.
     #[arg(long)]
     keep_logs: Option<PathBuf>,
     /// Serve and dial TLS (the TLS-on row): a throwaway CA and member
