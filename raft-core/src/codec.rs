@@ -14,9 +14,9 @@
 //! ([`GRPC_MESSAGE_BYTES_MAX`]) is refused unread. The encoding of every
 //! valid value is unchanged, so the format version stays 1.
 
-use alcor_state_machine::decode::decode_bounded;
 use std::io::Write;
 
+use alcor_state_machine::decode::decode_bounded;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 

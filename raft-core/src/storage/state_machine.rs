@@ -111,6 +111,43 @@ struct Applied {
     membership: StoredMembership,
 }
 
+impl Applied {
+    /// Applies one committed entry: the state (with goal diffs when
+    /// `diffs_wanted`), the applied log id and the membership. Returns the
+    /// client's response, the entry's diffs and its change event, if any.
+    fn apply_entry(
+        &mut self,
+        entry: crate::types::Entry,
+        diffs_wanted: bool,
+        metrics: &RaftMetrics,
+    ) -> (EntryResponse, Diffs, Option<ChangeEvent>) {
+        let log_index = entry.log_id.index;
+        self.last_applied = Some(entry.log_id);
+        match entry.payload {
+            EntryPayload::Blank => (EntryResponse::Blank, Diffs::default(), None),
+            EntryPayload::Normal(Request::Apply(proposal)) => {
+                let started = Instant::now();
+                let outcome = if diffs_wanted {
+                    self.state.apply(log_index, &proposal)
+                } else {
+                    self.state.apply_without_diffs(log_index, &proposal)
+                };
+                metrics.apply.observe(started.elapsed().as_secs_f64());
+                let change = (!outcome.changes.is_empty()).then(|| ChangeEvent::Entry {
+                    log_index,
+                    changes: Arc::new(outcome.changes),
+                });
+                let response = EntryResponse::Applied(outcome.result);
+                (response, outcome.diffs, change)
+            }
+            EntryPayload::Membership(membership) => {
+                self.membership = StoredMembership::new(Some(entry.log_id), membership);
+                (EntryResponse::Membership, Diffs::default(), None)
+            }
+        }
+    }
+}
+
 /// A snapshot as persisted in the `sm` column family.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct StoredSnapshot {
@@ -615,31 +652,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 let diffs_wanted = self.events.receiver_count() > 0;
                 for (entry, responder) in batch.by_ref() {
                     let log_index = entry.log_id.index;
-                    applied.last_applied = Some(entry.log_id);
-                    let (response, diffs) = match entry.payload {
-                        EntryPayload::Blank => (EntryResponse::Blank, Diffs::default()),
-                        EntryPayload::Normal(Request::Apply(proposal)) => {
-                            let started = Instant::now();
-                            let outcome = if diffs_wanted {
-                                applied.state.apply(log_index, &proposal)
-                            } else {
-                                applied.state.apply_without_diffs(log_index, &proposal)
-                            };
-                            self.metrics.apply.observe(started.elapsed().as_secs_f64());
-                            if !outcome.changes.is_empty() {
-                                changed.push(ChangeEvent::Entry {
-                                    log_index,
-                                    changes: Arc::new(outcome.changes),
-                                });
-                            }
-                            (EntryResponse::Applied(outcome.result), outcome.diffs)
-                        }
-                        EntryPayload::Membership(membership) => {
-                            applied.membership =
-                                StoredMembership::new(Some(entry.log_id), membership);
-                            (EntryResponse::Membership, Diffs::default())
-                        }
-                    };
+                    let (response, diffs, change) =
+                        applied.apply_entry(entry, diffs_wanted, &self.metrics);
+                    changed.extend(change);
                     if let Some(responder) = responder {
                         responses.push((responder, response));
                     }
