@@ -8,8 +8,8 @@ use alcor_state_machine::{Command, Id, Proposal};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 /// The allocator of the `alcor` binary, so apply is timed as a member runs it
-/// (figures before 2026-12-07 09:00 UTC were taken with glibc's malloc;
-/// benches/README.md, "the criterion rows with the node's allocator").
+/// (benches/README.md's figures older than its section "the criterion rows
+/// with the node's allocator" were taken with glibc's malloc).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
