@@ -27,7 +27,7 @@ use alcor_state_machine::{
 };
 use ipnet::IpNet;
 
-use crate::ids::{random_id, token_id};
+use crate::ids::{time_ordered_id, token_id};
 use crate::limits::{PORTS_BATCH_MAX, PROTOCOL_NUMBER_MAX, TCP_UDP_PORT_MAX};
 
 /// A field failed to parse or is out of bounds.
@@ -49,10 +49,10 @@ pub fn parse_id(field: &str, text: &str) -> Result<Id, Rejection> {
 }
 
 /// The ID of a new resource: the client's (outside the derived space the
-/// state machine keeps for itself), or a fresh random UUID v4.
+/// state machine keeps for itself), or a fresh time-ordered UUID v7.
 fn new_id(field: &str, text: &str) -> Result<Id, Rejection> {
     if text.is_empty() {
-        random_id().map_err(|e| invalid(field, format!("cannot generate: {e}")))
+        time_ordered_id().map_err(|e| invalid(field, format!("cannot generate: {e}")))
     } else {
         let id = parse_id(field, text)?;
         validate_client_id(field, id)?;
@@ -1480,13 +1480,13 @@ mod tests {
     }
 
     #[test]
-    fn empty_id_on_create_gets_a_random_uuid_v4() {
+    fn empty_id_on_create_gets_a_time_ordered_uuid_v7() {
         let a = new_id("id", "");
         let b = new_id("id", "");
         assert!(a.is_ok() && b.is_ok());
         assert_ne!(a, b);
         let text = a.map(|id| id.to_string()).unwrap_or_default();
-        assert_eq!(text.as_bytes()[14], b'4');
+        assert_eq!(text.as_bytes()[14], b'7');
     }
 
     #[test]

@@ -1,15 +1,40 @@
 //! New resource IDs, drawn by the gateway so that the state machine stays
-//! free of randomness: random UUID v4s, or, for a create with a request
-//! token and no ID, a UUID v8 derived from the token so that every retry
-//! proposes the same command.
+//! free of randomness and clocks: time-ordered UUID v7s, or, for a create
+//! with a request token and no ID, a UUID v8 derived from the token so that
+//! every retry proposes the same command. Request ids are random UUID v4s.
 
 use alcor_state_machine::Id;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A random RFC 4122 version-4 UUID as an [`Id`].
 pub(crate) fn random_id() -> Result<Id, getrandom::Error> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)?;
     Ok(uuid_with_version(bytes, 0x40))
+}
+
+/// A new resource's ID: an RFC 9562 version-7 UUID, the Unix time in
+/// milliseconds in its first 48 bits, then 74 random bits.
+///
+/// IDs drawn close in time sort close together, so the ports of a batch go
+/// into the ID-ordered indexes (the ports' ID set, VPC -> ports, group ->
+/// ports, host -> ports) side by side at the right end of each B-tree, not at
+/// random places across trees of millions of entries, one cache miss per
+/// level. `sm_memory` applies 1,000-port batches up to 2,000,000 ports about a
+/// third faster with such IDs than with v4s (benches/README.md, "time-ordered
+/// port IDs"). Within one millisecond the order is random, not a counter:
+/// strictly increasing keys leave every B-tree node it splits half full
+/// (std's split point), while random ones fill them about two thirds.
+/// A clock before 1970 gives time 0; the 74 random bits keep IDs distinct
+/// whatever the clock does.
+pub(crate) fn time_ordered_id() -> Result<Id, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes[6..])?;
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    Ok(uuid_with_version(bytes, 0x70))
 }
 
 /// The ID of the `kind` resource created under request `token`: the
@@ -44,5 +69,46 @@ mod tests {
         assert_ne!(a, token_id("vpc", "t-2"));
         assert_ne!(a, token_id("port", "t-1"));
         assert_eq!(a.to_string().as_bytes()[14], b'8');
+    }
+
+    fn millis_now() -> u128 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn resource_ids_are_version_7_and_lead_with_the_time_they_were_drawn() {
+        let before = millis_now();
+        let first = time_ordered_id().expect("id");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = time_ordered_id().expect("id");
+        let after = millis_now();
+        for id in [first, second] {
+            let text = id.to_string();
+            assert_eq!(text.as_bytes()[14], b'7', "{text}");
+            assert!(
+                matches!(text.as_bytes()[19], b'8'..=b'b'),
+                "variant 10: {text}"
+            );
+            assert!(!id.is_derived());
+            let millis = id.0 >> 80;
+            assert!(
+                (before..=after).contains(&millis),
+                "{text}: {millis} not in {before}..={after}"
+            );
+        }
+        assert!(
+            first < second,
+            "{first} drawn 2 ms before {second} sorts first"
+        );
+    }
+
+    #[test]
+    fn resource_ids_drawn_in_one_millisecond_differ() {
+        let ids: std::collections::BTreeSet<Id> =
+            (0..1_000).map(|_| time_ordered_id().expect("id")).collect();
+        assert_eq!(ids.len(), 1_000);
     }
 }

@@ -72,8 +72,8 @@ async fn resources_are_created_read_paginated_filtered_and_deleted() {
     let vpc = create_vpc(&mut c, "web").await;
     assert_eq!(
         vpc.id.as_bytes()[14],
-        b'4',
-        "gateway generates UUID v4: {}",
+        b'7',
+        "gateway generates time-ordered UUID v7: {}",
         vpc.id
     );
     let subnet = create_subnet(&mut c, &vpc.id, "10.0.0.0/24").await;
