@@ -23,10 +23,10 @@ pub(crate) fn random_id() -> Result<Id, getrandom::Error> {
 /// level. `sm_memory` applies 1,000-port batches up to 2,000,000 ports about a
 /// third faster with such IDs than with v4s (benches/README.md, "time-ordered
 /// port IDs"). Within one millisecond the order is random, not a counter:
-/// strictly increasing keys leave every B-tree node it splits half full
-/// (std's split point), while random ones fill them about two thirds.
-/// A clock before 1970 gives time 0; the 74 random bits keep IDs distinct
-/// whatever the clock does.
+/// strictly increasing keys would leave each node std's B-tree splits with
+/// 6 of its 11 keys for good (its split point at the right edge). A clock
+/// before 1970 gives time 0; the 74 random bits keep IDs distinct whatever
+/// the clock does.
 pub(crate) fn time_ordered_id() -> Result<Id, getrandom::Error> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes[6..])?;
@@ -39,8 +39,8 @@ pub(crate) fn time_ordered_id() -> Result<Id, getrandom::Error> {
 
 /// The ID of the `kind` resource created under request `token`: the
 /// first 122 bits of a domain-separated BLAKE3 hash, as an RFC 9562
-/// version-8 UUID (distinct from random v4 IDs and the state machine's
-/// derived IDs).
+/// version-8 UUID (distinct from the time-ordered v7 IDs and the state
+/// machine's derived IDs).
 pub(crate) fn token_id(kind: &str, token: &str) -> Id {
     let mut hasher = blake3::Hasher::new_derive_key("alcor-rs api-gateway request-token id v1");
     hasher.update(kind.as_bytes());
