@@ -3,8 +3,8 @@
 //! with a request token and no ID, a UUID v8 derived from the token so that
 //! every retry proposes the same command. Request ids are random UUID v4s.
 
+use crate::orchestrator::now_ms;
 use alcor_state_machine::Id;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A random RFC 4122 version-4 UUID as an [`Id`].
 pub(crate) fn random_id() -> Result<Id, getrandom::Error> {
@@ -26,14 +26,12 @@ pub(crate) fn random_id() -> Result<Id, getrandom::Error> {
 /// strictly increasing keys would leave each node std's B-tree splits with
 /// 6 of its 11 keys for good (its split point at the right edge). A clock
 /// before 1970 gives time 0; the 74 random bits keep IDs distinct whatever
-/// the clock does.
+/// the clock does. The time is the one the gateway stamps commands with
+/// ([`now_ms`]).
 pub(crate) fn time_ordered_id() -> Result<Id, getrandom::Error> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes[6..])?;
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[..6].copy_from_slice(&now_ms().to_be_bytes()[2..]);
     Ok(uuid_with_version(bytes, 0x70))
 }
 
@@ -71,9 +69,10 @@ mod tests {
         assert_eq!(a.to_string().as_bytes()[14], b'8');
     }
 
+    /// Read apart from [`now_ms`], so a broken clock there cannot pass.
     fn millis_now() -> u128 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0)
     }
