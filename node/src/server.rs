@@ -20,9 +20,8 @@ use alcor_proto::push::v1::host_push_server as push_server;
 use alcor_raft_core::health::health_server;
 use alcor_raft_core::{RaftListen, RaftNode, RaftNodeConfig, Readiness};
 use alcor_rest_gateway::RestMetrics;
-use alcor_tls::{ClientAuth, ClientIdentity, CoalescedIo, Protocol, TlsFiles, TlsIncoming};
+use alcor_tls::{ClientAuth, ClientIdentity, Protocol, TlsFiles, TlsIncoming};
 use anyhow::Context;
-use futures::TryStreamExt;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tonic::transport::server::Router;
@@ -279,18 +278,13 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
             let served: ApiServed = match &tls {
                 Some(files) => {
                     let incoming =
-                        tls_incoming(listener, files, ClientAuth::Optional, Protocol::Grpc)?
-                            .map_ok(CoalescedIo::new);
+                        tls_incoming(listener, files, ClientAuth::Optional, Protocol::Grpc)?;
                     Box::pin(router.serve_with_incoming_shutdown(incoming, push_shutdown))
                 }
-                None => Box::pin(
-                    router.serve_with_incoming_shutdown(
-                        tonic::transport::server::TcpIncoming::from(listener)
-                            .with_nodelay(Some(true))
-                            .map_ok(CoalescedIo::new),
-                        push_shutdown,
-                    ),
-                ),
+                None => Box::pin(router.serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    push_shutdown,
+                )),
             };
             Some(tokio::spawn(served))
         }
@@ -312,23 +306,16 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let serve: ApiServed = match &tls {
         // Client certificates are optional on the API: a caller may prove
         // its identity with one (verified against the CA) or with a token.
-        // Every connection's writes are gathered into one write per flush
-        // (`alcor_tls::coalesce`), with or without TLS.
         Some(files) => {
-            let incoming = tls_incoming(api_listener, files, ClientAuth::Optional, Protocol::Grpc)?
-                .map_ok(CoalescedIo::new);
+            let incoming = tls_incoming(api_listener, files, ClientAuth::Optional, Protocol::Grpc)?;
             Box::pin(router.serve_with_incoming_shutdown(incoming, shutdown))
         }
         // tonic ignores `Server::tcp_nodelay` for caller-supplied listeners: set it here, or
         // every small response waits for the peer's delayed ACK (~40 ms).
-        None => Box::pin(
-            router.serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(api_listener)
-                    .with_nodelay(Some(true))
-                    .map_ok(CoalescedIo::new),
-                shutdown,
-            ),
-        ),
+        None => Box::pin(router.serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(api_listener).with_nodelay(Some(true)),
+            shutdown,
+        )),
     };
     // Watch streams and calls parked on a dead Raft never end by themselves:
     // once stopping, the drain is bounded, then the rest is dropped.

@@ -8,8 +8,6 @@
 //!   configs for the SDK, the CLI, agents and Raft peers.
 //! - [`incoming`]: TLS handshakes off the accept loop, feeding tonic's
 //!   `serve_with_incoming` or `axum::serve`.
-//! - [`coalesce`]: the write coalescing of the gRPC listeners (one write
-//!   per flush instead of one per HTTP/2 frame), under or without TLS.
 //! - [`identity`]: the [`Principal`](alcor_proto::identity::Principal) a
 //!   verified client certificate names (its one `alcor://` URI SAN).
 //! - [`dev`]: a throwaway CA and certificates (`alcor dev`, tests).
@@ -23,14 +21,12 @@
 //!   identity may do is decided by the services.
 //! - Depends on no Alcor crate but `alcor-proto` (for the identity type).
 
-pub mod coalesce;
 pub mod config;
 pub mod dev;
 pub mod identity;
 pub mod incoming;
 pub mod limits;
 
-pub use coalesce::CoalescedIo;
 pub use config::{
     client_tls_config, server_config, ClientAuth, Protocol, ReloadingClientTls, TlsFiles,
 };

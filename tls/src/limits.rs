@@ -15,9 +15,4 @@ pub const ACCEPTED_QUEUE_MAX: usize = 128;
 /// for changes (on the next handshake after this much time).
 pub const CERT_RELOAD_CHECK_MS: u64 = 1_000;
 
-/// Bytes a gRPC connection gathers before it writes them out without
-/// waiting for its flush ([`crate::coalesce::CoalescedIo`]); a single
-/// write this large or larger goes out as it is.
-pub const COALESCED_WRITE_BYTES_MAX: usize = 64 * 1024;
-
 const _: () = assert!(ACCEPTED_QUEUE_MAX <= HANDSHAKES_IN_FLIGHT_MAX);
