@@ -59,10 +59,10 @@ fn codec(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     // The log entry payload exactly as raft-core persists it: `Request::Apply`
     // through its public versioned codec (bincode 2 + serde, format byte first).
-    let entry = Request::Apply(Proposal {
+    let entry = Request::Apply(std::sync::Arc::new(Proposal {
         time_ms: 1_764_000_000_000,
         command: Command::CreatePort(port_spec(42, 1, "host-00003")),
-    });
+    }));
     let bytes = encode_record(&entry).expect("a proposal always encodes");
     group.bench_function("encode_create_port_entry", |b| {
         b.iter(|| encode_record(&entry).map(|v| v.len()))

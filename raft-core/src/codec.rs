@@ -201,7 +201,7 @@ mod tests {
             matches!(&result, Err(DecodeError::Malformed(e)) if e.to_string().contains("nest deeper")),
             "{result:?}"
         );
-        let valid = crate::types::Request::Apply(Proposal {
+        let valid = crate::types::Request::Apply(std::sync::Arc::new(Proposal {
             time_ms: 0,
             command: Command::Batch(vec![Command::Idempotent {
                 token: "t".into(),
@@ -210,7 +210,7 @@ mod tests {
                     command: Box::new(plain),
                 }),
             }]),
-        });
+        }));
         let back: crate::types::Request = decode(&encode(&valid).unwrap()).unwrap();
         assert_eq!(back, valid);
     }

@@ -79,7 +79,7 @@ fn sample_state() -> State {
 fn sample_entry() -> Entry {
     Entry {
         log_id: log_id(2, 4),
-        payload: EntryPayload::Normal(Request::Apply(create_vpc())),
+        payload: EntryPayload::Normal(Request::Apply(std::sync::Arc::new(create_vpc()))),
     }
 }
 
@@ -146,7 +146,7 @@ fn stored_log_entry_fixture_decodes_to_the_sample_and_encodes_the_same() {
         let entry: Entry = codec::decode_record(stored).unwrap();
         assert_eq!(entry.log_id, log_id(2, 4));
         match entry.payload {
-            EntryPayload::Normal(Request::Apply(proposal)) => assert_eq!(proposal, create_vpc()),
+            EntryPayload::Normal(Request::Apply(proposal)) => assert_eq!(*proposal, create_vpc()),
             other => panic!("decoded {other:?}"),
         }
     });

@@ -9,6 +9,18 @@ pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// tiny entries from becoming a long list.
 pub const APPEND_ENTRIES_PER_RPC_MAX: u64 = 1024;
 
+/// Stored bytes of the newest log entries kept decoded in memory
+/// (`storage::log_cache`), so apply and replication need not read back what
+/// was just appended. Decoded entries take a few times their stored size;
+/// 8 MiB holds ~40 entries of 1,000-port batches, more than apply and
+/// replication are behind the last append on a healthy member, and costs
+/// under 30 B per port at 1,000,000 ports.
+pub const LOG_CACHE_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Entries kept in that cache, whatever their size (single-port writes are
+/// a few hundred bytes each).
+pub const LOG_CACHE_ENTRIES_MAX: usize = 4096;
+
 /// Stored bytes of log entries per AppendEntries (at least one entry is
 /// always sent, whatever its size). openraft bounds every AppendEntries by
 /// the heartbeat interval (100 ms by default; `APPEND_ENTRIES_BYTES_PER_MS_MIN`

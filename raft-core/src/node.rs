@@ -545,7 +545,7 @@ impl RaftNode {
         if self.mutation == Some(Mutation::DoubleApply) {
             proposal.command = without_request_tokens(proposal.command);
         }
-        let request = Request::Apply(proposal);
+        let request = Request::Apply(Arc::new(proposal));
         let deadline = Instant::now() + self.request_timeout;
         let _pending = Pending::start(&self.metrics);
         let written =

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io::Cursor;
+use std::sync::Arc;
 
 use alcor_state_machine::{Proposal, Rejection, Reply};
 use serde::{Deserialize, Serialize};
@@ -32,8 +33,10 @@ impl fmt::Display for Node {
 /// encoded by variant index: new variants must only ever be appended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
-    /// Apply one leader-stamped proposal to the state machine.
-    Apply(Proposal),
+    /// Apply one leader-stamped proposal to the state machine. Shared, so
+    /// that the log cache and replication copy a pointer, not the command;
+    /// serde encodes an `Arc` as what it holds, so the bytes are unchanged.
+    Apply(Arc<Proposal>),
 }
 
 impl fmt::Display for Request {

@@ -187,14 +187,14 @@ fn append(term: u64, member: u64) -> RaftMessage {
 
 /// A forwarded write creating a host.
 fn forward() -> RaftMessage {
-    let request = alcor_raft_core::Request::Apply(Proposal {
+    let request = alcor_raft_core::Request::Apply(std::sync::Arc::new(Proposal {
         time_ms: 1,
         command: Command::CreateHost {
             id: "forged".to_string(),
             project_id: "admin".to_string(),
             underlay_ip: IpAddr::from([192, 0, 2, 99]),
         },
-    });
+    }));
     RaftMessage {
         version: alcor_raft_core::convert::WIRE_VERSION,
         payload: codec::encode(&request).unwrap(),

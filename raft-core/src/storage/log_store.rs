@@ -25,6 +25,10 @@
 //! - `read_committed` never reports more than a restart can re-apply: the
 //!   durable snapshot plus the log entries that follow it without a gap.
 //!
+//! The newest entries are also kept decoded in memory (`log_cache`); every
+//! change of the log updates that cache with it, and reads starting in it
+//! are served from it.
+//!
 //! Why the asynchronous flusher is safe with openraft 0.10 (upstream issue
 //! #2118, "a new leader marks in-flight log IO as flushed"): openraft keeps
 //! one "flushed" watermark over vote and log IO and treats the completion
@@ -55,6 +59,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
 use tokio::sync::{mpsc, watch};
 
+use super::log_cache::LogCache;
 use super::{cf, io_error, synced, Db, CF_LOGS, CF_META};
 use crate::codec;
 use crate::limits::{APPEND_ENTRIES_BYTES_MAX, APPEND_QUEUE_MAX, FLUSH_BATCH_MAX};
@@ -88,6 +93,8 @@ pub struct LogStore {
     /// Stored bytes of every entry appended since this store was opened
     /// (grows only); the node snapshots by log growth from it.
     appended_bytes: Arc<AtomicU64>,
+    /// The newest entries, decoded (shared with the readers).
+    cache: Arc<LogCache>,
 }
 
 impl Drop for LogStore {
@@ -105,6 +112,7 @@ impl Drop for LogStore {
 #[derive(Clone)]
 pub struct LogReader {
     db: Arc<Db>,
+    cache: Arc<LogCache>,
 }
 
 impl LogStore {
@@ -161,6 +169,7 @@ impl LogStore {
             flusher: Some(flusher),
             snapshot_guards,
             appended_bytes: Arc::new(AtomicU64::new(0)),
+            cache: Arc::new(LogCache::default()),
         })
     }
 
@@ -236,6 +245,40 @@ fn read_entries<RB: RangeBounds<u64>>(db: &DB, range: RB) -> io::Result<Vec<Entr
     read_entries_within(db, range, usize::MAX)
 }
 
+/// The first index of `range`, `None` when it holds none.
+fn range_start<RB: RangeBounds<u64>>(range: &RB) -> Option<u64> {
+    match range.start_bound() {
+        Bound::Included(&i) => Some(i),
+        Bound::Excluded(&i) => i.checked_add(1),
+        Bound::Unbounded => Some(0),
+    }
+}
+
+/// The index past the end of `range`, `None` when it runs to the end.
+fn range_end<RB: RangeBounds<u64>>(range: &RB) -> Option<u64> {
+    match range.end_bound() {
+        Bound::Included(&i) => i.checked_add(1),
+        Bound::Excluded(&i) => Some(i),
+        Bound::Unbounded => None,
+    }
+}
+
+/// [`read_entries_within`], from the cache when the range starts in it.
+fn read_cached_within<RB: RangeBounds<u64>>(
+    db: &DB,
+    cache: &LogCache,
+    range: RB,
+    bytes_max: usize,
+) -> io::Result<Vec<Entry>> {
+    let Some(start) = range_start(&range) else {
+        return Ok(Vec::new());
+    };
+    match cache.read(start, range_end(&range), bytes_max) {
+        Some(entries) => Ok(entries),
+        None => read_entries_within(db, range, bytes_max),
+    }
+}
+
 /// The entries of `range` in order, stopping before the entry that would
 /// take their stored size past `bytes_max` (the first entry is always
 /// returned, whatever its size, so replication always makes progress).
@@ -244,13 +287,8 @@ fn read_entries_within<RB: RangeBounds<u64>>(
     range: RB,
     bytes_max: usize,
 ) -> io::Result<Vec<Entry>> {
-    let start = match range.start_bound() {
-        Bound::Included(&i) => i,
-        Bound::Excluded(&i) => match i.checked_add(1) {
-            Some(i) => i,
-            None => return Ok(Vec::new()),
-        },
-        Bound::Unbounded => 0,
+    let Some(start) = range_start(&range) else {
+        return Ok(Vec::new());
     };
     let key = index_key(start);
     let iter = db.iterator_cf(
@@ -325,7 +363,7 @@ impl RaftLogReader<TypeConfig> for LogReader {
         &mut self,
         range: RB,
     ) -> io::Result<Vec<Entry>> {
-        read_entries(&self.db, range)
+        read_cached_within(&self.db, &self.cache, range, usize::MAX)
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
@@ -337,7 +375,7 @@ impl RaftLogReader<TypeConfig> for LogReader {
     /// that fits `APPEND_ENTRIES_BYTES_MAX`, so an RPC's size, and with it
     /// its time on the wire, is bounded by bytes and not by entry count.
     async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
-        read_entries_within(&self.db, start..end, APPEND_ENTRIES_BYTES_MAX)
+        read_cached_within(&self.db, &self.cache, start..end, APPEND_ENTRIES_BYTES_MAX)
     }
 }
 
@@ -346,7 +384,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> io::Result<Vec<Entry>> {
-        read_entries(&self.db, range)
+        read_cached_within(&self.db, &self.cache, range, usize::MAX)
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
@@ -354,7 +392,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 
     async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
-        read_entries_within(&self.db, start..end, APPEND_ENTRIES_BYTES_MAX)
+        read_cached_within(&self.db, &self.cache, start..end, APPEND_ENTRIES_BYTES_MAX)
     }
 }
 
@@ -385,6 +423,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_reader(&mut self) -> LogReader {
         LogReader {
             db: Arc::clone(&self.db),
+            cache: Arc::clone(&self.cache),
         }
     }
 
@@ -463,11 +502,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let logs = cf(&self.db, CF_LOGS)?;
         let mut batch = WriteBatch::default();
         let mut appended = 0u64;
+        let mut cached = Vec::new();
         for entry in entries {
             let bytes = codec::encode_record(&entry)
                 .map_err(|e| io_error(&format!("encode log entry {}", entry.log_id), e))?;
             appended = appended.saturating_add(bytes.len() as u64);
+            let stored_bytes = bytes.len();
             batch.put_cf(logs, index_key(entry.log_id.index), bytes);
+            cached.push((entry, stored_bytes));
         }
         self.appended_bytes.fetch_add(appended, Ordering::Relaxed);
         // In the WAL (so ordered before any later synced write) and readable
@@ -475,6 +517,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.db
             .write(batch)
             .map_err(|e| io_error("append logs", e))?;
+        self.cache.append(cached);
         self.flush_tx
             .send(callback)
             .await
@@ -488,9 +531,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(logs, index_key(first_removed), index_key(u64::MAX));
         batch.delete_cf(logs, index_key(u64::MAX));
-        self.db
-            .write_opt(batch, &synced())
-            .map_err(|e| io_error("truncate logs", e))?;
+        // The cache never holds an entry the log no longer has; if the
+        // stored tail stays, the cache no longer ends with the log.
+        self.cache.truncate_from(first_removed);
+        self.db.write_opt(batch, &synced()).map_err(|e| {
+            self.cache.clear();
+            io_error("truncate logs", e)
+        })?;
         Ok(())
     }
 
@@ -516,6 +563,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.db
             .write_opt(batch, &synced())
             .map_err(|e| io_error("purge logs", e))?;
+        self.cache.purge_through(log_id.index);
         Ok(())
     }
 }

@@ -16,6 +16,7 @@
 //!
 //! Architecture Invariant: RocksDB is used by this module only.
 
+mod log_cache;
 mod log_store;
 mod state_machine;
 

@@ -913,7 +913,7 @@ mod tests {
                 };
                 let entry = crate::types::Entry {
                     log_id: LogId::new(leader, n),
-                    payload: EntryPayload::Normal(Request::Apply(proposal)),
+                    payload: EntryPayload::Normal(Request::Apply(Arc::new(proposal))),
                 };
                 Ok((entry, None))
             });

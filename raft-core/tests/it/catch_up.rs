@@ -113,7 +113,7 @@ fn entry(index: u64, proposal: Proposal) -> Entry {
             },
             index,
         ),
-        payload: EntryPayload::Normal(Request::Apply(proposal)),
+        payload: EntryPayload::Normal(Request::Apply(std::sync::Arc::new(proposal))),
     }
 }
 

@@ -95,10 +95,10 @@ fn append_entries_payload(command: Command) -> Vec<u8> {
     };
     let entry = Entry {
         log_id: openraft::LogId::new(leader, 1),
-        payload: openraft::EntryPayload::Normal(Request::Apply(Proposal {
+        payload: openraft::EntryPayload::Normal(Request::Apply(std::sync::Arc::new(Proposal {
             time_ms: 1,
             command,
-        })),
+        }))),
     };
     let rpc = openraft::raft::AppendEntriesRequest::<TypeConfig> {
         vote: openraft::Vote::new_committed(1, 9),
@@ -143,15 +143,15 @@ async fn hostile_lengths_and_nesting_get_grpc_errors_and_the_node_keeps_serving(
         token: "t".to_string(),
         command: Box::new(host.clone()),
     };
-    let plain_forward = codec::encode(&Request::Apply(Proposal {
+    let plain_forward = codec::encode(&Request::Apply(std::sync::Arc::new(Proposal {
         time_ms: 1,
         command: host.clone(),
-    }))
+    })))
     .unwrap();
-    let wrapped_forward = codec::encode(&Request::Apply(Proposal {
+    let wrapped_forward = codec::encode(&Request::Apply(std::sync::Arc::new(Proposal {
         time_ms: 1,
         command: wrapped.clone(),
-    }))
+    })))
     .unwrap();
     let deep = nest_wrapper_bytes(&plain_forward, &wrapped_forward, 100_000);
     let status = client.forward(message(deep)).await.unwrap_err();
