@@ -17,6 +17,8 @@
 //!   `server_proposals_pending`, `server_proposals_failed_total`;
 //! - `server_apply_duration_seconds`;
 //! - `disk_wal_fsync_duration_seconds` (one per group commit of appends);
+//! - `disk_log_cache_hits_total`, `disk_log_cache_misses_total` (log reads
+//!   served from the decoded newest entries, and those that read RocksDB);
 //! - `snapshot_build_duration_seconds`, `snapshot_restore_duration_seconds`,
 //!   `snapshot_size_in_bytes`, and `snapshot_freeze_duration_seconds` (no
 //!   etcd twin: how long a build holds applies off, `State::freeze`);
@@ -68,6 +70,9 @@ fn snapshot_send_buckets() -> impl Iterator<Item = f64> {
 #[derive(Debug, Clone)]
 pub struct RaftMetrics {
     pub(crate) wal_fsync: Histogram,
+    /// Log reads served by the log cache, and those that went to RocksDB.
+    pub(crate) log_cache_hits: Counter,
+    pub(crate) log_cache_misses: Counter,
     pub(crate) apply: Histogram,
     /// One hold of the state's write lock by `apply` (one or more entries).
     pub(crate) apply_lock_hold: Histogram,
@@ -90,6 +95,8 @@ impl Default for RaftMetrics {
     fn default() -> RaftMetrics {
         RaftMetrics {
             wal_fsync: Histogram::new(wal_fsync_buckets()),
+            log_cache_hits: Counter::default(),
+            log_cache_misses: Counter::default(),
             apply: Histogram::new(apply_buckets()),
             apply_lock_hold: Histogram::new(apply_buckets()),
             snapshot_build: Histogram::new(snapshot_buckets()),
@@ -160,6 +167,16 @@ impl RaftMetrics {
             "wal_fsync_duration_seconds",
             "Time of one WAL fsync of the Raft log (one group commit of appends)",
             self.wal_fsync.clone(),
+        );
+        disk.register(
+            "log_cache_hits",
+            "Raft log reads (apply, replication) served from the decoded newest entries",
+            self.log_cache_hits.clone(),
+        );
+        disk.register(
+            "log_cache_misses",
+            "Raft log reads that read and decoded entries from RocksDB",
+            self.log_cache_misses.clone(),
         );
         let snapshot = registry.sub_registry_with_prefix("snapshot");
         snapshot.register(

@@ -32,6 +32,8 @@ const FAMILIES: &[(&str, &str)] = &[
     ("alcor_server_apply_duration_seconds", "histogram"),
     ("alcor_server_apply_lock_hold_duration_seconds", "histogram"),
     ("alcor_disk_wal_fsync_duration_seconds", "histogram"),
+    ("alcor_disk_log_cache_hits", "counter"),
+    ("alcor_disk_log_cache_misses", "counter"),
     ("alcor_disk_log_size_in_bytes", "gauge"),
     ("alcor_disk_db_total_size_in_bytes", "gauge"),
     ("alcor_disk_db_live_data_size_in_bytes", "gauge"),
@@ -292,6 +294,8 @@ async fn metrics_have_every_family_and_move_with_writes_reads_rejections_rest_an
     moved("alcor_server_apply_duration_seconds_count", writes);
     moved("alcor_server_apply_lock_hold_duration_seconds_count", 1.0);
     moved("alcor_disk_wal_fsync_duration_seconds_count", 1.0);
+    // Apply reads the writes back from the log cache (one read per batch).
+    moved("alcor_disk_log_cache_hits_total", 1.0);
     moved("alcor_snapshot_freeze_duration_seconds_count", 1.0);
     moved(&handled("CreateVpc", "OK"), writes);
     moved(&handled("GetVpc", "OK"), 1.0);

@@ -23,6 +23,8 @@
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
+use prometheus_client::metrics::counter::Counter;
+
 use crate::limits::{LOG_CACHE_BYTES_MAX, LOG_CACHE_ENTRIES_MAX};
 use crate::types::Entry;
 
@@ -30,6 +32,9 @@ use crate::types::Entry;
 #[derive(Default)]
 pub(super) struct LogCache {
     run: Mutex<Run>,
+    /// Reads served from the run, and reads left to RocksDB.
+    hits: Counter,
+    misses: Counter,
 }
 
 #[derive(Default)]
@@ -74,6 +79,15 @@ impl Run {
 }
 
 impl LogCache {
+    /// An empty cache counting its reads into `hits` and `misses`.
+    pub(super) fn new(hits: Counter, misses: Counter) -> LogCache {
+        LogCache {
+            run: Mutex::default(),
+            hits,
+            misses,
+        }
+    }
+
     /// The run; a panic while it was held empties it (the stored log is the
     /// truth, the cache only saves reading it).
     fn run(&self) -> MutexGuard<'_, Run> {
@@ -144,12 +158,16 @@ impl LogCache {
         bytes_max: usize,
     ) -> Option<Vec<Entry>> {
         let run = self.run();
-        let first = run.first_index()?;
-        let last = run.last_index()?;
-        if start < first || start > last {
+        let skip = run
+            .first_index()
+            .zip(run.last_index())
+            .filter(|&(first, last)| (first..=last).contains(&start))
+            .and_then(|(first, _)| usize::try_from(start - first).ok());
+        let Some(skip) = skip else {
+            self.misses.inc();
             return None;
-        }
-        let skip = usize::try_from(start - first).ok()?;
+        };
+        self.hits.inc();
         let mut entries = Vec::new();
         let mut bytes = 0usize;
         for cached in run.entries.range(skip..) {
@@ -218,6 +236,17 @@ mod tests {
             indexes(&LogCache::default().read(0, None, usize::MAX)),
             None
         );
+    }
+
+    #[test]
+    fn reads_are_counted_as_hits_or_misses() {
+        let (hits, misses) = (Counter::default(), Counter::default());
+        let cache = LogCache::new(hits.clone(), misses.clone());
+        cache.append(vec![(entry(3), 10), (entry(4), 10)]);
+        let _ = cache.read(3, None, usize::MAX);
+        let _ = cache.read(4, Some(5), usize::MAX);
+        let _ = cache.read(2, None, usize::MAX);
+        assert_eq!((hits.get(), misses.get()), (2, 1));
     }
 
     #[test]

@@ -122,12 +122,12 @@ impl LogStore {
     /// `fsync: false` is [`crate::Mutation::SkipFsync`], for mutation tests
     /// only: appends are acknowledged without flushing the WAL.
     pub fn new(db: Arc<Db>, fsync: bool) -> io::Result<LogStore> {
-        LogStore::open(db, fsync, true, Histogram::new(std::iter::empty()))
+        LogStore::open(db, fsync, true, &RaftMetrics::default())
     }
 
     /// [`LogStore::new`] timing every WAL fsync into `metrics`.
     pub fn with_metrics(db: Arc<Db>, fsync: bool, metrics: &RaftMetrics) -> io::Result<LogStore> {
-        LogStore::open(db, fsync, true, metrics.wal_fsync.clone())
+        LogStore::open(db, fsync, true, metrics)
     }
 
     /// [`LogStore::new`] with the snapshot guards on or off; off only for
@@ -137,20 +137,16 @@ impl LogStore {
         fsync: bool,
         snapshot_guards: bool,
     ) -> io::Result<LogStore> {
-        LogStore::open(
-            db,
-            fsync,
-            snapshot_guards,
-            Histogram::new(std::iter::empty()),
-        )
+        LogStore::open(db, fsync, snapshot_guards, &RaftMetrics::default())
     }
 
     fn open(
         db: Arc<Db>,
         fsync: bool,
         snapshot_guards: bool,
-        wal_fsync: Histogram,
+        metrics: &RaftMetrics,
     ) -> io::Result<LogStore> {
+        let wal_fsync = metrics.wal_fsync.clone();
         if fsync {
             db.flush_wal(true)
                 .map_err(|e| io_error("fsync wal at open", e))?;
@@ -169,7 +165,10 @@ impl LogStore {
             flusher: Some(flusher),
             snapshot_guards,
             appended_bytes: Arc::new(AtomicU64::new(0)),
-            cache: Arc::new(LogCache::default()),
+            cache: Arc::new(LogCache::new(
+                metrics.log_cache_hits.clone(),
+                metrics.log_cache_misses.clone(),
+            )),
         })
     }
 
@@ -565,5 +564,60 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| io_error("purge logs", e))?;
         self.cache.purge_through(log_id.index);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::CommittedLeaderId;
+    use openraft::storage::RaftLogStorageExt;
+    use openraft::EntryPayload;
+
+    fn blank(term: u64, index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId { term, node_id: 1 }, index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn ids(entries: io::Result<Vec<Entry>>) -> Vec<(u64, u64)> {
+        let entries = entries.expect("read");
+        entries
+            .iter()
+            .map(|e| (e.log_id.leader_id.term, e.log_id.index))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn readers_take_new_entries_from_the_cache_and_never_a_truncated_one() {
+        let dir = tempfile::TempDir::new().expect("dir");
+        let (db, _closed) = super::super::open_db(dir.path(), false).expect("db");
+        let metrics = RaftMetrics::default();
+        // No snapshot guards: `purge` would wait for a snapshot on disk.
+        let mut log = LogStore::open(db, true, false, &metrics).expect("store");
+        log.blocking_append((1..=5).map(|i| blank(1, i)))
+            .await
+            .expect("append");
+        let mut reader = log.get_log_reader().await;
+
+        let read = ids(reader.try_get_log_entries(3..).await);
+        assert_eq!(read, [(1, 3), (1, 4), (1, 5)]);
+        assert_eq!(metrics.log_cache_hits.get(), 1);
+
+        // A new leader's entries replace the tail: the cached run follows.
+        log.truncate_after(Some(blank(1, 3).log_id))
+            .await
+            .expect("truncate");
+        log.blocking_append([blank(2, 4)]).await.expect("append");
+        let read = ids(reader.limited_get_log_entries(2, 10).await);
+        assert_eq!(read, [(1, 2), (1, 3), (2, 4)]);
+        assert_eq!(metrics.log_cache_hits.get(), 2);
+
+        // Purged entries are read from nowhere.
+        log.purge(blank(1, 2).log_id).await.expect("purge");
+        let read = ids(reader.try_get_log_entries(1..).await);
+        assert_eq!(read, [(1, 3), (2, 4)]);
+        assert_eq!(metrics.log_cache_misses.get(), 1);
     }
 }
