@@ -11,14 +11,14 @@ pub const APPEND_ENTRIES_PER_RPC_MAX: u64 = 1024;
 
 /// Stored bytes of the newest log entries kept decoded in memory
 /// (`storage::log_cache`), so apply and replication need not read back what
-/// was just appended. Decoded entries take a few times their stored size;
-/// 8 MiB holds ~40 entries of 1,000-port batches, more than apply and
-/// replication are behind the last append on a healthy member, and costs
-/// under 30 B per port at 1,000,000 ports.
+/// was just appended (the decoded entries take more memory than their stored
+/// bytes). On a healthy member apply and replication trail the last append by
+/// far less; `alcor_disk_log_cache_misses_total` counts the reads it could
+/// not serve.
 pub const LOG_CACHE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
-/// Entries kept in that cache, whatever their size (single-port writes are
-/// a few hundred bytes each).
+/// Entries kept in that cache, whatever their size (a single-port write is
+/// one small entry).
 pub const LOG_CACHE_ENTRIES_MAX: usize = 4096;
 
 /// Stored bytes of log entries per AppendEntries (at least one entry is
