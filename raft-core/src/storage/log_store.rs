@@ -125,7 +125,8 @@ impl LogStore {
         LogStore::open(db, fsync, true, &RaftMetrics::default())
     }
 
-    /// [`LogStore::new`] timing every WAL fsync into `metrics`.
+    /// [`LogStore::new`] timing every WAL fsync and counting the log cache's
+    /// hits and misses into `metrics`.
     pub fn with_metrics(db: Arc<Db>, fsync: bool, metrics: &RaftMetrics) -> io::Result<LogStore> {
         LogStore::open(db, fsync, true, metrics)
     }
@@ -614,7 +615,8 @@ mod tests {
         assert_eq!(read, [(1, 2), (1, 3), (2, 4)]);
         assert_eq!(metrics.log_cache_hits.get(), 2);
 
-        // Purged entries are read from nowhere.
+        // Purged entries are not returned (the read starts below the cached
+        // run, so RocksDB answers it).
         log.purge(blank(1, 2).log_id).await.expect("purge");
         let read = ids(reader.try_get_log_entries(1..).await);
         assert_eq!(read, [(1, 3), (2, 4)]);
