@@ -38,7 +38,8 @@ use crate::types::{
 /// The sample VPC's id (a client-chosen UUID v4).
 const VPC_ID: u128 = 0x1111_1111_1111_4111_8111_1111_1111_1111;
 
-fn log_id(term: u64, index: u64) -> LogId {
+/// The log id of `index` in `term`, led by node 1.
+pub(crate) fn log_id(term: u64, index: u64) -> LogId {
     LogId::new(CommittedLeaderId { term, node_id: 1 }, index)
 }
 

@@ -187,18 +187,12 @@ impl LogCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{CommittedLeaderId, LogId};
+    use crate::fixtures::log_id;
     use openraft::EntryPayload;
 
     fn entry(index: u64) -> Entry {
         Entry {
-            log_id: LogId::new(
-                CommittedLeaderId {
-                    term: 1,
-                    node_id: 1,
-                },
-                index,
-            ),
+            log_id: log_id(1, index),
             payload: EntryPayload::Blank,
         }
     }

@@ -506,8 +506,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for entry in entries {
             let bytes = codec::encode_record(&entry)
                 .map_err(|e| io_error(&format!("encode log entry {}", entry.log_id), e))?;
-            appended = appended.saturating_add(bytes.len() as u64);
             let stored_bytes = bytes.len();
+            appended = appended.saturating_add(stored_bytes as u64);
             batch.put_cf(logs, index_key(entry.log_id.index), bytes);
             cached.push((entry, stored_bytes));
         }
@@ -571,13 +571,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::CommittedLeaderId;
+    use crate::fixtures::log_id;
     use openraft::storage::RaftLogStorageExt;
     use openraft::EntryPayload;
 
     fn blank(term: u64, index: u64) -> Entry {
         Entry {
-            log_id: LogId::new(CommittedLeaderId { term, node_id: 1 }, index),
+            log_id: log_id(term, index),
             payload: EntryPayload::Blank,
         }
     }
@@ -607,7 +607,7 @@ mod tests {
         assert_eq!(metrics.log_cache_hits.get(), 1);
 
         // A new leader's entries replace the tail: the cached run follows.
-        log.truncate_after(Some(blank(1, 3).log_id))
+        log.truncate_after(Some(log_id(1, 3)))
             .await
             .expect("truncate");
         log.blocking_append([blank(2, 4)]).await.expect("append");
@@ -617,7 +617,7 @@ mod tests {
 
         // Purged entries are not returned (the read starts below the cached
         // run, so RocksDB answers it).
-        log.purge(blank(1, 2).log_id).await.expect("purge");
+        log.purge(log_id(1, 2)).await.expect("purge");
         let read = ids(reader.try_get_log_entries(1..).await);
         assert_eq!(read, [(1, 3), (2, 4)]);
         assert_eq!(metrics.log_cache_misses.get(), 1);
