@@ -104,7 +104,10 @@ pub const FLUSH_BATCH_MAX: usize = 256;
 /// further behind gets `RecvError::Lagged` and must resync.
 pub const APPLIED_EVENTS_MAX: usize = 4096;
 
-/// Attempts `client_write` makes when leadership moves under it.
+/// Attempts `client_write` makes when leadership moves under it: after
+/// this many refusals by a member that is no longer the leader, the write
+/// fails `NoLeader`. (A leader refusing because its quorum lease lapsed is
+/// asked again until the request's deadline instead.)
 pub const WRITE_ATTEMPTS_MAX: u32 = 3;
 
 /// Linearizable reads waiting for the next shared ReadIndex round on one

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use alcor_state_machine::{Command, Proposal, State};
 use openraft::async_runtime::watch::WatchReceiver;
-use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
+use openraft::errors::{ClientWriteError, ForwardReason, LinearizableReadError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use openraft::{ChangeMembers, ReadPolicy, SnapshotPolicy};
 use prometheus_client::registry::Registry;
@@ -52,6 +52,9 @@ const DB_CLOSE_WAIT_MS_MAX: u64 = 5_000;
 const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 5_000;
 /// Pause between two attempts of a linearizable read's ReadIndex.
 const READ_RETRY_BACKOFF: Duration = Duration::from_millis(25);
+/// Pause before asking a leader again that refused a write because its
+/// quorum lease had lapsed (it renews with its next acknowledged heartbeat).
+const WRITE_RETRY_BACKOFF: Duration = Duration::from_millis(25);
 
 /// Default leader heartbeat period (ms). With the lease campaigner
 /// (`election.rs`) a killed leader is replaced about one
@@ -535,7 +538,7 @@ impl RaftNode {
 
     /// The leader this node currently knows of, with its addresses.
     pub fn leader(&self) -> Option<(NodeId, Node)> {
-        leader_of(&self.raft)
+        leader_seen(&self.raft).map(|seen| (seen.id, seen.node))
     }
 
     /// Commits `proposal` and returns the state machine's verdict. On a
@@ -609,21 +612,30 @@ impl RaftNode {
         request: &Request,
         deadline: Instant,
     ) -> Result<Response, WriteError> {
-        for _ in 0..WRITE_ATTEMPTS_MAX {
-            let result = match self.wait_for_leader(deadline).await {
+        // The leader that last answered "not the leader", with the term this
+        // node believed it led: the next attempt waits for news past it.
+        let mut refused: Option<(NodeId, u64)> = None;
+        let mut moves = 0;
+        loop {
+            let asked = wait_for_leader_past(&self.raft, deadline, refused).await;
+            let result = match asked {
                 None => return Err(WriteError::NoLeader),
-                Some((leader_id, _)) if leader_id == self.id => {
+                Some(LeaderSeen { id: leader_id, .. }) if leader_id == self.id => {
                     if self.mutation == Some(Mutation::AckBeforeCommit) {
                         return self.ack_before_commit(request, deadline).await;
                     }
                     self.raft.client_write(request.clone()).await
                 }
-                Some((leader_id, leader)) => {
+                Some(LeaderSeen {
+                    id: leader_id,
+                    ref node,
+                    ..
+                }) => {
                     let timeout = deadline.saturating_duration_since(Instant::now());
                     self.peers
                         .call(
                             leader_id,
-                            &leader.raft_addr,
+                            &node.raft_addr,
                             Method::Forward,
                             request,
                             timeout,
@@ -634,8 +646,27 @@ impl RaftNode {
             };
             match result {
                 Ok(response) => return into_response(response),
-                // Not appended anywhere: leadership moved; ask again.
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => continue,
+                // Not appended: the leader has had no quorum acknowledge it
+                // within its lease (a new leader before its first heartbeat
+                // round, or a slow one under load). Ask it again shortly.
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))
+                    if forward.reason == ForwardReason::LeaseExpired =>
+                {
+                    if Instant::now() + WRITE_RETRY_BACKOFF >= deadline {
+                        return Err(WriteError::NoLeader);
+                    }
+                    tokio::time::sleep(WRITE_RETRY_BACKOFF).await;
+                }
+                // Not appended: leadership moved. Ask again once this node
+                // has heard of a leader past the one that refused (its
+                // metrics may still name it for a while).
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                    moves += 1;
+                    if moves == WRITE_ATTEMPTS_MAX {
+                        return Err(WriteError::NoLeader);
+                    }
+                    refused = asked.map(|seen| (seen.id, seen.term));
+                }
                 // Appended, then the leader changed: it may still commit.
                 Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
                     return Err(WriteError::Timeout);
@@ -653,12 +684,6 @@ impl RaftNode {
                 Err(RaftError::Fatal(e)) => return Err(WriteError::Fatal(e.to_string())),
             }
         }
-        Err(WriteError::NoLeader)
-    }
-
-    /// Waits until some leader is known or `deadline` passes.
-    async fn wait_for_leader(&self, deadline: Instant) -> Option<(NodeId, Node)> {
-        wait_for_leader(&self.raft, deadline).await
     }
 
     /// Runs `read` on a state that reflects every write acknowledged before
@@ -1047,24 +1072,54 @@ async fn snapshot_by_size(raft: Raft, appended_bytes: Arc<AtomicU64>, trigger: S
 }
 
 /// The leader `raft` currently knows of, with its addresses.
-fn leader_of(raft: &Raft) -> Option<(NodeId, Node)> {
+fn leader_seen(raft: &Raft) -> Option<LeaderSeen> {
     let metrics = raft.metrics();
     let metrics = metrics.borrow_watched();
-    let leader_id = metrics.current_leader?;
+    let id = metrics.current_leader?;
     let node = metrics
         .membership_config
         .membership()
-        .get_node(&leader_id)?
+        .get_node(&id)?
         .clone();
-    Some((leader_id, node))
+    Some(LeaderSeen {
+        id,
+        node,
+        term: metrics.current_term,
+    })
 }
 
 /// Waits until `raft` knows some leader or `deadline` passes.
 async fn wait_for_leader(raft: &Raft, deadline: Instant) -> Option<(NodeId, Node)> {
+    wait_for_leader_past(raft, deadline, None)
+        .await
+        .map(|seen| (seen.id, seen.node))
+}
+
+/// A leader as this node's metrics name it, with the term they are at.
+struct LeaderSeen {
+    id: NodeId,
+    node: Node,
+    term: u64,
+}
+
+/// Whether `seen` is news past `refused`, a leader that answered "not the
+/// leader" while this node believed it led in that term: another member,
+/// or the same one re-elected in a later term.
+fn is_past(seen: &LeaderSeen, refused: Option<(NodeId, u64)>) -> bool {
+    refused.is_none_or(|(id, term)| seen.id != id || seen.term > term)
+}
+
+/// Waits until `raft` knows a leader past `refused` (see [`is_past`]), or
+/// `deadline` passes.
+async fn wait_for_leader_past(
+    raft: &Raft,
+    deadline: Instant,
+    refused: Option<(NodeId, u64)>,
+) -> Option<LeaderSeen> {
     let mut metrics = raft.metrics();
     loop {
-        if let Some(leader) = leader_of(raft) {
-            return Some(leader);
+        if let Some(seen) = leader_seen(raft).filter(|seen| is_past(seen, refused)) {
+            return Some(seen);
         }
         match tokio::time::timeout_at(deadline, metrics.changed()).await {
             Ok(Ok(())) => continue,

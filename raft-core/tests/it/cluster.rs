@@ -192,6 +192,75 @@ async fn write_through_follower_commits_and_reads_linearizably_on_every_node() {
     cluster.shutdown().await;
 }
 
+/// Writes on every member while followers campaign, term after term. A
+/// write that reaches a leader which just stepped down is refused ("forward
+/// to leader") while the asking member's metrics may still name that leader
+/// (a follower keeps it until it hears of the new term); the write must
+/// wait for news of a new leader instead of spending its attempts at once
+/// and failing `NoLeader`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_while_leadership_moves_wait_for_the_new_leader_instead_of_failing_no_leader() {
+    const CHANGES: usize = 4;
+    let cluster = TestCluster::start(3, |_| {}).await;
+    let done = std::sync::atomic::AtomicBool::new(false);
+
+    let changes = async {
+        for _ in 0..CHANGES {
+            let leader = cluster.wait_leader().await;
+            let term = cluster.node(leader).metrics().term;
+            let candidate = cluster.follower().await;
+            // A campaign may only unseat the leader (the others refuse
+            // their votes while their lease lasts): campaign until the
+            // cluster agrees on a leader of a later term.
+            let moved = tokio::time::timeout(WAIT_MAX, async {
+                loop {
+                    cluster.node(candidate).campaign().await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let now = cluster.wait_leader().await;
+                    if cluster.node(now).metrics().term > term {
+                        return;
+                    }
+                }
+            })
+            .await;
+            assert!(moved.is_ok(), "leadership did not move from {leader}");
+            // Let writes flow under the new leader before the next change.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    let writes = |id: NodeId| {
+        let (cluster, done) = (&cluster, &done);
+        async move {
+            let (mut committed, mut no_leader) = (0u64, 0u64);
+            let mut n = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                match cluster
+                    .node(id)
+                    .client_write(create_host(id * 100_000 + n))
+                    .await
+                {
+                    Ok(_) => committed += 1,
+                    Err(alcor_raft_core::WriteError::NoLeader) => no_leader += 1,
+                    // The outcome-unknown answers are allowed here.
+                    Err(_) => {}
+                }
+            }
+            (id, committed, no_leader)
+        }
+    };
+    let ((), w1, w2, w3) = tokio::join!(changes, writes(1), writes(2), writes(3));
+    for (id, committed, no_leader) in [w1, w2, w3] {
+        assert!(committed > 0, "node {id} committed no write");
+        assert_eq!(
+            no_leader, 0,
+            "node {id}: {no_leader} writes failed NoLeader ({committed} committed)"
+        );
+    }
+    cluster.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_proposal_is_a_value_not_an_error() {
     let cluster = TestCluster::start(1, |_| {}).await;
