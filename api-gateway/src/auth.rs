@@ -1,8 +1,8 @@
-//! Who calls, and which methods they may call: the authentication of a
-//! member's gRPC listeners (the check [`crate::GrpcLayer`] runs) and the
-//! per-method role table ([`method_allowed`]).
+//! Who calls, and which methods they may call: the authentication layer of
+//! a member's gRPC listeners ([`AuthLayer`]) and the per-method role table
+//! ([`method_allowed`]).
 //!
-//! The check runs before every gRPC service on the listener. It resolves
+//! The layer runs before every gRPC service on the listener. It resolves
 //! the caller's [`Principal`], in this order:
 //! 1. an `authorization: Bearer TOKEN` header, looked up in the token file
 //!    ([`crate::tokens`]); an unknown token is UNAUTHENTICATED even when a
@@ -39,11 +39,14 @@
 //! other members' `AckedRevisions` with its caller's bearer token.
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use alcor_proto::identity::{Denial, Principal, AUTHORIZATION_HEADER, BEARER_PREFIX};
-use tonic::codegen::http;
+use tonic::codegen::{http, BoxFuture};
+use tower_layer::Layer;
+use tower_service::Service;
 
-use crate::error::ApiError;
+use crate::error::{to_status, ApiError};
 use crate::tokens::TokenTable;
 
 /// The identity of a request's verified client certificate, read from the
@@ -176,21 +179,86 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Principal {
         .unwrap_or(Principal::Admin)
 }
 
-/// The principal `request` acts for, once [`AuthConfig::authenticate`]
-/// resolved it and [`method_allowed`] let it call the request's method; the
-/// check [`crate::GrpcLayer`] runs before every service of a listener.
-pub(crate) fn check<B>(
-    config: &AuthConfig,
-    request: &http::Request<B>,
-) -> Result<Principal, ApiError> {
-    let principal = config.authenticate(request.headers(), request.extensions())?;
-    if method_allowed(request.uri().path(), &principal) {
-        Ok(principal)
-    } else {
-        Err(ApiError::Denied(
-            Denial::RoleDenied,
-            format!("{principal} may not call {}", request.uri().path()),
-        ))
+/// The tower layer running [`AuthConfig::authenticate`] and
+/// [`method_allowed`] before every service of a tonic server
+/// (`Server::builder().layer(AuthLayer::new(config))`).
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    config: Arc<AuthConfig>,
+}
+
+impl AuthLayer {
+    /// A layer authenticating with `config`.
+    pub fn new(config: AuthConfig) -> AuthLayer {
+        AuthLayer {
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> AuthService<S> {
+        AuthService {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// The service [`AuthLayer`] wraps around a listener's routes.
+#[derive(Debug, Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    config: Arc<AuthConfig>,
+}
+
+impl<S, B> Service<http::Request<B>> for AuthService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let checked = self
+            .config
+            .authenticate(request.headers(), request.extensions())
+            .and_then(|principal| {
+                if method_allowed(request.uri().path(), &principal) {
+                    Ok(principal)
+                } else {
+                    Err(ApiError::Denied(
+                        Denial::RoleDenied,
+                        format!("{principal} may not call {}", request.uri().path()),
+                    ))
+                }
+            });
+        match checked {
+            Ok(principal) => {
+                request.extensions_mut().insert(principal);
+                // The inner service was readied for this call: take it,
+                // leave a fresh clone for the next one.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                Box::pin(inner.call(request))
+            }
+            Err(error) => {
+                let response = to_status(&error).into_http();
+                Box::pin(async move { Ok(response) })
+            }
+        }
     }
 }
 

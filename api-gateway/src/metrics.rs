@@ -1,5 +1,5 @@
-//! Metrics of the gRPC listeners: [`crate::GrpcLayer`], in front of every
-//! service, counts and times each call by method and status
+//! Metrics of the gRPC listeners: a tower layer ([`GrpcMetricsLayer`]) in
+//! front of every service counts and times each call by method and status
 //! code, counts the calls in flight and the refusals by reason code, after
 //! go-grpc-prometheus's names (which etcd exports):
 //!
@@ -20,8 +20,8 @@
 //! ([`alcor_proto::reason::Reason`] or [`alcor_proto::identity::Denial`];
 //! anything else is `OTHER`); the message text is never read.
 //!
-//! The layer measures a call before it authenticates it, so refused calls
-//! are counted too.
+//! The layer sits outside the authentication layer, so refused calls are
+//! counted too.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,8 +35,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use tonic::codegen::http;
+use tonic::codegen::{http, BoxFuture};
 use tonic::Code;
+use tower_layer::Layer;
+use tower_service::Service;
 
 use alcor_proto::identity::Denial;
 use alcor_proto::reason::Reason;
@@ -201,7 +203,7 @@ fn grpc_code(headers: &http::HeaderMap) -> Option<Code> {
 
 /// One call being measured; records itself once, when its response ends
 /// (trailers or the end of a trailers-only response) or is dropped.
-pub(crate) struct Call {
+struct Call {
     metrics: GrpcMetrics,
     labels: MethodLabels,
     started: Instant,
@@ -212,8 +214,7 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    /// Counts a call of `path` as started and in flight.
-    pub(crate) fn start(metrics: GrpcMetrics, path: &str) -> Call {
+    fn start(metrics: GrpcMetrics, path: &str) -> Call {
         let labels = method_labels(path);
         metrics.inner.started.get_or_create(&labels).inc();
         metrics.inner.in_flight.get_or_create(&labels).inc();
@@ -225,21 +226,6 @@ impl Call {
             reason: None,
             recorded: false,
         }
-    }
-
-    /// `response`, with a body that records this call when it ends (its
-    /// status may come in the headers or in the trailers).
-    pub(crate) fn measure(
-        mut self,
-        response: http::Response<tonic::body::Body>,
-    ) -> http::Response<tonic::body::Body> {
-        self.see(response.headers());
-        let (parts, body) = response.into_parts();
-        let body = MeasuredBody {
-            inner: body,
-            call: self,
-        };
-        http::Response::from_parts(parts, tonic::body::Body::new(body))
     }
 
     /// Takes the status code and reason of `headers` (response headers or
@@ -324,6 +310,77 @@ impl http_body::Body for MeasuredBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// The tower layer measuring every call of a tonic server
+/// (`Server::builder().layer(GrpcMetricsLayer::new(metrics))`, before the
+/// authentication layer).
+#[derive(Debug, Clone)]
+pub struct GrpcMetricsLayer {
+    metrics: GrpcMetrics,
+}
+
+impl GrpcMetricsLayer {
+    /// A layer recording into `metrics`.
+    pub fn new(metrics: GrpcMetrics) -> GrpcMetricsLayer {
+        GrpcMetricsLayer { metrics }
+    }
+}
+
+impl<S> Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetricsService<S>;
+
+    fn layer(&self, inner: S) -> GrpcMetricsService<S> {
+        GrpcMetricsService {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The service [`GrpcMetricsLayer`] wraps around a listener's routes.
+#[derive(Debug, Clone)]
+pub struct GrpcMetricsService<S> {
+    inner: S,
+    metrics: GrpcMetrics,
+}
+
+impl<S, B> Service<http::Request<B>> for GrpcMetricsService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let mut call = Call::start(self.metrics.clone(), request.uri().path());
+        // The inner service was readied for this call: take it, leave a
+        // fresh clone for the next one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            // An error here is a transport failure: `call` records it as
+            // Canceled when dropped.
+            let response = inner.call(request).await?;
+            call.see(response.headers());
+            let (parts, body) = response.into_parts();
+            let body = MeasuredBody { inner: body, call };
+            Ok(http::Response::from_parts(
+                parts,
+                tonic::body::Body::new(body),
+            ))
+        })
     }
 }
 

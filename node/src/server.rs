@@ -9,7 +9,8 @@ use alcor_api_gateway::limits::TOKEN_FILE_POLL_MS;
 use alcor_api_gateway::limits::{REQUEST_BYTES_MAX, RESPONSE_BYTES_MAX};
 use alcor_api_gateway::tokens::TokenTable;
 use alcor_api_gateway::{
-    AckSource, AuthConfig, ClusterService, GrpcLayer, GrpcMetrics, OrchestratorService,
+    AckSource, AuthConfig, AuthLayer, ClusterService, GrpcMetrics, GrpcMetricsLayer,
+    OrchestratorService, RequestIdLayer,
 };
 use alcor_host_push::{PushConfig, PushService};
 use alcor_proto::api::v1::cluster_server;
@@ -476,10 +477,13 @@ pub(crate) fn build_push_router(
         .add_service(health)
 }
 
-/// The layer in front of every service of a member's gRPC listeners: the
-/// request id, the metrics (refused calls are counted too), then
-/// authentication, in one ([`GrpcLayer`]).
-pub(crate) type GrpcLayers = tower_layer::Stack<GrpcLayer, tower_layer::Identity>;
+/// The layers in front of every service of a member's gRPC listeners: the
+/// request id (outermost), the metrics (refused calls are counted too),
+/// then authentication.
+pub(crate) type GrpcLayers = tower_layer::Stack<
+    AuthLayer,
+    tower_layer::Stack<GrpcMetricsLayer, tower_layer::Stack<RequestIdLayer, tower_layer::Identity>>,
+>;
 
 /// A tonic server with the member's transport settings, a request id for
 /// every call, `metrics` and `auth` in front of every service.
@@ -493,7 +497,9 @@ fn grpc_server(
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive))
         .max_concurrent_streams(Some(API_STREAMS_PER_CONNECTION_MAX))
-        .layer(GrpcLayer::new(auth, metrics))
+        .layer(RequestIdLayer)
+        .layer(GrpcMetricsLayer::new(metrics))
+        .layer(AuthLayer::new(auth))
 }
 
 /// The API server's run, over TLS or plain TCP.
