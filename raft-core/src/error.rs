@@ -30,10 +30,10 @@ pub enum StartError {
 /// A write was not acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
-    /// No leader took the proposal: none was known, or none vouched for its
-    /// lease, for the whole request timeout, or leadership moved
-    /// `WRITE_ATTEMPTS_MAX` times under it. The proposal was not appended;
-    /// retrying is safe.
+    /// No leader took the proposal: none was known for the whole request
+    /// timeout, the leader had no quorum lease for `WRITE_LEASE_WAIT_MAX`,
+    /// or leadership moved `WRITE_ATTEMPTS_MAX` times under it. The
+    /// proposal was not appended; retrying is safe.
     #[error("no leader")]
     NoLeader,
     /// The proposal may or may not commit later (outcome unknown).

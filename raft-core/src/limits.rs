@@ -107,8 +107,15 @@ pub const APPLIED_EVENTS_MAX: usize = 4096;
 /// Attempts `client_write` makes when leadership moves under it: after
 /// this many refusals by a member that is no longer the leader, the write
 /// fails `NoLeader`. (A leader refusing because its quorum lease lapsed is
-/// asked again until the request's deadline instead.)
+/// asked again instead, for up to [`WRITE_LEASE_WAIT_MAX`].)
 pub const WRITE_ATTEMPTS_MAX: u32 = 3;
+
+/// How long a write keeps asking a leader that refuses it for a lapsed
+/// quorum lease before it fails `NoLeader` (retry-safe). A new leader has
+/// its lease after its first heartbeat round (50 ms by default), a loaded
+/// one after its next; a leader cut off from its quorum never gets it back,
+/// and its callers should hear so well before a client's usual deadline.
+pub const WRITE_LEASE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Linearizable reads waiting for the next shared ReadIndex round on one
 /// node (see `read_rounds`); one more is refused as overloaded instead of

@@ -27,7 +27,7 @@ use crate::health::{health_server, NotReady, Readiness};
 use crate::limits::{
     APPEND_ENTRIES_PER_RPC_MAX, PEER_PING_UNANSWERED_MS_MAX, RAFT_PENDING_RESET_STREAMS_MAX,
     RAFT_STREAMS_PER_CONNECTION_MAX, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX,
-    SNAPSHOT_LOG_BYTES_MAX, SNAPSHOT_SIZE_CHECK_MS, WRITE_ATTEMPTS_MAX,
+    SNAPSHOT_LOG_BYTES_MAX, SNAPSHOT_SIZE_CHECK_MS, WRITE_ATTEMPTS_MAX, WRITE_LEASE_WAIT_MAX,
 };
 use crate::metrics::{Pending, RaftCollector, RaftMetrics};
 use crate::network::{Method, NetworkFactory, PeerError, Peers};
@@ -616,6 +616,8 @@ impl RaftNode {
         // node believed it led: the next attempt waits for news past it.
         let mut refused: Option<(NodeId, u64)> = None;
         let mut moves = 0;
+        // When a leader first refused this write for a lapsed lease.
+        let mut lease_refused: Option<Instant> = None;
         loop {
             let asked = wait_for_leader_past(&self.raft, deadline, refused).await;
             let result = match asked {
@@ -648,11 +650,17 @@ impl RaftNode {
                 Ok(response) => return into_response(response),
                 // Not appended: the leader has had no quorum acknowledge it
                 // within its lease (a new leader before its first heartbeat
-                // round, or a slow one under load). Ask it again shortly.
+                // round, or a slow one under load). Ask it again shortly, for
+                // up to WRITE_LEASE_WAIT_MAX: a leader cut off from its
+                // quorum stays refused, and its callers should hear so
+                // (retry-safe) before their own deadlines pass.
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))
                     if forward.reason == ForwardReason::LeaseExpired =>
                 {
-                    if Instant::now() + WRITE_RETRY_BACKOFF >= deadline {
+                    let now = Instant::now();
+                    let waited = lease_refused.get_or_insert(now);
+                    let retry = now + WRITE_RETRY_BACKOFF;
+                    if retry >= deadline || retry > *waited + WRITE_LEASE_WAIT_MAX {
                         return Err(WriteError::NoLeader);
                     }
                     tokio::time::sleep(WRITE_RETRY_BACKOFF).await;

@@ -261,6 +261,33 @@ async fn writes_while_leadership_moves_wait_for_the_new_leader_instead_of_failin
     cluster.shutdown().await;
 }
 
+/// A leader cut off from its quorum refuses writes for a lapsed lease; a
+/// write through it fails `NoLeader` (not appended, retry-safe) after
+/// `WRITE_LEASE_WAIT_MAX`, not at the end of a long request timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_to_a_leader_without_its_quorum_fails_no_leader_before_the_request_timeout() {
+    let mut cluster = TestCluster::start(3, |config| config.request_timeout_ms = 60_000).await;
+    let leader = cluster.wait_leader().await;
+    cluster
+        .node(leader)
+        .client_write(create_host(1))
+        .await
+        .unwrap();
+    let followers: Vec<NodeId> = (1..=3).filter(|id| *id != leader).collect();
+    for id in followers {
+        cluster.stop(id).await;
+    }
+    // Past the leader's lease (the election timeout's maximum).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let write = cluster.node(leader).client_write(create_host(2));
+    let answer = tokio::time::timeout(WAIT_MAX, write).await;
+    assert!(
+        matches!(answer, Ok(Err(alcor_raft_core::WriteError::NoLeader))),
+        "{answer:?}"
+    );
+    cluster.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_proposal_is_a_value_not_an_error() {
     let cluster = TestCluster::start(1, |_| {}).await;
