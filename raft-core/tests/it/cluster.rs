@@ -4,9 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use alcor_raft_core::{AppliedEvent, Node, NodeId, RaftListen, RaftNode, RaftNodeConfig};
+use alcor_raft_core::{
+    AppliedEvent, Node, NodeId, RaftListen, RaftNode, RaftNodeConfig, WriteError,
+};
 use alcor_state_machine::{Command, Proposal};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -202,7 +205,7 @@ async fn write_through_follower_commits_and_reads_linearizably_on_every_node() {
 async fn writes_while_leadership_moves_wait_for_the_new_leader_instead_of_failing_no_leader() {
     const CHANGES: usize = 4;
     let cluster = TestCluster::start(3, |_| {}).await;
-    let done = std::sync::atomic::AtomicBool::new(false);
+    let done = AtomicBool::new(false);
 
     let changes = async {
         for _ in 0..CHANGES {
@@ -227,14 +230,14 @@ async fn writes_while_leadership_moves_wait_for_the_new_leader_instead_of_failin
             // Let writes flow under the new leader before the next change.
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        done.store(true, Ordering::Relaxed);
     };
     let writes = |id: NodeId| {
         let (cluster, done) = (&cluster, &done);
         async move {
             let (mut committed, mut no_leader) = (0u64, 0u64);
             let mut n = 0;
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            while !done.load(Ordering::Relaxed) {
                 n += 1;
                 match cluster
                     .node(id)
@@ -242,7 +245,7 @@ async fn writes_while_leadership_moves_wait_for_the_new_leader_instead_of_failin
                     .await
                 {
                     Ok(_) => committed += 1,
-                    Err(alcor_raft_core::WriteError::NoLeader) => no_leader += 1,
+                    Err(WriteError::NoLeader) => no_leader += 1,
                     // The outcome-unknown answers are allowed here.
                     Err(_) => {}
                 }
@@ -282,7 +285,7 @@ async fn a_write_to_a_leader_without_its_quorum_fails_no_leader_before_the_reque
     let write = cluster.node(leader).client_write(create_host(2));
     let answer = tokio::time::timeout(WAIT_MAX, write).await;
     assert!(
-        matches!(answer, Ok(Err(alcor_raft_core::WriteError::NoLeader))),
+        matches!(answer, Ok(Err(WriteError::NoLeader))),
         "{answer:?}"
     );
     cluster.shutdown().await;
