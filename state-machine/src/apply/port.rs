@@ -168,17 +168,14 @@ impl State {
         self.commit_cursors(ip_cursors, mac_cursor, None);
         let mut stored = Vec::with_capacity(planned.len());
         for port in planned {
+            let port = Arc::new(port);
+            // Its addresses being free is asserted where they are indexed.
+            let replaced = self.commit_port(port.id, Some(Arc::clone(&port)), d);
             assert!(
-                self.port(&port.id).is_none()
-                    && port.fixed_ips.iter().all(|ip| !self
-                        .ix
-                        .ip_used()
-                        .contains(ip.subnet_id, &ip_to_int(ip.ip_address))),
-                "port {} and its addresses are free when its plan commits (its caller deleted the port that held them)",
+                replaced.is_none(),
+                "port {} is free when its plan commits (its caller deleted the port that held it)",
                 port.id
             );
-            let port = Arc::new(port);
-            self.commit_port(port.id, Some(Arc::clone(&port)), d);
             stored.push(port);
         }
         stored

@@ -137,9 +137,17 @@ impl State {
         store(&mut self.t.subnets, id, new);
     }
 
-    /// Replaces, inserts or deletes port `id`, with diff tracking.
-    pub(crate) fn commit_port(&mut self, id: Id, new: Option<Arc<Port>>, d: &mut DiffCollector) {
-        self.record_port_touch(self.t.ports.get(&id), new.as_deref(), d);
+    /// Replaces, inserts or deletes port `id`, with diff tracking; returns
+    /// the port it replaced or deleted. The stored row is looked up once
+    /// (each lookup in a million-port table is a cache miss or more).
+    pub(crate) fn commit_port(
+        &mut self,
+        id: Id,
+        new: Option<Arc<Port>>,
+        d: &mut DiffCollector,
+    ) -> Option<Arc<Port>> {
+        let old = self.t.ports.shared(&id).cloned();
+        self.record_port_touch(old.as_deref(), new.as_deref(), d);
         if new.is_none() {
             assert!(
                 self.ix
@@ -151,18 +159,16 @@ impl State {
             );
             self.forget_qos_user(Kind::Port, id);
         }
-        let old = self.t.ports.get(&id);
-        if let Some(old) = old {
+        if let Some(old) = &old {
             self.ix.port(old, false);
         }
         if let Some(new) = &new {
             self.ix.port(new, true);
         }
+        let old_meta = old.as_ref().map(|p| &p.meta);
         let new_meta = new.as_ref().map(|p| &p.meta);
-        self.ix
-            .book(Some(ResourceKind::Port), old.map(|p| &p.meta), new_meta);
-        self.ix
-            .retag(Kind::Port, id, old.map(|p| &p.meta), new_meta);
+        self.ix.book(Some(ResourceKind::Port), old_meta, new_meta);
+        self.ix.retag(Kind::Port, id, old_meta, new_meta);
         self.marks.mark(ChangeKey::Id(Kind::Port, id));
         match new {
             Some(port) => {
@@ -173,6 +179,7 @@ impl State {
                 self.t.ports.remove(&id);
             }
         }
+        old
     }
 
     /// Replaces, inserts or deletes security group `id` (its rules go through
@@ -639,8 +646,16 @@ impl Indexes {
         if insert {
             self.net_ports.insert(net, port.id, ());
             for ip in &port.fixed_ips {
-                self.ip_used
+                let holder = self
+                    .ip_used
                     .insert(ip.subnet_id, ip_to_int(ip.ip_address), port.id);
+                assert!(
+                    holder.is_none(),
+                    "{} in subnet {} is held by {holder:?} when port {} is indexed",
+                    ip.ip_address,
+                    ip.subnet_id,
+                    port.id
+                );
             }
             self.mac_used.insert(net, port.mac_address, ());
             for sg in &port.security_groups {
@@ -696,7 +711,14 @@ impl Indexes {
         let addr = (fip.floating_subnet_id, ip_to_int(fip.floating_ip_address));
         let assoc = fip.port_id.zip(fip.fixed_ip_address);
         if insert {
-            self.ip_used.insert(addr.0, addr.1, fip.id);
+            let holder = self.ip_used.insert(addr.0, addr.1, fip.id);
+            assert!(
+                holder.is_none(),
+                "{} in subnet {} is held by {holder:?} when floating IP {} is indexed",
+                fip.floating_ip_address,
+                fip.floating_subnet_id,
+                fip.id
+            );
             self.net_fips.insert((fip.floating_network_id, fip.id));
             if let Some((port, fixed)) = assoc {
                 self.port_fips.insert((port, fip.id));

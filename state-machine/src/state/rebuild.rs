@@ -436,10 +436,25 @@ mod tests {
         let mut ghost = state.t.ports.values().next().cloned().expect("a port");
         ghost.id = Id((0x4 << 76) | 77);
         ghost.binding_host = Some("host-gone".into());
+        // Another port's addresses would be an impossible state of its own.
+        ghost.fixed_ips = Vec::new().into();
         state.t.ports.insert(std::sync::Arc::new(ghost));
         let bulk = indexes(&state, false);
         assert!(bulk.host_ports["host-gone"].contains(&Id((0x4 << 76) | 77)));
         assert_eq!(bulk, indexes(&state, true));
+    }
+
+    #[test]
+    #[should_panic(expected = "is held by")]
+    fn indexing_a_port_at_an_address_another_port_holds_panics() {
+        let mut state = state_with_ports();
+        let mut twin = state.t.ports.values().next().cloned().expect("a port");
+        assert!(
+            !twin.fixed_ips.is_empty(),
+            "the fixture's ports have addresses"
+        );
+        twin.id = Id((0x4 << 76) | 78);
+        state.ix.port(&twin, true);
     }
 
     #[test]
