@@ -138,8 +138,8 @@ impl State {
     }
 
     /// Replaces, inserts or deletes port `id`, with diff tracking; returns
-    /// the port it replaced or deleted. The stored row is looked up once
-    /// (each lookup in a million-port table is a cache miss or more).
+    /// the port it replaced or deleted. The stored row is read once before
+    /// the change (each probe of a million-port table is a cache miss or more).
     pub(crate) fn commit_port(
         &mut self,
         id: Id,
