@@ -33,7 +33,10 @@
 //!
 //! Slow agents: `apply_delay` makes the agent sleep before applying each
 //! message and `stream_window_bytes` shrinks its HTTP/2 receive window, so
-//! a node's queue for it fills quickly.
+//! a node's queue for it fills quickly. [`SimAgent::hold`] stops it
+//! reading its stream until released, as a stalled host would, while its
+//! connection still answers HTTP/2 pings: a node's queue for it fills
+//! however fast or slow the cluster commits.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -255,6 +258,8 @@ struct Shared {
     failing: watch::Sender<BTreeMap<Id, String>>,
     /// Ports failing until the next FullSync.
     transient: Mutex<BTreeMap<Id, String>>,
+    /// True while the agent leaves its stream unread.
+    held: watch::Sender<bool>,
     /// What the dataplane holds after its last pass; `None` before the
     /// first one and without a dataplane.
     programmed: Mutex<Option<Programmed>>,
@@ -292,6 +297,7 @@ impl SimAgent {
                 revision: watch::Sender::new(0),
                 failing,
                 transient: Mutex::new(BTreeMap::new()),
+                held: watch::Sender::new(false),
                 programmed: Mutex::new(None),
                 full_syncs: AtomicU64::new(0),
                 digest_reports: AtomicU64::new(0),
@@ -370,6 +376,13 @@ impl SimAgent {
         *self.shared.transient() = ports;
         // Wake the stream so it re-acks with the new set.
         self.shared.failing.send_modify(|_| {});
+    }
+
+    /// Stops (`true`) or resumes (`false`) reading the stream. A held
+    /// agent applies nothing and leaves the node's messages unread; its
+    /// connection stays open and answers HTTP/2 pings.
+    pub fn hold(&self, held: bool) {
+        self.shared.held.send_replace(held);
     }
 
     /// Damages the table on purpose without changing its revision: removes
@@ -471,6 +484,8 @@ impl SimAgent {
                     let Some(message) = parts.add(message, bytes)? else {
                         continue;
                     };
+                    // The sender lives in `self`, so this cannot fail.
+                    let _ = self.shared.held.subscribe().wait_for(|held| !*held).await;
                     if !self.config.apply_delay.is_zero() {
                         tokio::time::sleep(self.config.apply_delay).await;
                     }

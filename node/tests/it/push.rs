@@ -262,6 +262,12 @@ async fn slow_agent_overflowing_its_queue_is_resynced_and_its_node_memory_stays_
     converges(&cluster, &all, &slow.agent).await;
     assert_eq!(slow.agent.counters().full_syncs, 1);
 
+    // The agent stalls while the ports are created: the node's queue and
+    // the stream's window fill after a few messages, and the changes after
+    // them outrun the 8-event window however fast the cluster commits (a
+    // merely slow agent kept up on a slow machine, where commits came
+    // slower than it applied).
+    slow.agent.hold(true);
     let mut largest_queue = 0.0f64;
     let mut largest_window = 0.0f64;
     for n in 0..PORTS {
@@ -275,6 +281,7 @@ async fn slow_agent_overflowing_its_queue_is_resynced_and_its_node_memory_stays_
             }
         }
     }
+    slow.agent.hold(false);
     converges(&cluster, &all, &slow.agent).await;
     let text = scrape(&metrics[&1]).await.expect("scrape");
     let overflows = sample(&text, "alcor_push_resyncs_total{cause=\"Overflow\"}").unwrap_or(0.0);
