@@ -1110,9 +1110,31 @@ fn routes(routes: &[Route]) -> Vec<pb::Route> {
 
 /// A port rendered against the state it lives in (its binding and QoS policy).
 pub fn port_in(state: &State, p: &Port) -> pb::Port {
+    port_with(p, port_context(state, p))
+}
+
+/// What rendering a port reads from the state beyond its row. Gathered
+/// under the state's read lock, so that a large reply is formatted after
+/// the lock is released and apply does not wait for the formatting.
+#[derive(Clone, Copy, Debug)]
+pub struct PortContext {
+    binding: Binding,
+    qos_policy_id: Option<Id>,
+}
+
+/// The state's part of port `p`'s rendering.
+pub fn port_context(state: &State, p: &Port) -> PortContext {
+    PortContext {
+        binding: state.binding(p),
+        qos_policy_id: state.port_qos_policy_id(p.id),
+    }
+}
+
+/// Port `p` rendered with what [`port_context`] gathered.
+pub fn port_with(p: &Port, context: PortContext) -> pb::Port {
     pb::Port {
-        qos_policy_id: id_text(state.port_qos_policy_id(p.id)),
-        ..port(p, state.binding(p))
+        qos_policy_id: id_text(context.qos_policy_id),
+        ..port(p, context.binding)
     }
 }
 

@@ -691,9 +691,19 @@ impl Orchestrator for OrchestratorService {
         &self,
         request: Request<pb::CreatePortsRequest>,
     ) -> Result<Response<pb::CreatePortsResponse>, Status> {
-        let render = reply!(Reply::Ports(ports) => Ok(pb::CreatePortsResponse {
-            ports: self.node.read_stale(|s| ports.iter().map(|p| convert::port_in(s, p)).collect())?,
-        }));
+        let render = reply!(Reply::Ports(ports) => {
+            // Only the state's part under its lock; the formatting after.
+            let contexts: Vec<convert::PortContext> = self
+                .node
+                .read_stale(|s| ports.iter().map(|p| convert::port_context(s, p)).collect())?;
+            Ok(pb::CreatePortsResponse {
+                ports: ports
+                    .iter()
+                    .zip(contexts)
+                    .map(|(p, context)| convert::port_with(p, context))
+                    .collect(),
+            })
+        });
         self.write_request(request, convert::create_ports, render)
             .await
     }
