@@ -14,7 +14,9 @@
 //!   `server_leader_id`, `server_term`, `server_leader_changes_seen_total`;
 //! - `server_proposals_committed_total` (the commit index, as in etcd),
 //!   `server_proposals_applied_total` (the applied index),
-//!   `server_proposals_pending`, `server_proposals_failed_total`;
+//!   `server_proposals_pending`, `server_proposals_failed_total`,
+//!   `server_write_lease_refusals_total` (no etcd twin: a leader's refusal
+//!   of a write for a lapsed quorum lease, which the write waits out);
 //! - `server_apply_duration_seconds`;
 //! - `disk_wal_fsync_duration_seconds` (one per group commit of appends);
 //! - `disk_log_cache_hits_total`, `disk_log_cache_misses_total` (log reads
@@ -88,6 +90,8 @@ pub struct RaftMetrics {
     pub(crate) snapshot_send_bytes: Counter,
     pub(crate) proposals_pending: Gauge,
     pub(crate) proposals_failed: Counter,
+    /// Refusals of a write by a leader whose quorum lease had lapsed.
+    pub(crate) write_lease_refusals: Counter,
     pub(crate) leader_changes: Counter,
 }
 
@@ -109,6 +113,7 @@ impl Default for RaftMetrics {
             snapshot_send_bytes: Counter::default(),
             proposals_pending: Gauge::default(),
             proposals_failed: Counter::default(),
+            write_lease_refusals: Counter::default(),
             leader_changes: Counter::default(),
         }
     }
@@ -150,6 +155,13 @@ impl RaftMetrics {
             "Client writes through this member that ended without a commit answer \
              (no leader, timeout, leader unreachable, Raft stopped)",
             self.proposals_failed.clone(),
+        );
+        server.register(
+            "write_lease_refusals",
+            "Times a leader refused a client write through this member because its quorum \
+             lease had lapsed; the write asks again shortly, and fails NO_LEADER once \
+             refused for WRITE_LEASE_WAIT_MAX",
+            self.write_lease_refusals.clone(),
         );
         server.register(
             "apply_duration_seconds",

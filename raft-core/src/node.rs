@@ -657,6 +657,7 @@ impl RaftNode {
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))
                     if forward.reason == ForwardReason::LeaseExpired =>
                 {
+                    self.metrics.write_lease_refusals.inc();
                     let now = Instant::now();
                     let waited = lease_refused.get_or_insert(now);
                     let retry = now + WRITE_RETRY_BACKOFF;

@@ -266,7 +266,8 @@ async fn writes_while_leadership_moves_wait_for_the_new_leader_instead_of_failin
 
 /// A leader cut off from its quorum refuses writes for a lapsed lease; a
 /// write through it fails `NoLeader` (not appended, retry-safe) after
-/// `WRITE_LEASE_WAIT_MAX`, not at the end of a long request timeout.
+/// `WRITE_LEASE_WAIT_MAX`, not at the end of a long request timeout, and
+/// the member's metrics count the refusals it waited out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_to_a_leader_without_its_quorum_fails_no_leader_before_the_request_timeout() {
     let mut cluster = TestCluster::start(3, |config| config.request_timeout_ms = 60_000).await;
@@ -288,6 +289,16 @@ async fn a_write_to_a_leader_without_its_quorum_fails_no_leader_before_the_reque
         matches!(answer, Ok(Err(WriteError::NoLeader))),
         "{answer:?}"
     );
+    let mut registry = prometheus_client::registry::Registry::with_prefix("alcor");
+    cluster.node(leader).register_metrics(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    let refusals = text
+        .lines()
+        .find_map(|line| line.strip_prefix("alcor_server_write_lease_refusals_total "))
+        .and_then(|value| value.parse::<f64>().ok());
+    // One refusal per retry, every WRITE_RETRY_BACKOFF over the wait.
+    assert!(refusals.is_some_and(|n| n >= 2.0), "{text}");
     cluster.shutdown().await;
 }
 
