@@ -509,9 +509,24 @@ async fn alcor_agent_exits_cleanly_at_sigterm_without_waiting_for_its_next_statu
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn alcor agent");
-    // Time to install its signal handler (a signal before that would kill
-    // it, and the exit status would not be success).
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    // Wait until it catches SIGTERM (a signal before its handler is in
+    // place would kill it, and the exit status would not be success).
+    let catches_sigterm = |pid: u32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1 << (nix::libc::SIGTERM - 1)) != 0)
+    };
+    let installed_by = tokio::time::Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+    while !catches_sigterm(child.id()) {
+        assert!(
+            tokio::time::Instant::now() < installed_by,
+            "alcor agent never installed a SIGTERM handler"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal the agent");
     let deadline = tokio::time::Instant::now() + Duration::from_millis(5_000);
