@@ -87,9 +87,13 @@ async fn watch_delivers_concurrent_creates_in_commit_order_without_gaps_on_leade
     for n in 0..CONCURRENT_CREATES {
         let target = all[(n as usize) % all.len()];
         let mut client = client_of(&cluster, target).await;
+        // One attempt each (a retry could not tell its create from the
+        // first's), so a deadline that a slow machine does not reach.
+        let mut request = req(vpc_request(n));
+        request.set_timeout(Duration::from_millis(WAIT_MS_MAX));
         tasks.push(tokio::spawn(async move {
             let vpc = client
-                .create_vpc(req(vpc_request(n)))
+                .create_vpc(request)
                 .await
                 .expect("create vpc")
                 .into_inner();
